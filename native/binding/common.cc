@@ -1,0 +1,160 @@
+#include "common.h"
+
+#include <cmath>
+#include <limits>
+#include <new>
+
+namespace genaug::binding {
+
+Napi::Object make_error(Napi::Env env, const std::string& code, const std::string& message) {
+  auto* data = env.GetInstanceData<AddonData>();
+  if (data != nullptr && !data->error_class.IsEmpty()) {
+    return data->error_class.New({Napi::String::New(env, code), Napi::String::New(env, message)});
+  }
+  Napi::Error err = Napi::Error::New(env, message);
+  err.Set("code", Napi::String::New(env, code));
+  return err.Value();
+}
+
+void throw_error(Napi::Env env, const std::string& code, const std::string& message) {
+  throw Napi::Error(env, make_error(env, code, message));
+}
+
+namespace detail {
+bool guarded(const std::function<void()>& fn, Failure& failure) {
+  try {
+    fn();
+    return true;
+  } catch (const genaug::Error& e) {
+    failure = {e.code(), e.what()};
+  } catch (const std::bad_alloc&) {
+    failure = {"E_NOMEM", "out of memory: the native call could not allocate its working buffers"};
+  } catch (const std::exception& e) {
+    failure = {"E_INTERNAL", std::string("internal error: ") + e.what()};
+  } catch (...) {
+    failure = {"E_INTERNAL", "internal error: unknown exception"};
+  }
+  return false;
+}
+}  // namespace detail
+
+static const char* type_name(const Napi::Value& v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsTypedArray()) {
+    switch (v.As<Napi::TypedArray>().TypedArrayType()) {
+      case napi_int8_array: return "Int8Array";
+      case napi_uint8_array: return "Uint8Array";
+      case napi_uint8_clamped_array: return "Uint8ClampedArray";
+      case napi_int16_array: return "Int16Array";
+      case napi_uint16_array: return "Uint16Array";
+      case napi_int32_array: return "Int32Array";
+      case napi_uint32_array: return "Uint32Array";
+      case napi_float32_array: return "Float32Array";
+      case napi_float64_array: return "Float64Array";
+      case napi_bigint64_array: return "BigInt64Array";
+      case napi_biguint64_array: return "BigUint64Array";
+      default: return "a typed array";
+    }
+  }
+  if (v.IsArray()) return "an array";
+  if (v.IsString()) return "a string";
+  if (v.IsNumber()) return "a number";
+  if (v.IsBoolean()) return "a boolean";
+  if (v.IsBigInt()) return "a bigint";
+  if (v.IsFunction()) return "a function";
+  if (v.IsObject()) return "an object";
+  return "an unknown value";
+}
+
+static Napi::Value arg(const Napi::CallbackInfo& info, size_t i) {
+  return i < info.Length() ? info[i] : info.Env().Undefined();
+}
+
+Napi::Object arg_object(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  Napi::Value v = arg(info, i);
+  if (!v.IsObject()) throw_js(info.Env(), "E_TYPE", what, " must be an object, got ", type_name(v));
+  return v.As<Napi::Object>();
+}
+
+template <typename T>
+static T typed(const Napi::CallbackInfo& info, size_t i, const char* what, napi_typedarray_type type,
+               const char* expected, const char* code) {
+  Napi::Value v = arg(info, i);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
+    throw_js(info.Env(), code, what, " must be a ", expected, ", got ", type_name(v));
+  return v.As<T>();
+}
+
+Napi::Float32Array arg_f32(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  return typed<Napi::Float32Array>(info, i, what, napi_float32_array, "Float32Array", "E_DTYPE");
+}
+Napi::Int32Array arg_i32(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  return typed<Napi::Int32Array>(info, i, what, napi_int32_array, "Int32Array", "E_DTYPE");
+}
+Napi::Uint8Array arg_u8(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  return typed<Napi::Uint8Array>(info, i, what, napi_uint8_array, "Uint8Array", "E_DTYPE");
+}
+
+static int64_t checked_int(Napi::Env env, Napi::Value v, const char* what, int64_t min, int64_t max) {
+  if (!v.IsNumber()) throw_js(env, "E_TYPE", what, " must be a number, got ", type_name(v));
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d) throw_js(env, "E_RANGE", what, " must be an integer, got ", d);
+  if (d < static_cast<double>(min) || d > static_cast<double>(max))
+    throw_js(env, "E_RANGE", what, " must be in [", min, ", ", max, "], got ", d);
+  return static_cast<int64_t>(d);
+}
+
+int64_t arg_int(const Napi::CallbackInfo& info, size_t i, const char* what, int64_t min, int64_t max) {
+  return checked_int(info.Env(), arg(info, i), what, min, max);
+}
+
+double arg_number(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  Napi::Value v = arg(info, i);
+  if (!v.IsNumber()) throw_js(info.Env(), "E_TYPE", what, " must be a number, got ", type_name(v));
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+bool arg_bool(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  Napi::Value v = arg(info, i);
+  if (!v.IsBoolean()) throw_js(info.Env(), "E_TYPE", what, " must be a boolean, got ", type_name(v));
+  return v.As<Napi::Boolean>().Value();
+}
+
+bool opt_bool(Napi::Object o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsBoolean()) throw_js(o.Env(), "E_TYPE", "option ", key, " must be a boolean, got ", type_name(v));
+  return v.As<Napi::Boolean>().Value();
+}
+
+int64_t opt_int(Napi::Object o, const char* key, int64_t fallback, int64_t min, int64_t max) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  std::string what = std::string("option ") + key;
+  return checked_int(o.Env(), v, what.c_str(), min, max);
+}
+
+std::string opt_string(Napi::Object o, const char* key, const std::string& fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsString()) throw_js(o.Env(), "E_TYPE", "option ", key, " must be a string, got ", type_name(v));
+  return v.As<Napi::String>().Utf8Value();
+}
+
+Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v) {
+  Napi::Float32Array out = Napi::Float32Array::New(env, v.size());
+  if (!v.empty()) std::memcpy(out.Data(), v.data(), v.size() * sizeof(float));
+  return out;
+}
+
+Napi::BigInt64Array to_i64(Napi::Env env, const std::vector<int64_t>& v) {
+  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, v.size() * sizeof(int64_t));
+  if (!v.empty()) std::memcpy(buf.Data(), v.data(), v.size() * sizeof(int64_t));
+  napi_value arr;
+  napi_status st = napi_create_typedarray(env, napi_bigint64_array, v.size(), buf, 0, &arr);
+  NAPI_THROW_IF_FAILED(env, st, Napi::BigInt64Array());
+  return Napi::Value(env, arr).As<Napi::BigInt64Array>();
+}
+
+}  // namespace genaug::binding

@@ -1,0 +1,126 @@
+// Shared N-API glue: the per-environment data (the GenaugError constructor
+// handed in by ts/native/load.ts), argument readers that throw GenaugError
+// instead of asserting, and run_job(), which runs a core call either on the
+// libuv pool (returning a Promise) or inline (the synchronous twin), catching
+// every C++ exception into a GenaugError with a code.
+#pragma once
+#include <napi.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "error.h"
+
+namespace genaug::binding {
+
+struct AddonData {
+  Napi::FunctionReference error_class;
+};
+
+// Builds a GenaugError(code, message) (a plain Error with .code when the
+// class was not registered yet).
+Napi::Object make_error(Napi::Env env, const std::string& code, const std::string& message);
+[[noreturn]] void throw_error(Napi::Env env, const std::string& code, const std::string& message);
+
+template <typename... Parts>
+[[noreturn]] void throw_js(Napi::Env env, const char* code, const Parts&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  throw_error(env, code, os.str());
+}
+
+// Argument readers: `what` names the argument in messages.
+Napi::Object arg_object(const Napi::CallbackInfo& info, size_t i, const char* what);
+Napi::Float32Array arg_f32(const Napi::CallbackInfo& info, size_t i, const char* what);
+Napi::Int32Array arg_i32(const Napi::CallbackInfo& info, size_t i, const char* what);
+Napi::Uint8Array arg_u8(const Napi::CallbackInfo& info, size_t i, const char* what);
+int64_t arg_int(const Napi::CallbackInfo& info, size_t i, const char* what, int64_t min, int64_t max);
+double arg_number(const Napi::CallbackInfo& info, size_t i, const char* what);
+bool arg_bool(const Napi::CallbackInfo& info, size_t i, const char* what);
+
+// Optional fields of an options object.
+bool opt_bool(Napi::Object o, const char* key, bool fallback);
+int64_t opt_int(Napi::Object o, const char* key, int64_t fallback, int64_t min, int64_t max);
+std::string opt_string(Napi::Object o, const char* key, const std::string& fallback);
+
+// Output arrays, freshly allocated and filled by copy.
+Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v);
+Napi::BigInt64Array to_i64(Napi::Env env, const std::vector<int64_t>& v);
+
+// Runs `work` (no N-API calls allowed inside) and converts its result with
+// `done` on the JS thread. `keep` are JS values (input arrays) kept alive
+// until the job ends. With sync=true everything happens inline.
+template <typename Result>
+Napi::Value run_job(Napi::Env env, bool sync, std::vector<Napi::Value> keep, std::function<Result()> work,
+                    std::function<Napi::Value(Napi::Env, Result&)> done);
+
+// ------------------------------------------------------------------------
+namespace detail {
+struct Failure {
+  std::string code;
+  std::string message;
+};
+// Calls fn, translating any C++ exception into a Failure.
+bool guarded(const std::function<void()>& fn, Failure& failure);
+
+template <typename Result>
+class Job final : public Napi::AsyncWorker {
+ public:
+  Job(Napi::Env env, std::vector<Napi::Value> keep, std::function<Result()> work,
+      std::function<Napi::Value(Napi::Env, Result&)> done)
+      : Napi::AsyncWorker(env, "genaug"), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
+        done_(std::move(done)) {
+    for (auto& v : keep) keep_.push_back(Napi::Persistent(v));
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    ok_ = guarded([&] { result_ = std::make_unique<Result>(work_()); }, failure_);
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!ok_) {
+      deferred_.Reject(make_error(env, failure_.code, failure_.message));
+      return;
+    }
+    try {
+      deferred_.Resolve(done_(env, *result_));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+    result_.reset();
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<Result()> work_;
+  std::function<Napi::Value(Napi::Env, Result&)> done_;
+  std::vector<Napi::Reference<Napi::Value>> keep_;
+  std::unique_ptr<Result> result_;
+  Failure failure_;
+  bool ok_ = false;
+};
+}  // namespace detail
+
+template <typename Result>
+Napi::Value run_job(Napi::Env env, bool sync, std::vector<Napi::Value> keep, std::function<Result()> work,
+                    std::function<Napi::Value(Napi::Env, Result&)> done) {
+  if (sync) {
+    std::unique_ptr<Result> result;
+    detail::Failure failure;
+    if (!detail::guarded([&] { result = std::make_unique<Result>(work()); }, failure))
+      throw_error(env, failure.code, failure.message);
+    return done(env, *result);
+  }
+  auto* job = new detail::Job<Result>(env, std::move(keep), std::move(work), std::move(done));
+  Napi::Promise p = job->promise();
+  job->Queue();
+  return p;
+}
+
+// Module registration: each binding file adds its functions to `exports`.
+void register_similarity(Napi::Env env, Napi::Object exports);
+void register_npy(Napi::Env env, Napi::Object exports);
+
+}  // namespace genaug::binding

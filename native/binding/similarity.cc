@@ -1,0 +1,154 @@
+// N-API glue for native/core/similarity: argument checks, then the core call
+// on the libuv pool (Promise) or inline (the *Sync twins).
+#include "similarity.h"
+
+#include "common.h"
+#include "cpu.h"
+
+namespace genaug::binding {
+
+namespace {
+
+// (array, rows, dim) at argument positions i, i+1, i+2.
+MatrixView read_matrix(const Napi::CallbackInfo& info, size_t i, const char* name, Napi::Float32Array& keep) {
+  keep = arg_f32(info, i, name);
+  const std::string rows_name = std::string(name) + " rows";
+  const std::string dim_name = std::string(name) + " dim";
+  const int64_t rows = arg_int(info, i + 1, rows_name.c_str(), 0, int64_t(1) << 40);
+  const int64_t dim = arg_int(info, i + 2, dim_name.c_str(), 1, int64_t(1) << 24);
+  const int64_t len = static_cast<int64_t>(keep.ElementLength());
+  if (rows * dim != len)
+    throw_js(info.Env(), "E_SHAPE", name, " has ", len, " elements but ", rows, " rows x ", dim, " columns = ", rows * dim);
+  MatrixView v;
+  v.data = keep.Data();
+  v.rows = rows;
+  v.dim = dim;
+  return v;
+}
+
+SimilarityOptions read_options(const Napi::CallbackInfo& info, size_t i) {
+  SimilarityOptions o;
+  if (i >= info.Length() || info[i].IsUndefined()) {
+    o.isa = active_isa();
+    return o;
+  }
+  Napi::Object obj = arg_object(info, i, "options");
+  o.normalize = opt_bool(obj, "normalize", true);
+  o.threads = static_cast<int>(opt_int(obj, "threads", 0, 0, 256));
+  o.block_bytes = opt_int(obj, "blockBytes", o.block_bytes, 1 << 16, int64_t(1) << 40);
+  const std::string isa = opt_string(obj, "isa", "auto");
+  if (isa == "auto") {
+    o.isa = active_isa();
+  } else {
+
+    try {
+      o.isa = clamp_isa(parse_isa(isa));
+    } catch (const genaug::Error& e) {
+      throw_error(info.Env(), e.code(), e.what());
+    }
+  }
+  return o;
+}
+
+Napi::Value TopK(const Napi::CallbackInfo& info, bool sync) {
+  Napi::Env env = info.Env();
+  Napi::Float32Array qa, da;
+  MatrixView q = read_matrix(info, 0, "query", qa);
+  MatrixView d = read_matrix(info, 3, "database", da);
+  const int64_t k = arg_int(info, 6, "k", 1, int64_t(1) << 31);
+  SimilarityOptions opt = read_options(info, 7);
+  return run_job<TopKResult>(
+      env, sync, {qa, da}, [=] { return topk(q, d, k, opt); },
+      [](Napi::Env env, TopKResult& r) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("k", Napi::Number::New(env, static_cast<double>(r.k)));
+        o.Set("indices", to_i64(env, r.indices));
+        o.Set("scores", to_f32(env, r.scores));
+        return o;
+      });
+}
+
+Napi::Value PerClass(const Napi::CallbackInfo& info, bool sync, bool mean) {
+  Napi::Env env = info.Env();
+  Napi::Float32Array qa, da;
+  MatrixView q = read_matrix(info, 0, "query", qa);
+  MatrixView d = read_matrix(info, 3, "database", da);
+  Napi::Int32Array la = arg_i32(info, 6, "labels");
+  if (static_cast<int64_t>(la.ElementLength()) != d.rows)
+    throw_js(env, "E_SHAPE", "labels has ", la.ElementLength(), " entries but the database has ", d.rows, " rows");
+  const int64_t classes = arg_int(info, 7, "numClasses", 1, int64_t(1) << 31);
+  SimilarityOptions opt = read_options(info, 8);
+  const int32_t* labels = la.Data();
+  return run_job<ClassResult>(
+      env, sync, {qa, da, la},
+      [=] { return mean ? class_mean(q, d, labels, classes, opt) : class_max(q, d, labels, classes, opt); },
+      [](Napi::Env env, ClassResult& r) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("classes", Napi::Number::New(env, static_cast<double>(r.classes)));
+        o.Set("values", to_f32(env, r.values));
+        o.Set("counts", to_i64(env, r.counts));
+        return o;
+      });
+}
+
+Napi::Value Pairs(const Napi::CallbackInfo& info, bool sync) {
+  Napi::Env env = info.Env();
+  Napi::Float32Array qa, da;
+  MatrixView q = read_matrix(info, 0, "query", qa);
+  MatrixView d = read_matrix(info, 3, "database", da);
+  const double t = arg_number(info, 6, "threshold");
+  const int64_t self_offset = arg_int(info, 7, "selfOffset", -1, int64_t(1) << 40);
+  const int64_t max_pairs = arg_int(info, 8, "maxPairs", 0, int64_t(1) << 40);
+  SimilarityOptions opt = read_options(info, 9);
+  return run_job<PairsResult>(
+      env, sync, {qa, da}, [=] { return pairs(q, d, static_cast<float>(t), self_offset, max_pairs, opt); },
+      [](Napi::Env env, PairsResult& r) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("i", to_i64(env, r.i));
+        o.Set("j", to_i64(env, r.j));
+        o.Set("scores", to_f32(env, r.score));
+        return o;
+      });
+}
+
+Napi::Value RowDot(const Napi::CallbackInfo& info, bool sync) {
+  Napi::Env env = info.Env();
+  Napi::Float32Array qa, da;
+  MatrixView q = read_matrix(info, 0, "query", qa);
+  MatrixView d = read_matrix(info, 3, "database", da);
+  SimilarityOptions opt = read_options(info, 6);
+  return run_job<std::vector<float>>(
+      env, sync, {qa, da}, [=] { return row_dot(q, d, opt); },
+      [](Napi::Env env, std::vector<float>& r) -> Napi::Value { return to_f32(env, r); });
+}
+
+Napi::Value SetTuning(const Napi::CallbackInfo& info) {
+  Napi::Object o = arg_object(info, 0, "tuning");
+  EngineTuning t;
+  t.mc = opt_int(o, "mc", 0, 0, 1 << 16);
+  t.nct = opt_int(o, "nct", 0, 0, 1 << 16);
+  t.kc = opt_int(o, "kc", 0, 0, 1 << 16);
+  set_engine_tuning(t);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void register_similarity(Napi::Env env, Napi::Object exports) {
+  auto add = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
+    exports.Set(name, Napi::Function::New(env, fn, name));
+  };
+  add("topk", [](const Napi::CallbackInfo& i) { return TopK(i, false); });
+  add("topkSync", [](const Napi::CallbackInfo& i) { return TopK(i, true); });
+  add("classMean", [](const Napi::CallbackInfo& i) { return PerClass(i, false, true); });
+  add("classMeanSync", [](const Napi::CallbackInfo& i) { return PerClass(i, true, true); });
+  add("classMax", [](const Napi::CallbackInfo& i) { return PerClass(i, false, false); });
+  add("classMaxSync", [](const Napi::CallbackInfo& i) { return PerClass(i, true, false); });
+  add("pairs", [](const Napi::CallbackInfo& i) { return Pairs(i, false); });
+  add("pairsSync", [](const Napi::CallbackInfo& i) { return Pairs(i, true); });
+  add("rowDot", [](const Napi::CallbackInfo& i) { return RowDot(i, false); });
+  add("rowDotSync", [](const Napi::CallbackInfo& i) { return RowDot(i, true); });
+  add("setEngineTuning", SetTuning);
+}
+
+}  // namespace genaug::binding

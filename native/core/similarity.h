@@ -1,0 +1,75 @@
+// The similarity engine: exact cosine (or dot-product) comparisons between a
+// query set (M x D) and a database (N x D) of float32 row-major embeddings,
+// reduced on the fly (top-k, per-class max/mean, thresholded pairs) so the
+// M x N matrix never exists. A packed, register-blocked matrix product fills
+// one cache-sized tile at a time and hands it to the reduction; memory is
+// bounded by `block_bytes` (the packed database block) plus a few hundred KiB
+// per thread, whatever M and N are.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cpu.h"
+
+namespace genaug {
+
+struct MatrixView {
+  const float* data = nullptr;
+  int64_t rows = 0;
+  int64_t dim = 0;
+};
+
+struct SimilarityOptions {
+  // L2-normalise every row first (cosine). A zero row normalises to zeros,
+  // so its cosine with everything is 0.
+  bool normalize = true;
+  int threads = 0;                  // 0: every hardware thread
+  Isa isa = Isa::Avx512;            // clamped to what the CPU has
+  int64_t block_bytes = 64ll << 20;  // packed database block
+};
+
+struct TopKResult {
+  int64_t rows = 0;
+  int64_t k = 0;  // min(requested k, N)
+  std::vector<int64_t> indices;  // rows x k, best first, ties to the lower index
+  std::vector<float> scores;     // rows x k
+};
+
+struct ClassResult {
+  int64_t rows = 0;
+  int64_t classes = 0;
+  std::vector<float> values;   // rows x classes; NaN for a class with no rows
+  std::vector<int64_t> counts; // database rows per class
+};
+
+struct PairsResult {
+  std::vector<int64_t> i;  // query row
+  std::vector<int64_t> j;  // database row
+  std::vector<float> score;
+};
+
+TopKResult topk(const MatrixView& query, const MatrixView& db, int64_t k, const SimilarityOptions& opt);
+
+ClassResult class_mean(const MatrixView& query, const MatrixView& db, const int32_t* labels,
+                       int64_t num_classes, const SimilarityOptions& opt);
+ClassResult class_max(const MatrixView& query, const MatrixView& db, const int32_t* labels,
+                      int64_t num_classes, const SimilarityOptions& opt);
+
+// Every (i, j) with score >= threshold, sorted by i then j. When self_offset
+// >= 0 the query is a slice of the database starting at row self_offset, and
+// only pairs with j > self_offset + i are reported (each unordered pair once,
+// no self-pairs). Throws E_LIMIT past max_pairs.
+PairsResult pairs(const MatrixView& query, const MatrixView& db, float threshold, int64_t self_offset,
+                  int64_t max_pairs, const SimilarityOptions& opt);
+
+// score[i] = cos(query_i, db_i) (or the dot product without normalisation).
+std::vector<float> row_dot(const MatrixView& query, const MatrixView& db, const SimilarityOptions& opt);
+
+// Engine tunables (exposed for benchmarks): rows per query block, database
+// rows per tile, depth per pass. 0 keeps the default.
+struct EngineTuning {
+  int64_t mc = 0, nct = 0, kc = 0;
+};
+void set_engine_tuning(const EngineTuning& t);
+
+}  // namespace genaug

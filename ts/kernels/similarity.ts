@@ -1,0 +1,329 @@
+/**
+ * The similarity engine: exact cosine (or dot-product) comparisons between
+ * float32 embeddings, reduced on the fly so the full query x database matrix
+ * never exists. Every operation returns a Promise and runs off the event loop;
+ * the *Sync twins are for use inside worker threads.
+ *
+ * Normalisation: with `normalize` (the default) rows are L2-normalised first,
+ * so scores are cosines. A zero row normalises to zeros: its cosine with every
+ * row is 0 (documented choice; it is not an error). NaN or infinite inputs are
+ * rejected with E_NONFINITE naming the row and column.
+ */
+import type { NativeSimilarityOptions } from '../native/addon.js';
+import { GenaugError } from '../native/errors.js';
+import { native } from '../native/load.js';
+import { checkInt, checkMatrix, checkNumber, checkSameDim, type Matrix, sliceRows } from './validate.js';
+
+export type { Matrix } from './validate.js';
+
+export interface SimilarityOptions {
+  /** L2-normalise rows first, so scores are cosines (default true). */
+  normalize?: boolean;
+  /** Threads for this call (default: every core). Results do not depend on it. */
+  threads?: number;
+  /** SIMD level: 'auto' (default), or a lower one for testing. */
+  isa?: 'auto' | 'scalar' | 'avx2' | 'avx512';
+  /** Bytes of database packed at a time (default 64 MiB): the engine's memory bound. */
+  blockBytes?: number;
+}
+
+export interface TopKResult {
+  /** Query rows. */
+  rows: number;
+  /** Columns per row: min(k, database rows). */
+  k: number;
+  /** rows x k database indices, best first; equal scores go to the lower index. */
+  indices: BigInt64Array;
+  /** rows x k scores matching `indices`. */
+  scores: Float32Array;
+}
+
+export interface ClassScores {
+  rows: number;
+  classes: number;
+  /** rows x classes; NaN for a class with no database rows. */
+  values: Float32Array;
+  /** Database rows per class. */
+  counts: BigInt64Array;
+}
+
+export interface PairList {
+  /** Row in the first set. */
+  i: BigInt64Array;
+  /** Row in the second set (or the same set, with j > i). */
+  j: BigInt64Array;
+  scores: Float32Array;
+}
+
+const ISAS = new Set(['auto', 'scalar', 'avx2', 'avx512']);
+
+function nativeOptions(o: SimilarityOptions | undefined): NativeSimilarityOptions {
+  if (o === undefined) return {};
+  if (typeof o !== 'object' || o === null) throw new GenaugError('E_TYPE', 'options must be an object');
+  const out: NativeSimilarityOptions = {};
+  if (o.normalize !== undefined) {
+    if (typeof o.normalize !== 'boolean') throw new GenaugError('E_TYPE', 'options.normalize must be a boolean');
+    out.normalize = o.normalize;
+  }
+  if (o.threads !== undefined) out.threads = checkInt(o.threads, 'options.threads', 0, 256);
+  if (o.isa !== undefined) {
+    if (!ISAS.has(o.isa)) throw new GenaugError('E_RANGE', `options.isa must be one of auto, scalar, avx2, avx512; got ${String(o.isa)}`);
+    out.isa = o.isa;
+  }
+  if (o.blockBytes !== undefined) out.blockBytes = checkInt(o.blockBytes, 'options.blockBytes', 1 << 16);
+  return out;
+}
+
+function pairArgs(query: Matrix, db: Matrix) {
+  checkMatrix(query, 'query');
+  checkMatrix(db, 'database');
+  checkSameDim(query, db, 'query', 'database');
+  return [query.data, query.rows, query.dim, db.data, db.rows, db.dim] as const;
+}
+
+function checkLabels(labels: unknown, db: Matrix, numClasses: number | undefined): number {
+  if (!(labels instanceof Int32Array)) {
+    throw new GenaugError('E_DTYPE', `labels must be an Int32Array, got ${ArrayBuffer.isView(labels) ? labels.constructor.name : typeof labels}`);
+  }
+  if (labels.length !== db.rows) {
+    throw new GenaugError('E_SHAPE', `labels has ${labels.length} entries but the database has ${db.rows} rows`);
+  }
+  let max = -1;
+  for (let r = 0; r < labels.length; r++) {
+    const l = labels[r] as number;
+    if (l < 0) throw new GenaugError('E_RANGE', `labels[${r}] = ${l} is negative; labels must be class indices >= 0`);
+    if (l > max) max = l;
+  }
+  const classes = numClasses === undefined ? Math.max(1, max + 1) : checkInt(numClasses, 'numClasses', 1, 2 ** 31 - 1);
+  if (max >= classes) {
+    const r = labels.findIndex((l) => l >= classes);
+    throw new GenaugError('E_RANGE', `labels[${r}] = ${labels[r]} is outside [0, ${classes})`);
+  }
+  return classes;
+}
+
+function toTopK(rows: number, r: { k: number; indices: BigInt64Array; scores: Float32Array }): TopKResult {
+  return { rows, k: r.k, indices: r.indices, scores: r.scores };
+}
+
+/** For each query row, the k best database rows (k from 1 to 2^31; clamped to the database size). */
+export async function topk(query: Matrix, db: Matrix, k: number, options?: SimilarityOptions): Promise<TopKResult> {
+  const args = pairArgs(query, db);
+  checkInt(k, 'k', 1, 2 ** 31);
+  return toTopK(query.rows, await native().topk(...args, k, nativeOptions(options)));
+}
+
+export function topkSync(query: Matrix, db: Matrix, k: number, options?: SimilarityOptions): TopKResult {
+  const args = pairArgs(query, db);
+  checkInt(k, 'k', 1, 2 ** 31);
+  return toTopK(query.rows, native().topkSync(...args, k, nativeOptions(options)));
+}
+
+export interface ClassOptions extends SimilarityOptions {
+  /** Number of classes (default: largest label + 1). */
+  numClasses?: number;
+}
+
+/**
+ * For each query row, the mean score over the database rows of each class.
+ * Computed without the full product: the mean of cosines with unit vectors is
+ * the dot product with the class's mean unit vector.
+ */
+export async function classMean(query: Matrix, db: Matrix, labels: Int32Array, options?: ClassOptions): Promise<ClassScores> {
+  const args = pairArgs(query, db);
+  const classes = checkLabels(labels, db, options?.numClasses);
+  const r = await native().classMean(...args, labels, classes, nativeOptions(options));
+  return { rows: query.rows, ...r };
+}
+
+export function classMeanSync(query: Matrix, db: Matrix, labels: Int32Array, options?: ClassOptions): ClassScores {
+  const args = pairArgs(query, db);
+  const classes = checkLabels(labels, db, options?.numClasses);
+  return { rows: query.rows, ...native().classMeanSync(...args, labels, classes, nativeOptions(options)) };
+}
+
+/** For each query row, the max score over the database rows of each class (fused blocked product). */
+export async function classMax(query: Matrix, db: Matrix, labels: Int32Array, options?: ClassOptions): Promise<ClassScores> {
+  const args = pairArgs(query, db);
+  const classes = checkLabels(labels, db, options?.numClasses);
+  const r = await native().classMax(...args, labels, classes, nativeOptions(options));
+  return { rows: query.rows, ...r };
+}
+
+export function classMaxSync(query: Matrix, db: Matrix, labels: Int32Array, options?: ClassOptions): ClassScores {
+  const args = pairArgs(query, db);
+  const classes = checkLabels(labels, db, options?.numClasses);
+  return { rows: query.rows, ...native().classMaxSync(...args, labels, classes, nativeOptions(options)) };
+}
+
+/** cos(query_i, db_i) for aligned rows (image i with text i): CLIP scores. */
+export async function rowDot(query: Matrix, db: Matrix, options?: SimilarityOptions): Promise<Float32Array> {
+  const args = pairArgs(query, db);
+  if (query.rows !== db.rows) throw new GenaugError('E_SHAPE', `rowDot needs the same number of rows on both sides, got ${query.rows} and ${db.rows}`);
+  return native().rowDot(...args, nativeOptions(options));
+}
+
+export function rowDotSync(query: Matrix, db: Matrix, options?: SimilarityOptions): Float32Array {
+  const args = pairArgs(query, db);
+  if (query.rows !== db.rows) throw new GenaugError('E_SHAPE', `rowDot needs the same number of rows on both sides, got ${query.rows} and ${db.rows}`);
+  return native().rowDotSync(...args, nativeOptions(options));
+}
+
+export interface PairsOptions extends SimilarityOptions {
+  /** Pairs with score >= threshold are reported. */
+  threshold: number;
+  /** Query rows per native call (default 4096): bounds the latency of one call and lets pairs stream. */
+  chunkRows?: number;
+  /** Stop with E_LIMIT past this many pairs in total (default 50 million). */
+  maxPairs?: number;
+  /** Called with each chunk's pairs (already in global row numbers), in order. When given, pairs are not accumulated. */
+  onPairs?: (chunk: PairList) => void | Promise<void>;
+  /** Called after each chunk with (query rows done, query rows in all). */
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+function concatPairs(parts: PairList[]): PairList {
+  let n = 0;
+  for (const p of parts) n += p.scores.length;
+  const out: PairList = { i: new BigInt64Array(n), j: new BigInt64Array(n), scores: new Float32Array(n) };
+  let o = 0;
+  for (const p of parts) {
+    out.i.set(p.i, o);
+    out.j.set(p.j, o);
+    out.scores.set(p.scores, o);
+    o += p.scores.length;
+  }
+  return out;
+}
+
+/**
+ * Every pair with score >= threshold: within one set (b omitted; each
+ * unordered pair once, j > i) or between two sets. Streams in chunks of query
+ * rows, so memory is bounded by the chunk and the pairs found, never N x N.
+ * Pairs come sorted by i, then j.
+ */
+export async function pairs(a: Matrix, b: Matrix | undefined, options: PairsOptions): Promise<PairList> {
+  checkMatrix(a, b === undefined ? 'embeddings' : 'first set');
+  if (b !== undefined) {
+    checkMatrix(b, 'second set');
+    checkSameDim(a, b, 'first set', 'second set');
+  }
+  if (typeof options !== 'object' || options === null) throw new GenaugError('E_TYPE', 'pairs needs an options object with a threshold');
+  const threshold = checkNumber(options.threshold, 'threshold');
+  const chunk = checkInt(options.chunkRows ?? 4096, 'chunkRows', 1);
+  let budget = checkInt(options.maxPairs ?? 50_000_000, 'maxPairs', 0);
+  const nopt = nativeOptions(options);
+  const db = b ?? a;
+  const parts: PairList[] = [];
+  for (let start = 0; start < a.rows || (start === 0 && a.rows === 0); start += chunk) {
+    if (a.rows === 0) break;
+    if (options.signal?.aborted) throw new GenaugError('E_ABORTED', 'pairs was aborted', undefined, { cause: options.signal.reason });
+    const end = Math.min(a.rows, start + chunk);
+    const q = sliceRows(a, start, end);
+    const r = await native().pairs(q.data, q.rows, q.dim, db.data, db.rows, db.dim, threshold, b === undefined ? start : -1, budget, nopt);
+    budget -= r.scores.length;
+    if (start > 0) {
+      const off = BigInt(start);
+      for (let x = 0; x < r.i.length; x++) r.i[x] = (r.i[x] as bigint) + off;
+    }
+    if (options.onPairs) await options.onPairs(r);
+    else parts.push(r);
+    options.onProgress?.(end, a.rows);
+  }
+  return concatPairs(parts);
+}
+
+export interface GroupResult {
+  /** Group id per row: the smallest row index in its connected component. */
+  group: Int32Array;
+  /** Number of groups with more than one row. */
+  duplicateGroups: number;
+  /** 1 = keep, 0 = drop. */
+  keep: Uint8Array;
+}
+
+/**
+ * Groups rows connected by pairs (union-find) and decides which to keep.
+ * - 'component' keeps the lowest index of every connected group (one per group;
+ *   beware chaining: a-b and b-c put a and c together even when they differ);
+ * - 'greedy' walks rows in order and drops a row only when it pairs with a row
+ *   already kept, so a dropped row never drops another (no chaining).
+ */
+export function groupPairs(n: number, list: PairList, mode: 'component' | 'greedy' = 'component'): GroupResult {
+  checkInt(n, 'n', 0);
+  if (mode !== 'component' && mode !== 'greedy') throw new GenaugError('E_RANGE', `mode must be 'component' or 'greedy', got ${String(mode)}`);
+  const parent = new Int32Array(n);
+  for (let x = 0; x < n; x++) parent[x] = x;
+  const find = (x: number): number => {
+    while (parent[x] !== x) {
+      const p = parent[x] as number;
+      parent[x] = parent[p] as number;
+      x = p;
+    }
+    return x;
+  };
+  const m = list.scores.length;
+  for (let e = 0; e < m; e++) {
+    const a = Number(list.i[e]);
+    const b = Number(list.j[e]);
+    if (a < 0 || a >= n || b < 0 || b >= n) throw new GenaugError('E_RANGE', `pair ${e} (${a}, ${b}) is outside [0, ${n})`);
+    const ra = find(a);
+    const rb = find(b);
+    if (ra !== rb) {
+      if (ra < rb) parent[rb] = ra;
+      else parent[ra] = rb;
+    }
+  }
+  const group = new Int32Array(n);
+  const size = new Int32Array(n);
+  for (let x = 0; x < n; x++) {
+    group[x] = find(x);
+    size[group[x] as number] = (size[group[x] as number] as number) + 1;
+  }
+  let duplicateGroups = 0;
+  for (let x = 0; x < n; x++) if (group[x] === x && (size[x] as number) > 1) duplicateGroups++;
+  const keep = new Uint8Array(n);
+  if (mode === 'component') {
+    for (let x = 0; x < n; x++) keep[x] = group[x] === x ? 1 : 0;
+  } else {
+    // Adjacency of each row to lower rows, then a walk in index order.
+    keep.fill(1);
+    const lowerStart = new Int32Array(n + 1);
+    for (let e = 0; e < m; e++) {
+      const hi = Math.max(Number(list.i[e]), Number(list.j[e]));
+      lowerStart[hi + 1] = (lowerStart[hi + 1] as number) + 1;
+    }
+    for (let x = 0; x < n; x++) lowerStart[x + 1] = (lowerStart[x + 1] as number) + (lowerStart[x] as number);
+    const fill = lowerStart.slice(0, n);
+    const lower = new Int32Array(m);
+    for (let e = 0; e < m; e++) {
+      const a = Number(list.i[e]);
+      const b = Number(list.j[e]);
+      const hi = Math.max(a, b);
+      const slot = fill[hi] as number;
+      fill[hi] = slot + 1;
+      lower[slot] = Math.min(a, b);
+    }
+    for (let x = 0; x < n; x++) {
+      for (let p = lowerStart[x] as number; p < (lowerStart[x + 1] as number); p++) {
+        if (keep[lower[p] as number] === 1 && (lower[p] as number) !== x) {
+          keep[x] = 0;
+          break;
+        }
+      }
+    }
+  }
+  return { group, duplicateGroups, keep };
+}
+
+export interface NearDuplicateOptions extends Omit<PairsOptions, 'onPairs'> {
+  /** How to choose the rows to keep (default 'component'). */
+  keep?: 'component' | 'greedy';
+}
+
+/** Near-duplicates within one set: the pairs, the connected groups and a keep mask. */
+export async function nearDuplicates(emb: Matrix, options: NearDuplicateOptions): Promise<PairList & GroupResult> {
+  const list = await pairs(emb, undefined, options);
+  return { ...list, ...groupPairs(emb.rows, list, options.keep ?? 'component') };
+}

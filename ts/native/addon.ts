@@ -1,0 +1,66 @@
+/** Type declarations of what native/binding exports. Only ts/ wrappers call these. */
+
+export interface NativeSimilarityOptions {
+  normalize?: boolean;
+  threads?: number;
+  isa?: 'auto' | 'scalar' | 'avx2' | 'avx512';
+  blockBytes?: number;
+}
+
+export interface NativeTopK {
+  k: number;
+  indices: BigInt64Array;
+  scores: Float32Array;
+}
+
+export interface NativeClassResult {
+  classes: number;
+  values: Float32Array;
+  counts: BigInt64Array;
+}
+
+export interface NativePairs {
+  i: BigInt64Array;
+  j: BigInt64Array;
+  scores: Float32Array;
+}
+
+export interface NativeNpyHeader {
+  major: number;
+  minor: number;
+  descr: string;
+  dtype: string;
+  itemsize: number;
+  fortranOrder: boolean;
+  shape: number[];
+  dataOffset: number;
+  count: number;
+  dataBytes: number;
+}
+
+export interface NativeCapabilities {
+  isa: 'scalar' | 'avx2' | 'avx512';
+  isaBest: 'scalar' | 'avx2' | 'avx512';
+  cpu: { avx2: boolean; avx512: boolean; avx512bf16: boolean; threads: number };
+  cuda: { built: boolean; devices: number; usable: boolean; reason?: string };
+  sanitized: boolean;
+}
+
+type Mat = [data: Float32Array, rows: number, dim: number];
+
+export interface NativeAddon {
+  setErrorClass(cls: unknown): void;
+  capabilities(): NativeCapabilities;
+  topk(...args: [...Mat, ...Mat, k: number, opts: NativeSimilarityOptions]): Promise<NativeTopK>;
+  topkSync(...args: [...Mat, ...Mat, k: number, opts: NativeSimilarityOptions]): NativeTopK;
+  classMean(...args: [...Mat, ...Mat, labels: Int32Array, numClasses: number, opts: NativeSimilarityOptions]): Promise<NativeClassResult>;
+  classMeanSync(...args: [...Mat, ...Mat, labels: Int32Array, numClasses: number, opts: NativeSimilarityOptions]): NativeClassResult;
+  classMax(...args: [...Mat, ...Mat, labels: Int32Array, numClasses: number, opts: NativeSimilarityOptions]): Promise<NativeClassResult>;
+  classMaxSync(...args: [...Mat, ...Mat, labels: Int32Array, numClasses: number, opts: NativeSimilarityOptions]): NativeClassResult;
+  pairs(...args: [...Mat, ...Mat, threshold: number, selfOffset: number, maxPairs: number, opts: NativeSimilarityOptions]): Promise<NativePairs>;
+  pairsSync(...args: [...Mat, ...Mat, threshold: number, selfOffset: number, maxPairs: number, opts: NativeSimilarityOptions]): NativePairs;
+  rowDot(...args: [...Mat, ...Mat, opts: NativeSimilarityOptions]): Promise<Float32Array>;
+  rowDotSync(...args: [...Mat, ...Mat, opts: NativeSimilarityOptions]): Float32Array;
+  setEngineTuning(t: { mc?: number; nct?: number; kc?: number }): void;
+  parseNpyHeader(bytes: Uint8Array, name: string): NativeNpyHeader | { needed: number };
+}

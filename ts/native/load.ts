@@ -1,0 +1,69 @@
+/**
+ * The one place that finds and loads the native addon. When it cannot, it
+ * throws a single GenaugError (E_NATIVE_LOAD) naming what is missing and the
+ * command that fixes it.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import type { NativeAddon, NativeCapabilities } from './addon.js';
+import { GenaugError } from './errors.js';
+
+/** The package root (the folder holding package.json), from dist/native/ or ts/native/. */
+export const packageRoot: string = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+let cached: NativeAddon | undefined;
+
+/** Where the loader looks, in order. GENAUG_ADDON (a path to a .node file) comes first. */
+export function addonCandidates(): string[] {
+  const list: string[] = [];
+  const env = process.env.GENAUG_ADDON;
+  if (env) list.push(resolve(env));
+  list.push(join(packageRoot, 'build', 'Release', 'genaug.node'));
+  list.push(join(packageRoot, 'build', 'Debug', 'genaug.node'));
+  return list;
+}
+
+export function native(): NativeAddon {
+  if (cached) return cached;
+  const candidates = addonCandidates();
+  const require = createRequire(import.meta.url);
+  const failures: string[] = [];
+  for (const path of candidates) {
+    if (!existsSync(path)) continue;
+    try {
+      const addon = require(path) as NativeAddon;
+      addon.setErrorClass(GenaugError);
+      cached = addon;
+      return addon;
+    } catch (e) {
+      failures.push(`${path}: ${(e as Error).message}`);
+      if (process.env.GENAUG_ADDON) break;
+    }
+  }
+  const fix = `Build it with: cd ${packageRoot} && npm run build:native (needs CMake >= 3.18 and a C++17 compiler; no download is needed)`;
+  if (failures.length > 0) {
+    throw new GenaugError('E_NATIVE_LOAD', `genaug's native addon was found but failed to load:\n  ${failures.join('\n  ')}\n${fix}`, {
+      candidates,
+    });
+  }
+  throw new GenaugError(
+    'E_NATIVE_LOAD',
+    `genaug's native addon was not found (looked for ${candidates.join(', ')}).\n${fix}`,
+    { candidates },
+  );
+}
+
+export interface Capabilities extends NativeCapabilities {
+  addonPath: string | undefined;
+}
+
+/** What this build and machine can do: the SIMD level in use, CUDA built and usable. */
+export function capabilities(): Capabilities {
+  const caps = native().capabilities();
+  const require = createRequire(import.meta.url);
+  const addonPath = addonCandidates().find((p) => require.cache[p] !== undefined);
+  return { ...caps, addonPath };
+}
