@@ -327,3 +327,39 @@ export async function nearDuplicates(emb: Matrix, options: NearDuplicateOptions)
   const list = await pairs(emb, undefined, options);
   return { ...list, ...groupPairs(emb.rows, list, options.keep ?? 'component') };
 }
+
+/**
+ * Merges two top-k results over the same query rows whose databases were
+ * disjoint chunks: `b`'s indices are shifted by `bOffset`. Keeps the best
+ * min(k, a.k + b.k) per row with the same order and tie rule as topk, so
+ * chunk-by-chunk results equal the one-shot result.
+ */
+export function mergeTopk(a: TopKResult, b: TopKResult, bOffset: number, k: number): TopKResult {
+  if (a.rows !== b.rows) throw new GenaugError('E_SHAPE', `mergeTopk: ${a.rows} rows vs ${b.rows} rows`);
+  checkInt(k, 'k', 1, 2 ** 31);
+  checkInt(bOffset, 'bOffset', 0);
+  const kk = Math.min(k, a.k + b.k);
+  const out: TopKResult = { rows: a.rows, k: kk, indices: new BigInt64Array(a.rows * kk), scores: new Float32Array(a.rows * kk) };
+  const off = BigInt(bOffset);
+  for (let r = 0; r < a.rows; r++) {
+    let x = 0;
+    let y = 0;
+    for (let c = 0; c < kk; c++) {
+      const ax = x < a.k ? (a.scores[r * a.k + x] as number) : Number.NEGATIVE_INFINITY;
+      const by = y < b.k ? (b.scores[r * b.k + y] as number) : Number.NEGATIVE_INFINITY;
+      const ai = x < a.k ? (a.indices[r * a.k + x] as bigint) : 0n;
+      const bi = y < b.k ? (b.indices[r * b.k + y] as bigint) + off : 0n;
+      const takeA = y >= b.k || (x < a.k && (ax > by || (ax === by && ai < bi)));
+      if (takeA) {
+        out.scores[r * kk + c] = ax;
+        out.indices[r * kk + c] = ai;
+        x++;
+      } else {
+        out.scores[r * kk + c] = by;
+        out.indices[r * kk + c] = bi;
+        y++;
+      }
+    }
+  }
+  return out;
+}

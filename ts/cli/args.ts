@@ -1,0 +1,24 @@
+/** Argument parsers for commander options: each rejects bad input with a clear E_ARGUMENT error. */
+import { InvalidArgumentError } from 'commander';
+
+export interface GlobalOptions {
+  /** Prints a result line on stdout (suppressed by --json consumers later). */
+  print: (line: string) => void;
+}
+
+export function intArg(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got '${value}'.`);
+    if (n < min || n > max) throw new InvalidArgumentError(`${name} must be in [${min}, ${max}], got ${n}.`);
+    return n;
+  };
+}
+
+export function numberArg(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got '${value}'.`);
+    return n;
+  };
+}

@@ -1,0 +1,75 @@
+/** The genaug command line: one subcommand per stage; errors print their code and exit non-zero. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+
+import { GenaugError } from '../native/errors.js';
+import { capabilities, packageRoot } from '../native/load.js';
+import { intArg, type GlobalOptions } from './args.js';
+import { runDemo } from './demo.js';
+import { similarityCommand } from './similarity.js';
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function buildProgram(global: GlobalOptions): Command {
+  const program = new Command('genaug')
+    .description('Make generative training data worth training on: embed, score, filter and deduplicate synthetic data for perception datasets.')
+    .version(version())
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('info')
+    .description('what this build and machine can do: SIMD level, CUDA, threads')
+    .action(() => {
+      global.print(JSON.stringify(capabilities(), null, 2));
+    });
+
+  program.addCommand(similarityCommand(global));
+
+  program
+    .command('demo')
+    .description('run what genaug has on generated data (no model or server needed) and write the outputs to a folder')
+    .option('--out <dir>', 'output folder', 'genaug-demo')
+    .option('--seed <n>', 'random seed (same seed, same bytes)', intArg('--seed', 0), 1)
+    .option('--dim <n>', 'embedding width', intArg('--dim', 2, 4096), 256)
+    .option('-q, --quiet', 'less output')
+    .action(async (o) => {
+      await runDemo({ out: o.out, seed: o.seed, dim: o.dim, quiet: o.quiet }, global);
+    });
+
+  program.commands.forEach(function exitOverrideAll(c: Command) {
+    c.exitOverride();
+    c.commands.forEach(exitOverrideAll);
+  });
+  return program;
+}
+
+/** Runs the CLI; returns the exit code (0 ok, 1 error, 2 usage). */
+export async function run(argv: string[]): Promise<number> {
+  const global: GlobalOptions = { print: (line) => process.stdout.write(`${line}\n`) };
+  const program = buildProgram(global);
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version exit through here with code 0; commander already printed the message.
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    if (e instanceof InvalidArgumentError) return 2;
+    if (e instanceof GenaugError) {
+      process.stderr.write(`genaug: error [${e.code}]: ${e.message}\n`);
+      return e.code === 'E_ARGUMENT' ? 2 : 1;
+    }
+    process.stderr.write(`genaug: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);
+    return 1;
+  }
+}
