@@ -59,7 +59,7 @@ function sameDim(qDim: number, dDim: number, q: string, d: string): void {
 export async function topkFiles(queryPath: string, dbPath: string, k: number, outPrefix: string, options: FileRunOptions = {}) {
   checkInt(k, 'k', 1, 2 ** 31);
   const chunk = checkInt(options.chunkRows ?? 8192, 'chunkRows', 1);
-  const budget = checkInt(options.dbBudgetBytes ?? 2 ** 31, 'dbBudgetBytes', 1 << 16);
+  const budget = checkInt(options.dbBudgetBytes ?? 2 ** 31, 'dbBudgetBytes', 1);
   const q = await NpyRowReader.open(queryPath, { name: queryPath });
   const db = await openDb(dbPath, budget);
   try {

@@ -1,0 +1,134 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { readNpy, writeNpy } from '../ts/io/npy.js';
+import { cosine, oracleTopk, randomMatrix } from './helpers.js';
+
+const run = promisify(execFile);
+const bin = join(__dirname, '..', 'bin', 'genaug.js');
+
+async function genaug(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [bin, ...args], { maxBuffer: 1 << 24 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
+let dir: string;
+const q = randomMatrix(120, 24, 1);
+const d = randomMatrix(700, 24, 2);
+const labels = new Int32Array(700).map((_, i) => (i * 13) % 6);
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'genaug-cli-'));
+  await writeNpy(join(dir, 'q.npy'), q.data, [q.rows, q.dim]);
+  await writeNpy(join(dir, 'd.npy'), d.data, [d.rows, d.dim]);
+  await writeNpy(join(dir, 'l.npy'), BigInt64Array.from(labels, (v) => BigInt(v)), [700]);
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('genaug similarity', () => {
+  it('topk writes int64 indices and float32 scores matching the oracle, also when the database is streamed', async () => {
+    for (const extra of [[], ['--db-budget-mib', '0.01', '--chunk-rows', '50']]) {
+      const r = await genaug('similarity', 'topk', '--query', join(dir, 'q.npy'), '--db', join(dir, 'd.npy'), '--k', '7', '--out', join(dir, 'tk'), '-q', ...extra);
+      expect(r.code, r.stderr).toBe(0);
+      const idx = await readNpy(join(dir, 'tk.indices.npy'));
+      const sc = await readNpy(join(dir, 'tk.scores.npy'));
+      expect(idx.dtype).toBe('int64');
+      expect(idx.shape).toEqual([120, 7]);
+      expect(sc.dtype).toBe('float32');
+      for (let i = 0; i < q.rows; i++) {
+        const want = oracleTopk(q, i, d, 7);
+        for (let c = 0; c < 7; c++) {
+          expect(Math.abs((sc.data as Float32Array)[i * 7 + c] as number - (want[c] as [number, number])[0])).toBeLessThan(2e-5);
+          const j = Number((idx.data as BigInt64Array)[i * 7 + c]);
+          expect(Math.abs(cosine(q, i, d, j) - (want[c] as [number, number])[0])).toBeLessThan(2e-5);
+        }
+      }
+    }
+  });
+
+  it('class-mean writes M x C scores equal to the mean of cosines per class', async () => {
+    const r = await genaug('similarity', 'class-mean', '--query', join(dir, 'q.npy'), '--db', join(dir, 'd.npy'), '--labels', join(dir, 'l.npy'), '--out', join(dir, 'cm'), '-q');
+    expect(r.code, r.stderr).toBe(0);
+    const s = await readNpy(join(dir, 'cm.scores.npy'));
+    expect(s.shape).toEqual([120, 6]);
+    for (const i of [0, 57, 119]) {
+      for (let c = 0; c < 6; c++) {
+        let sum = 0;
+        let n = 0;
+        for (let j = 0; j < d.rows; j++) if (labels[j] === c) (sum += cosine(q, i, d, j)), n++;
+        expect(Math.abs(((s.data as Float32Array)[i * 6 + c] as number) - sum / n)).toBeLessThan(2e-5);
+      }
+    }
+  });
+
+  it('pairs writes pairs, scores, groups, a bool keep mask and a summary', async () => {
+    const e = randomMatrix(80, 8, 3);
+    e.data.set(e.data.subarray(5 * 8, 6 * 8), 60 * 8);
+    await writeNpy(join(dir, 'e.npy'), e.data, [80, 8]);
+    const r = await genaug('similarity', 'pairs', '--emb', join(dir, 'e.npy'), '--threshold', '0.9999', '--out', join(dir, 'p'), '-q');
+    expect(r.code, r.stderr).toBe(0);
+    const p = await readNpy(join(dir, 'p.pairs.npy'));
+    expect(p.shape).toEqual([1, 2]);
+    expect(Array.from(p.data as BigInt64Array)).toEqual([5n, 60n]);
+    const keep = await readNpy(join(dir, 'p.keep.npy'));
+    expect(keep.dtype).toBe('bool');
+    expect((keep.data as Uint8Array)[60]).toBe(0);
+    expect((keep.data as Uint8Array).reduce((s, v) => s + v, 0)).toBe(79);
+    const summary = JSON.parse(await readFile(join(dir, 'p.summary.json'), 'utf8'));
+    expect(summary).toMatchObject({ pairs: 1, kept: 79, dropped: 1, duplicateGroups: 1 });
+  });
+
+  it('fails clearly: a missing file, a file that is not .npy, a bad option', async () => {
+    const missing = await genaug('similarity', 'topk', '--query', join(dir, 'nope.npy'), '--db', join(dir, 'd.npy'), '--out', join(dir, 'x'));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/E_IO.*nope\.npy/);
+    await writeFile(join(dir, 'text.npy'), 'hello, not numpy');
+    const notNpy = await genaug('similarity', 'topk', '--query', join(dir, 'text.npy'), '--db', join(dir, 'd.npy'), '--out', join(dir, 'x'));
+    expect(notNpy.code).toBe(1);
+    expect(notNpy.stderr).toMatch(/E_FORMAT.*text\.npy.*not an \.npy file/);
+    const badK = await genaug('similarity', 'topk', '--query', join(dir, 'q.npy'), '--db', join(dir, 'd.npy'), '--out', join(dir, 'x'), '--k', 'ten');
+    expect(badK.code).toBe(2);
+    expect(badK.stderr).toMatch(/--k must be an integer/);
+    const width = await genaug('similarity', 'topk', '--query', join(dir, 'q.npy'), '--db', join(dir, 'e.npy'), '--out', join(dir, 'x'));
+    expect(width.code).toBe(1);
+    expect(width.stderr).toMatch(/E_SHAPE.*same width/);
+  });
+
+  it('every command has --help', async () => {
+    for (const cmd of [[], ['similarity'], ['similarity', 'topk'], ['similarity', 'class-mean'], ['similarity', 'class-max'], ['similarity', 'pairs'], ['similarity', 'row-dot'], ['demo'], ['info']]) {
+      const r = await genaug(...cmd, '--help');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/Usage: genaug/);
+    }
+  });
+});
+
+describe('genaug demo', () => {
+  it('runs end to end and is deterministic for a seed', async () => {
+    const a = await genaug('demo', '--out', join(dir, 'demo-a'), '--quiet', '--dim', '64');
+    expect(a.code, a.stderr).toBe(0);
+    expect(a.stdout).toMatch(/outputs in/);
+    const b = await genaug('demo', '--out', join(dir, 'demo-b'), '--quiet', '--dim', '64');
+    expect(b.code).toBe(0);
+    const sa = JSON.parse(await readFile(join(dir, 'demo-a', 'summary.json'), 'utf8'));
+    for (const f of ['synthetic.npy', 'filter.keep.npy', 'knn.indices.npy', 'inter.scores.npy']) {
+      expect((await readFile(join(dir, 'demo-a', f))).equals(await readFile(join(dir, 'demo-b', f))), f).toBe(true);
+    }
+    // The filters catch most planted failures and drop few good samples.
+    expect(sa.caught['off-class']).toBeGreaterThanOrEqual(0.8 * sa.planted['off-class']);
+    expect(sa.caught['near-duplicate']).toBeGreaterThanOrEqual(0.8 * sa.planted['near-duplicate']);
+    expect(sa.falseDrops).toBeLessThan(0.1 * sa.synthetic);
+  });
+});
