@@ -308,3 +308,19 @@ describe('concurrency', () => {
     }
   });
 });
+
+describe('cancellation', () => {
+  it('an AbortSignal stops a running native call with E_ABORTED', async () => {
+    const q = randomMatrix(3000, 256, 71);
+    const d = randomMatrix(20000, 256, 72);
+    const ac = new AbortController();
+    const started = Date.now();
+    const p = topk(q, d, 5, { threads: 1, signal: ac.signal });
+    setTimeout(() => ac.abort(new Error('user pressed ctrl-c')), 20);
+    await expectCode(p, 'E_ABORTED', /aborted/);
+    // The whole call would take seconds on one thread; it stopped at a block boundary instead.
+    expect(Date.now() - started).toBeLessThan(1500);
+    const done = await topk(randomMatrix(4, 8, 1), randomMatrix(9, 8, 2), 2, { signal: new AbortController().signal });
+    expect(done.k).toBe(2);
+  });
+});

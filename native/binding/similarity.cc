@@ -26,13 +26,23 @@ MatrixView read_matrix(const Napi::CallbackInfo& info, size_t i, const char* nam
   return v;
 }
 
-SimilarityOptions read_options(const Napi::CallbackInfo& info, size_t i) {
+// Reads the options object at position i; a `cancel` Int32Array in it is
+// appended to `keep` so it outlives the job.
+SimilarityOptions read_options(const Napi::CallbackInfo& info, size_t i, std::vector<Napi::Value>& keep) {
   SimilarityOptions o;
   if (i >= info.Length() || info[i].IsUndefined()) {
     o.isa = active_isa();
     return o;
   }
   Napi::Object obj = arg_object(info, i, "options");
+  Napi::Value cancel = obj.Get("cancel");
+  if (!cancel.IsUndefined()) {
+    if (!cancel.IsTypedArray() || cancel.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+        cancel.As<Napi::Int32Array>().ElementLength() < 1)
+      throw_js(info.Env(), "E_TYPE", "option cancel must be an Int32Array of length >= 1");
+    o.cancel = cancel.As<Napi::Int32Array>().Data();
+    keep.push_back(cancel);
+  }
   o.normalize = opt_bool(obj, "normalize", true);
   o.threads = static_cast<int>(opt_int(obj, "threads", 0, 0, 256));
   o.block_bytes = opt_int(obj, "blockBytes", o.block_bytes, 1 << 16, int64_t(1) << 40);
@@ -56,9 +66,10 @@ Napi::Value TopK(const Napi::CallbackInfo& info, bool sync) {
   MatrixView q = read_matrix(info, 0, "query", qa);
   MatrixView d = read_matrix(info, 3, "database", da);
   const int64_t k = arg_int(info, 6, "k", 1, int64_t(1) << 31);
-  SimilarityOptions opt = read_options(info, 7);
+  std::vector<Napi::Value> keep{qa, da};
+  SimilarityOptions opt = read_options(info, 7, keep);
   return run_job<TopKResult>(
-      env, sync, {qa, da}, [=] { return topk(q, d, k, opt); },
+      env, sync, keep, [=] { return topk(q, d, k, opt); },
       [](Napi::Env env, TopKResult& r) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
         o.Set("k", Napi::Number::New(env, static_cast<double>(r.k)));
@@ -77,10 +88,11 @@ Napi::Value PerClass(const Napi::CallbackInfo& info, bool sync, bool mean) {
   if (static_cast<int64_t>(la.ElementLength()) != d.rows)
     throw_js(env, "E_SHAPE", "labels has ", la.ElementLength(), " entries but the database has ", d.rows, " rows");
   const int64_t classes = arg_int(info, 7, "numClasses", 1, int64_t(1) << 31);
-  SimilarityOptions opt = read_options(info, 8);
+  std::vector<Napi::Value> keep{qa, da, la};
+  SimilarityOptions opt = read_options(info, 8, keep);
   const int32_t* labels = la.Data();
   return run_job<ClassResult>(
-      env, sync, {qa, da, la},
+      env, sync, keep,
       [=] { return mean ? class_mean(q, d, labels, classes, opt) : class_max(q, d, labels, classes, opt); },
       [](Napi::Env env, ClassResult& r) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
@@ -99,9 +111,10 @@ Napi::Value Pairs(const Napi::CallbackInfo& info, bool sync) {
   const double t = arg_number(info, 6, "threshold");
   const int64_t self_offset = arg_int(info, 7, "selfOffset", -1, int64_t(1) << 40);
   const int64_t max_pairs = arg_int(info, 8, "maxPairs", 0, int64_t(1) << 40);
-  SimilarityOptions opt = read_options(info, 9);
+  std::vector<Napi::Value> keep{qa, da};
+  SimilarityOptions opt = read_options(info, 9, keep);
   return run_job<PairsResult>(
-      env, sync, {qa, da}, [=] { return pairs(q, d, static_cast<float>(t), self_offset, max_pairs, opt); },
+      env, sync, keep, [=] { return pairs(q, d, static_cast<float>(t), self_offset, max_pairs, opt); },
       [](Napi::Env env, PairsResult& r) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
         o.Set("i", to_i64(env, r.i));
@@ -116,9 +129,10 @@ Napi::Value RowDot(const Napi::CallbackInfo& info, bool sync) {
   Napi::Float32Array qa, da;
   MatrixView q = read_matrix(info, 0, "query", qa);
   MatrixView d = read_matrix(info, 3, "database", da);
-  SimilarityOptions opt = read_options(info, 6);
+  std::vector<Napi::Value> keep{qa, da};
+  SimilarityOptions opt = read_options(info, 6, keep);
   return run_job<std::vector<float>>(
-      env, sync, {qa, da}, [=] { return row_dot(q, d, opt); },
+      env, sync, keep, [=] { return row_dot(q, d, opt); },
       [](Napi::Env env, std::vector<float>& r) -> Napi::Value { return to_f32(env, r); });
 }
 

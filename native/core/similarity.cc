@@ -154,8 +154,10 @@ void pack_panel(const Operand& op, int64_t r0, int64_t rows, int width, float* o
   }
 }
 
+bool cancelled(const int32_t* flag) { return flag != nullptr && __atomic_load_n(flag, __ATOMIC_RELAXED) != 0; }
+
 void run_engine(const Operand& q, const Operand& d, Reducer& red, const Kernels& K, int threads,
-                int64_t block_bytes) {
+                int64_t block_bytes, const int32_t* cancel) {
   const int64_t M = q.rows, N = d.rows, D = q.dim;
   if (M == 0 || N == 0) return;
   const int MR = K.mr, NR = K.nr;
@@ -202,6 +204,7 @@ void run_engine(const Operand& q, const Operand& d, Reducer& red, const Kernels&
         try {
           for (int64_t blk; (blk = next[db].fetch_add(1)) < n_qblocks;) {
             if (err.failed()) break;
+            if (cancelled(cancel)) fail("E_ABORTED", "the similarity call was aborted");
             const int64_t i0 = blk * MC;
             const int64_t mi = std::min(MC, M - i0);
             const int64_t apanels = (mi + MR - 1) / MR;
@@ -489,7 +492,7 @@ TopKResult topk(const MatrixView& query, const MatrixView& db, int64_t k, const 
   TopKReducer red(query.rows, keff, K);
   Operand q{query.data, query.rows, query.dim, opt.normalize ? pq.scale.data() : nullptr, nullptr};
   Operand d{db.data, db.rows, db.dim, opt.normalize ? pd.scale.data() : nullptr, nullptr};
-  run_engine(q, d, red, K, threads, opt.block_bytes);
+  run_engine(q, d, red, K, threads, opt.block_bytes, opt.cancel);
   red.finish(out);
   return out;
 }
@@ -512,7 +515,7 @@ ClassResult class_max(const MatrixView& query, const MatrixView& db, const int32
   ClassMaxReducer red(out.values.data(), num_classes, g.starts, K);
   Operand q{query.data, query.rows, query.dim, opt.normalize ? pq.scale.data() : nullptr, nullptr};
   Operand d{db.data, db.rows, db.dim, opt.normalize ? pd.scale.data() : nullptr, g.perm.data()};
-  run_engine(q, d, red, K, threads, opt.block_bytes);
+  run_engine(q, d, red, K, threads, opt.block_bytes, opt.cancel);
   for (int64_t c = 0; c < num_classes; ++c)
     if (g.counts[c] == 0)
       for (int64_t i = 0; i < query.rows; ++i) out.values[i * num_classes + c] = std::numeric_limits<float>::quiet_NaN();
@@ -555,7 +558,7 @@ ClassResult class_mean(const MatrixView& query, const MatrixView& db, const int3
   StoreReducer red(out.values.data(), num_classes);
   Operand q{query.data, query.rows, query.dim, opt.normalize ? pq.scale.data() : nullptr, nullptr};
   Operand d{means.data(), num_classes, D, nullptr, nullptr};
-  run_engine(q, d, red, K, threads, opt.block_bytes);
+  run_engine(q, d, red, K, threads, opt.block_bytes, opt.cancel);
   for (int64_t c = 0; c < num_classes; ++c)
     if (g.counts[c] == 0)
       for (int64_t i = 0; i < query.rows; ++i) out.values[i * num_classes + c] = std::numeric_limits<float>::quiet_NaN();
@@ -578,7 +581,7 @@ PairsResult pairs(const MatrixView& query, const MatrixView& db, float threshold
   PairsReducer red(threads, threshold, self_offset, max_pairs, K);
   Operand q{query.data, query.rows, query.dim, opt.normalize ? pq.scale.data() : nullptr, nullptr};
   Operand d{db.data, db.rows, db.dim, opt.normalize ? pd.scale.data() : nullptr, nullptr};
-  run_engine(q, d, red, K, threads, opt.block_bytes);
+  run_engine(q, d, red, K, threads, opt.block_bytes, opt.cancel);
   PairsResult out;
   red.finish(out);
   return out;

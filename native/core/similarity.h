@@ -26,6 +26,9 @@ struct SimilarityOptions {
   int threads = 0;                  // 0: every hardware thread
   Isa isa = Isa::Avx512;            // clamped to what the CPU has
   int64_t block_bytes = 64ll << 20;  // packed database block
+  // When not null, a flag another thread may set to non-zero: the call then
+  // stops at the next block and throws E_ABORTED.
+  const int32_t* cancel = nullptr;
 };
 
 struct TopKResult {

@@ -25,6 +25,8 @@ export interface SimilarityOptions {
   isa?: 'auto' | 'scalar' | 'avx2' | 'avx512';
   /** Bytes of database packed at a time (default 64 MiB): the engine's memory bound. */
   blockBytes?: number;
+  /** Aborting stops a running call at its next block; it rejects with E_ABORTED. */
+  signal?: AbortSignal;
 }
 
 export interface TopKResult {
@@ -71,7 +73,31 @@ function nativeOptions(o: SimilarityOptions | undefined): NativeSimilarityOption
     out.isa = o.isa;
   }
   if (o.blockBytes !== undefined) out.blockBytes = checkInt(o.blockBytes, 'options.blockBytes', 1 << 16);
+  if (o.signal !== undefined) {
+    if (!(o.signal instanceof AbortSignal)) throw new GenaugError('E_TYPE', 'options.signal must be an AbortSignal');
+    if (o.signal.aborted) throw new GenaugError('E_ABORTED', 'the operation was aborted before it started', undefined, { cause: o.signal.reason });
+  }
   return out;
+}
+
+/**
+ * Runs one native call with the options' AbortSignal wired to the native
+ * cancel flag for the duration of the call (the listener is removed after).
+ */
+async function withSignal<T>(o: SimilarityOptions | undefined, nopt: NativeSimilarityOptions, call: (n: NativeSimilarityOptions) => Promise<T>): Promise<T> {
+  const signal = o?.signal;
+  if (!signal) return call(nopt);
+  const flag = new Int32Array(1);
+  const onAbort = () => Atomics.store(flag, 0, 1);
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await call({ ...nopt, cancel: flag });
+  } catch (e) {
+    if (e instanceof GenaugError && e.code === 'E_ABORTED') throw new GenaugError('E_ABORTED', e.message, undefined, { cause: signal.reason });
+    throw e;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
 }
 
 function pairArgs(query: Matrix, db: Matrix) {
@@ -110,7 +136,7 @@ function toTopK(rows: number, r: { k: number; indices: BigInt64Array; scores: Fl
 export async function topk(query: Matrix, db: Matrix, k: number, options?: SimilarityOptions): Promise<TopKResult> {
   const args = pairArgs(query, db);
   checkInt(k, 'k', 1, 2 ** 31);
-  return toTopK(query.rows, await native().topk(...args, k, nativeOptions(options)));
+  return toTopK(query.rows, await withSignal(options, nativeOptions(options), (n) => native().topk(...args, k, n)));
 }
 
 export function topkSync(query: Matrix, db: Matrix, k: number, options?: SimilarityOptions): TopKResult {
@@ -132,7 +158,7 @@ export interface ClassOptions extends SimilarityOptions {
 export async function classMean(query: Matrix, db: Matrix, labels: Int32Array, options?: ClassOptions): Promise<ClassScores> {
   const args = pairArgs(query, db);
   const classes = checkLabels(labels, db, options?.numClasses);
-  const r = await native().classMean(...args, labels, classes, nativeOptions(options));
+  const r = await withSignal(options, nativeOptions(options), (n) => native().classMean(...args, labels, classes, n));
   return { rows: query.rows, ...r };
 }
 
@@ -146,7 +172,7 @@ export function classMeanSync(query: Matrix, db: Matrix, labels: Int32Array, opt
 export async function classMax(query: Matrix, db: Matrix, labels: Int32Array, options?: ClassOptions): Promise<ClassScores> {
   const args = pairArgs(query, db);
   const classes = checkLabels(labels, db, options?.numClasses);
-  const r = await native().classMax(...args, labels, classes, nativeOptions(options));
+  const r = await withSignal(options, nativeOptions(options), (n) => native().classMax(...args, labels, classes, n));
   return { rows: query.rows, ...r };
 }
 
@@ -160,7 +186,7 @@ export function classMaxSync(query: Matrix, db: Matrix, labels: Int32Array, opti
 export async function rowDot(query: Matrix, db: Matrix, options?: SimilarityOptions): Promise<Float32Array> {
   const args = pairArgs(query, db);
   if (query.rows !== db.rows) throw new GenaugError('E_SHAPE', `rowDot needs the same number of rows on both sides, got ${query.rows} and ${db.rows}`);
-  return native().rowDot(...args, nativeOptions(options));
+  return withSignal(options, nativeOptions(options), (n) => native().rowDot(...args, n));
 }
 
 export function rowDotSync(query: Matrix, db: Matrix, options?: SimilarityOptions): Float32Array {
@@ -180,7 +206,6 @@ export interface PairsOptions extends SimilarityOptions {
   onPairs?: (chunk: PairList) => void | Promise<void>;
   /** Called after each chunk with (query rows done, query rows in all). */
   onProgress?: (done: number, total: number) => void;
-  signal?: AbortSignal;
 }
 
 function concatPairs(parts: PairList[]): PairList {
@@ -221,7 +246,7 @@ export async function pairs(a: Matrix, b: Matrix | undefined, options: PairsOpti
     if (options.signal?.aborted) throw new GenaugError('E_ABORTED', 'pairs was aborted', undefined, { cause: options.signal.reason });
     const end = Math.min(a.rows, start + chunk);
     const q = sliceRows(a, start, end);
-    const r = await native().pairs(q.data, q.rows, q.dim, db.data, db.rows, db.dim, threshold, b === undefined ? start : -1, budget, nopt);
+    const r = await withSignal(options, nopt, (n) => native().pairs(q.data, q.rows, q.dim, db.data, db.rows, db.dim, threshold, b === undefined ? start : -1, budget, n));
     budget -= r.scores.length;
     if (start > 0) {
       const off = BigInt(start);

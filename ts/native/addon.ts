@@ -5,6 +5,8 @@ export interface NativeSimilarityOptions {
   threads?: number;
   isa?: 'auto' | 'scalar' | 'avx2' | 'avx512';
   blockBytes?: number;
+  /** Set element 0 to non-zero to stop the call at its next block (E_ABORTED). */
+  cancel?: Int32Array;
 }
 
 export interface NativeTopK {
