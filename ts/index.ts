@@ -3,3 +3,21 @@ export { GenaugError, isGenaugError, ERROR_CODES, type ErrorCode } from './nativ
 export { capabilities, type Capabilities } from './native/load.js';
 export * from './kernels/similarity.js';
 export { matrix, sliceRows } from './kernels/validate.js';
+export { mergeTopk } from './kernels/similarity.js';
+export { topkFiles, classFiles, readLabels, type FileRunOptions } from './kernels/files.js';
+export {
+  readNpy,
+  readNpyHeader,
+  readMatrix,
+  writeNpy,
+  encodeNpy,
+  NpyRowReader,
+  NpyStreamWriter,
+  float16BitsToFloat32,
+  float32ToFloat16Bits,
+  type NpyDtype,
+  type NpyArray,
+  type NpyHeader,
+} from './io/npy.js';
+export { readSafetensors, writeSafetensors, encodeSafetensors, SAFETENSORS_DTYPES } from './io/safetensors.js';
+export { writeFileAtomic, AtomicWriter } from './io/atomic.js';

@@ -3,6 +3,10 @@
  * folder, are flushed to disk (fsync), and the temporary file is renamed over
  * the destination. A reader therefore sees either the old file or the whole new
  * one, never a partial write. On failure the temporary file is removed.
+ *
+ * Also the few helpers the ts/io readers and writers share (opening a regular
+ * file, reading an exact byte range, turning Node errors into E_IO, the
+ * little-endian host check).
  */
 import { randomBytes } from 'node:crypto';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
@@ -10,14 +14,83 @@ import { basename, dirname, join } from 'node:path';
 
 import { GenaugError } from '../native/errors.js';
 
-/** Largest single write handed to the OS (Linux writes at most ~2 GiB per call). */
-const MAX_WRITE = 1 << 30;
-
-function ioError(path: string, action: string, e: unknown): GenaugError {
+/**
+ * A GenaugError E_IO for a failed file operation: "<what>: could not <action>
+ * (<errno>: <message>)". `what` names the file in messages (the path, or a
+ * caller's name for it); `path` goes into the detail. GenaugErrors pass through.
+ */
+export function ioError(what: string, path: string, action: string, e: unknown): GenaugError {
   if (e instanceof GenaugError) return e;
-  const err = e as NodeJS.ErrnoException;
-  const why = err?.code ? `${err.code}: ${err.message}` : String(err?.message ?? e);
-  return new GenaugError('E_IO', `${path}: could not ${action} (${why})`, { path, errno: err?.code }, { cause: e });
+  const err = e as NodeJS.ErrnoException | undefined;
+  const message = String(err?.message ?? e);
+  const why = err?.code && !message.startsWith(err.code) ? `${err.code}: ${message}` : message;
+  return new GenaugError('E_IO', `${what}: could not ${action} (${why})`, { path, errno: err?.code }, { cause: e });
+}
+
+/** How an unexpected argument looks, for messages: 'Float64Array', 'an array', 'null', 'string'. */
+export function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (ArrayBuffer.isView(v)) return v.constructor.name;
+  if (Array.isArray(v)) return 'an array';
+  return typeof v;
+}
+
+/** Opens a regular file for reading; E_IO (naming `what`) when it is missing, unreadable or not a file. */
+export async function openForReading(path: string, what: string = path): Promise<{ fh: FileHandle; size: number }> {
+  if (typeof path !== 'string' || path.length === 0) {
+    throw new GenaugError('E_TYPE', `path must be a non-empty string, got ${typeof path === 'string' ? "''" : typeName(path)}`);
+  }
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw ioError(what, path, 'open it', e);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new GenaugError('E_IO', `${what}: not a regular file`, { path });
+    return { fh, size: st.size };
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    throw ioError(what, path, 'stat it', e);
+  }
+}
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** .npy and safetensors data are little-endian and are read into typed arrays as is. */
+export function requireLittleEndianHost(format: string): void {
+  if (!LITTLE_ENDIAN_HOST) {
+    throw new GenaugError('E_INTERNAL', `genaug reads and writes ${format} data as little-endian and does not support big-endian hosts`);
+  }
+}
+
+/** Largest single read or write handed to the OS (Linux moves at most ~2 GiB per call). */
+const MAX_IO = 1 << 30;
+
+/**
+ * Reads exactly `target.byteLength` bytes at `position`. Running out of file
+ * (it shrank while being read) is E_FORMAT "truncated", naming `what`.
+ */
+export async function readExactly(fh: FileHandle, target: Uint8Array, position: number, what: string, path: string): Promise<void> {
+  let done = 0;
+  while (done < target.byteLength) {
+    const len = Math.min(target.byteLength - done, MAX_IO);
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await fh.read(target, done, len, position + done));
+    } catch (e) {
+      throw ioError(what, path, `read ${len} bytes at offset ${position + done}`, e);
+    }
+    if (bytesRead === 0) {
+      throw new GenaugError(
+        'E_FORMAT',
+        `${what}: truncated: expected ${target.byteLength} bytes at offset ${position}, found ${done} (did the file change while it was read?)`,
+        { path },
+      );
+    }
+    done += bytesRead;
+  }
 }
 
 function tempPathFor(path: string): string {
@@ -35,7 +108,7 @@ async function removeQuietly(path: string): Promise<void> {
 async function writeAllAt(fh: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
   let done = 0;
   while (done < chunk.byteLength) {
-    const len = Math.min(chunk.byteLength - done, MAX_WRITE);
+    const len = Math.min(chunk.byteLength - done, MAX_IO);
     const { bytesWritten } = await fh.write(chunk, done, len, position + done);
     if (bytesWritten <= 0) throw new Error(`write returned ${bytesWritten}`);
     done += bytesWritten;
@@ -77,14 +150,14 @@ export class AtomicWriter {
 
   static async open(path: string): Promise<AtomicWriter> {
     if (typeof path !== 'string' || path.length === 0) {
-      throw new GenaugError('E_TYPE', `path must be a non-empty string, got ${typeof path === 'string' ? "''" : typeof path}`);
+      throw new GenaugError('E_TYPE', `path must be a non-empty string, got ${typeof path === 'string' ? "''" : typeName(path)}`);
     }
     const tempPath = tempPathFor(path);
     let fh: FileHandle;
     try {
       fh = await open(tempPath, 'wx', 0o666);
     } catch (e) {
-      throw ioError(path, `create a temporary file in ${dirname(path)}`, e);
+      throw ioError(path, path, `create a temporary file in ${dirname(path)}`, e);
     }
     return new AtomicWriter(path, tempPath, fh);
   }
@@ -106,7 +179,7 @@ export class AtomicWriter {
     const position = this.offset;
     this.offset += chunk.byteLength;
     const p = writeAllAt(fh, chunk, position).catch((e: unknown) => {
-      this.failure ??= ioError(this.path, `write ${chunk.byteLength} bytes at offset ${position} of ${this.tempPath}`, e);
+      this.failure ??= ioError(this.path, this.path, `write ${chunk.byteLength} bytes at offset ${position} of ${this.tempPath}`, e);
       throw this.failure;
     });
     const settled = p.then(
@@ -127,18 +200,18 @@ export class AtomicWriter {
       await Promise.all(this.pending);
       if (this.failure) throw this.failure;
       await fh.sync().catch((e: unknown) => {
-        throw ioError(this.path, `flush ${this.tempPath} to disk`, e);
+        throw ioError(this.path, this.path, `flush ${this.tempPath} to disk`, e);
       });
       await fh.close().catch((e: unknown) => {
-        throw ioError(this.path, `close ${this.tempPath}`, e);
+        throw ioError(this.path, this.path, `close ${this.tempPath}`, e);
       });
       await rename(this.tempPath, this.path).catch((e: unknown) => {
-        throw ioError(this.path, `rename ${this.tempPath} to it`, e);
+        throw ioError(this.path, this.path, `rename ${this.tempPath} to it`, e);
       });
     } catch (e) {
       await fh.close().catch(() => undefined);
       await removeQuietly(this.tempPath);
-      throw ioError(this.path, 'write it', e);
+      throw ioError(this.path, this.path, 'write it', e);
     }
     await syncFolder(dirname(this.path));
   }

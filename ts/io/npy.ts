@@ -9,12 +9,13 @@
  * Writing: the exact bytes numpy writes (C order, little-endian, header padded
  * so the data starts at a multiple of 64), always atomically.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 
+import type { NativeAddon } from '../native/addon.js';
 import { native } from '../native/load.js';
 import { GenaugError } from '../native/errors.js';
 import { checkInt, type Matrix } from '../kernels/validate.js';
-import { AtomicWriter, writeFileAtomic } from './atomic.js';
+import { AtomicWriter, openForReading, readExactly, requireLittleEndianHost, typeName, writeFileAtomic } from './atomic.js';
 
 // ---------------------------------------------------------------------------
 // Data types
@@ -105,20 +106,7 @@ function inferDtype(a: unknown): NpyDtype | undefined {
   return undefined;
 }
 
-function typeName(v: unknown): string {
-  if (v === null) return 'null';
-  if (ArrayBuffer.isView(v)) return v.constructor.name;
-  if (Array.isArray(v)) return 'an array';
-  return typeof v;
-}
 
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-function requireLittleEndian(): void {
-  if (!LITTLE_ENDIAN) {
-    throw new GenaugError('E_INTERNAL', 'genaug reads and writes .npy data as little-endian and does not support big-endian hosts');
-  }
-}
 
 function bytesOf(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -177,7 +165,11 @@ function floatBitsToHalfBits(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   const mant = x & 0x7fffff;
-  if (exp === 0xff) return mant === 0 ? sign | 0x7c00 : sign | 0x7e00 | (mant >>> 13); // inf; nan stays a (quiet) nan
+  if (exp === 0xff) {
+    if (mant === 0) return sign | 0x7c00; // inf
+    const top = mant >>> 13; // NaN: keep the top payload bits, as numpy does, but never turn it into inf
+    return sign | 0x7c00 | (top === 0 ? 1 : top);
+  }
   const he = exp - 112; // the half's biased exponent
   if (he >= 0x1f) return sign | 0x7c00; // overflow
   if (he <= 0) {
@@ -197,7 +189,11 @@ function floatBitsToHalfBits(x: number): number {
   return sign | r;
 }
 
-/** Converts float32 values to IEEE float16 bit patterns (round to nearest even; overflow gives infinity). */
+/**
+ * Converts float32 values to IEEE float16 bit patterns the way numpy's
+ * astype(np.float16) does: round to nearest, ties to even; overflow gives
+ * infinity; NaNs keep their sign and the top bits of their payload.
+ */
 export function float32ToFloat16Bits(values: Float32Array, out?: Uint16Array): Uint16Array {
   const dst = out ?? new Uint16Array(values.length);
   if (dst.length !== values.length) {
@@ -234,58 +230,7 @@ export interface NpyReadOptions {
 }
 
 function labelOf(path: string, name: string | undefined): string {
-  return name ? `${name} (${path})` : path;
-}
-
-function ioError(label: string, path: string, action: string, e: unknown): GenaugError {
-  if (e instanceof GenaugError) return e;
-  const err = e as NodeJS.ErrnoException;
-  const why = err?.code ? `${err.code}: ${err.message}` : String(err?.message ?? e);
-  return new GenaugError('E_IO', `${label}: could not ${action} (${why})`, { path, errno: err?.code }, { cause: e });
-}
-
-const MAX_READ = 1 << 30;
-
-/** Reads exactly `target.byteLength` bytes at `position`; fewer bytes (the file shrank) is E_FORMAT. */
-async function readFully(fh: FileHandle, target: Uint8Array, position: number, label: string, path: string): Promise<void> {
-  let done = 0;
-  while (done < target.byteLength) {
-    const len = Math.min(target.byteLength - done, MAX_READ);
-    let bytesRead: number;
-    try {
-      ({ bytesRead } = await fh.read(target, done, len, position + done));
-    } catch (e) {
-      throw ioError(label, path, `read ${len} bytes at offset ${position + done}`, e);
-    }
-    if (bytesRead === 0) {
-      throw new GenaugError(
-        'E_FORMAT',
-        `${label}: truncated: expected ${target.byteLength} bytes at offset ${position}, found ${done} (the file changed while it was read?)`,
-        { path },
-      );
-    }
-    done += bytesRead;
-  }
-}
-
-async function openRegularFile(path: string, label: string): Promise<{ fh: FileHandle; size: number }> {
-  if (typeof path !== 'string' || path.length === 0) {
-    throw new GenaugError('E_TYPE', `path must be a non-empty string, got ${typeName(path)}`);
-  }
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw ioError(label, path, 'open it', e);
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new GenaugError('E_IO', `${label}: not a regular file`, { path });
-    return { fh, size: st.size };
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    throw ioError(label, path, 'stat it', e);
-  }
+  return name && name !== path ? `${name} (${path})` : path;
 }
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
@@ -295,7 +240,7 @@ const FIRST_READ = 256;
 async function headerOf(fh: FileHandle, size: number, label: string, path: string): Promise<NpyHeader> {
   if (size < 10) {
     const head = new Uint8Array(size);
-    await readFully(fh, head, 0, label, path);
+    await readExactly(fh, head, 0, label, path);
     const magicPrefix = size > 0 && head.every((b, i) => i >= 6 || b === MAGIC[i]);
     throw new GenaugError(
       'E_FORMAT',
@@ -308,8 +253,15 @@ async function headerOf(fh: FileHandle, size: number, label: string, path: strin
   let want = Math.min(size, FIRST_READ);
   for (let attempt = 0; attempt < 4; attempt++) {
     const bytes = new Uint8Array(want);
-    await readFully(fh, bytes, 0, label, path);
-    const r = native().parseNpyHeader(bytes, label);
+    await readExactly(fh, bytes, 0, label, path);
+    let r: ReturnType<NativeAddon['parseNpyHeader']>;
+    try {
+      r = native().parseNpyHeader(bytes, label);
+    } catch (e) {
+      // The parser's message already names the file; add it to the detail too.
+      if (e instanceof GenaugError && e.detail === undefined) throw new GenaugError(e.code, e.message, { path }, { cause: e });
+      throw e;
+    }
     if ('needed' in r) {
       if (r.needed > size) {
         throw new GenaugError(
@@ -332,14 +284,14 @@ async function headerOf(fh: FileHandle, size: number, label: string, path: strin
     if (size < expected) {
       throw new GenaugError(
         'E_FORMAT',
-        `${label}: truncated: expected ${header.dataBytes} data bytes (${what}), found ${found}`,
+        `${label}: truncated: expected ${header.dataBytes} data bytes, found ${found} (${what})`,
         { path, field: 'data', expected: header.dataBytes, found },
       );
     }
     if (size > expected) {
       throw new GenaugError(
         'E_FORMAT',
-        `${label}: ${size - expected} extra bytes after the data: expected ${header.dataBytes} data bytes (${what}), found ${found}`,
+        `${label}: expected ${header.dataBytes} data bytes, found ${found}: ${size - expected} extra bytes after the data (${what})`,
         { path, field: 'data', expected: header.dataBytes, found },
       );
     }
@@ -350,7 +302,7 @@ async function headerOf(fh: FileHandle, size: number, label: string, path: strin
 
 async function withNpy<T>(path: string, name: string | undefined, fn: (fh: FileHandle, h: NpyHeader, label: string) => Promise<T>): Promise<T> {
   const label = labelOf(path, name);
-  const { fh, size } = await openRegularFile(path, label);
+  const { fh, size } = await openForReading(path, label);
   try {
     const h = await headerOf(fh, size, label, path);
     return await fn(fh, h, label);
@@ -392,11 +344,11 @@ export interface NpyReadArrayOptions extends NpyReadOptions {
 
 /** Reads a whole .npy file into a fresh typed array of the file's dtype (see NpyDataTypes). */
 export async function readNpy(path: string, options: NpyReadArrayOptions = {}): Promise<NpyArray> {
-  requireLittleEndian();
+  requireLittleEndianHost('.npy');
   return withNpy(path, options.name, async (fh, h, label) => {
     const info = dtypeInfo(h.dtype);
     const data = allocate(label, path, h.count, () => new info.ctor(h.count));
-    await readFully(fh, bytesOf(data), h.dataOffset, label, path);
+    await readExactly(fh, bytesOf(data), h.dataOffset, label, path);
     if (h.dtype === 'float16' && options.convertFloat16) {
       return { dtype: 'float32', shape: h.shape, data: float16BitsToFloat32(data as Uint16Array) };
     }
@@ -431,21 +383,24 @@ function matrixShape(h: NpyHeader, label: string, path: string): [number, number
   return [rows, dim];
 }
 
+/** Reads `n` float32 or float16 elements at `position` as float32 values. */
+async function readAsFloat32(fh: FileHandle, dtype: NpyDtype, n: number, position: number, label: string, path: string): Promise<Float32Array> {
+  if (dtype === 'float32') {
+    const data = allocate(label, path, n, () => new Float32Array(n));
+    await readExactly(fh, bytesOf(data), position, label, path);
+    return data;
+  }
+  const bits = allocate(label, path, n, () => new Uint16Array(n));
+  await readExactly(fh, bytesOf(bits), position, label, path);
+  return allocate(label, path, n, () => float16BitsToFloat32(bits));
+}
+
 /** Reads a 2-D float32 or float16 .npy file as a float32 Matrix (float16 is converted exactly). */
 export async function readMatrix(path: string, options: NpyReadOptions = {}): Promise<Matrix> {
-  requireLittleEndian();
+  requireLittleEndianHost('.npy');
   return withNpy(path, options.name, async (fh, h, label) => {
     const [rows, dim] = matrixShape(h, label, path);
-    let data: Float32Array;
-    if (h.dtype === 'float32') {
-      data = allocate(label, path, h.count, () => new Float32Array(h.count));
-      await readFully(fh, bytesOf(data), h.dataOffset, label, path);
-    } else {
-      const bits = allocate(label, path, h.count, () => new Uint16Array(h.count));
-      await readFully(fh, bytesOf(bits), h.dataOffset, label, path);
-      data = allocate(label, path, h.count, () => float16BitsToFloat32(bits));
-    }
-    return { data, rows, dim };
+    return { data: await readAsFloat32(fh, h.dtype, h.count, h.dataOffset, label, path), rows, dim };
   });
 }
 
@@ -473,9 +428,9 @@ export class NpyRowReader {
   }
 
   static async open(path: string, options: NpyReadOptions = {}): Promise<NpyRowReader> {
-    requireLittleEndian();
+    requireLittleEndianHost('.npy');
     const label = labelOf(path, options.name);
-    const { fh, size } = await openRegularFile(path, label);
+    const { fh, size } = await openForReading(path, label);
     try {
       const h = await headerOf(fh, size, label, path);
       const [rows, dim] = matrixShape(h, label, path);
@@ -492,18 +447,8 @@ export class NpyRowReader {
     if (!fh) throw new GenaugError('E_IO', `${this.label}: readRows() after close()`, { path: this.path });
     checkInt(start, `${this.label}: readRows start`, 0, this.rows);
     checkInt(count, `${this.label}: readRows count`, 0, this.rows - start);
-    const n = count * this.dim;
-    const itemsize = this.header.itemsize;
-    const position = this.header.dataOffset + start * this.dim * itemsize;
-    let data: Float32Array;
-    if (this.dtype === 'float32') {
-      data = allocate(this.label, this.path, n, () => new Float32Array(n));
-      await readFully(fh, bytesOf(data), position, this.label, this.path);
-    } else {
-      const bits = allocate(this.label, this.path, n, () => new Uint16Array(n));
-      await readFully(fh, bytesOf(bits), position, this.label, this.path);
-      data = allocate(this.label, this.path, n, () => float16BitsToFloat32(bits));
-    }
+    const position = this.header.dataOffset + start * this.dim * this.header.itemsize;
+    const data = await readAsFloat32(fh, this.dtype, count * this.dim, position, this.label, this.path);
     return { data, rows: count, dim: this.dim };
   }
 
@@ -614,19 +559,23 @@ function checkBool(data: Uint8Array, what: string): void {
  * [header, data]. The data chunk is a view of `array`, not a copy.
  */
 export function encodeNpy(array: NpyTypedArray, shape: readonly number[], options: NpyWriteOptions = {}): Uint8Array[] {
-  requireLittleEndian();
-  const dtype = resolveDtype(array, options.dtype, 'encodeNpy');
-  const count = checkShape(shape, 'shape');
+  return encode(array, shape, options, 'encodeNpy');
+}
+
+function encode(array: NpyTypedArray, shape: readonly number[], options: NpyWriteOptions, what: string): Uint8Array[] {
+  requireLittleEndianHost('.npy');
+  const dtype = resolveDtype(array, options.dtype, what);
+  const count = checkShape(shape, `${what}: shape`);
   if (count !== array.length) {
-    throw new GenaugError('E_SHAPE', `shape ${shapeRepr(shape)} holds ${count} elements but the data has ${array.length}`);
+    throw new GenaugError('E_SHAPE', `${what}: shape ${shapeRepr(shape)} holds ${count} elements but the data has ${array.length}`);
   }
-  if (dtype === 'bool') checkBool(array as Uint8Array, 'encodeNpy');
+  if (dtype === 'bool') checkBool(array as Uint8Array, what);
   return [npyHeader(dtype, shape), bytesOf(array)];
 }
 
 /** Writes `array` with the given shape to an .npy file, atomically, exactly as numpy.save would. */
 export async function writeNpy(path: string, array: NpyTypedArray, shape: readonly number[], options: NpyWriteOptions = {}): Promise<void> {
-  await writeFileAtomic(path, encodeNpy(array, shape, options));
+  await writeFileAtomic(path, encode(array, shape, options, path));
 }
 
 /**
@@ -653,7 +602,7 @@ export class NpyStreamWriter {
   }
 
   static async create(path: string, dtype: NpyDtype, rows: number, dim: number): Promise<NpyStreamWriter> {
-    requireLittleEndian();
+    requireLittleEndianHost('.npy');
     if (!isNpyDtype(dtype)) throw new GenaugError('E_DTYPE', `${path}: dtype '${String(dtype)}' is not one of ${NPY_DTYPES.join(', ')}`);
     checkInt(rows, 'rows', 0);
     checkInt(dim, 'dim', 1);
