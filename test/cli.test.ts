@@ -88,6 +88,8 @@ describe('genaug similarity', () => {
     expect((keep.data as Uint8Array).reduce((s, v) => s + v, 0)).toBe(79);
     const summary = JSON.parse(await readFile(join(dir, 'p.summary.json'), 'utf8'));
     expect(summary).toMatchObject({ pairs: 1, kept: 79, dropped: 1, duplicateGroups: 1 });
+    expect(summary.scoreHistogram.counts.reduce((s: number, v: number) => s + v, 0)).toBe(1);
+    expect(summary.scoreHistogram.edges[0]).toBeCloseTo(0.9999, 6);
   });
 
   it('fails clearly: a missing file, a file that is not .npy, a bad option', async () => {
@@ -130,5 +132,54 @@ describe('genaug demo', () => {
     expect(sa.caught['off-class']).toBeGreaterThanOrEqual(0.8 * sa.planted['off-class']);
     expect(sa.caught['near-duplicate']).toBeGreaterThanOrEqual(0.8 * sa.planted['near-duplicate']);
     expect(sa.falseDrops).toBeLessThan(0.1 * sa.synthetic);
+  });
+});
+
+describe('resumable file runs', () => {
+  it('a killed topk run resumes from its journal and writes the same bytes as an uninterrupted run', async () => {
+    const { topkFiles, classFiles } = await import('../ts/kernels/files.js');
+    const { existsSync } = await import('node:fs');
+    const qp = join(dir, 'q.npy');
+    const dp = join(dir, 'd.npy');
+    await topkFiles(qp, dp, 4, join(dir, 'clean'), { chunkRows: 25 });
+    // Simulate a kill after the third chunk.
+    let calls = 0;
+    await expect(
+      topkFiles(qp, dp, 4, join(dir, 'killed'), {
+        chunkRows: 25,
+        onProgress: () => {
+          if (++calls === 3) throw new Error('killed');
+        },
+      }),
+    ).rejects.toThrow('killed');
+    expect(existsSync(join(dir, 'killed.partial', 'journal.json'))).toBe(true);
+    expect(existsSync(join(dir, 'killed.indices.npy'))).toBe(false);
+    const notes: string[] = [];
+    const r = await topkFiles(qp, dp, 4, join(dir, 'killed'), { chunkRows: 25, onNote: (n) => notes.push(n) });
+    expect(r.resumedChunks).toBe(3);
+    expect(notes.join()).toMatch(/resuming: 3 finished chunk/);
+    expect(existsSync(join(dir, 'killed.partial'))).toBe(false);
+    for (const f of ['indices', 'scores']) {
+      expect((await readFile(join(dir, `killed.${f}.npy`))).equals(await readFile(join(dir, `clean.${f}.npy`)))).toBe(true);
+    }
+    // A partial folder from other parameters is discarded, not mixed in.
+    calls = 0;
+    await expect(
+      topkFiles(qp, dp, 4, join(dir, 'other'), { chunkRows: 25, onProgress: () => { if (++calls === 2) throw new Error('killed'); } }),
+    ).rejects.toThrow('killed');
+    const notes2: string[] = [];
+    const r2 = await topkFiles(qp, dp, 5, join(dir, 'other'), { chunkRows: 25, onNote: (n) => notes2.push(n) });
+    expect(r2.resumedChunks).toBe(0);
+    expect(notes2.join()).toMatch(/discarding/);
+    // class-max resumes the same way.
+    const lp = join(dir, 'l.npy');
+    await classFiles('max', qp, dp, lp, join(dir, 'cmclean'), { chunkRows: 30 });
+    calls = 0;
+    await expect(
+      classFiles('max', qp, dp, lp, join(dir, 'cmkilled'), { chunkRows: 30, onProgress: () => { if (++calls === 2) throw new Error('killed'); } }),
+    ).rejects.toThrow('killed');
+    const r3 = await classFiles('max', qp, dp, lp, join(dir, 'cmkilled'), { chunkRows: 30 });
+    expect(r3.resumedChunks).toBe(2);
+    expect((await readFile(join(dir, 'cmkilled.scores.npy'))).equals(await readFile(join(dir, 'cmclean.scores.npy')))).toBe(true);
   });
 });

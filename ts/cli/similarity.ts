@@ -30,7 +30,30 @@ function engineFlags(cmd: Command): Command {
     .option('--threads <n>', 'threads to use (default: every core); results do not depend on it', intArg('--threads', 0))
     .option('--block-mib <n>', 'MiB of database packed at a time: the engine memory bound (default 64)', numberArg('--block-mib'))
     .option('--chunk-rows <n>', 'query rows per step (default 8192)', intArg('--chunk-rows', 1))
-    .option('-q, --quiet', 'no progress output');
+    .option('-q, --quiet', 'no progress output')
+    .addHelpText(
+      'after',
+      '\nLong runs journal finished chunks in PREFIX.partial/; run the same command again to resume. A partial folder from\na run with other inputs or options is discarded. Inputs: .npy, float32 or float16, C order.',
+    );
+}
+
+/**
+ * Counts of pair scores in `bins` equal bins from the threshold up to the
+ * largest score: where the mass sits tells whether the threshold cuts through
+ * true duplicates or through merely similar items.
+ */
+export function histogram(scores: Float32Array, from: number, bins: number): { edges: number[]; counts: number[] } {
+  let hi = from;
+  for (const s of scores) if (s > hi) hi = s;
+  if (hi <= from) hi = from + 1e-6;
+  const width = (hi - from) / bins;
+  const counts = new Array<number>(bins).fill(0);
+  for (const s of scores) {
+    const b = Math.min(bins - 1, Math.max(0, Math.floor((s - from) / width)));
+    counts[b] = (counts[b] as number) + 1;
+  }
+  const edges = Array.from({ length: bins + 1 }, (_, i) => +(from + i * width).toFixed(6));
+  return { edges, counts };
 }
 
 export function similarityCommand(global: GlobalOptions): Command {
@@ -57,6 +80,7 @@ export function similarityCommand(global: GlobalOptions): Command {
         bar ??= new Progress('topk', total, 'rows', o.quiet);
         bar.update(done);
       },
+      onNote: (note) => process.stderr.write(`${note}\n`),
     });
     global.print(`wrote ${r.files.join(' and ')} (${r.rows} x ${r.k})`);
   });
@@ -85,6 +109,7 @@ export function similarityCommand(global: GlobalOptions): Command {
           bar ??= new Progress(`class-${op}`, total, 'rows', o.quiet);
           bar.update(done);
         },
+        onNote: (note) => process.stderr.write(`${note}\n`),
       });
       global.print(`wrote ${r.files.join(' and ')} (${r.rows} x ${r.classes})`);
     });
@@ -120,7 +145,13 @@ export function similarityCommand(global: GlobalOptions): Command {
     await writeNpy(`${o.out}.pairs.npy`, ij, [p, 2]);
     await writeNpy(`${o.out}.scores.npy`, list.scores, [p]);
     const files = [`${o.out}.pairs.npy`, `${o.out}.scores.npy`];
-    const summary: Record<string, unknown> = { threshold: o.threshold, normalize: o.normalize, pairs: p, rows: a.rows };
+    const summary: Record<string, unknown> = {
+      threshold: o.threshold,
+      normalize: o.normalize,
+      pairs: p,
+      rows: a.rows,
+      scoreHistogram: histogram(list.scores, o.threshold, 20),
+    };
     if (!b) {
       const g = groupPairs(a.rows, list, o.keep);
       await writeNpy(`${o.out}.groups.npy`, g.group, [a.rows]);

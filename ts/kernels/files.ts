@@ -4,6 +4,7 @@
  * budget or in chunks (merged exactly with mergeTopk) when it does not.
  * Outputs are written row by row through atomic stream writers.
  */
+import { ChunkJournal } from '../io/journal.js';
 import { NpyRowReader, NpyStreamWriter, readNpy, writeNpy } from '../io/npy.js';
 import { GenaugError } from '../native/errors.js';
 import {
@@ -22,6 +23,8 @@ export interface FileRunOptions extends SimilarityOptions {
   /** Bytes of database held in memory at once (default 2 GiB). */
   dbBudgetBytes?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Hears about resumed or discarded partial runs. */
+  onNote?: (note: string) => void;
 }
 
 interface DbSource {
@@ -55,31 +58,59 @@ function sameDim(qDim: number, dDim: number, q: string, d: string): void {
   if (qDim !== dDim) throw new GenaugError('E_SHAPE', `${q} has ${qDim} columns but ${d} has ${dDim}: embeddings must have the same width`);
 }
 
-/** Top-k of every row of `queryPath` against `dbPath`; writes PREFIX.indices.npy (int64) and PREFIX.scores.npy (float32). */
+/**
+ * Top-k of every row of `queryPath` against `dbPath`; writes
+ * PREFIX.indices.npy (int64) and PREFIX.scores.npy (float32). Finished chunks
+ * of query rows are journaled in PREFIX.partial/, so a killed run started
+ * again with the same inputs and options resumes where it stopped.
+ */
 export async function topkFiles(queryPath: string, dbPath: string, k: number, outPrefix: string, options: FileRunOptions = {}) {
   checkInt(k, 'k', 1, 2 ** 31);
   const chunk = checkInt(options.chunkRows ?? 8192, 'chunkRows', 1);
   const budget = checkInt(options.dbBudgetBytes ?? 2 ** 31, 'dbBudgetBytes', 1);
   const q = await NpyRowReader.open(queryPath, { name: queryPath });
-  const db = await openDb(dbPath, budget);
   try {
-    sameDim(q.dim, db.dim, queryPath, dbPath);
-    const kk = Math.min(k, db.rows);
+    const dbHeader = await NpyRowReader.open(dbPath, { name: dbPath });
+    const dbRows = dbHeader.rows;
+    await dbHeader.close();
+    sameDim(q.dim, dbHeader.dim, queryPath, dbPath);
+    const kk = Math.min(k, dbRows);
+    const journal = await ChunkJournal.open(
+      `${outPrefix}.partial`,
+      { inputs: [queryPath, dbPath], params: { op: 'topk', k, chunkRows: chunk, normalize: options.normalize ?? true } },
+      options.onNote,
+    );
+    const rowBytes = kk * 12;
+    let db: DbSource | undefined;
+    try {
+      for (let s = 0; s < q.rows; s += chunk) {
+        const rows = Math.min(chunk, q.rows - s);
+        const key = `rows-${s}`;
+        if (!journal.has(key) && kk > 0) {
+          db ??= await openDb(dbPath, budget);
+          const m = await q.readRows(s, rows);
+          let acc: TopKResult | undefined;
+          for await (const part of db.chunks()) {
+            const r = await topk(m, part.m, k, options);
+            acc = acc === undefined ? shift(r, part.start) : mergeTopk(acc, r, part.start, k);
+          }
+          if (!acc) throw new GenaugError('E_INTERNAL', 'topkFiles: no database chunk was read');
+          await journal.put(key, [bytes(acc.indices), bytes(acc.scores)]);
+        }
+        options.onProgress?.(s + rows, q.rows);
+      }
+    } finally {
+      await db?.close();
+    }
+    // Every chunk is in the journal: write the final files from it.
     const idxOut = await NpyStreamWriter.create(`${outPrefix}.indices.npy`, 'int64', q.rows, kk);
     const scoreOut = await NpyStreamWriter.create(`${outPrefix}.scores.npy`, 'float32', q.rows, kk);
     try {
-      for (let s = 0; s < q.rows; s += chunk) {
-        const m = await q.readRows(s, Math.min(chunk, q.rows - s));
-        let acc: TopKResult | undefined;
-        for await (const part of db.chunks()) {
-          const r = await topk(m, part.m, k, options);
-          acc = acc === undefined ? shift(r, part.start) : mergeTopk(acc, r, part.start, k);
-        }
-        if (acc && kk > 0) {
-          await idxOut.append(acc.indices);
-          await scoreOut.append(acc.scores);
-        }
-        options.onProgress?.(s + m.rows, q.rows);
+      for (let s = 0; s < q.rows && kk > 0; s += chunk) {
+        const rows = Math.min(chunk, q.rows - s);
+        const data = await journal.get(`rows-${s}`, rows * rowBytes);
+        await idxOut.append(new BigInt64Array(data.buffer, 0, rows * kk));
+        await scoreOut.append(new Float32Array(data.buffer, rows * kk * 8, rows * kk));
       }
       await idxOut.close();
       await scoreOut.close();
@@ -88,11 +119,15 @@ export async function topkFiles(queryPath: string, dbPath: string, k: number, ou
       await scoreOut.abort();
       throw e;
     }
-    return { rows: q.rows, k: kk, files: [`${outPrefix}.indices.npy`, `${outPrefix}.scores.npy`] };
+    await journal.remove();
+    return { rows: q.rows, k: kk, resumedChunks: journal.resumed, files: [`${outPrefix}.indices.npy`, `${outPrefix}.scores.npy`] };
   } finally {
     await q.close();
-    await db.close();
   }
+}
+
+function bytes(a: BigInt64Array | Float32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
 function shift(r: TopKResult, offset: number): TopKResult {
@@ -120,7 +155,10 @@ export async function readLabels(path: string, rows: number): Promise<Int32Array
   throw new GenaugError('E_DTYPE', `${path}: labels must be integers (int32/int64), got ${a.dtype}`);
 }
 
-/** Per-class mean or max of every query row; writes PREFIX.scores.npy (float32, M x C) and PREFIX.counts.npy. */
+/**
+ * Per-class mean or max of every query row; writes PREFIX.scores.npy
+ * (float32, M x C) and PREFIX.counts.npy. Journaled and resumable like topkFiles.
+ */
 export async function classFiles(
   op: 'mean' | 'max',
   queryPath: string,
@@ -134,31 +172,48 @@ export async function classFiles(
   const dbReader = await NpyRowReader.open(dbPath, { name: dbPath });
   try {
     sameDim(q.dim, dbReader.dim, queryPath, dbPath);
-    const db = await dbReader.readRows(0, dbReader.rows);
-    const labels = await readLabels(labelsPath, db.rows);
+    const labels = await readLabels(labelsPath, dbReader.rows);
     let numClasses = options.numClasses;
     if (numClasses === undefined) numClasses = Math.max(1, labels.reduce((m, v) => Math.max(m, v), -1) + 1);
-    const out = await NpyStreamWriter.create(`${outPrefix}.scores.npy`, 'float32', q.rows, numClasses);
-    let counts: BigInt64Array | undefined;
+    const C = numClasses;
+    const journal = await ChunkJournal.open(
+      `${outPrefix}.partial`,
+      { inputs: [queryPath, dbPath, labelsPath], params: { op: `class-${op}`, numClasses: C, chunkRows: chunk, normalize: options.normalize ?? true } },
+      options.onNote,
+    );
+    let db: Matrix | undefined;
+    for (let s = 0; s < q.rows; s += chunk) {
+      const rows = Math.min(chunk, q.rows - s);
+      const key = `rows-${s}`;
+      if (!journal.has(key)) {
+        db ??= await dbReader.readRows(0, dbReader.rows);
+        const m = await q.readRows(s, rows);
+        const opts = { ...options, numClasses: C };
+        const r = op === 'mean' ? await classMean(m, db, labels, opts) : await classMax(m, db, labels, opts);
+        await journal.put(key, [new Uint8Array(r.values.buffer, r.values.byteOffset, r.values.byteLength)]);
+      }
+      options.onProgress?.(s + rows, q.rows);
+    }
+    const out = await NpyStreamWriter.create(`${outPrefix}.scores.npy`, 'float32', q.rows, C);
     try {
       for (let s = 0; s < q.rows; s += chunk) {
-        const m = await q.readRows(s, Math.min(chunk, q.rows - s));
-        const r = op === 'mean' ? await classMean(m, db, labels, { ...options, numClasses }) : await classMax(m, db, labels, { ...options, numClasses });
-        counts = r.counts;
-        await out.append(r.values);
-        options.onProgress?.(s + m.rows, q.rows);
+        const rows = Math.min(chunk, q.rows - s);
+        const data = await journal.get(`rows-${s}`, rows * C * 4);
+        await out.append(new Float32Array(data.buffer, 0, rows * C));
       }
       await out.close();
     } catch (e) {
       await out.abort();
       throw e;
     }
-    if (!counts) {
-      counts = new BigInt64Array(numClasses);
-      for (const l of labels) counts[l] = (counts[l] as bigint) + 1n;
+    const counts = new BigInt64Array(C);
+    for (const l of labels) {
+      if (l >= C) throw new GenaugError('E_RANGE', `${labelsPath}: label ${l} is outside [0, ${C})`);
+      counts[l] = (counts[l] as bigint) + 1n;
     }
-    await writeNpy(`${outPrefix}.counts.npy`, counts, [numClasses]);
-    return { rows: q.rows, classes: numClasses, files: [`${outPrefix}.scores.npy`, `${outPrefix}.counts.npy`] };
+    await writeNpy(`${outPrefix}.counts.npy`, counts, [C]);
+    await journal.remove();
+    return { rows: q.rows, classes: C, resumedChunks: journal.resumed, files: [`${outPrefix}.scores.npy`, `${outPrefix}.counts.npy`] };
   } finally {
     await q.close();
     await dbReader.close();
