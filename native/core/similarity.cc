@@ -36,7 +36,7 @@ AlignedFloats aligned_floats(int64_t n) {
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-std::atomic<int64_t> g_mc{0}, g_nct{0}, g_kc{0};
+std::atomic<int64_t> g_mc{0}, g_nct{0}, g_kc{0}, g_order{0};
 
 // ------------------------------------------------------------- validation --
 
@@ -217,11 +217,20 @@ void run_engine(const Operand& q, const Operand& d, Reducer& red, const Kernels&
               const float* bt = bpack.get() + (jt / NR) * D * NR;
               for (int64_t k0 = 0; k0 < D; k0 += KC) {
                 const int64_t kc = std::min(KC, D - k0);
-                for (int64_t ir = 0; ir < apanels; ++ir) {
-                  const float* a = ap + ir * D * MR + k0 * MR;
-                  float* c = ct + ir * MR * NCT;
-                  for (int64_t jr = 0; jr < bpanels; ++jr)
-                    K.micro(kc, a, bt + jr * D * NR + k0 * NR, c + jr * NR, NCT, k0 > 0);
+                if (g_order.load() == 0) {
+                  // B micro-panel (NR x kc) stays in L1 while the A panels stream from L2.
+                  for (int64_t jr = 0; jr < bpanels; ++jr) {
+                    const float* b = bt + jr * D * NR + k0 * NR;
+                    for (int64_t ir = 0; ir < apanels; ++ir)
+                      K.micro(kc, ap + ir * D * MR + k0 * MR, b, ct + ir * MR * NCT + jr * NR, NCT, k0 > 0);
+                  }
+                } else {
+                  for (int64_t ir = 0; ir < apanels; ++ir) {
+                    const float* a = ap + ir * D * MR + k0 * MR;
+                    float* c = ct + ir * MR * NCT;
+                    for (int64_t jr = 0; jr < bpanels; ++jr)
+                      K.micro(kc, a, bt + jr * D * NR + k0 * NR, c + jr * NR, NCT, k0 > 0);
+                  }
                 }
               }
               red.consume(tid, ct, NCT, i0, mi, jc + jt, nj);
@@ -467,6 +476,7 @@ void set_engine_tuning(const EngineTuning& t) {
   g_mc.store(t.mc);
   g_nct.store(t.nct);
   g_kc.store(t.kc);
+  g_order.store(t.order);
 }
 
 static void check_options(const SimilarityOptions& opt) {

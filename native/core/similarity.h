@@ -72,6 +72,7 @@ std::vector<float> row_dot(const MatrixView& query, const MatrixView& db, const 
 // rows per tile, depth per pass. 0 keeps the default.
 struct EngineTuning {
   int64_t mc = 0, nct = 0, kc = 0;
+  int64_t order = 0;  // 0: database panel outer (in L1), query panels inner; 1: the reverse
 };
 void set_engine_tuning(const EngineTuning& t);
 

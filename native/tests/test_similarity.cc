@@ -287,3 +287,30 @@ TEST(cuda_block_matches_cpu_or_reports_unavailable) {
     CHECK_THROWS_CODE(cuda_dot_block(a.v.data(), 37, b.v.data(), 45, 70, c.data()), "E_CUDA_UNAVAILABLE");
   }
 }
+
+// Odd engine tunings (depth split into passes, both loop orders, tiles that
+// are not multiples of the micro-tile) give the same results as the defaults.
+TEST(engine_tunings_agree) {
+  Data q = make_data(53, 45, 91);
+  Data d = make_data(517, 45, 92);
+  SimilarityOptions opt;
+  TopKResult ref = topk(q.view(), d.view(), 6, opt);
+  for (int64_t order : {0, 1}) {
+    for (int64_t kc : {7, 16, 45}) {
+      EngineTuning t;
+      t.kc = kc;
+      t.order = order;
+      t.mc = 13;
+      t.nct = 40;
+      set_engine_tuning(t);
+      for (Isa isa : isas()) {
+        opt.isa = isa;
+        check_topk(q, d, 6, opt);
+      }
+      opt.isa = cpu_info().best;
+      TopKResult r = topk(q.view(), d.view(), 6, opt);
+      CHECK(r.indices == ref.indices);
+    }
+  }
+  set_engine_tuning(EngineTuning{});
+}
