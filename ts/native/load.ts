@@ -18,9 +18,11 @@ let cached: NativeAddon | undefined;
 
 /** Where the loader looks, in order. GENAUG_ADDON (a path to a .node file) comes first. */
 export function addonCandidates(): string[] {
-  const list: string[] = [];
   const env = process.env.GENAUG_ADDON;
-  if (env) list.push(resolve(env));
+  // An explicit path is the only candidate: silently loading another build
+  // would hide the mistake (and defeat the sanitizer run).
+  if (env) return [resolve(env)];
+  const list: string[] = [];
   list.push(join(packageRoot, 'build', 'Release', 'genaug.node'));
   list.push(join(packageRoot, 'build', 'Debug', 'genaug.node'));
   return list;
@@ -40,10 +42,11 @@ export function native(): NativeAddon {
       return addon;
     } catch (e) {
       failures.push(`${path}: ${(e as Error).message}`);
-      if (process.env.GENAUG_ADDON) break;
     }
   }
-  const fix = `Build it with: cd ${packageRoot} && npm run build:native (needs CMake >= 3.18 and a C++17 compiler; no download is needed)`;
+  const fix = process.env.GENAUG_ADDON
+    ? `GENAUG_ADDON is set to ${process.env.GENAUG_ADDON}; point it at a built genaug.node or unset it.`
+    : `Build it with: cd ${packageRoot} && npm run build:native (needs CMake >= 3.18 and a C++17 compiler; no download is needed)`;
   if (failures.length > 0) {
     throw new GenaugError('E_NATIVE_LOAD', `genaug's native addon was found but failed to load:\n  ${failures.join('\n  ')}\n${fix}`, {
       candidates,

@@ -1,0 +1,63 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { capabilities } from '../ts/index.js';
+
+const dist = join(__dirname, '..', 'dist', 'index.js');
+
+/** Runs a snippet in a fresh node process (the loader caches per process). */
+function node(code: string, env: Record<string, string>): { status: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+  return { status: r.status, out: r.stdout, err: r.stderr };
+}
+
+const probe = `
+  const g = await import(${JSON.stringify(dist)});
+  try { console.log(JSON.stringify(g.capabilities())); }
+  catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })); }`;
+
+describe('the loader', () => {
+  it('reports capabilities: the ISA in use, CUDA built/usable with a reason', () => {
+    const c = capabilities();
+    expect(['scalar', 'avx2', 'avx512']).toContain(c.isa);
+    expect(['scalar', 'avx2', 'avx512']).toContain(c.isaBest);
+    expect(c.cpu.threads).toBeGreaterThanOrEqual(1);
+    expect(typeof c.cuda.built).toBe('boolean');
+    expect(c.cuda.usable).toBe(c.cuda.devices > 0);
+    if (!c.cuda.usable) expect(c.cuda.reason).toMatch(/CUDA/);
+    expect(c.addonPath).toMatch(/genaug\.node$/);
+  });
+
+  it('GENAUG_ISA lowers the SIMD level for the process', () => {
+    const r = node(probe, { GENAUG_ISA: 'scalar' });
+    expect(r.status, r.err).toBe(0);
+    expect(JSON.parse(r.out).isa).toBe('scalar');
+  });
+
+  it('a missing addon gives one E_NATIVE_LOAD error naming the path and the fix', () => {
+    const r = node(probe, { GENAUG_ADDON: '/nonexistent/genaug.node' });
+    const e = JSON.parse(r.out);
+    expect(e.name).toBe('GenaugError');
+    expect(e.code).toBe('E_NATIVE_LOAD');
+    expect(e.message).toMatch(/was not found.*\/nonexistent\/genaug\.node/s);
+    expect(e.message).toMatch(/GENAUG_ADDON/);
+  });
+
+  it('a broken addon file gives E_NATIVE_LOAD with the loader error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'genaug-load-'));
+    const bad = join(dir, 'genaug.node');
+    writeFileSync(bad, 'this is not a shared object');
+    const r = node(probe, { GENAUG_ADDON: bad });
+    const e = JSON.parse(r.out);
+    expect(e.code).toBe('E_NATIVE_LOAD');
+    expect(e.message).toMatch(/found but failed to load/);
+    expect(e.message).toContain(bad);
+  });
+});
