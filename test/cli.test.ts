@@ -183,3 +183,19 @@ describe('resumable file runs', () => {
     expect((await readFile(join(dir, 'cmkilled.scores.npy'))).equals(await readFile(join(dir, 'cmclean.scores.npy')))).toBe(true);
   });
 });
+
+describe('float16 inputs', () => {
+  it('topk on a float16 .npy equals topk on the same values in float32', async () => {
+    const { float32ToFloat16Bits, float16BitsToFloat32 } = await import('../ts/io/npy.js');
+    const bits = float32ToFloat16Bits(d.data);
+    await writeNpy(join(dir, 'd16.npy'), bits, [d.rows, d.dim], { dtype: 'float16' });
+    await writeNpy(join(dir, 'd16as32.npy'), float16BitsToFloat32(bits), [d.rows, d.dim]);
+    for (const [name, db] of [['h', 'd16.npy'], ['f', 'd16as32.npy']] as const) {
+      const r = await genaug('similarity', 'topk', '--query', join(dir, 'q.npy'), '--db', join(dir, db), '--k', '3', '--out', join(dir, `f16${name}`), '-q');
+      expect(r.code, r.stderr).toBe(0);
+    }
+    for (const f of ['indices', 'scores']) {
+      expect((await readFile(join(dir, `f16h.${f}.npy`))).equals(await readFile(join(dir, `f16f.${f}.npy`)))).toBe(true);
+    }
+  });
+});
