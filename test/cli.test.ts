@@ -199,3 +199,14 @@ describe('float16 inputs', () => {
     }
   });
 });
+
+describe('error messages name the file and the global row', () => {
+  it('a NaN deep in a chunked query file is reported with its file and row', async () => {
+    const bad = randomMatrix(90, 24, 9);
+    bad.data[61 * 24 + 5] = Number.NaN;
+    await writeNpy(join(dir, 'nan.npy'), bad.data, [90, 24]);
+    const r = await genaug('similarity', 'topk', '--query', join(dir, 'nan.npy'), '--db', join(dir, 'd.npy'), '--out', join(dir, 'nan'), '--chunk-rows', '25', '-q');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/E_NONFINITE.*nan\.npy row 61, column 5 is NaN/);
+  });
+});

@@ -324,3 +324,25 @@ describe('cancellation', () => {
     expect(done.k).toBe(2);
   });
 });
+
+describe('memory safety at the boundary', () => {
+  it('transferring an input buffer while a call runs neither crashes nor corrupts the result', async () => {
+    const q = randomMatrix(200, 64, 81);
+    const d = randomMatrix(5000, 64, 82);
+    const want = topkSync(q, d, 3);
+    const p = topk(q, d, 3);
+    // A transfer would detach the buffer under the running native code; the
+    // wrapper marked it untransferable, so this copies instead.
+    const moved = structuredClone(d.data.buffer, { transfer: [d.data.buffer] });
+    expect(moved.byteLength).toBe(d.data.byteLength);
+    const got = await p;
+    expect(Buffer.from(got.indices.buffer).equals(Buffer.from(want.indices.buffer))).toBe(true);
+  });
+
+  it('rows x dim that would overflow is a shape error in C++, not a crash', async () => {
+    const { native } = await import('../ts/native/load.js');
+    const empty = new Float32Array(0);
+    await expectCode(() => native().rowDotSync(empty, 2 ** 40, 65536, empty, 2 ** 40, 65536, {}), 'E_SHAPE');
+    await expectCode(() => native().topkSync(empty, 0, 65537, empty, 0, 65537, 1, {}), 'E_RANGE');
+  });
+});

@@ -15,9 +15,10 @@ MatrixView read_matrix(const Napi::CallbackInfo& info, size_t i, const char* nam
   const std::string rows_name = std::string(name) + " rows";
   const std::string dim_name = std::string(name) + " dim";
   const int64_t rows = arg_int(info, i + 1, rows_name.c_str(), 0, int64_t(1) << 40);
-  const int64_t dim = arg_int(info, i + 2, dim_name.c_str(), 1, int64_t(1) << 24);
+  const int64_t dim = arg_int(info, i + 2, dim_name.c_str(), 1, kMaxDim);
   const int64_t len = static_cast<int64_t>(keep.ElementLength());
-  if (rows * dim != len)
+  // rows <= len / dim first, so rows * dim cannot overflow.
+  if (rows > len / dim || rows * dim != len)
     throw_js(info.Env(), "E_SHAPE", name, " has ", len, " elements but ", rows, " rows x ", dim, " columns = ", rows * dim);
   MatrixView v;
   v.data = keep.Data();
@@ -46,6 +47,10 @@ SimilarityOptions read_options(const Napi::CallbackInfo& info, size_t i, std::ve
   o.normalize = opt_bool(obj, "normalize", true);
   o.threads = static_cast<int>(opt_int(obj, "threads", 0, 0, 256));
   o.block_bytes = opt_int(obj, "blockBytes", o.block_bytes, 1 << 16, int64_t(1) << 40);
+  o.query_name = opt_string(obj, "queryName", o.query_name);
+  o.db_name = opt_string(obj, "dbName", o.db_name);
+  o.query_row_offset = opt_int(obj, "queryRowOffset", 0, 0, int64_t(1) << 50);
+  o.db_row_offset = opt_int(obj, "dbRowOffset", 0, 0, int64_t(1) << 50);
   const std::string isa = opt_string(obj, "isa", "auto");
   if (isa == "auto") {
     o.isa = active_isa();
@@ -62,12 +67,14 @@ SimilarityOptions read_options(const Napi::CallbackInfo& info, size_t i, std::ve
 
 Napi::Value TopK(const Napi::CallbackInfo& info, bool sync) {
   Napi::Env env = info.Env();
+  // Options first: their getters run JS, which must not run after the data pointers are taken.
+  std::vector<Napi::Value> keep;
+  SimilarityOptions opt = read_options(info, 7, keep);
   Napi::Float32Array qa, da;
   MatrixView q = read_matrix(info, 0, "query", qa);
   MatrixView d = read_matrix(info, 3, "database", da);
   const int64_t k = arg_int(info, 6, "k", 1, int64_t(1) << 31);
-  std::vector<Napi::Value> keep{qa, da};
-  SimilarityOptions opt = read_options(info, 7, keep);
+  keep.insert(keep.end(), {qa, da});
   return run_job<TopKResult>(
       env, sync, keep, [=] { return topk(q, d, k, opt); },
       [](Napi::Env env, TopKResult& r) -> Napi::Value {
@@ -81,6 +88,9 @@ Napi::Value TopK(const Napi::CallbackInfo& info, bool sync) {
 
 Napi::Value PerClass(const Napi::CallbackInfo& info, bool sync, bool mean) {
   Napi::Env env = info.Env();
+  // Options first: their getters run JS, which must not run after the data pointers are taken.
+  std::vector<Napi::Value> keep;
+  SimilarityOptions opt = read_options(info, 8, keep);
   Napi::Float32Array qa, da;
   MatrixView q = read_matrix(info, 0, "query", qa);
   MatrixView d = read_matrix(info, 3, "database", da);
@@ -88,8 +98,7 @@ Napi::Value PerClass(const Napi::CallbackInfo& info, bool sync, bool mean) {
   if (static_cast<int64_t>(la.ElementLength()) != d.rows)
     throw_js(env, "E_SHAPE", "labels has ", la.ElementLength(), " entries but the database has ", d.rows, " rows");
   const int64_t classes = arg_int(info, 7, "numClasses", 1, int64_t(1) << 31);
-  std::vector<Napi::Value> keep{qa, da, la};
-  SimilarityOptions opt = read_options(info, 8, keep);
+  keep.insert(keep.end(), {qa, da, la});
   const int32_t* labels = la.Data();
   return run_job<ClassResult>(
       env, sync, keep,
@@ -105,16 +114,18 @@ Napi::Value PerClass(const Napi::CallbackInfo& info, bool sync, bool mean) {
 
 Napi::Value Pairs(const Napi::CallbackInfo& info, bool sync) {
   Napi::Env env = info.Env();
+  // Options first: their getters run JS, which must not run after the data pointers are taken.
+  std::vector<Napi::Value> keep;
+  SimilarityOptions opt = read_options(info, 9, keep);
   Napi::Float32Array qa, da;
   MatrixView q = read_matrix(info, 0, "query", qa);
   MatrixView d = read_matrix(info, 3, "database", da);
   const double t = arg_number(info, 6, "threshold");
   const int64_t self_offset = arg_int(info, 7, "selfOffset", -1, int64_t(1) << 40);
   const int64_t max_pairs = arg_int(info, 8, "maxPairs", 0, int64_t(1) << 40);
-  std::vector<Napi::Value> keep{qa, da};
-  SimilarityOptions opt = read_options(info, 9, keep);
+  keep.insert(keep.end(), {qa, da});
   return run_job<PairsResult>(
-      env, sync, keep, [=] { return pairs(q, d, static_cast<float>(t), self_offset, max_pairs, opt); },
+      env, sync, keep, [=] { return pairs(q, d, t, self_offset, max_pairs, opt); },
       [](Napi::Env env, PairsResult& r) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
         o.Set("i", to_i64(env, r.i));
@@ -126,11 +137,13 @@ Napi::Value Pairs(const Napi::CallbackInfo& info, bool sync) {
 
 Napi::Value RowDot(const Napi::CallbackInfo& info, bool sync) {
   Napi::Env env = info.Env();
+  // Options first: their getters run JS, which must not run after the data pointers are taken.
+  std::vector<Napi::Value> keep;
+  SimilarityOptions opt = read_options(info, 6, keep);
   Napi::Float32Array qa, da;
   MatrixView q = read_matrix(info, 0, "query", qa);
   MatrixView d = read_matrix(info, 3, "database", da);
-  std::vector<Napi::Value> keep{qa, da};
-  SimilarityOptions opt = read_options(info, 6, keep);
+  keep.insert(keep.end(), {qa, da});
   return run_job<std::vector<float>>(
       env, sync, keep, [=] { return row_dot(q, d, opt); },
       [](Napi::Env env, std::vector<float>& r) -> Napi::Value { return to_f32(env, r); });

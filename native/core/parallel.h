@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include "error.h"
+
 namespace genaug {
 
 class Barrier {
@@ -55,7 +57,10 @@ class FirstError {
 };
 
 // Runs fn(tid) for tid in [0, threads); tid 0 on the calling thread. Any
-// exception is rethrown after all threads have joined.
+// exception is rethrown after all threads have joined. fn runs only once every
+// thread exists: if the system refuses to start one, the threads already
+// started exit without running fn and E_NOMEM is thrown, so code that waits on
+// a Barrier(threads) inside fn can never wait for a thread that was not born.
 template <typename Fn>
 void run_threads(int threads, Fn&& fn) {
   if (threads <= 1) {
@@ -63,17 +68,40 @@ void run_threads(int threads, Fn&& fn) {
     return;
   }
   FirstError err;
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  int gate = 0;  // 0: wait, 1: go, 2: give up
+  auto wait_gate = [&]() {
+    std::unique_lock<std::mutex> lock(gate_mu);
+    gate_cv.wait(lock, [&] { return gate != 0; });
+    return gate == 1;
+  };
+  auto open_gate = [&](int value) {
+    {
+      std::lock_guard<std::mutex> lock(gate_mu);
+      gate = value;
+    }
+    gate_cv.notify_all();
+  };
   std::vector<std::thread> pool;
-  pool.reserve(static_cast<size_t>(threads - 1));
-  for (int t = 1; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      try {
-        fn(t);
-      } catch (...) {
-        err.capture();
-      }
-    });
+  try {
+    pool.reserve(static_cast<size_t>(threads - 1));
+    for (int t = 1; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        if (!wait_gate()) return;
+        try {
+          fn(t);
+        } catch (...) {
+          err.capture();
+        }
+      });
+    }
+  } catch (const std::exception& e) {
+    open_gate(2);
+    for (auto& th : pool) th.join();
+    fail("E_NOMEM", "could not start ", threads, " threads (", e.what(), "); pass fewer threads");
   }
+  open_gate(1);
   try {
     fn(0);
   } catch (...) {

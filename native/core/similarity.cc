@@ -43,6 +43,7 @@ std::atomic<int64_t> g_mc{0}, g_nct{0}, g_kc{0}, g_order{0};
 void check_view(const MatrixView& m, const char* name) {
   if (m.rows < 0) fail("E_SHAPE", name, " has a negative number of rows (", m.rows, ")");
   if (m.dim < 1) fail("E_SHAPE", name, " must have at least one column, got ", m.dim);
+  if (m.dim > kMaxDim) fail("E_SHAPE", name, " has ", m.dim, " columns; embeddings wider than ", kMaxDim, " are not supported");
   if (m.rows > 0 && m.data == nullptr) fail("E_SHAPE", name, " has no data");
 }
 
@@ -64,13 +65,13 @@ int resolve_threads(int requested) {
 // per-row multiplier the packing applies: 1/||row|| when normalising (0 for a
 // zero row), empty otherwise. Also returns the largest row norm.
 struct Prepared {
-  std::vector<float> scale;
+  std::vector<double> scale;
   double max_norm = 0.0;
 };
 
-Prepared prepare(const MatrixView& m, bool normalize, const char* name, int threads) {
+Prepared prepare(const MatrixView& m, bool normalize, const std::string& name, int64_t row_offset, int threads) {
   Prepared p;
-  if (normalize) p.scale.assign(static_cast<size_t>(m.rows), 0.0f);
+  if (normalize) p.scale.assign(static_cast<size_t>(m.rows), 0.0);
   const int64_t D = m.dim;
   threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, m.rows / 1024 + 1)));
   std::vector<double> max_norm(static_cast<size_t>(threads), 0.0);
@@ -87,7 +88,8 @@ Prepared prepare(const MatrixView& m, bool normalize, const char* name, int thre
       }
       const double n = std::sqrt(s);
       max_norm[tid] = std::max(max_norm[tid], n);
-      if (normalize) p.scale[r] = n > 0.0 ? static_cast<float>(1.0 / n) : 0.0f;
+      // Kept in double: 1/n overflows float for rows with norm below ~3e-39.
+      if (normalize) p.scale[r] = n > 0.0 ? 1.0 / n : 0.0;
     }
   });
   for (int t = 0; t < threads; ++t) {
@@ -96,7 +98,7 @@ Prepared prepare(const MatrixView& m, bool normalize, const char* name, int thre
       for (int64_t k = 0; k < D; ++k) {
         const float v = m.data[r * D + k];
         if (!std::isfinite(v))
-          fail("E_NONFINITE", name, " row ", r, ", column ", k, " is ", std::isnan(v) ? "NaN" : "infinite",
+          fail("E_NONFINITE", name, " row ", r + row_offset, ", column ", k, " is ", std::isnan(v) ? "NaN" : "infinite",
                ": embeddings must be finite");
       }
     }
@@ -121,7 +123,7 @@ struct Operand {
   const float* data;
   int64_t rows;
   int64_t dim;
-  const float* scale;   // per physical row, or nullptr
+  const double* scale;  // per physical row, or nullptr
   const int64_t* perm;  // logical row -> physical row, or nullptr
 };
 
@@ -142,9 +144,9 @@ void pack_panel(const Operand& op, int64_t r0, int64_t rows, int width, float* o
     if (r < rows) {
       const int64_t phys = op.perm ? op.perm[r0 + r] : r0 + r;
       const float* src = op.data + phys * D;
-      const float s = op.scale ? op.scale[phys] : 1.0f;
       if (op.scale) {
-        for (int64_t k = 0; k < D; ++k) out[k * width + r] = src[k] * s;
+        const double s = op.scale[phys];
+        for (int64_t k = 0; k < D; ++k) out[k * width + r] = static_cast<float>(src[k] * s);
       } else {
         for (int64_t k = 0; k < D; ++k) out[k * width + r] = src[k];
       }
@@ -161,14 +163,21 @@ void run_engine(const Operand& q, const Operand& d, Reducer& red, const Kernels&
   const int64_t M = q.rows, N = d.rows, D = q.dim;
   if (M == 0 || N == 0) return;
   const int MR = K.mr, NR = K.nr;
-  const int64_t mc_default = g_mc.load() > 0 ? g_mc.load() : 192;
-  const int64_t MC = std::max<int64_t>(MR, round_up(std::min<int64_t>(mc_default, round_up(M, MR)), MR));
-  const int64_t nct_default = g_nct.load() > 0 ? g_nct.load() : 256;
+  const int64_t mc_tuned = g_mc.load();
+  const int64_t mc_default = mc_tuned > 0 ? mc_tuned : 192;
+  // Query rows per block; the packed block (MC x D per thread) also stays
+  // within a quarter of block_bytes when rows are very wide.
+  const int64_t mc_mem = std::max<int64_t>(MR, block_bytes / 4 / (D * static_cast<int64_t>(sizeof(float))) / MR * MR);
+  const int64_t MC = std::max<int64_t>(MR, round_up(std::min<int64_t>({mc_default, mc_mem, round_up(M, MR)}), MR));
+  const int64_t nct_tuned = g_nct.load();
+  const int64_t nct_default = nct_tuned > 0 ? nct_tuned : 256;
   const int64_t NCT = std::max<int64_t>(NR, round_up(nct_default, NR));
-  const int64_t KC = g_kc.load() > 0 ? g_kc.load() : 512;
-  // Database rows per packed block: as many as block_bytes holds, whole tiles.
-  int64_t NB = std::max<int64_t>(NCT, block_bytes / (D * static_cast<int64_t>(sizeof(float))) / NCT * NCT);
-  NB = std::min(NB, round_up(N, NCT));
+  const int64_t kc_tuned = g_kc.load();
+  const int64_t KC = kc_tuned > 0 ? kc_tuned : 512;
+  // Database rows per packed block: as many as block_bytes holds (whole
+  // micro-panels, at least one), never more than the database needs.
+  int64_t NB = std::max<int64_t>(NR, block_bytes / (D * static_cast<int64_t>(sizeof(float))) / NR * NR);
+  NB = std::min(NB, round_up(N, NR));
   const int64_t n_qblocks = (M + MC - 1) / MC;
   const int64_t n_dblocks = (N + NB - 1) / NB;
   const int T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, n_qblocks)));
@@ -389,10 +398,21 @@ struct Pair {
 
 class PairsReducer final : public Reducer {
  public:
-  PairsReducer(int threads, float threshold, int64_t self_offset, int64_t max_pairs, const Kernels& K)
+  PairsReducer(int threads, double threshold, int64_t self_offset, int64_t max_pairs, const Kernels& K)
       : per_thread_(static_cast<size_t>(threads)), self_(self_offset), max_(max_pairs), K_(K) {
-    // score >= threshold  <=>  score > the next float below threshold
-    below_ = std::nextafter(threshold, kNegInf);
+    // A float score s passes when (double)s >= threshold. The smallest float
+    // that passes is f = threshold rounded up to a float; s passes iff
+    // s > the float just below f.
+    const double fmax = std::numeric_limits<float>::max();
+    if (threshold > fmax) {
+      below_ = std::numeric_limits<float>::infinity();  // nothing passes
+    } else if (threshold <= -fmax) {
+      below_ = kNegInf;  // everything passes
+    } else {
+      float f = static_cast<float>(threshold);
+      if (static_cast<double>(f) < threshold) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+      below_ = std::nextafter(f, kNegInf);
+    }
   }
 
   bool skip(int64_t i0, int64_t /*mi*/, int64_t j0, int64_t nj) const override {
@@ -489,8 +509,8 @@ TopKResult topk(const MatrixView& query, const MatrixView& db, int64_t k, const 
   if (k < 1) fail("E_RANGE", "k must be >= 1, got ", k);
   const int threads = resolve_threads(opt.threads);
   const Kernels& K = kernels_for(opt.isa);
-  Prepared pq = prepare(query, opt.normalize, "query", threads);
-  Prepared pd = prepare(db, opt.normalize, "database", threads);
+  Prepared pq = prepare(query, opt.normalize, opt.query_name, opt.query_row_offset, threads);
+  Prepared pd = prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
   check_dot_range(pq, pd, opt.normalize);
   const int64_t keff = std::min(k, db.rows);
   TopKResult out;
@@ -514,8 +534,8 @@ ClassResult class_max(const MatrixView& query, const MatrixView& db, const int32
   Labelled g = group_labels(labels, db.rows, num_classes);
   const int threads = resolve_threads(opt.threads);
   const Kernels& K = kernels_for(opt.isa);
-  Prepared pq = prepare(query, opt.normalize, "query", threads);
-  Prepared pd = prepare(db, opt.normalize, "database", threads);
+  Prepared pq = prepare(query, opt.normalize, opt.query_name, opt.query_row_offset, threads);
+  Prepared pd = prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
   check_dot_range(pq, pd, opt.normalize);
   ClassResult out;
   out.rows = query.rows;
@@ -539,8 +559,8 @@ ClassResult class_mean(const MatrixView& query, const MatrixView& db, const int3
   Labelled g = group_labels(labels, db.rows, num_classes);
   const int threads = resolve_threads(opt.threads);
   const Kernels& K = kernels_for(opt.isa);
-  Prepared pq = prepare(query, opt.normalize, "query", threads);
-  Prepared pd = prepare(db, opt.normalize, "database", threads);
+  Prepared pq = prepare(query, opt.normalize, opt.query_name, opt.query_row_offset, threads);
+  Prepared pd = prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
   check_dot_range(pq, pd, opt.normalize);
   // Mean of the cosines = dot with the mean of the unit database vectors.
   const int64_t D = db.dim;
@@ -575,7 +595,7 @@ ClassResult class_mean(const MatrixView& query, const MatrixView& db, const int3
   return out;
 }
 
-PairsResult pairs(const MatrixView& query, const MatrixView& db, float threshold, int64_t self_offset,
+PairsResult pairs(const MatrixView& query, const MatrixView& db, double threshold, int64_t self_offset,
                   int64_t max_pairs, const SimilarityOptions& opt) {
   check_pair(query, db, "query", "database");
   check_options(opt);
@@ -585,8 +605,8 @@ PairsResult pairs(const MatrixView& query, const MatrixView& db, float threshold
     fail("E_RANGE", "selfOffset ", self_offset, " + ", query.rows, " query rows runs past the ", db.rows, " database rows");
   const int threads = resolve_threads(opt.threads);
   const Kernels& K = kernels_for(opt.isa);
-  Prepared pq = prepare(query, opt.normalize, "query", threads);
-  Prepared pd = prepare(db, opt.normalize, "database", threads);
+  Prepared pq = prepare(query, opt.normalize, opt.query_name, opt.query_row_offset, threads);
+  Prepared pd = prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
   check_dot_range(pq, pd, opt.normalize);
   PairsReducer red(threads, threshold, self_offset, max_pairs, K);
   Operand q{query.data, query.rows, query.dim, opt.normalize ? pq.scale.data() : nullptr, nullptr};
@@ -602,8 +622,8 @@ std::vector<float> row_dot(const MatrixView& query, const MatrixView& db, const 
   if (query.rows != db.rows)
     fail("E_SHAPE", "rowDot needs the same number of rows on both sides, got ", query.rows, " and ", db.rows);
   const int threads = resolve_threads(opt.threads);
-  Prepared pq = prepare(query, opt.normalize, "query", threads);
-  Prepared pd = prepare(db, opt.normalize, "database", threads);
+  Prepared pq = prepare(query, opt.normalize, opt.query_name, opt.query_row_offset, threads);
+  Prepared pd = prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
   check_dot_range(pq, pd, opt.normalize);
   const int64_t M = query.rows, D = query.dim;
   std::vector<float> out(static_cast<size_t>(M));
@@ -614,7 +634,7 @@ std::vector<float> row_dot(const MatrixView& query, const MatrixView& db, const 
       const float* b = db.data + i * D;
       double s = 0.0;
       for (int64_t k = 0; k < D; ++k) s += static_cast<double>(a[k]) * b[k];
-      if (opt.normalize) s *= static_cast<double>(pq.scale[i]) * static_cast<double>(pd.scale[i]);
+      if (opt.normalize) s *= pq.scale[i] * pd.scale[i];
       out[i] = static_cast<float>(s);
     }
   });

@@ -7,6 +7,7 @@
 // per thread, whatever M and N are.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "cpu.h"
@@ -29,7 +30,16 @@ struct SimilarityOptions {
   // When not null, a flag another thread may set to non-zero: the call then
   // stops at the next block and throws E_ABORTED.
   const int32_t* cancel = nullptr;
+  // Used in messages only: what to call each side, and the row number of its
+  // first row when it is a chunk of something larger.
+  std::string query_name = "query";
+  std::string db_name = "database";
+  int64_t query_row_offset = 0;
+  int64_t db_row_offset = 0;
 };
+
+// The widest embeddings accepted: memory per thread grows with the width.
+constexpr int64_t kMaxDim = 65536;
 
 struct TopKResult {
   int64_t rows = 0;
@@ -62,7 +72,7 @@ ClassResult class_max(const MatrixView& query, const MatrixView& db, const int32
 // >= 0 the query is a slice of the database starting at row self_offset, and
 // only pairs with j > self_offset + i are reported (each unordered pair once,
 // no self-pairs). Throws E_LIMIT past max_pairs.
-PairsResult pairs(const MatrixView& query, const MatrixView& db, float threshold, int64_t self_offset,
+PairsResult pairs(const MatrixView& query, const MatrixView& db, double threshold, int64_t self_offset,
                   int64_t max_pairs, const SimilarityOptions& opt);
 
 // score[i] = cos(query_i, db_i) (or the dot product without normalisation).

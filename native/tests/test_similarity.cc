@@ -314,3 +314,60 @@ TEST(engine_tunings_agree) {
   }
   set_engine_tuning(EngineTuning{});
 }
+
+// Rows with a norm far below float's smallest normal still normalise
+// correctly (the scale 1/norm overflows float, so it is kept in double).
+TEST(tiny_rows_normalise_without_overflow) {
+  Data q = make_data(2, 4, 101);
+  for (auto& x : q.v) x *= 1e-40f;  // subnormal floats
+  Data d = q;
+  TopKResult r = topk(q.view(), d.view(), 2, SimilarityOptions{});
+  for (int i = 0; i < 2; ++i) {
+    CHECK_EQ(r.indices[i * 2], i);
+    CHECK(std::isfinite(r.scores[i * 2]));
+    CHECK_NEAR(r.scores[i * 2], 1.0, 1e-5);
+  }
+  std::vector<float> rd = row_dot(q.view(), d.view(), SimilarityOptions{});
+  CHECK_NEAR(rd[0], 1.0, 1e-5);
+  PairsResult p = pairs(q.view(), d.view(), 0.99, -1, 100, SimilarityOptions{});
+  CHECK_EQ(p.i.size(), 2u);
+}
+
+// The threshold is compared in double precision: a pair whose float score is
+// just below a decimal threshold is not reported.
+TEST(pairs_threshold_is_exact) {
+  Data a = make_data(1, 16, 111);
+  Data b = make_data(1, 16, 112);
+  TopKResult r = topk(a.view(), b.view(), 1, SimilarityOptions{});
+  const double s = r.scores[0];
+  CHECK_EQ(pairs(a.view(), b.view(), s, -1, 10, SimilarityOptions{}).i.size(), 1u);
+  CHECK_EQ(pairs(a.view(), b.view(), std::nextafter(s, 2.0), -1, 10, SimilarityOptions{}).i.size(), 0u);
+  CHECK_EQ(pairs(a.view(), b.view(), 1e300, -1, 10, SimilarityOptions{}).i.size(), 0u);
+  CHECK_EQ(pairs(a.view(), b.view(), -1e300, -1, 10, SimilarityOptions{}).i.size(), 1u);
+}
+
+TEST(width_limit_and_wide_rows_stay_bounded) {
+  std::vector<float> wide(static_cast<size_t>(kMaxDim), 0.5f);
+  MatrixView one{wide.data(), 1, kMaxDim};
+  SimilarityOptions opt;
+  opt.block_bytes = 1 << 16;  // far less than one row: the block still holds one micro-panel
+  TopKResult r = topk(one, one, 1, opt);
+  CHECK_NEAR(r.scores[0], 1.0, 1e-5);
+  MatrixView too_wide{wide.data(), 0, kMaxDim + 1};
+  CHECK_THROWS_CODE(topk(too_wide, too_wide, 1, opt), "E_SHAPE");
+}
+
+TEST(nonfinite_message_uses_names_and_offsets) {
+  Data q = make_data(3, 4, 121);
+  q.v[2 * 4 + 1] = std::numeric_limits<float>::quiet_NaN();
+  SimilarityOptions opt;
+  opt.query_name = "q.npy";
+  opt.query_row_offset = 1000;
+  try {
+    topk(q.view(), q.view(), 1, opt);
+    CHECK(false);
+  } catch (const genaug::Error& e) {
+    CHECK_EQ(e.code(), std::string("E_NONFINITE"));
+    CHECK(std::string(e.what()).find("q.npy row 1002, column 1 is NaN") != std::string::npos);
+  }
+}

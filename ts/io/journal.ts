@@ -50,17 +50,30 @@ export class ChunkJournal {
     let existing: string | undefined;
     try {
       existing = await readFile(journalPath, 'utf8');
-    } catch {
+    } catch (e) {
+      // No journal yet is the normal start; anything else (a file where the
+      // folder should be, no permission) is reported, never cleared away.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(journalPath, journalPath, 'could not read the run journal', e);
       existing = undefined;
     }
     const done = new Set<string>();
     if (existing !== undefined && existing.trim() === want) {
-      for (const name of await readdir(dir)) if (name.endsWith('.chunk')) done.add(name.slice(0, -'.chunk'.length));
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch (e) {
+        throw ioError(dir, dir, 'could not list the journal folder', e);
+      }
+      for (const name of names) if (name.endsWith('.chunk')) done.add(name.slice(0, -'.chunk'.length));
       if (done.size > 0) onNote?.(`resuming: ${done.size} finished chunk(s) found in ${dir}`);
       return new ChunkJournal(dir, done, done.size);
     }
     if (existing !== undefined) onNote?.(`discarding ${dir}: it belongs to a run with other inputs or parameters`);
-    await rm(dir, { recursive: true, force: true });
+    try {
+      await rm(dir, { recursive: true, force: true });
+    } catch (e) {
+      throw ioError(dir, dir, 'could not clear the stale journal folder', e);
+    }
     try {
       await mkdir(dir, { recursive: true });
     } catch (e) {
@@ -101,6 +114,10 @@ export class ChunkJournal {
 
   /** Removes the folder once the final outputs are written. */
   async remove(): Promise<void> {
-    await rm(this.dir, { recursive: true, force: true });
+    try {
+      await rm(this.dir, { recursive: true, force: true });
+    } catch (e) {
+      throw ioError(this.dir, this.dir, 'could not remove the finished journal folder', e);
+    }
   }
 }

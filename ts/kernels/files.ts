@@ -7,6 +7,7 @@
 import { ChunkJournal } from '../io/journal.js';
 import { NpyRowReader, NpyStreamWriter, readNpy, writeNpy } from '../io/npy.js';
 import { GenaugError } from '../native/errors.js';
+import { capabilities } from '../native/load.js';
 import {
   classMax,
   classMean,
@@ -77,7 +78,7 @@ export async function topkFiles(queryPath: string, dbPath: string, k: number, ou
     const kk = Math.min(k, dbRows);
     const journal = await ChunkJournal.open(
       `${outPrefix}.partial`,
-      { inputs: [queryPath, dbPath], params: { op: 'topk', k, chunkRows: chunk, normalize: options.normalize ?? true } },
+      { inputs: [queryPath, dbPath], params: { op: 'topk', k, chunkRows: chunk, normalize: options.normalize ?? true, isa: isaOf(options) } },
       options.onNote,
     );
     const rowBytes = kk * 12;
@@ -91,7 +92,8 @@ export async function topkFiles(queryPath: string, dbPath: string, k: number, ou
           const m = await q.readRows(s, rows);
           let acc: TopKResult | undefined;
           for await (const part of db.chunks()) {
-            const r = await topk(m, part.m, k, options);
+            const describe = { query: queryPath, database: dbPath, queryRowOffset: s, databaseRowOffset: part.start };
+            const r = await topk(m, part.m, k, { ...options, describe });
             acc = acc === undefined ? shift(r, part.start) : mergeTopk(acc, r, part.start, k);
           }
           if (!acc) throw new GenaugError('E_INTERNAL', 'topkFiles: no database chunk was read');
@@ -133,8 +135,19 @@ function bytes(a: BigInt64Array | Float32Array): Uint8Array {
 function shift(r: TopKResult, offset: number): TopKResult {
   if (offset === 0) return r;
   const o = BigInt(offset);
-  for (let x = 0; x < r.indices.length; x++) r.indices[x] = (r.indices[x] as bigint) + o;
+  for (let x = 0; x < r.indices.length; x++) {
+    const v = r.indices[x] as bigint;
+    if (v >= 0n) r.indices[x] = v + o;
+  }
   return r;
+}
+
+/** The SIMD level a run uses: part of a journal's identity, since scores differ in the last bits across levels. */
+function isaOf(options: SimilarityOptions): string {
+  const caps = capabilities();
+  if (!options.isa || options.isa === 'auto') return caps.isa;
+  const order = ['scalar', 'avx2', 'avx512'];
+  return order[Math.min(order.indexOf(options.isa), order.indexOf(caps.isaBest))] ?? caps.isa;
 }
 
 /** Reads a 1-D integer .npy file as Int32 class labels. */
@@ -169,16 +182,20 @@ export async function classFiles(
 ) {
   const chunk = checkInt(options.chunkRows ?? 8192, 'chunkRows', 1);
   const q = await NpyRowReader.open(queryPath, { name: queryPath });
-  const dbReader = await NpyRowReader.open(dbPath, { name: dbPath });
+  let dbReader: NpyRowReader | undefined;
   try {
+    dbReader = await NpyRowReader.open(dbPath, { name: dbPath });
     sameDim(q.dim, dbReader.dim, queryPath, dbPath);
     const labels = await readLabels(labelsPath, dbReader.rows);
-    let numClasses = options.numClasses;
-    if (numClasses === undefined) numClasses = Math.max(1, labels.reduce((m, v) => Math.max(m, v), -1) + 1);
-    const C = numClasses;
+    const maxLabel = labels.reduce((m, v) => Math.max(m, v), -1);
+    const C = options.numClasses ?? Math.max(1, maxLabel + 1);
+    if (maxLabel >= C) {
+      const at = labels.findIndex((l) => l >= C);
+      throw new GenaugError('E_RANGE', `${labelsPath}: label[${at}] = ${labels[at]} is outside [0, ${C}) (numClasses ${C})`);
+    }
     const journal = await ChunkJournal.open(
       `${outPrefix}.partial`,
-      { inputs: [queryPath, dbPath, labelsPath], params: { op: `class-${op}`, numClasses: C, chunkRows: chunk, normalize: options.normalize ?? true } },
+      { inputs: [queryPath, dbPath, labelsPath], params: { op: `class-${op}`, numClasses: C, chunkRows: chunk, normalize: options.normalize ?? true, isa: isaOf(options) } },
       options.onNote,
     );
     let db: Matrix | undefined;
@@ -188,7 +205,7 @@ export async function classFiles(
       if (!journal.has(key)) {
         db ??= await dbReader.readRows(0, dbReader.rows);
         const m = await q.readRows(s, rows);
-        const opts = { ...options, numClasses: C };
+        const opts = { ...options, numClasses: C, describe: { query: queryPath, database: dbPath, queryRowOffset: s } };
         const r = op === 'mean' ? await classMean(m, db, labels, opts) : await classMax(m, db, labels, opts);
         await journal.put(key, [new Uint8Array(r.values.buffer, r.values.byteOffset, r.values.byteLength)]);
       }
@@ -207,15 +224,12 @@ export async function classFiles(
       throw e;
     }
     const counts = new BigInt64Array(C);
-    for (const l of labels) {
-      if (l >= C) throw new GenaugError('E_RANGE', `${labelsPath}: label ${l} is outside [0, ${C})`);
-      counts[l] = (counts[l] as bigint) + 1n;
-    }
+    for (const l of labels) counts[l] = (counts[l] as bigint) + 1n;
     await writeNpy(`${outPrefix}.counts.npy`, counts, [C]);
     await journal.remove();
     return { rows: q.rows, classes: C, resumedChunks: journal.resumed, files: [`${outPrefix}.scores.npy`, `${outPrefix}.counts.npy`] };
   } finally {
     await q.close();
-    await dbReader.close();
+    await dbReader?.close();
   }
 }

@@ -9,6 +9,8 @@
  * row is 0 (documented choice; it is not an error). NaN or infinite inputs are
  * rejected with E_NONFINITE naming the row and column.
  */
+import { markAsUntransferable } from 'node:worker_threads';
+
 import type { NativeSimilarityOptions } from '../native/addon.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
@@ -27,6 +29,11 @@ export interface SimilarityOptions {
   blockBytes?: number;
   /** Aborting stops a running call at its next block; it rejects with E_ABORTED. */
   signal?: AbortSignal;
+  /**
+   * Names for error messages: what to call each side (e.g. its file) and the
+   * row number of its first row when it is a chunk of something larger.
+   */
+  describe?: { query?: string; database?: string; queryRowOffset?: number; databaseRowOffset?: number };
 }
 
 export interface TopKResult {
@@ -73,6 +80,13 @@ function nativeOptions(o: SimilarityOptions | undefined): NativeSimilarityOption
     out.isa = o.isa;
   }
   if (o.blockBytes !== undefined) out.blockBytes = checkInt(o.blockBytes, 'options.blockBytes', 1 << 16);
+  if (o.describe !== undefined) {
+    const d = o.describe;
+    if (d.query !== undefined) out.queryName = String(d.query);
+    if (d.database !== undefined) out.dbName = String(d.database);
+    if (d.queryRowOffset !== undefined) out.queryRowOffset = checkInt(d.queryRowOffset, 'describe.queryRowOffset', 0);
+    if (d.databaseRowOffset !== undefined) out.dbRowOffset = checkInt(d.databaseRowOffset, 'describe.databaseRowOffset', 0);
+  }
   if (o.signal !== undefined) {
     if (!(o.signal instanceof AbortSignal)) throw new GenaugError('E_TYPE', 'options.signal must be an AbortSignal');
     if (o.signal.aborted) throw new GenaugError('E_ABORTED', 'the operation was aborted before it started', undefined, { cause: o.signal.reason });
@@ -81,10 +95,27 @@ function nativeOptions(o: SimilarityOptions | undefined): NativeSimilarityOption
 }
 
 /**
+ * Native code reads the inputs of an async call while JavaScript runs on, so
+ * their memory must not be detached meanwhile (transferring an ArrayBuffer to
+ * a worker detaches it). Marking a buffer untransferable makes a later
+ * transfer copy it instead of moving it, so the native side never reads freed
+ * memory. SharedArrayBuffers cannot be detached and are left alone.
+ */
+function pin(inputs: ArrayBufferView[]): void {
+  for (const v of inputs) if (v.buffer instanceof ArrayBuffer) markAsUntransferable(v.buffer);
+}
+
+/**
  * Runs one native call with the options' AbortSignal wired to the native
  * cancel flag for the duration of the call (the listener is removed after).
  */
-async function withSignal<T>(o: SimilarityOptions | undefined, nopt: NativeSimilarityOptions, call: (n: NativeSimilarityOptions) => Promise<T>): Promise<T> {
+async function withSignal<T>(
+  o: SimilarityOptions | undefined,
+  nopt: NativeSimilarityOptions,
+  call: (n: NativeSimilarityOptions) => Promise<T>,
+  inputs: ArrayBufferView[],
+): Promise<T> {
+  pin(inputs);
   const signal = o?.signal;
   if (!signal) return call(nopt);
   const flag = new Int32Array(1);
@@ -136,7 +167,7 @@ function toTopK(rows: number, r: { k: number; indices: BigInt64Array; scores: Fl
 export async function topk(query: Matrix, db: Matrix, k: number, options?: SimilarityOptions): Promise<TopKResult> {
   const args = pairArgs(query, db);
   checkInt(k, 'k', 1, 2 ** 31);
-  return toTopK(query.rows, await withSignal(options, nativeOptions(options), (n) => native().topk(...args, k, n)));
+  return toTopK(query.rows, await withSignal(options, nativeOptions(options), (n) => native().topk(...args, k, n), [query.data, db.data]));
 }
 
 export function topkSync(query: Matrix, db: Matrix, k: number, options?: SimilarityOptions): TopKResult {
@@ -158,7 +189,7 @@ export interface ClassOptions extends SimilarityOptions {
 export async function classMean(query: Matrix, db: Matrix, labels: Int32Array, options?: ClassOptions): Promise<ClassScores> {
   const args = pairArgs(query, db);
   const classes = checkLabels(labels, db, options?.numClasses);
-  const r = await withSignal(options, nativeOptions(options), (n) => native().classMean(...args, labels, classes, n));
+  const r = await withSignal(options, nativeOptions(options), (n) => native().classMean(...args, labels, classes, n), [query.data, db.data, labels]);
   return { rows: query.rows, ...r };
 }
 
@@ -172,7 +203,7 @@ export function classMeanSync(query: Matrix, db: Matrix, labels: Int32Array, opt
 export async function classMax(query: Matrix, db: Matrix, labels: Int32Array, options?: ClassOptions): Promise<ClassScores> {
   const args = pairArgs(query, db);
   const classes = checkLabels(labels, db, options?.numClasses);
-  const r = await withSignal(options, nativeOptions(options), (n) => native().classMax(...args, labels, classes, n));
+  const r = await withSignal(options, nativeOptions(options), (n) => native().classMax(...args, labels, classes, n), [query.data, db.data, labels]);
   return { rows: query.rows, ...r };
 }
 
@@ -186,7 +217,7 @@ export function classMaxSync(query: Matrix, db: Matrix, labels: Int32Array, opti
 export async function rowDot(query: Matrix, db: Matrix, options?: SimilarityOptions): Promise<Float32Array> {
   const args = pairArgs(query, db);
   if (query.rows !== db.rows) throw new GenaugError('E_SHAPE', `rowDot needs the same number of rows on both sides, got ${query.rows} and ${db.rows}`);
-  return withSignal(options, nativeOptions(options), (n) => native().rowDot(...args, n));
+  return withSignal(options, nativeOptions(options), (n) => native().rowDot(...args, n), [query.data, db.data]);
 }
 
 export function rowDotSync(query: Matrix, db: Matrix, options?: SimilarityOptions): Float32Array {
@@ -237,7 +268,8 @@ export async function pairs(a: Matrix, b: Matrix | undefined, options: PairsOpti
   if (typeof options !== 'object' || options === null) throw new GenaugError('E_TYPE', 'pairs needs an options object with a threshold');
   const threshold = checkNumber(options.threshold, 'threshold');
   const chunk = checkInt(options.chunkRows ?? 4096, 'chunkRows', 1);
-  let budget = checkInt(options.maxPairs ?? 50_000_000, 'maxPairs', 0);
+  const maxPairs = checkInt(options.maxPairs ?? 50_000_000, 'maxPairs', 0);
+  let budget = maxPairs;
   const nopt = nativeOptions(options);
   const db = b ?? a;
   const parts: PairList[] = [];
@@ -246,7 +278,16 @@ export async function pairs(a: Matrix, b: Matrix | undefined, options: PairsOpti
     if (options.signal?.aborted) throw new GenaugError('E_ABORTED', 'pairs was aborted', undefined, { cause: options.signal.reason });
     const end = Math.min(a.rows, start + chunk);
     const q = sliceRows(a, start, end);
-    const r = await withSignal(options, nopt, (n) => native().pairs(q.data, q.rows, q.dim, db.data, db.rows, db.dim, threshold, b === undefined ? start : -1, budget, n));
+    const chunkOpt = { ...nopt, queryRowOffset: (nopt.queryRowOffset ?? 0) + start };
+    let r: PairList;
+    try {
+      r = await withSignal(options, chunkOpt, (n) => native().pairs(q.data, q.rows, q.dim, db.data, db.rows, db.dim, threshold, b === undefined ? start : -1, budget, n), [q.data, db.data]);
+    } catch (e) {
+      if (e instanceof GenaugError && e.code === 'E_LIMIT') {
+        throw new GenaugError('E_LIMIT', `more than ${maxPairs} pairs score >= ${threshold}; raise the threshold or maxPairs`);
+      }
+      throw e;
+    }
     budget -= r.scores.length;
     if (start > 0) {
       const off = BigInt(start);
@@ -373,7 +414,8 @@ export function mergeTopk(a: TopKResult, b: TopKResult, bOffset: number, k: numb
       const ax = x < a.k ? (a.scores[r * a.k + x] as number) : Number.NEGATIVE_INFINITY;
       const by = y < b.k ? (b.scores[r * b.k + y] as number) : Number.NEGATIVE_INFINITY;
       const ai = x < a.k ? (a.indices[r * a.k + x] as bigint) : 0n;
-      const bi = y < b.k ? (b.indices[r * b.k + y] as bigint) + off : 0n;
+      const braw = y < b.k ? (b.indices[r * b.k + y] as bigint) : 0n;
+      const bi = braw >= 0n ? braw + off : braw;
       const takeA = y >= b.k || (x < a.k && (ax > by || (ax === by && ai < bi)));
       if (takeA) {
         out.scores[r * kk + c] = ax;

@@ -1,6 +1,9 @@
 /** Argument checks shared by every typed wrapper: each throws GenaugError with a precise message. */
 import { GenaugError } from '../native/errors.js';
 
+/** The widest embeddings accepted (the native engine's limit too). */
+export const MAX_DIM = 65536;
+
 /** A row-major float32 matrix: `rows` x `dim` values in `data`. */
 export interface Matrix {
   data: Float32Array;
@@ -37,7 +40,7 @@ export function checkMatrix(m: unknown, name: string): Matrix {
     throw new GenaugError('E_DTYPE', `${name}.data must be a Float32Array, got ${typeName(data)}`);
   }
   checkInt(rows, `${name}.rows`, 0);
-  checkInt(dim, `${name}.dim`, 1, 1 << 24);
+  checkInt(dim, `${name}.dim`, 1, MAX_DIM);
   if (data.length !== (rows as number) * (dim as number)) {
     throw new GenaugError(
       'E_SHAPE',
@@ -56,7 +59,7 @@ export function checkSameDim(a: Matrix, b: Matrix, an: string, bn: string): void
 /** Wraps a flat Float32Array as a matrix of the given width. */
 export function matrix(data: Float32Array, dim: number): Matrix {
   if (!(data instanceof Float32Array)) throw new GenaugError('E_DTYPE', `data must be a Float32Array, got ${typeName(data)}`);
-  checkInt(dim, 'dim', 1, 1 << 24);
+  checkInt(dim, 'dim', 1, MAX_DIM);
   if (data.length % dim !== 0) {
     throw new GenaugError('E_SHAPE', `data has ${data.length} elements, which is not a multiple of dim ${dim}`);
   }

@@ -7,6 +7,10 @@ export interface NativeSimilarityOptions {
   blockBytes?: number;
   /** Set element 0 to non-zero to stop the call at its next block (E_ABORTED). */
   cancel?: Int32Array;
+  queryName?: string;
+  dbName?: string;
+  queryRowOffset?: number;
+  dbRowOffset?: number;
 }
 
 export interface NativeTopK {
