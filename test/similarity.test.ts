@@ -346,3 +346,16 @@ describe('memory safety at the boundary', () => {
     await expectCode(() => native().topkSync(empty, 0, 65537, empty, 0, 65537, 1, {}), 'E_RANGE');
   });
 });
+
+describe('few queries against a large database', () => {
+  it('is split over the cores and merged into exactly the bytes of one call', async () => {
+    const q = randomMatrix(5, 32, 91);
+    const d = randomMatrix(20000, 32, 92);
+    d.data.set(d.data.subarray(3 * 32, 4 * 32), 15000 * 32); // a tie across the split
+    const split = await topk(q, d, 9, { threads: 2 });
+    const one = topkSync(q, d, 9, { threads: 1 });
+    expect(Buffer.from(split.indices.buffer).equals(Buffer.from(one.indices.buffer))).toBe(true);
+    expect(Buffer.from(split.scores.buffer).equals(Buffer.from(one.scores.buffer))).toBe(true);
+    checkTopk(q, d, 9, split);
+  });
+});

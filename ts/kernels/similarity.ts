@@ -11,9 +11,9 @@
  */
 import { markAsUntransferable } from 'node:worker_threads';
 
-import type { NativeSimilarityOptions } from '../native/addon.js';
+import type { NativeSimilarityOptions, NativeTopK } from '../native/addon.js';
 import { GenaugError } from '../native/errors.js';
-import { native } from '../native/load.js';
+import { capabilities, native } from '../native/load.js';
 import { checkInt, checkMatrix, checkNumber, checkSameDim, type Matrix, sliceRows } from './validate.js';
 
 export type { Matrix } from './validate.js';
@@ -163,11 +163,34 @@ function toTopK(rows: number, r: { k: number; indices: BigInt64Array; scores: Fl
   return { rows, k: r.k, indices: r.indices, scores: r.scores };
 }
 
-/** For each query row, the k best database rows (k from 1 to 2^31; clamped to the database size). */
+/** Query rows below which one native call cannot keep every core busy (one block of query rows). */
+const SMALL_QUERY_ROWS = 192;
+
+/**
+ * For each query row, the k best database rows (k from 1 to 2^31; clamped to
+ * the database size). A few query rows against a large database are split by
+ * database rows over the cores and merged exactly (same bytes as one call).
+ */
 export async function topk(query: Matrix, db: Matrix, k: number, options?: SimilarityOptions): Promise<TopKResult> {
   const args = pairArgs(query, db);
   checkInt(k, 'k', 1, 2 ** 31);
-  return toTopK(query.rows, await withSignal(options, nativeOptions(options), (n) => native().topk(...args, k, n), [query.data, db.data]));
+  const nopt = nativeOptions(options);
+  const cores = nopt.threads && nopt.threads > 0 ? nopt.threads : capabilities().cpu.threads;
+  const parts = Math.min(cores, Math.floor(db.rows / 4096));
+  if (query.rows > SMALL_QUERY_ROWS || parts < 2) {
+    return toTopK(query.rows, await withSignal(options, nopt, (n) => native().topk(...args, k, n), [query.data, db.data]));
+  }
+  const bounds = Array.from({ length: parts + 1 }, (_, p) => Math.round((p * db.rows) / parts));
+  const results = await Promise.all(
+    bounds.slice(0, -1).map((start, p) => {
+      const part = sliceRows(db, start, bounds[p + 1] as number);
+      const popt = { ...nopt, threads: 1, dbRowOffset: (nopt.dbRowOffset ?? 0) + start };
+      return withSignal(options, popt, (n) => native().topk(query.data, query.rows, query.dim, part.data, part.rows, part.dim, k, n), [query.data, db.data]);
+    }),
+  );
+  let acc = toTopK(query.rows, results[0] as NativeTopK);
+  for (let p = 1; p < parts; p++) acc = mergeTopk(acc, toTopK(query.rows, results[p] as NativeTopK), bounds[p] as number, k);
+  return acc;
 }
 
 export function topkSync(query: Matrix, db: Matrix, k: number, options?: SimilarityOptions): TopKResult {
