@@ -38,24 +38,12 @@ export async function time(fn, reps = 3, warmup = 1) {
   return { median_s: ts[Math.floor(ts.length / 2)], min_s: ts[0], n: ts.length };
 }
 
-/** Deterministic float32 data (xorshift + Box-Muller), rows L2-normalised when asked. */
-export function randomMatrix(rows, dim, seed, normalize = true) {
+/** Deterministic float32 data (genaug's own seeded generator), rows L2-normalised when asked. */
+export async function randomMatrix(rows, dim, seed, normalize = true) {
+  const { seededRandom, gaussian } = await import(join(root, 'dist', 'util', 'random.js'));
+  const next = seededRandom(seed);
   const data = new Float32Array(rows * dim);
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-  for (let i = 0; i < data.length; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(next()));
-    const t = 2 * Math.PI * next();
-    data[i] = r * Math.cos(t);
-    if (i + 1 < data.length) data[i + 1] = r * Math.sin(t);
-  }
+  for (let i = 0; i < data.length; i++) data[i] = gaussian(next);
   if (normalize) {
     for (let r = 0; r < rows; r++) {
       let n = 0;

@@ -13,8 +13,8 @@ if (a.quick) Object.assign(a, { M: 2000, N: 5000, D: 128, reps: 1 });
 
 async function child() {
   const g = await loadGenaug();
-  const q = randomMatrix(a.M, a.D, 1);
-  const d = randomMatrix(a.N, a.D, 2);
+  const q = await randomMatrix(a.M, a.D, 1);
+  const d = await randomMatrix(a.N, a.D, 2);
   const labels = new Int32Array(a.N).map((_, i) => (i * 7919) % 100);
   globalThis.gc?.();
   const base = rssBytes();

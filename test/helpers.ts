@@ -1,20 +1,31 @@
 /** Test helpers: deterministic data and a plain double-precision oracle. */
-import type { Matrix } from '../ts/index.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
-export function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
+import { afterAll, beforeAll, expect } from 'vitest';
+
+import { GenaugError, type Matrix } from '../ts/index.js';
+import { seededRandom } from '../ts/util/random.js';
+
+/**
+ * A temporary folder for one test file, removed afterwards. `fresh(name)`
+ * gives a new path in it each call.
+ */
+export function tempFolder(prefix: string): { dir: () => string; fresh: (name: string) => string } {
+  let dir = '';
+  let counter = 0;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { dir: () => dir, fresh: (name: string) => join(dir, `${counter++}-${name}`) };
 }
 
 export function randomMatrix(rows: number, dim: number, seed: number): Matrix {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const data = new Float32Array(rows * dim);
   for (let i = 0; i < data.length; i++) data[i] = r() * 2 - 1;
   return { data, rows, dim };
@@ -42,4 +53,35 @@ export function oracleTopk(q: Matrix, i: number, d: Matrix, k: number, normalize
   for (let j = 0; j < d.rows; j++) all.push([cosine(q, i, d, j, normalize), j]);
   all.sort((x, y) => y[0] - x[0] || x[1] - y[1]);
   return all.slice(0, k);
+}
+
+/** Awaits a promise that must reject with a GenaugError, and returns the error. */
+export async function caught(p: Promise<unknown>): Promise<GenaugError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e, 'expected the call to throw').toBeInstanceOf(GenaugError);
+  return e as GenaugError;
+}
+
+export async function expectError(p: Promise<unknown>, code: string, ...fragments: string[]): Promise<GenaugError> {
+  const e = await caught(p);
+  expect(e.code, e.message).toBe(code);
+  for (const f of fragments) expect(e.message).toContain(f);
+  return e;
+}
+
+/** Like expectError, for a promise or a function that throws synchronously. */
+export async function expectCode(p: Promise<unknown> | (() => unknown), code: string, text?: RegExp): Promise<void> {
+  let err: unknown;
+  try {
+    if (typeof p === 'function') p();
+    else await p;
+  } catch (e) {
+    err = e;
+  }
+  expect(err, `expected a GenaugError ${code}`).toBeInstanceOf(GenaugError);
+  expect((err as GenaugError).code).toBe(code);
+  if (text) expect((err as GenaugError).message).toMatch(text);
 }

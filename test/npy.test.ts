@@ -1,9 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { AtomicWriter, writeFileAtomic } from '../ts/io/atomic.js';
 import {
@@ -23,17 +22,10 @@ import {
   type NpyTypedArray,
 } from '../ts/io/npy.js';
 import { GenaugError } from '../ts/native/errors.js';
+import { caught, expectError, tempFolder } from './helpers.js';
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'genaug-npy-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-let fileCounter = 0;
-const fresh = (name: string): string => join(dir, `${fileCounter++}-${name}`);
+const tmp = tempFolder('genaug-npy-');
+const fresh = tmp.fresh;
 
 const latin1 = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const concat = (...parts: Uint8Array[]): Uint8Array => {
@@ -70,21 +62,6 @@ function handNpy(dict: string, data: Uint8Array, major = 1, align = 64): Uint8Ar
 const dictOf = (descr: string, shape: string, fortran = 'False'): string =>
   `{'descr': '${descr}', 'fortran_order': ${fortran}, 'shape': ${shape}, }`;
 
-async function caught(p: Promise<unknown>): Promise<GenaugError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e, 'expected the call to throw').toBeInstanceOf(GenaugError);
-  return e as GenaugError;
-}
-
-async function expectError(p: Promise<unknown>, code: string, ...fragments: string[]): Promise<GenaugError> {
-  const e = await caught(p);
-  expect(e.code, e.message).toBe(code);
-  for (const f of fragments) expect(e.message).toContain(f);
-  return e;
-}
 
 function expectThrowsSync(fn: () => unknown, code: string, ...fragments: string[]): void {
   let err: unknown;
@@ -267,7 +244,7 @@ describe('npy round trips', () => {
   });
 
   it('writes atomically and leaves no temporary files', async () => {
-    const sub = join(dir, 'atomic-npy');
+    const sub = join(tmp.dir(), 'atomic-npy');
     await mkdir(sub);
     await writeNpy(join(sub, 'a.npy'), new Float32Array(4), [2, 2]);
     await writeNpy(join(sub, 'a.npy'), new Float32Array(6), [2, 3]);
@@ -501,8 +478,8 @@ describe('rejecting bad files', () => {
   });
 
   it('not a file, or no file', async () => {
-    await expectError(readNpy(dir), 'E_IO', dir, 'not a regular file');
-    const missing = join(dir, 'missing.npy');
+    await expectError(readNpy(tmp.dir()), 'E_IO', tmp.dir(), 'not a regular file');
+    const missing = join(tmp.dir(), 'missing.npy');
     await expectError(readNpy(missing), 'E_IO', missing, 'ENOENT');
     await expectError(NpyRowReader.open(missing), 'E_IO', missing);
   });
@@ -588,7 +565,7 @@ describe('NpyStreamWriter', () => {
   });
 
   it('writes nothing and leaves no temporary file when the row count is short', async () => {
-    const sub = join(dir, 'stream-short');
+    const sub = join(tmp.dir(), 'stream-short');
     await mkdir(sub);
     const out = join(sub, 'short.npy');
     const w = await NpyStreamWriter.create(out, 'float32', 4, 2);
@@ -610,7 +587,7 @@ describe('NpyStreamWriter', () => {
   });
 
   it('abort discards the file', async () => {
-    const sub = join(dir, 'stream-abort');
+    const sub = join(tmp.dir(), 'stream-abort');
     await mkdir(sub);
     const w = await NpyStreamWriter.create(join(sub, 'x.npy'), 'uint8', 1, 1);
     await w.append(new Uint8Array(1));
@@ -621,7 +598,7 @@ describe('NpyStreamWriter', () => {
 
 describe('atomic writes', () => {
   it('writeFileAtomic writes one or several chunks and replaces the old file', async () => {
-    const sub = join(dir, 'atomic');
+    const sub = join(tmp.dir(), 'atomic');
     await mkdir(sub);
     const path = join(sub, 'f.bin');
     await writeFileAtomic(path, latin1('old'));
@@ -631,17 +608,17 @@ describe('atomic writes', () => {
   });
 
   it('fails with E_IO naming the path', async () => {
-    const path = join(dir, 'no-such-folder', 'f.bin');
+    const path = join(tmp.dir(), 'no-such-folder', 'f.bin');
     await expectError(writeFileAtomic(path, latin1('x')), 'E_IO', path);
     // Renaming a file over a folder fails: the temporary file must be removed.
-    const sub = join(dir, 'atomic-fail');
+    const sub = join(tmp.dir(), 'atomic-fail');
     await mkdir(join(sub, 'target'), { recursive: true });
     await expectError(writeFileAtomic(join(sub, 'target'), latin1('x')), 'E_IO', join(sub, 'target'));
     expect(await readdir(sub)).toEqual(['target']);
   });
 
   it('AtomicWriter commits on commit() and removes everything on abort()', async () => {
-    const sub = join(dir, 'atomic-writer');
+    const sub = join(tmp.dir(), 'atomic-writer');
     await mkdir(sub);
     const w = await AtomicWriter.open(join(sub, 'a.bin'));
     await w.write(latin1('12'));
@@ -675,7 +652,7 @@ function python(script: string, ...args: string[]): string {
 
 describe('numpy interop', () => {
   it.skipIf(!numpyVersion)('reads what numpy writes', async () => {
-    const sub = join(dir, 'from-numpy');
+    const sub = join(tmp.dir(), 'from-numpy');
     await mkdir(sub);
     const listing = python(
       `
@@ -735,7 +712,7 @@ sys.stdout.write(h.astype(np.float32).view(np.uint32).tobytes().hex())
   });
 
   it.skipIf(!numpyVersion)('writes what numpy reads, byte for byte as numpy.save', async () => {
-    const sub = join(dir, 'to-numpy');
+    const sub = join(tmp.dir(), 'to-numpy');
     await mkdir(sub);
     const names: { name: string; dtype: NpyDtype; shape: number[] }[] = [];
     for (const dtype of NPY_DTYPES) {
@@ -777,7 +754,7 @@ sys.stdout.write(json.dumps(bad))
   });
 
   it.skipIf(!numpyVersion)('rounds float32 to float16 exactly as numpy does', async () => {
-    const sub = join(dir, 'half-numpy');
+    const sub = join(tmp.dir(), 'half-numpy');
     await mkdir(sub);
     // Random bit patterns (every exponent) plus the awkward cases.
     const bits = sample('uint32', 200000, 9) as Uint32Array;

@@ -1,8 +1,7 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import {
   encodeSafetensors,
@@ -14,17 +13,10 @@ import {
   type SafetensorsTypedArray,
 } from '../ts/io/safetensors.js';
 import { GenaugError } from '../ts/native/errors.js';
+import { caught, expectError, tempFolder } from './helpers.js';
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'genaug-safetensors-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-let fileCounter = 0;
-const fresh = (name: string): string => join(dir, `${fileCounter++}-${name}`);
+const tmp = tempFolder('genaug-safetensors-');
+const fresh = tmp.fresh;
 const bytesOf = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** A safetensors file built by hand: u64 LE length, the header text as given (no padding added), the buffer. */
@@ -37,21 +29,6 @@ function handFile(header: string, buffer: Uint8Array = new Uint8Array(0), length
   return out;
 }
 
-async function caught(p: Promise<unknown>): Promise<GenaugError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e, 'expected the call to throw').toBeInstanceOf(GenaugError);
-  return e as GenaugError;
-}
-
-async function expectError(p: Promise<unknown>, code: string, ...fragments: string[]): Promise<GenaugError> {
-  const e = await caught(p);
-  expect(e.code, e.message).toBe(code);
-  for (const f of fragments) expect(e.message).toContain(f);
-  return e;
-}
 
 /** Writes `header` + `buffer` by hand and expects readSafetensors to reject it with `code`, naming the file. */
 async function rejects(header: string, buffer: Uint8Array, code: string, ...fragments: string[]): Promise<void> {
@@ -182,7 +159,7 @@ describe('safetensors round trips', () => {
   });
 
   it('writes atomically and leaves no temporary files', async () => {
-    const sub = join(dir, 'atomic-st');
+    const sub = join(tmp.dir(), 'atomic-st');
     await mkdir(sub);
     await writeSafetensors(join(sub, 'm.safetensors'), { a: tensor('F32', [1]) });
     await writeSafetensors(join(sub, 'm.safetensors'), { a: tensor('F32', [2]) });
@@ -347,9 +324,9 @@ describe('rejecting malformed safetensors files', () => {
   });
 
   it('no file, or not a file', async () => {
-    const missing = join(dir, 'missing.safetensors');
+    const missing = join(tmp.dir(), 'missing.safetensors');
     await expectError(readSafetensors(missing), 'E_IO', missing, 'ENOENT');
-    await expectError(readSafetensors(dir), 'E_IO', dir, 'not a regular file');
+    await expectError(readSafetensors(tmp.dir()), 'E_IO', tmp.dir(), 'not a regular file');
   });
 });
 

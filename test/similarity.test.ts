@@ -16,25 +16,13 @@ import {
   topkSync,
   type Matrix,
 } from '../ts/index.js';
-import { cosine, oracleTopk, randomMatrix } from './helpers.js';
+import { cosine, expectCode, oracleTopk, randomMatrix } from './helpers.js';
 
 const ISAS = (['scalar', 'avx2', 'avx512'] as const).filter((isa) => {
   const caps = capabilities();
   return isa === 'scalar' || (isa === 'avx2' ? caps.cpu.avx2 : caps.cpu.avx512);
 });
 
-async function expectCode(p: Promise<unknown> | (() => unknown), code: string, text?: RegExp): Promise<void> {
-  let err: unknown;
-  try {
-    if (typeof p === 'function') p();
-    else await p;
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `expected a GenaugError ${code}`).toBeInstanceOf(GenaugError);
-  expect((err as GenaugError).code).toBe(code);
-  if (text) expect((err as GenaugError).message).toMatch(text);
-}
 
 function checkTopk(q: Matrix, d: Matrix, k: number, r: { k: number; indices: BigInt64Array; scores: Float32Array }, normalize = true) {
   const keff = Math.min(k, d.rows);
@@ -333,7 +321,8 @@ describe('memory safety at the boundary', () => {
     const p = topk(q, d, 3);
     // A transfer would detach the buffer under the running native code; the
     // wrapper marked it untransferable, so this copies instead.
-    const moved = structuredClone(d.data.buffer, { transfer: [d.data.buffer] });
+    const buf = d.data.buffer as ArrayBuffer;
+    const moved = structuredClone(buf, { transfer: [buf] });
     expect(moved.byteLength).toBe(d.data.byteLength);
     const got = await p;
     expect(Buffer.from(got.indices.buffer).equals(Buffer.from(want.indices.buffer))).toBe(true);

@@ -11,29 +11,12 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { writeFileAtomic } from '../io/atomic.js';
-import { writeNpy } from '../io/npy.js';
+import { readMatrix, readNpy, writeNpy } from '../io/npy.js';
 import { classFiles, topkFiles } from '../kernels/files.js';
 import { groupPairs, pairs } from '../kernels/similarity.js';
-import { readMatrix } from '../io/npy.js';
-import { readNpy } from '../io/npy.js';
 import { capabilities } from '../native/load.js';
+import { gaussian, seededRandom } from '../util/random.js';
 import type { GlobalOptions } from './args.js';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-}
-
-function gaussian(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(r())) * Math.cos(2 * Math.PI * r());
-}
 
 export interface DemoOptions {
   out: string;
@@ -48,7 +31,7 @@ const REAL_PER_CLASS = [400, 400, 400, 400, 300, 300, 200, 12]; // the last clas
 export async function runDemo(o: DemoOptions, global: GlobalOptions) {
   const out = resolve(o.out);
   await mkdir(out, { recursive: true });
-  const r = rng(o.seed);
+  const r = seededRandom(o.seed);
   const D = o.dim;
   const C = DEMO_CLASSES.length;
   const centroids: Float64Array[] = [];

@@ -11,7 +11,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 
-import type { NativeAddon } from '../native/addon.js';
+import type { NativeAddon, NativeNpyHeader } from '../native/addon.js';
 import { native } from '../native/load.js';
 import { GenaugError } from '../native/errors.js';
 import { checkInt, type Matrix } from '../kernels/validate.js';
@@ -207,22 +207,8 @@ export function float32ToFloat16Bits(values: Float32Array, out?: Uint16Array): U
 // ---------------------------------------------------------------------------
 // Reading
 
-export interface NpyHeader {
-  /** Format version: 1, 2 or 3 (minor is always 0). */
-  major: number;
-  minor: number;
-  /** The descr as written in the file, e.g. '<f4'. */
-  descr: string;
-  dtype: NpyDtype;
-  itemsize: number;
-  fortranOrder: boolean;
-  shape: number[];
-  /** Byte offset of the data from the start of the file. */
-  dataOffset: number;
-  /** Number of elements (the product of the shape). */
-  count: number;
-  dataBytes: number;
-}
+/** A parsed .npy header (see NativeNpyHeader), with the dtype narrowed to what genaug reads. */
+export type NpyHeader = Omit<NativeNpyHeader, 'dtype'> & { dtype: NpyDtype };
 
 export interface NpyReadOptions {
   /** What to call the file in messages (the path is always named too). */

@@ -32,14 +32,18 @@ export interface NativePairs {
 }
 
 export interface NativeNpyHeader {
+  /** Format version: 1, 2 or 3 (minor is always 0). */
   major: number;
   minor: number;
+  /** The descr as written in the file, e.g. '<f4'. */
   descr: string;
   dtype: string;
   itemsize: number;
   fortranOrder: boolean;
   shape: number[];
+  /** Byte offset of the data from the start of the file. */
   dataOffset: number;
+  /** Number of elements (the product of the shape). */
   count: number;
   dataBytes: number;
 }
