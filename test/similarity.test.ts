@@ -62,6 +62,12 @@ describe('topk', () => {
     checkTopk(q, d, 1024, await topk(q, d, 1024));
   });
 
+  it('handles large k (1024 and 2000) against the oracle', async () => {
+    const q = randomMatrix(6, 20, 13);
+    const d = randomMatrix(3000, 20, 14);
+    for (const k of [1024, 2000]) checkTopk(q, d, k, await topk(q, d, k));
+  });
+
   it('gives the same bytes whatever the thread count and block size', async () => {
     const q = randomMatrix(300, 64, 5);
     const d = randomMatrix(4000, 64, 6);

@@ -1,0 +1,127 @@
+/**
+ * Throws random arguments at every native entry point: each call must either
+ * return or throw a GenaugError with a listed code — never crash the process
+ * (a crash kills this forked test worker and fails the run) and never throw
+ * anything else.
+ */
+import { describe, expect, it } from 'vitest';
+
+import { ERROR_CODES, GenaugError } from '../ts/index.js';
+import { native } from '../ts/native/load.js';
+import { seededRandom } from '../ts/util/random.js';
+
+const r = seededRandom(2024);
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
+
+function anyNumber(): unknown {
+  return pick([0, 1, 2, 3, 4, 7, 16, -1, -(2 ** 31), 2 ** 31, 2 ** 40, 2 ** 53, 1.5, Number.NaN, Infinity, -Infinity, 65536, 65537, 1e-300]);
+}
+
+function anyArray(): unknown {
+  const n = pick([0, 1, 3, 4, 12, 16, 48, 64]);
+  const kind = pick(['f32', 'f32', 'f32', 'i32', 'f64', 'u8', 'i64', 'shared', 'view', 'nan']);
+  switch (kind) {
+    case 'f32':
+      return new Float32Array(n).map(() => r() - 0.5);
+    case 'nan':
+      return new Float32Array(n).map(() => (r() < 0.2 ? Number.NaN : r()));
+    case 'i32':
+      return new Int32Array(n).map(() => Math.floor(r() * 5) - 1);
+    case 'f64':
+      return new Float64Array(n);
+    case 'u8':
+      return new Uint8Array(n);
+    case 'i64':
+      return new BigInt64Array(n);
+    case 'shared':
+      return new Float32Array(new SharedArrayBuffer(4 * n)).fill(0.25);
+    default: {
+      const base = new Float32Array(n + 3).fill(0.5);
+      return base.subarray(3);
+    }
+  }
+}
+
+function anyValue(): unknown {
+  return pick([anyNumber, anyArray, anyArray, () => undefined, () => null, () => 'x', () => ({}), () => [1, 2], () => true, anyOptions])();
+}
+
+function anyOptions(): unknown {
+  const o: Record<string, unknown> = {};
+  for (const key of ['normalize', 'threads', 'isa', 'blockBytes', 'cancel', 'queryName', 'dbName', 'queryRowOffset', 'dbRowOffset']) {
+    if (r() < 0.3) o[key] = pick([anyNumber(), 'auto', 'avx2', 'nope', true, new Int32Array(1), new Float32Array(1), null, {}]);
+  }
+  if (r() < 0.1) {
+    Object.defineProperty(o, 'threads', {
+      get() {
+        throw new Error('getter');
+      },
+      enumerable: true,
+    });
+  }
+  return o;
+}
+
+/** Arguments shaped like a real call, with some fields perturbed. */
+function plausible(kind: 'topk' | 'class' | 'pairs' | 'rowDot'): unknown[] {
+  const opts = () => (r() < 0.5 ? { threads: pick([0, 1, 2]) } : anyOptions());
+  const dim = pick([1, 3, 4, 16]);
+  const m = pick([0, 1, 2, 3]);
+  const n = pick([0, 1, 3, 4]);
+  const q = new Float32Array(m * dim).map(() => r() - 0.5);
+  const d = new Float32Array(n * dim).map(() => r() - 0.5);
+  const args: unknown[] = [q, m, dim, d, n, dim];
+  if (kind === 'topk') args.push(pick([1, 2, 5]), opts());
+  if (kind === 'class') args.push(new Int32Array(n).map(() => Math.floor(r() * 3)), pick([3, 3, 2]), opts());
+  if (kind === 'pairs') args.push(pick([0.5, -1, 2, 0.9, Number.NaN, 1e40]), pick([-1, -1, 0]), pick([0, 100, 100]), opts());
+  if (kind === 'rowDot') args.push(opts());
+  for (let i = 0; i < args.length; i++) if (r() < 0.05) args[i] = anyValue();
+  return args;
+}
+
+function expectCleanFailure(e: unknown, where: string): void {
+  if (e instanceof GenaugError) {
+    expect(Object.keys(ERROR_CODES), where).toContain(e.code);
+    return;
+  }
+  // Our own getter's error propagates as itself: that is the caller's exception, not a crash.
+  expect((e as Error).message, `${where}: ${String(e)}`).toBe('getter');
+}
+
+describe('native entry points under random arguments', () => {
+  it('never crash and only throw GenaugError', async () => {
+    const addon = native() as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const fns: Array<[string, 'topk' | 'class' | 'pairs' | 'rowDot']> = [
+      ['topk', 'topk'], ['topkSync', 'topk'], ['classMean', 'class'], ['classMeanSync', 'class'], ['classMax', 'class'],
+      ['classMaxSync', 'class'], ['pairs', 'pairs'], ['pairsSync', 'pairs'], ['rowDot', 'rowDot'], ['rowDotSync', 'rowDot'],
+    ];
+    let ok = 0;
+    let rejected = 0;
+    for (let iter = 0; iter < 3000; iter++) {
+      const [name, kind] = pick(fns);
+      const args = r() < 0.8 ? plausible(kind) : Array.from({ length: Math.floor(r() * 11) }, anyValue);
+      const where = `${name}(${args.map((a) => (ArrayBuffer.isView(a) ? a.constructor.name : typeof a)).join(', ')})`;
+      try {
+        const out = addon[name]!(...args);
+        if (out instanceof Promise) await out;
+        ok++;
+      } catch (e) {
+        expectCleanFailure(e, where);
+        rejected++;
+      }
+    }
+    for (let iter = 0; iter < 500; iter++) {
+      const bytes = new Uint8Array(Math.floor(r() * 40)).map(() => Math.floor(r() * 256));
+      try {
+        (native().parseNpyHeader as (...a: unknown[]) => unknown)(r() < 0.9 ? bytes : anyValue(), r() < 0.9 ? 'f.npy' : anyValue());
+        ok++;
+      } catch (e) {
+        expectCleanFailure(e, 'parseNpyHeader');
+        rejected++;
+      }
+    }
+    // Both outcomes occur: the generator reaches valid calls and invalid ones.
+    expect(ok).toBeGreaterThan(100);
+    expect(rejected).toBeGreaterThan(100);
+  });
+});
