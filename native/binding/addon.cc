@@ -55,6 +55,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("capabilities", Napi::Function::New(env, Capabilities, "capabilities"));
   register_similarity(env, exports);
   register_npy(env, exports);
+  register_bnstats(env, exports);
   return exports;
 }
 

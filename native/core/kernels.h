@@ -21,6 +21,21 @@ struct Kernels {
   int64_t (*scan_gt)(const float* row, int64_t from, int64_t n, float t);
   // Largest value of row[from, to); -inf when empty.
   float (*max_range)(const float* row, int64_t from, int64_t to);
+
+  // --- per-channel statistics (bnstats) ---
+  // Sum of x[0, n) in double.
+  double (*sum)(const float* x, int64_t n);
+  // One pass over x[0, n) around `center`: s1 += sum(x - center),
+  // s2 += sum((x - center)^2) (double), and the min/max (float).
+  void (*centered_moments)(const float* x, int64_t n, double center, double* s1, double* s2, float* mn, float* mx);
+  // Column sums of `rows` rows of `cols` floats, rows `stride` floats apart:
+  // acc[c] += sum_r x[r*stride + c] (double).
+  void (*column_sums)(const float* x, int64_t rows, int64_t cols, int64_t stride, double* acc);
+  // Column moments around per-column centres, as centered_moments.
+  void (*column_moments)(const float* x, int64_t rows, int64_t cols, int64_t stride, const double* center, double* s1,
+                         double* s2, float* mn, float* mx);
+  // IEEE half to float.
+  void (*half_to_float)(const uint16_t* src, float* dst, int64_t n);
 };
 
 const Kernels& kernels_for(Isa isa);

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels.h"
+#include "kernels_stats_impl.h"
 
 namespace genaug {
 
@@ -69,7 +70,8 @@ float max_range(const float* row, int64_t from, int64_t to) {
 }  // namespace
 
 const Kernels& kernels_avx512() {
-  static const Kernels k{Isa::Avx512, MR, NR, micro, scan_gt, max_range};
+  static const Kernels k{Isa::Avx512, MR, NR, micro, scan_gt, max_range, stats_impl::sum, stats_impl::centered_moments,
+                             stats_impl::column_sums, stats_impl::column_moments, stats_impl::half_to_float};
   return k;
 }
 

@@ -58,7 +58,28 @@ export interface NativeCapabilities {
 
 type Mat = [data: Float32Array, rows: number, dim: number];
 
+export interface NativeBnStats {
+  domains: number;
+  channels: number;
+  count: BigInt64Array;
+  mean: Float64Array;
+  m2: Float64Array;
+  min: Float32Array;
+  max: Float32Array;
+  nonfinite: BigInt64Array;
+}
+
+export interface NativeBnOptions {
+  threads?: number;
+  nonfinite?: 'reject' | 'skip';
+  isa?: 'auto' | 'scalar' | 'avx2' | 'avx512';
+}
+
+type BnArgs = [data: Float32Array | Uint16Array, n: number, c: number, s: number, layout: 'nchw' | 'nhwc', domains: Int32Array | null, numDomains: number, opts: NativeBnOptions];
+
 export interface NativeAddon {
+  bnStats(...args: BnArgs): Promise<NativeBnStats>;
+  bnStatsSync(...args: BnArgs): NativeBnStats;
   setErrorClass(cls: unknown): void;
   capabilities(): NativeCapabilities;
   topk(...args: [...Mat, ...Mat, k: number, opts: NativeSimilarityOptions]): Promise<NativeTopK>;

@@ -1,0 +1,188 @@
+import { describe, expect, it } from 'vitest';
+
+import { capabilities } from '../ts/index.js';
+import {
+  BnStatsAccumulator,
+  bnStats,
+  bnStatsFromJSON,
+  bnStatsSync,
+  bnStatsToJSON,
+  bnVariance,
+  mergeBnStats,
+  type Layout,
+} from '../ts/kernels/bnstats.js';
+import { float32ToFloat16Bits, float16BitsToFloat32 } from '../ts/io/npy.js';
+import { seededRandom, gaussian } from '../ts/util/random.js';
+import { expectCode } from './helpers.js';
+
+const ISAS = (['scalar', 'avx2', 'avx512'] as const).filter((isa) => {
+  const caps = capabilities();
+  return isa === 'scalar' || (isa === 'avx2' ? caps.cpu.avx2 : caps.cpu.avx512);
+});
+
+/** Activations with mixed scales per channel: mean 1e4 with sd 1e-2, mean -3 with sd 50, mean 1e-3 with sd 1e-6. */
+function make(n: number, c: number, s: number, layout: Layout, seed: number): Float32Array {
+  const r = seededRandom(seed);
+  const x = new Float32Array(n * c * s);
+  for (let i = 0; i < n; i++) {
+    for (let ch = 0; ch < c; ch++) {
+      const [mean, sd] = ch % 3 === 0 ? [1e4, 1e-2] : ch % 3 === 1 ? [-3, 50] : [1e-3, 1e-6];
+      for (let p = 0; p < s; p++) {
+        const v = mean + sd * gaussian(r);
+        x[layout === 'nchw' ? (i * c + ch) * s + p : (i * s + p) * c + ch] = v;
+      }
+    }
+  }
+  return x;
+}
+
+/** The plain two-pass oracle in double precision. */
+function oracle(x: Float32Array, n: number, c: number, s: number, layout: Layout, dom: Int32Array, D: number) {
+  const val = (i: number, ch: number, p: number) => x[layout === 'nchw' ? (i * c + ch) * s + p : (i * s + p) * c + ch] as number;
+  const count = new Float64Array(D * c);
+  const mean = new Float64Array(D * c);
+  const v = new Float64Array(D * c);
+  for (let i = 0; i < n; i++) for (let ch = 0; ch < c; ch++) for (let p = 0; p < s; p++) {
+    const k = (dom[i] as number) * c + ch;
+    count[k] = (count[k] as number) + 1;
+    mean[k] = (mean[k] as number) + val(i, ch, p);
+  }
+  for (let k = 0; k < D * c; k++) if (count[k]) mean[k] = (mean[k] as number) / (count[k] as number);
+  for (let i = 0; i < n; i++) for (let ch = 0; ch < c; ch++) for (let p = 0; p < s; p++) {
+    const k = (dom[i] as number) * c + ch;
+    v[k] = (v[k] as number) + (val(i, ch, p) - (mean[k] as number)) ** 2;
+  }
+  for (let k = 0; k < D * c; k++) if (count[k]) v[k] = (v[k] as number) / (count[k] as number);
+  return { count, mean, var: v };
+}
+
+describe('bnStats', () => {
+  for (const layout of ['nchw', 'nhwc'] as const) {
+    it.each(ISAS)(`${layout}: matches the oracle to 1e-6 relative variance on adversarial data (%s)`, async (isa) => {
+      const [n, c, s] = [5, 7, 300];
+      const x = make(n, c, s, layout, 11);
+      const domains = Int32Array.from([1, 0, 0, 1, 1]);
+      const shape = layout === 'nchw' ? [n, c, 15, 20] : [n, 15, 20, c];
+      const got = await bnStats({ data: x, shape, layout }, { domains, numDomains: 3, isa });
+      const want = oracle(x, n, c, s, layout, domains, 3);
+      const gotVar = bnVariance(got);
+      for (let k = 0; k < 3 * c; k++) {
+        expect(got.count[k]).toBe(want.count[k]);
+        if (!want.count[k]) continue;
+        expect(Math.abs((got.mean[k] as number) - (want.mean[k] as number))).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(want.mean[k] as number)));
+        expect(Math.abs((gotVar[k] as number) - (want.var[k] as number))).toBeLessThanOrEqual(1e-6 * (want.var[k] as number));
+      }
+      expect(got.count[2 * c]).toBe(0); // domain 2 is empty
+    });
+  }
+
+  it('merging many small batches equals one big batch; JSON round-trips exactly', () => {
+    const [n, c, s] = [24, 4, 9];
+    const x = make(n, c, s, 'nchw', 12);
+    const whole = bnStatsSync({ data: x, shape: [n, c, 3, 3], layout: 'nchw' });
+    let acc = bnStatsSync({ data: x.subarray(0, 5 * c * s), shape: [5, c, 3, 3], layout: 'nchw' });
+    for (let b = 5; b < n; b += 5) {
+      const m = Math.min(5, n - b);
+      acc = mergeBnStats(acc, bnStatsSync({ data: x.subarray(b * c * s, (b + m) * c * s), shape: [m, c, 3, 3], layout: 'nchw' }));
+    }
+    for (let k = 0; k < c; k++) {
+      expect(acc.count[k]).toBe(whole.count[k]);
+      expect(Math.abs((acc.mean[k] as number) - (whole.mean[k] as number))).toBeLessThanOrEqual(1e-12 * Math.abs(whole.mean[k] as number) + 1e-15);
+      expect(Math.abs((acc.m2[k] as number) - (whole.m2[k] as number))).toBeLessThanOrEqual(1e-9 * (whole.m2[k] as number));
+      expect(acc.min[k]).toBe(whole.min[k]);
+      expect(acc.max[k]).toBe(whole.max[k]);
+    }
+    const back = bnStatsFromJSON(JSON.parse(JSON.stringify(bnStatsToJSON(acc))));
+    expect(Array.from(back.m2)).toEqual(Array.from(acc.m2));
+    expect(Array.from(back.mean)).toEqual(Array.from(acc.mean));
+  });
+
+  it('reads float16 activations exactly as their float32 values', () => {
+    const x = make(3, 5, 40, 'nhwc', 13).map((v) => v / 1e3);
+    const h = float32ToFloat16Bits(x);
+    const a = bnStatsSync({ data: h, shape: [3, 40, 5], layout: 'nhwc' });
+    const b = bnStatsSync({ data: float16BitsToFloat32(h), shape: [3, 40, 5], layout: 'nhwc' });
+    expect(Array.from(a.mean)).toEqual(Array.from(b.mean));
+    expect(Array.from(a.m2)).toEqual(Array.from(b.m2));
+  });
+
+  it('rejects NaN by default (naming sample, channel, position) or counts and skips it', async () => {
+    const x = new Float32Array(2 * 3 * 4).fill(2);
+    x[(1 * 3 + 1) * 4 + 2] = Number.NaN;
+    await expectCode(bnStats({ data: x, shape: [2, 3, 4], layout: 'nchw' }), 'E_NONFINITE', /sample 1, channel 1, position 2 is NaN/);
+    const s = await bnStats({ data: x, shape: [2, 3, 4], layout: 'nchw' }, { nonfinite: 'skip' });
+    expect(Array.from(s.nonfinite)).toEqual([0, 1, 0]);
+    expect(Array.from(s.count)).toEqual([8, 7, 8]);
+  });
+
+  it('rejects bad shapes, layouts and domain tags with codes', async () => {
+    const x = new Float32Array(24);
+    await expectCode(bnStats({ data: x, shape: [2, 3, 5], layout: 'nchw' }), 'E_SHAPE', /24 elements/);
+    await expectCode(bnStats({ data: x, shape: [24], layout: 'nchw' }), 'E_SHAPE');
+    await expectCode(bnStats({ data: x, shape: [2, 3, 4], layout: 'nchw' as Layout, }, { domains: Int32Array.from([0, 2]) }), 'E_RANGE', /domains\[1\] = 2/);
+    await expectCode(bnStats({ data: x, shape: [2, 3, 4], layout: 'nchw' }, { domains: Int32Array.from([0]) }), 'E_SHAPE');
+    await expectCode(bnStats({ data: x, shape: [2, 3, 4], layout: 'chwn' as Layout }), 'E_RANGE');
+    await expectCode(bnStats({ data: new Float64Array(24) as unknown as Float32Array, shape: [2, 3, 4], layout: 'nchw' }), 'E_DTYPE');
+    const { native } = await import('../ts/native/load.js');
+    await expectCode(() => native().bnStatsSync(x, 2, 3, 5, 'nchw', null, 1, {}), 'E_SHAPE');
+    await expectCode(() => native().bnStatsSync(x, 2, 3, 4, 'nchw', Int32Array.from([0, 7]), 2, {}), 'E_RANGE');
+  });
+});
+
+describe('BnStatsAccumulator', () => {
+  /** PyTorch's training-mode update, written out from its definition, per batch and domain. */
+  function torchLike(batches: Array<{ x: Float32Array; n: number; dom: Int32Array }>, c: number, s: number, momentum: number | null) {
+    const rm = [new Float64Array(c), new Float64Array(c)];
+    const rv = [new Float64Array(c).fill(1), new Float64Array(c).fill(1)];
+    const tracked = [0, 0];
+    for (const b of batches) {
+      for (const d of [0, 1]) {
+        const rows = Array.from({ length: b.n }, (_, i) => i).filter((i) => b.dom[i] === d);
+        if (!rows.length) continue;
+        tracked[d]!++;
+        const m = momentum ?? 1 / tracked[d]!;
+        for (let ch = 0; ch < c; ch++) {
+          const vals: number[] = [];
+          for (const i of rows) for (let p = 0; p < s; p++) vals.push(b.x[(i * c + ch) * s + p] as number);
+          const mean = vals.reduce((a, v) => a + v, 0) / vals.length;
+          const unb = vals.reduce((a, v) => a + (v - mean) ** 2, 0) / (vals.length - 1);
+          rm[d]![ch] = (1 - m) * rm[d]![ch]! + m * mean;
+          rv[d]![ch] = (1 - m) * rv[d]![ch]! + m * unb;
+        }
+      }
+    }
+    return { rm, rv, tracked };
+  }
+
+  for (const momentum of [0.1, null]) {
+    it(`follows PyTorch's running-statistics update (momentum ${momentum})`, async () => {
+      const [c, s] = [3, 6];
+      const acc = new BnStatsAccumulator({ channels: c, momentum });
+      const batches = [0, 1, 2, 3].map((b) => {
+        const n = 4;
+        const dom = b === 2 ? Int32Array.from([0, 0, 0, 0]) : Int32Array.from([0, 1, 0, 1]);
+        return { x: make(n, c, s, 'nchw', 20 + b), n, dom };
+      });
+      for (const b of batches) await acc.update({ data: b.x, shape: [b.n, c, 2, 3], layout: 'nchw' }, b.dom);
+      const want = torchLike(batches, c, s, momentum);
+      expect(Array.from(acc.numBatchesTracked)).toEqual(want.tracked);
+      for (const d of [0, 1]) {
+        for (let ch = 0; ch < c; ch++) {
+          expect(acc.runningMean[d * c + ch]).toBeCloseTo(want.rm[d]![ch]!, 6);
+          expect(Math.abs((acc.runningVar[d * c + ch] as number) - want.rv[d]![ch]!)).toBeLessThanOrEqual(1e-9 * want.rv[d]![ch]! + 1e-12);
+        }
+      }
+      const t = acc.tensors('layer1.0.bn1');
+      expect(Object.keys(t).sort()).toEqual([
+        'layer1.0.bn1.aux_bn.num_batches_tracked', 'layer1.0.bn1.aux_bn.running_mean', 'layer1.0.bn1.aux_bn.running_var',
+        'layer1.0.bn1.num_batches_tracked', 'layer1.0.bn1.running_mean', 'layer1.0.bn1.running_var',
+      ]);
+      expect(t['layer1.0.bn1.num_batches_tracked']!.shape).toEqual([]);
+      expect(t['layer1.0.bn1.num_batches_tracked']!.data[0]).toBe(4n);
+      expect(t['layer1.0.bn1.aux_bn.num_batches_tracked']!.data[0]).toBe(3n);
+      const back = BnStatsAccumulator.fromJSON(JSON.parse(JSON.stringify(acc)));
+      expect(Array.from(back.runningVar)).toEqual(Array.from(acc.runningVar));
+      expect(Array.from(back.totals.m2)).toEqual(Array.from(acc.totals.m2));
+    });
+  }
+});
