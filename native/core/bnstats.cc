@@ -101,8 +101,11 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt) {
     T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, C)));
     run_threads(T, [&](int tid) {
       std::vector<float> scratch(in.f16 ? static_cast<size_t>(std::min(S, kBlock)) : 0);
-      for (int64_t c = C * tid / T; c < C * (tid + 1) / T; ++c) {
-        for (int64_t n = 0; n < N; ++n) {
+      // Samples outer, this thread's channels inner: each sample's slice of
+      // channels is one contiguous run of memory. Every channel still sees
+      // its samples in order, so the result does not depend on the threads.
+      for (int64_t n = 0; n < N; ++n) {
+        for (int64_t c = C * tid / T; c < C * (tid + 1) / T; ++c) {
           const int64_t at = dom(n) * C + c;
           int64_t& cnt = out.count[at];
           double& mean = out.mean[at];
@@ -119,15 +122,18 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt) {
             } else {
               x = in.f32 + base + p;
             }
-            const double mb = K.sum(x, len) / static_cast<double>(len);
+            // Pass 1 (in cache) finds a centre near the mean, rounded to float;
+            // pass 2 takes the moments around it. The block mean is centre +
+            // s1 / len and its co-moment M2 = s2 - s1^2 / len.
+            const double center = static_cast<float>(K.sum(x, len) / static_cast<double>(len));
+            const double mb = center;
             double s1 = 0, s2 = 0;
             float bmn = kInf, bmx = -kInf;
-            K.centered_moments(x, len, mb, &s1, &s2, &bmn, &bmx);
+            K.centered_moments(x, len, center, &s1, &s2, &bmn, &bmx);
             if (!std::isfinite(mb) || !std::isfinite(s2)) {
               block_with_nonfinite(x, len, in, opt, n, c, p, 1, cnt, mean, m2, mn, mx, out.nonfinite[at]);
               continue;
             }
-            // s1 is the rounding residue of the mean: fold it in (corrected two-pass).
             const double m2b = s2 - s1 * s1 / static_cast<double>(len);
             chan(cnt, mean, m2, len, mb + s1 / static_cast<double>(len), m2b);
             mn = std::min(mn, bmn);
@@ -168,7 +174,7 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt) {
         }
         std::fill(sums.begin(), sums.end(), 0.0);
         K.column_sums(x, rows, W, stride, sums.data());
-        for (int64_t j = 0; j < W; ++j) center[j] = sums[j] / static_cast<double>(rows);
+        for (int64_t j = 0; j < W; ++j) center[j] = static_cast<float>(sums[j] / static_cast<double>(rows));
         std::fill(s1.begin(), s1.end(), 0.0);
         std::fill(s2.begin(), s2.end(), 0.0);
         std::fill(bmn.begin(), bmn.end(), kInf);

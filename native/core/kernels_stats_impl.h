@@ -5,6 +5,7 @@
 // thread count for a given ISA.
 #pragma once
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -17,46 +18,70 @@ namespace stats_impl {
 
 constexpr int L = 16;  // lanes
 
+// Values are accumulated in float lanes for at most kRun vectors, then the
+// lanes are flushed into double accumulators: float speed (no conversion in
+// the inner loop), with rounding errors bounded by runs of kRun values.
+constexpr int64_t kRun = 16;
+
+// A sum in float lanes flushed into double every kRun vectors: used for the
+// centre of the moment pass, which only needs to be near the mean (the exact
+// mean is the centre plus the mean deviation from it).
 inline double sum(const float* x, int64_t n) {
   double acc[L] = {0};
   int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int l = 0; l < L; ++l) acc[l] += static_cast<double>(x[i + l]);
+  while (i + L <= n) {
+    float a[L] = {0};
+    const int64_t end = i + std::min<int64_t>(kRun * L, (n - i) / L * L);
+    for (; i < end; i += L)
+      for (int l = 0; l < L; ++l) a[l] += x[i + l];
+    for (int l = 0; l < L; ++l) acc[l] += a[l];
+  }
   double s = 0;
   for (int l = 0; l < L; ++l) s += acc[l];
   for (; i < n; ++i) s += static_cast<double>(x[i]);
   return s;
 }
 
+// Moments around `center`, which must be a float value (the caller rounds
+// its estimate to float and uses that same value as the centre).
 inline void centered_moments(const float* x, int64_t n, double center, double* s1, double* s2, float* mn, float* mx) {
-  double a1[L] = {0}, a2[L] = {0};
+  const float c = static_cast<float>(center);
+  double d1[L] = {0}, d2[L] = {0};
   float lo[L], hi[L];
   for (int l = 0; l < L; ++l) {
     lo[l] = std::numeric_limits<float>::infinity();
     hi[l] = -std::numeric_limits<float>::infinity();
   }
   int64_t i = 0;
-  for (; i + L <= n; i += L) {
+  while (i + L <= n) {
+    float a1[L] = {0}, a2[L] = {0};
+    const int64_t end = i + std::min<int64_t>(kRun * L, (n - i) / L * L);
+    for (; i < end; i += L) {
+      for (int l = 0; l < L; ++l) {
+        const float v = x[i + l];
+        const float d = v - c;
+        a1[l] += d;
+        a2[l] += d * d;
+        lo[l] = v < lo[l] ? v : lo[l];
+        hi[l] = v > hi[l] ? v : hi[l];
+      }
+    }
     for (int l = 0; l < L; ++l) {
-      const float v = x[i + l];
-      const double d = static_cast<double>(v) - center;
-      a1[l] += d;
-      a2[l] += d * d;
-      lo[l] = v < lo[l] ? v : lo[l];
-      hi[l] = v > hi[l] ? v : hi[l];
+      d1[l] += a1[l];
+      d2[l] += a2[l];
     }
   }
   double t1 = 0, t2 = 0;
   float m0 = *mn, m1 = *mx;
   for (int l = 0; l < L; ++l) {
-    t1 += a1[l];
-    t2 += a2[l];
+    t1 += d1[l];
+    t2 += d2[l];
     m0 = lo[l] < m0 ? lo[l] : m0;
     m1 = hi[l] > m1 ? hi[l] : m1;
   }
   for (; i < n; ++i) {
     const float v = x[i];
-    const double d = static_cast<double>(v) - center;
+    const double d = static_cast<double>(v) - static_cast<double>(c);
     t1 += d;
     t2 += d * d;
     m0 = v < m0 ? v : m0;
@@ -69,19 +94,59 @@ inline void centered_moments(const float* x, int64_t n, double center, double* s
 }
 
 inline void column_sums(const float* x, int64_t rows, int64_t cols, int64_t stride, double* acc) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * stride;
-    for (int64_t c = 0; c < cols; ++c) acc[c] += static_cast<double>(row[c]);
+  int64_t c = 0;
+  for (; c + L <= cols; c += L) {
+    for (int64_t r0 = 0; r0 < rows; r0 += kRun) {
+      float a[L] = {0};
+      const int64_t r1 = std::min(rows, r0 + kRun);
+      for (int64_t r = r0; r < r1; ++r)
+        for (int l = 0; l < L; ++l) a[l] += x[r * stride + c + l];
+      for (int l = 0; l < L; ++l) acc[c + l] += a[l];
+    }
   }
+  for (; c < cols; ++c)
+    for (int64_t r = 0; r < rows; ++r) acc[c] += static_cast<double>(x[r * stride + c]);
 }
 
+// Per-column moments around per-column centres (rounded to float, as above).
 inline void column_moments(const float* x, int64_t rows, int64_t cols, int64_t stride, const double* center, double* s1,
                            double* s2, float* mn, float* mx) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * stride;
-    for (int64_t c = 0; c < cols; ++c) {
-      const float v = row[c];
-      const double d = static_cast<double>(v) - center[c];
+  int64_t c = 0;
+  for (; c + L <= cols; c += L) {
+    float cf[L], lo[L], hi[L];
+    for (int l = 0; l < L; ++l) {
+      cf[l] = static_cast<float>(center[c + l]);
+      lo[l] = mn[c + l];
+      hi[l] = mx[c + l];
+    }
+    for (int64_t r0 = 0; r0 < rows; r0 += kRun) {
+      float a1[L] = {0}, a2[L] = {0};
+      const int64_t r1 = std::min(rows, r0 + kRun);
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int l = 0; l < L; ++l) {
+          const float v = x[r * stride + c + l];
+          const float d = v - cf[l];
+          a1[l] += d;
+          a2[l] += d * d;
+          lo[l] = v < lo[l] ? v : lo[l];
+          hi[l] = v > hi[l] ? v : hi[l];
+        }
+      }
+      for (int l = 0; l < L; ++l) {
+        s1[c + l] += a1[l];
+        s2[c + l] += a2[l];
+      }
+    }
+    for (int l = 0; l < L; ++l) {
+      mn[c + l] = lo[l];
+      mx[c + l] = hi[l];
+    }
+  }
+  for (; c < cols; ++c) {
+    const double cc = static_cast<double>(static_cast<float>(center[c]));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float v = x[r * stride + c];
+      const double d = static_cast<double>(v) - cc;
       s1[c] += d;
       s2[c] += d * d;
       mn[c] = v < mn[c] ? v : mn[c];
