@@ -132,31 +132,31 @@ describe('bnStats', () => {
   });
 });
 
-describe('BnStatsAccumulator', () => {
-  /** PyTorch's training-mode update, written out from its definition, per batch and domain. */
-  function torchLike(batches: Array<{ x: Float32Array; n: number; dom: Int32Array }>, c: number, s: number, momentum: number | null) {
-    const rm = [new Float64Array(c), new Float64Array(c)];
-    const rv = [new Float64Array(c).fill(1), new Float64Array(c).fill(1)];
-    const tracked = [0, 0];
-    for (const b of batches) {
-      for (const d of [0, 1]) {
-        const rows = Array.from({ length: b.n }, (_, i) => i).filter((i) => b.dom[i] === d);
-        if (!rows.length) continue;
-        tracked[d]!++;
-        const m = momentum ?? 1 / tracked[d]!;
-        for (let ch = 0; ch < c; ch++) {
-          const vals: number[] = [];
-          for (const i of rows) for (let p = 0; p < s; p++) vals.push(b.x[(i * c + ch) * s + p] as number);
-          const mean = vals.reduce((a, v) => a + v, 0) / vals.length;
-          const unb = vals.reduce((a, v) => a + (v - mean) ** 2, 0) / (vals.length - 1);
-          rm[d]![ch] = (1 - m) * rm[d]![ch]! + m * mean;
-          rv[d]![ch] = (1 - m) * rv[d]![ch]! + m * unb;
-        }
+/** PyTorch's training-mode update, written out from its definition, per batch and domain. */
+function torchLike(batches: Array<{ x: Float32Array; n: number; dom: Int32Array }>, c: number, s: number, momentum: number | null) {
+  const rm = [new Float64Array(c), new Float64Array(c)];
+  const rv = [new Float64Array(c).fill(1), new Float64Array(c).fill(1)];
+  const tracked = [0, 0];
+  for (const b of batches) {
+    for (const d of [0, 1]) {
+      const rows = Array.from({ length: b.n }, (_, i) => i).filter((i) => b.dom[i] === d);
+      if (!rows.length) continue;
+      tracked[d]!++;
+      const m = momentum ?? 1 / tracked[d]!;
+      for (let ch = 0; ch < c; ch++) {
+        const vals: number[] = [];
+        for (const i of rows) for (let p = 0; p < s; p++) vals.push(b.x[(i * c + ch) * s + p] as number);
+        const mean = vals.reduce((a, v) => a + v, 0) / vals.length;
+        const unb = vals.reduce((a, v) => a + (v - mean) ** 2, 0) / (vals.length - 1);
+        rm[d]![ch] = (1 - m) * rm[d]![ch]! + m * mean;
+        rv[d]![ch] = (1 - m) * rv[d]![ch]! + m * unb;
       }
     }
-    return { rm, rv, tracked };
   }
+  return { rm, rv, tracked };
+}
 
+describe('BnStatsAccumulator', () => {
   for (const momentum of [0.1, null]) {
     it(`follows PyTorch's running-statistics update (momentum ${momentum})`, async () => {
       const [c, s] = [3, 6];
@@ -188,4 +188,49 @@ describe('BnStatsAccumulator', () => {
       expect(Array.from(back.totals.m2)).toEqual(Array.from(acc.totals.m2));
     });
   }
+});
+
+describe('genaug bnstats', () => {
+  it('streams an activations file in batches and writes PyTorch-loadable running statistics', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const { writeNpy } = await import('../ts/io/npy.js');
+    const { readSafetensors } = await import('../ts/io/safetensors.js');
+    const { mkdtemp, readFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'genaug-bn-'));
+    try {
+      const [n, c, s] = [12, 3, 6];
+      const x = make(n, c, s, 'nchw', 31);
+      const dom = Int32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 1 : 0));
+      await writeNpy(join(dir, 'a.npy'), x, [n, c, 2, 3]);
+      await writeNpy(join(dir, 'd.npy'), dom, [n]);
+      const bin = join(__dirname, '..', 'bin', 'genaug.js');
+      await promisify(execFile)(process.execPath, [bin, 'bnstats', '--activations', join(dir, 'a.npy'), '--domains', join(dir, 'd.npy'), '--out', join(dir, 'bn.safetensors'), '--layer', 'features.1', '--batch-size', '4', '-q']);
+      const f = await readSafetensors(join(dir, 'bn.safetensors'));
+      // The oracle: PyTorch's update written out, batch by batch (batches of 4 samples).
+      const batches = [0, 4, 8].map((b0) => ({ x: x.subarray(b0 * c * s, (b0 + 4) * c * s), n: 4, dom: dom.subarray(b0, b0 + 4) }));
+      const want = torchLike(batches, c, s, 0.1);
+      for (const [d, prefix] of [[0, 'features.1'], [1, 'features.1.aux_bn']] as const) {
+        const rm = f.tensors.get(`${prefix}.running_mean`)!;
+        const rv = f.tensors.get(`${prefix}.running_var`)!;
+        const nb = f.tensors.get(`${prefix}.num_batches_tracked`)!;
+        expect(rm.dtype).toBe('F32');
+        expect(nb.dtype).toBe('I64');
+        expect(nb.shape).toEqual([]);
+        expect((nb.data as BigInt64Array)[0]).toBe(BigInt(want.tracked[d]!));
+        for (let ch = 0; ch < c; ch++) {
+          expect(Math.abs((rm.data as Float32Array)[ch]! - want.rm[d]![ch]!)).toBeLessThanOrEqual(1e-6 * Math.abs(want.rm[d]![ch]!) + 1e-6);
+          expect(Math.abs((rv.data as Float32Array)[ch]! - want.rv[d]![ch]!)).toBeLessThanOrEqual(1e-6 * want.rv[d]![ch]!);
+        }
+      }
+      const state = JSON.parse(await readFile(join(dir, 'bn.json'), 'utf8'));
+      const restored = BnStatsAccumulator.fromJSON(state);
+      expect(restored.numBatchesTracked[0]).toBe(3);
+      expect(state.samples).toBe(12);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -7,6 +7,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { GenaugError } from '../native/errors.js';
 import { capabilities, packageRoot } from '../native/load.js';
 import { intArg, type GlobalOptions } from './args.js';
+import { bnstatsCommand } from './bnstats.js';
 import { runDemo } from './demo.js';
 import { similarityCommand } from './similarity.js';
 
@@ -33,6 +34,7 @@ export function buildProgram(global: GlobalOptions): Command {
     });
 
   program.addCommand(similarityCommand(global));
+  program.addCommand(bnstatsCommand(global));
 
   program
     .command('demo')

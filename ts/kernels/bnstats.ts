@@ -9,6 +9,7 @@
 import { markAsUntransferable } from 'node:worker_threads';
 
 import type { NativeBnOptions, NativeBnStats } from '../native/addon.js';
+import type { SafeTensor } from '../io/safetensors.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
 import { checkInt } from './validate.js';
@@ -308,7 +309,7 @@ export class BnStatsAccumulator {
     if (source !== 'running' && source !== 'exact') throw new GenaugError('E_RANGE', `source must be 'running' or 'exact', got ${String(source)}`);
     const C = this.channels;
     const unbiased = bnVariance(this.totals, true);
-    const out: Record<string, { dtype: 'F32' | 'I64'; shape: number[]; data: Float32Array | BigInt64Array }> = {};
+    const out: Record<string, SafeTensor> = {};
     names.forEach((tpl, d) => {
       const prefix = tpl.replaceAll('{layer}', layer);
       const mean = new Float32Array(C);

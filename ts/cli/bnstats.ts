@@ -1,0 +1,137 @@
+/** `genaug bnstats`: per-domain BatchNorm statistics of an activations file, exported for PyTorch. */
+import { Command, Option } from 'commander';
+
+import { openForReading, readExactly, writeFileAtomic } from '../io/atomic.js';
+import { readNpyHeader } from '../io/npy.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import { readLabels } from '../kernels/files.js';
+import { BnStatsAccumulator, bnStats, channelsOf, mergeBnStats, type BnStatsState, type Layout } from '../kernels/bnstats.js';
+import { GenaugError } from '../native/errors.js';
+import { intArg, type GlobalOptions } from './args.js';
+import { Progress } from './progress.js';
+
+export interface BnStatsFileOptions {
+  activations: string;
+  domains?: string;
+  numDomains?: number;
+  layout: Layout;
+  out: string;
+  layer: string;
+  batchSize?: number;
+  momentum: number | null;
+  nonfinite: 'reject' | 'skip';
+  source?: 'running' | 'exact';
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Streams an N x ... activations .npy (float32 or float16) in batches, tags
+ * each sample with its domain, and writes OUT (safetensors: running_mean,
+ * running_var, num_batches_tracked per domain) and OUT's .json twin (the exact
+ * statistics and the accumulator state, which `BnStatsAccumulator.fromJSON`
+ * restores). Without a batch size the whole file is one batch (read in
+ * pieces, merged exactly).
+ */
+export async function bnstatsFile(o: BnStatsFileOptions) {
+  const h = await readNpyHeader(o.activations);
+  if (h.dtype !== 'float32' && h.dtype !== 'float16') {
+    throw new GenaugError('E_DTYPE', `${o.activations}: activations must be float32 or float16, got ${h.dtype}`);
+  }
+  const { n, c, s } = channelsOf(h.shape, o.layout);
+  const domains = o.domains ? await readLabels(o.domains, n) : undefined;
+  const numDomains = o.numDomains ?? (domains ? Math.max(2, domains.reduce((m, v) => Math.max(m, v), 0) + 1) : 1);
+  if (domains) {
+    const bad = domains.findIndex((d) => d >= numDomains);
+    if (bad >= 0) throw new GenaugError('E_RANGE', `${o.domains}: domain[${bad}] = ${domains[bad]} is outside [0, ${numDomains})`);
+  }
+  const acc = new BnStatsAccumulator({ channels: c, numDomains, momentum: o.momentum, nonfinite: o.nonfinite });
+  const sampleValues = c * s;
+  const itemBytes = h.itemsize;
+  // Pieces of at most ~256 MiB; a batch is one or more pieces.
+  const pieceSamples = Math.max(1, Math.floor((256 * 2 ** 20) / (sampleValues * itemBytes)));
+  const batch = o.batchSize ?? n;
+  const { fh } = await openForReading(o.activations);
+  try {
+    for (let b0 = 0; b0 < n; b0 += batch) {
+      const b1 = Math.min(n, b0 + batch);
+      let merged: BnStatsState | undefined;
+      for (let p0 = b0; p0 < b1; p0 += pieceSamples) {
+        const p1 = Math.min(b1, p0 + pieceSamples);
+        const count = (p1 - p0) * sampleValues;
+        const data = h.dtype === 'float32' ? new Float32Array(count) : new Uint16Array(count);
+        await readExactly(fh, new Uint8Array(data.buffer), h.dataOffset + p0 * sampleValues * itemBytes, o.activations, o.activations);
+        const shape = [p1 - p0, ...h.shape.slice(1)];
+        let part: BnStatsState;
+        try {
+          part = await bnStats({ data, shape, layout: o.layout }, {
+            ...(domains ? { domains: domains.subarray(p0, p1) } : {}),
+            numDomains,
+            nonfinite: o.nonfinite,
+          });
+        } catch (e) {
+          if (e instanceof GenaugError && e.code === 'E_NONFINITE') {
+            throw new GenaugError('E_NONFINITE', `${o.activations}: ${e.message.replace(/sample (\d+)/, (_, k: string) => `sample ${p0 + Number(k)}`)}`);
+          }
+          throw e;
+        }
+        merged = merged ? mergeBnStats(merged, part) : part;
+        o.onProgress?.(p1, n);
+      }
+      if (merged) acc.apply(merged);
+    }
+  } finally {
+    await fh.close();
+  }
+  const tensors = acc.tensors(o.layer, { source: o.source ?? 'running' });
+  await writeSafetensors(o.out, tensors, { producer: 'genaug bnstats', layout: o.layout, momentum: String(o.momentum) });
+  const jsonPath = o.out.replace(/\.safetensors$/, '') + '.json';
+  await writeFileAtomic(jsonPath, new TextEncoder().encode(JSON.stringify({ layer: o.layer, samples: n, ...acc.toJSON() }) + '\n'));
+  return { accumulator: acc, files: [o.out, jsonPath] };
+}
+
+export function bnstatsCommand(global: GlobalOptions): Command {
+  return new Command('bnstats')
+    .description('per-channel BatchNorm statistics per domain (real/synthetic) of an activations .npy, exported as PyTorch running_mean/running_var for the main and auxiliary BN')
+    .requiredOption('--activations <file>', 'activations .npy, float32 or float16: N x C x H x W (nchw) or N x H x W x C (nhwc), or N x C')
+    .option('--domains <file>', 'domain of each sample, (N,) int .npy: 0 = real (main BN), 1 = synthetic (aux BN), ...')
+    .option('--num-domains <n>', 'number of domains (default: 2 with --domains, else 1)', intArg('--num-domains', 1, 65536))
+    .addOption(new Option('--layout <layout>', 'memory layout of the activations').choices(['nchw', 'nhwc']).default('nchw'))
+    .requiredOption('--out <file>', 'output .safetensors; the exact statistics and state go to the same name with .json')
+    .option('--layer <name>', 'BatchNorm module name in the state dict, e.g. layer1.0.bn1', 'bn')
+    .option('--batch-size <n>', 'samples per training batch for the running update (default: the whole file is one batch)', intArg('--batch-size', 1))
+    .option('--momentum <m>', "PyTorch BN momentum, or 'none' for the cumulative average", '0.1')
+    .addOption(new Option('--nonfinite <policy>', 'NaN/Inf in activations: reject (error naming sample, channel, position) or skip (counted)').choices(['reject', 'skip']).default('reject'))
+    .addOption(new Option('--source <source>', 'what to export as running stats: running (momentum updates) or exact (mean and unbiased variance of all data)').choices(['running', 'exact']).default('running'))
+    .option('-q, --quiet', 'no progress output')
+    .action(async (o) => {
+      let momentum: number | null;
+      if (o.momentum === 'none') momentum = null;
+      else {
+        momentum = Number(o.momentum);
+        if (!(momentum > 0 && momentum <= 1)) throw new GenaugError('E_ARGUMENT', `--momentum must be in (0, 1] or 'none', got '${o.momentum}'`);
+      }
+      let bar: Progress | undefined;
+      const r = await bnstatsFile({
+        activations: o.activations,
+        ...(o.domains ? { domains: o.domains } : {}),
+        ...(o.numDomains ? { numDomains: o.numDomains } : {}),
+        layout: o.layout,
+        out: o.out,
+        layer: o.layer,
+        ...(o.batchSize ? { batchSize: o.batchSize } : {}),
+        momentum,
+        nonfinite: o.nonfinite,
+        source: o.source,
+        onProgress: (done, total) => {
+          bar ??= new Progress('bnstats', total, 'samples', o.quiet);
+          bar.update(done);
+        },
+      });
+      const acc = r.accumulator;
+      const C = acc.channels;
+      for (let d = 0; d < acc.numDomains; d++) {
+        global.print(`domain ${d}: ${acc.totals.count[d * C]} values per channel, ${acc.numBatchesTracked[d]} batch(es)`);
+      }
+      global.print(`wrote ${r.files.join(' and ')}`);
+    });
+}
