@@ -110,6 +110,24 @@ describe('native entry points under random arguments', () => {
         rejected++;
       }
     }
+    for (let iter = 0; iter < 1000; iter++) {
+      const sync = r() < 0.5;
+      const n = pick([0, 1, 2, 3]);
+      const c = pick([1, 2, 3]);
+      const sp = pick([1, 4]);
+      const data = r() < 0.7 ? new Float32Array(n * c * sp).map(() => (r() < 0.05 ? Number.NaN : r())) : r() < 0.5 ? new Uint16Array(n * c * sp) : anyArray();
+      const args: unknown[] = [data, n, c, sp, pick(['nchw', 'nhwc', 'nchw', 'x']), pick([null, Int32Array.from({ length: n }, () => pick([0, 1])), anyArray()]), pick([1, 2, 2, 0]), r() < 0.5 ? { nonfinite: pick(['skip', 'reject']) } : anyOptions()];
+      for (let i = 0; i < args.length; i++) if (r() < 0.05) args[i] = anyValue();
+      try {
+        const out = (sync ? native().bnStatsSync : native().bnStats) as (...a: unknown[]) => unknown;
+        const v = out(...args);
+        if (v instanceof Promise) await v;
+        ok++;
+      } catch (e) {
+        expectCleanFailure(e, 'bnStats');
+        rejected++;
+      }
+    }
     for (let iter = 0; iter < 500; iter++) {
       const bytes = new Uint8Array(Math.floor(r() * 40)).map(() => Math.floor(r() * 256));
       try {
