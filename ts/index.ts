@@ -21,3 +21,12 @@ export {
 } from './io/npy.js';
 export { readSafetensors, writeSafetensors, encodeSafetensors, SAFETENSORS_DTYPES } from './io/safetensors.js';
 export { writeFileAtomic, AtomicWriter } from './io/atomic.js';
+export {
+  gaussianStats, gaussianStatsSync, emptyGaussianStats, mergeGaussianStats, gaussianMean, gaussianCovariance,
+  checkGaussianStats, frechetDistance, frechetDistanceSync, vendiScore, vendiScoreSync, MAX_DENSE_DIM,
+  type GaussianStats, type MetricsOptions, type VendiOptions, type FrechetResult, type VendiResult,
+} from './kernels/metrics.js';
+export {
+  bnStats, bnStatsSync, mergeBnStats, emptyBnStats, bnVariance, bnStatsToJSON, bnStatsFromJSON, channelsOf, BnStatsAccumulator,
+  type Activations, type BnStatsOptions, type BnStatsState, type AccumulatorOptions, type Layout,
+} from './kernels/bnstats.js';

@@ -56,6 +56,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_similarity(env, exports);
   register_npy(env, exports);
   register_bnstats(env, exports);
+  register_metrics(env, exports);
   return exports;
 }
 

@@ -123,5 +123,6 @@ Napi::Value run_job(Napi::Env env, bool sync, std::vector<Napi::Value> keep, std
 void register_similarity(Napi::Env env, Napi::Object exports);
 void register_npy(Napi::Env env, Napi::Object exports);
 void register_bnstats(Napi::Env env, Napi::Object exports);
+void register_metrics(Napi::Env env, Napi::Object exports);
 
 }  // namespace genaug::binding

@@ -1,3 +1,5 @@
+import type { NativeMetrics } from './addon-metrics.js';
+
 /** Type declarations of what native/binding exports. Only ts/ wrappers call these. */
 
 export interface NativeSimilarityOptions {
@@ -77,7 +79,9 @@ export interface NativeBnOptions {
 
 type BnArgs = [data: Float32Array | Uint16Array, n: number, c: number, s: number, layout: 'nchw' | 'nhwc', domains: Int32Array | null, numDomains: number, opts: NativeBnOptions];
 
-export interface NativeAddon {
+export type { NativeMetrics, NativeMetricsOptions, NativeGaussianStats, NativeFrechet, NativeVendi } from './addon-metrics.js';
+
+export interface NativeAddon extends NativeMetrics {
   bnStats(...args: BnArgs): Promise<NativeBnStats>;
   bnStatsSync(...args: BnArgs): NativeBnStats;
   setErrorClass(cls: unknown): void;

@@ -1,0 +1,185 @@
+// N-API glue for native/core/linalg and native/core/metrics: the Gaussian
+// statistics of an embedding matrix, the Fréchet distance between two
+// Gaussians and the Vendi score, each as a Promise (libuv pool) and a *Sync
+// twin.
+#include <cmath>
+#include <cstring>
+
+#include "common.h"
+#include "cpu.h"
+#include "linalg.h"
+#include "metrics.h"
+
+namespace genaug::binding {
+
+// Declared here until common.h lists it; called from Init in addon.cc.
+void register_metrics(Napi::Env env, Napi::Object exports);
+
+namespace {
+
+const char* kind_of(const Napi::Value& v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsTypedArray()) return "a typed array of another type";
+  if (v.IsArray()) return "an array";
+  if (v.IsNumber()) return "a number";
+  if (v.IsString()) return "a string";
+  if (v.IsObject()) return "an object";
+  return "a value of another type";
+}
+
+Napi::Float64Array arg_f64(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  Napi::Value v = i < info.Length() ? info[i] : info.Env().Undefined();
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw_js(info.Env(), "E_DTYPE", what, " must be a Float64Array, got ", kind_of(v));
+  return v.As<Napi::Float64Array>();
+}
+
+Napi::Float64Array to_f64(Napi::Env env, const std::vector<double>& v) {
+  Napi::Float64Array out = Napi::Float64Array::New(env, v.size());
+  if (!v.empty()) std::memcpy(out.Data(), v.data(), v.size() * sizeof(double));
+  return out;
+}
+
+// (array, rows, dim) at argument positions i, i+1, i+2.
+MatrixView read_matrix(const Napi::CallbackInfo& info, size_t i, const char* name, Napi::Float32Array& keep) {
+  keep = arg_f32(info, i, name);
+  const std::string rows_name = std::string(name) + " rows";
+  const std::string dim_name = std::string(name) + " dim";
+  const int64_t rows = arg_int(info, i + 1, rows_name.c_str(), 0, int64_t(1) << 40);
+  const int64_t dim = arg_int(info, i + 2, dim_name.c_str(), 1, kMaxDim);
+  const int64_t len = static_cast<int64_t>(keep.ElementLength());
+  if (rows > len / dim || rows * dim != len)
+    throw_js(info.Env(), "E_SHAPE", name, " has ", len, " elements but ", rows, " rows x ", dim, " columns = ", rows * dim);
+  return MatrixView{keep.Data(), rows, dim};
+}
+
+struct Common {
+  int threads = 0;
+  Isa isa = Isa::Avx512;
+  std::string name = "data";
+  int64_t row_offset = 0;
+  VendiPath path = VendiPath::Auto;
+};
+
+// { threads?, isa?, name?, rowOffset?, path? } at position i (optional).
+Common read_options(const Napi::CallbackInfo& info, size_t i) {
+  Common c;
+  c.isa = active_isa();
+  if (i >= info.Length() || info[i].IsUndefined()) return c;
+  Napi::Object o = arg_object(info, i, "options");
+  c.threads = static_cast<int>(opt_int(o, "threads", 0, 0, 256));
+  c.name = opt_string(o, "name", c.name);
+  c.row_offset = opt_int(o, "rowOffset", 0, 0, int64_t(1) << 50);
+  const std::string isa = opt_string(o, "isa", "auto");
+  if (isa != "auto") {
+    try {
+      c.isa = clamp_isa(parse_isa(isa));
+    } catch (const genaug::Error& e) {
+      throw_error(info.Env(), e.code(), e.what());
+    }
+  }
+  const std::string path = opt_string(o, "path", "auto");
+  if (path == "gram") c.path = VendiPath::Gram;
+  else if (path == "covariance") c.path = VendiPath::Covariance;
+  else if (path != "auto") throw_js(info.Env(), "E_RANGE", "option path must be auto, gram or covariance; got ", path);
+  return c;
+}
+
+Napi::Value GaussianStats(const Napi::CallbackInfo& info, bool sync) {
+  Napi::Env env = info.Env();
+  // Options first: their getters run JS, which must not run after the data pointers are taken.
+  const Common c = read_options(info, 3);
+  Napi::Float32Array da;
+  const MatrixView m = read_matrix(info, 0, "data", da);
+  StatsOptions opt;
+  opt.threads = c.threads;
+  opt.isa = c.isa;
+  opt.name = c.name;
+  opt.row_offset = c.row_offset;
+  return run_job<GaussianState>(
+      env, sync, {da}, [=] { return gaussian_stats(m, opt); },
+      [](Napi::Env env, GaussianState& s) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("count", Napi::Number::New(env, static_cast<double>(s.count)));
+        o.Set("dim", Napi::Number::New(env, static_cast<double>(s.dim)));
+        o.Set("shift", to_f64(env, s.shift));
+        o.Set("offset", to_f64(env, s.offset));
+        o.Set("comoment", to_f64(env, s.comoment));
+        return o;
+      });
+}
+
+Napi::Value Frechet(const Napi::CallbackInfo& info, bool sync) {
+  Napi::Env env = info.Env();
+  const Common c = read_options(info, 4);
+  Napi::Float64Array md = arg_f64(info, 0, "meanDiff");
+  Napi::Float64Array c1 = arg_f64(info, 1, "cov1");
+  Napi::Float64Array c2 = arg_f64(info, 2, "cov2");
+  const int64_t dim = arg_int(info, 3, "dim", 1, kMaxDenseDim);
+  if (static_cast<int64_t>(md.ElementLength()) != dim)
+    throw_js(env, "E_SHAPE", "meanDiff has ", md.ElementLength(), " elements but dim is ", dim);
+  for (auto [arr, name] : {std::pair{&c1, "cov1"}, std::pair{&c2, "cov2"}})
+    if (static_cast<int64_t>(arr->ElementLength()) != dim * dim)
+      throw_js(env, "E_SHAPE", name, " has ", arr->ElementLength(), " elements but dim x dim = ", dim * dim);
+  // Copied (at most a few MiB): the job then owns its inputs outright.
+  std::vector<double> d(md.Data(), md.Data() + dim);
+  std::vector<double> s1(c1.Data(), c1.Data() + dim * dim), s2(c2.Data(), c2.Data() + dim * dim);
+  MetricsOptions opt;
+  opt.threads = c.threads;
+  opt.isa = c.isa;
+  return run_job<FrechetResult>(
+      env, sync, {},
+      [d = std::move(d), s1 = std::move(s1), s2 = std::move(s2), dim, opt] {
+        return frechet_distance(d.data(), s1.data(), s2.data(), dim, opt);
+      },
+      [](Napi::Env env, FrechetResult& r) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("distance", Napi::Number::New(env, r.distance));
+        o.Set("meanTerm", Napi::Number::New(env, r.mean_term));
+        o.Set("trace1", Napi::Number::New(env, r.trace1));
+        o.Set("trace2", Napi::Number::New(env, r.trace2));
+        o.Set("traceSqrt", Napi::Number::New(env, r.trace_sqrt));
+        o.Set("rank1", Napi::Number::New(env, static_cast<double>(r.rank1)));
+        return o;
+      });
+}
+
+Napi::Value Vendi(const Napi::CallbackInfo& info, bool sync) {
+  Napi::Env env = info.Env();
+  const Common c = read_options(info, 3);
+  Napi::Float32Array da;
+  const MatrixView m = read_matrix(info, 0, "data", da);
+  VendiOptions opt;
+  opt.threads = c.threads;
+  opt.isa = c.isa;
+  opt.path = c.path;
+  opt.name = c.name;
+  opt.row_offset = c.row_offset;
+  return run_job<VendiResult>(
+      env, sync, {da}, [=] { return vendi_score(m, opt); },
+      [](Napi::Env env, VendiResult& r) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("score", Napi::Number::New(env, r.score));
+        o.Set("entropy", Napi::Number::New(env, r.entropy));
+        o.Set("gram", Napi::Boolean::New(env, r.gram));
+        o.Set("eigenvalues", to_f64(env, r.eigenvalues));
+        return o;
+      });
+}
+
+}  // namespace
+
+void register_metrics(Napi::Env env, Napi::Object exports) {
+  auto add = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
+    exports.Set(name, Napi::Function::New(env, fn, name));
+  };
+  add("gaussianStats", [](const Napi::CallbackInfo& i) { return GaussianStats(i, false); });
+  add("gaussianStatsSync", [](const Napi::CallbackInfo& i) { return GaussianStats(i, true); });
+  add("frechet", [](const Napi::CallbackInfo& i) { return Frechet(i, false); });
+  add("frechetSync", [](const Napi::CallbackInfo& i) { return Frechet(i, true); });
+  add("vendi", [](const Napi::CallbackInfo& i) { return Vendi(i, false); });
+  add("vendiSync", [](const Napi::CallbackInfo& i) { return Vendi(i, true); });
+}
+
+}  // namespace genaug::binding
