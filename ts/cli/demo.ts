@@ -14,6 +14,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { readMatrix, readNpy, writeNpy } from '../io/npy.js';
 import { classFiles, topkFiles } from '../kernels/files.js';
 import { groupPairs, pairs } from '../kernels/similarity.js';
+import { datasetGap } from '../curate/gap.js';
 import { capabilities } from '../native/load.js';
 import { gaussian, seededRandom } from '../util/random.js';
 import type { GlobalOptions } from './args.js';
@@ -146,6 +147,19 @@ export async function runDemo(o: DemoOptions, global: GlobalOptions) {
     synthetic: perClass,
     kept: Array.from(keep).filter((v, i) => v === 1 && synLabels[i] === c).length,
   }));
+  // Domain gap and diversity before and after filtering.
+  const keptRows = Array.from(keep).flatMap((v, i) => (v ? [i] : []));
+  const keptM = { data: new Float32Array(keptRows.length * D), rows: keptRows.length, dim: D };
+  keptRows.forEach((r0, o) => keptM.data.set(syn.subarray(r0 * D, (r0 + 1) * D), o * D));
+  const keptLabels = Int32Array.from(keptRows, (r0) => synLabels[r0] as number);
+  const realM = { data: real, rows: nReal, dim: D };
+  const gapAll = await datasetGap(realM, synM, undefined);
+  const gapKept = await datasetGap(realM, keptM, { real: realLabels, synthetic: keptLabels });
+  say(
+    `domain gap (Fréchet, real vs synthetic): ${gapAll.overall.frechet?.toFixed(4)} before filtering, ${gapKept.overall.frechet?.toFixed(4)} after; ` +
+      `Vendi of the synthetic set ${gapAll.overall.vendiSynthetic?.toFixed(1)} -> ${gapKept.overall.vendiSynthetic?.toFixed(1)}`,
+  );
+
   const summary = {
     seed: o.seed,
     dim: D,
@@ -157,6 +171,11 @@ export async function runDemo(o: DemoOptions, global: GlobalOptions) {
     falseDrops,
     perClass: perClassKept,
     reasons: reasons.reduce<Record<string, number>>((m, x) => ((m[x] = (m[x] ?? 0) + 1), m), {}),
+    gap: {
+      beforeFiltering: gapAll.overall,
+      afterFiltering: gapKept.overall,
+      perClassAfterFiltering: gapKept.perClass?.map((g) => ({ ...g, name: DEMO_CLASSES[g.class] })),
+    },
     seconds: (Date.now() - t0) / 1000,
     isa: capabilities().isa,
     files: ['real.npy', 'real_labels.npy', 'synthetic.npy', 'synthetic_labels.npy', 'dedup.keep.npy', 'inter.scores.npy', 'inter.counts.npy', 'knn.indices.npy', 'knn.scores.npy', 'filter.keep.npy', 'summary.json'],

@@ -9,6 +9,7 @@ import { capabilities, packageRoot } from '../native/load.js';
 import { intArg, type GlobalOptions } from './args.js';
 import { bnstatsCommand } from './bnstats.js';
 import { runDemo } from './demo.js';
+import { gapCommand } from './gap.js';
 import { similarityCommand } from './similarity.js';
 
 function version(): string {
@@ -35,6 +36,7 @@ export function buildProgram(global: GlobalOptions): Command {
 
   program.addCommand(similarityCommand(global));
   program.addCommand(bnstatsCommand(global));
+  program.addCommand(gapCommand(global));
 
   program
     .command('demo')
