@@ -30,3 +30,18 @@ export {
   bnStats, bnStatsSync, mergeBnStats, emptyBnStats, bnVariance, bnStatsToJSON, bnStatsFromJSON, channelsOf, BnStatsAccumulator,
   type Activations, type BnStatsOptions, type BnStatsState, type AccumulatorOptions, type Layout,
 } from './kernels/bnstats.js';
+export {
+  invertMask, invertMaskBatch, invertMaskBatchSync, largestComponent, largestComponentSync, largestComponentBatch, largestComponentBatchSync,
+  fillHoles, fillHolesSync, fillHolesBatch, fillHolesBatchSync, maskArea, maskBbox, maskStatsBatch, maskStatsBatchSync, maskIou, maskIouBatch,
+  cropToMask, cropToMaskSync, cornerBackground, cornerBackgroundSync, foregroundFromCorners, foregroundFromCornersSync, postProcessMask,
+  postProcessMaskSync, postProcessBatch, postProcessBatchSync, encodeRle, encodeRleSync, encodeRleBatch, encodeRleBatchSync, decodeRle,
+  decodeRleSync, decodeRleBatch, decodeRleBatchSync, rleArea, rleToBbox, compressRle, uncompressRle, mergeRles, rleIou, rleIouSync,
+  polygonsToRle, segmentationToRle, checkMask, checkMaskBatch, checkImage, checkRle,
+} from './kernels/mask.js';
+export type {
+  Mask, MaskBatch, Image as RgbImage, Connectivity, Bbox, Rle, RleForm, MaskOptions, ComponentOptions, PostProcessOptions,
+  PostProcessResult, CornerOptions, CornerResult, Crop, LargestComponent, LargestComponentBatch, MaskStats,
+} from './kernels/mask.js';
+export { SamModel } from './models/sam.js';
+export { Segmenter } from './models/segmenter.js';
+export { openSession, checkSignature, providerStatus } from './models/onnx.js';

@@ -57,6 +57,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_npy(env, exports);
   register_bnstats(env, exports);
   register_metrics(env, exports);
+  register_mask(env, exports);
   return exports;
 }
 

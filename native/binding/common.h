@@ -124,5 +124,6 @@ void register_similarity(Napi::Env env, Napi::Object exports);
 void register_npy(Napi::Env env, Napi::Object exports);
 void register_bnstats(Napi::Env env, Napi::Object exports);
 void register_metrics(Napi::Env env, Napi::Object exports);
+void register_mask(Napi::Env env, Napi::Object exports);
 
 }  // namespace genaug::binding

@@ -1,3 +1,4 @@
+import type { NativeMask } from './addon-mask.js';
 import type { NativeMetrics } from './addon-metrics.js';
 
 /** Type declarations of what native/binding exports. Only ts/ wrappers call these. */
@@ -81,7 +82,9 @@ type BnArgs = [data: Float32Array | Uint16Array, n: number, c: number, s: number
 
 export type { NativeMetrics, NativeMetricsOptions, NativeGaussianStats, NativeFrechet, NativeVendi } from './addon-metrics.js';
 
-export interface NativeAddon extends NativeMetrics {
+export type { NativeMask, NativeMaskOptions, NativeComponentOptions, NativePostOptions, NativeCornerOptions, NativePostResult, NativeLargest, NativeStats, NativeCrop, NativeCounts, NativeRleForm } from './addon-mask.js';
+
+export interface NativeAddon extends NativeMetrics, NativeMask {
   bnStats(...args: BnArgs): Promise<NativeBnStats>;
   bnStatsSync(...args: BnArgs): NativeBnStats;
   setErrorClass(cls: unknown): void;
