@@ -7,6 +7,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { GenaugError } from '../native/errors.js';
 import { capabilities, packageRoot } from '../native/load.js';
 import { intArg, type GlobalOptions } from './args.js';
+import { annotateCommand } from './annotate.js';
 import { bnstatsCommand } from './bnstats.js';
 import { runDemo } from './demo.js';
 import { gapCommand } from './gap.js';
@@ -37,6 +38,7 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(similarityCommand(global));
   program.addCommand(bnstatsCommand(global));
   program.addCommand(gapCommand(global));
+  program.addCommand(annotateCommand(global));
 
   program
     .command('demo')

@@ -1,0 +1,64 @@
+/** `genaug annotate`: generated object images -> an instance pool (RGBA cut-outs, COCO RLE, index, rejections). */
+import { Command, Option } from 'commander';
+
+import { annotate } from '../curate/annotate.js';
+import { SamModel } from '../models/sam.js';
+import { Segmenter } from '../models/segmenter.js';
+import { GenaugError } from '../native/errors.js';
+import { intArg, numberArg, type GlobalOptions } from './args.js';
+import { Progress } from './progress.js';
+
+export function annotateCommand(global: GlobalOptions): Command {
+  return new Command('annotate')
+    .description('cut the object out of every generated image into an instance pool: largest component, holes filled, tight RGBA crop, COCO RLE mask, area-fraction check; resumable')
+    .requiredOption('--images <dir>', 'folder of generated images (searched recursively; the folder name is the category)')
+    .requiredOption('--out <dir>', 'pool folder: instances/<category>/*.png, index.json, annotations.json (COCO, compressed RLE), rejected.jsonl')
+    .addOption(new Option('--method <method>', 'corners: flood fill from the four corners within --tolerance (exact on white-background prompts); sam: SAM-background; segmenter: an ONNX foreground model').choices(['corners', 'sam', 'segmenter']))
+    .option('--tolerance <n>', 'corner colour tolerance, max difference per channel 0..255', intArg('--tolerance', 0, 255), 10)
+    .option('--sam-encoder <file>', 'SAM image encoder .onnx (1x3x1024x1024 -> 1x256x64x64)')
+    .option('--sam-decoder <file>', 'SAM mask decoder .onnx (the official segment-anything export signature)')
+    .option('--segmenter <file>', 'foreground segmenter .onnx (1x3xHxW -> 1x1xHxW probability, U2-Net/ISNet style)')
+    .addOption(new Option('--provider <p>', 'onnxruntime execution provider').choices(['cpu', 'cuda']).default('cpu'))
+    .option('--manifest <file>', 'JSON lines {"file": ..., "category": ...} instead of folder names')
+    .option('--category-from-dirname', 'category = the image\'s folder name (the default without --manifest)')
+    .option('--min-area-fraction <f>', 'reject instances smaller than this fraction of the image (X-Paste: 0.05)', numberArg('--min-area-fraction'), 0.05)
+    .option('--max-area-fraction <f>', 'reject instances larger than this fraction of the image (X-Paste: 0.95)', numberArg('--max-area-fraction'), 0.95)
+    .option('--max-pixels <n>', 'reject images with more pixels than this', intArg('--max-pixels', 1))
+    .option('--concurrency <n>', 'images processed at once (default: the number of cores)', intArg('--concurrency', 1, 256))
+    .option('--retry-failed', 'process again the images that failed in an earlier run')
+    .option('-q, --quiet', 'no progress output')
+    .addHelpText('after', '\nEvery image gets one line in OUT/progress.jsonl; run the same command again to resume after an interruption.')
+    .action(async (o) => {
+      const method = o.method ?? (o.samEncoder || o.samDecoder ? 'sam' : o.segmenter ? 'segmenter' : 'corners');
+      let sam: SamModel | undefined;
+      let segmenter: Segmenter | undefined;
+      if (method === 'sam') {
+        if (!o.samEncoder || !o.samDecoder) throw new GenaugError('E_ARGUMENT', 'SAM needs both --sam-encoder and --sam-decoder');
+        sam = await SamModel.load({ encoder: o.samEncoder, decoder: o.samDecoder, provider: o.provider });
+      } else if (method === 'segmenter') {
+        if (!o.segmenter) throw new GenaugError('E_ARGUMENT', '--method segmenter needs --segmenter MODEL.onnx');
+        segmenter = await Segmenter.load({ model: o.segmenter, provider: o.provider });
+      }
+      let bar: Progress | undefined;
+      const r = await annotate({
+        images: o.images,
+        out: o.out,
+        method,
+        tolerance: o.tolerance,
+        ...(sam ? { sam } : {}),
+        ...(segmenter ? { segmenter } : {}),
+        ...(o.manifest ? { manifest: o.manifest } : {}),
+        minFraction: o.minAreaFraction,
+        maxFraction: o.maxAreaFraction,
+        ...(o.maxPixels ? { maxPixels: o.maxPixels } : {}),
+        ...(o.concurrency ? { concurrency: o.concurrency } : {}),
+        retryFailed: Boolean(o.retryFailed),
+        onProgress: (done, total) => {
+          bar ??= new Progress('annotate', total, 'images', o.quiet);
+          bar.update(done);
+        },
+      });
+      global.print(`${r.images} images: ${r.kept} instances kept in ${r.categories} categories, ${r.rejected} rejected, ${r.failed} failed (reasons in rejected.jsonl)`);
+      global.print(`pool in ${o.out}`);
+    });
+}

@@ -1,0 +1,261 @@
+/**
+ * Turns generated object images into an instance pool (X-Paste / DiverGen):
+ * segment the object (corner flood fill by default, SAM-background or an
+ * ONNX foreground segmenter on request), keep its largest component, fill its
+ * holes, check its area fraction, crop it tight as an RGBA PNG, and record
+ * the mask as compressed COCO RLE in the source image's frame.
+ *
+ * Every image ends as one line of POOL/progress.jsonl (kept, rejected with
+ * the reason, or failed with the error), written after its PNG, so a run that
+ * is killed resumes at the first image without a line, and a bad image never
+ * stops the batch. index.json, annotations.json and rejected.jsonl are
+ * rebuilt from that journal at the end, in a fixed order.
+ */
+import { appendFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+
+import sharp from 'sharp';
+
+import { writeFileAtomic } from '../io/atomic.js';
+import { cropToMask, foregroundFromCorners, postProcessMask, type Image, type PostProcessResult } from '../kernels/mask.js';
+import { DEFAULT_MAX_PIXELS, loadRgb } from '../models/onnx.js';
+import type { SamModel } from '../models/sam.js';
+import type { Segmenter } from '../models/segmenter.js';
+import { GenaugError } from '../native/errors.js';
+
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff', '.gif', '.avif'];
+
+export interface AnnotateOptions {
+  /** Folder of generated images (searched recursively). */
+  images: string;
+  /** Output pool folder. */
+  out: string;
+  /** How the foreground is found (default 'corners'). */
+  method?: 'corners' | 'sam' | 'segmenter';
+  /** Corner flood-fill colour tolerance, 0..255 (default 10). */
+  tolerance?: number;
+  sam?: SamModel;
+  segmenter?: Segmenter;
+  /** Category of each image: its folder name (default), or a manifest of {"file", "category"} lines. */
+  manifest?: string;
+  /** Area fraction bounds (X-Paste: [0.05, 0.95]). */
+  minFraction?: number;
+  maxFraction?: number;
+  /** Images larger than this many pixels are rejected (default sharp's limit, 0x3FFF^2). */
+  maxPixels?: number;
+  /** Images processed at once (default: the number of cores). */
+  concurrency?: number;
+  /** Process again the images that failed in an earlier run. */
+  retryFailed?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface JournalLine {
+  file: string;
+  category: string;
+  status: 'kept' | 'rejected' | 'failed';
+  reason?: string;
+  width?: number;
+  height?: number;
+  instance?: string;
+  bbox?: [number, number, number, number];
+  area?: number;
+  areaFraction?: number;
+  counts?: string;
+}
+
+async function listImages(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string) => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (e) {
+      throw new GenaugError('E_IO', `could not list ${dir}: ${(e as Error).message}`, { path: dir });
+    }
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (IMAGE_EXTENSIONS.some((x) => e.name.toLowerCase().endsWith(x))) out.push(relative(root, p).split(sep).join('/'));
+    }
+  };
+  await walk(root);
+  return out.sort();
+}
+
+async function readManifest(path: string): Promise<Map<string, string>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new GenaugError('E_IO', `could not read the manifest ${path}: ${(e as Error).message}`, { path });
+  }
+  const map = new Map<string, string>();
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let o: unknown;
+    try {
+      o = JSON.parse(line);
+    } catch {
+      throw new GenaugError('E_FORMAT', `${path}:${i + 1}: not a JSON line`, { path, line: i + 1 });
+    }
+    const { file, category } = o as { file?: unknown; category?: unknown };
+    if (typeof file !== 'string' || typeof category !== 'string' || !category) {
+      throw new GenaugError('E_FORMAT', `${path}:${i + 1}: each line needs "file" and "category" strings`, { path, line: i + 1 });
+    }
+    map.set(file, category);
+  });
+  return map;
+}
+
+/** A file-name-safe, collision-free instance name from the source path. */
+function instanceName(file: string): string {
+  return file.replace(/\.[^./]+$/, '').replace(/[^A-Za-z0-9._-]+/g, '_') + '.png';
+}
+
+async function readJournal(path: string): Promise<Map<string, JournalLine>> {
+  const done = new Map<string, JournalLine>();
+  let text = '';
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GenaugError('E_IO', `could not read ${path}: ${(e as Error).message}`, { path });
+    return done;
+  }
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const j = JSON.parse(line) as JournalLine;
+      if (typeof j.file === 'string') done.set(j.file, j);
+    } catch {
+      // A line cut short by a kill: that image is simply done again.
+    }
+  }
+  return done;
+}
+
+async function foreground(rgb: Image, o: AnnotateOptions): Promise<PostProcessResult> {
+  const checks = { minFraction: o.minFraction ?? 0.05, maxFraction: o.maxFraction ?? 0.95, rle: 'string' as const };
+  const method = o.method ?? 'corners';
+  if (method === 'corners') return foregroundFromCorners(rgb, { tolerance: o.tolerance ?? 10, ...checks });
+  if (method === 'sam') {
+    if (!o.sam) throw new GenaugError('E_ARGUMENT', "method 'sam' needs a SAM model (--sam-encoder and --sam-decoder)");
+    const bg = await o.sam.segmentBackground({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 });
+    return postProcessMask({ data: bg.background, height: rgb.height, width: rgb.width }, { invert: true, ...checks });
+  }
+  if (!o.segmenter) throw new GenaugError('E_ARGUMENT', "method 'segmenter' needs a segmenter model (--segmenter)");
+  const fg = await o.segmenter.segment({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 });
+  return postProcessMask({ data: fg.mask, height: rgb.height, width: rgb.width }, checks);
+}
+
+async function annotateOne(file: string, category: string, o: AnnotateOptions): Promise<JournalLine> {
+  const path = join(o.images, file);
+  try {
+    const loaded = await loadRgb(path, o.maxPixels ?? DEFAULT_MAX_PIXELS);
+    const rgb: Image = { data: loaded.data, height: loaded.height, width: loaded.width, channels: 3 };
+    const r = await foreground(rgb, o);
+    const base = { file, category, width: rgb.width, height: rgb.height };
+    if (!r.ok || !r.mask) return { ...base, status: 'rejected', reason: r.reason ?? 'rejected by the area checks' };
+    const crop = await cropToMask(rgb, r.mask, r.bbox);
+    const png = await sharp(Buffer.from(crop.data.buffer, crop.data.byteOffset, crop.data.byteLength), {
+      raw: { width: crop.width, height: crop.height, channels: 4 },
+    })
+      .png()
+      .toBuffer();
+    const instance = `instances/${category.replace(/[^A-Za-z0-9._-]+/g, '_')}/${instanceName(file)}`;
+    await mkdir(dirname(join(o.out, instance)), { recursive: true });
+    await writeFileAtomic(join(o.out, instance), png);
+    return {
+      ...base,
+      status: 'kept',
+      instance,
+      bbox: r.bbox,
+      area: r.area,
+      areaFraction: r.area / (rgb.width * rgb.height),
+      counts: r.rle?.counts as string,
+    };
+  } catch (e) {
+    const reason = e instanceof GenaugError ? `[${e.code}] ${e.message}` : `[E_INTERNAL] ${String((e as Error)?.message ?? e)}`;
+    return { file, category, status: 'failed', reason };
+  }
+}
+
+/** Builds the instance pool; returns the counts. */
+export async function annotate(o: AnnotateOptions) {
+  const root = resolve(o.images);
+  const out = resolve(o.out);
+  await mkdir(out, { recursive: true });
+  const files = await listImages(root);
+  if (files.length === 0) throw new GenaugError('E_IO', `no images (${IMAGE_EXTENSIONS.join(' ')}) under ${root}`, { path: root });
+  const manifest = o.manifest ? await readManifest(o.manifest) : undefined;
+  const categoryOf = (f: string): string => {
+    if (manifest) {
+      const c = manifest.get(f) ?? manifest.get(basename(f));
+      if (c === undefined) throw new GenaugError('E_FORMAT', `${o.manifest} has no category for ${f}`);
+      return c;
+    }
+    const d = dirname(f);
+    return d === '.' ? basename(root) : (d.split('/').pop() as string);
+  };
+  const journalPath = join(out, 'progress.jsonl');
+  const done = await readJournal(journalPath);
+  const todo = files.filter((f) => {
+    const j = done.get(f);
+    return !j || (o.retryFailed && j.status === 'failed');
+  });
+  const categories = new Map(files.map((f) => [f, categoryOf(f)]));
+  let finished = files.length - todo.length;
+  o.onProgress?.(finished, files.length);
+  const opts = { ...o, images: root, out };
+  const workers = Math.max(1, o.concurrency ?? availableParallelism());
+  let next = 0;
+  const run = async () => {
+    for (let i = next++; i < todo.length; i = next++) {
+      const f = todo[i] as string;
+      const line = await annotateOne(f, categories.get(f) as string, opts);
+      await appendFile(journalPath, JSON.stringify(line) + '\n');
+      done.set(f, line);
+      finished++;
+      o.onProgress?.(finished, files.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(workers, todo.length) }, run));
+  return writePool(out, files.map((f) => done.get(f) as JournalLine));
+}
+
+/** index.json, annotations.json (COCO, compressed RLE) and rejected.jsonl from the journal, in file order. */
+async function writePool(out: string, lines: JournalLine[]) {
+  const kept = lines.filter((l) => l.status === 'kept');
+  const names = [...new Set(kept.map((l) => l.category))].sort();
+  const catId = new Map(names.map((n, i) => [n, i + 1]));
+  const index: Record<string, Array<{ file: string; areaFraction: number; source: string; bbox: number[] }>> = {};
+  for (const l of kept) (index[l.category] ??= []).push({ file: l.instance as string, areaFraction: l.areaFraction as number, source: l.file, bbox: l.bbox as number[] });
+  const coco = {
+    info: { description: 'genaug instance pool', date_created: new Date(0).toISOString() },
+    licenses: [],
+    images: kept.map((l, i) => ({ id: i + 1, file_name: l.file, width: l.width, height: l.height })),
+    annotations: kept.map((l, i) => ({
+      id: i + 1,
+      image_id: i + 1,
+      category_id: catId.get(l.category),
+      segmentation: { size: [l.height, l.width], counts: l.counts },
+      area: l.area,
+      bbox: l.bbox,
+      iscrowd: 0,
+    })),
+    categories: names.map((n) => ({ id: catId.get(n), name: n, supercategory: 'object' })),
+  };
+  const enc = (s: string) => new TextEncoder().encode(s);
+  await writeFileAtomic(join(out, 'index.json'), enc(JSON.stringify({ categories: index }, null, 1) + '\n'));
+  await writeFileAtomic(join(out, 'annotations.json'), enc(JSON.stringify(coco) + '\n'));
+  const rejected = lines.filter((l) => l.status !== 'kept').map((l) => JSON.stringify({ file: l.file, category: l.category, status: l.status, reason: l.reason }));
+  await writeFileAtomic(join(out, 'rejected.jsonl'), enc(rejected.join('\n') + (rejected.length ? '\n' : '')));
+  return {
+    images: lines.length,
+    kept: kept.length,
+    rejected: lines.filter((l) => l.status === 'rejected').length,
+    failed: lines.filter((l) => l.status === 'failed').length,
+    categories: names.length,
+  };
+}
