@@ -128,6 +128,41 @@ describe('native entry points under random arguments', () => {
         rejected++;
       }
     }
+    const maskFns = ['maskInvert', 'maskLargestComponent', 'maskFillHoles', 'maskStats', 'maskPostProcess', 'rleEncode'] as const;
+    for (let iter = 0; iter < 1200; iter++) {
+      const h = pick([0, 1, 3, 5]);
+      const w = pick([1, 2, 7]);
+      const n = pick([1, 2]);
+      const masks = new Uint8Array(n * h * w).map(() => (r() < 0.5 ? 1 : 0));
+      const kind = r();
+      let args: unknown[];
+      let name: string;
+      if (kind < 0.5) {
+        name = pick(maskFns);
+        args = [masks, n, h, w, r() < 0.5 ? { connectivity: pick([4, 8, 6]), minFraction: pick([0, 0.5, 2]), rle: pick(['none', 'string', 'counts', 'bad']) } : anyOptions()];
+      } else if (kind < 0.7) {
+        name = 'maskCornerForeground';
+        const c = pick([3, 4, 2]);
+        args = [new Uint8Array(h * w * c).map(() => Math.floor(r() * 256)), h, w, c, { tolerance: pick([0, 10, 300, -1]) }];
+      } else if (kind < 0.85) {
+        name = 'rleDecode';
+        args = [[pick(['', '0', 'PP0', '1', 'oo', String.fromCharCode(200)]), Uint32Array.from([h * w]), anyArray()].slice(0, pick([1, 2, 3])), h, w];
+      } else {
+        name = pick(['rleFromString', 'rleArea', 'rleToBbox']);
+        args = [pick(['', '52', 'a1', '0000', Uint32Array.from([1, 2]), anyValue()]), h, w];
+      }
+      if (name === 'maskCornerForeground' || kind < 0.5) for (let i = 0; i < args.length; i++) if (r() < 0.05) args[i] = anyValue();
+      const sync = r() < 0.5 || name.startsWith('rleFrom') || name === 'rleArea' || name === 'rleToBbox';
+      const fn = (native() as unknown as Record<string, (...a: unknown[]) => unknown>)[sync && !name.startsWith('rleFrom') && name !== 'rleArea' && name !== 'rleToBbox' ? `${name}Sync` : name]!;
+      try {
+        const v = fn(...args);
+        if (v instanceof Promise) await v;
+        ok++;
+      } catch (e) {
+        expectCleanFailure(e, name);
+        rejected++;
+      }
+    }
     for (let iter = 0; iter < 500; iter++) {
       const bytes = new Uint8Array(Math.floor(r() * 40)).map(() => Math.floor(r() * 256));
       try {
