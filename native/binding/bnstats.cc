@@ -8,11 +8,6 @@ namespace genaug::binding {
 
 namespace {
 
-Napi::Float64Array to_f64(Napi::Env env, const std::vector<double>& v) {
-  Napi::Float64Array out = Napi::Float64Array::New(env, v.size());
-  if (!v.empty()) std::memcpy(out.Data(), v.data(), v.size() * sizeof(double));
-  return out;
-}
 
 // bnStats(data: Float32Array | Uint16Array (float16 bits), n, c, s, layout, domains: Int32Array | null,
 //         numDomains, options) -> { count, mean, m2, min, max, nonfinite }

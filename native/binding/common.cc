@@ -148,6 +148,29 @@ Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v) {
   return out;
 }
 
+Napi::Float64Array to_f64(Napi::Env env, const std::vector<double>& v) {
+  Napi::Float64Array out = Napi::Float64Array::New(env, v.size());
+  if (!v.empty()) std::memcpy(out.Data(), v.data(), v.size() * sizeof(double));
+  return out;
+}
+
+MatrixView read_matrix(const Napi::CallbackInfo& info, size_t i, const char* name, Napi::Float32Array& keep) {
+  keep = arg_f32(info, i, name);
+  const std::string rows_name = std::string(name) + " rows";
+  const std::string dim_name = std::string(name) + " dim";
+  const int64_t rows = arg_int(info, i + 1, rows_name.c_str(), 0, int64_t(1) << 40);
+  const int64_t dim = arg_int(info, i + 2, dim_name.c_str(), 1, kMaxDim);
+  const int64_t len = static_cast<int64_t>(keep.ElementLength());
+  // rows <= len / dim first, so rows * dim cannot overflow.
+  if (rows > len / dim || rows * dim != len)
+    throw_js(info.Env(), "E_SHAPE", name, " has ", len, " elements but ", rows, " rows x ", dim, " columns = ", rows * dim);
+  MatrixView v;
+  v.data = keep.Data();
+  v.rows = rows;
+  v.dim = dim;
+  return v;
+}
+
 Napi::BigInt64Array to_i64(Napi::Env env, const std::vector<int64_t>& v) {
   Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, v.size() * sizeof(int64_t));
   if (!v.empty()) std::memcpy(buf.Data(), v.data(), v.size() * sizeof(int64_t));

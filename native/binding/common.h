@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "error.h"
+#include "similarity.h"
 
 namespace genaug::binding {
 
@@ -45,8 +46,13 @@ bool opt_bool(Napi::Object o, const char* key, bool fallback);
 int64_t opt_int(Napi::Object o, const char* key, int64_t fallback, int64_t min, int64_t max);
 std::string opt_string(Napi::Object o, const char* key, const std::string& fallback);
 
+// (Float32Array, rows, dim) at argument positions i, i+1, i+2, checked
+// against each other without overflow; `keep` receives the array.
+MatrixView read_matrix(const Napi::CallbackInfo& info, size_t i, const char* name, Napi::Float32Array& keep);
+
 // Output arrays, freshly allocated and filled by copy.
 Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v);
+Napi::Float64Array to_f64(Napi::Env env, const std::vector<double>& v);
 Napi::BigInt64Array to_i64(Napi::Env env, const std::vector<int64_t>& v);
 
 // Runs `work` (no N-API calls allowed inside) and converts its result with

@@ -35,24 +35,6 @@ Napi::Float64Array arg_f64(const Napi::CallbackInfo& info, size_t i, const char*
   return v.As<Napi::Float64Array>();
 }
 
-Napi::Float64Array to_f64(Napi::Env env, const std::vector<double>& v) {
-  Napi::Float64Array out = Napi::Float64Array::New(env, v.size());
-  if (!v.empty()) std::memcpy(out.Data(), v.data(), v.size() * sizeof(double));
-  return out;
-}
-
-// (array, rows, dim) at argument positions i, i+1, i+2.
-MatrixView read_matrix(const Napi::CallbackInfo& info, size_t i, const char* name, Napi::Float32Array& keep) {
-  keep = arg_f32(info, i, name);
-  const std::string rows_name = std::string(name) + " rows";
-  const std::string dim_name = std::string(name) + " dim";
-  const int64_t rows = arg_int(info, i + 1, rows_name.c_str(), 0, int64_t(1) << 40);
-  const int64_t dim = arg_int(info, i + 2, dim_name.c_str(), 1, kMaxDim);
-  const int64_t len = static_cast<int64_t>(keep.ElementLength());
-  if (rows > len / dim || rows * dim != len)
-    throw_js(info.Env(), "E_SHAPE", name, " has ", len, " elements but ", rows, " rows x ", dim, " columns = ", rows * dim);
-  return MatrixView{keep.Data(), rows, dim};
-}
 
 struct Common {
   int threads = 0;

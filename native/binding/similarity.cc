@@ -9,24 +9,6 @@ namespace genaug::binding {
 
 namespace {
 
-// (array, rows, dim) at argument positions i, i+1, i+2.
-MatrixView read_matrix(const Napi::CallbackInfo& info, size_t i, const char* name, Napi::Float32Array& keep) {
-  keep = arg_f32(info, i, name);
-  const std::string rows_name = std::string(name) + " rows";
-  const std::string dim_name = std::string(name) + " dim";
-  const int64_t rows = arg_int(info, i + 1, rows_name.c_str(), 0, int64_t(1) << 40);
-  const int64_t dim = arg_int(info, i + 2, dim_name.c_str(), 1, kMaxDim);
-  const int64_t len = static_cast<int64_t>(keep.ElementLength());
-  // rows <= len / dim first, so rows * dim cannot overflow.
-  if (rows > len / dim || rows * dim != len)
-    throw_js(info.Env(), "E_SHAPE", name, " has ", len, " elements but ", rows, " rows x ", dim, " columns = ", rows * dim);
-  MatrixView v;
-  v.data = keep.Data();
-  v.rows = rows;
-  v.dim = dim;
-  return v;
-}
-
 // Reads the options object at position i; a `cancel` Int32Array in it is
 // appended to `keep` so it outlives the job.
 SimilarityOptions read_options(const Napi::CallbackInfo& info, size_t i, std::vector<Napi::Value>& keep) {

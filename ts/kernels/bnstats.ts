@@ -6,13 +6,11 @@
  * running statistics (momentum or cumulative average, unbiased running
  * variance) ready to load into the main and auxiliary BN layers.
  */
-import { markAsUntransferable } from 'node:worker_threads';
-
 import type { NativeBnOptions, NativeBnStats } from '../native/addon.js';
 import type { SafeTensor } from '../io/safetensors.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
-import { checkInt } from './validate.js';
+import { checkInt, pinInputs } from './validate.js';
 
 export type Layout = 'nchw' | 'nhwc';
 
@@ -112,8 +110,7 @@ function prepare(acts: Activations, o: BnStatsOptions = {}) {
 /** Statistics of one batch, off the event loop. */
 export async function bnStats(acts: Activations, options?: BnStatsOptions): Promise<BnStatsState> {
   const args = prepare(acts, options);
-  if (args[0].buffer instanceof ArrayBuffer) markAsUntransferable(args[0].buffer);
-  if (args[5] && args[5].buffer instanceof ArrayBuffer) markAsUntransferable(args[5].buffer);
+  pinInputs(args[0], args[5]);
   return fromNative(await native().bnStats(...args));
 }
 

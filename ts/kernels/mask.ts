@@ -12,12 +12,11 @@
  * hole is a background region the foreground encloses. Boxes are COCO
  * [x, y, w, h], tight; an empty mask has [0, 0, 0, 0].
  */
-import { markAsUntransferable } from 'node:worker_threads';
 
 import type { NativeCounts, NativeMask, NativePostOptions, NativePostResult } from '../native/addon-mask.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
-import { checkInt, checkNumber } from './validate.js';
+import { checkInt, checkNumber, pinInputs } from './validate.js';
 
 /** One mask: `height` x `width` bytes, row-major, nonzero = foreground. */
 export interface Mask {
@@ -241,9 +240,7 @@ function postOptions(o: PostProcessOptions | CornerOptions | undefined): NativeP
   return out;
 }
 
-function pin(...arrays: Array<ArrayBufferView | null | undefined>): void {
-  for (const a of arrays) if (a && a.buffer instanceof ArrayBuffer) markAsUntransferable(a.buffer);
-}
+const pin = pinInputs;
 
 function toRle(c: NativeCounts, h: number, w: number): Rle {
   return { size: [h, w], counts: typeof c === 'string' ? c : Array.from(c) };

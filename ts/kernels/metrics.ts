@@ -20,13 +20,12 @@
  * Every native operation returns a Promise and runs off the event loop; the
  * *Sync twins are for worker threads.
  */
-import { markAsUntransferable } from 'node:worker_threads';
 
 import type { NativeAddon } from '../native/addon.js';
 import type { NativeMetricsOptions } from '../native/addon-metrics.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
-import { checkInt, checkMatrix, type Matrix } from './validate.js';
+import { checkInt, checkMatrix, type Matrix, pinInputs } from './validate.js';
 
 /** The widest statistics supported (a D x D double matrix; the native limit too). */
 export const MAX_DENSE_DIM = 8192;
@@ -113,10 +112,7 @@ function nativeOptions(o: VendiOptions | undefined, allowPath: boolean): NativeM
   return out;
 }
 
-/** Inputs read by native code while JS runs on must not be detached meanwhile (see similarity.ts). */
-function pin(v: ArrayBufferView): void {
-  if (v.buffer instanceof ArrayBuffer) markAsUntransferable(v.buffer);
-}
+const pin = pinInputs;
 
 function typeName(v: unknown): string {
   if (v === null) return 'null';

@@ -9,12 +9,10 @@
  * row is 0 (documented choice; it is not an error). NaN or infinite inputs are
  * rejected with E_NONFINITE naming the row and column.
  */
-import { markAsUntransferable } from 'node:worker_threads';
-
 import type { NativeSimilarityOptions, NativeTopK } from '../native/addon.js';
 import { GenaugError } from '../native/errors.js';
 import { capabilities, native } from '../native/load.js';
-import { checkInt, checkMatrix, checkNumber, checkSameDim, type Matrix, sliceRows } from './validate.js';
+import { checkInt, checkMatrix, checkNumber, checkSameDim, type Matrix, pinInputs, sliceRows } from './validate.js';
 
 export type { Matrix } from './validate.js';
 
@@ -95,17 +93,6 @@ function nativeOptions(o: SimilarityOptions | undefined): NativeSimilarityOption
 }
 
 /**
- * Native code reads the inputs of an async call while JavaScript runs on, so
- * their memory must not be detached meanwhile (transferring an ArrayBuffer to
- * a worker detaches it). Marking a buffer untransferable makes a later
- * transfer copy it instead of moving it, so the native side never reads freed
- * memory. SharedArrayBuffers cannot be detached and are left alone.
- */
-function pin(inputs: ArrayBufferView[]): void {
-  for (const v of inputs) if (v.buffer instanceof ArrayBuffer) markAsUntransferable(v.buffer);
-}
-
-/**
  * Runs one native call with the options' AbortSignal wired to the native
  * cancel flag for the duration of the call (the listener is removed after).
  */
@@ -115,7 +102,7 @@ async function withSignal<T>(
   call: (n: NativeSimilarityOptions) => Promise<T>,
   inputs: ArrayBufferView[],
 ): Promise<T> {
-  pin(inputs);
+  pinInputs(...inputs);
   const signal = o?.signal;
   if (!signal) return call(nopt);
   const flag = new Int32Array(1);

@@ -1,4 +1,6 @@
 /** Argument checks shared by every typed wrapper: each throws GenaugError with a precise message. */
+import { markAsUntransferable } from 'node:worker_threads';
+
 import { GenaugError } from '../native/errors.js';
 
 /** The widest embeddings accepted (the native engine's limit too). */
@@ -69,4 +71,15 @@ export function matrix(data: Float32Array, dim: number): Matrix {
 /** Rows [start, end) of a matrix, without copying. */
 export function sliceRows(m: Matrix, start: number, end: number): Matrix {
   return { data: m.data.subarray(start * m.dim, end * m.dim), rows: end - start, dim: m.dim };
+}
+
+/**
+ * Native code reads the inputs of an async call while JavaScript runs on, so
+ * their memory must not be detached meanwhile (transferring an ArrayBuffer to
+ * a worker detaches it). Marking a buffer untransferable makes a later
+ * transfer copy it instead of moving it, so the native side never reads freed
+ * memory. SharedArrayBuffers cannot be detached and are left alone.
+ */
+export function pinInputs(...arrays: Array<ArrayBufferView | null | undefined>): void {
+  for (const a of arrays) if (a && a.buffer instanceof ArrayBuffer) markAsUntransferable(a.buffer);
 }
