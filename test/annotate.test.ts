@@ -74,6 +74,15 @@ describe('annotate (corner method)', () => {
     expect(rejected.map((l) => [l.file, l.status])).toEqual([['dog/c.png', 'rejected'], ['dog/d.png', 'rejected'], ['dog/e.png', 'failed'], ['dog/f.png', 'rejected']]);
     expect(rejected[2].reason).toMatch(/E_FORMAT.*e\.png/);
     for (const l of rejected) expect(l.reason.length).toBeGreaterThan(5);
+
+    // The worker pool (used above when dist/ is built) and the main thread give the same pool.
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(join(__dirname, '..', 'dist', 'workers', 'annotate.js'))).toBe(true);
+    const inline = join(tmp.dir(), 'pool-inline');
+    await annotate({ images, out: inline, workers: 0 });
+    for (const f of ['annotations.json', 'index.json', 'rejected.jsonl']) {
+      expect(await readFile(join(inline, f), 'utf8'), f).toBe(await readFile(join(out, f), 'utf8'));
+    }
   });
 
   it('resumes after an interruption and writes the same pool as an uninterrupted run', async () => {
@@ -136,5 +145,10 @@ describe('annotate (SAM-background method)', () => {
     }
     expect(coco.annotations[0].area).toBe(area);
     expect(coco.annotations[0].bbox).toEqual([0, 0, 120, 80]);
+    // The same through the worker pool, each worker loading the models from their files.
+    const pooled = join(tmp.dir(), 'pool-sam-workers');
+    const r2 = await annotate({ images, out: pooled, method: 'sam', models: { samEncoder: encoder, samDecoder: decoder }, workers: 2 });
+    expect(r2.kept).toBe(1);
+    expect(await readFile(join(pooled, 'annotations.json'), 'utf8')).toBe(await readFile(join(out, 'annotations.json'), 'utf8'));
   });
 });

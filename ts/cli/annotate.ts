@@ -25,6 +25,7 @@ export function annotateCommand(global: GlobalOptions): Command {
     .option('--max-area-fraction <f>', 'reject instances larger than this fraction of the image (X-Paste: 0.95)', numberArg('--max-area-fraction'), 0.95)
     .option('--max-pixels <n>', 'reject images with more pixels than this', intArg('--max-pixels', 1))
     .option('--concurrency <n>', 'images processed at once (default: the number of cores)', intArg('--concurrency', 1, 256))
+    .option('--workers <n>', 'worker threads of the pool, each with its own copy of the models (default: the number of cores; 0 = the main thread)', intArg('--workers', 0, 256))
     .option('--retry-failed', 'process again the images that failed in an earlier run')
     .option('-q, --quiet', 'no progress output')
     .addHelpText('after', '\nEvery image gets one line in OUT/progress.jsonl; run the same command again to resume after an interruption.')
@@ -45,8 +46,10 @@ export function annotateCommand(global: GlobalOptions): Command {
         out: o.out,
         method,
         tolerance: o.tolerance,
-        ...(sam ? { sam } : {}),
-        ...(segmenter ? { segmenter } : {}),
+        // The models were loaded above to check them; the pool's workers load their own copies.
+        ...(sam ? { sam, models: { samEncoder: o.samEncoder, samDecoder: o.samDecoder, provider: o.provider } } : {}),
+        ...(segmenter ? { segmenter, models: { segmenter: o.segmenter, provider: o.provider } } : {}),
+        ...(o.workers !== undefined ? { workers: o.workers } : {}),
         ...(o.manifest ? { manifest: o.manifest } : {}),
         minFraction: o.minAreaFraction,
         maxFraction: o.maxAreaFraction,

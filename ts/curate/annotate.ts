@@ -11,10 +11,13 @@
  * stops the batch. index.json, annotations.json and rejected.jsonl are
  * rebuilt from that journal at the end, in a fixed order.
  */
+import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 
+import { Piscina } from 'piscina';
 import sharp from 'sharp';
 
 import { writeFileAtomic } from '../io/atomic.js';
@@ -23,10 +26,19 @@ import { DEFAULT_MAX_PIXELS, loadRgb } from '../models/onnx.js';
 import type { SamModel } from '../models/sam.js';
 import type { Segmenter } from '../models/segmenter.js';
 import { GenaugError } from '../native/errors.js';
+import { packageRoot } from '../native/load.js';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff', '.gif', '.avif'];
 
 export interface AnnotateOptions {
+  /**
+   * Model files for the worker pool (each worker loads its own copy); when
+   * given, images are processed in a piscina pool of worker threads instead
+   * of on the main thread. `sam`/`segmenter` instances are used in-process.
+   */
+  models?: { samEncoder?: string; samDecoder?: string; segmenter?: string; provider?: 'cpu' | 'cuda' };
+  /** Worker threads (default: the number of cores; 0 = process on the main thread). */
+  workers?: number;
   /** Folder of generated images (searched recursively). */
   images: string;
   /** Output pool folder. */
@@ -135,21 +147,50 @@ async function readJournal(path: string): Promise<Map<string, JournalLine>> {
   return done;
 }
 
+// Models loaded from paths, once per thread (each pool worker has its own).
+const samCache = new Map<string, Promise<SamModel>>();
+const segCache = new Map<string, Promise<Segmenter>>();
+
+function loadSam(encoder: string, decoder: string, provider: 'cpu' | 'cuda' = 'cpu'): Promise<SamModel> {
+  const key = `${encoder}\0${decoder}\0${provider}`;
+  let p = samCache.get(key);
+  if (!p) {
+    // In a pool worker each session gets one thread: the pool already uses every core.
+    const threads = isMainThread ? {} : { threads: 1 };
+    p = import('../models/sam.js').then(({ SamModel: M }) => M.load({ encoder, decoder, provider, ...threads }));
+    samCache.set(key, p);
+  }
+  return p;
+}
+
+function loadSegmenter(model: string, provider: 'cpu' | 'cuda' = 'cpu'): Promise<Segmenter> {
+  const key = `${model}\0${provider}`;
+  let p = segCache.get(key);
+  if (!p) {
+    const threads = isMainThread ? {} : { threads: 1 };
+    p = import('../models/segmenter.js').then(({ Segmenter: S }) => S.load({ model, provider, ...threads }));
+    segCache.set(key, p);
+  }
+  return p;
+}
+
 async function foreground(rgb: Image, o: AnnotateOptions): Promise<PostProcessResult> {
   const checks = { minFraction: o.minFraction ?? 0.05, maxFraction: o.maxFraction ?? 0.95, rle: 'string' as const };
   const method = o.method ?? 'corners';
   if (method === 'corners') return foregroundFromCorners(rgb, { tolerance: o.tolerance ?? 10, ...checks });
   if (method === 'sam') {
+    if (!o.sam && o.models?.samEncoder && o.models.samDecoder) o.sam = await loadSam(o.models.samEncoder, o.models.samDecoder, o.models.provider);
     if (!o.sam) throw new GenaugError('E_ARGUMENT', "method 'sam' needs a SAM model (--sam-encoder and --sam-decoder)");
     const bg = await o.sam.segmentBackground({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 });
     return postProcessMask({ data: bg.background, height: rgb.height, width: rgb.width }, { invert: true, ...checks });
   }
+  if (!o.segmenter && o.models?.segmenter) o.segmenter = await loadSegmenter(o.models.segmenter, o.models.provider);
   if (!o.segmenter) throw new GenaugError('E_ARGUMENT', "method 'segmenter' needs a segmenter model (--segmenter)");
   const fg = await o.segmenter.segment({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 });
   return postProcessMask({ data: fg.mask, height: rgb.height, width: rgb.width }, checks);
 }
 
-async function annotateOne(file: string, category: string, o: AnnotateOptions): Promise<JournalLine> {
+export async function annotateOne(file: string, category: string, o: AnnotateOptions): Promise<JournalLine> {
   const path = join(o.images, file);
   try {
     const loaded = await loadRgb(path, o.maxPixels ?? DEFAULT_MAX_PIXELS);
@@ -208,20 +249,60 @@ export async function annotate(o: AnnotateOptions) {
   let finished = files.length - todo.length;
   o.onProgress?.(finished, files.length);
   const opts = { ...o, images: root, out };
-  const workers = Math.max(1, o.concurrency ?? availableParallelism());
+  const pool = await openPool(o);
+  const process1 = (f: string): Promise<JournalLine> =>
+    pool ? (pool.run(poolTask(f, categories.get(f) as string, opts)) as Promise<JournalLine>) : annotateOne(f, categories.get(f) as string, opts);
+  const lanes = Math.max(1, o.concurrency ?? availableParallelism());
+  // Lanes stop taking images at the first error (an interrupted run); the
+  // images already started finish and are journaled, then the error is thrown.
+  let failure: { error: unknown } | undefined;
   let next = 0;
   const run = async () => {
-    for (let i = next++; i < todo.length; i = next++) {
-      const f = todo[i] as string;
-      const line = await annotateOne(f, categories.get(f) as string, opts);
-      await appendFile(journalPath, JSON.stringify(line) + '\n');
-      done.set(f, line);
-      finished++;
-      o.onProgress?.(finished, files.length);
+    for (let i = next++; !failure && i < todo.length; i = next++) {
+      try {
+        const f = todo[i] as string;
+        const line = await process1(f);
+        await appendFile(journalPath, JSON.stringify(line) + '\n');
+        done.set(f, line);
+        finished++;
+        o.onProgress?.(finished, files.length);
+      } catch (error) {
+        failure ??= { error };
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(workers, todo.length) }, run));
+  await Promise.all(Array.from({ length: Math.min(lanes, todo.length) }, run));
+  await pool?.destroy();
+  if (failure) throw failure.error;
   return writePool(out, files.map((f) => done.get(f) as JournalLine));
+}
+
+/** What a pool worker needs for one image: plain data only (the worker loads its own models). */
+export interface AnnotateTask {
+  file: string;
+  category: string;
+  options: Omit<AnnotateOptions, 'sam' | 'segmenter' | 'onProgress'>;
+}
+
+function poolTask(file: string, category: string, o: AnnotateOptions): AnnotateTask {
+  const { sam: _sam, segmenter: _seg, onProgress: _p, ...options } = o;
+  return { file, category, options };
+}
+
+/**
+ * The worker pool: decode, segment, post-process and encode run in worker
+ * threads, one per core, each with its own models. It needs the compiled
+ * worker (dist/workers/annotate.js); without it (running from sources) or with
+ * workers: 0, images are processed on the main thread, where sharp and the
+ * native kernels still run off the event loop.
+ */
+async function openPool(o: AnnotateOptions): Promise<Piscina | undefined> {
+  const threads = o.workers ?? availableParallelism();
+  if (threads <= 0) return undefined;
+  if ((o.method === 'sam' || o.method === 'segmenter') && !o.models) return undefined; // in-process model objects
+  const filename = join(packageRoot, 'dist', 'workers', 'annotate.js');
+  if (!existsSync(filename)) return undefined;
+  return new Piscina({ filename, minThreads: 1, maxThreads: threads, idleTimeout: 1000 });
 }
 
 /** index.json, annotations.json (COCO, compressed RLE) and rejected.jsonl from the journal, in file order. */
