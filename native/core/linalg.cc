@@ -18,12 +18,6 @@ namespace genaug {
 
 namespace {
 
-int resolve_threads(int requested) {
-  if (requested < 0) fail("E_RANGE", "threads must be >= 0 (0 = all cores), got ", requested);
-  const int hw = static_cast<int>(hardware_threads());
-  if (requested == 0) return hw;
-  return std::min(requested, 256);
-}
 
 // Four independent partial sums: the loop is not bound by the latency of one
 // addition, and the order is fixed, so the result is reproducible.

@@ -11,12 +11,6 @@ namespace genaug {
 
 namespace {
 
-int resolve_threads(int requested) {
-  if (requested < 0) fail("E_RANGE", "threads must be >= 0 (0 = all cores), got ", requested);
-  const int hw = static_cast<int>(hardware_threads());
-  if (requested == 0) return hw;
-  return std::min(requested, 256);
-}
 
 // Splits rows [0, rows) over threads; fn(r0, r1) must only write rows it owns.
 template <typename Fn>

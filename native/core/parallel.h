@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "cpu.h"
 #include "error.h"
 
 namespace genaug {
@@ -55,6 +56,13 @@ class FirstError {
   std::exception_ptr error_;
   bool failed_ = false;
 };
+
+// The thread count for a call: 0 means every hardware thread; capped at 256.
+inline int resolve_threads(int requested) {
+  if (requested < 0) fail("E_RANGE", "threads must be >= 0 (0 = all cores), got ", requested);
+  if (requested == 0) return static_cast<int>(hardware_threads());
+  return requested < 256 ? requested : 256;
+}
 
 // Runs fn(tid) for tid in [0, threads); tid 0 on the calling thread. Any
 // exception is rethrown after all threads have joined. fn runs only once every

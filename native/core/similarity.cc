@@ -54,12 +54,6 @@ void check_pair(const MatrixView& q, const MatrixView& d, const char* qn, const 
     fail("E_SHAPE", qn, " has ", q.dim, " columns but ", dn, " has ", d.dim, ": embeddings must have the same width");
 }
 
-int resolve_threads(int requested) {
-  if (requested < 0) fail("E_RANGE", "threads must be >= 0 (0 = all cores), got ", requested);
-  int hw = static_cast<int>(hardware_threads());
-  if (requested == 0) return hw;
-  return std::min(requested, 256);
-}
 
 // Scans rows for NaN/Inf (E_NONFINITE names the first one) and returns the
 // per-row multiplier the packing applies: 1/||row|| when normalising (0 for a
