@@ -11,13 +11,29 @@ namespace genaug {
 
 namespace {
 
-
 // Splits rows [0, rows) over threads; fn(r0, r1) must only write rows it owns.
 template <typename Fn>
 void for_rows(int64_t rows, int64_t min_rows_per_thread, int threads, Fn&& fn) {
   int T = resolve_threads(threads);
   T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, rows / std::max<int64_t>(1, min_rows_per_thread))));
   run_threads(T, [&](int tid) { fn(rows * tid / T, rows * (tid + 1) / T); });
+}
+
+// out (rows x cols) = a (rows x inner) * b (inner x cols), all row-major, in
+// double; rows are split over threads (each output row is one thread's).
+std::vector<double> multiply(const double* a, const double* b, int64_t rows, int64_t inner, int64_t cols, int threads) {
+  std::vector<double> out(static_cast<size_t>(rows * cols), 0.0);
+  for_rows(rows, 8, threads, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      double* oi = out.data() + i * cols;
+      for (int64_t k = 0; k < inner; ++k) {
+        const double f = a[i * inner + k];
+        const double* row = b + k * cols;
+        for (int64_t j = 0; j < cols; ++j) oi[j] += f * row[j];
+      }
+    }
+  });
+  return out;
 }
 
 void check_finite(const double* v, int64_t count, int64_t dim, const char* what) {
@@ -68,33 +84,13 @@ FrechetResult frechet_distance(const double* mean_diff, const double* cov1, cons
       const double* src = w1.data() + kept[i] * D;
       for (int64_t k = 0; k < D; ++k) b[i * D + k] = sq * src[k];
     }
-    // C = B S2 (r x D), row by row: C_i = sum_k B_ik S2_k.
-    std::vector<double> c(static_cast<size_t>(r * D), 0.0);
-    for_rows(r, 8, opt.threads, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        double* ci = c.data() + i * D;
-        for (int64_t k = 0; k < D; ++k) {
-          const double f = b[i * D + k];
-          const double* row = s2.data() + k * D;
-          for (int64_t j = 0; j < D; ++j) ci[j] += f * row[j];
-        }
-      }
-    });
+    // C = B S2 (r x D).
+    std::vector<double> c = multiply(b.data(), s2.data(), r, D, D, opt.threads);
     // M = C B^T (r x r), with B^T laid out D x r so the inner loop is contiguous.
     std::vector<double> bt(static_cast<size_t>(D * r));
     for (int64_t i = 0; i < r; ++i)
       for (int64_t k = 0; k < D; ++k) bt[k * r + i] = b[i * D + k];
-    std::vector<double> m(static_cast<size_t>(r * r), 0.0);
-    for_rows(r, 8, opt.threads, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        double* mi = m.data() + i * r;
-        for (int64_t k = 0; k < D; ++k) {
-          const double f = c[i * D + k];
-          const double* row = bt.data() + k * r;
-          for (int64_t j = 0; j < r; ++j) mi[j] += f * row[j];
-        }
-      }
-    });
+    std::vector<double> m = multiply(c.data(), bt.data(), r, D, r, opt.threads);
     // Symmetrise (the product is symmetric up to rounding).
     for (int64_t i = 0; i < r; ++i)
       for (int64_t j = i + 1; j < r; ++j) {
