@@ -45,3 +45,11 @@ export type {
 export { SamModel } from './models/sam.js';
 export { Segmenter } from './models/segmenter.js';
 export { openSession, checkSignature, providerStatus } from './models/onnx.js';
+export {
+  readCoco, parseCoco, writeCoco, displayName,
+  type CocoDataset, type CocoIndex, type CocoImage, type CocoAnnotation, type CocoCategory, type CocoProblem, type CocoRle, type ReadCocoOptions,
+} from './io/coco.js';
+export { categoryPriors, frequencyGroup, sizePriorTable, type CategoryPrior, type SizePrior, type FrequencyGroup } from './plan/priors.js';
+export { ChatClient, extractJson, imageDataUrl, type ChatMessage, type ChatClientOptions, type ChatResult, type JsonResult } from './llm/chat.js';
+export type { ImageEmbedder, TextEmbedder, ImageTextEmbedder, RgbInput } from './models/types.js';
+export { PlanJobSchema, LayoutBoxSchema, type PlanJob, type LayoutBox } from './plan/job.js';

@@ -1,0 +1,93 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+
+import { ChatClient, extractJson } from '../ts/llm/chat.js';
+import { expectError } from './helpers.js';
+
+type Reply = { status?: number; body?: string; content?: string; finish?: string; hang?: boolean };
+let queue: Reply[] = [];
+const seen: Array<{ body: Record<string, unknown>; auth: string | undefined }> = [];
+let server: Server;
+let base = '';
+
+const read = (req: IncomingMessage) =>
+  new Promise<string>((resolve) => {
+    let s = '';
+    req.on('data', (c) => (s += c));
+    req.on('end', () => resolve(s));
+  });
+
+beforeAll(async () => {
+  server = createServer(async (req, res) => {
+    const body = JSON.parse(await read(req)) as Record<string, unknown>;
+    seen.push({ body, auth: req.headers.authorization });
+    const r = queue.shift() ?? { content: '{}' };
+    if (r.hang) return; // never answers: the client's timeout must fire
+    res.writeHead(r.status ?? 200, { 'content-type': 'application/json' });
+    res.end(r.body ?? JSON.stringify({ model: 'm', choices: [{ message: { role: 'assistant', content: r.content }, finish_reason: r.finish ?? 'stop' }] }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+});
+afterAll(() => {
+  server.closeAllConnections();
+  server.close();
+});
+
+const Answer = z.object({ score: z.number().int().min(0).max(5), why: z.string() });
+const client = (o: Partial<ConstructorParameters<typeof ChatClient>[0]> = {}) =>
+  new ChatClient({ baseUrl: base, model: 'judge', backoffMs: 1, retries: 3, ...o });
+
+describe('OpenAI-compatible chat client', () => {
+  it('sends the JSON schema, validates the answer and retries past malformed, cut-off and failing answers', async () => {
+    seen.length = 0;
+    queue = [
+      { content: 'I think the score is four.' },
+      { content: '{"score": 4, "why": "tr', finish: 'length' },
+      { status: 500, body: 'overloaded' },
+      { content: 'Sure!\n```json\n{"score": 4, "why": "matches"}\n```' },
+    ];
+    const r = await client().completeJson([{ role: 'user', content: 'grade' }], Answer, { name: 'grade' });
+    expect(r.value).toEqual({ score: 4, why: 'matches' });
+    expect(r.attempts).toBe(4);
+    const format = seen[0]!.body.response_format as { type: string; json_schema: { name: string; schema: { properties: object } } };
+    expect(format.type).toBe('json_schema');
+    expect(format.json_schema.name).toBe('grade');
+    expect(Object.keys(format.json_schema.schema.properties)).toEqual(['score', 'why']);
+    expect(seen[0]!.body.model).toBe('judge');
+  });
+
+  it('gives up with E_BACKEND naming the last problem; a schema mismatch is named by path', async () => {
+    queue = [{ content: '{"score": 9, "why": "x"}' }, { content: '{"score": 9, "why": "x"}' }];
+    await expectError(client({ retries: 1 }).completeJson([{ role: 'user', content: 'g' }], Answer), 'E_BACKEND', 'score');
+  });
+
+  it('does not retry a 400, and never puts the key in an error', async () => {
+    seen.length = 0;
+    queue = [{ status: 400, body: 'bad key sk-SECRET-123 rejected' }];
+    const e = await expectError(client({ apiKey: 'sk-SECRET-123' }).complete([{ role: 'user', content: 'x' }]), 'E_BACKEND', 'HTTP 400');
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.auth).toBe('Bearer sk-SECRET-123');
+    expect(e.message).not.toContain('sk-SECRET-123');
+    expect(JSON.stringify(e.detail)).not.toContain('sk-SECRET-123');
+  });
+
+  it('times out a server that never answers, and reports an unreachable one', async () => {
+    queue = [{ hang: true }, { hang: true }];
+    await expectError(client({ timeoutMs: 100, retries: 1 }).complete([{ role: 'user', content: 'x' }]), 'E_BACKEND', 'no answer within 100 ms');
+    await expectError(new ChatClient({ baseUrl: 'http://127.0.0.1:1/v1', model: 'm', retries: 0 }).complete([{ role: 'user', content: 'x' }]), 'E_BACKEND', 'could not connect');
+  });
+
+  it('rejects a bad endpoint up front', () => {
+    expect(() => new ChatClient({ baseUrl: 'localhost:8000', model: 'm' })).toThrow(/http\(s\) URL/);
+  });
+
+  it('finds JSON inside prose and fences', () => {
+    expect(extractJson(' {"a": 1} ')).toEqual({ a: 1 });
+    expect(extractJson('Here: [1, 2] done')).toEqual([1, 2]);
+    expect(() => extractJson('no json here')).toThrow(SyntaxError);
+  });
+});

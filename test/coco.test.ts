@@ -1,0 +1,95 @@
+import { writeFile } from 'node:fs/promises';
+
+import { describe, expect, it } from 'vitest';
+
+import { displayName, parseCoco, readCoco, writeCoco } from '../ts/io/coco.js';
+import { categoryPriors, frequencyGroup, sizePriorTable } from '../ts/plan/priors.js';
+import { expectCode, tempFolder } from './helpers.js';
+
+const tmp = tempFolder('genaug-coco-');
+
+function dataset() {
+  return {
+    info: { year: 2026 },
+    images: [
+      { id: 1, file_name: 'a.jpg', width: 100, height: 50 },
+      { id: 2, file_name: 'b.jpg', width: 200, height: 200, neg_category_ids: [3] },
+    ],
+    annotations: [
+      { id: 10, image_id: 1, category_id: 1, bbox: [0, 0, 10, 20], area: 150, iscrowd: 0, segmentation: [[0, 0, 10, 0, 10, 20]] },
+      { id: 11, image_id: 2, category_id: 1, bbox: [5, 5, 40, 10], area: 400, iscrowd: 0 },
+      { id: 12, image_id: 2, category_id: 2, bbox: [0, 0, 200, 200], area: 40000, iscrowd: 1, segmentation: { size: [200, 200], counts: [0, 40000] } },
+      { id: 13, image_id: 9, category_id: 1, bbox: [0, 0, 1, 1], area: 1, iscrowd: 0 },
+      { id: 14, image_id: 1, category_id: 7, bbox: [0, 0, 1, 1], area: 1, iscrowd: 0 },
+      { id: 15, image_id: 1, category_id: 1, bbox: [0, 0, -1, 1], area: 1, iscrowd: 0 },
+      { id: 16, image_id: 1, category_id: 1, bbox: [0, 0, 1, 1], area: 1, iscrowd: 0, segmentation: { size: [10, 10], counts: 'PP' } },
+    ],
+    categories: [
+      { id: 1, name: 'traffic_light', supercategory: 'x', frequency: 'f' },
+      { id: 2, name: 'bow_(weapon)' },
+    ],
+  };
+}
+
+describe('COCO reader', () => {
+  it('skips and records each unusable annotation, keeps the rest and every unknown field', () => {
+    const c = parseCoco(dataset(), 'd.json');
+    expect(c.dataset.annotations.map((a) => a.id)).toEqual([10, 11, 12]);
+    expect(c.problems.map((p) => [p.where, p.kind])).toEqual([
+      ['annotations[3]', 'dangling-image'],
+      ['annotations[4]', 'dangling-category'],
+      ['annotations[5]', 'bad-bbox'],
+      ['annotations[6]', 'bad-segmentation'],
+    ]);
+    expect(c.problems[3]!.message).toContain('[10, 10]');
+    expect(c.annotationsByImage.get(2)!.map((a) => a.id)).toEqual([11, 12]);
+    expect(c.imageById.get(2)!.neg_category_ids).toEqual([3]);
+    expect(c.dataset.info).toEqual({ year: 2026 });
+    expect(c.categoryById.get(1)!.frequency).toBe('f');
+  });
+
+  it('strict mode, duplicates and structural errors fail with E_FORMAT naming the place', async () => {
+    await expectCode(() => parseCoco(dataset(), 'd.json', { strict: true }), 'E_FORMAT', /annotations\[3\].*image 9/);
+    const dup = dataset();
+    dup.images.push({ id: 1, file_name: 'c.jpg', width: 1, height: 1 });
+    await expectCode(() => parseCoco(dup, 'd.json'), 'E_FORMAT', /images\[2\] repeats image id 1/);
+    await expectCode(() => parseCoco('{"images": 3}', 'x.json'), 'E_FORMAT', /"images" must be an array/);
+    await expectCode(() => parseCoco('{not json', 'x.json'), 'E_FORMAT', /not valid JSON/);
+    await expectCode(readCoco(tmp.fresh('missing.json')), 'E_IO', /missing\.json/);
+  });
+
+  it('round-trips through the atomic writer', async () => {
+    const path = tmp.fresh('out.json');
+    const c = parseCoco(dataset(), 'd.json');
+    await writeCoco(path, c.dataset);
+    const back = await readCoco(path);
+    expect(back.dataset).toEqual(c.dataset);
+    expect(back.problems).toEqual([]);
+    await writeFile(path, JSON.stringify({ images: [], categories: [] }));
+    expect((await readCoco(path)).dataset.annotations).toEqual([]);
+  });
+
+  it('turns LVIS names into prompt words', () => {
+    expect(displayName({ name: 'traffic_light' })).toBe('traffic light');
+    expect(displayName({ name: 'bow_(weapon)' })).toBe('bow');
+  });
+});
+
+describe('priors', () => {
+  it('frequency groups at the LVIS boundaries', () => {
+    expect([0, 10, 11, 100, 101].map((n) => frequencyGroup(n))).toEqual(['r', 'r', 'c', 'c', 'f']);
+  });
+
+  it('size prior is the population mean/std of sqrt(box area / image area), crowd left out', () => {
+    const p = categoryPriors(parseCoco(dataset(), 'd.json'));
+    const s1 = Math.sqrt(200 / 5000);
+    const s2 = Math.sqrt(400 / 40000);
+    const mean = (s1 + s2) / 2;
+    const std = Math.sqrt(((s1 - mean) ** 2 + (s2 - mean) ** 2) / 2);
+    expect(p[0]).toMatchObject({ id: 1, imageCount: 2, instanceCount: 2, frequency: 'r', lvisFrequency: 'f' });
+    expect(p[0]!.size!.mean).toBeCloseTo(mean, 14);
+    expect(p[0]!.size!.std).toBeCloseTo(std, 14);
+    expect(p[1]).toMatchObject({ id: 2, imageCount: 1, instanceCount: 1, size: null });
+    expect(sizePriorTable(p)).toEqual({ '1': [p[0]!.size!.mean, p[0]!.size!.std] });
+  });
+});
