@@ -53,3 +53,14 @@ export { categoryPriors, frequencyGroup, sizePriorTable, type CategoryPrior, typ
 export { ChatClient, extractJson, imageDataUrl, type ChatMessage, type ChatClientOptions, type ChatResult, type JsonResult } from './llm/chat.js';
 export type { ImageEmbedder, TextEmbedder, ImageTextEmbedder, RgbInput } from './models/types.js';
 export { PlanJobSchema, LayoutBoxSchema, type PlanJob, type LayoutBox } from './plan/job.js';
+export {
+  clisLayout, clisLayoutSync, buildRelationPool, packLayouts, poolExamples, poolToAcpJson, poolFromAcpJson, layoutNames, normalizeName,
+  normalizePredicate, isSymmetricPredicate, LAYOUT_STATUS,
+  type Box, type RelationExample, type RelationPool, type NameSimilarity, type SceneLayout, type LayoutRelation, type ClisLayoutOptions,
+  type ClisLayoutResult, type LayoutStatus, type PackedLayouts,
+} from './kernels/layout.js';
+export {
+  examplesFromVisualGenome, examplesFromCoco, spatialRelation, SPATIAL_RELATIONS, capExamples, readRelationPool, nameSimilarityFromFunction,
+  nameSimilarityFromTable, nameSimilarityFromEmbeddings, poolFromExamples,
+  type PoolCapOptions, type VisualGenomeOptions, type CocoRelationOptions, type PoolBuildReport,
+} from './curate/relations.js';
