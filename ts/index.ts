@@ -64,3 +64,11 @@ export {
   nameSimilarityFromTable, nameSimilarityFromEmbeddings, poolFromExamples,
   type PoolCapOptions, type VisualGenomeOptions, type CocoRelationOptions, type PoolBuildReport,
 } from './curate/relations.js';
+export {
+  clipScores, interSimilarity, duplicateGroups, zeroShot, aliaSemantic, ALIA_NEGATIVES, ImageClassifier, softmaxRows, confidentThresholds,
+  confidenceScores, planToScene, clisImageClip, clisImageJudge, cropBox, regionImage, gridBox, GradeSchema, JUDGE_PROMPTS,
+  type InterSimilarity, type InterSimilarityOptions, type ZeroShot, type ClassifierOptions, type ClisObject, type ClisImageInput, type ClisImageResult,
+} from './curate/score.js';
+export { paddingCrop, maskBounds, annotationMask, compositeOnWhite, alphaAreaFraction, writeRealCrops, type PaddingCropOptions } from './curate/crops.js';
+export { readScores, mergeScores, formatScores, type ScoreTable, type ScoreColumns, type ScoreValue } from './curate/table.js';
+export { applyFilters, PRESETS, FILTER_DEFAULTS, type Decision, type FilterOptions, type Rule } from './curate/filters.js';

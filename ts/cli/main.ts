@@ -12,6 +12,8 @@ import { bnstatsCommand } from './bnstats.js';
 import { runDemo } from './demo.js';
 import { gapCommand } from './gap.js';
 import { similarityCommand } from './similarity.js';
+import { scoreCommand } from './score.js';
+import { filterCommand } from './filter.js';
 
 function version(): string {
   try {
@@ -39,6 +41,8 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(bnstatsCommand(global));
   program.addCommand(gapCommand(global));
   program.addCommand(annotateCommand(global));
+  program.addCommand(scoreCommand(global));
+  program.addCommand(filterCommand(global));
 
   program
     .command('demo')
