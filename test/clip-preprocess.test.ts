@@ -21,27 +21,13 @@ import {
   type ResampleFilter,
 } from '../ts/models/clip-preprocess.js';
 import type { RgbInput } from '../ts/models/types.js';
+import { makeImage } from './clip-helpers.js';
 import { expectCode } from './helpers.js';
 
 const fixture = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'pil-resize.json'), 'utf8')) as {
   resize: Array<{ width: number; height: number; seed: number; outWidth: number; outHeight: number; filter: ResampleFilter; rgb: string }>;
   pipeline: Array<{ width: number; height: number; seed: number; shortestEdge: number; crop: number; chw: string }>;
 };
-
-/** The generator of make_pil_resize.py: left half a checkerboard, right half LCG noise. */
-export function makeImage(w: number, h: number, seed: number): RgbInput {
-  let state = seed >>> 0;
-  const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      for (let c = 0; c < 3; c++) {
-        state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-        data[(y * w + x) * 3 + c] = x < Math.floor(w / 2) ? ((Math.floor(x / 4) + Math.floor(y / 4) + c) % 2 ? 255 : 0) : state >>> 24;
-      }
-    }
-  }
-  return { data, width: w, height: h };
-}
 
 const b64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));
 
