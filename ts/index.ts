@@ -45,3 +45,14 @@ export type {
 export { SamModel } from './models/sam.js';
 export { Segmenter } from './models/segmenter.js';
 export { openSession, checkSignature, providerStatus } from './models/onnx.js';
+export { ClipModel, type ClipOpenOptions, type ClipLayout } from './models/clip.js';
+export { ClipTokenizer, CLIP_CONTEXT_LENGTH, type EncodedBatch, type EncodeOptions } from './models/tokenizer.js';
+export {
+  clipPreprocess, clipResizeCrop, pilResize, centerCrop, resizeOutputSize, parsePreprocessorConfig, readPreprocessorConfig,
+  OPENAI_CLIP_PREPROCESS, type ClipPreprocessConfig, type ResampleFilter,
+} from './models/clip-preprocess.js';
+export { FeatureEmbedder } from './models/features.js';
+export type { ImageEmbedder, TextEmbedder, ImageTextEmbedder, RgbInput } from './models/types.js';
+export {
+  embedImages, embedTexts, readTextLines, type EmbedImagesOptions, type EmbedTextsOptions, type EmbedRunResult, type EmbedderSpec,
+} from './curate/embed.js';

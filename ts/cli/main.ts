@@ -12,6 +12,7 @@ import { bnstatsCommand } from './bnstats.js';
 import { runDemo } from './demo.js';
 import { gapCommand } from './gap.js';
 import { similarityCommand } from './similarity.js';
+import { embedCommand } from './embed.js';
 
 function version(): string {
   try {
@@ -39,6 +40,7 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(bnstatsCommand(global));
   program.addCommand(gapCommand(global));
   program.addCommand(annotateCommand(global));
+  program.addCommand(embedCommand(global));
 
   program
     .command('demo')
