@@ -108,6 +108,32 @@ describe('pilResize', () => {
     }
   });
 
+  it('computes a window of the output with the same bytes as cropping the full resize', () => {
+    for (const [w, h, ow, oh] of [
+      [60, 40, 24, 16],
+      [13, 9, 40, 27],
+      [50, 50, 50, 17],
+      [50, 30, 19, 30],
+      [20, 20, 20, 20],
+    ] as const) {
+      const img = makeImage(w, h, 4);
+      const full = pilResize(img, ow, oh);
+      for (const win of [
+        { left: 0, top: 0, width: ow, height: oh },
+        { left: 1, top: 2, width: ow - 3, height: oh - 4 },
+        { left: ow - 5, top: oh - 3, width: 5, height: 3 },
+      ]) {
+        const part = pilResize(img, ow, oh, 'bicubic', win);
+        expect([part.width, part.height]).toEqual([win.width, win.height]);
+        for (let y = 0; y < win.height; y++) {
+          const want = full.data.subarray(((y + win.top) * ow + win.left) * 3, ((y + win.top) * ow + win.left + win.width) * 3);
+          expect(Array.from(part.data.subarray(y * win.width * 3, (y + 1) * win.width * 3))).toEqual(Array.from(want));
+        }
+      }
+    }
+    expect(() => pilResize(makeImage(4, 4, 1), 8, 8, 'bicubic', { left: 4, top: 0, width: 5, height: 1 })).toThrow(/window/);
+  });
+
   it('returns a copy for the same size and rejects bad images', async () => {
     const img = makeImage(7, 5, 1);
     const r = pilResize(img, 7, 5);

@@ -135,6 +135,15 @@ export function loadEmbedder(spec: EmbedderSpec, batchSize = 32, need: 'image' |
   return p;
 }
 
+/** Closes and forgets a loaded embedder of this thread (the main thread's copy when workers do the work). */
+async function releaseEmbedder(spec: EmbedderSpec, batchSize: number, need: 'image' | 'text' | 'both'): Promise<void> {
+  const key = `${specKey(spec)}|${batchSize}|${need}`;
+  const p = embedders.get(key);
+  embedders.delete(key);
+  const m = await p?.catch(() => undefined);
+  if (m instanceof ClipModel) await m.close();
+}
+
 function reasonOf(e: unknown): string {
   return e instanceof GenaugError ? `[${e.code}] ${e.message}` : `[E_INTERNAL] ${String((e as Error)?.message ?? e)}`;
 }
@@ -370,9 +379,13 @@ class RowCache {
 // ---------------------------------------------------------------------------
 // The pool
 
+function workerFile(): string {
+  return join(packageRoot, 'dist', 'workers', 'embed.js');
+}
+
 function openPool(workers: number): Piscina | undefined {
   if (workers <= 0) return undefined;
-  const filename = join(packageRoot, 'dist', 'workers', 'embed.js');
+  const filename = workerFile();
   if (!existsSync(filename)) return undefined;
   return new Piscina({ filename, minThreads: 1, maxThreads: workers, idleTimeout: 1000 });
 }
@@ -451,6 +464,9 @@ export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult
   // 3. The embedder's identity and width (loads the model once here to check it and learn its width).
   const ident = await embedderIdentity(spec);
   const dim = spec.kind === 'features' ? new FeatureEmbedder().dim : (await loadEmbedder(spec, batchSize, 'image')).dim;
+  const usePool = workers > 0 && existsSync(workerFile());
+  // The workers load their own copies: the main thread's was only to check the model and learn its width.
+  if (spec.kind === 'clip' && usePool) await releaseEmbedder(spec, batchSize, 'image');
 
   const cache = o.cache ? await RowCache.open(resolve(o.cache), ident.key, dim) : undefined;
   const rowOf = new Map<string, Float32Array>();

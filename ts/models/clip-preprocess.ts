@@ -280,34 +280,44 @@ function checkRgb(img: RgbInput, what: string): void {
 
 /**
  * Pillow's `Image.resize((width, height), resample)` of an RGB image,
- * byte for byte (box = the whole image, reducing_gap = None).
+ * byte for byte (box = the whole image, reducing_gap = None). With `window`
+ * only that rectangle of the output is computed and returned (the same bytes
+ * as cropping the full result).
  */
-export function pilResize(img: RgbInput, width: number, height: number, filter: ResampleFilter = 'bicubic'): RgbInput {
+export function pilResize(img: RgbInput, width: number, height: number, filter: ResampleFilter = 'bicubic', window?: Window): RgbInput {
   checkRgb(img, 'pilResize');
   checkInt(width, 'pilResize: width', 1, 1 << 20);
   checkInt(height, 'pilResize: height', 1, 1 << 20);
+  const win = window ?? { left: 0, top: 0, width, height };
+  if (win.left < 0 || win.top < 0 || win.width < 1 || win.height < 1 || win.left + win.width > width || win.top + win.height > height) {
+    throw new GenaugError('E_RANGE', `pilResize: window ${JSON.stringify(win)} is not inside the ${width} x ${height} output`);
+  }
   const inW = img.width;
   const inH = img.height;
   const needH = width !== inW;
   const needV = height !== inH;
-  if (!needH && !needV) return { data: img.data.slice(), width, height };
+  if (!needH && !needV) return window ? cropRect(img, win) : { data: img.data.slice(), width, height };
   const vert = resampleCoeffs(inH, height, filter);
-  const yFirst = vert.bounds[0] as number;
-  const yLast = (vert.bounds[height * 2 - 2] as number) + (vert.bounds[height * 2 - 1] as number);
+  // The source rows the wanted output rows read (PIL: those of every output row).
+  const yFirst = vert.bounds[win.top * 2] as number;
+  const yLast = (vert.bounds[(win.top + win.height - 1) * 2] as number) + (vert.bounds[(win.top + win.height - 1) * 2 + 1] as number);
   const half = 1 << (PRECISION_BITS - 1);
+  const outW = win.width;
 
   let src = img.data;
   let srcW = inW;
+  let srcLeft = win.left; // column of the source image (or of the horizontal pass) the output's first column is
   let rowOffset = 0; // the first source row the vertical pass's bounds refer to
   if (needH) {
     const hc = resampleCoeffs(inW, width, filter);
     const rows = yLast - yFirst;
-    const tmp = new Uint8Array(width * rows * 3);
+    const tmp = new Uint8Array(outW * rows * 3);
     const { ksize, bounds, fixed } = hc;
     for (let yy = 0; yy < rows; yy++) {
       const inRow = (yy + yFirst) * inW * 3;
-      const outRow = yy * width * 3;
-      for (let xx = 0; xx < width; xx++) {
+      const outRow = yy * outW * 3;
+      for (let ox = 0; ox < outW; ox++) {
+        const xx = ox + win.left;
         const xmin = bounds[xx * 2] as number;
         const xmax = bounds[xx * 2 + 1] as number;
         const kb = xx * ksize;
@@ -321,33 +331,57 @@ export function pilResize(img: RgbInput, width: number, height: number, filter: 
           s1 += (src[p + 1] as number) * k;
           s2 += (src[p + 2] as number) * k;
         }
-        const o = outRow + xx * 3;
+        const o = outRow + ox * 3;
         tmp[o] = clip8(s0);
         tmp[o + 1] = clip8(s1);
         tmp[o + 2] = clip8(s2);
       }
     }
     src = tmp;
-    srcW = width;
+    srcW = outW;
+    srcLeft = 0;
     rowOffset = yFirst;
   }
-  if (!needV) return { data: src === img.data ? src.slice() : src, width, height };
-  const out = new Uint8Array(srcW * height * 3);
+  if (!needV) return cropRect({ data: src, width: srcW, height: src.length / (srcW * 3) }, { left: srcLeft, top: win.top - rowOffset, width: outW, height: win.height }, src !== img.data);
+  const out = new Uint8Array(outW * win.height * 3);
   const { ksize, bounds, fixed } = vert;
   const stride = srcW * 3;
-  for (let yy = 0; yy < height; yy++) {
+  const rowBytes = outW * 3;
+  const colStart = srcLeft * 3;
+  for (let oy = 0; oy < win.height; oy++) {
+    const yy = oy + win.top;
     const ymin = (bounds[yy * 2] as number) - rowOffset;
     const ymax = bounds[yy * 2 + 1] as number;
     const kb = yy * ksize;
-    const outRow = yy * stride;
-    for (let xx = 0; xx < stride; xx++) {
+    const outRow = oy * rowBytes;
+    const base = ymin * stride + colStart;
+    for (let xx = 0; xx < rowBytes; xx++) {
       let s = half;
-      let p = ymin * stride + xx;
+      let p = base + xx;
       for (let y = 0; y < ymax; y++, p += stride) s += (src[p] as number) * (fixed[kb + y] as number);
       out[outRow + xx] = clip8(s);
     }
   }
-  return { data: out, width: srcW, height };
+  return { data: out, width: outW, height: win.height };
+}
+
+/** A rectangle of an output (left, top, width, height). */
+export interface Window {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+/** The pixels of `r` (inside `img`); the same array when it is the whole image and `owned`. */
+function cropRect(img: RgbInput, r: Window, owned = false): RgbInput {
+  if (owned && r.left === 0 && r.top === 0 && r.width === img.width && r.height === img.height) return img;
+  const out = new Uint8Array(r.width * r.height * 3);
+  for (let y = 0; y < r.height; y++) {
+    const from = ((y + r.top) * img.width + r.left) * 3;
+    out.set(img.data.subarray(from, from + r.width * 3), y * r.width * 3);
+  }
+  return { data: out, width: r.width, height: r.height };
 }
 
 /**
@@ -422,7 +456,14 @@ export function clipResizeCrop(img: RgbInput, cfg: ClipPreprocessConfig): RgbInp
   let cur = img;
   if (cfg.doResize) {
     const [h, w] = resizeOutputSize(img.height, img.width, cfg);
-    if (h !== img.height || w !== img.width) cur = pilResize(cur, w, h, cfg.resample);
+    if (h !== img.height || w !== img.width) {
+      const { height: ch, width: cw } = cfg.cropSize;
+      if (cfg.doCenterCrop && ch <= h && cw <= w) {
+        // Only the pixels the centre crop keeps are computed (each output pixel is independent, so the bytes are PIL's).
+        return pilResize(cur, w, h, cfg.resample, { left: Math.floor((w - cw) / 2), top: Math.floor((h - ch) / 2), width: cw, height: ch });
+      }
+      cur = pilResize(cur, w, h, cfg.resample);
+    }
   }
   if (cfg.doCenterCrop) cur = centerCrop(cur, cfg.cropSize.height, cfg.cropSize.width);
   return cur;
