@@ -348,19 +348,21 @@ export function pilResize(img: RgbInput, width: number, height: number, filter: 
   const stride = srcW * 3;
   const rowBytes = outW * 3;
   const colStart = srcLeft * 3;
+  const acc = new Float64Array(rowBytes);
   for (let oy = 0; oy < win.height; oy++) {
     const yy = oy + win.top;
     const ymin = (bounds[yy * 2] as number) - rowOffset;
     const ymax = bounds[yy * 2 + 1] as number;
     const kb = yy * ksize;
     const outRow = oy * rowBytes;
-    const base = ymin * stride + colStart;
-    for (let xx = 0; xx < rowBytes; xx++) {
-      let s = half;
-      let p = base + xx;
-      for (let y = 0; y < ymax; y++, p += stride) s += (src[p] as number) * (fixed[kb + y] as number);
-      out[outRow + xx] = clip8(s);
+    // Taps outer, bytes inner: each source row is read sequentially (the sums are exact integers either way).
+    acc.fill(half);
+    for (let y = 0; y < ymax; y++) {
+      const k = fixed[kb + y] as number;
+      const from = (ymin + y) * stride + colStart;
+      for (let xx = 0; xx < rowBytes; xx++) acc[xx] = (acc[xx] as number) + (src[from + xx] as number) * k;
     }
+    for (let xx = 0; xx < rowBytes; xx++) out[outRow + xx] = clip8(acc[xx] as number);
   }
   return { data: out, width: outW, height: win.height };
 }
