@@ -14,6 +14,7 @@ import { gapCommand } from './gap.js';
 import { similarityCommand } from './similarity.js';
 import { scoreCommand } from './score.js';
 import { filterCommand } from './filter.js';
+import { embedCommand } from './embed.js';
 
 function version(): string {
   try {
@@ -43,6 +44,7 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(annotateCommand(global));
   program.addCommand(scoreCommand(global));
   program.addCommand(filterCommand(global));
+  program.addCommand(embedCommand(global));
 
   program
     .command('demo')

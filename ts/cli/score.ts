@@ -23,6 +23,7 @@ import { buildRelationPool, clisLayout, layoutNames, poolToAcpJson } from '../ke
 import { ChatClient } from '../llm/chat.js';
 import { loadRgb } from '../models/onnx.js';
 import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
+import { ClipModel } from '../models/clip.js';
 import { GenaugError } from '../native/errors.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 
@@ -79,15 +80,7 @@ async function embeddings(npy: string, index?: string) {
  * ClipModel.open) is loaded lazily so this command builds without it.
  */
 export async function openEmbedder(dir: string): Promise<ImageTextEmbedder> {
-  const mod = '../models/clip.js';
-  let clip: { ClipModel?: { open(dir: string): Promise<ImageTextEmbedder> } };
-  try {
-    clip = await import(mod);
-  } catch {
-    throw new GenaugError('E_ARGUMENT', 'this build has no CLIP model support (ts/models/clip.ts); give precomputed embeddings instead');
-  }
-  if (!clip.ClipModel) throw new GenaugError('E_ARGUMENT', 'ts/models/clip.ts exports no ClipModel');
-  return clip.ClipModel.open(dir);
+  return ClipModel.open(dir);
 }
 
 const resolveFile = (file: string, base: string) => (isAbsolute(file) ? file : join(base, file));
