@@ -75,10 +75,7 @@ async function embeddings(npy: string, index?: string) {
   return { m, lines, ids: lines.map((l, i) => sampleId(l, i, ip)), indexPath: ip };
 }
 
-/**
- * Opens an image-text model folder. The CLIP wrapper (ts/models/clip.ts,
- * ClipModel.open) is loaded lazily so this command builds without it.
- */
+/** Opens a CLIP model folder (split or combined ONNX layout, see ts/models/clip.ts). */
 export async function openEmbedder(dir: string): Promise<ImageTextEmbedder> {
   return ClipModel.open(dir);
 }
