@@ -11,6 +11,8 @@ import { annotateCommand } from './annotate.js';
 import { bnstatsCommand } from './bnstats.js';
 import { runDemo } from './demo.js';
 import { gapCommand } from './gap.js';
+import { planCommand } from './plan.js';
+import { priorsCommand } from './priors.js';
 import { similarityCommand } from './similarity.js';
 
 function version(): string {
@@ -39,6 +41,8 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(bnstatsCommand(global));
   program.addCommand(gapCommand(global));
   program.addCommand(annotateCommand(global));
+  program.addCommand(priorsCommand(global));
+  program.addCommand(planCommand(global));
 
   program
     .command('demo')
