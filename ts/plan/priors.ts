@@ -156,6 +156,15 @@ export function repeatFactors(coco: CocoIndex, threshold = 0.001): { category: M
 
 const clip01 = (v: number) => Math.min(1, Math.max(0, v));
 
+/** [start, length] of a pixel span as fractions of `size`, clipped to [0, 1] (exact division when inside). */
+function normalisedSpan(start: number, length: number, size: number): [number, number] {
+  const s = start / size;
+  const l = length / size;
+  if (s >= 0 && start + length <= size) return [s, l];
+  const s0 = clip01(s);
+  return [s0, Math.max(0, clip01((start + length) / size) - s0)];
+}
+
 /** An image's objects (non-crowd, positive area), largest first when capped, then in file order. */
 export function realLayout(coco: CocoIndex, imageId: number, maxObjects = 26): RealLayout {
   const im = coco.imageById.get(imageId)!;
@@ -167,11 +176,11 @@ export function realLayout(coco: CocoIndex, imageId: number, maxObjects = 26): R
   return {
     image_id: imageId,
     objects: anns.map((a) => {
-      const x0 = clip01(a.bbox[0] / im.width);
-      const y0 = clip01(a.bbox[1] / im.height);
-      const x1 = clip01((a.bbox[0] + a.bbox[2]) / im.width);
-      const y1 = clip01((a.bbox[1] + a.bbox[3]) / im.height);
-      return { name: coco.categoryById.get(a.category_id)!.name, box: [x0, y0, x1 - x0, y1 - y0] as [number, number, number, number] };
+      const box = [
+        ...normalisedSpan(a.bbox[0], a.bbox[2], im.width),
+        ...normalisedSpan(a.bbox[1], a.bbox[3], im.height),
+      ] as [number, number, number, number];
+      return { name: coco.categoryById.get(a.category_id)!.name, box: [box[0], box[2], box[1], box[3]] as [number, number, number, number] };
     }),
   };
 }
