@@ -29,6 +29,7 @@ export function boxProblem(box: readonly number[]): string | null {
 
 /** Brings a real [0, 1] box strictly inside (0, 1) by moving its edges at most `eps` inward. */
 export function insideUnit(box: readonly [number, number, number, number], eps = 1e-3): [number, number, number, number] {
+  if (boxProblem(box) === null) return [box[0], box[1], box[2], box[3]];
   const x0 = Math.min(Math.max(box[0], eps), 1 - 2 * eps);
   const y0 = Math.min(Math.max(box[1], eps), 1 - 2 * eps);
   const x1 = Math.max(Math.min(box[0] + box[2], 1 - eps), x0 + eps);
