@@ -191,7 +191,7 @@ export async function planCaptions(coco: CocoIndex, classes: PlanClass[], o: Cap
       jobs.push(
         makeJob(
           'caption',
-          { kind: 'txt2img', classes: [c.name], prompt: captionPrompt(c.display, stored.caption) },
+          { kind: 'txt2img', classes: [c.name], prompt: captionPrompt(c.display, stored.caption), idKey: `image:${id}` },
           { image_id: id, caption_source: stored.source, class_source: c.source, ...(c.id !== null ? { category_id: c.id } : {}) },
           d,
         ),

@@ -102,6 +102,12 @@ export interface JobContent {
   layout?: LayoutBox[];
   source_image?: string;
   denoising_strength?: number;
+  /**
+   * Hashed into the id but not written: tells apart jobs that are meant to be
+   * separate although their content is equal (one per source image in caption
+   * prompts, one per draw in rebalanced scenes).
+   */
+  idKey?: string;
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
@@ -109,7 +115,7 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest();
 /**
  * A job with a stable id: `<strategy>-<first 20 hex digits of SHA-256 of the
  * strategy and the job's content>` (everything but the id, seed and
- * provenance); its seed is the first 31 bits of SHA-256(plan seed, id), so the
+ * provenance, plus `idKey` when given); its seed is the first 31 bits of SHA-256(plan seed, id), so the
  * same options give the same plan bytes and candidate seeds never overflow.
  */
 export function makeJob(strategy: Strategy, content: JobContent, provenance: Record<string, unknown>, d: JobDefaults = DEFAULT_JOB): PlanJob {
@@ -125,7 +131,8 @@ export function makeJob(strategy: Strategy, content: JobContent, provenance: Rec
     width: d.width,
     height: d.height,
   };
-  const id = `${strategy}-${sha256(JSON.stringify([strategy, body])).toString('hex').slice(0, 20)}`;
+  const hashed = content.idKey === undefined ? [strategy, body] : [strategy, body, content.idKey];
+  const id = `${strategy}-${sha256(JSON.stringify(hashed)).toString('hex').slice(0, 20)}`;
   const seed = sha256(`${d.seed}:${id}`).readUInt32BE(0) >>> 1;
   const job = { id, ...body, seed, provenance: { strategy, ...provenance } };
   const checked = PlanJobSchema.safeParse(job);

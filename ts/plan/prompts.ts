@@ -187,6 +187,12 @@ function styleMessages(n: number) {
   ];
 }
 
+/** DiverGen's ending: ", in a white background" (trailing punctuation dropped; kept when already there). */
+export function whiteBackground(prompt: string): string {
+  const t = prompt.trim().replace(/[\s.!,;:]+$/, '');
+  return /\bin a white background$/i.test(t) ? t : `${t}, in a white background`;
+}
+
 /** Fallback DiverGen-style prompts: the openings × the definition, cycled. */
 function divergenFallback(c: PlanClass, def: string | undefined, n: number, random: () => number): string[] {
   const openings = shuffled(DIVERGEN_OPENINGS, random);
@@ -246,7 +252,7 @@ export async function planLlmPrompts(classes: PlanClass[], o: LlmPromptOptions, 
             model = r.model;
           }
           texts = texts.map((t) => t.trim()).filter((t) => t && t.length <= MAX_PROMPT_CHARS && mentionsClass(t, c));
-          if (mode === 'divergen') texts = texts.map((t) => (/in a white background\.?$/i.test(t) ? t.replace(/\.$/, '') : `${t.replace(/[.\s]+$/, '')}, in a white background`));
+          if (mode === 'divergen') texts = texts.map(whiteBackground);
           source = 'llm';
         } catch (e) {
           fails.push({ strategy: 'llm', item: c.name, stage: mode, reason: reasonOf(e) });

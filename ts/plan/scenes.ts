@@ -237,7 +237,7 @@ export async function planScenes(coco: CocoIndex, sets: readonly ObjectSet[], o:
         }));
         const job = makeJob(
           'scene',
-          { kind: 'txt2img', classes, prompt: untagCaption(graph.value.caption), layout: layoutBoxes },
+          { kind: 'txt2img', classes, prompt: untagCaption(graph.value.caption), layout: layoutBoxes, idKey: `draw:${index}` },
           {
             ...base,
             source: 'llm',
@@ -255,7 +255,7 @@ export async function planScenes(coco: CocoIndex, sets: readonly ObjectSet[], o:
     const layoutBoxes: LayoutBox[] = layout.objects.map((x) => ({ name: shown(x.name), box: insideUnit(x.box) }));
     const job = makeJob(
       'scene',
-      { kind: 'txt2img', classes, prompt: templateSceneCaption(names.map(shown)), layout: layoutBoxes },
+      { kind: 'txt2img', classes, prompt: templateSceneCaption(names.map(shown)), layout: layoutBoxes, idKey: `draw:${index}` },
       { ...base, source: 'real-layout', caption: 'template' },
       d,
     );
