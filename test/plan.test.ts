@@ -8,7 +8,7 @@ import { extraCategories, planAmbiguity } from '../ts/plan/ambiguity.js';
 import { planClasses, makeJob } from '../ts/plan/core.js';
 import { PlanJobSchema, type PlanJob } from '../ts/plan/job.js';
 import { plan } from '../ts/plan/plan.js';
-import { objectSets } from '../ts/plan/priors.js';
+import { buildPriors, objectSets } from '../ts/plan/priors.js';
 import { planTemplates } from '../ts/plan/prompts.js';
 import { boxProblem, drawObjectSets, insideUnit, layoutProblem, objectIds, sceneGraphProblem, templateSceneCaption, untagCaption } from '../ts/plan/scenes.js';
 import { packagedWordNet } from '../ts/plan/wordnet.js';
@@ -194,6 +194,41 @@ describe('genaug plan without an LLM', () => {
       ['img2img', 'a photo of a dog, on a beach', '/data/coco/img2.png', 0.6],
       ['img2img', 'a photo of a dog, in the snow', '/data/coco/img2.png', 0.6],
     ]);
+  });
+
+  it('meanings from an ambiguity plan flow into the other strategies; extra categories get their own jobs', async () => {
+    const coco = await cocoFile();
+    const amb = tmp.fresh('amb.jsonl');
+    await plan({ coco, out: amb, strategy: 'ambiguity', classes: ['crane', 'dog'] });
+    const meanings = JSON.parse(await readFile(`${amb}.meanings.json`, 'utf8'));
+    expect(meanings.meanings.map((m: { class: string; method: string }) => [m.class, m.method])).toEqual([
+      ['dog', 'lvis'],
+      ['crane', 'wordnet-first-sense'],
+    ]);
+    const out = tmp.fresh('tmpl.jsonl');
+    await plan({ coco, out, strategy: 'template', classes: ['crane'], meanings: `${amb}.meanings.json`, extraCategories: 2 });
+    const jobs = await readPlan(out);
+    expect(jobs[0]!.prompt).toBe('a photo of a single crane, United States writer (1871-1900)');
+    expect(jobs[0]!.provenance).toMatchObject({ meaning: 'wordnet-first-sense', class_source: 'dataset' });
+    expect(jobs.slice(1).map((j) => j.provenance.class_source)).toEqual(['wordnet-extra', 'wordnet-extra']);
+    // The extras are neighbours of crane's first sense (the writer): other writers, path 1/3.
+    for (const j of jobs.slice(1)) expect((j.provenance.extra as { similarity: number; nearest: string })).toMatchObject({ similarity: 1 / 3, nearest: 'crane.n.01' });
+    const div = tmp.fresh('div.jsonl');
+    await plan({ coco, out: div, strategy: 'divergen', classes: ['crane'], meanings: `${amb}.meanings.json` });
+    expect((await readPlan(div))[0]!.provenance).toMatchObject({ definition: 'meaning' });
+  });
+
+  it('scene plans read the object sets from a priors file', async () => {
+    const coco = await cocoFile();
+    const priors = tmp.fresh('priors.json');
+    await writeFile(priors, JSON.stringify(buildPriors(fixtureCoco())));
+    const a = tmp.fresh('a.jsonl');
+    const b = tmp.fresh('b.jsonl');
+    await plan({ coco, out: a, strategy: 'scene', scenes: 10, priors });
+    await plan({ coco, out: b, strategy: 'scene', scenes: 10 });
+    expect(await readFile(a, 'utf8')).toBe(await readFile(b, 'utf8'));
+    await writeFile(priors, JSON.stringify({ version: 2 }));
+    await expect(plan({ coco, out: a, strategy: 'scene', priors })).rejects.toThrow(/not a genaug priors file/);
   });
 
   it('the CLI writes the plan and says how many jobs and failures', async () => {

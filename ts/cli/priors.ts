@@ -3,6 +3,7 @@ import { Command } from 'commander';
 
 import { writeFileAtomic } from '../io/atomic.js';
 import { readCoco } from '../io/coco.js';
+import { GenaugError } from '../native/errors.js';
 import { buildPriors, sizePriorTable } from '../plan/priors.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 
@@ -22,6 +23,7 @@ export function priorsCommand(global: GlobalOptions): Command {
     .option('--rfs-threshold <t>', 'repeat-factor threshold t in r_c = max(1, sqrt(t / f_c)) (LVIS RFS: 0.001)', numberArg('--rfs-threshold'), 0.001)
     .option('--pretty', 'indent the JSON')
     .action(async (o) => {
+      if (!(o.rfsThreshold > 0 && o.rfsThreshold <= 1)) throw new GenaugError('E_ARGUMENT', `--rfs-threshold must be in (0, 1], got ${o.rfsThreshold}`);
       const coco = await readCoco(o.coco);
       const priors = buildPriors(coco, {
         rareMax: o.rareMax,
