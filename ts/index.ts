@@ -77,3 +77,13 @@ export {
   type MeaningCandidate, type Resolution, type ResolveOptions, type ExtraCategoryOptions, type AmbiguityPlanOptions,
 } from './plan/ambiguity.js';
 export { plan, readMeanings, type PlanOptions, type PlanSummary, type EndpointOptions } from './plan/plan.js';
+export { ClipModel, type ClipOpenOptions, type ClipLayout } from './models/clip.js';
+export { ClipTokenizer, CLIP_CONTEXT_LENGTH, type EncodedBatch, type EncodeOptions } from './models/tokenizer.js';
+export {
+  clipPreprocess, clipResizeCrop, pilResize, centerCrop, resizeOutputSize, parsePreprocessorConfig, readPreprocessorConfig,
+  OPENAI_CLIP_PREPROCESS, type ClipPreprocessConfig, type ResampleFilter,
+} from './models/clip-preprocess.js';
+export { FeatureEmbedder } from './models/features.js';
+export {
+  embedImages, embedTexts, readTextLines, type EmbedImagesOptions, type EmbedTextsOptions, type EmbedRunResult, type EmbedderSpec,
+} from './curate/embed.js';

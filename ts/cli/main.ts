@@ -14,6 +14,7 @@ import { gapCommand } from './gap.js';
 import { planCommand } from './plan.js';
 import { priorsCommand } from './priors.js';
 import { similarityCommand } from './similarity.js';
+import { embedCommand } from './embed.js';
 
 function version(): string {
   try {
@@ -43,6 +44,7 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(annotateCommand(global));
   program.addCommand(priorsCommand(global));
   program.addCommand(planCommand(global));
+  program.addCommand(embedCommand(global));
 
   program
     .command('demo')

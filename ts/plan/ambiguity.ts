@@ -21,6 +21,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 
 import type { CocoIndex } from '../io/coco.js';
+import { ClipModel } from '../models/clip.js';
 import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
 import { GenaugError } from '../native/errors.js';
 import { imagePath, sampleClassImages } from './captions.js';
@@ -326,18 +327,7 @@ export async function planAmbiguity(coco: CocoIndex | null, classes: PlanClass[]
   return { jobs, failures, notes: { meanings: resolutions } };
 }
 
-/**
- * Opens a CLIP model folder as an ImageTextEmbedder through models/clip.ts
- * (its `ClipModel.load`), when this build has it.
- */
-export async function openClipEmbedder(dir: string, provider = 'cpu'): Promise<ImageTextEmbedder> {
-  const path = '../models/clip.js';
-  let mod: { ClipModel?: { load?: (o: Record<string, unknown>) => Promise<ImageTextEmbedder> } };
-  try {
-    mod = (await import(path)) as typeof mod;
-  } catch {
-    throw new GenaugError('E_MODEL', 'this build has no CLIP model support (models/clip.ts); ambiguity resolution falls back to WordNet without --clip');
-  }
-  if (typeof mod.ClipModel?.load !== 'function') throw new GenaugError('E_MODEL', 'models/clip.js has no ClipModel.load');
-  return mod.ClipModel.load({ dir, model: dir, provider });
+/** Opens a CLIP model folder (models/clip.ts, both towers) as the embedder that scores candidate meanings. */
+export async function openClipEmbedder(dir: string, provider: 'cpu' | 'cuda' = 'cpu'): Promise<ImageTextEmbedder> {
+  return ClipModel.open(dir, { provider, require: 'both' });
 }
