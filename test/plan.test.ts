@@ -57,8 +57,10 @@ describe('template strategies', () => {
     );
     expect(by.get('teddy_bear')!.provenance).toMatchObject({ definition: 'wordnet-first-sense', synset: 'teddy.n.01' });
     // (NLTK names a synset by its first lemma: "teddy 1 teddy_bear 0" -> teddy.n.01.)
-    // The ambiguity the LAR strategy exists for: crane's first WordNet sense is the writer.
-    expect(by.get('crane')!.prompt).toBe('a photo of a single crane, United States writer (1871-1900), in a white background');
+    // The ambiguity the LAR strategy exists for: crane's senses 1-3 are two writers and a constellation (instances);
+    // the first concrete sense is the machine (crane.n.04), not the bird.
+    expect(by.get('crane')!.prompt).toBe('a photo of a single crane, lifts and moves heavy objects; lifting tackle is suspended from a pivoted boom that rotates around a vertical axis, in a white background');
+    expect(by.get('crane')!.provenance).toMatchObject({ definition: 'wordnet-first-sense', synset: 'crane.n.04' });
   });
 
   it('ids are a hash of the content and strategy; seeds derive from the plan seed and the id', () => {
@@ -208,11 +210,15 @@ describe('genaug plan without an LLM', () => {
     const out = tmp.fresh('tmpl.jsonl');
     await plan({ coco, out, strategy: 'template', classes: ['crane'], meanings: `${amb}.meanings.json`, extraCategories: 2 });
     const jobs = await readPlan(out);
-    expect(jobs[0]!.prompt).toBe('a photo of a single crane, United States writer (1871-1900)');
+    expect(jobs[0]!.prompt).toBe('a photo of a single crane, lifts and moves heavy objects; lifting tackle is suspended from a pivoted boom that rotates around a vertical axis');
     expect(jobs[0]!.provenance).toMatchObject({ meaning: 'wordnet-first-sense', class_source: 'dataset' });
     expect(jobs.slice(1).map((j) => j.provenance.class_source)).toEqual(['wordnet-extra', 'wordnet-extra']);
-    // The extras are neighbours of crane's first sense (the writer): other writers, path 1/3.
-    for (const j of jobs.slice(1)) expect((j.provenance.extra as { similarity: number; nearest: string })).toMatchObject({ similarity: 1 / 3, nearest: 'crane.n.01' });
+    // The extras are neighbours of crane's first concrete sense (the machine): other lifting devices, path 1/3.
+    for (const j of jobs.slice(1)) {
+      const extra = j.provenance.extra as { similarity: number; nearest: string; synset: string };
+      expect(extra).toMatchObject({ similarity: 1 / 3, nearest: 'crane.n.04' });
+      expect(wn.hypernyms(wn.synset(extra.synset)!).map((h) => h.name)).toContain('lifting_device.n.01');
+    }
     const div = tmp.fresh('div.jsonl');
     await plan({ coco, out: div, strategy: 'divergen', classes: ['crane'], meanings: `${amb}.meanings.json` });
     expect((await readPlan(div))[0]!.provenance).toMatchObject({ definition: 'meaning' });
@@ -274,7 +280,7 @@ describe('label ambiguity and category diversity', () => {
     expect(cands.filter((c) => c.synset !== 'crane.n.05').every((c) => Math.abs(c.score - 0.6) < 1e-6)).toBe(true);
     // Without an embedder: the first WordNet sense, said so.
     const plain = await planAmbiguity(fixtureCoco(), classes, { wordnet: wn }, { negativePrompt: '', candidates: 1, width: 512, height: 512, seed: 0 });
-    expect(plain.jobs[0]!.prompt).toBe('a photo of a single crane, United States writer (1871-1900)');
+    expect(plain.jobs[0]!.prompt).toBe('a photo of a single crane, lifts and moves heavy objects; lifting tackle is suspended from a pivoted boom that rotates around a vertical axis');
     expect(plain.jobs[0]!.provenance.meaning_method).toBe('wordnet-first-sense');
   });
 

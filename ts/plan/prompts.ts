@@ -39,7 +39,8 @@ export type Meanings = Map<string, { meaning: string; source: string }>;
 /**
  * A class's definition: a resolved meaning when given, else the LVIS `def`,
  * else the gloss of its LVIS `synset` in WordNet, else the gloss of the
- * name's first (most frequent) WordNet noun sense, else none.
+ * name's first concrete WordNet noun sense (`WordNet.firstConcreteSense`:
+ * instances and abstract senses skipped), else none.
  */
 export function classDefinition(c: PlanClass, wordnet?: WordNet, meanings?: Meanings): Definition {
   const m = meanings?.get(c.name);
@@ -52,7 +53,7 @@ export function classDefinition(c: PlanClass, wordnet?: WordNet, meanings?: Mean
       const s = wordnet.synset(c.extra.synset);
       if (s) return { text: s.definition, source: 'wordnet-synset', synset: s.name };
     }
-    const first = wordnet.synsets(c.display)[0];
+    const first = wordnet.firstConcreteSense(c.display);
     if (first) return { text: first.definition, source: 'wordnet-first-sense', synset: first.name };
   }
   return { source: 'none' };

@@ -60,6 +60,11 @@ const LEXNAMES: Record<number, string> = {
   28: 'noun.time',
 };
 
+/** Lexicographer files of physical, depictable things. */
+const CONCRETE_LEXNAMES = new Set([
+  'noun.artifact', 'noun.animal', 'noun.food', 'noun.plant', 'noun.object', 'noun.body', 'noun.person', 'noun.substance', 'noun.Tops',
+]);
+
 /** NLTK's noun substitutions for morphy (no exception list: the packaged database has none). */
 const NOUN_SUBSTITUTIONS: Array<[string, string]> = [
   ['s', ''], ['ses', 's'], ['ves', 'f'], ['xes', 'x'], ['zes', 'z'], ['ches', 'ch'], ['shes', 'sh'], ['men', 'man'], ['ies', 'y'],
@@ -206,6 +211,20 @@ export class WordNet {
       }
     }
     return out;
+  }
+
+  /**
+   * The sense a class name most likely means in a visual dataset: the first
+   * sense (WordNet order) that is not an instance (a named person, place, ...)
+   * and whose lexicographer file holds physical things (artifact, animal,
+   * food, plant, object, body, person, substance, Tops); else the first
+   * non-instance sense; else the first sense. "crane" -> crane.n.04 (the
+   * machine): senses 1–3 are Stephen Crane, Hart Crane and the constellation.
+   */
+  firstConcreteSense(word: string): Synset | null {
+    const senses = this.synsets(word);
+    const general = senses.filter((s) => s.instanceHypernymOffsets.length === 0);
+    return general.find((s) => CONCRETE_LEXNAMES.has(s.lexname)) ?? general[0] ?? senses[0] ?? null;
   }
 
   /** A synset by NLTK-style name ("dog.n.01"); null when there is none. */
