@@ -204,8 +204,9 @@ export function objectSets(coco: CocoIndex, o: SetOptions = {}): ObjectSet[] {
     s.weight += rf.get(id) ?? 1;
     if (s.layouts.length < maxLayouts) s.layouts.push(layout);
   }
-  const byKey = (s: ObjectSet) => JSON.stringify(s.objects);
-  return [...sets.values()].sort((a, b) => b.count - a.count || (byKey(a) < byKey(b) ? -1 : byKey(a) > byKey(b) ? 1 : 0));
+  return [...sets.entries()]
+    .sort(([ka, a], [kb, b]) => b.count - a.count || (ka < kb ? -1 : ka > kb ? 1 : 0))
+    .map(([, s]) => s);
 }
 
 export interface PriorsCategory extends CategoryPrior {
