@@ -11,6 +11,8 @@ import { annotateCommand } from './annotate.js';
 import { bnstatsCommand } from './bnstats.js';
 import { runDemo } from './demo.js';
 import { gapCommand } from './gap.js';
+import { planCommand } from './plan.js';
+import { priorsCommand } from './priors.js';
 import { similarityCommand } from './similarity.js';
 import { scoreCommand } from './score.js';
 import { filterCommand } from './filter.js';
@@ -44,6 +46,8 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(annotateCommand(global));
   program.addCommand(scoreCommand(global));
   program.addCommand(filterCommand(global));
+  program.addCommand(priorsCommand(global));
+  program.addCommand(planCommand(global));
   program.addCommand(embedCommand(global));
 
   program
