@@ -45,3 +45,10 @@ export type {
 export { SamModel } from './models/sam.js';
 export { Segmenter } from './models/segmenter.js';
 export { openSession, checkSignature, providerStatus } from './models/onnx.js';
+export { generate, assignBackend, createBackend } from './generate/runner.js';
+export type { BackendSpec, GenerateOptions, GenerateSummary, GenerateProgress, GenerateJournalLine } from './generate/runner.js';
+export { A1111Backend } from './generate/a1111.js';
+export { ComfyBackend, checkWorkflow, expandBoxes } from './generate/comfyui.js';
+export { OpenAIBackend } from './generate/openai.js';
+export { readPlan, parsePlan } from './generate/plan.js';
+export type { Backend, BackendOptions, BackendType, GenerateRequest, GenerateResult } from './generate/types.js';
