@@ -37,14 +37,14 @@ export function serverMessage(text: string): string {
   const r = o as Record<string, unknown>;
   const parts: string[] = [];
   const err = r.error;
-  if (typeof err === 'string') parts.push(err);
+  if (typeof err === 'string' && err) parts.push(err);
   else if (err && typeof err === 'object') {
     const e = err as Record<string, unknown>;
     if (typeof e.message === 'string') parts.push(e.message);
     if (typeof e.details === 'string' && e.details) parts.push(e.details);
     if (typeof e.type === 'string' && !parts.length) parts.push(e.type);
   }
-  if (typeof r.detail === 'string') parts.push(r.detail);
+  if (typeof r.detail === 'string' && r.detail) parts.push(r.detail);
   else if (Array.isArray(r.detail)) parts.push(JSON.stringify(r.detail));
   if (typeof r.errors === 'string' && r.errors) parts.push(r.errors);
   if (r.node_errors && typeof r.node_errors === 'object' && Object.keys(r.node_errors).length) parts.push(nodeErrorsText(r.node_errors));
