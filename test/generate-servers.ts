@@ -246,14 +246,15 @@ export async function comfyServer(o: ComfyOptions = {}): Promise<TestServer & { 
       if (Object.keys(nodeErrors).length) {
         return send(res, 400, { error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation', details: '', extra_info: {} }, node_errors: nodeErrors });
       }
-      const id = `p-${++counter}`;
+      const number = ++counter;
+      const id = `p-${number}`;
       prompts.set(id, prompt);
       const { key, width, height } = comfyKey(prompt);
       const saveId = Object.entries<any>(prompt).find(([, n]) => n.class_type === 'SaveImage')?.[0] as string;
       let entry: any;
       if (key.includes('explode')) {
         entry = {
-          prompt: [counter, id, prompt, {}, [saveId]],
+          prompt: [number, id, prompt, {}, [saveId]],
           outputs: {},
           status: {
             status_str: 'error',
@@ -266,16 +267,16 @@ export async function comfyServer(o: ComfyOptions = {}): Promise<TestServer & { 
         };
       } else {
         const png = await drawImage(key, width, height);
-        const filename = `ComfyUI_${String(counter).padStart(5, '0')}_.png`;
+        const filename = `ComfyUI_${String(number).padStart(5, '0')}_.png`;
         files.set(`output/${filename}`, png);
         entry = {
-          prompt: [counter, id, prompt, {}, [saveId]],
+          prompt: [number, id, prompt, {}, [saveId]],
           outputs: { [saveId]: { images: [{ filename, subfolder: '', type: 'output' }] } },
           status: { status_str: 'success', completed: true, messages: [['execution_start', { prompt_id: id }], ['execution_success', { prompt_id: id }]] },
         };
       }
       history.set(id, { polls: 0, entry });
-      return send(res, 200, { prompt_id: id, number: counter, node_errors: {} });
+      return send(res, 200, { prompt_id: id, number, node_errors: {} });
     }
     const hm = /^\/history\/(.+)$/.exec(route);
     if (hit.method === 'GET' && hm) {

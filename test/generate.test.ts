@@ -397,6 +397,34 @@ describe('generate on an OpenAI-compatible server', () => {
   });
 });
 
+describe('identical bytes from different items', () => {
+  it('keeps one file and one sidecar (the first item in plan order), lists it once in the manifest and counts the duplicates', async () => {
+    const png = await drawImage('always the same', 16, 16);
+    const calls: number[] = [];
+    const backend = {
+      type: 'a1111' as const,
+      display: 'custom',
+      secrets: [],
+      generate: async (req: { seed: number }) => {
+        calls.push(req.seed);
+        await new Promise((r) => setTimeout(r, (4 - req.seed) * 30)); // candidate 0 finishes last
+        return { images: [png], seeds: [req.seed], model: 'seedless', parameters: {}, info: {} };
+      },
+    };
+    const dir = tmp.fresh('dups');
+    const plan = await writePlan(dir, [job('s1', { seed: 1, candidates: 3 })]);
+    const r = await generate(plan, { out: join(dir, 'out'), backends: [{ type: 'a1111', url: 'http://unused', backend, concurrency: 3 }] });
+    expect(calls.sort()).toEqual([1, 2, 3]);
+    expect(r).toMatchObject({ ok: 3, duplicates: 2 });
+    const manifest = await readLines(join(dir, 'out', 'manifest.jsonl'));
+    expect(manifest.map((m) => [m.file, m.candidate])).toEqual([[fileFor(png), 0]]);
+    expect((await readdir(join(dir, 'out', 'images'))).sort()).toEqual([fileFor(png).replace('.png', '.json'), fileFor(png)]);
+    const journal = await readLines(join(dir, 'out', 'journal.jsonl'));
+    expect(journal.map((l) => [l.candidate, l.file]).sort()).toEqual([[0, fileFor(png)], [1, fileFor(png)], [2, fileFor(png)]]);
+    expect(await readJson(join(dir, 'out', 'images', fileFor(png).replace('.png', '.json')))).toMatchObject({ job: 's1', candidate: 0, seed: 1 });
+  });
+});
+
 describe('backends mixed by weight', () => {
   it('assigns each (job, candidate) by a hash: deterministic, in proportion to the weights', () => {
     const weights = [3, 1];

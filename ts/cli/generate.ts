@@ -126,8 +126,7 @@ export function generateCommand(global: GlobalOptions): Command {
     .option(
       '--backend <spec>',
       'TYPE[:LABEL]=URL[,WEIGHT][,key=value...]; TYPE a1111|comfyui|openai; repeat to mix servers by weight (default weight 1); keys: workflow=FILE, model=NAME, params=FILE.json, concurrency=N, timeout=SECONDS, key-env=VAR, key-file=FILE',
-      (v: string, acc: string[]) => [...acc, v],
-      [] as string[],
+      (v: string, acc: string[] | undefined) => [...(acc ?? []), v],
     )
     .option('--workflow <file>', 'ComfyUI API-format workflow template with {{prompt}}, {{negative_prompt}}, {{seed}}, {{width}}, {{height}}, {{boxes}}, {{image}}, ... placeholders (for every comfyui backend without its own)')
     .option('--model <name>', 'model to ask for (A1111: override_settings.sd_model_checkpoint; OpenAI: model; ComfyUI: {{model}}) (default: the server\'s)')
@@ -147,7 +146,7 @@ export function generateCommand(global: GlobalOptions): Command {
         'OUT/manifest.jsonl has {"file", "category", ...} per image: genaug annotate --images OUT/images --manifest OUT/manifest.jsonl',
     )
     .action(async (o) => {
-      if (!o.backend.length) throw new GenaugError('E_ARGUMENT', 'give at least one --backend TYPE=URL (a1111, comfyui or openai)');
+      if (!o.backend?.length) throw new GenaugError('E_ARGUMENT', 'give at least one --backend TYPE=URL (a1111, comfyui or openai)');
       if (!(o.timeout > 0)) throw new GenaugError('E_ARGUMENT', `--timeout must be > 0, got ${o.timeout}`);
       if (!(o.backoff >= 0)) throw new GenaugError('E_ARGUMENT', `--backoff must be ≥ 0, got ${o.backoff}`);
       const apiKey = o.apiKeyFile ? readKeyFile(o.apiKeyFile) : process.env.GENAUG_OPENAI_API_KEY || process.env.OPENAI_API_KEY || undefined;

@@ -318,6 +318,8 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
   const journal = await openJournal(journalPath);
 
   interface Item {
+    /** Position in plan order. */
+    index: number;
     entry: PlanEntry;
     candidate: number;
     seed: number;
@@ -328,7 +330,7 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
   for (const entry of entries) {
     for (let c = 0; c < entry.job.candidates; c++) {
       const seed = entry.job.seed + c;
-      items.push({ entry, candidate: c, seed, backend: assignBackend(entry.job.id, c, seed, weights) });
+      items.push({ index: items.length, entry, candidate: c, seed, backend: assignBackend(entry.job.id, c, seed, weights) });
     }
   }
   const todo = items.filter((it) => {
@@ -374,8 +376,14 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
     }
   };
 
-  /** Sidecar owners written by this run, so two items with the same bytes do not fight over one sidecar. */
-  const claimed = new Map<string, string>();
+  /**
+   * Two items with the same bytes share one image file; its sidecar describes
+   * the first of them in plan order, whatever order they finish in. Writes of
+   * one sidecar are chained so the last rename is the right one.
+   */
+  const itemIndex = new Map(items.map((it) => [keyOf(it.entry.job.id, it.candidate), it.index]));
+  const sidecarOwner = new Map<string, number>();
+  const sidecarChain = new Map<string, Promise<unknown>>();
 
   const writeResult = async (it: Item, label: string, type: string, display: string, r: GenerateResult): Promise<GenerateJournalLine> => {
     const j = it.entry.job;
@@ -384,23 +392,9 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
     const sha = createHash('sha256').update(image).digest('hex');
     const name = sha.slice(0, 16);
     const file = `${name}.${ext}`;
-    const key = keyOf(j.id, it.candidate);
-    const owner = claimed.get(name);
-    if (owner === undefined) claimed.set(name, key);
     const imagePath = join(imagesDir, file);
-    if (!(await exists(imagePath))) await writeFileAtomic(imagePath, image);
     const sidecarPath = join(imagesDir, `${name}.json`);
-    let write = owner === undefined || owner === key;
-    if (write && owner === undefined && (await exists(sidecarPath))) {
-      // Written by an earlier run: keep it unless it describes this same item (a run killed before journaling).
-      try {
-        const s = JSON.parse(await readFile(sidecarPath, 'utf8')) as { job?: string; candidate?: number };
-        write = s.job === j.id && s.candidate === it.candidate;
-      } catch {
-        write = true;
-      }
-    }
-    if (write) {
+    const writeSidecar = async () => {
       const sidecar = {
         file,
         sha256: sha,
@@ -427,7 +421,26 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
         provenance: j.provenance,
       };
       await writeFileAtomic(sidecarPath, Buffer.from(scrub(JSON.stringify(sidecar, null, 2)) + '\n'));
-    }
+    };
+    const task = (sidecarChain.get(name) ?? Promise.resolve()).catch(() => undefined).then(async () => {
+      if (!(await exists(imagePath))) await writeFileAtomic(imagePath, image);
+      let owner = sidecarOwner.get(name);
+      if (owner === undefined && (await exists(sidecarPath))) {
+        // From an earlier run (perhaps this very item, killed before it was journaled).
+        try {
+          const s = JSON.parse(await readFile(sidecarPath, 'utf8')) as { job?: string; candidate?: number };
+          owner = itemIndex.get(keyOf(String(s.job), Number(s.candidate)));
+        } catch {
+          owner = undefined;
+        }
+      }
+      if (owner !== undefined && owner < it.index) return;
+      sidecarOwner.set(name, it.index);
+      await writeSidecar();
+    });
+    sidecarChain.set(name, task);
+    void task.finally(() => sidecarChain.get(name) === task && sidecarChain.delete(name)).catch(() => undefined);
+    await task;
     return { job: j.id, candidate: it.candidate, status: 'ok', seed: it.seed, backend: label, file, sha256: sha, server_seed: r.seeds[0] ?? it.seed, model: r.model };
   };
 
