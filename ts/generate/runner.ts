@@ -472,9 +472,17 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
     }
     for (let attempt = 1; ; attempt++) {
       if (stopped()) return undefined;
-      const timeout = new AbortController();
-      const timer = setTimeout(() => timeout.abort(new GenaugError('E_BACKEND', 'timeout')), b.timeoutMs);
-      const attemptSignal = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
+      // One controller per attempt, aborted by its timer or by the run's signal (a listener removed afterwards,
+      // rather than AbortSignal.any, whose dependants a long-lived parent keeps alive).
+      const attemptCtl = new AbortController();
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        attemptCtl.abort(new GenaugError('E_BACKEND', 'timeout'));
+      }, b.timeoutMs);
+      const onStop = () => attemptCtl.abort(signal?.reason);
+      signal?.addEventListener('abort', onStop, { once: true });
+      const attemptSignal = attemptCtl.signal;
       let result: GenerateResult;
       try {
         result = await b.backend.generate(req, attemptSignal);
@@ -482,7 +490,7 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
         checkImage(result.images[0] as Buffer, where);
       } catch (e) {
         if (stopped()) return undefined;
-        const c = classify(e, timeout.signal.aborted, b.timeoutMs, where);
+        const c = classify(e, timedOut, b.timeoutMs, where);
         if (!c.retryable || attempt > retries) return fail(c, attempt);
         const wait = Math.min(maxBackoffMs, Math.max(c.retryAfterMs ?? 0, backoffMs * 2 ** (attempt - 1)));
         o.onNote?.(`retry ${attempt}/${retries} in ${(wait / 1000).toFixed(1)}s: ${scrub(c.message)}`);
@@ -490,6 +498,7 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
         continue;
       } finally {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onStop);
       }
       // The files are written even when a stop arrives now: the request is paid for.
       try {
