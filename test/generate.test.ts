@@ -231,6 +231,34 @@ describe('generate on AUTOMATIC1111/Forge', () => {
   });
 });
 
+describe('generate resumes from what a kill leaves', () => {
+  it('cuts a half-written journal line, removes stale temporary files, and takes a job list', async () => {
+    const server = track(await a1111Server());
+    const dir = tmp.fresh('halfline');
+    const jobs = [0, 1, 2].map((i) => job(`h${i}`, { seed: 70 + i }) as unknown as PlanJob);
+    const out = join(dir, 'out');
+    const progress: Array<{ done: number; rate: number }> = [];
+    await generate(jobs.slice(0, 2), { out, backends: [{ type: 'a1111', url: server.url }], onProgress: (p) => progress.push({ done: p.done, rate: p.rate }) });
+    expect(progress.map((p) => p.done)).toEqual([0, 1, 2]);
+    expect(progress.slice(1).every((p) => p.rate > 0 && Number.isFinite(p.rate))).toBe(true);
+    // A kill during the append of h1's line and during a write of h2's image.
+    const journalPath = join(out, 'journal.jsonl');
+    const text = await readFile(journalPath, 'utf8');
+    const [first, second] = text.trim().split('\n');
+    await writeFile(journalPath, `${first}\n${second!.slice(0, 25)}`);
+    await writeFile(join(out, 'images', '.0123456789abcdef.png.999.a1b2c3.tmp'), 'partial');
+    server.hits.length = 0;
+    const r = await generate(jobs, { out, backends: [{ type: 'a1111', url: server.url }] });
+    expect(r).toMatchObject({ items: 3, ok: 3, resumed: 1, generatedThisRun: 2 });
+    expect(server.hits.map((h) => h.json.seed)).toEqual([71, 72]);
+    const lines = (await readFile(journalPath, 'utf8')).split('\n');
+    expect(lines.pop()).toBe('');
+    expect(lines.map((l) => JSON.parse(l).job)).toEqual(['h0', 'h1', 'h2']);
+    expect((await readdir(join(out, 'images'))).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    expect((await readdir(join(out, 'images'))).length).toBe(6);
+  });
+});
+
 describe('generate on ComfyUI', () => {
   it('fills the workflow with type-correct values, polls /history and fetches the outputs with /view', async () => {
     const server = track(await comfyServer({ pendingPolls: 2 }));
