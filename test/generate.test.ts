@@ -363,6 +363,13 @@ describe('generate on ComfyUI', () => {
     const needs = await generate(plan2, { out: join(dir, 'out3'), backends: [{ type: 'comfyui', url: server.url, workflow: img2img, pollMs: 1 }], retries: 0 });
     expect(needs.failed).toBe(2);
     expect((await readLines(join(dir, 'out3', 'failed.jsonl')))[0].error.message).toMatch(/uses \{\{image\}\} but job n1 has no source_image/);
+    // And the other way round: an edit job on a workflow that never reads the image.
+    const uploadHits = () => server.hits.filter((h) => h.path === '/upload/image').length;
+    const uploadsBefore = uploadHits();
+    const noImage = await generate(plan, { out: join(dir, 'out4'), backends: [{ type: 'comfyui', url: server.url, workflow: txt, params: { steps: 3 }, pollMs: 1 }], retries: 0 });
+    expect(noImage.failed).toBe(2);
+    expect((await readLines(join(dir, 'out4', 'failed.jsonl')))[0].error.message).toMatch(/job edit is img2img but the workflow does not use \{\{image\}\}/);
+    expect(uploadHits()).toBe(uploadsBefore); // refused before anything was uploaded
   });
 
   it('rejects a UI-format workflow and an unknown placeholder before sending anything', () => {

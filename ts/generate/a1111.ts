@@ -32,8 +32,6 @@ export class A1111Backend implements Backend {
       prompt: j.prompt,
       negative_prompt: j.negative_prompt,
       seed: req.seed,
-      subseed: -1,
-      subseed_strength: 0,
       width: j.width,
       height: j.height,
       batch_size: 1,

@@ -142,6 +142,7 @@ export class ComfyBackend implements Backend {
   private readonly headers: Record<string, string>;
   private readonly graph: Graph;
   private readonly clientId = randomUUID();
+  private readonly uses: Set<string>;
 
   constructor(private readonly o: BackendOptions) {
     const c = splitCredentials(o.url);
@@ -151,6 +152,7 @@ export class ComfyBackend implements Backend {
     if (c.headers.authorization) this.secrets.push(c.headers.authorization.slice(6));
     if (o.workflow === undefined) throw new GenaugError('E_ARGUMENT', `the comfyui backend ${c.display} needs a workflow template (--workflow FILE)`);
     this.graph = checkWorkflow(o.workflow, o.workflowName ?? 'workflow', o.params);
+    this.uses = placeholders(Object.values(this.graph).map((n) => n.inputs));
   }
 
   /** The filled-in API-format graph for a request (`uploads` gives the server names of the source image and mask). */
@@ -186,6 +188,13 @@ export class ComfyBackend implements Backend {
   }
 
   async generate(req: GenerateRequest, signal: AbortSignal): Promise<GenerateResult> {
+    // An edit on a workflow that never reads the source image (or an inpaint that never reads the mask) would
+    // quietly make a new image instead.
+    for (const [name, has] of [['image', req.sourceImage], ['mask', req.mask]] as const) {
+      if (has && !this.uses.has(name)) {
+        throw backendError(`${this.o.workflowName ?? 'workflow'}: job ${req.job.id} is ${req.job.kind} but the workflow does not use {{${name}}} (use an edit workflow such as examples/comfyui-img2img.json)`, { retryable: false });
+      }
+    }
     const uploads: { image?: string; mask?: string } = {};
     if (req.sourceImage) uploads.image = await this.upload(req.sourceImage, signal);
     if (req.mask) uploads.mask = await this.upload(req.mask, signal);
