@@ -106,3 +106,10 @@ export { FeatureEmbedder } from './models/features.js';
 export {
   embedImages, embedTexts, readTextLines, type EmbedImagesOptions, type EmbedTextsOptions, type EmbedRunResult, type EmbedderSpec,
 } from './curate/embed.js';
+export { generate, assignBackend, createBackend } from './generate/runner.js';
+export type { BackendSpec, GenerateOptions, GenerateSummary, GenerateProgress, GenerateJournalLine } from './generate/runner.js';
+export { A1111Backend } from './generate/a1111.js';
+export { ComfyBackend, checkWorkflow, expandBoxes } from './generate/comfyui.js';
+export { OpenAIBackend } from './generate/openai.js';
+export { readPlan, parsePlan } from './generate/plan.js';
+export type { Backend, BackendOptions, BackendType, GenerateRequest, GenerateResult } from './generate/types.js';

@@ -13,6 +13,7 @@ import { runDemo } from './demo.js';
 import { gapCommand } from './gap.js';
 import { planCommand } from './plan.js';
 import { priorsCommand } from './priors.js';
+import { generateCommand } from './generate.js';
 import { similarityCommand } from './similarity.js';
 import { scoreCommand } from './score.js';
 import { filterCommand } from './filter.js';
@@ -49,6 +50,7 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(priorsCommand(global));
   program.addCommand(planCommand(global));
   program.addCommand(embedCommand(global));
+  program.addCommand(generateCommand(global));
 
   program
     .command('demo')
