@@ -53,3 +53,8 @@ export { categoryPriors, frequencyGroup, sizePriorTable, type CategoryPrior, typ
 export { ChatClient, extractJson, imageDataUrl, type ChatMessage, type ChatClientOptions, type ChatResult, type JsonResult } from './llm/chat.js';
 export type { ImageEmbedder, TextEmbedder, ImageTextEmbedder, RgbInput } from './models/types.js';
 export { PlanJobSchema, LayoutBoxSchema, type PlanJob, type LayoutBox } from './plan/job.js';
+export { compositeBatch, compositeBatchSync, compositeSync } from './kernels/composite.js';
+export type {
+  BlendMode, CompositeBbox, DropReason, InstanceSource, RgbFrame, PasteInstance, CompositeScene, CompositeOptions, CompositeInstance,
+  CompositeDrop, CompositeResult,
+} from './kernels/composite.js';
