@@ -25,11 +25,11 @@ import sharp, { type OutputInfo } from 'sharp';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readCoco, type CocoAnnotation, type CocoCategory, type CocoIndex, type CocoSegmentation } from '../io/coco.js';
 import { ShardWriter } from '../io/webdataset.js';
+import { compositeSync, type BlendMode, type CompositeOptions, type PasteInstance } from '../kernels/composite.js';
 import { decodeRleSync, encodeRleSync, segmentationToRle } from '../kernels/mask.js';
 import { GenaugError } from '../native/errors.js';
 import { packageRoot } from '../native/load.js';
 import { categoryPriors } from '../plan/priors.js';
-import { compositeScene, type BlendMode, type ComposeOptions, type ScenePaste } from './compose.js';
 import { maskToPolygon } from './contour.js';
 import { CropCache, readInstancePool, type InstancePool, type PoolSkip } from './pool.js';
 import { itemRandom, resolveSampleOptions, sampleInstances, type SampleOptions, type SamplingCategory, type SizePriorEntry } from './sample.js';
@@ -70,7 +70,7 @@ export interface PasteContext {
   sampling: SamplingCategory[];
   priors: Map<number, SizePriorEntry>;
   sample: Required<SampleOptions>;
-  compose: ComposeOptions;
+  compose: CompositeOptions;
   cacheBytes: number;
 }
 
@@ -148,7 +148,7 @@ export interface RenderTask {
   /** The real annotations' geometry, in file order. */
   annotations: Array<{ bbox: number[]; segmentation?: CocoSegmentation }>;
   placements: RenderPlacement[];
-  compose: ComposeOptions;
+  compose: CompositeOptions;
   cacheBytes: number;
   /** Write the encoded image here (offline run), or return the raw RGB (loader). */
   output: { path: string; format: 'jpeg' | 'png'; quality: number } | { raw: true };
@@ -280,7 +280,7 @@ export async function renderItem(task: RenderTask, cache: CropCache): Promise<Re
       });
     }
     const skipped: RenderResult['skipped'] = [];
-    const pastes: ScenePaste[] = [];
+    const pastes: PasteInstance[] = [];
     const pasteIndex: number[] = [];
     for (let i = 0; i < task.placements.length; i++) {
       const p = task.placements[i]!;
@@ -292,10 +292,9 @@ export async function renderItem(task: RenderTask, cache: CropCache): Promise<Re
         skipped.push({ index: i, file: p.file, reason: describe(e) });
       }
     }
-    const out = compositeScene(
-      { image: img, ...(boxOnly ? { boxes: task.annotations.map((a) => a.bbox) } : { masks: masks as Uint8Array[] }), pastes },
-      task.compose,
-    );
+    const boxes = task.annotations.map((a) => a.bbox as [number, number, number, number]);
+    // One scene per call: the pool's workers (or the main thread) are the parallelism.
+    const out = compositeSync({ image: img, ...(boxOnly ? { boxes } : { masks: masks as Uint8Array[] }), instances: pastes }, { ...task.compose, threads: 1 });
     const instances: RenderedInstance[] = out.instances.map((inst) => {
       const r: RenderedInstance = {
         source: inst.source,

@@ -11,6 +11,7 @@ import { annotateCommand } from './annotate.js';
 import { bnstatsCommand } from './bnstats.js';
 import { runDemo } from './demo.js';
 import { gapCommand } from './gap.js';
+import { pasteCommand } from './paste.js';
 import { similarityCommand } from './similarity.js';
 
 function version(): string {
@@ -39,6 +40,7 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(bnstatsCommand(global));
   program.addCommand(gapCommand(global));
   program.addCommand(annotateCommand(global));
+  program.addCommand(pasteCommand(global));
 
   program
     .command('demo')
