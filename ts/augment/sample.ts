@@ -117,7 +117,11 @@ function checkRange(name: string, r: unknown, min: number): [number, number] {
 
 /** The options with defaults filled in, checked (E_ARGUMENT naming the option). */
 export function resolveSampleOptions(o: SampleOptions = {}): Required<SampleOptions> {
-  const r = { ...SAMPLE_DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as Required<SampleOptions>;
+  const r = { ...SAMPLE_DEFAULTS } as Required<SampleOptions>;
+  // Only the sampling keys (callers pass wider option objects).
+  for (const k of Object.keys(SAMPLE_DEFAULTS) as Array<keyof SampleOptions>) {
+    if (o[k] !== undefined) (r as unknown as Record<string, unknown>)[k] = o[k];
+  }
   if (!Number.isInteger(r.maxSamples) || r.maxSamples < 1 || r.maxSamples > 10000) {
     throw new GenaugError('E_ARGUMENT', `maxSamples must be an integer in [1, 10000], got ${r.maxSamples}`);
   }
