@@ -96,20 +96,20 @@ describe('sampleInstances: distributions over seeded runs', () => {
       { categoryId: 2, instances: Array.from({ length: 9 }, () => crop(30, 30)) },
     ];
     const nCounts = new Array(20).fill(0);
-    const cas = [0, 0];
-    const rnd = [0, 0];
+    const cas: number[] = [0, 0];
+    const rnd: number[] = [0, 0];
     const priors = new Map([[1, { mean: 0.1, std: 0.02 }], [2, { mean: 0.1, std: 0.02 }]]);
     for (let id = 0; id < 4000; id++) {
       const a = sampleInstances(itemRandom(5, id, 0), { width: 640, height: 480 }, cats, priors);
       nCounts[a.attempts]++;
-      for (const p of a.placements) cas[p.category]++;
-      for (const p of sampleInstances(itemRandom(6, id, 0), { width: 640, height: 480 }, cats, priors, { sampling: 'random' }).placements) rnd[p.category]++;
+      for (const p of a.placements) cas[p.category]! += 1;
+      for (const p of sampleInstances(itemRandom(6, id, 0), { width: 640, height: 480 }, cats, priors, { sampling: 'random' }).placements) rnd[p.category]! += 1;
     }
     // df = 19: P(chi2 > 43.8) = 0.001.
     expect(chiSquare(nCounts, new Array(20).fill(200))).toBeLessThan(43.8);
-    const casN = cas[0] + cas[1];
+    const casN = cas[0]! + cas[1]!;
     expect(chiSquare(cas, [casN / 2, casN / 2])).toBeLessThan(10.8);  // df = 1, p = 0.001
-    const rndN = rnd[0] + rnd[1];
+    const rndN = rnd[0]! + rnd[1]!;
     expect(chiSquare(rnd, [rndN / 10, (9 * rndN) / 10])).toBeLessThan(10.8);
   });
 
