@@ -344,3 +344,55 @@ describe('genaug paste: YOLO', () => {
     }
   });
 });
+
+describe('genaug paste: command line and blends', () => {
+  const bin = join(__dirname, '..', 'bin', 'genaug.js');
+  const cli = (...args: string[]) => {
+    try {
+      return { code: 0, out: execFileSync(process.execPath, [bin, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
+    } catch (e) {
+      const x = e as { status: number; stdout: string; stderr: string };
+      return { code: x.status, out: x.stdout + x.stderr };
+    }
+  };
+
+  it('genaug priors + genaug paste write the same dataset as the library, and bad options exit 2', async () => {
+    const priors = join(tmp.dir(), 'cli-priors.json');
+    expect(cli('priors', '--coco', fx.coco, '--out', priors).code).toBe(0);
+    const table = JSON.parse(await readFile(priors, 'utf8'));
+    // dog: 30 x 30 on 64 x 48 and 25 x 25 on 64 x 64 (the crowd box on b is left out); sea_lion: one 10 x 8 box on 80 x 60.
+    const dog = [Math.sqrt(900 / 3072), Math.sqrt(625 / 4096)];
+    expect(table['3'][0]).toBeCloseTo((dog[0]! + dog[1]!) / 2, 12);
+    expect(table['3'][1]).toBeCloseTo(Math.abs(dog[0]! - dog[1]!) / 2, 12);
+    expect(table['5']).toEqual([Math.sqrt(80 / 4800), 0]);
+    // cat: 24 x 20 on 64 x 48 and 30 x 20 on 64 x 64 (c's box-only annotation counts): population std of the two.
+    const cat = [Math.sqrt(480 / 3072), Math.sqrt(600 / 4096)];
+    expect(table['1'][0]).toBeCloseTo((cat[0]! + cat[1]!) / 2, 12);
+    expect(table['1'][1]).toBeCloseTo(Math.abs(cat[0]! - cat[1]!) / 2, 12);
+    const viaCli = tmp.fresh('cli');
+    const r = cli('paste', '--coco', fx.coco, '--images', fx.images, '--pool', fx.pool, '--out', viaCli, '--seed', '3', '--copies', '3', '--workers', '0', '--priors', priors, '-q');
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/12 items: 9 written, 3 failed/);
+    const viaLib = tmp.fresh('lib');
+    await paste(base(viaLib));
+    expectSameTree(await tree(viaLib), await tree(viaCli));
+    expect(cli('paste', '--coco', fx.coco, '--images', fx.images, '--pool', fx.pool, '--out', viaCli, '--format', 'xml').code).toBe(2);
+    const help = cli('paste', '--help').out;
+    for (const opt of ['--seed', '--copies', '--format', '--blend', '--max-samples', '--sampling', '--workers', '--jpeg-quality', '--shard-size', '--add-categories']) expect(help).toContain(opt);
+  });
+
+  it('alpha and gaussian blends keep masks, boxes and areas consistent', async () => {
+    for (const blend of ['alpha', 'gaussian'] as const) {
+      const out = tmp.fresh(blend);
+      const r = await paste(base(out, { blend, copies: 1 }));
+      expect(r.ok).toBe(3);
+      const coco = await readCoco(join(out, 'annotations.json'));
+      for (const a of coco.dataset.annotations) {
+        if (!a.segmentation) continue;
+        const m = decodeRleSync(a.segmentation as { size: [number, number]; counts: string });
+        expect(rleArea(a.segmentation as { size: [number, number]; counts: string })).toBe(a.area);
+        expect(a.bbox).toEqual(tightBox(m.data, m.width, m.height));
+      }
+    }
+  });
+});

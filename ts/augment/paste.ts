@@ -118,12 +118,7 @@ export async function preparePaste(o: PasteSourceOptions): Promise<PasteContext>
     sampling: pool.categories.map((c) => ({ categoryId: c.categoryId, instances: c.instances })),
     priors: await loadPriors(o.priors, coco),
     sample: resolveSampleOptions(o),
-    compose: {
-      blend,
-      ...(o.sigma !== undefined ? { sigma: o.sigma } : {}),
-      ...(o.keepMaxShift !== undefined ? { keepMaxShift: o.keepMaxShift } : {}),
-      ...(o.keepMinArea !== undefined ? { keepMinArea: o.keepMinArea } : {}),
-    },
+    compose: { blend, sigma: o.sigma ?? 2, keepMaxShift: o.keepMaxShift ?? 10, keepMinArea: o.keepMinArea ?? 300 },
     cacheBytes: o.cacheBytes ?? 256 * 2 ** 20,
   };
 }
@@ -436,6 +431,7 @@ function runSettings(o: PasteOptions, ctx: PasteContext, format: PasteFormat, co
     images: ctx.coco.dataset.images.length,
     categories: ctx.categories.map((c) => [c.id, c.name]),
     pool: ctx.pool.categories.map((c) => [c.categoryId, c.instances.length]),
+    priors: [...ctx.priors].sort((a, b) => a[0] - b[0]),
   };
 }
 

@@ -12,6 +12,7 @@ import { bnstatsCommand } from './bnstats.js';
 import { runDemo } from './demo.js';
 import { gapCommand } from './gap.js';
 import { pasteCommand } from './paste.js';
+import { priorsCommand } from './priors.js';
 import { similarityCommand } from './similarity.js';
 
 function version(): string {
@@ -41,6 +42,7 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(gapCommand(global));
   program.addCommand(annotateCommand(global));
   program.addCommand(pasteCommand(global));
+  program.addCommand(priorsCommand(global));
 
   program
     .command('demo')
