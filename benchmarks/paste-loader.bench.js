@@ -13,8 +13,8 @@ import sharp from 'sharp';
 
 import { args, emit, loadGenaug, machine, root } from './lib.js';
 
-const a = args({ images: 16, size: 640, samples: 64, crops: 4 });
-if (a.quick) Object.assign(a, { images: 4, size: 320, samples: 16 });
+const a = args({ images: 16, size: 640, samples: 64, crops: 4, reps: 3 });
+if (a.quick) Object.assign(a, { images: 4, size: 320, samples: 16, reps: 1 });
 const g = await loadGenaug();
 const { seededRandom } = await import(join(root, 'dist', 'util', 'random.js'));
 
@@ -84,17 +84,28 @@ try {
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
       return { secs, got: got - warmup, instances };
     };
-    const r = await run(Number(a.samples));
-    results.push({ workers, samples: r.got, seconds: +r.secs.toFixed(3), samples_per_s: +(r.got / r.secs).toFixed(1), instances_per_sample: +(r.instances / r.got).toFixed(1) });
+    // Several runs, interleaved with nothing else: report the median and the best (the machine may be shared).
+    const runs = [];
+    for (let i = 0; i < a.reps; i++) runs.push(await run(Number(a.samples)));
+    const rates = runs.map((r) => r.got / r.secs).sort((x, y) => x - y);
+    const r = runs[0];
+    results.push({
+      workers,
+      samples: r.got,
+      reps: runs.length,
+      samples_per_s: +rates[Math.floor(rates.length / 2)].toFixed(1),
+      samples_per_s_best: +rates[rates.length - 1].toFixed(1),
+      instances_per_sample: +(r.instances / r.got).toFixed(1),
+    });
   }
-  const w1 = results.find((r) => r.workers === 1).samples_per_s;
-  const w2 = results.find((r) => r.workers === 2).samples_per_s;
+  const w1 = results.find((r) => r.workers === 1).samples_per_s_best;
+  const w2 = results.find((r) => r.workers === 2).samples_per_s_best;
   emit({
     benchmark: 'paste-loader',
     machine: machine(),
     image: `${W}x${H} jpeg`,
     pool: `3 categories x ${a.crops} RGBA crops (~160-256 px)`,
-    note: 'workers 0 = main thread (sharp and the native compositor still run off the event loop only partly); each sample has a full-frame mask per instance',
+    note: 'workers 0 = main thread (sharp decodes on the libuv pool, compositing blocks the loop); each sample has a full-frame mask per instance; scaling from the best runs',
     results,
     scaling_1_to_2: +(w2 / w1).toFixed(2),
   });

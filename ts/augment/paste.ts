@@ -325,7 +325,8 @@ export function openPastePool(workers: number | undefined): Piscina | undefined 
   if (threads <= 0) return undefined;
   const filename = join(packageRoot, 'dist', 'workers', 'paste.js');
   if (!existsSync(filename)) return undefined;
-  return new Piscina({ filename, minThreads: threads, maxThreads: threads, idleTimeout: 1000 });
+  // Two tasks per worker: one decodes (sharp, off the thread) while the other composites.
+  return new Piscina({ filename, minThreads: threads, maxThreads: threads, idleTimeout: 1000, concurrentTasksPerWorker: 2 });
 }
 
 // --- offline run -----------------------------------------------------------------
