@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { traceOuterBoundary } from '../ts/augment/contour.js';
-import { CropCache, readInstancePool } from '../ts/augment/pool.js';
+import { CropCache, LruCache, readInstancePool } from '../ts/augment/pool.js';
 import { paste, planItem, preparePaste, renderItem, type PasteOptions } from '../ts/augment/paste.js';
 import { readCoco } from '../ts/io/coco.js';
 import { ShardWriter, tarHeader } from '../ts/io/webdataset.js';
@@ -157,6 +157,43 @@ describe('genaug paste: COCO', () => {
     expect(pool.addedCategories).toEqual([{ id: 4, name: '7', supercategory: 'object' }]);
     expect(pool.categories.map((c) => [c.categoryId, c.instances.length])).toEqual([[3, 2], [4, 1]]);
     expect(pool.categories[0]!.instances[0]).toMatchObject({ width: 60, height: 4 });
+  });
+
+  it('records undecodable and wrongly sized images, and a pool that maps to nothing, without stopping', async () => {
+    const dir = join(tmp.dir(), 'badimages');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'garbage.jpg'), 'not an image at all');
+    await sharp(Buffer.alloc(10 * 10 * 3, 128), { raw: { width: 10, height: 10, channels: 3 } }).png().toFile(join(dir, 'small.png'));
+    await sharp(Buffer.alloc(20 * 16 * 3, 90), { raw: { width: 20, height: 16, channels: 3 } }).png().toFile(join(dir, 'ok.png'));
+    const coco = join(dir, 'real.json');
+    await writeFile(coco, JSON.stringify({
+      images: [{ id: 1, file_name: 'garbage.jpg', width: 10, height: 10 }, { id: 2, file_name: 'small.png', width: 12, height: 10 }, { id: 3, file_name: 'ok.png', width: 20, height: 16 }],
+      annotations: [{ id: 1, image_id: 3, category_id: 8, bbox: [1, 1, 5, 5] }],
+      categories: [{ id: 2, name: 'dog' }],
+    }));
+    const out = tmp.fresh('badimages-out');
+    const r = await paste({ coco, images: dir, pool: fx.pool, out, seed: 1, workers: 0 });
+    expect(r).toMatchObject({ items: 3, ok: 1, failed: 2 });
+    const log = (await readFile(join(out, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(log.find((l) => l.kind === 'dangling-category')).toMatchObject({ where: 'annotations[0]' });
+    const failed = log.filter((l) => l.kind === 'image-failed');
+    expect(failed[0]).toMatchObject({ image_id: 1, file_name: 'garbage.jpg' });
+    expect(failed[0].message).toMatch(/E_IO.*could not decode/);
+    expect(failed[1]).toMatchObject({ image_id: 2 });
+    expect(failed[1].message).toMatch(/E_SHAPE.*10 x 10 but the COCO file says 12 x 10/);
+    const back = await readCoco(join(out, 'annotations.json'));
+    expect(back.dataset.images.map((im) => im.file_name)).toEqual(['ok_0.jpg']);
+  });
+
+  it('bounds the crop cache by bytes, evicting the least recently used', () => {
+    const lru = new LruCache<string, Uint8Array>(100, (v) => v.length);
+    lru.set('a', new Uint8Array(40));
+    lru.set('b', new Uint8Array(40));
+    expect(lru.get('a')?.length).toBe(40);  // a is now the most recent
+    lru.set('c', new Uint8Array(40));  // 120 > 100: b goes
+    expect([lru.get('b'), lru.bytes, lru.size]).toEqual([undefined, 80, 2]);
+    lru.set('huge', new Uint8Array(101));  // never fits: not cached, nothing evicted
+    expect([lru.get('huge'), lru.size]).toEqual([undefined, 2]);
   });
 
   it('maps genaug pool names to categories (normalised names, synonyms) and rejects bad indexes', async () => {
@@ -312,36 +349,45 @@ describe('genaug paste: YOLO', () => {
     const yaml = await readFile(join(out, 'data.yaml'), 'utf8');
     expect(yaml).toContain(`path: ${JSON.stringify(out)}`);
     expect(yaml).toMatch(/train: images\nval: images\nnames:\n {2}0: "cat"\n {2}1: "dog"\n {2}2: "sea_lion"\n/);
+    const cls = new Map([[1, 0], [3, 1], [5, 2]]);
     const labels = (await readdir(join(out, 'labels'))).sort();
     const images = (await readdir(join(out, 'images'))).sort();
     expect(labels).toEqual(images.map((f) => f.replace(/\.jpg$/, '.txt')));
-    // Compare with the COCO masks of the same seed: each row's polygon rasterises to the mask's largest component, holes filled.
-    const cocoOut = tmp.fresh('yolo-coco');
-    await paste(base(cocoOut));
-    const coco = await readCoco(join(cocoOut, 'annotations.json'));
-    const cls = new Map([[1, 0], [3, 1], [5, 2]]);
-    for (const im of coco.dataset.images) {
-      const rows = (await readFile(join(out, 'labels', im.file_name.replace(/\.jpg$/, '.txt')), 'utf8')).split('\n').filter(Boolean);
-      const anns = (coco.annotationsByImage.get(im.id) ?? []).filter((a) => a.iscrowd === 0);
-      expect(rows.length).toBe(anns.length);
+    // Re-render every item in-process (same seed): each row's polygon rasterises to its mask's largest component, holes filled.
+    const ctx = await preparePaste(base(out));
+    const cache = new CropCache();
+    const real = await readCoco(fx.coco);
+    const stems = ['a', 'b', 'c'];
+    let rowsSeen = 0;
+    for (const label of labels) {
+      const [, stem, copy] = /^(.*)_(\d+)\.txt$/.exec(label)!;
+      const index = stems.indexOf(stem!);
+      const im = real.dataset.images[index]!;
+      const plan = planItem(ctx, index, Number(copy), { raw: true }, { rle: false, bitmap: true, polygon: false });
+      const rendered = await renderItem(plan.task, cache);
+      const anns = real.annotationsByImage.get(im.id)!;
+      const cat = (inst: (typeof rendered.instances)[number]) => (inst.source === 'real' ? anns[inst.index]!.category_id : plan.task.placements[inst.index]!.categoryId);
+      const kept = rendered.instances.filter((inst) => !(inst.source === 'real' && anns[inst.index]!.iscrowd === 1));
+      const rows = (await readFile(join(out, 'labels', label), 'utf8')).split('\n').filter(Boolean);
+      expect(rows.length).toBe(kept.length);
       rows.forEach((row, k) => {
         const [c, ...coords] = row.split(' ');
-        const a = anns[k]!;
-        expect(Number(c)).toBe(cls.get(a.category_id));
+        const inst = kept[k]!;
+        expect(Number(c)).toBe(cls.get(cat(inst)));
         expect(coords.length % 2).toBe(0);
-        expect(coords.length).toBeGreaterThanOrEqual(6);
+        expect(coords.length).toBeGreaterThanOrEqual(8);
         const px = coords.map((v, i) => {
           const f = Number(v);
           expect(f >= 0 && f <= 1).toBe(true);
           return Math.round(f * (i % 2 === 0 ? im.width : im.height));
         });
-        const mask = a.segmentation ? decodeRleSync(a.segmentation as { size: [number, number]; counts: string }).data : null;
-        if (!mask) return;  // box-only real instance: checked through its area below
-        const largest = largestComponentSync({ data: mask, width: im.width, height: im.height }, { connectivity: 8 });
+        const largest = largestComponentSync({ data: inst.mask!, width: im.width, height: im.height }, { connectivity: 8 });
         const filled = fillHolesSync(largest.mask, { connectivity: 8 }).data;
         expect(Buffer.compare(Buffer.from(rasterisePolygon(px, im.width, im.height)), Buffer.from(filled))).toBe(0);
+        rowsSeen++;
       });
     }
+    expect(rowsSeen).toBeGreaterThan(20);
   });
 });
 
