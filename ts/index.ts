@@ -113,3 +113,23 @@ export { ComfyBackend, checkWorkflow, expandBoxes } from './generate/comfyui.js'
 export { OpenAIBackend } from './generate/openai.js';
 export { readPlan, parsePlan } from './generate/plan.js';
 export type { Backend, BackendOptions, BackendType, GenerateRequest, GenerateResult } from './generate/types.js';
+export { compositeBatch, compositeBatchSync, compositeSync } from './kernels/composite.js';
+export type {
+  BlendMode, CompositeBbox, DropReason, InstanceSource, RgbFrame, PasteInstance, CompositeScene, CompositeOptions, CompositeInstance,
+  CompositeDrop, CompositeResult,
+} from './kernels/composite.js';
+export {
+  sampleInstances, resolveSampleOptions, itemSeed, itemRandom, shuffledIndices, SAMPLE_DEFAULTS,
+  type SampleOptions, type SamplingMode, type SamplingCategory, type SamplingInstance, type SizePriorEntry, type Placement, type SampleResult,
+} from './augment/sample.js';
+export {
+  readInstancePool, normalizeCategoryName, decodeCrop, CropCache, LruCache,
+  type InstancePool, type PoolCategory, type PoolInstance, type PoolSkip, type ReadPoolOptions, type RgbaCrop,
+} from './augment/pool.js';
+export {
+  paste, preparePaste, planItem, renderItem, imageKeys,
+  type PasteOptions, type PasteSourceOptions, type PasteContext, type PasteFormat, type PasteSummary, type PasteJournalLine, type RenderTask, type RenderResult,
+} from './augment/paste.js';
+export { pasteLoader, type PasteLoader, type PasteLoaderOptions, type PasteSample, type PasteSampleAnnotation } from './augment/loader.js';
+export { maskToPolygon, traceOuterBoundary } from './augment/contour.js';
+export { ShardWriter, tarHeader, type ShardWriterOptions } from './io/webdataset.js';

@@ -14,6 +14,7 @@ import { gapCommand } from './gap.js';
 import { planCommand } from './plan.js';
 import { priorsCommand } from './priors.js';
 import { generateCommand } from './generate.js';
+import { pasteCommand } from './paste.js';
 import { similarityCommand } from './similarity.js';
 import { scoreCommand } from './score.js';
 import { filterCommand } from './filter.js';
@@ -51,6 +52,7 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(planCommand(global));
   program.addCommand(embedCommand(global));
   program.addCommand(generateCommand(global));
+  program.addCommand(pasteCommand(global));
 
   program
     .command('demo')
