@@ -410,13 +410,13 @@ describe('genaug paste: command line and blends', () => {
     for (const c of file.categories) if (c.size) table[String(c.id)] = [c.size.mean, c.size.std];
     // dog: 30 x 30 on 64 x 48 and 25 x 25 on 64 x 64 (the crowd box on b is left out); sea_lion: one 10 x 8 box on 80 x 60.
     const dog = [Math.sqrt(900 / 3072), Math.sqrt(625 / 4096)];
-    expect(table['3'][0]).toBeCloseTo((dog[0]! + dog[1]!) / 2, 12);
-    expect(table['3'][1]).toBeCloseTo(Math.abs(dog[0]! - dog[1]!) / 2, 12);
+    expect(table['3']![0]).toBeCloseTo((dog[0]! + dog[1]!) / 2, 12);
+    expect(table['3']![1]).toBeCloseTo(Math.abs(dog[0]! - dog[1]!) / 2, 12);
     expect(table['5']).toEqual([Math.sqrt(80 / 4800), 0]);
     // cat: 24 x 20 on 64 x 48 and 30 x 20 on 64 x 64 (c's box-only annotation counts): population std of the two.
     const cat = [Math.sqrt(480 / 3072), Math.sqrt(600 / 4096)];
-    expect(table['1'][0]).toBeCloseTo((cat[0]! + cat[1]!) / 2, 12);
-    expect(table['1'][1]).toBeCloseTo(Math.abs(cat[0]! - cat[1]!) / 2, 12);
+    expect(table['1']![0]).toBeCloseTo((cat[0]! + cat[1]!) / 2, 12);
+    expect(table['1']![1]).toBeCloseTo(Math.abs(cat[0]! - cat[1]!) / 2, 12);
     const viaCli = tmp.fresh('cli');
     const r = cli('paste', '--coco', fx.coco, '--images', fx.images, '--pool', fx.pool, '--out', viaCli, '--seed', '3', '--copies', '3', '--workers', '0', '--priors', priors, '-q');
     expect(r.code, r.out).toBe(0);
