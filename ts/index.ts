@@ -133,3 +133,4 @@ export {
 export { pasteLoader, type PasteLoader, type PasteLoaderOptions, type PasteSample, type PasteSampleAnnotation } from './augment/loader.js';
 export { maskToPolygon, traceOuterBoundary } from './augment/contour.js';
 export { ShardWriter, tarHeader, type ShardWriterOptions } from './io/webdataset.js';
+export { uniqueness, diverseSubset, type UniquenessOptions, type UniquenessResult, type DiverseSubsetOptions, type DiverseSubset } from './curate/unique.js';
