@@ -27,6 +27,9 @@ import { mergeScores, readScores, type ScoreColumns } from '../ts/curate/table.j
 import { ChatClient } from '../ts/llm/chat.js';
 import type { ImageTextEmbedder, RgbInput } from '../ts/models/types.js';
 import { seededRandom } from '../ts/util/random.js';
+import sharp from 'sharp';
+
+import { writeClipFolder, tinyClipWeights } from './clip-helpers.js';
 import { cosine, expectCode, randomMatrix, tempFolder } from './helpers.js';
 
 // ------------------------------------------------------------------ test double
@@ -328,6 +331,38 @@ describe('scores table and the CLI', () => {
     expect(got.clis_l_status).toBe('ok');
     expect(got.clis_l as number).toBeCloseTo(wup * wup, 5);
     expect(await run(['node', 'genaug', 'score', 'clis-l', '--plan', plan, '--pool', pool, '--wordnet', 'cosine', '--table', wn])).toBe(2);
+  });
+  it('genaug score clip-score takes area_fraction from the manifest / pool index / source image, the crop only as a named fallback', async () => {
+    const dir = tmp.fresh('area');
+    const model = await writeClipFolder(join(dir, 'clip'), 'split', tinyClipWeights());
+    // Fully opaque 10x8 rectangular crops: their tight-crop fraction is 1.0 (X-Paste would drop them as > 0.95).
+    const crop = (seed: number) => {
+      const px = new Uint8Array(10 * 8 * 4);
+      for (let i = 0; i < 80; i++) px.set([(seed * 40 + i) % 256, (i * 3) % 256, 100, 255], i * 4);
+      return sharp(Buffer.from(px), { raw: { width: 10, height: 8, channels: 4 } }).png().toBuffer();
+    };
+    for (const n of ['a', 'b', 'c', 'd']) writeFileSync(join(dir, `${n}.png`), await crop(n.charCodeAt(0)));
+    writeFileSync(join(dir, 'gen.png'), await sharp({ create: { width: 40, height: 20, channels: 3, background: '#808080' } }).png().toBuffer());
+    writeFileSync(join(dir, 'index.json'), JSON.stringify({ dog: [{ file: 'b.png', areaFraction: 0.25, source: 'gen.png', bbox: [0, 0, 10, 8] }] }));
+    const manifest = join(dir, 'm.jsonl');
+    writeFileSync(
+      manifest,
+      [
+        { file: 'a.png', category: 'dog', area_fraction: 0.3 },
+        { file: 'b.png', category: 'dog' },
+        { file: 'c.png', category: 'dog', source: 'gen.png' },
+        { file: 'd.png', category: 'dog' },
+      ].map((l) => JSON.stringify(l)).join('\n') + '\n',
+    );
+    const table = join(dir, 's.jsonl');
+    expect(await run(['node', 'genaug', 'score', 'clip-score', '--model', model, '--manifest', manifest, '--pool-index', join(dir, 'index.json'), '--table', table])).toBe(0);
+    const t = await readScores(table);
+    expect(['a.png', 'b.png', 'c.png', 'd.png'].map((id) => [t.get(id)!.area_fraction, t.get(id)!.area_fraction_source])).toEqual([
+      [0.3, 'manifest'],
+      [0.25, 'pool-index'],
+      [80 / 800, 'source-image'],
+      [1, 'crop'],
+    ]);
   });
   it('genaug score inter-sim rejects index files that do not match the embeddings', async () => {
     const dir = tmp.fresh('inter');

@@ -83,22 +83,65 @@ export async function openEmbedder(dir: string): Promise<ImageTextEmbedder> {
 
 const resolveFile = (file: string, base: string) => (isAbsolute(file) ? file : join(base, file));
 
-async function loadImages(lines: ManifestLine[], base: string, path: string, rgba = false): Promise<Array<{ img: RgbInput; area?: number } | { error: string }>> {
-  const sharp = (await import('sharp')).default;
-  const out: Array<{ img: RgbInput; area?: number } | { error: string }> = [];
-  for (const [i, l] of lines.entries()) {
-    if (typeof l.file !== 'string') throw new GenaugError('E_FORMAT', `${path}:${i + 1} has no "file"`);
-    const f = resolveFile(l.file, base);
-    try {
-      if (rgba) {
-        const { data, info } = await sharp(f).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-        const px = new Uint8Array(data.buffer, data.byteOffset, data.length);
-        out.push({ img: compositeOnWhite(px, info.width, info.height), area: alphaAreaFraction(px, info.width, info.height) });
-      } else out.push({ img: await loadRgb(f) });
-    } catch (e) {
-      out.push({ error: `${f}: ${(e as Error).message}` });
+type Loaded = { img: RgbInput; area?: number; areaSource?: AreaSource } | { error: string };
+
+/**
+ * Where an instance's area fraction comes from, best first (ALGORITHMS.md §2.2/2.3 measure the foreground's share
+ * of the *generated image*): 'manifest' (the line's area_fraction / areaFraction, as `genaug annotate` records it),
+ * 'pool-index' (annotate's index.json, by file), 'source-image' (the crop's alpha > 128 pixels over the size of the
+ * line's `source` image), else 'crop' (alpha > 128 share of the tight crop itself: NOT the reference quantity; a
+ * fully opaque rectangular crop scores 1.0).
+ */
+export type AreaSource = 'manifest' | 'pool-index' | 'source-image' | 'crop';
+
+const givenArea = (l: ManifestLine): number | undefined => {
+  const v = l.area_fraction ?? l.areaFraction;
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+};
+
+/** annotate's index.json ({category: [{file, areaFraction, ...}]}) → area fraction by file (as written there). */
+async function poolIndexAreas(path: string): Promise<Map<string, number>> {
+  const j = (await readJson(path)) as Record<string, unknown>;
+  const out = new Map<string, number>();
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new GenaugError('E_FORMAT', `${path}: expected annotate's index.json ({category: [{file, areaFraction}]})`);
+  for (const [cat, list] of Object.entries(j)) {
+    if (!Array.isArray(list)) throw new GenaugError('E_FORMAT', `${path}: category ${JSON.stringify(cat)} is not a list`);
+    for (const e of list as Array<Record<string, unknown>>) {
+      const a = e?.areaFraction ?? e?.area_fraction;
+      if (typeof e?.file === 'string' && typeof a === 'number') out.set(e.file, a);
     }
   }
+  return out;
+}
+
+async function loadImage(l: ManifestLine, i: number, base: string, path: string, rgba = false, areas?: Map<string, number>): Promise<Loaded> {
+  if (typeof l.file !== 'string') throw new GenaugError('E_FORMAT', `${path}:${i + 1} has no "file"`);
+  const f = resolveFile(l.file, base);
+  try {
+    if (!rgba) return { img: await loadRgb(f) };
+    const sharp = (await import('sharp')).default;
+    const { data, info } = await sharp(f).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+    const px = new Uint8Array(data.buffer, data.byteOffset, data.length);
+    const img = compositeOnWhite(px, info.width, info.height);
+    const given = givenArea(l);
+    if (given !== undefined) return { img, area: given, areaSource: 'manifest' };
+    const indexed = areas?.get(l.file);
+    if (indexed !== undefined) return { img, area: indexed, areaSource: 'pool-index' };
+    const fg = alphaAreaFraction(px, info.width, info.height) * info.width * info.height;
+    const src = typeof l.source === 'string' ? l.source : typeof l.image === 'string' ? l.image : undefined;
+    if (src) {
+      const m = await sharp(resolveFile(src, base)).metadata();
+      if (m.width && m.height) return { img, area: fg / (m.width * m.height), areaSource: 'source-image' };
+    }
+    return { img, area: fg / (info.width * info.height), areaSource: 'crop' };
+  } catch (e) {
+    return { error: `${f}: ${(e as Error).message}` };
+  }
+}
+
+async function loadImages(lines: ManifestLine[], base: string, path: string, rgba = false, areas?: Map<string, number>): Promise<Loaded[]> {
+  const out: Loaded[] = [];
+  for (const [i, l] of lines.entries()) out.push(await loadImage(l, i, base, path, rgba, areas));
   return out;
 }
 
@@ -117,12 +160,20 @@ export function scoreCommand(global: GlobalOptions): Command {
     .requiredOption('--manifest <file>', 'JSONL {file, category, id?} of RGBA instances')
     .option('--images <dir>', 'folder the files are relative to (default: the manifest folder)')
     .option('--template <text>', 'text template', 'a photo of {}')
+    .option('--pool-index <file>', "annotate's index.json: area fractions of the generated images by instance file, for lines without area_fraction")
     .requiredOption('--table <file>', 'scores table to merge into (.jsonl or .csv)')
+    .addHelpText(
+      'after',
+      '\narea_fraction is the foreground share of the generated image (X-Paste keeps 0.05..0.95). It comes from, best first:\n' +
+        "the line's area_fraction/areaFraction (genaug annotate records it), --pool-index, the line's source image size\n" +
+        '("source": the generated image), else the tight crop itself; area_fraction_source says which (crop = not the reference quantity).',
+    )
     .action(async (o) => {
       const lines = await readJsonl(o.manifest);
       const base = o.images ?? dirname(resolve(o.manifest));
+      const areas = o.poolIndex ? await poolIndexAreas(o.poolIndex) : undefined;
       const embedder = await openEmbedder(o.model);
-      const imgs = await loadImages(lines, base, o.manifest, true);
+      const imgs = await loadImages(lines, base, o.manifest, true, areas);
       const ok = imgs.map((x, i) => ({ x, i })).filter(({ x }) => 'img' in x);
       const names = ok.map(({ i }) => String(lines[i]!.category ?? ''));
       const s = await clipScores(embedder, ok.map(({ x }) => (x as { img: RgbInput }).img), names, o.template);
@@ -130,7 +181,7 @@ export function scoreCommand(global: GlobalOptions): Command {
       imgs.forEach((x, i) => {
         if ('error' in x) cols.set(sampleId(lines[i]!, i, o.manifest), { clip_score: null, clip_score_error: x.error, category: lines[i]!.category ?? null });
       });
-      ok.forEach(({ x, i }, k) => cols.set(sampleId(lines[i]!, i, o.manifest), { clip_score: s[k]!, area_fraction: (x as { area: number }).area, category: lines[i]!.category ?? null }));
+      ok.forEach(({ x, i }, k) => cols.set(sampleId(lines[i]!, i, o.manifest), { clip_score: s[k]!, area_fraction: (x as { area: number }).area, area_fraction_source: (x as { areaSource: AreaSource }).areaSource, category: lines[i]!.category ?? null }));
       await embedder.close?.();
       await write(global, o.table, cols, 'clip-score');
     });
