@@ -265,6 +265,52 @@ describe('filters on hand-computed tables', () => {
       'keep',
     ]);
   });
+  it('requires the columns each preset reads (E_FORMAT naming column and preset); a null with a recorded error is a per-row rejection', async () => {
+    // DiverGen without a similarity column, ALIA without any alia_* column, X-Paste without area_fraction: errors, not silent passes.
+    await expectCode(() => applyFilters(table([{ id: 'a', category: 'dog', clip_score: 30 }]), ['divergen']), 'E_FORMAT', /inter_sim_mean.*/);
+    expect(() => applyFilters(table([{ id: 'a', category: 'dog', clip_score: 30 }]), ['divergen'])).toThrow(/divergen/);
+    await expectCode(() => applyFilters(table([{ id: 'a', category: 'dog' }]), ['alia']), 'E_FORMAT', /alia/);
+    await expectCode(() => applyFilters(table([{ id: 'a', alia_max_prob: 0.9 }]), ['alia']), 'E_FORMAT', /alia_threshold/);
+    await expectCode(() => applyFilters(table([{ id: 'a', category: 'dog', clip_score: 30 }]), ['xpaste']), 'E_FORMAT', /area_fraction.*xpaste|xpaste.*area_fraction/);
+    // Per-row nulls: a scoring error rejects with its reason; a null area fraction no longer skips the area rule.
+    const x = applyFilters(
+      table([
+        { id: 'a', category: 'dog', clip_score: 30, area_fraction: 0.5 },
+        { id: 'b', category: 'dog', clip_score: 29, area_fraction: null },
+        { id: 'c', category: 'dog', clip_score: null, area_fraction: null, clip_score_error: 'x.png: bad PNG' },
+      ]),
+      ['xpaste'],
+    );
+    expect(x.map((d) => (d.kept ? 'keep' : d.reason))).toEqual(['keep', 'xpaste:no-area-fraction', 'xpaste:scoring-error']);
+    expect(x[2]!.values.error).toBe('x.png: bad PNG');
+    const dg = applyFilters(
+      table([
+        { id: 'a', category: 'dog', inter_sim_mean: 0.7 },
+        { id: 'b', category: 'dog', inter_sim_mean: null, inter_sim_mean_error: 'not embedded' },
+        { id: 'c', category: 'okapi', inter_sim_mean: null },
+      ]),
+      ['divergen'],
+      { exemptMissing: true },
+    );
+    expect(dg.map((d) => (d.kept ? 'keep' : d.reason))).toEqual(['keep', 'divergen:scoring-error', 'keep']);
+    const al = applyFilters(
+      table([
+        { id: 'a', alia_winner: 0 },
+        { id: 'b', alia_winner: null, alia_error: 'could not decode' },
+        { id: 'c', alia_winner: 1 },
+      ]),
+      ['alia'],
+    );
+    expect(al.map((d) => (d.kept ? 'keep' : d.reason))).toEqual(['keep', 'alia:scoring-error', 'alia:semantic-negative-wins']);
+    const conf = applyFilters(
+      table([
+        { id: 'a', alia_max_prob: 0.5, alia_threshold: 0.8, alia_pred: 'dog', alia_label: 'dog' },
+        { id: 'b', alia_max_prob: null, alia_threshold: null, alia_pred: null, alia_label: 'dog', alia_error: 'could not decode' },
+      ]),
+      ['alia'],
+    );
+    expect(conf.map((d) => (d.kept ? 'keep' : d.reason))).toEqual(['keep', 'alia:scoring-error']);
+  });
   it('names a missing column', () => {
     expect(() => applyFilters(table([{ id: 'a', category: 'x' }]), ['xpaste'])).toThrow(/clip_score/);
   });
