@@ -410,6 +410,74 @@ describe('scores table and the CLI', () => {
       [1, 'crop'],
     ]);
   });
+  it('clip-score and alia-confidence stream in batches: same scores whatever the batch size, an undecodable image is a row with an error', async () => {
+    const dir = tmp.fresh('stream');
+    const model = await writeClipFolder(join(dir, 'clip'), 'split', tinyClipWeights());
+    const rng = seededRandom(5);
+    const imgs: RgbInput[] = [];
+    const lines: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      const w = 6 + (i % 3) * 5;
+      const h = 9 + (i % 2) * 4;
+      const px = new Uint8Array(w * h * 4);
+      for (let k = 0; k < px.length; k++) px[k] = k % 4 === 3 ? (rng() < 0.7 ? 255 : 0) : Math.floor(rng() * 256);
+      writeFileSync(join(dir, `i${i}.png`), await sharp(Buffer.from(px), { raw: { width: w, height: h, channels: 4 } }).png().toBuffer());
+      imgs.push(compositeOnWhite(px, w, h));
+      lines.push(JSON.stringify({ file: `i${i}.png`, category: i % 2 ? 'dog' : 'cat', label: i % 2 ? 'dog' : 'cat' }));
+      if (i === 3) {
+        writeFileSync(join(dir, 'bad.png'), 'not a png');
+        lines.push(JSON.stringify({ file: 'bad.png', category: 'dog', label: 'dog' }));
+      }
+    }
+    const manifest = join(dir, 'm.jsonl');
+    writeFileSync(manifest, lines.join('\n') + '\n');
+    // Oracle: one unbatched call of the library over every decodable image.
+    const { ClipModel } = await import('../ts/models/clip.js');
+    const clip = await ClipModel.open(model);
+    const want = await clipScores(clip, imgs, imgs.map((_, i) => (i % 2 ? 'dog' : 'cat')));
+    await clip.close();
+    const tables: Array<Map<string, ScoreColumns>> = [];
+    for (const bs of ['1', '3', '64']) {
+      const table = join(dir, `clip-${bs}.jsonl`);
+      expect(await run(['node', 'genaug', 'score', 'clip-score', '--model', model, '--manifest', manifest, '--batch-size', bs, '--table', table])).toBe(0);
+      tables.push(await readScores(table));
+    }
+    for (const t of tables) {
+      expect([...t.keys()]).toEqual(['i0.png', 'i1.png', 'i2.png', 'i3.png', 'bad.png', 'i4.png', 'i5.png', 'i6.png']);
+      expect([0, 1, 2, 3, 4, 5, 6].map((i) => t.get(`i${i}.png`)!.clip_score)).toEqual(Array.from(want));
+      expect(t.get('bad.png')).toMatchObject({ clip_score: null, category: 'dog' });
+      expect(String(t.get('bad.png')!.clip_score_error)).toMatch(/bad\.png/);
+    }
+    // ALIA confidence: a tiny classifier (global average pool → 3x2 matrix); the real set holds a bad image too.
+    const { GraphBuilder } = await import('./onnx-builder.js');
+    const g = new GraphBuilder('clf');
+    const x = g.input('input', 'float32', ['n', 3, 8, 8]);
+    const pooled = g.node('Flatten', [g.node('GlobalAveragePool', [x])]);
+    g.node('MatMul', [pooled, g.constF([1, -1, 0.5, 2, -2, 0.3], [3, 2])], {}, 'logits');
+    g.output('logits', 'float32', ['n', 2]);
+    await g.write(join(dir, 'clf.onnx'));
+    writeFileSync(join(dir, 'classes.txt'), 'cat\ndog\n');
+    const { ImageClassifier } = await import('../ts/curate/score.js');
+    const clf = await ImageClassifier.open(join(dir, 'clf.onnx'));
+    const { loadRgb } = await import('../ts/models/onnx.js');
+    const all = await clf.predict(await Promise.all([0, 1, 2, 3, 4, 5, 6].map((i) => loadRgb(join(dir, `i${i}.png`)))));
+    const labels = Int32Array.from([0, 1, 2, 3, 4, 5, 6], (i) => i % 2);
+    const thr = confidentThresholds(all.probs, labels, 2);
+    const c = confidenceScores(all.probs, labels, 2, thr);
+    const alia: Array<Map<string, ScoreColumns>> = [];
+    for (const bs of ['2', '64']) {
+      const table = join(dir, `alia-${bs}.jsonl`);
+      const argv = ['node', 'genaug', 'score', 'alia-confidence', '--classifier', join(dir, 'clf.onnx'), '--classes', join(dir, 'classes.txt'), '--real', manifest, '--manifest', manifest, '--batch-size', bs, '--table', table];
+      expect(await run(argv)).toBe(0);
+      alia.push(await readScores(table));
+    }
+    for (const t of alia) {
+      expect([0, 1, 2, 3, 4, 5, 6].map((i) => t.get(`i${i}.png`)!.alia_max_prob)).toEqual(Array.from(c.maxProb));
+      expect([0, 1, 2, 3, 4, 5, 6].map((i) => t.get(`i${i}.png`)!.alia_threshold)).toEqual(Array.from(c.threshold));
+      expect(t.get('bad.png')).toMatchObject({ alia_max_prob: null, alia_label: 'dog' });
+      expect(String(t.get('bad.png')!.alia_error)).toMatch(/bad\.png/);
+    }
+  });
   it('genaug score inter-sim rejects index files that do not match the embeddings', async () => {
     const dir = tmp.fresh('inter');
     const { writeNpy } = await import('../ts/io/npy.js');

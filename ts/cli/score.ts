@@ -12,7 +12,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 
 import { Command } from 'commander';
 
-import { interSimilarity, duplicateGroups, aliaSemantic, ALIA_NEGATIVES, clipScores, planToScene, clisImageClip, clisImageJudge, ImageClassifier, confidentThresholds, confidenceScores } from '../curate/score.js';
+import { interSimilarity, duplicateGroups, aliaSemantic, ALIA_NEGATIVES, clipScores, clipTextRows, planToScene, clisImageClip, clisImageJudge, ImageClassifier, confidentThresholds, confidenceScores } from '../curate/score.js';
 import { alphaAreaFraction, compositeOnWhite, writeRealCrops } from '../curate/crops.js';
 import { examplesFromCoco, examplesFromVisualGenome, nameSimilarityFromEmbeddings, nameSimilarityFromFunction, nameSimilarityFromTable, readJson, readRelationPool } from '../curate/relations.js';
 import { mergeScores, type ScoreColumns } from '../curate/table.js';
@@ -139,11 +139,24 @@ async function loadImage(l: ManifestLine, i: number, base: string, path: string,
   }
 }
 
-async function loadImages(lines: ManifestLine[], base: string, path: string, rgba = false, areas?: Map<string, number>): Promise<Loaded[]> {
-  const out: Loaded[] = [];
-  for (const [i, l] of lines.entries()) out.push(await loadImage(l, i, base, path, rgba, areas));
-  return out;
+/** Images are decoded and scored `batch` at a time: memory holds one batch of images, never the whole manifest. */
+const DEFAULT_BATCH = 64;
+
+/** Runs `fn` over consecutive batches of lines with their decoded images (an undecodable image is an { error }). */
+async function forBatches(
+  lines: ManifestLine[],
+  batch: number,
+  load: (l: ManifestLine, i: number) => Promise<Loaded>,
+  fn: (items: Array<{ line: ManifestLine; index: number; loaded: Loaded }>) => Promise<void>,
+): Promise<void> {
+  for (let s = 0; s < lines.length; s += batch) {
+    const items: Array<{ line: ManifestLine; index: number; loaded: Loaded }> = [];
+    for (let i = s; i < Math.min(lines.length, s + batch); i++) items.push({ line: lines[i]!, index: i, loaded: await load(lines[i]!, i) });
+    await fn(items);
+  }
 }
+
+const batchOption = () => ['--batch-size <n>', `images decoded and scored per model call (default ${DEFAULT_BATCH}); the scores do not depend on it`, intArg('--batch-size', 1, 65536), DEFAULT_BATCH] as const;
 
 async function write(global: GlobalOptions, table: string, cols: Map<string, ScoreColumns>, what: string) {
   const t = await mergeScores(table, cols);
@@ -161,6 +174,7 @@ export function scoreCommand(global: GlobalOptions): Command {
     .option('--images <dir>', 'folder the files are relative to (default: the manifest folder)')
     .option('--template <text>', 'text template', 'a photo of {}')
     .option('--pool-index <file>', "annotate's index.json: area fractions of the generated images by instance file, for lines without area_fraction")
+    .option(...batchOption())
     .requiredOption('--table <file>', 'scores table to merge into (.jsonl or .csv)')
     .addHelpText(
       'after',
@@ -173,16 +187,24 @@ export function scoreCommand(global: GlobalOptions): Command {
       const base = o.images ?? dirname(resolve(o.manifest));
       const areas = o.poolIndex ? await poolIndexAreas(o.poolIndex) : undefined;
       const embedder = await openEmbedder(o.model);
-      const imgs = await loadImages(lines, base, o.manifest, true, areas);
-      const ok = imgs.map((x, i) => ({ x, i })).filter(({ x }) => 'img' in x);
-      const names = ok.map(({ i }) => String(lines[i]!.category ?? ''));
-      const s = await clipScores(embedder, ok.map(({ x }) => (x as { img: RgbInput }).img), names, o.template);
+      const nameOf = (l: ManifestLine) => String(l.category ?? '');
       const cols = new Map<string, ScoreColumns>();
-      imgs.forEach((x, i) => {
-        if ('error' in x) cols.set(sampleId(lines[i]!, i, o.manifest), { clip_score: null, clip_score_error: x.error, category: lines[i]!.category ?? null });
-      });
-      ok.forEach(({ x, i }, k) => cols.set(sampleId(lines[i]!, i, o.manifest), { clip_score: s[k]!, area_fraction: (x as { area: number }).area, area_fraction_source: (x as { areaSource: AreaSource }).areaSource, category: lines[i]!.category ?? null }));
-      await embedder.close?.();
+      lines.forEach((l, i) => sampleId(l, i, o.manifest));
+      try {
+        const texts = await clipTextRows(embedder, lines.map(nameOf), o.template);
+        await forBatches(lines, o.batchSize, (l, i) => loadImage(l, i, base, o.manifest, true, areas), async (items) => {
+          const ok = items.filter(({ loaded }) => 'img' in loaded);
+          const s = await clipScores(embedder, ok.map(({ loaded }) => (loaded as { img: RgbInput }).img), ok.map(({ line }) => nameOf(line)), o.template, texts);
+          let k = 0;
+          for (const { line, index, loaded } of items) {
+            const id = sampleId(line, index, o.manifest);
+            if ('error' in loaded) cols.set(id, { clip_score: null, clip_score_error: loaded.error, area_fraction: null, category: line.category ?? null });
+            else cols.set(id, { clip_score: s[k++]!, area_fraction: loaded.area!, area_fraction_source: loaded.areaSource!, category: line.category ?? null });
+          }
+        });
+      } finally {
+        await embedder.close?.();
+      }
       await write(global, o.table, cols, 'clip-score');
     });
 
@@ -268,6 +290,7 @@ export function scoreCommand(global: GlobalOptions): Command {
     .requiredOption('--real <file>', 'JSONL {file, label} of the real training images')
     .requiredOption('--manifest <file>', 'JSONL {file, label, id?} of the generated samples (label = intended class)')
     .option('--images <dir>', 'folder the files are relative to (default: each manifest’s folder)')
+    .option(...batchOption())
     .requiredOption('--table <file>', 'scores table to merge into')
     .action(async (o) => {
       const classes = (await readFile(o.classes, 'utf8')).split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
@@ -277,25 +300,42 @@ export function scoreCommand(global: GlobalOptions): Command {
         if (!Number.isInteger(k) || k < 0 || k >= classes.length) throw new GenaugError('E_ARGUMENT', `${p}:${i + 1}: label ${JSON.stringify(l.label)} is not one of the ${classes.length} classes in ${o.classes}`);
         return k;
       };
+      /** Probabilities of the images that decoded (rows in line order) and the errors of those that did not. */
       const run = async (p: string) => {
         const lines = await readJsonl(p);
         const labels = Int32Array.from(lines, (l, i) => labelOf(l, i, p));
-        const imgs = await loadImages(lines, o.images ?? dirname(resolve(p)), p);
-        const bad = imgs.findIndex((x) => 'error' in x);
-        if (bad >= 0) throw new GenaugError('E_IO', `${p}:${bad + 1}: ${(imgs[bad] as { error: string }).error}`);
-        const pr = await clf.predict(imgs.map((x) => (x as { img: RgbInput }).img));
-        if (pr.classes !== classes.length) throw new GenaugError('E_SHAPE', `the classifier has ${pr.classes} outputs but ${o.classes} lists ${classes.length} classes`);
-        return { lines, labels, probs: pr.probs };
+        const K = classes.length;
+        const probs = new Float32Array(lines.length * K);
+        const errors = new Map<number, string>();
+        await forBatches(lines, o.batchSize, (l, i) => loadImage(l, i, o.images ?? dirname(resolve(p)), p), async (items) => {
+          const ok = items.filter(({ loaded }) => 'img' in loaded);
+          for (const { index, loaded } of items) if ('error' in loaded) errors.set(index, loaded.error);
+          if (ok.length === 0) return;
+          const pr = await clf.predict(ok.map(({ loaded }) => (loaded as { img: RgbInput }).img));
+          if (pr.classes !== K) throw new GenaugError('E_SHAPE', `the classifier has ${pr.classes} outputs but ${o.classes} lists ${K} classes`);
+          ok.forEach(({ index }, k) => probs.set(pr.probs.subarray(k * K, (k + 1) * K), index * K));
+        });
+        const good = lines.map((_, i) => i).filter((i) => !errors.has(i));
+        const pick = new Float32Array(good.length * K);
+        good.forEach((i, k) => pick.set(probs.subarray(i * K, (i + 1) * K), k * K));
+        return { lines, labels, good, probs: pick, goodLabels: Int32Array.from(good, (i) => labels[i]!), errors };
       };
       const real = await run(o.real);
-      const thr = confidentThresholds(real.probs, real.labels, classes.length);
+      // A real image that cannot be decoded only leaves the class means; it is reported, the run goes on.
+      for (const [i, e] of real.errors) process.stderr.write(`genaug: ${o.real}:${i + 1}: skipped, not in the thresholds: ${e}\n`);
+      const thr = confidentThresholds(real.probs, real.goodLabels, classes.length);
       const gen = await run(o.manifest);
-      const c = confidenceScores(gen.probs, gen.labels, classes.length, thr);
+      const c = confidenceScores(gen.probs, gen.goodLabels, classes.length, thr);
       const cols = new Map<string, ScoreColumns>();
-      gen.lines.forEach((l, i) =>
-        cols.set(sampleId(l, i, o.manifest), { alia_max_prob: c.maxProb[i]!, alia_pred: classes[c.pred[i]!]!, alia_threshold: Number.isNaN(c.threshold[i]!) ? null : c.threshold[i]!, alia_label: classes[gen.labels[i]!]! }),
+      gen.lines.forEach((l, i) => {
+        const e = gen.errors.get(i);
+        if (e !== undefined) cols.set(sampleId(l, i, o.manifest), { alia_max_prob: null, alia_pred: null, alia_threshold: null, alia_label: classes[gen.labels[i]!]!, alia_error: e });
+      });
+      gen.good.forEach((i, k) =>
+        cols.set(sampleId(gen.lines[i]!, i, o.manifest), { alia_max_prob: c.maxProb[k]!, alia_pred: classes[c.pred[k]!]!, alia_threshold: Number.isNaN(c.threshold[k]!) ? null : c.threshold[k]!, alia_label: classes[gen.labels[i]!]! }),
       );
-      await write(global, o.table, cols, 'alia-confidence');
+      const ordered = new Map(gen.lines.map((l, i) => [sampleId(l, i, o.manifest), cols.get(sampleId(l, i, o.manifest))!]));
+      await write(global, o.table, ordered, `alia-confidence (${real.errors.size} real and ${gen.errors.size} generated images could not be read)`);
     });
 
   cmd
@@ -390,12 +430,11 @@ export function scoreCommand(global: GlobalOptions): Command {
         embedder = await openEmbedder(o.model);
       } else throw new GenaugError('E_ARGUMENT', `--mode must be judge or clip, got ${o.mode}`);
       const cols = new Map<string, ScoreColumns>();
-      const imgs = await loadImages(lines, base, o.manifest);
       for (const [i, l] of lines.entries()) {
         const id = sampleId(l, i, o.manifest);
         const job = jobs.get(String(l.job));
         if (!job) throw new GenaugError('E_ARGUMENT', `${o.manifest}:${i + 1}: job ${JSON.stringify(l.job)} is not in ${o.plan}`);
-        const x = imgs[i]!;
+        const x = await loadImage(l, i, base, o.manifest);
         if ('error' in x) {
           cols.set(id, { clis_i: null, clis_i_error: x.error, job: String(l.job) });
           continue;

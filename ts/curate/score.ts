@@ -25,13 +25,19 @@ import { GenaugError } from '../native/errors.js';
 // ------------------------------------------------------------------ X-Paste CLIP score
 
 /** 100·cos(image_i, template(name_i)) per image (X-Paste's logit). `images` should already be composited on white. */
-export async function clipScores(embedder: ImageTextEmbedder, images: RgbInput[], names: string[], template = 'a photo of {}'): Promise<Float32Array> {
+export async function clipScores(
+  embedder: ImageTextEmbedder,
+  images: RgbInput[],
+  names: string[],
+  template = 'a photo of {}',
+  /** Text rows already embedded (clipTextRows), so a stream of batches embeds each name once. */
+  textRows?: ClipTextRows,
+): Promise<Float32Array> {
   if (images.length !== names.length) throw new GenaugError('E_SHAPE', `clipScores: ${images.length} images but ${names.length} names`);
-  const unique = [...new Set(names)];
-  const texts = await embedder.embedTexts(unique.map((n) => template.replace('{}', n)));
-  const imgs = await embedder.embedImages(images);
+  const { rows: texts, at } = textRows ?? (await clipTextRows(embedder, names, template));
+  for (const n of names) if (!at.has(n)) throw new GenaugError('E_ARGUMENT', `clipScores: no text row for the name ${JSON.stringify(n)}`);
+  const imgs = images.length > 0 ? await embedder.embedImages(images) : new Float32Array(0);
   const d = embedder.dim;
-  const at = new Map(unique.map((n, i) => [n, i]));
   const out = new Float32Array(images.length);
   for (let i = 0; i < images.length; i++) {
     const t = at.get(names[i]!)!;
@@ -40,6 +46,18 @@ export async function clipScores(embedder: ImageTextEmbedder, images: RgbInput[]
     out[i] = 100 * s;
   }
   return out;
+}
+
+export interface ClipTextRows {
+  rows: Float32Array;
+  at: Map<string, number>;
+}
+
+/** The text embeddings of template(name) for each distinct name (for clipScores over batches). */
+export async function clipTextRows(embedder: ImageTextEmbedder, names: string[], template = 'a photo of {}'): Promise<ClipTextRows> {
+  const unique = [...new Set(names)];
+  const rows = unique.length > 0 ? await embedder.embedTexts(unique.map((n) => template.replace('{}', n))) : new Float32Array(0);
+  return { rows, at: new Map(unique.map((n, i) => [n, i])) };
 }
 
 // ------------------------------------------------------------------ DiverGen inter-similarity
