@@ -17,6 +17,8 @@ import {
   clisImageClip,
   clisImageJudge,
   confidenceScores,
+  GRADE_RESPONSE_FORMAT,
+  parseGrade,
   confidentThresholds,
   gridBox,
   interSimilarity,
@@ -530,6 +532,7 @@ describe('CLIS-I judge mode against a local chat-completions server', () => {
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
   const input = () => ({ image: randomImage(16, 16, 1), caption: 'a dog catches a frisbee', objects: [{ name: 'dog', box: [0.1, 0.2, 0.3, 0.4] as [number, number, number, number] }] });
+  const judgeTmp = tempFolder('judge');
   const clients = () => ({ vlm: new ChatClient({ baseUrl: url, model: 'vlm', retries: 1, backoffMs: 1 }), llm: new ChatClient({ baseUrl: url, model: 'llm', retries: 1, backoffMs: 1 }) });
 
   it('valid grades: 0.5·G + 0.5·(0.8·region + 0.2·crop), ×20; region prompt carries the box', async () => {
@@ -548,13 +551,52 @@ describe('CLIS-I judge mode against a local chat-completions server', () => {
     // Global: malformed then valid (retry works). Region: truncated twice → −1. Crop: fine.
     grades = [{ content: '{"score": 9}' }, { content: '{"score": 2}' }, { content: '{"score": 4', finish: 'length' }, { content: '{"score": 4}', finish: 'length' }, { content: '{"score": 1}' }];
     const { vlm, llm } = clients();
-    const r = await clisImageJudge(vlm, llm, input());
+    const r = await clisImageJudge(vlm, llm, input(), { retries: 1 });
     expect(r.global).toBe(40);
     expect(r.score).toBe(-1);
     expect(r.notes.join(' ')).toMatch(/finish_reason "length"/);
-    grades = [{ content: 'I think it is great' }, { raw: 'not json at all' }];
-    const r2 = await clisImageJudge(vlm, llm, input());
+    grades = [{ content: 'I think it is great' }, { content: 'no idea, sorry' }];
+    const r2 = await clisImageJudge(vlm, llm, input(), { retries: 1 });
     expect(r2.score).toBe(-1);
     expect(r2.global).toBe(-1);
+    expect(r2.notes.join(' ')).toMatch(/unparseable grade after 2 attempts/);
+  });
+  it('reads "score: N" answers (regex fallback, §1.2) before declaring −1', async () => {
+    grades = [{ content: 'The score: 4, since the dog matches.' }, { content: "score = 3" }, { content: '{"rating": 1} but score: 2' }];
+    const { vlm, llm } = clients();
+    const r = await clisImageJudge(vlm, llm, input());
+    expect([r.global, r.objects]).toEqual([80, [0.8 * 60 + 0.2 * 40]]);
+    expect(parseGrade('{"score": 4', 'length')).toHaveProperty('error');
+    expect(parseGrade('score: 7')).toHaveProperty('error');
+    expect(parseGrade('{"score": 5}')).toEqual({ score: 5 });
+  });
+  it('transport and HTTP errors fail the item (E_BACKEND), never −1; the CLI records them and exits non-zero when all fail', async () => {
+    grades = [{ status: 500, raw: 'server exploded' }, { status: 503, raw: 'still down' }];
+    const { vlm, llm } = clients();
+    await expectCode(clisImageJudge(vlm, llm, input()), 'E_BACKEND', /HTTP 503/);
+    grades = [{ status: 400, raw: 'bad request' }];
+    await expectCode(clisImageJudge(vlm, llm, input()), 'E_BACKEND', /HTTP 400/);
+    const down = new ChatClient({ baseUrl: 'http://127.0.0.1:9/v1', model: 'x', retries: 0, backoffMs: 1 });
+    await expectCode(clisImageJudge(down, down, input()), 'E_BACKEND', /could not connect/);
+    // The grade schema sent in strict mode lists every property as required and allows no others.
+    expect(GRADE_RESPONSE_FORMAT.json_schema.strict).toBe(true);
+    const schema = GRADE_RESPONSE_FORMAT.json_schema.schema as { required: string[]; properties: object; additionalProperties: boolean };
+    expect([...schema.required].sort()).toEqual(Object.keys(schema.properties).sort());
+    expect(schema.additionalProperties).toBe(false);
+    // CLI: a server that is down fails every item: rows with clis_i_error, exit 1.
+    const dir = judgeTmp.fresh('cli');
+    mkdirSync(dir, { recursive: true });
+    await sharp({ create: { width: 8, height: 8, channels: 3, background: '#123456' } }).png().toFile(join(dir, 'a.png'));
+    writeFileSync(join(dir, 'plan.jsonl'), JSON.stringify({ id: 'j', prompt: 'a dog', layout: [{ name: 'dog', box: [0.1, 0.1, 0.5, 0.5] }] }) + '\n');
+    writeFileSync(join(dir, 'm.jsonl'), JSON.stringify({ file: 'a.png', job: 'j' }) + '\n');
+    const table = join(dir, 's.jsonl');
+    const argv = ['node', 'genaug', 'score', 'clis-i', '--plan', join(dir, 'plan.jsonl'), '--manifest', join(dir, 'm.jsonl'), '--vlm-url', 'http://127.0.0.1:9/v1', '--vlm-model', 'x', '--retries', '0', '--table', table];
+    expect(await run(argv)).toBe(1);
+    expect((await readScores(table)).get('a.png')).toMatchObject({ clis_i: null, job: 'j' });
+    expect(String((await readScores(table)).get('a.png')!.clis_i_error)).toMatch(/E_BACKEND.*could not connect/);
+    // Up again: scored.
+    grades = [];
+    expect(await run([...argv.slice(0, -6), '--vlm-url', url, '--vlm-model', 'x', '--retries', '0', '--table', table])).toBe(0);
+    expect((await readScores(table)).get('a.png')).toMatchObject({ clis_i: 100, job: 'j' });
   });
 });

@@ -12,7 +12,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 
 import { Command } from 'commander';
 
-import { interSimilarity, duplicateGroups, aliaSemantic, ALIA_NEGATIVES, clipScores, clipTextRows, planToScene, clisImageClip, clisImageJudge, ImageClassifier, confidentThresholds, confidenceScores } from '../curate/score.js';
+import { interSimilarity, duplicateGroups, aliaSemantic, ALIA_NEGATIVES, clipScores, clipTextRows, GRADE_RESPONSE_FORMAT, planToScene, clisImageClip, clisImageJudge, ImageClassifier, confidentThresholds, confidenceScores } from '../curate/score.js';
 import { alphaAreaFraction, compositeOnWhite, writeRealCrops } from '../curate/crops.js';
 import { examplesFromCoco, examplesFromVisualGenome, nameSimilarityFromEmbeddings, nameSimilarityFromFunction, nameSimilarityFromTable, readJson, readRelationPool } from '../curate/relations.js';
 import { mergeScores, type ScoreColumns } from '../curate/table.js';
@@ -413,7 +413,8 @@ export function scoreCommand(global: GlobalOptions): Command {
     .option('--vlm-model <name>', 'judge mode: VLM model name')
     .option('--llm-url <url>', 'judge mode: LLM endpoint base URL (default: the VLM’s)')
     .option('--llm-model <name>', 'judge mode: LLM model name (default: the VLM’s)')
-    .option('--retries <n>', 'retries per request after the first attempt', intArg('--retries', 0, 20), 3)
+    .option('--retries <n>', 'retries per request after the first attempt (transport errors, and re-asking after an unparseable grade)', intArg('--retries', 0, 20), 3)
+    .option('--no-json-schema', 'judge mode: do not send the grade JSON schema as response_format (for servers that reject it)')
     .requiredOption('--table <file>', 'scores table to merge into')
     .action(async (o) => {
       const jobs = new Map((await readJsonl(o.plan)).map((j) => [String(j.id), j]));
@@ -424,18 +425,21 @@ export function scoreCommand(global: GlobalOptions): Command {
       if (o.mode === 'judge') {
         if (!o.vlmUrl || !o.vlmModel) throw new GenaugError('E_ARGUMENT', 'judge mode needs --vlm-url and --vlm-model');
         const vlm = new ChatClient({ baseUrl: o.vlmUrl, model: o.vlmModel, retries: o.retries });
-        judge = { vlm, llm: new ChatClient({ baseUrl: o.llmUrl ?? o.vlmUrl, model: o.llmModel ?? o.vlmModel, retries: o.retries }) };
+        const llm = new ChatClient({ baseUrl: o.llmUrl ?? o.vlmUrl, model: o.llmModel ?? o.vlmModel, retries: o.retries, ...(o.jsonSchema ? { extraBody: { response_format: GRADE_RESPONSE_FORMAT } } : {}) });
+        judge = { vlm, llm };
       } else if (o.mode === 'clip') {
         if (!o.model) throw new GenaugError('E_ARGUMENT', 'clip mode needs --model');
         embedder = await openEmbedder(o.model);
       } else throw new GenaugError('E_ARGUMENT', `--mode must be judge or clip, got ${o.mode}`);
       const cols = new Map<string, ScoreColumns>();
+      let failed = 0;
       for (const [i, l] of lines.entries()) {
         const id = sampleId(l, i, o.manifest);
         const job = jobs.get(String(l.job));
         if (!job) throw new GenaugError('E_ARGUMENT', `${o.manifest}:${i + 1}: job ${JSON.stringify(l.job)} is not in ${o.plan}`);
         const x = await loadImage(l, i, base, o.manifest);
         if ('error' in x) {
+          failed++;
           cols.set(id, { clis_i: null, clis_i_error: x.error, job: String(l.job) });
           continue;
         }
@@ -445,11 +449,19 @@ export function scoreCommand(global: GlobalOptions): Command {
           caption: String(job.prompt ?? ''),
           objects: layout.map((b) => ({ name: b.name, box: b.box, text: b.attributes?.length ? `${b.name}: ${b.attributes.join(', ')}` : b.name })),
         };
-        const r = judge ? await clisImageJudge(judge.vlm, judge.llm, input) : await clisImageClip(embedder!, input);
-        cols.set(id, { clis_i: r.score, clis_i_global: r.global, job: String(l.job), ...(r.notes.length ? { clis_i_notes: r.notes.join('; ') } : {}) });
+        try {
+          const r = judge ? await clisImageJudge(judge.vlm, judge.llm, input, { retries: o.retries }) : await clisImageClip(embedder!, input);
+          cols.set(id, { clis_i: r.score, clis_i_global: r.global, job: String(l.job), ...(r.notes.length ? { clis_i_notes: r.notes.join('; ') } : {}) });
+        } catch (e) {
+          // A server that is down or answers HTTP errors fails the item (recorded), it does not score it −1.
+          if (!(e instanceof GenaugError) || (e.code !== 'E_BACKEND' && e.code !== 'E_FORMAT' && e.code !== 'E_IO')) throw e;
+          failed++;
+          cols.set(id, { clis_i: null, clis_i_global: null, job: String(l.job), clis_i_error: `[${e.code}] ${e.message}` });
+        }
       }
       await embedder?.close?.();
-      await write(global, o.table, cols, `clis-i (${o.mode})`);
+      await write(global, o.table, cols, `clis-i (${o.mode}; ${failed} failed)`);
+      if (lines.length > 0 && failed === lines.length) throw new GenaugError('E_BACKEND', `clis-i: all ${failed} items failed (see clis_i_error in ${o.table}); is the server up?`);
     });
 
   return cmd;
