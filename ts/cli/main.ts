@@ -6,12 +6,13 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
 import { GenaugError } from '../native/errors.js';
 import { capabilities, packageRoot } from '../native/load.js';
-import { intArg, type GlobalOptions } from './args.js';
+import { type GlobalOptions } from './args.js';
 import { annotateCommand } from './annotate.js';
 import { bnstatsCommand } from './bnstats.js';
-import { runDemo } from './demo.js';
+import { demoCommand } from './demo.js';
 import { gapCommand } from './gap.js';
 import { similarityCommand } from './similarity.js';
+import { runCommand } from './run.js';
 
 function version(): string {
   try {
@@ -40,16 +41,8 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(gapCommand(global));
   program.addCommand(annotateCommand(global));
 
-  program
-    .command('demo')
-    .description('run what genaug has on generated data (no model or server needed) and write the outputs to a folder')
-    .option('--out <dir>', 'output folder', 'genaug-demo')
-    .option('--seed <n>', 'random seed (same seed, same bytes)', intArg('--seed', 0), 1)
-    .option('--dim <n>', 'embedding width', intArg('--dim', 2, 4096), 256)
-    .option('-q, --quiet', 'less output')
-    .action(async (o) => {
-      await runDemo({ out: o.out, seed: o.seed, dim: o.dim, quiet: o.quiet }, global);
-    });
+  program.addCommand(demoCommand(global));
+  program.addCommand(runCommand(global));
 
   program.commands.forEach(function exitOverrideAll(c: Command) {
     c.exitOverride();
