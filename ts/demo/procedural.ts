@@ -30,9 +30,9 @@ export const SHAPE_CLASSES: ShapeClass[] = [
   { name: 'disk', colour: [214, 48, 49], weight: 1 },
   { name: 'square', colour: [45, 92, 214], weight: 1 },
   { name: 'triangle', colour: [38, 160, 72], weight: 1 },
-  { name: 'ring', colour: [236, 146, 24], weight: 0.8 },
+  { name: 'ring', colour: [236, 118, 24], weight: 0.8 },
   { name: 'cross', colour: [140, 60, 188], weight: 0.8 },
-  { name: 'star', colour: [222, 196, 36], weight: 0.07 },
+  { name: 'star', colour: [226, 218, 40], weight: 0.07 },
 ];
 
 /** Mixes (seed, index, salt) into a 32-bit seed; the same inputs give the same seed everywhere. */

@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import type { ImageEmbedder, RgbInput } from '../models/types.js';
 
 const S = 32;
-const HUE_BINS = 12;
+const HUE_BINS = 24;
 const CELLS = 4;
 const ORIENT = 18;
 const HARMONICS = 9;

@@ -579,6 +579,9 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
   const rejectedAnn = new Map((await readJsonl<{ file: string; status: string; reason: string }>(join(ctx.runDir, 'annotate', 'rejected.jsonl'))).map((r) => [r.file, r]));
   const scores = await readJsonl<ScoreRow>(join(ctx.runDir, 'score', 'scores.jsonl'));
   const byFile = new Map(scores.map((s, i) => [s.file, { s, i }]));
+  // A rare class cannot have most of k neighbours among its few real crops: ask for at most half of them.
+  const realCount = new Map<string, number>();
+  for (const r of await readJsonl<RealRow>(join(ctx.runDir, 'embed', 'real.jsonl'))) realCount.set(r.category, (realCount.get(r.category) ?? 0) + 1);
   const decisions: Decision[] = [];
   for (const g of gen) {
     const base = { file: g.file, category: g.category, ...(g.truth ? { truth: g.truth } : {}) };
@@ -604,7 +607,7 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
     else if (f.max_area_fraction !== undefined && s.areaFraction > f.max_area_fraction) reason = `object covers ${(s.areaFraction * 100).toFixed(1)} % of the image > ${f.max_area_fraction * 100} %`;
     else if (f.require_own_class_best && s.bestClass !== s.category) reason = `closer to real '${s.bestClass}' (${s.best.toFixed(3)}) than to real '${s.category}' (${s.own.toFixed(3)})`;
     else if (f.inter_similarity_min !== undefined && !(s.own >= f.inter_similarity_min)) reason = `similarity to real '${s.category}' ${s.own.toFixed(3)} < ${f.inter_similarity_min}`;
-    else if (f.knn_agreement_min !== undefined && s.knnAgree < f.knn_agreement_min) reason = `only ${s.knnAgree}/${s.k} nearest real crops are '${s.category}'`;
+    else if (f.knn_agreement_min !== undefined && s.knnAgree < Math.min(f.knn_agreement_min, Math.ceil((realCount.get(s.category) ?? 0) / 2))) reason = `only ${s.knnAgree}/${s.k} nearest real crops are '${s.category}'`;
     decisions.push({ ...base, status: reason ? 'rejected' : 'kept', stage: 'filter', ...(reason ? { reason } : {}), score: s });
   }
   await writeJsonl(join(ctx.dir, 'decisions.jsonl'), decisions);

@@ -76,6 +76,7 @@ const JS = `
   });
   var total = document.getElementById('total-kept');
   if (total) total.textContent = String(data.totals.kept);
+  document.body.setAttribute('data-ready', String(document.querySelectorAll('svg.chart').length));
 })();
 `;
 
@@ -116,7 +117,9 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
     pastedInstances: paste.annotations.filter((a) => a.instance_source === 1).length,
   };
   const reasons: Record<string, number> = {};
-  for (const d of decisions) if (d.status !== 'kept') reasons[`${d.stage}: ${(d.reason ?? '').replace(/ of \S+ \(cosine.*$/, '').replace(/[\d.]+ ?(%|<|>)?/g, '#').slice(0, 60)}`] = (reasons[`${d.stage}: ${(d.reason ?? '').replace(/ of \S+ \(cosine.*$/, '').replace(/[\d.]+ ?(%|<|>)?/g, '#').slice(0, 60)}`] ?? 0) + 1;
+  // Reasons grouped by kind: numbers and file names replaced, class names kept.
+  const kind = (d: Decision) => `${d.stage}: ${(d.reason ?? 'no reason').replace(/ of \S+ \(cosine [^)]*\)/, '').replace(/-?\d+(\.\d+)?/g, 'N')}`;
+  for (const d of decisions) if (d.status !== 'kept') reasons[kind(d)] = (reasons[kind(d)] ?? 0) + 1;
   const truth: Record<string, Record<string, number>> = {};
   for (const d of decisions) if (d.truth) ((truth[d.truth] ??= { kept: 0, rejected: 0, failed: 0 }), (truth[d.truth]![d.status] = (truth[d.truth]![d.status] ?? 0) + 1));
 
@@ -171,6 +174,13 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
     return out.join('');
   };
   const kept = decisions.filter((d) => d.status === 'kept');
+  // Grids take the classes in turn, so every class shows up among the first thumbnails.
+  const roundRobin = (list: Decision[]) => {
+    const per = classes.map((k) => list.filter((d) => d.category === k));
+    const out: Decision[] = [];
+    for (let i = 0; out.length < list.length; i++) for (const l of per) if (l[i]) out.push(l[i] as Decision);
+    return out;
+  };
   const rejected = decisions.filter((d) => d.status !== 'kept');
   // Rejected: spread over the reasons so every kind shows up.
   const byStage = [...rejected].sort((a, b) => (a.reason ?? '').localeCompare(b.reason ?? '') || a.file.localeCompare(b.file));
@@ -235,8 +245,8 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
 <h2>Why samples were dropped</h2><table id="reasons-table"><tr><th>reason</th><th>samples</th></tr>${Object.entries(reasons).sort((a, b) => b[1] - a[1]).map(([r, n]) => `<tr><td>${esc(r)}</td><td>${n}</td></tr>`).join('')}</table>
 ${Object.keys(truth).length ? `<h2>Planted failures (procedural generator) and what happened to them</h2><table id="truth-table"><tr><th>drawn as</th><th>kept</th><th>rejected</th><th>failed</th></tr>${Object.entries(truth).sort().map(([t, v]) => `<tr><td>${esc(t)}</td><td>${v.kept ?? 0}</td><td>${v.rejected ?? 0}</td><td>${v.failed ?? 0}</td></tr>`).join('')}</table>` : ''}</section>
 <section id="scores"><h2>Score histograms (red dashed lines: thresholds)</h2><div class="charts">${hists.join('')}</div></section>
-<section id="kept"><h2>Kept samples (${kept.length}${kept.length > N ? `, first ${N}` : ''})</h2><div class="controls">show <select data-grid="kept-grid">${options}</select></div><div class="grid" id="kept-grid">${await cells(kept, 'kept')}</div></section>
-<section id="rejected"><h2>Rejected samples with the reason (${rejected.length}${rejected.length > N ? `, first ${N}` : ''})</h2><div class="controls">show <select data-grid="rejected-grid">${options}</select></div><div class="grid" id="rejected-grid">${await cells(byStage, 'rejected')}</div></section>
+<section id="kept"><h2>Kept samples (${kept.length}${kept.length > N ? `, first ${N}` : ''})</h2><div class="controls">show <select data-grid="kept-grid">${options}</select></div><div class="grid" id="kept-grid">${await cells(roundRobin(kept), 'kept')}</div></section>
+<section id="rejected"><h2>Rejected samples with the reason (${rejected.length}${rejected.length > N ? `, first ${N}` : ''})</h2><div class="controls">show <select data-grid="rejected-grid">${options}</select></div><div class="grid" id="rejected-grid">${await cells(roundRobin(byStage), 'rejected')}</div></section>
 <section id="duplicates"><h2>Near-duplicate groups (${groups.size})</h2>${groupHtml.join('') || '<p class="muted">none found</p>'}</section>
 <section id="gap"><h2>Domain gap and diversity per class</h2><p class="muted">Embeddings: ${esc((await readJson<{ embedder: string }>(join(R, 'embed', 'classes.json'))).embedder)}. Fréchet distance between real crops and generated instances (before / after filtering); Vendi score = effective number of distinct samples; NN = mean cosine of each kept sample to its nearest real crop; coverage = mean cosine of each real crop to its nearest kept sample.</p>
 <div class="charts">${gapChart}</div>
