@@ -34,7 +34,8 @@ export interface DemoOptions {
 export function demoConfig(seed: number) {
   return {
     name: 'demo',
-    preset: 'divergen (demo thresholds for the weight-free embedder)',
+    // DiverGen's settings, with what the demo changes: no server, no model, a small run.
+    preset: 'divergen',
     seed,
     run_dir: 'run',
     real: { coco: 'data/annotations.json', images: 'data/images' },

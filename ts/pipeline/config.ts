@@ -7,12 +7,13 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
 import { GenaugError } from '../native/errors.js';
+import { packageRoot } from '../native/load.js';
 
 const path = () => z.string().min(1);
 const fraction = () => z.number().min(0).max(1);
@@ -22,8 +23,12 @@ export type StageName = (typeof STAGES)[number];
 
 const PlanSchema = z
   .object({
-    /** template: one prompt template per class (X-Paste, DiverGen manual prompts). */
-    strategy: z.enum(['template']).default('template'),
+    /**
+     * template: one prompt template per class (X-Paste); divergen: the template with the class gloss;
+     * llm / scene / caption / alia / ambiguity: the planning strategies of \`genaug plan\` (LLM prompts,
+     * ACP scene graphs, caption prompts, ALIA domain edits, label-ambiguity resolution).
+     */
+    strategy: z.enum(['template', 'divergen', 'llm', 'scene', 'caption', 'alia', 'ambiguity']).default('template'),
     template: z.string().min(1).default('a photo of a single {name}'),
     negative_prompt: z.string().default(''),
     /** Jobs per class (frequency groups c and f). */
@@ -35,6 +40,14 @@ const PlanSchema = z
     height: z.number().int().min(8).max(8192).default(512),
     /** Restrict to these class names (default: every category of the real data). */
     classes: z.array(z.string().min(1)).optional(),
+    /** llm strategy: diversity modes (DiverGen prompts, Yu et al. contextual / style). */
+    modes: z.array(z.enum(['divergen', 'context', 'style'])).optional(),
+    /** alia strategy: domain descriptions to edit towards (default: summarised by the LLM from captions). */
+    domains: z.array(z.string().min(1)).optional(),
+    /** alia strategy: img2img strength. */
+    strength: fraction().optional(),
+    /** scene strategy: scenes to plan. */
+    scenes: z.number().int().min(1).optional(),
   })
   .strict();
 
@@ -250,11 +263,17 @@ function pathKeys(c: RunConfig): Array<[string, string | undefined]> {
   ];
 }
 
+/** Plan strategies the pipeline runs itself; the others come with \`genaug plan\`. */
+export const BUILTIN_STRATEGIES = new Set<string>(['template', 'divergen']);
+
 /** Cross-field rules zod cannot express per key. */
 function checkCombinations(c: RunConfig, source: string): void {
   const fail = (key: string, msg: string) => {
     throw new GenaugError('E_FORMAT', `${source}: ${key}: ${msg}`, { path: source, key });
   };
+  if (!BUILTIN_STRATEGIES.has(c.plan.strategy)) fail('plan.strategy', `'${c.plan.strategy}' needs genaug plan's strategies, which this build does not have yet (available: ${[...BUILTIN_STRATEGIES].join(', ')})`);
+  if (c.generate.backend === 'comfyui') fail('generate.backend', "'comfyui' needs genaug generate's ComfyUI client, which this build does not have yet (available: procedural, a1111, openai)");
+  if (c.embed.model === 'clip') fail('embed.model', "'clip' needs genaug embed's CLIP model, which this build does not have yet (available: features)");
   if (c.generate.backend !== 'procedural' && !c.generate.url) fail('generate.url', `backend '${c.generate.backend}' needs the server URL`);
   if (c.generate.backend === 'comfyui' && !c.generate.workflow) fail('generate.workflow', "backend 'comfyui' needs an API-format workflow file");
   if (c.annotate.method === 'sam' && (!c.annotate.sam_encoder || !c.annotate.sam_decoder)) fail('annotate.sam_encoder', "method 'sam' needs sam_encoder and sam_decoder");
@@ -276,6 +295,46 @@ export async function checkReachable(url: string, key: string, timeoutMs = 3000)
   }
 }
 
+/** Where a preset named in a config lives: a bundled name (presets/<name>.yaml) or a path relative to the config. */
+export function presetPath(name: string, configFile: string): string {
+  if (/[\\/]|\.ya?ml$|\.json$/.test(name)) return isAbsolute(name) ? name : resolve(dirname(configFile), name);
+  return join(packageRoot, 'presets', `${name}.yaml`);
+}
+
+export const BUNDLED_PRESETS = ['xpaste', 'divergen', 'acp', 'alia', 'caption-prompts'] as const;
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Deep merge for config mappings: `over` wins; lists are replaced, not concatenated. */
+export function mergeConfig(base: unknown, over: unknown): unknown {
+  if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = mergeConfig(base[k], v);
+  return out;
+}
+
+/** Reads and checks a preset file (every key known, every type right). */
+export async function readPreset(path: string, key = 'preset'): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new GenaugError('E_IO', `${key}: preset file ${path} does not exist (bundled presets: ${BUNDLED_PRESETS.join(', ')})`, { path, key });
+  }
+  const raw = parseConfigText(text, path) ?? {};
+  validatePreset(raw, path);
+  if (!isPlainObject(raw)) throw new GenaugError('E_FORMAT', `${path}: a preset must be a mapping of keys`, { path });
+  return raw;
+}
+
+/** A config with its preset's settings under it (the config's own keys win). */
+async function withPreset(raw: unknown, file: string): Promise<unknown> {
+  if (!isPlainObject(raw) || typeof raw.preset !== 'string') return raw;
+  const preset = await readPreset(presetPath(raw.preset, file), `${file}: preset`);
+  const { preset: _inner, ...rest } = preset;
+  return mergeConfig(rest, raw);
+}
+
 /**
  * Reads, validates and checks a run config: schema, combinations, files and
  * servers, in that order, all before any stage runs.
@@ -288,7 +347,8 @@ export async function loadConfig(file: string, o: { checkServers?: boolean; time
   } catch (e) {
     throw new GenaugError('E_IO', `could not read the run config ${abs}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { path: abs });
   }
-  const config = validateConfig(parseConfigText(text, abs), abs);
+  const raw = parseConfigText(text, abs);
+  const config = validateConfig(await withPreset(raw, abs), abs);
   checkCombinations(config, abs);
   const base = dirname(abs);
   const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));

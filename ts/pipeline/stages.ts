@@ -138,7 +138,12 @@ async function runPlan(ctx: StageContext): Promise<StageResult> {
     const gloss = coco.categoryById.get(cls.id)?.def;
     const def = typeof gloss === 'string' ? gloss : '';
     for (let i = 0; i < n; i++) {
-      const prompt = p.template.replaceAll('{name}', cls.name.replace(/_/g, ' ')).replaceAll('{def}', def);
+      const prompt = p.template
+        .replaceAll('{name}', cls.name.replace(/_/g, ' '))
+        .replaceAll('{def}', p.strategy === 'divergen' || p.template.includes('{def}') ? def : '')
+        .replace(/(,\s*)+,/g, ',')
+        .replace(/,\s*$/, '')
+        .trim();
       jobs.push(
         PlanJobSchema.parse({
           id: `${slug(cls.name)}-${String(i).padStart(5, '0')}`,
