@@ -15,7 +15,7 @@ import { expectError, tempFolder } from './helpers.js';
 const tmp = tempFolder('genaug-pipeline-run-');
 let root: string;
 
-export function smallConfig(runDir: string, extra: Record<string, unknown> = {}) {
+function smallConfig(runDir: string, extra: Record<string, unknown> = {}) {
   return {
     name: 'small',
     seed: 7,

@@ -880,7 +880,7 @@ async function runPaste(ctx: StageContext): Promise<StageResult> {
       });
       annotations.push(...anns);
       if (formats.has('webdataset')) {
-        const png = new Uint8Array(await sharp(Buffer.from(seg), { raw: { width: W, height: H, channels: 1 } }).png().toBuffer());
+        const png = new Uint8Array(await sharp(Buffer.from(seg), { raw: { width: W, height: H, channels: 1 } }).toColourspace('b-w').png().toBuffer());
         members.push(
           { name: `${key}.jpg`, data: jpg },
           { name: `${key}.json`, data: enc(JSON.stringify({ image: { ...image, file_name: fileName }, annotations: anns, categories: coco.dataset.categories.map((q) => ({ id: q.id, name: q.name })) })) },
