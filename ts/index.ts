@@ -53,3 +53,22 @@ export { categoryPriors, frequencyGroup, sizePriorTable, type CategoryPrior, typ
 export { ChatClient, extractJson, imageDataUrl, type ChatMessage, type ChatClientOptions, type ChatResult, type JsonResult } from './llm/chat.js';
 export type { ImageEmbedder, TextEmbedder, ImageTextEmbedder, RgbInput } from './models/types.js';
 export { PlanJobSchema, LayoutBoxSchema, type PlanJob, type LayoutBox } from './plan/job.js';
+export {
+  clisLayout, clisLayoutSync, buildRelationPool, packLayouts, poolExamples, poolToAcpJson, poolFromAcpJson, layoutNames, normalizeName,
+  normalizePredicate, isSymmetricPredicate, LAYOUT_STATUS,
+  type Box, type RelationExample, type RelationPool, type NameSimilarity, type SceneLayout, type LayoutRelation, type ClisLayoutOptions,
+  type ClisLayoutResult, type LayoutStatus, type PackedLayouts,
+} from './kernels/layout.js';
+export {
+  examplesFromVisualGenome, examplesFromCoco, spatialRelation, SPATIAL_RELATIONS, capExamples, readRelationPool, nameSimilarityFromFunction,
+  nameSimilarityFromTable, nameSimilarityFromEmbeddings, poolFromExamples,
+  type PoolCapOptions, type VisualGenomeOptions, type CocoRelationOptions, type PoolBuildReport,
+} from './curate/relations.js';
+export {
+  clipScores, interSimilarity, duplicateGroups, zeroShot, aliaSemantic, ALIA_NEGATIVES, ImageClassifier, softmaxRows, confidentThresholds,
+  confidenceScores, planToScene, clisImageClip, clisImageJudge, cropBox, regionImage, gridBox, GradeSchema, JUDGE_PROMPTS,
+  type InterSimilarity, type InterSimilarityOptions, type ZeroShot, type ClassifierOptions, type ClisObject, type ClisImageInput, type ClisImageResult,
+} from './curate/score.js';
+export { paddingCrop, maskBounds, annotationMask, compositeOnWhite, alphaAreaFraction, writeRealCrops, type PaddingCropOptions } from './curate/crops.js';
+export { readScores, mergeScores, formatScores, type ScoreTable, type ScoreColumns, type ScoreValue } from './curate/table.js';
+export { applyFilters, PRESETS, FILTER_DEFAULTS, type Decision, type FilterOptions, type Rule } from './curate/filters.js';

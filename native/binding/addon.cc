@@ -58,6 +58,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_bnstats(env, exports);
   register_metrics(env, exports);
   register_mask(env, exports);
+  register_layout(env, exports);
   return exports;
 }
 

@@ -13,6 +13,8 @@ import { demoCommand } from './demo.js';
 import { gapCommand } from './gap.js';
 import { similarityCommand } from './similarity.js';
 import { runCommand } from './run.js';
+import { scoreCommand } from './score.js';
+import { filterCommand } from './filter.js';
 
 function version(): string {
   try {
@@ -40,6 +42,8 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(bnstatsCommand(global));
   program.addCommand(gapCommand(global));
   program.addCommand(annotateCommand(global));
+  program.addCommand(scoreCommand(global));
+  program.addCommand(filterCommand(global));
 
   program.addCommand(demoCommand(global));
   program.addCommand(runCommand(global));

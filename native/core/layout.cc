@@ -1,0 +1,240 @@
+// CLIS-L (spec ALGORITHMS.md §1.3). See layout.h for the data layout.
+#include "layout.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <functional>
+#include <limits>
+
+#include "error.h"
+#include "parallel.h"
+
+namespace genaug {
+
+double layout_ratio_sim(double a, double b) {
+  if (a + b < 1e-10) return 1.0;
+  const double hi = std::max(a, b);
+  return 1.0 - std::fabs(a - b) / hi;
+}
+
+double layout_penalty(double s, double t) {
+  if (s >= t) return s;
+  return t - (1.0 + t) * (1.0 - s / t);
+}
+
+double layout_warp(double x) {
+  if (x >= 0.9) return x;
+  if (x >= 0.8) return x * x;
+  if (x >= 0.7) return x * x * x;
+  if (x >= 0.6) return x * x * x * x;
+  return x * x * x * x * x;
+}
+
+double layout_iou(const float* a, const float* b) {
+  const double ax0 = a[0], ay0 = a[1], ax1 = ax0 + a[2], ay1 = ay0 + a[3];
+  const double bx0 = b[0], by0 = b[1], bx1 = bx0 + b[2], by1 = by0 + b[3];
+  const double iw = std::max(0.0, std::min(ax1, bx1) - std::max(ax0, bx0));
+  const double ih = std::max(0.0, std::min(ay1, by1) - std::max(ay0, by0));
+  const double inter = iw * ih;
+  const double uni = double(a[2]) * a[3] + double(b[2]) * b[3] - inter;
+  return uni > 0 ? inter / uni : 0.0;
+}
+
+namespace {
+
+bool box_ok(const float* b) {
+  return std::isfinite(b[0]) && std::isfinite(b[1]) && std::isfinite(b[2]) && std::isfinite(b[3]) && b[2] > 0 && b[3] > 0;
+}
+
+// The geometry of one (subject box, object box) pair that the example scores compare.
+struct PairGeom {
+  double area_ratio;  // A(s) / A(o)
+  double iou;
+  double rho;         // |c_s - c_o| / ((D_s + D_o) / 2)
+  double vx, vy;      // c_o - c_s
+  bool zero;          // v == 0
+};
+
+PairGeom geom(const float* s, const float* o) {
+  PairGeom g;
+  g.area_ratio = (double(s[2]) * s[3]) / (double(o[2]) * o[3]);
+  g.iou = layout_iou(s, o);
+  const double csx = s[0] + 0.5 * double(s[2]), csy = s[1] + 0.5 * double(s[3]);
+  const double cox = o[0] + 0.5 * double(o[2]), coy = o[1] + 0.5 * double(o[3]);
+  g.vx = cox - csx;
+  g.vy = coy - csy;
+  const double dist = std::sqrt(g.vx * g.vx + g.vy * g.vy);
+  const double ds = std::sqrt(double(s[2]) * s[2] + double(s[3]) * s[3]);
+  const double dd = std::sqrt(double(o[2]) * o[2] + double(o[3]) * o[3]);
+  g.rho = dist / ((ds + dd) / 2.0);
+  g.zero = dist < 1e-12;
+  return g;
+}
+
+void check_inputs(const LayoutBatch& b, const LayoutPool& p, const float* sim, const LayoutOptions& o) {
+  if (!(o.tau >= -1 && o.tau <= 1)) fail("E_RANGE", "tau must be in [-1, 1], got ", o.tau);
+  if (!(o.penalty_t > 0 && o.penalty_t < 1)) fail("E_RANGE", "penalty threshold t must be in (0, 1), got ", o.penalty_t);
+  if (!(o.high_sim >= -1 && o.high_sim <= 1)) fail("E_RANGE", "highSim must be in [-1, 1], got ", o.high_sim);
+  if (o.rank_divisor < 1) fail("E_RANGE", "rankDivisor must be >= 1, got ", o.rank_divisor);
+  if (!(o.low_weight >= 0 && std::isfinite(o.low_weight))) fail("E_RANGE", "lowWeight must be finite and >= 0, got ", o.low_weight);
+  if (p.predicates < 0 || p.names < 0 || b.layouts < 0 || b.names < 0) fail("E_RANGE", "negative count");
+  // Pool.
+  if (p.start[0] != 0) fail("E_RANGE", "pool start[0] must be 0, got ", p.start[0]);
+  for (int64_t r = 0; r < p.predicates; ++r)
+    if (p.start[r + 1] < p.start[r]) fail("E_RANGE", "pool start[", r + 1, "] = ", p.start[r + 1], " is below start[", r, "] = ", p.start[r]);
+  if (p.start[p.predicates] != p.examples)
+    fail("E_SHAPE", "pool start[", p.predicates, "] = ", p.start[p.predicates], " but the pool has ", p.examples, " examples");
+  for (int64_t e = 0; e < p.examples; ++e) {
+    if (p.subject[e] < 0 || p.subject[e] >= p.names) fail("E_RANGE", "pool example ", e, ": subject name id ", p.subject[e], " is outside [0, ", p.names, ")");
+    if (p.object[e] < 0 || p.object[e] >= p.names) fail("E_RANGE", "pool example ", e, ": object name id ", p.object[e], " is outside [0, ", p.names, ")");
+    if (!box_ok(p.subject_box + 4 * e)) fail("E_RANGE", "pool example ", e, ": the subject box must be finite with w > 0 and h > 0");
+    if (!box_ok(p.object_box + 4 * e)) fail("E_RANGE", "pool example ", e, ": the object box must be finite with w > 0 and h > 0");
+  }
+  // Similarity table.
+  const int64_t cells = b.names * p.names;
+  for (int64_t i = 0; i < cells; ++i)
+    if (!std::isfinite(sim[i])) fail("E_NONFINITE", "name similarity [", i / p.names, ", ", i % p.names, "] is not finite");
+  // Batch.
+  if (b.object_start[0] != 0 || b.relation_start[0] != 0) fail("E_RANGE", "layout offsets must start at 0");
+  for (int64_t l = 0; l < b.layouts; ++l) {
+    if (b.object_start[l + 1] < b.object_start[l]) fail("E_RANGE", "object offsets decrease at layout ", l);
+    if (b.relation_start[l + 1] < b.relation_start[l]) fail("E_RANGE", "relation offsets decrease at layout ", l);
+  }
+  if (b.object_start[b.layouts] != b.objects) fail("E_SHAPE", "object offsets end at ", b.object_start[b.layouts], " but there are ", b.objects, " objects");
+  if (b.relation_start[b.layouts] != b.relations)
+    fail("E_SHAPE", "relation offsets end at ", b.relation_start[b.layouts], " but there are ", b.relations, " relation pairs");
+  for (int64_t i = 0; i < b.objects; ++i)
+    if (b.object_name[i] < 0 || b.object_name[i] >= b.names) fail("E_RANGE", "object ", i, ": name id ", b.object_name[i], " is outside [0, ", b.names, ")");
+  for (int64_t l = 0; l < b.layouts; ++l) {
+    const int64_t n = b.object_start[l + 1] - b.object_start[l];
+    for (int64_t k = b.relation_start[l]; k < b.relation_start[l + 1]; ++k) {
+      if (b.relation_predicate[k] < -1 || b.relation_predicate[k] >= p.predicates)
+        fail("E_RANGE", "layout ", l, " relation ", k - b.relation_start[l], ": predicate id ", b.relation_predicate[k], " is outside [-1, ", p.predicates, ")");
+      if (b.relation_subject[k] < -1 || b.relation_subject[k] >= n)
+        fail("E_RANGE", "layout ", l, " relation ", k - b.relation_start[l], ": subject ", b.relation_subject[k], " is outside [-1, ", n, ")");
+      if (b.relation_object[k] < -1 || b.relation_object[k] >= n)
+        fail("E_RANGE", "layout ", l, " relation ", k - b.relation_start[l], ": object ", b.relation_object[k], " is outside [-1, ", n, ")");
+    }
+  }
+}
+
+}  // namespace
+
+LayoutScores clis_layout(const LayoutBatch& b, const LayoutPool& p, const float* sim, const LayoutOptions& o, const int32_t* cancel) {
+  check_inputs(b, p, sim, o);
+  LayoutScores out;
+  const size_t L = static_cast<size_t>(b.layouts);
+  out.score.assign(L, 0.0);
+  out.confidence.assign(L, 0.0);
+  out.status.assign(L, kLayoutOk);
+  out.failed_pair.assign(L, -1);
+  out.pair_score.assign(static_cast<size_t>(b.relations), std::numeric_limits<double>::quiet_NaN());
+  out.pair_confidence.assign(static_cast<size_t>(b.relations), std::numeric_limits<double>::quiet_NaN());
+  const int threads = static_cast<int>(std::min<int64_t>(resolve_threads(o.threads), std::max<int64_t>(1, b.layouts / 16)));
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> aborted{false};
+  const double t = o.penalty_t;
+  const int64_t P = p.names;
+
+  run_threads(threads, [&](int) {
+    std::vector<double> scores;
+    for (;;) {
+      const int64_t l0 = next.fetch_add(8);
+      if (l0 >= b.layouts) break;
+      if (cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED)) {
+        aborted = true;
+        break;
+      }
+      const int64_t l1 = std::min<int64_t>(b.layouts, l0 + 8);
+      for (int64_t l = l0; l < l1; ++l) {
+        const int64_t ob = b.object_start[l];
+        const int64_t r0 = b.relation_start[l], r1 = b.relation_start[l + 1];
+        if (r0 == r1) {
+          out.status[l] = kLayoutNoRelations;
+          continue;
+        }
+        double sum_c = 0, sum_cs = 0, min_c = std::numeric_limits<double>::infinity();
+        int32_t status = kLayoutOk;
+        for (int64_t k = r0; k < r1 && status == kLayoutOk; ++k) {
+          const int32_t r = b.relation_predicate[k];
+          const int32_t si = b.relation_subject[k], oi = b.relation_object[k];
+          if (r < 0) {
+            status = kLayoutUnknownPredicate;
+          } else if (si < 0 || oi < 0 || !box_ok(b.object_box + 4 * (ob + si)) || !box_ok(b.object_box + 4 * (ob + oi))) {
+            status = kLayoutMissingBox;
+          }
+          if (status != kLayoutOk) {
+            out.failed_pair[l] = static_cast<int32_t>(k - r0);
+            break;
+          }
+          const float* ps = b.object_box + 4 * (ob + si);
+          const float* po = b.object_box + 4 * (ob + oi);
+          const PairGeom gp = geom(ps, po);
+          const float* srow = sim + int64_t(b.object_name[ob + si]) * P;
+          const float* orow = sim + int64_t(b.object_name[ob + oi]) * P;
+          const bool sym = o.symmetry && p.symmetric[r];
+          scores.clear();
+          int64_t n_hi = 0;
+          double conf = 0;
+          for (int64_t e = p.start[r]; e < p.start[r + 1]; ++e) {
+            const double ss = srow[p.subject[e]], os = orow[p.object[e]];
+            if (!(ss >= o.tau && os >= o.tau)) continue;
+            const double w = layout_warp(ss) * layout_warp(os);
+            const bool hi = ss >= o.high_sim && os >= o.high_sim;
+            if (hi) ++n_hi;
+            conf += hi ? w : o.low_weight * w;
+            const PairGeom ge = geom(p.subject_box + 4 * e, p.object_box + 4 * e);
+            const double size = layout_penalty(w * layout_ratio_sim(gp.area_ratio, ge.area_ratio), t);
+            const double iou_term = layout_penalty(w * layout_ratio_sim(gp.iou, ge.iou), t);
+            double dist;
+            if (o.faithful) {
+              dist = iou_term;
+            } else {
+              const double rho_term = layout_penalty(w * layout_ratio_sim(gp.rho, ge.rho), t);
+              double wi = 0.5, wr = 0.5;
+              if (o.balance) {
+                if (iou_term > 0.95) wi = 0.2, wr = 0.8;
+                else if (rho_term > 0.95) wi = 0.8, wr = 0.2;
+              }
+              dist = wi * iou_term + wr * rho_term;
+            }
+            double dir;
+            if (gp.zero && ge.zero) {
+              dir = 1.0;
+            } else if (gp.zero || ge.zero) {
+              dir = 0.0;
+            } else {
+              const double np = std::sqrt(gp.vx * gp.vx + gp.vy * gp.vy), ne = std::sqrt(ge.vx * ge.vx + ge.vy * ge.vy);
+              double c = (gp.vx * ge.vx + gp.vy * ge.vy) / (np * ne);
+              if (sym) c = std::max(c, (-gp.vx * ge.vx + gp.vy * ge.vy) / (np * ne));
+              dir = layout_penalty(w * (c + 1.0) / 2.0, t);
+            }
+            scores.push_back((0.5 * size + 1.0 * dist + 0.8 * dir) / 2.3);
+          }
+          if (scores.empty()) {
+            status = kLayoutNoCandidates;
+            out.failed_pair[l] = static_cast<int32_t>(k - r0);
+            break;
+          }
+          const size_t rank = static_cast<size_t>(n_hi / o.rank_divisor);
+          std::nth_element(scores.begin(), scores.begin() + static_cast<std::ptrdiff_t>(rank), scores.end(), std::greater<double>());
+          const double ps_score = scores[rank];
+          out.pair_score[k] = ps_score;
+          out.pair_confidence[k] = conf;
+          sum_c += conf;
+          sum_cs += conf * ps_score;
+          min_c = std::min(min_c, conf);
+        }
+        out.status[l] = status;
+        if (status != kLayoutOk) continue;
+        out.score[l] = sum_c > 0 ? sum_cs / sum_c : 0.0;
+        out.confidence[l] = min_c;
+      }
+    }
+  });
+  if (aborted) fail("E_ABORTED", "the CLIS-L run was aborted");
+  return out;
+}
+
+}  // namespace genaug

@@ -1,0 +1,389 @@
+// Scores, filters and the judge: against plain references recomputed here
+// (a tiny deterministic ImageTextEmbedder test double, direct loops for the
+// crop rule and the class similarities), hand-computed filter tables, and a
+// local chat-completions server for the CLIS-I judge.
+import { createServer, type Server } from 'node:http';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { run } from '../ts/cli/main.js';
+import { paddingCrop, compositeOnWhite } from '../ts/curate/crops.js';
+import { applyFilters } from '../ts/curate/filters.js';
+import {
+  aliaSemantic,
+  clipScores,
+  clisImageClip,
+  clisImageJudge,
+  confidenceScores,
+  confidentThresholds,
+  gridBox,
+  interSimilarity,
+  planToScene,
+  zeroShot,
+} from '../ts/curate/score.js';
+import { mergeScores, readScores, type ScoreColumns } from '../ts/curate/table.js';
+import { ChatClient } from '../ts/llm/chat.js';
+import type { ImageTextEmbedder, RgbInput } from '../ts/models/types.js';
+import { seededRandom } from '../ts/util/random.js';
+import { cosine, expectCode, randomMatrix, tempFolder } from './helpers.js';
+
+// ------------------------------------------------------------------ test double
+const DIM = 8;
+function unit(v: number[]): Float32Array {
+  const n = Math.hypot(...v) || 1;
+  return Float32Array.from(v, (x) => x / n);
+}
+function imageVec(im: RgbInput): number[] {
+  const v = new Array(DIM).fill(0);
+  for (let i = 0; i < im.width * im.height; i++) for (let c = 0; c < 3; c++) v[(c + (i % 3)) % DIM] += im.data[i * 3 + c]! + 1;
+  v[7] = im.width;
+  return v;
+}
+function textVec(t: string): number[] {
+  const v = new Array(DIM).fill(0);
+  for (let i = 0; i < t.length; i++) v[(t.charCodeAt(i) * 7 + i) % DIM] += 1;
+  return v;
+}
+const testEmbedder: ImageTextEmbedder = {
+  dim: DIM,
+  name: 'test-double',
+  logitScale: 100,
+  async embedImages(images) {
+    const out = new Float32Array(images.length * DIM);
+    images.forEach((im, i) => out.set(unit(imageVec(im)), i * DIM));
+    return out;
+  },
+  async embedTexts(texts) {
+    const out = new Float32Array(texts.length * DIM);
+    texts.forEach((t, i) => out.set(unit(textVec(t)), i * DIM));
+    return out;
+  },
+};
+const dot = (a: Float32Array, b: Float32Array) => a.reduce((s, x, k) => s + x * b[k]!, 0);
+function randomImage(w: number, h: number, seed: number): RgbInput {
+  const r = seededRandom(seed);
+  return { data: Uint8Array.from({ length: w * h * 3 }, () => Math.floor(r() * 256)), width: w, height: h };
+}
+
+// ------------------------------------------------------------------ crops
+describe('DiverGen padding crop', () => {
+  const refl = (i: number, n: number) => {
+    while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
+    return i;
+  };
+  function reference(im: RgbInput, mask: Uint8Array, pad: number, k: number): RgbInput {
+    let x0 = Infinity, y0 = Infinity, x1 = -1, y1 = -1;
+    for (let y = 0; y < im.height; y++)
+      for (let x = 0; x < im.width; x++)
+        if (mask[y * im.width + x]) (x0 = Math.min(x0, x), x1 = Math.max(x1, x), y0 = Math.min(y0, y), y1 = Math.max(y1, y));
+    const cx0 = Math.max(0, x0 - pad), cy0 = Math.max(0, y0 - pad), cx1 = Math.min(im.width - 1, x1 + pad), cy1 = Math.min(im.height - 1, y1 + pad);
+    const w = cx1 - cx0 + 1, h = cy1 - cy0 + 1;
+    const out = new Uint8Array(w * h * 3);
+    const a = Math.floor(k / 2);
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++)
+        for (let c = 0; c < 3; c++) {
+          const X = cx0 + x, Y = cy0 + y;
+          if (mask[Y * im.width + X]) {
+            out[(y * w + x) * 3 + c] = im.data[(Y * im.width + X) * 3 + c]!;
+            continue;
+          }
+          let s = 0;
+          for (let dy = -a; dy < k - a; dy++) for (let dx = -a; dx < k - a; dx++) s += im.data[(refl(Y + dy, im.height) * im.width + refl(X + dx, im.width)) * 3 + c]!;
+          out[(y * w + x) * 3 + c] = Math.round(s / (k * k));
+        }
+    return { data: out, width: w, height: h };
+  }
+  it('matches a direct per-pixel reference (borders, clipping, odd and even kernels)', () => {
+    for (const [W, H, pad, k, seed] of [[60, 50, 40, 10, 1], [120, 90, 40, 10, 2], [30, 20, 5, 3, 3], [7, 9, 2, 10, 4]] as const) {
+      const im = randomImage(W, H, seed);
+      const r = seededRandom(seed + 10);
+      const mask = new Uint8Array(W * H);
+      const mx = Math.floor(r() * W * 0.5), my = Math.floor(r() * H * 0.5);
+      for (let y = my; y < Math.min(H, my + 1 + Math.floor(r() * H * 0.5)); y++) for (let x = mx; x < Math.min(W, mx + 1 + Math.floor(r() * W * 0.5)); x++) if (r() < 0.8) mask[y * W + x] = 1;
+      mask[my * W + mx] = 1;
+      const got = paddingCrop(im, mask, { padding: pad, blur: k });
+      const want = reference(im, mask, pad, k);
+      expect([got.width, got.height]).toEqual([want.width, want.height]);
+      expect(Buffer.from(got.data).equals(Buffer.from(want.data))).toBe(true);
+    }
+  });
+  it('rejects an empty mask and a mask of the wrong size', () => {
+    const im = randomImage(10, 10, 1);
+    expect(() => paddingCrop(im, new Uint8Array(100))).toThrow(/empty/);
+    expect(() => paddingCrop(im, new Uint8Array(99))).toThrow(/expected 10 x 10/);
+  });
+  it('composites RGBA onto white', () => {
+    const c = compositeOnWhite(Uint8Array.from([0, 0, 0, 255, 0, 0, 0, 0, 100, 100, 100, 128]), 3, 1);
+    expect([...c.data]).toEqual([0, 0, 0, 255, 255, 255, 177, 177, 177]);
+  });
+});
+
+// ------------------------------------------------------------------ scores
+describe('scores against plain references', () => {
+  it('CLIP score is 100·cos(image, "a photo of {name}")', async () => {
+    const imgs = [randomImage(4, 4, 1), randomImage(5, 3, 2), randomImage(2, 2, 3)];
+    const names = ['dog', 'cat', 'dog'];
+    const got = await clipScores(testEmbedder, imgs, names);
+    imgs.forEach((im, i) => expect(got[i]).toBeCloseTo(100 * dot(unit(imageVec(im)), unit(textVec(`a photo of ${names[i]}`))), 4));
+  });
+  it('inter-similarity mean / max / top-k mean per own class', async () => {
+    const gen = randomMatrix(40, 16, 1);
+    const real = randomMatrix(90, 16, 2);
+    const gl = Int32Array.from({ length: 40 }, (_, i) => i % 4); // class 3 has no real rows
+    const rl = Int32Array.from({ length: 90 }, (_, i) => i % 3);
+    const r = await interSimilarity(gen, gl, real, rl, { k: 4 });
+    for (let i = 0; i < 40; i++) {
+      const cs: number[] = [];
+      for (let j = 0; j < 90; j++) if (rl[j] === gl[i]) cs.push(cosine(gen, i, real, j));
+      if (cs.length === 0) {
+        expect(Number.isNaN(r.mean[i]!) && Number.isNaN(r.max[i]!) && Number.isNaN(r.topk[i]!)).toBe(true);
+        continue;
+      }
+      cs.sort((a, b) => b - a);
+      expect(r.mean[i]).toBeCloseTo(cs.reduce((a, b) => a + b, 0) / cs.length, 4);
+      expect(r.max[i]).toBeCloseTo(cs[0]!, 5);
+      expect(r.topk[i]).toBeCloseTo((cs[0]! + cs[1]! + cs[2]! + cs[3]!) / 4, 5);
+    }
+    await expectCode(interSimilarity(gen, new Int32Array(3), real, rl), 'E_SHAPE', /labels/);
+  });
+  it('zero-shot softmax and the ALIA semantic winner', async () => {
+    const texts = ['a photo of a bird', 'a painting', 'an image'];
+    const imgs = [randomImage(3, 3, 5), randomImage(3, 3, 6)];
+    const ie = await testEmbedder.embedImages(imgs);
+    const r = await aliaSemantic(testEmbedder, { data: ie, rows: 2, dim: DIM }, texts[0]!, texts.slice(1));
+    for (let i = 0; i < 2; i++) {
+      const logits = texts.map((t) => 100 * dot(unit(imageVec(imgs[i]!)), unit(textVec(t))));
+      const m = Math.max(...logits);
+      const z = logits.reduce((s, l) => s + Math.exp(l - m), 0);
+      expect(r.positiveProb[i]).toBeCloseTo(Math.exp(logits[0]! - m) / z, 4);
+      expect(r.winner[i]).toBe(logits.indexOf(m));
+    }
+    const z = zeroShot({ data: Float32Array.from([1, 0]), rows: 1, dim: 2 }, { data: Float32Array.from([1, 0, 0, 1]), rows: 2, dim: 2 }, Math.log(3));
+    expect(z.probs[0]).toBeCloseTo(0.75, 6);
+  });
+  it('confident thresholds and confidence numbers (hand-computed)', () => {
+    // 3 real images, 2 classes: class 0 images have p0 = 0.9, 0.7 → t0 = 0.8; class 1 image p1 = 0.6 → t1 = 0.6.
+    const t = confidentThresholds(Float32Array.from([0.9, 0.1, 0.7, 0.3, 0.4, 0.6]), Int32Array.from([0, 0, 1]), 2);
+    expect([...t].map((v) => +v.toFixed(6))).toEqual([0.8, 0.6]);
+    const c = confidenceScores(Float32Array.from([0.85, 0.15, 0.3, 0.7]), Int32Array.from([0, 0]), 2, t);
+    expect([...c.maxProb].map((v) => +v.toFixed(6))).toEqual([0.85, 0.7]);
+    expect([...c.pred]).toEqual([0, 1]);
+    expect([...c.threshold].map((v) => +v.toFixed(6))).toEqual([0.8, 0.8]);
+    expect(() => confidentThresholds(Float32Array.from([1, 0]), Int32Array.from([2]), 2)).toThrow(/outside/);
+  });
+  it('CLIS-I clip mode weighs 0.5 global + 0.5 mean(0.8 region + 0.2 crop)', async () => {
+    const image = randomImage(20, 10, 9);
+    const objects = [{ name: 'dog', box: [0, 0, 0.5, 0.5] as [number, number, number, number] }, { name: 'ball', box: [0.5, 0.5, 0.5, 0.5] as [number, number, number, number], text: 'a red ball' }];
+    const r = await clisImageClip(testEmbedder, { image, caption: 'a dog and a ball', objects });
+    const cos = (im: RgbInput, t: string) => 100 * dot(unit(imageVec(im)), unit(textVec(t)));
+    const crop = (x0: number, y0: number, w: number, h: number): RgbInput => {
+      const d = new Uint8Array(w * h * 3);
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) d[(y * w + x) * 3 + c] = image.data[((y0 + y) * 20 + x0 + x) * 3 + c]!;
+      return { data: d, width: w, height: h };
+    };
+    const region = (x0: number, y0: number, w: number, h: number): RgbInput => {
+      const d = new Uint8Array(image.data.length).fill(128);
+      for (let y = y0; y < y0 + h; y++) for (let x = x0; x < x0 + w; x++) for (let c = 0; c < 3; c++) d[(y * 20 + x) * 3 + c] = image.data[(y * 20 + x) * 3 + c]!;
+      return { data: d, width: 20, height: 10 };
+    };
+    const l0 = 0.8 * cos(region(0, 0, 10, 5), 'dog') + 0.2 * cos(crop(0, 0, 10, 5), 'dog');
+    const l1 = 0.8 * cos(region(10, 5, 10, 5), 'a red ball') + 0.2 * cos(crop(10, 5, 10, 5), 'a red ball');
+    expect(r.score).toBeCloseTo(0.5 * cos(image, 'a dog and a ball') + 0.25 * (l0 + l1), 3);
+  });
+  it('reads plan layouts and ACP relations into scenes', () => {
+    const s = planToScene({
+      id: 'j1',
+      layout: [{ name: 'dog', box: [0.1, 0.1, 0.2, 0.2] }, { name: 'frisbee', box: [0.5, 0.1, 0.1, 0.1] }, { name: 'dog', box: [0.7, 0.7, 0.2, 0.2] }],
+      provenance: { scene_graph: { relations: [{ caption: 'x', relations: [{ subject: ['dog-2'], object: ['frisbee-1', 'cat-1'], relation: 'catching' }] }] } },
+    });
+    expect(s.relations).toEqual([{ subject: [2], predicate: 'catching', object: [1, -1] }]);
+  });
+});
+
+// ------------------------------------------------------------------ filters
+describe('filters on hand-computed tables', () => {
+  const table = (rows: Array<Record<string, unknown>>) => new Map(rows.map(({ id, ...r }) => [id as string, r as Record<string, never>]));
+  it('X-Paste: bar = min(21, best − 1) per category, area in [0.05, 0.95]', () => {
+    const t = table([
+      { id: 'a', category: 'dog', clip_score: 30, area_fraction: 0.5 },
+      { id: 'b', category: 'dog', clip_score: 20.5, area_fraction: 0.5 }, // bar 21 → drop
+      { id: 'c', category: 'cat', clip_score: 15, area_fraction: 0.5 }, // best 15 → bar 14 → keep
+      { id: 'd', category: 'cat', clip_score: 13.9, area_fraction: 0.5 }, // below 14 → drop
+      { id: 'e', category: 'dog', clip_score: 25, area_fraction: 0.97 }, // area → drop
+    ]);
+    const d = applyFilters(t, ['xpaste']);
+    expect(d.map((x) => [x.id, x.kept, x.reason])).toEqual([
+      ['a', true, 'passed xpaste'],
+      ['b', false, 'xpaste:clip-below-bar'],
+      ['c', true, 'passed xpaste'],
+      ['d', false, 'xpaste:clip-below-bar'],
+      ['e', false, 'xpaste:area-out-of-range'],
+    ]);
+    expect(d[3]!.values.bar).toBe(14);
+  });
+  it('DiverGen: ≥ 0.6, classes without real crops dropped unless exempt', () => {
+    const t = table([
+      { id: 'a', category: 'dog', inter_sim_mean: 0.6 },
+      { id: 'b', category: 'dog', inter_sim_mean: 0.59 },
+      { id: 'c', category: 'okapi', inter_sim_mean: null },
+    ]);
+    expect(applyFilters(t, ['divergen']).map((x) => x.kept)).toEqual([true, false, false]);
+    expect(applyFilters(t, ['divergen'], { exemptCategories: ['okapi'] }).map((x) => x.kept)).toEqual([true, false, true]);
+    expect(applyFilters(t, ['divergen'], { threshold: 0.5 }).map((x) => x.kept)).toEqual([true, true, false]);
+  });
+  it('ACP best-of-N: argmax per job, first on ties, −1 rejects', () => {
+    const t = table([
+      { id: 'a', job: 'j1', clis_i: 40 },
+      { id: 'b', job: 'j1', clis_i: 70 },
+      { id: 'c', job: 'j1', clis_i: 70 },
+      { id: 'd', job: 'j2', clis_i: -1 },
+      { id: 'e', job: 'j3', clis_i: 10 },
+    ]);
+    expect(applyFilters(t, ['acp']).map((x) => `${x.id}:${x.kept ? 'keep' : x.reason}`)).toEqual(['a:acp:not-best-of-n', 'b:keep', 'c:acp:not-best-of-n', 'd:acp:unparseable-judge-answer', 'e:keep']);
+  });
+  it('dedup keeps the first of each group; ALIA drops negatives, too-easy and likely-mislabeled', () => {
+    const t = table([
+      { id: 'a', dup_group: 'a', alia_winner: 0, alia_max_prob: 0.5, alia_threshold: 0.8, alia_pred: 'dog', alia_label: 'dog' },
+      { id: 'b', dup_group: 'a', alia_winner: 0, alia_max_prob: 0.5, alia_threshold: 0.8, alia_pred: 'dog', alia_label: 'dog' },
+      { id: 'c', dup_group: 'c', alia_winner: 2, alia_max_prob: 0.5, alia_threshold: 0.8, alia_pred: 'dog', alia_label: 'dog' },
+      { id: 'd', dup_group: 'd', alia_winner: 0, alia_max_prob: 0.9, alia_threshold: 0.8, alia_pred: 'dog', alia_label: 'dog' },
+      { id: 'e', dup_group: 'e', alia_winner: 0, alia_max_prob: 0.9, alia_threshold: 0.8, alia_pred: 'cat', alia_label: 'dog' },
+      { id: 'f', dup_group: 'f', alia_winner: 0, alia_max_prob: 0.8, alia_threshold: 0.8, alia_pred: 'cat', alia_label: 'dog' },
+    ]);
+    expect(applyFilters(t, ['dedup', 'alia']).map((x) => (x.kept ? 'keep' : x.reason))).toEqual([
+      'keep',
+      'dedup:near-duplicate',
+      'alia:semantic-negative-wins',
+      'alia:too-easy',
+      'alia:likely-mislabeled',
+      'keep',
+    ]);
+  });
+  it('names a missing column', () => {
+    expect(() => applyFilters(table([{ id: 'a', category: 'x' }]), ['xpaste'])).toThrow(/clip_score/);
+  });
+});
+
+// ------------------------------------------------------------------ table + CLI
+describe('scores table and the CLI', () => {
+  const folders = tempFolder('score');
+  const tmp = { fresh: (n: string) => { const d = folders.fresh(n); mkdirSync(d, { recursive: true }); return d; } };
+  it('merges columns into JSONL and CSV tables', async () => {
+    for (const ext of ['jsonl', 'csv']) {
+      const p = join(tmp.fresh(ext), `s.${ext}`);
+      await mergeScores(p, new Map([['a', { x: 1 }], ['b,"q"', { x: 2 }]]));
+      await mergeScores(p, new Map<string, ScoreColumns>([['a', { y: 'hi' }], ['c', { x: Number.NaN }]]));
+      const t = await readScores(p);
+      expect([...t.keys()]).toEqual(['a', 'b,"q"', 'c']);
+      expect(t.get('a')).toEqual({ x: 1, y: 'hi' });
+      expect(t.get('b,"q"')?.x).toBe(2);
+    }
+  });
+  it('genaug filter writes kept and rejected with reasons; bad input is a clear error', async () => {
+    const dir = tmp.fresh('cli');
+    const s = join(dir, 's.jsonl');
+    writeFileSync(s, ['{"id":"a","job":"j","clis_i":5}', '{"id":"b","job":"j","clis_i":9}'].join('\n') + '\n');
+    const out = join(dir, 'kept.jsonl');
+    expect(await run(['node', 'genaug', 'filter', '--scores', s, '--preset', 'acp', '--out', out])).toBe(0);
+    expect(readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l).id)).toEqual(['b']);
+    const rej = JSON.parse(readFileSync(join(dir, 'kept.rejected.jsonl'), 'utf8'));
+    expect(rej).toMatchObject({ id: 'a', reason: 'acp:not-best-of-n', clis_i: 5, best: 9 });
+    expect(await run(['node', 'genaug', 'filter', '--scores', join(dir, 'missing.jsonl'), '--preset', 'acp', '--out', out])).toBe(1);
+    expect(await run(['node', 'genaug', 'filter', '--scores', s, '--preset', 'nope', '--out', out])).toBe(2);
+  });
+  it('genaug score clis-l scores plan layouts against a pool', async () => {
+    const dir = tmp.fresh('clisl');
+    const pool = join(dir, 'pool.json');
+    writeFileSync(pool, JSON.stringify({ 'left of': [{ subject: 'dog', object: 'cat', s_bbox: [0, 0, 0.2, 0.2], o_bbox: [0.5, 0, 0.2, 0.2] }] }));
+    const plan = join(dir, 'plan.jsonl');
+    const job = (id: string, rel: string) => JSON.stringify({ id, layout: [{ name: 'dog', box: [0, 0, 0.2, 0.2] }, { name: 'cat', box: [0.5, 0, 0.2, 0.2] }], relations: [{ subject: ['dog-1'], object: ['cat-1'], relation: rel }] });
+    writeFileSync(plan, [job('j1', 'left of'), job('j2', 'under')].join('\n') + '\n');
+    const table = join(dir, 's.jsonl');
+    expect(await run(['node', 'genaug', 'score', 'clis-l', '--plan', plan, '--pool', pool, '--exact-names', '--table', table])).toBe(0);
+    const t = await readScores(table);
+    expect(t.get('j1')).toMatchObject({ clis_l: 1, clis_l_status: 'ok' });
+    expect(t.get('j2')).toMatchObject({ clis_l: 0, clis_l_status: 'unknown-predicate' });
+  });
+  it('genaug score inter-sim rejects index files that do not match the embeddings', async () => {
+    const dir = tmp.fresh('inter');
+    const { writeNpy } = await import('../ts/io/npy.js');
+    await writeNpy(join(dir, 'g.npy'), randomMatrix(3, 4, 1).data, [3, 4]);
+    await writeNpy(join(dir, 'r.npy'), randomMatrix(2, 4, 2).data, [2, 4]);
+    writeFileSync(join(dir, 'g.index.jsonl'), '{"file":"a.png","category":"dog"}\n{"file":"b.png","category":"dog"}\n');
+    writeFileSync(join(dir, 'r.index.jsonl'), '{"file":"r1.png","category":"dog"}\n{"file":"r2.png","category":"dog"}\n');
+    const table = join(dir, 's.jsonl');
+    expect(await run(['node', 'genaug', 'score', 'inter-sim', '--gen', join(dir, 'g.npy'), '--real', join(dir, 'r.npy'), '--table', table])).toBe(1);
+    expect(existsSync(table)).toBe(false);
+    writeFileSync(join(dir, 'g.index.jsonl'), '{"file":"a.png","category":"dog"}\n{"file":"b.png","category":"dog"}\n{"file":"c.png","category":"cat"}\n');
+    expect(await run(['node', 'genaug', 'score', 'inter-sim', '--gen', join(dir, 'g.npy'), '--real', join(dir, 'r.npy'), '--table', table])).toBe(0);
+    const t = await readScores(table);
+    expect(t.get('c.png')?.inter_sim_mean).toBeNull();
+    expect(typeof t.get('a.png')?.inter_sim_mean).toBe('number');
+  });
+});
+
+// ------------------------------------------------------------------ judge over HTTP
+describe('CLIS-I judge mode against a local chat-completions server', () => {
+  let server: Server;
+  let url = '';
+  /** What the grader answers, in order; the VLM always describes. */
+  let grades: Array<{ content?: string; finish?: string; status?: number; raw?: string }> = [];
+  const prompts: string[] = [];
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const b = JSON.parse(body);
+        const content = b.messages[0].content;
+        const isVlm = Array.isArray(content);
+        prompts.push(isVlm ? content[1].text : content);
+        if (isVlm) {
+          res.end(JSON.stringify({ choices: [{ message: { content: 'a dog catching a red frisbee' }, finish_reason: 'stop' }] }));
+          return;
+        }
+        const g = grades.shift() ?? { content: '{"score": 5}' };
+        if (g.raw !== undefined) {
+          res.writeHead(g.status ?? 200).end(g.raw);
+          return;
+        }
+        res.end(JSON.stringify({ choices: [{ message: { content: g.content }, finish_reason: g.finish ?? 'stop' }] }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const a = server.address() as { port: number };
+    url = `http://127.0.0.1:${a.port}/v1`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  const input = () => ({ image: randomImage(16, 16, 1), caption: 'a dog catches a frisbee', objects: [{ name: 'dog', box: [0.1, 0.2, 0.3, 0.4] as [number, number, number, number] }] });
+  const clients = () => ({ vlm: new ChatClient({ baseUrl: url, model: 'vlm', retries: 1, backoffMs: 1 }), llm: new ChatClient({ baseUrl: url, model: 'llm', retries: 1, backoffMs: 1 }) });
+
+  it('valid grades: 0.5·G + 0.5·(0.8·region + 0.2·crop), ×20; region prompt carries the box', async () => {
+    grades = [{ content: '{"score": 4, "explanation": "ok"}' }, { content: '```json\n{"score": 3}\n```' }, { content: 'Sure: {"score": 5}' }];
+    prompts.length = 0;
+    const { vlm, llm } = clients();
+    const r = await clisImageJudge(vlm, llm, input());
+    expect(r.global).toBe(80);
+    expect(r.objects).toEqual([0.8 * 60 + 0.2 * 100]);
+    expect(r.score).toBeCloseTo(0.5 * 80 + 0.5 * 68, 10);
+    const [x0, y0, x1, y1] = gridBox([0.1, 0.2, 0.3, 0.4]);
+    expect([x0, y0, x1, y1]).toEqual([99, 199, 399, 599]);
+    expect(prompts.some((p) => p.includes('<box>(99,199),(399,599)</box>'))).toBe(true);
+  });
+  it('malformed, truncated and non-JSON answers are retried, then −1', async () => {
+    // Global: malformed then valid (retry works). Region: truncated twice → −1. Crop: fine.
+    grades = [{ content: '{"score": 9}' }, { content: '{"score": 2}' }, { content: '{"score": 4', finish: 'length' }, { content: '{"score": 4}', finish: 'length' }, { content: '{"score": 1}' }];
+    const { vlm, llm } = clients();
+    const r = await clisImageJudge(vlm, llm, input());
+    expect(r.global).toBe(40);
+    expect(r.score).toBe(-1);
+    expect(r.notes.join(' ')).toMatch(/finish_reason "length"/);
+    grades = [{ content: 'I think it is great' }, { raw: 'not json at all' }];
+    const r2 = await clisImageJudge(vlm, llm, input());
+    expect(r2.score).toBe(-1);
+    expect(r2.global).toBe(-1);
+  });
+});

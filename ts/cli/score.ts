@@ -1,0 +1,369 @@
+/**
+ * `genaug score <kind>`: computes one kind of score and merges its columns
+ * into a scores table (JSONL or CSV by extension, keyed by sample id).
+ *
+ * Samples come from a manifest (JSONL, one {file, category?, id?, job?,
+ * label?} per line, files relative to --images or the manifest's folder) or
+ * from an embeddings index (`genaug embed`'s E.index.jsonl, row-aligned with
+ * E.npy). The sample id is the line's `id`, else its `file`.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+
+import { Command } from 'commander';
+
+import { interSimilarity, duplicateGroups, aliaSemantic, ALIA_NEGATIVES, clipScores, planToScene, clisImageClip, clisImageJudge, ImageClassifier, confidentThresholds, confidenceScores } from '../curate/score.js';
+import { alphaAreaFraction, compositeOnWhite, writeRealCrops } from '../curate/crops.js';
+import { examplesFromCoco, examplesFromVisualGenome, nameSimilarityFromEmbeddings, nameSimilarityFromFunction, nameSimilarityFromTable, readJson, readRelationPool } from '../curate/relations.js';
+import { mergeScores, type ScoreColumns } from '../curate/table.js';
+import { readCoco } from '../io/coco.js';
+import { ioError, writeFileAtomic } from '../io/atomic.js';
+import { readMatrix } from '../io/npy.js';
+import { buildRelationPool, clisLayout, layoutNames, poolToAcpJson } from '../kernels/layout.js';
+import { ChatClient } from '../llm/chat.js';
+import { loadRgb } from '../models/onnx.js';
+import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
+import { GenaugError } from '../native/errors.js';
+import { intArg, numberArg, type GlobalOptions } from './args.js';
+
+export interface ManifestLine {
+  file?: string;
+  id?: string;
+  category?: string;
+  job?: string;
+  label?: string | number;
+  [k: string]: unknown;
+}
+
+/** Reads a JSONL manifest or embeddings index; each line must be an object. */
+export async function readJsonl(path: string): Promise<ManifestLine[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw ioError(path, path, 'read it', e);
+  }
+  const out: ManifestLine[] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (!line.trim()) return;
+    try {
+      const v = JSON.parse(line);
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+      out.push(v);
+    } catch (e) {
+      throw new GenaugError('E_FORMAT', `${path}:${i + 1} is not a JSON object (${(e as Error).message})`, { path, line: i + 1 });
+    }
+  });
+  return out;
+}
+
+const sampleId = (l: ManifestLine, i: number, path: string): string => {
+  const id = l.id ?? l.file;
+  if (typeof id !== 'string' || !id) throw new GenaugError('E_FORMAT', `${path}:${i + 1} has neither "id" nor "file"`);
+  return id;
+};
+
+/** The index next to an embeddings file: E.npy → E.index.jsonl. */
+const indexOf = (npy: string) => npy.replace(/\.npy$/i, '') + '.index.jsonl';
+
+async function embeddings(npy: string, index?: string) {
+  const m = await readMatrix(npy, { name: npy });
+  const ip = index ?? indexOf(npy);
+  const lines = await readJsonl(ip);
+  if (lines.length !== m.rows) throw new GenaugError('E_SHAPE', `${ip} has ${lines.length} lines but ${npy} has ${m.rows} rows; they must be row-aligned`);
+  return { m, lines, ids: lines.map((l, i) => sampleId(l, i, ip)), indexPath: ip };
+}
+
+/**
+ * Opens an image-text model folder. The CLIP wrapper (ts/models/clip.ts,
+ * ClipModel.open) is loaded lazily so this command builds without it.
+ */
+export async function openEmbedder(dir: string): Promise<ImageTextEmbedder> {
+  const mod = '../models/clip.js';
+  let clip: { ClipModel?: { open(dir: string): Promise<ImageTextEmbedder> } };
+  try {
+    clip = await import(mod);
+  } catch {
+    throw new GenaugError('E_ARGUMENT', 'this build has no CLIP model support (ts/models/clip.ts); give precomputed embeddings instead');
+  }
+  if (!clip.ClipModel) throw new GenaugError('E_ARGUMENT', 'ts/models/clip.ts exports no ClipModel');
+  return clip.ClipModel.open(dir);
+}
+
+const resolveFile = (file: string, base: string) => (isAbsolute(file) ? file : join(base, file));
+
+async function loadImages(lines: ManifestLine[], base: string, path: string, rgba = false): Promise<Array<{ img: RgbInput; area?: number } | { error: string }>> {
+  const sharp = (await import('sharp')).default;
+  const out: Array<{ img: RgbInput; area?: number } | { error: string }> = [];
+  for (const [i, l] of lines.entries()) {
+    if (typeof l.file !== 'string') throw new GenaugError('E_FORMAT', `${path}:${i + 1} has no "file"`);
+    const f = resolveFile(l.file, base);
+    try {
+      if (rgba) {
+        const { data, info } = await sharp(f).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+        const px = new Uint8Array(data.buffer, data.byteOffset, data.length);
+        out.push({ img: compositeOnWhite(px, info.width, info.height), area: alphaAreaFraction(px, info.width, info.height) });
+      } else out.push({ img: await loadRgb(f) });
+    } catch (e) {
+      out.push({ error: `${f}: ${(e as Error).message}` });
+    }
+  }
+  return out;
+}
+
+async function write(global: GlobalOptions, table: string, cols: Map<string, ScoreColumns>, what: string) {
+  const t = await mergeScores(table, cols);
+  global.print(`${what}: ${cols.size} samples scored; ${table} now has ${t.size} rows`);
+}
+
+export function scoreCommand(global: GlobalOptions): Command {
+  const cmd = new Command('score').description('compute scores of generated samples (CLIP score, inter-similarity, near-duplicates, ALIA, CLIS-L, CLIS-I) into a scores table');
+
+  cmd
+    .command('clip-score')
+    .description("X-Paste: each RGBA instance composited on white vs 'a photo of {category}', ×100 (columns clip_score, area_fraction, category)")
+    .requiredOption('--model <dir>', 'CLIP model folder')
+    .requiredOption('--manifest <file>', 'JSONL {file, category, id?} of RGBA instances')
+    .option('--images <dir>', 'folder the files are relative to (default: the manifest folder)')
+    .option('--template <text>', 'text template', 'a photo of {}')
+    .requiredOption('--table <file>', 'scores table to merge into (.jsonl or .csv)')
+    .action(async (o) => {
+      const lines = await readJsonl(o.manifest);
+      const base = o.images ?? dirname(resolve(o.manifest));
+      const embedder = await openEmbedder(o.model);
+      const imgs = await loadImages(lines, base, o.manifest, true);
+      const ok = imgs.map((x, i) => ({ x, i })).filter(({ x }) => 'img' in x);
+      const names = ok.map(({ i }) => String(lines[i]!.category ?? ''));
+      const s = await clipScores(embedder, ok.map(({ x }) => (x as { img: RgbInput }).img), names, o.template);
+      const cols = new Map<string, ScoreColumns>();
+      imgs.forEach((x, i) => {
+        if ('error' in x) cols.set(sampleId(lines[i]!, i, o.manifest), { clip_score: null, clip_score_error: x.error, category: lines[i]!.category ?? null });
+      });
+      ok.forEach(({ x, i }, k) => cols.set(sampleId(lines[i]!, i, o.manifest), { clip_score: s[k]!, area_fraction: (x as { area: number }).area, category: lines[i]!.category ?? null }));
+      await embedder.close?.();
+      await write(global, o.table, cols, 'clip-score');
+    });
+
+  cmd
+    .command('inter-sim')
+    .description('DiverGen: cosine of each generated embedding to the real embeddings of its category: mean (class-mean shortcut), max, top-k mean (columns inter_sim_mean/max/topk); categories from the index files')
+    .requiredOption('--gen <file>', 'generated embeddings .npy (index: <file>.index.jsonl with "category")')
+    .requiredOption('--real <file>', 'real-crop embeddings .npy (index: <file>.index.jsonl with "category"; embed the crops of `genaug score real-crops`)')
+    .option('--gen-index <file>', 'generated index (default: next to --gen)')
+    .option('--real-index <file>', 'real index (default: next to --real)')
+    .option('--k <n>', 'k of the top-k mean', intArg('--k', 1), 5)
+    .requiredOption('--table <file>', 'scores table to merge into')
+    .action(async (o) => {
+      const gen = await embeddings(o.gen, o.genIndex);
+      const real = await embeddings(o.real, o.realIndex);
+      const cats = new Map<string, number>();
+      const cat = (l: ManifestLine, i: number, p: string) => {
+        if (l.category === undefined || l.category === null) throw new GenaugError('E_FORMAT', `${p}:${i + 1} has no "category"`);
+        const c = String(l.category);
+        if (!cats.has(c)) cats.set(c, cats.size);
+        return cats.get(c)!;
+      };
+      const gl = Int32Array.from(gen.lines, (l, i) => cat(l, i, gen.indexPath));
+      const rl = Int32Array.from(real.lines, (l, i) => cat(l, i, real.indexPath));
+      const r = await interSimilarity(gen.m, gl, real.m, rl, { k: o.k });
+      const cols = new Map<string, ScoreColumns>();
+      const v = (x: number) => (Number.isNaN(x) ? null : x);
+      gen.ids.forEach((id, i) => cols.set(id, { category: String(gen.lines[i]!.category), inter_sim_mean: v(r.mean[i]!), inter_sim_max: v(r.max[i]!), inter_sim_topk: v(r.topk[i]!) }));
+      await write(global, o.table, cols, 'inter-sim');
+    });
+
+  cmd
+    .command('real-crops')
+    .description("DiverGen's real references: cut every annotation of a COCO/LVIS file with the padding-and-blur rule (mask box + 40 px, outside-mask pixels 10x10 box-blurred) into PNGs + a manifest {file, category, id}")
+    .requiredOption('--coco <file>', 'COCO/LVIS annotations (train split)')
+    .requiredOption('--images <dir>', 'image folder of the annotations')
+    .requiredOption('--out <dir>', 'output folder (crops + manifest.jsonl)')
+    .option('--padding <px>', 'pixels on each side of the mask box', intArg('--padding', 0), 40)
+    .option('--blur <px>', 'box-blur kernel side', intArg('--blur', 1), 10)
+    .action(async (o) => {
+      const r = await writeRealCrops(await readCoco(o.coco), o.images, o.out, { padding: o.padding, blur: o.blur });
+      global.print(`real-crops: ${r.written} crops written, ${r.failed} failed (see ${join(o.out, 'manifest.jsonl')} and failed.jsonl)`);
+    });
+
+  cmd
+    .command('near-dup')
+    .description('near-duplicate groups by cosine ≥ threshold (column dup_group: the id of the group’s first sample; dup_keep)')
+    .requiredOption('--emb <file>', 'embeddings .npy (index next to it)')
+    .option('--index <file>', 'index (default: next to --emb)')
+    .option('--threshold <x>', 'cosine at or above which two samples are duplicates', numberArg('--threshold'), 0.95)
+    .requiredOption('--table <file>', 'scores table to merge into')
+    .action(async (o) => {
+      const e = await embeddings(o.emb, o.index);
+      const r = await duplicateGroups(e.m, o.threshold);
+      const cols = new Map<string, ScoreColumns>();
+      e.ids.forEach((id, i) => cols.set(id, { dup_group: e.ids[r.group[i]!]!, dup_keep: r.keep[i] === 1 }));
+      await write(global, o.table, cols, `near-dup (${r.duplicateGroups} groups with duplicates)`);
+    });
+
+  cmd
+    .command('alia-semantic')
+    .description('ALIA semantic filter: zero-shot over [positive, ...negatives] with softmax(logitScale·cos) (columns alia_pos_prob, alia_winner: 0 = positive)')
+    .requiredOption('--model <dir>', 'CLIP model folder (text side; images from --emb)')
+    .requiredOption('--emb <file>', 'image embeddings .npy of the samples, from the same model (index next to it)')
+    .requiredOption('--positive <text>', 'the domain text, e.g. "a photo of a bird"')
+    .option('--negative <text...>', `negative texts (default: ${ALIA_NEGATIVES.map((t) => JSON.stringify(t)).join(', ')})`)
+    .requiredOption('--table <file>', 'scores table to merge into')
+    .action(async (o) => {
+      const e = await embeddings(o.emb);
+      const embedder = await openEmbedder(o.model);
+      const r = await aliaSemantic(embedder, e.m, o.positive, o.negative ?? ALIA_NEGATIVES);
+      const cols = new Map<string, ScoreColumns>();
+      e.ids.forEach((id, i) => cols.set(id, { alia_pos_prob: r.positiveProb[i]!, alia_winner: r.winner[i]! }));
+      await embedder.close?.();
+      await write(global, o.table, cols, 'alia-semantic');
+    });
+
+  cmd
+    .command('alia-confidence')
+    .description('ALIA confidence filter numbers: a classifier trained on real data; per-class thresholds = mean probability of the class on its real images (columns alia_max_prob, alia_pred, alia_threshold, alia_label)')
+    .requiredOption('--classifier <file>', 'ONNX classifier: float32 NCHW image in, [N, K] logits out')
+    .requiredOption('--classes <file>', 'class names, one per line, in the classifier’s output order')
+    .requiredOption('--real <file>', 'JSONL {file, label} of the real training images')
+    .requiredOption('--manifest <file>', 'JSONL {file, label, id?} of the generated samples (label = intended class)')
+    .option('--images <dir>', 'folder the files are relative to (default: each manifest’s folder)')
+    .requiredOption('--table <file>', 'scores table to merge into')
+    .action(async (o) => {
+      const classes = (await readFile(o.classes, 'utf8')).split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+      const clf = await ImageClassifier.open(o.classifier);
+      const labelOf = (l: ManifestLine, i: number, p: string) => {
+        const k = typeof l.label === 'number' ? l.label : classes.indexOf(String(l.label));
+        if (!Number.isInteger(k) || k < 0 || k >= classes.length) throw new GenaugError('E_ARGUMENT', `${p}:${i + 1}: label ${JSON.stringify(l.label)} is not one of the ${classes.length} classes in ${o.classes}`);
+        return k;
+      };
+      const run = async (p: string) => {
+        const lines = await readJsonl(p);
+        const labels = Int32Array.from(lines, (l, i) => labelOf(l, i, p));
+        const imgs = await loadImages(lines, o.images ?? dirname(resolve(p)), p);
+        const bad = imgs.findIndex((x) => 'error' in x);
+        if (bad >= 0) throw new GenaugError('E_IO', `${p}:${bad + 1}: ${(imgs[bad] as { error: string }).error}`);
+        const pr = await clf.predict(imgs.map((x) => (x as { img: RgbInput }).img));
+        if (pr.classes !== classes.length) throw new GenaugError('E_SHAPE', `the classifier has ${pr.classes} outputs but ${o.classes} lists ${classes.length} classes`);
+        return { lines, labels, probs: pr.probs };
+      };
+      const real = await run(o.real);
+      const thr = confidentThresholds(real.probs, real.labels, classes.length);
+      const gen = await run(o.manifest);
+      const c = confidenceScores(gen.probs, gen.labels, classes.length, thr);
+      const cols = new Map<string, ScoreColumns>();
+      gen.lines.forEach((l, i) =>
+        cols.set(sampleId(l, i, o.manifest), { alia_max_prob: c.maxProb[i]!, alia_pred: classes[c.pred[i]!]!, alia_threshold: Number.isNaN(c.threshold[i]!) ? null : c.threshold[i]!, alia_label: classes[gen.labels[i]!]! }),
+      );
+      await write(global, o.table, cols, 'alia-confidence');
+    });
+
+  cmd
+    .command('pool')
+    .description('build a CLIS-L relation pool (ACP JSON {relation: [examples]}) from Visual Genome relationships.json or a COCO file with spatial relations')
+    .option('--vg <file>', 'Visual Genome relationships.json')
+    .option('--coco <file>', 'COCO/LVIS annotations (relations derived from boxes)')
+    .option('--relations <list>', 'COCO: comma-separated relations among left of, right of, above, below, inside, surrounding (default all)')
+    .option('--max-per-predicate <n>', 'keep a seeded sample of at most n examples per predicate (default all)', intArg('--max-per-predicate', 1))
+    .option('--seed <n>', 'seed of that sample', intArg('--seed', 0), 0)
+    .requiredOption('--out <file>', 'pool JSON')
+    .action(async (o) => {
+      if (Boolean(o.vg) === Boolean(o.coco)) throw new GenaugError('E_ARGUMENT', 'give exactly one of --vg and --coco');
+      const cap = { seed: o.seed, ...(o.maxPerPredicate ? { maxPerPredicate: o.maxPerPredicate } : {}) };
+      const r = o.vg
+        ? examplesFromVisualGenome(await readJson(o.vg), cap, o.vg)
+        : examplesFromCoco(await readCoco(o.coco), { ...cap, ...(o.relations ? { relations: String(o.relations).split(',').map((s: string) => s.trim()) } : {}) });
+      const pool = buildRelationPool(r.examples);
+      await writeFileAtomic(o.out, new TextEncoder().encode(JSON.stringify(poolToAcpJson(pool)) + '\n'));
+      global.print(`pool: ${r.examples.length} examples over ${pool.predicates.length} predicates; skipped ${JSON.stringify(r.skipped)}; wrote ${o.out}`);
+    });
+
+  cmd
+    .command('clis-l')
+    .description('CLIS-L of plan layouts (plan.jsonl lines with "layout" and relations) against a relation pool (columns clis_l, clis_l_conf, clis_l_status)')
+    .requiredOption('--plan <file>', 'plan.jsonl')
+    .requiredOption('--pool <file>', 'relation pool JSON (genaug score pool, or ACP’s relations_one_to_one.json)')
+    .option('--name-sim <file>', "name-similarity JSON {a: {b: sim}} (ACP's sim_map)")
+    .option('--model <dir>', 'CLIP model folder: name similarity = cosine of the names’ text embeddings')
+    .option('--exact-names', 'name similarity 1 for equal names, 0 otherwise')
+    .option('--tau <x>', 'name-similarity floor for candidate examples', numberArg('--tau'), 0.6)
+    .option('--faithful', "the released code's formula (dist = IoU term only) instead of the intended ½ IoU + ½ ρ")
+    .option('--balance', 'use_balance weights of the two dist terms')
+    .option('--no-symmetry', 'do not mirror example directions for predicates without left/right')
+    .requiredOption('--table <file>', 'scores table to merge into (keyed by job id)')
+    .action(async (o) => {
+      const given = [o.nameSim, o.model, o.exactNames].filter(Boolean).length;
+      if (given !== 1) throw new GenaugError('E_ARGUMENT', 'give exactly one of --name-sim, --model and --exact-names');
+      const jobs = await readJsonl(o.plan);
+      const scenes = jobs.map((j, i) => {
+        if (typeof j.id !== 'string') throw new GenaugError('E_FORMAT', `${o.plan}:${i + 1} has no "id"`);
+        return planToScene(j as never);
+      });
+      const pool = await readRelationPool(o.pool);
+      const qn = layoutNames(scenes);
+      let sim;
+      if (o.nameSim) sim = nameSimilarityFromTable(await readJson(o.nameSim), qn, pool.names, o.nameSim);
+      else if (o.exactNames) sim = nameSimilarityFromFunction(qn, pool.names, () => 0);
+      else {
+        const e = await openEmbedder(o.model);
+        sim = await nameSimilarityFromEmbeddings(e, qn, pool.names);
+        await e.close?.();
+      }
+      const r = await clisLayout(scenes, pool, sim, { tau: o.tau, faithful: Boolean(o.faithful), balance: Boolean(o.balance), symmetry: o.symmetry });
+      const cols = new Map<string, ScoreColumns>();
+      jobs.forEach((j, i) => cols.set(String(j.id), { clis_l: r.score[i]!, clis_l_conf: r.confidence[i]!, clis_l_status: r.status[i]! }));
+      await write(global, o.table, cols, 'clis-l');
+    });
+
+  cmd
+    .command('clis-i')
+    .description('CLIS-I of generated images against their plan job (caption = prompt, objects = layout): judge mode (VLM + LLM over OpenAI-compatible endpoints) or clip mode (columns clis_i, clis_i_global, job)')
+    .requiredOption('--plan <file>', 'plan.jsonl')
+    .requiredOption('--manifest <file>', 'JSONL {file, job, id?}: each generated image and its plan job id')
+    .option('--images <dir>', 'folder the files are relative to (default: the manifest folder)')
+    .option('--mode <mode>', 'judge or clip', 'judge')
+    .option('--model <dir>', 'clip mode: CLIP model folder')
+    .option('--vlm-url <url>', 'judge mode: VLM endpoint base URL (…/v1)')
+    .option('--vlm-model <name>', 'judge mode: VLM model name')
+    .option('--llm-url <url>', 'judge mode: LLM endpoint base URL (default: the VLM’s)')
+    .option('--llm-model <name>', 'judge mode: LLM model name (default: the VLM’s)')
+    .option('--retries <n>', 'retries per request after the first attempt', intArg('--retries', 0, 20), 3)
+    .requiredOption('--table <file>', 'scores table to merge into')
+    .action(async (o) => {
+      const jobs = new Map((await readJsonl(o.plan)).map((j) => [String(j.id), j]));
+      const lines = await readJsonl(o.manifest);
+      const base = o.images ?? dirname(resolve(o.manifest));
+      let judge: { vlm: ChatClient; llm: ChatClient } | undefined;
+      let embedder: ImageTextEmbedder | undefined;
+      if (o.mode === 'judge') {
+        if (!o.vlmUrl || !o.vlmModel) throw new GenaugError('E_ARGUMENT', 'judge mode needs --vlm-url and --vlm-model');
+        const vlm = new ChatClient({ baseUrl: o.vlmUrl, model: o.vlmModel, retries: o.retries });
+        judge = { vlm, llm: new ChatClient({ baseUrl: o.llmUrl ?? o.vlmUrl, model: o.llmModel ?? o.vlmModel, retries: o.retries }) };
+      } else if (o.mode === 'clip') {
+        if (!o.model) throw new GenaugError('E_ARGUMENT', 'clip mode needs --model');
+        embedder = await openEmbedder(o.model);
+      } else throw new GenaugError('E_ARGUMENT', `--mode must be judge or clip, got ${o.mode}`);
+      const cols = new Map<string, ScoreColumns>();
+      const imgs = await loadImages(lines, base, o.manifest);
+      for (const [i, l] of lines.entries()) {
+        const id = sampleId(l, i, o.manifest);
+        const job = jobs.get(String(l.job));
+        if (!job) throw new GenaugError('E_ARGUMENT', `${o.manifest}:${i + 1}: job ${JSON.stringify(l.job)} is not in ${o.plan}`);
+        const x = imgs[i]!;
+        if ('error' in x) {
+          cols.set(id, { clis_i: null, clis_i_error: x.error, job: String(l.job) });
+          continue;
+        }
+        const layout = (job.layout as Array<{ name: string; box: [number, number, number, number]; attributes?: string[] }> | undefined) ?? [];
+        const input = {
+          image: x.img,
+          caption: String(job.prompt ?? ''),
+          objects: layout.map((b) => ({ name: b.name, box: b.box, text: b.attributes?.length ? `${b.name}: ${b.attributes.join(', ')}` : b.name })),
+        };
+        const r = judge ? await clisImageJudge(judge.vlm, judge.llm, input) : await clisImageClip(embedder!, input);
+        cols.set(id, { clis_i: r.score, clis_i_global: r.global, job: String(l.job), ...(r.notes.length ? { clis_i_notes: r.notes.join('; ') } : {}) });
+      }
+      await embedder?.close?.();
+      await write(global, o.table, cols, `clis-i (${o.mode})`);
+    });
+
+  return cmd;
+}

@@ -1,0 +1,191 @@
+/**
+ * The keep/drop rules of the seed methods over a scores table (spec
+ * ALGORITHMS.md §1.2, §2.3, §4). Every sample gets one decision with the
+ * reason and the numbers behind it; the first rule that rejects a sample names
+ * the reason. Rules (columns they read in brackets):
+ * - `xpaste`: per-category bar b_c = min(minClip, best_c − tol) on the ×100
+ *   CLIP score [clip_score, category], and minArea ≤ area fraction ≤ maxArea [area_fraction];
+ * - `divergen`: inter-similarity ≥ threshold [inter_sim_mean, or the column
+ *   named]; a sample without a score (its category has no real crops) is
+ *   rejected unless its category is exempt (or `exemptMissing`);
+ * - `acp`: best-of-N: per plan job [job], keep the argmax CLIS-I [clis_i]
+ *   (ties: the first in table order); −1 rejects;
+ * - `dedup`: one sample per near-duplicate group [dup_group]: the first in table order;
+ * - `alia`: semantic: drop when a negative text wins [alia_winner > 0];
+ *   confidence: drop when max prob > the intended class's threshold
+ *   [alia_max_prob, alia_threshold, alia_pred, alia_label]: "too-easy" when
+ *   the prediction is the intended class, else "likely-mislabeled".
+ */
+import type { ScoreColumns, ScoreTable } from './table.js';
+import { GenaugError } from '../native/errors.js';
+
+export interface Decision {
+  id: string;
+  kept: boolean;
+  /** Why it was dropped (rule:reason), or the rules it passed. */
+  reason: string;
+  /** The numbers the decision used. */
+  values: Record<string, unknown>;
+}
+
+export interface FilterOptions {
+  // X-Paste
+  minClip?: number;
+  tol?: number;
+  minArea?: number;
+  maxArea?: number;
+  // DiverGen
+  threshold?: number;
+  similarityColumn?: string;
+  exemptCategories?: string[];
+  exemptMissing?: boolean;
+  // ACP
+  scoreColumn?: string;
+  groupColumn?: string;
+}
+
+export type Rule = 'xpaste' | 'divergen' | 'acp' | 'dedup' | 'alia';
+
+export const PRESETS: Record<'xpaste' | 'divergen' | 'acp' | 'alia', Rule[]> = {
+  xpaste: ['xpaste'],
+  divergen: ['divergen'],
+  acp: ['acp'],
+  alia: ['alia'],
+};
+
+export const FILTER_DEFAULTS = { minClip: 21, tol: 1, minArea: 0.05, maxArea: 0.95, threshold: 0.6, similarityColumn: 'inter_sim_mean', scoreColumn: 'clis_i', groupColumn: 'job' };
+
+const num = (v: unknown): number | null => (typeof v === 'number' && !Number.isNaN(v) ? v : null);
+
+function need(table: ScoreTable, column: string, rule: string): void {
+  for (const row of table.values()) if (column in row) return;
+  if (table.size > 0) throw new GenaugError('E_ARGUMENT', `the ${rule} filter needs a "${column}" column; the scores table has none (run the matching genaug score first)`);
+}
+
+type Verdict = { drop: string | null; values: Record<string, unknown> };
+type RuleFn = (table: ScoreTable, o: Required<FilterOptions>) => Map<string, Verdict>;
+
+const xpaste: RuleFn = (table, o) => {
+  need(table, 'clip_score', 'xpaste');
+  need(table, 'category', 'xpaste');
+  const best = new Map<string, number>();
+  for (const row of table.values()) {
+    const s = num(row.clip_score);
+    const c = String(row.category ?? '');
+    if (s !== null) best.set(c, Math.max(best.get(c) ?? -Infinity, s));
+  }
+  const out = new Map<string, Verdict>();
+  for (const [id, row] of table) {
+    const s = num(row.clip_score);
+    const c = String(row.category ?? '');
+    const area = num(row.area_fraction);
+    const bar = Math.min(o.minClip, (best.get(c) ?? Infinity) - o.tol);
+    const values = { clip_score: s, bar, area_fraction: area, category: c };
+    let drop: string | null = null;
+    if (s === null) drop = 'no-clip-score';
+    else if (s < bar) drop = 'clip-below-bar';
+    else if (area !== null && (area < o.minArea || area > o.maxArea)) drop = 'area-out-of-range';
+    out.set(id, { drop, values });
+  }
+  return out;
+};
+
+const divergen: RuleFn = (table, o) => {
+  const exempt = new Set(o.exemptCategories);
+  const out = new Map<string, Verdict>();
+  for (const [id, row] of table) {
+    const s = num(row[o.similarityColumn]);
+    const c = String(row.category ?? '');
+    const values = { [o.similarityColumn]: s, threshold: o.threshold, category: c };
+    let drop: string | null = null;
+    if (s === null) drop = exempt.has(c) || o.exemptMissing ? null : 'no-real-crops';
+    else if (s < o.threshold) drop = 'similarity-below-threshold';
+    out.set(id, { drop, values });
+  }
+  return out;
+};
+
+const acp: RuleFn = (table, o) => {
+  need(table, o.scoreColumn, 'acp');
+  const best = new Map<string, { id: string; s: number }>();
+  for (const [id, row] of table) {
+    const s = num(row[o.scoreColumn]);
+    const g = String(row[o.groupColumn] ?? id);
+    if (s === null || s < 0) continue;
+    const b = best.get(g);
+    if (!b || s > b.s) best.set(g, { id, s });
+  }
+  const out = new Map<string, Verdict>();
+  for (const [id, row] of table) {
+    const s = num(row[o.scoreColumn]);
+    const g = String(row[o.groupColumn] ?? id);
+    const values = { [o.scoreColumn]: s, [o.groupColumn]: g, best: best.get(g)?.s ?? null };
+    let drop: string | null = null;
+    if (s === null) drop = 'no-score';
+    else if (s < 0) drop = 'unparseable-judge-answer';
+    else if (best.get(g)!.id !== id) drop = 'not-best-of-n';
+    out.set(id, { drop, values });
+  }
+  return out;
+};
+
+const dedup: RuleFn = (table) => {
+  need(table, 'dup_group', 'dedup');
+  const first = new Map<string, string>();
+  const out = new Map<string, Verdict>();
+  for (const [id, row] of table) {
+    const g = row.dup_group;
+    if (g === null || g === undefined) {
+      out.set(id, { drop: null, values: { dup_group: null } });
+      continue;
+    }
+    const key = String(g);
+    const f = first.get(key);
+    if (f === undefined) first.set(key, id);
+    out.set(id, { drop: f === undefined ? null : 'near-duplicate', values: { dup_group: g, kept_instead: f ?? null } });
+  }
+  return out;
+};
+
+const alia: RuleFn = (table) => {
+  const out = new Map<string, Verdict>();
+  for (const [id, row] of table) {
+    const winner = num(row.alia_winner);
+    const conf = num(row.alia_max_prob);
+    const thr = num(row.alia_threshold);
+    const pred = row.alia_pred;
+    const label = row.alia_label;
+    const values = { alia_winner: winner, alia_max_prob: conf, alia_threshold: thr, alia_pred: pred ?? null, alia_label: label ?? null };
+    let drop: string | null = null;
+    if (winner !== null && winner > 0) drop = 'semantic-negative-wins';
+    else if (conf !== null && thr !== null && conf > thr) drop = pred === label ? 'too-easy' : 'likely-mislabeled';
+    out.set(id, { drop, values });
+  }
+  return out;
+};
+
+const RULES: Record<Rule, RuleFn> = { xpaste, divergen, acp, dedup, alia };
+
+/** Applies the rules in order; a sample is kept when no rule drops it. */
+export function applyFilters(table: ScoreTable, rules: Rule[], options: FilterOptions = {}): Decision[] {
+  const o = { ...FILTER_DEFAULTS, exemptCategories: [], exemptMissing: false, ...options } as Required<FilterOptions>;
+  for (const r of rules) if (!(r in RULES)) throw new GenaugError('E_ARGUMENT', `unknown filter rule "${r}"; rules: ${Object.keys(RULES).join(', ')}`);
+  const verdicts = rules.map((r) => [r, RULES[r](table, o)] as const);
+  const out: Decision[] = [];
+  for (const id of table.keys()) {
+    const values: Record<string, unknown> = {};
+    let reason: string | null = null;
+    for (const [r, v] of verdicts) {
+      const x = v.get(id)!;
+      Object.assign(values, x.values);
+      if (x.drop && reason === null) reason = `${r}:${x.drop}`;
+    }
+    out.push({ id, kept: reason === null, reason: reason ?? `passed ${rules.join('+')}`, values });
+  }
+  return out;
+}
+
+/** Keeps rows of a table with columns of interest, for messages. */
+export function rowOf(table: ScoreTable, id: string): ScoreColumns | undefined {
+  return table.get(id);
+}

@@ -1,0 +1,128 @@
+/**
+ * The scores table: one row per sample id, one column per score. JSONL
+ * (`{"id": ..., "clip_score": ...}` per line) or CSV (header `id,...`), chosen
+ * by the file extension. Every score command merges its columns into the
+ * table: existing rows keep their other columns, new ids are appended, and the
+ * file is rewritten atomically.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+
+import { ioError, writeFileAtomic } from '../io/atomic.js';
+import { GenaugError } from '../native/errors.js';
+
+export type ScoreValue = number | string | boolean | null;
+export type ScoreColumns = Record<string, ScoreValue>;
+
+/** Rows by id, in file order (Map keeps insertion order). */
+export type ScoreTable = Map<string, ScoreColumns>;
+
+const isCsv = (path: string) => extname(path).toLowerCase() === '.csv';
+
+function csvCell(v: ScoreValue): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function parseCsvLine(line: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let q = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]!;
+    if (q) {
+      if (ch === '"' && line[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else if (ch === '"') q = false;
+      else cur += ch;
+    } else if (ch === '"') q = true;
+    else if (ch === ',') {
+      out.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  out.push(cur);
+  return out;
+}
+
+function csvValue(s: string): ScoreValue {
+  if (s === '') return null;
+  if (s === 'NaN') return Number.NaN;
+  if (s === 'true' || s === 'false') return s === 'true';
+  const n = Number(s);
+  return Number.isFinite(n) || s === 'Infinity' || s === '-Infinity' ? n : s;
+}
+
+/** Reads a scores table (JSONL or CSV); a missing file is an empty table when `allowMissing`. */
+export async function readScores(path: string, options: { allowMissing?: boolean } = {}): Promise<ScoreTable> {
+  if (!existsSync(path)) {
+    if (options.allowMissing) return new Map();
+    throw new GenaugError('E_IO', `the scores table ${path} does not exist`, { path });
+  }
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw ioError(path, path, 'read it', e);
+  }
+  const table: ScoreTable = new Map();
+  const lines = text.split(/\r?\n/);
+  if (isCsv(path)) {
+    const header = parseCsvLine(lines[0] ?? '');
+    if (header[0] !== 'id') throw new GenaugError('E_FORMAT', `${path}: a scores CSV must start with an "id" column, got "${header[0] ?? ''}"`);
+    lines.slice(1).forEach((line, i) => {
+      if (!line.trim()) return;
+      const cells = parseCsvLine(line);
+      if (cells.length !== header.length) throw new GenaugError('E_FORMAT', `${path}:${i + 2} has ${cells.length} cells, the header has ${header.length}`);
+      const row: ScoreColumns = {};
+      header.slice(1).forEach((h, c) => {
+        row[h] = csvValue(cells[c + 1]!);
+      });
+      table.set(cells[0]!, row);
+    });
+    return table;
+  }
+  lines.forEach((line, i) => {
+    if (!line.trim()) return;
+    let obj: unknown;
+    try {
+      obj = JSON.parse(line);
+    } catch (e) {
+      throw new GenaugError('E_FORMAT', `${path}:${i + 1} is not JSON: ${(e as Error).message}`, { path, line: i + 1 });
+    }
+    const o = obj as Record<string, ScoreValue>;
+    if (typeof o !== 'object' || o === null || typeof o.id !== 'string' || !o.id) {
+      throw new GenaugError('E_FORMAT', `${path}:${i + 1} needs a string "id"`, { path, line: i + 1 });
+    }
+    const { id, ...rest } = o;
+    table.set(id as string, { ...(table.get(id as string) ?? {}), ...rest });
+  });
+  return table;
+}
+
+/** Serialises a table (columns in first-seen order). NaN is written as null in JSONL. */
+export function formatScores(table: ScoreTable, csv: boolean): string {
+  if (!csv) {
+    let s = '';
+    for (const [id, row] of table) s += JSON.stringify({ id, ...row }, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v)) + '\n';
+    return s;
+  }
+  const cols: string[] = [];
+  const seen = new Set<string>();
+  for (const row of table.values()) for (const c of Object.keys(row)) if (!seen.has(c)) (seen.add(c), cols.push(c));
+  let s = ['id', ...cols].map(csvCell).join(',') + '\n';
+  for (const [id, row] of table) s += [csvCell(id), ...cols.map((c) => csvCell(row[c] ?? null))].join(',') + '\n';
+  return s;
+}
+
+/** Merges `columns` (by id) into the table at `path` (created when missing) and writes it atomically. */
+export async function mergeScores(path: string, columns: Map<string, ScoreColumns>): Promise<ScoreTable> {
+  const table = await readScores(path, { allowMissing: true });
+  for (const [id, cols] of columns) table.set(id, { ...(table.get(id) ?? {}), ...cols });
+  await writeFileAtomic(path, new TextEncoder().encode(formatScores(table, isCsv(path))));
+  return table;
+}
