@@ -195,7 +195,7 @@ describe('genaug demo (built CLI)', () => {
       const cover = new Uint8Array(im.width * im.height);
       for (const a of pasted.annotations.filter((x) => x.image_id === im.id)) {
         const m = decodeRlePlain(a.segmentation);
-        for (let q = 0; q < m.length; q++) if (m[q]) expect(cover[q]++, `overlap in ${im.file_name}`).toBe(0);
+        for (let q = 0; q < m.length; q++) if (m[q]) { expect(cover[q], `overlap in ${im.file_name}`).toBe(0); cover[q] = 1; }
       }
     }
   });

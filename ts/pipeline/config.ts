@@ -109,6 +109,11 @@ const ScoreSchema = z
 
 const FilterSchema = z
   .object({
+    /** The seed methods' rules, in order (genaug filter): xpaste, divergen, acp, dedup, alia. */
+    rules: z.array(z.enum(['xpaste', 'divergen', 'acp', 'dedup', 'alia'])).default([]),
+    /** X-Paste: per-category CLIP bar min(min_clip, best - clip_tolerance) on the x100 CLIP score. */
+    min_clip: z.number().default(21),
+    clip_tolerance: z.number().min(0).default(1),
     /** Keep when the mean similarity to the class's real crops is at least this (DiverGen: 0.6 with CLIP ViT-L/14). */
     inter_similarity_min: z.number().min(-1).max(1).optional(),
     /** Reject when another class's real crops are closer than the asked class's. */
@@ -278,6 +283,10 @@ function checkCombinations(c: RunConfig, source: string): void {
   if (c.generate.backend === 'comfyui' && !c.generate.workflow) fail('generate.workflow', "backend 'comfyui' needs an API-format workflow file");
   if (c.annotate.method === 'sam' && (!c.annotate.sam_encoder || !c.annotate.sam_decoder)) fail('annotate.sam_encoder', "method 'sam' needs sam_encoder and sam_decoder");
   if (c.annotate.method === 'segmenter' && !c.annotate.segmenter) fail('annotate.segmenter', "method 'segmenter' needs a segmenter model file");
+  for (const rule of c.filter.rules) {
+    if ((rule === 'xpaste' || rule === 'alia') && c.embed.model !== 'clip') fail('filter.rules', `rule '${rule}' scores with CLIP text embeddings: set embed.model: clip`);
+    if (rule === 'acp' || rule === 'alia') fail('filter.rules', `rule '${rule}' needs scores (${rule === 'acp' ? 'CLIS-I best-of-N' : 'ALIA semantic/confidence'}) that genaug run does not compute yet; run genaug score + genaug filter on the run's files`);
+  }
   if (c.embed.model === 'clip' && !c.embed.clip) fail('embed.clip', "model 'clip' needs the folder of a CLIP ONNX export");
   if (c.annotate.min_area_fraction > c.annotate.max_area_fraction) fail('annotate.min_area_fraction', 'is larger than annotate.max_area_fraction');
   if (c.paste.aspect_jitter[0] > c.paste.aspect_jitter[1]) fail('paste.aspect_jitter', 'must be [low, high] with low <= high');

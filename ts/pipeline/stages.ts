@@ -13,6 +13,10 @@ import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 
 import { annotate } from '../curate/annotate.js';
+import { paddingCrop } from '../curate/crops.js';
+import { applyFilters, type Rule } from '../curate/filters.js';
+import { interSimilarity } from '../curate/score.js';
+import type { ScoreTable } from '../curate/table.js';
 import { datasetGap } from '../curate/gap.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readCoco, type CocoAnnotation, type CocoIndex } from '../io/coco.js';
@@ -328,63 +332,9 @@ async function openEmbedder(cfg: LoadedConfig): Promise<ImageEmbedder & { close?
   throw new GenaugError('E_MODEL', `embed.model 'clip' (${cfg.paths.clip}) needs the CLIP stage, which this build does not have yet; use model: features`);
 }
 
-/** Separable box blur of an RGB image (DiverGen's 10 x 10 blur of the background around a real crop). */
-function boxBlur(rgb: Uint8Array, w: number, h: number, size: number): Uint8Array {
-  const tmp = new Float32Array(rgb.length);
-  const out = new Uint8Array(rgb.length);
-  const lo = Math.floor((size - 1) / 2);
-  const hi = size - 1 - lo;
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++)
-      for (let k = 0; k < 3; k++) {
-        let s = 0;
-        let n = 0;
-        for (let d = -lo; d <= hi; d++) {
-          const xx = x + d;
-          if (xx >= 0 && xx < w) ((s += rgb[3 * (y * w + xx) + k] as number), n++);
-        }
-        tmp[3 * (y * w + x) + k] = s / n;
-      }
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++)
-      for (let k = 0; k < 3; k++) {
-        let s = 0;
-        let n = 0;
-        for (let d = -lo; d <= hi; d++) {
-          const yy = y + d;
-          if (yy >= 0 && yy < h) ((s += tmp[3 * (yy * w + x) + k] as number), n++);
-        }
-        out[3 * (y * w + x) + k] = Math.round(s / n);
-      }
-  return out;
-}
-
 export async function decodeRgb(path: string): Promise<RgbInput> {
   const { data, info } = await sharp(path).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
-}
-
-/** DiverGen's 'padding' crop of a real instance: box + pad, outside the mask a blurred copy. */
-function paddedCrop(img: RgbInput, mask: Uint8Array, bbox: number[], pad: number): RgbInput {
-  const [bx, by, bw, bh] = bbox as [number, number, number, number];
-  const x0 = Math.max(0, Math.floor(bx) - pad);
-  const y0 = Math.max(0, Math.floor(by) - pad);
-  const x1 = Math.min(img.width, Math.ceil(bx + bw) + pad);
-  const y1 = Math.min(img.height, Math.ceil(by + bh) + pad);
-  const w = Math.max(1, x1 - x0);
-  const h = Math.max(1, y1 - y0);
-  const crop = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) crop.set(img.data.subarray(3 * ((y0 + y) * img.width + x0), 3 * ((y0 + y) * img.width + x0 + w)), 3 * y * w);
-  const blurred = boxBlur(crop, w, h, 10);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) {
-      if (mask[(y0 + y) * img.width + x0 + x]) continue;
-      const q = 3 * (y * w + x);
-      crop[q] = blurred[q] as number;
-      crop[q + 1] = blurred[q + 1] as number;
-      crop[q + 2] = blurred[q + 2] as number;
-    }
-  return { data: crop, width: w, height: h };
 }
 
 interface PoolAnnotations {
@@ -433,7 +383,8 @@ async function runEmbed(ctx: StageContext): Promise<StageResult> {
     const rgb = await decodeRgb(join(ctx.cfg.paths.realImages, im.file_name));
     for (const a of anns) {
       const m = decodeRleSync(segmentationToRle(a.segmentation, im.height, im.width));
-      realCrops.push(paddedCrop(rgb, m.data, a.bbox, c.embed.real_crop_padding));
+      if (!m.data.some((v) => v !== 0)) continue;
+      realCrops.push(paddingCrop(rgb, m.data, { padding: c.embed.real_crop_padding, blur: 10 }));
       const label = labelOfCat.get(a.category_id) as number;
       realRows.push({ image: im.file_name, annotation: a.id, category: (classes[label] as ClassInfo).name, label });
       if (realCrops.length >= batch) await flush(realCrops, realVecs);
@@ -499,6 +450,8 @@ export interface ScoreRow {
   duplicateScore: number;
   touchesBorder: boolean;
   areaFraction: number;
+  /** X-Paste's CLIP score (100 cos to "a photo of {name}" on white), with a CLIP model only. */
+  clipScore?: number;
 }
 
 async function loadMatrix(path: string) {
@@ -518,6 +471,11 @@ async function runScore(ctx: StageContext): Promise<StageResult> {
   const C = classes.length;
   const scores: ScoreRow[] = [];
   if (gen.rows > 0 && real.rows > 0) {
+    // Own class: DiverGen's inter-similarity (mean or max of cosines to the class's real crops);
+    // every class: the class means, to tell which real class a sample is closest to.
+    const genLabels = Int32Array.from(rows, (r) => r.label);
+    const ownSim = await interSimilarity(gen, genLabels, real, realLabels, { variants: [c.score.inter] });
+    const own = c.score.inter === 'max' ? ownSim.max : ownSim.mean;
     const inter = c.score.inter === 'max' ? await classMax(gen, real, realLabels, { numClasses: C }) : await classMean(gen, real, realLabels, { numClasses: C });
     const k = Math.min(c.score.knn, real.rows);
     const knn = await topk(gen, real, k);
@@ -547,7 +505,7 @@ async function runScore(ctx: StageContext): Promise<StageResult> {
       scores.push({
         file: r.file,
         category: r.category,
-        own: round(inter.values[i * C + r.label] as number),
+        own: round(own[i] as number),
         bestClass: classes[best] as string,
         best: round(inter.values[i * C + best] as number),
         knnAgree: agree,
@@ -587,6 +545,33 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
   // A rare class cannot have most of k neighbours among its few real crops: ask for at most half of them.
   const realCount = new Map<string, number>();
   for (const r of await readJsonl<RealRow>(join(ctx.runDir, 'embed', 'real.jsonl'))) realCount.set(r.category, (realCount.get(r.category) ?? 0) + 1);
+  // The seed methods' rules (curate/filters.ts) over the scores, as \`genaug filter\` applies them.
+  const rules = f.rules as Rule[];
+  let methodDecisions: Map<string, { kept: boolean; reason: string; values: Record<string, unknown> }> | undefined;
+  if (rules.length) {
+    const table: ScoreTable = new Map(
+      scores.map((s) => [
+        s.file,
+        {
+          category: s.category,
+          [ctx.cfg.config.score.inter === 'max' ? 'inter_sim_max' : 'inter_sim_mean']: Number.isFinite(s.own) ? s.own : null,
+          area_fraction: s.areaFraction,
+          dup_group: s.duplicateOf >= 0 ? (scores[s.duplicateOf]?.file ?? null) : null,
+          ...(s.clipScore !== undefined ? { clip_score: s.clipScore } : {}),
+        },
+      ]),
+    );
+    methodDecisions = new Map(
+      applyFilters(table, rules, {
+        threshold: f.inter_similarity_min ?? 0.6,
+        similarityColumn: ctx.cfg.config.score.inter === 'max' ? 'inter_sim_max' : 'inter_sim_mean',
+        minArea: f.min_area_fraction ?? 0.05,
+        maxArea: f.max_area_fraction ?? 0.95,
+        minClip: f.min_clip,
+        tol: f.clip_tolerance,
+      }).map((d) => [d.id, d]),
+    );
+  }
   const decisions: Decision[] = [];
   for (const g of gen) {
     const base = { file: g.file, category: g.category, ...(g.truth ? { truth: g.truth } : {}) };
@@ -606,12 +591,14 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
     }
     const s = hit.s;
     let reason: string | undefined;
+    const method = methodDecisions?.get(g.file);
     if (s.duplicateOf >= 0) reason = `near-duplicate of ${scores[s.duplicateOf]?.file} (cosine ${s.duplicateScore.toFixed(3)})`;
     else if (f.reject_border && s.touchesBorder) reason = 'object touches the image border (cut off by the frame)';
     else if (f.min_area_fraction !== undefined && s.areaFraction < f.min_area_fraction) reason = `object covers ${(s.areaFraction * 100).toFixed(1)} % of the image < ${f.min_area_fraction * 100} %`;
     else if (f.max_area_fraction !== undefined && s.areaFraction > f.max_area_fraction) reason = `object covers ${(s.areaFraction * 100).toFixed(1)} % of the image > ${f.max_area_fraction * 100} %`;
+    else if (method && !method.kept) reason = `${method.reason.replace(':', ': ')} (${Object.entries(method.values).filter(([k]) => k !== 'category').map(([k, v]) => `${k} ${typeof v === 'number' ? Number(v.toFixed(4)) : v}`).join(', ')})`;
     else if (f.require_own_class_best && s.bestClass !== s.category) reason = `closer to real '${s.bestClass}' (${s.best.toFixed(3)}) than to real '${s.category}' (${s.own.toFixed(3)})`;
-    else if (f.inter_similarity_min !== undefined && !(s.own >= f.inter_similarity_min)) reason = `similarity to real '${s.category}' ${s.own.toFixed(3)} < ${f.inter_similarity_min}`;
+    else if (f.inter_similarity_min !== undefined && !rules.includes('divergen') && !(s.own >= f.inter_similarity_min)) reason = `similarity to real '${s.category}' ${s.own.toFixed(3)} < ${f.inter_similarity_min}`;
     else if (f.knn_agreement_min !== undefined && s.knnAgree < Math.min(f.knn_agreement_min, Math.ceil((realCount.get(s.category) ?? 0) / 2))) reason = `only ${s.knnAgree}/${s.k} nearest real crops are '${s.category}'`;
     decisions.push({ ...base, status: reason ? 'rejected' : 'kept', stage: 'filter', ...(reason ? { reason } : {}), score: s });
   }
@@ -925,7 +912,7 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
   },
   embed: { version: 1, inputs: () => ['real.coco', 'real.images', 'annotate/annotations.json'], options: (c) => ({ embed: c.embed }), run: runEmbed },
   score: { version: 1, inputs: () => ['embed/*.npy'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99 }), run: runScore },
-  filter: { version: 1, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter }), run: runFilter },
+  filter: { version: 1, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
   pool: { version: 1, inputs: () => ['filter/decisions.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), run: runPool },
   paste: { version: 1, inputs: () => ['pool/pool.json', 'pool/size_prior.json', 'real.coco', 'real.images'], options: (c) => ({ paste: c.paste, export: c.export }), run: runPaste },
   report: { version: 1, inputs: () => ['run.json', 'every stage folder'], options: (c) => ({ report: c.report }), run: runReport },
