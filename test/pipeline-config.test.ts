@@ -128,7 +128,9 @@ describe('presets', () => {
     expect(c.config.plan.per_class).toBe(2); // the config wins
     expect(c.config.plan.template).toContain('in a white background');
     expect(c.config.generate.backend).toBe('a1111');
-    const x = await loadConfig(await writeConfig('xp.yaml', { ...base(), preset: 'xpaste', embed: { model: 'features' }, generate: { url: liveUrl } }));
+    // X-Paste's rule needs CLIP's text side: without it the config is refused up front, naming the key.
+    await expectError(loadConfig(await writeConfig('xp0.yaml', { ...base(), preset: 'xpaste', embed: { model: 'features' }, generate: { url: liveUrl } })), 'E_FORMAT', 'filter.rules', 'embed.model: clip');
+    const x = await loadConfig(await writeConfig('xp.yaml', { ...base(), preset: 'xpaste', embed: { model: 'features' }, filter: { rules: [] }, generate: { url: liveUrl } }));
     expect([x.config.annotate.min_area_fraction, x.config.annotate.max_area_fraction]).toEqual([0.05, 0.95]);
   });
 
