@@ -72,3 +72,13 @@ export {
 export { paddingCrop, maskBounds, annotationMask, compositeOnWhite, alphaAreaFraction, writeRealCrops, type PaddingCropOptions } from './curate/crops.js';
 export { readScores, mergeScores, formatScores, type ScoreTable, type ScoreColumns, type ScoreValue } from './curate/table.js';
 export { applyFilters, PRESETS, FILTER_DEFAULTS, type Decision, type FilterOptions, type Rule } from './curate/filters.js';
+export { ClipModel, type ClipOpenOptions, type ClipLayout } from './models/clip.js';
+export { ClipTokenizer, CLIP_CONTEXT_LENGTH, type EncodedBatch, type EncodeOptions } from './models/tokenizer.js';
+export {
+  clipPreprocess, clipResizeCrop, pilResize, centerCrop, resizeOutputSize, parsePreprocessorConfig, readPreprocessorConfig,
+  OPENAI_CLIP_PREPROCESS, type ClipPreprocessConfig, type ResampleFilter,
+} from './models/clip-preprocess.js';
+export { FeatureEmbedder } from './models/features.js';
+export {
+  embedImages, embedTexts, readTextLines, type EmbedImagesOptions, type EmbedTextsOptions, type EmbedRunResult, type EmbedderSpec,
+} from './curate/embed.js';

@@ -15,6 +15,7 @@ import { similarityCommand } from './similarity.js';
 import { runCommand } from './run.js';
 import { scoreCommand } from './score.js';
 import { filterCommand } from './filter.js';
+import { embedCommand } from './embed.js';
 
 function version(): string {
   try {
@@ -44,6 +45,7 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(annotateCommand(global));
   program.addCommand(scoreCommand(global));
   program.addCommand(filterCommand(global));
+  program.addCommand(embedCommand(global));
 
   program.addCommand(demoCommand(global));
   program.addCommand(runCommand(global));

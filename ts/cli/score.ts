@@ -23,6 +23,7 @@ import { buildRelationPool, clisLayout, layoutNames, poolToAcpJson } from '../ke
 import { ChatClient } from '../llm/chat.js';
 import { loadRgb } from '../models/onnx.js';
 import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
+import { ClipModel } from '../models/clip.js';
 import { GenaugError } from '../native/errors.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 
@@ -74,20 +75,9 @@ async function embeddings(npy: string, index?: string) {
   return { m, lines, ids: lines.map((l, i) => sampleId(l, i, ip)), indexPath: ip };
 }
 
-/**
- * Opens an image-text model folder. The CLIP wrapper (ts/models/clip.ts,
- * ClipModel.open) is loaded lazily so this command builds without it.
- */
+/** Opens a CLIP model folder (split or combined ONNX layout, see ts/models/clip.ts). */
 export async function openEmbedder(dir: string): Promise<ImageTextEmbedder> {
-  const mod = '../models/clip.js';
-  let clip: { ClipModel?: { open(dir: string): Promise<ImageTextEmbedder> } };
-  try {
-    clip = await import(mod);
-  } catch {
-    throw new GenaugError('E_ARGUMENT', 'this build has no CLIP model support (ts/models/clip.ts); give precomputed embeddings instead');
-  }
-  if (!clip.ClipModel) throw new GenaugError('E_ARGUMENT', 'ts/models/clip.ts exports no ClipModel');
-  return clip.ClipModel.open(dir);
+  return ClipModel.open(dir);
 }
 
 const resolveFile = (file: string, base: string) => (isAbsolute(file) ? file : join(base, file));

@@ -1,0 +1,157 @@
+// Embedding runs (`genaug embed`): images/s on 1 and 2 workers with a small
+// generated CLIP-shaped vision model (224 × 224 input, ViT-B/32-style 32 × 32
+// patch embedding to 192 channels, 4 residual MLP blocks 192-768-192, mean
+// pool, projection to 512; about 0.1 GMAC per image, ~40x lighter than
+// ViT-B/32, so it shows the pipeline's own costs), and the share of worker
+// time in decoding, preprocessing (PIL-exact bicubic resize + crop +
+// normalise) and inference. Also the weight-free features-v1 embedder.
+//   node benchmarks/embed.bench.js [--images 48 --width 640 --height 480 --batch 16 --quick]
+import { mkdtempSync, mkdirSync, copyFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import onnxProto from 'onnx-proto';
+import sharp from 'sharp';
+
+import { args, emit, loadGenaug, machine, shared } from './lib.js';
+
+const a = args({ images: 48, width: 640, height: 480, batch: 16 });
+if (a.quick) Object.assign(a, { images: 16, batch: 8 });
+const { onnx } = onnxProto;
+const g = await loadGenaug();
+
+function lcg(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+}
+
+function buildVisionModel(path) {
+  const rnd = lcg(3);
+  const nodes = [];
+  const inits = [];
+  let n = 0;
+  const F = onnx.TensorProto.DataType.FLOAT;
+  const constF = (dims, scale) => {
+    const size = dims.reduce((x, y) => x * y, 1);
+    const data = new Float32Array(size);
+    for (let i = 0; i < size; i++) data[i] = (rnd() * 2 - 1) * scale;
+    const name = `w${n++}`;
+    inits.push({ name, dataType: F, dims, rawData: new Uint8Array(data.buffer) });
+    return name;
+  };
+  const constI = (vals) => {
+    const name = `i${n++}`;
+    inits.push({ name, dataType: onnx.TensorProto.DataType.INT64, dims: [vals.length], rawData: new Uint8Array(new BigInt64Array(vals.map(BigInt)).buffer) });
+    return name;
+  };
+  const node = (op, inputs, attrs = {}, out) => {
+    const o = out ?? `t${n++}`;
+    const T = onnx.AttributeProto.AttributeType;
+    nodes.push({
+      opType: op,
+      input: inputs,
+      output: [o],
+      name: `n${n++}`,
+      attribute: Object.entries(attrs).map(([k, v]) => (Array.isArray(v) ? { name: k, type: T.INTS, ints: v } : { name: k, type: T.INT, i: v })),
+    });
+    return o;
+  };
+  const C = 192;
+  let x = node('Conv', ['pixel_values', constF([C, 3, 32, 32], 0.02)], { strides: [32, 32], kernel_shape: [32, 32] });
+  x = node('Transpose', [node('Reshape', [x, constI([0, C, 49])])], { perm: [0, 2, 1] });
+  for (let b = 0; b < 4; b++) {
+    const h = node('Relu', [node('MatMul', [x, constF([C, 4 * C], 0.05)])]);
+    x = node('Add', [x, node('MatMul', [h, constF([4 * C, C], 0.03)])]);
+  }
+  const pooled = node('ReduceMean', [x], { axes: [1], keepdims: 0 });
+  node('MatMul', [pooled, constF([C, 512], 0.07)], {}, 'image_embeds');
+  const vi = (name, dims) => ({
+    name,
+    type: { tensorType: { elemType: F, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+  });
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'genaug-bench',
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: { name: 'bench_clip_vision', node: nodes, input: [vi('pixel_values', ['batch', 3, 224, 224])], output: [vi('image_embeds', ['batch', 512])], initializer: inits },
+  });
+  writeFileSync(path, onnx.ModelProto.encode(model).finish());
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'genaug-embed-bench-'));
+try {
+  const modelDir = join(dir, 'model');
+  mkdirSync(modelDir);
+  buildVisionModel(join(modelDir, 'vision_model.onnx'));
+  copyFileSync(join(shared, 'fixtures', 'clip-tokenizer', 'tokenizer.json'), join(modelDir, 'tokenizer.json'));
+  writeFileSync(
+    join(modelDir, 'preprocessor_config.json'),
+    JSON.stringify({
+      size: { shortest_edge: 224 }, crop_size: { height: 224, width: 224 }, resample: 3, do_center_crop: true, do_resize: true, do_rescale: true,
+      rescale_factor: 1 / 255, do_normalize: true, image_mean: [0.48145466, 0.4578275, 0.40821073], image_std: [0.26862954, 0.26130258, 0.27577711],
+    }),
+  );
+  const images = join(dir, 'images');
+  mkdirSync(images);
+  const W = Number(a.width), H = Number(a.height);
+  for (let i = 0; i < Number(a.images); i++) {
+    const rnd = lcg(100 + i);
+    const raw = Buffer.alloc(W * H * 3);
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const p = (y * W + x) * 3;
+        raw[p] = (x * 255) / W;
+        raw[p + 1] = (y * 255) / H;
+        raw[p + 2] = (rnd() * 64 + ((x >> 5) + (y >> 5)) * 16 + i * 8) & 255;
+      }
+    }
+    await sharp(raw, { raw: { width: W, height: H, channels: 3 } }).jpeg({ quality: 90 }).toFile(join(images, `img${String(i).padStart(4, '0')}.jpg`));
+  }
+
+  const results = [];
+  for (const [label, embedder] of [
+    ['clip-small', { kind: 'clip', model: modelDir }],
+    ['features-v1', { kind: 'features' }],
+  ]) {
+    for (const workers of [1, 2]) {
+      const out = join(dir, `${label}-${workers}.npy`);
+      const t0 = process.hrtime.bigint();
+      const r = await g.embedImages({ images, out, embedder, workers, batchSize: Number(a.batch) });
+      const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+      const busy = r.timings.decode + r.timings.preprocess + r.timings.infer;
+      const share = (v) => +(v / busy).toFixed(3);
+      results.push({
+        embedder: label,
+        workers,
+        images: r.images,
+        seconds: +secs.toFixed(3),
+        images_per_s: +(r.images / secs).toFixed(1),
+        worker_ms_per_image: {
+          decode: +(r.timings.decode / r.images).toFixed(2),
+          preprocess: +(r.timings.preprocess / r.images).toFixed(2),
+          infer: +(r.timings.infer / r.images).toFixed(2),
+        },
+        share: { decode: share(r.timings.decode), preprocess: share(r.timings.preprocess), infer: share(r.timings.infer) },
+      });
+    }
+  }
+  // Preprocessing alone on the main thread (one 640x480 image -> 3x224x224), for reference.
+  const rgb = { data: new Uint8Array(W * H * 3).map((_, i) => (i * 7) & 255), width: W, height: H };
+  const reps = 20;
+  g.clipPreprocess(rgb);
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < reps; i++) g.clipPreprocess(rgb);
+  const prepMs = Number(process.hrtime.bigint() - t0) / 1e6 / reps;
+  emit({
+    benchmark: 'embed',
+    machine: machine(),
+    params: { images: Number(a.images), width: W, height: H, batch: Number(a.batch), model: 'ViT-B/32-style patch embed + 4 MLP blocks (192/768), 224 px, 512-d' },
+    clip_preprocess_ms_per_image: +prepMs.toFixed(2),
+    runs: results,
+  });
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
