@@ -25,13 +25,13 @@ export interface ShapeClass {
   weight: number;
 }
 
-/** The demo's classes; `star` is the rare one. */
+/** The demo's classes; `star` is the rare one. Hues sit mid-bin of features-v1's 8 hue bins, so colour separates them. */
 export const SHAPE_CLASSES: ShapeClass[] = [
-  { name: 'disk', colour: [214, 48, 49], weight: 1 },
-  { name: 'square', colour: [45, 92, 214], weight: 1 },
-  { name: 'triangle', colour: [38, 160, 72], weight: 1 },
+  { name: 'disk', colour: [210, 40, 120], weight: 1 },
+  { name: 'square', colour: [60, 40, 220], weight: 1 },
+  { name: 'triangle', colour: [40, 150, 100], weight: 1 },
   { name: 'ring', colour: [236, 118, 24], weight: 0.8 },
-  { name: 'cross', colour: [140, 60, 188], weight: 0.8 },
+  { name: 'cross', colour: [180, 50, 200], weight: 0.8 },
   { name: 'star', colour: [226, 218, 40], weight: 0.07 },
 ];
 

@@ -30,7 +30,7 @@ import { categoryPriors, type CategoryPrior } from '../plan/priors.js';
 import { gaussian, seededRandom } from '../util/random.js';
 import { generateProcedural, mixSeed } from '../demo/procedural.js';
 import type { LoadedConfig, RunConfig, StageName } from './config.js';
-import { PipelineFeatureEmbedder } from './embedder.js';
+import { FeatureEmbedder } from '../models/features.js';
 import type { Manifest } from './run.js';
 import { tarBytes, type TarMember } from './tar.js';
 
@@ -328,7 +328,7 @@ async function runAnnotate(ctx: StageContext): Promise<StageResult> {
 // --- embed --------------------------------------------------------------------
 
 async function openEmbedder(cfg: LoadedConfig): Promise<ImageEmbedder & { close?: () => Promise<void> }> {
-  if (cfg.config.embed.model === 'features') return new PipelineFeatureEmbedder();
+  if (cfg.config.embed.model === 'features') return new FeatureEmbedder();
   throw new GenaugError('E_MODEL', `embed.model 'clip' (${cfg.paths.clip}) needs the CLIP stage, which this build does not have yet; use model: features`);
 }
 
@@ -918,12 +918,36 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
   report: { version: 1, inputs: () => ['run.json', 'every stage folder'], options: (c) => ({ report: c.report }), run: runReport },
 };
 
+/** Width the report's gap is computed in: wider embeddings go through a seeded random projection first. */
+export const GAP_DIM = 128;
+
+/**
+ * A seeded Gaussian random projection to `k` columns (Johnson-Lindenstrauss:
+ * cosines are kept approximately). The Fréchet distance needs a k x k matrix
+ * square root per class; at CLIP/features widths (768-1701) that would take
+ * minutes for a report, at 128 it takes milliseconds.
+ */
+export function randomProjection(m: { data: Float32Array; rows: number; dim: number }, k: number, seed: number) {
+  if (m.dim <= k) return m;
+  const r = seededRandom(seed);
+  const P = new Float32Array(m.dim * k);
+  for (let i = 0; i < P.length; i++) P[i] = gaussian(r) / Math.sqrt(k);
+  const out = new Float32Array(m.rows * k);
+  for (let i = 0; i < m.rows; i++)
+    for (let d = 0; d < m.dim; d++) {
+      const v = m.data[i * m.dim + d] as number;
+      if (v === 0) continue;
+      for (let j = 0; j < k; j++) out[i * k + j] = (out[i * k + j] as number) + v * (P[d * k + j] as number);
+    }
+  return { data: out, rows: m.rows, dim: k };
+}
+
 /** Used by the report: the gap between real and kept synthetic embeddings, overall and per class. */
 export async function gapOf(runDir: string, keptFiles: Set<string>) {
   const e = join(runDir, 'embed');
-  const real = await loadMatrix(join(e, 'real.npy'));
+  const real = randomProjection(await loadMatrix(join(e, 'real.npy')), GAP_DIM, 12345);
   const realLabels = (await readNpy(join(e, 'real_labels.npy'))).data as Int32Array;
-  const gen = await loadMatrix(join(e, 'generated.npy'));
+  const gen = randomProjection(await loadMatrix(join(e, 'generated.npy')), GAP_DIM, 12345);
   const rows = await readJsonl<GeneratedRow>(join(e, 'generated.jsonl'));
   const pick = (want: (i: number) => boolean) => {
     const idx = rows.map((_, i) => i).filter(want);

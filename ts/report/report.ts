@@ -15,7 +15,7 @@ import sharp from 'sharp';
 import { writeFileAtomic } from '../io/atomic.js';
 import { decodeRleSync, type Rle } from '../kernels/mask.js';
 import { STAGES } from '../pipeline/config.js';
-import { gapOf, readJson, readJsonl, writeJson, type Decision, type PoolEntry, type StageContext, type StageResult } from '../pipeline/stages.js';
+import { GAP_DIM, gapOf, readJson, readJsonl, writeJson, type Decision, type PoolEntry, type StageContext, type StageResult } from '../pipeline/stages.js';
 import { colour, esc, groupedBars, histogram } from './svg.js';
 
 async function thumb(path: string, size: number): Promise<string> {
@@ -248,7 +248,7 @@ ${Object.keys(truth).length ? `<h2>Planted failures (procedural generator) and w
 <section id="kept"><h2>Kept samples (${kept.length}${kept.length > N ? `, first ${N}` : ''})</h2><div class="controls">show <select data-grid="kept-grid">${options}</select></div><div class="grid" id="kept-grid">${await cells(roundRobin(kept), 'kept')}</div></section>
 <section id="rejected"><h2>Rejected samples with the reason (${rejected.length}${rejected.length > N ? `, first ${N}` : ''})</h2><div class="controls">show <select data-grid="rejected-grid">${options}</select></div><div class="grid" id="rejected-grid">${await cells(roundRobin(byStage), 'rejected')}</div></section>
 <section id="duplicates"><h2>Near-duplicate groups (${groups.size})</h2>${groupHtml.join('') || '<p class="muted">none found</p>'}</section>
-<section id="gap"><h2>Domain gap and diversity per class</h2><p class="muted">Embeddings: ${esc((await readJson<{ embedder: string }>(join(R, 'embed', 'classes.json'))).embedder)}. Fréchet distance between real crops and generated instances (before / after filtering); Vendi score = effective number of distinct samples; NN = mean cosine of each kept sample to its nearest real crop; coverage = mean cosine of each real crop to its nearest kept sample.</p>
+<section id="gap"><h2>Domain gap and diversity per class</h2><p class="muted">Embeddings: ${esc((await readJson<{ embedder: string }>(join(R, 'embed', 'classes.json'))).embedder)}. Fréchet distance between real crops and generated instances (before / after filtering; embeddings wider than ${GAP_DIM} go through a seeded random projection to ${GAP_DIM} dimensions first); Vendi score = effective number of distinct samples; NN = mean cosine of each kept sample to its nearest real crop; coverage = mean cosine of each real crop to its nearest kept sample.</p>
 <div class="charts">${gapChart}</div>
 <table id="gap-table"><tr><th>class</th><th>Fréchet before</th><th>Fréchet after</th><th>Vendi real</th><th>Vendi generated</th><th>Vendi kept</th><th>NN kept→real</th><th>coverage real→kept</th></tr>${gapRows.map((g) => `<tr><td>${esc(g.class)}</td><td>${num(g.frechetBefore)}</td><td>${num(g.frechetAfter)}</td><td>${num(g.vendiReal, 2)}</td><td>${num(g.vendiBefore, 2)}</td><td>${num(g.vendiAfter, 2)}</td><td>${num(g.nnAfter)}</td><td>${num(g.coverageAfter)}</td></tr>`).join('')}
 <tr><td><b>overall</b></td><td>${num(gap.before?.overall.frechet)}</td><td>${num(gap.after?.overall.frechet)}</td><td>${num(gap.after?.overall.vendiReal, 2)}</td><td>${num(gap.before?.overall.vendiSynthetic, 2)}</td><td>${num(gap.after?.overall.vendiSynthetic, 2)}</td><td>${num(gap.after?.overall.syntheticToReal)}</td><td>${num(gap.after?.overall.realToSynthetic)}</td></tr></table></section>
