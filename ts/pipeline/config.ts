@@ -93,7 +93,10 @@ const EmbedSchema = z
     /** features: the weight-free embedder (no model); clip: a CLIP ONNX export folder. */
     model: z.enum(['features', 'clip']).default('features'),
     clip: path().optional(),
+    provider: z.enum(['cpu', 'cuda']).default('cpu'),
     batch: z.number().int().min(1).max(4096).default(32),
+    /** X-Paste's CLIP score text (CLIP only): 100 cos(instance on white, template with the class name). */
+    clip_template: z.string().min(1).default('a photo of {}'),
     /** Pixels of context around each real crop's box (DiverGen: 40). */
     real_crop_padding: z.number().int().min(0).max(1000).default(40),
   })
@@ -278,7 +281,6 @@ function checkCombinations(c: RunConfig, source: string): void {
   };
   if (!BUILTIN_STRATEGIES.has(c.plan.strategy)) fail('plan.strategy', `'${c.plan.strategy}' needs genaug plan's strategies, which this build does not have yet (available: ${[...BUILTIN_STRATEGIES].join(', ')})`);
   if (c.generate.backend === 'comfyui') fail('generate.backend', "'comfyui' needs genaug generate's ComfyUI client, which this build does not have yet (available: procedural, a1111, openai)");
-  if (c.embed.model === 'clip') fail('embed.model', "'clip' needs genaug embed's CLIP model, which this build does not have yet (available: features)");
   if (c.generate.backend !== 'procedural' && !c.generate.url) fail('generate.url', `backend '${c.generate.backend}' needs the server URL`);
   if (c.generate.backend === 'comfyui' && !c.generate.workflow) fail('generate.workflow', "backend 'comfyui' needs an API-format workflow file");
   if (c.annotate.method === 'sam' && (!c.annotate.sam_encoder || !c.annotate.sam_decoder)) fail('annotate.sam_encoder', "method 'sam' needs sam_encoder and sam_decoder");
@@ -348,7 +350,7 @@ async function withPreset(raw: unknown, file: string): Promise<unknown> {
  * Reads, validates and checks a run config: schema, combinations, files and
  * servers, in that order, all before any stage runs.
  */
-export async function loadConfig(file: string, o: { checkServers?: boolean; timeoutMs?: number } = {}): Promise<LoadedConfig> {
+export async function loadConfig(file: string, o: { checkServers?: boolean; checkModels?: boolean; timeoutMs?: number } = {}): Promise<LoadedConfig> {
   const abs = resolve(file);
   let text: string;
   try {
@@ -365,6 +367,17 @@ export async function loadConfig(file: string, o: { checkServers?: boolean; time
     if (value === undefined) continue;
     const p = at(value);
     if (!existsSync(p)) throw new GenaugError('E_IO', `${abs}: ${key}: ${p} does not exist`, { path: p, key });
+  }
+  // Models open now (files present, inputs and outputs as expected), not halfway through the run.
+  if (o.checkModels !== false && config.embed.model === 'clip' && config.embed.clip) {
+    const { ClipModel } = await import('../models/clip.js');
+    try {
+      const m = await ClipModel.open(at(config.embed.clip), { provider: config.embed.provider, require: 'both' });
+      await m.close();
+    } catch (e) {
+      if (e instanceof GenaugError) throw new GenaugError(e.code, `${abs}: embed.clip: ${e.message}`, { ...e.detail, key: 'embed.clip' });
+      throw e;
+    }
   }
   if (o.checkServers !== false) {
     if (config.generate.backend !== 'procedural' && config.generate.url) await checkReachable(config.generate.url, 'generate.url', o.timeoutMs);

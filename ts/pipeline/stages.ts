@@ -13,9 +13,9 @@ import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 
 import { annotate } from '../curate/annotate.js';
-import { paddingCrop } from '../curate/crops.js';
+import { compositeOnWhite, paddingCrop } from '../curate/crops.js';
 import { applyFilters, type Rule } from '../curate/filters.js';
-import { interSimilarity } from '../curate/score.js';
+import { clipScores, interSimilarity } from '../curate/score.js';
 import type { ScoreTable } from '../curate/table.js';
 import { datasetGap } from '../curate/gap.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -30,6 +30,7 @@ import { categoryPriors, type CategoryPrior } from '../plan/priors.js';
 import { gaussian, seededRandom } from '../util/random.js';
 import { generateProcedural, mixSeed } from '../demo/procedural.js';
 import type { LoadedConfig, RunConfig, StageName } from './config.js';
+import { ClipModel } from '../models/clip.js';
 import { FeatureEmbedder } from '../models/features.js';
 import type { Manifest } from './run.js';
 import { tarBytes, type TarMember } from './tar.js';
@@ -327,9 +328,10 @@ async function runAnnotate(ctx: StageContext): Promise<StageResult> {
 
 // --- embed --------------------------------------------------------------------
 
-async function openEmbedder(cfg: LoadedConfig): Promise<ImageEmbedder & { close?: () => Promise<void> }> {
-  if (cfg.config.embed.model === 'features') return new FeatureEmbedder();
-  throw new GenaugError('E_MODEL', `embed.model 'clip' (${cfg.paths.clip}) needs the CLIP stage, which this build does not have yet; use model: features`);
+async function openEmbedder(cfg: LoadedConfig): Promise<(ImageEmbedder & { close?: () => Promise<void> }) | ClipModel> {
+  const e = cfg.config.embed;
+  if (e.model === 'features') return new FeatureEmbedder();
+  return ClipModel.open(cfg.paths.clip as string, { provider: e.provider, batchSize: e.batch, require: 'both' });
 }
 
 export async function decodeRgb(path: string): Promise<RgbInput> {
@@ -413,6 +415,24 @@ async function runEmbed(ctx: StageContext): Promise<StageResult> {
     if (genCrops.length >= batch) await flush(genCrops, genVecs);
   }
   await flush(genCrops, genVecs);
+  // X-Paste's CLIP score: the cut-out composited on white against "a photo of {name}" (x 100).
+  let clipScored = 0;
+  if (embedder instanceof ClipModel) {
+    const index = await readJson<{ categories: Record<string, Array<{ file: string; source: string }>> }>(join(ctx.runDir, 'annotate', 'index.json'));
+    const instanceOf = new Map(Object.values(index.categories).flatMap((l) => l.map((x) => [x.source, x.file] as const)));
+    const scores = new Float32Array(genRows.length);
+    for (let i0 = 0; i0 < genRows.length; i0 += batch) {
+      const part = genRows.slice(i0, i0 + batch);
+      const imgs: RgbInput[] = [];
+      for (const r of part) {
+        const { data, info } = await sharp(join(ctx.runDir, 'annotate', instanceOf.get(r.file) as string)).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+        imgs.push(compositeOnWhite(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info.width, info.height));
+      }
+      scores.set(await clipScores(embedder, imgs, part.map((r) => r.category.replace(/_/g, ' ')), c.embed.clip_template), i0);
+    }
+    await writeNpy(join(ctx.dir, 'clip_scores.npy'), scores, [genRows.length]);
+    clipScored = genRows.length;
+  }
   await embedder.close?.();
   const cat = (parts: Float32Array[]) => {
     const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
@@ -428,7 +448,7 @@ async function runEmbed(ctx: StageContext): Promise<StageResult> {
   await writeNpy(join(ctx.dir, 'generated_labels.npy'), Int32Array.from(genRows, (r) => r.label), [genRows.length]);
   await writeJsonl(join(ctx.dir, 'generated.jsonl'), genRows);
   await writeJson(join(ctx.dir, 'classes.json'), { embedder: embedder.name, dim: D, classes: classes.map((k) => k.name) });
-  return { summary: { embedder: embedder.name, dim: D, real: realRows.length, generated: genRows.length } };
+  return { summary: { embedder: embedder.name, dim: D, real: realRows.length, generated: genRows.length, clipScored } };
 }
 
 // --- score --------------------------------------------------------------------
@@ -469,6 +489,8 @@ async function runScore(ctx: StageContext): Promise<StageResult> {
   const gen = await loadMatrix(join(e, 'generated.npy'));
   const rows = await readJsonl<GeneratedRow>(join(e, 'generated.jsonl'));
   const C = classes.length;
+  const clipPath = join(e, 'clip_scores.npy');
+  const clip = existsSync(clipPath) ? ((await readNpy(clipPath)).data as Float32Array) : undefined;
   const scores: ScoreRow[] = [];
   if (gen.rows > 0 && real.rows > 0) {
     // Own class: DiverGen's inter-similarity (mean or max of cosines to the class's real crops);
@@ -514,6 +536,7 @@ async function runScore(ctx: StageContext): Promise<StageResult> {
         duplicateScore: round(dupScore[i] as number),
         touchesBorder: bx <= 0 || by <= 0 || bx + bw >= r.width || by + bh >= r.height,
         areaFraction: round(r.areaFraction),
+        ...(clip ? { clipScore: round(clip[i] as number) } : {}),
       });
     }
   }
@@ -549,6 +572,7 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
   const rules = f.rules as Rule[];
   let methodDecisions: Map<string, { kept: boolean; reason: string; values: Record<string, unknown> }> | undefined;
   if (rules.length) {
+    const heads = new Set(scores.filter((s) => s.duplicateOf >= 0).map((s) => scores[s.duplicateOf]?.file));
     const table: ScoreTable = new Map(
       scores.map((s) => [
         s.file,
@@ -556,7 +580,8 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
           category: s.category,
           [ctx.cfg.config.score.inter === 'max' ? 'inter_sim_max' : 'inter_sim_mean']: Number.isFinite(s.own) ? s.own : null,
           area_fraction: s.areaFraction,
-          dup_group: s.duplicateOf >= 0 ? (scores[s.duplicateOf]?.file ?? null) : null,
+          // A group is named by its kept member; that member carries the name too, and comes first in table order.
+          dup_group: s.duplicateOf >= 0 ? (scores[s.duplicateOf]?.file ?? null) : heads.has(s.file) ? s.file : null,
           ...(s.clipScore !== undefined ? { clip_score: s.clipScore } : {}),
         },
       ]),

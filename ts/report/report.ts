@@ -160,6 +160,18 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
       range: [0, (scored[0]?.score?.k ?? c.score.knn) + 1],
     }),
   ];
+  if (scored.some((d) => d.score!.clipScore !== undefined)) {
+    hists.push(
+      histogram({
+        title: 'X-Paste CLIP score (x100, on white)',
+        series: [
+          { name: 'kept', values: keptS.map((d) => d.score!.clipScore ?? Number.NaN) },
+          { name: 'rejected', values: rejS.map((d) => d.score!.clipScore ?? Number.NaN) },
+        ],
+        thresholds: f.rules.includes('xpaste') ? [{ value: f.min_clip, label: `min_clip ${f.min_clip}` }] : [],
+      }),
+    );
+  }
 
   // Grids.
   const img = (file: string) => join(R, 'generate', 'images', file);
