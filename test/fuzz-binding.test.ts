@@ -173,6 +173,37 @@ describe('native entry points under random arguments', () => {
         rejected++;
       }
     }
+    for (let iter = 0; iter < 600; iter++) {
+      const h = pick([0, 1, 3, 8]);
+      const w = pick([0, 1, 5, 8]);
+      const inst = (): Record<string, unknown> => {
+        const cw = pick([0, 1, 2, 3]), ch = pick([0, 1, 3]);
+        const o: Record<string, unknown> = {
+          rgba: new Uint8Array(cw * ch * 4).map(() => Math.floor(r() * 256)), width: cw, height: ch,
+          targetWidth: pick([0, 1, 4, 9, -1, 2 ** 21, 1.5]), targetHeight: pick([0, 1, 4, 9]), flip: pick([true, false, undefined, 1]),
+          cx: pick([0, 3, -5, 100, 2.5, Number.NaN, 1e13]), cy: pick([0, 3, 7, -2]),
+        };
+        for (const k of Object.keys(o)) if (r() < 0.04) o[k] = anyValue();
+        return o;
+      };
+      const scene: Record<string, unknown> = {
+        image: new Uint8Array(h * w * 3), width: w, height: h,
+        instances: Array.from({ length: pick([0, 1, 3]) }, inst),
+      };
+      if (r() < 0.5) scene.masks = Array.from({ length: pick([0, 1, 2]) }, () => new Uint8Array(h * w).map(() => (r() < 0.5 ? 1 : 0)));
+      else if (r() < 0.5) scene.boxes = Float64Array.from({ length: pick([0, 4, 8, 3]) }, () => pick([0, 1, 2.5, -3, 20, Number.NaN]));
+      for (const k of Object.keys(scene)) if (r() < 0.04) scene[k] = anyValue();
+      const opts = r() < 0.6 ? { blend: pick(['basic', 'alpha', 'gaussian', 'x']), sigma: pick([undefined, 1, 0, 100]), threads: pick([1, 2]) } : anyOptions();
+      const args: unknown[] = r() < 0.9 ? [pick([[scene], [scene, scene], scene]), opts] : [anyValue(), anyValue()];
+      try {
+        const v = (r() < 0.5 ? native().compositeBatchSync : native().compositeBatch)(...(args as [never, never]));
+        if (v instanceof Promise) await v;
+        ok++;
+      } catch (e) {
+        expectCleanFailure(e, 'compositeBatch');
+        rejected++;
+      }
+    }
     // Both outcomes occur: the generator reaches valid calls and invalid ones.
     expect(ok).toBeGreaterThan(100);
     expect(rejected).toBeGreaterThan(100);

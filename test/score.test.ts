@@ -307,6 +307,28 @@ describe('scores table and the CLI', () => {
     expect(t.get('j1')).toMatchObject({ clis_l: 1, clis_l_status: 'ok' });
     expect(t.get('j2')).toMatchObject({ clis_l: 0, clis_l_status: 'unknown-predicate' });
   });
+  it('genaug score clis-l --wordnet matches a layout name to a close pool name (puppy ~ dog) that exact names miss', async () => {
+    const dir = tmp.fresh('clisl-wn');
+    const pool = join(dir, 'pool.json');
+    writeFileSync(pool, JSON.stringify({ 'left of': [{ subject: 'dog', object: 'cat', s_bbox: [0, 0, 0.2, 0.2], o_bbox: [0.5, 0, 0.2, 0.2] }] }));
+    const plan = join(dir, 'plan.jsonl');
+    writeFileSync(plan, JSON.stringify({ id: 'p', layout: [{ name: 'puppy', box: [0, 0, 0.2, 0.2] }, { name: 'cat', box: [0.5, 0, 0.2, 0.2] }], relations: [{ subject: ['puppy-1'], object: ['cat-1'], relation: 'left of' }] }) + '\n');
+    const exact = join(dir, 'exact.jsonl');
+    expect(await run(['node', 'genaug', 'score', 'clis-l', '--plan', plan, '--pool', pool, '--exact-names', '--table', exact])).toBe(0);
+    expect((await readScores(exact)).get('p')).toMatchObject({ clis_l: 0, clis_l_status: 'no-candidates' });
+    const wn = join(dir, 'wn.jsonl');
+    expect(await run(['node', 'genaug', 'score', 'clis-l', '--plan', plan, '--pool', pool, '--wordnet', '--table', wn])).toBe(0);
+    // Identical boxes: size, dist and dir similarities are all 1, so every term is P(w) = w and the scene
+    // scores w = u(wup(puppy, dog)) * u(1), with the warp u(x) = x^2 on [0.8, 0.9) (ALGORITHMS.md 1.3).
+    const { packagedWordNet } = await import('../ts/plan/wordnet.js');
+    const wup = packagedWordNet().wordSimilarity('puppy', 'dog', 'wup')!;
+    expect(wup).toBeGreaterThanOrEqual(0.8);
+    expect(wup).toBeLessThan(0.9);
+    const got = (await readScores(wn)).get('p')!;
+    expect(got.clis_l_status).toBe('ok');
+    expect(got.clis_l as number).toBeCloseTo(wup * wup, 5);
+    expect(await run(['node', 'genaug', 'score', 'clis-l', '--plan', plan, '--pool', pool, '--wordnet', 'cosine', '--table', wn])).toBe(2);
+  });
   it('genaug score inter-sim rejects index files that do not match the embeddings', async () => {
     const dir = tmp.fresh('inter');
     const { writeNpy } = await import('../ts/io/npy.js');

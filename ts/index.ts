@@ -54,6 +54,30 @@ export { ChatClient, extractJson, imageDataUrl, type ChatMessage, type ChatClien
 export type { ImageEmbedder, TextEmbedder, ImageTextEmbedder, RgbInput } from './models/types.js';
 export { PlanJobSchema, LayoutBoxSchema, type PlanJob, type LayoutBox } from './plan/job.js';
 export {
+  repeatFactors, realLayout, objectSets, buildPriors,
+  type RealObject, type RealLayout, type ObjectSet, type SetOptions, type PriorsCategory, type PriorsFile, type PriorOptions,
+} from './plan/priors.js';
+export { WordNet, packagedWordNet, defaultWordNetDir, lemmaText, type Synset, type SimilarityMeasure } from './plan/wordnet.js';
+export {
+  planClasses, makeJob, normalizeText, dedupeTexts, dedupeJobs, askJson, AnswerCache, STRATEGIES, DEFAULT_JOB,
+  type Strategy, type PlanClass, type ClassFilter, type JobDefaults, type JobContent, type PlanFailure, type StrategyResult, type LlmSource, type AskResult,
+} from './plan/core.js';
+export {
+  xpastePrompt, divergenPrompt, classDefinition, planTemplates, planLlmPrompts, mentionsClass, DIVERSITY_MODES, DIVERGEN_OPENINGS, FALLBACK_STYLES, FALLBACK_CONTEXTS,
+  type DiversityMode, type Definition, type DefinitionSource, type Meanings, type LlmPromptOptions,
+} from './plan/prompts.js';
+export {
+  boxProblem, insideUnit, drawObjectSets, objectIds, sceneGraphProblem, layoutProblem, untagCaption, templateSceneCaption, planScenes,
+  SceneGraphSchema, LayoutAnswerSchema, DEPTH_LAYERS, type SceneGraph, type LayoutAnswer, type DrawnSet, type ScenePlanOptions,
+} from './plan/scenes.js';
+export { CaptionStore, captionImages, captionPrompt, planCaptions, imagePath, sampleClassImages, type StoredCaption, type CaptionOptions, type CaptionPlanOptions } from './plan/captions.js';
+export { summariseDomains, domainPrompt, planDomains, type DomainSummary, type DomainPlanOptions } from './plan/domains.js';
+export {
+  candidateMeanings, meaningText, scoreMeanings, resolveAmbiguity, meaningsOf, extraCategories, classSynset, planAmbiguity, loadRgb, openClipEmbedder,
+  type MeaningCandidate, type Resolution, type ResolveOptions, type ExtraCategoryOptions, type AmbiguityPlanOptions,
+} from './plan/ambiguity.js';
+export { plan, readMeanings, type PlanOptions, type PlanSummary, type EndpointOptions } from './plan/plan.js';
+export {
   clisLayout, clisLayoutSync, buildRelationPool, packLayouts, poolExamples, poolToAcpJson, poolFromAcpJson, layoutNames, normalizeName,
   normalizePredicate, isSymmetricPredicate, LAYOUT_STATUS,
   type Box, type RelationExample, type RelationPool, type NameSimilarity, type SceneLayout, type LayoutRelation, type ClisLayoutOptions,
@@ -82,3 +106,30 @@ export { FeatureEmbedder } from './models/features.js';
 export {
   embedImages, embedTexts, readTextLines, type EmbedImagesOptions, type EmbedTextsOptions, type EmbedRunResult, type EmbedderSpec,
 } from './curate/embed.js';
+export { generate, assignBackend, createBackend } from './generate/runner.js';
+export type { BackendSpec, GenerateOptions, GenerateSummary, GenerateProgress, GenerateJournalLine } from './generate/runner.js';
+export { A1111Backend } from './generate/a1111.js';
+export { ComfyBackend, checkWorkflow, expandBoxes } from './generate/comfyui.js';
+export { OpenAIBackend } from './generate/openai.js';
+export { readPlan, parsePlan } from './generate/plan.js';
+export type { Backend, BackendOptions, BackendType, GenerateRequest, GenerateResult } from './generate/types.js';
+export { compositeBatch, compositeBatchSync, compositeSync } from './kernels/composite.js';
+export type {
+  BlendMode, CompositeBbox, DropReason, InstanceSource, RgbFrame, PasteInstance, CompositeScene, CompositeOptions, CompositeInstance,
+  CompositeDrop, CompositeResult,
+} from './kernels/composite.js';
+export {
+  sampleInstances, resolveSampleOptions, itemSeed, itemRandom, shuffledIndices, SAMPLE_DEFAULTS,
+  type SampleOptions, type SamplingMode, type SamplingCategory, type SamplingInstance, type SizePriorEntry, type Placement, type SampleResult,
+} from './augment/sample.js';
+export {
+  readInstancePool, normalizeCategoryName, decodeCrop, CropCache, LruCache,
+  type InstancePool, type PoolCategory, type PoolInstance, type PoolSkip, type ReadPoolOptions, type RgbaCrop,
+} from './augment/pool.js';
+export {
+  paste, preparePaste, planItem, renderItem, imageKeys,
+  type PasteOptions, type PasteSourceOptions, type PasteContext, type PasteFormat, type PasteSummary, type PasteJournalLine, type RenderTask, type RenderResult,
+} from './augment/paste.js';
+export { pasteLoader, type PasteLoader, type PasteLoaderOptions, type PasteSample, type PasteSampleAnnotation } from './augment/loader.js';
+export { maskToPolygon, traceOuterBoundary } from './augment/contour.js';
+export { ShardWriter, tarHeader, type ShardWriterOptions } from './io/webdataset.js';

@@ -59,6 +59,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_metrics(env, exports);
   register_mask(env, exports);
   register_layout(env, exports);
+  register_composite(env, exports);
   return exports;
 }
 

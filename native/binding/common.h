@@ -132,5 +132,6 @@ void register_bnstats(Napi::Env env, Napi::Object exports);
 void register_metrics(Napi::Env env, Napi::Object exports);
 void register_mask(Napi::Env env, Napi::Object exports);
 void register_layout(Napi::Env env, Napi::Object exports);
+void register_composite(Napi::Env env, Napi::Object exports);
 
 }  // namespace genaug::binding

@@ -11,6 +11,10 @@ import { annotateCommand } from './annotate.js';
 import { bnstatsCommand } from './bnstats.js';
 import { demoCommand } from './demo.js';
 import { gapCommand } from './gap.js';
+import { planCommand } from './plan.js';
+import { priorsCommand } from './priors.js';
+import { generateCommand } from './generate.js';
+import { pasteCommand } from './paste.js';
 import { similarityCommand } from './similarity.js';
 import { runCommand } from './run.js';
 import { scoreCommand } from './score.js';
@@ -45,7 +49,11 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(annotateCommand(global));
   program.addCommand(scoreCommand(global));
   program.addCommand(filterCommand(global));
+  program.addCommand(priorsCommand(global));
+  program.addCommand(planCommand(global));
   program.addCommand(embedCommand(global));
+  program.addCommand(generateCommand(global));
+  program.addCommand(pasteCommand(global));
 
   program.addCommand(demoCommand(global));
   program.addCommand(runCommand(global));

@@ -13,6 +13,10 @@ export class Progress {
     private readonly total: number,
     private readonly unit = 'rows',
     private readonly quiet = false,
+    /** Units already done when the run started (a resumed run): the rate and ETA count only this run's. */
+    private readonly already = 0,
+    /** Show the rate (units per second) too. */
+    private readonly showRate = false,
   ) {
     this.tty = Boolean(process.stderr.isTTY);
   }
@@ -38,9 +42,10 @@ export class Progress {
     const width = 24;
     const filled = Math.round(frac * width);
     const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
-    const rate = secs > 0 ? done / secs : 0;
+    const rate = secs > 0 ? (done - this.already) / secs : 0;
     const eta = rate > 0 && done < this.total ? ` eta ${formatSeconds((this.total - done) / rate)}` : '';
-    return `${this.label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${done}/${this.total} ${this.unit} ${formatSeconds(secs)}${eta}`;
+    const perSec = this.showRate ? ` ${rate.toFixed(2)}/s` : '';
+    return `${this.label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${done}/${this.total} ${this.unit} ${formatSeconds(secs)}${perSec}${eta}`;
   }
 }
 

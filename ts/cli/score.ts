@@ -24,6 +24,7 @@ import { ChatClient } from '../llm/chat.js';
 import { loadRgb } from '../models/onnx.js';
 import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
 import { ClipModel } from '../models/clip.js';
+import { packagedWordNet } from '../plan/wordnet.js';
 import { GenaugError } from '../native/errors.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 
@@ -274,14 +275,17 @@ export function scoreCommand(global: GlobalOptions): Command {
     .option('--name-sim <file>', "name-similarity JSON {a: {b: sim}} (ACP's sim_map)")
     .option('--model <dir>', 'CLIP model folder: name similarity = cosine of the names’ text embeddings')
     .option('--exact-names', 'name similarity 1 for equal names, 0 otherwise')
+    .option('--wordnet [measure]', 'name similarity from the packaged WordNet: wup (Wu-Palmer, default) or path; unknown words score 0')
     .option('--tau <x>', 'name-similarity floor for candidate examples', numberArg('--tau'), 0.6)
     .option('--faithful', "the released code's formula (dist = IoU term only) instead of the intended ½ IoU + ½ ρ")
     .option('--balance', 'use_balance weights of the two dist terms')
     .option('--no-symmetry', 'do not mirror example directions for predicates without left/right')
     .requiredOption('--table <file>', 'scores table to merge into (keyed by job id)')
     .action(async (o) => {
-      const given = [o.nameSim, o.model, o.exactNames].filter(Boolean).length;
-      if (given !== 1) throw new GenaugError('E_ARGUMENT', 'give exactly one of --name-sim, --model and --exact-names');
+      const given = [o.nameSim, o.model, o.exactNames, o.wordnet].filter(Boolean).length;
+      if (given !== 1) throw new GenaugError('E_ARGUMENT', 'give exactly one of --name-sim, --model, --wordnet and --exact-names');
+      const measure = o.wordnet === true ? 'wup' : o.wordnet;
+      if (o.wordnet && measure !== 'wup' && measure !== 'path') throw new GenaugError('E_ARGUMENT', `--wordnet takes wup or path, not ${JSON.stringify(measure)}`);
       const jobs = await readJsonl(o.plan);
       const scenes = jobs.map((j, i) => {
         if (typeof j.id !== 'string') throw new GenaugError('E_FORMAT', `${o.plan}:${i + 1} has no "id"`);
@@ -292,7 +296,10 @@ export function scoreCommand(global: GlobalOptions): Command {
       let sim;
       if (o.nameSim) sim = nameSimilarityFromTable(await readJson(o.nameSim), qn, pool.names, o.nameSim);
       else if (o.exactNames) sim = nameSimilarityFromFunction(qn, pool.names, () => 0);
-      else {
+      else if (o.wordnet) {
+        const wn = packagedWordNet();
+        sim = nameSimilarityFromFunction(qn, pool.names, (a, b) => wn.wordSimilarity(a, b, measure) ?? 0);
+      } else {
         const e = await openEmbedder(o.model);
         sim = await nameSimilarityFromEmbeddings(e, qn, pool.names);
         await e.close?.();

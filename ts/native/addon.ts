@@ -1,5 +1,6 @@
 import type { NativeMask } from './addon-mask.js';
 import type { NativeMetrics } from './addon-metrics.js';
+import type { NativeComposite } from './addon-composite.js';
 
 /** Type declarations of what native/binding exports. Only ts/ wrappers call these. */
 
@@ -84,7 +85,7 @@ export type { NativeMetrics, NativeMetricsOptions, NativeGaussianStats, NativeFr
 
 export type { NativeMask, NativeMaskOptions, NativeComponentOptions, NativePostOptions, NativeCornerOptions, NativePostResult, NativeLargest, NativeStats, NativeCrop, NativeCounts, NativeRleForm } from './addon-mask.js';
 
-export interface NativeAddon extends NativeMetrics, NativeMask {
+export interface NativeAddon extends NativeMetrics, NativeMask, NativeComposite {
   bnStats(...args: BnArgs): Promise<NativeBnStats>;
   bnStatsSync(...args: BnArgs): NativeBnStats;
   setErrorClass(cls: unknown): void;

@@ -1,0 +1,136 @@
+// Instance copy-paste compositing, the workload of ../shared/peers/copypaste_bench.py:
+// per output image, a 1024² RGB background with 3 existing instance masks,
+// and 5 RGBA instances from 512² sources (soft-edged blobs) pasted at a
+// random scale U(0.1, 1), flipped with p = 0.5, at a random centre, clipped at
+// the border; occlusion update of every earlier mask. genaug also applies the
+// keep rule and recomputes every box and area, and returns full-frame masks.
+// Images/s for the `basic` and `alpha` blends on 1 and 2 threads (one
+// compositeBatch call per batch of scenes), beside the OpenCV peer run in the
+// same process tree (1 thread, and 2 processes) when Python has numpy + cv2.
+//   node benchmarks/paste.bench.js [--batch 32 --reps 5 --quick --no-peer]
+import { args, emit, loadGenaug, machine, runPeer } from './lib.js';
+
+const a = args({ batch: 32, reps: 5, peer: true, 'peer-batch': 60, 'peer-reps': 3 });
+if (a.quick) Object.assign(a, { batch: 8, reps: 3, 'peer-batch': 20, 'peer-reps': 2 });
+const H = 1024, W = 1024, SRC = 512, N_EXIST = 3, N_PASTE = 5, POOL = 8;
+
+const g = await loadGenaug();
+const { seededRandom } = await import('../dist/util/random.js');
+const rnd = seededRandom(7);
+const randInt = (lo, hi) => lo + Math.floor(rnd() * (hi - lo)); // [lo, hi)
+
+function blurredNoise(n, ch) {
+  const d = new Uint8Array(n * ch);
+  for (let i = 0; i < d.length; i++) d[i] = 64 + ((rnd() * 128) | 0);
+  return d;
+}
+
+// A blob: an ellipse with a wobbly radius; soft edge over `soft` pixels (alpha) or hard 0/1.
+function blob(h, w, radius, soft) {
+  const out = new Uint8Array(h * w);
+  const cy = h * (0.45 + 0.1 * rnd()), cx = w * (0.45 + 0.1 * rnd());
+  const ph = [rnd() * 6.28, rnd() * 6.28], amp = [0.15 * rnd(), 0.1 * rnd()];
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const dy = y - cy, dx = (x - cx) / 1.3;
+      const t = Math.atan2(dy, dx);
+      const r = radius * (1 + amp[0] * Math.sin(3 * t + ph[0]) + amp[1] * Math.sin(5 * t + ph[1]));
+      const d = r - Math.sqrt(dx * dx + dy * dy);
+      if (soft) out[y * w + x] = d >= soft ? 255 : d <= -soft ? 0 : Math.round((255 * (d + soft)) / (2 * soft));
+      else out[y * w + x] = d > 0 ? 1 : 0;
+    }
+  }
+  return out;
+}
+
+const background = blurredNoise(H * W, 3);
+const exist = [];
+for (let i = 0; i < N_EXIST; i++) {
+  const m = blob(H, W, 160, 0);
+  // Shift like the peer's np.roll by up to ±300 px.
+  const sy = randInt(-300, 300), sx = randInt(-300, 300);
+  const r = new Uint8Array(H * W);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) r[((y + sy + H) % H) * W + ((x + sx + W) % W)] = m[y * W + x];
+  exist.push(r);
+}
+const pool = [];
+for (let i = 0; i < POOL; i++) {
+  const alpha = blob(SRC, SRC, 150, 3);
+  const rgb = blurredNoise(SRC * SRC, 3);
+  const rgba = new Uint8Array(SRC * SRC * 4);
+  for (let p = 0; p < SRC * SRC; p++) {
+    rgba[4 * p] = rgb[3 * p];
+    rgba[4 * p + 1] = rgb[3 * p + 1];
+    rgba[4 * p + 2] = rgb[3 * p + 2];
+    rgba[4 * p + 3] = alpha[p];
+  }
+  pool.push(rgba);
+}
+
+function scenes(n) {
+  const out = [];
+  for (let k = 0; k < n; k++) {
+    const instances = [];
+    for (let j = 0; j < N_PASTE; j++) {
+      const s = 0.1 + 0.9 * rnd();
+      const sz = Math.max(1, Math.round(SRC * s));
+      instances.push({ rgba: pool[randInt(0, POOL)], width: SRC, height: SRC, targetWidth: sz, targetHeight: sz, flip: rnd() < 0.5, cx: randInt(0, W), cy: randInt(0, H) });
+    }
+    out.push({ image: { data: background, width: W, height: H }, masks: exist, instances });
+  }
+  return out;
+}
+
+const batch = scenes(a.batch);
+globalThis.gc?.();
+
+async function imagesPerSecond(blend, threads) {
+  const run = threads === 1 ? async () => g.compositeBatchSync(batch, { blend, threads: 1 }) : () => g.compositeBatch(batch, { blend, threads });
+  await run();
+  const ts = [];
+  for (let r = 0; r < a.reps; r++) {
+    const t0 = process.hrtime.bigint();
+    await run();
+    ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  ts.sort((x, y) => x - y);
+  const med = ts[Math.floor(ts.length / 2)];
+  return { images_per_s: +(batch.length / med).toFixed(1), ms_per_image: +((1000 * med) / batch.length).toFixed(3), best_images_per_s: +(batch.length / ts[0]).toFixed(1) };
+}
+
+const results = {};
+for (const blend of ['basic', 'alpha']) {
+  results[blend] = { threads_1: await imagesPerSecond(blend, 1), threads_2: await imagesPerSecond(blend, 2) };
+  results[blend].scaling_1_to_2 = +(results[blend].threads_2.images_per_s / results[blend].threads_1.images_per_s).toFixed(2);
+}
+const last = g.compositeBatchSync(batch.slice(0, 1), { threads: 1 })[0];
+const out = {
+  bench: 'paste',
+  workload: { height: H, width: W, existing_masks: N_EXIST, pasted: N_PASTE, source: SRC, scale: 'U(0.1, 1)', batch: batch.length, reps: a.reps },
+  genaug: results,
+  example: { instances_out: last.instances.length, dropped: last.dropped.map((d) => d.reason) },
+  machine: machine(),
+};
+
+if (a.peer && a.peer !== 'false') {
+  const common = ['--batch', String(a['peer-batch']), '--reps', String(a['peer-reps']), '--modes', 'np_int,np_float,cv2_blendLinear'];
+  const p1 = runPeer('copypaste_bench.py', common, ['numpy', 'cv2']);
+  const p2 = p1.skipped ? p1 : runPeer('copypaste_bench.py', [...common, '--procs', '2'], ['numpy', 'cv2']);
+  out.peer = { threads_1: p1, procs_2: p2 };
+  if (!p1.skipped && !p2.skipped) {
+    const best = (p) => Math.max(...Object.values(p.results).map((r) => r.images_per_s));
+    const ratios = {};
+    for (const blend of Object.keys(results)) {
+      ratios[blend] = {
+        vs_peer_best_1_thread: +(results[blend].threads_1.images_per_s / best(p1)).toFixed(2),
+        vs_peer_np_int_1_thread: +(results[blend].threads_1.images_per_s / p1.results.np_int.images_per_s).toFixed(2),
+        vs_peer_best_2_procs: +(results[blend].threads_2.images_per_s / best(p2)).toFixed(2),
+      };
+    }
+    out.ratios = ratios;
+    out.peer_scaling_1_to_2 = +(best(p2) / best(p1)).toFixed(2);
+  } else {
+    console.error(`paste: peer skipped: ${p1.skipped ?? p2.skipped}`);
+  }
+}
+emit(out);

@@ -1,0 +1,639 @@
+// Instance copy-paste compositor: see composite.h for the rules and the
+// sampling convention.
+//
+// Cost model: the only full-frame passes are the copy of the destination
+// image, the normalising copy of each real mask (which also yields its area
+// and box) and the zero fill of each pasted instance's output mask. All the
+// rest touches only the pasted instance's clipped rectangle: the resize
+// (SSE2 fixed point on x86-64, one pixel = 4 channels per step), the blend,
+// and the occlusion update of the earlier masks whose box meets the
+// rectangle. A box is recomputed only when its mask lost pixels, by scanning
+// inside its previous box (boxes only shrink).
+#include "composite.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "error.h"
+#include "parallel.h"
+
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#define GENAUG_COMPOSITE_SSE2 1
+#endif
+
+namespace genaug {
+
+const char* drop_reason_name(DropReason r) {
+  switch (r) {
+    case DropReason::Occluded: return "occluded";
+    case DropReason::Empty: return "empty";
+    case DropReason::ClippedOut: return "clipped-out";
+    case DropReason::ZeroSize: return "zero-size";
+    case DropReason::EmptyCrop: return "empty-crop";
+    case DropReason::EmptyAlpha: return "empty-alpha";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Row helpers on 0/1 (or 0/nonzero) bytes.
+
+inline uint64_t load64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+inline int ctz64(uint64_t v) {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_ctzll(v);
+#else
+  int n = 0;
+  while (!(v & 1)) v >>= 1, ++n;
+  return n;
+#endif
+}
+inline int clz64(uint64_t v) {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_clzll(v);
+#else
+  int n = 0;
+  while (!(v & (uint64_t(1) << 63))) v <<= 1, ++n;
+  return n;
+#endif
+}
+
+constexpr bool kLittleEndian =
+#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    false;
+#else
+    true;
+#endif
+
+// First nonzero byte in [0, n), or -1.
+int64_t first_set(const uint8_t* row, int64_t n) {
+  int64_t i = 0;
+  if (kLittleEndian) {
+    for (; i + 8 <= n; i += 8) {
+      const uint64_t v = load64(row + i);
+      if (v) return i + ctz64(v) / 8;
+    }
+  }
+  for (; i < n; ++i)
+    if (row[i]) return i;
+  return -1;
+}
+
+// Last nonzero byte in [0, n), or -1.
+int64_t last_set(const uint8_t* row, int64_t n) {
+  int64_t i = n;
+  if (kLittleEndian) {
+    for (; i >= 8; i -= 8) {
+      const uint64_t v = load64(row + i - 8);
+      if (v) return i - 1 - clz64(v) / 8;
+    }
+  }
+  for (; i > 0; --i)
+    if (row[i - 1]) return i - 1;
+  return -1;
+}
+
+// Number of ones in a row of 0/1 bytes.
+int64_t count_ones(const uint8_t* row, int64_t n) {
+  int64_t s = 0, i = 0;
+  for (; i + 8 <= n; i += 8) s += static_cast<int64_t>((load64(row + i) * 0x0101010101010101ull) >> 56);
+  for (; i < n; ++i) s += row[i];
+  return s;
+}
+
+// dst = (src != 0) for n bytes.
+void normalise_copy(const uint8_t* __restrict src, uint8_t* __restrict dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i] != 0;
+}
+
+// Accumulates the extent of a row of 0/1 bytes (columns offset by x0) into a box.
+struct Extent {
+  int64_t x0 = INT64_MAX, x1 = -1, y0 = INT64_MAX, y1 = -1;  // inclusive
+  void add_row(const uint8_t* row, int64_t n, int64_t xoff, int64_t y) {
+    const int64_t f = first_set(row, n);
+    if (f < 0) return;
+    const int64_t l = last_set(row, n);
+    x0 = std::min(x0, xoff + f);
+    x1 = std::max(x1, xoff + l);
+    y0 = std::min(y0, y);
+    y1 = std::max(y1, y);
+  }
+  Box box() const {
+    if (x1 < 0) return Box{};
+    return Box{x0, y0, x1 - x0 + 1, y1 - y0 + 1};
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Bilinear coefficients (composite.h): for target index u of n_dst samples
+// over n_src, the left index and the 11-bit weight of the right neighbour.
+inline void coeff(int64_t u, int64_t n_src, int64_t n_dst, int64_t& i0, int32_t& a) {
+  const int64_t num = (2 * u + 1) * n_src - n_dst;
+  const int64_t den = 2 * n_dst;
+  int64_t q = num >= 0 ? num / den : -((-num + den - 1) / den);
+  const int64_t rem = num - q * den;
+  int64_t w = (rem * 2048 + n_dst) / den;  // round half up of 2048 * rem / den
+  if (q < 0) {
+    q = 0;
+    w = 0;
+  } else if (q >= n_src - 1) {
+    q = n_src - 1;
+    w = 0;
+  }
+  i0 = q;
+  a = static_cast<int32_t>(w);
+}
+
+struct Scratch {
+  std::vector<int64_t> xoff;   // byte offset of the left tap per column
+  std::vector<int32_t> xw;     // (2048 - a) | (a << 16)
+  std::vector<uint8_t> rgba;   // the resized window
+  std::vector<uint8_t> mask;   // its mask (alpha >= 128)
+  std::vector<float> blur, blur_tmp;
+  std::vector<float> kernel;
+};
+
+// Resizes the window [j0, j1) x [i0, i1) of the instance as placed (columns
+// after the flip) into out (rows of (j1 - j0) RGBA pixels).
+void resize_window(const PasteSpec& p, int64_t j0, int64_t j1, int64_t i0, int64_t i1, uint8_t* out, Scratch& s) {
+  const int64_t n = j1 - j0;
+  if (n <= 0 || i1 <= i0) return;
+  const int64_t sw = p.width, sh = p.height, tw = p.target_w, th = p.target_h;
+  const bool wide = sw >= 2;  // the two taps of a column are adjacent bytes: one 8-byte load
+  s.xoff.resize(static_cast<size_t>(n));
+  s.xw.resize(static_cast<size_t>(n));
+  for (int64_t j = j0; j < j1; ++j) {
+    const int64_t u = p.flip ? tw - 1 - j : j;
+    int64_t x0;
+    int32_t a;
+    coeff(u, sw, tw, x0, a);
+    if (wide && x0 == sw - 1) {  // same value, keeps the 8-byte load inside the row
+      x0 = sw - 2;
+      a = 2048;
+    }
+    s.xoff[static_cast<size_t>(j - j0)] = x0 * 4;
+    s.xw[static_cast<size_t>(j - j0)] = (2048 - a) | (a << 16);
+  }
+  const int64_t* xoff = s.xoff.data();
+  const int32_t* xw = s.xw.data();
+  const int64_t stride = sw * 4;
+  for (int64_t i = i0; i < i1; ++i) {
+    int64_t y0;
+    int32_t b;
+    coeff(i, sh, th, y0, b);
+    const int64_t y1 = std::min(y0 + 1, sh - 1);
+    const uint8_t* r0 = p.rgba + y0 * stride;
+    const uint8_t* r1 = p.rgba + y1 * stride;
+    uint8_t* o = out + (i - i0) * n * 4;
+    const int32_t b0 = 2048 - b;
+#if GENAUG_COMPOSITE_SSE2
+    if (wide) {
+      const __m128i z = _mm_setzero_si128();
+      const __m128i wb = _mm_set1_epi32(b0 | (b << 16));
+      const __m128i rnd = _mm_set1_epi32(1 << 17);
+      int64_t k = 0;
+      for (; k + 2 <= n; k += 2) {
+        // Two output pixels: taps (p0 p1) of rows r0 and r1 for columns k and k + 1.
+        __m128i a0 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r0 + xoff[k]));
+        __m128i a1 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r0 + xoff[k + 1]));
+        __m128i c0 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r1 + xoff[k]));
+        __m128i c1 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r1 + xoff[k + 1]));
+        // [r0 r1 g0 g1 b0 b1 a0 a1] bytes, then 16-bit.
+        a0 = _mm_unpacklo_epi8(_mm_unpacklo_epi8(a0, _mm_srli_epi64(a0, 32)), z);
+        a1 = _mm_unpacklo_epi8(_mm_unpacklo_epi8(a1, _mm_srli_epi64(a1, 32)), z);
+        c0 = _mm_unpacklo_epi8(_mm_unpacklo_epi8(c0, _mm_srli_epi64(c0, 32)), z);
+        c1 = _mm_unpacklo_epi8(_mm_unpacklo_epi8(c1, _mm_srli_epi64(c1, 32)), z);
+        const __m128i w0 = _mm_set1_epi32(xw[k]);
+        const __m128i w1 = _mm_set1_epi32(xw[k + 1]);
+        // Horizontal: 4 channels each, 32-bit, then >> 4 to fit 16 bits.
+        const __m128i h00 = _mm_srai_epi32(_mm_madd_epi16(a0, w0), 4);  // row 0, pixel k
+        const __m128i h01 = _mm_srai_epi32(_mm_madd_epi16(a1, w1), 4);  // row 0, pixel k+1
+        const __m128i h10 = _mm_srai_epi32(_mm_madd_epi16(c0, w0), 4);  // row 1, pixel k
+        const __m128i h11 = _mm_srai_epi32(_mm_madd_epi16(c1, w1), 4);  // row 1, pixel k+1
+        const __m128i r0p = _mm_packs_epi32(h00, h01);  // row 0: k rgba, k+1 rgba
+        const __m128i r1p = _mm_packs_epi32(h10, h11);  // row 1
+        const __m128i vlo = _mm_madd_epi16(_mm_unpacklo_epi16(r0p, r1p), wb);  // pixel k
+        const __m128i vhi = _mm_madd_epi16(_mm_unpackhi_epi16(r0p, r1p), wb);  // pixel k+1
+        const __m128i v0 = _mm_srai_epi32(_mm_add_epi32(vlo, rnd), 18);
+        const __m128i v1 = _mm_srai_epi32(_mm_add_epi32(vhi, rnd), 18);
+        const __m128i v = _mm_packus_epi16(_mm_packs_epi32(v0, v1), z);
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(o + 4 * k), v);
+      }
+      for (; k < n; ++k) {
+        const uint8_t* p0 = r0 + xoff[k];
+        const uint8_t* p1 = r1 + xoff[k];
+        const int32_t wa0 = xw[k] & 0xFFFF, wa1 = xw[k] >> 16;
+        for (int c = 0; c < 4; ++c) {
+          const int32_t h0 = (p0[c] * wa0 + p0[4 + c] * wa1) >> 4;
+          const int32_t h1 = (p1[c] * wa0 + p1[4 + c] * wa1) >> 4;
+          o[4 * k + c] = static_cast<uint8_t>((h0 * b0 + h1 * b + (1 << 17)) >> 18);
+        }
+      }
+      continue;
+    }
+#endif
+    for (int64_t k = 0; k < n; ++k) {
+      const uint8_t* p0 = r0 + xoff[k];
+      const uint8_t* p1 = r1 + xoff[k];
+      const int32_t wa0 = xw[k] & 0xFFFF, wa1 = xw[k] >> 16;
+      const int64_t dx = wide ? 4 : 0;  // sw == 1: both taps are the one column (a = 0)
+      for (int c = 0; c < 4; ++c) {
+        const int32_t h0 = (p0[c] * wa0 + p0[dx + c] * wa1) >> 4;
+        const int32_t h1 = (p1[c] * wa0 + p1[dx + c] * wa1) >> 4;
+        o[4 * k + c] = static_cast<uint8_t>((h0 * b0 + h1 * b + (1 << 17)) >> 18);
+      }
+    }
+  }
+}
+
+// mask[i] = rgba[4i + 3] >= 128 for n pixels.
+void alpha_mask(const uint8_t* __restrict rgba, uint8_t* __restrict mask, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) mask[i] = rgba[4 * i + 3] >> 7;
+}
+
+// Exact floor(x / 255) for 0 <= x < 65536.
+inline uint32_t div255(uint32_t x) { return (x * 32897u) >> 23; }
+
+void blend_basic(const uint8_t* __restrict src, const uint8_t* __restrict m, uint8_t* __restrict dst, int64_t n) {
+  int64_t k = 0;
+  while (k < n) {
+    // Skip runs of zeros 8 at a time (most of an instance's rectangle is a run).
+    if (k + 8 <= n) {
+      const uint64_t v = load64(m + k);
+      if (v == 0) {
+        k += 8;
+        continue;
+      }
+      if (v == 0x0101010101010101ull) {
+        for (int64_t e = k + 8; k < e; ++k) {
+          dst[3 * k] = src[4 * k];
+          dst[3 * k + 1] = src[4 * k + 1];
+          dst[3 * k + 2] = src[4 * k + 2];
+        }
+        continue;
+      }
+    }
+    if (m[k]) {
+      dst[3 * k] = src[4 * k];
+      dst[3 * k + 1] = src[4 * k + 1];
+      dst[3 * k + 2] = src[4 * k + 2];
+    }
+    ++k;
+  }
+}
+
+// out = (src * a + dst * (255 - a) + 127) / 255 with a = weight[k] (or the
+// source's alpha when weight is null).
+void blend_weighted(const uint8_t* __restrict src, const uint8_t* __restrict weight, uint8_t* __restrict dst,
+                    int64_t n) {
+  for (int64_t k = 0; k < n; ++k) {
+    const uint32_t a = weight ? weight[k] : src[4 * k + 3];
+    if (a == 0) continue;
+    const uint32_t ia = 255 - a;
+    for (int c = 0; c < 3; ++c) dst[3 * k + c] = static_cast<uint8_t>(div255(src[4 * k + c] * a + dst[3 * k + c] * ia + 127));
+  }
+}
+
+struct Live {
+  Source source;
+  int64_t index;
+  int64_t slot;
+  Box box;
+  int64_t area;
+  bool alive;
+};
+
+// Round half up for box-only coordinates, clamped into [lo, hi].
+int64_t round_clamp(double v, int64_t lo, int64_t hi) {
+  const double r = std::floor(v + 0.5);
+  if (!(r > static_cast<double>(lo))) return lo;
+  if (r > static_cast<double>(hi)) return hi;
+  return static_cast<int64_t>(r);
+}
+
+void gaussian_kernel(double sigma, std::vector<float>& k) {
+  const int rad = std::max(1, static_cast<int>(std::ceil(3 * sigma)));
+  k.assign(static_cast<size_t>(2 * rad + 1), 0.f);
+  double sum = 0;
+  std::vector<double> d(k.size());
+  for (int i = -rad; i <= rad; ++i) sum += d[static_cast<size_t>(i + rad)] = std::exp(-(i * i) / (2 * sigma * sigma));
+  for (size_t i = 0; i < k.size(); ++i) k[i] = static_cast<float>(d[i] / sum);
+}
+
+void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& res, Scratch& sc) {
+  const int64_t H = s.h, W = s.w, HW = H * W;
+  const int64_t R = s.real_count(), P = static_cast<int64_t>(s.pastes.size());
+  if (HW > 0) std::memcpy(s.out_image, s.image, static_cast<size_t>(HW * 3));
+  std::vector<Live> live;
+  live.reserve(static_cast<size_t>(R + P));
+  std::vector<CompositeDrop> drops;
+
+  // Real instances: normalised copy, area and box in one pass.
+  for (int64_t r = 0; r < R; ++r) {
+    uint8_t* out = s.out_masks[static_cast<size_t>(r)];
+    Live L{Source::Real, r, r, Box{}, 0, true};
+    if (!s.box_only) {
+      const uint8_t* in = s.masks[static_cast<size_t>(r)];
+      Extent e;
+      for (int64_t y = 0; y < H; ++y) {
+        uint8_t* row = out + y * W;
+        normalise_copy(in + y * W, row, W);
+        const int64_t c = count_ones(row, W);
+        if (c) {
+          L.area += c;
+          e.add_row(row, W, 0, y);
+        }
+      }
+      L.box = e.box();
+    } else {
+      const double* b = &s.boxes[static_cast<size_t>(4 * r)];
+      const int64_t x0 = round_clamp(b[0], 0, W), x1 = round_clamp(b[0] + b[2], 0, W);
+      const int64_t y0 = round_clamp(b[1], 0, H), y1 = round_clamp(b[1] + b[3], 0, H);
+      if (x1 > x0 && y1 > y0) {
+        L.box = Box{x0, y0, x1 - x0, y1 - y0};
+        L.area = L.box.w * L.box.h;
+        if (y0 > 0) std::memset(out, 0, static_cast<size_t>(y0 * W));
+        for (int64_t y = y0; y < y1; ++y) {
+          uint8_t* row = out + y * W;
+          std::memset(row, 0, static_cast<size_t>(x0));
+          std::memset(row + x0, 1, static_cast<size_t>(x1 - x0));
+          std::memset(row + x1, 0, static_cast<size_t>(W - x1));
+        }
+        if (y1 < H) std::memset(out + y1 * W, 0, static_cast<size_t>((H - y1) * W));
+      }
+    }
+    if (L.area == 0) {
+      L.alive = false;
+      drops.push_back({Source::Real, r, DropReason::Empty});
+    }
+    live.push_back(L);
+  }
+
+  std::vector<float>& kern = sc.kernel;
+  if (o.blend == BlendMode::Gaussian) gaussian_kernel(o.sigma, kern);
+  const int64_t rad = static_cast<int64_t>(kern.size() / 2);
+  std::vector<int64_t> removed;
+
+  for (int64_t p = 0; p < P; ++p) {
+    const PasteSpec& ps = s.pastes[static_cast<size_t>(p)];
+    const int64_t slot = R + p;
+    auto skip = [&](DropReason why) { drops.push_back({Source::Pasted, p, why}); };
+    if (ps.target_w == 0 || ps.target_h == 0) {
+      skip(DropReason::ZeroSize);
+      continue;
+    }
+    if (ps.width == 0 || ps.height == 0) {
+      skip(DropReason::EmptyCrop);
+      continue;
+    }
+    const int64_t tw = ps.target_w, th = ps.target_h;
+    const int64_t x0 = static_cast<int64_t>(std::floor(ps.cx - static_cast<double>(tw) / 2 + 0.5));
+    const int64_t y0 = static_cast<int64_t>(std::floor(ps.cy - static_cast<double>(th) / 2 + 0.5));
+    const int64_t xa = std::max<int64_t>(x0, 0), xb = std::min<int64_t>(x0 + tw, W);
+    const int64_t ya = std::max<int64_t>(y0, 0), yb = std::min<int64_t>(y0 + th, H);
+    const bool clipped = xa != x0 || ya != y0 || xb != x0 + tw || yb != y0 + th;
+    if (xa >= xb || ya >= yb) {
+      skip(DropReason::ClippedOut);
+      continue;
+    }
+    const int64_t rw = xb - xa, rh = yb - ya, rn = rw * rh;
+    // Pass 1: the resized window and its mask, extent and area.
+    sc.mask.resize(static_cast<size_t>(rn));
+    uint8_t* m = sc.mask.data();
+    const uint8_t* src = nullptr;
+    int64_t sstride = rw * 4;  // bytes per row of `src`
+    int64_t soff = 0;          // byte offset of the rectangle's first pixel in `src`
+    int64_t ej0 = xa - x0, ej1 = xb - x0, ei0 = ya - y0, ei1 = yb - y0;  // window in instance coordinates
+    if (o.blend == BlendMode::Gaussian) {
+      ej0 = std::max<int64_t>(0, ej0 - rad);
+      ej1 = std::min<int64_t>(tw, ej1 + rad);
+      ei0 = std::max<int64_t>(0, ei0 - rad);
+      ei1 = std::min<int64_t>(th, ei1 + rad);
+      sstride = (ej1 - ej0) * 4;
+      soff = ((ya - y0) - ei0) * sstride + ((xa - x0) - ej0) * 4;
+    }
+    sc.rgba.resize(static_cast<size_t>((ej1 - ej0) * (ei1 - ei0) * 4));
+    resize_window(ps, ej0, ej1, ei0, ei1, sc.rgba.data(), sc);
+    src = sc.rgba.data() + soff;
+    Extent ext;
+    int64_t area = 0;
+    for (int64_t y = 0; y < rh; ++y) {
+      uint8_t* mr = m + y * rw;
+      alpha_mask(src + y * sstride, mr, rw);
+      const int64_t c = count_ones(mr, rw);
+      if (c) {
+        area += c;
+        ext.add_row(mr, rw, xa, ya + y);
+      }
+    }
+    if (area == 0) {
+      skip(clipped ? DropReason::ClippedOut : DropReason::EmptyAlpha);
+      continue;
+    }
+    // Blend.
+    uint8_t* img = s.out_image;
+    if (o.blend == BlendMode::Basic) {
+      for (int64_t y = 0; y < rh; ++y)
+        blend_basic(src + y * sstride, m + y * rw, img + ((ya + y) * W + xa) * 3, rw);
+    } else if (o.blend == BlendMode::Alpha) {
+      for (int64_t y = 0; y < rh; ++y) blend_weighted(src + y * sstride, nullptr, img + ((ya + y) * W + xa) * 3, rw);
+    } else {
+      // Weight = round(255 * (G * m)) inside the mask, m over the whole window.
+      const int64_t ew = ej1 - ej0, eh = ei1 - ei0;
+      sc.blur.assign(static_cast<size_t>(ew * eh), 0.f);
+      sc.blur_tmp.assign(static_cast<size_t>(ew * eh), 0.f);
+      const uint8_t* er = sc.rgba.data();
+      for (int64_t i = 0; i < ew * eh; ++i) sc.blur[static_cast<size_t>(i)] = er[4 * i + 3] >= 128 ? 1.f : 0.f;
+      const float* kp = kern.data();
+      for (int64_t y = 0; y < eh; ++y)
+        for (int64_t x = 0; x < ew; ++x) {
+          float acc = 0;
+          const int64_t lo = std::max<int64_t>(-rad, -x), hi = std::min<int64_t>(rad, ew - 1 - x);
+          for (int64_t t = lo; t <= hi; ++t) acc += kp[t + rad] * sc.blur[static_cast<size_t>(y * ew + x + t)];
+          sc.blur_tmp[static_cast<size_t>(y * ew + x)] = acc;
+        }
+      std::vector<uint8_t> wrow(static_cast<size_t>(rw));
+      for (int64_t y = 0; y < rh; ++y) {
+        const int64_t ey = (ya - y0) - ei0 + y;
+        for (int64_t x = 0; x < rw; ++x) {
+          const int64_t ex = (xa - x0) - ej0 + x;
+          if (!m[y * rw + x]) {
+            wrow[static_cast<size_t>(x)] = 0;
+            continue;
+          }
+          float acc = 0;
+          const int64_t lo = std::max<int64_t>(-rad, -ey), hi = std::min<int64_t>(rad, eh - 1 - ey);
+          for (int64_t t = lo; t <= hi; ++t) acc += kp[t + rad] * sc.blur_tmp[static_cast<size_t>((ey + t) * ew + ex)];
+          wrow[static_cast<size_t>(x)] = static_cast<uint8_t>(std::min(255.f, std::floor(acc * 255.f + 0.5f)));
+        }
+        blend_weighted(src + y * sstride, wrow.data(), img + ((ya + y) * W + xa) * 3, rw);
+      }
+    }
+    // Occlusion of the earlier live instances whose box meets the rectangle.
+    removed.assign(live.size(), 0);
+    for (size_t k = 0; k < live.size(); ++k) {
+      Live& L = live[k];
+      if (!L.alive) continue;
+      const int64_t kx0 = std::max(xa, L.box.x), kx1 = std::min(xb, L.box.x + L.box.w);
+      const int64_t ky0 = std::max(ya, L.box.y), ky1 = std::min(yb, L.box.y + L.box.h);
+      if (kx0 >= kx1 || ky0 >= ky1) continue;
+      uint8_t* km = s.out_masks[static_cast<size_t>(L.slot)];
+      const int64_t n = kx1 - kx0;
+      int64_t rem = 0;
+      for (int64_t y = ky0; y < ky1; ++y) {
+        uint8_t* __restrict d = km + y * W + kx0;
+        const uint8_t* __restrict mm = m + (y - ya) * rw + (kx0 - xa);
+        uint32_t cnt = 0;
+        for (int64_t x = 0; x < n; ++x) {
+          cnt += d[x] & mm[x];
+          d[x] &= static_cast<uint8_t>(~mm[x]);
+        }
+        rem += cnt;
+      }
+      removed[k] = rem;
+    }
+    for (size_t k = 0; k < live.size(); ++k) {
+      if (!removed[k]) continue;
+      Live& L = live[k];
+      L.area -= removed[k];
+      const Box before = L.box;
+      if (L.area == 0) {
+        L.alive = false;
+        drops.push_back({L.source, L.index, DropReason::Empty});
+        continue;
+      }
+      const uint8_t* km = s.out_masks[static_cast<size_t>(L.slot)];
+      Extent e;
+      for (int64_t y = before.y; y < before.y + before.h; ++y) e.add_row(km + y * W + before.x, before.w, before.x, y);
+      L.box = e.box();
+      const int64_t d = std::max({std::llabs(L.box.x - before.x), std::llabs(L.box.y - before.y),
+                                  std::llabs((L.box.x + L.box.w) - (before.x + before.w)),
+                                  std::llabs((L.box.y + L.box.h) - (before.y + before.h))});
+      if (!(d <= o.keep_max_shift || L.area > o.keep_min_area)) {
+        L.alive = false;
+        drops.push_back({L.source, L.index, DropReason::Occluded});
+      }
+    }
+    // The new instance's full-frame mask.
+    uint8_t* nm = s.out_masks[static_cast<size_t>(slot)];
+    if (ya > 0) std::memset(nm, 0, static_cast<size_t>(ya * W));
+    for (int64_t y = ya; y < yb; ++y) {
+      uint8_t* row = nm + y * W;
+      if (xa > 0) std::memset(row, 0, static_cast<size_t>(xa));
+      std::memcpy(row + xa, m + (y - ya) * rw, static_cast<size_t>(rw));
+      if (xb < W) std::memset(row + xb, 0, static_cast<size_t>(W - xb));
+    }
+    if (yb < H) std::memset(nm + yb * W, 0, static_cast<size_t>((H - yb) * W));
+    live.push_back(Live{Source::Pasted, p, slot, ext.box(), area, true});
+  }
+
+  res.instances.clear();
+  for (const Live& L : live)
+    if (L.alive) res.instances.push_back(CompositeInstance{L.source, L.index, L.slot, L.box, L.area});
+  std::stable_sort(drops.begin(), drops.end(), [](const CompositeDrop& a, const CompositeDrop& b) {
+    if (a.source != b.source) return a.source < b.source;
+    return a.index < b.index;
+  });
+  res.dropped = std::move(drops);
+}
+
+}  // namespace
+
+void composite_check_options(const CompositeOptions& o) {
+  if (!(o.sigma > 0 && o.sigma <= 64)) fail("E_RANGE", "option sigma must be in (0, 64], got ", o.sigma);
+  if (o.keep_max_shift < 0) fail("E_RANGE", "option keepMaxShift must be >= 0, got ", o.keep_max_shift);
+  if (o.keep_min_area < 0) fail("E_RANGE", "option keepMinArea must be >= 0, got ", o.keep_min_area);
+  if (o.threads < 0 || o.threads > 256) fail("E_RANGE", "option threads must be in [0, 256], got ", o.threads);
+}
+
+namespace {
+void check_outputs(const CompositeScene& s, const char* what) {
+  const size_t slots = static_cast<size_t>(s.real_count()) + s.pastes.size();
+  if (s.out_masks.size() != slots) fail("E_SHAPE", what, ": ", s.out_masks.size(), " output mask slots for ", slots, " instances");
+  const bool any = s.h > 0 && s.w > 0;
+  if (any && !s.out_image) fail("E_ARGUMENT", what, ": the output image is missing");
+  for (uint8_t* m : s.out_masks)
+    if (any && !m) fail("E_ARGUMENT", what, ": an output mask slot is missing");
+}
+}  // namespace
+
+void composite_check(const CompositeScene& s, const char* what) {
+  check_mask_size(s.h, s.w, what);
+  if (s.h > 0 && s.w > 0 && !s.image) fail("E_ARGUMENT", what, ": image data is missing");
+  if (s.box_only) {
+    if (!s.masks.empty()) fail("E_ARGUMENT", what, ": a box-only scene takes boxes, not masks");
+    if (s.boxes.size() % 4) fail("E_SHAPE", what, ": boxes has ", s.boxes.size(), " numbers, not a multiple of 4");
+    for (size_t i = 0; i < s.boxes.size(); ++i) {
+      const double v = s.boxes[i];
+      if (!std::isfinite(v) || std::fabs(v) > kMaxCentre)
+        fail("E_RANGE", what, ": boxes[", i / 4, "][", i % 4, "] must be finite with |v| <= 1e12, got ", v);
+      if (i % 4 >= 2 && v < 0) fail("E_RANGE", what, ": boxes[", i / 4, "] has a negative width or height (", v, ")");
+    }
+  } else if (!s.boxes.empty()) {
+    fail("E_ARGUMENT", what, ": boxes given but the scene is not box-only");
+  }
+  for (size_t i = 0; i < s.pastes.size(); ++i) {
+    const PasteSpec& p = s.pastes[i];
+    if (p.width < 0 || p.height < 0 || p.width > kMaxCropSide || p.height > kMaxCropSide)
+      fail("E_RANGE", what, ": instances[", i, "] crop is ", p.width, " x ", p.height, "; each side must be in [0, ", kMaxCropSide, "]");
+    if (p.width * p.height > 0 && !p.rgba) fail("E_ARGUMENT", what, ": instances[", i, "] rgba data is missing");
+    if (p.target_w < 0 || p.target_h < 0 || p.target_w > kMaxTargetSide || p.target_h > kMaxTargetSide)
+      fail("E_RANGE", what, ": instances[", i, "] target size is ", p.target_w, " x ", p.target_h,
+           "; each side must be in [0, ", kMaxTargetSide, "]");
+    if (!std::isfinite(p.cx) || !std::isfinite(p.cy) || std::fabs(p.cx) > kMaxCentre || std::fabs(p.cy) > kMaxCentre)
+      fail("E_RANGE", what, ": instances[", i, "] centre (", p.cx, ", ", p.cy, ") must be finite with |v| <= 1e12");
+  }
+}
+
+CompositeResult composite_scene(const CompositeScene& s, const CompositeOptions& o) {
+  composite_check_options(o);
+  composite_check(s);
+  check_outputs(s, "scene");
+  CompositeResult r;
+  Scratch sc;
+  scene(s, o, r, sc);
+  return r;
+}
+
+std::vector<CompositeResult> composite_batch(const std::vector<CompositeScene>& scenes, const CompositeOptions& o) {
+  composite_check_options(o);
+  for (size_t i = 0; i < scenes.size(); ++i) {
+    const std::string what = "scenes[" + std::to_string(i) + "]";
+    composite_check(scenes[i], what.c_str());
+    check_outputs(scenes[i], what.c_str());
+  }
+  const int64_t n = static_cast<int64_t>(scenes.size());
+  std::vector<CompositeResult> out(scenes.size());
+  const int T = mask_threads(o.threads, n);
+  std::vector<Scratch> scratch(static_cast<size_t>(T));
+  std::atomic<int64_t> next{0};
+  run_threads(T, [&](int tid) {
+    for (;;) {
+      const int64_t i = next.fetch_add(1);
+      if (i >= n) return;
+      scene(scenes[static_cast<size_t>(i)], o, out[static_cast<size_t>(i)], scratch[static_cast<size_t>(tid)]);
+    }
+  });
+  return out;
+}
+
+void composite_resize_window(const PasteSpec& p, int64_t u0, int64_t u1, int64_t v0, int64_t v1, uint8_t* out) {
+  if (p.width <= 0 || p.height <= 0 || p.target_w <= 0 || p.target_h <= 0) fail("E_RANGE", "resize of an empty instance");
+  if (u0 < 0 || v0 < 0 || u1 > p.target_w || v1 > p.target_h || u1 < u0 || v1 < v0)
+    fail("E_RANGE", "resize window outside the target grid");
+  Scratch sc;
+  resize_window(p, u0, u1, v0, v1, out, sc);
+}
+
+}  // namespace genaug

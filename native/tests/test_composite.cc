@@ -1,0 +1,277 @@
+// The compositor: the resize against a double-precision bilinear reference
+// (within 1) and exact at integer-aligned samples, hand-computed values, the
+// keep rule at its boundaries, skip reasons, box-only scenes, thread-count
+// independence, and argument errors.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "composite.h"
+#include "test.h"
+
+using namespace genaug;
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+// A scene with owned buffers.
+struct Owned {
+  Bytes image;
+  std::vector<Bytes> masks;
+  std::vector<Bytes> crops;
+  Bytes out_image;
+  std::vector<Bytes> out_masks;
+  CompositeScene s;
+  void finish() {
+    s.masks.clear();
+    for (auto& m : masks) s.masks.push_back(m.data());
+    s.image = image.data();
+    out_image.assign(image.size(), 0xEE);
+    s.out_image = out_image.data();
+    const size_t slots = static_cast<size_t>(s.real_count()) + s.pastes.size();
+    out_masks.assign(slots, Bytes(static_cast<size_t>(s.h * s.w), 0xEE));  // garbage: every output byte must be written
+    s.out_masks.clear();
+    for (auto& m : out_masks) s.out_masks.push_back(m.data());
+  }
+  const Bytes& mask_of(const CompositeInstance& i) const { return out_masks[static_cast<size_t>(i.slot)]; }
+};
+
+Owned grey(int64_t h, int64_t w, uint8_t v = 10) {
+  Owned o;
+  o.s.h = h;
+  o.s.w = w;
+  o.image.assign(static_cast<size_t>(h * w * 3), v);
+  return o;
+}
+
+PasteSpec paste(const Bytes& crop, int64_t w, int64_t h, int64_t tw, int64_t th, double cx, double cy, bool flip = false) {
+  PasteSpec p;
+  p.rgba = crop.data();
+  p.width = w;
+  p.height = h;
+  p.target_w = tw;
+  p.target_h = th;
+  p.cx = cx;
+  p.cy = cy;
+  p.flip = flip;
+  return p;
+}
+
+// Real-valued bilinear with the half-pixel convention and edge clamping.
+double ref_bilinear(const Bytes& c, int64_t w, int64_t h, int64_t tw, int64_t th, int64_t u, int64_t v, int ch) {
+  auto clampc = [](double x, int64_t n) { return std::min(std::max(x, 0.0), static_cast<double>(n - 1)); };
+  const double sx = clampc((u + 0.5) * w / tw - 0.5, w), sy = clampc((v + 0.5) * h / th - 0.5, h);
+  const int64_t x0 = static_cast<int64_t>(std::floor(sx)), y0 = static_cast<int64_t>(std::floor(sy));
+  const int64_t x1 = std::min(x0 + 1, w - 1), y1 = std::min(y0 + 1, h - 1);
+  const double fx = sx - x0, fy = sy - y0;
+  auto at = [&](int64_t x, int64_t y) { return static_cast<double>(c[static_cast<size_t>((y * w + x) * 4 + ch)]); };
+  return (1 - fy) * ((1 - fx) * at(x0, y0) + fx * at(x1, y0)) + fy * ((1 - fx) * at(x0, y1) + fx * at(x1, y1));
+}
+
+}  // namespace
+
+TEST(composite_resize_2x2_to_4x4) {
+  Bytes crop(16);
+  const uint8_t red[4] = {0, 80, 160, 240};
+  for (int i = 0; i < 4; ++i) {
+    crop[4 * i] = red[i];
+    crop[4 * i + 1] = 200;
+    crop[4 * i + 2] = 50;
+    crop[4 * i + 3] = 255;
+  }
+  Bytes out(4 * 4 * 4);
+  composite_resize_window(paste(crop, 2, 2, 4, 4, 0, 0), 0, 4, 0, 4, out.data());
+  const int want[16] = {0, 20, 60, 80, 40, 60, 100, 120, 120, 140, 180, 200, 160, 180, 220, 240};
+  for (int i = 0; i < 16; ++i) {
+    CHECK_EQ(static_cast<int>(out[4 * i]), want[i]);
+    CHECK_EQ(static_cast<int>(out[4 * i + 1]), 200);
+    CHECK_EQ(static_cast<int>(out[4 * i + 3]), 255);
+  }
+  // Flipped: each row reversed.
+  composite_resize_window(paste(crop, 2, 2, 4, 4, 0, 0, true), 0, 4, 0, 4, out.data());
+  for (int y = 0; y < 4; ++y)
+    for (int x = 0; x < 4; ++x) CHECK_EQ(static_cast<int>(out[(y * 4 + x) * 4]), want[y * 4 + 3 - x]);
+}
+
+TEST(composite_resize_matches_real_bilinear_within_one) {
+  std::mt19937 rng(5);
+  for (int t = 0; t < 200; ++t) {
+    const int64_t w = 1 + rng() % 40, h = 1 + rng() % 40, tw = 1 + rng() % 70, th = 1 + rng() % 70;
+    Bytes c(static_cast<size_t>(w * h * 4));
+    for (auto& v : c) v = static_cast<uint8_t>(rng());
+    Bytes out(static_cast<size_t>(tw * th * 4));
+    // A random window of the target grid, as the compositor asks for clipped parts.
+    const int64_t u0 = rng() % tw, v0 = rng() % th;
+    const int64_t u1 = u0 + 1 + rng() % (tw - u0), v1 = v0 + 1 + rng() % (th - v0);
+    composite_resize_window(paste(c, w, h, tw, th, 0, 0), u0, u1, v0, v1, out.data());
+    int worst = 0;
+    for (int64_t v = v0; v < v1; ++v)
+      for (int64_t u = u0; u < u1; ++u)
+        for (int ch = 0; ch < 4; ++ch) {
+          const double r = ref_bilinear(c, w, h, tw, th, u, v, ch);
+          const int got = out[static_cast<size_t>(((v - v0) * (u1 - u0) + (u - u0)) * 4 + ch)];
+          worst = std::max(worst, static_cast<int>(std::ceil(std::fabs(got - r) - 1e-9)));
+        }
+    CHECK(worst <= 1);
+    // Same size: an exact copy.
+    Bytes same(static_cast<size_t>(w * h * 4));
+    composite_resize_window(paste(c, w, h, w, h, 0, 0), 0, w, 0, h, same.data());
+    CHECK(same == c);
+  }
+}
+
+TEST(composite_keep_rule_boundaries) {
+  // A 41 x 10 mask at the origin; an opaque instance covers columns c..63, rows 0..19.
+  auto run = [](int64_t c, bool extra, int64_t shift, int64_t min_area) {
+    Owned o = grey(64, 64);
+    Bytes m(64 * 64, 0);
+    for (int y = 0; y < 10; ++y)
+      for (int x = 0; x <= 40; ++x) m[static_cast<size_t>(y * 64 + x)] = 1;
+    if (extra) m[10 * 64] = 1;
+    o.masks.push_back(m);
+    o.crops.push_back(Bytes{9, 9, 9, 255});
+    const int64_t tw = 64 - c;
+    o.s.pastes.push_back(paste(o.crops[0], 1, 1, tw, 20, static_cast<double>(c + tw / 2), 10));
+    o.finish();
+    CompositeOptions opt;
+    opt.keep_max_shift = shift;
+    opt.keep_min_area = min_area;
+    opt.threads = 1;
+    return composite_scene(o.s, opt);
+  };
+  CompositeResult r = run(31, false, 10, 300);  // moved exactly 10, area 310
+  CHECK_EQ(r.instances.size(), size_t(2));
+  CHECK_EQ(r.instances[0].area, int64_t(310));
+  CHECK_EQ(r.instances[0].box.w, int64_t(31));
+  r = run(30, false, 10, 300);  // moved 11, area exactly 300
+  CHECK_EQ(r.instances.size(), size_t(1));
+  CHECK_EQ(r.dropped.size(), size_t(1));
+  CHECK(r.dropped[0].reason == DropReason::Occluded);
+  r = run(30, true, 10, 300);  // moved 11, area 301
+  CHECK_EQ(r.instances.size(), size_t(2));
+  CHECK_EQ(r.instances[0].area, int64_t(301));
+  r = run(31, false, 9, 310);  // options: moved 10 > 9, area 310 not > 310
+  CHECK_EQ(r.instances.size(), size_t(1));
+  r = run(0, false, 10, 300);  // fully covered
+  CHECK(r.dropped.size() == 1 && r.dropped[0].reason == DropReason::Empty);
+}
+
+TEST(composite_outputs_and_skips) {
+  Owned o = grey(16, 16);
+  Bytes m(256, 0);
+  for (int y = 2; y < 6; ++y)
+    for (int x = 2; x < 12; ++x) m[static_cast<size_t>(y * 16 + x)] = 255;  // nonzero = foreground
+  o.masks.push_back(m);
+  o.masks.push_back(Bytes(256, 0));  // empty input mask
+  o.crops = {Bytes{1, 2, 3, 255}, Bytes{1, 2, 3, 0}, Bytes{}};
+  o.s.pastes = {paste(o.crops[0], 1, 1, 0, 3, 4, 4), paste(o.crops[2], 0, 0, 3, 3, 4, 4), paste(o.crops[1], 1, 1, 3, 3, 4, 4),
+                paste(o.crops[0], 1, 1, 3, 3, 40, 4), paste(o.crops[0], 1, 1, 4, 4, 2, 2)};
+  o.finish();
+  CompositeResult r = composite_scene(o.s, CompositeOptions{});
+  CHECK_EQ(r.dropped.size(), size_t(5));
+  const DropReason want[5] = {DropReason::Empty, DropReason::ZeroSize, DropReason::EmptyCrop, DropReason::EmptyAlpha,
+                              DropReason::ClippedOut};
+  for (size_t i = 0; i < 5 && i < r.dropped.size(); ++i) CHECK(r.dropped[i].reason == want[i]);
+  CHECK_EQ(r.instances.size(), size_t(2));
+  // Real 0 lost columns 2..3 of rows 2..3 (the 4 x 4 paste at 0..3): 40 - 4 = 36 pixels.
+  CHECK_EQ(r.instances[0].area, int64_t(36));
+  CHECK(r.instances[0].box.x == 2 && r.instances[0].box.y == 2 && r.instances[0].box.w == 10 && r.instances[0].box.h == 4);
+  const Bytes& rm = o.mask_of(r.instances[0]);
+  for (int64_t i = 0; i < 256; ++i) {
+    const int64_t x = i % 16, y = i / 16;
+    const bool want_on = y >= 2 && y < 6 && x >= 2 && x < 12 && !(x < 4 && y < 4);
+    CHECK_EQ(static_cast<int>(rm[static_cast<size_t>(i)]), want_on ? 1 : 0);
+  }
+  const Bytes& pm = o.mask_of(r.instances[1]);
+  for (int64_t i = 0; i < 256; ++i) CHECK_EQ(static_cast<int>(pm[static_cast<size_t>(i)]), (i % 16 < 4 && i / 16 < 4) ? 1 : 0);
+  CHECK_EQ(static_cast<int>(o.out_image[0]), 1);
+  CHECK_EQ(static_cast<int>(o.out_image[(5 * 16 + 5) * 3]), 10);
+}
+
+TEST(composite_box_only) {
+  Owned o = grey(16, 16);
+  o.s.box_only = true;
+  o.s.boxes = {1.6, 2.4, 5, 3.2, 20, 20, 4, 4};
+  o.finish();
+  CompositeResult r = composite_scene(o.s, CompositeOptions{});
+  CHECK_EQ(r.instances.size(), size_t(1));
+  CHECK(r.instances[0].box.x == 2 && r.instances[0].box.y == 2 && r.instances[0].box.w == 5 && r.instances[0].box.h == 4);
+  CHECK_EQ(r.instances[0].area, int64_t(20));
+  CHECK(r.dropped.size() == 1 && r.dropped[0].reason == DropReason::Empty);
+}
+
+TEST(composite_threads_do_not_change_results) {
+  std::mt19937 rng(9);
+  std::vector<Owned> a(24), b;
+  for (auto& o : a) {
+    o = grey(40 + rng() % 40, 40 + rng() % 40);
+    for (auto& v : o.image) v = static_cast<uint8_t>(rng());
+    for (int r = 0; r < 3; ++r) {
+      Bytes m(static_cast<size_t>(o.s.h * o.s.w));
+      const int64_t x0 = rng() % o.s.w, y0 = rng() % o.s.h;
+      for (int64_t y = y0; y < std::min(o.s.h, y0 + 20); ++y)
+        for (int64_t x = x0; x < std::min(o.s.w, x0 + 25); ++x) m[static_cast<size_t>(y * o.s.w + x)] = 1;
+      o.masks.push_back(m);
+    }
+    o.crops.resize(4);
+    for (int p = 0; p < 4; ++p) {
+      const int64_t w = 1 + rng() % 30, h = 1 + rng() % 30;
+      o.crops[p].resize(static_cast<size_t>(w * h * 4));
+      for (auto& v : o.crops[p]) v = static_cast<uint8_t>(rng() | 0x80);
+      o.s.pastes.push_back(paste(o.crops[p], w, h, 1 + rng() % 50, 1 + rng() % 50, static_cast<double>(rng() % o.s.w),
+                                 static_cast<double>(rng() % o.s.h), rng() & 1));
+    }
+  }
+  b = a;
+  for (auto& o : a) o.finish();
+  for (auto& o : b) o.finish();
+  std::vector<CompositeScene> sa, sb;
+  for (auto& o : a) sa.push_back(o.s);
+  for (auto& o : b) sb.push_back(o.s);
+  CompositeOptions o1, o2;
+  o1.threads = 1;
+  o2.threads = 2;
+  o1.blend = o2.blend = BlendMode::Alpha;
+  auto ra = composite_batch(sa, o1), rb = composite_batch(sb, o2);
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].out_image == b[i].out_image);
+    CHECK_EQ(ra[i].instances.size(), rb[i].instances.size());
+    for (size_t k = 0; k < ra[i].instances.size() && k < rb[i].instances.size(); ++k) {
+      CHECK_EQ(ra[i].instances[k].area, rb[i].instances[k].area);
+      CHECK(a[i].mask_of(ra[i].instances[k]) == b[i].mask_of(rb[i].instances[k]));
+    }
+  }
+}
+
+TEST(composite_argument_errors) {
+  Owned o = grey(8, 8);
+  o.crops.push_back(Bytes{1, 2, 3, 255});
+  o.s.pastes.push_back(paste(o.crops[0], 1, 1, 2, 2, 1, 1));
+  o.finish();
+  CompositeOptions opt;
+  opt.sigma = 0;
+  CHECK_THROWS_CODE(composite_scene(o.s, opt), "E_RANGE");
+  opt = CompositeOptions{};
+  opt.keep_min_area = -1;
+  CHECK_THROWS_CODE(composite_scene(o.s, opt), "E_RANGE");
+  CompositeScene s = o.s;
+  s.pastes[0].target_w = -1;
+  CHECK_THROWS_CODE(composite_scene(s, CompositeOptions{}), "E_RANGE");
+  s = o.s;
+  s.pastes[0].cx = NAN;
+  CHECK_THROWS_CODE(composite_scene(s, CompositeOptions{}), "E_RANGE");
+  s = o.s;
+  s.out_masks.pop_back();
+  CHECK_THROWS_CODE(composite_scene(s, CompositeOptions{}), "E_SHAPE");
+  s = o.s;
+  s.box_only = true;
+  s.boxes = {1, 2, 3};
+  s.out_masks.clear();
+  CHECK_THROWS_CODE(composite_scene(s, CompositeOptions{}), "E_SHAPE");
+  s = o.s;
+  s.h = -1;
+  CHECK_THROWS_CODE(composite_scene(s, CompositeOptions{}), "E_SHAPE");
+}

@@ -1,0 +1,446 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { traceOuterBoundary } from '../ts/augment/contour.js';
+import { CropCache, LruCache, readInstancePool } from '../ts/augment/pool.js';
+import { paste, planItem, preparePaste, renderItem, type PasteOptions } from '../ts/augment/paste.js';
+import { readCoco } from '../ts/io/coco.js';
+import { ShardWriter, tarHeader } from '../ts/io/webdataset.js';
+import { decodeRleSync, fillHolesSync, largestComponentSync, rleArea } from '../ts/kernels/mask.js';
+import { seededRandom } from '../ts/util/random.js';
+import { expectCode, tempFolder } from './helpers.js';
+import { buildPasteFixture, ellipseCrop, type PasteFixture } from './paste-fixture.js';
+
+const tmp = tempFolder('genaug-paste-');
+let fx: PasteFixture;
+
+beforeAll(async () => {
+  fx = await buildPasteFixture(join(tmp.dir(), 'fx'));
+});
+
+const base = (out: string, extra: Partial<PasteOptions> = {}): PasteOptions => ({
+  coco: fx.coco,
+  images: fx.images,
+  pool: fx.pool,
+  out,
+  seed: 3,
+  copies: 3,
+  workers: 0,
+  ...extra,
+});
+
+/** Every file under a folder (relative path -> bytes), minus the names given. */
+async function tree(dir: string, skip: string[] = ['progress.jsonl']): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  const walk = async (d: string, rel: string) => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(join(d, e.name), r);
+      else if (!skip.includes(e.name)) out.set(r, await readFile(join(d, e.name)));
+    }
+  };
+  await walk(dir, '');
+  return out;
+}
+
+function expectSameTree(a: Map<string, Buffer>, b: Map<string, Buffer>): void {
+  expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+  for (const [k, v] of a) expect(Buffer.compare(v, b.get(k) as Buffer), k).toBe(0);
+}
+
+function tightBox(m: Uint8Array, w: number, h: number): [number, number, number, number] {
+  let x0 = w, y0 = h, x1 = -1, y1 = -1;
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (m[y * w + x]) [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
+  return x1 < 0 ? [0, 0, 0, 0] : [x0, y0, x1 - x0 + 1, y1 - y0 + 1];
+}
+
+describe('genaug paste: COCO', () => {
+  it('round-trips: readCoco reads it, RLEs decode to the compositor masks, boxes and areas match the masks', async () => {
+    const out = tmp.fresh('coco');
+    const r = await paste(base(out));
+    expect(r).toMatchObject({ items: 12, ok: 9, failed: 3 });
+    const back = await readCoco(join(out, 'annotations.json'));
+    expect(back.problems).toEqual([]);
+    expect(back.dataset.images.length).toBe(9);
+    expect(back.dataset.categories.map((c) => c.id)).toEqual([1, 3, 5]);
+    const real = await readCoco(fx.coco);
+    // Re-render each item in-process (same seed, same plan) and compare the masks.
+    const ctx = await preparePaste(base(out));
+    const cache = new CropCache();
+    let pasted = 0;
+    for (const im of back.dataset.images) {
+      const anns = back.annotationsByImage.get(im.id) ?? [];
+      const srcIndex = real.dataset.images.findIndex((x) => x.id === im.source_image_id);
+      const plan = planItem(ctx, srcIndex, im.copy as number, { raw: true }, { rle: false, bitmap: true, polygon: false });
+      const rendered = await renderItem(plan.task, cache);
+      expect(rendered.ok).toBe(true);
+      expect(anns.length).toBe(rendered.instances.length);
+      const decoded = sharp(join(out, 'images', im.file_name));
+      expect(await decoded.metadata()).toMatchObject({ width: im.width, height: im.height, format: 'jpeg' });
+      anns.forEach((a, k) => {
+        const inst = rendered.instances[k]!;
+        expect(a.instance_source).toBe(inst.source);
+        expect(a.bbox).toEqual(tightBox(inst.mask!, im.width, im.height));
+        expect(a.area).toBe(inst.mask!.reduce((s, v) => s + v, 0));
+        expect(a.area).toBeGreaterThan(0);
+        if (inst.source === 'pasted') pasted++;
+        if (im.box_only && inst.source === 'real') {
+          expect(a.segmentation).toBeUndefined();
+          return;
+        }
+        const seg = a.segmentation as { size: [number, number]; counts: string };
+        expect(typeof seg.counts).toBe('string');
+        expect(seg.size).toEqual([im.height, im.width]);
+        expect(Buffer.compare(Buffer.from(decodeRleSync(seg).data), Buffer.from(inst.mask!))).toBe(0);
+        expect(rleArea(seg)).toBe(a.area);
+        if (inst.source === 'real') {
+          const orig = real.dataset.annotations.find((x) => x.id === a.source_annotation_id)!;
+          expect(a.category_id).toBe(orig.category_id);
+          expect(a.iscrowd).toBe(orig.iscrowd);
+        } else {
+          expect(a.iscrowd).toBe(0);
+          expect([3, 5]).toContain(a.category_id);  // dog, sea_lion: the non-empty, known pool categories
+        }
+      });
+    }
+    expect(pasted).toBeGreaterThan(10);
+    // c.png has boxes only: its outputs say so.
+    const cImages = back.dataset.images.filter((im) => im.source_image_id === 13);
+    expect(cImages.length).toBe(3);
+    for (const im of cImages) expect(im.box_only).toBe(true);
+    expect(back.dataset.images.filter((im) => im.source_image_id !== 13).every((im) => im.box_only === false)).toBe(true);
+    // The crowd annotation of b.png stays crowd where it survives.
+    const crowd = back.dataset.annotations.filter((a) => a.source_annotation_id === 4);
+    for (const a of crowd) expect(a.iscrowd).toBe(1);
+  });
+
+  it('records bad inputs in log.jsonl and goes on', async () => {
+    const out = tmp.fresh('log');
+    await paste(base(out));
+    const log = (await readFile(join(out, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const kinds = new Set(log.map((l) => l.kind));
+    expect(log.find((l) => l.kind === 'dangling-image')).toMatchObject({ stage: 'coco', where: 'annotations[6]' });
+    expect(log.find((l) => l.kind === 'unknown-category')).toMatchObject({ stage: 'pool', category: 'unicorn' });
+    expect(log.find((l) => l.kind === 'empty-category')).toMatchObject({ stage: 'pool', category: 'cat' });
+    const failed = log.filter((l) => l.kind === 'image-failed');
+    expect(failed.map((l) => [l.image_id, l.copy])).toEqual([[14, 0], [14, 1], [14, 2]]);
+    expect(failed[0].message).toMatch(/E_IO.*d\.png: no such file/);
+    expect(kinds.has('crop-skipped')).toBe(true);
+    for (const l of log.filter((x) => x.kind === 'crop-skipped')) expect(l.message).toMatch(/E_FORMAT.*alpha is zero everywhere/);
+  });
+
+  it('reads an X-Paste pool, records instances larger than the image, and appends unknown categories on request', async () => {
+    const xp = join(tmp.dir(), 'xpaste');
+    await mkdir(xp, { recursive: true });
+    await ellipseCrop(join(xp, 'wide.png'), 60, 4, [200, 100, 0]);
+    await ellipseCrop(join(xp, 'zero.png'), 8, 8, [0, 0, 0], true);
+    // "1": the second category by id (dog, id 3); "7": beyond the categories; a relative and an img|mask entry.
+    await writeFile(join(xp, 'pool.json'), JSON.stringify({ 1: ['*wide.png', '*zero.png', 'a.jpg|a.png'], 7: ['*wide.png'] }));
+    const out = tmp.fresh('xpaste-out');
+    await writeFile(join(xp, 'priors.json'), JSON.stringify({ 3: [0.5, 0] }));
+    await paste(base(out, { pool: join(xp, 'pool.json'), priors: join(xp, 'priors.json'), copies: 2 }));
+    const log = (await readFile(join(out, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(log.find((l) => l.kind === 'unsupported-entry')).toMatchObject({ category: '1', file: 'a.jpg|a.png' });
+    expect(log.find((l) => l.kind === 'unknown-category')).toMatchObject({ category: '7' });
+    // s = 0.5, r = 15 x jitter: W' = floor(sqrt(r T)) >= W on a, b and c: too large (on the 32 x 32 d, H' = 4: too small).
+    const rejected = log.filter((l) => l.kind === 'sample-rejected');
+    expect(rejected.filter((l) => l.image_id !== 14).length).toBe(6);
+    for (const l of rejected) expect(l.image_id === 14 ? l.too_small : l.too_large).toBeGreaterThan(0);
+    for (const l of rejected) expect(l.image_id === 14 ? l.too_large : l.too_small).toBe(0);
+
+    const pool = await readInstancePool(join(xp, 'pool.json'), [{ id: 1, name: 'cat' }, { id: 3, name: 'dog' }], { addCategories: true });
+    expect(pool.addedCategories).toEqual([{ id: 4, name: '7', supercategory: 'object' }]);
+    expect(pool.categories.map((c) => [c.categoryId, c.instances.length])).toEqual([[3, 2], [4, 1]]);
+    expect(pool.categories[0]!.instances[0]).toMatchObject({ width: 60, height: 4 });
+  });
+
+  it('records undecodable and wrongly sized images, and a pool that maps to nothing, without stopping', async () => {
+    const dir = join(tmp.dir(), 'badimages');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'garbage.jpg'), 'not an image at all');
+    await sharp(Buffer.alloc(10 * 10 * 3, 128), { raw: { width: 10, height: 10, channels: 3 } }).png().toFile(join(dir, 'small.png'));
+    await sharp(Buffer.alloc(20 * 16 * 3, 90), { raw: { width: 20, height: 16, channels: 3 } }).png().toFile(join(dir, 'ok.png'));
+    const coco = join(dir, 'real.json');
+    await writeFile(coco, JSON.stringify({
+      images: [{ id: 1, file_name: 'garbage.jpg', width: 10, height: 10 }, { id: 2, file_name: 'small.png', width: 12, height: 10 }, { id: 3, file_name: 'ok.png', width: 20, height: 16 }],
+      annotations: [{ id: 1, image_id: 3, category_id: 8, bbox: [1, 1, 5, 5] }],
+      categories: [{ id: 2, name: 'dog' }],
+    }));
+    const out = tmp.fresh('badimages-out');
+    const r = await paste({ coco, images: dir, pool: fx.pool, out, seed: 1, workers: 0 });
+    expect(r).toMatchObject({ items: 3, ok: 1, failed: 2 });
+    const log = (await readFile(join(out, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(log.find((l) => l.kind === 'dangling-category')).toMatchObject({ where: 'annotations[0]' });
+    const failed = log.filter((l) => l.kind === 'image-failed');
+    expect(failed[0]).toMatchObject({ image_id: 1, file_name: 'garbage.jpg' });
+    expect(failed[0].message).toMatch(/E_IO.*could not decode/);
+    expect(failed[1]).toMatchObject({ image_id: 2 });
+    expect(failed[1].message).toMatch(/E_SHAPE.*10 x 10 but the COCO file says 12 x 10/);
+    const back = await readCoco(join(out, 'annotations.json'));
+    expect(back.dataset.images.map((im) => im.file_name)).toEqual(['ok_0.jpg']);
+  });
+
+  it('bounds the crop cache by bytes, evicting the least recently used', () => {
+    const lru = new LruCache<string, Uint8Array>(100, (v) => v.length);
+    lru.set('a', new Uint8Array(40));
+    lru.set('b', new Uint8Array(40));
+    expect(lru.get('a')?.length).toBe(40);  // a is now the most recent
+    lru.set('c', new Uint8Array(40));  // 120 > 100: b goes
+    expect([lru.get('b'), lru.bytes, lru.size]).toEqual([undefined, 80, 2]);
+    lru.set('huge', new Uint8Array(101));  // never fits: not cached, nothing evicted
+    expect([lru.get('huge'), lru.size]).toEqual([undefined, 2]);
+  });
+
+  it('maps genaug pool names to categories (normalised names, synonyms) and rejects bad indexes', async () => {
+    const pool = await readInstancePool(fx.pool, [
+      { id: 2, name: 'Dog' },
+      { id: 9, name: 'pinniped', synonyms: ['sea_lion'] },
+      { id: 1, name: 'cat' },
+    ]);
+    expect(pool.categories.map((c) => [c.name, c.categoryId, c.instances.length])).toEqual([['dog', 2, 3], ['sea lion', 9, 1]]);
+    const bad = join(tmp.dir(), 'bad-index.json');
+    await writeFile(bad, JSON.stringify({ hello: 'world' }));
+    await expectCode(readInstancePool(bad, []), 'E_FORMAT', /neither genaug's/);
+    await expectCode(readInstancePool(join(tmp.dir(), 'nope'), []), 'E_IO');
+  });
+});
+
+describe('genaug paste: determinism and resume', () => {
+  it('gives the same bytes with 1 and 2 workers (and on the main thread)', async () => {
+    expect(existsSync(join(__dirname, '..', 'dist', 'workers', 'paste.js'))).toBe(true);
+    const outs = [];
+    for (const workers of [1, 2, 0]) {
+      const out = tmp.fresh(`w${workers}`);
+      await paste(base(out, { workers, format: 'webdataset', shardSize: 4 }));
+      outs.push(await tree(out));
+    }
+    expect(outs[0]!.has('shards/000002.tar')).toBe(true);
+    expectSameTree(outs[0]!, outs[1]!);
+    expectSameTree(outs[0]!, outs[2]!);
+  });
+
+  it('resumes an interrupted run to the same bytes, and refuses other settings in the same folder', async () => {
+    const full = tmp.fresh('full');
+    await paste(base(full, { format: 'coco' }));
+    const cut = tmp.fresh('cut');
+    const ac = new AbortController();
+    await expectCode(paste(base(cut, { signal: ac.signal, onProgress: (done) => done >= 4 && ac.abort() })), 'E_ABORTED', /run it again to resume/);
+    const journal = (await readFile(join(cut, 'progress.jsonl'), 'utf8')).trim().split('\n');
+    expect(journal.length).toBe(4);
+    expect(existsSync(join(cut, 'annotations.json'))).toBe(false);
+    const seen: number[] = [];
+    await paste(base(cut, { format: 'coco', onProgress: (done) => seen.push(done) }));
+    expect(seen[0]).toBe(4);
+    expect((await readFile(join(cut, 'progress.jsonl'), 'utf8')).trim().split('\n').length).toBe(12);
+    expectSameTree(await tree(full), await tree(cut));
+    await expectCode(paste(base(cut, { seed: 4 })), 'E_ARGUMENT', /other settings/);
+  });
+});
+
+describe('genaug paste: WebDataset shards', () => {
+  it('writes ustar shards that tar(1) lists and extracts: sorted, unique dot-free keys, jpg + json', async () => {
+    const out = tmp.fresh('wds');
+    await paste(base(out, { format: 'webdataset', shardSize: 4 }));
+    const shards = (await readdir(join(out, 'shards'))).sort();
+    expect(shards).toEqual(['000000.tar', '000001.tar', '000002.tar']);
+    const members: string[] = [];
+    for (const s of shards) {
+      const path = join(out, 'shards', s);
+      const listed = execFileSync('tar', ['-tf', path], { encoding: 'utf8' }).trim().split('\n');
+      members.push(...listed);
+      // Headers: magic, checksum, sizes, 512-byte alignment, padded to a 10240-byte record.
+      const bytes = await readFile(path);
+      expect(bytes.length % 10240).toBe(0);
+      let off = 0;
+      let names = 0;
+      while (off < bytes.length) {
+        const h = bytes.subarray(off, off + 512);
+        if (h.every((b) => b === 0)) break;
+        expect(h.subarray(257, 263).toString('latin1')).toBe('ustar\0');
+        const stored = parseInt(h.subarray(148, 154).toString('latin1'), 8);
+        let sum = 0;
+        for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : (h[i] as number);
+        expect(stored).toBe(sum);
+        const name = h.subarray(0, 100).toString('latin1').replace(/\0.*$/s, '');
+        expect(name).toBe(listed[names++]);
+        const size = parseInt(h.subarray(124, 135).toString('latin1'), 8);
+        off += 512 + Math.ceil(size / 512) * 512;
+      }
+      expect(names).toBe(listed.length);
+      const x = join(out, `x-${s}`);
+      await mkdir(x);
+      execFileSync('tar', ['-xf', path, '-C', x]);
+      for (const m of listed) {
+        const got = await readFile(join(x, m));
+        if (m.endsWith('.jpg')) expect(Buffer.compare(got, await readFile(join(out, 'images', m)))).toBe(0);
+        else {
+          const j = JSON.parse(got.toString('utf8'));
+          expect(`${j.key}.json`).toBe(m);
+          for (const a of j.annotations) {
+            expect(a.category_name).toBe({ 1: 'cat', 3: 'dog', 5: 'sea_lion' }[a.category_id as 1 | 3 | 5]);
+            if (a.segmentation) expect(rleArea(a.segmentation)).toBe(a.area);
+          }
+        }
+      }
+    }
+    expect(members).toEqual([...members].sort());
+    const keys = members.map((m) => m.slice(0, m.indexOf('.')));
+    for (const k of keys) expect(k).toMatch(/^[A-Za-z0-9_-]{1,127}$/);
+    expect(new Set(keys).size).toBe(9);
+    for (const k of new Set(keys)) expect(members.filter((m) => m.startsWith(`${k}.`))).toEqual([`${k}.jpg`, `${k}.json`]);
+  });
+
+  it('ShardWriter refuses keys out of order or with dots; headers are ustar', async () => {
+    const w = new ShardWriter(tmp.fresh('sw'));
+    await w.add('b', { json: new Uint8Array([123, 125]) });
+    await expectCode(w.add('a', { json: new Uint8Array(1) }), 'E_ARGUMENT', /increasing order/);
+    await expectCode(w.add('c.d', { json: new Uint8Array(1) }), 'E_ARGUMENT', /no dots/);
+    const shards = await w.close();
+    expect(execFileSync('tar', ['-tvf', shards[0]!], { encoding: 'utf8' })).toMatch(/-rw-r--r-- .*0\/0 +2 1970-01-01 00:00 b\.json/);
+    expect(Buffer.from(tarHeader('x.json', 8).subarray(148, 156)).toString('latin1')).toMatch(/^[0-7]{6}\0 $/);
+  });
+});
+
+/** Even-odd test of pixel centres against a polygon with pixel-corner vertices. */
+function rasterisePolygon(poly: number[], w: number, h: number): Uint8Array {
+  const m = new Uint8Array(w * h);
+  const n = poly.length / 2;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const px = x + 0.5, py = y + 0.5;
+      let inside = false;
+      for (let i = 0, j = n - 1; i < n; j = i++) {
+        const xi = poly[2 * i]!, yi = poly[2 * i + 1]!, xj = poly[2 * j]!, yj = poly[2 * j + 1]!;
+        if (yi > py !== yj > py && px < ((xj - xi) * (py - yi)) / (yj - yi) + xi) inside = !inside;
+      }
+      m[y * w + x] = inside ? 1 : 0;
+    }
+  }
+  return m;
+}
+
+describe('genaug paste: YOLO', () => {
+  it('traces pixel-corner outer boundaries (hand cases and the largest-component-with-holes-filled oracle)', () => {
+    expect(traceOuterBoundary(Uint8Array.of(1), 1, 1)).toEqual([1, 0, 1, 1, 0, 1, 0, 0]);
+    // A 2 x 3 block at (1, 1) in a 4 x 5 frame: 4 corners.
+    const block = new Uint8Array(20);
+    for (let y = 1; y < 4; y++) for (let x = 1; x < 3; x++) block[y * 4 + x] = 1;
+    expect(traceOuterBoundary(block, 4, 5)).toEqual([3, 1, 3, 4, 1, 4, 1, 1]);
+    const random = seededRandom(9);
+    for (let t = 0; t < 200; t++) {
+      const w = 3 + Math.floor(random() * 12), h = 3 + Math.floor(random() * 12);
+      const m = Uint8Array.from({ length: w * h }, () => (random() < 0.55 ? 1 : 0));
+      const largest = largestComponentSync({ data: m, width: w, height: h }, { connectivity: 8 });
+      if (largest.area === 0) continue;
+      const expected = fillHolesSync(largest.mask, { connectivity: 8 }).data;
+      const poly = traceOuterBoundary(largest.mask.data, w, h);
+      expect(Buffer.compare(Buffer.from(rasterisePolygon(poly, w, h)), Buffer.from(expected)), `case ${t}`).toBe(0);
+    }
+  });
+
+  it('writes one label file per image with normalised polygons of the final masks, and data.yaml', async () => {
+    const out = tmp.fresh('yolo');
+    await paste(base(out, { format: 'yolo' }));
+    const yaml = await readFile(join(out, 'data.yaml'), 'utf8');
+    expect(yaml).toContain(`path: ${JSON.stringify(out)}`);
+    expect(yaml).toMatch(/train: images\nval: images\nnames:\n {2}0: "cat"\n {2}1: "dog"\n {2}2: "sea_lion"\n/);
+    const cls = new Map([[1, 0], [3, 1], [5, 2]]);
+    const labels = (await readdir(join(out, 'labels'))).sort();
+    const images = (await readdir(join(out, 'images'))).sort();
+    expect(labels).toEqual(images.map((f) => f.replace(/\.jpg$/, '.txt')));
+    // Re-render every item in-process (same seed): each row's polygon rasterises to its mask's largest component, holes filled.
+    const ctx = await preparePaste(base(out));
+    const cache = new CropCache();
+    const real = await readCoco(fx.coco);
+    const stems = ['a', 'b', 'c'];
+    let rowsSeen = 0;
+    for (const label of labels) {
+      const [, stem, copy] = /^(.*)_(\d+)\.txt$/.exec(label)!;
+      const index = stems.indexOf(stem!);
+      const im = real.dataset.images[index]!;
+      const plan = planItem(ctx, index, Number(copy), { raw: true }, { rle: false, bitmap: true, polygon: false });
+      const rendered = await renderItem(plan.task, cache);
+      const anns = real.annotationsByImage.get(im.id)!;
+      const cat = (inst: (typeof rendered.instances)[number]) => (inst.source === 'real' ? anns[inst.index]!.category_id : plan.task.placements[inst.index]!.categoryId);
+      const kept = rendered.instances.filter((inst) => !(inst.source === 'real' && anns[inst.index]!.iscrowd === 1));
+      const rows = (await readFile(join(out, 'labels', label), 'utf8')).split('\n').filter(Boolean);
+      expect(rows.length).toBe(kept.length);
+      rows.forEach((row, k) => {
+        const [c, ...coords] = row.split(' ');
+        const inst = kept[k]!;
+        expect(Number(c)).toBe(cls.get(cat(inst)));
+        expect(coords.length % 2).toBe(0);
+        expect(coords.length).toBeGreaterThanOrEqual(8);
+        const px = coords.map((v, i) => {
+          const f = Number(v);
+          expect(f >= 0 && f <= 1).toBe(true);
+          return Math.round(f * (i % 2 === 0 ? im.width : im.height));
+        });
+        const largest = largestComponentSync({ data: inst.mask!, width: im.width, height: im.height }, { connectivity: 8 });
+        const filled = fillHolesSync(largest.mask, { connectivity: 8 }).data;
+        expect(Buffer.compare(Buffer.from(rasterisePolygon(px, im.width, im.height)), Buffer.from(filled))).toBe(0);
+        rowsSeen++;
+      });
+    }
+    expect(rowsSeen).toBeGreaterThan(20);
+  });
+});
+
+describe('genaug paste: command line and blends', () => {
+  const bin = join(__dirname, '..', 'bin', 'genaug.js');
+  const cli = (...args: string[]) => {
+    try {
+      return { code: 0, out: execFileSync(process.execPath, [bin, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
+    } catch (e) {
+      const x = e as { status: number; stdout: string; stderr: string };
+      return { code: x.status, out: x.stdout + x.stderr };
+    }
+  };
+
+  it('genaug priors + genaug paste write the same dataset as the library, and bad options exit 2', async () => {
+    const priors = join(tmp.dir(), 'cli-priors.json');
+    expect(cli('priors', '--coco', fx.coco, '--out', priors).code).toBe(0);
+    const file = JSON.parse(await readFile(priors, 'utf8')) as { categories: Array<{ id: number; size: { mean: number; std: number } | null }> };
+    const table: Record<string, [number, number]> = {};
+    for (const c of file.categories) if (c.size) table[String(c.id)] = [c.size.mean, c.size.std];
+    // dog: 30 x 30 on 64 x 48 and 25 x 25 on 64 x 64 (the crowd box on b is left out); sea_lion: one 10 x 8 box on 80 x 60.
+    const dog = [Math.sqrt(900 / 3072), Math.sqrt(625 / 4096)];
+    expect(table['3']![0]).toBeCloseTo((dog[0]! + dog[1]!) / 2, 12);
+    expect(table['3']![1]).toBeCloseTo(Math.abs(dog[0]! - dog[1]!) / 2, 12);
+    expect(table['5']).toEqual([Math.sqrt(80 / 4800), 0]);
+    // cat: 24 x 20 on 64 x 48 and 30 x 20 on 64 x 64 (c's box-only annotation counts): population std of the two.
+    const cat = [Math.sqrt(480 / 3072), Math.sqrt(600 / 4096)];
+    expect(table['1']![0]).toBeCloseTo((cat[0]! + cat[1]!) / 2, 12);
+    expect(table['1']![1]).toBeCloseTo(Math.abs(cat[0]! - cat[1]!) / 2, 12);
+    const viaCli = tmp.fresh('cli');
+    const r = cli('paste', '--coco', fx.coco, '--images', fx.images, '--pool', fx.pool, '--out', viaCli, '--seed', '3', '--copies', '3', '--workers', '0', '--priors', priors, '-q');
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/12 items: 9 written, 3 failed/);
+    const viaLib = tmp.fresh('lib');
+    await paste(base(viaLib));
+    expectSameTree(await tree(viaLib), await tree(viaCli));
+    expect(cli('paste', '--coco', fx.coco, '--images', fx.images, '--pool', fx.pool, '--out', viaCli, '--format', 'xml').code).toBe(2);
+    const help = cli('paste', '--help').out;
+    for (const opt of ['--seed', '--copies', '--format', '--blend', '--max-samples', '--sampling', '--workers', '--jpeg-quality', '--shard-size', '--add-categories']) expect(help).toContain(opt);
+  });
+
+  it('alpha and gaussian blends keep masks, boxes and areas consistent', async () => {
+    for (const blend of ['alpha', 'gaussian'] as const) {
+      const out = tmp.fresh(blend);
+      const r = await paste(base(out, { blend, copies: 1 }));
+      expect(r.ok).toBe(3);
+      const coco = await readCoco(join(out, 'annotations.json'));
+      for (const a of coco.dataset.annotations) {
+        if (!a.segmentation) continue;
+        const m = decodeRleSync(a.segmentation as { size: [number, number]; counts: string });
+        expect(rleArea(a.segmentation as { size: [number, number]; counts: string })).toBe(a.area);
+        expect(a.bbox).toEqual(tightBox(m.data, m.width, m.height));
+      }
+    }
+  });
+});

@@ -1,0 +1,686 @@
+/**
+ * Copy-paste augmentation (X-Paste / DiverGen, ALGORITHMS.md §2.5) over a
+ * real COCO dataset and an instance pool: the shared preparation (dataset,
+ * pool, size priors), the per-item plan (seeded sampling), the per-item
+ * render (decode, real masks, composite, encode) that runs in a worker, and
+ * the offline `paste` run that writes a COCO, WebDataset or YOLO dataset,
+ * resumably.
+ *
+ * An item is one (real image, copy index). Its draws come from
+ * itemSeed(seed, image id, copy), so the output does not depend on the worker
+ * count or the processing order. Each finished item is one line of
+ * OUT/progress.jsonl (written after its image file); a rerun skips those, and
+ * the annotation files and OUT/log.jsonl are rebuilt from the journal in item
+ * order (image order in the COCO file, then copy), so an interrupted and
+ * resumed run gives the same bytes as an uninterrupted one.
+ */
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+
+import { Piscina } from 'piscina';
+import sharp, { type OutputInfo } from 'sharp';
+
+import { writeFileAtomic } from '../io/atomic.js';
+import { readCoco, type CocoAnnotation, type CocoCategory, type CocoIndex, type CocoSegmentation } from '../io/coco.js';
+import { ShardWriter } from '../io/webdataset.js';
+import { compositeSync, type BlendMode, type CompositeOptions, type PasteInstance } from '../kernels/composite.js';
+import { decodeRleSync, encodeRleSync, segmentationToRle } from '../kernels/mask.js';
+import { GenaugError } from '../native/errors.js';
+import { packageRoot } from '../native/load.js';
+import { categoryPriors } from '../plan/priors.js';
+import { maskToPolygon } from './contour.js';
+import { CropCache, readInstancePool, type InstancePool, type PoolSkip } from './pool.js';
+import { itemRandom, resolveSampleOptions, sampleInstances, type SampleOptions, type SamplingCategory, type SizePriorEntry } from './sample.js';
+
+// --- preparation ---------------------------------------------------------------
+
+export interface PasteSourceOptions extends SampleOptions {
+  /** Real dataset: a COCO/LVIS file or an already read index. */
+  coco: string | CocoIndex;
+  /** Folder of the real images (file_name is relative to it). */
+  images: string;
+  /** Instance pool: a folder with index.json, an index file, or a pool already read. */
+  pool: string | InstancePool;
+  /** Seed of every draw (default 0). */
+  seed?: number;
+  /** Size priors {"<category id>": [μ, σ]} or such a file (default: computed from `coco`, as area_mean_std2.json). */
+  priors?: string | Record<string, [number, number]>;
+  /** Append pool categories the real dataset lacks (new ids), instead of skipping them. */
+  addCategories?: boolean;
+  /** Blending (default 'basic', the reference). */
+  blend?: BlendMode;
+  /** Gaussian feather sigma in pixels (default 2). */
+  sigma?: number;
+  /** Occlusion keep rule: kept when every box coordinate moved ≤ keepMaxShift (10) or the visible area > keepMinArea (300). */
+  keepMaxShift?: number;
+  keepMinArea?: number;
+  /** Decoded crops cached per worker, in bytes (default 256 MiB). */
+  cacheBytes?: number;
+}
+
+export interface PasteContext {
+  coco: CocoIndex;
+  pool: InstancePool;
+  imagesRoot: string;
+  seed: number;
+  /** The output categories: the real ones, then the added ones. */
+  categories: CocoCategory[];
+  sampling: SamplingCategory[];
+  priors: Map<number, SizePriorEntry>;
+  sample: Required<SampleOptions>;
+  compose: CompositeOptions;
+  cacheBytes: number;
+}
+
+async function loadPriors(p: PasteSourceOptions['priors'], coco: CocoIndex): Promise<Map<number, SizePriorEntry>> {
+  const map = new Map<number, SizePriorEntry>();
+  if (p === undefined) {
+    for (const c of categoryPriors(coco)) if (c.size) map.set(c.id, { mean: c.size.mean, std: c.size.std });
+    return map;
+  }
+  let table: unknown = p;
+  if (typeof p === 'string') {
+    try {
+      table = JSON.parse(await readFile(p, 'utf8'));
+    } catch (e) {
+      throw new GenaugError('E_FORMAT', `size priors ${p}: could not read them as JSON (${(e as Error).message})`, { path: p });
+    }
+  }
+  if (typeof table !== 'object' || table === null || Array.isArray(table)) {
+    throw new GenaugError('E_FORMAT', 'size priors must be an object {"<category id>": [mean, std]} or a genaug priors.json');
+  }
+  // `genaug priors` output: {version, categories: [{id, size: {mean, std} | null}], ...}.
+  const cats = (table as { categories?: unknown }).categories;
+  if (Array.isArray(cats)) {
+    for (const [i, c] of cats.entries()) {
+      const { id, size } = (c ?? {}) as { id?: unknown; size?: { mean?: unknown; std?: unknown } | null };
+      if (!Number.isSafeInteger(id)) throw new GenaugError('E_FORMAT', `size priors: categories[${i}] has no integer "id"`);
+      if (size === null || size === undefined) continue;
+      const { mean, std } = size;
+      if (typeof mean !== 'number' || typeof std !== 'number' || !Number.isFinite(mean) || !Number.isFinite(std) || std < 0) {
+        throw new GenaugError('E_FORMAT', `size priors: categories[${i}].size must be {mean, std ≥ 0}`);
+      }
+      map.set(id as number, { mean, std });
+    }
+    return map;
+  }
+  for (const [k, v] of Object.entries(table)) {
+    if (!/^\d+$/.test(k) || !Array.isArray(v) || v.length < 2 || !v.every((x) => typeof x === 'number' && Number.isFinite(x)) || (v[1] as number) < 0) {
+      throw new GenaugError('E_FORMAT', `size priors: entry "${k}" must be "<category id>": [mean, std ≥ 0]`);
+    }
+    map.set(Number(k), { mean: v[0] as number, std: v[1] as number });
+  }
+  return map;
+}
+
+/** Reads the real dataset, the pool and the priors, and checks the options. */
+export async function preparePaste(o: PasteSourceOptions): Promise<PasteContext> {
+  const coco = typeof o.coco === 'string' ? await readCoco(o.coco) : o.coco;
+  const categoriesIn = [...coco.categoryById.values()].sort((a, b) => a.id - b.id);
+  const pool = typeof o.pool === 'string' ? await readInstancePool(o.pool, categoriesIn, { addCategories: o.addCategories ?? false }) : o.pool;
+  const seed = o.seed ?? 0;
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new GenaugError('E_ARGUMENT', `seed must be a non-negative integer, got ${seed}`);
+  const blend = o.blend ?? 'basic';
+  if (!['basic', 'alpha', 'gaussian'].includes(blend)) throw new GenaugError('E_ARGUMENT', `blend must be basic, alpha or gaussian, got '${blend}'`);
+  return {
+    coco,
+    pool,
+    imagesRoot: resolve(o.images),
+    seed,
+    categories: [...categoriesIn, ...pool.addedCategories],
+    sampling: pool.categories.map((c) => ({ categoryId: c.categoryId, instances: c.instances })),
+    priors: await loadPriors(o.priors, coco),
+    sample: resolveSampleOptions(o),
+    compose: { blend, sigma: o.sigma ?? 2, keepMaxShift: o.keepMaxShift ?? 10, keepMinArea: o.keepMinArea ?? 300 },
+    cacheBytes: o.cacheBytes ?? 256 * 2 ** 20,
+  };
+}
+
+// --- per item: plan (main thread) and render (worker) --------------------------
+
+export interface RenderPlacement {
+  file: string;
+  categoryId: number;
+  targetWidth: number;
+  targetHeight: number;
+  flip: boolean;
+  cx: number;
+  cy: number;
+}
+
+/** Everything a worker needs for one item: plain, cloneable data. */
+export interface RenderTask {
+  imagePath: string;
+  width: number;
+  height: number;
+  /** The real annotations' geometry, in file order. */
+  annotations: Array<{ bbox: number[]; segmentation?: CocoSegmentation }>;
+  placements: RenderPlacement[];
+  compose: CompositeOptions;
+  cacheBytes: number;
+  /** Write the encoded image here (offline run), or return the raw RGB (loader). */
+  output: { path: string; format: 'jpeg' | 'png'; quality: number } | { raw: true };
+  /** Per instance: 'rle' (compressed counts string), 'bitmap' (the mask), or both. */
+  masks: { rle: boolean; bitmap: boolean; polygon: boolean };
+}
+
+export interface RenderedInstance {
+  source: 'real' | 'pasted';
+  /** Index into the task's annotations (real) or placements (pasted). */
+  index: number;
+  bbox: [number, number, number, number];
+  area: number;
+  counts?: string;
+  mask?: Uint8Array;
+  /** Largest component's outer polygon, pixel-corner vertices (YOLO). */
+  polygon?: number[];
+}
+
+export interface RenderResult {
+  ok: boolean;
+  /** Why the item failed ("[CODE] message"). */
+  reason?: string;
+  width: number;
+  height: number;
+  boxOnly: boolean;
+  instances: RenderedInstance[];
+  dropped: Array<{ source: 'real' | 'pasted'; index: number; reason: string }>;
+  /** Placements left out before compositing (crop unreadable, empty alpha). */
+  skipped: Array<{ index: number; file: string; reason: string }>;
+  /** Real annotations whose segmentation could not be rasterised (a box mask was used). */
+  fallbacks: Array<{ index: number; reason: string }>;
+  /** Raw RGB (output.raw). */
+  image?: Uint8Array;
+}
+
+export interface ItemPlan {
+  imageIndex: number;
+  imageId: number;
+  copy: number;
+  attempts: number;
+  rejected: { tooSmall: number; tooLarge: number };
+  task: RenderTask;
+}
+
+/** Samples one item's placements (deterministic in seed, image id, copy). */
+export function planItem(ctx: PasteContext, imageIndex: number, copy: number, output: RenderTask['output'], masks: RenderTask['masks']): ItemPlan {
+  const im = ctx.coco.dataset.images[imageIndex]!;
+  const random = itemRandom(ctx.seed, im.id, copy);
+  const s = sampleInstances(random, im, ctx.sampling, ctx.priors, ctx.sample);
+  const anns = ctx.coco.annotationsByImage.get(im.id) ?? [];
+  return {
+    imageIndex,
+    imageId: im.id,
+    copy,
+    attempts: s.attempts,
+    rejected: s.rejected,
+    task: {
+      imagePath: join(ctx.imagesRoot, im.file_name),
+      width: im.width,
+      height: im.height,
+      annotations: anns.map((a) => ({ bbox: a.bbox, ...(a.segmentation ? { segmentation: a.segmentation } : {}) })),
+      placements: s.placements.map((p) => ({
+        file: ctx.pool.categories[p.category]!.instances[p.instance]!.file,
+        categoryId: p.categoryId,
+        targetWidth: p.targetWidth,
+        targetHeight: p.targetHeight,
+        flip: p.flip,
+        cx: p.cx,
+        cy: p.cy,
+      })),
+      compose: ctx.compose,
+      cacheBytes: ctx.cacheBytes,
+      output,
+      masks,
+    },
+  };
+}
+
+function describe(e: unknown): string {
+  return e instanceof GenaugError ? `[${e.code}] ${e.message}` : `[E_INTERNAL] ${String((e as Error)?.message ?? e)}`;
+}
+
+/** Box [x, y, w, h] as a mask, with the compositor's rounding (floor(v + 0.5)), clipped. */
+export function boxMask(b: readonly number[], width: number, height: number): Uint8Array {
+  const m = new Uint8Array(width * height);
+  const r = (v: number) => Math.floor(v + 0.5);
+  const xa = Math.max(0, r(b[0]!)), xb = Math.min(width, r(b[0]! + b[2]!));
+  const ya = Math.max(0, r(b[1]!)), yb = Math.min(height, r(b[1]! + b[3]!));
+  if (xb > xa) for (let y = ya; y < yb; y++) m.fill(1, y * width + xa, y * width + xb);
+  return m;
+}
+
+/** Decodes an image to interleaved RGB (any alpha dropped, grey expanded). */
+export async function decodeRgb(path: string): Promise<{ data: Uint8Array; width: number; height: number }> {
+  let r: { data: Buffer; info: OutputInfo };
+  try {
+    r = await sharp(path).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  } catch (e) {
+    const missing = !existsSync(path);
+    throw new GenaugError('E_IO', `${path}: ${missing ? 'no such file' : `could not decode it (${(e as Error).message})`}`, { path });
+  }
+  if (r.info.channels !== 3) throw new GenaugError('E_FORMAT', `${path}: decoded to ${r.info.channels} channels, expected 3`, { path });
+  return { data: new Uint8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength), width: r.info.width, height: r.info.height };
+}
+
+/** Renders one item: decode, masks of the real annotations, composite, encode. Never throws: a failure is `ok: false`. */
+export async function renderItem(task: RenderTask, cache: CropCache): Promise<RenderResult> {
+  const empty: RenderResult = { ok: false, width: task.width, height: task.height, boxOnly: false, instances: [], dropped: [], skipped: [], fallbacks: [] };
+  try {
+    const img = await decodeRgb(task.imagePath);
+    if (img.width !== task.width || img.height !== task.height) {
+      return { ...empty, reason: `[E_SHAPE] ${task.imagePath} is ${img.width} x ${img.height} but the COCO file says ${task.width} x ${task.height}` };
+    }
+    const W = img.width;
+    const H = img.height;
+    const boxOnly = task.annotations.length > 0 && task.annotations.every((a) => a.segmentation === undefined);
+    const fallbacks: RenderResult['fallbacks'] = [];
+    let masks: Uint8Array[] | undefined;
+    if (!boxOnly) {
+      masks = task.annotations.map((a, i) => {
+        if (a.segmentation === undefined) return boxMask(a.bbox, W, H);
+        try {
+          return decodeRleSync(segmentationToRle(a.segmentation, H, W)).data;
+        } catch (e) {
+          fallbacks.push({ index: i, reason: describe(e) });
+          return boxMask(a.bbox, W, H);
+        }
+      });
+    }
+    const skipped: RenderResult['skipped'] = [];
+    const pastes: PasteInstance[] = [];
+    const pasteIndex: number[] = [];
+    for (let i = 0; i < task.placements.length; i++) {
+      const p = task.placements[i]!;
+      try {
+        const crop = await cache.get(p.file);
+        pastes.push({ rgba: crop.data, width: crop.width, height: crop.height, targetWidth: p.targetWidth, targetHeight: p.targetHeight, flip: p.flip, cx: p.cx, cy: p.cy });
+        pasteIndex.push(i);
+      } catch (e) {
+        skipped.push({ index: i, file: p.file, reason: describe(e) });
+      }
+    }
+    const boxes = task.annotations.map((a) => a.bbox as [number, number, number, number]);
+    // One scene per call: the pool's workers (or the main thread) are the parallelism.
+    const out = compositeSync({ image: img, ...(boxOnly ? { boxes } : { masks: masks as Uint8Array[] }), instances: pastes }, { ...task.compose, threads: 1 });
+    const instances: RenderedInstance[] = out.instances.map((inst) => {
+      const r: RenderedInstance = {
+        source: inst.source,
+        index: inst.source === 'pasted' ? (pasteIndex[inst.index] as number) : inst.index,
+        bbox: inst.bbox,
+        area: inst.area,
+      };
+      const m = { data: inst.mask, width: W, height: H };
+      if (task.masks.rle) r.counts = encodeRleSync(m).counts as string;
+      if (task.masks.bitmap) r.mask = inst.mask;
+      if (task.masks.polygon) r.polygon = maskToPolygon(inst.mask, W, H);
+      return r;
+    });
+    const dropped = out.dropped.map((d) => ({ ...d, index: d.source === 'pasted' ? (pasteIndex[d.index] as number) : d.index }));
+    const result: RenderResult = { ok: true, width: W, height: H, boxOnly, instances, dropped, skipped, fallbacks };
+    if ('raw' in task.output) result.image = out.image;
+    else {
+      const enc = sharp(out.image, { raw: { width: W, height: H, channels: 3 } });
+      const bytes = task.output.format === 'png' ? await enc.png().toBuffer() : await enc.jpeg({ quality: task.output.quality }).toBuffer();
+      await writeFileAtomic(task.output.path, bytes);
+    }
+    return result;
+  } catch (e) {
+    return { ...empty, reason: describe(e) };
+  }
+}
+
+// --- worker pool -----------------------------------------------------------------
+
+/** A piscina pool on dist/workers/paste.js, or undefined (workers 0, or running from sources). */
+export function openPastePool(workers: number | undefined): Piscina | undefined {
+  const threads = workers ?? availableParallelism();
+  if (threads <= 0) return undefined;
+  const filename = join(packageRoot, 'dist', 'workers', 'paste.js');
+  if (!existsSync(filename)) return undefined;
+  // Two tasks per worker: one decodes (sharp, off the thread) while the other composites.
+  return new Piscina({ filename, minThreads: threads, maxThreads: threads, idleTimeout: 1000, concurrentTasksPerWorker: 2 });
+}
+
+// --- offline run -----------------------------------------------------------------
+
+export type PasteFormat = 'coco' | 'webdataset' | 'yolo';
+
+export interface PasteOptions extends PasteSourceOptions {
+  /** Output folder. */
+  out: string;
+  /** Augmented copies per real image (default 1). */
+  copies?: number;
+  /** Annotation format (default 'coco'). */
+  format?: PasteFormat;
+  /** Image encoding (default 'jpeg'). */
+  imageFormat?: 'jpeg' | 'png';
+  /** JPEG quality 1..100 (default 95). */
+  jpegQuality?: number;
+  /** WebDataset samples per shard (default 1000). */
+  shardSize?: number;
+  /** Worker threads (default: the number of cores; 0 = the main thread). */
+  workers?: number;
+  /** Redo items that failed in an earlier run. */
+  retryFailed?: boolean;
+  /** Stops taking new items; the run then rejects with E_ABORTED (rerun to resume). */
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface PasteJournalLine {
+  image_index: number;
+  image_id: number;
+  copy: number;
+  key: string;
+  status: 'ok' | 'failed';
+  reason?: string;
+  attempts: number;
+  rejected: { tooSmall: number; tooLarge: number };
+  width?: number;
+  height?: number;
+  box_only?: boolean;
+  instances?: Array<{ source: 'real' | 'pasted'; index: number; category_id: number; iscrowd: 0 | 1; bbox: number[]; area: number; counts?: string; polygon?: number[]; annotation_id?: number }>;
+  dropped?: RenderResult['dropped'];
+  skipped?: RenderResult['skipped'];
+  fallbacks?: RenderResult['fallbacks'];
+}
+
+export interface PasteSummary {
+  items: number;
+  ok: number;
+  failed: number;
+  realInstances: number;
+  pastedInstances: number;
+  dropped: number;
+  /** Files written: annotations.json / shards / labels + data.yaml, and log.jsonl. */
+  outputs: string[];
+}
+
+/** A file-name-safe key per image: its file_name stem ([A-Za-z0-9_-], ≤ 80 chars), with the id appended when two collide. */
+export function imageKeys(images: readonly { id: number; file_name: string }[]): string[] {
+  const stems = images.map((im) => {
+    const s = im.file_name.replace(/\.[^./\\]*$/, '').replace(/[^A-Za-z0-9_-]+/g, '_').slice(-80);
+    return s || 'image';
+  });
+  const count = new Map<string, number>();
+  for (const s of stems) count.set(s, (count.get(s) ?? 0) + 1);
+  return stems.map((s, i) => ((count.get(s) as number) > 1 ? `${s.slice(-60)}_id${images[i]!.id}` : s));
+}
+
+async function readJournal(path: string): Promise<Map<string, PasteJournalLine>> {
+  const done = new Map<string, PasteJournalLine>();
+  let text = '';
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GenaugError('E_IO', `could not read ${path}: ${(e as Error).message}`, { path });
+    return done;
+  }
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const j = JSON.parse(line) as PasteJournalLine;
+      if (typeof j.image_index === 'number' && typeof j.copy === 'number') done.set(`${j.image_index}:${j.copy}`, j);
+    } catch {
+      // A line cut short by a kill: that item is done again.
+    }
+  }
+  return done;
+}
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+/** The settings that decide the output bytes; a resumed run must use the same ones. */
+function runSettings(o: PasteOptions, ctx: PasteContext, format: PasteFormat, copies: number) {
+  return {
+    seed: ctx.seed,
+    copies,
+    format,
+    imageFormat: o.imageFormat ?? 'jpeg',
+    jpegQuality: o.jpegQuality ?? 95,
+    shardSize: o.shardSize ?? 1000,
+    sample: ctx.sample,
+    compose: ctx.compose,
+    images: ctx.coco.dataset.images.length,
+    categories: ctx.categories.map((c) => [c.id, c.name]),
+    pool: ctx.pool.categories.map((c) => [c.categoryId, c.instances.length]),
+    priors: [...ctx.priors].sort((a, b) => a[0] - b[0]),
+  };
+}
+
+/** The offline render: OUT/images/ plus COCO / WebDataset / YOLO annotations and OUT/log.jsonl. */
+export async function paste(o: PasteOptions): Promise<PasteSummary> {
+  const ctx = await preparePaste(o);
+  const out = resolve(o.out);
+  const format = o.format ?? 'coco';
+  if (!['coco', 'webdataset', 'yolo'].includes(format)) throw new GenaugError('E_ARGUMENT', `format must be coco, webdataset or yolo, got '${format}'`);
+  const copies = o.copies ?? 1;
+  if (!Number.isInteger(copies) || copies < 1) throw new GenaugError('E_ARGUMENT', `copies must be a positive integer, got ${copies}`);
+  const imageFormat = o.imageFormat ?? 'jpeg';
+  const quality = o.jpegQuality ?? 95;
+  if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new GenaugError('E_ARGUMENT', `jpegQuality must be an integer in [1, 100], got ${quality}`);
+  await mkdir(join(out, 'images'), { recursive: true });
+
+  const settings = JSON.stringify(runSettings(o, ctx, format, copies));
+  const settingsPath = join(out, 'run.json');
+  if (existsSync(settingsPath)) {
+    const before = await readFile(settingsPath, 'utf8');
+    if (before.trim() !== settings) {
+      throw new GenaugError('E_ARGUMENT', `${out} holds a run with other settings (seed, copies, format, sampling, pool or dataset differ; see run.json); use a new --out folder`, { path: settingsPath });
+    }
+  } else await writeFileAtomic(settingsPath, enc(settings + '\n'));
+
+  const images = ctx.coco.dataset.images;
+  const keys = imageKeys(images);
+  const ext = imageFormat === 'png' ? 'png' : 'jpg';
+  const itemKey = (i: number, c: number) => `${keys[i]}_${c}`;
+  const journalPath = join(out, 'progress.jsonl');
+  const done = await readJournal(journalPath);
+  const todo: Array<[number, number]> = [];
+  for (let i = 0; i < images.length; i++) {
+    for (let c = 0; c < copies; c++) {
+      const j = done.get(`${i}:${c}`);
+      if (!j || (o.retryFailed && j.status === 'failed')) todo.push([i, c]);
+    }
+  }
+  const total = images.length * copies;
+  let finished = total - todo.length;
+  o.onProgress?.(finished, total);
+
+  const masks = { rle: true, bitmap: false, polygon: format === 'yolo' };
+  const pool = openPastePool(o.workers);
+  const cache = pool ? undefined : new CropCache(ctx.cacheBytes);
+  const lanes = pool ? Math.max(1, 2 * (o.workers ?? availableParallelism())) : 1;
+  let failure: { error: unknown } | undefined;
+  let next = 0;
+  const lane = async () => {
+    for (let t = next++; !failure && t < todo.length; t = next++) {
+      if (o.signal?.aborted) {
+        failure ??= { error: new GenaugError('E_ABORTED', `paste was stopped after ${finished} of ${total} items; run it again to resume`) };
+        break;
+      }
+      try {
+        const [i, c] = todo[t]!;
+        const key = itemKey(i, c);
+        const plan = planItem(ctx, i, c, { path: join(out, 'images', `${key}.${ext}`), format: imageFormat, quality }, masks);
+        const r: RenderResult = pool ? await pool.run(plan.task) : await renderItem(plan.task, cache as CropCache);
+        const line = journalLine(ctx, plan, key, r);
+        await appendFile(journalPath, JSON.stringify(line) + '\n');
+        done.set(`${i}:${c}`, line);
+        finished++;
+        o.onProgress?.(finished, total);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(lanes, Math.max(1, todo.length)) }, lane));
+  } finally {
+    await pool?.destroy();
+  }
+  if (failure) throw failure.error;
+
+  const lines: PasteJournalLine[] = [];
+  for (let i = 0; i < images.length; i++) for (let c = 0; c < copies; c++) lines.push(done.get(`${i}:${c}`) as PasteJournalLine);
+  const outputs = await writeOutputs(ctx, out, format, ext, copies, lines, o);
+  const ok = lines.filter((l) => l.status === 'ok');
+  return {
+    items: lines.length,
+    ok: ok.length,
+    failed: lines.length - ok.length,
+    realInstances: ok.reduce((n, l) => n + (l.instances ?? []).filter((x) => x.source === 'real').length, 0),
+    pastedInstances: ok.reduce((n, l) => n + (l.instances ?? []).filter((x) => x.source === 'pasted').length, 0),
+    dropped: ok.reduce((n, l) => n + (l.dropped ?? []).length, 0),
+    outputs,
+  };
+}
+
+function journalLine(ctx: PasteContext, plan: ItemPlan, key: string, r: RenderResult): PasteJournalLine {
+  const base = { image_index: plan.imageIndex, image_id: plan.imageId, copy: plan.copy, key, attempts: plan.attempts, rejected: plan.rejected };
+  if (!r.ok) return { ...base, status: 'failed', reason: r.reason ?? 'failed' };
+  const anns = ctx.coco.annotationsByImage.get(plan.imageId) ?? [];
+  return {
+    ...base,
+    status: 'ok',
+    width: r.width,
+    height: r.height,
+    box_only: r.boxOnly,
+    instances: r.instances.map((inst) => {
+      const real = inst.source === 'real' ? (anns[inst.index] as CocoAnnotation) : undefined;
+      return {
+        source: inst.source,
+        index: inst.index,
+        category_id: real ? real.category_id : (plan.task.placements[inst.index] as RenderPlacement).categoryId,
+        iscrowd: real ? real.iscrowd : 0,
+        bbox: inst.bbox,
+        area: inst.area,
+        ...(inst.counts !== undefined ? { counts: inst.counts } : {}),
+        ...(inst.polygon ? { polygon: inst.polygon } : {}),
+        ...(real ? { annotation_id: real.id } : {}),
+      };
+    }),
+    dropped: r.dropped,
+    skipped: r.skipped,
+    fallbacks: r.fallbacks,
+  };
+}
+
+/** One output annotation (COCO field order), shared by the COCO and WebDataset writers. */
+function cocoAnnotation(id: number, imageId: number, l: PasteJournalLine, inst: NonNullable<PasteJournalLine['instances']>[number]) {
+  const withSeg = !(l.box_only && inst.source === 'real') && inst.counts !== undefined;
+  return {
+    id,
+    image_id: imageId,
+    category_id: inst.category_id,
+    ...(withSeg ? { segmentation: { size: [l.height as number, l.width as number], counts: inst.counts as string } } : {}),
+    area: inst.area,
+    bbox: inst.bbox,
+    iscrowd: inst.iscrowd,
+    instance_source: inst.source,
+    ...(inst.annotation_id !== undefined ? { source_annotation_id: inst.annotation_id } : {}),
+  };
+}
+
+async function writeOutputs(ctx: PasteContext, out: string, format: PasteFormat, ext: string, copies: number, lines: PasteJournalLine[], o: PasteOptions): Promise<string[]> {
+  const outputs: string[] = [];
+  const images = ctx.coco.dataset.images;
+  const outImageId = (l: PasteJournalLine) => l.image_index * copies + l.copy + 1;
+  const ok = lines.filter((l) => l.status === 'ok');
+  if (format === 'coco') {
+    let annId = 1;
+    const coco = {
+      info: { description: 'genaug paste: copy-paste augmented', seed: ctx.seed, copies, source: basename(ctx.coco.source) },
+      licenses: ctx.coco.dataset.licenses ?? [],
+      images: ok.map((l) => ({
+        id: outImageId(l),
+        file_name: `${l.key}.${ext}`,
+        width: l.width,
+        height: l.height,
+        source_image_id: l.image_id,
+        copy: l.copy,
+        box_only: l.box_only,
+      })),
+      annotations: ok.flatMap((l) => (l.instances ?? []).map((inst) => cocoAnnotation(annId++, outImageId(l), l, inst))),
+      categories: ctx.categories,
+    };
+    const path = join(out, 'annotations.json');
+    await writeFileAtomic(path, enc(JSON.stringify(coco) + '\n'));
+    outputs.push(path);
+  } else if (format === 'webdataset') {
+    const dir = join(out, 'shards');
+    await rm(dir, { recursive: true, force: true });
+    const names = new Map(ctx.categories.map((c) => [c.id, c.name]));
+    const writer = new ShardWriter(dir, { samplesPerShard: o.shardSize ?? 1000 });
+    try {
+      for (const l of [...ok].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+        const imageId = outImageId(l);
+        let annId = 1;
+        const json = {
+          key: l.key,
+          image_id: imageId,
+          source_image_id: l.image_id,
+          copy: l.copy,
+          file_name: `${l.key}.${ext}`,
+          width: l.width,
+          height: l.height,
+          box_only: l.box_only,
+          annotations: (l.instances ?? []).map((inst) => ({ ...cocoAnnotation(annId++, imageId, l, inst), category_name: names.get(inst.category_id) })),
+        };
+        const bytes = await readFile(join(out, 'images', `${l.key}.${ext}`));
+        await writer.add(l.key, { [ext]: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), json: enc(JSON.stringify(json)) });
+      }
+      outputs.push(...(await writer.close()));
+    } catch (e) {
+      await writer.abort();
+      throw e;
+    }
+    const catPath = join(out, 'categories.json');
+    await writeFileAtomic(catPath, enc(JSON.stringify(ctx.categories) + '\n'));
+    outputs.push(catPath);
+  } else {
+    const cats = [...ctx.categories].sort((a, b) => a.id - b.id);
+    const cls = new Map(cats.map((c, i) => [c.id, i]));
+    await mkdir(join(out, 'labels'), { recursive: true });
+    for (const l of ok) {
+      const rows: string[] = [];
+      for (const inst of l.instances ?? []) {
+        if (inst.iscrowd === 1 || !inst.polygon || inst.polygon.length < 6) continue;
+        const pts = inst.polygon.map((v, k) => (v / (k % 2 === 0 ? (l.width as number) : (l.height as number))).toFixed(6));
+        rows.push(`${cls.get(inst.category_id)} ${pts.join(' ')}`);
+      }
+      await writeFileAtomic(join(out, 'labels', `${l.key}.txt`), enc(rows.map((r) => r + '\n').join('')));
+    }
+    const yaml =
+      `# genaug paste: YOLO segmentation labels; class = index of the category in ascending COCO id order\n` +
+      `path: ${JSON.stringify(out)}\ntrain: images\nval: images\nnames:\n` +
+      cats.map((c, i) => `  ${i}: ${JSON.stringify(c.name)}\n`).join('');
+    await writeFileAtomic(join(out, 'data.yaml'), enc(yaml));
+    outputs.push(join(out, 'labels'), join(out, 'data.yaml'));
+  }
+  const log = buildLog(ctx, lines, images);
+  const logPath = join(out, 'log.jsonl');
+  await writeFileAtomic(logPath, enc(log.map((r) => JSON.stringify(r) + '\n').join('')));
+  outputs.push(logPath);
+  return outputs;
+}
+
+/** OUT/log.jsonl: dataset problems, pool skips, then per item (in item order) failures, crop skips, size rejections. */
+function buildLog(ctx: PasteContext, lines: PasteJournalLine[], images: CocoIndex['dataset']['images']): Array<Record<string, unknown>> {
+  const log: Array<Record<string, unknown>> = [];
+  for (const p of ctx.coco.problems) log.push({ stage: 'coco', kind: p.kind, where: p.where, message: p.message });
+  for (const s of ctx.pool.skipped as PoolSkip[]) log.push({ stage: 'pool', ...s });
+  for (const l of lines) {
+    const at = { image_id: l.image_id, file_name: images[l.image_index]?.file_name, copy: l.copy };
+    if (l.status === 'failed') log.push({ stage: 'item', kind: 'image-failed', ...at, message: l.reason });
+    for (const s of l.skipped ?? []) log.push({ stage: 'item', kind: 'crop-skipped', ...at, file: s.file, message: s.reason });
+    for (const f of l.fallbacks ?? []) log.push({ stage: 'item', kind: 'segmentation-as-box', ...at, annotation_index: f.index, message: f.reason });
+    if (l.rejected.tooSmall || l.rejected.tooLarge) {
+      log.push({ stage: 'item', kind: 'sample-rejected', ...at, too_small: l.rejected.tooSmall, too_large: l.rejected.tooLarge, attempts: l.attempts });
+    }
+  }
+  return log;
+}

@@ -1,0 +1,605 @@
+/**
+ * `generate`: runs a plan on one or more image servers and keeps what comes
+ * back, resumably.
+ *
+ * - Each job asks for `candidates` images; candidate c uses seed job.seed + c
+ *   and goes to one backend, picked by weight from a hash of (job id,
+ *   candidate, seed): the same plan gives the same assignment on every run.
+ * - Each backend has its own concurrency limit; each request its own timeout
+ *   (AbortController), retried with exponential backoff on 5xx, 429, timeouts,
+ *   connection errors and cut responses, never on other 4xx.
+ * - A finished image is written atomically as OUT/images/<sha256[:16]>.<ext>
+ *   with a sidecar OUT/images/<sha256[:16]>.json, and only then journaled
+ *   (one line in OUT/journal.jsonl). A failure is journaled with the server's
+ *   message and does not stop the batch. A run that is killed resumes at the
+ *   first (job, candidate) without a journal line: nothing finished is lost or
+ *   generated again; an image written but not yet journaled is generated again
+ *   to the same bytes and the same file.
+ * - At the end OUT/manifest.jsonl (one line per image, plan order, the
+ *   {"file", "category"} keys `genaug annotate --manifest` reads) and
+ *   OUT/failed.jsonl (every failed item and invalid plan line) are rebuilt
+ *   from the journal.
+ * - Secrets (API keys, URL passwords) never reach a file: every line written
+ *   is checked and scrubbed.
+ */
+import { createHash } from 'node:crypto';
+import { appendFile, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+
+import { ioError, writeFileAtomic } from '../io/atomic.js';
+import { GenaugError } from '../native/errors.js';
+import type { PlanJob } from '../plan/job.js';
+import { A1111Backend } from './a1111.js';
+import { ComfyBackend } from './comfyui.js';
+import { clip } from './http.js';
+import { checkImage } from './image.js';
+import { OpenAIBackend } from './openai.js';
+import { checkJob, readPlan, type InvalidPlanLine, type PlanEntry } from './plan.js';
+import type { Backend, BackendOptions, BackendType, GenerateRequest, GenerateResult } from './types.js';
+
+export interface BackendSpec extends BackendOptions {
+  type: BackendType;
+  /** Name in records (default the type, numbered when a type repeats). */
+  label?: string;
+  /** Share of the items (default 1). */
+  weight?: number;
+  /** Requests in flight on this backend (default GenerateOptions.concurrency). */
+  concurrency?: number;
+  /** Per-request timeout in ms (default GenerateOptions.timeoutMs). */
+  timeoutMs?: number;
+  /** A ready backend object instead of one built from `type` (tests, custom servers). */
+  backend?: Backend;
+}
+
+export interface GenerateProgress {
+  /** Items finished (ok or failed), including those found in the journal. */
+  done: number;
+  total: number;
+  failed: number;
+  /** Items finished by this run. */
+  thisRun: number;
+  elapsedMs: number;
+  /** Items per second in this run, and the time left at that rate (NaN before the first). */
+  rate: number;
+  etaMs: number;
+}
+
+export interface GenerateOptions {
+  out: string;
+  backends: BackendSpec[];
+  /** Default requests in flight per backend (default 1). */
+  concurrency?: number;
+  /** Default per-request timeout, ms (default 600000). */
+  timeoutMs?: number;
+  /** Retries after the first attempt for retryable failures (default 3). */
+  retries?: number;
+  /** First backoff, ms, doubled each retry (default 1000), capped at maxBackoffMs (default 60000). */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  /** Try again the items that failed in an earlier run (default false: their failure stands). */
+  retryFailed?: boolean;
+  /** Folder that relative source_image/mask paths are relative to (default: the plan's folder, or the working folder for a job list). */
+  baseDir?: string;
+  /** Stops the run cleanly: requests in flight are dropped, the journal stays consistent. */
+  signal?: AbortSignal;
+  onProgress?: (p: GenerateProgress) => void;
+  /** Hears notes (resumed items, retries). */
+  onNote?: (note: string) => void;
+}
+
+export interface GenerateSummary {
+  out: string;
+  jobs: number;
+  /** (job, candidate) items in the plan. */
+  items: number;
+  /** Items with an image. */
+  ok: number;
+  failed: number;
+  /** Plan lines that did not validate (in failed.jsonl). */
+  invalidLines: number;
+  /** Items finished in this run / found finished in the journal. */
+  generatedThisRun: number;
+  resumed: number;
+  /** Images whose bytes another item of the plan already produced (listed once in the manifest). */
+  duplicates: number;
+  /** Items per backend label: ok and failed. */
+  backends: Record<string, { ok: number; failed: number }>;
+  /** True when the run was stopped by its signal before every item finished. */
+  interrupted: boolean;
+}
+
+/** One line of OUT/journal.jsonl. */
+export interface GenerateJournalLine {
+  job: string;
+  candidate: number;
+  status: 'ok' | 'failed';
+  seed: number;
+  backend: string;
+  /** ok: the image file (relative to OUT/images), its sha256, the server's seed and model. */
+  file?: string;
+  sha256?: string;
+  server_seed?: number;
+  model?: string;
+  /** failed: the error code, HTTP status, the server's message and the attempts made. */
+  error?: { code: string; status?: number; message: string };
+  attempts?: number;
+}
+
+/** Picks a backend index for (job, candidate): a hash of (id, candidate, seed) in [0, 1) against the cumulative weights. */
+export function assignBackend(jobId: string, candidate: number, seed: number, weights: readonly number[]): number {
+  const h = createHash('sha256').update(`${jobId}\u0000${candidate}\u0000${seed}`).digest();
+  const u = h.readUIntBE(0, 6) / 2 ** 48;
+  const total = weights.reduce((a, b) => a + b, 0);
+  let acc = 0;
+  for (let i = 0; i < weights.length; i++) {
+    acc += weights[i] as number;
+    if (u * total < acc) return i;
+  }
+  return weights.length - 1;
+}
+
+export function createBackend(spec: BackendSpec): Backend {
+  if (spec.backend) return spec.backend;
+  switch (spec.type) {
+    case 'a1111':
+      return new A1111Backend(spec);
+    case 'comfyui':
+      return new ComfyBackend(spec);
+    case 'openai':
+      return new OpenAIBackend(spec);
+    default:
+      throw new GenaugError('E_ARGUMENT', `unknown backend type '${String(spec.type)}' (expected a1111, comfyui or openai)`);
+  }
+}
+
+const keyOf = (job: string, candidate: number) => `${job}\u0000${candidate}`;
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolvePromise) => {
+    if (signal?.aborted) return resolvePromise();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolvePromise();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Reads the journal, cutting a last line left half-written by a kill. Later lines for an item supersede earlier ones. */
+async function openJournal(path: string): Promise<Map<string, GenerateJournalLine>> {
+  const done = new Map<string, GenerateJournalLine>();
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return done;
+    throw ioError(path, path, 'read the journal', e);
+  }
+  if (text.length && !text.endsWith('\n')) {
+    const keep = text.lastIndexOf('\n') + 1;
+    const fh = await open(path, 'r+');
+    try {
+      await fh.truncate(Buffer.byteLength(text.slice(0, keep)));
+    } finally {
+      await fh.close();
+    }
+    text = text.slice(0, keep);
+  }
+  for (const raw of text.split('\n')) {
+    if (!raw.trim()) continue;
+    try {
+      const l = JSON.parse(raw) as GenerateJournalLine;
+      if (typeof l.job === 'string' && Number.isInteger(l.candidate) && (l.status === 'ok' || l.status === 'failed')) done.set(keyOf(l.job, l.candidate), l);
+    } catch {
+      // A damaged line: its item is simply generated again.
+    }
+  }
+  return done;
+}
+
+/** Removes temporary files a killed run left in `dir` (atomic writes not yet renamed). */
+async function removeStaleTemps(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  await Promise.all(names.filter((n) => n.startsWith('.') && n.endsWith('.tmp')).map((n) => unlink(join(dir, n)).catch(() => undefined)));
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface Classified {
+  code: string;
+  status?: number;
+  message: string;
+  retryable: boolean;
+  retryAfterMs?: number;
+}
+
+function classify(e: unknown, timedOut: boolean, timeoutMs: number, where: string): Classified {
+  if (timedOut) return { code: 'E_BACKEND', message: `${where}: no answer within ${timeoutMs / 1000}s (timeout)`, retryable: true };
+  if (e instanceof GenaugError) {
+    const d = e.detail ?? {};
+    return {
+      code: e.code,
+      ...(typeof d.status === 'number' ? { status: d.status } : {}),
+      message: e.message,
+      retryable: e.code === 'E_BACKEND' && d.retryable === true,
+      ...(typeof d.retryAfterMs === 'number' ? { retryAfterMs: d.retryAfterMs } : {}),
+    };
+  }
+  const err = e as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (err?.name === 'TypeError' && /fetch failed|terminated/i.test(err.message ?? '')) {
+    const c = err.cause;
+    return { code: 'E_BACKEND', message: `${where}: connection failed (${[c?.code, c?.message].filter(Boolean).join(': ') || err.message})`, retryable: true };
+  }
+  if (err?.name === 'TypeError' || err?.name === 'SocketError' || (err as { code?: string })?.code === 'ECONNRESET') {
+    return { code: 'E_BACKEND', message: `${where}: connection failed (${err.message})`, retryable: true };
+  }
+  return { code: 'E_INTERNAL', message: `${where}: ${String(err?.message ?? e)}`, retryable: false };
+}
+
+export async function generate(plan: string | PlanJob[], o: GenerateOptions): Promise<GenerateSummary> {
+  if (!o || typeof o.out !== 'string' || !o.out) throw new GenaugError('E_ARGUMENT', 'generate needs options.out (the output folder)');
+  if (!Array.isArray(o.backends) || o.backends.length === 0) throw new GenaugError('E_ARGUMENT', 'generate needs at least one backend');
+  const retries = o.retries ?? 3;
+  const defaultTimeout = o.timeoutMs ?? 600_000;
+  const backoffMs = o.backoffMs ?? 1000;
+  const maxBackoffMs = o.maxBackoffMs ?? 60_000;
+  for (const [name, v, min] of [['retries', retries, 0], ['timeoutMs', defaultTimeout, 1], ['backoffMs', backoffMs, 0], ['maxBackoffMs', maxBackoffMs, 0]] as const) {
+    if (!Number.isFinite(v) || v < min) throw new GenaugError('E_RANGE', `generate: ${name} must be a number ≥ ${min}, got ${v}`);
+  }
+
+  // The plan.
+  let entries: PlanEntry[];
+  let invalid: InvalidPlanLine[];
+  let baseDir: string;
+  if (typeof plan === 'string') {
+    ({ jobs: entries, invalid } = await readPlan(plan));
+    baseDir = o.baseDir ?? dirname(resolve(plan));
+  } else {
+    if (!Array.isArray(plan)) throw new GenaugError('E_TYPE', 'generate: plan must be a plan.jsonl path or an array of jobs');
+    entries = [];
+    invalid = [];
+    const seen = new Set<string>();
+    plan.forEach((j, i) => {
+      const r = checkJob(j, i + 1, 'jobs');
+      if ('job' in r && typeof r.job === 'object') {
+        if (seen.has(r.job.id)) invalid.push({ line: i + 1, job: r.job.id, field: 'id', message: `jobs:${i + 1}: field "id": ${r.job.id} repeats an earlier job's id` });
+        else {
+          seen.add(r.job.id);
+          entries.push(r as PlanEntry);
+        }
+      } else invalid.push(r as InvalidPlanLine);
+    });
+    baseDir = o.baseDir ?? process.cwd();
+  }
+
+  // The backends.
+  const labels = new Set<string>();
+  const typeCount = new Map<string, number>();
+  for (const s of o.backends) typeCount.set(s.type, (typeCount.get(s.type) ?? 0) + 1);
+  const seenType = new Map<string, number>();
+  const backends = o.backends.map((spec) => {
+    const n = (seenType.get(spec.type) ?? 0) + 1;
+    seenType.set(spec.type, n);
+    const label = spec.label ?? ((typeCount.get(spec.type) ?? 0) > 1 ? `${spec.type}-${n}` : spec.type);
+    if (labels.has(label)) throw new GenaugError('E_ARGUMENT', `two backends are labelled '${label}'; give each a distinct label`);
+    labels.add(label);
+    const weight = spec.weight ?? 1;
+    if (!Number.isFinite(weight) || weight <= 0) throw new GenaugError('E_RANGE', `backend ${label}: weight must be > 0, got ${weight}`);
+    const concurrency = spec.concurrency ?? o.concurrency ?? 1;
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new GenaugError('E_RANGE', `backend ${label}: concurrency must be an integer ≥ 1, got ${concurrency}`);
+    return { label, weight, concurrency, timeoutMs: spec.timeoutMs ?? defaultTimeout, backend: createBackend(spec) };
+  });
+  const secrets = [...new Set(backends.flatMap((b) => b.backend.secrets).filter((s) => s.length >= 4))];
+  const scrub = (s: string): string => secrets.reduce((acc, k) => acc.split(k).join('***'), s);
+
+  // The output folder and the journal.
+  const out = resolve(o.out);
+  const imagesDir = join(out, 'images');
+  await mkdir(imagesDir, { recursive: true }).catch((e: unknown) => {
+    throw ioError(imagesDir, imagesDir, 'create the output folder', e);
+  });
+  await removeStaleTemps(imagesDir);
+  await removeStaleTemps(out);
+  const journalPath = join(out, 'journal.jsonl');
+  const journal = await openJournal(journalPath);
+
+  interface Item {
+    /** Position in plan order. */
+    index: number;
+    entry: PlanEntry;
+    candidate: number;
+    seed: number;
+    backend: number;
+  }
+  const items: Item[] = [];
+  const weights = backends.map((b) => b.weight);
+  for (const entry of entries) {
+    for (let c = 0; c < entry.job.candidates; c++) {
+      const seed = entry.job.seed + c;
+      items.push({ index: items.length, entry, candidate: c, seed, backend: assignBackend(entry.job.id, c, seed, weights) });
+    }
+  }
+  const todo = items.filter((it) => {
+    const j = journal.get(keyOf(it.entry.job.id, it.candidate));
+    return !j || (o.retryFailed && j.status === 'failed');
+  });
+  const resumed = items.length - todo.length;
+  if (resumed > 0) o.onNote?.(`resuming: ${resumed} of ${items.length} items already in ${journalPath}`);
+
+  let done = resumed;
+  const todoKeys = new Set(todo.map((it) => keyOf(it.entry.job.id, it.candidate)));
+  let failed = items.filter((it) => {
+    const k = keyOf(it.entry.job.id, it.candidate);
+    return !todoKeys.has(k) && journal.get(k)?.status === 'failed';
+  }).length;
+  let thisRun = 0;
+  const start = Date.now();
+  const report = () => {
+    const elapsedMs = Date.now() - start;
+    const rate = thisRun > 0 ? thisRun / (elapsedMs / 1000) : NaN;
+    o.onProgress?.({ done, total: items.length, failed, thisRun, elapsedMs, rate, etaMs: rate > 0 ? ((items.length - done) / rate) * 1000 : NaN });
+  };
+  report();
+
+  // Appends are chained so lines never interleave.
+  let appendChain: Promise<void> = Promise.resolve();
+  const journalAppend = (line: GenerateJournalLine): Promise<void> => {
+    const text = scrub(JSON.stringify(line)) + '\n';
+    appendChain = appendChain.then(() =>
+      appendFile(journalPath, text).catch((e: unknown) => {
+        throw ioError(journalPath, journalPath, 'append to the journal', e);
+      }),
+    );
+    return appendChain;
+  };
+
+  const readInput = async (p: string, what: string): Promise<Buffer> => {
+    const path = isAbsolute(p) ? p : join(baseDir, p);
+    try {
+      return await readFile(path);
+    } catch (e) {
+      throw ioError(`${what} ${path}`, path, 'read it', e);
+    }
+  };
+
+  /**
+   * Two items with the same bytes share one image file; its sidecar describes
+   * the first of them in plan order, whatever order they finish in. Writes of
+   * one sidecar are chained so the last rename is the right one.
+   */
+  const itemIndex = new Map(items.map((it) => [keyOf(it.entry.job.id, it.candidate), it.index]));
+  const sidecarOwner = new Map<string, number>();
+  const sidecarChain = new Map<string, Promise<unknown>>();
+
+  const writeResult = async (it: Item, label: string, type: string, display: string, r: GenerateResult): Promise<GenerateJournalLine> => {
+    const j = it.entry.job;
+    const image = r.images[0] as Buffer;
+    const ext = checkImage(image, `${label} result for job ${j.id} candidate ${it.candidate}`);
+    const sha = createHash('sha256').update(image).digest('hex');
+    const name = sha.slice(0, 16);
+    const file = `${name}.${ext}`;
+    const imagePath = join(imagesDir, file);
+    const sidecarPath = join(imagesDir, `${name}.json`);
+    const writeSidecar = async () => {
+      const sidecar = {
+        file,
+        sha256: sha,
+        job: j.id,
+        candidate: it.candidate,
+        seed: it.seed,
+        server_seed: r.seeds[0] ?? it.seed,
+        kind: j.kind,
+        classes: j.classes,
+        prompt: j.prompt,
+        negative_prompt: j.negative_prompt,
+        ...(j.layout ? { layout: j.layout } : {}),
+        width: j.width,
+        height: j.height,
+        ...(j.source_image ? { source_image: j.source_image } : {}),
+        ...(j.mask ? { mask: j.mask, invert_mask: Boolean(j.invert_mask) } : {}),
+        ...(j.denoising_strength !== undefined ? { denoising_strength: j.denoising_strength } : {}),
+        backend: label,
+        backend_type: type,
+        backend_url: display,
+        model: r.model,
+        parameters: r.parameters,
+        info: r.info,
+        provenance: j.provenance,
+      };
+      await writeFileAtomic(sidecarPath, Buffer.from(scrub(JSON.stringify(sidecar, null, 2)) + '\n'));
+    };
+    const task = (sidecarChain.get(name) ?? Promise.resolve()).catch(() => undefined).then(async () => {
+      if (!(await exists(imagePath))) await writeFileAtomic(imagePath, image);
+      let owner = sidecarOwner.get(name);
+      if (owner === undefined && (await exists(sidecarPath))) {
+        // From an earlier run (perhaps this very item, killed before it was journaled).
+        try {
+          const s = JSON.parse(await readFile(sidecarPath, 'utf8')) as { job?: string; candidate?: number };
+          owner = itemIndex.get(keyOf(String(s.job), Number(s.candidate)));
+        } catch {
+          owner = undefined;
+        }
+      }
+      if (owner !== undefined && owner < it.index) return;
+      sidecarOwner.set(name, it.index);
+      await writeSidecar();
+    });
+    sidecarChain.set(name, task);
+    void task.finally(() => sidecarChain.get(name) === task && sidecarChain.delete(name)).catch(() => undefined);
+    await task;
+    return { job: j.id, candidate: it.candidate, status: 'ok', seed: it.seed, backend: label, file, sha256: sha, server_seed: r.seeds[0] ?? it.seed, model: r.model };
+  };
+
+  const signal = o.signal;
+  const stopped = () => Boolean(signal?.aborted);
+
+  /** One item start to finish; undefined when the run was stopped before it finished. */
+  const runItem = async (it: Item): Promise<GenerateJournalLine | undefined> => {
+    const b = backends[it.backend] as (typeof backends)[number];
+    const j = it.entry.job;
+    const where = `${b.label} (${b.backend.display}) job ${j.id} candidate ${it.candidate}`;
+    const fail = (c: Classified, attempts: number): GenerateJournalLine => ({
+      job: j.id,
+      candidate: it.candidate,
+      status: 'failed',
+      seed: it.seed,
+      backend: b.label,
+      error: { code: c.code, ...(c.status !== undefined ? { status: c.status } : {}), message: clip(scrub(c.message)) },
+      attempts,
+    });
+    const req: GenerateRequest = { job: j, candidate: it.candidate, seed: it.seed };
+    try {
+      if (j.kind !== 'txt2img' && !j.source_image) throw new GenaugError('E_FORMAT', `job ${j.id} is ${j.kind} but has no source_image`);
+      if (j.kind === 'inpaint' && !j.mask) throw new GenaugError('E_FORMAT', `job ${j.id} is inpaint but has no mask`);
+      if (j.source_image) req.sourceImage = await readInput(j.source_image, `job ${j.id}: source_image`);
+      if (j.mask) req.mask = await readInput(j.mask, `job ${j.id}: mask`);
+    } catch (e) {
+      return fail(classify(e, false, b.timeoutMs, where), 0);
+    }
+    for (let attempt = 1; ; attempt++) {
+      if (stopped()) return undefined;
+      // One controller per attempt, aborted by its timer or by the run's signal (a listener removed afterwards,
+      // rather than AbortSignal.any, whose dependants a long-lived parent keeps alive).
+      const attemptCtl = new AbortController();
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        attemptCtl.abort(new GenaugError('E_BACKEND', 'timeout'));
+      }, b.timeoutMs);
+      const onStop = () => attemptCtl.abort(signal?.reason);
+      signal?.addEventListener('abort', onStop, { once: true });
+      const attemptSignal = attemptCtl.signal;
+      let result: GenerateResult;
+      try {
+        result = await b.backend.generate(req, attemptSignal);
+        if (!result.images.length) throw new GenaugError('E_BACKEND', `${where}: the server returned no image`, { retryable: true });
+        checkImage(result.images[0] as Buffer, where);
+      } catch (e) {
+        if (stopped()) return undefined;
+        const c = classify(e, timedOut, b.timeoutMs, where);
+        if (!c.retryable || attempt > retries) return fail(c, attempt);
+        const wait = Math.min(maxBackoffMs, Math.max(c.retryAfterMs ?? 0, backoffMs * 2 ** (attempt - 1)));
+        o.onNote?.(`retry ${attempt}/${retries} in ${(wait / 1000).toFixed(1)}s: ${scrub(c.message)}`);
+        await sleep(wait, signal);
+        continue;
+      } finally {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onStop);
+      }
+      // The files are written even when a stop arrives now: the request is paid for.
+      try {
+        return await writeResult(it, b.label, b.backend.type, b.backend.display, result);
+      } catch (e) {
+        if (e instanceof GenaugError && e.code === 'E_IO') throw e; // a full disk stops the run
+        return fail(classify(e, false, b.timeoutMs, where), attempt);
+      }
+    }
+  };
+
+  // Per-backend lanes over the items assigned to it, in plan order.
+  let fatal: { error: unknown } | undefined;
+  const lanes: Array<Promise<void>> = [];
+  backends.forEach((b, bi) => {
+    const queue = todo.filter((it) => it.backend === bi);
+    let next = 0;
+    const lane = async () => {
+      for (let i = next++; i < queue.length && !fatal && !stopped(); i = next++) {
+        const it = queue[i] as Item;
+        try {
+          const line = await runItem(it);
+          if (!line) return;
+          await journalAppend(line);
+          journal.set(keyOf(line.job, line.candidate), line);
+          if (line.status === 'failed') failed++;
+          done++;
+          thisRun++;
+          report();
+        } catch (error) {
+          fatal ??= { error };
+        }
+      }
+    };
+    for (let k = 0; k < Math.min(b.concurrency, queue.length); k++) lanes.push(lane());
+  });
+  await Promise.all(lanes);
+  await appendChain.catch(() => undefined);
+  if (fatal) throw fatal.error;
+
+  // The manifest and the failure list, rebuilt from the journal in plan order.
+  const manifest: string[] = [];
+  const failures: string[] = invalid.map((l) => scrub(JSON.stringify({ line: l.line, ...(l.job ? { job: l.job } : {}), status: 'invalid', ...(l.field ? { field: l.field } : {}), error: l.message })));
+  const seenFiles = new Set<string>();
+  const perBackend: Record<string, { ok: number; failed: number }> = Object.fromEntries(backends.map((b) => [b.label, { ok: 0, failed: 0 }]));
+  let ok = 0;
+  let nFailed = 0;
+  let duplicates = 0;
+  for (const it of items) {
+    const j = it.entry.job;
+    const l = journal.get(keyOf(j.id, it.candidate));
+    if (!l) continue;
+    const pb = (perBackend[l.backend] ??= { ok: 0, failed: 0 });
+    if (l.status === 'failed') {
+      nFailed++;
+      pb.failed++;
+      failures.push(scrub(JSON.stringify({ line: it.entry.line, job: j.id, candidate: it.candidate, status: 'failed', seed: l.seed, backend: l.backend, error: l.error, attempts: l.attempts })));
+      continue;
+    }
+    ok++;
+    pb.ok++;
+    if (seenFiles.has(l.file as string)) {
+      duplicates++;
+      continue;
+    }
+    seenFiles.add(l.file as string);
+    manifest.push(
+      scrub(
+        JSON.stringify({
+          file: l.file,
+          path: `images/${l.file}`,
+          category: j.classes[0],
+          class: j.classes[0],
+          classes: j.classes,
+          job: j.id,
+          candidate: it.candidate,
+          seed: l.seed,
+          backend: l.backend,
+          model: l.model,
+          kind: j.kind,
+          prompt: j.prompt,
+        }),
+      ),
+    );
+  }
+  const lines = (a: string[]) => Buffer.from(a.map((s) => `${s}\n`).join(''));
+  await writeFileAtomic(join(out, 'manifest.jsonl'), lines(manifest));
+  await writeFileAtomic(join(out, 'failed.jsonl'), lines(failures));
+  const summary: GenerateSummary = {
+    out,
+    jobs: entries.length,
+    items: items.length,
+    ok,
+    failed: nFailed,
+    invalidLines: invalid.length,
+    generatedThisRun: thisRun,
+    resumed,
+    duplicates,
+    backends: perBackend,
+    interrupted: stopped() && ok + nFailed < items.length,
+  };
+  if (duplicates) o.onNote?.(`${duplicates} images repeat the bytes of another item (does the server ignore the seed?); the manifest lists each file once`);
+  return summary;
+}

@@ -1,0 +1,268 @@
+/**
+ * Multi-object scenes (Auto Cherry-Picker): object sets drawn from the sets
+ * that co-occur in real images, rebalanced toward rare classes with repeat
+ * factors; then two LLM calls, a scene graph (attributes, groups, depth
+ * layers, relations, a caption tagging every object) and a layout
+ * (normalised xywh, top-left origin), each validated and asked again when
+ * invalid. Without an LLM the real layout of the drawn image is used with a
+ * template caption.
+ */
+import { z } from 'zod';
+
+import { displayName, type CocoIndex } from '../io/coco.js';
+import { GenaugError } from '../native/errors.js';
+import { seededRandom } from '../util/random.js';
+import { askJson, mapLimit, reasonOf, makeJob, type JobDefaults, type LlmSource, type PlanFailure, type StrategyResult } from './core.js';
+import type { LayoutBox, PlanJob } from './job.js';
+import type { ObjectSet, RealLayout } from './priors.js';
+
+/** Why a box is not a valid layout box, or null: finite, w, h > 0, and x, y, x+w, y+h all inside (0, 1). */
+export function boxProblem(box: readonly number[]): string | null {
+  if (box.length !== 4 || !box.every((v) => typeof v === 'number' && Number.isFinite(v))) return 'must be 4 finite numbers [x, y, w, h]';
+  const [x, y, w, h] = box as [number, number, number, number];
+  if (!(w > 0 && h > 0)) return `width and height must be > 0 (got w=${w}, h=${h})`;
+  for (const [label, v] of [['x', x], ['y', y], ['x+w', x + w], ['y+h', y + h]] as const) {
+    if (!(v > 0 && v < 1)) return `${label} = ${v} is not inside (0, 1)`;
+  }
+  return null;
+}
+
+/** Brings a real [0, 1] box strictly inside (0, 1) by moving its edges at most `eps` inward. */
+export function insideUnit(box: readonly [number, number, number, number], eps = 1e-3): [number, number, number, number] {
+  if (boxProblem(box) === null) return [box[0], box[1], box[2], box[3]];
+  const x0 = Math.min(Math.max(box[0], eps), 1 - 2 * eps);
+  const y0 = Math.min(Math.max(box[1], eps), 1 - 2 * eps);
+  const x1 = Math.max(Math.min(box[0] + box[2], 1 - eps), x0 + eps);
+  const y1 = Math.max(Math.min(box[1] + box[3], 1 - eps), y0 + eps);
+  return [x0, y0, x1 - x0, y1 - y0];
+}
+
+export interface DrawnSet {
+  set: ObjectSet;
+  /** The real layout drawn with it (one of the set's stored layouts), if any. */
+  layout: RealLayout | undefined;
+}
+
+/**
+ * Draws `n` object sets with replacement. With `rebalance` (the default) a set's
+ * probability is proportional to its weight (the sum of its images' repeat
+ * factors, i.e. an image drawn with probability ∝ max over its classes of
+ * r_c = max(1, √(t / f_c))); without, to its image count.
+ */
+export function drawObjectSets(sets: readonly ObjectSet[], n: number, seed: number, rebalance = true): DrawnSet[] {
+  if (!sets.length) throw new GenaugError('E_ARGUMENT', 'there are no object sets to draw from (no image with annotations)');
+  const weights = sets.map((s) => (rebalance ? s.weight : s.count));
+  const cumulative: number[] = [];
+  let total = 0;
+  for (const w of weights) cumulative.push((total += w));
+  const random = seededRandom(seed);
+  const out: DrawnSet[] = [];
+  for (let i = 0; i < n; i++) {
+    const u = random() * total;
+    let lo = 0;
+    let hi = cumulative.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cumulative[mid]! > u) hi = mid;
+      else lo = mid + 1;
+    }
+    const set = sets[lo]!;
+    const layout = set.layouts.length ? set.layouts[Math.floor(random() * set.layouts.length)] : undefined;
+    out.push({ set, layout });
+  }
+  return out;
+}
+
+/** ACP object ids: "{name}-{k}", k from 1 per name, in list order. */
+export function objectIds(names: readonly string[]): string[] {
+  const k = new Map<string, number>();
+  return names.map((n) => {
+    const i = (k.get(n) ?? 0) + 1;
+    k.set(n, i);
+    return `${n}-${i}`;
+  });
+}
+
+export const DEPTH_LAYERS = ['Immediate Foreground', 'Foreground', 'Midground', 'Background'] as const;
+
+export const SceneGraphSchema = z.object({
+  attributes: z.array(z.object({ object: z.string(), attribute: z.string() })),
+  groups: z.array(z.array(z.string())),
+  layers_of_depth: z.array(z.object({ layer: z.enum(DEPTH_LAYERS), groups: z.array(z.array(z.string())) })),
+  relations: z.array(
+    z.object({ caption: z.string(), relations: z.array(z.object({ subject: z.array(z.string()), object: z.array(z.string()), relation: z.string() })) }),
+  ),
+  caption: z.string(),
+});
+export type SceneGraph = z.infer<typeof SceneGraphSchema>;
+
+export const LayoutAnswerSchema = z.object({ Layout: z.array(z.object({ object: z.string(), bbox: z.array(z.number()) })) });
+export type LayoutAnswer = z.infer<typeof LayoutAnswerSchema>;
+
+/** Why a scene graph is unusable for these object ids, or null. */
+export function sceneGraphProblem(g: SceneGraph, ids: readonly string[]): string | null {
+  const known = new Set(ids);
+  const described = new Set(g.attributes.map((a) => a.object));
+  const missing = ids.filter((id) => !described.has(id));
+  if (missing.length) return `"attributes" has no entry for ${missing.join(', ')}`;
+  const unknown = [
+    ...g.attributes.map((a) => a.object),
+    ...g.groups.flat(),
+    ...g.layers_of_depth.flatMap((l) => l.groups.flat()),
+    ...g.relations.flatMap((r) => r.relations.flatMap((x) => [...x.subject, ...x.object])),
+  ].filter((id) => !known.has(id));
+  if (unknown.length) return `unknown object id ${JSON.stringify(unknown[0])} (the objects are ${ids.join(', ')})`;
+  const untagged = ids.filter((id) => !g.caption.includes(`(${id})`));
+  if (untagged.length) return `the caption must tag every object as word(id); ${untagged.join(', ')} missing`;
+  return null;
+}
+
+/** Why a layout answer is unusable, or null: every object exactly once, every box valid. */
+export function layoutProblem(l: LayoutAnswer, ids: readonly string[]): string | null {
+  const seen = new Set<string>();
+  for (const [i, item] of l.Layout.entries()) {
+    if (!ids.includes(item.object)) return `Layout[${i}].object ${JSON.stringify(item.object)} is not one of ${ids.join(', ')}`;
+    if (seen.has(item.object)) return `Layout[${i}] repeats ${item.object}`;
+    seen.add(item.object);
+    const p = boxProblem(item.bbox);
+    if (p) return `Layout[${i}] (${item.object}) bbox ${JSON.stringify(item.bbox)}: ${p}`;
+  }
+  const missing = ids.filter((id) => !seen.has(id));
+  return missing.length ? `no box for ${missing.join(', ')}` : null;
+}
+
+/** The caption without its (id) tags. */
+export function untagCaption(caption: string): string {
+  return caption
+    .replace(/\s*\(([^()]+-\d+)\)/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+function plural(word: string): string {
+  if (/(s|x|z|ch|sh)$/i.test(word)) return `${word}es`;
+  if (/[^aeiou]y$/i.test(word)) return `${word.slice(0, -1)}ies`;
+  return `${word}s`;
+}
+
+const NUMBER_WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten'];
+
+/** "a photo of two dogs, a frisbee and a person" from a multiset of names. */
+export function templateSceneCaption(names: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const n of names) counts.set(n, (counts.get(n) ?? 0) + 1);
+  const parts = [...counts].map(([n, k]) => (k === 1 ? `${/^[aeiou]/i.test(n) ? 'an' : 'a'} ${n}` : `${NUMBER_WORDS[k] ?? k} ${plural(n)}`));
+  const list = parts.length > 1 ? `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}` : parts[0];
+  return `a photo of ${list}`;
+}
+
+const SCENE_TASK =
+  'You design scenes for a layout-conditioned image generator. Each object has an id "{name}-{k}". Answer with JSON with these keys:\n' +
+  '- "attributes": one {"object": id, "attribute": a short noun phrase with colour/texture/appearance that names the object} per object;\n' +
+  '- "groups": lists of ids of objects that strongly interact;\n' +
+  `- "layers_of_depth": {"layer": one of ${DEPTH_LAYERS.map((l) => `"${l}"`).join(', ')}, "groups": [[ids]]} entries placing every group;\n` +
+  '- "relations": {"caption": a sentence, "relations": [{"subject": [ids], "object": [ids], "relation": a short spatial or action phrase}]} entries;\n' +
+  '- "caption": one or two plain sentences describing the scene that mention every object once as word(id), e.g. "a brown dog(dog-1) leaps for a red frisbee(frisbee-1)"; no hedging words.';
+
+const LAYOUT_TASK =
+  'You place objects in an image. Boxes are [x, y, w, h] normalised to the image: (x, y) the top-left corner, w and h the width and height; ' +
+  'x, y, w, h, x+w and y+h must all be strictly between 0 and 1. Give every object exactly one box, sized and placed plausibly for the caption ' +
+  'and the depth layers (nearer objects larger and lower). Answer {"Layout": [{"object": id, "bbox": [x, y, w, h]}]}.';
+
+export interface ScenePlanOptions {
+  /** Scenes to plan. */
+  count: number;
+  /** Draw toward rare classes with repeat factors (default true). */
+  rebalance?: boolean;
+  llm?: LlmSource;
+  /** LLM calls at once (default 4). */
+  concurrency?: number;
+}
+
+/** Plans `count` scenes from real co-occurring object sets. */
+export async function planScenes(coco: CocoIndex, sets: readonly ObjectSet[], o: ScenePlanOptions, d: JobDefaults): Promise<StrategyResult> {
+  const drawn = drawObjectSets(sets, o.count, d.seed, o.rebalance ?? true);
+  const display = new Map([...coco.categoryById.values()].map((c) => [c.name, displayName(c)]));
+  const shown = (name: string) => display.get(name) ?? name.replace(/_/g, ' ');
+  const results = await mapLimit(drawn, o.concurrency ?? 4, async ({ set, layout }, index): Promise<{ job?: PlanJob; failure?: PlanFailure }> => {
+    // The objects in a stable order: the drawn image's order when there is one, else the set's.
+    const names = layout ? layout.objects.map((x) => x.name) : set.objects;
+    const classes = [...new Set(names)];
+    const ids = objectIds(names);
+    const item = `scene ${index}: ${set.objects.join(', ')}`;
+    const base = {
+      set: set.objects,
+      objects: ids,
+      draw: index,
+      rebalanced: o.rebalance ?? true,
+      ...(layout ? { image_id: layout.image_id } : {}),
+    };
+    if (o.llm) {
+      let stage = 'scene-graph';
+      try {
+        const idsShown = ids.map((id) => id.replace(/^(.*)-(\d+)$/, (_, n: string, k: string) => `${shown(n)}-${k}`));
+        const graph = await askJson(
+          o.llm,
+          [
+            { role: 'system', content: SCENE_TASK },
+            { role: 'user', content: JSON.stringify({ objects: idsShown }) },
+          ],
+          SceneGraphSchema,
+          'scene_graph',
+          (g) => sceneGraphProblem(g, idsShown),
+        );
+        stage = 'layout';
+        const attr = new Map(graph.value.attributes.map((a) => [a.object, a.attribute]));
+        const boxes = await askJson(
+          o.llm,
+          [
+            { role: 'system', content: LAYOUT_TASK },
+            {
+              role: 'user',
+              content: JSON.stringify({ objects: idsShown.map((id) => `${id}: ${attr.get(id)}`), dense_caption: graph.value.caption, layers_of_depth: graph.value.layers_of_depth }),
+            },
+          ],
+          LayoutAnswerSchema,
+          'layout',
+          (l) => layoutProblem(l, idsShown),
+        );
+        const layer = new Map<string, number>();
+        for (const l of graph.value.layers_of_depth) for (const id of l.groups.flat()) if (!layer.has(id)) layer.set(id, DEPTH_LAYERS.indexOf(l.layer));
+        const byId = new Map(boxes.value.Layout.map((b) => [b.object, b.bbox as [number, number, number, number]]));
+        const layoutBoxes: LayoutBox[] = idsShown.map((id, i) => ({
+          name: shown(names[i]!),
+          box: byId.get(id)!,
+          attributes: [attr.get(id)!],
+          ...(layer.has(id) ? { layer: layer.get(id)! } : {}),
+        }));
+        const job = makeJob(
+          'scene',
+          { kind: 'txt2img', classes, prompt: untagCaption(graph.value.caption), layout: layoutBoxes, idKey: `draw:${index}` },
+          {
+            ...base,
+            source: 'llm',
+            model: graph.model,
+            scene_graph: { groups: graph.value.groups, layers_of_depth: graph.value.layers_of_depth, relations: graph.value.relations, caption: graph.value.caption },
+          },
+          d,
+        );
+        return { job };
+      } catch (e) {
+        return { failure: { strategy: 'scene', item, stage, reason: reasonOf(e) } };
+      }
+    }
+    if (!layout) return { failure: { strategy: 'scene', item, stage: 'layout', reason: 'no LLM endpoint and no real layout stored for this set (raise --max-layouts in genaug priors)' } };
+    const layoutBoxes: LayoutBox[] = layout.objects.map((x) => ({ name: shown(x.name), box: insideUnit(x.box) }));
+    const job = makeJob(
+      'scene',
+      { kind: 'txt2img', classes, prompt: templateSceneCaption(names.map(shown)), layout: layoutBoxes, idKey: `draw:${index}` },
+      { ...base, source: 'real-layout', caption: 'template' },
+      d,
+    );
+    return { job };
+  });
+  return {
+    jobs: results.flatMap((r) => (r.job ? [r.job] : [])),
+    failures: results.flatMap((r) => (r.failure ? [r.failure] : [])),
+  };
+}
