@@ -126,7 +126,7 @@ describe('presets', () => {
     expect(c.config.filter.inter_similarity_min).toBe(0.6); // from DiverGen
     expect(c.config.embed.real_crop_padding).toBe(40); // from DiverGen
     expect(c.config.plan.per_class).toBe(2); // the config wins
-    expect(c.config.plan.template).toContain('in a white background');
+    expect(c.config.plan.strategy).toBe('divergen');
     expect(c.config.generate.backend).toBe('a1111');
     // X-Paste's rule needs CLIP's text side: without it the config is refused up front, naming the key.
     await expectError(loadConfig(await writeConfig('xp0.yaml', { ...base(), preset: 'xpaste', embed: { model: 'features' }, generate: { url: liveUrl } })), 'E_FORMAT', 'filter.rules', 'embed.model: clip');

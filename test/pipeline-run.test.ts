@@ -9,7 +9,6 @@ import { generateProcedural, truthOf, DEFAULT_FAILURE_RATES, writeRealDataset } 
 import { STAGES } from '../ts/pipeline/config.js';
 import { loadConfig } from '../ts/pipeline/config.js';
 import { readManifest, runPipeline } from '../ts/pipeline/run.js';
-import { tarBytes } from '../ts/pipeline/tar.js';
 import { expectError, tempFolder } from './helpers.js';
 
 const tmp = tempFolder('genaug-pipeline-run-');
@@ -21,12 +20,12 @@ function smallConfig(runDir: string, extra: Record<string, unknown> = {}) {
     seed: 7,
     run_dir: runDir,
     real: { coco: 'data/annotations.json', images: 'data/images' },
-    plan: { template: 'a photo of a single {name}, in a white background', per_class: 3, rare_per_class: 4, width: 96, height: 96 },
+    plan: { strategy: 'template', per_class: 3, rare_per_class: 4, width: 96, height: 96 },
     generate: { backend: 'procedural', concurrency: 2 },
     annotate: { workers: 0 },
     embed: { model: 'features', real_crop_padding: 6 },
     filter: { dedup_threshold: 0.999, reject_border: true, require_own_class_best: true },
-    paste: { max_samples: 4 },
+    paste: { max_samples: 4, workers: 0 },
     export: { shard_size: 4 },
     report: { thumbnails: 8, thumb_size: 48 },
     ...extra,
@@ -83,23 +82,6 @@ describe('procedural world', () => {
   });
 });
 
-describe('tar writer', () => {
-  it('writes 512-byte headers with a valid checksum, padded data and two zero blocks', () => {
-    const parts = tarBytes([{ name: 'a.json', data: new TextEncoder().encode('{"x":1}') }]);
-    const all = Buffer.concat(parts.map((p) => Buffer.from(p)));
-    expect(all.length).toBe(512 + 512 + 1024);
-    const h = all.subarray(0, 512);
-    expect(h.subarray(0, 6).toString()).toBe('a.json');
-    expect(parseInt(h.subarray(124, 136).toString(), 8)).toBe(7);
-    let sum = 0;
-    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : (h[i] as number);
-    expect(parseInt(h.subarray(148, 156).toString(), 8)).toBe(sum);
-    expect(h.subarray(257, 262).toString()).toBe('ustar');
-    expect(all.subarray(512, 519).toString()).toBe('{"x":1}');
-    expect(all.subarray(1024).every((b) => b === 0)).toBe(true);
-  });
-});
-
 describe('genaug run (in process)', () => {
   it('runs every stage, records outputs with their hashes, and skips finished stages when run again', async () => {
     const cfg = await config('a.yaml', smallConfig('run-a'));
@@ -146,7 +128,7 @@ describe('genaug run (in process)', () => {
     const cfg = await config('d.yaml', smallConfig('run-d'));
     await runPipeline(cfg);
     const { rm } = await import('node:fs/promises');
-    await rm(join(cfg.paths.runDir, 'pool', 'pool.json'));
+    await rm(join(cfg.paths.runDir, 'pool', 'index.json'));
     const r = await runPipeline(cfg);
     expect(r.ran[0]).toBe('pool');
   });

@@ -281,9 +281,9 @@ function renderClean(cls: ShapeClass, seed: number, W: number, H: number, border
   let cx = W / 2 + (r() - 0.5) * S * 0.2;
   let cy = H / 2 + (r() - 0.5) * S * 0.2;
   if (border) {
-    // Pushed so that a good part of it leaves the frame on one side.
+    // Pushed so that a good part of it (at least half its reach) leaves the frame on one side.
     const side = Math.floor(r() * 4);
-    const off = radius * (0.35 + r() * 0.4);
+    const off = radius * (0.1 + r() * 0.35);
     if (side === 0) cx = off;
     else if (side === 1) cx = W - off;
     else if (side === 2) cy = off;
@@ -304,6 +304,18 @@ export function truthOf(seed: number, rates: FailureRates): GeneratedTruth {
 }
 
 /**
+ * What the generator draws for a seed: a near-duplicate repeats the image of
+ * seed - 1 (the previous candidate of the same job), so it is one only when
+ * that image exists (`allowDuplicate`: not the job's first candidate) and was
+ * a clean render; otherwise the seed gives a clean image.
+ */
+export function proceduralTruth(seed: number, rates: FailureRates, allowDuplicate: boolean): GeneratedTruth {
+  const t = truthOf(seed, rates);
+  if (t === 'near-duplicate' && (!allowDuplicate || truthOf(seed - 1, rates) !== 'ok')) return 'ok';
+  return t;
+}
+
+/**
  * The generator standing in for a diffusion server: one object of the asked
  * class on a white background. The failure kind is a function of the seed,
  * drawn at `rates`; a near-duplicate repeats the clean render of seed - 1
@@ -312,7 +324,7 @@ export function truthOf(seed: number, rates: FailureRates): GeneratedTruth {
 export async function generateProcedural(
   className: string,
   seed: number,
-  o: { width?: number; height?: number; rates?: Partial<FailureRates>; classes?: ShapeClass[] } = {},
+  o: { width?: number; height?: number; rates?: Partial<FailureRates>; classes?: ShapeClass[]; allowDuplicate?: boolean } = {},
 ): Promise<GeneratedImage> {
   const W = o.width ?? 128;
   const H = o.height ?? 128;
@@ -320,10 +332,8 @@ export async function generateProcedural(
   const rates = { ...DEFAULT_FAILURE_RATES, ...o.rates };
   const asked = classByName(className, classes);
   const r = seededRandom(mixSeed(seed, 3));
-  let truth = truthOf(seed, rates);
+  const truth = proceduralTruth(seed, rates, o.allowDuplicate ?? true);
   r();
-  // A near-duplicate repeats the previous seed's image: only when that one was a clean render.
-  if (truth === 'near-duplicate' && truthOf(seed - 1, rates) !== 'ok') truth = 'ok';
   let rgb: Uint8Array;
   let drawn: string | null = asked.name;
   if (truth === 'empty') {
@@ -337,7 +347,7 @@ export async function generateProcedural(
     rgb = renderClean(other, seed, W, H, false);
   } else if (truth === 'near-duplicate') {
     rgb = renderClean(asked, seed - 1, W, H, false);
-    for (let q = 0; q < rgb.length; q++) if ((rgb[q] as number) < 250) rgb[q] = clamp8((rgb[q] as number) + 2 * gaussian(r));
+    for (let q = 0; q < rgb.length; q++) if ((rgb[q] as number) < 250) rgb[q] = clamp8((rgb[q] as number) + gaussian(r));
   } else {
     rgb = renderClean(asked, seed, W, H, truth === 'border');
   }

@@ -29,12 +29,15 @@ const PlanSchema = z
      * ACP scene graphs, caption prompts, ALIA domain edits, label-ambiguity resolution).
      */
     strategy: z.enum(['template', 'divergen', 'llm', 'scene', 'caption', 'alia', 'ambiguity']).default('template'),
-    template: z.string().min(1).default('a photo of a single {name}'),
     negative_prompt: z.string().default(''),
-    /** Jobs per class (frequency groups c and f). */
+    /**
+     * template/divergen: images per class (the one job's candidates); llm: prompts per class and mode;
+     * caption/alia/ambiguity: real images per class.
+     */
     per_class: z.number().int().min(1).max(100000).default(16),
-    /** Jobs per rare class (frequency group r: <= 10 real images). */
-    rare_per_class: z.number().int().min(0).max(100000).optional(),
+    /** template/divergen: images per rare class (frequency group r: <= 10 real images). */
+    rare_per_class: z.number().int().min(1).max(100000).optional(),
+    /** Images per job for the other strategies (best-of-N picks among them). */
     candidates: z.number().int().min(1).max(1000).default(1),
     width: z.number().int().min(8).max(8192).default(512),
     height: z.number().int().min(8).max(8192).default(512),
@@ -63,8 +66,11 @@ const GenerateSchema = z
     sampler: z.string().optional(),
     /** ComfyUI API-format workflow JSON with {{prompt}}, {{seed}}, ... placeholders. */
     workflow: path().optional(),
+    /** Extra request fields (A1111/OpenAI body, ComfyUI placeholders). */
+    params: z.record(z.string(), z.unknown()).optional(),
     concurrency: z.number().int().min(1).max(64).default(2),
     timeout_s: z.number().min(1).max(3600).default(300),
+    retries: z.number().int().min(0).max(20).default(3),
     /** procedural backend only: how often each failure is drawn. */
     failure_rates: z
       .object({ off_class: fraction(), empty: fraction(), near_duplicate: fraction(), border: fraction() })
@@ -156,14 +162,16 @@ const PasteSchema = z
     keep_moved_px: z.number().min(0).default(10),
     /** ... or visible area above this many pixels. */
     keep_min_area: z.number().min(0).default(300),
+    /** Worker threads of the renderer (0 = the main thread; default: the number of cores). */
+    workers: z.number().int().min(0).max(256).optional(),
   })
   .strict();
 
 const ExportSchema = z
   .object({
-    formats: z.array(z.enum(['coco', 'webdataset'])).min(1).default(['coco', 'webdataset']),
-    shard_size: z.number().int().min(1).max(1000000).default(100),
-    jpeg_quality: z.number().int().min(1).max(100).default(90),
+    formats: z.array(z.enum(['coco', 'webdataset', 'yolo'])).min(1).default(['coco', 'webdataset']),
+    shard_size: z.number().int().min(1).max(1000000).default(1000),
+    jpeg_quality: z.number().int().min(1).max(100).default(95),
   })
   .strict();
 
@@ -189,7 +197,10 @@ export const RunConfigSchema = z
     /** The run folder (relative to the config file). */
     run_dir: path(),
     real: RealSchema,
+    /** OpenAI-compatible chat endpoint for planning (llm, scene, alia strategies). */
     llm: LlmSchema.optional(),
+    /** OpenAI-compatible vision endpoint for captions (caption, alia strategies). */
+    vlm: LlmSchema.optional(),
     plan: PlanSchema.default(PlanSchema.parse({})),
     generate: GenerateSchema.default(GenerateSchema.parse({})),
     annotate: AnnotateSchema.default(AnnotateSchema.parse({})),
@@ -271,16 +282,11 @@ function pathKeys(c: RunConfig): Array<[string, string | undefined]> {
   ];
 }
 
-/** Plan strategies the pipeline runs itself; the others come with \`genaug plan\`. */
-export const BUILTIN_STRATEGIES = new Set<string>(['template', 'divergen']);
-
 /** Cross-field rules zod cannot express per key. */
 function checkCombinations(c: RunConfig, source: string): void {
   const fail = (key: string, msg: string) => {
     throw new GenaugError('E_FORMAT', `${source}: ${key}: ${msg}`, { path: source, key });
   };
-  if (!BUILTIN_STRATEGIES.has(c.plan.strategy)) fail('plan.strategy', `'${c.plan.strategy}' needs genaug plan's strategies, which this build does not have yet (available: ${[...BUILTIN_STRATEGIES].join(', ')})`);
-  if (c.generate.backend === 'comfyui') fail('generate.backend', "'comfyui' needs genaug generate's ComfyUI client, which this build does not have yet (available: procedural, a1111, openai)");
   if (c.generate.backend !== 'procedural' && !c.generate.url) fail('generate.url', `backend '${c.generate.backend}' needs the server URL`);
   if (c.generate.backend === 'comfyui' && !c.generate.workflow) fail('generate.workflow', "backend 'comfyui' needs an API-format workflow file");
   if (c.annotate.method === 'sam' && (!c.annotate.sam_encoder || !c.annotate.sam_decoder)) fail('annotate.sam_encoder', "method 'sam' needs sam_encoder and sam_decoder");
@@ -382,6 +388,7 @@ export async function loadConfig(file: string, o: { checkServers?: boolean; chec
   if (o.checkServers !== false) {
     if (config.generate.backend !== 'procedural' && config.generate.url) await checkReachable(config.generate.url, 'generate.url', o.timeoutMs);
     if (config.llm) await checkReachable(config.llm.url, 'llm.url', o.timeoutMs);
+    if (config.vlm) await checkReachable(config.vlm.url, 'vlm.url', o.timeoutMs);
   }
   const opt = (p: string | undefined) => (p === undefined ? undefined : at(p));
   const paths: LoadedConfig['paths'] = { runDir: at(config.run_dir), realCoco: at(config.real.coco), realImages: at(config.real.images) };

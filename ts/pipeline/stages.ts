@@ -25,15 +25,18 @@ import { decodeRleSync, encodeRleSync, rleArea, rleToBbox, segmentationToRle, ty
 import { classMax, classMean, groupPairs, pairs, topk } from '../kernels/similarity.js';
 import type { ImageEmbedder, RgbInput } from '../models/types.js';
 import { GenaugError } from '../native/errors.js';
+import { paste, type PasteSummary } from '../augment/paste.js';
+import { generate, type BackendSpec, type GenerateJournalLine } from '../generate/runner.js';
 import { PlanJobSchema, type PlanJob } from '../plan/job.js';
+import { plan } from '../plan/plan.js';
 import { categoryPriors, type CategoryPrior } from '../plan/priors.js';
 import { gaussian, seededRandom } from '../util/random.js';
 import { generateProcedural, mixSeed } from '../demo/procedural.js';
 import type { LoadedConfig, RunConfig, StageName } from './config.js';
 import { ClipModel } from '../models/clip.js';
 import { FeatureEmbedder } from '../models/features.js';
+import { ProceduralBackend } from './procedural-backend.js';
 import type { Manifest } from './run.js';
-import { tarBytes, type TarMember } from './tar.js';
 
 export interface StageContext {
   cfg: LoadedConfig;
@@ -129,50 +132,59 @@ export async function runClasses(cfg: LoadedConfig, coco?: CocoIndex): Promise<{
 
 // --- plan ---------------------------------------------------------------------
 
+function endpoint(e: { url: string; model: string; api_key_env?: string | undefined } | undefined) {
+  if (!e) return undefined;
+  const key = e.api_key_env ? process.env[e.api_key_env] : undefined;
+  return { url: e.url, model: e.model, ...(key ? { apiKey: key } : {}) };
+}
+
 async function runPlan(ctx: StageContext): Promise<StageResult> {
   const c = ctx.cfg.config;
   const p = c.plan;
   const { coco, classes } = await runClasses(ctx.cfg);
-  const jobs: PlanJob[] = [];
-  const perClass: Record<string, number> = {};
-  for (const cls of classes) {
-    const n = cls.prior.frequency === 'r' ? (p.rare_per_class ?? p.per_class) : p.per_class;
-    perClass[cls.name] = n;
-    // Consecutive seeds within a class: candidate k of job i uses base + i * candidates + k.
-    const base = mixSeed(c.seed, cls.id, 11) & 0x3fffffff;
-    const gloss = coco.categoryById.get(cls.id)?.def;
-    const def = typeof gloss === 'string' ? gloss : '';
-    for (let i = 0; i < n; i++) {
-      const prompt = p.template
-        .replaceAll('{name}', cls.name.replace(/_/g, ' '))
-        .replaceAll('{def}', p.strategy === 'divergen' || p.template.includes('{def}') ? def : '')
-        .replace(/(,\s*)+,/g, ',')
-        .replace(/,\s*$/, '')
-        .trim();
-      jobs.push(
-        PlanJobSchema.parse({
-          id: `${slug(cls.name)}-${String(i).padStart(5, '0')}`,
-          kind: 'txt2img',
-          classes: [cls.name],
-          prompt,
-          negative_prompt: p.negative_prompt,
-          candidates: p.candidates,
-          width: p.width,
-          height: p.height,
-          seed: base + i * p.candidates,
-          provenance: { strategy: p.strategy, frequency: cls.prior.frequency, realImages: cls.prior.imageCount },
-        }),
-      );
-    }
+  const out = join(ctx.dir, 'plan.jsonl');
+  // template/divergen: one job per class whose candidates are the class's images (rare classes: rare_per_class).
+  const single = p.strategy === 'template' || p.strategy === 'divergen';
+  const llm = endpoint(c.llm);
+  const vlm = endpoint(c.vlm);
+  const summary = await plan({
+    coco,
+    out,
+    strategy: p.strategy,
+    classes: classes.map((k) => k.name),
+    seed: c.seed,
+    candidates: single ? p.per_class : p.candidates,
+    width: p.width,
+    height: p.height,
+    negativePrompt: p.negative_prompt,
+    imageRoot: ctx.cfg.paths.realImages,
+    cache: join(ctx.dir, 'answers.jsonl'),
+    ...(!single ? { perClass: p.per_class } : {}),
+    ...(p.modes ? { modes: p.modes } : {}),
+    ...(p.domains ? { domains: p.domains } : {}),
+    ...(p.strength !== undefined ? { strength: p.strength } : {}),
+    ...(p.scenes !== undefined ? { scenes: p.scenes } : {}),
+    ...(llm ? { llm } : {}),
+    ...(vlm ? { vlm } : {}),
+    onNote: ctx.log,
+    onProgress: ctx.progress,
+  });
+  let jobs = await readJsonl<PlanJob>(out);
+  if (single && p.rare_per_class !== undefined) {
+    const rare = new Set(classes.filter((k) => k.prior.frequency === 'r').map((k) => k.name));
+    jobs = jobs.map((j) => (rare.has(j.classes[0] as string) ? PlanJobSchema.parse({ ...j, candidates: p.rare_per_class }) : j));
+    await writeJsonl(out, jobs);
   }
-  await writeJsonl(join(ctx.dir, 'plan.jsonl'), jobs);
-  ctx.log(`${jobs.length} jobs for ${classes.length} classes`);
-  return { summary: { jobs: jobs.length, perClass } };
+  const perClass: Record<string, number> = {};
+  for (const j of jobs) for (const k of j.classes.slice(0, 1)) perClass[k] = (perClass[k] ?? 0) + j.candidates;
+  ctx.log(`${jobs.length} jobs, ${Object.values(perClass).reduce((a, b) => a + b, 0)} images for ${classes.length} classes`);
+  return { summary: { jobs: jobs.length, images: Object.values(perClass).reduce((a, b) => a + b, 0), failures: summary.failures, perClass } };
 }
 
 // --- generate -----------------------------------------------------------------
 
-interface GenLine {
+/** One line of generate/generated.jsonl: every (job, candidate) of the plan, in plan order. */
+export interface GenLine {
   file: string;
   category: string;
   job: string;
@@ -185,123 +197,64 @@ interface GenLine {
   truth?: string;
 }
 
-async function postJson(url: string, body: unknown, headers: Record<string, string>, timeoutMs: number): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
-  } catch (e) {
-    throw new GenaugError('E_BACKEND', `POST ${url} failed: ${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message}`, { url });
-  }
-  const text = await res.text();
-  if (!res.ok) throw new GenaugError('E_BACKEND', `POST ${url} answered ${res.status}: ${text.slice(0, 300)}`, { url, status: res.status });
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new GenaugError('E_BACKEND', `POST ${url} did not answer JSON: ${text.slice(0, 200)}`, { url });
-  }
-}
-
-/** One image for a job candidate from the configured backend. */
-async function generateOne(c: RunConfig, job: PlanJob, seed: number): Promise<{ png: Uint8Array; truth?: string }> {
-  const g = c.generate;
-  const timeout = g.timeout_s * 1000;
-  if (g.backend === 'procedural') {
-    const fr = g.failure_rates ?? {};
-    const rates = {
-      ...(fr.off_class !== undefined ? { offClass: fr.off_class } : {}),
-      ...(fr.empty !== undefined ? { empty: fr.empty } : {}),
-      ...(fr.near_duplicate !== undefined ? { nearDuplicate: fr.near_duplicate } : {}),
-      ...(fr.border !== undefined ? { border: fr.border } : {}),
-    };
-    const r = await generateProcedural(job.classes[0] as string, seed, { width: job.width, height: job.height, rates });
-    return { png: r.png, truth: r.truth };
-  }
-  const base = (g.url as string).replace(/\/+$/, '');
-  let b64: string | undefined;
-  if (g.backend === 'a1111') {
-    const res = (await postJson(
-      `${base}/sdapi/v1/txt2img`,
-      {
-        prompt: job.prompt,
-        negative_prompt: job.negative_prompt,
-        seed,
-        steps: g.steps,
-        cfg_scale: g.cfg_scale,
-        width: job.width,
-        height: job.height,
-        batch_size: 1,
-        n_iter: 1,
-        ...(g.sampler ? { sampler_name: g.sampler } : {}),
-        ...(g.model ? { override_settings: { sd_model_checkpoint: g.model }, override_settings_restore_afterwards: true } : {}),
-        send_images: true,
-        save_images: false,
-      },
-      {},
-      timeout,
-    )) as { images?: unknown };
-    b64 = Array.isArray(res.images) && typeof res.images[0] === 'string' ? res.images[0] : undefined;
-  } else if (g.backend === 'openai') {
-    const key = g.api_key_env ? process.env[g.api_key_env] : undefined;
-    const res = (await postJson(
-      `${base}/v1/images/generations`,
-      { prompt: job.prompt, n: 1, size: `${job.width}x${job.height}`, response_format: 'b64_json', ...(g.model ? { model: g.model } : {}) },
-      key ? { authorization: `Bearer ${key}` } : {},
-      timeout,
-    )) as { data?: Array<{ b64_json?: unknown }> };
-    const d = res.data?.[0]?.b64_json;
-    b64 = typeof d === 'string' ? d : undefined;
-  } else {
-    throw new GenaugError('E_BACKEND', "generate.backend 'comfyui' needs the generate stage's ComfyUI client, which this build does not have yet; use a1111, openai or procedural");
-  }
-  if (!b64) throw new GenaugError('E_BACKEND', `${base} answered without an image`);
-  const png = await sharp(Buffer.from(b64.replace(/^data:[^,]*,/, ''), 'base64')).png().toBuffer();
-  return { png: new Uint8Array(png.buffer, png.byteOffset, png.byteLength) };
+function backendSpecs(cfg: LoadedConfig, procedural?: ProceduralBackend): BackendSpec[] {
+  const g = cfg.config.generate;
+  if (g.backend === 'procedural') return [{ type: 'procedural' as unknown as BackendSpec['type'], url: 'procedural://genaug', label: 'procedural', backend: procedural as ProceduralBackend }];
+  const key = g.api_key_env ? process.env[g.api_key_env] : undefined;
+  return [
+    {
+      type: g.backend,
+      url: g.url as string,
+      ...(g.model ? { model: g.model } : {}),
+      params: { ...(g.backend === 'a1111' ? { steps: g.steps, cfg_scale: g.cfg_scale, ...(g.sampler ? { sampler_name: g.sampler } : {}) } : {}), ...(g.params ?? {}) },
+      ...(key ? { apiKey: key } : {}),
+    },
+  ];
 }
 
 async function runGenerate(ctx: StageContext): Promise<StageResult> {
   const c = ctx.cfg.config;
-  const jobs = await readJsonl<PlanJob>(join(ctx.runDir, 'plan', 'plan.jsonl'));
-  const tasks = jobs.flatMap((job) =>
-    Array.from({ length: job.candidates }, (_, k) => ({
-      job,
-      k,
-      seed: job.seed + k,
-      file: `${slug(job.classes[0] as string)}/${job.id}_c${k}.png`,
-    })),
-  );
-  const journal = join(ctx.dir, 'progress.jsonl');
-  const done = new Map((await readJsonl<GenLine>(journal)).map((l) => [l.file, l]));
-  let finished = tasks.filter((t) => done.has(t.file)).length;
-  if (finished) ctx.log(`resuming: ${finished} of ${tasks.length} images already generated`);
-  ctx.progress(finished, tasks.length);
-  const todo = tasks.filter((t) => !done.has(t.file) || done.get(t.file)?.status === 'failed');
-  await lanes(todo, c.generate.concurrency, async (t) => {
-    const base: Omit<GenLine, 'status'> = { file: t.file, category: t.job.classes[0] as string, job: t.job.id, candidate: t.k, seed: t.seed, prompt: t.job.prompt };
-    let line: GenLine;
-    try {
-      const r = await generateOne(c, t.job, t.seed);
-      const path = join(ctx.dir, 'images', t.file);
-      await mkdir(dirname(path), { recursive: true });
-      await writeFileAtomic(path, r.png);
-      line = { ...base, status: 'ok', ...(r.truth ? { truth: r.truth } : {}) };
-    } catch (e) {
-      if (!(e instanceof GenaugError)) throw e;
-      line = { ...base, status: 'failed', reason: `[${e.code}] ${e.message}` };
-    }
-    await appendFile(journal, JSON.stringify(line) + '\n');
-    if (!done.has(t.file)) finished++;
-    done.set(t.file, line);
-    ctx.progress(finished, tasks.length);
+  const g = c.generate;
+  const fr = g.failure_rates ?? {};
+  const procedural =
+    g.backend === 'procedural'
+      ? new ProceduralBackend({
+          ...(fr.off_class !== undefined ? { offClass: fr.off_class } : {}),
+          ...(fr.empty !== undefined ? { empty: fr.empty } : {}),
+          ...(fr.near_duplicate !== undefined ? { nearDuplicate: fr.near_duplicate } : {}),
+          ...(fr.border !== undefined ? { border: fr.border } : {}),
+        })
+      : undefined;
+  const specs = backendSpecs(ctx.cfg, procedural);
+  if (g.backend === 'comfyui' && ctx.cfg.paths.workflow) {
+    (specs[0] as BackendSpec).workflow = JSON.parse(await readFile(ctx.cfg.paths.workflow, 'utf8'));
+    (specs[0] as BackendSpec).workflowName = ctx.cfg.paths.workflow;
+  }
+  const planPath = join(ctx.runDir, 'plan', 'plan.jsonl');
+  const summary = await generate(planPath, {
+    out: ctx.dir,
+    backends: specs,
+    concurrency: g.concurrency,
+    timeoutMs: g.timeout_s * 1000,
+    retries: g.retries,
+    onNote: ctx.log,
+    onProgress: (pr) => ctx.progress(pr.done, pr.total),
   });
-  const lines = tasks.map((t) => done.get(t.file) as GenLine);
+  // One line per (job, candidate) in plan order, with the truth of the procedural generator.
+  const jobs = await readJsonl<PlanJob>(planPath);
+  const journal = new Map((await readJsonl<GenerateJournalLine>(join(ctx.dir, 'journal.jsonl'))).map((l) => [`${l.job}\u0000${l.candidate}`, l]));
+  const lines: GenLine[] = [];
+  for (const j of jobs) {
+    for (let k = 0; k < j.candidates; k++) {
+      const l = journal.get(`${j.id}\u0000${k}`);
+      const base = { category: j.classes[0] as string, job: j.id, candidate: k, seed: j.seed + k, prompt: j.prompt };
+      if (l?.status === 'ok' && l.file) lines.push({ file: l.file, ...base, status: 'ok', ...(procedural ? { truth: procedural.truth(k, j.seed + k) } : {}) });
+      else lines.push({ file: `${j.id}_c${k}`, ...base, status: 'failed', reason: l?.error ? `[${l.error.code}] ${l.error.message}` : 'not generated' });
+    }
+  }
   await writeJsonl(join(ctx.dir, 'generated.jsonl'), lines);
-  await writeJsonl(
-    join(ctx.dir, 'categories.jsonl'),
-    lines.filter((l) => l.status === 'ok').map((l) => ({ file: l.file, category: l.category })),
-  );
-  const failed = lines.filter((l) => l.status === 'failed').length;
-  if (failed === lines.length && lines.length > 0) throw new GenaugError('E_BACKEND', `every generation failed; first: ${lines[0]?.reason}`);
-  return { summary: { images: lines.length - failed, failed, backend: c.generate.backend } };
+  if (summary.ok === 0 && summary.items > 0) throw new GenaugError('E_BACKEND', `every generation failed; first: ${lines[0]?.reason}`);
+  return { summary: { images: summary.ok, failed: summary.failed, duplicates: summary.duplicates, backend: g.backend } };
 }
 
 // --- annotate -----------------------------------------------------------------
@@ -312,7 +265,7 @@ async function runAnnotate(ctx: StageContext): Promise<StageResult> {
   const r = await annotate({
     images: join(ctx.runDir, 'generate', 'images'),
     out: ctx.dir,
-    manifest: join(ctx.runDir, 'generate', 'categories.jsonl'),
+    manifest: join(ctx.runDir, 'generate', 'manifest.jsonl'),
     method: a.method,
     tolerance: a.tolerance,
     minFraction: a.min_area_fraction,
@@ -401,7 +354,10 @@ async function runEmbed(ctx: StageContext): Promise<StageResult> {
   const genVecs: Float32Array[] = [];
   const genCrops: RgbInput[] = [];
   const annByImage = new Map(pool.annotations.map((a) => [a.image_id, a]));
-  for (const im of pool.images) {
+  // Rows in plan order (job, then candidate), so near-duplicate groups keep the earlier candidate.
+  const order = new Map((await readJsonl<GenLine>(join(ctx.runDir, 'generate', 'generated.jsonl'))).map((l, i) => [l.file, i]));
+  const poolImages = [...pool.images].sort((x, y) => (order.get(x.file_name) ?? Infinity) - (order.get(y.file_name) ?? Infinity) || x.file_name.localeCompare(y.file_name));
+  for (const im of poolImages) {
     const a = annByImage.get(im.id);
     if (!a) continue;
     const category = catName.get(a.category_id) as string;
@@ -639,14 +595,17 @@ export interface PoolEntry {
   source: string;
   score: number;
   areaFraction: number;
+  /** The instance's box in its generated image ([x, y, w, h]; w x h is the crop size). */
+  bbox: number[];
 }
 
 async function runPool(ctx: StageContext): Promise<StageResult> {
   const c = ctx.cfg.config;
   const { coco, classes } = await runClasses(ctx.cfg);
   const decisions = (await readJsonl<Decision>(join(ctx.runDir, 'filter', 'decisions.jsonl'))).filter((d) => d.status === 'kept');
-  const index = await readJson<{ categories: Record<string, Array<{ file: string; source: string }>> }>(join(ctx.runDir, 'annotate', 'index.json'));
+  const index = await readJson<{ categories: Record<string, Array<{ file: string; source: string; bbox: number[] }>> }>(join(ctx.runDir, 'annotate', 'index.json'));
   const instanceOf = new Map(Object.values(index.categories).flatMap((l) => l.map((e) => [e.source, e.file] as const)));
+  const boxOf = new Map(Object.values(index.categories).flatMap((l) => l.map((e) => [e.source, e.bbox] as const)));
   const categories: Record<string, PoolEntry[]> = {};
   for (const cls of classes) {
     let kept = decisions.filter((d) => d.category === cls.name);
@@ -658,11 +617,12 @@ async function runPool(ctx: StageContext): Promise<StageResult> {
       const to = `instances/${slug(cls.name)}/${inst.split('/').pop()}`;
       await mkdir(join(ctx.dir, dirname(to)), { recursive: true });
       await copyFile(join(ctx.runDir, 'annotate', inst), join(ctx.dir, to));
-      entries.push({ file: to, source: d.file, score: d.score?.own ?? 0, areaFraction: d.score?.areaFraction ?? 0 });
+      entries.push({ file: to, source: d.file, score: d.score?.own ?? 0, areaFraction: d.score?.areaFraction ?? 0, bbox: boxOf.get(d.file) ?? [] });
     }
     categories[cls.name] = entries.sort((a, b) => a.file.localeCompare(b.file));
   }
-  await writeJson(join(ctx.dir, 'pool.json'), { categories });
+  // genaug's pool layout (as genaug annotate writes it), which genaug paste and the online loader read.
+  await writeJson(join(ctx.dir, 'index.json'), { categories });
   // X-Paste's area_mean_std2.json: {"<1-based real category id>": [mean, std]} of sqrt(box area / image area).
   const priors = categoryPriors(coco);
   const sizes: Record<string, [number, number]> = {};
@@ -674,239 +634,37 @@ async function runPool(ctx: StageContext): Promise<StageResult> {
 
 // --- paste + export -------------------------------------------------------------
 
-interface Inst {
-  category_id: number;
-  mask: Uint8Array;
-  box: [number, number, number, number]; // xyxy, exclusive max
-  source: 0 | 1;
-  from?: string;
-}
-
-function maskBox(m: Uint8Array, W: number, H: number): [number, number, number, number] {
-  let x0 = W;
-  let y0 = H;
-  let x1 = -1;
-  let y1 = -1;
-  for (let y = 0; y < H; y++)
-    for (let x = 0; x < W; x++)
-      if (m[y * W + x]) {
-        if (x < x0) x0 = x;
-        if (x > x1) x1 = x;
-        if (y < y0) y0 = y;
-        if (y > y1) y1 = y;
-      }
-  return x1 < 0 ? [0, 0, 0, 0] : [x0, y0, x1 + 1, y1 + 1];
-}
-
-interface LoadedInstance {
-  category: string;
-  categoryId: number;
-  rgba: Buffer;
-  width: number;
-  height: number;
-  file: string;
-}
-
-async function pasteImage(
-  c: RunConfig,
-  rgb: Uint8Array,
-  W: number,
-  H: number,
-  real: Inst[],
-  pool: Map<string, LoadedInstance[]>,
-  sizePrior: Map<number, [number, number]>,
-  r: () => number,
-): Promise<Inst[]> {
-  const p = c.paste;
-  const insts = real.map((x) => ({ ...x }));
-  const nonEmpty = [...pool.keys()].filter((k) => (pool.get(k) as LoadedInstance[]).length > 0).sort();
-  const all = nonEmpty.flatMap((k) => pool.get(k) as LoadedInstance[]);
-  if (all.length === 0) return insts;
-  const n = Math.floor(r() * p.max_samples);
-  for (let a = 0; a < n; a++) {
-    let src: LoadedInstance;
-    if (p.sampling === 'cas_random') {
-      const list = pool.get(nonEmpty[Math.floor(r() * nonEmpty.length)] as string) as LoadedInstance[];
-      src = list[Math.floor(r() * list.length)] as LoadedInstance;
-    } else src = all[Math.floor(r() * all.length)] as LoadedInstance;
-    let w2: number;
-    let h2: number;
-    const prior = sizePrior.get(src.categoryId);
-    const jitter = p.aspect_jitter[0] + r() * (p.aspect_jitter[1] - p.aspect_jitter[0]);
-    if (prior) {
-      const s = Math.min(0.5, Math.max(10 / H, prior[0] + prior[1] * gaussian(r)));
-      const T = s * s * H * W;
-      const ratio = (src.width / src.height) * jitter;
-      w2 = Math.floor(Math.sqrt(ratio * T));
-      h2 = Math.floor(w2 / ratio);
-      if (w2 < 5 || h2 < 5 || w2 >= W || h2 >= H) continue;
-    } else {
-      const f = p.random_scale[0] + r() * (p.random_scale[1] - p.random_scale[0]);
-      w2 = Math.floor(src.width * f * jitter);
-      h2 = Math.floor(src.height * f);
-      if (w2 < 3 || h2 < 3 || w2 >= W || h2 >= H) continue;
-    }
-    const flip = r() < p.flip;
-    const cx = Math.floor(r() * W);
-    const cy = Math.floor(r() * H);
-    let img = sharp(src.rgba, { raw: { width: src.width, height: src.height, channels: 4 } }).resize(w2, h2, { fit: 'fill', kernel: 'linear' });
-    if (flip) img = img.flop();
-    const px = new Uint8Array(await img.raw().toBuffer());
-    const ox = cx - Math.floor(w2 / 2);
-    const oy = cy - Math.floor(h2 / 2);
-    const m = new Uint8Array(W * H);
-    const weight = new Float32Array(W * H);
-    for (let y = 0; y < h2; y++) {
-      const yy = oy + y;
-      if (yy < 0 || yy >= H) continue;
-      for (let x = 0; x < w2; x++) {
-        const xx = ox + x;
-        if (xx < 0 || xx >= W) continue;
-        const al = px[4 * (y * w2 + x) + 3] as number;
-        if (al > 0) {
-          m[yy * W + xx] = 1;
-          weight[yy * W + xx] = p.blend === 'alpha' ? al / 255 : 1;
-        }
-      }
-    }
-    if (p.blend === 'gaussian') {
-      // A 5 x 5 box blur of the mask as the blend weight (what the reference code's "gaussian" does).
-      const wsrc = Float32Array.from(m);
-      for (let y = 0; y < H; y++)
-        for (let x = 0; x < W; x++) {
-          let s = 0;
-          let k = 0;
-          for (let dy = -2; dy <= 2; dy++)
-            for (let dx = -2; dx <= 2; dx++) {
-              const yy = y + dy;
-              const xx = x + dx;
-              if (yy >= 0 && yy < H && xx >= 0 && xx < W) ((s += wsrc[yy * W + xx] as number), k++);
-            }
-          weight[y * W + x] = m[y * W + x] ? s / k : 0;
-        }
-    }
-    const box = maskBox(m, W, H);
-    if (box[2] === 0) continue;
-    for (let y = 0; y < h2; y++) {
-      const yy = oy + y;
-      if (yy < 0 || yy >= H) continue;
-      for (let x = 0; x < w2; x++) {
-        const xx = ox + x;
-        if (xx < 0 || xx >= W) continue;
-        const q = yy * W + xx;
-        const t = weight[q] as number;
-        if (t <= 0) continue;
-        for (let k = 0; k < 3; k++) rgb[3 * q + k] = Math.round((rgb[3 * q + k] as number) * (1 - t) + (px[4 * (y * w2 + x) + k] as number) * t);
-      }
-    }
-    // Occlusion: earlier instances lose the pixels the new one covers.
-    for (let i = insts.length - 1; i >= 0; i--) {
-      const e = insts[i] as Inst;
-      for (let q = 0; q < m.length; q++) if (m[q]) e.mask[q] = 0;
-      const nb = maskBox(e.mask, W, H);
-      let area = 0;
-      for (let q = 0; q < e.mask.length; q++) area += e.mask[q] as number;
-      const moved = Math.max(...nb.map((v, k) => Math.abs(v - (e.box[k] as number))));
-      if (moved <= p.keep_moved_px || area > p.keep_min_area) e.box = nb;
-      else insts.splice(i, 1);
-    }
-    insts.push({ category_id: src.categoryId, mask: m, box, source: 1, from: src.file });
-  }
-  return insts.filter((x) => x.mask.some((v) => v !== 0));
-}
-
 async function runPaste(ctx: StageContext): Promise<StageResult> {
   const c = ctx.cfg.config;
-  const { coco, classes } = await runClasses(ctx.cfg);
-  const poolJson = await readJson<{ categories: Record<string, PoolEntry[]> }>(join(ctx.runDir, 'pool', 'pool.json'));
-  const pool = new Map<string, LoadedInstance[]>();
-  for (const cls of classes) {
-    const list: LoadedInstance[] = [];
-    for (const e of poolJson.categories[cls.name] ?? []) {
-      const { data, info } = await sharp(join(ctx.runDir, 'pool', e.file)).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-      list.push({ category: cls.name, categoryId: cls.id, rgba: data, width: info.width, height: info.height, file: e.file });
-    }
-    pool.set(cls.name, list);
+  const p = c.paste;
+  const summaries: Record<string, PasteSummary> = {};
+  // One render per format (each folder is a complete dataset: images + annotations); same seed, same images.
+  for (const format of c.export.formats) {
+    summaries[format] = await paste({
+      coco: ctx.cfg.paths.realCoco,
+      images: ctx.cfg.paths.realImages,
+      pool: join(ctx.runDir, 'pool'),
+      priors: join(ctx.runDir, 'pool', 'size_prior.json'),
+      seed: c.seed,
+      out: join(ctx.dir, format),
+      format,
+      copies: p.copies_per_image,
+      jpegQuality: c.export.jpeg_quality,
+      shardSize: c.export.shard_size,
+      workers: p.workers,
+      maxSamples: p.max_samples,
+      sampling: p.sampling,
+      aspectJitter: p.aspect_jitter,
+      flipProbability: p.flip,
+      randomScaleRange: p.random_scale,
+      blend: p.blend,
+      keepMaxShift: p.keep_moved_px,
+      keepMinArea: p.keep_min_area,
+      onProgress: ctx.progress,
+    });
   }
-  const sizePrior = new Map<number, [number, number]>(
-    Object.entries(await readJson<Record<string, [number, number]>>(join(ctx.runDir, 'pool', 'size_prior.json'))).map(([k, v]) => [Number(k), v]),
-  );
-  const cocoDir = join(ctx.dir, 'coco');
-  const wdsDir = join(ctx.dir, 'webdataset');
-  const formats = new Set(c.export.formats);
-  await mkdir(join(cocoDir, 'images'), { recursive: true });
-  if (formats.has('webdataset')) await mkdir(wdsDir, { recursive: true });
-  const images: unknown[] = [];
-  const annotations: unknown[] = [];
-  const members: TarMember[] = [];
-  const shards: string[] = [];
-  let shardSamples = 0;
-  const flushShard = async () => {
-    if (!members.length) return;
-    const name = `shard-${String(shards.length).padStart(6, '0')}.tar`;
-    await writeFileAtomic(join(wdsDir, name), tarBytes(members.splice(0)));
-    shards.push(name);
-    shardSamples = 0;
-  };
-  const imgs = [...coco.dataset.images].sort((a, b) => a.id - b.id);
-  let annId = 1;
-  let imgId = 1;
-  let pasted = 0;
-  for (const im of imgs) {
-    const src = await decodeRgb(join(ctx.cfg.paths.realImages, im.file_name));
-    const W = src.width;
-    const H = src.height;
-    const real: Inst[] = (coco.annotationsByImage.get(im.id) ?? [])
-      .filter((a: CocoAnnotation) => a.segmentation && a.iscrowd !== 1)
-      .map((a) => {
-        const mask = decodeRleSync(segmentationToRle(a.segmentation, H, W)).data;
-        return { category_id: a.category_id, mask, box: maskBox(mask, W, H), source: 0 as const };
-      });
-    for (let k = 0; k < c.paste.copies_per_image; k++) {
-      const r = seededRandom(mixSeed(c.seed, im.id, k, 77));
-      const rgb = new Uint8Array(src.data);
-      const insts = await pasteImage(c, rgb, W, H, real.map((x) => ({ ...x, mask: new Uint8Array(x.mask) })), pool, sizePrior, r);
-      const stem = im.file_name.replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_-]+/g, '_');
-      const key = `${stem}_aug${k}`;
-      const jpg = new Uint8Array(await sharp(Buffer.from(rgb), { raw: { width: W, height: H, channels: 3 } }).jpeg({ quality: c.export.jpeg_quality }).toBuffer());
-      const fileName = `${key}.jpg`;
-      await writeFileAtomic(join(cocoDir, 'images', fileName), jpg);
-      const image = { id: imgId, file_name: `images/${fileName}`, width: W, height: H, source_image: im.file_name };
-      images.push(image);
-      const seg = new Uint8Array(W * H);
-      const anns = insts.map((x, j) => {
-        const rle = encodeRleSync({ data: x.mask, height: H, width: W });
-        for (let q = 0; q < x.mask.length; q++) if (x.mask[q]) seg[q] = Math.min(255, j + 1);
-        if (x.source === 1) pasted++;
-        return {
-          id: annId++,
-          image_id: imgId,
-          category_id: x.category_id,
-          segmentation: rle,
-          area: rleArea(rle),
-          bbox: rleToBbox(rle),
-          iscrowd: 0,
-          instance_source: x.source,
-          ...(x.from ? { pool_instance: x.from } : {}),
-        };
-      });
-      annotations.push(...anns);
-      if (formats.has('webdataset')) {
-        const png = new Uint8Array(await sharp(Buffer.from(seg), { raw: { width: W, height: H, channels: 1 } }).toColourspace('b-w').png().toBuffer());
-        members.push(
-          { name: `${key}.jpg`, data: jpg },
-          { name: `${key}.json`, data: enc(JSON.stringify({ image: { ...image, file_name: fileName }, annotations: anns, categories: coco.dataset.categories.map((q) => ({ id: q.id, name: q.name })) })) },
-          { name: `${key}.seg.png`, data: png },
-        );
-        if (++shardSamples >= c.export.shard_size) await flushShard();
-      }
-      imgId++;
-    }
-  }
-  if (formats.has('webdataset')) await flushShard();
-  const categories = coco.dataset.categories.map((q) => ({ id: q.id, name: q.name, supercategory: q.supercategory ?? 'object' }));
-  await writeJson(join(cocoDir, 'annotations.json'), { info: { description: 'genaug paste output', version: '1' }, licenses: [], images, annotations, categories });
-  return { summary: { images: images.length, annotations: annotations.length, pasted, shards: shards.length } };
+  const first = Object.values(summaries)[0] as PasteSummary;
+  return { summary: { images: first.ok, failed: first.failed, annotations: first.realInstances + first.pastedInstances, pasted: first.pastedInstances, dropped: first.dropped, formats: c.export.formats } };
 }
 
 // --- report -------------------------------------------------------------------
@@ -917,29 +675,36 @@ async function runReport(ctx: StageContext): Promise<StageResult> {
 }
 
 export const STAGE_DEFS: Record<StageName, StageDef> = {
-  plan: { version: 1, inputs: () => ['real.coco'], options: (c) => ({ plan: c.plan }), run: runPlan },
+  plan: { version: 2, inputs: () => ['real.coco'], options: (c) => ({ plan: c.plan, llm: c.llm ? { url: undefined, model: c.llm.model } : null, vlm: c.vlm ? { model: c.vlm.model } : null }), journals: ['answers.jsonl'], run: runPlan },
   generate: {
     version: 1,
     resumable: true,
-    journals: ['progress.jsonl'],
+    journals: ['journal.jsonl'],
     inputs: () => ['plan/plan.jsonl'],
     // The server URL is not part of the identity: the same server moved elsewhere gives the same images.
-    options: (c) => ({ ...c.generate, url: undefined, concurrency: undefined, timeout_s: undefined }),
+    options: (c) => ({ ...c.generate, url: undefined, concurrency: undefined, timeout_s: undefined, retries: undefined }),
     run: runGenerate,
   },
   annotate: {
     version: 1,
     resumable: true,
     journals: ['progress.jsonl'],
-    inputs: () => ['generate/images', 'generate/categories.jsonl'],
+    inputs: () => ['generate/images', 'generate/manifest.jsonl'],
     options: (c) => ({ ...c.annotate, workers: undefined }),
     run: runAnnotate,
   },
   embed: { version: 1, inputs: () => ['real.coco', 'real.images', 'annotate/annotations.json'], options: (c) => ({ embed: c.embed }), run: runEmbed },
   score: { version: 1, inputs: () => ['embed/*.npy'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99 }), run: runScore },
   filter: { version: 1, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
-  pool: { version: 1, inputs: () => ['filter/decisions.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), run: runPool },
-  paste: { version: 1, inputs: () => ['pool/pool.json', 'pool/size_prior.json', 'real.coco', 'real.images'], options: (c) => ({ paste: c.paste, export: c.export }), run: runPaste },
+  pool: { version: 2, inputs: () => ['filter/decisions.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), run: runPool },
+  paste: {
+    version: 2,
+    resumable: true,
+    journals: ['progress.jsonl'],
+    inputs: () => ['pool/index.json', 'pool/size_prior.json', 'real.coco', 'real.images'],
+    options: (c) => ({ paste: { ...c.paste, workers: undefined }, export: c.export }),
+    run: runPaste,
+  },
   report: { version: 1, inputs: () => ['run.json', 'every stage folder'], options: (c) => ({ report: c.report }), run: runReport },
 };
 

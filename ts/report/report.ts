@@ -25,7 +25,7 @@ async function thumb(path: string, size: number): Promise<string> {
 
 interface PasteCoco {
   images: Array<{ id: number; file_name: string; width: number; height: number }>;
-  annotations: Array<{ image_id: number; category_id: number; segmentation: Rle; instance_source: number }>;
+  annotations: Array<{ image_id: number; category_id: number; segmentation?: Rle; instance_source: string }>;
   categories: Array<{ id: number; name: string }>;
 }
 
@@ -35,8 +35,9 @@ async function outlined(path: string, anns: PasteCoco['annotations'], width: num
   const W = info.width;
   const H = info.height;
   anns.forEach((a, i) => {
+    if (!a.segmentation) return;
     const m = decodeRleSync(a.segmentation).data;
-    const rgb = a.instance_source === 1 ? hex(colour(i)) : [255, 255, 255];
+    const rgb = a.instance_source === 'pasted' ? hex(colour(i)) : [255, 255, 255];
     for (let y = 0; y < H; y++)
       for (let x = 0; x < W; x++) {
         const q = y * W + x;
@@ -88,7 +89,7 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
   const decisions = await readJsonl<Decision>(join(R, 'filter', 'decisions.jsonl'));
   const plan = await readJsonl<{ classes: string[]; candidates: number }>(join(R, 'plan', 'plan.jsonl'));
   const { classes } = await readJson<{ classes: string[] }>(join(R, 'embed', 'classes.json'));
-  const pool = await readJson<{ categories: Record<string, PoolEntry[]> }>(join(R, 'pool', 'pool.json'));
+  const pool = await readJson<{ categories: Record<string, PoolEntry[]> }>(join(R, 'pool', 'index.json'));
   const pasteCocoPath = join(R, 'paste', 'coco', 'annotations.json');
   const paste = existsSync(pasteCocoPath) ? await readJson<PasteCoco>(pasteCocoPath) : { images: [], annotations: [], categories: [] };
   const catName = new Map(paste.categories.map((k) => [k.id, k.name]));
@@ -104,7 +105,7 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
       annotated: d.filter((x) => x.stage === 'filter').length,
       'kept by filters': d.filter((x) => x.status === 'kept').length,
       'in pool': pool.categories[k]?.length ?? 0,
-      pasted: paste.annotations.filter((a) => a.instance_source === 1 && catName.get(a.category_id) === k).length,
+      pasted: paste.annotations.filter((a) => a.instance_source === 'pasted' && catName.get(a.category_id) === k).length,
     };
   }
   const totals = {
@@ -114,7 +115,7 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
     failed: decisions.filter((x) => x.status === 'failed').length,
     pool: Object.values(pool.categories).reduce((s, v) => s + v.length, 0),
     pastedImages: paste.images.length,
-    pastedInstances: paste.annotations.filter((a) => a.instance_source === 1).length,
+    pastedInstances: paste.annotations.filter((a) => a.instance_source === 'pasted').length,
   };
   const reasons: Record<string, number> = {};
   // Reasons grouped by kind: numbers and file names replaced, class names kept.
@@ -222,11 +223,11 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
 
   // Pasted examples.
   const pasteHtml: string[] = [];
-  const withPasted = paste.images.filter((im) => paste.annotations.some((a) => a.image_id === im.id && a.instance_source === 1));
+  const withPasted = paste.images.filter((im) => paste.annotations.some((a) => a.image_id === im.id && a.instance_source === 'pasted'));
   for (const im of withPasted.slice(0, Math.min(8, N))) {
     const anns = paste.annotations.filter((a) => a.image_id === im.id);
-    const src = await outlined(join(R, 'paste', 'coco', im.file_name), anns, Math.min(360, im.width));
-    const n = anns.filter((a) => a.instance_source === 1).length;
+    const src = await outlined(join(R, 'paste', 'coco', 'images', im.file_name), anns, Math.min(360, im.width));
+    const n = anns.filter((a) => a.instance_source === 'pasted').length;
     pasteHtml.push(`<figure><img alt="${esc(im.file_name)}" src="${src}"><figcaption>${esc(im.file_name)}: ${n} pasted (coloured), ${anns.length - n} real (white)</figcaption></figure>`);
   }
 
