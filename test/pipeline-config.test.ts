@@ -90,6 +90,15 @@ describe('run config validation', () => {
     await expectError(loadConfig(g), 'E_IO', 'annotate.segmenter', join(root, 'models', 'u2net.onnx'));
   });
 
+  it('opens the models it names before any work: a file that is not a model fails, naming the key', async () => {
+    await mkdir(join(root, 'models'), { recursive: true });
+    await writeFile(join(root, 'models', 'junk.onnx'), 'not an onnx model');
+    const f = await writeConfig('junk.yaml', { ...base(), run_dir: 'never-junk', annotate: { method: 'segmenter', segmenter: 'models/junk.onnx' } });
+    const e = await expectError(loadConfig(f), 'E_MODEL', 'annotate.segmenter');
+    expect(e.message).toContain('junk.onnx');
+    expect(existsSync(join(root, 'never-junk'))).toBe(false);
+  });
+
   it('names the key and the URL of an unreachable server, and accepts one that answers', async () => {
     const dead = await writeConfig('dead.yaml', { ...base(), generate: { backend: 'a1111', url: deadUrl } });
     await expectError(loadConfig(dead), 'E_BACKEND', 'generate.url', deadUrl);

@@ -352,6 +352,16 @@ async function withPreset(raw: unknown, file: string): Promise<unknown> {
   return mergeConfig(rest, raw);
 }
 
+/** Opens a model to check it, naming the config key in the error. */
+async function modelCheck(key: string, file: string, open: () => Promise<void>): Promise<void> {
+  try {
+    await open();
+  } catch (e) {
+    if (e instanceof GenaugError) throw new GenaugError(e.code, `${file}: ${key}: ${e.message}`, { ...e.detail, key });
+    throw e;
+  }
+}
+
 /**
  * Reads, validates and checks a run config: schema, combinations, files and
  * servers, in that order, all before any stage runs.
@@ -377,13 +387,15 @@ export async function loadConfig(file: string, o: { checkServers?: boolean; chec
   // Models open now (files present, inputs and outputs as expected), not halfway through the run.
   if (o.checkModels !== false && config.embed.model === 'clip' && config.embed.clip) {
     const { ClipModel } = await import('../models/clip.js');
-    try {
-      const m = await ClipModel.open(at(config.embed.clip), { provider: config.embed.provider, require: 'both' });
-      await m.close();
-    } catch (e) {
-      if (e instanceof GenaugError) throw new GenaugError(e.code, `${abs}: embed.clip: ${e.message}`, { ...e.detail, key: 'embed.clip' });
-      throw e;
-    }
+    await modelCheck('embed.clip', abs, async () => (await ClipModel.open(at(config.embed.clip!), { provider: config.embed.provider, require: 'both' })).close());
+  }
+  if (o.checkModels !== false && config.annotate.method === 'sam' && config.annotate.sam_encoder && config.annotate.sam_decoder) {
+    const { SamModel } = await import('../models/sam.js');
+    await modelCheck('annotate.sam_encoder', abs, async () => (await SamModel.load({ encoder: at(config.annotate.sam_encoder!), decoder: at(config.annotate.sam_decoder!), provider: config.annotate.provider })).release());
+  }
+  if (o.checkModels !== false && config.annotate.method === 'segmenter' && config.annotate.segmenter) {
+    const { Segmenter } = await import('../models/segmenter.js');
+    await modelCheck('annotate.segmenter', abs, async () => (await Segmenter.load({ model: at(config.annotate.segmenter!), provider: config.annotate.provider })).release());
   }
   if (o.checkServers !== false) {
     if (config.generate.backend !== 'procedural' && config.generate.url) await checkReachable(config.generate.url, 'generate.url', o.timeoutMs);
