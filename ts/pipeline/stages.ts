@@ -6,7 +6,7 @@
  * one name in config.ts's STAGES.
  */
 import { existsSync } from 'node:fs';
-import { appendFile, copyFile, mkdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -19,9 +19,9 @@ import { clipScores, interSimilarity } from '../curate/score.js';
 import type { ScoreTable } from '../curate/table.js';
 import { datasetGap } from '../curate/gap.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { readCoco, type CocoAnnotation, type CocoIndex } from '../io/coco.js';
+import { readCoco, type CocoIndex } from '../io/coco.js';
 import { readNpy, writeNpy } from '../io/npy.js';
-import { decodeRleSync, encodeRleSync, rleArea, rleToBbox, segmentationToRle, type Rle } from '../kernels/mask.js';
+import { decodeRleSync, segmentationToRle, type Rle } from '../kernels/mask.js';
 import { classMax, classMean, groupPairs, pairs, topk } from '../kernels/similarity.js';
 import type { ImageEmbedder, RgbInput } from '../models/types.js';
 import { GenaugError } from '../native/errors.js';
@@ -31,10 +31,9 @@ import { PlanJobSchema, type PlanJob } from '../plan/job.js';
 import { plan } from '../plan/plan.js';
 import { categoryPriors, type CategoryPrior } from '../plan/priors.js';
 import { gaussian, seededRandom } from '../util/random.js';
-import { generateProcedural, mixSeed } from '../demo/procedural.js';
-import type { LoadedConfig, RunConfig, StageName } from './config.js';
 import { ClipModel } from '../models/clip.js';
 import { FeatureEmbedder } from '../models/features.js';
+import type { LoadedConfig, RunConfig, StageName } from './config.js';
 import { ProceduralBackend } from './procedural-backend.js';
 import type { Manifest } from './run.js';
 
@@ -87,23 +86,6 @@ export const readJson = async <T>(path: string): Promise<T> => JSON.parse(await 
 
 /** A class name as a file/folder name. */
 export const slug = (name: string) => name.replace(/[^A-Za-z0-9_-]+/g, '_');
-
-/** Runs `fn` over items with `lanes` at a time; stops taking items at the first error and rethrows it. */
-async function lanes<T>(items: T[], n: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { e: unknown } | undefined;
-  const lane = async () => {
-    for (let i = next++; !failure && i < items.length; i = next++) {
-      try {
-        await fn(items[i] as T, i);
-      } catch (e) {
-        failure ??= { e };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, lane));
-  if (failure) throw failure.e;
-}
 
 // --- shared readers -----------------------------------------------------------
 
