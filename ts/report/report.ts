@@ -61,7 +61,7 @@ table{border-collapse:collapse;font-size:12px;margin:6px 0}td,th{border:1px soli
 .charts{display:flex;flex-wrap:wrap;gap:14px}.chart{background:#fff;border:1px solid #e5e5e5}
 .grid{display:flex;flex-wrap:wrap;gap:6px}.cell{width:var(--t);font-size:10px;background:#fff;border:1px solid #ddd;padding:2px}.cell img{width:100%;display:block}
 .cell.rejected{border-color:#e57373}.cell.kept{border-color:#81c784}.cell .why{color:#b71c1c;word-break:break-word}
-.group{display:flex;gap:4px;align-items:flex-start;background:#fff;border:1px solid #ddd;padding:4px;margin:4px 0}
+.group{display:inline-flex;gap:4px;align-items:flex-start;background:#fff;border:1px solid #ddd;padding:4px;margin:4px 6px 4px 0}
 .pasted{display:flex;flex-wrap:wrap;gap:10px}.pasted figure{margin:0;font-size:11px}.pasted img{display:block;border:1px solid #ccc}
 .controls{font-size:12px;margin:4px 0}.muted{color:#777;font-size:12px}
 `;
