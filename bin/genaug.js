@@ -9,5 +9,10 @@ if (!existsSync(main)) {
   console.error(`genaug is not built (${main} is missing). Run: npm install   (or npm run build)`);
   process.exit(2);
 }
+// `genaug ... | head` closes stdout early: that is not an error.
+process.stdout.on('error', (e) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
 const { run } = await import(pathToFileURL(main).href);
 process.exitCode = await run(process.argv);

@@ -102,7 +102,10 @@ describe('genaug similarity', () => {
     expect(notNpy.stderr).toMatch(/E_FORMAT.*text\.npy.*not an \.npy file/);
     const badK = await genaug('similarity', 'topk', '--query', join(dir, 'q.npy'), '--db', join(dir, 'd.npy'), '--out', join(dir, 'x'), '--k', 'ten');
     expect(badK.code).toBe(2);
-    expect(badK.stderr).toMatch(/--k must be an integer/);
+    expect(badK.stderr).toMatch(/^genaug: error \[E_ARGUMENT\]: .*--k must be an integer/);
+    const noOut = await genaug('similarity', 'topk', '--query', join(dir, 'q.npy'), '--db', join(dir, 'd.npy'));
+    expect(noOut.code).toBe(2);
+    expect(noOut.stderr).toMatch(/^genaug: error \[E_ARGUMENT\]: required option '--out <prefix>' not specified/);
     const width = await genaug('similarity', 'topk', '--query', join(dir, 'q.npy'), '--db', join(dir, 'e.npy'), '--out', join(dir, 'x'));
     expect(width.code).toBe(1);
     expect(width.stderr).toMatch(/E_SHAPE.*same width/);
@@ -114,6 +117,23 @@ describe('genaug similarity', () => {
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/Usage: genaug/);
     }
+  });
+});
+
+describe('genaug --help', () => {
+  it('every command and option of the whole CLI is described', async () => {
+    const { buildProgram } = await import('../ts/cli/main.js');
+    type Cmd = { name(): string; description(): string; commands: readonly Cmd[]; options: readonly { flags: string; description: string }[]; helpInformation(): string };
+    const seen: string[] = [];
+    const walk = (c: Cmd, path: string) => {
+      seen.push(path);
+      expect(c.description(), `${path} has no description`).not.toBe('');
+      for (const o of c.options) expect(o.description, `${path} ${o.flags} has no description`).not.toBe('');
+      expect(c.helpInformation()).toMatch(/^Usage: /);
+      for (const sub of c.commands) walk(sub, `${path} ${sub.name()}`);
+    };
+    walk(buildProgram({ print: () => undefined }) as unknown as Cmd, 'genaug');
+    for (const cmd of ['paste', 'embed', 'score', 'filter', 'plan', 'priors', 'generate', 'annotate', 'gap', 'bnstats']) expect(seen).toContain(`genaug ${cmd}`);
   });
 });
 

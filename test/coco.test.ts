@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 
 import { describe, expect, it } from 'vitest';
 
-import { displayName, parseCoco, readCoco, writeCoco } from '../ts/io/coco.js';
+import { displayName, parseCoco, parseCocoBuffer, readCoco, writeCoco } from '../ts/io/coco.js';
 import { categoryPriors, frequencyGroup, sizePriorTable } from '../ts/plan/priors.js';
 import { expectCode, tempFolder } from './helpers.js';
 
@@ -67,6 +67,29 @@ describe('COCO reader', () => {
     expect(back.problems).toEqual([]);
     await writeFile(path, JSON.stringify({ images: [], categories: [] }));
     expect((await readCoco(path)).dataset.annotations).toEqual([]);
+  });
+
+  it('the chunked buffer parser reads what JSON.parse reads, tricky strings and spacing included', () => {
+    const d = dataset() as Record<string, unknown>;
+    d.info = { note: 'quotes \\" and brackets ]}[{ and , commas', unicode: 'caf\u00e9 \u{1F600}', nested: [[1, [2]], { a: null }], t: true, n: -1.5e-3 };
+    (d.categories as Array<Record<string, unknown>>)[0]!.synonyms = ['a"b', 'c\\d', ''];
+    for (const text of [JSON.stringify(d), JSON.stringify(d, null, 2), JSON.stringify(d, null, '\t').replace(/\n/g, '\r\n')]) {
+      const a = parseCocoBuffer(new TextEncoder().encode(text), 'd.json');
+      const b = parseCoco(text, 'd.json');
+      expect(a.dataset).toEqual(b.dataset);
+      expect(a.problems).toEqual(b.problems);
+    }
+    const empty = parseCocoBuffer(new TextEncoder().encode(' { "images" : [ ] , "categories":[],"annotations":[]} '), 'e.json');
+    expect(empty.dataset.images).toEqual([]);
+  });
+
+  it('the chunked parser names the byte offset of malformed JSON', async () => {
+    const enc = (s: string) => new TextEncoder().encode(s);
+    await expectCode(() => parseCocoBuffer(enc('{"images": [{"id": 1,}], "categories": []}'), 'x.json'), 'E_FORMAT', /x\.json is not valid JSON: .* at byte 12/);
+    await expectCode(() => parseCocoBuffer(enc('{"images": [], "categories": [] '), 'x.json'), 'E_FORMAT', /not valid JSON/);
+    await expectCode(() => parseCocoBuffer(enc('{"images": [], "categories": []} x'), 'x.json'), 'E_FORMAT', /trailing data/);
+    await expectCode(() => parseCocoBuffer(enc('{"images": ["unterminated], "categories": []}'), 'x.json'), 'E_FORMAT', /unterminated string|not valid JSON/);
+    await expectCode(() => parseCocoBuffer(enc('[1, 2]'), 'x.json'), 'E_FORMAT', /top level/);
   });
 
   it('turns LVIS names into prompt words', () => {

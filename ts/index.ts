@@ -133,6 +133,7 @@ export {
 export { pasteLoader, type PasteLoader, type PasteLoaderOptions, type PasteSample, type PasteSampleAnnotation } from './augment/loader.js';
 export { maskToPolygon, traceOuterBoundary } from './augment/contour.js';
 export { ShardWriter, tarHeader, type ShardWriterOptions } from './io/webdataset.js';
+export { uniqueness, diverseSubset, type UniquenessOptions, type UniquenessResult, type DiverseSubsetOptions, type DiverseSubset } from './curate/unique.js';
 export {
   loadConfig, validateConfig, parseConfigText, mergeConfig, readPreset, presetPath, checkReachable, RunConfigSchema, PresetSchema, STAGES, BUNDLED_PRESETS,
   type RunConfig, type LoadedConfig, type StageName,

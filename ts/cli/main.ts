@@ -58,8 +58,12 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(demoCommand(global));
   program.addCommand(runCommand(global));
 
+  // Usage errors from commander read like every other genaug error (and still exit 2).
+  const output = { outputError: (text: string, write: (s: string) => void) => write(`genaug: error [E_ARGUMENT]: ${text.replace(/^error: /, '')}`) };
+  program.configureOutput(output);
   program.commands.forEach(function exitOverrideAll(c: Command) {
     c.exitOverride();
+    c.configureOutput(output);
     c.commands.forEach(exitOverrideAll);
   });
   return program;

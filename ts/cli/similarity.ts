@@ -6,6 +6,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { readMatrix, writeNpy } from '../io/npy.js';
 import { classFiles, topkFiles } from '../kernels/files.js';
 import { groupPairs, pairs, rowDot, type SimilarityOptions } from '../kernels/similarity.js';
+import { diverseSubset, uniqueness } from '../curate/unique.js';
 import { GenaugError } from '../native/errors.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
@@ -181,6 +182,42 @@ export function similarityCommand(global: GlobalOptions): Command {
     const r = await rowDot(a, b, engineOptions(o));
     await writeNpy(`${o.out}.scores.npy`, r, [r.length]);
     global.print(`wrote ${o.out}.scores.npy (${r.length})`);
+  });
+
+  engineFlags(
+    sim
+      .command('unique')
+      .description(
+        'uniqueness of each row against the whole set (1 - weighted similarity to its k nearest other rows), the nearest-neighbour ' +
+          'similarity histogram (where a near-duplicate threshold should cut), and with --select N a mutually diverse subset (greedy max-min)',
+      )
+      .requiredOption('--emb <file>', 'embeddings, N x D .npy')
+      .requiredOption('--out <prefix>', 'writes PREFIX.uniqueness.npy, PREFIX.nearest.npy (float32, N), PREFIX.summary.json [, PREFIX.selected.npy]')
+      .option('--k <n>', 'neighbours per row', intArg('--k', 1, 1024), 3)
+      .option('--weights <list>', 'weight of the 1st..kth neighbour, comma-separated (default 0.6,0.3,0.1 for k = 3, else equal)')
+      .option('--select <n>', 'also pick N mutually dissimilar rows (greedy max-min, N x rows x D work); PREFIX.selected.npy lists them in pick order', intArg('--select', 0)),
+  ).action(async (o) => {
+    const e = await readMatrix(o.emb, { name: o.emb });
+    const weights = o.weights === undefined ? undefined : String(o.weights).split(',').map((w: string) => Number(w));
+    if (weights && weights.some((w: number) => !Number.isFinite(w))) throw new GenaugError('E_ARGUMENT', `--weights must be numbers separated by commas, got ${o.weights}`);
+    const u = await uniqueness(e, { ...engineOptions(o), k: o.k, ...(weights ? { weights } : {}) });
+    await writeNpy(`${o.out}.uniqueness.npy`, u.uniqueness, [e.rows]);
+    await writeNpy(`${o.out}.nearest.npy`, u.nearest, [e.rows]);
+    const files = [`${o.out}.uniqueness.npy`, `${o.out}.nearest.npy`];
+    const finite = u.nearest.filter((v) => Number.isFinite(v));
+    const summary: Record<string, unknown> = { rows: e.rows, k: u.k, weights: u.weights, normalize: o.normalize, nearestHistogram: histogram(finite, -1, 40) };
+    if (o.select !== undefined) {
+      if (o.select > e.rows) throw new GenaugError('E_ARGUMENT', `--select ${o.select} is more than the ${e.rows} rows`);
+      const bar = new Progress('select', o.select, 'picks', o.quiet);
+      const d = await diverseSubset(e, o.select, { normalize: o.normalize, onProgress: (done) => bar.update(done) });
+      await writeNpy(`${o.out}.selected.npy`, BigInt64Array.from(d.indices, (v) => BigInt(v)), [d.indices.length]);
+      files.push(`${o.out}.selected.npy`);
+      summary.selected = d.indices.length;
+      summary.lastPickMaxSimilarity = d.indices.length > 1 ? d.coverage[d.indices.length - 1] : null;
+    }
+    await writeFileAtomic(`${o.out}.summary.json`, new TextEncoder().encode(JSON.stringify(summary, null, 1) + '\n'));
+    files.push(`${o.out}.summary.json`);
+    global.print(`wrote ${files.join(', ')}`);
   });
 
   return sim;

@@ -14,7 +14,7 @@
 import { readFile, stat } from 'node:fs/promises';
 
 import { GenaugError } from '../native/errors.js';
-import { ioError, writeFileAtomic } from './atomic.js';
+import { AtomicWriter, ioError } from './atomic.js';
 
 export interface CocoImage {
   id: number;
@@ -88,7 +88,7 @@ export interface CocoIndex {
 export interface ReadCocoOptions {
   /** Throw on the first problem instead of skipping the annotation (default false). */
   strict?: boolean;
-  /** Largest file accepted, in bytes (default 2 GiB; V8 cannot hold a longer string). */
+  /** Largest file accepted, in bytes (default 4 GiB, a Node buffer's limit). */
   maxBytes?: number;
 }
 
@@ -201,9 +201,112 @@ export function parseCoco(input: string | unknown, source = '<coco>', options: R
   return { dataset, imageById, categoryById, annotationsByImage, problems, source };
 }
 
-/** Reads and checks a COCO/LVIS annotation file. */
+/**
+ * Parses COCO JSON held in a buffer without making one string of it: V8 caps
+ * a string at about 512 MiB, and LVIS v1 train is 1.1 GB. The top-level
+ * object is scanned byte by byte; each element of the big arrays is parsed on
+ * its own. Malformed JSON gives E_FORMAT with the byte offset.
+ */
+export function parseCocoBuffer(buf: Uint8Array, source = '<coco>', options: ReadCocoOptions = {}): CocoIndex {
+  const bad = (at: number, what: string) =>
+    new GenaugError('E_FORMAT', `${source} is not valid JSON: ${what} at byte ${at}`, { path: source, offset: at });
+  const ws = (c: number | undefined) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+  let i = 0;
+  const skipWs = () => {
+    while (i < buf.length && ws(buf[i])) i++;
+  };
+  // End (exclusive) of the JSON value starting at i.
+  const valueEnd = (start: number): number => {
+    let j = start;
+    let depth = 0;
+    do {
+      const c = buf[j];
+      if (c === undefined) throw bad(j, 'unexpected end of input');
+      if (c === 0x22) {
+        j++;
+        while (j < buf.length && buf[j] !== 0x22) j += buf[j] === 0x5c ? 2 : 1;
+        if (j >= buf.length) throw bad(start, 'unterminated string');
+        j++;
+      } else if (c === 0x7b || c === 0x5b) {
+        depth++;
+        j++;
+      } else if (c === 0x7d || c === 0x5d) {
+        depth--;
+        if (depth < 0) throw bad(j, 'unbalanced bracket');
+        j++;
+      } else if (depth === 0 && (c === 0x2c || ws(c))) {
+        break;
+      } else j++;
+    } while (depth > 0 || (j < buf.length && buf[j] !== 0x2c && buf[j] !== 0x3a && buf[j] !== 0x7d && buf[j] !== 0x5d && !ws(buf[j])));
+    return j;
+  };
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const parse = (s: number, e: number): unknown => {
+    try {
+      return JSON.parse(decoder.decode(buf.subarray(s, e)));
+    } catch (err) {
+      throw bad(s, (err as Error).message);
+    }
+  };
+  const BIG = new Set(['images', 'annotations', 'categories']);
+  const raw: Record<string, unknown> = {};
+  skipWs();
+  if (buf[i] !== 0x7b) throw formatError(source, 'the top level', 'must be an object with images, annotations and categories');
+  i++;
+  skipWs();
+  if (buf[i] === 0x7d) i++;
+  else {
+    for (;;) {
+      skipWs();
+      if (buf[i] !== 0x22) throw bad(i, 'expected a key');
+      const keyEnd = valueEnd(i);
+      const key = parse(i, keyEnd) as string;
+      i = keyEnd;
+      skipWs();
+      if (buf[i] !== 0x3a) throw bad(i, 'expected ":"');
+      i++;
+      skipWs();
+      if (BIG.has(key) && buf[i] === 0x5b) {
+        const items: unknown[] = [];
+        i++;
+        skipWs();
+        if (buf[i] === 0x5d) i++;
+        else {
+          for (;;) {
+            skipWs();
+            const e = valueEnd(i);
+            items.push(parse(i, e));
+            i = e;
+            skipWs();
+            if (buf[i] === 0x2c) i++;
+            else if (buf[i] === 0x5d) {
+              i++;
+              break;
+            } else throw bad(i, `expected "," or "]" in "${key}"`);
+          }
+        }
+        raw[key] = items;
+      } else {
+        const e = valueEnd(i);
+        raw[key] = parse(i, e);
+        i = e;
+      }
+      skipWs();
+      if (buf[i] === 0x2c) i++;
+      else if (buf[i] === 0x7d) {
+        i++;
+        break;
+      } else throw bad(i, 'expected "," or "}" after a top-level value');
+    }
+  }
+  skipWs();
+  if (i !== buf.length) throw bad(i, 'trailing data after the top-level object');
+  return parseCoco(raw, source, options);
+}
+
+/** Reads and checks a COCO/LVIS annotation file (files over 512 MiB, such as LVIS train, included). */
 export async function readCoco(path: string, options: ReadCocoOptions = {}): Promise<CocoIndex> {
-  const maxBytes = options.maxBytes ?? 2 ** 31;
+  const maxBytes = options.maxBytes ?? 4 * 2 ** 30 - 1;
   let size: number;
   try {
     size = (await stat(path)).size;
@@ -213,18 +316,54 @@ export async function readCoco(path: string, options: ReadCocoOptions = {}): Pro
   if (size > maxBytes) {
     throw new GenaugError('E_LIMIT', `${path} is ${size} bytes, over the ${maxBytes}-byte limit for one COCO file; split it by images`, { path });
   }
-  let text: string;
+  let buf: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    buf = await readFile(path);
   } catch (e) {
     throw ioError(path, path, 'read it', e);
   }
-  return parseCoco(text, path, options);
+  return parseCocoBuffer(buf, path, options);
 }
 
-/** Writes a COCO dataset as compact JSON, atomically. */
+/**
+ * Writes a COCO dataset as compact JSON, atomically, one array element at a
+ * time, so outputs larger than a JavaScript string (LVIS-sized) work.
+ */
 export async function writeCoco(path: string, dataset: CocoDataset): Promise<void> {
-  await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(dataset) + '\n'));
+  const w = await AtomicWriter.open(path);
+  const enc = new TextEncoder();
+  let pending: string[] = [];
+  let size = 0;
+  const put = async (s: string) => {
+    pending.push(s);
+    size += s.length;
+    if (size > 1 << 22) {
+      const chunk = pending.join('');
+      pending = [];
+      size = 0;
+      await w.write(enc.encode(chunk));
+    }
+  };
+  try {
+    await put('{');
+    let first = true;
+    for (const [key, value] of Object.entries(dataset)) {
+      if (value === undefined) continue;
+      await put(`${first ? '' : ','}${JSON.stringify(key)}:`);
+      first = false;
+      if (Array.isArray(value)) {
+        await put('[');
+        for (let k = 0; k < value.length; k++) await put((k ? ',' : '') + (JSON.stringify(value[k]) ?? 'null'));
+        await put(']');
+      } else await put(JSON.stringify(value) ?? 'null');
+    }
+    await put('}\n');
+    await w.write(enc.encode(pending.join('')));
+    await w.commit();
+  } catch (e) {
+    await w.abort().catch(() => undefined);
+    throw e;
+  }
 }
 
 /** The category name as a prompt word: LVIS names use `_` for spaces and may carry a `_(sense)` suffix. */
