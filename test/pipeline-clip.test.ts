@@ -62,6 +62,12 @@ describe('genaug run with a CLIP model', () => {
     for (const c of best.keys()) expect(scored.some((d) => d.category === c && d.status === 'kept'), c).toBe(true);
     const html = await readFile(join(root, 'run', 'report', 'report.html'), 'utf8');
     expect(html).toContain('X-Paste CLIP score');
+    // A changed model file (here: its modification time) makes embed and every stage after it run again.
+    const { utimes } = await import('node:fs/promises');
+    const later = new Date(Date.now() + 60_000);
+    await utimes(join(root, 'clip', 'vision_model.onnx'), later, later);
+    const again = await runPipeline(await loadConfig(p));
+    expect(again.ran).toEqual(['embed', 'score', 'filter', 'pool', 'paste', 'report']);
   });
 
   it('a CLIP folder with a missing tower fails at config time, naming embed.clip, before any work', async () => {

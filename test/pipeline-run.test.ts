@@ -124,6 +124,20 @@ describe('genaug run (in process)', () => {
     await expectError(runPipeline(cfg, { from: 'pool', until: 'plan' }), 'E_ARGUMENT', 'after');
   });
 
+  it('one run at a time per folder; a lock left by a killed run is taken over', async () => {
+    const cfg = await config('e.yaml', smallConfig('run-e'));
+    const first = runPipeline(cfg);
+    await new Promise((r) => setTimeout(r, 30));
+    await expectError(runPipeline(cfg), 'E_IO', 'another genaug run', `pid ${process.pid}`);
+    await first;
+    // A lock whose process is gone: a pid no process has.
+    await writeFile(join(cfg.paths.runDir, '.lock'), '2147483646');
+    const r = await runPipeline(cfg);
+    expect(r.skipped).toEqual([...STAGES]);
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(join(cfg.paths.runDir, '.lock'))).toBe(false);
+  });
+
   it('re-runs a stage whose recorded output was deleted', async () => {
     const cfg = await config('d.yaml', smallConfig('run-d'));
     await runPipeline(cfg);

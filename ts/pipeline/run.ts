@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 
 import { writeFileAtomic } from '../io/atomic.js';
@@ -125,6 +125,21 @@ async function realDataFingerprint(cfg: LoadedConfig): Promise<string> {
   return h.digest('hex');
 }
 
+/** Names, sizes and modification times of the files (folders: every file under them) a stage reads from outside the run. */
+async function filesFingerprint(paths: Array<string | undefined>): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) {
+    if (!p) continue;
+    const st = await stat(p);
+    const list = st.isDirectory() ? (await listFiles(p, p)).map((f) => join(p, f)) : [p];
+    for (const f of list) {
+      const s = await stat(f);
+      out.push(`${f}\0${s.size}\0${Math.round(s.mtimeMs)}`);
+    }
+  }
+  return out;
+}
+
 function stageIndex(name: StageName | undefined, fallback: number): number {
   if (name === undefined) return fallback;
   const i = STAGES.indexOf(name);
@@ -139,10 +154,56 @@ export interface RunResult {
   skipped: StageName[];
 }
 
+/**
+ * One run at a time per folder: RUN/.lock holds the pid of the run using it.
+ * A lock whose process is gone (a killed run) is taken over.
+ */
+const heldHere = new Set<string>();
+
+async function lockRun(runDir: string): Promise<() => Promise<void>> {
+  const path = join(runDir, '.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(path, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      heldHere.add(path);
+      return async () => {
+        heldHere.delete(path);
+        await rm(path, { force: true });
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new GenaugError('E_IO', `could not create ${path}: ${(e as Error).message}`, { path });
+      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      let alive = pid === process.pid && heldHere.has(path);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+        try {
+          process.kill(pid, 0);
+          alive = true;
+        } catch (k) {
+          alive = (k as NodeJS.ErrnoException).code === 'EPERM';
+        }
+      }
+      if (alive) throw new GenaugError('E_IO', `another genaug run (pid ${pid}) is using ${runDir}; wait for it to finish, or stop it (a stopped run resumes)`, { path, pid });
+      await rm(path, { force: true });
+    }
+  }
+  throw new GenaugError('E_IO', `could not lock ${runDir}`, { path });
+}
+
 /** Runs (or resumes) the pipeline of a loaded config. */
 export async function runPipeline(cfg: LoadedConfig, o: RunOptions = {}): Promise<RunResult> {
   const runDir = cfg.paths.runDir;
   await mkdir(runDir, { recursive: true });
+  const unlock = await lockRun(runDir);
+  try {
+    return await runLocked(cfg, runDir, o);
+  } finally {
+    await unlock();
+  }
+}
+
+async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Promise<RunResult> {
   const first = stageIndex(o.from, 0);
   const last = stageIndex(o.until, STAGES.length - 1);
   if (first > last) throw new GenaugError('E_ARGUMENT', `--from ${o.from} comes after --until ${o.until}`);
@@ -165,7 +226,8 @@ export async function runPipeline(cfg: LoadedConfig, o: RunOptions = {}): Promis
     const name = STAGES[i] as StageName;
     const def = STAGE_DEFS[name];
     const options = def.options(c);
-    const fingerprint = sha256(JSON.stringify({ stage: name, version: def.version, options, upstream }));
+    const external = await filesFingerprint(def.files?.(cfg) ?? []);
+    const fingerprint = sha256(JSON.stringify({ stage: name, version: def.version, options, files: external, upstream }));
     upstream = fingerprint;
     const prev = manifest.stages[name];
     const selected = i >= first && i <= last;

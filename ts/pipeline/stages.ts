@@ -60,6 +60,8 @@ export interface StageDef {
   journals?: string[];
   inputs: (c: RunConfig) => string[];
   options: (c: RunConfig) => unknown;
+  /** Files (or folders) outside the run folder whose content decides the output: models, workflows. */
+  files?: (cfg: LoadedConfig) => Array<string | undefined>;
   run: (ctx: StageContext) => Promise<StageResult>;
 }
 
@@ -664,6 +666,9 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     journals: ['journal.jsonl'],
     inputs: () => ['plan/plan.jsonl'],
     // The server URL is not part of the identity: the same server moved elsewhere gives the same images.
+    // The URL and the client's pacing are not part of the identity (the same server elsewhere gives the same
+    // images); a ComfyUI workflow is, by its content.
+    files: (cfg) => [cfg.paths.workflow],
     options: (c) => ({ ...c.generate, url: undefined, concurrency: undefined, timeout_s: undefined, retries: undefined }),
     run: runGenerate,
   },
@@ -673,9 +678,10 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     journals: ['progress.jsonl'],
     inputs: () => ['generate/images', 'generate/manifest.jsonl'],
     options: (c) => ({ ...c.annotate, workers: undefined }),
+    files: (cfg) => [cfg.paths.samEncoder, cfg.paths.samDecoder, cfg.paths.segmenter],
     run: runAnnotate,
   },
-  embed: { version: 1, inputs: () => ['real.coco', 'real.images', 'annotate/annotations.json'], options: (c) => ({ embed: c.embed }), run: runEmbed },
+  embed: { version: 1, inputs: () => ['real.coco', 'real.images', 'annotate/annotations.json'], options: (c) => ({ embed: c.embed }), files: (cfg) => [cfg.paths.clip], run: runEmbed },
   score: { version: 1, inputs: () => ['embed/*.npy'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99 }), run: runScore },
   filter: { version: 1, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
   pool: { version: 2, inputs: () => ['filter/decisions.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), run: runPool },
