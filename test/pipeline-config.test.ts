@@ -143,6 +143,18 @@ describe('presets', () => {
     expect([x.config.annotate.min_area_fraction, x.config.annotate.max_area_fraction]).toEqual([0.05, 0.95]);
   });
 
+  it('checks only the stages the run reaches: ALIA up to generate needs no CLIP or filter scores', async () => {
+    const f = await writeConfig('alia.yaml', { ...base(), preset: 'alia', generate: { url: liveUrl } });
+    await expectError(loadConfig(f), 'E_FORMAT', 'filter.rules', "'alia'");
+    const c = await loadConfig(f, { until: 'generate' });
+    expect(c.config.plan.strategy).toBe('alia');
+    expect(c.config.generate.cfg_scale).toBe(7.5);
+    // A missing model of a later stage is not looked for either; one of a reached stage is.
+    const g = await writeConfig('late.yaml', { ...base(), embed: { model: 'clip', clip: 'models/none' } });
+    expect((await loadConfig(g, { until: 'annotate' })).config.embed.model).toBe('clip');
+    await expectError(loadConfig(g, { until: 'embed' }), 'E_IO', 'embed.clip');
+  });
+
   it('names an unknown preset, and a typo inside a preset file', async () => {
     await expectError(loadConfig(await writeConfig('nopreset.yaml', { ...base(), preset: 'nosuch' })), 'E_IO', 'preset', 'nosuch');
     await mkdir(join(root, 'mine'), { recursive: true });

@@ -18,7 +18,7 @@ export function runCommand(global: GlobalOptions): Command {
     .option('-q, --quiet', 'no progress output')
     .addHelpText('after', `\nStages: ${STAGES.join(', ')}.\nThe run folder's run.json records every stage's inputs, options, outputs (size, SHA-256), timing and status.`)
     .action(async (file: string, o) => {
-      const cfg = await loadConfig(file, { checkServers: o.checkServers !== false });
+      const cfg = await loadConfig(file, { checkServers: o.checkServers !== false, ...(o.until ? { until: o.until } : {}) });
       let bar: Progress | undefined;
       let barStage = '';
       const r = await runPipeline(cfg, {

@@ -177,7 +177,6 @@ const ExportSchema = z
 
 const ReportSchema = z
   .object({
-    enabled: z.boolean().default(true),
     /** Thumbnails per grid. */
     thumbnails: z.number().int().min(0).max(2000).default(48),
     thumb_size: z.number().int().min(16).max(512).default(96),
@@ -270,32 +269,34 @@ export interface LoadedConfig {
 }
 
 /** The (key path, value) of every file or folder the config names that must exist. */
-function pathKeys(c: RunConfig): Array<[string, string | undefined]> {
+function pathKeys(c: RunConfig): Array<[string, string | undefined, StageName]> {
   return [
-    ['real.coco', c.real.coco],
-    ['real.images', c.real.images],
-    ['generate.workflow', c.generate.workflow],
-    ['annotate.sam_encoder', c.annotate.sam_encoder],
-    ['annotate.sam_decoder', c.annotate.sam_decoder],
-    ['annotate.segmenter', c.annotate.segmenter],
-    ['embed.clip', c.embed.clip],
+    ['real.coco', c.real.coco, 'plan'],
+    ['real.images', c.real.images, 'plan'],
+    ['generate.workflow', c.generate.workflow, 'generate'],
+    ['annotate.sam_encoder', c.annotate.sam_encoder, 'annotate'],
+    ['annotate.sam_decoder', c.annotate.sam_decoder, 'annotate'],
+    ['annotate.segmenter', c.annotate.segmenter, 'annotate'],
+    ['embed.clip', c.embed.clip, 'embed'],
   ];
 }
 
-/** Cross-field rules zod cannot express per key. */
-function checkCombinations(c: RunConfig, source: string): void {
+/** Cross-field rules zod cannot express per key, for the stages the run will reach. */
+function checkCombinations(c: RunConfig, source: string, reaches: (s: StageName) => boolean): void {
   const fail = (key: string, msg: string) => {
     throw new GenaugError('E_FORMAT', `${source}: ${key}: ${msg}`, { path: source, key });
   };
-  if (c.generate.backend !== 'procedural' && !c.generate.url) fail('generate.url', `backend '${c.generate.backend}' needs the server URL`);
-  if (c.generate.backend === 'comfyui' && !c.generate.workflow) fail('generate.workflow', "backend 'comfyui' needs an API-format workflow file");
-  if (c.annotate.method === 'sam' && (!c.annotate.sam_encoder || !c.annotate.sam_decoder)) fail('annotate.sam_encoder', "method 'sam' needs sam_encoder and sam_decoder");
-  if (c.annotate.method === 'segmenter' && !c.annotate.segmenter) fail('annotate.segmenter', "method 'segmenter' needs a segmenter model file");
-  for (const rule of c.filter.rules) {
-    if ((rule === 'xpaste' || rule === 'alia') && c.embed.model !== 'clip') fail('filter.rules', `rule '${rule}' scores with CLIP text embeddings: set embed.model: clip`);
-    if (rule === 'acp' || rule === 'alia') fail('filter.rules', `rule '${rule}' needs scores (${rule === 'acp' ? 'CLIS-I best-of-N' : 'ALIA semantic/confidence'}) that genaug run does not compute yet; run genaug score + genaug filter on the run's files`);
+  if (reaches('generate') && c.generate.backend !== 'procedural' && !c.generate.url) fail('generate.url', `backend '${c.generate.backend}' needs the server URL`);
+  if (reaches('generate') && c.generate.backend === 'comfyui' && !c.generate.workflow) fail('generate.workflow', "backend 'comfyui' needs an API-format workflow file");
+  if (reaches('annotate') && c.annotate.method === 'sam' && (!c.annotate.sam_encoder || !c.annotate.sam_decoder)) fail('annotate.sam_encoder', "method 'sam' needs sam_encoder and sam_decoder");
+  if (reaches('annotate') && c.annotate.method === 'segmenter' && !c.annotate.segmenter) fail('annotate.segmenter', "method 'segmenter' needs a segmenter model file");
+  if (reaches('filter')) {
+    for (const rule of c.filter.rules) {
+      if ((rule === 'xpaste' || rule === 'alia') && c.embed.model !== 'clip') fail('filter.rules', `rule '${rule}' scores with CLIP text embeddings: set embed.model: clip`);
+      if (rule === 'acp' || rule === 'alia') fail('filter.rules', `rule '${rule}' needs scores (${rule === 'acp' ? 'CLIS-I best-of-N' : 'ALIA semantic/confidence'}) that genaug run does not compute yet; run with --until embed, then genaug score + genaug filter on the run's files`);
+    }
   }
-  if (c.embed.model === 'clip' && !c.embed.clip) fail('embed.clip', "model 'clip' needs the folder of a CLIP ONNX export");
+  if (reaches('embed') && c.embed.model === 'clip' && !c.embed.clip) fail('embed.clip', "model 'clip' needs the folder of a CLIP ONNX export");
   if (c.annotate.min_area_fraction > c.annotate.max_area_fraction) fail('annotate.min_area_fraction', 'is larger than annotate.max_area_fraction');
   if (c.paste.aspect_jitter[0] > c.paste.aspect_jitter[1]) fail('paste.aspect_jitter', 'must be [low, high] with low <= high');
   if (c.paste.random_scale[0] > c.paste.random_scale[1]) fail('paste.random_scale', 'must be [low, high] with low <= high');
@@ -366,7 +367,10 @@ async function modelCheck(key: string, file: string, open: () => Promise<void>):
  * Reads, validates and checks a run config: schema, combinations, files and
  * servers, in that order, all before any stage runs.
  */
-export async function loadConfig(file: string, o: { checkServers?: boolean; checkModels?: boolean; timeoutMs?: number } = {}): Promise<LoadedConfig> {
+export async function loadConfig(
+  file: string,
+  o: { checkServers?: boolean; checkModels?: boolean; timeoutMs?: number; /** The last stage the run will reach: later stages' settings are not checked. */ until?: StageName } = {},
+): Promise<LoadedConfig> {
   const abs = resolve(file);
   let text: string;
   try {
@@ -376,29 +380,31 @@ export async function loadConfig(file: string, o: { checkServers?: boolean; chec
   }
   const raw = parseConfigText(text, abs);
   const config = validateConfig(await withPreset(raw, abs), abs);
-  checkCombinations(config, abs);
+  const last = STAGES.indexOf(o.until ?? 'report');
+  const reaches = (st: StageName) => STAGES.indexOf(st) <= last;
+  checkCombinations(config, abs, reaches);
   const base = dirname(abs);
   const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-  for (const [key, value] of pathKeys(config)) {
-    if (value === undefined) continue;
+  for (const [key, value, stage] of pathKeys(config)) {
+    if (value === undefined || !reaches(stage)) continue;
     const p = at(value);
     if (!existsSync(p)) throw new GenaugError('E_IO', `${abs}: ${key}: ${p} does not exist`, { path: p, key });
   }
   // Models open now (files present, inputs and outputs as expected), not halfway through the run.
-  if (o.checkModels !== false && config.embed.model === 'clip' && config.embed.clip) {
+  if (o.checkModels !== false && reaches('embed') && config.embed.model === 'clip' && config.embed.clip) {
     const { ClipModel } = await import('../models/clip.js');
     await modelCheck('embed.clip', abs, async () => (await ClipModel.open(at(config.embed.clip!), { provider: config.embed.provider, require: 'both' })).close());
   }
-  if (o.checkModels !== false && config.annotate.method === 'sam' && config.annotate.sam_encoder && config.annotate.sam_decoder) {
+  if (o.checkModels !== false && reaches('annotate') && config.annotate.method === 'sam' && config.annotate.sam_encoder && config.annotate.sam_decoder) {
     const { SamModel } = await import('../models/sam.js');
     await modelCheck('annotate.sam_encoder', abs, async () => (await SamModel.load({ encoder: at(config.annotate.sam_encoder!), decoder: at(config.annotate.sam_decoder!), provider: config.annotate.provider })).release());
   }
-  if (o.checkModels !== false && config.annotate.method === 'segmenter' && config.annotate.segmenter) {
+  if (o.checkModels !== false && reaches('annotate') && config.annotate.method === 'segmenter' && config.annotate.segmenter) {
     const { Segmenter } = await import('../models/segmenter.js');
     await modelCheck('annotate.segmenter', abs, async () => (await Segmenter.load({ model: at(config.annotate.segmenter!), provider: config.annotate.provider })).release());
   }
   if (o.checkServers !== false) {
-    if (config.generate.backend !== 'procedural' && config.generate.url) await checkReachable(config.generate.url, 'generate.url', o.timeoutMs);
+    if (reaches('generate') && config.generate.backend !== 'procedural' && config.generate.url) await checkReachable(config.generate.url, 'generate.url', o.timeoutMs);
     if (config.llm) await checkReachable(config.llm.url, 'llm.url', o.timeoutMs);
     if (config.vlm) await checkReachable(config.vlm.url, 'vlm.url', o.timeoutMs);
   }
