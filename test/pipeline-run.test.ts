@@ -138,6 +138,20 @@ describe('genaug run (in process)', () => {
     expect(existsSync(join(cfg.paths.runDir, '.lock'))).toBe(false);
   });
 
+  it('embed.max_real_per_class embeds a seeded choice of at most N real crops per class', async () => {
+    const cfg = await config('f.yaml', smallConfig('run-f', { embed: { model: 'features', real_crop_padding: 6, max_real_per_class: 2 } }));
+    await runPipeline(cfg, { until: 'embed' });
+    const rows = (await readFile(join(cfg.paths.runDir, 'embed', 'real.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { category: string; annotation: number });
+    const coco = JSON.parse(await readFile(join(root, 'data', 'annotations.json'), 'utf8')) as { annotations: Array<{ category_id: number }>; categories: Array<{ id: number; name: string }> };
+    for (const cat of coco.categories) {
+      const have = coco.annotations.filter((a) => a.category_id === cat.id).length;
+      expect(rows.filter((r) => r.category === cat.name).length, cat.name).toBe(Math.min(2, have));
+    }
+    const first = await sha(join(cfg.paths.runDir, 'embed', 'real.npy'));
+    await runPipeline(cfg, { from: 'embed', until: 'embed', force: true });
+    expect(await sha(join(cfg.paths.runDir, 'embed', 'real.npy'))).toBe(first);
+  });
+
   it('re-runs a stage whose recorded output was deleted', async () => {
     const cfg = await config('d.yaml', smallConfig('run-d'));
     await runPipeline(cfg);

@@ -105,6 +105,8 @@ const EmbedSchema = z
     clip_template: z.string().min(1).default('a photo of {}'),
     /** Pixels of context around each real crop's box (DiverGen: 40). */
     real_crop_padding: z.number().int().min(0).max(1000).default(40),
+    /** Real crops embedded per class (0 = all; DiverGen uses all): a seeded choice. */
+    max_real_per_class: z.number().int().min(0).default(0),
   })
   .strict();
 

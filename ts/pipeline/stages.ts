@@ -31,6 +31,7 @@ import { PlanJobSchema, type PlanJob } from '../plan/job.js';
 import { plan } from '../plan/plan.js';
 import { categoryPriors, type CategoryPrior } from '../plan/priors.js';
 import { gaussian, seededRandom } from '../util/random.js';
+import { mixSeed } from '../demo/procedural.js';
 import { ClipModel } from '../models/clip.js';
 import { FeatureEmbedder } from '../models/features.js';
 import type { LoadedConfig, RunConfig, StageName } from './config.js';
@@ -315,9 +316,27 @@ async function runEmbed(ctx: StageContext): Promise<StageResult> {
     if (crops.length) into.push(await embedder.embedImages(crops.splice(0)));
   };
   const imgs = [...coco.dataset.images].sort((a, b) => a.id - b.id);
+  // At most max_real_per_class crops per class: a seeded choice among its annotations, the same on every run.
+  const cap = c.embed.max_real_per_class;
+  let chosen: Set<number> | undefined;
+  if (cap > 0) {
+    chosen = new Set();
+    const byClass = new Map<number, number[]>();
+    for (const a of coco.dataset.annotations) {
+      if (!labelOfCat.has(a.category_id) || !a.segmentation || a.iscrowd === 1) continue;
+      let l = byClass.get(a.category_id);
+      if (!l) byClass.set(a.category_id, (l = []));
+      l.push(a.id);
+    }
+    for (const [cat, ids] of byClass) {
+      const r = seededRandom(mixSeed(c.seed, cat, 31));
+      const order = ids.sort((x, y) => x - y).map((id) => ({ id, k: r() })).sort((x, y) => x.k - y.k);
+      for (const o of order.slice(0, cap)) chosen.add(o.id);
+    }
+  }
   let done = 0;
   for (const im of imgs) {
-    const anns = (coco.annotationsByImage.get(im.id) ?? []).filter((a) => labelOfCat.has(a.category_id) && a.segmentation && a.iscrowd !== 1);
+    const anns = (coco.annotationsByImage.get(im.id) ?? []).filter((a) => labelOfCat.has(a.category_id) && a.segmentation && a.iscrowd !== 1 && (!chosen || chosen.has(a.id)));
     if (anns.length === 0) continue;
     const rgb = await decodeRgb(join(ctx.cfg.paths.realImages, im.file_name));
     for (const a of anns) {

@@ -63,7 +63,7 @@ table{border-collapse:collapse;font-size:12px;margin:6px 0}td,th{border:1px soli
 .cell.rejected{border-color:#e57373}.cell.kept{border-color:#81c784}.cell .why{color:#b71c1c;word-break:break-word}
 .group{display:inline-flex;gap:4px;align-items:flex-start;background:#fff;border:1px solid #ddd;padding:4px;margin:4px 6px 4px 0}
 .pasted{display:flex;flex-wrap:wrap;gap:10px}.pasted figure{margin:0;font-size:11px}.pasted img{display:block;border:1px solid #ccc}
-.controls{font-size:12px;margin:4px 0}.muted{color:#777;font-size:12px}
+.controls{font-size:12px;margin:4px 0}pre{font-size:11px;background:#fff;border:1px solid #ddd;padding:6px;overflow:auto;max-height:400px}.muted{color:#777;font-size:12px}
 `;
 
 const JS = `
@@ -266,6 +266,7 @@ ${Object.keys(truth).length ? `<h2>Planted failures (procedural generator) and w
 <table id="gap-table"><tr><th>class</th><th>Fréchet before</th><th>Fréchet after</th><th>Vendi real</th><th>Vendi generated</th><th>Vendi kept</th><th>NN kept→real</th><th>coverage real→kept</th></tr>${gapRows.map((g) => `<tr><td>${esc(g.class)}</td><td>${num(g.frechetBefore)}</td><td>${num(g.frechetAfter)}</td><td>${num(g.vendiReal, 2)}</td><td>${num(g.vendiBefore, 2)}</td><td>${num(g.vendiAfter, 2)}</td><td>${num(g.nnAfter)}</td><td>${num(g.coverageAfter)}</td></tr>`).join('')}
 <tr><td><b>overall</b></td><td>${num(gap.before?.overall.frechet)}</td><td>${num(gap.after?.overall.frechet)}</td><td>${num(gap.after?.overall.vendiReal, 2)}</td><td>${num(gap.before?.overall.vendiSynthetic, 2)}</td><td>${num(gap.after?.overall.vendiSynthetic, 2)}</td><td>${num(gap.after?.overall.syntheticToReal)}</td><td>${num(gap.after?.overall.realToSynthetic)}</td></tr></table></section>
 <section id="pasted"><h2>Pasted training images (masks outlined)</h2><div class="pasted">${pasteHtml.join('') || '<p class="muted">no pasted images</p>'}</div></section>
+<section id="config"><h2>Run settings</h2><details><summary>the config as the run used it (preset merged, defaults filled)</summary><pre id="config-json">${esc(JSON.stringify(c, null, 1))}</pre></details></section>
 <section id="timings"><h2>Timings per stage</h2><div class="charts">${timingChart}</div><table id="timings-table"><tr><th>stage</th><th>seconds</th><th>status</th><th>resumed</th></tr>${timings.map((t) => `<tr><td>${t.stage}</td><td>${t.seconds === null ? '–' : t.seconds.toFixed(2)}</td><td>${t.status}</td><td>${t.resumed}</td></tr>`).join('')}</table></section>
 <script type="application/json" id="report-data">${JSON.stringify(data).replace(/</g, '\\u003c')}</script>
 <script>${JS}</script>
