@@ -16,6 +16,7 @@ let root: string;
 let server: Server;
 let url: string;
 const requests: Array<Record<string, unknown>> = [];
+const auth = new Set<string>();
 
 beforeAll(async () => {
   root = tmp.dir();
@@ -32,6 +33,7 @@ beforeAll(async () => {
       }
       const b = JSON.parse(body) as { prompt: string; seed: number; width: number; height: number };
       requests.push(b);
+      auth.add(String(req.headers.authorization));
       const cls = SHAPE_CLASSES.find((c) => b.prompt.includes(c.name))?.name ?? 'disk';
       const img = await generateProcedural(cls, b.seed, { width: b.width, height: b.height, rates: { offClass: 0, empty: 0, nearDuplicate: 0, border: 0 } });
       res.setHeader('content-type', 'application/json');
@@ -57,7 +59,8 @@ describe('genaug run against an AUTOMATIC1111 server', () => {
         run_dir: 'run',
         real: { coco: 'data/annotations.json', images: 'data/images' },
         plan: { strategy: 'template', per_class: 2, width: 64, height: 64 },
-        generate: { backend: 'a1111', url, steps: 12, cfg_scale: 6.5, sampler: 'Euler a', concurrency: 2 },
+        // Credentials in the URL become HTTP Basic auth and are written nowhere.
+        generate: { backend: 'a1111', url: url.replace('http://', 'http://bob:hunter2@'), steps: 12, cfg_scale: 6.5, sampler: 'Euler a', concurrency: 2 },
         annotate: { workers: 0 },
         paste: { max_samples: 3, workers: 0 },
         export: { formats: ['coco'] },
@@ -80,5 +83,13 @@ describe('genaug run against an AUTOMATIC1111 server', () => {
     const m = await readManifest(join(root, 'run'));
     expect(m?.stages.generate?.summary.images).toBe(2 * SHAPE_CLASSES.length);
     expect(m?.stages.pool?.summary.instances).toBeGreaterThan(0);
+    expect(auth.size).toBe(1);
+    expect([...auth][0]).toBe(`Basic ${Buffer.from('bob:hunter2').toString('base64')}`);
+    const { readFile, readdir } = await import('node:fs/promises');
+    const all = await readdir(join(root, 'run'), { recursive: true, withFileTypes: true });
+    for (const f of all) {
+      if (!f.isFile() || !/\.(json|jsonl|html)$/.test(f.name)) continue;
+      expect(await readFile(join(f.parentPath, f.name), 'utf8'), join(f.parentPath, f.name)).not.toContain('hunter2');
+    }
   });
 });

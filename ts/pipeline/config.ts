@@ -306,12 +306,19 @@ function checkCombinations(c: RunConfig, source: string, reaches: (s: StageName)
 
 /** Is an HTTP server answering at `url`? Any HTTP status counts; a refused/timed-out connection does not. */
 export async function checkReachable(url: string, key: string, timeoutMs = 3000): Promise<void> {
+  // Credentials in the URL (http://user:pass@host) go in a header, and never into a message.
+  const u = new URL(url);
+  const headers: Record<string, string> = {};
+  if (u.username || u.password) headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+  u.username = '';
+  u.password = '';
+  const shown = u.toString();
   try {
-    await fetch(url, { method: 'GET', signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+    await fetch(shown, { method: 'GET', headers, signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
   } catch (e) {
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
     const why = (e as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (cause?.code ?? cause?.message ?? (e as Error).message);
-    throw new GenaugError('E_BACKEND', `${key}: the server at ${url} is not reachable (${why}); start it or fix the URL`, { key, url });
+    throw new GenaugError('E_BACKEND', `${key}: the server at ${shown} is not reachable (${why}); start it or fix the URL`, { key, url: shown });
   }
 }
 
