@@ -52,6 +52,18 @@ async function indexOf(path: string): Promise<Array<Record<string, unknown>>> {
 
 const sha = async (p: string) => createHash('sha256').update(await readFile(p)).digest('hex');
 
+const execFileP = promisify(execFile);
+/** Runs the built CLI (bin/genaug.js → dist). */
+const genaug = async (...args: string[]) => {
+  try {
+    const r = await execFileP(process.execPath, [bin, ...args]);
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+};
+
 describe('embedImages', () => {
   it('writes rows, index and failures in file order (features-v1), the same from the pool and the main thread', async () => {
     const dir = await makeFolder('feat');
@@ -113,6 +125,59 @@ describe('embedImages', () => {
     const failed = await indexOf(join(tmp.dir(), 'clip.failed.jsonl'));
     expect(failed.map((l) => [l.file, l.category])).toEqual([['missing.png', 'x']]);
     expect(String(failed[0]!.reason)).toMatch(/E_IO.*missing\.png.*does not exist/);
+  });
+
+  it('composites RGBA images onto --background (black for DiverGen) before embedding; none keeps the RGB under alpha', async () => {
+    // An RGBA instance: an opaque coloured square in the middle, white RGB under alpha 0 around it, a half-alpha ring.
+    const Wd = 20;
+    const Hd = 16;
+    const rgba = new Uint8Array(Wd * Hd * 4);
+    for (let y = 0; y < Hd; y++) {
+      for (let x = 0; x < Wd; x++) {
+        const i = (y * Wd + x) * 4;
+        const inner = x >= 6 && x < 14 && y >= 4 && y < 12;
+        const ring = !inner && x >= 5 && x < 15 && y >= 3 && y < 13;
+        rgba.set(inner || ring ? [30 + x * 5, 200 - y * 7, 90] : [255, 255, 255], i);
+        rgba[i + 3] = inner ? 255 : ring ? 127 : 0;
+      }
+    }
+    const dir = join(tmp.dir(), 'rgba');
+    await mkdir(dir, { recursive: true });
+    await sharp(Buffer.from(rgba), { raw: { width: Wd, height: Hd, channels: 4 } }).png().toFile(join(dir, 'inst.png'));
+    await png(join(dir, 'rgb.png'), makeImage(12, 10, 5));
+    // Reference composite: round(a·rgb + (1 − a)·bg), a = alpha / 255.
+    const onto = (bg: number): RgbInput => {
+      const out = new Uint8Array(Wd * Hd * 3);
+      for (let p = 0; p < Wd * Hd; p++) for (let c = 0; c < 3; c++) out[p * 3 + c] = Math.round((rgba[p * 4 + 3]! / 255) * rgba[p * 4 + c]! + (1 - rgba[p * 4 + 3]! / 255) * bg);
+      return { data: out, width: Wd, height: Hd };
+    };
+    const dropAlpha: RgbInput = { data: Uint8Array.from({ length: Wd * Hd * 3 }, (_, k) => rgba[Math.floor(k / 3) * 4 + (k % 3)]!), width: Wd, height: Hd };
+    const f = new FeatureEmbedder();
+    const { data: rgbPx, info } = await sharp(join(dir, 'rgb.png')).raw().toBuffer({ resolveWithObject: true });
+    const rgbRow = Array.from(f.embedOne({ data: new Uint8Array(rgbPx), width: info.width, height: info.height }));
+    const rowsOf = async (background: 'none' | 'black' | 'white' | undefined, workers: number) => {
+      const out = join(tmp.dir(), `rgba-${background}-${workers}.npy`);
+      await embedImages({ images: dir, out, embedder: { kind: 'features' }, workers, ...(background ? { background } : {}) });
+      const d = (await readNpy(out)).data as Float32Array;
+      return [Array.from(d.subarray(0, 1701)), Array.from(d.subarray(1701, 3402))];
+    };
+    const black = Array.from(f.embedOne(onto(0)));
+    const white = Array.from(f.embedOne(onto(255)));
+    expect(black).not.toEqual(Array.from(f.embedOne(dropAlpha)));
+    for (const workers of [0, 1]) {
+      expect(await rowsOf('black', workers)).toEqual([black, rgbRow]);
+      expect(await rowsOf('white', workers)).toEqual([white, rgbRow]);
+      expect(await rowsOf(undefined, workers)).toEqual([Array.from(f.embedOne(dropAlpha)), rgbRow]);
+    }
+    // The CLI flag, and a cache keeps rows of different backgrounds apart.
+    const cache = join(tmp.dir(), 'rgba-cache');
+    for (const [bg, want] of [['none', f.embedOne(dropAlpha)], ['black', black]] as const) {
+      const out = join(tmp.dir(), `rgba-cli-${bg}.npy`);
+      const r = await genaug('embed', '--features', '--images', dir, '--out', out, '--background', bg, '--cache', cache, '-q');
+      expect(r.code, r.stderr).toBe(0);
+      expect(Array.from(((await readNpy(out)).data as Float32Array).subarray(0, 1701))).toEqual(Array.from(want));
+    }
+    expect((await genaug('embed', '--help')).stdout).toContain('--background');
   });
 
   it('resumes after an interruption and writes the same bytes', async () => {
@@ -191,16 +256,6 @@ describe('embedTexts', () => {
 });
 
 describe('genaug embed', () => {
-  const run = promisify(execFile);
-  const genaug = async (...args: string[]) => {
-    try {
-      const r = await run(process.execPath, [bin, ...args]);
-      return { code: 0, stdout: r.stdout, stderr: r.stderr };
-    } catch (e) {
-      const x = e as { code: number; stdout: string; stderr: string };
-      return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-    }
-  };
 
   it('embeds a folder, reports a missing model file by name, and explains its options', async () => {
     const dir = await makeFolder('cli');

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { traceOuterBoundary } from '../ts/augment/contour.js';
 import { CropCache, LruCache, readInstancePool } from '../ts/augment/pool.js';
-import { paste, planItem, preparePaste, renderItem, type PasteOptions } from '../ts/augment/paste.js';
+import { imageKeys, paste, planItem, preparePaste, renderItem, type PasteOptions } from '../ts/augment/paste.js';
 import { readCoco } from '../ts/io/coco.js';
 import { ShardWriter, tarHeader } from '../ts/io/webdataset.js';
 import { decodeRleSync, fillHolesSync, largestComponentSync, rleArea } from '../ts/kernels/mask.js';
@@ -442,5 +442,21 @@ describe('genaug paste: command line and blends', () => {
         expect(a.bbox).toEqual(tightBox(m.data, m.width, m.height));
       }
     }
+  });
+});
+
+describe('image keys', () => {
+  it('are unique even when an id suffix meets another image stem (a.jpg#5, a.png#6, a_id5.jpg#7)', () => {
+    const images = [
+      { id: 5, file_name: 'a.jpg' },
+      { id: 6, file_name: 'a.png' },
+      { id: 7, file_name: 'a_id5.jpg' },
+      { id: 8, file_name: 'dir/b.jpg' },
+      { id: 9, file_name: 'a_id5_dup2.jpg' },
+    ];
+    const keys = imageKeys(images);
+    expect(new Set(keys).size).toBe(images.length);
+    expect(keys).toEqual(['a_id5', 'a_id6', 'a_id5_dup3', 'dir_b', 'a_id5_dup2']);
+    expect(imageKeys(images)).toEqual(keys);
   });
 });

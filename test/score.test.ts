@@ -17,6 +17,8 @@ import {
   clisImageClip,
   clisImageJudge,
   confidenceScores,
+  GRADE_RESPONSE_FORMAT,
+  parseGrade,
   confidentThresholds,
   gridBox,
   interSimilarity,
@@ -27,6 +29,9 @@ import { mergeScores, readScores, type ScoreColumns } from '../ts/curate/table.j
 import { ChatClient } from '../ts/llm/chat.js';
 import type { ImageTextEmbedder, RgbInput } from '../ts/models/types.js';
 import { seededRandom } from '../ts/util/random.js';
+import sharp from 'sharp';
+
+import { writeClipFolder, tinyClipWeights } from './clip-helpers.js';
 import { cosine, expectCode, randomMatrix, tempFolder } from './helpers.js';
 
 // ------------------------------------------------------------------ test double
@@ -262,6 +267,52 @@ describe('filters on hand-computed tables', () => {
       'keep',
     ]);
   });
+  it('requires the columns each preset reads (E_FORMAT naming column and preset); a null with a recorded error is a per-row rejection', async () => {
+    // DiverGen without a similarity column, ALIA without any alia_* column, X-Paste without area_fraction: errors, not silent passes.
+    await expectCode(() => applyFilters(table([{ id: 'a', category: 'dog', clip_score: 30 }]), ['divergen']), 'E_FORMAT', /inter_sim_mean.*/);
+    expect(() => applyFilters(table([{ id: 'a', category: 'dog', clip_score: 30 }]), ['divergen'])).toThrow(/divergen/);
+    await expectCode(() => applyFilters(table([{ id: 'a', category: 'dog' }]), ['alia']), 'E_FORMAT', /alia/);
+    await expectCode(() => applyFilters(table([{ id: 'a', alia_max_prob: 0.9 }]), ['alia']), 'E_FORMAT', /alia_threshold/);
+    await expectCode(() => applyFilters(table([{ id: 'a', category: 'dog', clip_score: 30 }]), ['xpaste']), 'E_FORMAT', /area_fraction.*xpaste|xpaste.*area_fraction/);
+    // Per-row nulls: a scoring error rejects with its reason; a null area fraction no longer skips the area rule.
+    const x = applyFilters(
+      table([
+        { id: 'a', category: 'dog', clip_score: 30, area_fraction: 0.5 },
+        { id: 'b', category: 'dog', clip_score: 29, area_fraction: null },
+        { id: 'c', category: 'dog', clip_score: null, area_fraction: null, clip_score_error: 'x.png: bad PNG' },
+      ]),
+      ['xpaste'],
+    );
+    expect(x.map((d) => (d.kept ? 'keep' : d.reason))).toEqual(['keep', 'xpaste:no-area-fraction', 'xpaste:scoring-error']);
+    expect(x[2]!.values.error).toBe('x.png: bad PNG');
+    const dg = applyFilters(
+      table([
+        { id: 'a', category: 'dog', inter_sim_mean: 0.7 },
+        { id: 'b', category: 'dog', inter_sim_mean: null, inter_sim_mean_error: 'not embedded' },
+        { id: 'c', category: 'okapi', inter_sim_mean: null },
+      ]),
+      ['divergen'],
+      { exemptMissing: true },
+    );
+    expect(dg.map((d) => (d.kept ? 'keep' : d.reason))).toEqual(['keep', 'divergen:scoring-error', 'keep']);
+    const al = applyFilters(
+      table([
+        { id: 'a', alia_winner: 0 },
+        { id: 'b', alia_winner: null, alia_error: 'could not decode' },
+        { id: 'c', alia_winner: 1 },
+      ]),
+      ['alia'],
+    );
+    expect(al.map((d) => (d.kept ? 'keep' : d.reason))).toEqual(['keep', 'alia:scoring-error', 'alia:semantic-negative-wins']);
+    const conf = applyFilters(
+      table([
+        { id: 'a', alia_max_prob: 0.5, alia_threshold: 0.8, alia_pred: 'dog', alia_label: 'dog' },
+        { id: 'b', alia_max_prob: null, alia_threshold: null, alia_pred: null, alia_label: 'dog', alia_error: 'could not decode' },
+      ]),
+      ['alia'],
+    );
+    expect(conf.map((d) => (d.kept ? 'keep' : d.reason))).toEqual(['keep', 'alia:scoring-error']);
+  });
   it('names a missing column', () => {
     expect(() => applyFilters(table([{ id: 'a', category: 'x' }]), ['xpaste'])).toThrow(/clip_score/);
   });
@@ -329,6 +380,106 @@ describe('scores table and the CLI', () => {
     expect(got.clis_l as number).toBeCloseTo(wup * wup, 5);
     expect(await run(['node', 'genaug', 'score', 'clis-l', '--plan', plan, '--pool', pool, '--wordnet', 'cosine', '--table', wn])).toBe(2);
   });
+  it('genaug score clip-score takes area_fraction from the manifest / pool index / source image, the crop only as a named fallback', async () => {
+    const dir = tmp.fresh('area');
+    const model = await writeClipFolder(join(dir, 'clip'), 'split', tinyClipWeights());
+    // Fully opaque 10x8 rectangular crops: their tight-crop fraction is 1.0 (X-Paste would drop them as > 0.95).
+    const crop = (seed: number) => {
+      const px = new Uint8Array(10 * 8 * 4);
+      for (let i = 0; i < 80; i++) px.set([(seed * 40 + i) % 256, (i * 3) % 256, 100, 255], i * 4);
+      return sharp(Buffer.from(px), { raw: { width: 10, height: 8, channels: 4 } }).png().toBuffer();
+    };
+    for (const n of ['a', 'b', 'c', 'd']) writeFileSync(join(dir, `${n}.png`), await crop(n.charCodeAt(0)));
+    writeFileSync(join(dir, 'gen.png'), await sharp({ create: { width: 40, height: 20, channels: 3, background: '#808080' } }).png().toBuffer());
+    writeFileSync(join(dir, 'index.json'), JSON.stringify({ dog: [{ file: 'b.png', areaFraction: 0.25, source: 'gen.png', bbox: [0, 0, 10, 8] }] }));
+    const manifest = join(dir, 'm.jsonl');
+    writeFileSync(
+      manifest,
+      [
+        { file: 'a.png', category: 'dog', area_fraction: 0.3 },
+        { file: 'b.png', category: 'dog' },
+        { file: 'c.png', category: 'dog', source: 'gen.png' },
+        { file: 'd.png', category: 'dog' },
+      ].map((l) => JSON.stringify(l)).join('\n') + '\n',
+    );
+    const table = join(dir, 's.jsonl');
+    expect(await run(['node', 'genaug', 'score', 'clip-score', '--model', model, '--manifest', manifest, '--pool-index', join(dir, 'index.json'), '--table', table])).toBe(0);
+    const t = await readScores(table);
+    expect(['a.png', 'b.png', 'c.png', 'd.png'].map((id) => [t.get(id)!.area_fraction, t.get(id)!.area_fraction_source])).toEqual([
+      [0.3, 'manifest'],
+      [0.25, 'pool-index'],
+      [80 / 800, 'source-image'],
+      [1, 'crop'],
+    ]);
+  });
+  it('clip-score and alia-confidence stream in batches: same scores whatever the batch size, an undecodable image is a row with an error', async () => {
+    const dir = tmp.fresh('stream');
+    const model = await writeClipFolder(join(dir, 'clip'), 'split', tinyClipWeights());
+    const rng = seededRandom(5);
+    const imgs: RgbInput[] = [];
+    const lines: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      const w = 6 + (i % 3) * 5;
+      const h = 9 + (i % 2) * 4;
+      const px = new Uint8Array(w * h * 4);
+      for (let k = 0; k < px.length; k++) px[k] = k % 4 === 3 ? (rng() < 0.7 ? 255 : 0) : Math.floor(rng() * 256);
+      writeFileSync(join(dir, `i${i}.png`), await sharp(Buffer.from(px), { raw: { width: w, height: h, channels: 4 } }).png().toBuffer());
+      imgs.push(compositeOnWhite(px, w, h));
+      lines.push(JSON.stringify({ file: `i${i}.png`, category: i % 2 ? 'dog' : 'cat', label: i % 2 ? 'dog' : 'cat' }));
+      if (i === 3) {
+        writeFileSync(join(dir, 'bad.png'), 'not a png');
+        lines.push(JSON.stringify({ file: 'bad.png', category: 'dog', label: 'dog' }));
+      }
+    }
+    const manifest = join(dir, 'm.jsonl');
+    writeFileSync(manifest, lines.join('\n') + '\n');
+    // Oracle: one unbatched call of the library over every decodable image.
+    const { ClipModel } = await import('../ts/models/clip.js');
+    const clip = await ClipModel.open(model);
+    const want = await clipScores(clip, imgs, imgs.map((_, i) => (i % 2 ? 'dog' : 'cat')));
+    await clip.close();
+    const tables: Array<Map<string, ScoreColumns>> = [];
+    for (const bs of ['1', '3', '64']) {
+      const table = join(dir, `clip-${bs}.jsonl`);
+      expect(await run(['node', 'genaug', 'score', 'clip-score', '--model', model, '--manifest', manifest, '--batch-size', bs, '--table', table])).toBe(0);
+      tables.push(await readScores(table));
+    }
+    for (const t of tables) {
+      expect([...t.keys()]).toEqual(['i0.png', 'i1.png', 'i2.png', 'i3.png', 'bad.png', 'i4.png', 'i5.png', 'i6.png']);
+      expect([0, 1, 2, 3, 4, 5, 6].map((i) => t.get(`i${i}.png`)!.clip_score)).toEqual(Array.from(want));
+      expect(t.get('bad.png')).toMatchObject({ clip_score: null, category: 'dog' });
+      expect(String(t.get('bad.png')!.clip_score_error)).toMatch(/bad\.png/);
+    }
+    // ALIA confidence: a tiny classifier (global average pool → 3x2 matrix); the real set holds a bad image too.
+    const { GraphBuilder } = await import('./onnx-builder.js');
+    const g = new GraphBuilder('clf');
+    const x = g.input('input', 'float32', ['n', 3, 8, 8]);
+    const pooled = g.node('Flatten', [g.node('GlobalAveragePool', [x])]);
+    g.node('MatMul', [pooled, g.constF([1, -1, 0.5, 2, -2, 0.3], [3, 2])], {}, 'logits');
+    g.output('logits', 'float32', ['n', 2]);
+    await g.write(join(dir, 'clf.onnx'));
+    writeFileSync(join(dir, 'classes.txt'), 'cat\ndog\n');
+    const { ImageClassifier } = await import('../ts/curate/score.js');
+    const clf = await ImageClassifier.open(join(dir, 'clf.onnx'));
+    const { loadRgb } = await import('../ts/models/onnx.js');
+    const all = await clf.predict(await Promise.all([0, 1, 2, 3, 4, 5, 6].map((i) => loadRgb(join(dir, `i${i}.png`)))));
+    const labels = Int32Array.from([0, 1, 2, 3, 4, 5, 6], (i) => i % 2);
+    const thr = confidentThresholds(all.probs, labels, 2);
+    const c = confidenceScores(all.probs, labels, 2, thr);
+    const alia: Array<Map<string, ScoreColumns>> = [];
+    for (const bs of ['2', '64']) {
+      const table = join(dir, `alia-${bs}.jsonl`);
+      const argv = ['node', 'genaug', 'score', 'alia-confidence', '--classifier', join(dir, 'clf.onnx'), '--classes', join(dir, 'classes.txt'), '--real', manifest, '--manifest', manifest, '--batch-size', bs, '--table', table];
+      expect(await run(argv)).toBe(0);
+      alia.push(await readScores(table));
+    }
+    for (const t of alia) {
+      expect([0, 1, 2, 3, 4, 5, 6].map((i) => t.get(`i${i}.png`)!.alia_max_prob)).toEqual(Array.from(c.maxProb));
+      expect([0, 1, 2, 3, 4, 5, 6].map((i) => t.get(`i${i}.png`)!.alia_threshold)).toEqual(Array.from(c.threshold));
+      expect(t.get('bad.png')).toMatchObject({ alia_max_prob: null, alia_label: 'dog' });
+      expect(String(t.get('bad.png')!.alia_error)).toMatch(/bad\.png/);
+    }
+  });
   it('genaug score inter-sim rejects index files that do not match the embeddings', async () => {
     const dir = tmp.fresh('inter');
     const { writeNpy } = await import('../ts/io/npy.js');
@@ -381,6 +532,7 @@ describe('CLIS-I judge mode against a local chat-completions server', () => {
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
   const input = () => ({ image: randomImage(16, 16, 1), caption: 'a dog catches a frisbee', objects: [{ name: 'dog', box: [0.1, 0.2, 0.3, 0.4] as [number, number, number, number] }] });
+  const judgeTmp = tempFolder('judge');
   const clients = () => ({ vlm: new ChatClient({ baseUrl: url, model: 'vlm', retries: 1, backoffMs: 1 }), llm: new ChatClient({ baseUrl: url, model: 'llm', retries: 1, backoffMs: 1 }) });
 
   it('valid grades: 0.5·G + 0.5·(0.8·region + 0.2·crop), ×20; region prompt carries the box', async () => {
@@ -399,13 +551,52 @@ describe('CLIS-I judge mode against a local chat-completions server', () => {
     // Global: malformed then valid (retry works). Region: truncated twice → −1. Crop: fine.
     grades = [{ content: '{"score": 9}' }, { content: '{"score": 2}' }, { content: '{"score": 4', finish: 'length' }, { content: '{"score": 4}', finish: 'length' }, { content: '{"score": 1}' }];
     const { vlm, llm } = clients();
-    const r = await clisImageJudge(vlm, llm, input());
+    const r = await clisImageJudge(vlm, llm, input(), { retries: 1 });
     expect(r.global).toBe(40);
     expect(r.score).toBe(-1);
     expect(r.notes.join(' ')).toMatch(/finish_reason "length"/);
-    grades = [{ content: 'I think it is great' }, { raw: 'not json at all' }];
-    const r2 = await clisImageJudge(vlm, llm, input());
+    grades = [{ content: 'I think it is great' }, { content: 'no idea, sorry' }];
+    const r2 = await clisImageJudge(vlm, llm, input(), { retries: 1 });
     expect(r2.score).toBe(-1);
     expect(r2.global).toBe(-1);
+    expect(r2.notes.join(' ')).toMatch(/unparseable grade after 2 attempts/);
+  });
+  it('reads "score: N" answers (regex fallback, §1.2) before declaring −1', async () => {
+    grades = [{ content: 'The score: 4, since the dog matches.' }, { content: "score = 3" }, { content: '{"rating": 1} but score: 2' }];
+    const { vlm, llm } = clients();
+    const r = await clisImageJudge(vlm, llm, input());
+    expect([r.global, r.objects]).toEqual([80, [0.8 * 60 + 0.2 * 40]]);
+    expect(parseGrade('{"score": 4', 'length')).toHaveProperty('error');
+    expect(parseGrade('score: 7')).toHaveProperty('error');
+    expect(parseGrade('{"score": 5}')).toEqual({ score: 5 });
+  });
+  it('transport and HTTP errors fail the item (E_BACKEND), never −1; the CLI records them and exits non-zero when all fail', async () => {
+    grades = [{ status: 500, raw: 'server exploded' }, { status: 503, raw: 'still down' }];
+    const { vlm, llm } = clients();
+    await expectCode(clisImageJudge(vlm, llm, input()), 'E_BACKEND', /HTTP 503/);
+    grades = [{ status: 400, raw: 'bad request' }];
+    await expectCode(clisImageJudge(vlm, llm, input()), 'E_BACKEND', /HTTP 400/);
+    const down = new ChatClient({ baseUrl: 'http://127.0.0.1:9/v1', model: 'x', retries: 0, backoffMs: 1 });
+    await expectCode(clisImageJudge(down, down, input()), 'E_BACKEND', /could not connect/);
+    // The grade schema sent in strict mode lists every property as required and allows no others.
+    expect(GRADE_RESPONSE_FORMAT.json_schema.strict).toBe(true);
+    const schema = GRADE_RESPONSE_FORMAT.json_schema.schema as { required: string[]; properties: object; additionalProperties: boolean };
+    expect([...schema.required].sort()).toEqual(Object.keys(schema.properties).sort());
+    expect(schema.additionalProperties).toBe(false);
+    // CLI: a server that is down fails every item: rows with clis_i_error, exit 1.
+    const dir = judgeTmp.fresh('cli');
+    mkdirSync(dir, { recursive: true });
+    await sharp({ create: { width: 8, height: 8, channels: 3, background: '#123456' } }).png().toFile(join(dir, 'a.png'));
+    writeFileSync(join(dir, 'plan.jsonl'), JSON.stringify({ id: 'j', prompt: 'a dog', layout: [{ name: 'dog', box: [0.1, 0.1, 0.5, 0.5] }] }) + '\n');
+    writeFileSync(join(dir, 'm.jsonl'), JSON.stringify({ file: 'a.png', job: 'j' }) + '\n');
+    const table = join(dir, 's.jsonl');
+    const argv = ['node', 'genaug', 'score', 'clis-i', '--plan', join(dir, 'plan.jsonl'), '--manifest', join(dir, 'm.jsonl'), '--vlm-url', 'http://127.0.0.1:9/v1', '--vlm-model', 'x', '--retries', '0', '--table', table];
+    expect(await run(argv)).toBe(1);
+    expect((await readScores(table)).get('a.png')).toMatchObject({ clis_i: null, job: 'j' });
+    expect(String((await readScores(table)).get('a.png')!.clis_i_error)).toMatch(/E_BACKEND.*could not connect/);
+    // Up again: scored.
+    grades = [];
+    expect(await run([...argv.slice(0, -6), '--vlm-url', url, '--vlm-model', 'x', '--retries', '0', '--table', table])).toBe(0);
+    expect((await readScores(table)).get('a.png')).toMatchObject({ clis_i: 100, job: 'j' });
   });
 });

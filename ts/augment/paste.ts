@@ -407,7 +407,20 @@ export function imageKeys(images: readonly { id: number; file_name: string }[]):
   });
   const count = new Map<string, number>();
   for (const s of stems) count.set(s, (count.get(s) ?? 0) + 1);
-  return stems.map((s, i) => ((count.get(s) as number) > 1 ? `${s.slice(-60)}_id${images[i]!.id}` : s));
+  const keys = stems.map((s, i) => ((count.get(s) as number) > 1 ? `${s.slice(-60)}_id${images[i]!.id}` : s));
+  // A suffixed key can meet another image's own stem (a.jpg#5, a.png#6, a_id5.jpg#7 → a_id5 twice): in image order,
+  // every later repeat gets _dupN (the smallest N not taken), so the keys are unique and depend only on the list.
+  const taken = new Set<string>();
+  const all = new Set(keys);
+  return keys.map((k) => {
+    let key = k;
+    for (let n = 2; taken.has(key); n++) {
+      key = `${k}_dup${n}`;
+      if (all.has(key)) key = k; // taken by another image's key: try the next N
+    }
+    taken.add(key);
+    return key;
+  });
 }
 
 async function readJournal(path: string): Promise<Map<string, PasteJournalLine>> {

@@ -22,6 +22,11 @@ export function embedCommand(global: GlobalOptions): Command {
     .option('--threads <n>', 'onnxruntime intra-op threads per session (default: 1 in workers, every core on the main thread)', intArg('--threads', 1, 1024))
     .addOption(new Option('--provider <p>', 'onnxruntime execution provider; cuda fails with E_CUDA_UNAVAILABLE when onnxruntime-node cannot use it').choices(['cpu', 'cuda']).default('cpu'))
     .option('--cache <dir>', 'content-hash cache of rows per model: unchanged images are not embedded again (default: no cache)')
+    .addOption(
+      new Option('--background <colour>', 'images with an alpha channel are composited onto this colour before embedding; none drops alpha and keeps the RGB under it (RGB images are unchanged). DiverGen embeds generated instances on black')
+        .choices(['none', 'black', 'white'])
+        .default('none'),
+    )
     .option('--max-pixels <n>', 'record images with more pixels than this as failed (default 0x3FFF^2)', intArg('--max-pixels', 1))
     .option('-q, --quiet', 'no progress output')
     .addHelpText(
@@ -62,6 +67,7 @@ export function embedCommand(global: GlobalOptions): Command {
         ...(o.workers !== undefined ? { workers: o.workers } : {}),
         ...(o.cache ? { cache: o.cache } : {}),
         ...(o.maxPixels ? { maxPixels: o.maxPixels } : {}),
+        background: o.background,
         onNote: (note) => {
           if (!o.quiet) process.stderr.write(`${note}\n`);
         },

@@ -12,7 +12,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 
 import { Command } from 'commander';
 
-import { interSimilarity, duplicateGroups, aliaSemantic, ALIA_NEGATIVES, clipScores, planToScene, clisImageClip, clisImageJudge, ImageClassifier, confidentThresholds, confidenceScores } from '../curate/score.js';
+import { interSimilarity, duplicateGroups, aliaSemantic, ALIA_NEGATIVES, clipScores, clipTextRows, GRADE_RESPONSE_FORMAT, planToScene, clisImageClip, clisImageJudge, ImageClassifier, confidentThresholds, confidenceScores } from '../curate/score.js';
 import { alphaAreaFraction, compositeOnWhite, writeRealCrops } from '../curate/crops.js';
 import { examplesFromCoco, examplesFromVisualGenome, nameSimilarityFromEmbeddings, nameSimilarityFromFunction, nameSimilarityFromTable, readJson, readRelationPool } from '../curate/relations.js';
 import { mergeScores, type ScoreColumns } from '../curate/table.js';
@@ -83,24 +83,80 @@ export async function openEmbedder(dir: string): Promise<ImageTextEmbedder> {
 
 const resolveFile = (file: string, base: string) => (isAbsolute(file) ? file : join(base, file));
 
-async function loadImages(lines: ManifestLine[], base: string, path: string, rgba = false): Promise<Array<{ img: RgbInput; area?: number } | { error: string }>> {
-  const sharp = (await import('sharp')).default;
-  const out: Array<{ img: RgbInput; area?: number } | { error: string }> = [];
-  for (const [i, l] of lines.entries()) {
-    if (typeof l.file !== 'string') throw new GenaugError('E_FORMAT', `${path}:${i + 1} has no "file"`);
-    const f = resolveFile(l.file, base);
-    try {
-      if (rgba) {
-        const { data, info } = await sharp(f).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-        const px = new Uint8Array(data.buffer, data.byteOffset, data.length);
-        out.push({ img: compositeOnWhite(px, info.width, info.height), area: alphaAreaFraction(px, info.width, info.height) });
-      } else out.push({ img: await loadRgb(f) });
-    } catch (e) {
-      out.push({ error: `${f}: ${(e as Error).message}` });
+type Loaded = { img: RgbInput; area?: number; areaSource?: AreaSource } | { error: string };
+
+/**
+ * Where an instance's area fraction comes from, best first (ALGORITHMS.md §2.2/2.3 measure the foreground's share
+ * of the *generated image*): 'manifest' (the line's area_fraction / areaFraction, as `genaug annotate` records it),
+ * 'pool-index' (annotate's index.json, by file), 'source-image' (the crop's alpha > 128 pixels over the size of the
+ * line's `source` image), else 'crop' (alpha > 128 share of the tight crop itself: NOT the reference quantity; a
+ * fully opaque rectangular crop scores 1.0).
+ */
+export type AreaSource = 'manifest' | 'pool-index' | 'source-image' | 'crop';
+
+const givenArea = (l: ManifestLine): number | undefined => {
+  const v = l.area_fraction ?? l.areaFraction;
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+};
+
+/** annotate's index.json ({category: [{file, areaFraction, ...}]}) → area fraction by file (as written there). */
+async function poolIndexAreas(path: string): Promise<Map<string, number>> {
+  const j = (await readJson(path)) as Record<string, unknown>;
+  const out = new Map<string, number>();
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new GenaugError('E_FORMAT', `${path}: expected annotate's index.json ({category: [{file, areaFraction}]})`);
+  for (const [cat, list] of Object.entries(j)) {
+    if (!Array.isArray(list)) throw new GenaugError('E_FORMAT', `${path}: category ${JSON.stringify(cat)} is not a list`);
+    for (const e of list as Array<Record<string, unknown>>) {
+      const a = e?.areaFraction ?? e?.area_fraction;
+      if (typeof e?.file === 'string' && typeof a === 'number') out.set(e.file, a);
     }
   }
   return out;
 }
+
+async function loadImage(l: ManifestLine, i: number, base: string, path: string, rgba = false, areas?: Map<string, number>): Promise<Loaded> {
+  if (typeof l.file !== 'string') throw new GenaugError('E_FORMAT', `${path}:${i + 1} has no "file"`);
+  const f = resolveFile(l.file, base);
+  try {
+    if (!rgba) return { img: await loadRgb(f) };
+    const sharp = (await import('sharp')).default;
+    const { data, info } = await sharp(f).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+    const px = new Uint8Array(data.buffer, data.byteOffset, data.length);
+    const img = compositeOnWhite(px, info.width, info.height);
+    const given = givenArea(l);
+    if (given !== undefined) return { img, area: given, areaSource: 'manifest' };
+    const indexed = areas?.get(l.file);
+    if (indexed !== undefined) return { img, area: indexed, areaSource: 'pool-index' };
+    const fg = alphaAreaFraction(px, info.width, info.height) * info.width * info.height;
+    const src = typeof l.source === 'string' ? l.source : typeof l.image === 'string' ? l.image : undefined;
+    if (src) {
+      const m = await sharp(resolveFile(src, base)).metadata();
+      if (m.width && m.height) return { img, area: fg / (m.width * m.height), areaSource: 'source-image' };
+    }
+    return { img, area: fg / (info.width * info.height), areaSource: 'crop' };
+  } catch (e) {
+    return { error: `${f}: ${(e as Error).message}` };
+  }
+}
+
+/** Images are decoded and scored `batch` at a time: memory holds one batch of images, never the whole manifest. */
+const DEFAULT_BATCH = 64;
+
+/** Runs `fn` over consecutive batches of lines with their decoded images (an undecodable image is an { error }). */
+async function forBatches(
+  lines: ManifestLine[],
+  batch: number,
+  load: (l: ManifestLine, i: number) => Promise<Loaded>,
+  fn: (items: Array<{ line: ManifestLine; index: number; loaded: Loaded }>) => Promise<void>,
+): Promise<void> {
+  for (let s = 0; s < lines.length; s += batch) {
+    const items: Array<{ line: ManifestLine; index: number; loaded: Loaded }> = [];
+    for (let i = s; i < Math.min(lines.length, s + batch); i++) items.push({ line: lines[i]!, index: i, loaded: await load(lines[i]!, i) });
+    await fn(items);
+  }
+}
+
+const batchOption = () => ['--batch-size <n>', `images decoded and scored per model call (default ${DEFAULT_BATCH}); the scores do not depend on it`, intArg('--batch-size', 1, 65536), DEFAULT_BATCH] as const;
 
 async function write(global: GlobalOptions, table: string, cols: Map<string, ScoreColumns>, what: string) {
   const t = await mergeScores(table, cols);
@@ -117,21 +173,38 @@ export function scoreCommand(global: GlobalOptions): Command {
     .requiredOption('--manifest <file>', 'JSONL {file, category, id?} of RGBA instances')
     .option('--images <dir>', 'folder the files are relative to (default: the manifest folder)')
     .option('--template <text>', 'text template', 'a photo of {}')
+    .option('--pool-index <file>', "annotate's index.json: area fractions of the generated images by instance file, for lines without area_fraction")
+    .option(...batchOption())
     .requiredOption('--table <file>', 'scores table to merge into (.jsonl or .csv)')
+    .addHelpText(
+      'after',
+      '\narea_fraction is the foreground share of the generated image (X-Paste keeps 0.05..0.95). It comes from, best first:\n' +
+        "the line's area_fraction/areaFraction (genaug annotate records it), --pool-index, the line's source image size\n" +
+        '("source": the generated image), else the tight crop itself; area_fraction_source says which (crop = not the reference quantity).',
+    )
     .action(async (o) => {
       const lines = await readJsonl(o.manifest);
       const base = o.images ?? dirname(resolve(o.manifest));
+      const areas = o.poolIndex ? await poolIndexAreas(o.poolIndex) : undefined;
       const embedder = await openEmbedder(o.model);
-      const imgs = await loadImages(lines, base, o.manifest, true);
-      const ok = imgs.map((x, i) => ({ x, i })).filter(({ x }) => 'img' in x);
-      const names = ok.map(({ i }) => String(lines[i]!.category ?? ''));
-      const s = await clipScores(embedder, ok.map(({ x }) => (x as { img: RgbInput }).img), names, o.template);
+      const nameOf = (l: ManifestLine) => String(l.category ?? '');
       const cols = new Map<string, ScoreColumns>();
-      imgs.forEach((x, i) => {
-        if ('error' in x) cols.set(sampleId(lines[i]!, i, o.manifest), { clip_score: null, clip_score_error: x.error, category: lines[i]!.category ?? null });
-      });
-      ok.forEach(({ x, i }, k) => cols.set(sampleId(lines[i]!, i, o.manifest), { clip_score: s[k]!, area_fraction: (x as { area: number }).area, category: lines[i]!.category ?? null }));
-      await embedder.close?.();
+      lines.forEach((l, i) => sampleId(l, i, o.manifest));
+      try {
+        const texts = await clipTextRows(embedder, lines.map(nameOf), o.template);
+        await forBatches(lines, o.batchSize, (l, i) => loadImage(l, i, base, o.manifest, true, areas), async (items) => {
+          const ok = items.filter(({ loaded }) => 'img' in loaded);
+          const s = await clipScores(embedder, ok.map(({ loaded }) => (loaded as { img: RgbInput }).img), ok.map(({ line }) => nameOf(line)), o.template, texts);
+          let k = 0;
+          for (const { line, index, loaded } of items) {
+            const id = sampleId(line, index, o.manifest);
+            if ('error' in loaded) cols.set(id, { clip_score: null, clip_score_error: loaded.error, area_fraction: null, category: line.category ?? null });
+            else cols.set(id, { clip_score: s[k++]!, area_fraction: loaded.area!, area_fraction_source: loaded.areaSource!, category: line.category ?? null });
+          }
+        });
+      } finally {
+        await embedder.close?.();
+      }
       await write(global, o.table, cols, 'clip-score');
     });
 
@@ -217,6 +290,7 @@ export function scoreCommand(global: GlobalOptions): Command {
     .requiredOption('--real <file>', 'JSONL {file, label} of the real training images')
     .requiredOption('--manifest <file>', 'JSONL {file, label, id?} of the generated samples (label = intended class)')
     .option('--images <dir>', 'folder the files are relative to (default: each manifest’s folder)')
+    .option(...batchOption())
     .requiredOption('--table <file>', 'scores table to merge into')
     .action(async (o) => {
       const classes = (await readFile(o.classes, 'utf8')).split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
@@ -226,25 +300,42 @@ export function scoreCommand(global: GlobalOptions): Command {
         if (!Number.isInteger(k) || k < 0 || k >= classes.length) throw new GenaugError('E_ARGUMENT', `${p}:${i + 1}: label ${JSON.stringify(l.label)} is not one of the ${classes.length} classes in ${o.classes}`);
         return k;
       };
+      /** Probabilities of the images that decoded (rows in line order) and the errors of those that did not. */
       const run = async (p: string) => {
         const lines = await readJsonl(p);
         const labels = Int32Array.from(lines, (l, i) => labelOf(l, i, p));
-        const imgs = await loadImages(lines, o.images ?? dirname(resolve(p)), p);
-        const bad = imgs.findIndex((x) => 'error' in x);
-        if (bad >= 0) throw new GenaugError('E_IO', `${p}:${bad + 1}: ${(imgs[bad] as { error: string }).error}`);
-        const pr = await clf.predict(imgs.map((x) => (x as { img: RgbInput }).img));
-        if (pr.classes !== classes.length) throw new GenaugError('E_SHAPE', `the classifier has ${pr.classes} outputs but ${o.classes} lists ${classes.length} classes`);
-        return { lines, labels, probs: pr.probs };
+        const K = classes.length;
+        const probs = new Float32Array(lines.length * K);
+        const errors = new Map<number, string>();
+        await forBatches(lines, o.batchSize, (l, i) => loadImage(l, i, o.images ?? dirname(resolve(p)), p), async (items) => {
+          const ok = items.filter(({ loaded }) => 'img' in loaded);
+          for (const { index, loaded } of items) if ('error' in loaded) errors.set(index, loaded.error);
+          if (ok.length === 0) return;
+          const pr = await clf.predict(ok.map(({ loaded }) => (loaded as { img: RgbInput }).img));
+          if (pr.classes !== K) throw new GenaugError('E_SHAPE', `the classifier has ${pr.classes} outputs but ${o.classes} lists ${K} classes`);
+          ok.forEach(({ index }, k) => probs.set(pr.probs.subarray(k * K, (k + 1) * K), index * K));
+        });
+        const good = lines.map((_, i) => i).filter((i) => !errors.has(i));
+        const pick = new Float32Array(good.length * K);
+        good.forEach((i, k) => pick.set(probs.subarray(i * K, (i + 1) * K), k * K));
+        return { lines, labels, good, probs: pick, goodLabels: Int32Array.from(good, (i) => labels[i]!), errors };
       };
       const real = await run(o.real);
-      const thr = confidentThresholds(real.probs, real.labels, classes.length);
+      // A real image that cannot be decoded only leaves the class means; it is reported, the run goes on.
+      for (const [i, e] of real.errors) process.stderr.write(`genaug: ${o.real}:${i + 1}: skipped, not in the thresholds: ${e}\n`);
+      const thr = confidentThresholds(real.probs, real.goodLabels, classes.length);
       const gen = await run(o.manifest);
-      const c = confidenceScores(gen.probs, gen.labels, classes.length, thr);
+      const c = confidenceScores(gen.probs, gen.goodLabels, classes.length, thr);
       const cols = new Map<string, ScoreColumns>();
-      gen.lines.forEach((l, i) =>
-        cols.set(sampleId(l, i, o.manifest), { alia_max_prob: c.maxProb[i]!, alia_pred: classes[c.pred[i]!]!, alia_threshold: Number.isNaN(c.threshold[i]!) ? null : c.threshold[i]!, alia_label: classes[gen.labels[i]!]! }),
+      gen.lines.forEach((l, i) => {
+        const e = gen.errors.get(i);
+        if (e !== undefined) cols.set(sampleId(l, i, o.manifest), { alia_max_prob: null, alia_pred: null, alia_threshold: null, alia_label: classes[gen.labels[i]!]!, alia_error: e });
+      });
+      gen.good.forEach((i, k) =>
+        cols.set(sampleId(gen.lines[i]!, i, o.manifest), { alia_max_prob: c.maxProb[k]!, alia_pred: classes[c.pred[k]!]!, alia_threshold: Number.isNaN(c.threshold[k]!) ? null : c.threshold[k]!, alia_label: classes[gen.labels[i]!]! }),
       );
-      await write(global, o.table, cols, 'alia-confidence');
+      const ordered = new Map(gen.lines.map((l, i) => [sampleId(l, i, o.manifest), cols.get(sampleId(l, i, o.manifest))!]));
+      await write(global, o.table, ordered, `alia-confidence (${real.errors.size} real and ${gen.errors.size} generated images could not be read)`);
     });
 
   cmd
@@ -322,7 +413,8 @@ export function scoreCommand(global: GlobalOptions): Command {
     .option('--vlm-model <name>', 'judge mode: VLM model name')
     .option('--llm-url <url>', 'judge mode: LLM endpoint base URL (default: the VLM’s)')
     .option('--llm-model <name>', 'judge mode: LLM model name (default: the VLM’s)')
-    .option('--retries <n>', 'retries per request after the first attempt', intArg('--retries', 0, 20), 3)
+    .option('--retries <n>', 'retries per request after the first attempt (transport errors, and re-asking after an unparseable grade)', intArg('--retries', 0, 20), 3)
+    .option('--no-json-schema', 'judge mode: do not send the grade JSON schema as response_format (for servers that reject it)')
     .requiredOption('--table <file>', 'scores table to merge into')
     .action(async (o) => {
       const jobs = new Map((await readJsonl(o.plan)).map((j) => [String(j.id), j]));
@@ -333,19 +425,21 @@ export function scoreCommand(global: GlobalOptions): Command {
       if (o.mode === 'judge') {
         if (!o.vlmUrl || !o.vlmModel) throw new GenaugError('E_ARGUMENT', 'judge mode needs --vlm-url and --vlm-model');
         const vlm = new ChatClient({ baseUrl: o.vlmUrl, model: o.vlmModel, retries: o.retries });
-        judge = { vlm, llm: new ChatClient({ baseUrl: o.llmUrl ?? o.vlmUrl, model: o.llmModel ?? o.vlmModel, retries: o.retries }) };
+        const llm = new ChatClient({ baseUrl: o.llmUrl ?? o.vlmUrl, model: o.llmModel ?? o.vlmModel, retries: o.retries, ...(o.jsonSchema ? { extraBody: { response_format: GRADE_RESPONSE_FORMAT } } : {}) });
+        judge = { vlm, llm };
       } else if (o.mode === 'clip') {
         if (!o.model) throw new GenaugError('E_ARGUMENT', 'clip mode needs --model');
         embedder = await openEmbedder(o.model);
       } else throw new GenaugError('E_ARGUMENT', `--mode must be judge or clip, got ${o.mode}`);
       const cols = new Map<string, ScoreColumns>();
-      const imgs = await loadImages(lines, base, o.manifest);
+      let failed = 0;
       for (const [i, l] of lines.entries()) {
         const id = sampleId(l, i, o.manifest);
         const job = jobs.get(String(l.job));
         if (!job) throw new GenaugError('E_ARGUMENT', `${o.manifest}:${i + 1}: job ${JSON.stringify(l.job)} is not in ${o.plan}`);
-        const x = imgs[i]!;
+        const x = await loadImage(l, i, base, o.manifest);
         if ('error' in x) {
+          failed++;
           cols.set(id, { clis_i: null, clis_i_error: x.error, job: String(l.job) });
           continue;
         }
@@ -355,11 +449,19 @@ export function scoreCommand(global: GlobalOptions): Command {
           caption: String(job.prompt ?? ''),
           objects: layout.map((b) => ({ name: b.name, box: b.box, text: b.attributes?.length ? `${b.name}: ${b.attributes.join(', ')}` : b.name })),
         };
-        const r = judge ? await clisImageJudge(judge.vlm, judge.llm, input) : await clisImageClip(embedder!, input);
-        cols.set(id, { clis_i: r.score, clis_i_global: r.global, job: String(l.job), ...(r.notes.length ? { clis_i_notes: r.notes.join('; ') } : {}) });
+        try {
+          const r = judge ? await clisImageJudge(judge.vlm, judge.llm, input, { retries: o.retries }) : await clisImageClip(embedder!, input);
+          cols.set(id, { clis_i: r.score, clis_i_global: r.global, job: String(l.job), ...(r.notes.length ? { clis_i_notes: r.notes.join('; ') } : {}) });
+        } catch (e) {
+          // A server that is down or answers HTTP errors fails the item (recorded), it does not score it −1.
+          if (!(e instanceof GenaugError) || (e.code !== 'E_BACKEND' && e.code !== 'E_FORMAT' && e.code !== 'E_IO')) throw e;
+          failed++;
+          cols.set(id, { clis_i: null, clis_i_global: null, job: String(l.job), clis_i_error: `[${e.code}] ${e.message}` });
+        }
       }
       await embedder?.close?.();
-      await write(global, o.table, cols, `clis-i (${o.mode})`);
+      await write(global, o.table, cols, `clis-i (${o.mode}; ${failed} failed)`);
+      if (lines.length > 0 && failed === lines.length) throw new GenaugError('E_BACKEND', `clis-i: all ${failed} items failed (see clis_i_error in ${o.table}); is the server up?`);
     });
 
   return cmd;

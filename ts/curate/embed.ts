@@ -39,7 +39,7 @@ import { checkInt } from '../kernels/validate.js';
 import { ClipModel } from '../models/clip.js';
 import { clipPreprocess } from '../models/clip-preprocess.js';
 import { FeatureEmbedder } from '../models/features.js';
-import { DEFAULT_MAX_PIXELS, loadRgb, type Provider } from '../models/onnx.js';
+import { DEFAULT_MAX_PIXELS, loadRgb, type AlphaBackground, type Provider } from '../models/onnx.js';
 import { GenaugError } from '../native/errors.js';
 import { packageRoot } from '../native/load.js';
 import { IMAGE_EXTENSIONS } from './annotate.js';
@@ -69,6 +69,13 @@ export interface EmbedImagesOptions {
   /** Cache folder (content hash → row per model). */
   cache?: string;
   maxPixels?: number;
+  /**
+   * What images with an alpha channel are composited onto before embedding
+   * (default 'none': alpha dropped, the RGB under it kept). DiverGen embeds
+   * generated instances on black (ALGORITHMS.md §2.3): use 'black' for RGBA
+   * instances. RGB images are unchanged whatever this says.
+   */
+  background?: AlphaBackground;
   onProgress?: (done: number, total: number) => void;
   onNote?: (note: string) => void;
 }
@@ -101,6 +108,8 @@ export interface BatchTask {
   texts?: string[];
   batchSize: number;
   maxPixels?: number;
+  /** Composite RGBA images onto this colour (default 'none': drop alpha). */
+  background?: AlphaBackground;
 }
 
 export interface BatchResult {
@@ -168,7 +177,7 @@ export async function embedBatch(task: BatchTask): Promise<BatchResult> {
     for (const f of files) {
       try {
         const t0 = performance.now();
-        const img = await loadRgb(f, maxPixels);
+        const img = await loadRgb(f, maxPixels, task.background ?? 'none');
         const t1 = performance.now();
         emb.embedOne(img, rows, n * emb.dim);
         timings.decode += t1 - t0;
@@ -188,7 +197,7 @@ export async function embedBatch(task: BatchTask): Promise<BatchResult> {
   for (const f of files) {
     try {
       const t0 = performance.now();
-      const img = await loadRgb(f, maxPixels);
+      const img = await loadRgb(f, maxPixels, task.background ?? 'none');
       const t1 = performance.now();
       clipPreprocess(img, emb.preprocess as NonNullable<ClipModel['preprocess']>, pixels, n * per);
       timings.decode += t1 - t0;
@@ -278,8 +287,10 @@ async function sha256File(path: string): Promise<string> {
 }
 
 /** What decides a row besides the image bytes: the model's files (size, mtime), preprocessing and provider. */
-async function embedderIdentity(spec: EmbedderSpec): Promise<{ key: string; name: string }> {
-  if (spec.kind === 'features') return { key: 'features-v1', name: 'features-v1' };
+async function embedderIdentity(spec: EmbedderSpec, background: AlphaBackground = 'none'): Promise<{ key: string; name: string }> {
+  // A background changes the rows of RGBA images: it is part of the identity (keys without it stay as before).
+  const bg = background === 'none' ? '' : `-on-${background}`;
+  if (spec.kind === 'features') return { key: `features-v1${bg}`, name: 'features-v1' };
   const dir = resolve(spec.model as string);
   const files: Array<[string, number, number]> = [];
   for (const sub of ['', 'onnx']) {
@@ -293,7 +304,7 @@ async function embedderIdentity(spec: EmbedderSpec): Promise<{ key: string; name
     }
   }
   const digest = createHash('sha256').update(JSON.stringify({ dir, files, provider: spec.provider ?? 'cpu' })).digest('hex');
-  return { key: `clip-${digest.slice(0, 24)}`, name: `clip:${basename(dir)}` };
+  return { key: `clip-${digest.slice(0, 24)}${bg}`, name: `clip:${basename(dir)}` };
 }
 
 // ---------------------------------------------------------------------------
@@ -462,7 +473,9 @@ export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult
   }
 
   // 3. The embedder's identity and width (loads the model once here to check it and learn its width).
-  const ident = await embedderIdentity(spec);
+  const background = o.background ?? 'none';
+  if (background !== 'none' && background !== 'black' && background !== 'white') throw new GenaugError('E_ARGUMENT', `background must be none, black or white, got ${JSON.stringify(background)}`);
+  const ident = await embedderIdentity(spec, background);
   const dim = spec.kind === 'features' ? new FeatureEmbedder().dim : (await loadEmbedder(spec, batchSize, 'image')).dim;
   const usePool = workers > 0 && existsSync(workerFile());
   // The workers load their own copies: the main thread's was only to check the model and learn its width.
@@ -487,7 +500,7 @@ export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult
   }
 
   // 4. Batches, journaled by content.
-  const journal = await ChunkJournal.open(paths.partial, { inputs: [], params: { embedder: ident.key, dim, batchSize, maxPixels: o.maxPixels ?? null, version: 1 } }, o.onNote);
+  const journal = await ChunkJournal.open(paths.partial, { inputs: [], params: { embedder: ident.key, dim, batchSize, maxPixels: o.maxPixels ?? null, version: 1, ...(background !== 'none' ? { background } : {}) } }, o.onNote);
   const batches: Item[][] = [];
   for (let i = 0; i < todo.length; i += batchSize) batches.push(todo.slice(i, i + batchSize));
   const keyOf = (b: Item[]): string => 'b' + createHash('sha256').update(b.map((it) => it.sha256).join(',')).digest('hex').slice(0, 32);
@@ -532,7 +545,7 @@ export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult
     for (let i = next++; !failure && i < pending.length; i = next++) {
       const b = pending[i] as Item[];
       try {
-        const r = await run({ kind: 'images', spec, files: b.map((it) => it.abs), batchSize, ...(o.maxPixels ? { maxPixels: o.maxPixels } : {}) });
+        const r = await run({ kind: 'images', spec, files: b.map((it) => it.abs), batchSize, background, ...(o.maxPixels ? { maxPixels: o.maxPixels } : {}) });
         if (r.dim !== dim) throw new GenaugError('E_INTERNAL', `a worker's embedder gave ${r.dim}-wide rows, expected ${dim}`);
         await journal.put(keyOf(b), encodeChunk(r));
         await take(b, r);

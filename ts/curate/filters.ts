@@ -11,6 +11,9 @@
  * - `acp`: best-of-N: per plan job [job], keep the argmax CLIS-I [clis_i]
  *   (ties: the first in table order); −1 rejects;
  * - `dedup`: one sample per near-duplicate group [dup_group]: the first in table order;
+ * Every column a rule reads must exist (E_FORMAT naming column and rule); a
+ * row with a null value is rejected with its reason (scoring-error when the
+ * row records an *_error), except DiverGen's no-real-crops exemptions.
  * - `alia`: semantic: drop when a negative text wins [alia_winner > 0];
  *   confidence: drop when max prob > the intended class's threshold
  *   [alia_max_prob, alia_threshold, alia_pred, alia_label]: "too-easy" when
@@ -57,9 +60,24 @@ export const FILTER_DEFAULTS = { minClip: 21, tol: 1, minArea: 0.05, maxArea: 0.
 
 const num = (v: unknown): number | null => (typeof v === 'number' && !Number.isNaN(v) ? v : null);
 
+const hasColumn = (table: ScoreTable, column: string): boolean => {
+  for (const row of table.values()) if (column in row) return true;
+  return false;
+};
+
+/** The columns a rule reads must exist (a rule never passes or fails samples silently on a missing column). */
 function need(table: ScoreTable, column: string, rule: string): void {
-  for (const row of table.values()) if (column in row) return;
-  if (table.size > 0) throw new GenaugError('E_ARGUMENT', `the ${rule} filter needs a "${column}" column; the scores table has none (run the matching genaug score first)`);
+  if (table.size > 0 && !hasColumn(table, column)) {
+    throw new GenaugError('E_FORMAT', `the ${rule} filter needs a "${column}" column; the scores table has none (run the matching genaug score first)`, { column, rule });
+  }
+}
+
+/** The error a score command recorded on this row for `column` (column_error, else any *_error), if any. */
+function rowError(row: ScoreColumns, column: string): string | null {
+  const own = row[`${column}_error`];
+  if (typeof own === 'string' && own) return own;
+  for (const [k, v] of Object.entries(row)) if (k.endsWith('_error') && typeof v === 'string' && v) return v;
+  return null;
 }
 
 type Verdict = { drop: string | null; values: Record<string, unknown> };
@@ -68,6 +86,7 @@ type RuleFn = (table: ScoreTable, o: Required<FilterOptions>) => Map<string, Ver
 const xpaste: RuleFn = (table, o) => {
   need(table, 'clip_score', 'xpaste');
   need(table, 'category', 'xpaste');
+  need(table, 'area_fraction', 'xpaste');
   const best = new Map<string, number>();
   for (const row of table.values()) {
     const s = num(row.clip_score);
@@ -80,25 +99,35 @@ const xpaste: RuleFn = (table, o) => {
     const c = String(row.category ?? '');
     const area = num(row.area_fraction);
     const bar = Math.min(o.minClip, (best.get(c) ?? Infinity) - o.tol);
-    const values = { clip_score: s, bar, area_fraction: area, category: c };
+    const err = rowError(row, 'clip_score');
+    const values: Record<string, unknown> = { clip_score: s, bar, area_fraction: area, category: c };
+    if (row.area_fraction_source !== undefined) values.area_fraction_source = row.area_fraction_source;
+    if (err) values.error = err;
     let drop: string | null = null;
-    if (s === null) drop = 'no-clip-score';
+    if (s === null) drop = err ? 'scoring-error' : 'no-clip-score';
     else if (s < bar) drop = 'clip-below-bar';
-    else if (area !== null && (area < o.minArea || area > o.maxArea)) drop = 'area-out-of-range';
+    else if (area === null) drop = 'no-area-fraction';
+    else if (area < o.minArea || area > o.maxArea) drop = 'area-out-of-range';
     out.set(id, { drop, values });
   }
   return out;
 };
 
 const divergen: RuleFn = (table, o) => {
+  need(table, o.similarityColumn, 'divergen');
+  need(table, 'category', 'divergen');
   const exempt = new Set(o.exemptCategories);
   const out = new Map<string, Verdict>();
   for (const [id, row] of table) {
     const s = num(row[o.similarityColumn]);
     const c = String(row.category ?? '');
-    const values = { [o.similarityColumn]: s, threshold: o.threshold, category: c };
+    const err = rowError(row, o.similarityColumn);
+    const values: Record<string, unknown> = { [o.similarityColumn]: s, threshold: o.threshold, category: c };
+    if (err) values.error = err;
     let drop: string | null = null;
-    if (s === null) drop = exempt.has(c) || o.exemptMissing ? null : 'no-real-crops';
+    // A null score with a recorded error is that sample's failure; without one, its category has no real crops.
+    if (s === null && err) drop = 'scoring-error';
+    else if (s === null) drop = exempt.has(c) || o.exemptMissing ? null : 'no-real-crops';
     else if (s < o.threshold) drop = 'similarity-below-threshold';
     out.set(id, { drop, values });
   }
@@ -119,9 +148,11 @@ const acp: RuleFn = (table, o) => {
   for (const [id, row] of table) {
     const s = num(row[o.scoreColumn]);
     const g = String(row[o.groupColumn] ?? id);
-    const values = { [o.scoreColumn]: s, [o.groupColumn]: g, best: best.get(g)?.s ?? null };
+    const err = rowError(row, o.scoreColumn);
+    const values: Record<string, unknown> = { [o.scoreColumn]: s, [o.groupColumn]: g, best: best.get(g)?.s ?? null };
+    if (err) values.error = err;
     let drop: string | null = null;
-    if (s === null) drop = 'no-score';
+    if (s === null) drop = err ? 'scoring-error' : 'no-score';
     else if (s < 0) drop = 'unparseable-judge-answer';
     else if (best.get(g)!.id !== id) drop = 'not-best-of-n';
     out.set(id, { drop, values });
@@ -136,7 +167,7 @@ const dedup: RuleFn = (table) => {
   for (const [id, row] of table) {
     const g = row.dup_group;
     if (g === null || g === undefined) {
-      out.set(id, { drop: null, values: { dup_group: null } });
+      out.set(id, { drop: 'no-dup-group', values: { dup_group: null } });
       continue;
     }
     const key = String(g);
@@ -147,7 +178,18 @@ const dedup: RuleFn = (table) => {
   return out;
 };
 
+const ALIA_CONFIDENCE = ['alia_max_prob', 'alia_threshold', 'alia_pred', 'alia_label'];
+
 const alia: RuleFn = (table) => {
+  // ALIA has two filters: semantic [alia_winner] and confidence [ALIA_CONFIDENCE]; at least one must have been scored,
+  // and a filter's columns must be complete. A row with a null score of a scored filter is rejected with the reason.
+  const semantic = table.size > 0 && hasColumn(table, 'alia_winner');
+  const present = ALIA_CONFIDENCE.filter((c) => hasColumn(table, c));
+  const confidence = table.size > 0 && present.length > 0;
+  if (confidence) for (const c of ALIA_CONFIDENCE) need(table, c, 'alia (confidence)');
+  if (table.size > 0 && !semantic && !confidence) {
+    throw new GenaugError('E_FORMAT', 'the alia filter needs the "alia_winner" column (genaug score alia-semantic) or the alia_max_prob/alia_threshold/alia_pred/alia_label columns (genaug score alia-confidence); the scores table has neither', { rule: 'alia' });
+  }
   const out = new Map<string, Verdict>();
   for (const [id, row] of table) {
     const winner = num(row.alia_winner);
@@ -155,10 +197,15 @@ const alia: RuleFn = (table) => {
     const thr = num(row.alia_threshold);
     const pred = row.alia_pred;
     const label = row.alia_label;
-    const values = { alia_winner: winner, alia_max_prob: conf, alia_threshold: thr, alia_pred: pred ?? null, alia_label: label ?? null };
+    const values: Record<string, unknown> = { alia_winner: winner, alia_max_prob: conf, alia_threshold: thr, alia_pred: pred ?? null, alia_label: label ?? null };
+    const err = rowError(row, 'alia');
+    if (err) values.error = err;
     let drop: string | null = null;
-    if (winner !== null && winner > 0) drop = 'semantic-negative-wins';
-    else if (conf !== null && thr !== null && conf > thr) drop = pred === label ? 'too-easy' : 'likely-mislabeled';
+    if (semantic && winner === null) drop = err ? 'scoring-error' : 'no-semantic-score';
+    else if (semantic && winner! > 0) drop = 'semantic-negative-wins';
+    else if (confidence && conf === null) drop = err ? 'scoring-error' : 'no-confidence-score';
+    // A class without real images has no threshold (NaN → null): nothing to compare with, so that rule does not drop.
+    else if (confidence && thr !== null && conf! > thr) drop = pred === label ? 'too-easy' : 'likely-mislabeled';
     out.set(id, { drop, values });
   }
   return out;

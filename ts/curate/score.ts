@@ -14,7 +14,7 @@
 import sharp from 'sharp';
 import { z } from 'zod';
 
-import { type ChatClient, imageDataUrl } from '../llm/chat.js';
+import { type ChatClient, extractJson, imageDataUrl } from '../llm/chat.js';
 import { type Box, type SceneLayout, normalizeName } from '../kernels/layout.js';
 import { classMax, classMean, nearDuplicates, topk } from '../kernels/similarity.js';
 import type { Matrix } from '../kernels/validate.js';
@@ -25,13 +25,19 @@ import { GenaugError } from '../native/errors.js';
 // ------------------------------------------------------------------ X-Paste CLIP score
 
 /** 100·cos(image_i, template(name_i)) per image (X-Paste's logit). `images` should already be composited on white. */
-export async function clipScores(embedder: ImageTextEmbedder, images: RgbInput[], names: string[], template = 'a photo of {}'): Promise<Float32Array> {
+export async function clipScores(
+  embedder: ImageTextEmbedder,
+  images: RgbInput[],
+  names: string[],
+  template = 'a photo of {}',
+  /** Text rows already embedded (clipTextRows), so a stream of batches embeds each name once. */
+  textRows?: ClipTextRows,
+): Promise<Float32Array> {
   if (images.length !== names.length) throw new GenaugError('E_SHAPE', `clipScores: ${images.length} images but ${names.length} names`);
-  const unique = [...new Set(names)];
-  const texts = await embedder.embedTexts(unique.map((n) => template.replace('{}', n)));
-  const imgs = await embedder.embedImages(images);
+  const { rows: texts, at } = textRows ?? (await clipTextRows(embedder, names, template));
+  for (const n of names) if (!at.has(n)) throw new GenaugError('E_ARGUMENT', `clipScores: no text row for the name ${JSON.stringify(n)}`);
+  const imgs = images.length > 0 ? await embedder.embedImages(images) : new Float32Array(0);
   const d = embedder.dim;
-  const at = new Map(unique.map((n, i) => [n, i]));
   const out = new Float32Array(images.length);
   for (let i = 0; i < images.length; i++) {
     const t = at.get(names[i]!)!;
@@ -40,6 +46,18 @@ export async function clipScores(embedder: ImageTextEmbedder, images: RgbInput[]
     out[i] = 100 * s;
   }
   return out;
+}
+
+export interface ClipTextRows {
+  rows: Float32Array;
+  at: Map<string, number>;
+}
+
+/** The text embeddings of template(name) for each distinct name (for clipScores over batches). */
+export async function clipTextRows(embedder: ImageTextEmbedder, names: string[], template = 'a photo of {}'): Promise<ClipTextRows> {
+  const unique = [...new Set(names)];
+  const rows = unique.length > 0 ? await embedder.embedTexts(unique.map((n) => template.replace('{}', n))) : new Float32Array(0);
+  return { rows, at: new Map(unique.map((n, i) => [n, i])) };
 }
 
 // ------------------------------------------------------------------ DiverGen inter-similarity
@@ -385,7 +403,36 @@ export async function clisImageClip(embedder: ImageTextEmbedder, input: ClisImag
   return { score: weigh(global, objects), global, objects, notes: [] };
 }
 
-export const GradeSchema = z.object({ score: z.number().int().min(0).max(5), explanation: z.string().optional() });
+/**
+ * The grade the LLM is asked for. Every property is required (OpenAI's strict json_schema mode demands it), and no
+ * others are allowed. What is *accepted* back is more lenient (parseGrade): a valid score is enough.
+ */
+export const GradeSchema = z.strictObject({ score: z.number().int().min(0).max(5), explanation: z.string() });
+
+/** `response_format` for the grade request: give it to the LLM client (ChatClient's extraBody), as `genaug score clis-i` does. */
+export const GRADE_RESPONSE_FORMAT = { type: 'json_schema', json_schema: { name: 'grade', strict: true, schema: z.toJSONSchema(GradeSchema) } };
+
+const GradeAnswer = z.object({ score: z.number().int().min(0).max(5) });
+
+/**
+ * Reads a grade from an LLM answer (ALGORITHMS.md §1.2): the JSON key `score` (0–5 integer), else a `score: N`
+ * pattern in the text; an answer cut off by the length limit is never read. Returns the grade or why it failed.
+ */
+export function parseGrade(text: string, finishReason: string | null = 'stop'): { score: number } | { error: string } {
+  if (finishReason === 'length') return { error: 'the answer was cut off (finish_reason "length")' };
+  try {
+    const r = GradeAnswer.safeParse(extractJson(text));
+    if (r.success) return { score: r.data.score };
+  } catch {
+    // not JSON: try the pattern
+  }
+  const m = /["']?\bscore["']?\s*[:=]\s*["']?(\d+)(?![\d.])/i.exec(text);
+  if (m) {
+    const v = Number(m[1]);
+    if (v >= 0 && v <= 5) return { score: v };
+  }
+  return { error: `no 0-5 score in the answer: ${JSON.stringify(text.slice(0, 200))}` };
+}
 
 export const JUDGE_PROMPTS = {
   describe: 'Describe the image in at most 50 words: the objects, their attributes, the layout and the actions.',
@@ -411,37 +458,41 @@ async function pngDataUrl(img: RgbInput): Promise<string> {
 /**
  * CLIS-I `judge` mode (the paper's): the VLM describes the whole image, each
  * box region (its real coordinates in the prompt) and each crop; the LLM
- * grades each description 0–5 against the intended text (JSON schema,
- * validated, retried by ChatClient); grades ×20. A grade that stays
- * unparseable makes the whole score −1; a VLM failure on one object makes that
- * object 0; a VLM failure on the whole image makes the score −1.
+ * grades each description 0–5 against the intended text (parseGrade: JSON
+ * `score`, else a `score: N` pattern; re-asked up to `retries` times); grades
+ * ×20. A grade that stays unparseable (not JSON without the pattern, out of
+ * range, finish_reason "length") makes the whole score −1. A transport or
+ * HTTP error of the LLM, or of the VLM on the whole image, throws E_BACKEND:
+ * the item fails (it is not a −1). A VLM failure on one object makes that
+ * object 0 (spec §1.2). Send GRADE_RESPONSE_FORMAT with the LLM client.
  */
-export async function clisImageJudge(vlm: ChatClient, llm: ChatClient, input: ClisImageInput, options: { signal?: AbortSignal } = {}): Promise<ClisImageResult> {
+export async function clisImageJudge(
+  vlm: ChatClient,
+  llm: ChatClient,
+  input: ClisImageInput,
+  options: { signal?: AbortSignal; /** Re-asks after an unparseable grade (default 3). */ retries?: number } = {},
+): Promise<ClisImageResult> {
   const notes: string[] = [];
+  const attempts = 1 + (options.retries ?? 3);
+  const signal = options.signal ? { signal: options.signal } : {};
   const describe = async (img: RgbInput, prompt: string) => {
-    const r = await vlm.complete([{ role: 'user', content: [{ type: 'image_url', image_url: { url: await pngDataUrl(img) } }, { type: 'text', text: prompt }] }], options);
+    const r = await vlm.complete([{ role: 'user', content: [{ type: 'image_url', image_url: { url: await pngDataUrl(img) } }, { type: 'text', text: prompt }] }], signal);
     return r.text.trim();
   };
+  // Transport and HTTP errors (connection refused, 4xx/5xx, timeouts, after the client's own retries) throw E_BACKEND:
+  // the item fails, it is not scored. Only an answer that stays unparseable becomes −1.
   const grade = async (truth: string, pred: string, what: string): Promise<number> => {
-    try {
-      const r = await llm.completeJson([{ role: 'user', content: JUDGE_PROMPTS.grade(truth, pred) }], GradeSchema, { name: 'grade', ...options });
-      return r.value.score * 20;
-    } catch (e) {
-      if (e instanceof GenaugError && e.code === 'E_BACKEND') {
-        notes.push(`${what}: unparseable grade (${e.message})`);
-        return -1;
-      }
-      throw e;
+    let why = '';
+    for (let a = 0; a < attempts; a++) {
+      const r = await llm.complete([{ role: 'user', content: JUDGE_PROMPTS.grade(truth, pred) }], signal);
+      const g = parseGrade(r.text, r.finishReason);
+      if ('score' in g) return g.score * 20;
+      why = g.error;
     }
+    notes.push(`${what}: unparseable grade after ${attempts} attempts (${why})`);
+    return -1;
   };
-  let globalText: string;
-  try {
-    globalText = await describe(input.image, JUDGE_PROMPTS.describe);
-  } catch (e) {
-    if (!(e instanceof GenaugError) || e.code !== 'E_BACKEND') throw e;
-    notes.push(`global: the VLM failed (${e.message})`);
-    return { score: -1, global: -1, objects: [], notes };
-  }
+  const globalText = await describe(input.image, JUDGE_PROMPTS.describe);
   const global = await grade(input.caption, globalText, 'global');
   const objects: number[] = [];
   let failed = global < 0;

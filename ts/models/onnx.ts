@@ -371,12 +371,19 @@ function checkRaw(img: RawImage): void {
 }
 
 /**
- * Decodes an image to 8-bit sRGB (alpha dropped, grayscale expanded, 16-bit
- * reduced, EXIF orientation ignored as SAM does). Missing/unreadable file →
+ * Decodes an image to 8-bit sRGB (alpha dropped, or with `background` black
+ * or white composited onto that colour; grayscale expanded, 16-bit reduced,
+ * EXIF orientation ignored as SAM does). Missing/unreadable file →
  * E_IO; corrupt, truncated or unsupported data → E_FORMAT; more pixels than
  * `maxPixels` → E_LIMIT; each message names the image.
  */
-export async function loadRgb(image: ImageInput, maxPixels = DEFAULT_MAX_PIXELS): Promise<RgbImage> {
+/** What an image with an alpha channel is composited onto when decoded: 'none' drops alpha (keeps the RGB under it). */
+export type AlphaBackground = 'none' | 'black' | 'white';
+
+export async function loadRgb(image: ImageInput, maxPixels = DEFAULT_MAX_PIXELS, background: AlphaBackground = 'none'): Promise<RgbImage> {
+  if (background !== 'none' && background !== 'black' && background !== 'white') {
+    throw new GenaugError('E_ARGUMENT', `background must be none, black or white, got ${JSON.stringify(background)}`);
+  }
   checkInt(maxPixels, 'maxPixels', 1);
   const label = imageLabel(image);
   if (typeof image === 'string') {
@@ -403,6 +410,22 @@ export async function loadRgb(image: ImageInput, maxPixels = DEFAULT_MAX_PIXELS)
     const src = isRawImage(image)
       ? sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } })
       : sharp(image, { limitInputPixels: maxPixels, failOn: 'warning' });
+    if (background !== 'none') {
+      // Keep alpha and composite here: out = round(a·rgb + (1 − a)·bg), a = alpha/255 (as compositeOnWhite).
+      const { data: px, info: pi } = await src.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      if (pi.channels === 4) {
+        const bg = background === 'white' ? 255 : 0;
+        const n = pi.width * pi.height;
+        const rgb = new Uint8Array(n * 3);
+        for (let i = 0; i < n; i++) {
+          const a = (px[i * 4 + 3] as number) / 255;
+          for (let c = 0; c < 3; c++) rgb[i * 3 + c] = Math.round(a * (px[i * 4 + c] as number) + (1 - a) * bg);
+        }
+        return { data: rgb, width: pi.width, height: pi.height };
+      }
+      if (pi.channels !== 3) throw new GenaugError('E_FORMAT', `${label}: decoded to ${pi.channels} channels, expected RGB or RGBA`);
+      return { data: new Uint8Array(px.buffer, px.byteOffset, px.length), width: pi.width, height: pi.height };
+    }
     const { data, info } = await src
       .removeAlpha()
       .toColourspace('srgb')
