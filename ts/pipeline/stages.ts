@@ -531,7 +531,6 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
   const rules = f.rules as Rule[];
   let methodDecisions: Map<string, { kept: boolean; reason: string; values: Record<string, unknown> }> | undefined;
   if (rules.length) {
-    const heads = new Set(scores.filter((s) => s.duplicateOf >= 0).map((s) => scores[s.duplicateOf]?.file));
     const table: ScoreTable = new Map(
       scores.map((s) => [
         s.file,
@@ -539,8 +538,8 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
           category: s.category,
           [ctx.cfg.config.score.inter === 'max' ? 'inter_sim_max' : 'inter_sim_mean']: Number.isFinite(s.own) ? s.own : null,
           area_fraction: s.areaFraction,
-          // A group is named by its kept member; that member carries the name too, and comes first in table order.
-          dup_group: s.duplicateOf >= 0 ? (scores[s.duplicateOf]?.file ?? null) : heads.has(s.file) ? s.file : null,
+          // Every row has a group, named by its kept member (which comes first in table order); singletons are their own.
+          dup_group: s.duplicateOf >= 0 ? (scores[s.duplicateOf]?.file ?? s.file) : s.file,
           ...(s.clipScore !== undefined ? { clip_score: s.clipScore } : {}),
         },
       ]),
