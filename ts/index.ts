@@ -134,3 +134,14 @@ export { pasteLoader, type PasteLoader, type PasteLoaderOptions, type PasteSampl
 export { maskToPolygon, traceOuterBoundary } from './augment/contour.js';
 export { ShardWriter, tarHeader, type ShardWriterOptions } from './io/webdataset.js';
 export { uniqueness, diverseSubset, type UniquenessOptions, type UniquenessResult, type DiverseSubsetOptions, type DiverseSubset } from './curate/unique.js';
+export {
+  loadConfig, validateConfig, parseConfigText, mergeConfig, readPreset, presetPath, checkReachable, RunConfigSchema, PresetSchema, STAGES, BUNDLED_PRESETS,
+  type RunConfig, type LoadedConfig, type StageName,
+} from './pipeline/config.js';
+export { runPipeline, readManifest, type RunOptions, type RunResult, type Manifest, type StageRecord, type OutputRecord } from './pipeline/run.js';
+export { STAGE_DEFS, type StageDef, type StageContext, type Decision as RunDecision } from './pipeline/stages.js';
+export { ProceduralBackend } from './pipeline/procedural-backend.js';
+export {
+  writeRealDataset, generateProcedural, proceduralTruth, SHAPE_CLASSES, DEFAULT_FAILURE_RATES,
+  type RealDatasetOptions, type RealDataset, type FailureRates, type GeneratedTruth, type ShapeClass,
+} from './demo/procedural.js';

@@ -6,16 +6,17 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
 import { GenaugError } from '../native/errors.js';
 import { capabilities, packageRoot } from '../native/load.js';
-import { intArg, type GlobalOptions } from './args.js';
+import { type GlobalOptions } from './args.js';
 import { annotateCommand } from './annotate.js';
 import { bnstatsCommand } from './bnstats.js';
-import { runDemo } from './demo.js';
+import { demoCommand } from './demo.js';
 import { gapCommand } from './gap.js';
 import { planCommand } from './plan.js';
 import { priorsCommand } from './priors.js';
 import { generateCommand } from './generate.js';
 import { pasteCommand } from './paste.js';
 import { similarityCommand } from './similarity.js';
+import { runCommand } from './run.js';
 import { scoreCommand } from './score.js';
 import { filterCommand } from './filter.js';
 import { embedCommand } from './embed.js';
@@ -54,16 +55,8 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(generateCommand(global));
   program.addCommand(pasteCommand(global));
 
-  program
-    .command('demo')
-    .description('run what genaug has on generated data (no model or server needed) and write the outputs to a folder')
-    .option('--out <dir>', 'output folder', 'genaug-demo')
-    .option('--seed <n>', 'random seed (same seed, same bytes)', intArg('--seed', 0), 1)
-    .option('--dim <n>', 'embedding width', intArg('--dim', 2, 4096), 256)
-    .option('-q, --quiet', 'less output')
-    .action(async (o) => {
-      await runDemo({ out: o.out, seed: o.seed, dim: o.dim, quiet: o.quiet }, global);
-    });
+  program.addCommand(demoCommand(global));
+  program.addCommand(runCommand(global));
 
   // Usage errors from commander read like every other genaug error (and still exit 2).
   const output = { outputError: (text: string, write: (s: string) => void) => write(`genaug: error [E_ARGUMENT]: ${text.replace(/^error: /, '')}`) };

@@ -1,0 +1,81 @@
+import { existsSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+
+import { writeRealDataset } from '../ts/demo/procedural.js';
+import { readNpy } from '../ts/io/npy.js';
+import { loadConfig } from '../ts/pipeline/config.js';
+import { runPipeline } from '../ts/pipeline/run.js';
+import { tinyClipWeights, writeClipFolder } from './clip-helpers.js';
+import { expectError, tempFolder } from './helpers.js';
+
+const tmp = tempFolder('genaug-pipeline-clip-');
+let root: string;
+
+const config = (runDir: string, clip: string) => ({
+  name: 'clip',
+  seed: 3,
+  run_dir: runDir,
+  real: { coco: 'data/annotations.json', images: 'data/images' },
+  plan: { per_class: 3, rare_per_class: 3, width: 64, height: 64 },
+  annotate: { workers: 0 },
+  embed: { model: 'clip', clip, batch: 4 },
+  filter: { rules: ['dedup', 'xpaste'], dedup_threshold: 0.9999, min_clip: 21, clip_tolerance: 1 },
+  paste: { max_samples: 3 },
+  report: { thumbnails: 4, thumb_size: 32 },
+});
+
+beforeAll(async () => {
+  root = tmp.dir();
+  await writeRealDataset({ out: join(root, 'data'), seed: 9, images: 6 });
+  await writeClipFolder(join(root, 'clip'), 'split', tinyClipWeights(16, 8, 7));
+});
+
+describe('genaug run with a CLIP model', () => {
+  it('scores cut-outs with CLIP and applies X-Paste\'s per-category bar min(min_clip, best - tol)', async () => {
+    const p = join(root, 'clip.yaml');
+    await writeFile(p, stringify(config('run', 'clip')));
+    const cfg = await loadConfig(p);
+    const r = await runPipeline(cfg);
+    expect(r.ran).toContain('report');
+    const gen = (await readFile(join(root, 'run', 'embed', 'generated.jsonl'), 'utf8')).trim().split('\n');
+    const clip = (await readNpy(join(root, 'run', 'embed', 'clip_scores.npy'))).data as Float32Array;
+    expect(clip.length).toBe(gen.length);
+    for (const v of clip) expect(Math.abs(v)).toBeLessThanOrEqual(100.0001);
+    const decisions = (await readFile(join(root, 'run', 'filter', 'decisions.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { category: string; status: string; reason?: string; score?: { clipScore: number; duplicateOf: number; areaFraction: number } });
+    const scored = decisions.filter((d) => d.score && d.score.duplicateOf < 0);
+    const best = new Map<string, number>();
+    for (const d of scored) best.set(d.category, Math.max(best.get(d.category) ?? -Infinity, d.score!.clipScore));
+    for (const d of scored) {
+      const bar = Math.min(21, best.get(d.category)! - 1);
+      const inArea = d.score!.areaFraction >= 0.05 && d.score!.areaFraction <= 0.95;
+      const xpasteKeeps = d.score!.clipScore >= bar && inArea;
+      expect(d.status === 'kept', `${d.category} ${d.score!.clipScore} vs bar ${bar}: ${d.reason}`).toBe(xpasteKeeps);
+    }
+    // Every category keeps at least its best sample (the bar is never above best - 1).
+    for (const c of best.keys()) expect(scored.some((d) => d.category === c && d.status === 'kept'), c).toBe(true);
+    const html = await readFile(join(root, 'run', 'report', 'report.html'), 'utf8');
+    expect(html).toContain('X-Paste CLIP score');
+    // A changed model file (here: its modification time) makes embed and every stage after it run again.
+    const { utimes } = await import('node:fs/promises');
+    const later = new Date(Date.now() + 60_000);
+    await utimes(join(root, 'clip', 'vision_model.onnx'), later, later);
+    const again = await runPipeline(await loadConfig(p));
+    expect(again.ran).toEqual(['embed', 'score', 'filter', 'pool', 'paste', 'report']);
+  });
+
+  it('a CLIP folder with a missing tower fails at config time, naming embed.clip, before any work', async () => {
+    await writeClipFolder(join(root, 'broken'), 'split', tinyClipWeights(16, 8, 7));
+    await rm(join(root, 'broken', 'text_model.onnx'));
+    const p = join(root, 'broken.yaml');
+    await writeFile(p, stringify(config('never', 'broken')));
+    await expectError(loadConfig(p), 'E_MODEL', 'embed.clip');
+    expect(existsSync(join(root, 'never'))).toBe(false);
+  });
+});

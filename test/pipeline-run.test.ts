@@ -1,0 +1,163 @@
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+
+import { generateProcedural, truthOf, DEFAULT_FAILURE_RATES, writeRealDataset } from '../ts/demo/procedural.js';
+import { STAGES } from '../ts/pipeline/config.js';
+import { loadConfig } from '../ts/pipeline/config.js';
+import { readManifest, runPipeline } from '../ts/pipeline/run.js';
+import { expectError, tempFolder } from './helpers.js';
+
+const tmp = tempFolder('genaug-pipeline-run-');
+let root: string;
+
+function smallConfig(runDir: string, extra: Record<string, unknown> = {}) {
+  return {
+    name: 'small',
+    seed: 7,
+    run_dir: runDir,
+    real: { coco: 'data/annotations.json', images: 'data/images' },
+    plan: { strategy: 'template', per_class: 3, rare_per_class: 4, width: 96, height: 96 },
+    generate: { backend: 'procedural', concurrency: 2 },
+    annotate: { workers: 0 },
+    embed: { model: 'features', real_crop_padding: 6 },
+    filter: { dedup_threshold: 0.999, reject_border: true, require_own_class_best: true },
+    paste: { max_samples: 4, workers: 0 },
+    export: { shard_size: 4 },
+    report: { thumbnails: 8, thumb_size: 48 },
+    ...extra,
+  };
+}
+
+async function config(name: string, c: unknown) {
+  const p = join(root, name);
+  await writeFile(p, stringify(c));
+  return loadConfig(p);
+}
+
+const sha = async (p: string) => createHash('sha256').update(await readFile(p)).digest('hex');
+
+beforeAll(async () => {
+  root = tmp.dir();
+  await writeRealDataset({ out: join(root, 'data'), seed: 2, images: 8 });
+});
+
+describe('procedural world', () => {
+  it('draws the same bytes for the same seed, and failures at about the configured rates', async () => {
+    const a = await generateProcedural('disk', 1234);
+    const b = await generateProcedural('disk', 1234);
+    expect(Buffer.from(a.png).equals(Buffer.from(b.png))).toBe(true);
+    const c = await generateProcedural('disk', 1235);
+    expect(Buffer.from(a.png).equals(Buffer.from(c.png))).toBe(false);
+    const n = 4000;
+    const counts: Record<string, number> = {};
+    for (let s = 0; s < n; s++) counts[truthOf(s, DEFAULT_FAILURE_RATES)] = (counts[truthOf(s, DEFAULT_FAILURE_RATES)] ?? 0) + 1;
+    // Binomial: 4 standard deviations around each rate.
+    const within = (k: string, p: number) => expect(Math.abs((counts[k] ?? 0) - n * p), k).toBeLessThan(4 * Math.sqrt(n * p * (1 - p)));
+    within('off-class', DEFAULT_FAILURE_RATES.offClass);
+    within('empty', DEFAULT_FAILURE_RATES.empty);
+    within('near-duplicate', DEFAULT_FAILURE_RATES.nearDuplicate);
+    within('border', DEFAULT_FAILURE_RATES.border);
+  });
+
+  it('a near-duplicate repeats the previous seed\'s image up to faint noise', async () => {
+    let seed = 1;
+    while (!(truthOf(seed, DEFAULT_FAILURE_RATES) === 'near-duplicate' && truthOf(seed - 1, DEFAULT_FAILURE_RATES) === 'ok')) seed++;
+    const sharp = (await import('sharp')).default;
+    const raw = async (png: Uint8Array) => new Uint8Array(await sharp(Buffer.from(png)).raw().toBuffer());
+    const dup = await raw((await generateProcedural('square', seed)).png);
+    const prev = await raw((await generateProcedural('square', seed - 1)).png);
+    let maxDiff = 0;
+    let differing = 0;
+    for (let i = 0; i < dup.length; i++) {
+      const d = Math.abs((dup[i] as number) - (prev[i] as number));
+      maxDiff = Math.max(maxDiff, d);
+      if (d > 0) differing++;
+    }
+    expect(differing).toBeGreaterThan(0);
+    expect(maxDiff).toBeLessThan(16);
+  });
+});
+
+describe('genaug run (in process)', () => {
+  it('runs every stage, records outputs with their hashes, and skips finished stages when run again', async () => {
+    const cfg = await config('a.yaml', smallConfig('run-a'));
+    const first = await runPipeline(cfg);
+    expect(first.ran).toEqual([...STAGES]);
+    const m = await readManifest(cfg.paths.runDir);
+    for (const s of STAGES) {
+      const r = m?.stages[s];
+      expect(r?.status, s).toBe('done');
+      expect(r?.seconds, s).toBeGreaterThanOrEqual(0);
+      expect(r?.outputs.length, s).toBeGreaterThan(0);
+      for (const o of r?.outputs ?? []) expect(await sha(join(cfg.paths.runDir, o.path)), o.path).toBe(o.sha256);
+    }
+    const again = await runPipeline(cfg);
+    expect(again.ran).toEqual([]);
+    expect(again.skipped).toEqual([...STAGES]);
+  });
+
+  it('re-runs only the stages after a changed option', async () => {
+    const cfg = await config('b.yaml', smallConfig('run-b'));
+    await runPipeline(cfg);
+    const cocoBefore = await sha(join(cfg.paths.runDir, 'paste', 'coco', 'annotations.json'));
+    const changed = await config('b.yaml', smallConfig('run-b', { paste: { max_samples: 6 } }));
+    const r = await runPipeline(changed);
+    expect(r.ran).toEqual(['paste', 'report']);
+    expect(r.skipped).toEqual(['plan', 'generate', 'annotate', 'embed', 'score', 'filter', 'pool']);
+    expect(await sha(join(cfg.paths.runDir, 'paste', 'coco', 'annotations.json'))).not.toBe(cocoBefore);
+  });
+
+  it('--until stops after a stage, --from starts at one, --force runs it again', async () => {
+    const cfg = await config('c.yaml', smallConfig('run-c'));
+    const a = await runPipeline(cfg, { until: 'annotate' });
+    expect(a.ran).toEqual(['plan', 'generate', 'annotate']);
+    expect((await readManifest(cfg.paths.runDir))?.stages.embed).toBeUndefined();
+    await expectError(runPipeline(cfg, { from: 'filter' }), 'E_ARGUMENT', "'embed'");
+    const b = await runPipeline(cfg, { from: 'embed', until: 'pool' });
+    expect(b.ran).toEqual(['embed', 'score', 'filter', 'pool']);
+    const c = await runPipeline(cfg, { from: 'score', until: 'score', force: true });
+    expect(c.ran).toEqual(['score']);
+    await expectError(runPipeline(cfg, { from: 'pool', until: 'plan' }), 'E_ARGUMENT', 'after');
+  });
+
+  it('one run at a time per folder; a lock left by a killed run is taken over', async () => {
+    const cfg = await config('e.yaml', smallConfig('run-e'));
+    const first = runPipeline(cfg);
+    await new Promise((r) => setTimeout(r, 30));
+    await expectError(runPipeline(cfg), 'E_IO', 'another genaug run', `pid ${process.pid}`);
+    await first;
+    // A lock whose process is gone: a pid no process has.
+    await writeFile(join(cfg.paths.runDir, '.lock'), '2147483646');
+    const r = await runPipeline(cfg);
+    expect(r.skipped).toEqual([...STAGES]);
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(join(cfg.paths.runDir, '.lock'))).toBe(false);
+  });
+
+  it('embed.max_real_per_class embeds a seeded choice of at most N real crops per class', async () => {
+    const cfg = await config('f.yaml', smallConfig('run-f', { embed: { model: 'features', real_crop_padding: 6, max_real_per_class: 2 } }));
+    await runPipeline(cfg, { until: 'embed' });
+    const rows = (await readFile(join(cfg.paths.runDir, 'embed', 'real.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { category: string; annotation: number });
+    const coco = JSON.parse(await readFile(join(root, 'data', 'annotations.json'), 'utf8')) as { annotations: Array<{ category_id: number }>; categories: Array<{ id: number; name: string }> };
+    for (const cat of coco.categories) {
+      const have = coco.annotations.filter((a) => a.category_id === cat.id).length;
+      expect(rows.filter((r) => r.category === cat.name).length, cat.name).toBe(Math.min(2, have));
+    }
+    const first = await sha(join(cfg.paths.runDir, 'embed', 'real.npy'));
+    await runPipeline(cfg, { from: 'embed', until: 'embed', force: true });
+    expect(await sha(join(cfg.paths.runDir, 'embed', 'real.npy'))).toBe(first);
+  });
+
+  it('re-runs a stage whose recorded output was deleted', async () => {
+    const cfg = await config('d.yaml', smallConfig('run-d'));
+    await runPipeline(cfg);
+    const { rm } = await import('node:fs/promises');
+    await rm(join(cfg.paths.runDir, 'pool', 'index.json'));
+    const r = await runPipeline(cfg);
+    expect(r.ran[0]).toBe('pool');
+  });
+});

@@ -1,0 +1,292 @@
+/**
+ * Runs the stages of a run config in order, in one run folder. Each stage
+ * reads the files of the stages before it and writes its own folder; the
+ * manifest (RUN/run.json, written atomically) records per stage its inputs,
+ * options, outputs (size and SHA-256), timing and status.
+ *
+ * A stage is done only when its outputs and its manifest entry are written.
+ * Re-running skips a done stage whose fingerprint (its options, the real data,
+ * the fingerprints of the stages before it) is unchanged and whose outputs are
+ * still there; a stage that was interrupted resumes through its own journal
+ * (generate, annotate) or starts again (the others are quick and
+ * deterministic), so an interrupted run ends with the same bytes as one that
+ * was never interrupted.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+
+import { writeFileAtomic } from '../io/atomic.js';
+import { GenaugError } from '../native/errors.js';
+import { STAGES, type LoadedConfig, type StageName } from './config.js';
+import { STAGE_DEFS, type StageContext, type StageResult } from './stages.js';
+
+export const MANIFEST_VERSION = 1;
+
+export interface OutputRecord {
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+export interface StageRecord {
+  status: 'running' | 'done' | 'failed';
+  fingerprint: string;
+  inputs: string[];
+  options: unknown;
+  outputs: OutputRecord[];
+  summary: Record<string, unknown>;
+  started: string;
+  finished?: string;
+  seconds?: number;
+  error?: string;
+  /** Times this stage was resumed after an interruption. */
+  resumed?: number;
+}
+
+export interface Manifest {
+  version: number;
+  name: string;
+  preset?: string;
+  config: string;
+  seed: number;
+  stages: Partial<Record<StageName, StageRecord>>;
+}
+
+export interface RunOptions {
+  from?: StageName;
+  until?: StageName;
+  /** Run the selected stages even when their fingerprints match. */
+  force?: boolean;
+  log?: (line: string) => void;
+  onProgress?: (stage: StageName, done: number, total: number) => void;
+}
+
+export async function readManifest(runDir: string): Promise<Manifest | undefined> {
+  const p = join(runDir, 'run.json');
+  if (!existsSync(p)) return undefined;
+  try {
+    const m = JSON.parse(await readFile(p, 'utf8')) as Manifest;
+    return m.version === MANIFEST_VERSION ? m : undefined;
+  } catch {
+    return undefined; // an unreadable manifest means nothing is known to be done
+  }
+}
+
+async function writeManifest(runDir: string, m: Manifest): Promise<void> {
+  await writeFileAtomic(join(runDir, 'run.json'), new TextEncoder().encode(JSON.stringify(m, null, 1) + '\n'));
+}
+
+export function sha256(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Every file under `dir`, relative to `root`, sorted; journals and temporary files left out. */
+export async function listFiles(dir: string, root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile() && !e.name.includes('.tmp')) out.push(relative(root, p).split(sep).join('/'));
+    }
+  };
+  if (existsSync(dir)) await walk(dir);
+  return out.sort();
+}
+
+async function recordOutputs(runDir: string, files: string[]): Promise<OutputRecord[]> {
+  const out: OutputRecord[] = [];
+  for (const f of files) {
+    const data = await readFile(join(runDir, f));
+    out.push({ path: f, bytes: data.byteLength, sha256: sha256(data) });
+  }
+  return out;
+}
+
+async function outputsIntact(runDir: string, outputs: OutputRecord[]): Promise<boolean> {
+  for (const o of outputs) {
+    try {
+      if ((await stat(join(runDir, o.path))).size !== o.bytes) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** The identity of the real data: the COCO file's bytes and the image folder's names and sizes. */
+async function realDataFingerprint(cfg: LoadedConfig): Promise<string> {
+  const h = createHash('sha256');
+  h.update(await readFile(cfg.paths.realCoco));
+  const files = await listFiles(cfg.paths.realImages, cfg.paths.realImages);
+  for (const f of files) h.update(`${f}\0${(await stat(join(cfg.paths.realImages, f))).size}\0`);
+  return h.digest('hex');
+}
+
+/** Names, sizes and modification times of the files (folders: every file under them) a stage reads from outside the run. */
+async function filesFingerprint(paths: Array<string | undefined>): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) {
+    if (!p) continue;
+    const st = await stat(p);
+    const list = st.isDirectory() ? (await listFiles(p, p)).map((f) => join(p, f)) : [p];
+    for (const f of list) {
+      const s = await stat(f);
+      out.push(`${f}\0${s.size}\0${Math.round(s.mtimeMs)}`);
+    }
+  }
+  return out;
+}
+
+function stageIndex(name: StageName | undefined, fallback: number): number {
+  if (name === undefined) return fallback;
+  const i = STAGES.indexOf(name);
+  if (i < 0) throw new GenaugError('E_ARGUMENT', `unknown stage '${name}'; stages: ${STAGES.join(', ')}`);
+  return i;
+}
+
+export interface RunResult {
+  runDir: string;
+  manifest: Manifest;
+  ran: StageName[];
+  skipped: StageName[];
+}
+
+/**
+ * One run at a time per folder: RUN/.lock holds the pid of the run using it.
+ * A lock whose process is gone (a killed run) is taken over.
+ */
+const heldHere = new Set<string>();
+
+async function lockRun(runDir: string): Promise<() => Promise<void>> {
+  const path = join(runDir, '.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(path, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      heldHere.add(path);
+      return async () => {
+        heldHere.delete(path);
+        await rm(path, { force: true });
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new GenaugError('E_IO', `could not create ${path}: ${(e as Error).message}`, { path });
+      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      let alive = pid === process.pid && heldHere.has(path);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+        try {
+          process.kill(pid, 0);
+          alive = true;
+        } catch (k) {
+          alive = (k as NodeJS.ErrnoException).code === 'EPERM';
+        }
+      }
+      if (alive) throw new GenaugError('E_IO', `another genaug run (pid ${pid}) is using ${runDir}; wait for it to finish, or stop it (a stopped run resumes)`, { path, pid });
+      await rm(path, { force: true });
+    }
+  }
+  throw new GenaugError('E_IO', `could not lock ${runDir}`, { path });
+}
+
+/** Runs (or resumes) the pipeline of a loaded config. */
+export async function runPipeline(cfg: LoadedConfig, o: RunOptions = {}): Promise<RunResult> {
+  const runDir = cfg.paths.runDir;
+  await mkdir(runDir, { recursive: true });
+  const unlock = await lockRun(runDir);
+  try {
+    return await runLocked(cfg, runDir, o);
+  } finally {
+    await unlock();
+  }
+}
+
+async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Promise<RunResult> {
+  const first = stageIndex(o.from, 0);
+  const last = stageIndex(o.until, STAGES.length - 1);
+  if (first > last) throw new GenaugError('E_ARGUMENT', `--from ${o.from} comes after --until ${o.until}`);
+  const c = cfg.config;
+  const old = await readManifest(runDir);
+  const manifest: Manifest = {
+    version: MANIFEST_VERSION,
+    name: c.name,
+    ...(c.preset ? { preset: c.preset } : {}),
+    config: cfg.file,
+    seed: c.seed,
+    stages: old?.stages ?? {},
+  };
+  const log = o.log ?? (() => {});
+  const realFp = await realDataFingerprint(cfg);
+  let upstream = sha256(`real:${realFp}:seed:${c.seed}`);
+  const ran: StageName[] = [];
+  const skipped: StageName[] = [];
+  for (let i = 0; i < STAGES.length; i++) {
+    const name = STAGES[i] as StageName;
+    const def = STAGE_DEFS[name];
+    const options = def.options(c);
+    const external = await filesFingerprint(def.files?.(cfg) ?? []);
+    const fingerprint = sha256(JSON.stringify({ stage: name, version: def.version, options, files: external, upstream }));
+    upstream = fingerprint;
+    const prev = manifest.stages[name];
+    const selected = i >= first && i <= last;
+    const fresh = prev?.status === 'done' && prev.fingerprint === fingerprint && (await outputsIntact(runDir, prev.outputs));
+    if (!selected || (fresh && !o.force)) {
+      if (selected) skipped.push(name);
+      if (i > last) break;
+      if (!selected && !fresh && i < first) {
+        throw new GenaugError('E_ARGUMENT', `--from ${o.from}: stage '${name}' before it is not done with the current config; run without --from first`);
+      }
+      if (selected) log(`${name}: up to date, skipped`);
+      continue;
+    }
+    const dir = join(runDir, name);
+    // Same fingerprint and interrupted: the stage resumes from its journal; otherwise start clean.
+    const resume = prev?.status === 'running' && prev.fingerprint === fingerprint && def.resumable && !o.force;
+    if (!resume) await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    const started = new Date();
+    const record: StageRecord = {
+      status: 'running',
+      fingerprint,
+      inputs: def.inputs(c),
+      options,
+      outputs: [],
+      summary: {},
+      started: started.toISOString(),
+      ...(resume ? { resumed: (prev?.resumed ?? 0) + 1 } : {}),
+    };
+    manifest.stages[name] = record;
+    await writeManifest(runDir, manifest);
+    log(`${name}: ${resume ? 'resuming' : 'running'}`);
+    const ctx: StageContext = {
+      cfg,
+      runDir,
+      dir,
+      manifest,
+      log: (s) => log(`${name}: ${s}`),
+      progress: (d, t) => o.onProgress?.(name, d, t),
+    };
+    let result: StageResult;
+    try {
+      result = await def.run(ctx);
+    } catch (e) {
+      record.status = 'failed';
+      record.error = e instanceof GenaugError ? `[${e.code}] ${e.message}` : String((e as Error)?.message ?? e);
+      record.finished = new Date().toISOString();
+      await writeManifest(runDir, manifest);
+      throw e;
+    }
+    const files = (await listFiles(dir, runDir)).filter((f) => !(def.journals ?? []).some((j) => f.endsWith(j)));
+    record.outputs = await recordOutputs(runDir, files);
+    record.summary = result.summary;
+    record.finished = new Date().toISOString();
+    record.seconds = (Date.now() - started.getTime()) / 1000;
+    record.status = 'done';
+    await writeManifest(runDir, manifest);
+    ran.push(name);
+    log(`${name}: done in ${record.seconds.toFixed(1)} s`);
+  }
+  return { runDir, manifest, ran, skipped };
+}

@@ -1,0 +1,278 @@
+/**
+ * report.html: one self-contained page (inline CSS, JS and SVG; images as
+ * data: URLs of small thumbnails; nothing fetched) showing what a run did:
+ * the funnel of samples per class through the stages, score histograms with
+ * the thresholds, kept and rejected samples with each rejection's reason,
+ * near-duplicate groups, the domain gap and diversity per class, pasted
+ * training images with their masks outlined, and the time of every stage.
+ * The numbers shown are also written to report.json.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+import sharp from 'sharp';
+
+import { writeFileAtomic } from '../io/atomic.js';
+import { decodeRleSync, type Rle } from '../kernels/mask.js';
+import { STAGES } from '../pipeline/config.js';
+import { GAP_DIM, gapOf, readJson, readJsonl, writeJson, type Decision, type PoolEntry, type StageContext, type StageResult } from '../pipeline/stages.js';
+import { colour, esc, groupedBars, histogram } from './svg.js';
+
+async function thumb(path: string, size: number): Promise<string> {
+  const buf = await sharp(path).resize(size, size, { fit: 'contain', background: { r: 255, g: 255, b: 255 } }).jpeg({ quality: 70 }).toBuffer();
+  return `data:image/jpeg;base64,${buf.toString('base64')}`;
+}
+
+interface PasteCoco {
+  images: Array<{ id: number; file_name: string; width: number; height: number }>;
+  annotations: Array<{ image_id: number; category_id: number; segmentation?: Rle; instance_source: string }>;
+  categories: Array<{ id: number; name: string }>;
+}
+
+/** A pasted image with the outline of every mask drawn (pasted: solid colour, real: white). */
+async function outlined(path: string, anns: PasteCoco['annotations'], width: number): Promise<string> {
+  const { data, info } = await sharp(path).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const W = info.width;
+  const H = info.height;
+  anns.forEach((a, i) => {
+    if (!a.segmentation) return;
+    const m = decodeRleSync(a.segmentation).data;
+    const rgb = a.instance_source === 'pasted' ? hex(colour(i)) : [255, 255, 255];
+    for (let y = 0; y < H; y++)
+      for (let x = 0; x < W; x++) {
+        const q = y * W + x;
+        if (!m[q]) continue;
+        const edge = x === 0 || y === 0 || x === W - 1 || y === H - 1 || !m[q - 1] || !m[q + 1] || !m[q - W] || !m[q + W];
+        if (edge) for (let k = 0; k < 3; k++) data[3 * q + k] = rgb[k] as number;
+      }
+  });
+  const buf = await sharp(data, { raw: { width: W, height: H, channels: 3 } }).resize({ width }).jpeg({ quality: 80 }).toBuffer();
+  return `data:image/jpeg;base64,${buf.toString('base64')}`;
+}
+
+const hex = (c: string) => [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16));
+
+const CSS = `
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
+header{background:#263238;color:#fff;padding:14px 24px}header h1{margin:0;font-size:20px}header p{margin:4px 0 0;opacity:.8;font-size:13px}
+nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:6px 24px;z-index:2}nav a{margin-right:14px;font-size:13px;color:#1565c0;text-decoration:none}
+section{padding:10px 24px 18px;border-bottom:1px solid #eee}h2{font-size:17px;margin:10px 0}
+table{border-collapse:collapse;font-size:12px;margin:6px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
+.charts{display:flex;flex-wrap:wrap;gap:14px}.chart{background:#fff;border:1px solid #e5e5e5}
+.grid{display:flex;flex-wrap:wrap;gap:6px}.cell{width:var(--t);font-size:10px;background:#fff;border:1px solid #ddd;padding:2px}.cell img{width:100%;display:block}
+.cell.rejected{border-color:#e57373}.cell.kept{border-color:#81c784}.cell .why{color:#b71c1c;word-break:break-word}
+.group{display:inline-flex;gap:4px;align-items:flex-start;background:#fff;border:1px solid #ddd;padding:4px;margin:4px 6px 4px 0}
+.pasted{display:flex;flex-wrap:wrap;gap:10px}.pasted figure{margin:0;font-size:11px}.pasted img{display:block;border:1px solid #ccc}
+.controls{font-size:12px;margin:4px 0}pre{font-size:11px;background:#fff;border:1px solid #ddd;padding:6px;overflow:auto;max-height:400px}.muted{color:#777;font-size:12px}
+`;
+
+const JS = `
+(function(){
+  var data = JSON.parse(document.getElementById('report-data').textContent);
+  document.querySelectorAll('select[data-grid]').forEach(function(sel){
+    sel.addEventListener('change', function(){
+      var grid = document.getElementById(sel.getAttribute('data-grid'));
+      grid.querySelectorAll('.cell').forEach(function(c){ c.style.display = (!sel.value || c.getAttribute('data-class') === sel.value) ? '' : 'none'; });
+    });
+  });
+  var total = document.getElementById('total-kept');
+  if (total) total.textContent = String(data.totals.kept);
+  document.body.setAttribute('data-ready', String(document.querySelectorAll('svg.chart').length));
+})();
+`;
+
+export async function writeReport(ctx: StageContext): Promise<StageResult> {
+  const c = ctx.cfg.config;
+  const R = ctx.runDir;
+  const T = c.report.thumb_size;
+  const N = c.report.thumbnails;
+  const decisions = await readJsonl<Decision>(join(R, 'filter', 'decisions.jsonl'));
+  const plan = await readJsonl<{ classes: string[]; candidates: number }>(join(R, 'plan', 'plan.jsonl'));
+  const { classes } = await readJson<{ classes: string[] }>(join(R, 'embed', 'classes.json'));
+  const pool = await readJson<{ categories: Record<string, PoolEntry[]> }>(join(R, 'pool', 'index.json'));
+  const pasteCocoPath = join(R, 'paste', 'coco', 'annotations.json');
+  const paste = existsSync(pasteCocoPath) ? await readJson<PasteCoco>(pasteCocoPath) : { images: [], annotations: [], categories: [] };
+  const catName = new Map(paste.categories.map((k) => [k.id, k.name]));
+
+  // Funnel per class.
+  const stagesOfFunnel = ['planned', 'generated', 'annotated', 'kept by filters', 'in pool', 'pasted'] as const;
+  const funnel: Record<string, Record<(typeof stagesOfFunnel)[number], number>> = {};
+  for (const k of classes) {
+    const d = decisions.filter((x) => x.category === k);
+    funnel[k] = {
+      planned: plan.filter((j) => j.classes[0] === k).reduce((s, j) => s + j.candidates, 0),
+      generated: d.filter((x) => !(x.stage === 'generate')).length,
+      annotated: d.filter((x) => x.stage === 'filter').length,
+      'kept by filters': d.filter((x) => x.status === 'kept').length,
+      'in pool': pool.categories[k]?.length ?? 0,
+      pasted: paste.annotations.filter((a) => a.instance_source === 'pasted' && catName.get(a.category_id) === k).length,
+    };
+  }
+  const totals = {
+    generated: decisions.filter((x) => x.stage !== 'generate').length,
+    kept: decisions.filter((x) => x.status === 'kept').length,
+    rejected: decisions.filter((x) => x.status === 'rejected').length,
+    failed: decisions.filter((x) => x.status === 'failed').length,
+    pool: Object.values(pool.categories).reduce((s, v) => s + v.length, 0),
+    pastedImages: paste.images.length,
+    pastedInstances: paste.annotations.filter((a) => a.instance_source === 'pasted').length,
+  };
+  const reasons: Record<string, number> = {};
+  // Reasons grouped by kind: numbers and file names replaced, class names kept.
+  const kind = (d: Decision) => `${d.stage}: ${(d.reason ?? 'no reason').replace(/ of \S+ \(cosine [^)]*\)/, '').replace(/-?\d+(\.\d+)?/g, 'N')}`;
+  for (const d of decisions) if (d.status !== 'kept') reasons[kind(d)] = (reasons[kind(d)] ?? 0) + 1;
+  const truth: Record<string, Record<string, number>> = {};
+  for (const d of decisions) if (d.truth) ((truth[d.truth] ??= { kept: 0, rejected: 0, failed: 0 }), (truth[d.truth]![d.status] = (truth[d.truth]![d.status] ?? 0) + 1));
+
+  // Scores.
+  const scored = decisions.filter((d) => d.score);
+  const f = c.filter;
+  const keptS = scored.filter((d) => d.status === 'kept');
+  const rejS = scored.filter((d) => d.status !== 'kept');
+  const hists = [
+    histogram({
+      title: 'similarity to own class (real crops)',
+      series: [
+        { name: 'kept', values: keptS.map((d) => d.score!.own) },
+        { name: 'rejected', values: rejS.map((d) => d.score!.own) },
+      ],
+      thresholds: f.inter_similarity_min !== undefined ? [{ value: f.inter_similarity_min, label: `min ${f.inter_similarity_min}` }] : [],
+    }),
+    histogram({
+      title: 'object area fraction',
+      series: [
+        { name: 'kept', values: keptS.map((d) => d.score!.areaFraction) },
+        { name: 'rejected', values: rejS.map((d) => d.score!.areaFraction) },
+      ],
+      thresholds: [
+        ...(f.min_area_fraction !== undefined ? [{ value: f.min_area_fraction, label: 'min' }] : [{ value: c.annotate.min_area_fraction, label: 'min' }]),
+        ...(f.max_area_fraction !== undefined ? [{ value: f.max_area_fraction, label: 'max' }] : [{ value: c.annotate.max_area_fraction, label: 'max' }]),
+      ],
+      range: [0, 1],
+    }),
+    histogram({
+      title: `nearest real crops of the same class (of ${scored[0]?.score?.k ?? c.score.knn})`,
+      series: [
+        { name: 'kept', values: keptS.map((d) => d.score!.knnAgree) },
+        { name: 'rejected', values: rejS.map((d) => d.score!.knnAgree) },
+      ],
+      thresholds: f.knn_agreement_min !== undefined ? [{ value: f.knn_agreement_min, label: `min ${f.knn_agreement_min}` }] : [],
+      bins: (scored[0]?.score?.k ?? c.score.knn) + 1,
+      range: [0, (scored[0]?.score?.k ?? c.score.knn) + 1],
+    }),
+  ];
+  if (scored.some((d) => d.score!.clipScore !== undefined)) {
+    hists.push(
+      histogram({
+        title: 'X-Paste CLIP score (x100, on white)',
+        series: [
+          { name: 'kept', values: keptS.map((d) => d.score!.clipScore ?? Number.NaN) },
+          { name: 'rejected', values: rejS.map((d) => d.score!.clipScore ?? Number.NaN) },
+        ],
+        thresholds: f.rules.includes('xpaste') ? [{ value: f.min_clip, label: `min_clip ${f.min_clip}` }] : [],
+      }),
+    );
+  }
+
+  // Grids.
+  const img = (file: string) => join(R, 'generate', 'images', file);
+  const cells = async (list: Decision[], cls: string) => {
+    const out: string[] = [];
+    for (const d of list.slice(0, N)) {
+      const src = existsSync(img(d.file)) ? await thumb(img(d.file), T) : '';
+      out.push(
+        `<div class="cell ${cls}" data-class="${esc(d.category)}" title="${esc(d.file)}">${src ? `<img alt="${esc(d.file)}" src="${src}">` : '<div class="muted">no image</div>'}<div><b>${esc(d.category)}</b>${d.score ? ` · ${d.score.own.toFixed(2)}` : ''}</div>${d.reason ? `<div class="why">${esc(d.stage)}: ${esc(d.reason)}</div>` : ''}</div>`,
+      );
+    }
+    return out.join('');
+  };
+  const kept = decisions.filter((d) => d.status === 'kept');
+  // Grids take the classes in turn, so every class shows up among the first thumbnails.
+  const roundRobin = (list: Decision[]) => {
+    const per = classes.map((k) => list.filter((d) => d.category === k));
+    const out: Decision[] = [];
+    for (let i = 0; out.length < list.length; i++) for (const l of per) if (l[i]) out.push(l[i] as Decision);
+    return out;
+  };
+  const rejected = decisions.filter((d) => d.status !== 'kept');
+  // Rejected: spread over the reasons so every kind shows up.
+  const byStage = [...rejected].sort((a, b) => (a.reason ?? '').localeCompare(b.reason ?? '') || a.file.localeCompare(b.file));
+  const options = ['<option value="">all classes</option>', ...classes.map((k) => `<option>${esc(k)}</option>`)].join('');
+
+  // Near-duplicate groups.
+  const groups = new Map<string, string[]>();
+  for (const d of decisions) {
+    const m = d.reason?.match(/^near-duplicate of (\S+)/);
+    if (m) groups.set(m[1] as string, [...(groups.get(m[1] as string) ?? []), d.file]);
+  }
+  const groupHtml: string[] = [];
+  for (const [head, members] of [...groups].slice(0, 12)) {
+    const ims = [];
+    for (const f2 of [head, ...members]) ims.push(`<div class="cell" style="--t:${Math.round(T * 0.8)}px"><img alt="${esc(f2)}" src="${await thumb(img(f2), Math.round(T * 0.8))}"><div>${f2 === head ? 'kept' : 'dropped'}</div></div>`);
+    groupHtml.push(`<div class="group">${ims.join('')}</div>`);
+  }
+
+  // Gap and diversity.
+  const gap = await gapOf(R, new Set(kept.map((d) => d.file)));
+  const gapRows = classes.map((k, i) => {
+    const b = gap.before?.perClass?.find((g) => g.class === i);
+    const a = gap.after?.perClass?.find((g) => g.class === i);
+    return { class: k, frechetBefore: b?.frechet ?? null, frechetAfter: a?.frechet ?? null, vendiReal: a?.vendiReal ?? b?.vendiReal ?? null, vendiBefore: b?.vendiSynthetic ?? null, vendiAfter: a?.vendiSynthetic ?? null, nnAfter: a?.syntheticToReal ?? null, coverageAfter: a?.realToSynthetic ?? null };
+  });
+  const num = (v: number | null | undefined, d = 3) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(d));
+
+  // Pasted examples.
+  const pasteHtml: string[] = [];
+  const withPasted = paste.images.filter((im) => paste.annotations.some((a) => a.image_id === im.id && a.instance_source === 'pasted'));
+  for (const im of withPasted.slice(0, Math.min(8, N))) {
+    const anns = paste.annotations.filter((a) => a.image_id === im.id);
+    const src = await outlined(join(R, 'paste', 'coco', 'images', im.file_name), anns, Math.min(360, im.width));
+    const n = anns.filter((a) => a.instance_source === 'pasted').length;
+    pasteHtml.push(`<figure><img alt="${esc(im.file_name)}" src="${src}"><figcaption>${esc(im.file_name)}: ${n} pasted (coloured), ${anns.length - n} real (white)</figcaption></figure>`);
+  }
+
+  // Timings.
+  const timings = STAGES.map((s) => ({ stage: s, seconds: ctx.manifest.stages[s]?.seconds ?? null, status: ctx.manifest.stages[s]?.status ?? 'not run', resumed: ctx.manifest.stages[s]?.resumed ?? 0 }));
+
+  const data = { name: c.name, preset: c.preset ?? null, classes, funnel, totals, reasons, truth, gap: gapRows, timings, thresholds: { inter_similarity_min: f.inter_similarity_min ?? null, knn_agreement_min: f.knn_agreement_min ?? null, dedup_threshold: f.dedup_threshold ?? 0.99 }, nearDuplicateGroups: groups.size };
+  const funnelChart = groupedBars({ id: 'funnel-chart', title: 'samples per class through the stages', categories: classes, series: stagesOfFunnel.map((s) => ({ name: s, values: classes.map((k) => funnel[k]![s]) })), width: Math.max(720, classes.length * 120) });
+  const gapChart = groupedBars({
+    id: 'gap-chart',
+    title: 'Fréchet distance to the real crops per class (lower is closer)',
+    categories: classes,
+    series: [
+      { name: 'all generated', values: gapRows.map((g) => g.frechetBefore ?? 0) },
+      { name: 'kept', values: gapRows.map((g) => g.frechetAfter ?? 0) },
+    ],
+  });
+  const timingChart = groupedBars({ id: 'timing-chart', title: 'seconds per stage', categories: timings.map((t) => t.stage), series: [{ name: 'seconds (last run)', values: timings.map((t) => t.seconds ?? 0) }], height: 220 });
+
+  const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>genaug report: ${esc(c.name)}</title><style>${CSS}</style></head>
+<body style="--t:${T}px">
+<header><h1>genaug run “${esc(c.name)}”${c.preset ? ` · preset ${esc(c.preset)}` : ''}</h1><p>${totals.generated} images generated, <span id="total-kept">${totals.kept}</span> kept, ${totals.rejected} rejected, ${totals.failed} failed · pool ${totals.pool} instances · ${totals.pastedImages} training images with ${totals.pastedInstances} pasted instances</p></header>
+<nav><a href="#funnel">Funnel</a><a href="#scores">Scores</a><a href="#kept">Kept</a><a href="#rejected">Rejected</a><a href="#duplicates">Near-duplicates</a><a href="#gap">Gap &amp; diversity</a><a href="#pasted">Pasted</a><a href="#timings">Timings</a></nav>
+<section id="funnel"><h2>Funnel per class</h2><div class="charts">${funnelChart}</div>
+<table id="funnel-table"><tr><th>class</th>${stagesOfFunnel.map((s) => `<th>${esc(s)}</th>`).join('')}</tr>${classes.map((k) => `<tr><td>${esc(k)}</td>${stagesOfFunnel.map((s) => `<td>${funnel[k]![s]}</td>`).join('')}</tr>`).join('')}</table>
+<h2>Why samples were dropped</h2><table id="reasons-table"><tr><th>reason</th><th>samples</th></tr>${Object.entries(reasons).sort((a, b) => b[1] - a[1]).map(([r, n]) => `<tr><td>${esc(r)}</td><td>${n}</td></tr>`).join('')}</table>
+${Object.keys(truth).length ? `<h2>Planted failures (procedural generator) and what happened to them</h2><table id="truth-table"><tr><th>drawn as</th><th>kept</th><th>rejected</th><th>failed</th></tr>${Object.entries(truth).sort().map(([t, v]) => `<tr><td>${esc(t)}</td><td>${v.kept ?? 0}</td><td>${v.rejected ?? 0}</td><td>${v.failed ?? 0}</td></tr>`).join('')}</table>` : ''}</section>
+<section id="scores"><h2>Score histograms (red dashed lines: thresholds)</h2><div class="charts">${hists.join('')}</div></section>
+<section id="kept"><h2>Kept samples (${kept.length}${kept.length > N ? `, first ${N}` : ''})</h2><div class="controls">show <select data-grid="kept-grid">${options}</select></div><div class="grid" id="kept-grid">${await cells(roundRobin(kept), 'kept')}</div></section>
+<section id="rejected"><h2>Rejected samples with the reason (${rejected.length}${rejected.length > N ? `, first ${N}` : ''})</h2><div class="controls">show <select data-grid="rejected-grid">${options}</select></div><div class="grid" id="rejected-grid">${await cells(roundRobin(byStage), 'rejected')}</div></section>
+<section id="duplicates"><h2>Near-duplicate groups (${groups.size})</h2>${groupHtml.join('') || '<p class="muted">none found</p>'}</section>
+<section id="gap"><h2>Domain gap and diversity per class</h2><p class="muted">Embeddings: ${esc((await readJson<{ embedder: string }>(join(R, 'embed', 'classes.json'))).embedder)}. Fréchet distance between real crops and generated instances (before / after filtering; embeddings wider than ${GAP_DIM} go through a seeded random projection to ${GAP_DIM} dimensions first); Vendi score = effective number of distinct samples; NN = mean cosine of each kept sample to its nearest real crop; coverage = mean cosine of each real crop to its nearest kept sample.</p>
+<div class="charts">${gapChart}</div>
+<table id="gap-table"><tr><th>class</th><th>Fréchet before</th><th>Fréchet after</th><th>Vendi real</th><th>Vendi generated</th><th>Vendi kept</th><th>NN kept→real</th><th>coverage real→kept</th></tr>${gapRows.map((g) => `<tr><td>${esc(g.class)}</td><td>${num(g.frechetBefore)}</td><td>${num(g.frechetAfter)}</td><td>${num(g.vendiReal, 2)}</td><td>${num(g.vendiBefore, 2)}</td><td>${num(g.vendiAfter, 2)}</td><td>${num(g.nnAfter)}</td><td>${num(g.coverageAfter)}</td></tr>`).join('')}
+<tr><td><b>overall</b></td><td>${num(gap.before?.overall.frechet)}</td><td>${num(gap.after?.overall.frechet)}</td><td>${num(gap.after?.overall.vendiReal, 2)}</td><td>${num(gap.before?.overall.vendiSynthetic, 2)}</td><td>${num(gap.after?.overall.vendiSynthetic, 2)}</td><td>${num(gap.after?.overall.syntheticToReal)}</td><td>${num(gap.after?.overall.realToSynthetic)}</td></tr></table></section>
+<section id="pasted"><h2>Pasted training images (masks outlined)</h2><div class="pasted">${pasteHtml.join('') || '<p class="muted">no pasted images</p>'}</div></section>
+<section id="config"><h2>Run settings</h2><details><summary>the config as the run used it (preset merged, defaults filled)</summary><pre id="config-json">${esc(JSON.stringify(c, null, 1).replace(/\/\/[^/@\s"]+@/g, '//***@'))}</pre></details></section>
+<section id="timings"><h2>Timings per stage</h2><div class="charts">${timingChart}</div><table id="timings-table"><tr><th>stage</th><th>seconds</th><th>status</th><th>resumed</th></tr>${timings.map((t) => `<tr><td>${t.stage}</td><td>${t.seconds === null ? '–' : t.seconds.toFixed(2)}</td><td>${t.status}</td><td>${t.resumed}</td></tr>`).join('')}</table></section>
+<script type="application/json" id="report-data">${JSON.stringify(data).replace(/</g, '\\u003c')}</script>
+<script>${JS}</script>
+</body></html>
+`;
+  await writeFileAtomic(join(ctx.dir, 'report.html'), new TextEncoder().encode(html));
+  await writeJson(join(ctx.dir, 'report.json'), data);
+  return { summary: { html: 'report/report.html', kept: totals.kept, pool: totals.pool } };
+}
