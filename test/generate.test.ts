@@ -1,12 +1,13 @@
 import { readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { assignBackend, checkWorkflow, generate, type GenerateJournalLine } from '../ts/index.js';
+import { assignBackend, checkWorkflow, generate, plan as makePlan, type GenerateJournalLine } from '../ts/index.js';
 import type { PlanJob } from '../ts/plan/job.js';
 import { tempFolder } from './helpers.js';
+import { fixtureDataset } from './plan-fixture.js';
 import { a1111Server, comfyKey, comfyServer, drawImage, openaiServer, sha, type TestServer } from './generate-servers.js';
 
 const tmp = tempFolder('genaug-generate-');
@@ -494,5 +495,31 @@ describe('backends mixed by weight', () => {
     const r2 = await generate(plan, { out: join(dir, 'o2'), backends });
     expect(r2.backends).toEqual(r1.backends);
     expect(await readFile(join(dir, 'o2', 'manifest.jsonl'), 'utf8')).toBe(await readFile(join(dir, 'o1', 'manifest.jsonl'), 'utf8'));
+  });
+});
+
+describe('plans and generate together', () => {
+  it('an ALIA plan written into another folder points its source images at files generate can read', async () => {
+    const server = track(await a1111Server());
+    const dir = tmp.fresh('alia-subfolder');
+    const images = join(dir, 'images');
+    await mkdir(images, { recursive: true });
+    const real = new Map<number, Buffer>();
+    for (const id of [1, 2]) {
+      real.set(id, await drawImage(`real ${id}`, 200, 100));
+      await writeFile(join(images, `img${id}.png`), real.get(id)!);
+    }
+    const coco = join(dir, 'train.json');
+    await writeFile(coco, JSON.stringify(fixtureDataset()));
+    // --images relative to the working folder, the plan two folders down.
+    const planPath = join(dir, 'plans', 'sub', 'plan.jsonl');
+    await mkdir(join(dir, 'plans', 'sub'), { recursive: true });
+    await makePlan({ coco, out: planPath, strategy: 'alia', classes: ['dog'], domains: ['on a beach'], imageRoot: relative(process.cwd(), images) });
+    const jobs = await readLines(planPath);
+    expect(jobs.map((j) => j.source_image)).toEqual(['../../images/img1.png', '../../images/img2.png']);
+    const r = await generate(planPath, { out: join(dir, 'out'), backends: [{ type: 'a1111', url: server.url }], retries: 0 });
+    expect(r).toMatchObject({ ok: 2, failed: 0 });
+    // The server got the real images' bytes.
+    expect(server.hits.map((h) => sha(Buffer.from(h.json.init_images[0], 'base64'))).sort()).toEqual([sha(real.get(1)!), sha(real.get(2)!)].sort());
   });
 });

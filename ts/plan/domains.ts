@@ -11,7 +11,7 @@ import { z } from 'zod';
 import type { CocoIndex } from '../io/coco.js';
 import { GenaugError } from '../native/errors.js';
 import { seededRandom } from '../util/random.js';
-import { captionImages, imagePath, sampleClassImages, type CaptionOptions } from './captions.js';
+import { captionImages, planImagePath, sampleClassImages, type CaptionOptions } from './captions.js';
 import { askJson, dedupeTexts, itemSeed, makeJob, reasonOf, shuffled, type JobDefaults, type LlmSource, type PlanClass, type PlanFailure, type StrategyResult } from './core.js';
 import type { PlanJob } from './job.js';
 
@@ -81,6 +81,11 @@ export interface DomainPlanOptions extends CaptionOptions {
   /** Prompt template with {class} and {setting} (default "a photo of a {class}, {setting}"). */
   template?: string;
   prefix?: string;
+  /**
+   * Folder of the plan file: `source_image` paths under the working folder are
+   * written relative to it, as `generate` reads them (default: the working folder).
+   */
+  planDir?: string;
 }
 
 /** Edit jobs: every (class, real image of the class, setting). */
@@ -121,7 +126,7 @@ export async function planDomains(coco: CocoIndex, classes: PlanClass[], o: Doma
                 kind: 'img2img',
                 classes: [c.name],
                 prompt: domainPrompt(template, c.display, setting),
-                source_image: imagePath(coco.imageById.get(id)!, o.imageRoot),
+                source_image: planImagePath(coco.imageById.get(id)!, o.imageRoot, o.planDir ?? process.cwd()),
                 denoising_strength: o.strength ?? 0.5,
               },
               { image_id: id, setting, settings_source: summary.source, ...(summary.model ? { model: summary.model } : {}), class_source: c.source, ...(c.id !== null ? { category_id: c.id } : {}) },

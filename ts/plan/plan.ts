@@ -5,6 +5,7 @@
  * same plan bytes.
  */
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 
 import { writeFileAtomic } from '../io/atomic.js';
 import { readCoco, type CocoIndex } from '../io/coco.js';
@@ -214,6 +215,7 @@ export async function plan(o: PlanOptions): Promise<PlanSummary> {
           ...(o.strength !== undefined ? { strength: o.strength } : {}),
           ...(o.aliaTemplate ? { template: o.aliaTemplate } : {}),
           ...(o.domainPrefix ? { prefix: o.domainPrefix } : {}),
+          planDir: dirname(resolve(o.out)),
           ...(o.concurrency ? { concurrency: o.concurrency } : {}),
           ...(o.onProgress ? { onProgress: o.onProgress } : {}),
         },
