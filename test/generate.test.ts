@@ -188,10 +188,13 @@ describe('generate on AUTOMATIC1111/Forge', () => {
       { ...job('noprompt', { seed: 5 }), prompt: undefined },
       job('edit-without-source', { seed: 6, kind: 'img2img' }),
       job('good2', { seed: 7 }),
+      { ...job('box-out', { seed: 8 }), layout: [{ name: 'cup', box: [0.1, 0.2, 0.3, 0.4] }, { name: 'cup', box: [0.5, 0.2, 0.6, 0.4] }] },
+      { ...job('box-empty', { seed: 9 }), layout: [{ name: 'cup', box: [0.1, 0.2, 0, 0.4] }] },
+      job('inpaint-without-mask', { seed: 10, kind: 'inpaint', source_image: 'src.png' }),
     ]);
     const out = join(dir, 'out');
     const r = await generate(plan, { out, backends: [{ type: 'a1111', url: server.url }], retries: 0 });
-    expect(r).toMatchObject({ jobs: 3, ok: 2, failed: 1, invalidLines: 5 });
+    expect(r).toMatchObject({ jobs: 2, ok: 2, failed: 0, invalidLines: 9 });
     const failed = await readLines(join(out, 'failed.jsonl'));
     expect(failed.map((f) => [f.line, f.status, f.field])).toEqual([
       [2, 'invalid', undefined],
@@ -199,13 +202,20 @@ describe('generate on AUTOMATIC1111/Forge', () => {
       [4, 'invalid', 'layout.0.box'],
       [5, 'invalid', 'id'],
       [6, 'invalid', 'prompt'],
-      [7, 'failed', undefined],
+      [7, 'invalid', 'source_image'],
+      [9, 'invalid', 'layout.1.box'],
+      [10, 'invalid', 'layout.0.box'],
+      [11, 'invalid', 'mask'],
     ]);
     expect(failed[0].error).toMatch(/plan\.jsonl:2: not a JSON line/);
     expect(failed[1].error).toMatch(/plan\.jsonl:3: field "seed"/);
     expect(failed[3].error).toMatch(/good1 is already the id of line 1/);
-    expect(failed[5].error.message).toMatch(/img2img but has no source_image/);
+    expect(failed[5].error).toMatch(/plan\.jsonl:7: field "source_image": an img2img job needs source_image/);
+    expect(failed[6].error).toMatch(/plan\.jsonl:9: field "layout\.1\.box": .*x\+w = 1\.1 is not inside \(0, 1\)/);
+    expect(failed[7].error).toMatch(/width and height must be > 0/);
+    expect(failed[8].error).toMatch(/an inpaint job needs mask/);
     expect((await readLines(join(out, 'manifest.jsonl'))).map((m) => m.job)).toEqual(['good1', 'good2']);
+    expect(server.hits.map((h) => h.json.seed)).toEqual([1, 7]);
   });
 
   it('fails the items of a server that dies mid-run with the connection error, and resumes them when it is back', async () => {

@@ -13,19 +13,10 @@ import { displayName, type CocoIndex } from '../io/coco.js';
 import { GenaugError } from '../native/errors.js';
 import { seededRandom } from '../util/random.js';
 import { askJson, mapLimit, reasonOf, makeJob, type JobDefaults, type LlmSource, type PlanFailure, type StrategyResult } from './core.js';
-import type { LayoutBox, PlanJob } from './job.js';
-import type { ObjectSet, RealLayout } from './priors.js';
+import { boxProblem, type LayoutBox, type PlanJob } from './job.js';
 
-/** Why a box is not a valid layout box, or null: finite, w, h > 0, and x, y, x+w, y+h all inside (0, 1). */
-export function boxProblem(box: readonly number[]): string | null {
-  if (box.length !== 4 || !box.every((v) => typeof v === 'number' && Number.isFinite(v))) return 'must be 4 finite numbers [x, y, w, h]';
-  const [x, y, w, h] = box as [number, number, number, number];
-  if (!(w > 0 && h > 0)) return `width and height must be > 0 (got w=${w}, h=${h})`;
-  for (const [label, v] of [['x', x], ['y', y], ['x+w', x + w], ['y+h', y + h]] as const) {
-    if (!(v > 0 && v < 1)) return `${label} = ${v} is not inside (0, 1)`;
-  }
-  return null;
-}
+export { boxProblem };
+import type { ObjectSet, RealLayout } from './priors.js';
 
 /** Brings a real [0, 1] box strictly inside (0, 1) by moving its edges at most `eps` inward. */
 export function insideUnit(box: readonly [number, number, number, number], eps = 1e-3): [number, number, number, number] {
