@@ -137,7 +137,7 @@ export function generateCommand(global: GlobalOptions): Command {
     .option('--backoff <seconds>', 'first retry delay, doubled each retry (capped at 60 s; a Retry-After header is honoured)', numberArg('--backoff'), 1)
     .option('--api-key-file <file>', 'file holding the OpenAI-compatible API key (default: $GENAUG_OPENAI_API_KEY, then $OPENAI_API_KEY); the key is sent only as a header and never written')
     .option('--poll <ms>', 'ComfyUI /history polling interval', intArg('--poll', 1, 60_000), 500)
-    .option('--retry-failed', 'try again the items that failed in an earlier run (by default their failure stands)')
+    .option('--retry-failed', 'try again every item that failed in an earlier run (default: only failures marked retryable in the journal are tried again: 5xx, 429, timeouts, lost connections, unreadable input files; 4xx answers stand)')
     .option('-q, --quiet', 'no progress output')
     .addHelpText(
       'after',

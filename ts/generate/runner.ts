@@ -15,6 +15,10 @@
  *   first (job, candidate) without a journal line: nothing finished is lost or
  *   generated again; an image written but not yet journaled is generated again
  *   to the same bytes and the same file.
+ * - A failure is journaled with `retryable`: server errors, timeouts, lost
+ *   connections and unreadable local inputs (a server that was down, a disk
+ *   not mounted) are tried again by the next run; 4xx answers and invalid
+ *   jobs stand until `retryFailed`.
  * - At the end OUT/manifest.jsonl (one line per image, plan order, the
  *   {"file", "category"} keys `genaug annotate --manifest` reads) and
  *   OUT/failed.jsonl (every failed item and invalid plan line) are rebuilt
@@ -76,7 +80,12 @@ export interface GenerateOptions {
   /** First backoff, ms, doubled each retry (default 1000), capped at maxBackoffMs (default 60000). */
   backoffMs?: number;
   maxBackoffMs?: number;
-  /** Try again the items that failed in an earlier run (default false: their failure stands). */
+  /**
+   * Try again every item that failed in an earlier run. Without it (the
+   * default) a rerun tries again only the failures journaled as retryable
+   * (5xx, 429, timeouts, connection errors, unreadable input files); the
+   * others (4xx, invalid jobs) stand.
+   */
   retryFailed?: boolean;
   /** Folder that relative source_image/mask paths are relative to (default: the plan's folder, or the working folder for a job list). */
   baseDir?: string;
@@ -123,6 +132,8 @@ export interface GenerateJournalLine {
   /** failed: the error code, HTTP status, the server's message and the attempts made. */
   error?: { code: string; status?: number; message: string };
   attempts?: number;
+  /** failed: whether a later run tries the item again without --retry-failed (lines from older versions: no). */
+  retryable?: boolean;
 }
 
 /** Picks a backend index for (job, candidate): a hash of (id, candidate, seed) in [0, 1) against the cumulative weights. */
@@ -335,7 +346,7 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
   }
   const todo = items.filter((it) => {
     const j = journal.get(keyOf(it.entry.job.id, it.candidate));
-    return !j || (o.retryFailed && j.status === 'failed');
+    return !j || (j.status === 'failed' && (Boolean(o.retryFailed) || j.retryable === true));
   });
   const resumed = items.length - todo.length;
   if (resumed > 0) o.onNote?.(`resuming: ${resumed} of ${items.length} items already in ${journalPath}`);
@@ -460,6 +471,7 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
       backend: b.label,
       error: { code: c.code, ...(c.status !== undefined ? { status: c.status } : {}), message: clip(scrub(c.message)) },
       attempts,
+      retryable: c.retryable,
     });
     const req: GenerateRequest = { job: j, candidate: it.candidate, seed: it.seed };
     try {
@@ -468,7 +480,10 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
       if (j.source_image) req.sourceImage = await readInput(j.source_image, `job ${j.id}: source_image`);
       if (j.mask) req.mask = await readInput(j.mask, `job ${j.id}: mask`);
     } catch (e) {
-      return fail(classify(e, false, b.timeoutMs, where), 0);
+      const c = classify(e, false, b.timeoutMs, where);
+      // An input file that cannot be read now (not mounted, not copied yet) may be readable on the next run.
+      if (c.code === 'E_IO') c.retryable = true;
+      return fail(c, 0);
     }
     for (let attempt = 1; ; attempt++) {
       if (stopped()) return undefined;
@@ -555,7 +570,7 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
     if (l.status === 'failed') {
       nFailed++;
       pb.failed++;
-      failures.push(scrub(JSON.stringify({ line: it.entry.line, job: j.id, candidate: it.candidate, status: 'failed', seed: l.seed, backend: l.backend, error: l.error, attempts: l.attempts })));
+      failures.push(scrub(JSON.stringify({ line: it.entry.line, job: j.id, candidate: it.candidate, status: 'failed', seed: l.seed, backend: l.backend, error: l.error, attempts: l.attempts, retryable: l.retryable === true })));
       continue;
     }
     ok++;
