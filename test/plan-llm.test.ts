@@ -117,6 +117,25 @@ describe('LLM-diversified prompts', () => {
     for (const f of [out, `${out}.cache.jsonl`, `${out}.failures.jsonl`]) expect(await readFile(f, 'utf8')).not.toContain(SECRET);
   });
 
+  it('an LLM URL with credentials goes as Basic auth; the password reaches no file', async () => {
+    const coco = await cocoFile();
+    const dir = tmp.dir();
+    const out = join(dir, 'creds.jsonl');
+    const PASS = 'hunter2-secret-pw';
+    handlers.set('prompts', () => ({ status: 403, body: `user bob:${PASS} may not use this model` }));
+    const url = base.replace('http://', `http://bob:${PASS}@`);
+    const r = await plan({ coco, out, strategy: 'llm', classes: ['dog'], perClass: 1, llm: { url, model: 'test-llm', retries: 0 } });
+    expect(requests[0]!.auth).toBe(`Basic ${Buffer.from(`bob:${PASS}`).toString('base64')}`);
+    const failures = await failuresOf(out);
+    expect(failures).toHaveLength(r.failures);
+    expect(failures[0]!.reason).toContain(`${base}/chat/completions`);
+    expect(failures[0]!.reason).toMatch(/HTTP 403/);
+    const { readdir } = await import('node:fs/promises');
+    const files = await readdir(dir);
+    expect(files.length).toBeGreaterThanOrEqual(2);
+    for (const f of files) expect(await readFile(join(dir, f), 'utf8')).not.toContain(PASS);
+  });
+
   it('a class whose answers never parse is recorded and falls back to templates; styles come from the LLM', async () => {
     const coco = await cocoFile();
     const out = tmp.fresh('llm-fail.jsonl');

@@ -21,7 +21,7 @@ export class A1111Backend implements Backend {
     this.base = c.url;
     this.display = c.display;
     this.headers = c.headers;
-    this.secrets = c.headers.authorization ? [c.headers.authorization.slice(6), ...basicParts(o.url)] : [];
+    this.secrets = c.secrets;
   }
 
   /** The request body for a job (without the image fields), as recorded in the sidecar. */
@@ -92,14 +92,5 @@ export class A1111Backend implements Backend {
     const seeds = Array.isArray(info.all_seeds) && typeof info.all_seeds[0] === 'number' ? [info.all_seeds[0] as number] : typeof info.seed === 'number' ? [info.seed] : [req.seed];
     const model = typeof info.sd_model_name === 'string' && info.sd_model_name ? info.sd_model_name : this.o.model ?? 'a1111';
     return { images: [image], seeds, model, parameters: { route, ...parameters }, info };
-  }
-}
-
-function basicParts(url: string): string[] {
-  try {
-    const u = new URL(url);
-    return [decodeURIComponent(u.password)].filter((s) => s.length >= 4);
-  } catch {
-    return [];
   }
 }

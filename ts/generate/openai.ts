@@ -26,7 +26,7 @@ export class OpenAIBackend implements Backend {
     this.display = c.display;
     this.headers = { ...c.headers };
     if (o.apiKey) this.headers.authorization = `Bearer ${o.apiKey}`;
-    this.secrets = [o.apiKey, c.headers.authorization?.slice(6)].filter((s): s is string => Boolean(s));
+    this.secrets = [...(o.apiKey ? [o.apiKey] : []), ...c.secrets];
   }
 
   fields(req: GenerateRequest): Record<string, unknown> {
