@@ -13,7 +13,7 @@ import { planTemplates } from '../ts/plan/prompts.js';
 import { boxProblem, drawObjectSets, insideUnit, layoutProblem, objectIds, sceneGraphProblem, templateSceneCaption, untagCaption } from '../ts/plan/scenes.js';
 import { packagedWordNet } from '../ts/plan/wordnet.js';
 import { fixtureCoco, fixtureDataset } from './plan-fixture.js';
-import { tempFolder } from './helpers.js';
+import { expectError, tempFolder } from './helpers.js';
 
 const tmp = tempFolder('genaug-plan-');
 const wn = packagedWordNet();
@@ -246,6 +246,24 @@ describe('genaug plan without an LLM', () => {
     expect(jobs).toHaveLength(5);
     expect(jobs.every((j) => j.candidates === 2)).toBe(true);
     expect(printed.join('\n')).toMatch(/5 jobs for 5 classes; 0 failures/);
+  });
+
+  it('the CLI fails loudly when the plan comes out empty, naming the failures file; a partial plan succeeds', async () => {
+    const coco = await cocoFile();
+    const cli = (...args: string[]) => buildProgram({ print: () => undefined }).parseAsync(['node', 'genaug', 'plan', '--coco', coco, ...args]);
+    const out = tmp.fresh('empty.jsonl');
+    // Captions without a vision endpoint: every item fails.
+    await expectError(cli('--out', out, '--strategy', 'caption', '--classes', 'dog'), 'E_BACKEND', `every item failed (2 failures); the reasons are listed in ${out}.failures.jsonl`);
+    expect((await readFile(`${out}.failures.jsonl`, 'utf8')).trim().split('\n')).toHaveLength(2);
+    expect(await readFile(out, 'utf8')).toBe('');
+    // Filters that leave nothing.
+    await expectError(cli('--out', tmp.fresh('none.jsonl'), '--strategy', 'template', '--frequency', 'f'), 'E_FORMAT', 'gives nothing to plan');
+    // One caption stored, one missing: a plan with a failure is still a plan.
+    const caps = tmp.fresh('caps.jsonl');
+    await writeFile(caps, JSON.stringify({ image_id: 1, caption: 'a dog' }) + '\n');
+    const half = tmp.fresh('half.jsonl');
+    await cli('--out', half, '--strategy', 'caption', '--classes', 'dog', '--captions', caps);
+    expect(await readPlan(half)).toHaveLength(1);
   });
 });
 

@@ -191,6 +191,13 @@ export function generateCommand(global: GlobalOptions): Command {
         global.print(`${r.items} items of ${r.jobs} jobs: ${r.ok} images, ${r.failed} failed, ${r.invalidLines} invalid plan lines (${r.generatedThisRun} this run, ${r.resumed} from the journal)${per ? ` [${per}]` : ''}`);
         global.print(`manifest: ${r.out}/manifest.jsonl${r.failed + r.invalidLines ? `; failures: ${r.out}/failed.jsonl` : ''}`);
         if (r.interrupted) throw new GenaugError('E_ABORTED', `interrupted with ${r.items - r.ok - r.failed} items left; run the same command again to resume`);
+        const problems = [r.failed ? `${r.failed} failed item${r.failed === 1 ? '' : 's'}` : '', r.invalidLines ? `${r.invalidLines} invalid plan line${r.invalidLines === 1 ? '' : 's'}` : ''].filter(Boolean).join(' and ');
+        if (r.ok === 0) {
+          // Nothing to hand to the next stage: fail loudly rather than leave an empty manifest behind.
+          if (!problems) throw new GenaugError('E_FORMAT', `no image was generated: the plan ${o.plan} has no jobs`);
+          throw new GenaugError(r.failed ? 'E_BACKEND' : 'E_FORMAT', `no image was generated: ${problems}; the reasons are listed in ${r.out}/failed.jsonl`);
+        }
+        if (problems) process.stderr.write(`genaug generate: ${problems}: see ${r.out}/failed.jsonl\n`);
       } finally {
         process.off('SIGINT', onSigint);
         process.off('SIGTERM', onSigint);
