@@ -557,4 +557,25 @@ describe('plans and generate together', () => {
     // The server got the real images' bytes.
     expect(server.hits.map((h) => sha(Buffer.from(h.json.init_images[0], 'base64'))).sort()).toEqual([sha(real.get(1)!), sha(real.get(2)!)].sort());
   });
+
+  it('raising --candidates keeps the job ids and seeds: generate makes only the new candidates', async () => {
+    const server = track(await a1111Server());
+    const dir = tmp.fresh('more-candidates');
+    await mkdir(dir, { recursive: true });
+    const coco = join(dir, 'train.json');
+    await writeFile(coco, JSON.stringify(fixtureDataset()));
+    const p1 = join(dir, 'plan1.jsonl');
+    const p3 = join(dir, 'plan3.jsonl');
+    await makePlan({ coco, out: p1, strategy: 'template', classes: ['dog', 'frisbee'], candidates: 1, width: 16, height: 16, seed: 4 });
+    await makePlan({ coco, out: p3, strategy: 'template', classes: ['dog', 'frisbee'], candidates: 3, width: 16, height: 16, seed: 4 });
+    const one = await readLines(p1);
+    const three = await readLines(p3);
+    expect(three.map((j) => [j.id, j.seed])).toEqual(one.map((j) => [j.id, j.seed]));
+    const out = join(dir, 'out');
+    await generate(p1, { out, backends: [{ type: 'a1111', url: server.url }] });
+    expect(server.hits.length).toBe(2);
+    const r = await generate(p3, { out, backends: [{ type: 'a1111', url: server.url }] });
+    expect(r).toMatchObject({ items: 6, ok: 6, resumed: 2, generatedThisRun: 4 });
+    expect(server.hits.slice(2).map((h) => h.json.seed).sort((x, y) => x - y)).toEqual(one.flatMap((j) => [j.seed + 1, j.seed + 2]).sort((x, y) => x - y));
+  });
 });

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../ts/cli/main.js';
 import type { ImageTextEmbedder, RgbInput } from '../ts/models/types.js';
 import { extraCategories, planAmbiguity } from '../ts/plan/ambiguity.js';
-import { planClasses, makeJob } from '../ts/plan/core.js';
+import { DEFAULT_JOB, planClasses, makeJob } from '../ts/plan/core.js';
 import { PlanJobSchema, type PlanJob } from '../ts/plan/job.js';
 import { plan } from '../ts/plan/plan.js';
 import { buildPriors, objectSets } from '../ts/plan/priors.js';
@@ -74,6 +74,11 @@ describe('template strategies', () => {
     expect(e.id).toBe(a.id);
     expect(e.seed).not.toBe(a.seed);
     expect(a.seed).toBeLessThan(2 ** 31);
+    // More candidates: the same job (id and seed), so best-of-N can be extended.
+    const more = makeJob('template', { kind: 'txt2img', classes: ['dog'], prompt: 'a photo of a single dog' }, {}, { ...DEFAULT_JOB, candidates: 5 });
+    expect([more.id, more.seed, more.candidates]).toEqual([a.id, a.seed, 5]);
+    const wider = makeJob('template', { kind: 'txt2img', classes: ['dog'], prompt: 'a photo of a single dog' }, {}, { ...DEFAULT_JOB, width: 768 });
+    expect(wider.id).not.toBe(a.id);
   });
 });
 

@@ -114,9 +114,10 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
 /**
  * A job with a stable id: `<strategy>-<first 20 hex digits of SHA-256 of the
- * strategy and the job's content>` (everything but the id, seed and
+ * strategy and the job's content>` (everything but the id, seed, candidates and
  * provenance, plus `idKey` when given); its seed is the first 31 bits of SHA-256(plan seed, id), so the
- * same options give the same plan bytes and candidate seeds never overflow.
+ * same options give the same plan bytes and candidate seeds never overflow. `candidates` is left out
+ * of both, so raising --candidates keeps every id and seed: generate then only makes the new candidates.
  */
 export function makeJob(strategy: Strategy, content: JobContent, provenance: Record<string, unknown>, d: JobDefaults = DEFAULT_JOB): PlanJob {
   const body = {
@@ -131,7 +132,8 @@ export function makeJob(strategy: Strategy, content: JobContent, provenance: Rec
     width: d.width,
     height: d.height,
   };
-  const hashed = content.idKey === undefined ? [strategy, body] : [strategy, body, content.idKey];
+  const { candidates: _notHashed, ...identity } = body;
+  const hashed = content.idKey === undefined ? [strategy, identity] : [strategy, identity, content.idKey];
   const id = `${strategy}-${sha256(JSON.stringify(hashed)).toString('hex').slice(0, 20)}`;
   const seed = sha256(`${d.seed}:${id}`).readUInt32BE(0) >>> 1;
   const job = { id, ...body, seed, provenance: { strategy, ...provenance } };
