@@ -193,13 +193,18 @@ describe('genaug plan without an LLM', () => {
     expect(r3.jobs).toBe(0);
     expect(await readFile(`${out3}.failures.jsonl`, 'utf8')).toMatch(/ALIA needs an LLM/);
     const out4 = tmp.fresh('alia2.jsonl');
-    await plan({ coco, out: out4, strategy: 'alia', classes: ['dog'], domains: ['on a beach', 'in the snow'], imageRoot: '/data/coco', strength: 0.6 });
+    // Image 2 is 333 x 250: its edits are 336 x 248 (nearest multiples of 8), image 1's 200 x 104, whatever --width/--height say.
+    const sized = fixtureDataset() as { images: Array<{ id: number; width: number; height: number }> };
+    sized.images[1] = { ...sized.images[1]!, width: 333, height: 250 };
+    const coco4 = tmp.fresh('sized.json');
+    await writeFile(coco4, JSON.stringify(sized));
+    await plan({ coco: coco4, out: out4, strategy: 'alia', classes: ['dog'], domains: ['on a beach', 'in the snow'], imageRoot: '/data/coco', strength: 0.6, width: 512, height: 512 });
     const edits = await readPlan(out4);
-    expect(edits.map((j) => [j.kind, j.prompt, j.source_image, j.denoising_strength])).toEqual([
-      ['img2img', 'a photo of a dog, on a beach', '/data/coco/img1.png', 0.6],
-      ['img2img', 'a photo of a dog, in the snow', '/data/coco/img1.png', 0.6],
-      ['img2img', 'a photo of a dog, on a beach', '/data/coco/img2.png', 0.6],
-      ['img2img', 'a photo of a dog, in the snow', '/data/coco/img2.png', 0.6],
+    expect(edits.map((j) => [j.kind, j.prompt, j.source_image, j.denoising_strength, j.width, j.height])).toEqual([
+      ['img2img', 'a photo of a dog, on a beach', '/data/coco/img1.png', 0.6, 200, 104],
+      ['img2img', 'a photo of a dog, in the snow', '/data/coco/img1.png', 0.6, 200, 104],
+      ['img2img', 'a photo of a dog, on a beach', '/data/coco/img2.png', 0.6, 336, 248],
+      ['img2img', 'a photo of a dog, in the snow', '/data/coco/img2.png', 0.6, 336, 248],
     ]);
   });
 

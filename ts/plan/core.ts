@@ -102,6 +102,9 @@ export interface JobContent {
   layout?: LayoutBox[];
   source_image?: string;
   denoising_strength?: number;
+  /** The image size when the job has its own (an edit of a real image); default JobDefaults' width and height. */
+  width?: number;
+  height?: number;
   /**
    * Hashed into the id but not written: tells apart jobs that are meant to be
    * separate although their content is equal (one per source image in caption
@@ -129,8 +132,8 @@ export function makeJob(strategy: Strategy, content: JobContent, provenance: Rec
     ...(content.source_image !== undefined ? { source_image: content.source_image } : {}),
     ...(content.denoising_strength !== undefined ? { denoising_strength: content.denoising_strength } : {}),
     candidates: d.candidates,
-    width: d.width,
-    height: d.height,
+    width: content.width ?? d.width,
+    height: content.height ?? d.height,
   };
   const { candidates: _notHashed, ...identity } = body;
   const hashed = content.idKey === undefined ? [strategy, identity] : [strategy, identity, content.idKey];

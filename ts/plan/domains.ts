@@ -88,7 +88,17 @@ export interface DomainPlanOptions extends CaptionOptions {
   planDir?: string;
 }
 
-/** Edit jobs: every (class, real image of the class, setting). */
+/**
+ * An edit's size: the real image's side rounded to the nearest multiple of 8
+ * (what SD pipelines need), within [8, 8192]; `fallback` when the COCO file
+ * gives no usable size.
+ */
+export function editSide(side: unknown, fallback: number): number {
+  if (typeof side !== 'number' || !Number.isFinite(side) || side <= 0) return fallback;
+  return Math.min(8192, Math.max(8, Math.round(side / 8) * 8));
+}
+
+/** Edit jobs: every (class, real image of the class, setting), at the real image's size (`editSide`). */
 export async function planDomains(coco: CocoIndex, classes: PlanClass[], o: DomainPlanOptions, d: JobDefaults): Promise<StrategyResult> {
   const failures: PlanFailure[] = [];
   const perClass = o.perClass ?? 8;
@@ -118,6 +128,7 @@ export async function planDomains(coco: CocoIndex, classes: PlanClass[], o: Doma
     const template = o.template ?? 'a photo of a {class}, {setting}';
     for (const { c, ids } of chosen) {
       for (const id of ids) {
+        const image = coco.imageById.get(id)!;
         for (const setting of summary.settings) {
           jobs.push(
             makeJob(
@@ -126,8 +137,10 @@ export async function planDomains(coco: CocoIndex, classes: PlanClass[], o: Doma
                 kind: 'img2img',
                 classes: [c.name],
                 prompt: domainPrompt(template, c.display, setting),
-                source_image: planImagePath(coco.imageById.get(id)!, o.imageRoot, o.planDir ?? process.cwd()),
+                source_image: planImagePath(image, o.imageRoot, o.planDir ?? process.cwd()),
                 denoising_strength: o.strength ?? 0.5,
+                width: editSide(image.width, d.width),
+                height: editSide(image.height, d.height),
               },
               { image_id: id, setting, settings_source: summary.source, ...(summary.model ? { model: summary.model } : {}), class_source: c.source, ...(c.id !== null ? { category_id: c.id } : {}) },
               d,
