@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { assignBackend, checkWorkflow, generate, plan as makePlan, type GenerateJournalLine } from '../ts/index.js';
+import { A1111Backend } from '../ts/generate/a1111.js';
 import type { PlanJob } from '../ts/plan/job.js';
 import { tempFolder } from './helpers.js';
 import { fixtureDataset } from './plan-fixture.js';
@@ -81,6 +82,7 @@ describe('generate on AUTOMATIC1111/Forge', () => {
       expect(path).toBe('/sdapi/v1/txt2img');
       expect(body).toMatchObject({ prompt: 'a photo of a single cup t1', negative_prompt: 'blurry', seed, width: 16, height: 16, batch_size: 1, n_iter: 1, steps: 7, cfg_scale: 5.5, sampler_name: 'Euler a' });
       expect(body.override_settings).toEqual({ CLIP_stop_at_last_layers: 2, sd_model_checkpoint: 'sd15.safetensors' });
+      expect(body.override_settings_restore_afterwards).toBe(false);
       expect(body.init_images).toBeUndefined();
     }
     const e = bodies.get(20)!;
@@ -131,6 +133,15 @@ describe('generate on AUTOMATIC1111/Forge', () => {
     const again = await generate(plan, { out, backends: [{ type: 'a1111', url: server.url, model: 'sd15.safetensors' }] });
     expect(again).toMatchObject({ ok: 4, generatedThisRun: 0, resumed: 4 });
     expect(server.hits.length).toBe(4);
+  });
+
+  it('keeps an overridden model loaded (override_settings_restore_afterwards false) unless the user sets it', () => {
+    const req = { job: job('m', { seed: 1 }) as unknown as PlanJob, candidate: 0, seed: 1 };
+    const url = 'http://127.0.0.1:1';
+    expect(new A1111Backend({ url, model: 'xl.safetensors' }).body(req)).toMatchObject({ override_settings: { sd_model_checkpoint: 'xl.safetensors' }, override_settings_restore_afterwards: false });
+    expect(new A1111Backend({ url, model: 'xl.safetensors', params: { override_settings_restore_afterwards: true } }).body(req).override_settings_restore_afterwards).toBe(true);
+    const plain = new A1111Backend({ url }).body(req);
+    expect('override_settings' in plain || 'override_settings_restore_afterwards' in plain).toBe(false);
   });
 
   it('isolates a NaN, a 500, a cut image, a 4xx and a hung request to their own items; retries only what can succeed', async () => {

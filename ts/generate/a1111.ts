@@ -43,6 +43,9 @@ export class A1111Backend implements Backend {
     if (this.o.model) {
       const os = (body.override_settings ?? {}) as Record<string, unknown>;
       body.override_settings = { ...os, sd_model_checkpoint: this.o.model };
+      // A1111 restores its settings after each overridden request by default, which reloads the weights
+      // twice per image; keep the model loaded (unless the user says otherwise in --params).
+      if (!('override_settings_restore_afterwards' in body)) body.override_settings_restore_afterwards = false;
     }
     if (j.kind !== 'txt2img') {
       body.denoising_strength = j.denoising_strength ?? extra.denoising_strength ?? 0.75;
