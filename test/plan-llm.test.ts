@@ -243,8 +243,8 @@ describe('captions, ALIA domains and LLM meanings', () => {
     const out = tmp.fresh('alia.jsonl');
     await plan({ coco, out, strategy: 'alia', classes: ['person'], captions: caps, llm: llm(), perClass: 2, imageRoot: '/real' });
     const ask = text(requests.find((q) => q.name === 'settings')!.messages[1]!);
-    // Images sampled for person: 2 of the 9; their captions are the ones summarised (duplicates dropped).
-    expect(ask.split('\n').filter((l) => l.startsWith('- ')).length).toBeLessThanOrEqual(2);
+    // Every stored caption of the dataset is summarised (duplicates dropped), not only those of the 2 images edited.
+    expect(ask.split('\n').filter((l) => l.startsWith('- ')).map((l) => l.slice(2)).sort()).toEqual(['a person in room 2', 'a person in room 4', 'a person in room 6', 'a person in room 8', 'a person walking']);
     const jobs = await readPlan(out);
     const domains = JSON.parse(await readFile(`${out}.domains.json`, 'utf8'));
     expect(domains.settings).toEqual(Array.from({ length: 10 }, (_, i) => `setting number ${i}`));
@@ -252,6 +252,31 @@ describe('captions, ALIA domains and LLM meanings', () => {
     expect(jobs.every((j) => j.kind === 'img2img' && j.denoising_strength === 0.5 && /^\/real\/img\d+\.png$/.test(j.source_image!))).toBe(true);
     expect(jobs[0]!.prompt).toBe('a photo of a person, setting number 0');
     expect(jobs[0]!.provenance).toMatchObject({ strategy: 'alia', settings_source: 'llm', setting: 'setting number 0' });
+  });
+
+  it('ALIA with a VLM captions a seeded sample of the whole dataset, stored captions first', async () => {
+    const coco = await cocoFile();
+    const dir = tmp.dir();
+    for (let i = 1; i <= 12; i++) await writeFile(join(dir, `img${i}.png`), Buffer.from([0x89, 0x50, 0x4e, 0x47, i]));
+    const caps = tmp.fresh('some-captions.jsonl');
+    await writeFile(caps, [3, 9, 12].map((i) => JSON.stringify({ image_id: i, caption: `stored caption ${i}` })).join('\n') + '\n');
+    handlers.set('caption', (r) => {
+      const part = (r.messages[0]!.content as Array<{ type: string; image_url?: { url: string } }>).find((p) => p.type === 'image_url')!;
+      const i = Buffer.from(part.image_url!.url.split(',')[1]!, 'base64')[4];
+      return ok({ caption: `vlm caption ${i}` });
+    });
+    handlers.set('settings', () => ok({ settings: ['in the rain'] }));
+    const out = join(dir, 'alia.jsonl');
+    const vlm = { ...llm(), model: 'test-vlm' };
+    const r = await plan({ coco, out, strategy: 'alia', classes: ['frisbee'], captions: caps, llm: llm(), vlm, perClass: 1, imageRoot: dir });
+    expect(r).toMatchObject({ jobs: 1, failures: 0 });
+    // The dataset has 12 images (fewer than 20): the 9 without a caption are captioned, all 12 summarised.
+    expect(requests.filter((q) => q.name === 'caption')).toHaveLength(9);
+    const ask = text(requests.find((q) => q.name === 'settings')!.messages[1]!);
+    const lines = ask.split('\n').filter((l) => l.startsWith('- ')).map((l) => l.slice(2));
+    expect(lines.sort()).toEqual(Array.from({ length: 12 }, (_, k) => k + 1).map((i) => ([3, 9, 12].includes(i) ? `stored caption ${i}` : `vlm caption ${i}`)).sort());
+    const domains = JSON.parse(await readFile(`${out}.domains.json`, 'utf8'));
+    expect([...domains.sampled].sort((a: number, b: number) => a - b)).toEqual(Array.from({ length: 12 }, (_, k) => k + 1));
   });
 
   it('ambiguity: the LLM adds candidate meanings beside the WordNet senses', async () => {

@@ -10,6 +10,9 @@ import { PlanJobSchema, type PlanJob } from '../ts/plan/job.js';
 import { plan } from '../ts/plan/plan.js';
 import { buildPriors, objectSets } from '../ts/plan/priors.js';
 import { planTemplates } from '../ts/plan/prompts.js';
+import { CaptionStore } from '../ts/plan/captions.js';
+import { datasetSample } from '../ts/plan/domains.js';
+import { parseCoco } from '../ts/io/coco.js';
 import { boxProblem, drawObjectSets, insideUnit, layoutProblem, objectIds, sceneGraphProblem, templateSceneCaption, untagCaption } from '../ts/plan/scenes.js';
 import { packagedWordNet } from '../ts/plan/wordnet.js';
 import { fixtureCoco, fixtureDataset } from './plan-fixture.js';
@@ -206,6 +209,26 @@ describe('genaug plan without an LLM', () => {
       ['img2img', 'a photo of a dog, on a beach', '/data/coco/img2.png', 0.6, 336, 248],
       ['img2img', 'a photo of a dog, in the snow', '/data/coco/img2.png', 0.6, 336, 248],
     ]);
+  });
+
+  it('ALIA samples 20 images of the whole dataset by seed, captioned ones first', async () => {
+    const images = Array.from({ length: 30 }, (_, i) => ({ id: i + 1, file_name: `${i + 1}.png`, width: 8, height: 8 }));
+    const coco = parseCoco({ images, annotations: [], categories: [{ id: 1, name: 'x' }] }, 'thirty.json');
+    const store = CaptionStore.memory();
+    for (let id = 1; id <= 25; id++) await store.put({ image_id: id, caption: `c${id}`, source: 'file' });
+    const a = datasetSample(coco, { store }, 1);
+    expect(a).toHaveLength(20);
+    expect(new Set(a).size).toBe(20);
+    expect(a.every((id) => id <= 25)).toBe(true);
+    expect(datasetSample(coco, { store }, 1)).toEqual(a);
+    expect(datasetSample(coco, { store }, 2)).not.toEqual(a);
+    // Only 5 captioned of 30 and no VLM: those 5; a VLM fills the sample with uncaptioned images after them.
+    const few = CaptionStore.memory();
+    for (const id of [2, 11, 17, 23, 29]) await few.put({ image_id: id, caption: `c${id}`, source: 'file' });
+    expect(datasetSample(coco, { store: few }, 1).sort((x, y) => x - y)).toEqual([2, 11, 17, 23, 29]);
+    const filled = datasetSample(coco, { store: few, vlm: {} as never }, 1);
+    expect(filled).toHaveLength(20);
+    expect(filled.slice(0, 5).sort((x, y) => x - y)).toEqual([2, 11, 17, 23, 29]);
   });
 
   it('meanings from an ambiguity plan flow into the other strategies; extra categories get their own jobs', async () => {

@@ -1,6 +1,7 @@
 /**
- * ALIA domain descriptions: 20 distinct captions of the real images, drawn
- * with the plan seed, are summarised by an LLM into at most 10 settings
+ * ALIA domain descriptions: the captions of 20 images drawn with the plan
+ * seed from the whole dataset (stored captions first, the rest of the sample
+ * captioned by the VLM), are summarised by an LLM into at most 10 settings
  * (scene, action, camera pose, zoom, ...); every setting becomes an edit
  * prompt for real images of each class (img2img with the real image as
  * source). Settings can also come from a file (one per line) instead of the
@@ -98,6 +99,24 @@ export function editSide(side: unknown, fallback: number): number {
   return Math.min(8192, Math.max(8, Math.round(side / 8) * 8));
 }
 
+/** Captions ALIA summarises (ALIA: 20). */
+export const ALIA_CAPTION_SAMPLE = 20;
+
+/**
+ * The images whose captions ALIA summarises: every image of the dataset in a
+ * seeded order, those with a stored caption first, cut to `sample`. Without a
+ * VLM only images with a stored caption are taken.
+ */
+export function datasetSample(coco: CocoIndex, o: Pick<CaptionOptions, 'store' | 'vlm'>, seed: number, sample = ALIA_CAPTION_SAMPLE): number[] {
+  const order = shuffled(
+    [...coco.imageById.keys()].sort((a, b) => a - b),
+    seededRandom(itemSeed(seed, 'alia:dataset-sample')),
+  );
+  const stored = order.filter((id) => o.store.get(id));
+  const rest = o.vlm ? order.filter((id) => !o.store.get(id)) : [];
+  return [...stored, ...rest].slice(0, sample);
+}
+
 /** Edit jobs: every (class, real image of the class, setting), at the real image's size (`editSide`). */
 export async function planDomains(coco: CocoIndex, classes: PlanClass[], o: DomainPlanOptions, d: JobDefaults): Promise<StrategyResult> {
   const failures: PlanFailure[] = [];
@@ -107,8 +126,9 @@ export async function planDomains(coco: CocoIndex, classes: PlanClass[], o: Doma
   if (o.settings?.length) {
     summary = { settings: dedupeTexts(o.settings.map((s) => s.trim())).filter(Boolean), source: 'file', sampled: [] };
   } else if (o.llm) {
-    // Caption the images to be edited (stored captions are reused) and summarise.
-    const ids = [...new Set(chosen.flatMap((x) => x.ids))].sort((a, b) => a - b);
+    // Summarise captions of the whole dataset, not only of the images to be edited: a seeded sample of
+    // `sample` images, those with a stored caption first; with a VLM the rest of the sample is captioned.
+    const ids = datasetSample(coco, o, d.seed);
     const missing = await captionImages(coco, ids, o);
     for (const [id, reason] of missing) failures.push({ strategy: 'alia', item: `image ${id}`, stage: 'caption', reason });
     const captions = ids.flatMap((id): Array<[number, string]> => {
