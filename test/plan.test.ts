@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../ts/cli/main.js';
 import type { ImageTextEmbedder, RgbInput } from '../ts/models/types.js';
 import { extraCategories, planAmbiguity } from '../ts/plan/ambiguity.js';
-import { DEFAULT_JOB, planClasses, makeJob } from '../ts/plan/core.js';
+import { AnswerCache, DEFAULT_JOB, planClasses, makeJob } from '../ts/plan/core.js';
 import { PlanJobSchema, type PlanJob } from '../ts/plan/job.js';
 import { plan } from '../ts/plan/plan.js';
 import { buildPriors, objectSets } from '../ts/plan/priors.js';
@@ -209,6 +209,30 @@ describe('genaug plan without an LLM', () => {
       ['img2img', 'a photo of a dog, on a beach', '/data/coco/img2.png', 0.6, 336, 248],
       ['img2img', 'a photo of a dog, in the snow', '/data/coco/img2.png', 0.6, 336, 248],
     ]);
+  });
+
+  it('the answer cache and the caption store cut a torn last line before appending, and keep a whole one', async () => {
+    const cachePath = tmp.fresh('cache.jsonl');
+    await writeFile(cachePath, `${JSON.stringify({ key: 'a', value: 1 })}\n{"key": "b", "val`);
+    const cache = await AnswerCache.open(cachePath);
+    expect([cache.has('a'), cache.has('b')]).toEqual([true, false]);
+    await cache.put('c', 3);
+    const again = await AnswerCache.open(cachePath);
+    expect([again.get('a'), again.has('b'), again.get('c')]).toEqual([1, false, 3]);
+    expect(await readFile(cachePath, 'utf8')).toBe(`${JSON.stringify({ key: 'a', value: 1 })}\n${JSON.stringify({ key: 'c', value: 3 })}\n`);
+    // A whole last record that only lacks its newline is kept.
+    const storePath = tmp.fresh('captions.jsonl');
+    const line1 = JSON.stringify({ image_id: 1, caption: 'one', source: 'file' });
+    await writeFile(storePath, `${line1}\n{"image_id": 2, "capt`);
+    const store = await CaptionStore.open(storePath);
+    await store.put({ image_id: 3, caption: 'three', source: 'vlm' });
+    const store2 = await CaptionStore.open(storePath);
+    expect([store2.get(1)?.caption, store2.get(2), store2.get(3)?.caption]).toEqual(['one', undefined, 'three']);
+    const whole = tmp.fresh('whole.jsonl');
+    await writeFile(whole, line1);
+    await (await CaptionStore.open(whole)).put({ image_id: 4, caption: 'four', source: 'vlm' });
+    const store3 = await CaptionStore.open(whole);
+    expect([store3.get(1)?.caption, store3.get(4)?.caption]).toEqual(['one', 'four']);
   });
 
   it('ALIA samples 20 images of the whole dataset by seed, captioned ones first', async () => {

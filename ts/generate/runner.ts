@@ -27,12 +27,13 @@
  *   is checked and scrubbed.
  */
 import { createHash } from 'node:crypto';
-import { appendFile, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
 import { ioError, writeFileAtomic } from '../io/atomic.js';
 import { GenaugError } from '../native/errors.js';
 import type { PlanJob } from '../plan/job.js';
+import { readAppendLog } from '../util/jsonl.js';
 import { A1111Backend } from './a1111.js';
 import { ComfyBackend } from './comfyui.js';
 import { clip } from './http.js';
@@ -181,23 +182,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /** Reads the journal, cutting a last line left half-written by a kill. Later lines for an item supersede earlier ones. */
 async function openJournal(path: string): Promise<Map<string, GenerateJournalLine>> {
   const done = new Map<string, GenerateJournalLine>();
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return done;
-    throw ioError(path, path, 'read the journal', e);
-  }
-  if (text.length && !text.endsWith('\n')) {
-    const keep = text.lastIndexOf('\n') + 1;
-    const fh = await open(path, 'r+');
-    try {
-      await fh.truncate(Buffer.byteLength(text.slice(0, keep)));
-    } finally {
-      await fh.close();
-    }
-    text = text.slice(0, keep);
-  }
+  const text = await readAppendLog(path, 'the journal');
   for (const raw of text.split('\n')) {
     if (!raw.trim()) continue;
     try {

@@ -10,6 +10,7 @@ import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 
 import type { CocoIndex, CocoImage } from '../io/coco.js';
+import { readAppendLog } from '../util/jsonl.js';
 import { imageDataUrl } from '../llm/chat.js';
 import { GenaugError } from '../native/errors.js';
 import { seededRandom } from '../util/random.js';
@@ -67,6 +68,8 @@ export class CaptionStore {
       }
       return;
     }
+    // The store itself (appended to) loses a torn last line from a kill, so the next caption starts its own line.
+    if (path === this.path) text = await readAppendLog(path, 'the caption store');
     for (const line of text.split('\n')) {
       if (!line.trim()) continue;
       try {

@@ -5,12 +5,13 @@
  * JSON schema with retries.
  */
 import { createHash } from 'node:crypto';
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile } from 'node:fs/promises';
 
 import type { CocoIndex } from '../io/coco.js';
 import { displayName } from '../io/coco.js';
 import type { ChatClient, ChatMessage } from '../llm/chat.js';
 import { GenaugError } from '../native/errors.js';
+import { readAppendLog } from '../util/jsonl.js';
 import { PlanJobSchema, type LayoutBox, type PlanJob } from './job.js';
 import { frequencyGroup, type FrequencyGroup } from './priors.js';
 import type { z } from 'zod';
@@ -216,7 +217,8 @@ export function itemSeed(seed: number, key: string): number {
 /**
  * Earlier LLM answers, keyed by a hash of the request: an append-only JSON
  * lines file, so a rerun (or a resumed run) asks only what it has not asked
- * yet and plans the same bytes. A torn last line from a killed run is ignored.
+ * yet and plans the same bytes. A torn last line from a killed run is cut off on open
+ * (so the next answer starts a line of its own) and asked again.
  */
 export class AnswerCache {
   readonly #map = new Map<string, unknown>();
@@ -228,12 +230,7 @@ export class AnswerCache {
 
   static async open(path: string): Promise<AnswerCache> {
     const cache = new AnswerCache(path);
-    let text = '';
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GenaugError('E_IO', `could not read the answer cache ${path}: ${(e as Error).message}`, { path });
-    }
+    const text = await readAppendLog(path, 'the answer cache');
     for (const line of text.split('\n')) {
       if (!line.trim()) continue;
       try {
