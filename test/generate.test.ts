@@ -455,7 +455,11 @@ describe('generate on an OpenAI-compatible server', () => {
     expect(gen.json).toEqual({ prompt: 'a photo of a single cup o1', n: 1, size: '32x16', model: 'dall-e-2', response_format: 'b64_json', user: 'genaug' });
     const png = await drawImage('openai|dall-e-2|0|a photo of a single cup o1|', 32, 16);
     expect((await readFile(join(out, 'images', fileFor(png)))).equals(png)).toBe(true);
-    expect((await readJson(join(out, 'images', fileFor(png).replace('.png', '.json')))).info.revised_prompt).toBe('a photo of a single cup o1, detailed');
+    const side = await readJson(join(out, 'images', fileFor(png).replace('.png', '.json')));
+    expect(side.info.revised_prompt).toBe('a photo of a single cup o1, detailed');
+    // OpenAI was sent no seed: none is claimed.
+    expect(side).toMatchObject({ seed: 1, server_seed: null });
+    expect((await readLines(join(out, 'journal.jsonl'))).filter((l) => l.status === 'ok').map((l) => l.server_seed)).toEqual([null, null]);
 
     expect(server.edits.length).toBe(1);
     const ed = server.edits[0]!;

@@ -76,7 +76,9 @@ export class OpenAIBackend implements Backend {
     const info: Record<string, unknown> = {};
     if (typeof d.revised_prompt === 'string') info.revised_prompt = d.revised_prompt;
     if (typeof r.created === 'number') info.created = r.created;
-    return { images: [image], seeds: [req.seed], model: this.o.model ?? 'openai', parameters: { route, ...fields }, info };
+    // OpenAI takes no seed: none is recorded unless --params sent one (local servers that take "seed": "{{seed}}").
+    const sent = typeof fields.seed === 'number' && Number.isInteger(fields.seed) ? [fields.seed] : [];
+    return { images: [image], seeds: sent, model: this.o.model ?? 'openai', parameters: { route, ...fields }, info };
   }
 }
 

@@ -128,7 +128,8 @@ export interface GenerateJournalLine {
   /** ok: the image file (relative to OUT/images), its sha256, the server's seed and model. */
   file?: string;
   sha256?: string;
-  server_seed?: number;
+  /** null when the server was sent no seed (OpenAI). */
+  server_seed?: number | null;
   model?: string;
   /** failed: the error code, HTTP status, the server's message and the attempts made. */
   error?: { code: string; status?: number; message: string };
@@ -397,7 +398,7 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
         job: j.id,
         candidate: it.candidate,
         seed: it.seed,
-        server_seed: r.seeds[0] ?? it.seed,
+        server_seed: r.seeds[0] ?? null,
         kind: j.kind,
         classes: j.classes,
         prompt: j.prompt,
@@ -437,7 +438,7 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
     sidecarChain.set(name, task);
     void task.finally(() => sidecarChain.get(name) === task && sidecarChain.delete(name)).catch(() => undefined);
     await task;
-    return { job: j.id, candidate: it.candidate, status: 'ok', seed: it.seed, backend: label, file, sha256: sha, server_seed: r.seeds[0] ?? it.seed, model: r.model };
+    return { job: j.id, candidate: it.candidate, status: 'ok', seed: it.seed, backend: label, file, sha256: sha, server_seed: r.seeds[0] ?? null, model: r.model };
   };
 
   const signal = o.signal;
