@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { assignBackend, checkWorkflow, generate, plan as makePlan, type GenerateJournalLine } from '../ts/index.js';
+import { parseBackendSpec } from '../ts/cli/generate.js';
 import { A1111Backend } from '../ts/generate/a1111.js';
 import type { PlanJob } from '../ts/plan/job.js';
 import { tempFolder } from './helpers.js';
@@ -508,6 +509,22 @@ describe('identical bytes from different items', () => {
     const journal = await readLines(join(dir, 'out', 'journal.jsonl'));
     expect(journal.map((l) => [l.candidate, l.file]).sort()).toEqual([[0, fileFor(png)], [1, fileFor(png)], [2, fileFor(png)]]);
     expect(await readJson(join(dir, 'out', 'images', fileFor(png).replace('.png', '.json')))).toMatchObject({ job: 's1', candidate: 0, seed: 1 });
+  });
+});
+
+describe('backend specs', () => {
+  it('a --backend without TYPE= is refused without echoing the URL password', () => {
+    for (const spec of ['http://alice:s3cret-pw@127.0.0.1:7860', 'http://alice:s3cret-pw@host/x?a=b']) {
+      let message = '';
+      try {
+        parseBackendSpec(spec);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).toMatch(/--backend/);
+      expect(message).not.toContain('s3cret-pw');
+    }
+    expect(parseBackendSpec('a1111=http://alice:s3cret-pw@127.0.0.1:7860,2')).toMatchObject({ type: 'a1111', url: 'http://alice:s3cret-pw@127.0.0.1:7860', weight: 2 });
   });
 });
 

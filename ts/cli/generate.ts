@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { generate, type BackendSpec } from '../generate/runner.js';
 import type { BackendType } from '../generate/types.js';
 import { GenaugError } from '../native/errors.js';
+import { maskCredentials } from '../util/url.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
 
@@ -54,9 +55,9 @@ export interface BackendDefaults {
  */
 export function parseBackendSpec(spec: string, d: BackendDefaults = {}): BackendSpec {
   const eq = spec.indexOf('=');
-  if (eq <= 0) throw new GenaugError('E_ARGUMENT', `--backend '${spec}': expected TYPE[:LABEL]=URL[,WEIGHT][,key=value...], e.g. a1111=http://127.0.0.1:7860,2`);
+  if (eq <= 0) throw new GenaugError('E_ARGUMENT', `--backend '${maskCredentials(spec)}': expected TYPE[:LABEL]=URL[,WEIGHT][,key=value...], e.g. a1111=http://127.0.0.1:7860,2`);
   const [type, label] = spec.slice(0, eq).split(':', 2) as [string, string | undefined];
-  if (!TYPES.includes(type as BackendType)) throw new GenaugError('E_ARGUMENT', `--backend: unknown type '${type}' (expected ${TYPES.join(', ')})`);
+  if (!TYPES.includes(type as BackendType)) throw new GenaugError('E_ARGUMENT', `--backend: unknown type '${maskCredentials(type)}' (expected ${TYPES.join(', ')})`);
   const [url, ...rest] = spec.slice(eq + 1).split(',');
   if (!url) throw new GenaugError('E_ARGUMENT', `--backend ${type}: missing URL`);
   const s: BackendSpec = { type: type as BackendType, url, ...(label ? { label } : {}) };
