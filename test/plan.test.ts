@@ -279,6 +279,22 @@ describe('genaug plan without an LLM', () => {
     const div = tmp.fresh('div.jsonl');
     await plan({ coco, out: div, strategy: 'divergen', classes: ['crane'], meanings: `${amb}.meanings.json` });
     expect((await readPlan(div))[0]!.provenance).toMatchObject({ definition: 'meaning' });
+    // An extra category's definition is its WordNet gloss, labelled as such (not "lvis").
+    const divx = tmp.fresh('divx.jsonl');
+    await plan({ coco, out: divx, strategy: 'divergen', classes: ['crane'], extraCategories: 2 });
+    const extras = (await readPlan(divx)).filter((j) => j.provenance.class_source === 'wordnet-extra');
+    expect(extras).toHaveLength(2);
+    for (const j of extras) {
+      const synset = (j.provenance.extra as { synset: string }).synset;
+      expect(j.provenance).toMatchObject({ definition: 'wordnet-synset', synset });
+      expect(j.prompt).toContain(wn.synset(synset)!.definition);
+    }
+    const ambx = tmp.fresh('ambx.jsonl');
+    await plan({ coco, out: ambx, strategy: 'ambiguity', classes: ['crane'], extraCategories: 2 });
+    const mx = JSON.parse(await readFile(`${ambx}.meanings.json`, 'utf8')).meanings as Array<{ class: string; method: string; candidates: Array<{ source: string }> }>;
+    // One extra has a single WordNet sense ('single'); the other falls back to its synset's gloss.
+    expect(mx.slice(1).map((m) => m.method).sort()).toEqual(['single', 'wordnet-synset']);
+    for (const m of mx.slice(1)) expect(m.candidates.every((c) => c.source !== 'lvis')).toBe(true);
   });
 
   it('scene plans read the object sets from a priors file', async () => {

@@ -45,7 +45,8 @@ export type Meanings = Map<string, { meaning: string; source: string }>;
 export function classDefinition(c: PlanClass, wordnet?: WordNet, meanings?: Meanings): Definition {
   const m = meanings?.get(c.name);
   if (m) return { text: m.meaning, source: 'meaning' };
-  if (c.def) return { text: c.def, source: 'lvis' };
+  // An extra category's def is its WordNet gloss, not an LVIS definition.
+  if (c.def) return c.source === 'wordnet-extra' ? { text: c.def, source: 'wordnet-synset', ...(c.synset ? { synset: c.synset } : {}) } : { text: c.def, source: 'lvis' };
   if (wordnet) {
     const fromSynset = c.synset ? wordnet.synset(c.synset) : null;
     if (fromSynset) return { text: fromSynset.definition, source: 'wordnet-synset', synset: fromSynset.name };
