@@ -8,7 +8,7 @@ import { assignBackend, checkWorkflow, generate, plan as makePlan, type Generate
 import { parseBackendSpec } from '../ts/cli/generate.js';
 import { A1111Backend } from '../ts/generate/a1111.js';
 import type { PlanJob } from '../ts/plan/job.js';
-import { tempFolder } from './helpers.js';
+import { caught, tempFolder } from './helpers.js';
 import { fixtureDataset } from './plan-fixture.js';
 import { a1111Server, comfyKey, comfyServer, drawImage, openaiServer, sha, type TestServer } from './generate-servers.js';
 
@@ -304,6 +304,36 @@ describe('generate resumes from what a kill leaves', () => {
     expect(lines.map((l) => JSON.parse(l).job)).toEqual(['h0', 'h1', 'h2']);
     expect((await readdir(join(out, 'images'))).filter((n) => n.endsWith('.tmp'))).toEqual([]);
     expect((await readdir(join(out, 'images'))).length).toBe(6);
+  });
+});
+
+describe('one run per output folder', () => {
+  it('refuses a second run on the same folder while the first holds the lock, and takes over a dead run\'s lock', async () => {
+    const server = track(await a1111Server({ delayMs: 300 }));
+    const dir = tmp.fresh('lock');
+    const plan = await writePlan(dir, [job('l1', { seed: 1 }), job('l2', { seed: 2 })]);
+    const out = join(dir, 'out');
+    const first = generate(plan, { out, backends: [{ type: 'a1111', url: server.url }] });
+    // Once its first request reaches the server, the first run holds the lock.
+    while (server.hits.length === 0) await new Promise((r) => setTimeout(r, 5));
+    const lock = await readFile(join(out, 'generate.lock'), 'utf8');
+    expect(lock.split('\n')[0]).toBe(String(process.pid));
+    // A temporary file of the first run that the second must not delete.
+    await writeFile(join(out, 'images', '.in-flight.png.1.tmp'), 'x');
+    const second = await caught(generate(plan, { out, backends: [{ type: 'a1111', url: server.url }] }));
+    expect(second.code).toBe('E_IO');
+    expect(second.message).toContain(`another genaug generate (pid ${process.pid}) is writing to ${out}`);
+    expect(await readFile(join(out, 'images', '.in-flight.png.1.tmp'), 'utf8')).toBe('x');
+    expect(await first).toMatchObject({ ok: 2 });
+    await expect(readFile(join(out, 'generate.lock'))).rejects.toThrow(/ENOENT/);
+    // The lock of a run killed with SIGKILL: its pid is gone, the lock is stale.
+    const { spawnSync } = await import('node:child_process');
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    const { hostname } = await import('node:os');
+    await writeFile(join(out, 'generate.lock'), `${dead}\n${hostname()}\n`);
+    const r = await generate([...(await readLines(plan)), job('l3', { seed: 3 })] as PlanJob[], { out, backends: [{ type: 'a1111', url: server.url }] });
+    expect(r).toMatchObject({ ok: 3, generatedThisRun: 1 });
+    await expect(readFile(join(out, 'generate.lock'))).rejects.toThrow(/ENOENT/);
   });
 });
 
