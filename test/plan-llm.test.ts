@@ -93,7 +93,9 @@ describe('LLM-diversified prompts', () => {
       }),
     ]);
     const o = { coco, strategy: 'llm' as const, classes: ['dog'], perClass: 3, llm: llm(), concurrency: 1 };
-    const r = await plan({ ...o, out });
+    const progress: Array<[number, number]> = [];
+    const r = await plan({ ...o, out, onProgress: (d, t) => progress.push([d, t]) });
+    expect(progress).toEqual([[1, 1]]);
     expect(r.failures).toBe(0);
     const jobs = await readPlan(out);
     expect(jobs.map((j) => j.prompt)).toEqual([
@@ -177,7 +179,9 @@ describe('ACP scenes through the LLM', () => {
       const bad = r.messages.length === 2; // first round: the last box runs off the right edge
       return ok({ Layout: ids.map((id, i) => ({ object: id, bbox: bad && i === ids.length - 1 ? [0.7, 0.1, 0.5, 0.2] : [0.05 + 0.1 * i, 0.1, 0.1, 0.3] })) });
     });
-    const r = await plan({ coco, out, strategy: 'scene', scenes: 6, seed: 2, llm: llm() });
+    const progress: Array<[number, number]> = [];
+    const r = await plan({ coco, out, strategy: 'scene', scenes: 6, seed: 2, llm: llm(), onProgress: (d, t) => progress.push([d, t]) });
+    expect(progress).toEqual([1, 2, 3, 4, 5, 6].map((k) => [k, 6]));
     expect(r.failures).toBe(0);
     const jobs = await readPlan(out);
     expect(jobs.length).toBeGreaterThan(0);

@@ -150,7 +150,8 @@ export function planCommand(global: GlobalOptions): Command {
         concurrency: o.concurrency,
         onNote: (n) => global.print(n),
         onProgress: (done, total) => {
-          bar ??= new Progress('captions', total, 'images', o.quiet);
+          const [label, unit] = o.strategy === 'llm' ? ['prompts', 'classes'] : o.strategy === 'scene' ? ['scenes', 'scenes'] : ['captions', 'images'];
+          bar ??= new Progress(label, total, unit, o.quiet);
           bar.update(done);
         },
       });

@@ -335,6 +335,22 @@ export async function mapLimit<T, R>(items: readonly T[], concurrency: number, t
   return out;
 }
 
+/** Wraps a mapLimit task so that `onProgress(done, total)` hears each item finish (failed ones too). */
+export function withProgress<T, R>(
+  total: number,
+  onProgress: ((done: number, total: number) => void) | undefined,
+  task: (item: T, index: number) => Promise<R>,
+): (item: T, index: number) => Promise<R> {
+  let done = 0;
+  return async (item, index) => {
+    try {
+      return await task(item, index);
+    } finally {
+      onProgress?.(++done, total);
+    }
+  };
+}
+
 /** The message of an error, for a failure record. */
 export function reasonOf(e: unknown): string {
   return e instanceof GenaugError ? `[${e.code}] ${e.message}` : (e as Error)?.message ?? String(e);

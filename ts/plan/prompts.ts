@@ -8,7 +8,7 @@
 import { z } from 'zod';
 
 import {
-  article, askJson, dedupeTexts, itemSeed, makeJob, mapLimit, normalizeText, reasonOf, shuffled,
+  article, askJson, dedupeTexts, itemSeed, makeJob, mapLimit, normalizeText, reasonOf, shuffled, withProgress,
   type JobDefaults, type LlmSource, type PlanClass, type PlanFailure, type StrategyResult,
 } from './core.js';
 import type { PlanJob } from './job.js';
@@ -143,6 +143,8 @@ export interface LlmPromptOptions {
   meanings?: Meanings;
   /** LLM calls at once (default 4). */
   concurrency?: number;
+  /** Hears (classes done, classes). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 function divergenMessages(c: PlanClass, def: string | undefined, n: number) {
@@ -227,7 +229,7 @@ export async function planLlmPrompts(classes: PlanClass[], o: LlmPromptOptions, 
       failures.push({ strategy: 'llm', item: '(styles)', stage: 'style-list', reason: reasonOf(e) });
     }
   }
-  const perClass = await mapLimit(classes, o.concurrency ?? 4, async (c) => {
+  const perClass = await mapLimit(classes, o.concurrency ?? 4, withProgress(classes.length, o.onProgress, async (c) => {
     const jobs: PlanJob[] = [];
     const fails: PlanFailure[] = [];
     const def = classDefinition(c, o.wordnet, o.meanings);
@@ -273,6 +275,6 @@ export async function planLlmPrompts(classes: PlanClass[], o: LlmPromptOptions, 
       }
     }
     return { jobs, fails };
-  });
+  }));
   return { jobs: perClass.flatMap((r) => r.jobs), failures: [...failures, ...perClass.flatMap((r) => r.fails)], notes: { styles } };
 }

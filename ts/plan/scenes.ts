@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { displayName, type CocoIndex } from '../io/coco.js';
 import { GenaugError } from '../native/errors.js';
 import { seededRandom } from '../util/random.js';
-import { askJson, mapLimit, reasonOf, makeJob, type JobDefaults, type LlmSource, type PlanFailure, type StrategyResult } from './core.js';
+import { askJson, mapLimit, reasonOf, makeJob, withProgress, type JobDefaults, type LlmSource, type PlanFailure, type StrategyResult } from './core.js';
 import { boxProblem, type LayoutBox, type PlanJob } from './job.js';
 
 export { boxProblem };
@@ -168,6 +168,8 @@ export interface ScenePlanOptions {
   llm?: LlmSource;
   /** LLM calls at once (default 4). */
   concurrency?: number;
+  /** Hears (scenes done, scenes). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** Plans `count` scenes from real co-occurring object sets. */
@@ -175,7 +177,7 @@ export async function planScenes(coco: CocoIndex, sets: readonly ObjectSet[], o:
   const drawn = drawObjectSets(sets, o.count, d.seed, o.rebalance ?? true);
   const display = new Map([...coco.categoryById.values()].map((c) => [c.name, displayName(c)]));
   const shown = (name: string) => display.get(name) ?? name.replace(/_/g, ' ');
-  const results = await mapLimit(drawn, o.concurrency ?? 4, async ({ set, layout }, index): Promise<{ job?: PlanJob; failure?: PlanFailure }> => {
+  const results = await mapLimit(drawn, o.concurrency ?? 4, withProgress(drawn.length, o.onProgress, async ({ set, layout }, index): Promise<{ job?: PlanJob; failure?: PlanFailure }> => {
     // The objects in a stable order: the drawn image's order when there is one, else the set's.
     const names = layout ? layout.objects.map((x) => x.name) : set.objects;
     const classes = [...new Set(names)];
@@ -251,7 +253,7 @@ export async function planScenes(coco: CocoIndex, sets: readonly ObjectSet[], o:
       d,
     );
     return { job };
-  });
+  }));
   return {
     jobs: results.flatMap((r) => (r.job ? [r.job] : [])),
     failures: results.flatMap((r) => (r.failure ? [r.failure] : [])),
