@@ -75,6 +75,33 @@ describe('OpenAI-compatible chat client', () => {
     expect(JSON.stringify(e.detail)).not.toContain('sk-SECRET-123');
   });
 
+  it('sends the credentials of the URL as Basic auth and never puts the password in url, errors or details', async () => {
+    const PASS = 'pa55-word-XYZ';
+    const withCreds = base.replace('http://', `http://alice:${PASS}@`);
+    seen.length = 0;
+    queue = [{ content: '{"score": 3, "why": "fine"}' }, { status: 400, body: `user alice:${PASS} is not allowed` }];
+    const c = client({ baseUrl: withCreds });
+    expect(c.url).toBe(`${base}/chat/completions`);
+    const ok = await c.completeJson([{ role: 'user', content: 'x' }], Answer);
+    expect(ok.value.score).toBe(3);
+    expect(seen[0]!.auth).toBe(`Basic ${Buffer.from(`alice:${PASS}`).toString('base64')}`);
+    const e = await expectError(c.complete([{ role: 'user', content: 'x' }]), 'E_BACKEND', 'HTTP 400');
+    expect(`${e.message} ${JSON.stringify(e.detail)}`).not.toContain(PASS);
+    // An unreachable server with credentials in its URL.
+    const down = await expectError(new ChatClient({ baseUrl: `http://alice:${PASS}@127.0.0.1:1/v1`, model: 'm', retries: 0, apiKey: 'k' }).complete([{ role: 'user', content: 'x' }]), 'E_BACKEND', 'could not connect');
+    expect(`${down.message} ${JSON.stringify(down.detail)}`).not.toContain(PASS);
+    expect(down.message).toContain('http://127.0.0.1:1/v1/chat/completions');
+    const refused = (() => {
+      try {
+        new ChatClient({ baseUrl: `ftp://alice:${PASS}@localhost/v1`, model: 'm' });
+        return null;
+      } catch (err) {
+        return err as Error;
+      }
+    })();
+    expect(refused?.message).toMatch(/http\(s\) URL, got "ftp:\/\/\*\*\*@localhost\/v1"/);
+  });
+
   it('times out a server that never answers, and reports an unreachable one', async () => {
     queue = [{ hang: true }, { hang: true }];
     await expectError(client({ timeoutMs: 100, retries: 1 }).complete([{ role: 'user', content: 'x' }]), 'E_BACKEND', 'no answer within 100 ms');

@@ -189,6 +189,7 @@ describe('genaug generate (CLI)', () => {
     const r = await cli(['generate', '--plan', plan, '--out', out, '--backend', `openai=${o.url}/v1,model=dall-e-2`, '--retries', '1', '--backoff', '0.01'], { env });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/4 items of 4 jobs: 2 images, 2 failed/);
+    expect(r.stderr).toContain(`2 failed items: see ${out}/failed.jsonl`);
     expect(o.hits.every((h) => h.headers.authorization === `Bearer ${key}`)).toBe(true);
     const walk = async (d: string): Promise<string[]> =>
       (await Promise.all((await readdir(d, { withFileTypes: true })).map((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)])))).flat();
@@ -198,6 +199,27 @@ describe('genaug generate (CLI)', () => {
     expect(`${r.stdout}${r.stderr}`.includes(key)).toBe(false);
     const failed = await readFile(join(out, 'failed.jsonl'), 'utf8');
     expect(failed).toContain('Bearer ***');
+  });
+
+  it('exits 1 when no image was generated, naming the failures file', async () => {
+    const a = await a1111Server({ misbehave: () => '400' });
+    servers.push(a);
+    const dir = join(tmp.dir(), 'allfail');
+    await mkdir(dir, { recursive: true });
+    const plan = join(dir, 'plan.jsonl');
+    await writeFile(plan, [JSON.stringify(job(1, 2)), '{"not": "a job"}'].join('\n') + '\n');
+    const out = join(dir, 'out');
+    const r = await cli(['generate', '--plan', plan, '--out', out, '--backend', `a1111=${a.url}`, '--retries', '0', '-q']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`genaug: error [E_BACKEND]: no image was generated: 2 failed items and 1 invalid plan line; the reasons are listed in ${out}/failed.jsonl`);
+    expect((await readFile(join(out, 'failed.jsonl'), 'utf8')).trim().split('\n')).toHaveLength(3);
+    expect(await readFile(join(out, 'manifest.jsonl'), 'utf8')).toBe('');
+    // An empty plan is an error too.
+    const empty = join(dir, 'empty.jsonl');
+    await writeFile(empty, '');
+    const e = await cli(['generate', '--plan', empty, '--out', join(dir, 'out2'), '--backend', `a1111=${a.url}`, '-q']);
+    expect(e.code).toBe(1);
+    expect(e.stderr).toMatch(/E_FORMAT.*no image was generated: the plan .*empty\.jsonl has no jobs/);
   });
 
   it('explains a bad --backend and a comfyui backend without a workflow', async () => {

@@ -1,12 +1,15 @@
 import { readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { assignBackend, checkWorkflow, generate, type GenerateJournalLine } from '../ts/index.js';
+import { assignBackend, checkWorkflow, generate, plan as makePlan, type GenerateJournalLine } from '../ts/index.js';
+import { parseBackendSpec } from '../ts/cli/generate.js';
+import { A1111Backend } from '../ts/generate/a1111.js';
 import type { PlanJob } from '../ts/plan/job.js';
-import { tempFolder } from './helpers.js';
+import { caught, tempFolder } from './helpers.js';
+import { fixtureDataset } from './plan-fixture.js';
 import { a1111Server, comfyKey, comfyServer, drawImage, openaiServer, sha, type TestServer } from './generate-servers.js';
 
 const tmp = tempFolder('genaug-generate-');
@@ -80,6 +83,7 @@ describe('generate on AUTOMATIC1111/Forge', () => {
       expect(path).toBe('/sdapi/v1/txt2img');
       expect(body).toMatchObject({ prompt: 'a photo of a single cup t1', negative_prompt: 'blurry', seed, width: 16, height: 16, batch_size: 1, n_iter: 1, steps: 7, cfg_scale: 5.5, sampler_name: 'Euler a' });
       expect(body.override_settings).toEqual({ CLIP_stop_at_last_layers: 2, sd_model_checkpoint: 'sd15.safetensors' });
+      expect(body.override_settings_restore_afterwards).toBe(false);
       expect(body.init_images).toBeUndefined();
     }
     const e = bodies.get(20)!;
@@ -132,6 +136,15 @@ describe('generate on AUTOMATIC1111/Forge', () => {
     expect(server.hits.length).toBe(4);
   });
 
+  it('keeps an overridden model loaded (override_settings_restore_afterwards false) unless the user sets it', () => {
+    const req = { job: job('m', { seed: 1 }) as unknown as PlanJob, candidate: 0, seed: 1 };
+    const url = 'http://127.0.0.1:1';
+    expect(new A1111Backend({ url, model: 'xl.safetensors' }).body(req)).toMatchObject({ override_settings: { sd_model_checkpoint: 'xl.safetensors' }, override_settings_restore_afterwards: false });
+    expect(new A1111Backend({ url, model: 'xl.safetensors', params: { override_settings_restore_afterwards: true } }).body(req).override_settings_restore_afterwards).toBe(true);
+    const plain = new A1111Backend({ url }).body(req);
+    expect('override_settings' in plain || 'override_settings_restore_afterwards' in plain).toBe(false);
+  });
+
   it('isolates a NaN, a 500, a cut image, a 4xx and a hung request to their own items; retries only what can succeed', async () => {
     const server = track(
       await a1111Server({
@@ -166,12 +179,17 @@ describe('generate on AUTOMATIC1111/Forge', () => {
     }
     expect(notes.some((n) => /retry 1\/2/.test(n))).toBe(true);
 
-    // A rerun keeps the failures; --retry-failed tries them again (and the hung one still hangs).
-    const keep = await generate(plan, { out, backends: [{ type: 'a1111', url: server.url }], retries: 0 });
-    expect(keep).toMatchObject({ ok: 4, failed: 4, generatedThisRun: 0 });
+    expect(failed.map((f) => f.retryable)).toEqual([true, true, false, true]);
+
+    // A rerun tries the retryable failures again (the NaN, the cut image, the hung request) but not the 400;
+    // --retry-failed tries every failure (and the hung one still hangs).
+    const before = server.hits.length;
+    const keep = await generate(plan, { out, backends: [{ type: 'a1111', url: server.url, timeoutMs: 200 }], retries: 0 });
+    expect(server.hits.slice(before).map((h) => h.json.seed).sort()).toEqual([200, 400, 700]);
+    expect(keep).toMatchObject({ ok: 4, failed: 4, generatedThisRun: 3, resumed: 5 });
     const hits = server.hits.length;
     const retry = await generate(plan, { out, backends: [{ type: 'a1111', url: server.url, timeoutMs: 200 }], retries: 0, retryFailed: true });
-    expect(server.hits.length - hits).toBe(4);
+    expect(server.hits.slice(hits).map((h) => h.json.seed).sort()).toEqual([200, 400, 500, 700]);
     expect(retry).toMatchObject({ ok: 4, failed: 4, generatedThisRun: 4, resumed: 4 });
   });
 
@@ -187,10 +205,13 @@ describe('generate on AUTOMATIC1111/Forge', () => {
       { ...job('noprompt', { seed: 5 }), prompt: undefined },
       job('edit-without-source', { seed: 6, kind: 'img2img' }),
       job('good2', { seed: 7 }),
+      { ...job('box-out', { seed: 8 }), layout: [{ name: 'cup', box: [0.1, 0.2, 0.3, 0.4] }, { name: 'cup', box: [0.5, 0.2, 0.6, 0.4] }] },
+      { ...job('box-empty', { seed: 9 }), layout: [{ name: 'cup', box: [0.1, 0.2, 0, 0.4] }] },
+      job('inpaint-without-mask', { seed: 10, kind: 'inpaint', source_image: 'src.png' }),
     ]);
     const out = join(dir, 'out');
     const r = await generate(plan, { out, backends: [{ type: 'a1111', url: server.url }], retries: 0 });
-    expect(r).toMatchObject({ jobs: 3, ok: 2, failed: 1, invalidLines: 5 });
+    expect(r).toMatchObject({ jobs: 2, ok: 2, failed: 0, invalidLines: 9 });
     const failed = await readLines(join(out, 'failed.jsonl'));
     expect(failed.map((f) => [f.line, f.status, f.field])).toEqual([
       [2, 'invalid', undefined],
@@ -198,13 +219,20 @@ describe('generate on AUTOMATIC1111/Forge', () => {
       [4, 'invalid', 'layout.0.box'],
       [5, 'invalid', 'id'],
       [6, 'invalid', 'prompt'],
-      [7, 'failed', undefined],
+      [7, 'invalid', 'source_image'],
+      [9, 'invalid', 'layout.1.box'],
+      [10, 'invalid', 'layout.0.box'],
+      [11, 'invalid', 'mask'],
     ]);
     expect(failed[0].error).toMatch(/plan\.jsonl:2: not a JSON line/);
     expect(failed[1].error).toMatch(/plan\.jsonl:3: field "seed"/);
     expect(failed[3].error).toMatch(/good1 is already the id of line 1/);
-    expect(failed[5].error.message).toMatch(/img2img but has no source_image/);
+    expect(failed[5].error).toMatch(/plan\.jsonl:7: field "source_image": an img2img job needs source_image/);
+    expect(failed[6].error).toMatch(/plan\.jsonl:9: field "layout\.1\.box": .*x\+w = 1\.1 is not inside \(0, 1\)/);
+    expect(failed[7].error).toMatch(/width and height must be > 0/);
+    expect(failed[8].error).toMatch(/an inpaint job needs mask/);
     expect((await readLines(join(out, 'manifest.jsonl'))).map((m) => m.job)).toEqual(['good1', 'good2']);
+    expect(server.hits.map((h) => h.json.seed)).toEqual([1, 7]);
   });
 
   it('fails the items of a server that dies mid-run with the connection error, and resumes them when it is back', async () => {
@@ -221,7 +249,8 @@ describe('generate on AUTOMATIC1111/Forge', () => {
     expect(failed[0].job).toBe('d3');
     for (const f of failed) expect(f.error.message).toMatch(/connection failed/);
     const back = track(await a1111Server({ port }));
-    const again = await generate(plan, { out, backends: [{ type: 'a1111', url: back.url }], retryFailed: true });
+    // Connection failures are retryable: the plain rerun picks them up (no --retry-failed needed).
+    const again = await generate(plan, { out, backends: [{ type: 'a1111', url: back.url }] });
     expect(again).toMatchObject({ ok: 10, failed: 0, resumed: 3, generatedThisRun: 7 });
     expect(back.hits.map((h) => h.json.seed)).toEqual(Array.from({ length: 7 }, (_, i) => 1003 + i));
     const journal = await readLines(join(out, 'journal.jsonl'));
@@ -232,6 +261,25 @@ describe('generate on AUTOMATIC1111/Forge', () => {
 });
 
 describe('generate resumes from what a kill leaves', () => {
+  it('an unreadable source image fails as retryable and is generated by the next run once the file is there', async () => {
+    const server = track(await a1111Server());
+    const dir = tmp.fresh('late-source');
+    const plan = await writePlan(dir, [job('e', { seed: 5, kind: 'img2img', source_image: 'later/src.png' }), job('t', { seed: 6 })]);
+    const out = join(dir, 'out');
+    const r1 = await generate(plan, { out, backends: [{ type: 'a1111', url: server.url }], retries: 0 });
+    expect(r1).toMatchObject({ ok: 1, failed: 1 });
+    const [f] = await readLines(join(out, 'failed.jsonl'));
+    expect(f).toMatchObject({ job: 'e', retryable: true, error: { code: 'E_IO' } });
+    expect(f.error.message).toContain(join(dir, 'later', 'src.png'));
+    await mkdir(join(dir, 'later'));
+    const src = await drawImage('late', 16, 16);
+    await writeFile(join(dir, 'later', 'src.png'), src);
+    const r2 = await generate(plan, { out, backends: [{ type: 'a1111', url: server.url }], retries: 0 });
+    expect(r2).toMatchObject({ ok: 2, failed: 0, generatedThisRun: 1, resumed: 1 });
+    expect(server.hits.map((h) => h.json.seed)).toEqual([6, 5]);
+    expect(Buffer.from(server.hits[1]!.json.init_images[0], 'base64').equals(src)).toBe(true);
+  });
+
   it('cuts a half-written journal line, removes stale temporary files, and takes a job list', async () => {
     const server = track(await a1111Server());
     const dir = tmp.fresh('halfline');
@@ -256,6 +304,36 @@ describe('generate resumes from what a kill leaves', () => {
     expect(lines.map((l) => JSON.parse(l).job)).toEqual(['h0', 'h1', 'h2']);
     expect((await readdir(join(out, 'images'))).filter((n) => n.endsWith('.tmp'))).toEqual([]);
     expect((await readdir(join(out, 'images'))).length).toBe(6);
+  });
+});
+
+describe('one run per output folder', () => {
+  it('refuses a second run on the same folder while the first holds the lock, and takes over a dead run\'s lock', async () => {
+    const server = track(await a1111Server({ delayMs: 300 }));
+    const dir = tmp.fresh('lock');
+    const plan = await writePlan(dir, [job('l1', { seed: 1 }), job('l2', { seed: 2 })]);
+    const out = join(dir, 'out');
+    const first = generate(plan, { out, backends: [{ type: 'a1111', url: server.url }] });
+    // Once its first request reaches the server, the first run holds the lock.
+    while (server.hits.length === 0) await new Promise((r) => setTimeout(r, 5));
+    const lock = await readFile(join(out, 'generate.lock'), 'utf8');
+    expect(lock.split('\n')[0]).toBe(String(process.pid));
+    // A temporary file of the first run that the second must not delete.
+    await writeFile(join(out, 'images', '.in-flight.png.1.tmp'), 'x');
+    const second = await caught(generate(plan, { out, backends: [{ type: 'a1111', url: server.url }] }));
+    expect(second.code).toBe('E_IO');
+    expect(second.message).toContain(`another genaug generate (pid ${process.pid}) is writing to ${out}`);
+    expect(await readFile(join(out, 'images', '.in-flight.png.1.tmp'), 'utf8')).toBe('x');
+    expect(await first).toMatchObject({ ok: 2 });
+    await expect(readFile(join(out, 'generate.lock'))).rejects.toThrow(/ENOENT/);
+    // The lock of a run killed with SIGKILL: its pid is gone, the lock is stale.
+    const { spawnSync } = await import('node:child_process');
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    const { hostname } = await import('node:os');
+    await writeFile(join(out, 'generate.lock'), `${dead}\n${hostname()}\n`);
+    const r = await generate([...(await readLines(plan)), job('l3', { seed: 3 })] as PlanJob[], { out, backends: [{ type: 'a1111', url: server.url }] });
+    expect(r).toMatchObject({ ok: 3, generatedThisRun: 1 });
+    await expect(readFile(join(out, 'generate.lock'))).rejects.toThrow(/ENOENT/);
   });
 });
 
@@ -408,7 +486,11 @@ describe('generate on an OpenAI-compatible server', () => {
     expect(gen.json).toEqual({ prompt: 'a photo of a single cup o1', n: 1, size: '32x16', model: 'dall-e-2', response_format: 'b64_json', user: 'genaug' });
     const png = await drawImage('openai|dall-e-2|0|a photo of a single cup o1|', 32, 16);
     expect((await readFile(join(out, 'images', fileFor(png)))).equals(png)).toBe(true);
-    expect((await readJson(join(out, 'images', fileFor(png).replace('.png', '.json')))).info.revised_prompt).toBe('a photo of a single cup o1, detailed');
+    const side = await readJson(join(out, 'images', fileFor(png).replace('.png', '.json')));
+    expect(side.info.revised_prompt).toBe('a photo of a single cup o1, detailed');
+    // OpenAI was sent no seed: none is claimed.
+    expect(side).toMatchObject({ seed: 1, server_seed: null });
+    expect((await readLines(join(out, 'journal.jsonl'))).filter((l) => l.status === 'ok').map((l) => l.server_seed)).toEqual([null, null]);
 
     expect(server.edits.length).toBe(1);
     const ed = server.edits[0]!;
@@ -460,6 +542,22 @@ describe('identical bytes from different items', () => {
   });
 });
 
+describe('backend specs', () => {
+  it('a --backend without TYPE= is refused without echoing the URL password', () => {
+    for (const spec of ['http://alice:s3cret-pw@127.0.0.1:7860', 'http://alice:s3cret-pw@host/x?a=b']) {
+      let message = '';
+      try {
+        parseBackendSpec(spec);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).toMatch(/--backend/);
+      expect(message).not.toContain('s3cret-pw');
+    }
+    expect(parseBackendSpec('a1111=http://alice:s3cret-pw@127.0.0.1:7860,2')).toMatchObject({ type: 'a1111', url: 'http://alice:s3cret-pw@127.0.0.1:7860', weight: 2 });
+  });
+});
+
 describe('backends mixed by weight', () => {
   it('assigns each (job, candidate) by a hash: deterministic, in proportion to the weights', () => {
     const weights = [3, 1];
@@ -494,5 +592,52 @@ describe('backends mixed by weight', () => {
     const r2 = await generate(plan, { out: join(dir, 'o2'), backends });
     expect(r2.backends).toEqual(r1.backends);
     expect(await readFile(join(dir, 'o2', 'manifest.jsonl'), 'utf8')).toBe(await readFile(join(dir, 'o1', 'manifest.jsonl'), 'utf8'));
+  });
+});
+
+describe('plans and generate together', () => {
+  it('an ALIA plan written into another folder points its source images at files generate can read', async () => {
+    const server = track(await a1111Server());
+    const dir = tmp.fresh('alia-subfolder');
+    const images = join(dir, 'images');
+    await mkdir(images, { recursive: true });
+    const real = new Map<number, Buffer>();
+    for (const id of [1, 2]) {
+      real.set(id, await drawImage(`real ${id}`, 200, 100));
+      await writeFile(join(images, `img${id}.png`), real.get(id)!);
+    }
+    const coco = join(dir, 'train.json');
+    await writeFile(coco, JSON.stringify(fixtureDataset()));
+    // --images relative to the working folder, the plan two folders down.
+    const planPath = join(dir, 'plans', 'sub', 'plan.jsonl');
+    await mkdir(join(dir, 'plans', 'sub'), { recursive: true });
+    await makePlan({ coco, out: planPath, strategy: 'alia', classes: ['dog'], domains: ['on a beach'], imageRoot: relative(process.cwd(), images) });
+    const jobs = await readLines(planPath);
+    expect(jobs.map((j) => j.source_image)).toEqual(['../../images/img1.png', '../../images/img2.png']);
+    const r = await generate(planPath, { out: join(dir, 'out'), backends: [{ type: 'a1111', url: server.url }], retries: 0 });
+    expect(r).toMatchObject({ ok: 2, failed: 0 });
+    // The server got the real images' bytes.
+    expect(server.hits.map((h) => sha(Buffer.from(h.json.init_images[0], 'base64'))).sort()).toEqual([sha(real.get(1)!), sha(real.get(2)!)].sort());
+  });
+
+  it('raising --candidates keeps the job ids and seeds: generate makes only the new candidates', async () => {
+    const server = track(await a1111Server());
+    const dir = tmp.fresh('more-candidates');
+    await mkdir(dir, { recursive: true });
+    const coco = join(dir, 'train.json');
+    await writeFile(coco, JSON.stringify(fixtureDataset()));
+    const p1 = join(dir, 'plan1.jsonl');
+    const p3 = join(dir, 'plan3.jsonl');
+    await makePlan({ coco, out: p1, strategy: 'template', classes: ['dog', 'frisbee'], candidates: 1, width: 16, height: 16, seed: 4 });
+    await makePlan({ coco, out: p3, strategy: 'template', classes: ['dog', 'frisbee'], candidates: 3, width: 16, height: 16, seed: 4 });
+    const one = await readLines(p1);
+    const three = await readLines(p3);
+    expect(three.map((j) => [j.id, j.seed])).toEqual(one.map((j) => [j.id, j.seed]));
+    const out = join(dir, 'out');
+    await generate(p1, { out, backends: [{ type: 'a1111', url: server.url }] });
+    expect(server.hits.length).toBe(2);
+    const r = await generate(p3, { out, backends: [{ type: 'a1111', url: server.url }] });
+    expect(r).toMatchObject({ items: 6, ok: 6, resumed: 2, generatedThisRun: 4 });
+    expect(server.hits.slice(2).map((h) => h.json.seed).sort((x, y) => x - y)).toEqual(one.flatMap((j) => [j.seed + 1, j.seed + 2]).sort((x, y) => x - y));
   });
 });

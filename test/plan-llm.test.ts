@@ -93,7 +93,9 @@ describe('LLM-diversified prompts', () => {
       }),
     ]);
     const o = { coco, strategy: 'llm' as const, classes: ['dog'], perClass: 3, llm: llm(), concurrency: 1 };
-    const r = await plan({ ...o, out });
+    const progress: Array<[number, number]> = [];
+    const r = await plan({ ...o, out, onProgress: (d, t) => progress.push([d, t]) });
+    expect(progress).toEqual([[1, 1]]);
     expect(r.failures).toBe(0);
     const jobs = await readPlan(out);
     expect(jobs.map((j) => j.prompt)).toEqual([
@@ -115,6 +117,25 @@ describe('LLM-diversified prompts', () => {
     expect(requests).toHaveLength(0);
     expect(await readFile(again, 'utf8')).toBe(await readFile(out, 'utf8'));
     for (const f of [out, `${out}.cache.jsonl`, `${out}.failures.jsonl`]) expect(await readFile(f, 'utf8')).not.toContain(SECRET);
+  });
+
+  it('an LLM URL with credentials goes as Basic auth; the password reaches no file', async () => {
+    const coco = await cocoFile();
+    const dir = tmp.dir();
+    const out = join(dir, 'creds.jsonl');
+    const PASS = 'hunter2-secret-pw';
+    handlers.set('prompts', () => ({ status: 403, body: `user bob:${PASS} may not use this model` }));
+    const url = base.replace('http://', `http://bob:${PASS}@`);
+    const r = await plan({ coco, out, strategy: 'llm', classes: ['dog'], perClass: 1, llm: { url, model: 'test-llm', retries: 0 } });
+    expect(requests[0]!.auth).toBe(`Basic ${Buffer.from(`bob:${PASS}`).toString('base64')}`);
+    const failures = await failuresOf(out);
+    expect(failures).toHaveLength(r.failures);
+    expect(failures[0]!.reason).toContain(`${base}/chat/completions`);
+    expect(failures[0]!.reason).toMatch(/HTTP 403/);
+    const { readdir } = await import('node:fs/promises');
+    const files = await readdir(dir);
+    expect(files.length).toBeGreaterThanOrEqual(2);
+    for (const f of files) expect(await readFile(join(dir, f), 'utf8')).not.toContain(PASS);
   });
 
   it('a class whose answers never parse is recorded and falls back to templates; styles come from the LLM', async () => {
@@ -158,7 +179,9 @@ describe('ACP scenes through the LLM', () => {
       const bad = r.messages.length === 2; // first round: the last box runs off the right edge
       return ok({ Layout: ids.map((id, i) => ({ object: id, bbox: bad && i === ids.length - 1 ? [0.7, 0.1, 0.5, 0.2] : [0.05 + 0.1 * i, 0.1, 0.1, 0.3] })) });
     });
-    const r = await plan({ coco, out, strategy: 'scene', scenes: 6, seed: 2, llm: llm() });
+    const progress: Array<[number, number]> = [];
+    const r = await plan({ coco, out, strategy: 'scene', scenes: 6, seed: 2, llm: llm(), onProgress: (d, t) => progress.push([d, t]) });
+    expect(progress).toEqual([1, 2, 3, 4, 5, 6].map((k) => [k, 6]));
     expect(r.failures).toBe(0);
     const jobs = await readPlan(out);
     expect(jobs.length).toBeGreaterThan(0);
@@ -224,8 +247,8 @@ describe('captions, ALIA domains and LLM meanings', () => {
     const out = tmp.fresh('alia.jsonl');
     await plan({ coco, out, strategy: 'alia', classes: ['person'], captions: caps, llm: llm(), perClass: 2, imageRoot: '/real' });
     const ask = text(requests.find((q) => q.name === 'settings')!.messages[1]!);
-    // Images sampled for person: 2 of the 9; their captions are the ones summarised (duplicates dropped).
-    expect(ask.split('\n').filter((l) => l.startsWith('- ')).length).toBeLessThanOrEqual(2);
+    // Every stored caption of the dataset is summarised (duplicates dropped), not only those of the 2 images edited.
+    expect(ask.split('\n').filter((l) => l.startsWith('- ')).map((l) => l.slice(2)).sort()).toEqual(['a person in room 2', 'a person in room 4', 'a person in room 6', 'a person in room 8', 'a person walking']);
     const jobs = await readPlan(out);
     const domains = JSON.parse(await readFile(`${out}.domains.json`, 'utf8'));
     expect(domains.settings).toEqual(Array.from({ length: 10 }, (_, i) => `setting number ${i}`));
@@ -233,6 +256,31 @@ describe('captions, ALIA domains and LLM meanings', () => {
     expect(jobs.every((j) => j.kind === 'img2img' && j.denoising_strength === 0.5 && /^\/real\/img\d+\.png$/.test(j.source_image!))).toBe(true);
     expect(jobs[0]!.prompt).toBe('a photo of a person, setting number 0');
     expect(jobs[0]!.provenance).toMatchObject({ strategy: 'alia', settings_source: 'llm', setting: 'setting number 0' });
+  });
+
+  it('ALIA with a VLM captions a seeded sample of the whole dataset, stored captions first', async () => {
+    const coco = await cocoFile();
+    const dir = tmp.dir();
+    for (let i = 1; i <= 12; i++) await writeFile(join(dir, `img${i}.png`), Buffer.from([0x89, 0x50, 0x4e, 0x47, i]));
+    const caps = tmp.fresh('some-captions.jsonl');
+    await writeFile(caps, [3, 9, 12].map((i) => JSON.stringify({ image_id: i, caption: `stored caption ${i}` })).join('\n') + '\n');
+    handlers.set('caption', (r) => {
+      const part = (r.messages[0]!.content as Array<{ type: string; image_url?: { url: string } }>).find((p) => p.type === 'image_url')!;
+      const i = Buffer.from(part.image_url!.url.split(',')[1]!, 'base64')[4];
+      return ok({ caption: `vlm caption ${i}` });
+    });
+    handlers.set('settings', () => ok({ settings: ['in the rain'] }));
+    const out = join(dir, 'alia.jsonl');
+    const vlm = { ...llm(), model: 'test-vlm' };
+    const r = await plan({ coco, out, strategy: 'alia', classes: ['frisbee'], captions: caps, llm: llm(), vlm, perClass: 1, imageRoot: dir });
+    expect(r).toMatchObject({ jobs: 1, failures: 0 });
+    // The dataset has 12 images (fewer than 20): the 9 without a caption are captioned, all 12 summarised.
+    expect(requests.filter((q) => q.name === 'caption')).toHaveLength(9);
+    const ask = text(requests.find((q) => q.name === 'settings')!.messages[1]!);
+    const lines = ask.split('\n').filter((l) => l.startsWith('- ')).map((l) => l.slice(2));
+    expect(lines.sort()).toEqual(Array.from({ length: 12 }, (_, k) => k + 1).map((i) => ([3, 9, 12].includes(i) ? `stored caption ${i}` : `vlm caption ${i}`)).sort());
+    const domains = JSON.parse(await readFile(`${out}.domains.json`, 'utf8'));
+    expect([...domains.sampled].sort((a: number, b: number) => a - b)).toEqual(Array.from({ length: 12 }, (_, k) => k + 1));
   });
 
   it('ambiguity: the LLM adds candidate meanings beside the WordNet senses', async () => {

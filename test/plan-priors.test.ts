@@ -1,11 +1,11 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 
 import { describe, expect, it } from 'vitest';
 
 import { buildProgram } from '../ts/cli/main.js';
 import { buildPriors, objectSets, realLayout, repeatFactors } from '../ts/plan/priors.js';
 import { fixtureCoco, fixtureDataset } from './plan-fixture.js';
-import { tempFolder } from './helpers.js';
+import { expectError, tempFolder } from './helpers.js';
 
 const tmp = tempFolder('genaug-priors-');
 
@@ -79,5 +79,21 @@ describe('priors: repeat factors, object sets, real layouts', () => {
     expect(t['5']).toBeUndefined();
     expect(Object.keys(t).sort()).toEqual(['1', '2', '3', '4']);
     expect(printed.join('\n')).toMatch(/5 classes \(r 5, c 0, f 0\), 5 object sets from 12 images/);
+  });
+
+  it('genaug priors fails loudly on a COCO file with no categories or no usable annotation, and writes nothing', async () => {
+    const run = (coco: string, out: string) => buildProgram({ print: () => undefined }).parseAsync(['node', 'genaug', 'priors', '--coco', coco, '--out', out]);
+    const d = fixtureDataset() as { images: unknown[]; annotations: Array<Record<string, unknown>>; categories: unknown[] };
+    const noCats = tmp.fresh('nocats.json');
+    await writeFile(noCats, JSON.stringify({ images: d.images, annotations: [], categories: [] }));
+    const out1 = tmp.fresh('p1.json');
+    await expectError(run(noCats, out1), 'E_FORMAT', 'it has no categories');
+    await expect(stat(out1)).rejects.toThrow(/ENOENT/);
+    // Categories, but only crowd boxes.
+    const crowd = tmp.fresh('crowd.json');
+    await writeFile(crowd, JSON.stringify({ ...d, annotations: d.annotations.map((a) => ({ ...a, iscrowd: 1 })) }));
+    const out2 = tmp.fresh('p2.json');
+    await expectError(run(crowd, out2), 'E_FORMAT', 'no image has an annotation that counts (12 images, 15 annotations');
+    await expect(stat(out2)).rejects.toThrow(/ENOENT/);
   });
 });

@@ -5,15 +5,18 @@ import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../ts/cli/main.js';
 import type { ImageTextEmbedder, RgbInput } from '../ts/models/types.js';
 import { extraCategories, planAmbiguity } from '../ts/plan/ambiguity.js';
-import { planClasses, makeJob } from '../ts/plan/core.js';
+import { AnswerCache, DEFAULT_JOB, planClasses, makeJob } from '../ts/plan/core.js';
 import { PlanJobSchema, type PlanJob } from '../ts/plan/job.js';
 import { plan } from '../ts/plan/plan.js';
 import { buildPriors, objectSets } from '../ts/plan/priors.js';
 import { planTemplates } from '../ts/plan/prompts.js';
+import { CaptionStore } from '../ts/plan/captions.js';
+import { datasetSample } from '../ts/plan/domains.js';
+import { parseCoco } from '../ts/io/coco.js';
 import { boxProblem, drawObjectSets, insideUnit, layoutProblem, objectIds, sceneGraphProblem, templateSceneCaption, untagCaption } from '../ts/plan/scenes.js';
 import { packagedWordNet } from '../ts/plan/wordnet.js';
 import { fixtureCoco, fixtureDataset } from './plan-fixture.js';
-import { tempFolder } from './helpers.js';
+import { expectError, tempFolder } from './helpers.js';
 
 const tmp = tempFolder('genaug-plan-');
 const wn = packagedWordNet();
@@ -74,6 +77,11 @@ describe('template strategies', () => {
     expect(e.id).toBe(a.id);
     expect(e.seed).not.toBe(a.seed);
     expect(a.seed).toBeLessThan(2 ** 31);
+    // More candidates: the same job (id and seed), so best-of-N can be extended.
+    const more = makeJob('template', { kind: 'txt2img', classes: ['dog'], prompt: 'a photo of a single dog' }, {}, { ...DEFAULT_JOB, candidates: 5 });
+    expect([more.id, more.seed, more.candidates]).toEqual([a.id, a.seed, 5]);
+    const wider = makeJob('template', { kind: 'txt2img', classes: ['dog'], prompt: 'a photo of a single dog' }, {}, { ...DEFAULT_JOB, width: 768 });
+    expect(wider.id).not.toBe(a.id);
   });
 });
 
@@ -188,14 +196,63 @@ describe('genaug plan without an LLM', () => {
     expect(r3.jobs).toBe(0);
     expect(await readFile(`${out3}.failures.jsonl`, 'utf8')).toMatch(/ALIA needs an LLM/);
     const out4 = tmp.fresh('alia2.jsonl');
-    await plan({ coco, out: out4, strategy: 'alia', classes: ['dog'], domains: ['on a beach', 'in the snow'], imageRoot: '/data/coco', strength: 0.6 });
+    // Image 2 is 333 x 250: its edits are 336 x 248 (nearest multiples of 8), image 1's 200 x 104, whatever --width/--height say.
+    const sized = fixtureDataset() as { images: Array<{ id: number; width: number; height: number }> };
+    sized.images[1] = { ...sized.images[1]!, width: 333, height: 250 };
+    const coco4 = tmp.fresh('sized.json');
+    await writeFile(coco4, JSON.stringify(sized));
+    await plan({ coco: coco4, out: out4, strategy: 'alia', classes: ['dog'], domains: ['on a beach', 'in the snow'], imageRoot: '/data/coco', strength: 0.6, width: 512, height: 512 });
     const edits = await readPlan(out4);
-    expect(edits.map((j) => [j.kind, j.prompt, j.source_image, j.denoising_strength])).toEqual([
-      ['img2img', 'a photo of a dog, on a beach', '/data/coco/img1.png', 0.6],
-      ['img2img', 'a photo of a dog, in the snow', '/data/coco/img1.png', 0.6],
-      ['img2img', 'a photo of a dog, on a beach', '/data/coco/img2.png', 0.6],
-      ['img2img', 'a photo of a dog, in the snow', '/data/coco/img2.png', 0.6],
+    expect(edits.map((j) => [j.kind, j.prompt, j.source_image, j.denoising_strength, j.width, j.height])).toEqual([
+      ['img2img', 'a photo of a dog, on a beach', '/data/coco/img1.png', 0.6, 200, 104],
+      ['img2img', 'a photo of a dog, in the snow', '/data/coco/img1.png', 0.6, 200, 104],
+      ['img2img', 'a photo of a dog, on a beach', '/data/coco/img2.png', 0.6, 336, 248],
+      ['img2img', 'a photo of a dog, in the snow', '/data/coco/img2.png', 0.6, 336, 248],
     ]);
+  });
+
+  it('the answer cache and the caption store cut a torn last line before appending, and keep a whole one', async () => {
+    const cachePath = tmp.fresh('cache.jsonl');
+    await writeFile(cachePath, `${JSON.stringify({ key: 'a', value: 1 })}\n{"key": "b", "val`);
+    const cache = await AnswerCache.open(cachePath);
+    expect([cache.has('a'), cache.has('b')]).toEqual([true, false]);
+    await cache.put('c', 3);
+    const again = await AnswerCache.open(cachePath);
+    expect([again.get('a'), again.has('b'), again.get('c')]).toEqual([1, false, 3]);
+    expect(await readFile(cachePath, 'utf8')).toBe(`${JSON.stringify({ key: 'a', value: 1 })}\n${JSON.stringify({ key: 'c', value: 3 })}\n`);
+    // A whole last record that only lacks its newline is kept.
+    const storePath = tmp.fresh('captions.jsonl');
+    const line1 = JSON.stringify({ image_id: 1, caption: 'one', source: 'file' });
+    await writeFile(storePath, `${line1}\n{"image_id": 2, "capt`);
+    const store = await CaptionStore.open(storePath);
+    await store.put({ image_id: 3, caption: 'three', source: 'vlm' });
+    const store2 = await CaptionStore.open(storePath);
+    expect([store2.get(1)?.caption, store2.get(2), store2.get(3)?.caption]).toEqual(['one', undefined, 'three']);
+    const whole = tmp.fresh('whole.jsonl');
+    await writeFile(whole, line1);
+    await (await CaptionStore.open(whole)).put({ image_id: 4, caption: 'four', source: 'vlm' });
+    const store3 = await CaptionStore.open(whole);
+    expect([store3.get(1)?.caption, store3.get(4)?.caption]).toEqual(['one', 'four']);
+  });
+
+  it('ALIA samples 20 images of the whole dataset by seed, captioned ones first', async () => {
+    const images = Array.from({ length: 30 }, (_, i) => ({ id: i + 1, file_name: `${i + 1}.png`, width: 8, height: 8 }));
+    const coco = parseCoco({ images, annotations: [], categories: [{ id: 1, name: 'x' }] }, 'thirty.json');
+    const store = CaptionStore.memory();
+    for (let id = 1; id <= 25; id++) await store.put({ image_id: id, caption: `c${id}`, source: 'file' });
+    const a = datasetSample(coco, { store }, 1);
+    expect(a).toHaveLength(20);
+    expect(new Set(a).size).toBe(20);
+    expect(a.every((id) => id <= 25)).toBe(true);
+    expect(datasetSample(coco, { store }, 1)).toEqual(a);
+    expect(datasetSample(coco, { store }, 2)).not.toEqual(a);
+    // Only 5 captioned of 30 and no VLM: those 5; a VLM fills the sample with uncaptioned images after them.
+    const few = CaptionStore.memory();
+    for (const id of [2, 11, 17, 23, 29]) await few.put({ image_id: id, caption: `c${id}`, source: 'file' });
+    expect(datasetSample(coco, { store: few }, 1).sort((x, y) => x - y)).toEqual([2, 11, 17, 23, 29]);
+    const filled = datasetSample(coco, { store: few, vlm: {} as never }, 1);
+    expect(filled).toHaveLength(20);
+    expect(filled.slice(0, 5).sort((x, y) => x - y)).toEqual([2, 11, 17, 23, 29]);
   });
 
   it('meanings from an ambiguity plan flow into the other strategies; extra categories get their own jobs', async () => {
@@ -222,6 +279,22 @@ describe('genaug plan without an LLM', () => {
     const div = tmp.fresh('div.jsonl');
     await plan({ coco, out: div, strategy: 'divergen', classes: ['crane'], meanings: `${amb}.meanings.json` });
     expect((await readPlan(div))[0]!.provenance).toMatchObject({ definition: 'meaning' });
+    // An extra category's definition is its WordNet gloss, labelled as such (not "lvis").
+    const divx = tmp.fresh('divx.jsonl');
+    await plan({ coco, out: divx, strategy: 'divergen', classes: ['crane'], extraCategories: 2 });
+    const extras = (await readPlan(divx)).filter((j) => j.provenance.class_source === 'wordnet-extra');
+    expect(extras).toHaveLength(2);
+    for (const j of extras) {
+      const synset = (j.provenance.extra as { synset: string }).synset;
+      expect(j.provenance).toMatchObject({ definition: 'wordnet-synset', synset });
+      expect(j.prompt).toContain(wn.synset(synset)!.definition);
+    }
+    const ambx = tmp.fresh('ambx.jsonl');
+    await plan({ coco, out: ambx, strategy: 'ambiguity', classes: ['crane'], extraCategories: 2 });
+    const mx = JSON.parse(await readFile(`${ambx}.meanings.json`, 'utf8')).meanings as Array<{ class: string; method: string; candidates: Array<{ source: string }> }>;
+    // One extra has a single WordNet sense ('single'); the other falls back to its synset's gloss.
+    expect(mx.slice(1).map((m) => m.method).sort()).toEqual(['single', 'wordnet-synset']);
+    for (const m of mx.slice(1)) expect(m.candidates.every((c) => c.source !== 'lvis')).toBe(true);
   });
 
   it('scene plans read the object sets from a priors file', async () => {
@@ -246,6 +319,24 @@ describe('genaug plan without an LLM', () => {
     expect(jobs).toHaveLength(5);
     expect(jobs.every((j) => j.candidates === 2)).toBe(true);
     expect(printed.join('\n')).toMatch(/5 jobs for 5 classes; 0 failures/);
+  });
+
+  it('the CLI fails loudly when the plan comes out empty, naming the failures file; a partial plan succeeds', async () => {
+    const coco = await cocoFile();
+    const cli = (...args: string[]) => buildProgram({ print: () => undefined }).parseAsync(['node', 'genaug', 'plan', '--coco', coco, ...args]);
+    const out = tmp.fresh('empty.jsonl');
+    // Captions without a vision endpoint: every item fails.
+    await expectError(cli('--out', out, '--strategy', 'caption', '--classes', 'dog'), 'E_BACKEND', `every item failed (2 failures); the reasons are listed in ${out}.failures.jsonl`);
+    expect((await readFile(`${out}.failures.jsonl`, 'utf8')).trim().split('\n')).toHaveLength(2);
+    expect(await readFile(out, 'utf8')).toBe('');
+    // Filters that leave nothing.
+    await expectError(cli('--out', tmp.fresh('none.jsonl'), '--strategy', 'template', '--frequency', 'f'), 'E_FORMAT', 'gives nothing to plan');
+    // One caption stored, one missing: a plan with a failure is still a plan.
+    const caps = tmp.fresh('caps.jsonl');
+    await writeFile(caps, JSON.stringify({ image_id: 1, caption: 'a dog' }) + '\n');
+    const half = tmp.fresh('half.jsonl');
+    await cli('--out', half, '--strategy', 'caption', '--classes', 'dog', '--captions', caps);
+    expect(await readPlan(half)).toHaveLength(1);
   });
 });
 

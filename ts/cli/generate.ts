@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { generate, type BackendSpec } from '../generate/runner.js';
 import type { BackendType } from '../generate/types.js';
 import { GenaugError } from '../native/errors.js';
+import { maskCredentials } from '../util/url.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
 
@@ -54,9 +55,9 @@ export interface BackendDefaults {
  */
 export function parseBackendSpec(spec: string, d: BackendDefaults = {}): BackendSpec {
   const eq = spec.indexOf('=');
-  if (eq <= 0) throw new GenaugError('E_ARGUMENT', `--backend '${spec}': expected TYPE[:LABEL]=URL[,WEIGHT][,key=value...], e.g. a1111=http://127.0.0.1:7860,2`);
+  if (eq <= 0) throw new GenaugError('E_ARGUMENT', `--backend '${maskCredentials(spec)}': expected TYPE[:LABEL]=URL[,WEIGHT][,key=value...], e.g. a1111=http://127.0.0.1:7860,2`);
   const [type, label] = spec.slice(0, eq).split(':', 2) as [string, string | undefined];
-  if (!TYPES.includes(type as BackendType)) throw new GenaugError('E_ARGUMENT', `--backend: unknown type '${type}' (expected ${TYPES.join(', ')})`);
+  if (!TYPES.includes(type as BackendType)) throw new GenaugError('E_ARGUMENT', `--backend: unknown type '${maskCredentials(type)}' (expected ${TYPES.join(', ')})`);
   const [url, ...rest] = spec.slice(eq + 1).split(',');
   if (!url) throw new GenaugError('E_ARGUMENT', `--backend ${type}: missing URL`);
   const s: BackendSpec = { type: type as BackendType, url, ...(label ? { label } : {}) };
@@ -137,7 +138,7 @@ export function generateCommand(global: GlobalOptions): Command {
     .option('--backoff <seconds>', 'first retry delay, doubled each retry (capped at 60 s; a Retry-After header is honoured)', numberArg('--backoff'), 1)
     .option('--api-key-file <file>', 'file holding the OpenAI-compatible API key (default: $GENAUG_OPENAI_API_KEY, then $OPENAI_API_KEY); the key is sent only as a header and never written')
     .option('--poll <ms>', 'ComfyUI /history polling interval', intArg('--poll', 1, 60_000), 500)
-    .option('--retry-failed', 'try again the items that failed in an earlier run (by default their failure stands)')
+    .option('--retry-failed', 'try again every item that failed in an earlier run (default: only failures marked retryable in the journal are tried again: 5xx, 429, timeouts, lost connections, unreadable input files; 4xx answers stand)')
     .option('-q, --quiet', 'no progress output')
     .addHelpText(
       'after',
@@ -191,6 +192,13 @@ export function generateCommand(global: GlobalOptions): Command {
         global.print(`${r.items} items of ${r.jobs} jobs: ${r.ok} images, ${r.failed} failed, ${r.invalidLines} invalid plan lines (${r.generatedThisRun} this run, ${r.resumed} from the journal)${per ? ` [${per}]` : ''}`);
         global.print(`manifest: ${r.out}/manifest.jsonl${r.failed + r.invalidLines ? `; failures: ${r.out}/failed.jsonl` : ''}`);
         if (r.interrupted) throw new GenaugError('E_ABORTED', `interrupted with ${r.items - r.ok - r.failed} items left; run the same command again to resume`);
+        const problems = [r.failed ? `${r.failed} failed item${r.failed === 1 ? '' : 's'}` : '', r.invalidLines ? `${r.invalidLines} invalid plan line${r.invalidLines === 1 ? '' : 's'}` : ''].filter(Boolean).join(' and ');
+        if (r.ok === 0) {
+          // Nothing to hand to the next stage: fail loudly rather than leave an empty manifest behind.
+          if (!problems) throw new GenaugError('E_FORMAT', `no image was generated: the plan ${o.plan} has no jobs`);
+          throw new GenaugError(r.failed ? 'E_BACKEND' : 'E_FORMAT', `no image was generated: ${problems}; the reasons are listed in ${r.out}/failed.jsonl`);
+        }
+        if (problems) process.stderr.write(`genaug generate: ${problems}: see ${r.out}/failed.jsonl\n`);
       } finally {
         process.off('SIGINT', onSigint);
         process.off('SIGTERM', onSigint);

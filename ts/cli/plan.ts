@@ -150,12 +150,19 @@ export function planCommand(global: GlobalOptions): Command {
         concurrency: o.concurrency,
         onNote: (n) => global.print(n),
         onProgress: (done, total) => {
-          bar ??= new Progress('captions', total, 'images', o.quiet);
+          const [label, unit] = o.strategy === 'llm' ? ['prompts', 'classes'] : o.strategy === 'scene' ? ['scenes', 'scenes'] : ['captions', 'images'];
+          bar ??= new Progress(label, total, unit, o.quiet);
           bar.update(done);
         },
       });
       await embedder?.close?.();
       global.print(`${r.jobs} jobs for ${r.classes} classes${r.extraClasses ? ` + ${r.extraClasses} extra` : ''}; ${r.failures} failures recorded in ${r.failuresPath}`);
       global.print(`wrote ${r.out}${r.written.length ? ` and ${r.written.join(', ')}` : ''}`);
+      if (r.jobs === 0) {
+        // An empty plan would only fail later, in generate: say so now.
+        if (r.failures) throw new GenaugError('E_BACKEND', `the plan is empty: every item failed (${r.failures} failure${r.failures === 1 ? '' : 's'}); the reasons are listed in ${r.failuresPath}`);
+        throw new GenaugError('E_FORMAT', `the plan is empty: ${o.coco} with these options (strategy ${o.strategy}${o.classes ? `, --classes ${o.classes.join(',')}` : ''}${o.frequency ? `, --frequency ${o.frequency.join(',')}` : ''}) gives nothing to plan`);
+      }
+      if (r.failures) process.stderr.write(`genaug plan: ${r.failures} item${r.failures === 1 ? '' : 's'} could not be planned: see ${r.failuresPath}\n`);
     });
 }

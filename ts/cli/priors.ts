@@ -33,6 +33,15 @@ export function priorsCommand(global: GlobalOptions): Command {
         maxLayouts: o.maxLayouts,
         rfsThreshold: o.rfsThreshold,
       });
+      if (priors.categories.length === 0 || priors.sets.length === 0) {
+        // Nothing a plan could use: no priors file rather than an empty one.
+        const skipped = coco.problems.length ? `; ${coco.problems.length} annotations were unusable (first: ${coco.problems[0]!.where}: ${coco.problems[0]!.message})` : '';
+        throw new GenaugError(
+          'E_FORMAT',
+          `${o.coco} gives no priors: ${priors.categories.length === 0 ? 'it has no categories' : `no image has an annotation that counts (${priors.images} images, ${priors.annotations} annotations; crowd and empty boxes do not count, nor images with fewer than --min-objects ${o.minObjects})`}${skipped}`,
+          { path: o.coco },
+        );
+      }
       await writeFileAtomic(o.out, json(priors, Boolean(o.pretty)));
       if (o.sizeTable) await writeFileAtomic(o.sizeTable, json(sizePriorTable(priors.categories)));
       const groups = { r: 0, c: 0, f: 0 };

@@ -21,7 +21,7 @@ export class A1111Backend implements Backend {
     this.base = c.url;
     this.display = c.display;
     this.headers = c.headers;
-    this.secrets = c.headers.authorization ? [c.headers.authorization.slice(6), ...basicParts(o.url)] : [];
+    this.secrets = c.secrets;
   }
 
   /** The request body for a job (without the image fields), as recorded in the sidecar. */
@@ -43,6 +43,9 @@ export class A1111Backend implements Backend {
     if (this.o.model) {
       const os = (body.override_settings ?? {}) as Record<string, unknown>;
       body.override_settings = { ...os, sd_model_checkpoint: this.o.model };
+      // A1111 restores its settings after each overridden request by default, which reloads the weights
+      // twice per image; keep the model loaded (unless the user says otherwise in --params).
+      if (!('override_settings_restore_afterwards' in body)) body.override_settings_restore_afterwards = false;
     }
     if (j.kind !== 'txt2img') {
       body.denoising_strength = j.denoising_strength ?? extra.denoising_strength ?? 0.75;
@@ -92,14 +95,5 @@ export class A1111Backend implements Backend {
     const seeds = Array.isArray(info.all_seeds) && typeof info.all_seeds[0] === 'number' ? [info.all_seeds[0] as number] : typeof info.seed === 'number' ? [info.seed] : [req.seed];
     const model = typeof info.sd_model_name === 'string' && info.sd_model_name ? info.sd_model_name : this.o.model ?? 'a1111';
     return { images: [image], seeds, model, parameters: { route, ...parameters }, info };
-  }
-}
-
-function basicParts(url: string): string[] {
-  try {
-    const u = new URL(url);
-    return [decodeURIComponent(u.password)].filter((s) => s.length >= 4);
-  } catch {
-    return [];
   }
 }

@@ -149,7 +149,7 @@ export class ComfyBackend implements Backend {
     this.base = c.url;
     this.display = c.display;
     this.headers = c.headers;
-    if (c.headers.authorization) this.secrets.push(c.headers.authorization.slice(6));
+    this.secrets.push(...c.secrets);
     if (o.workflow === undefined) throw new GenaugError('E_ARGUMENT', `the comfyui backend ${c.display} needs a workflow template (--workflow FILE)`);
     this.graph = checkWorkflow(o.workflow, o.workflowName ?? 'workflow', o.params);
     this.uses = placeholders(Object.values(this.graph).map((n) => n.inputs));

@@ -104,21 +104,4 @@ export function decodeBase64(s: unknown, what: string): Buffer {
   return Buffer.from(b, 'base64');
 }
 
-/** HTTP Basic credentials in a URL (http://user:pass@host) become a header; the URL used and recorded has none. */
-export function splitCredentials(url: string): { url: string; headers: Record<string, string>; display: string } {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new GenaugError('E_ARGUMENT', `not a URL: '${url.replace(/\/\/[^@/]*@/, '//***@')}'`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new GenaugError('E_ARGUMENT', `backend URL must be http or https, got ${u.protocol}`);
-  const headers: Record<string, string> = {};
-  if (u.username || u.password) {
-    headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
-    u.username = '';
-    u.password = '';
-  }
-  const clean = u.toString().replace(/\/+$/, '');
-  return { url: clean, headers, display: `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, '')}` };
-}
+export { splitCredentials } from '../util/url.js';

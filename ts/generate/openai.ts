@@ -26,7 +26,7 @@ export class OpenAIBackend implements Backend {
     this.display = c.display;
     this.headers = { ...c.headers };
     if (o.apiKey) this.headers.authorization = `Bearer ${o.apiKey}`;
-    this.secrets = [o.apiKey, c.headers.authorization?.slice(6)].filter((s): s is string => Boolean(s));
+    this.secrets = [...(o.apiKey ? [o.apiKey] : []), ...c.secrets];
   }
 
   fields(req: GenerateRequest): Record<string, unknown> {
@@ -76,7 +76,9 @@ export class OpenAIBackend implements Backend {
     const info: Record<string, unknown> = {};
     if (typeof d.revised_prompt === 'string') info.revised_prompt = d.revised_prompt;
     if (typeof r.created === 'number') info.created = r.created;
-    return { images: [image], seeds: [req.seed], model: this.o.model ?? 'openai', parameters: { route, ...fields }, info };
+    // OpenAI takes no seed: none is recorded unless --params sent one (local servers that take "seed": "{{seed}}").
+    const sent = typeof fields.seed === 'number' && Number.isInteger(fields.seed) ? [fields.seed] : [];
+    return { images: [image], seeds: sent, model: this.o.model ?? 'openai', parameters: { route, ...fields }, info };
   }
 }
 

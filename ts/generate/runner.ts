@@ -15,6 +15,10 @@
  *   first (job, candidate) without a journal line: nothing finished is lost or
  *   generated again; an image written but not yet journaled is generated again
  *   to the same bytes and the same file.
+ * - A failure is journaled with `retryable`: server errors, timeouts, lost
+ *   connections and unreadable local inputs (a server that was down, a disk
+ *   not mounted) are tried again by the next run; 4xx answers and invalid
+ *   jobs stand until `retryFailed`.
  * - At the end OUT/manifest.jsonl (one line per image, plan order, the
  *   {"file", "category"} keys `genaug annotate --manifest` reads) and
  *   OUT/failed.jsonl (every failed item and invalid plan line) are rebuilt
@@ -24,11 +28,13 @@
  */
 import { createHash } from 'node:crypto';
 import { appendFile, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
 import { ioError, writeFileAtomic } from '../io/atomic.js';
 import { GenaugError } from '../native/errors.js';
 import type { PlanJob } from '../plan/job.js';
+import { readAppendLog } from '../util/jsonl.js';
 import { A1111Backend } from './a1111.js';
 import { ComfyBackend } from './comfyui.js';
 import { clip } from './http.js';
@@ -76,7 +82,12 @@ export interface GenerateOptions {
   /** First backoff, ms, doubled each retry (default 1000), capped at maxBackoffMs (default 60000). */
   backoffMs?: number;
   maxBackoffMs?: number;
-  /** Try again the items that failed in an earlier run (default false: their failure stands). */
+  /**
+   * Try again every item that failed in an earlier run. Without it (the
+   * default) a rerun tries again only the failures journaled as retryable
+   * (5xx, 429, timeouts, connection errors, unreadable input files); the
+   * others (4xx, invalid jobs) stand.
+   */
   retryFailed?: boolean;
   /** Folder that relative source_image/mask paths are relative to (default: the plan's folder, or the working folder for a job list). */
   baseDir?: string;
@@ -118,11 +129,14 @@ export interface GenerateJournalLine {
   /** ok: the image file (relative to OUT/images), its sha256, the server's seed and model. */
   file?: string;
   sha256?: string;
-  server_seed?: number;
+  /** null when the server was sent no seed (OpenAI). */
+  server_seed?: number | null;
   model?: string;
   /** failed: the error code, HTTP status, the server's message and the attempts made. */
   error?: { code: string; status?: number; message: string };
   attempts?: number;
+  /** failed: whether a later run tries the item again without --retry-failed (lines from older versions: no). */
+  retryable?: boolean;
 }
 
 /** Picks a backend index for (job, candidate): a hash of (id, candidate, seed) in [0, 1) against the cumulative weights. */
@@ -170,23 +184,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /** Reads the journal, cutting a last line left half-written by a kill. Later lines for an item supersede earlier ones. */
 async function openJournal(path: string): Promise<Map<string, GenerateJournalLine>> {
   const done = new Map<string, GenerateJournalLine>();
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return done;
-    throw ioError(path, path, 'read the journal', e);
-  }
-  if (text.length && !text.endsWith('\n')) {
-    const keep = text.lastIndexOf('\n') + 1;
-    const fh = await open(path, 'r+');
-    try {
-      await fh.truncate(Buffer.byteLength(text.slice(0, keep)));
-    } finally {
-      await fh.close();
-    }
-    text = text.slice(0, keep);
-  }
+  const text = await readAppendLog(path, 'the journal');
   for (const raw of text.split('\n')) {
     if (!raw.trim()) continue;
     try {
@@ -197,6 +195,66 @@ async function openJournal(path: string): Promise<Map<string, GenerateJournalLin
     }
   }
   return done;
+}
+
+/** The lock file a run holds in its output folder. */
+export const LOCK_NAME = 'generate.lock';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+  }
+}
+
+/**
+ * Takes `path` with O_EXCL, recording this process's pid and host. A lock
+ * whose pid is dead on this host (a run killed with SIGKILL) is stale and
+ * taken over; a live one, or one from another host, refuses the run.
+ * Returns the release function.
+ */
+async function acquireLock(path: string, out: string): Promise<() => Promise<void>> {
+  const me = `${process.pid}\n${hostname()}\n`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fh = await open(path, 'wx');
+      try {
+        await fh.writeFile(me);
+      } finally {
+        await fh.close();
+      }
+      return async () => {
+        try {
+          if ((await readFile(path, 'utf8')) === me) await unlink(path);
+        } catch {
+          // already gone
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(path, path, 'create the lock file', e);
+    }
+    let text = '';
+    try {
+      text = await readFile(path, 'utf8');
+    } catch {
+      // removed meanwhile: try again
+    }
+    const [pidText, host] = text.split('\n');
+    const pid = Number(pidText);
+    const stale = text !== '' && Number.isInteger(pid) && pid > 0 && host === hostname() && !alive(pid);
+    if (attempt < 5 && (text === '' || stale)) {
+      if (stale) await unlink(path).catch(() => undefined);
+      else await sleep(50); // just created by another run, its pid not written yet
+      continue;
+    }
+    throw new GenaugError(
+      'E_IO',
+      `another genaug generate (pid ${pidText || '?'}${host && host !== hostname() ? ` on ${host}` : ''}) is writing to ${out}; wait for it to finish, or remove ${path} if that run is gone`,
+      { path },
+    );
+  }
 }
 
 /** Removes temporary files a killed run left in `dir` (atomic writes not yet renamed). */
@@ -312,294 +370,304 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
   await mkdir(imagesDir, { recursive: true }).catch((e: unknown) => {
     throw ioError(imagesDir, imagesDir, 'create the output folder', e);
   });
-  await removeStaleTemps(imagesDir);
-  await removeStaleTemps(out);
-  const journalPath = join(out, 'journal.jsonl');
-  const journal = await openJournal(journalPath);
+  // One run per output folder: a second would delete the first's temporary files and interleave the journal.
+  const releaseLock = await acquireLock(join(out, LOCK_NAME), out);
+  try {
+    await removeStaleTemps(imagesDir);
+    await removeStaleTemps(out);
+    const journalPath = join(out, 'journal.jsonl');
+    const journal = await openJournal(journalPath);
 
-  interface Item {
-    /** Position in plan order. */
-    index: number;
-    entry: PlanEntry;
-    candidate: number;
-    seed: number;
-    backend: number;
-  }
-  const items: Item[] = [];
-  const weights = backends.map((b) => b.weight);
-  for (const entry of entries) {
-    for (let c = 0; c < entry.job.candidates; c++) {
-      const seed = entry.job.seed + c;
-      items.push({ index: items.length, entry, candidate: c, seed, backend: assignBackend(entry.job.id, c, seed, weights) });
+    interface Item {
+      /** Position in plan order. */
+      index: number;
+      entry: PlanEntry;
+      candidate: number;
+      seed: number;
+      backend: number;
     }
-  }
-  const todo = items.filter((it) => {
-    const j = journal.get(keyOf(it.entry.job.id, it.candidate));
-    return !j || (o.retryFailed && j.status === 'failed');
-  });
-  const resumed = items.length - todo.length;
-  if (resumed > 0) o.onNote?.(`resuming: ${resumed} of ${items.length} items already in ${journalPath}`);
-
-  let done = resumed;
-  const todoKeys = new Set(todo.map((it) => keyOf(it.entry.job.id, it.candidate)));
-  let failed = items.filter((it) => {
-    const k = keyOf(it.entry.job.id, it.candidate);
-    return !todoKeys.has(k) && journal.get(k)?.status === 'failed';
-  }).length;
-  let thisRun = 0;
-  const start = Date.now();
-  const report = () => {
-    const elapsedMs = Date.now() - start;
-    const rate = thisRun > 0 ? thisRun / (elapsedMs / 1000) : NaN;
-    o.onProgress?.({ done, total: items.length, failed, thisRun, elapsedMs, rate, etaMs: rate > 0 ? ((items.length - done) / rate) * 1000 : NaN });
-  };
-  report();
-
-  // Appends are chained so lines never interleave.
-  let appendChain: Promise<void> = Promise.resolve();
-  const journalAppend = (line: GenerateJournalLine): Promise<void> => {
-    const text = scrub(JSON.stringify(line)) + '\n';
-    appendChain = appendChain.then(() =>
-      appendFile(journalPath, text).catch((e: unknown) => {
-        throw ioError(journalPath, journalPath, 'append to the journal', e);
-      }),
-    );
-    return appendChain;
-  };
-
-  const readInput = async (p: string, what: string): Promise<Buffer> => {
-    const path = isAbsolute(p) ? p : join(baseDir, p);
-    try {
-      return await readFile(path);
-    } catch (e) {
-      throw ioError(`${what} ${path}`, path, 'read it', e);
+    const items: Item[] = [];
+    const weights = backends.map((b) => b.weight);
+    for (const entry of entries) {
+      for (let c = 0; c < entry.job.candidates; c++) {
+        const seed = entry.job.seed + c;
+        items.push({ index: items.length, entry, candidate: c, seed, backend: assignBackend(entry.job.id, c, seed, weights) });
+      }
     }
-  };
+    const todo = items.filter((it) => {
+      const j = journal.get(keyOf(it.entry.job.id, it.candidate));
+      return !j || (j.status === 'failed' && (Boolean(o.retryFailed) || j.retryable === true));
+    });
+    const resumed = items.length - todo.length;
+    if (resumed > 0) o.onNote?.(`resuming: ${resumed} of ${items.length} items already in ${journalPath}`);
 
-  /**
-   * Two items with the same bytes share one image file; its sidecar describes
-   * the first of them in plan order, whatever order they finish in. Writes of
-   * one sidecar are chained so the last rename is the right one.
-   */
-  const itemIndex = new Map(items.map((it) => [keyOf(it.entry.job.id, it.candidate), it.index]));
-  const sidecarOwner = new Map<string, number>();
-  const sidecarChain = new Map<string, Promise<unknown>>();
-
-  const writeResult = async (it: Item, label: string, type: string, display: string, r: GenerateResult): Promise<GenerateJournalLine> => {
-    const j = it.entry.job;
-    const image = r.images[0] as Buffer;
-    const ext = checkImage(image, `${label} result for job ${j.id} candidate ${it.candidate}`);
-    const sha = createHash('sha256').update(image).digest('hex');
-    const name = sha.slice(0, 16);
-    const file = `${name}.${ext}`;
-    const imagePath = join(imagesDir, file);
-    const sidecarPath = join(imagesDir, `${name}.json`);
-    const writeSidecar = async () => {
-      const sidecar = {
-        file,
-        sha256: sha,
-        job: j.id,
-        candidate: it.candidate,
-        seed: it.seed,
-        server_seed: r.seeds[0] ?? it.seed,
-        kind: j.kind,
-        classes: j.classes,
-        prompt: j.prompt,
-        negative_prompt: j.negative_prompt,
-        ...(j.layout ? { layout: j.layout } : {}),
-        width: j.width,
-        height: j.height,
-        ...(j.source_image ? { source_image: j.source_image } : {}),
-        ...(j.mask ? { mask: j.mask, invert_mask: Boolean(j.invert_mask) } : {}),
-        ...(j.denoising_strength !== undefined ? { denoising_strength: j.denoising_strength } : {}),
-        backend: label,
-        backend_type: type,
-        backend_url: display,
-        model: r.model,
-        parameters: r.parameters,
-        info: r.info,
-        provenance: j.provenance,
-      };
-      await writeFileAtomic(sidecarPath, Buffer.from(scrub(JSON.stringify(sidecar, null, 2)) + '\n'));
+    let done = resumed;
+    const todoKeys = new Set(todo.map((it) => keyOf(it.entry.job.id, it.candidate)));
+    let failed = items.filter((it) => {
+      const k = keyOf(it.entry.job.id, it.candidate);
+      return !todoKeys.has(k) && journal.get(k)?.status === 'failed';
+    }).length;
+    let thisRun = 0;
+    const start = Date.now();
+    const report = () => {
+      const elapsedMs = Date.now() - start;
+      const rate = thisRun > 0 ? thisRun / (elapsedMs / 1000) : NaN;
+      o.onProgress?.({ done, total: items.length, failed, thisRun, elapsedMs, rate, etaMs: rate > 0 ? ((items.length - done) / rate) * 1000 : NaN });
     };
-    const task = (sidecarChain.get(name) ?? Promise.resolve()).catch(() => undefined).then(async () => {
-      if (!(await exists(imagePath))) await writeFileAtomic(imagePath, image);
-      let owner = sidecarOwner.get(name);
-      if (owner === undefined && (await exists(sidecarPath))) {
-        // From an earlier run (perhaps this very item, killed before it was journaled).
-        try {
-          const s = JSON.parse(await readFile(sidecarPath, 'utf8')) as { job?: string; candidate?: number };
-          owner = itemIndex.get(keyOf(String(s.job), Number(s.candidate)));
-        } catch {
-          owner = undefined;
-        }
-      }
-      if (owner !== undefined && owner < it.index) return;
-      sidecarOwner.set(name, it.index);
-      await writeSidecar();
-    });
-    sidecarChain.set(name, task);
-    void task.finally(() => sidecarChain.get(name) === task && sidecarChain.delete(name)).catch(() => undefined);
-    await task;
-    return { job: j.id, candidate: it.candidate, status: 'ok', seed: it.seed, backend: label, file, sha256: sha, server_seed: r.seeds[0] ?? it.seed, model: r.model };
-  };
+    report();
 
-  const signal = o.signal;
-  const stopped = () => Boolean(signal?.aborted);
+    // Appends are chained so lines never interleave.
+    let appendChain: Promise<void> = Promise.resolve();
+    const journalAppend = (line: GenerateJournalLine): Promise<void> => {
+      const text = scrub(JSON.stringify(line)) + '\n';
+      appendChain = appendChain.then(() =>
+        appendFile(journalPath, text).catch((e: unknown) => {
+          throw ioError(journalPath, journalPath, 'append to the journal', e);
+        }),
+      );
+      return appendChain;
+    };
 
-  /** One item start to finish; undefined when the run was stopped before it finished. */
-  const runItem = async (it: Item): Promise<GenerateJournalLine | undefined> => {
-    const b = backends[it.backend] as (typeof backends)[number];
-    const j = it.entry.job;
-    const where = `${b.label} (${b.backend.display}) job ${j.id} candidate ${it.candidate}`;
-    const fail = (c: Classified, attempts: number): GenerateJournalLine => ({
-      job: j.id,
-      candidate: it.candidate,
-      status: 'failed',
-      seed: it.seed,
-      backend: b.label,
-      error: { code: c.code, ...(c.status !== undefined ? { status: c.status } : {}), message: clip(scrub(c.message)) },
-      attempts,
-    });
-    const req: GenerateRequest = { job: j, candidate: it.candidate, seed: it.seed };
-    try {
-      if (j.kind !== 'txt2img' && !j.source_image) throw new GenaugError('E_FORMAT', `job ${j.id} is ${j.kind} but has no source_image`);
-      if (j.kind === 'inpaint' && !j.mask) throw new GenaugError('E_FORMAT', `job ${j.id} is inpaint but has no mask`);
-      if (j.source_image) req.sourceImage = await readInput(j.source_image, `job ${j.id}: source_image`);
-      if (j.mask) req.mask = await readInput(j.mask, `job ${j.id}: mask`);
-    } catch (e) {
-      return fail(classify(e, false, b.timeoutMs, where), 0);
-    }
-    for (let attempt = 1; ; attempt++) {
-      if (stopped()) return undefined;
-      // One controller per attempt, aborted by its timer or by the run's signal (a listener removed afterwards,
-      // rather than AbortSignal.any, whose dependants a long-lived parent keeps alive).
-      const attemptCtl = new AbortController();
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        attemptCtl.abort(new GenaugError('E_BACKEND', 'timeout'));
-      }, b.timeoutMs);
-      const onStop = () => attemptCtl.abort(signal?.reason);
-      signal?.addEventListener('abort', onStop, { once: true });
-      const attemptSignal = attemptCtl.signal;
-      let result: GenerateResult;
+    const readInput = async (p: string, what: string): Promise<Buffer> => {
+      const path = isAbsolute(p) ? p : join(baseDir, p);
       try {
-        result = await b.backend.generate(req, attemptSignal);
-        if (!result.images.length) throw new GenaugError('E_BACKEND', `${where}: the server returned no image`, { retryable: true });
-        checkImage(result.images[0] as Buffer, where);
+        return await readFile(path);
       } catch (e) {
-        if (stopped()) return undefined;
-        const c = classify(e, timedOut, b.timeoutMs, where);
-        if (!c.retryable || attempt > retries) return fail(c, attempt);
-        const wait = Math.min(maxBackoffMs, Math.max(c.retryAfterMs ?? 0, backoffMs * 2 ** (attempt - 1)));
-        o.onNote?.(`retry ${attempt}/${retries} in ${(wait / 1000).toFixed(1)}s: ${scrub(c.message)}`);
-        await sleep(wait, signal);
-        continue;
-      } finally {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onStop);
-      }
-      // The files are written even when a stop arrives now: the request is paid for.
-      try {
-        return await writeResult(it, b.label, b.backend.type, b.backend.display, result);
-      } catch (e) {
-        if (e instanceof GenaugError && e.code === 'E_IO') throw e; // a full disk stops the run
-        return fail(classify(e, false, b.timeoutMs, where), attempt);
-      }
-    }
-  };
-
-  // Per-backend lanes over the items assigned to it, in plan order.
-  let fatal: { error: unknown } | undefined;
-  const lanes: Array<Promise<void>> = [];
-  backends.forEach((b, bi) => {
-    const queue = todo.filter((it) => it.backend === bi);
-    let next = 0;
-    const lane = async () => {
-      for (let i = next++; i < queue.length && !fatal && !stopped(); i = next++) {
-        const it = queue[i] as Item;
-        try {
-          const line = await runItem(it);
-          if (!line) return;
-          await journalAppend(line);
-          journal.set(keyOf(line.job, line.candidate), line);
-          if (line.status === 'failed') failed++;
-          done++;
-          thisRun++;
-          report();
-        } catch (error) {
-          fatal ??= { error };
-        }
+        throw ioError(`${what} ${path}`, path, 'read it', e);
       }
     };
-    for (let k = 0; k < Math.min(b.concurrency, queue.length); k++) lanes.push(lane());
-  });
-  await Promise.all(lanes);
-  await appendChain.catch(() => undefined);
-  if (fatal) throw fatal.error;
 
-  // The manifest and the failure list, rebuilt from the journal in plan order.
-  const manifest: string[] = [];
-  const failures: string[] = invalid.map((l) => scrub(JSON.stringify({ line: l.line, ...(l.job ? { job: l.job } : {}), status: 'invalid', ...(l.field ? { field: l.field } : {}), error: l.message })));
-  const seenFiles = new Set<string>();
-  const perBackend: Record<string, { ok: number; failed: number }> = Object.fromEntries(backends.map((b) => [b.label, { ok: 0, failed: 0 }]));
-  let ok = 0;
-  let nFailed = 0;
-  let duplicates = 0;
-  for (const it of items) {
-    const j = it.entry.job;
-    const l = journal.get(keyOf(j.id, it.candidate));
-    if (!l) continue;
-    const pb = (perBackend[l.backend] ??= { ok: 0, failed: 0 });
-    if (l.status === 'failed') {
-      nFailed++;
-      pb.failed++;
-      failures.push(scrub(JSON.stringify({ line: it.entry.line, job: j.id, candidate: it.candidate, status: 'failed', seed: l.seed, backend: l.backend, error: l.error, attempts: l.attempts })));
-      continue;
-    }
-    ok++;
-    pb.ok++;
-    if (seenFiles.has(l.file as string)) {
-      duplicates++;
-      continue;
-    }
-    seenFiles.add(l.file as string);
-    manifest.push(
-      scrub(
-        JSON.stringify({
-          file: l.file,
-          path: `images/${l.file}`,
-          category: j.classes[0],
-          class: j.classes[0],
-          classes: j.classes,
+    /**
+     * Two items with the same bytes share one image file; its sidecar describes
+     * the first of them in plan order, whatever order they finish in. Writes of
+     * one sidecar are chained so the last rename is the right one.
+     */
+    const itemIndex = new Map(items.map((it) => [keyOf(it.entry.job.id, it.candidate), it.index]));
+    const sidecarOwner = new Map<string, number>();
+    const sidecarChain = new Map<string, Promise<unknown>>();
+
+    const writeResult = async (it: Item, label: string, type: string, display: string, r: GenerateResult): Promise<GenerateJournalLine> => {
+      const j = it.entry.job;
+      const image = r.images[0] as Buffer;
+      const ext = checkImage(image, `${label} result for job ${j.id} candidate ${it.candidate}`);
+      const sha = createHash('sha256').update(image).digest('hex');
+      const name = sha.slice(0, 16);
+      const file = `${name}.${ext}`;
+      const imagePath = join(imagesDir, file);
+      const sidecarPath = join(imagesDir, `${name}.json`);
+      const writeSidecar = async () => {
+        const sidecar = {
+          file,
+          sha256: sha,
           job: j.id,
           candidate: it.candidate,
-          seed: l.seed,
-          backend: l.backend,
-          model: l.model,
+          seed: it.seed,
+          server_seed: r.seeds[0] ?? null,
           kind: j.kind,
+          classes: j.classes,
           prompt: j.prompt,
-        }),
-      ),
-    );
+          negative_prompt: j.negative_prompt,
+          ...(j.layout ? { layout: j.layout } : {}),
+          width: j.width,
+          height: j.height,
+          ...(j.source_image ? { source_image: j.source_image } : {}),
+          ...(j.mask ? { mask: j.mask, invert_mask: Boolean(j.invert_mask) } : {}),
+          ...(j.denoising_strength !== undefined ? { denoising_strength: j.denoising_strength } : {}),
+          backend: label,
+          backend_type: type,
+          backend_url: display,
+          model: r.model,
+          parameters: r.parameters,
+          info: r.info,
+          provenance: j.provenance,
+        };
+        await writeFileAtomic(sidecarPath, Buffer.from(scrub(JSON.stringify(sidecar, null, 2)) + '\n'));
+      };
+      const task = (sidecarChain.get(name) ?? Promise.resolve()).catch(() => undefined).then(async () => {
+        if (!(await exists(imagePath))) await writeFileAtomic(imagePath, image);
+        let owner = sidecarOwner.get(name);
+        if (owner === undefined && (await exists(sidecarPath))) {
+          // From an earlier run (perhaps this very item, killed before it was journaled).
+          try {
+            const s = JSON.parse(await readFile(sidecarPath, 'utf8')) as { job?: string; candidate?: number };
+            owner = itemIndex.get(keyOf(String(s.job), Number(s.candidate)));
+          } catch {
+            owner = undefined;
+          }
+        }
+        if (owner !== undefined && owner < it.index) return;
+        sidecarOwner.set(name, it.index);
+        await writeSidecar();
+      });
+      sidecarChain.set(name, task);
+      void task.finally(() => sidecarChain.get(name) === task && sidecarChain.delete(name)).catch(() => undefined);
+      await task;
+      return { job: j.id, candidate: it.candidate, status: 'ok', seed: it.seed, backend: label, file, sha256: sha, server_seed: r.seeds[0] ?? null, model: r.model };
+    };
+
+    const signal = o.signal;
+    const stopped = () => Boolean(signal?.aborted);
+
+    /** One item start to finish; undefined when the run was stopped before it finished. */
+    const runItem = async (it: Item): Promise<GenerateJournalLine | undefined> => {
+      const b = backends[it.backend] as (typeof backends)[number];
+      const j = it.entry.job;
+      const where = `${b.label} (${b.backend.display}) job ${j.id} candidate ${it.candidate}`;
+      const fail = (c: Classified, attempts: number): GenerateJournalLine => ({
+        job: j.id,
+        candidate: it.candidate,
+        status: 'failed',
+        seed: it.seed,
+        backend: b.label,
+        error: { code: c.code, ...(c.status !== undefined ? { status: c.status } : {}), message: clip(scrub(c.message)) },
+        attempts,
+        retryable: c.retryable,
+      });
+      const req: GenerateRequest = { job: j, candidate: it.candidate, seed: it.seed };
+      try {
+        if (j.kind !== 'txt2img' && !j.source_image) throw new GenaugError('E_FORMAT', `job ${j.id} is ${j.kind} but has no source_image`);
+        if (j.kind === 'inpaint' && !j.mask) throw new GenaugError('E_FORMAT', `job ${j.id} is inpaint but has no mask`);
+        if (j.source_image) req.sourceImage = await readInput(j.source_image, `job ${j.id}: source_image`);
+        if (j.mask) req.mask = await readInput(j.mask, `job ${j.id}: mask`);
+      } catch (e) {
+        const c = classify(e, false, b.timeoutMs, where);
+        // An input file that cannot be read now (not mounted, not copied yet) may be readable on the next run.
+        if (c.code === 'E_IO') c.retryable = true;
+        return fail(c, 0);
+      }
+      for (let attempt = 1; ; attempt++) {
+        if (stopped()) return undefined;
+        // One controller per attempt, aborted by its timer or by the run's signal (a listener removed afterwards,
+        // rather than AbortSignal.any, whose dependants a long-lived parent keeps alive).
+        const attemptCtl = new AbortController();
+        let timedOut = false;
+        const timer = setTimeout(() => {
+          timedOut = true;
+          attemptCtl.abort(new GenaugError('E_BACKEND', 'timeout'));
+        }, b.timeoutMs);
+        const onStop = () => attemptCtl.abort(signal?.reason);
+        signal?.addEventListener('abort', onStop, { once: true });
+        const attemptSignal = attemptCtl.signal;
+        let result: GenerateResult;
+        try {
+          result = await b.backend.generate(req, attemptSignal);
+          if (!result.images.length) throw new GenaugError('E_BACKEND', `${where}: the server returned no image`, { retryable: true });
+          checkImage(result.images[0] as Buffer, where);
+        } catch (e) {
+          if (stopped()) return undefined;
+          const c = classify(e, timedOut, b.timeoutMs, where);
+          if (!c.retryable || attempt > retries) return fail(c, attempt);
+          const wait = Math.min(maxBackoffMs, Math.max(c.retryAfterMs ?? 0, backoffMs * 2 ** (attempt - 1)));
+          o.onNote?.(`retry ${attempt}/${retries} in ${(wait / 1000).toFixed(1)}s: ${scrub(c.message)}`);
+          await sleep(wait, signal);
+          continue;
+        } finally {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onStop);
+        }
+        // The files are written even when a stop arrives now: the request is paid for.
+        try {
+          return await writeResult(it, b.label, b.backend.type, b.backend.display, result);
+        } catch (e) {
+          if (e instanceof GenaugError && e.code === 'E_IO') throw e; // a full disk stops the run
+          return fail(classify(e, false, b.timeoutMs, where), attempt);
+        }
+      }
+    };
+
+    // Per-backend lanes over the items assigned to it, in plan order.
+    let fatal: { error: unknown } | undefined;
+    const lanes: Array<Promise<void>> = [];
+    backends.forEach((b, bi) => {
+      const queue = todo.filter((it) => it.backend === bi);
+      let next = 0;
+      const lane = async () => {
+        for (let i = next++; i < queue.length && !fatal && !stopped(); i = next++) {
+          const it = queue[i] as Item;
+          try {
+            const line = await runItem(it);
+            if (!line) return;
+            await journalAppend(line);
+            journal.set(keyOf(line.job, line.candidate), line);
+            if (line.status === 'failed') failed++;
+            done++;
+            thisRun++;
+            report();
+          } catch (error) {
+            fatal ??= { error };
+          }
+        }
+      };
+      for (let k = 0; k < Math.min(b.concurrency, queue.length); k++) lanes.push(lane());
+    });
+    await Promise.all(lanes);
+    await appendChain.catch(() => undefined);
+    if (fatal) throw fatal.error;
+
+    // The manifest and the failure list, rebuilt from the journal in plan order.
+    const manifest: string[] = [];
+    const failures: string[] = invalid.map((l) => scrub(JSON.stringify({ line: l.line, ...(l.job ? { job: l.job } : {}), status: 'invalid', ...(l.field ? { field: l.field } : {}), error: l.message })));
+    const seenFiles = new Set<string>();
+    const perBackend: Record<string, { ok: number; failed: number }> = Object.fromEntries(backends.map((b) => [b.label, { ok: 0, failed: 0 }]));
+    let ok = 0;
+    let nFailed = 0;
+    let duplicates = 0;
+    for (const it of items) {
+      const j = it.entry.job;
+      const l = journal.get(keyOf(j.id, it.candidate));
+      if (!l) continue;
+      const pb = (perBackend[l.backend] ??= { ok: 0, failed: 0 });
+      if (l.status === 'failed') {
+        nFailed++;
+        pb.failed++;
+        failures.push(scrub(JSON.stringify({ line: it.entry.line, job: j.id, candidate: it.candidate, status: 'failed', seed: l.seed, backend: l.backend, error: l.error, attempts: l.attempts, retryable: l.retryable === true })));
+        continue;
+      }
+      ok++;
+      pb.ok++;
+      if (seenFiles.has(l.file as string)) {
+        duplicates++;
+        continue;
+      }
+      seenFiles.add(l.file as string);
+      manifest.push(
+        scrub(
+          JSON.stringify({
+            file: l.file,
+            path: `images/${l.file}`,
+            category: j.classes[0],
+            class: j.classes[0],
+            classes: j.classes,
+            job: j.id,
+            candidate: it.candidate,
+            seed: l.seed,
+            backend: l.backend,
+            model: l.model,
+            kind: j.kind,
+            prompt: j.prompt,
+          }),
+        ),
+      );
+    }
+    const lines = (a: string[]) => Buffer.from(a.map((s) => `${s}\n`).join(''));
+    await writeFileAtomic(join(out, 'manifest.jsonl'), lines(manifest));
+    await writeFileAtomic(join(out, 'failed.jsonl'), lines(failures));
+    const summary: GenerateSummary = {
+      out,
+      jobs: entries.length,
+      items: items.length,
+      ok,
+      failed: nFailed,
+      invalidLines: invalid.length,
+      generatedThisRun: thisRun,
+      resumed,
+      duplicates,
+      backends: perBackend,
+      interrupted: stopped() && ok + nFailed < items.length,
+    };
+    if (duplicates) o.onNote?.(`${duplicates} images repeat the bytes of another item (does the server ignore the seed?); the manifest lists each file once`);
+    return summary;
+  } finally {
+    await releaseLock();
   }
-  const lines = (a: string[]) => Buffer.from(a.map((s) => `${s}\n`).join(''));
-  await writeFileAtomic(join(out, 'manifest.jsonl'), lines(manifest));
-  await writeFileAtomic(join(out, 'failed.jsonl'), lines(failures));
-  const summary: GenerateSummary = {
-    out,
-    jobs: entries.length,
-    items: items.length,
-    ok,
-    failed: nFailed,
-    invalidLines: invalid.length,
-    generatedThisRun: thisRun,
-    resumed,
-    duplicates,
-    backends: perBackend,
-    interrupted: stopped() && ok + nFailed < items.length,
-  };
-  if (duplicates) o.onNote?.(`${duplicates} images repeat the bytes of another item (does the server ignore the seed?); the manifest lists each file once`);
-  return summary;
 }

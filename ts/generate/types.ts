@@ -18,7 +18,10 @@ export interface GenerateRequest {
 export interface GenerateResult {
   /** Encoded image bytes (PNG, JPEG or WebP), checked whole. */
   images: Buffer[];
-  /** The seed the server says it used for each image (the requested one when it does not say). */
+  /**
+   * The seed the server says it used for each image (the one sent when it does not say); empty when no seed was
+   * sent (OpenAI without a seed parameter): the records then say server_seed null.
+   */
   seeds: number[];
   /** The model the server says it used (or the one requested, or the backend type). */
   model: string;

@@ -12,11 +12,15 @@
  *
  * The API key comes from the options or the environment (GENAUG_LLM_API_KEY,
  * then OPENAI_API_KEY); it is sent only in the Authorization header and never
- * appears in errors, logs or results.
+ * appears in errors, logs or results. A URL with credentials
+ * (http://user:pass@host/v1) is sent as HTTP Basic auth (unless an API key is
+ * set, whose Bearer header wins); `url` and every message hold the URL without
+ * them.
  */
 import { z } from 'zod';
 
 import { GenaugError } from '../native/errors.js';
+import { maskCredentials, splitCredentials } from '../util/url.js';
 
 export type ChatContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string; detail?: 'low' | 'high' | 'auto' } };
 
@@ -116,23 +120,29 @@ export class ChatClient {
   readonly url: string;
   readonly model: string;
   readonly #apiKey: string | undefined;
+  readonly #basic: Record<string, string>;
+  readonly #secrets: string[];
   readonly #o: Required<Pick<ChatClientOptions, 'timeoutMs' | 'retries' | 'backoffMs' | 'jsonSchemaFormat'>> & ChatClientOptions;
 
   constructor(options: ChatClientOptions) {
     if (typeof options.baseUrl !== 'string' || !/^https?:\/\//.test(options.baseUrl)) {
-      throw new GenaugError('E_ARGUMENT', `the LLM endpoint must be an http(s) URL, got ${JSON.stringify(options.baseUrl)}`);
+      throw new GenaugError('E_ARGUMENT', `the LLM endpoint must be an http(s) URL, got ${JSON.stringify(typeof options.baseUrl === 'string' ? maskCredentials(options.baseUrl) : options.baseUrl)}`);
     }
     if (typeof options.model !== 'string' || !options.model) throw new GenaugError('E_ARGUMENT', 'the LLM endpoint needs a model name');
-    const base = options.baseUrl.replace(/\/+$/, '');
+    const c = splitCredentials(options.baseUrl);
+    const base = c.url.replace(/\/+$/, '');
     this.url = base.endsWith('/chat/completions') ? base : `${base}/chat/completions`;
     this.model = options.model;
     this.#apiKey = options.apiKey ?? process.env.GENAUG_LLM_API_KEY ?? process.env.OPENAI_API_KEY ?? undefined;
-    this.#o = { timeoutMs: 120_000, retries: 3, backoffMs: 500, jsonSchemaFormat: true, ...options };
+    this.#basic = c.headers;
+    this.#secrets = [...(this.#apiKey ? [this.#apiKey] : []), ...c.secrets];
+    const { baseUrl: _credentials, ...rest } = options;
+    this.#o = { timeoutMs: 120_000, retries: 3, backoffMs: 500, jsonSchemaFormat: true, ...rest, baseUrl: this.url };
   }
 
-  /** Strips the key from any text that might carry it (a server echoing headers, say). */
+  /** Strips the key and URL password from any text that might carry them (a server echoing headers, say). */
   #redact(text: string): string {
-    return this.#apiKey ? text.split(this.#apiKey).join('[redacted]') : text;
+    return this.#secrets.reduce((t, k) => t.split(k).join('[redacted]'), text);
   }
 
   async #attempt(body: Record<string, unknown>, signal?: AbortSignal): Promise<{ text: string; finishReason: string | null; model: string | null }> {
@@ -142,7 +152,7 @@ export class ChatClient {
     try {
       response = await fetch(this.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...(this.#apiKey ? { authorization: `Bearer ${this.#apiKey}` } : {}) },
+        headers: { 'content-type': 'application/json', ...(this.#apiKey ? { authorization: `Bearer ${this.#apiKey}` } : this.#basic) },
         body: JSON.stringify(body),
         signal: combined,
       });
@@ -150,13 +160,13 @@ export class ChatClient {
       if (signal?.aborted) throw new GenaugError('E_ABORTED', 'the request was cancelled');
       if (timeout.aborted) throw new AttemptError(`no answer within ${this.#o.timeoutMs} ms`, true);
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new AttemptError(`could not connect (${cause?.code ?? cause?.message ?? (e as Error).message})`, true);
+      throw new AttemptError(this.#redact(maskCredentials(`could not connect (${cause?.code ?? cause?.message ?? (e as Error).message})`)), true);
     }
     let text: string;
     try {
       text = await response.text();
     } catch (e) {
-      throw new AttemptError(`the answer was cut off (${(e as Error).message})`, true);
+      throw new AttemptError(this.#redact(`the answer was cut off (${(e as Error).message})`), true);
     }
     if (!response.ok) {
       const retry = response.status === 429 || response.status >= 500;

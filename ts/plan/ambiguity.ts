@@ -42,7 +42,7 @@ export interface Resolution {
   class: string;
   meaning: string | null;
   /** clip: the best-scored candidate; otherwise the fallback that gave it. */
-  method: 'clip' | 'single' | 'lvis-synset' | 'lvis' | 'wordnet-first-sense' | 'llm-first' | 'none';
+  method: 'clip' | 'single' | 'lvis-synset' | 'lvis' | 'wordnet-synset' | 'wordnet-first-sense' | 'llm-first' | 'none';
   candidates: MeaningCandidate[];
   /** Real images the scores were averaged over. */
   images: number;
@@ -57,7 +57,8 @@ export async function candidateMeanings(
 ): Promise<{ candidates: MeaningCandidate[]; failure?: string }> {
   const out: MeaningCandidate[] = [];
   if (o.wordnet) for (const s of o.wordnet.synsets(c.display)) out.push({ text: s.definition, source: 'wordnet', synset: s.name });
-  if (c.def) out.push({ text: c.def, source: 'lvis' });
+  // An extra category's def is its WordNet gloss, not an LVIS definition.
+  if (c.def) out.push(c.source === 'wordnet-extra' ? { text: c.def, source: 'wordnet', ...(c.synset ? { synset: c.synset } : {}) } : { text: c.def, source: 'lvis' });
   let failure: string | undefined;
   if (o.llm) {
     const k = o.llmCount ?? 4;
@@ -156,8 +157,9 @@ export interface ResolveOptions {
 
 function fallback(c: PlanClass, candidates: MeaningCandidate[], wordnet?: WordNet): Pick<Resolution, 'meaning' | 'method'> {
   const synset = c.synset && wordnet ? wordnet.synset(c.synset) : null;
-  if (synset) return { meaning: synset.definition, method: 'lvis-synset' };
-  if (c.def) return { meaning: c.def, method: 'lvis' };
+  const extra = c.source === 'wordnet-extra';
+  if (synset) return { meaning: synset.definition, method: extra ? 'wordnet-synset' : 'lvis-synset' };
+  if (c.def) return { meaning: c.def, method: extra ? 'wordnet-synset' : 'lvis' };
   const first = wordnet?.firstConcreteSense(c.display);
   const fromCandidates = first && candidates.find((m) => m.synset === first.name);
   if (fromCandidates) return { meaning: fromCandidates.text, method: 'wordnet-first-sense' };

@@ -5,11 +5,12 @@
  * is "a photo of {class}, {caption}".
  */
 import { appendFile, readFile } from 'node:fs/promises';
-import { extname, isAbsolute, join } from 'node:path';
+import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 import { z } from 'zod';
 
 import type { CocoIndex, CocoImage } from '../io/coco.js';
+import { readAppendLog } from '../util/jsonl.js';
 import { imageDataUrl } from '../llm/chat.js';
 import { GenaugError } from '../native/errors.js';
 import { seededRandom } from '../util/random.js';
@@ -67,6 +68,8 @@ export class CaptionStore {
       }
       return;
     }
+    // The store itself (appended to) loses a torn last line from a kill, so the next caption starts its own line.
+    if (path === this.path) text = await readAppendLog(path, 'the caption store');
     for (const line of text.split('\n')) {
       if (!line.trim()) continue;
       try {
@@ -105,6 +108,19 @@ const MIME: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg'
 /** The path of a COCO image under an image folder (absolute file names are kept). */
 export function imagePath(image: CocoImage, imageRoot?: string): string {
   return isAbsolute(image.file_name) || !imageRoot ? image.file_name : join(imageRoot, image.file_name);
+}
+
+/**
+ * A COCO image's path as a plan line records it (`source_image`): `generate`
+ * resolves relative paths against the plan file's folder, so an image found
+ * under the working folder (a relative `imageRoot` or file name) is written
+ * relative to `planDir`; an absolute `imageRoot` or file name stays absolute.
+ * Separators are always '/'.
+ */
+export function planImagePath(image: CocoImage, imageRoot: string | undefined, planDir: string): string {
+  const p = imagePath(image, imageRoot);
+  if (isAbsolute(p)) return p;
+  return relative(resolve(planDir), resolve(p)).split(sep).join('/');
 }
 
 const CaptionAnswer = z.object({ caption: z.string() });

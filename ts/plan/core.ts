@@ -5,12 +5,13 @@
  * JSON schema with retries.
  */
 import { createHash } from 'node:crypto';
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile } from 'node:fs/promises';
 
 import type { CocoIndex } from '../io/coco.js';
 import { displayName } from '../io/coco.js';
 import type { ChatClient, ChatMessage } from '../llm/chat.js';
 import { GenaugError } from '../native/errors.js';
+import { readAppendLog } from '../util/jsonl.js';
 import { PlanJobSchema, type LayoutBox, type PlanJob } from './job.js';
 import { frequencyGroup, type FrequencyGroup } from './priors.js';
 import type { z } from 'zod';
@@ -102,6 +103,9 @@ export interface JobContent {
   layout?: LayoutBox[];
   source_image?: string;
   denoising_strength?: number;
+  /** The image size when the job has its own (an edit of a real image); default JobDefaults' width and height. */
+  width?: number;
+  height?: number;
   /**
    * Hashed into the id but not written: tells apart jobs that are meant to be
    * separate although their content is equal (one per source image in caption
@@ -114,9 +118,10 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
 /**
  * A job with a stable id: `<strategy>-<first 20 hex digits of SHA-256 of the
- * strategy and the job's content>` (everything but the id, seed and
+ * strategy and the job's content>` (everything but the id, seed, candidates and
  * provenance, plus `idKey` when given); its seed is the first 31 bits of SHA-256(plan seed, id), so the
- * same options give the same plan bytes and candidate seeds never overflow.
+ * same options give the same plan bytes and candidate seeds never overflow. `candidates` is left out
+ * of both, so raising --candidates keeps every id and seed: generate then only makes the new candidates.
  */
 export function makeJob(strategy: Strategy, content: JobContent, provenance: Record<string, unknown>, d: JobDefaults = DEFAULT_JOB): PlanJob {
   const body = {
@@ -128,10 +133,11 @@ export function makeJob(strategy: Strategy, content: JobContent, provenance: Rec
     ...(content.source_image !== undefined ? { source_image: content.source_image } : {}),
     ...(content.denoising_strength !== undefined ? { denoising_strength: content.denoising_strength } : {}),
     candidates: d.candidates,
-    width: d.width,
-    height: d.height,
+    width: content.width ?? d.width,
+    height: content.height ?? d.height,
   };
-  const hashed = content.idKey === undefined ? [strategy, body] : [strategy, body, content.idKey];
+  const { candidates: _notHashed, ...identity } = body;
+  const hashed = content.idKey === undefined ? [strategy, identity] : [strategy, identity, content.idKey];
   const id = `${strategy}-${sha256(JSON.stringify(hashed)).toString('hex').slice(0, 20)}`;
   const seed = sha256(`${d.seed}:${id}`).readUInt32BE(0) >>> 1;
   const job = { id, ...body, seed, provenance: { strategy, ...provenance } };
@@ -211,7 +217,8 @@ export function itemSeed(seed: number, key: string): number {
 /**
  * Earlier LLM answers, keyed by a hash of the request: an append-only JSON
  * lines file, so a rerun (or a resumed run) asks only what it has not asked
- * yet and plans the same bytes. A torn last line from a killed run is ignored.
+ * yet and plans the same bytes. A torn last line from a killed run is cut off on open
+ * (so the next answer starts a line of its own) and asked again.
  */
 export class AnswerCache {
   readonly #map = new Map<string, unknown>();
@@ -223,12 +230,7 @@ export class AnswerCache {
 
   static async open(path: string): Promise<AnswerCache> {
     const cache = new AnswerCache(path);
-    let text = '';
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GenaugError('E_IO', `could not read the answer cache ${path}: ${(e as Error).message}`, { path });
-    }
+    const text = await readAppendLog(path, 'the answer cache');
     for (const line of text.split('\n')) {
       if (!line.trim()) continue;
       try {
@@ -331,6 +333,22 @@ export async function mapLimit<T, R>(items: readonly T[], concurrency: number, t
   });
   await Promise.all(workers);
   return out;
+}
+
+/** Wraps a mapLimit task so that `onProgress(done, total)` hears each item finish (failed ones too). */
+export function withProgress<T, R>(
+  total: number,
+  onProgress: ((done: number, total: number) => void) | undefined,
+  task: (item: T, index: number) => Promise<R>,
+): (item: T, index: number) => Promise<R> {
+  let done = 0;
+  return async (item, index) => {
+    try {
+      return await task(item, index);
+    } finally {
+      onProgress?.(++done, total);
+    }
+  };
 }
 
 /** The message of an error, for a failure record. */

@@ -1,6 +1,7 @@
 /**
- * ALIA domain descriptions: 20 distinct captions of the real images, drawn
- * with the plan seed, are summarised by an LLM into at most 10 settings
+ * ALIA domain descriptions: the captions of 20 images drawn with the plan
+ * seed from the whole dataset (stored captions first, the rest of the sample
+ * captioned by the VLM), are summarised by an LLM into at most 10 settings
  * (scene, action, camera pose, zoom, ...); every setting becomes an edit
  * prompt for real images of each class (img2img with the real image as
  * source). Settings can also come from a file (one per line) instead of the
@@ -11,7 +12,7 @@ import { z } from 'zod';
 import type { CocoIndex } from '../io/coco.js';
 import { GenaugError } from '../native/errors.js';
 import { seededRandom } from '../util/random.js';
-import { captionImages, imagePath, sampleClassImages, type CaptionOptions } from './captions.js';
+import { captionImages, planImagePath, sampleClassImages, type CaptionOptions } from './captions.js';
 import { askJson, dedupeTexts, itemSeed, makeJob, reasonOf, shuffled, type JobDefaults, type LlmSource, type PlanClass, type PlanFailure, type StrategyResult } from './core.js';
 import type { PlanJob } from './job.js';
 
@@ -81,9 +82,42 @@ export interface DomainPlanOptions extends CaptionOptions {
   /** Prompt template with {class} and {setting} (default "a photo of a {class}, {setting}"). */
   template?: string;
   prefix?: string;
+  /**
+   * Folder of the plan file: `source_image` paths under the working folder are
+   * written relative to it, as `generate` reads them (default: the working folder).
+   */
+  planDir?: string;
 }
 
-/** Edit jobs: every (class, real image of the class, setting). */
+/**
+ * An edit's size: the real image's side rounded to the nearest multiple of 8
+ * (what SD pipelines need), within [8, 8192]; `fallback` when the COCO file
+ * gives no usable size.
+ */
+export function editSide(side: unknown, fallback: number): number {
+  if (typeof side !== 'number' || !Number.isFinite(side) || side <= 0) return fallback;
+  return Math.min(8192, Math.max(8, Math.round(side / 8) * 8));
+}
+
+/** Captions ALIA summarises (ALIA: 20). */
+export const ALIA_CAPTION_SAMPLE = 20;
+
+/**
+ * The images whose captions ALIA summarises: every image of the dataset in a
+ * seeded order, those with a stored caption first, cut to `sample`. Without a
+ * VLM only images with a stored caption are taken.
+ */
+export function datasetSample(coco: CocoIndex, o: Pick<CaptionOptions, 'store' | 'vlm'>, seed: number, sample = ALIA_CAPTION_SAMPLE): number[] {
+  const order = shuffled(
+    [...coco.imageById.keys()].sort((a, b) => a - b),
+    seededRandom(itemSeed(seed, 'alia:dataset-sample')),
+  );
+  const stored = order.filter((id) => o.store.get(id));
+  const rest = o.vlm ? order.filter((id) => !o.store.get(id)) : [];
+  return [...stored, ...rest].slice(0, sample);
+}
+
+/** Edit jobs: every (class, real image of the class, setting), at the real image's size (`editSide`). */
 export async function planDomains(coco: CocoIndex, classes: PlanClass[], o: DomainPlanOptions, d: JobDefaults): Promise<StrategyResult> {
   const failures: PlanFailure[] = [];
   const perClass = o.perClass ?? 8;
@@ -92,8 +126,9 @@ export async function planDomains(coco: CocoIndex, classes: PlanClass[], o: Doma
   if (o.settings?.length) {
     summary = { settings: dedupeTexts(o.settings.map((s) => s.trim())).filter(Boolean), source: 'file', sampled: [] };
   } else if (o.llm) {
-    // Caption the images to be edited (stored captions are reused) and summarise.
-    const ids = [...new Set(chosen.flatMap((x) => x.ids))].sort((a, b) => a - b);
+    // Summarise captions of the whole dataset, not only of the images to be edited: a seeded sample of
+    // `sample` images, those with a stored caption first; with a VLM the rest of the sample is captioned.
+    const ids = datasetSample(coco, o, d.seed);
     const missing = await captionImages(coco, ids, o);
     for (const [id, reason] of missing) failures.push({ strategy: 'alia', item: `image ${id}`, stage: 'caption', reason });
     const captions = ids.flatMap((id): Array<[number, string]> => {
@@ -113,6 +148,7 @@ export async function planDomains(coco: CocoIndex, classes: PlanClass[], o: Doma
     const template = o.template ?? 'a photo of a {class}, {setting}';
     for (const { c, ids } of chosen) {
       for (const id of ids) {
+        const image = coco.imageById.get(id)!;
         for (const setting of summary.settings) {
           jobs.push(
             makeJob(
@@ -121,8 +157,10 @@ export async function planDomains(coco: CocoIndex, classes: PlanClass[], o: Doma
                 kind: 'img2img',
                 classes: [c.name],
                 prompt: domainPrompt(template, c.display, setting),
-                source_image: imagePath(coco.imageById.get(id)!, o.imageRoot),
+                source_image: planImagePath(image, o.imageRoot, o.planDir ?? process.cwd()),
                 denoising_strength: o.strength ?? 0.5,
+                width: editSide(image.width, d.width),
+                height: editSide(image.height, d.height),
               },
               { image_id: id, setting, settings_source: summary.source, ...(summary.model ? { model: summary.model } : {}), class_source: c.source, ...(c.id !== null ? { category_id: c.id } : {}) },
               d,

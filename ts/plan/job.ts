@@ -4,10 +4,24 @@
  */
 import { z } from 'zod';
 
-/** A box in normalised xywh, top-left origin; every coordinate inside (0, 1). */
+/** Why a box is not a valid layout box, or null: finite, w, h > 0, and x, y, x+w, y+h all inside (0, 1). */
+export function boxProblem(box: readonly number[]): string | null {
+  if (box.length !== 4 || !box.every((v) => typeof v === 'number' && Number.isFinite(v))) return 'must be 4 finite numbers [x, y, w, h]';
+  const [x, y, w, h] = box as [number, number, number, number];
+  if (!(w > 0 && h > 0)) return `width and height must be > 0 (got w=${w}, h=${h})`;
+  for (const [label, v] of [['x', x], ['y', y], ['x+w', x + w], ['y+h', y + h]] as const) {
+    if (!(v > 0 && v < 1)) return `${label} = ${v} is not inside (0, 1)`;
+  }
+  return null;
+}
+
+/** A box in normalised xywh, top-left origin; w, h > 0 and x, y, x+w, y+h all inside (0, 1) (`boxProblem`). */
 export const LayoutBoxSchema = z.object({
   name: z.string().min(1),
-  box: z.tuple([z.number(), z.number(), z.number(), z.number()]),
+  box: z.tuple([z.number(), z.number(), z.number(), z.number()]).superRefine((box, ctx) => {
+    const problem = boxProblem(box);
+    if (problem) ctx.addIssue({ code: 'custom', message: `layout box ${JSON.stringify(box)}: ${problem}` });
+  }),
   /** Optional attributes and depth layer from a scene graph (ACP). */
   attributes: z.array(z.string()).optional(),
   layer: z.number().int().optional(),
@@ -39,6 +53,10 @@ export const PlanJobSchema = z.object({
   seed: z.number().int().min(0).max(2 ** 32 - 1),
   /** Where each part came from: strategy, template/llm/wordnet, source image ids, ... */
   provenance: z.record(z.string(), z.unknown()).default({}),
+}).superRefine((job, ctx) => {
+  // Edits need their inputs: a line without them is invalid, not a request that fails.
+  if (job.kind !== 'txt2img' && !job.source_image) ctx.addIssue({ code: 'custom', path: ['source_image'], message: `an ${job.kind} job needs source_image (the image to edit)` });
+  if (job.kind === 'inpaint' && !job.mask) ctx.addIssue({ code: 'custom', path: ['mask'], message: 'an inpaint job needs mask (white = the object)' });
 });
 
 export type PlanJob = z.infer<typeof PlanJobSchema>;

@@ -5,6 +5,7 @@
  * same plan bytes.
  */
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 
 import { writeFileAtomic } from '../io/atomic.js';
 import { readCoco, type CocoIndex } from '../io/coco.js';
@@ -74,6 +75,7 @@ export interface PlanOptions {
   concurrency?: number;
   wordnet?: WordNet;
   onNote?: (note: string) => void;
+  /** Hears progress: images captioned (caption, alia), classes done (llm), scenes done (scene). */
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -167,7 +169,15 @@ export async function plan(o: PlanOptions): Promise<PlanSummary> {
     case 'llm':
       result = await planLlmPrompts(
         classes,
-        { modes: o.modes ?? ['divergen'], perClass: o.perClass ?? 8, ...(llm ? { llm } : {}), wordnet, ...(meanings ? { meanings } : {}), ...(o.concurrency ? { concurrency: o.concurrency } : {}) },
+        {
+          modes: o.modes ?? ['divergen'],
+          perClass: o.perClass ?? 8,
+          ...(llm ? { llm } : {}),
+          wordnet,
+          ...(meanings ? { meanings } : {}),
+          ...(o.concurrency ? { concurrency: o.concurrency } : {}),
+          ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+        },
         d,
       );
       break;
@@ -182,7 +192,12 @@ export async function plan(o: PlanOptions): Promise<PlanSummary> {
       }
       const wanted = o.classes || o.frequencies ? new Set(classes.map((c) => c.name)) : null;
       if (wanted) sets = sets.filter((s) => s.objects.some((n) => wanted.has(n)));
-      result = await planScenes(coco, sets, { count: o.scenes ?? 100, rebalance: o.rebalance ?? true, ...(llm ? { llm } : {}), ...(o.concurrency ? { concurrency: o.concurrency } : {}) }, d);
+      result = await planScenes(
+        coco,
+        sets,
+        { count: o.scenes ?? 100, rebalance: o.rebalance ?? true, ...(llm ? { llm } : {}), ...(o.concurrency ? { concurrency: o.concurrency } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) },
+        d,
+      );
       break;
     }
     case 'caption':
@@ -214,6 +229,7 @@ export async function plan(o: PlanOptions): Promise<PlanSummary> {
           ...(o.strength !== undefined ? { strength: o.strength } : {}),
           ...(o.aliaTemplate ? { template: o.aliaTemplate } : {}),
           ...(o.domainPrefix ? { prefix: o.domainPrefix } : {}),
+          planDir: dirname(resolve(o.out)),
           ...(o.concurrency ? { concurrency: o.concurrency } : {}),
           ...(o.onProgress ? { onProgress: o.onProgress } : {}),
         },

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 
 import {
-  article, askJson, dedupeTexts, itemSeed, makeJob, mapLimit, normalizeText, reasonOf, shuffled,
+  article, askJson, dedupeTexts, itemSeed, makeJob, mapLimit, normalizeText, reasonOf, shuffled, withProgress,
   type JobDefaults, type LlmSource, type PlanClass, type PlanFailure, type StrategyResult,
 } from './core.js';
 import type { PlanJob } from './job.js';
@@ -45,7 +45,8 @@ export type Meanings = Map<string, { meaning: string; source: string }>;
 export function classDefinition(c: PlanClass, wordnet?: WordNet, meanings?: Meanings): Definition {
   const m = meanings?.get(c.name);
   if (m) return { text: m.meaning, source: 'meaning' };
-  if (c.def) return { text: c.def, source: 'lvis' };
+  // An extra category's def is its WordNet gloss, not an LVIS definition.
+  if (c.def) return c.source === 'wordnet-extra' ? { text: c.def, source: 'wordnet-synset', ...(c.synset ? { synset: c.synset } : {}) } : { text: c.def, source: 'lvis' };
   if (wordnet) {
     const fromSynset = c.synset ? wordnet.synset(c.synset) : null;
     if (fromSynset) return { text: fromSynset.definition, source: 'wordnet-synset', synset: fromSynset.name };
@@ -142,6 +143,8 @@ export interface LlmPromptOptions {
   meanings?: Meanings;
   /** LLM calls at once (default 4). */
   concurrency?: number;
+  /** Hears (classes done, classes). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 function divergenMessages(c: PlanClass, def: string | undefined, n: number) {
@@ -226,7 +229,7 @@ export async function planLlmPrompts(classes: PlanClass[], o: LlmPromptOptions, 
       failures.push({ strategy: 'llm', item: '(styles)', stage: 'style-list', reason: reasonOf(e) });
     }
   }
-  const perClass = await mapLimit(classes, o.concurrency ?? 4, async (c) => {
+  const perClass = await mapLimit(classes, o.concurrency ?? 4, withProgress(classes.length, o.onProgress, async (c) => {
     const jobs: PlanJob[] = [];
     const fails: PlanFailure[] = [];
     const def = classDefinition(c, o.wordnet, o.meanings);
@@ -272,6 +275,6 @@ export async function planLlmPrompts(classes: PlanClass[], o: LlmPromptOptions, 
       }
     }
     return { jobs, fails };
-  });
+  }));
   return { jobs: perClass.flatMap((r) => r.jobs), failures: [...failures, ...perClass.flatMap((r) => r.fails)], notes: { styles } };
 }

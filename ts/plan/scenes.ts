@@ -12,20 +12,11 @@ import { z } from 'zod';
 import { displayName, type CocoIndex } from '../io/coco.js';
 import { GenaugError } from '../native/errors.js';
 import { seededRandom } from '../util/random.js';
-import { askJson, mapLimit, reasonOf, makeJob, type JobDefaults, type LlmSource, type PlanFailure, type StrategyResult } from './core.js';
-import type { LayoutBox, PlanJob } from './job.js';
-import type { ObjectSet, RealLayout } from './priors.js';
+import { askJson, mapLimit, reasonOf, makeJob, withProgress, type JobDefaults, type LlmSource, type PlanFailure, type StrategyResult } from './core.js';
+import { boxProblem, type LayoutBox, type PlanJob } from './job.js';
 
-/** Why a box is not a valid layout box, or null: finite, w, h > 0, and x, y, x+w, y+h all inside (0, 1). */
-export function boxProblem(box: readonly number[]): string | null {
-  if (box.length !== 4 || !box.every((v) => typeof v === 'number' && Number.isFinite(v))) return 'must be 4 finite numbers [x, y, w, h]';
-  const [x, y, w, h] = box as [number, number, number, number];
-  if (!(w > 0 && h > 0)) return `width and height must be > 0 (got w=${w}, h=${h})`;
-  for (const [label, v] of [['x', x], ['y', y], ['x+w', x + w], ['y+h', y + h]] as const) {
-    if (!(v > 0 && v < 1)) return `${label} = ${v} is not inside (0, 1)`;
-  }
-  return null;
-}
+export { boxProblem };
+import type { ObjectSet, RealLayout } from './priors.js';
 
 /** Brings a real [0, 1] box strictly inside (0, 1) by moving its edges at most `eps` inward. */
 export function insideUnit(box: readonly [number, number, number, number], eps = 1e-3): [number, number, number, number] {
@@ -177,6 +168,8 @@ export interface ScenePlanOptions {
   llm?: LlmSource;
   /** LLM calls at once (default 4). */
   concurrency?: number;
+  /** Hears (scenes done, scenes). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** Plans `count` scenes from real co-occurring object sets. */
@@ -184,7 +177,7 @@ export async function planScenes(coco: CocoIndex, sets: readonly ObjectSet[], o:
   const drawn = drawObjectSets(sets, o.count, d.seed, o.rebalance ?? true);
   const display = new Map([...coco.categoryById.values()].map((c) => [c.name, displayName(c)]));
   const shown = (name: string) => display.get(name) ?? name.replace(/_/g, ' ');
-  const results = await mapLimit(drawn, o.concurrency ?? 4, async ({ set, layout }, index): Promise<{ job?: PlanJob; failure?: PlanFailure }> => {
+  const results = await mapLimit(drawn, o.concurrency ?? 4, withProgress(drawn.length, o.onProgress, async ({ set, layout }, index): Promise<{ job?: PlanJob; failure?: PlanFailure }> => {
     // The objects in a stable order: the drawn image's order when there is one, else the set's.
     const names = layout ? layout.objects.map((x) => x.name) : set.objects;
     const classes = [...new Set(names)];
@@ -260,7 +253,7 @@ export async function planScenes(coco: CocoIndex, sets: readonly ObjectSet[], o:
       d,
     );
     return { job };
-  });
+  }));
   return {
     jobs: results.flatMap((r) => (r.job ? [r.job] : [])),
     failures: results.flatMap((r) => (r.failure ? [r.failure] : [])),

@@ -1,0 +1,58 @@
+/**
+ * Append-only JSON lines files (journals, caches, caption stores) that a kill
+ * may leave with a half-written last line. Appending after such a line would
+ * glue the next record onto it and lose both; so on open the torn tail is cut
+ * off (back to the last '\n') before anything is appended. A last line that
+ * is a whole JSON object and only lacks its '\n' is kept and completed.
+ */
+import { appendFile, open, readFile } from 'node:fs/promises';
+
+import { ioError } from '../io/atomic.js';
+
+function isJsonObject(line: string): boolean {
+  try {
+    const v: unknown = JSON.parse(line);
+    return v !== null && typeof v === 'object' && !Array.isArray(v);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Reads `path` ('' when it does not exist). When the file does not end with
+ * '\n', its last line is completed with one if it is a whole JSON object, and
+ * cut off (the file truncated after its last '\n') otherwise. `what` names
+ * the file in errors.
+ */
+export async function readAppendLog(path: string, what: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw ioError(`${what} ${path}`, path, 'read it', e);
+  }
+  if (text.length && !text.endsWith('\n')) {
+    const keep = text.slice(0, text.lastIndexOf('\n') + 1);
+    if (isJsonObject(text.slice(keep.length))) {
+      try {
+        await appendFile(path, '\n');
+      } catch (e) {
+        throw ioError(`${what} ${path}`, path, 'end its last line', e);
+      }
+      return `${text}\n`;
+    }
+    try {
+      const fh = await open(path, 'r+');
+      try {
+        await fh.truncate(Buffer.byteLength(keep));
+      } finally {
+        await fh.close();
+      }
+    } catch (e) {
+      throw ioError(`${what} ${path}`, path, 'cut its torn last line', e);
+    }
+    text = keep;
+  }
+  return text;
+}
