@@ -145,3 +145,5 @@ export {
   writeRealDataset, generateProcedural, proceduralTruth, SHAPE_CLASSES, DEFAULT_FAILURE_RATES,
   type RealDatasetOptions, type RealDataset, type FailureRates, type GeneratedTruth, type ShapeClass,
 } from './demo/procedural.js';
+export { splitCredentials, maskCredentials } from './util/url.js';
+export { readAppendLog } from './util/jsonl.js';

@@ -13,6 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
 import { GenaugError } from '../native/errors.js';
+import { splitCredentials } from '../util/url.js';
 import { packageRoot } from '../native/load.js';
 
 const path = () => z.string().min(1);
@@ -307,12 +308,7 @@ function checkCombinations(c: RunConfig, source: string, reaches: (s: StageName)
 /** Is an HTTP server answering at `url`? Any HTTP status counts; a refused/timed-out connection does not. */
 export async function checkReachable(url: string, key: string, timeoutMs = 3000): Promise<void> {
   // Credentials in the URL (http://user:pass@host) go in a header, and never into a message.
-  const u = new URL(url);
-  const headers: Record<string, string> = {};
-  if (u.username || u.password) headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
-  u.username = '';
-  u.password = '';
-  const shown = u.toString();
+  const { url: shown, headers } = splitCredentials(url);
   try {
     await fetch(shown, { method: 'GET', headers, signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
   } catch (e) {
