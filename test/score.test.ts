@@ -333,6 +333,26 @@ describe('scores table and the CLI', () => {
       expect(t.get('b,"q"')?.x).toBe(2);
     }
   });
+  it('CSV tables round-trip cells with commas, quotes and line breaks (RFC 4180)', async () => {
+    const p = join(tmp.fresh('csv-multiline'), 's.csv');
+    const ids = ['plain', 'a,b', 'say "hi"', 'two\nlines', 'crlf\r\nline', '"\n,"'];
+    const rows = new Map<string, ScoreColumns>(ids.map((id, i) => [id, { n: i + 0.5, note: `${id}|x,"y"\nz`, ok: i % 2 === 0 }]));
+    await mergeScores(p, rows);
+    // A second merge reads the file back (multi-line cells included) and rewrites it.
+    await mergeScores(p, new Map<string, ScoreColumns>([['two\nlines', { extra: 'e\n"f"' }]]));
+    const t = await readScores(p);
+    expect([...t.keys()]).toEqual(ids);
+    ids.forEach((id, i) => expect(t.get(id)).toEqual({ n: i + 0.5, note: `${id}|x,"y"\nz`, ok: i % 2 === 0, extra: id === 'two\nlines' ? 'e\n"f"' : null }));
+    // Hand-written file: CRLF records, a quoted field across lines, doubled quotes, a blank line.
+    const q = join(tmp.fresh('csv-hand'), 'h.csv');
+    writeFileSync(q, 'id,v,w\r\n"x\r\ny",1,"a ""b"", c"\r\n\r\nz,2,\r\n');
+    const h = await readScores(q);
+    expect([...h.entries()]).toEqual([['x\r\ny', { v: 1, w: 'a "b", c' }], ['z', { v: 2, w: null }]]);
+    writeFileSync(q, 'id,v\nx,"open\n');
+    await expectCode(readScores(q), 'E_FORMAT', /h\.csv:2: a quoted field is not closed/);
+    writeFileSync(q, 'id,v\n"a\nb",1,2\n');
+    await expectCode(readScores(q), 'E_FORMAT', /h\.csv:2 has 3 cells, the header has 2/);
+  });
   it('genaug filter writes kept and rejected with reasons; bad input is a clear error', async () => {
     const dir = tmp.fresh('cli');
     const s = join(dir, 's.jsonl');

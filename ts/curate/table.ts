@@ -27,26 +27,55 @@ function csvCell(v: ScoreValue): string {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-function parseCsvLine(line: string): string[] {
-  const out: string[] = [];
+/**
+ * Parses CSV text (RFC 4180): records end at CRLF or LF outside quotes; a
+ * quoted field may hold commas, line breaks and doubled quotes ("" = ").
+ * Returns each record's cells and the 1-based line it starts on. An
+ * unterminated quote is E_FORMAT.
+ */
+export function parseCsv(text: string, path = 'CSV'): Array<{ cells: string[]; line: number }> {
+  const records: Array<{ cells: string[]; line: number }> = [];
+  let cells: string[] = [];
   let cur = '';
   let q = false;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i]!;
+  let line = 1;
+  let start = 1;
+  let quoteLine = 1;
+  const endRecord = () => {
+    cells.push(cur);
+    // A blank line is no record.
+    if (!(cells.length === 1 && cells[0]!.trim() === '')) records.push({ cells, line: start });
+    cells = [];
+    cur = '';
+  };
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
     if (q) {
-      if (ch === '"' && line[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else if (ch === '"') q = false;
-      else cur += ch;
-    } else if (ch === '"') q = true;
-    else if (ch === ',') {
-      out.push(cur);
+      if (ch === '"') {
+        if (text[i + 1] === '"') {
+          cur += '"';
+          i++;
+        } else q = false;
+      } else {
+        if (ch === '\n') line++;
+        cur += ch;
+      }
+    } else if (ch === '"') {
+      q = true;
+      quoteLine = line;
+    } else if (ch === ',') {
+      cells.push(cur);
       cur = '';
+    } else if (ch === '\n' || ch === '\r') {
+      if (ch === '\r' && text[i + 1] === '\n') i++;
+      endRecord();
+      line++;
+      start = line;
     } else cur += ch;
   }
-  out.push(cur);
-  return out;
+  if (q) throw new GenaugError('E_FORMAT', `${path}:${quoteLine}: a quoted field is not closed before the end of the file`, { path, line: quoteLine });
+  if (cur !== '' || cells.length > 0) endRecord();
+  return records;
 }
 
 function csvValue(s: string): ScoreValue {
@@ -70,22 +99,21 @@ export async function readScores(path: string, options: { allowMissing?: boolean
     throw ioError(path, path, 'read it', e);
   }
   const table: ScoreTable = new Map();
-  const lines = text.split(/\r?\n/);
   if (isCsv(path)) {
-    const header = parseCsvLine(lines[0] ?? '');
+    const records = parseCsv(text, path);
+    const header = records[0]?.cells ?? [''];
     if (header[0] !== 'id') throw new GenaugError('E_FORMAT', `${path}: a scores CSV must start with an "id" column, got "${header[0] ?? ''}"`);
-    lines.slice(1).forEach((line, i) => {
-      if (!line.trim()) return;
-      const cells = parseCsvLine(line);
-      if (cells.length !== header.length) throw new GenaugError('E_FORMAT', `${path}:${i + 2} has ${cells.length} cells, the header has ${header.length}`);
+    for (const { cells, line } of records.slice(1)) {
+      if (cells.length !== header.length) throw new GenaugError('E_FORMAT', `${path}:${line} has ${cells.length} cells, the header has ${header.length}`, { path, line });
       const row: ScoreColumns = {};
       header.slice(1).forEach((h, c) => {
         row[h] = csvValue(cells[c + 1]!);
       });
       table.set(cells[0]!, row);
-    });
+    }
     return table;
   }
+  const lines = text.split(/\r?\n/);
   lines.forEach((line, i) => {
     if (!line.trim()) return;
     let obj: unknown;
