@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { run } from '../ts/cli/main.js';
 import { paddingCrop, compositeOnWhite } from '../ts/curate/crops.js';
@@ -133,6 +133,14 @@ describe('scores against plain references', () => {
     const names = ['dog', 'cat', 'dog'];
     const got = await clipScores(testEmbedder, imgs, names);
     imgs.forEach((im, i) => expect(got[i]).toBeCloseTo(100 * dot(unit(imageVec(im)), unit(textVec(`a photo of ${names[i]}`))), 4));
+  });
+  it('CLIP score fills the template with the display name (_ as space, LVIS sense dropped)', async () => {
+    const imgs = [randomImage(4, 4, 7), randomImage(3, 5, 8)];
+    const names = ['sea_lion', 'bat_(animal)'];
+    const got = await clipScores(testEmbedder, imgs, names);
+    const shown = ['a photo of sea lion', 'a photo of bat'];
+    imgs.forEach((im, i) => expect(got[i]).toBeCloseTo(100 * dot(unit(imageVec(im)), unit(textVec(shown[i]!))), 4));
+    expect(Math.abs(got[0]! - 100 * dot(unit(imageVec(imgs[0]!)), unit(textVec('a photo of sea_lion'))))).toBeGreaterThan(1e-3);
   });
   it('inter-similarity mean / max / top-k mean per own class', async () => {
     const gen = randomMatrix(40, 16, 1);
@@ -499,6 +507,47 @@ describe('scores table and the CLI', () => {
       expect(t.get('bad.png')).toMatchObject({ alia_max_prob: null, alia_label: 'dog' });
       expect(String(t.get('bad.png')!.alia_error)).toMatch(/bad\.png/);
     }
+  });
+  it('genaug score inter-sim matches categories by case and _ vs space on both sides, and reports the ones that match nothing', async () => {
+    const dir = tmp.fresh('inter-names');
+    const { writeNpy } = await import('../ts/io/npy.js');
+    const g = randomMatrix(4, 6, 11);
+    const r = randomMatrix(5, 6, 12);
+    await writeNpy(join(dir, 'g.npy'), g.data, [4, 6]);
+    await writeNpy(join(dir, 'r.npy'), r.data, [5, 6]);
+    const gc = ['Sea_Lion', 'dog', 'unicorn', 'sea  lion'];
+    const rc = ['sea lion', 'DOG', 'sea_lion', 'zebra', 'Dog'];
+    writeFileSync(join(dir, 'g.index.jsonl'), gc.map((c, i) => JSON.stringify({ file: `g${i}.png`, category: c })).join('\n') + '\n');
+    writeFileSync(join(dir, 'r.index.jsonl'), rc.map((c, i) => JSON.stringify({ file: `r${i}.png`, category: c })).join('\n') + '\n');
+    const table = join(dir, 's.jsonl');
+    const printed: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (printed.push(String(chunk)), true));
+    let code: number;
+    try {
+      code = await run(['node', 'genaug', 'score', 'inter-sim', '--gen', join(dir, 'g.npy'), '--real', join(dir, 'r.npy'), '--k', '2', '--table', table]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(code).toBe(0);
+    const t = await readScores(table);
+    // Oracle: plain loops over the real rows of the same normalised name.
+    const key = (c: string) => c.replace(/[_\s]+/g, ' ').trim().toLowerCase();
+    gc.forEach((c, i) => {
+      const cs = rc.flatMap((d, j) => (key(d) === key(c) ? [cosine(g, i, r, j)] : [])).sort((a, b) => b - a);
+      const row = t.get(`g${i}.png`)!;
+      if (cs.length === 0) {
+        expect(row).toMatchObject({ inter_sim_mean: null, inter_sim_max: null, inter_sim_topk: null });
+        expect(String(row.inter_sim_error)).toContain('"unicorn"');
+        return;
+      }
+      expect(row.inter_sim_error).toBeUndefined();
+      expect(row.inter_sim_mean as number).toBeCloseTo(cs.reduce((a, b) => a + b, 0) / cs.length, 4);
+      expect(row.inter_sim_max as number).toBeCloseTo(cs[0]!, 5);
+      expect(row.inter_sim_topk as number).toBeCloseTo((cs[0]! + cs[1]!) / 2, 5);
+    });
+    const out = printed.join('');
+    expect(out).toMatch(/1 generated categories match no real category.*"unicorn"/);
+    expect(out).toMatch(/1 real categories match no generated category: "zebra"/);
   });
   it('genaug score inter-sim rejects index files that do not match the embeddings', async () => {
     const dir = tmp.fresh('inter');

@@ -158,6 +158,11 @@ async function forBatches(
 
 const batchOption = () => ['--batch-size <n>', `images decoded and scored per model call (default ${DEFAULT_BATCH}); the scores do not depend on it`, intArg('--batch-size', 1, 65536), DEFAULT_BATCH] as const;
 
+/** inter-sim's category key: lower case, `_` and runs of white space as one space, trimmed (LVIS senses kept apart). */
+export function interSimKey(name: string): string {
+  return name.replace(/[_\s]+/g, ' ').trim().toLowerCase();
+}
+
 async function write(global: GlobalOptions, table: string, cols: Map<string, ScoreColumns>, what: string) {
   const t = await mergeScores(table, cols);
   global.print(`${what}: ${cols.size} samples scored; ${table} now has ${t.size} rows`);
@@ -217,22 +222,45 @@ export function scoreCommand(global: GlobalOptions): Command {
     .option('--real-index <file>', 'real index (default: next to --real)')
     .option('--k <n>', 'k of the top-k mean', intArg('--k', 1), 5)
     .requiredOption('--table <file>', 'scores table to merge into')
+    .addHelpText(
+      'after',
+      '\nCategories match after lower-casing and reading `_` as a space ("Sea_Lion" = "sea lion"); LVIS senses stay apart.\n' +
+        'A generated category with no real match gets null scores and an inter_sim_error column; unmatched categories of\n' +
+        'both sides are listed on stdout.',
+    )
     .action(async (o) => {
       const gen = await embeddings(o.gen, o.genIndex);
       const real = await embeddings(o.real, o.realIndex);
+      // Both sides are matched by the same normalised key (case, `_` vs space, repeated spaces).
       const cats = new Map<string, number>();
-      const cat = (l: ManifestLine, i: number, p: string) => {
+      const seen = [new Map<string, string>(), new Map<string, string>()];  // key -> first raw name, per side
+      const cat = (l: ManifestLine, i: number, p: string, side: 0 | 1) => {
         if (l.category === undefined || l.category === null) throw new GenaugError('E_FORMAT', `${p}:${i + 1} has no "category"`);
-        const c = String(l.category);
-        if (!cats.has(c)) cats.set(c, cats.size);
-        return cats.get(c)!;
+        const key = interSimKey(String(l.category));
+        if (!seen[side]!.has(key)) seen[side]!.set(key, String(l.category));
+        if (!cats.has(key)) cats.set(key, cats.size);
+        return cats.get(key)!;
       };
-      const gl = Int32Array.from(gen.lines, (l, i) => cat(l, i, gen.indexPath));
-      const rl = Int32Array.from(real.lines, (l, i) => cat(l, i, real.indexPath));
+      const gl = Int32Array.from(gen.lines, (l, i) => cat(l, i, gen.indexPath, 0));
+      const rl = Int32Array.from(real.lines, (l, i) => cat(l, i, real.indexPath, 1));
       const r = await interSimilarity(gen.m, gl, real.m, rl, { k: o.k });
       const cols = new Map<string, ScoreColumns>();
       const v = (x: number) => (Number.isNaN(x) ? null : x);
-      gen.ids.forEach((id, i) => cols.set(id, { category: String(gen.lines[i]!.category), inter_sim_mean: v(r.mean[i]!), inter_sim_max: v(r.max[i]!), inter_sim_topk: v(r.topk[i]!) }));
+      const noReal = [...seen[0]!].filter(([k]) => !seen[1]!.has(k)).map(([, raw]) => raw);
+      const noGen = [...seen[1]!].filter(([k]) => !seen[0]!.has(k)).map(([, raw]) => raw);
+      gen.ids.forEach((id, i) => {
+        const c = String(gen.lines[i]!.category);
+        const unmatched = !seen[1]!.has(interSimKey(c));
+        cols.set(id, {
+          category: c,
+          inter_sim_mean: v(r.mean[i]!),
+          inter_sim_max: v(r.max[i]!),
+          inter_sim_topk: v(r.topk[i]!),
+          ...(unmatched ? { inter_sim_error: `no real crop has a category matching ${JSON.stringify(c)}` } : {}),
+        });
+      });
+      if (noReal.length) global.print(`inter-sim: ${noReal.length} generated categories match no real category (scores null): ${noReal.map((c) => JSON.stringify(c)).join(', ')}`);
+      if (noGen.length) global.print(`inter-sim: ${noGen.length} real categories match no generated category: ${noGen.map((c) => JSON.stringify(c)).join(', ')}`);
       await write(global, o.table, cols, 'inter-sim');
     });
 
