@@ -14,7 +14,7 @@ import { Command } from 'commander';
 
 import { interSimilarity, duplicateGroups, aliaSemantic, ALIA_NEGATIVES, clipScores, clipTextRows, GRADE_RESPONSE_FORMAT, planToScene, clisImageClip, clisImageJudge, ImageClassifier, confidentThresholds, confidenceScores } from '../curate/score.js';
 import { alphaAreaFraction, compositeOnWhite, writeRealCrops } from '../curate/crops.js';
-import { examplesFromCoco, examplesFromVisualGenome, nameSimilarityFromEmbeddings, nameSimilarityFromFunction, nameSimilarityFromTable, readJson, readRelationPool } from '../curate/relations.js';
+import { examplesFromCoco, examplesFromVisualGenome, imageSizesFromVisualGenome, nameSimilarityFromEmbeddings, nameSimilarityFromFunction, nameSimilarityFromTable, readJson, readRelationPool } from '../curate/relations.js';
 import { mergeScores, type ScoreColumns } from '../curate/table.js';
 import { readCoco } from '../io/coco.js';
 import { ioError, writeFileAtomic } from '../io/atomic.js';
@@ -157,6 +157,17 @@ async function forBatches(
 }
 
 const batchOption = () => ['--batch-size <n>', `images decoded and scored per model call (default ${DEFAULT_BATCH}); the scores do not depend on it`, intArg('--batch-size', 1, 65536), DEFAULT_BATCH] as const;
+
+/**
+ * Why pixel boxes in a VG pool are mostly harmless (ALGORITHMS.md §1.3): an example's terms only compare its two
+ * boxes, which share one image. Size (area ratio) and IoU are invariant to any per-image axis scaling, uniform or not;
+ * ρ (centre distance / mean diagonal) and the direction cosine are invariant to a uniform scale only. So pixel boxes
+ * score exactly like boxes normalised by one uniform factor, and differ from boxes normalised by (width, height) only
+ * in ρ and direction, and only for non-square images (the aspect ratio stretches them).
+ */
+export const VG_PIXELS_NOTE =
+  'pool: VG boxes are in pixels (no --image-data): CLIS-L size and IoU terms are unaffected (invariant to any per-image x/y scale); ' +
+  'rho and direction are invariant to a uniform scale only, so for non-square images they differ from normalised boxes (give --image-data image_data.json to normalise)';
 
 /** inter-sim's category key: lower case, `_` and runs of white space as one space, trimmed (LVIS senses kept apart). */
 export function interSimKey(name: string): string {
@@ -370,6 +381,7 @@ export function scoreCommand(global: GlobalOptions): Command {
     .command('pool')
     .description('build a CLIS-L relation pool (ACP JSON {relation: [examples]}) from Visual Genome relationships.json or a COCO file with spatial relations')
     .option('--vg <file>', 'Visual Genome relationships.json')
+    .option('--image-data <file>', 'Visual Genome image_data.json ([{image_id, width, height}]): divide the VG boxes by their image size, as plan layouts are (relationships of images it lacks are skipped); without it VG boxes stay in pixels')
     .option('--coco <file>', 'COCO/LVIS annotations (relations derived from boxes)')
     .option('--relations <list>', 'COCO: comma-separated relations among left of, right of, above, below, inside, surrounding (default all)')
     .option('--max-per-predicate <n>', 'keep a seeded sample of at most n examples per predicate (default all)', intArg('--max-per-predicate', 1))
@@ -378,12 +390,16 @@ export function scoreCommand(global: GlobalOptions): Command {
     .action(async (o) => {
       if (Boolean(o.vg) === Boolean(o.coco)) throw new GenaugError('E_ARGUMENT', 'give exactly one of --vg and --coco');
       const cap = { seed: o.seed, ...(o.maxPerPredicate ? { maxPerPredicate: o.maxPerPredicate } : {}) };
+      if (o.imageData && !o.vg) throw new GenaugError('E_ARGUMENT', '--image-data goes with --vg (COCO boxes are normalised by their images already)');
+      const sizes = o.imageData ? imageSizesFromVisualGenome(await readJson(o.imageData), o.imageData) : undefined;
       const r = o.vg
-        ? examplesFromVisualGenome(await readJson(o.vg), cap, o.vg)
+        ? examplesFromVisualGenome(await readJson(o.vg), { ...cap, ...(sizes ? { imageSizes: sizes } : {}) }, o.vg)
         : examplesFromCoco(await readCoco(o.coco), { ...cap, ...(o.relations ? { relations: String(o.relations).split(',').map((s: string) => s.trim()) } : {}) });
       const pool = buildRelationPool(r.examples);
       await writeFileAtomic(o.out, new TextEncoder().encode(JSON.stringify(poolToAcpJson(pool)) + '\n'));
       global.print(`pool: ${r.examples.length} examples over ${pool.predicates.length} predicates; skipped ${JSON.stringify(r.skipped)}; wrote ${o.out}`);
+      if (o.vg && !sizes) global.print(VG_PIXELS_NOTE);
+      else if (o.vg) global.print('pool: VG boxes normalised by their image size (x / width, y / height), like plan layouts');
     });
 
   cmd
