@@ -15,7 +15,7 @@ import { Command } from 'commander';
 import { interSimilarity, duplicateGroups, aliaSemantic, ALIA_NEGATIVES, clipScores, clipTextRows, GRADE_RESPONSE_FORMAT, planToScene, clisImageClip, clisImageJudge, ImageClassifier, confidentThresholds, confidenceScores } from '../curate/score.js';
 import { alphaAreaFraction, compositeOnWhite, writeRealCrops } from '../curate/crops.js';
 import { examplesFromCoco, examplesFromVisualGenome, imageSizesFromVisualGenome, nameSimilarityFromEmbeddings, nameSimilarityFromFunction, nameSimilarityFromTable, readJson, readRelationPool } from '../curate/relations.js';
-import { mergeScores, type ScoreColumns } from '../curate/table.js';
+import { contentHash, mergeScores, openSampleJournal, type ScoreColumns } from '../curate/table.js';
 import { readCoco } from '../io/coco.js';
 import { ioError, writeFileAtomic } from '../io/atomic.js';
 import { readMatrix } from '../io/npy.js';
@@ -283,9 +283,10 @@ export function scoreCommand(global: GlobalOptions): Command {
     .requiredOption('--out <dir>', 'output folder (crops + manifest.jsonl)')
     .option('--padding <px>', 'pixels on each side of the mask box', intArg('--padding', 0), 40)
     .option('--blur <px>', 'box-blur kernel side', intArg('--blur', 1), 10)
+    .addHelpText('after', '\nEach finished image is a line of OUT/progress.jsonl; a killed run started again skips those images and writes the same manifest.')
     .action(async (o) => {
       const r = await writeRealCrops(await readCoco(o.coco), o.images, o.out, { padding: o.padding, blur: o.blur });
-      global.print(`real-crops: ${r.written} crops written, ${r.failed} failed (see ${join(o.out, 'manifest.jsonl')} and failed.jsonl)`);
+      global.print(`real-crops: ${r.written} crops written, ${r.failed} failed${r.resumed ? ` (${r.resumed} images from an earlier run)` : ''} (see ${join(o.out, 'manifest.jsonl')} and failed.jsonl)`);
     });
 
   cmd
@@ -459,7 +460,14 @@ export function scoreCommand(global: GlobalOptions): Command {
     .option('--llm-model <name>', 'judge mode: LLM model name (default: the VLM’s)')
     .option('--retries <n>', 'retries per request after the first attempt (transport errors, and re-asking after an unparseable grade)', intArg('--retries', 0, 20), 3)
     .option('--no-json-schema', 'judge mode: do not send the grade JSON schema as response_format (for servers that reject it)')
+    .option('--concurrency <n>', 'samples scored at once (judge mode: requests in flight); the results do not depend on it', intArg('--concurrency', 1, 256), 1)
     .requiredOption('--table <file>', 'scores table to merge into')
+    .addHelpText(
+      'after',
+      '\nEvery finished sample is a line of <table>.clis-i.progress.jsonl; a killed run started again with the same command skips\n' +
+        'those and writes the same table. Samples that failed on transport/HTTP errors are not journaled (a rerun asks again).\n' +
+        'Other inputs (plan/manifest contents), mode, model or endpoints start the journal over.',
+    )
     .action(async (o) => {
       const jobs = new Map((await readJsonl(o.plan)).map((j) => [String(j.id), j]));
       const lines = await readJsonl(o.manifest);
@@ -475,17 +483,34 @@ export function scoreCommand(global: GlobalOptions): Command {
         if (!o.model) throw new GenaugError('E_ARGUMENT', 'clip mode needs --model');
         embedder = await openEmbedder(o.model);
       } else throw new GenaugError('E_ARGUMENT', `--mode must be judge or clip, got ${o.mode}`);
-      const cols = new Map<string, ScoreColumns>();
-      let failed = 0;
-      for (const [i, l] of lines.entries()) {
+      const settings = {
+        inputs: await contentHash(o.plan, o.manifest),
+        images: resolve(base),
+        mode: o.mode,
+        ...(o.mode === 'clip' ? { model: resolve(o.model) } : { vlm: [o.vlmUrl, o.vlmModel], llm: [o.llmUrl ?? o.vlmUrl, o.llmModel ?? o.vlmModel], schema: Boolean(o.jsonSchema) }),
+      };
+      const journal = await openSampleJournal<ScoreColumns>(`${o.table}.clis-i.progress.jsonl`, settings);
+      // Results by manifest index: the table does not depend on --concurrency or on the order samples finish in.
+      const results = new Array<{ id: string; cols: ScoreColumns; failed: boolean }>(lines.length);
+      lines.forEach((l, i) => {
+        if (!jobs.has(String(l.job))) throw new GenaugError('E_ARGUMENT', `${o.manifest}:${i + 1}: job ${JSON.stringify(l.job)} is not in ${o.plan}`);
+      });
+      const scoreOne = async (i: number): Promise<void> => {
+        const l = lines[i]!;
         const id = sampleId(l, i, o.manifest);
-        const job = jobs.get(String(l.job));
-        if (!job) throw new GenaugError('E_ARGUMENT', `${o.manifest}:${i + 1}: job ${JSON.stringify(l.job)} is not in ${o.plan}`);
+        const key = `${i}:${id}`;
+        const before = journal.done.get(key);
+        if (before) {
+          results[i] = { id, cols: before, failed: before.clis_i === null };
+          return;
+        }
+        const job = jobs.get(String(l.job))!;
         const x = await loadImage(l, i, base, o.manifest);
         if ('error' in x) {
-          failed++;
-          cols.set(id, { clis_i: null, clis_i_error: x.error, job: String(l.job) });
-          continue;
+          const cols = { clis_i: null, clis_i_error: x.error, job: String(l.job) };
+          results[i] = { id, cols, failed: true };
+          await journal.append(key, cols);
+          return;
         }
         const layout = (job.layout as Array<{ name: string; box: [number, number, number, number]; attributes?: string[] }> | undefined) ?? [];
         const input = {
@@ -495,13 +520,40 @@ export function scoreCommand(global: GlobalOptions): Command {
         };
         try {
           const r = judge ? await clisImageJudge(judge.vlm, judge.llm, input, { retries: o.retries }) : await clisImageClip(embedder!, input);
-          cols.set(id, { clis_i: r.score, clis_i_global: r.global, job: String(l.job), ...(r.notes.length ? { clis_i_notes: r.notes.join('; ') } : {}) });
+          const cols = { clis_i: r.score, clis_i_global: r.global, job: String(l.job), ...(r.notes.length ? { clis_i_notes: r.notes.join('; ') } : {}) };
+          results[i] = { id, cols, failed: false };
+          await journal.append(key, cols);
         } catch (e) {
-          // A server that is down or answers HTTP errors fails the item (recorded), it does not score it −1.
+          // A server that is down or answers HTTP errors fails the item (recorded, not journaled), it does not score it −1.
           if (!(e instanceof GenaugError) || (e.code !== 'E_BACKEND' && e.code !== 'E_FORMAT' && e.code !== 'E_IO')) throw e;
-          failed++;
-          cols.set(id, { clis_i: null, clis_i_global: null, job: String(l.job), clis_i_error: `[${e.code}] ${e.message}` });
+          results[i] = { id, cols: { clis_i: null, clis_i_global: null, job: String(l.job), clis_i_error: `[${e.code}] ${e.message}` }, failed: true };
         }
+      };
+      let next = 0;
+      let stop: unknown;
+      const lane = async () => {
+        for (let i = next++; stop === undefined && i < lines.length; i = next++) {
+          try {
+            await scoreOne(i);
+          } catch (e) {
+            stop ??= e;
+          }
+        }
+      };
+      try {
+        await Promise.all(Array.from({ length: Math.min(o.concurrency, Math.max(1, lines.length)) }, lane));
+      } catch (e) {
+        stop ??= e;
+      }
+      if (stop !== undefined) {
+        await embedder?.close?.();
+        throw stop;
+      }
+      const cols = new Map<string, ScoreColumns>();
+      let failed = 0;
+      for (const r of results) {
+        cols.set(r.id, r.cols);
+        if (r.failed) failed++;
       }
       await embedder?.close?.();
       await write(global, o.table, cols, `clis-i (${o.mode}; ${failed} failed)`);

@@ -154,3 +154,70 @@ export async function mergeScores(path: string, columns: Map<string, ScoreColumn
   await writeFileAtomic(path, new TextEncoder().encode(formatScores(table, isCsv(path))));
   return table;
 }
+
+/**
+ * A per-sample journal for long score runs (append-only JSONL): the first line
+ * is `{"settings": ...}`, every later line `{"key": ..., "value": ...}` for one
+ * finished sample. Opening it with other settings (other inputs, mode or
+ * model) starts it over; a last line cut short by a kill is ignored, so that
+ * sample is done again. A rerun skips the keys in `done`.
+ */
+export interface SampleJournal<T> {
+  done: Map<string, T>;
+  append(key: string, value: T): Promise<void>;
+}
+
+export async function openSampleJournal<T>(path: string, settings: unknown): Promise<SampleJournal<T>> {
+  const { appendFile } = await import('node:fs/promises');
+  const head = JSON.stringify({ settings });
+  const done = new Map<string, T>();
+  let text = '';
+  if (existsSync(path)) {
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e) {
+      throw ioError(path, path, 'read it', e);
+    }
+  }
+  const lines = text.split('\n');
+  if (lines[0] === head) {
+    for (const line of lines.slice(1)) {
+      if (!line.trim()) continue;
+      try {
+        const j = JSON.parse(line) as { key?: unknown; value?: T };
+        if (typeof j.key === 'string' && 'value' in j) done.set(j.key, j.value as T);
+      } catch {
+        // cut short by a kill: done again
+      }
+    }
+    // Drop a partial last line so appends start on a fresh line.
+    if (!text.endsWith('\n')) await writeFileAtomic(path, new TextEncoder().encode([head, ...[...done].map(([key, value]) => JSON.stringify({ key, value }))].join('\n') + '\n'));
+  } else {
+    await writeFileAtomic(path, new TextEncoder().encode(head + '\n'));
+  }
+  let chain = Promise.resolve();
+  return {
+    done,
+    append(key, value) {
+      done.set(key, value);
+      // Appends in call order, one at a time.
+      chain = chain.then(() => appendFile(path, JSON.stringify({ key, value }) + '\n'));
+      return chain;
+    },
+  };
+}
+
+/** A short content hash of files (journal settings: the same paths with other contents are other inputs). */
+export async function contentHash(...paths: string[]): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  const h = createHash('sha256');
+  for (const p of paths) {
+    try {
+      h.update(await readFile(p));
+    } catch (e) {
+      throw ioError(p, p, 'read it', e);
+    }
+    h.update('\0');
+  }
+  return h.digest('hex').slice(0, 32);
+}
