@@ -1,7 +1,13 @@
 // CLIS-L: the native scorer against a plain reference of the spec's formulas
 // (ALGORITHMS.md §1.3) written here over plain objects, on thousands of random
 // layouts in both modes, plus hand-computed scenes and bad inputs.
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { describe, expect, it, vi } from 'vitest';
+
+import { run } from '../ts/cli/main.js';
 
 import {
   buildRelationPool,
@@ -15,7 +21,7 @@ import {
   type RelationExample,
   type SceneLayout,
 } from '../ts/kernels/layout.js';
-import { examplesFromCoco, examplesFromVisualGenome, nameSimilarityFromFunction, nameSimilarityFromTable, spatialRelation } from '../ts/curate/relations.js';
+import { examplesFromCoco, examplesFromVisualGenome, imageSizesFromVisualGenome, nameSimilarityFromFunction, nameSimilarityFromTable, spatialRelation } from '../ts/curate/relations.js';
 import { parseCoco } from '../ts/io/coco.js';
 import { seededRandom } from '../ts/util/random.js';
 import { expectCode } from './helpers.js';
@@ -184,6 +190,59 @@ describe('CLIS-L against the reference formulas', () => {
       expect(got.status.filter((s) => s === 'ok').length).toBeGreaterThan(500);
     });
   }
+  it('a VG pool in pixels scores like a normalised one up to a uniform per-image scale; an anisotropic scale moves only ρ and direction', async () => {
+    const r = seededRandom(21);
+    const scale = (b: Box, kx: number, ky: number): Box => [b[0] * kx, b[1] * ky, b[2] * kx, b[3] * ky];
+    // Term level (the reference helpers above): area ratio and IoU are invariant to any (kx, ky); ρ and the direction
+    // cosine only to kx = ky.
+    const dirCos = (s: Box, o: Box, t: Box, u: Box) => {
+      const v = [centre(o)[0]! - centre(s)[0]!, centre(o)[1]! - centre(s)[1]!];
+      const w = [centre(u)[0]! - centre(t)[0]!, centre(u)[1]! - centre(t)[1]!];
+      return (v[0]! * w[0]! + v[1]! * w[1]!) / (Math.hypot(v[0]!, v[1]!) * Math.hypot(w[0]!, w[1]!));
+    };
+    let rhoMoved = 0;
+    let dirMoved = 0;
+    for (const e of examples.slice(0, 200)) {
+      const [kx, ky] = [100 + r() * 900, 100 + r() * 900];
+      const k = 100 + r() * 900;
+      const [s, o] = [e.subjectBox, e.objectBox];
+      const [as, ao] = [scale(s, kx, ky), scale(o, kx, ky)];
+      const [us, uo] = [scale(s, k, k), scale(o, k, k)];
+      expect(area(as) / area(ao)).toBeCloseTo(area(s) / area(o), 9);
+      expect(iou(as, ao)).toBeCloseTo(iou(s, o), 9);
+      expect(rho(us, uo)).toBeCloseTo(rho(s, o), 9);
+      if (centre(s)[0] !== centre(o)[0] || centre(s)[1] !== centre(o)[1]) {
+        expect(dirCos(us, uo, s, o)).toBeCloseTo(1, 9);
+        if (Math.abs(dirCos(as, ao, s, o) - 1) > 1e-6) dirMoved++;
+      }
+      if (Math.abs(rho(as, ao) - rho(s, o)) > 1e-6) rhoMoved++;
+    }
+    expect(rhoMoved).toBeGreaterThan(100);
+    expect(dirMoved).toBeGreaterThan(50);
+    // Scorer level: each example scaled by its own uniform factor (an image's pixel size) gives the same scene scores.
+    // Powers of two keep the boxes exact in float32 (otherwise touching boxes can get a 1e-8 IoU, and sim(0, 1e-8) = 0).
+    const pow2 = () => 2 ** (6 + Math.floor(r() * 5));
+    const sub = layouts.slice(0, 1000);
+    const uniform = buildRelationPool(examples.map((e) => {
+      const k = pow2();
+      return { ...e, subjectBox: scale(e.subjectBox, k, k), objectBox: scale(e.objectBox, k, k) };
+    }));
+    const aniso = buildRelationPool(examples.map((e) => {
+      const [kx, ky] = [pow2(), pow2()];
+      return { ...e, subjectBox: scale(e.subjectBox, kx, ky), objectBox: scale(e.objectBox, kx, ky) };
+    }));
+    for (const faithful of [false, true]) {
+      const a = await clisLayout(sub, pool, table, { faithful });
+      const b = await clisLayout(sub, uniform, table, { faithful });
+      const c = await clisLayout(sub, aniso, table, { faithful });
+      let moved = 0;
+      sub.forEach((_, i) => {
+        expect(b.score[i], `layout ${i}`).toBe(a.score[i]);
+        if (Math.abs(c.score[i]! - a.score[i]!) > 1e-3) moved++;
+      });
+      expect(moved).toBeGreaterThan(50);
+    }
+  });
   it('gives the same bytes on 1 thread and on all, sync and async', async () => {
     const a = await clisLayout(layouts, pool, table, { threads: 1 });
     const b = await clisLayout(layouts, pool, table, { threads: 0 });
@@ -305,6 +364,43 @@ describe('relation pools and name similarity', () => {
     expect(vg.examples).toHaveLength(1);
     expect(vg.examples[0]).toMatchObject({ predicate: 'on', subject: 'cup', object: 'table' });
     expect(vg.skipped).toEqual({ 'bad-box': 1 });
+  });
+  it('normalises VG boxes by image_data.json sizes (library and genaug score pool --image-data), and says when they stay in pixels', async () => {
+    const rels = [
+      { image_id: 9, relationships: [{ predicate: 'on', subject: { name: 'cup', x: 10, y: 20, w: 30, h: 40 }, object: { name: 'table', x: 0, y: 50, w: 200, h: 100 } }] },
+      { image_id: 10, relationships: [{ predicate: 'on', subject: { name: 'cup', x: 1, y: 2, w: 3, h: 4 }, object: { name: 'table', x: 0, y: 0, w: 10, h: 10 } }] },
+    ];
+    const imageData = [{ image_id: 9, width: 200, height: 400, url: 'x' }];
+    const sizes = imageSizesFromVisualGenome(imageData);
+    const lib = examplesFromVisualGenome(rels, { imageSizes: sizes });
+    expect(lib.examples.map((e) => [e.subjectBox, e.objectBox])).toEqual([[[0.05, 0.05, 0.15, 0.1], [0, 0.125, 1, 0.25]]]);
+    expect(lib.skipped).toEqual({ 'no-image-size': 1 });
+    expect(() => imageSizesFromVisualGenome([{ image_id: 1, width: 0, height: 5 }], 'im.json')).toThrow(/im\.json: \[0\] needs/);
+    const dir = mkdtempSync(join(tmpdir(), 'genaug-vg-'));
+    try {
+      writeFileSync(join(dir, 'rel.json'), JSON.stringify(rels));
+      writeFileSync(join(dir, 'im.json'), JSON.stringify(imageData));
+      const cli = async (...extra: string[]) => {
+        const printed: string[] = [];
+        const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (printed.push(String(chunk)), true));
+        try {
+          const code = await run(['node', 'genaug', 'score', 'pool', '--vg', join(dir, 'rel.json'), '--out', join(dir, 'pool.json'), ...extra]);
+          return { code, out: printed.join(''), pool: JSON.parse(readFileSync(join(dir, 'pool.json'), 'utf8')) };
+        } finally {
+          spy.mockRestore();
+        }
+      };
+      const norm = await cli('--image-data', join(dir, 'im.json'));
+      expect(norm.code).toBe(0);
+      // The pool file holds float32 boxes.
+      expect(norm.pool.on.map((e: { s_bbox: Box; o_bbox: Box }) => [e.s_bbox, e.o_bbox])).toEqual([[f32box([0.05, 0.05, 0.15, 0.1]), [0, 0.125, 1, 0.25]]]);
+      expect(norm.out).toMatch(/normalised by their image size/);
+      const px = await cli();
+      expect(px.pool.on.map((e: { s_bbox: Box }) => e.s_bbox)).toEqual([[10, 20, 30, 40], [1, 2, 3, 4]]);
+      expect(px.out).toMatch(/boxes are in pixels.*size and IoU terms are unaffected.*rho and direction are invariant to a uniform scale only/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   it('reads ACP sim_map tables both ways, identical names 1, missing pairs 0', () => {
     const t = nameSimilarityFromTable({ dog: { puppy: 0.9 } }, ['puppy', 'dog'], ['dog', 'cat']);

@@ -130,8 +130,64 @@ describe('genaug paste: COCO', () => {
     const failed = log.filter((l) => l.kind === 'image-failed');
     expect(failed.map((l) => [l.image_id, l.copy])).toEqual([[14, 0], [14, 1], [14, 2]]);
     expect(failed[0].message).toMatch(/E_IO.*d\.png: no such file/);
-    expect(kinds.has('crop-skipped')).toBe(true);
-    for (const l of log.filter((x) => x.kind === 'crop-skipped')) expect(l.message).toMatch(/E_FORMAT.*alpha is zero everywhere/);
+    // The fully transparent dog crop is left out once, when the pool is read, not at every draw of it.
+    const blank = log.filter((l) => l.kind === 'empty-alpha');
+    expect(blank).toHaveLength(1);
+    expect(blank[0]).toMatchObject({ stage: 'pool', category: 'dog', file: join(fx.pool, 'instances', 'dog', 'blank.png') });
+    expect(kinds.has('crop-skipped')).toBe(false);
+  });
+
+  it('never samples a fully transparent crop (the pool drops it when read, like clean_pool)', async () => {
+    const out = tmp.fresh('alpha');
+    const ctx = await preparePaste(base(out, { copies: 1 }));
+    const dog = ctx.pool.categories.find((c) => c.categoryId === 3)!;
+    expect(dog.instances.map((i) => i.file.split('/').pop())).toEqual(['d1.png', 'd2.png']);
+    let dogDraws = 0;
+    for (let copy = 0; copy < 40; copy++) {
+      for (let i = 0; i < 3; i++) {
+        for (const p of planItem(ctx, i, copy, { raw: true }, { rle: false, bitmap: false, polygon: false }).task.placements) {
+          expect(p.file).not.toMatch(/blank\.png$/);
+          if (p.categoryId === 3) dogDraws++;
+        }
+      }
+    }
+    expect(dogDraws).toBeGreaterThan(50);
+    // checkAlpha: false keeps it (then every draw of it is a crop-skipped record at render time).
+    const raw = await readInstancePool(fx.pool, ctx.categories, { checkAlpha: false });
+    expect(raw.categories.find((c) => c.categoryId === 3)!.instances).toHaveLength(3);
+  });
+
+  it('treats segmentation [] and null as no segmentation: box-only handling, flagged, same output as a missing field', async () => {
+    const real = JSON.parse(await readFile(fx.coco, 'utf8')) as { annotations: Array<Record<string, unknown>> };
+    const variant = async (name: string, seg: unknown) => {
+      const dir = join(tmp.dir(), `seg-${name}`);
+      await mkdir(dir, { recursive: true });
+      const anns = real.annotations.map((a) => {
+        // a.png's first annotation (mixed image) and both of c.png's (box-only image).
+        if (a.id !== 1 && a.id !== 5 && a.id !== 6) return a;
+        const { segmentation: _, ...rest } = a;
+        return seg === 'absent' ? rest : { ...rest, segmentation: seg };
+      });
+      await writeFile(join(dir, 'real.json'), JSON.stringify({ ...real, annotations: anns }));
+      const out = tmp.fresh(`seg-${name}-out`);
+      await paste(base(out, { coco: join(dir, 'real.json') }));
+      return out;
+    };
+    const absent = await variant('absent', 'absent');
+    const back = await readCoco(join(absent, 'annotations.json'));
+    // c: box-only image; a: its annotation 1 has no segmentation in the output and is flagged box_only.
+    for (const im of back.dataset.images.filter((x) => x.source_image_id === 13)) expect(im.box_only).toBe(true);
+    const a1 = back.dataset.annotations.filter((a) => a.source_annotation_id === 1);
+    expect(a1.length).toBeGreaterThan(0);
+    for (const a of a1) {
+      expect(a.segmentation).toBeUndefined();
+      expect(a.box_only).toBe(true);
+    }
+    const a2 = back.dataset.annotations.filter((a) => a.source_annotation_id === 2);
+    for (const a of a2) expect([a.box_only, typeof (a.segmentation as { counts: unknown }).counts]).toEqual([undefined, 'string']);
+    const log = (await readFile(join(absent, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(log.filter((l) => l.kind === 'segmentation-as-box')).toEqual([]);
+    for (const seg of [[], null]) expectSameTree(await tree(absent), await tree(await variant(JSON.stringify(seg), seg)));
   });
 
   it('reads an X-Paste pool, records instances larger than the image, and appends unknown categories on request', async () => {
@@ -155,7 +211,9 @@ describe('genaug paste: COCO', () => {
 
     const pool = await readInstancePool(join(xp, 'pool.json'), [{ id: 1, name: 'cat' }, { id: 3, name: 'dog' }], { addCategories: true });
     expect(pool.addedCategories).toEqual([{ id: 4, name: '7', supercategory: 'object' }]);
-    expect(pool.categories.map((c) => [c.categoryId, c.instances.length])).toEqual([[3, 2], [4, 1]]);
+    // zero.png has an empty alpha: left out when read.
+    expect(pool.categories.map((c) => [c.categoryId, c.instances.length])).toEqual([[3, 1], [4, 1]]);
+    expect(pool.skipped.filter((k) => k.kind === 'empty-alpha').map((k) => k.file)).toEqual([join(xp, 'zero.png')]);
     expect(pool.categories[0]!.instances[0]).toMatchObject({ width: 60, height: 4 });
   });
 
@@ -202,7 +260,7 @@ describe('genaug paste: COCO', () => {
       { id: 9, name: 'pinniped', synonyms: ['sea_lion'] },
       { id: 1, name: 'cat' },
     ]);
-    expect(pool.categories.map((c) => [c.name, c.categoryId, c.instances.length])).toEqual([['dog', 2, 3], ['sea lion', 9, 1]]);
+    expect(pool.categories.map((c) => [c.name, c.categoryId, c.instances.length])).toEqual([['dog', 2, 2], ['sea lion', 9, 1]]);
     const bad = join(tmp.dir(), 'bad-index.json');
     await writeFile(bad, JSON.stringify({ hello: 'world' }));
     await expectCode(readInstancePool(bad, []), 'E_FORMAT', /neither genaug's/);
@@ -358,7 +416,10 @@ describe('genaug paste: YOLO', () => {
     const cache = new CropCache();
     const real = await readCoco(fx.coco);
     const stems = ['a', 'b', 'c'];
+    const log = (await readFile(join(out, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     let rowsSeen = 0;
+    let boxRows = 0;
+    let crowdSeen = 0;
     for (const label of labels) {
       const [, stem, copy] = /^(.*)_(\d+)\.txt$/.exec(label)!;
       const index = stems.indexOf(stem!);
@@ -381,13 +442,30 @@ describe('genaug paste: YOLO', () => {
           expect(f >= 0 && f <= 1).toBe(true);
           return Math.round(f * (i % 2 === 0 ? im.width : im.height));
         });
-        const largest = largestComponentSync({ data: inst.mask!, width: im.width, height: im.height }, { connectivity: 8 });
-        const filled = fillHolesSync(largest.mask, { connectivity: 8 }).data;
-        expect(Buffer.compare(Buffer.from(rasterisePolygon(px, im.width, im.height)), Buffer.from(filled))).toBe(0);
+        if (inst.source === 'real' && im.id === 13) {
+          // c.png has boxes only: the row is the 4-corner polygon of the output box (the tight box of the visible box mask).
+          const [x, y, w, h] = tightBox(inst.mask!, im.width, im.height);
+          expect(px).toEqual([x, y, x + w, y, x + w, y + h, x, y + h]);
+          boxRows++;
+        } else {
+          const largest = largestComponentSync({ data: inst.mask!, width: im.width, height: im.height }, { connectivity: 8 });
+          const filled = fillHolesSync(largest.mask, { connectivity: 8 }).data;
+          expect(Buffer.compare(Buffer.from(rasterisePolygon(px, im.width, im.height)), Buffer.from(filled))).toBe(0);
+        }
         rowsSeen++;
       });
+      // What YOLO cannot carry is counted per item in log.jsonl.
+      const at = (kind: string) => log.find((l) => l.kind === kind && l.image_id === im.id && l.copy === Number(copy));
+      const crowd = rendered.instances.length - kept.length;
+      expect(at('yolo-crowd-skipped')?.count ?? 0).toBe(crowd);
+      if (crowd) expect(at('yolo-crowd-skipped')).toMatchObject({ stage: 'export', file_name: im.file_name });
+      const boxes = im.id === 13 ? kept.filter((x) => x.source === 'real').length : 0;
+      expect(at('yolo-box-as-polygon')?.count ?? 0).toBe(boxes);
+      crowdSeen += crowd;
     }
     expect(rowsSeen).toBeGreaterThan(20);
+    expect(boxRows).toBeGreaterThan(0);
+    expect(crowdSeen).toBeGreaterThan(0);
   });
 });
 
@@ -427,6 +505,40 @@ describe('genaug paste: command line and blends', () => {
     expect(cli('paste', '--coco', fx.coco, '--images', fx.images, '--pool', fx.pool, '--out', viaCli, '--format', 'xml').code).toBe(2);
     const help = cli('paste', '--help').out;
     for (const opt of ['--seed', '--copies', '--format', '--blend', '--max-samples', '--sampling', '--workers', '--jpeg-quality', '--shard-size', '--add-categories']) expect(help).toContain(opt);
+  });
+
+  it('exposes every sampling knob with its reference default, and passes it to the library', async () => {
+    // Option blocks of the help text (each starts with "  -"), whitespace collapsed.
+    const blocks = cli('paste', '--help').out.split(/\n(?= {2}-)/).map((b) => b.replace(/\s+/g, ' ').trim());
+    const defaults: Array<[string, string]> = [
+      ['--flip-prob <p>', '0.5'], ['--aspect-jitter <lo,hi>', '0.8,1.2'], ['--min-size-px <px>', '10'], ['--max-scale <s>', '0.5'],
+      ['--min-side <px>', '5'], ['--random-scale-range <lo,hi>', '0.05,0.3'], ['--random-scale-min-side <px>', '3'],
+      ['--sampling <mode>', '"cas_random"'], ['--max-samples <n>', '20'],
+    ];
+    for (const [flag, value] of defaults) {
+      const block = blocks.find((b) => b.startsWith(flag + ' '));
+      expect(block, flag).toBeDefined();
+      expect(block!.endsWith(`default: ${value})`), block).toBe(true);
+    }
+    const args = ['--flip-prob', '1', '--aspect-jitter', '0.9,1.1', '--min-size-px', '4', '--max-scale', '0.3', '--min-side', '3', '--random-scale-range', '0.1,0.2', '--random-scale-min-side', '2', '--sampling', 'random', '--random-scale'];
+    const viaCli = tmp.fresh('cli-knobs');
+    const r = cli('paste', '--coco', fx.coco, '--images', fx.images, '--pool', fx.pool, '--out', viaCli, '--seed', '3', '--copies', '3', '--workers', '0', '-q', ...args);
+    expect(r.code, r.out).toBe(0);
+    const viaLib = tmp.fresh('lib-knobs');
+    const knobs = { flipProbability: 1, aspectJitter: [0.9, 1.1] as [number, number], minSizePixels: 4, maxScale: 0.3, minSide: 3, randomScaleRange: [0.1, 0.2] as [number, number], randomScaleMinSide: 2, sampling: 'random' as const, randomScale: true };
+    await paste(base(viaLib, knobs));
+    expectSameTree(await tree(viaLib), await tree(viaCli));
+    const run = JSON.parse(await readFile(join(viaCli, 'run.json'), 'utf8'));
+    expect(run.sample).toMatchObject({ ...knobs, maxSamples: 20 });
+    // Every pasted instance is flipped (p = 1).
+    const ctx = await preparePaste(base(viaLib, knobs));
+    const flips = [0, 1, 2].flatMap((i) => planItem(ctx, i, 0, { raw: true }, { rle: false, bitmap: false, polygon: false }).task.placements.map((p) => p.flip));
+    expect(flips.length).toBeGreaterThan(0);
+    expect(flips.every(Boolean)).toBe(true);
+    for (const bad of [['--flip-prob', '1.5'], ['--aspect-jitter', '1.2,0.8'], ['--random-scale-range', '0.1'], ['--max-scale', '-1']]) {
+      const x = cli('paste', '--coco', fx.coco, '--images', fx.images, '--pool', fx.pool, '--out', tmp.fresh('bad-knob'), ...bad);
+      expect(x.code, bad.join(' ')).toBe(2);
+    }
   });
 
   it('alpha and gaussian blends keep masks, boxes and areas consistent', async () => {

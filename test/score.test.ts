@@ -3,10 +3,10 @@
 // crop rule and the class similarities), hand-computed filter tables, and a
 // local chat-completions server for the CLIS-I judge.
 import { createServer, type Server } from 'node:http';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { run } from '../ts/cli/main.js';
 import { paddingCrop, compositeOnWhite } from '../ts/curate/crops.js';
@@ -133,6 +133,14 @@ describe('scores against plain references', () => {
     const names = ['dog', 'cat', 'dog'];
     const got = await clipScores(testEmbedder, imgs, names);
     imgs.forEach((im, i) => expect(got[i]).toBeCloseTo(100 * dot(unit(imageVec(im)), unit(textVec(`a photo of ${names[i]}`))), 4));
+  });
+  it('CLIP score fills the template with the display name (_ as space, LVIS sense dropped)', async () => {
+    const imgs = [randomImage(4, 4, 7), randomImage(3, 5, 8)];
+    const names = ['sea_lion', 'bat_(animal)'];
+    const got = await clipScores(testEmbedder, imgs, names);
+    const shown = ['a photo of sea lion', 'a photo of bat'];
+    imgs.forEach((im, i) => expect(got[i]).toBeCloseTo(100 * dot(unit(imageVec(im)), unit(textVec(shown[i]!))), 4));
+    expect(Math.abs(got[0]! - 100 * dot(unit(imageVec(imgs[0]!)), unit(textVec('a photo of sea_lion'))))).toBeGreaterThan(1e-3);
   });
   it('inter-similarity mean / max / top-k mean per own class', async () => {
     const gen = randomMatrix(40, 16, 1);
@@ -333,6 +341,26 @@ describe('scores table and the CLI', () => {
       expect(t.get('b,"q"')?.x).toBe(2);
     }
   });
+  it('CSV tables round-trip cells with commas, quotes and line breaks (RFC 4180)', async () => {
+    const p = join(tmp.fresh('csv-multiline'), 's.csv');
+    const ids = ['plain', 'a,b', 'say "hi"', 'two\nlines', 'crlf\r\nline', '"\n,"'];
+    const rows = new Map<string, ScoreColumns>(ids.map((id, i) => [id, { n: i + 0.5, note: `${id}|x,"y"\nz`, ok: i % 2 === 0 }]));
+    await mergeScores(p, rows);
+    // A second merge reads the file back (multi-line cells included) and rewrites it.
+    await mergeScores(p, new Map<string, ScoreColumns>([['two\nlines', { extra: 'e\n"f"' }]]));
+    const t = await readScores(p);
+    expect([...t.keys()]).toEqual(ids);
+    ids.forEach((id, i) => expect(t.get(id)).toEqual({ n: i + 0.5, note: `${id}|x,"y"\nz`, ok: i % 2 === 0, extra: id === 'two\nlines' ? 'e\n"f"' : null }));
+    // Hand-written file: CRLF records, a quoted field across lines, doubled quotes, a blank line.
+    const q = join(tmp.fresh('csv-hand'), 'h.csv');
+    writeFileSync(q, 'id,v,w\r\n"x\r\ny",1,"a ""b"", c"\r\n\r\nz,2,\r\n');
+    const h = await readScores(q);
+    expect([...h.entries()]).toEqual([['x\r\ny', { v: 1, w: 'a "b", c' }], ['z', { v: 2, w: null }]]);
+    writeFileSync(q, 'id,v\nx,"open\n');
+    await expectCode(readScores(q), 'E_FORMAT', /h\.csv:2: a quoted field is not closed/);
+    writeFileSync(q, 'id,v\n"a\nb",1,2\n');
+    await expectCode(readScores(q), 'E_FORMAT', /h\.csv:2 has 3 cells, the header has 2/);
+  });
   it('genaug filter writes kept and rejected with reasons; bad input is a clear error', async () => {
     const dir = tmp.fresh('cli');
     const s = join(dir, 's.jsonl');
@@ -480,6 +508,47 @@ describe('scores table and the CLI', () => {
       expect(String(t.get('bad.png')!.alia_error)).toMatch(/bad\.png/);
     }
   });
+  it('genaug score inter-sim matches categories by case and _ vs space on both sides, and reports the ones that match nothing', async () => {
+    const dir = tmp.fresh('inter-names');
+    const { writeNpy } = await import('../ts/io/npy.js');
+    const g = randomMatrix(4, 6, 11);
+    const r = randomMatrix(5, 6, 12);
+    await writeNpy(join(dir, 'g.npy'), g.data, [4, 6]);
+    await writeNpy(join(dir, 'r.npy'), r.data, [5, 6]);
+    const gc = ['Sea_Lion', 'dog', 'unicorn', 'sea  lion'];
+    const rc = ['sea lion', 'DOG', 'sea_lion', 'zebra', 'Dog'];
+    writeFileSync(join(dir, 'g.index.jsonl'), gc.map((c, i) => JSON.stringify({ file: `g${i}.png`, category: c })).join('\n') + '\n');
+    writeFileSync(join(dir, 'r.index.jsonl'), rc.map((c, i) => JSON.stringify({ file: `r${i}.png`, category: c })).join('\n') + '\n');
+    const table = join(dir, 's.jsonl');
+    const printed: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (printed.push(String(chunk)), true));
+    let code: number;
+    try {
+      code = await run(['node', 'genaug', 'score', 'inter-sim', '--gen', join(dir, 'g.npy'), '--real', join(dir, 'r.npy'), '--k', '2', '--table', table]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(code).toBe(0);
+    const t = await readScores(table);
+    // Oracle: plain loops over the real rows of the same normalised name.
+    const key = (c: string) => c.replace(/[_\s]+/g, ' ').trim().toLowerCase();
+    gc.forEach((c, i) => {
+      const cs = rc.flatMap((d, j) => (key(d) === key(c) ? [cosine(g, i, r, j)] : [])).sort((a, b) => b - a);
+      const row = t.get(`g${i}.png`)!;
+      if (cs.length === 0) {
+        expect(row).toMatchObject({ inter_sim_mean: null, inter_sim_max: null, inter_sim_topk: null });
+        expect(String(row.inter_sim_error)).toContain('"unicorn"');
+        return;
+      }
+      expect(row.inter_sim_error).toBeUndefined();
+      expect(row.inter_sim_mean as number).toBeCloseTo(cs.reduce((a, b) => a + b, 0) / cs.length, 4);
+      expect(row.inter_sim_max as number).toBeCloseTo(cs[0]!, 5);
+      expect(row.inter_sim_topk as number).toBeCloseTo((cs[0]! + cs[1]!) / 2, 5);
+    });
+    const out = printed.join('');
+    expect(out).toMatch(/1 generated categories match no real category.*"unicorn"/);
+    expect(out).toMatch(/1 real categories match no generated category: "zebra"/);
+  });
   it('genaug score inter-sim rejects index files that do not match the embeddings', async () => {
     const dir = tmp.fresh('inter');
     const { writeNpy } = await import('../ts/io/npy.js');
@@ -495,6 +564,116 @@ describe('scores table and the CLI', () => {
     const t = await readScores(table);
     expect(t.get('c.png')?.inter_sim_mean).toBeNull();
     expect(typeof t.get('a.png')?.inter_sim_mean).toBe('number');
+  });
+});
+
+// ------------------------------------------------------------------ journals: resume and concurrency
+describe('clis-i and real-crops journal every sample and resume', () => {
+  const jt = tempFolder('journal');
+  const fresh = (n: string) => {
+    const d = jt.fresh(n);
+    mkdirSync(d, { recursive: true });
+    return d;
+  };
+
+  it('clis-i judge: --concurrency does not change the table; a killed run resumes with only the unfinished samples', async () => {
+    // A grader whose answer depends only on the request (the text graded), answering after a request-dependent delay,
+    // so completion order differs from manifest order under concurrency.
+    let requests = 0;
+    const hash = (t: string) => [...t].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) >>> 0, 7);
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        requests++;
+        const content = JSON.parse(body).messages[0].content;
+        const text = Array.isArray(content) ? content[1].text : String(content);
+        const answer = Array.isArray(content) ? `seen ${hash(text) % 97}` : `{"score": ${hash(text) % 6}}`;
+        setTimeout(() => res.end(JSON.stringify({ choices: [{ message: { content: answer }, finish_reason: 'stop' }] })), hash(text + body.length) % 15);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/v1`;
+    try {
+      const dir = fresh('clis-i');
+      const n = 6;
+      const plan: string[] = [];
+      const manifest: string[] = [];
+      for (let i = 0; i < n; i++) {
+        await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 20 * i, g: 40, b: 60 } } }).png().toFile(join(dir, `g${i}.png`));
+        plan.push(JSON.stringify({ id: `j${i}`, prompt: `a dog ${'and a cat '.repeat(i)}`, layout: [{ name: 'dog', box: [0.1, 0.1, 0.5, 0.5], attributes: [`size ${i}`] }] }));
+        manifest.push(JSON.stringify({ file: `g${i}.png`, job: `j${i}` }));
+      }
+      writeFileSync(join(dir, 'plan.jsonl'), plan.join('\n') + '\n');
+      writeFileSync(join(dir, 'm.jsonl'), manifest.join('\n') + '\n');
+      const argv = (table: string, c: number) => ['node', 'genaug', 'score', 'clis-i', '--plan', join(dir, 'plan.jsonl'), '--manifest', join(dir, 'm.jsonl'), '--vlm-url', url, '--vlm-model', 'x', '--retries', '0', '--concurrency', String(c), '--table', table];
+      const one = join(fresh('c1'), 's.jsonl');
+      expect(await run(argv(one, 1))).toBe(0);
+      const perSample = requests / n;
+      expect(perSample).toBe(6);  // VLM: image, region, crop; LLM: three grades
+      const scores = [...(await readScores(one)).values()].map((r) => r.clis_i);
+      expect(new Set(scores).size).toBeGreaterThan(1);
+      const four = join(fresh('c4'), 's.jsonl');
+      expect(await run(argv(four, 4))).toBe(0);
+      expect(readFileSync(four, 'utf8')).toBe(readFileSync(one, 'utf8'));
+      // A killed run: the journal holds 2 samples (in completion order) and a line cut short; no table yet.
+      const journal = readFileSync(`${four}.clis-i.progress.jsonl`, 'utf8').split('\n');
+      expect(journal.filter(Boolean)).toHaveLength(n + 1);
+      const killed = join(fresh('killed'), 's.jsonl');
+      writeFileSync(`${killed}.clis-i.progress.jsonl`, [...journal.slice(0, 3), journal[3]!.slice(0, 12)].join('\n'));
+      requests = 0;
+      expect(await run(argv(killed, 3))).toBe(0);
+      expect(requests).toBe((n - 2) * perSample);
+      expect(readFileSync(killed, 'utf8')).toBe(readFileSync(one, 'utf8'));
+      // Other inputs start the journal over.
+      writeFileSync(join(dir, 'plan.jsonl'), plan.map((l) => l.replace('a dog', 'a puppy')).join('\n') + '\n');
+      requests = 0;
+      expect(await run(argv(killed, 2))).toBe(0);
+      expect(requests).toBe(n * perSample);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
+  it('real-crops: a killed run resumes, skipping finished images, and writes the same manifest', async () => {
+    const dir = fresh('real');
+    const images = join(dir, 'images');
+    mkdirSync(images, { recursive: true });
+    const coco = { images: [] as object[], annotations: [] as object[], categories: [{ id: 1, name: 'dog' }, { id: 2, name: 'cat' }] };
+    for (let i = 0; i < 4; i++) {
+      await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 50 * i, g: 90, b: 10 } } }).png().toFile(join(images, `i${i}.png`));
+      coco.images.push({ id: i + 1, file_name: `i${i}.png`, width: 40, height: 30 });
+      coco.annotations.push({ id: 10 + 2 * i, image_id: i + 1, category_id: 1, bbox: [5, 5, 10, 10], area: 100, iscrowd: 0, segmentation: [[5, 5, 15, 5, 15, 15, 5, 15]] });
+      coco.annotations.push({ id: 11 + 2 * i, image_id: i + 1, category_id: 2, bbox: [20, 10, 12, 8], area: 96, iscrowd: 0, segmentation: [[20, 10, 32, 10, 32, 18, 20, 18]] });
+    }
+    coco.images.push({ id: 9, file_name: 'missing.png', width: 40, height: 30 });
+    coco.annotations.push({ id: 99, image_id: 9, category_id: 1, bbox: [1, 1, 5, 5], area: 25, iscrowd: 0, segmentation: [[1, 1, 6, 1, 6, 6, 1, 6]] });
+    writeFileSync(join(dir, 'coco.json'), JSON.stringify(coco));
+    const argv = (out: string) => ['node', 'genaug', 'score', 'real-crops', '--coco', join(dir, 'coco.json'), '--images', images, '--out', out];
+    const full = join(dir, 'full');
+    expect(await run(argv(full))).toBe(0);
+    const manifest = readFileSync(join(full, 'manifest.jsonl'), 'utf8');
+    expect(manifest.trim().split('\n').map((l) => JSON.parse(l).id)).toEqual(['ann-10', 'ann-11', 'ann-12', 'ann-13', 'ann-14', 'ann-15', 'ann-16', 'ann-17']);
+    expect(readFileSync(join(full, 'failed.jsonl'), 'utf8')).toMatch(/"annotation":99/);
+    // Killed after two images (and a line cut short): no manifest yet; the finished images' sources are gone,
+    // so a rerun that read them again would fail them.
+    const killed = join(dir, 'killed');
+    mkdirSync(join(killed, 'crops'), { recursive: true });
+    const journal = readFileSync(join(full, 'progress.jsonl'), 'utf8').split('\n');
+    writeFileSync(join(killed, 'progress.jsonl'), [...journal.slice(0, 3), journal[3]!.slice(0, 9)].join('\n'));
+    for (const f of ['crops/10.png', 'crops/11.png', 'crops/12.png', 'crops/13.png']) writeFileSync(join(killed, f), readFileSync(join(full, f)));
+    const moved = join(dir, 'moved');
+    mkdirSync(moved);
+    for (const f of ['i0.png', 'i1.png']) writeFileSync(join(moved, f), readFileSync(join(images, f)));
+    for (const f of ['i0.png', 'i1.png']) rmSync(join(images, f));
+    try {
+      expect(await run(argv(killed))).toBe(0);
+    } finally {
+      for (const f of ['i0.png', 'i1.png']) writeFileSync(join(images, f), readFileSync(join(moved, f)));
+    }
+    expect(readFileSync(join(killed, 'manifest.jsonl'), 'utf8')).toBe(manifest);
+    expect(readFileSync(join(killed, 'failed.jsonl'), 'utf8')).toBe(readFileSync(join(full, 'failed.jsonl'), 'utf8'));
+    for (let a = 10; a < 18; a++) expect(Buffer.compare(readFileSync(join(killed, `crops/${a}.png`)), readFileSync(join(full, `crops/${a}.png`)))).toBe(0);
   });
 });
 

@@ -176,6 +176,8 @@ export interface RenderedInstance {
   mask?: Uint8Array;
   /** Largest component's outer polygon, pixel-corner vertices (YOLO). */
   polygon?: number[];
+  /** A real annotation without a segmentation (none, null or []): its mask is its box, occluded. */
+  boxOnly?: boolean;
 }
 
 export interface RenderResult {
@@ -220,7 +222,7 @@ export function planItem(ctx: PasteContext, imageIndex: number, copy: number, ou
       imagePath: join(ctx.imagesRoot, im.file_name),
       width: im.width,
       height: im.height,
-      annotations: anns.map((a) => ({ bbox: a.bbox, ...(a.segmentation ? { segmentation: a.segmentation } : {}) })),
+      annotations: anns.map((a) => ({ bbox: a.bbox, ...(hasSegmentation(a.segmentation) ? { segmentation: a.segmentation } : {}) })),
       placements: s.placements.map((p) => ({
         file: ctx.pool.categories[p.category]!.instances[p.instance]!.file,
         categoryId: p.categoryId,
@@ -236,6 +238,15 @@ export function planItem(ctx: PasteContext, imageIndex: number, copy: number, ou
       masks,
     },
   };
+}
+
+/**
+ * Whether an annotation's segmentation describes a shape: undefined, null and
+ * an empty polygon list (`segmentation: []`, common in box-only exports) do not,
+ * and such an annotation is handled as box-only.
+ */
+export function hasSegmentation(seg: CocoSegmentation | null | undefined): seg is CocoSegmentation {
+  return seg !== undefined && seg !== null && !(Array.isArray(seg) && seg.length === 0);
 }
 
 function describe(e: unknown): string {
@@ -275,12 +286,12 @@ export async function renderItem(task: RenderTask, cache: CropCache): Promise<Re
     }
     const W = img.width;
     const H = img.height;
-    const boxOnly = task.annotations.length > 0 && task.annotations.every((a) => a.segmentation === undefined);
+    const boxOnly = task.annotations.length > 0 && task.annotations.every((a) => !hasSegmentation(a.segmentation));
     const fallbacks: RenderResult['fallbacks'] = [];
     let masks: Uint8Array[] | undefined;
     if (!boxOnly) {
       masks = task.annotations.map((a, i) => {
-        if (a.segmentation === undefined) return boxMask(a.bbox, W, H);
+        if (!hasSegmentation(a.segmentation)) return boxMask(a.bbox, W, H);
         try {
           return decodeRleSync(segmentationToRle(a.segmentation, H, W)).data;
         } catch (e) {
@@ -312,6 +323,8 @@ export async function renderItem(task: RenderTask, cache: CropCache): Promise<Re
         bbox: inst.bbox,
         area: inst.area,
       };
+      // A real annotation without a segmentation was composited as its box: its output mask is no real shape.
+      if (inst.source === 'real' && !hasSegmentation(task.annotations[inst.index]?.segmentation)) r.boxOnly = true;
       const m = { data: inst.mask, width: W, height: H };
       if (task.masks.rle) r.counts = encodeRleSync(m).counts as string;
       if (task.masks.bitmap) r.mask = inst.mask;
@@ -382,7 +395,7 @@ export interface PasteJournalLine {
   width?: number;
   height?: number;
   box_only?: boolean;
-  instances?: Array<{ source: 'real' | 'pasted'; index: number; category_id: number; iscrowd: 0 | 1; bbox: number[]; area: number; counts?: string; polygon?: number[]; annotation_id?: number }>;
+  instances?: Array<{ source: 'real' | 'pasted'; index: number; category_id: number; iscrowd: 0 | 1; bbox: number[]; area: number; counts?: string; polygon?: number[]; annotation_id?: number; box_only?: true }>;
   dropped?: RenderResult['dropped'];
   skipped?: RenderResult['skipped'];
   fallbacks?: RenderResult['fallbacks'];
@@ -574,6 +587,7 @@ function journalLine(ctx: PasteContext, plan: ItemPlan, key: string, r: RenderRe
         ...(inst.counts !== undefined ? { counts: inst.counts } : {}),
         ...(inst.polygon ? { polygon: inst.polygon } : {}),
         ...(real ? { annotation_id: real.id } : {}),
+        ...(inst.boxOnly ? { box_only: true as const } : {}),
       };
     }),
     dropped: r.dropped,
@@ -584,7 +598,9 @@ function journalLine(ctx: PasteContext, plan: ItemPlan, key: string, r: RenderRe
 
 /** One output annotation (COCO field order), shared by the COCO and WebDataset writers. */
 function cocoAnnotation(id: number, imageId: number, l: PasteJournalLine, inst: NonNullable<PasteJournalLine['instances']>[number]) {
-  const withSeg = !(l.box_only && inst.source === 'real') && inst.counts !== undefined;
+  // A real annotation that had no segmentation keeps none (its occluded box mask is no shape); it is flagged box_only.
+  const boxOnly = inst.source === 'real' && (l.box_only || inst.box_only === true);
+  const withSeg = !boxOnly && inst.counts !== undefined;
   return {
     id,
     image_id: imageId,
@@ -595,6 +611,7 @@ function cocoAnnotation(id: number, imageId: number, l: PasteJournalLine, inst: 
     iscrowd: inst.iscrowd,
     instance_source: inst.source,
     ...(inst.annotation_id !== undefined ? { source_annotation_id: inst.annotation_id } : {}),
+    ...(boxOnly ? { box_only: true } : {}),
   };
 }
 
@@ -603,6 +620,7 @@ async function writeOutputs(ctx: PasteContext, out: string, format: PasteFormat,
   const images = ctx.coco.dataset.images;
   const outImageId = (l: PasteJournalLine) => l.image_index * copies + l.copy + 1;
   const ok = lines.filter((l) => l.status === 'ok');
+  const exportNotes: ExportNote[] = [];
   if (format === 'coco') {
     let annId = 1;
     const coco = {
@@ -660,11 +678,31 @@ async function writeOutputs(ctx: PasteContext, out: string, format: PasteFormat,
     await mkdir(join(out, 'labels'), { recursive: true });
     for (const l of ok) {
       const rows: string[] = [];
+      const counts = { crowd: 0, box: 0, noPolygon: 0 };
       for (const inst of l.instances ?? []) {
-        if (inst.iscrowd === 1 || !inst.polygon || inst.polygon.length < 6) continue;
-        const pts = inst.polygon.map((v, k) => (v / (k % 2 === 0 ? (l.width as number) : (l.height as number))).toFixed(6));
+        // YOLO segmentation has no crowd flag: a crowd region is left out (counted in log.jsonl).
+        if (inst.iscrowd === 1) {
+          counts.crowd++;
+          continue;
+        }
+        let poly = inst.polygon;
+        // A real instance without a segmentation is written as the polygon of its output box (the tight box of
+        // its visible box mask), so detection training still sees it (counted in log.jsonl).
+        if (inst.source === 'real' && (l.box_only || inst.box_only)) {
+          const [x, y, w, h] = inst.bbox as [number, number, number, number];
+          poly = [x, y, x + w, y, x + w, y + h, x, y + h];
+          counts.box++;
+        }
+        if (!poly || poly.length < 6) {
+          counts.noPolygon++;
+          continue;
+        }
+        const pts = poly.map((v, k) => (v / (k % 2 === 0 ? (l.width as number) : (l.height as number))).toFixed(6));
         rows.push(`${cls.get(inst.category_id)} ${pts.join(' ')}`);
       }
+      if (counts.crowd) exportNotes.push({ line: l, kind: 'yolo-crowd-skipped', count: counts.crowd, message: 'YOLO segmentation labels have no crowd flag; crowd regions are left out' });
+      if (counts.box) exportNotes.push({ line: l, kind: 'yolo-box-as-polygon', count: counts.box, message: 'instances without a segmentation are written as the 4-corner polygon of their output box' });
+      if (counts.noPolygon) exportNotes.push({ line: l, kind: 'yolo-no-polygon', count: counts.noPolygon, message: 'instances without a traced polygon are left out' });
       await writeFileAtomic(join(out, 'labels', `${l.key}.txt`), enc(rows.map((r) => r + '\n').join('')));
     }
     const yaml =
@@ -674,15 +712,25 @@ async function writeOutputs(ctx: PasteContext, out: string, format: PasteFormat,
     await writeFileAtomic(join(out, 'data.yaml'), enc(yaml));
     outputs.push(join(out, 'labels'), join(out, 'data.yaml'));
   }
-  const log = buildLog(ctx, lines, images);
+  const log = buildLog(ctx, lines, images, exportNotes);
   const logPath = join(out, 'log.jsonl');
   await writeFileAtomic(logPath, enc(log.map((r) => JSON.stringify(r) + '\n').join('')));
   outputs.push(logPath);
   return outputs;
 }
 
-/** OUT/log.jsonl: dataset problems, pool skips, then per item (in item order) failures, crop skips, size rejections. */
-function buildLog(ctx: PasteContext, lines: PasteJournalLine[], images: CocoIndex['dataset']['images']): Array<Record<string, unknown>> {
+/** Instances an export format could not carry as they are, per item (YOLO: crowd, box-only). */
+interface ExportNote {
+  line: PasteJournalLine;
+  kind: 'yolo-crowd-skipped' | 'yolo-box-as-polygon' | 'yolo-no-polygon';
+  count: number;
+  message: string;
+}
+
+/** OUT/log.jsonl: dataset problems, pool skips, then per item (in item order) failures, crop skips, size rejections, export notes. */
+function buildLog(ctx: PasteContext, lines: PasteJournalLine[], images: CocoIndex['dataset']['images'], notes: ExportNote[] = []): Array<Record<string, unknown>> {
+  const byLine = new Map<PasteJournalLine, ExportNote[]>();
+  for (const n of notes) byLine.set(n.line, [...(byLine.get(n.line) ?? []), n]);
   const log: Array<Record<string, unknown>> = [];
   for (const p of ctx.coco.problems) log.push({ stage: 'coco', kind: p.kind, where: p.where, message: p.message });
   for (const s of ctx.pool.skipped as PoolSkip[]) log.push({ stage: 'pool', ...s });
@@ -694,6 +742,7 @@ function buildLog(ctx: PasteContext, lines: PasteJournalLine[], images: CocoInde
     if (l.rejected.tooSmall || l.rejected.tooLarge) {
       log.push({ stage: 'item', kind: 'sample-rejected', ...at, too_small: l.rejected.tooSmall, too_large: l.rejected.tooLarge, attempts: l.attempts });
     }
+    for (const n of byLine.get(l) ?? []) log.push({ stage: 'export', kind: n.kind, ...at, count: n.count, message: n.message });
   }
   return log;
 }

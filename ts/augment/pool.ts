@@ -19,8 +19,10 @@
  * unknown category is skipped with a record, unless `addCategories` is set:
  * then it is appended to the destination categories with new ids (max id + 1,
  * ..., in name order) and uses the random-scale rule (it has no size prior).
- * An empty category, an entry with a zero-size crop, or one that cannot be
- * read is skipped with a record. Every skip is returned in `skipped`.
+ * An empty category, an entry with a zero-size crop, a crop whose alpha is
+ * zero everywhere (checked once here, `checkAlpha`), or one that cannot be
+ * read is skipped with a record, so sampling only draws usable instances.
+ * Every skip is returned in `skipped` (once per crop, not per draw).
  */
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -46,7 +48,7 @@ export interface PoolCategory {
 }
 
 export interface PoolSkip {
-  kind: 'unknown-category' | 'empty-category' | 'zero-size' | 'unreadable' | 'unsupported-entry' | 'bad-entry';
+  kind: 'unknown-category' | 'empty-category' | 'zero-size' | 'empty-alpha' | 'unreadable' | 'unsupported-entry' | 'bad-entry';
   category?: string;
   file?: string;
   message: string;
@@ -67,6 +69,22 @@ export interface ReadPoolOptions {
   addCategories?: boolean;
   /** Files whose size is read from the PNG header at once (default 16). */
   concurrency?: number;
+  /**
+   * Decode the alpha of every crop that has one and skip crops whose alpha is
+   * zero everywhere (as the reference's clean_pool does), so sampling only
+   * draws usable instances (default true). Off: such crops stay in the pool
+   * and each draw of one is skipped at render time.
+   */
+  checkAlpha?: boolean;
+}
+
+/** Whether a crop has a non-zero alpha somewhere (true for crops without an alpha channel). */
+async function hasVisibleAlpha(file: string): Promise<boolean> {
+  const meta = await sharp(file).metadata();
+  if (!meta.hasAlpha) return true;
+  const { data } = await sharp(file).ensureAlpha().extractChannel(3).raw().toBuffer({ resolveWithObject: true });
+  for (let i = 0; i < data.length; i++) if (data[i] !== 0) return true;
+  return false;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -219,6 +237,15 @@ export async function readInstancePool(path: string, destination: readonly CocoC
       }
     }
     if (!(width > 0 && height > 0)) return { kind: 'zero-size', category: e.category, file: e.file, message: `${e.file}: the crop is ${width} x ${height}; zero-size crops are skipped` };
+    if (o.checkAlpha ?? true) {
+      let visible: boolean;
+      try {
+        visible = await hasVisibleAlpha(e.file);
+      } catch (err) {
+        return { kind: 'unreadable', category: e.category, file: e.file, message: `${e.file}: could not read the crop (${(err as Error).message})` };
+      }
+      if (!visible) return { kind: 'empty-alpha', category: e.category, file: e.file, message: `${e.file}: the crop's alpha is zero everywhere (nothing to paste); it is never sampled` };
+    }
     return { file: e.file, width, height };
   });
   const byCategory = new Map<string, PoolInstance[]>();

@@ -1,9 +1,38 @@
 /** `genaug paste`: copy-paste pool instances into real images; writes a COCO, WebDataset or YOLO dataset, resumably. */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { paste } from '../augment/paste.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
+
+/** "lo,hi" with min ≤ lo ≤ hi (a range option). */
+export function rangeArg(name: string, min: number) {
+  return (value: string): [number, number] => {
+    const parts = value.split(',').map((v) => v.trim());
+    const [lo, hi] = parts.map(Number) as [number, number];
+    if (parts.length !== 2 || parts.some((v) => v === '') || !Number.isFinite(lo) || !Number.isFinite(hi)) {
+      throw new InvalidArgumentError(`${name} must be two numbers "low,high", got '${value}'.`);
+    }
+    if (lo < min || lo > hi) throw new InvalidArgumentError(`${name} must satisfy ${min} ≤ low ≤ high, got ${lo},${hi}.`);
+    return [lo, hi];
+  };
+}
+
+function probabilityArg(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !(n >= 0 && n <= 1)) throw new InvalidArgumentError(`${name} must be a number in [0, 1], got '${value}'.`);
+    return n;
+  };
+}
+
+function nonNegativeArg(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a finite number ≥ 0, got '${value}'.`);
+    return n;
+  };
+}
 
 export function pasteCommand(global: GlobalOptions): Command {
   return new Command('paste')
@@ -23,7 +52,14 @@ export function pasteCommand(global: GlobalOptions): Command {
     .option('--max-samples <n>', 'paste attempts per image are uniform in 0..max-1', intArg('--max-samples', 1, 10000), 20)
     .addOption(new Option('--sampling <mode>', 'cas_random: uniform category, then uniform instance; random: uniform over all instances').choices(['cas_random', 'random']).default('cas_random'))
     .option('--priors <file>', 'size priors {"<category id>": [mean, std]} of sqrt(box area / image area) (X-Paste area_mean_std2.json); default: computed from --coco')
-    .option('--random-scale', 'size every instance by the random-scale rule (crop size x U(0.05, 0.3)) instead of the prior')
+    .option('--min-size-px <px>', 'size prior: s is clipped below at this many pixels of the image height (s >= px / H)', nonNegativeArg('--min-size-px'), 10)
+    .option('--max-scale <s>', 'size prior: s = sqrt(box area / image area) is clipped above at this', nonNegativeArg('--max-scale'), 0.5)
+    .addOption(new Option('--aspect-jitter <lo,hi>', 'size prior: the crop aspect ratio is multiplied by U(lo, hi)').argParser(rangeArg('--aspect-jitter', Number.MIN_VALUE)).default([0.8, 1.2], '0.8,1.2'))
+    .option('--min-side <px>', 'size prior: an instance with a side below this is rejected (as is one not smaller than the image)', nonNegativeArg('--min-side'), 5)
+    .option('--random-scale', 'size every instance by the random-scale rule (crop size x U(--random-scale-range)) instead of the prior; categories without a prior always use it')
+    .addOption(new Option('--random-scale-range <lo,hi>', 'random-scale rule: the crop size is multiplied by U(lo, hi) (DiverGen)').argParser(rangeArg('--random-scale-range', 0)).default([0.05, 0.3], '0.05,0.3'))
+    .option('--random-scale-min-side <px>', 'random-scale rule: an instance with a side below this is rejected', nonNegativeArg('--random-scale-min-side'), 3)
+    .option('--flip-prob <p>', 'horizontal flip probability of each pasted instance', probabilityArg('--flip-prob'), 0.5)
     .option('--keep-max-shift <px>', 'occlusion keep rule: keep an occluded instance whose box coordinates all moved at most this', intArg('--keep-max-shift', 0), 10)
     .option('--keep-min-area <px>', '... or whose visible area is more than this', intArg('--keep-min-area', 0), 300)
     .option('--add-categories', 'append pool categories the real dataset lacks (new ids) instead of skipping them')
@@ -55,6 +91,13 @@ export function pasteCommand(global: GlobalOptions): Command {
         sampling: o.sampling,
         ...(o.priors ? { priors: o.priors } : {}),
         randomScale: Boolean(o.randomScale),
+        minSizePixels: o.minSizePx,
+        maxScale: o.maxScale,
+        aspectJitter: o.aspectJitter,
+        minSide: o.minSide,
+        randomScaleRange: o.randomScaleRange,
+        randomScaleMinSide: o.randomScaleMinSide,
+        flipProbability: o.flipProb,
         keepMaxShift: o.keepMaxShift,
         keepMinArea: o.keepMinArea,
         addCategories: Boolean(o.addCategories),

@@ -14,8 +14,8 @@ import { Command } from 'commander';
 
 import { interSimilarity, duplicateGroups, aliaSemantic, ALIA_NEGATIVES, clipScores, clipTextRows, GRADE_RESPONSE_FORMAT, planToScene, clisImageClip, clisImageJudge, ImageClassifier, confidentThresholds, confidenceScores } from '../curate/score.js';
 import { alphaAreaFraction, compositeOnWhite, writeRealCrops } from '../curate/crops.js';
-import { examplesFromCoco, examplesFromVisualGenome, nameSimilarityFromEmbeddings, nameSimilarityFromFunction, nameSimilarityFromTable, readJson, readRelationPool } from '../curate/relations.js';
-import { mergeScores, type ScoreColumns } from '../curate/table.js';
+import { examplesFromCoco, examplesFromVisualGenome, imageSizesFromVisualGenome, nameSimilarityFromEmbeddings, nameSimilarityFromFunction, nameSimilarityFromTable, readJson, readRelationPool } from '../curate/relations.js';
+import { contentHash, mergeScores, openSampleJournal, type ScoreColumns } from '../curate/table.js';
 import { readCoco } from '../io/coco.js';
 import { ioError, writeFileAtomic } from '../io/atomic.js';
 import { readMatrix } from '../io/npy.js';
@@ -158,6 +158,22 @@ async function forBatches(
 
 const batchOption = () => ['--batch-size <n>', `images decoded and scored per model call (default ${DEFAULT_BATCH}); the scores do not depend on it`, intArg('--batch-size', 1, 65536), DEFAULT_BATCH] as const;
 
+/**
+ * Why pixel boxes in a VG pool are mostly harmless (ALGORITHMS.md §1.3): an example's terms only compare its two
+ * boxes, which share one image. Size (area ratio) and IoU are invariant to any per-image axis scaling, uniform or not;
+ * ρ (centre distance / mean diagonal) and the direction cosine are invariant to a uniform scale only. So pixel boxes
+ * score exactly like boxes normalised by one uniform factor, and differ from boxes normalised by (width, height) only
+ * in ρ and direction, and only for non-square images (the aspect ratio stretches them).
+ */
+export const VG_PIXELS_NOTE =
+  'pool: VG boxes are in pixels (no --image-data): CLIS-L size and IoU terms are unaffected (invariant to any per-image x/y scale); ' +
+  'rho and direction are invariant to a uniform scale only, so for non-square images they differ from normalised boxes (give --image-data image_data.json to normalise)';
+
+/** inter-sim's category key: lower case, `_` and runs of white space as one space, trimmed (LVIS senses kept apart). */
+export function interSimKey(name: string): string {
+  return name.replace(/[_\s]+/g, ' ').trim().toLowerCase();
+}
+
 async function write(global: GlobalOptions, table: string, cols: Map<string, ScoreColumns>, what: string) {
   const t = await mergeScores(table, cols);
   global.print(`${what}: ${cols.size} samples scored; ${table} now has ${t.size} rows`);
@@ -217,22 +233,45 @@ export function scoreCommand(global: GlobalOptions): Command {
     .option('--real-index <file>', 'real index (default: next to --real)')
     .option('--k <n>', 'k of the top-k mean', intArg('--k', 1), 5)
     .requiredOption('--table <file>', 'scores table to merge into')
+    .addHelpText(
+      'after',
+      '\nCategories match after lower-casing and reading `_` as a space ("Sea_Lion" = "sea lion"); LVIS senses stay apart.\n' +
+        'A generated category with no real match gets null scores and an inter_sim_error column; unmatched categories of\n' +
+        'both sides are listed on stdout.',
+    )
     .action(async (o) => {
       const gen = await embeddings(o.gen, o.genIndex);
       const real = await embeddings(o.real, o.realIndex);
+      // Both sides are matched by the same normalised key (case, `_` vs space, repeated spaces).
       const cats = new Map<string, number>();
-      const cat = (l: ManifestLine, i: number, p: string) => {
+      const seen = [new Map<string, string>(), new Map<string, string>()];  // key -> first raw name, per side
+      const cat = (l: ManifestLine, i: number, p: string, side: 0 | 1) => {
         if (l.category === undefined || l.category === null) throw new GenaugError('E_FORMAT', `${p}:${i + 1} has no "category"`);
-        const c = String(l.category);
-        if (!cats.has(c)) cats.set(c, cats.size);
-        return cats.get(c)!;
+        const key = interSimKey(String(l.category));
+        if (!seen[side]!.has(key)) seen[side]!.set(key, String(l.category));
+        if (!cats.has(key)) cats.set(key, cats.size);
+        return cats.get(key)!;
       };
-      const gl = Int32Array.from(gen.lines, (l, i) => cat(l, i, gen.indexPath));
-      const rl = Int32Array.from(real.lines, (l, i) => cat(l, i, real.indexPath));
+      const gl = Int32Array.from(gen.lines, (l, i) => cat(l, i, gen.indexPath, 0));
+      const rl = Int32Array.from(real.lines, (l, i) => cat(l, i, real.indexPath, 1));
       const r = await interSimilarity(gen.m, gl, real.m, rl, { k: o.k });
       const cols = new Map<string, ScoreColumns>();
       const v = (x: number) => (Number.isNaN(x) ? null : x);
-      gen.ids.forEach((id, i) => cols.set(id, { category: String(gen.lines[i]!.category), inter_sim_mean: v(r.mean[i]!), inter_sim_max: v(r.max[i]!), inter_sim_topk: v(r.topk[i]!) }));
+      const noReal = [...seen[0]!].filter(([k]) => !seen[1]!.has(k)).map(([, raw]) => raw);
+      const noGen = [...seen[1]!].filter(([k]) => !seen[0]!.has(k)).map(([, raw]) => raw);
+      gen.ids.forEach((id, i) => {
+        const c = String(gen.lines[i]!.category);
+        const unmatched = !seen[1]!.has(interSimKey(c));
+        cols.set(id, {
+          category: c,
+          inter_sim_mean: v(r.mean[i]!),
+          inter_sim_max: v(r.max[i]!),
+          inter_sim_topk: v(r.topk[i]!),
+          ...(unmatched ? { inter_sim_error: `no real crop has a category matching ${JSON.stringify(c)}` } : {}),
+        });
+      });
+      if (noReal.length) global.print(`inter-sim: ${noReal.length} generated categories match no real category (scores null): ${noReal.map((c) => JSON.stringify(c)).join(', ')}`);
+      if (noGen.length) global.print(`inter-sim: ${noGen.length} real categories match no generated category: ${noGen.map((c) => JSON.stringify(c)).join(', ')}`);
       await write(global, o.table, cols, 'inter-sim');
     });
 
@@ -244,9 +283,10 @@ export function scoreCommand(global: GlobalOptions): Command {
     .requiredOption('--out <dir>', 'output folder (crops + manifest.jsonl)')
     .option('--padding <px>', 'pixels on each side of the mask box', intArg('--padding', 0), 40)
     .option('--blur <px>', 'box-blur kernel side', intArg('--blur', 1), 10)
+    .addHelpText('after', '\nEach finished image is a line of OUT/progress.jsonl; a killed run started again skips those images and writes the same manifest.')
     .action(async (o) => {
       const r = await writeRealCrops(await readCoco(o.coco), o.images, o.out, { padding: o.padding, blur: o.blur });
-      global.print(`real-crops: ${r.written} crops written, ${r.failed} failed (see ${join(o.out, 'manifest.jsonl')} and failed.jsonl)`);
+      global.print(`real-crops: ${r.written} crops written, ${r.failed} failed${r.resumed ? ` (${r.resumed} images from an earlier run)` : ''} (see ${join(o.out, 'manifest.jsonl')} and failed.jsonl)`);
     });
 
   cmd
@@ -342,6 +382,7 @@ export function scoreCommand(global: GlobalOptions): Command {
     .command('pool')
     .description('build a CLIS-L relation pool (ACP JSON {relation: [examples]}) from Visual Genome relationships.json or a COCO file with spatial relations')
     .option('--vg <file>', 'Visual Genome relationships.json')
+    .option('--image-data <file>', 'Visual Genome image_data.json ([{image_id, width, height}]): divide the VG boxes by their image size, as plan layouts are (relationships of images it lacks are skipped); without it VG boxes stay in pixels')
     .option('--coco <file>', 'COCO/LVIS annotations (relations derived from boxes)')
     .option('--relations <list>', 'COCO: comma-separated relations among left of, right of, above, below, inside, surrounding (default all)')
     .option('--max-per-predicate <n>', 'keep a seeded sample of at most n examples per predicate (default all)', intArg('--max-per-predicate', 1))
@@ -350,12 +391,16 @@ export function scoreCommand(global: GlobalOptions): Command {
     .action(async (o) => {
       if (Boolean(o.vg) === Boolean(o.coco)) throw new GenaugError('E_ARGUMENT', 'give exactly one of --vg and --coco');
       const cap = { seed: o.seed, ...(o.maxPerPredicate ? { maxPerPredicate: o.maxPerPredicate } : {}) };
+      if (o.imageData && !o.vg) throw new GenaugError('E_ARGUMENT', '--image-data goes with --vg (COCO boxes are normalised by their images already)');
+      const sizes = o.imageData ? imageSizesFromVisualGenome(await readJson(o.imageData), o.imageData) : undefined;
       const r = o.vg
-        ? examplesFromVisualGenome(await readJson(o.vg), cap, o.vg)
+        ? examplesFromVisualGenome(await readJson(o.vg), { ...cap, ...(sizes ? { imageSizes: sizes } : {}) }, o.vg)
         : examplesFromCoco(await readCoco(o.coco), { ...cap, ...(o.relations ? { relations: String(o.relations).split(',').map((s: string) => s.trim()) } : {}) });
       const pool = buildRelationPool(r.examples);
       await writeFileAtomic(o.out, new TextEncoder().encode(JSON.stringify(poolToAcpJson(pool)) + '\n'));
       global.print(`pool: ${r.examples.length} examples over ${pool.predicates.length} predicates; skipped ${JSON.stringify(r.skipped)}; wrote ${o.out}`);
+      if (o.vg && !sizes) global.print(VG_PIXELS_NOTE);
+      else if (o.vg) global.print('pool: VG boxes normalised by their image size (x / width, y / height), like plan layouts');
     });
 
   cmd
@@ -415,7 +460,14 @@ export function scoreCommand(global: GlobalOptions): Command {
     .option('--llm-model <name>', 'judge mode: LLM model name (default: the VLM’s)')
     .option('--retries <n>', 'retries per request after the first attempt (transport errors, and re-asking after an unparseable grade)', intArg('--retries', 0, 20), 3)
     .option('--no-json-schema', 'judge mode: do not send the grade JSON schema as response_format (for servers that reject it)')
+    .option('--concurrency <n>', 'samples scored at once (judge mode: requests in flight); the results do not depend on it', intArg('--concurrency', 1, 256), 1)
     .requiredOption('--table <file>', 'scores table to merge into')
+    .addHelpText(
+      'after',
+      '\nEvery finished sample is a line of <table>.clis-i.progress.jsonl; a killed run started again with the same command skips\n' +
+        'those and writes the same table. Samples that failed on transport/HTTP errors are not journaled (a rerun asks again).\n' +
+        'Other inputs (plan/manifest contents), mode, model or endpoints start the journal over.',
+    )
     .action(async (o) => {
       const jobs = new Map((await readJsonl(o.plan)).map((j) => [String(j.id), j]));
       const lines = await readJsonl(o.manifest);
@@ -431,17 +483,34 @@ export function scoreCommand(global: GlobalOptions): Command {
         if (!o.model) throw new GenaugError('E_ARGUMENT', 'clip mode needs --model');
         embedder = await openEmbedder(o.model);
       } else throw new GenaugError('E_ARGUMENT', `--mode must be judge or clip, got ${o.mode}`);
-      const cols = new Map<string, ScoreColumns>();
-      let failed = 0;
-      for (const [i, l] of lines.entries()) {
+      const settings = {
+        inputs: await contentHash(o.plan, o.manifest),
+        images: resolve(base),
+        mode: o.mode,
+        ...(o.mode === 'clip' ? { model: resolve(o.model) } : { vlm: [o.vlmUrl, o.vlmModel], llm: [o.llmUrl ?? o.vlmUrl, o.llmModel ?? o.vlmModel], schema: Boolean(o.jsonSchema) }),
+      };
+      const journal = await openSampleJournal<ScoreColumns>(`${o.table}.clis-i.progress.jsonl`, settings);
+      // Results by manifest index: the table does not depend on --concurrency or on the order samples finish in.
+      const results = new Array<{ id: string; cols: ScoreColumns; failed: boolean }>(lines.length);
+      lines.forEach((l, i) => {
+        if (!jobs.has(String(l.job))) throw new GenaugError('E_ARGUMENT', `${o.manifest}:${i + 1}: job ${JSON.stringify(l.job)} is not in ${o.plan}`);
+      });
+      const scoreOne = async (i: number): Promise<void> => {
+        const l = lines[i]!;
         const id = sampleId(l, i, o.manifest);
-        const job = jobs.get(String(l.job));
-        if (!job) throw new GenaugError('E_ARGUMENT', `${o.manifest}:${i + 1}: job ${JSON.stringify(l.job)} is not in ${o.plan}`);
+        const key = `${i}:${id}`;
+        const before = journal.done.get(key);
+        if (before) {
+          results[i] = { id, cols: before, failed: before.clis_i === null };
+          return;
+        }
+        const job = jobs.get(String(l.job))!;
         const x = await loadImage(l, i, base, o.manifest);
         if ('error' in x) {
-          failed++;
-          cols.set(id, { clis_i: null, clis_i_error: x.error, job: String(l.job) });
-          continue;
+          const cols = { clis_i: null, clis_i_error: x.error, job: String(l.job) };
+          results[i] = { id, cols, failed: true };
+          await journal.append(key, cols);
+          return;
         }
         const layout = (job.layout as Array<{ name: string; box: [number, number, number, number]; attributes?: string[] }> | undefined) ?? [];
         const input = {
@@ -451,13 +520,40 @@ export function scoreCommand(global: GlobalOptions): Command {
         };
         try {
           const r = judge ? await clisImageJudge(judge.vlm, judge.llm, input, { retries: o.retries }) : await clisImageClip(embedder!, input);
-          cols.set(id, { clis_i: r.score, clis_i_global: r.global, job: String(l.job), ...(r.notes.length ? { clis_i_notes: r.notes.join('; ') } : {}) });
+          const cols = { clis_i: r.score, clis_i_global: r.global, job: String(l.job), ...(r.notes.length ? { clis_i_notes: r.notes.join('; ') } : {}) };
+          results[i] = { id, cols, failed: false };
+          await journal.append(key, cols);
         } catch (e) {
-          // A server that is down or answers HTTP errors fails the item (recorded), it does not score it −1.
+          // A server that is down or answers HTTP errors fails the item (recorded, not journaled), it does not score it −1.
           if (!(e instanceof GenaugError) || (e.code !== 'E_BACKEND' && e.code !== 'E_FORMAT' && e.code !== 'E_IO')) throw e;
-          failed++;
-          cols.set(id, { clis_i: null, clis_i_global: null, job: String(l.job), clis_i_error: `[${e.code}] ${e.message}` });
+          results[i] = { id, cols: { clis_i: null, clis_i_global: null, job: String(l.job), clis_i_error: `[${e.code}] ${e.message}` }, failed: true };
         }
+      };
+      let next = 0;
+      let stop: unknown;
+      const lane = async () => {
+        for (let i = next++; stop === undefined && i < lines.length; i = next++) {
+          try {
+            await scoreOne(i);
+          } catch (e) {
+            stop ??= e;
+          }
+        }
+      };
+      try {
+        await Promise.all(Array.from({ length: Math.min(o.concurrency, Math.max(1, lines.length)) }, lane));
+      } catch (e) {
+        stop ??= e;
+      }
+      if (stop !== undefined) {
+        await embedder?.close?.();
+        throw stop;
+      }
+      const cols = new Map<string, ScoreColumns>();
+      let failed = 0;
+      for (const r of results) {
+        cols.set(r.id, r.cols);
+        if (r.failed) failed++;
       }
       await embedder?.close?.();
       await write(global, o.table, cols, `clis-i (${o.mode}; ${failed} failed)`);

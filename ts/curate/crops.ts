@@ -146,41 +146,67 @@ export function alphaAreaFraction(rgba: Uint8Array, width: number, height: numbe
  * `out`, and writes out/manifest.jsonl ({file, category, id: "ann-<id>"},
  * ready for `genaug embed --manifest`) and out/failed.jsonl (annotation,
  * reason). A missing image or empty mask is recorded and skipped.
+ * Each finished image is a line of out/progress.jsonl (after its crops are
+ * written): a killed run started again skips those images and writes the same
+ * manifest and failed list (rebuilt in image order from the journal). Other
+ * annotations (file contents) or options start the journal over.
  */
-export async function writeRealCrops(index: CocoIndex, imagesDir: string, out: string, options: PaddingCropOptions = {}): Promise<{ written: number; failed: number }> {
+export async function writeRealCrops(index: CocoIndex, imagesDir: string, out: string, options: PaddingCropOptions = {}): Promise<{ written: number; failed: number; resumed: number }> {
   const { mkdir } = await import('node:fs/promises');
-  const { join } = await import('node:path');
+  const { join, resolve } = await import('node:path');
+  const { createHash } = await import('node:crypto');
   const sharp = (await import('sharp')).default;
   const { loadRgb } = await import('../models/onnx.js');
   const { writeFileAtomic } = await import('../io/atomic.js');
+  const { openSampleJournal } = await import('./table.js');
   await mkdir(join(out, 'crops'), { recursive: true });
+  const fingerprint = createHash('sha256');
+  for (const im of index.dataset.images) fingerprint.update(`${im.id}\0${im.file_name}\0${im.width}x${im.height}\n`);
+  for (const a of index.dataset.annotations) fingerprint.update(JSON.stringify([a.id, a.image_id, a.category_id, a.iscrowd, a.segmentation ?? null]) + '\n');
+  const settings = { annotations: fingerprint.digest('hex').slice(0, 32), images: resolve(imagesDir), padding: options.padding ?? 40, blur: options.blur ?? 10 };
+  const journal = await openSampleJournal<{ manifest: string[]; failed: string[] }>(join(out, 'progress.jsonl'), settings);
   const manifest: string[] = [];
   const failed: string[] = [];
+  let resumed = 0;
   for (const im of index.dataset.images) {
     const anns = (index.annotationsByImage.get(im.id) ?? []).filter((a) => a.segmentation && a.iscrowd !== 1);
     if (anns.length === 0) continue;
-    let rgb: RgbInput;
+    const key = String(im.id);
+    const before = journal.done.get(key);
+    if (before) {
+      manifest.push(...before.manifest);
+      failed.push(...before.failed);
+      resumed++;
+      continue;
+    }
+    const mine = { manifest: [] as string[], failed: [] as string[] };
+    let rgb: RgbInput | undefined;
     try {
       rgb = await loadRgb(join(imagesDir, im.file_name));
       if (rgb.width !== im.width || rgb.height !== im.height) throw new GenaugError('E_SHAPE', `image is ${rgb.width}x${rgb.height} but the annotations say ${im.width}x${im.height}`);
     } catch (e) {
-      for (const a of anns) failed.push(JSON.stringify({ annotation: a.id, image: im.file_name, reason: (e as Error).message }));
-      continue;
+      rgb = undefined;
+      for (const a of anns) mine.failed.push(JSON.stringify({ annotation: a.id, image: im.file_name, reason: (e as Error).message }));
     }
-    for (const a of anns) {
-      try {
-        const crop = paddingCrop(rgb, await annotationMask(index, a), options);
-        const file = `crops/${a.id}.png`;
-        const png = await sharp(crop.data, { raw: { width: crop.width, height: crop.height, channels: 3 } }).png().toBuffer();
-        await writeFileAtomic(join(out, file), png);
-        manifest.push(JSON.stringify({ file, category: index.categoryById.get(a.category_id)?.name ?? String(a.category_id), id: `ann-${a.id}` }));
-      } catch (e) {
-        failed.push(JSON.stringify({ annotation: a.id, image: im.file_name, reason: (e as Error).message }));
+    if (rgb) {
+      for (const a of anns) {
+        try {
+          const crop = paddingCrop(rgb, await annotationMask(index, a), options);
+          const file = `crops/${a.id}.png`;
+          const png = await sharp(crop.data, { raw: { width: crop.width, height: crop.height, channels: 3 } }).png().toBuffer();
+          await writeFileAtomic(join(out, file), png);
+          mine.manifest.push(JSON.stringify({ file, category: index.categoryById.get(a.category_id)?.name ?? String(a.category_id), id: `ann-${a.id}` }));
+        } catch (e) {
+          mine.failed.push(JSON.stringify({ annotation: a.id, image: im.file_name, reason: (e as Error).message }));
+        }
       }
     }
+    await journal.append(key, mine);
+    manifest.push(...mine.manifest);
+    failed.push(...mine.failed);
   }
   const enc = (l: string[]) => new TextEncoder().encode(l.join('\n') + (l.length ? '\n' : ''));
   await writeFileAtomic(join(out, 'manifest.jsonl'), enc(manifest));
   await writeFileAtomic(join(out, 'failed.jsonl'), enc(failed));
-  return { written: manifest.length, failed: failed.length };
+  return { written: manifest.length, failed: failed.length, resumed };
 }

@@ -75,6 +75,26 @@ export interface PoolBuildReport {
 }
 
 /**
+ * Image sizes from Visual Genome `image_data.json` ([{image_id | id, width, height}, ...]; a top-level
+ * {images: [...]} is accepted too), for `examplesFromVisualGenome`'s `imageSizes`.
+ */
+export function imageSizesFromVisualGenome(json: unknown, source = '<image_data.json>'): Map<number, { width: number; height: number }> {
+  const list = Array.isArray(json) ? json : (json as { images?: unknown })?.images;
+  if (!Array.isArray(list)) throw new GenaugError('E_FORMAT', `${source}: expected a list of {image_id, width, height} (Visual Genome image_data.json)`);
+  const sizes = new Map<number, { width: number; height: number }>();
+  list.forEach((e: unknown, i) => {
+    const im = (e ?? {}) as { image_id?: unknown; id?: unknown; width?: unknown; height?: unknown };
+    const id = im.image_id ?? im.id;
+    const ok = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v > 0;
+    if (!Number.isSafeInteger(id) || !ok(im.width) || !ok(im.height)) {
+      throw new GenaugError('E_FORMAT', `${source}: [${i}] needs an integer "image_id" and positive "width" and "height"`, { index: i });
+    }
+    sizes.set(id as number, { width: im.width, height: im.height });
+  });
+  return sizes;
+}
+
+/**
  * Examples from Visual Genome `relationships.json`: a list of
  * {image_id, relationships: [{predicate, subject: {name | names[0], x, y, w, h}, object: {...}}]}
  * (a top-level {images: [...]} is accepted too). Relationships with an empty

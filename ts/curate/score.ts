@@ -20,11 +20,15 @@ import { classMax, classMean, nearDuplicates, topk } from '../kernels/similarity
 import type { Matrix } from '../kernels/validate.js';
 import { checkSignature, openSession, runSession, type OnnxModel, type Provider } from '../models/onnx.js';
 import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
+import { displayName } from '../io/coco.js';
 import { GenaugError } from '../native/errors.js';
 
 // ------------------------------------------------------------------ X-Paste CLIP score
 
-/** 100·cos(image_i, template(name_i)) per image (X-Paste's logit). `images` should already be composited on white. */
+/**
+ * 100·cos(image_i, template(displayName(name_i))) per image (X-Paste's logit): the template gets the readable
+ * name (`_` as spaces, no LVIS `_(sense)` suffix). `images` should already be composited on white.
+ */
 export async function clipScores(
   embedder: ImageTextEmbedder,
   images: RgbInput[],
@@ -53,10 +57,11 @@ export interface ClipTextRows {
   at: Map<string, number>;
 }
 
-/** The text embeddings of template(name) for each distinct name (for clipScores over batches). */
+/** The text embeddings of template(displayName(name)) for each distinct name (for clipScores over batches); keyed by the raw name. */
 export async function clipTextRows(embedder: ImageTextEmbedder, names: string[], template = 'a photo of {}'): Promise<ClipTextRows> {
   const unique = [...new Set(names)];
-  const rows = unique.length > 0 ? await embedder.embedTexts(unique.map((n) => template.replace('{}', n))) : new Float32Array(0);
+  // X-Paste fills the template with the readable name: `_` as spaces, no LVIS `_(sense)` suffix ("sea_lion" -> "sea lion").
+  const rows = unique.length > 0 ? await embedder.embedTexts(unique.map((n) => template.replace('{}', displayName({ name: n })))) : new Float32Array(0);
   return { rows, at: new Map(unique.map((n, i) => [n, i])) };
 }
 

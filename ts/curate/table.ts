@@ -27,26 +27,55 @@ function csvCell(v: ScoreValue): string {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-function parseCsvLine(line: string): string[] {
-  const out: string[] = [];
+/**
+ * Parses CSV text (RFC 4180): records end at CRLF or LF outside quotes; a
+ * quoted field may hold commas, line breaks and doubled quotes ("" = ").
+ * Returns each record's cells and the 1-based line it starts on. An
+ * unterminated quote is E_FORMAT.
+ */
+export function parseCsv(text: string, path = 'CSV'): Array<{ cells: string[]; line: number }> {
+  const records: Array<{ cells: string[]; line: number }> = [];
+  let cells: string[] = [];
   let cur = '';
   let q = false;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i]!;
+  let line = 1;
+  let start = 1;
+  let quoteLine = 1;
+  const endRecord = () => {
+    cells.push(cur);
+    // A blank line is no record.
+    if (!(cells.length === 1 && cells[0]!.trim() === '')) records.push({ cells, line: start });
+    cells = [];
+    cur = '';
+  };
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
     if (q) {
-      if (ch === '"' && line[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else if (ch === '"') q = false;
-      else cur += ch;
-    } else if (ch === '"') q = true;
-    else if (ch === ',') {
-      out.push(cur);
+      if (ch === '"') {
+        if (text[i + 1] === '"') {
+          cur += '"';
+          i++;
+        } else q = false;
+      } else {
+        if (ch === '\n') line++;
+        cur += ch;
+      }
+    } else if (ch === '"') {
+      q = true;
+      quoteLine = line;
+    } else if (ch === ',') {
+      cells.push(cur);
       cur = '';
+    } else if (ch === '\n' || ch === '\r') {
+      if (ch === '\r' && text[i + 1] === '\n') i++;
+      endRecord();
+      line++;
+      start = line;
     } else cur += ch;
   }
-  out.push(cur);
-  return out;
+  if (q) throw new GenaugError('E_FORMAT', `${path}:${quoteLine}: a quoted field is not closed before the end of the file`, { path, line: quoteLine });
+  if (cur !== '' || cells.length > 0) endRecord();
+  return records;
 }
 
 function csvValue(s: string): ScoreValue {
@@ -70,22 +99,21 @@ export async function readScores(path: string, options: { allowMissing?: boolean
     throw ioError(path, path, 'read it', e);
   }
   const table: ScoreTable = new Map();
-  const lines = text.split(/\r?\n/);
   if (isCsv(path)) {
-    const header = parseCsvLine(lines[0] ?? '');
+    const records = parseCsv(text, path);
+    const header = records[0]?.cells ?? [''];
     if (header[0] !== 'id') throw new GenaugError('E_FORMAT', `${path}: a scores CSV must start with an "id" column, got "${header[0] ?? ''}"`);
-    lines.slice(1).forEach((line, i) => {
-      if (!line.trim()) return;
-      const cells = parseCsvLine(line);
-      if (cells.length !== header.length) throw new GenaugError('E_FORMAT', `${path}:${i + 2} has ${cells.length} cells, the header has ${header.length}`);
+    for (const { cells, line } of records.slice(1)) {
+      if (cells.length !== header.length) throw new GenaugError('E_FORMAT', `${path}:${line} has ${cells.length} cells, the header has ${header.length}`, { path, line });
       const row: ScoreColumns = {};
       header.slice(1).forEach((h, c) => {
         row[h] = csvValue(cells[c + 1]!);
       });
       table.set(cells[0]!, row);
-    });
+    }
     return table;
   }
+  const lines = text.split(/\r?\n/);
   lines.forEach((line, i) => {
     if (!line.trim()) return;
     let obj: unknown;
@@ -125,4 +153,71 @@ export async function mergeScores(path: string, columns: Map<string, ScoreColumn
   for (const [id, cols] of columns) table.set(id, { ...(table.get(id) ?? {}), ...cols });
   await writeFileAtomic(path, new TextEncoder().encode(formatScores(table, isCsv(path))));
   return table;
+}
+
+/**
+ * A per-sample journal for long score runs (append-only JSONL): the first line
+ * is `{"settings": ...}`, every later line `{"key": ..., "value": ...}` for one
+ * finished sample. Opening it with other settings (other inputs, mode or
+ * model) starts it over; a last line cut short by a kill is ignored, so that
+ * sample is done again. A rerun skips the keys in `done`.
+ */
+export interface SampleJournal<T> {
+  done: Map<string, T>;
+  append(key: string, value: T): Promise<void>;
+}
+
+export async function openSampleJournal<T>(path: string, settings: unknown): Promise<SampleJournal<T>> {
+  const { appendFile } = await import('node:fs/promises');
+  const head = JSON.stringify({ settings });
+  const done = new Map<string, T>();
+  let text = '';
+  if (existsSync(path)) {
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e) {
+      throw ioError(path, path, 'read it', e);
+    }
+  }
+  const lines = text.split('\n');
+  if (lines[0] === head) {
+    for (const line of lines.slice(1)) {
+      if (!line.trim()) continue;
+      try {
+        const j = JSON.parse(line) as { key?: unknown; value?: T };
+        if (typeof j.key === 'string' && 'value' in j) done.set(j.key, j.value as T);
+      } catch {
+        // cut short by a kill: done again
+      }
+    }
+    // Drop a partial last line so appends start on a fresh line.
+    if (!text.endsWith('\n')) await writeFileAtomic(path, new TextEncoder().encode([head, ...[...done].map(([key, value]) => JSON.stringify({ key, value }))].join('\n') + '\n'));
+  } else {
+    await writeFileAtomic(path, new TextEncoder().encode(head + '\n'));
+  }
+  let chain = Promise.resolve();
+  return {
+    done,
+    append(key, value) {
+      done.set(key, value);
+      // Appends in call order, one at a time.
+      chain = chain.then(() => appendFile(path, JSON.stringify({ key, value }) + '\n'));
+      return chain;
+    },
+  };
+}
+
+/** A short content hash of files (journal settings: the same paths with other contents are other inputs). */
+export async function contentHash(...paths: string[]): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  const h = createHash('sha256');
+  for (const p of paths) {
+    try {
+      h.update(await readFile(p));
+    } catch (e) {
+      throw ioError(p, p, 'read it', e);
+    }
+    h.update('\0');
+  }
+  return h.digest('hex').slice(0, 32);
 }
