@@ -196,9 +196,12 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
     Napi::Uint8Array img = alloc_u8(env, hw * 3);
     s.out_image = img.Data();
     outs->images.push_back(Napi::Persistent(img));
-    const size_t slots = static_cast<size_t>(s.real_count()) + s.pastes.size();
+    const size_t real = static_cast<size_t>(s.real_count()), slots = real + s.pastes.size();
+    s.pasted_slots_zeroed = true;
     for (size_t k = 0; k < slots; ++k) {
-      Napi::Uint8Array m = alloc_u8(env, hw);
+      // Real slots are copied completely; pasted ones are zero-filled here
+      // (calloc: fresh pages stay untouched outside the instance's rectangle).
+      Napi::Uint8Array m = k < real ? alloc_u8(env, hw) : Napi::Uint8Array::New(env, hw);
       s.out_masks.push_back(m.Data());
       outs->masks[i].push_back(Napi::Persistent(m));
     }

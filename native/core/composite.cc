@@ -20,6 +20,11 @@
 #include "error.h"
 #include "parallel.h"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
 #if defined(__SSE2__) || defined(_M_X64)
 #include <emmintrin.h>
 #define GENAUG_COMPOSITE_SSE2 1
@@ -305,6 +310,25 @@ void blend_weighted(const uint8_t* __restrict src, const uint8_t* __restrict wei
   }
 }
 
+// Maps the pages of an output that is about to be written completely in one
+// system call (Linux >= 5.14: MADV_POPULATE_WRITE) instead of one page fault
+// per 4 KiB: fresh output buffers otherwise cost as much as the compositing.
+// Pages already mapped are left as they are; elsewhere (or on older kernels)
+// this does nothing.
+void prefault(uint8_t* p, int64_t n) {
+#if defined(__linux__)
+  constexpr int kPopulateWrite = 23;  // MADV_POPULATE_WRITE
+  constexpr uintptr_t kPage = 4096;
+  if (n < static_cast<int64_t>(16 * kPage)) return;
+  const uintptr_t a = (reinterpret_cast<uintptr_t>(p) + kPage - 1) & ~(kPage - 1);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(n)) & ~(kPage - 1);
+  if (e > a) (void)madvise(reinterpret_cast<void*>(a), e - a, kPopulateWrite);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
 struct Live {
   Source source;
   int64_t index;
@@ -334,7 +358,10 @@ void gaussian_kernel(double sigma, std::vector<float>& k) {
 void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& res, Scratch& sc) {
   const int64_t H = s.h, W = s.w, HW = H * W;
   const int64_t R = s.real_count(), P = static_cast<int64_t>(s.pastes.size());
-  if (HW > 0) std::memcpy(s.out_image, s.image, static_cast<size_t>(HW * 3));
+  if (HW > 0) {
+    prefault(s.out_image, HW * 3);
+    std::memcpy(s.out_image, s.image, static_cast<size_t>(HW * 3));
+  }
   std::vector<Live> live;
   live.reserve(static_cast<size_t>(R + P));
   std::vector<CompositeDrop> drops;
@@ -343,6 +370,7 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
   for (int64_t r = 0; r < R; ++r) {
     uint8_t* out = s.out_masks[static_cast<size_t>(r)];
     Live L{Source::Real, r, r, Box{}, 0, true};
+    prefault(out, HW);
     if (!s.box_only) {
       const uint8_t* in = s.masks[static_cast<size_t>(r)];
       Extent e;
@@ -527,14 +555,15 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
     }
     // The new instance's full-frame mask.
     uint8_t* nm = s.out_masks[static_cast<size_t>(slot)];
-    if (ya > 0) std::memset(nm, 0, static_cast<size_t>(ya * W));
+    const bool zeroed = s.pasted_slots_zeroed;
+    if (ya > 0 && !zeroed) std::memset(nm, 0, static_cast<size_t>(ya * W));
     for (int64_t y = ya; y < yb; ++y) {
       uint8_t* row = nm + y * W;
-      if (xa > 0) std::memset(row, 0, static_cast<size_t>(xa));
+      if (xa > 0 && !zeroed) std::memset(row, 0, static_cast<size_t>(xa));
       std::memcpy(row + xa, m + (y - ya) * rw, static_cast<size_t>(rw));
-      if (xb < W) std::memset(row + xb, 0, static_cast<size_t>(W - xb));
+      if (xb < W && !zeroed) std::memset(row + xb, 0, static_cast<size_t>(W - xb));
     }
-    if (yb < H) std::memset(nm + yb * W, 0, static_cast<size_t>((H - yb) * W));
+    if (yb < H && !zeroed) std::memset(nm + yb * W, 0, static_cast<size_t>((H - yb) * W));
     live.push_back(Live{Source::Pasted, p, slot, ext.box(), area, true});
   }
 

@@ -97,6 +97,9 @@ struct CompositeScene {
   // slots of instances in the output are written completely.
   uint8_t* out_image = nullptr;
   std::vector<uint8_t*> out_masks;
+  // The pasted instances' slots (R..R+P-1) are already zero-filled: only the
+  // instance's rectangle is written (fresh zero pages outside it stay untouched).
+  bool pasted_slots_zeroed = false;
   int64_t real_count() const { return box_only ? static_cast<int64_t>(boxes.size() / 4) : static_cast<int64_t>(masks.size()); }
 };
 
