@@ -281,11 +281,13 @@ void blend_basic(const uint8_t* __restrict src, const uint8_t* __restrict m, uin
         continue;
       }
       if (v == 0x0101010101010101ull) {
-        for (int64_t e = k + 8; k < e; ++k) {
-          dst[3 * k] = src[4 * k];
-          dst[3 * k + 1] = src[4 * k + 1];
-          dst[3 * k + 2] = src[4 * k + 2];
-        }
+        // 4-byte moves: each writes one pixel's RGB and the next pixel's R,
+        // which the next move overwrites; the run's last pixel takes 3 bytes.
+        for (int64_t e = k + 7; k < e; ++k) std::memcpy(dst + 3 * k, src + 4 * k, 4);
+        dst[3 * k] = src[4 * k];
+        dst[3 * k + 1] = src[4 * k + 1];
+        dst[3 * k + 2] = src[4 * k + 2];
+        ++k;
         continue;
       }
     }
