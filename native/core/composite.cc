@@ -29,6 +29,14 @@
 #include <emmintrin.h>
 #define GENAUG_COMPOSITE_SSE2 1
 #endif
+// An AVX2 row kernel in this file, compiled for AVX2 by a function attribute
+// and called only when CPUID (and GENAUG_ISA) allow it; same arithmetic, same bytes.
+#if defined(GENAUG_COMPOSITE_SSE2) && (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#define GENAUG_COMPOSITE_AVX2 1
+#endif
+
+#include "cpu.h"
 
 namespace genaug {
 
@@ -163,11 +171,53 @@ inline void coeff(int64_t u, int64_t n_src, int64_t n_dst, int64_t& i0, int32_t&
 struct Scratch {
   std::vector<int64_t> xoff;   // byte offset of the left tap per column
   std::vector<int32_t> xw;     // (2048 - a) | (a << 16)
+  std::vector<int32_t> xw4;    // the same, 4 copies per column (AVX2 kernel)
   std::vector<uint8_t> rgba;   // the resized window
   std::vector<uint8_t> mask;   // its mask (alpha >= 128)
   std::vector<float> blur, blur_tmp;
   std::vector<float> kernel;
 };
+
+#if GENAUG_COMPOSITE_AVX2
+// One output row, 4 pixels per step (the SSE2 kernel's arithmetic): each
+// 128-bit lane holds one pixel's two taps of one source row widened to 16-bit
+// pairs (R0 R1 G0 G1 B0 B1 A0 A1), so one madd gives the horizontal sums.
+// Returns how many pixels it wrote (a multiple of 4).
+__attribute__((target("avx2"))) int64_t resize_row_avx2(const uint8_t* r0, const uint8_t* r1, const int64_t* xoff,
+                                                         const int32_t* xw4, int32_t b, int64_t n, uint8_t* o) {
+  const __m256i shuf = _mm256_setr_epi8(0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1, 3, -1, 7, -1,  //
+                                        0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1, 3, -1, 7, -1);
+  const __m256i pair = _mm256_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15,  //
+                                        0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
+  const __m256i wb = _mm256_set1_epi32((2048 - b) | (b << 16));
+  const __m256i rnd = _mm256_set1_epi32(1 << 17);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+#define GENAUG_TAPS(row, oa, ob)                                                                       \
+  _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i*>((row) + (oa)))), \
+                          _mm_loadl_epi64(reinterpret_cast<const __m128i*>((row) + (ob))), 1)
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4) {
+    __m256i v[2];
+    for (int h = 0; h < 2; ++h) {
+      const int64_t ka = k + 2 * h;
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xw4 + 4 * ka));
+      const __m256i t0 = _mm256_shuffle_epi8(GENAUG_TAPS(r0, xoff[ka], xoff[ka + 1]), shuf);
+      const __m256i t1 = _mm256_shuffle_epi8(GENAUG_TAPS(r1, xoff[ka], xoff[ka + 1]), shuf);
+      const __m256i h0 = _mm256_srai_epi32(_mm256_madd_epi16(t0, w), 4);  // row 0: pixel ka | ka + 1
+      const __m256i h1 = _mm256_srai_epi32(_mm256_madd_epi16(t1, w), 4);  // row 1
+      const __m256i p = _mm256_shuffle_epi8(_mm256_packs_epi32(h0, h1), pair);  // (h0, h1) pairs per channel
+      v[h] = _mm256_srai_epi32(_mm256_add_epi32(_mm256_madd_epi16(p, wb), rnd), 18);
+    }
+    // lanes: v[0] = (k | k+1), v[1] = (k+2 | k+3) -> bytes in lane order (k, k+2 | k+1, k+3), then reorder.
+    const __m256i w16 = _mm256_packs_epi32(v[0], v[1]);
+    const __m256i w8 = _mm256_packus_epi16(w16, w16);
+    const __m256i out = _mm256_permutevar8x32_epi32(w8, order);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 4 * k), _mm256_castsi256_si128(out));
+  }
+  return k;
+}
+#undef GENAUG_TAPS
+#endif
 
 // Resizes the window [j0, j1) x [i0, i1) of the instance as placed (columns
 // after the flip) into out (rows of (j1 - j0) RGBA pixels).
@@ -193,6 +243,14 @@ void resize_window(const PasteSpec& p, int64_t j0, int64_t j1, int64_t i0, int64
   const int64_t* xoff = s.xoff.data();
   const int32_t* xw = s.xw.data();
   const int64_t stride = sw * 4;
+#if GENAUG_COMPOSITE_AVX2
+  const bool avx2 = wide && n >= 4 && active_isa() >= Isa::Avx2;
+  if (avx2) {
+    s.xw4.resize(static_cast<size_t>(4 * n));
+    for (int64_t k = 0; k < n; ++k)
+      for (int c = 0; c < 4; ++c) s.xw4[static_cast<size_t>(4 * k + c)] = xw[k];
+  }
+#endif
   for (int64_t i = i0; i < i1; ++i) {
     int64_t y0;
     int32_t b;
@@ -204,10 +262,13 @@ void resize_window(const PasteSpec& p, int64_t j0, int64_t j1, int64_t i0, int64
     const int32_t b0 = 2048 - b;
 #if GENAUG_COMPOSITE_SSE2
     if (wide) {
+      int64_t k = 0;
+#if GENAUG_COMPOSITE_AVX2
+      if (avx2) k = resize_row_avx2(r0, r1, xoff, s.xw4.data(), b, n, o);
+#endif
       const __m128i z = _mm_setzero_si128();
       const __m128i wb = _mm_set1_epi32(b0 | (b << 16));
       const __m128i rnd = _mm_set1_epi32(1 << 17);
-      int64_t k = 0;
       for (; k + 2 <= n; k += 2) {
         // Two output pixels: taps (p0 p1) of rows r0 and r1 for columns k and k + 1.
         __m128i a0 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r0 + xoff[k]));
