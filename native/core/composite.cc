@@ -117,17 +117,44 @@ int64_t last_set(const uint8_t* row, int64_t n) {
   return -1;
 }
 
+#if GENAUG_COMPOSITE_SSE2
+inline int64_t sum64x2(__m128i v) {
+  alignas(16) int64_t t[2];
+  _mm_store_si128(reinterpret_cast<__m128i*>(t), v);
+  return t[0] + t[1];
+}
+#endif
+
 // Number of ones in a row of 0/1 bytes.
 int64_t count_ones(const uint8_t* row, int64_t n) {
   int64_t s = 0, i = 0;
+#if GENAUG_COMPOSITE_SSE2
+  __m128i acc = _mm_setzero_si128();
+  const __m128i z = _mm_setzero_si128();
+  for (; i + 16 <= n; i += 16)
+    acc = _mm_add_epi64(acc, _mm_sad_epu8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i)), z));
+  s = sum64x2(acc);
+#endif
   for (; i + 8 <= n; i += 8) s += static_cast<int64_t>((load64(row + i) * 0x0101010101010101ull) >> 56);
   for (; i < n; ++i) s += row[i];
   return s;
 }
 
-// dst = (src != 0) for n bytes.
-void normalise_copy(const uint8_t* __restrict src, uint8_t* __restrict dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = src[i] != 0;
+// dst = (src != 0) for n bytes; returns the number of ones written.
+int64_t normalise_copy(const uint8_t* __restrict src, uint8_t* __restrict dst, int64_t n) {
+  int64_t i = 0, s = 0;
+#if GENAUG_COMPOSITE_SSE2
+  __m128i acc = _mm_setzero_si128();
+  const __m128i z = _mm_setzero_si128(), one = _mm_set1_epi8(1);
+  for (; i + 16 <= n; i += 16) {
+    const __m128i nz = _mm_andnot_si128(_mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)), z), one);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), nz);
+    acc = _mm_add_epi64(acc, _mm_sad_epu8(nz, z));
+  }
+  s = sum64x2(acc);
+#endif
+  for (; i < n; ++i) s += dst[i] = src[i] != 0;
+  return s;
 }
 
 // Accumulates the extent of a row of 0/1 bytes (columns offset by x0) into a box.
@@ -439,8 +466,7 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
       Extent e;
       for (int64_t y = 0; y < H; ++y) {
         uint8_t* row = out + y * W;
-        normalise_copy(in + y * W, row, W);
-        const int64_t c = count_ones(row, W);
+        const int64_t c = normalise_copy(in + y * W, row, W);
         if (c) {
           L.area += c;
           e.add_row(row, W, 0, y);
