@@ -94,9 +94,12 @@ CompositeOptions read_options(Napi::Env env, Napi::Value v) {
   return o;
 }
 
+// One uninitialised block per scene holds its image and every mask slot:
+// allocating (and later freeing) nine 1 MiB arrays per 1024² scene on the JS
+// thread costs more than compositing it. The core writes the image, the real
+// slots and the pasted slots completely; the result's arrays are views.
 struct Outputs {
-  std::vector<Napi::Reference<Napi::Uint8Array>> images;
-  std::vector<std::vector<Napi::Reference<Napi::Uint8Array>>> masks;
+  std::vector<Napi::Reference<Napi::Uint8Array>> blocks;
 };
 
 Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
@@ -188,23 +191,34 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
     }
   }
   // Outputs, after every check passed.
-  outs->images.reserve(n);
-  outs->masks.resize(n);
+  outs->blocks.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
     CompositeScene& s = (*scenes)[i];
     const size_t hw = static_cast<size_t>(s.h * s.w);
-    Napi::Uint8Array img = alloc_u8(env, hw * 3);
-    s.out_image = img.Data();
-    outs->images.push_back(Napi::Persistent(img));
-    const size_t real = static_cast<size_t>(s.real_count()), slots = real + s.pastes.size();
-    s.pasted_slots_zeroed = true;
-    for (size_t k = 0; k < slots; ++k) {
-      // Real slots are copied completely; pasted ones are zero-filled here
-      // (calloc: fresh pages stay untouched outside the instance's rectangle).
-      Napi::Uint8Array m = k < real ? alloc_u8(env, hw) : Napi::Uint8Array::New(env, hw);
-      s.out_masks.push_back(m.Data());
-      outs->masks[i].push_back(Napi::Persistent(m));
+    const size_t slots = static_cast<size_t>(s.real_count()) + s.pastes.size();
+    if (hw > 0 && slots + 3 > (size_t(1) << 46) / hw)
+      throw_js(env, "E_LIMIT", "scenes[", i, "] would need ", slots + 3, " x ", hw, " bytes of output");
+    // The caller's uninitialised block (the TS wrapper passes
+    // Buffer.allocUnsafeSlow: N-API has no uninitialised allocation, and
+    // zero-filling here, on the JS thread, would cost more than compositing).
+    const size_t need = hw * (3 + slots);
+    Napi::Object so = list.Get(i).As<Napi::Object>();
+    Napi::Value ov = so.Get("out");
+    Napi::Uint8Array block;
+    if (ov.IsUndefined() || ov.IsNull()) {
+      block = alloc_u8(env, need);
+    } else {
+      const std::string where = "scenes[" + std::to_string(i) + "]";
+      block = field_u8(so, "out", where);
+      if (block.ElementLength() != need)
+        throw_js(env, "E_SHAPE", where, ".out has ", block.ElementLength(), " bytes but the outputs need ", need,
+                 " (height x width x (3 + masks + instances))");
     }
+    uint8_t* base = block.Data();
+    s.out_image = base;
+    for (size_t k = 0; k < slots; ++k) s.out_masks.push_back(base + hw * (3 + k));
+    s.pasted_slots_zeroed = false;
+    outs->blocks.push_back(Napi::Persistent(block));
   }
   return run_job<std::vector<CompositeResult>>(
       env, sync, keep, [scenes, opts] { return composite_batch(*scenes, opts); },
@@ -213,7 +227,10 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
         for (size_t i = 0; i < res.size(); ++i) {
           const CompositeScene& s = (*scenes)[i];
           Napi::Object so = Napi::Object::New(env);
-          so.Set("image", outs->images[i].Value());
+          Napi::Uint8Array block = outs->blocks[i].Value();
+          Napi::ArrayBuffer ab = block.ArrayBuffer();
+          const size_t base = block.ByteOffset(), hw = static_cast<size_t>(s.h * s.w);
+          so.Set("image", Napi::Uint8Array::New(env, hw * 3, ab, base));
           so.Set("width", Napi::Number::New(env, static_cast<double>(s.w)));
           so.Set("height", Napi::Number::New(env, static_cast<double>(s.h)));
           so.Set("boxOnly", Napi::Boolean::New(env, s.box_only));
@@ -223,7 +240,7 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
             Napi::Object io = Napi::Object::New(env);
             io.Set("source", c.source == Source::Real ? "real" : "pasted");
             io.Set("index", Napi::Number::New(env, static_cast<double>(c.index)));
-            io.Set("mask", outs->masks[i][static_cast<size_t>(c.slot)].Value());
+            io.Set("mask", Napi::Uint8Array::New(env, hw, ab, base + hw * (3 + static_cast<size_t>(c.slot))));
             Napi::Array bb = Napi::Array::New(env, 4);
             bb.Set(0u, Napi::Number::New(env, static_cast<double>(c.box.x)));
             bb.Set(1u, Napi::Number::New(env, static_cast<double>(c.box.y)));

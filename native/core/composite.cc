@@ -645,6 +645,7 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
     // The new instance's full-frame mask.
     uint8_t* nm = s.out_masks[static_cast<size_t>(slot)];
     const bool zeroed = s.pasted_slots_zeroed;
+    if (!zeroed) prefault(nm, HW);
     if (ya > 0 && !zeroed) std::memset(nm, 0, static_cast<size_t>(ya * W));
     for (int64_t y = ya; y < yb; ++y) {
       uint8_t* row = nm + y * W;

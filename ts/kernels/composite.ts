@@ -32,7 +32,11 @@
  * 1 of the real-valued interpolation. Flip: destination column j of the
  * instance takes target column targetWidth - 1 - j.
  *
- * Output masks are full-frame (height x width, 0/1). Boxes are COCO
+ * Output masks are full-frame (height x width, 0/1). The composed image and
+ * the masks of one scene are views into one ArrayBuffer (one allocation per
+ * scene instead of one per array: allocating many 1 MiB arrays costs more
+ * than the compositing); copy a mask (`mask.slice()`) to keep it alone.
+ * Boxes are COCO
  * [x, y, w, h], tight, 0-based (columns x .. x + w - 1). Instances that
  * cannot be pasted are not errors: they are listed in `dropped` with the
  * reason (`zero-size` target, `empty-crop`, `empty-alpha`: no resized pixel
@@ -245,7 +249,18 @@ function nativeScene(sc: unknown, where: string): NativeCompositeSceneIn {
 
 function nativeScenes(scenes: unknown): NativeCompositeSceneIn[] {
   if (!Array.isArray(scenes)) throw new GenaugError('E_TYPE', `scenes must be an array, got ${typeName(scenes)}`);
-  return scenes.map((s: unknown, i: number) => nativeScene(s, `scenes[${i}]`));
+  const out = scenes.map((s: unknown, i: number) => nativeScene(s, `scenes[${i}]`));
+  // One uninitialised output block per scene (image, then one mask slot per
+  // input instance): Buffer.allocUnsafeSlow skips the zero fill that any
+  // allocation made by the addon pays on this thread.
+  for (const s of out) {
+    const slots = (s.boxes ? s.boxes.length / 4 : (s.masks?.length ?? 0)) + (s.instances?.length ?? 0);
+    const bytes = s.width * s.height * (3 + slots);
+    if (bytes > 2 ** 46) throw new GenaugError('E_LIMIT', `a scene would need ${bytes} bytes of output`);
+    const b = Buffer.allocUnsafeSlow(bytes);
+    s.out = new Uint8Array(b.buffer, b.byteOffset, b.length);
+  }
+  return out;
 }
 
 function results(r: NativeCompositeSceneOut[]): CompositeResult[] {
