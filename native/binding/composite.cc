@@ -73,10 +73,14 @@ Napi::Uint8Array alloc_u8(Napi::Env env, size_t n) {
   return Napi::Uint8Array::New(env, n, b.ArrayBuffer(), b.ByteOffset());
 }
 
-CompositeOptions read_options(Napi::Env env, Napi::Value v) {
+CompositeOptions read_options(Napi::Env env, Napi::Value v, bool& crop) {
   CompositeOptions o;
+  crop = false;
   if (v.IsUndefined() || v.IsNull()) return o;
   Napi::Object obj = as_object(env, v, "options");
+  const std::string fmt = opt_string(obj, "maskFormat", "full");
+  if (fmt == "box") crop = true;
+  else if (fmt != "full") throw_js(env, "E_RANGE", "option maskFormat must be 'full' or 'box', got '", fmt, "'");
   const std::string blend = opt_string(obj, "blend", "basic");
   if (blend == "basic") o.blend = BlendMode::Basic;
   else if (blend == "alpha") o.blend = BlendMode::Alpha;
@@ -105,7 +109,8 @@ struct Outputs {
 Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
   Napi::Env env = info.Env();
   Napi::Array list = as_array(env, info.Length() > 0 ? info[0] : env.Undefined(), "scenes");
-  const CompositeOptions opts = read_options(env, info.Length() > 1 ? info[1] : env.Undefined());
+  bool crop = false;
+  const CompositeOptions opts = read_options(env, info.Length() > 1 ? info[1] : env.Undefined(), crop);
   auto scenes = std::make_shared<std::vector<CompositeScene>>();
   auto outs = std::make_shared<Outputs>();
   std::vector<Napi::Value> keep;
@@ -195,7 +200,8 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
   for (uint32_t i = 0; i < n; ++i) {
     CompositeScene& s = (*scenes)[i];
     const size_t hw = static_cast<size_t>(s.h * s.w);
-    const size_t slots = static_cast<size_t>(s.real_count()) + s.pastes.size();
+    const size_t slots = crop ? 0 : static_cast<size_t>(s.real_count()) + s.pastes.size();
+    s.crop_masks = crop;
     if (hw > 0 && slots + 3 > (size_t(1) << 46) / hw)
       throw_js(env, "E_LIMIT", "scenes[", i, "] would need ", slots + 3, " x ", hw, " bytes of output");
     // The caller's uninitialised block (the TS wrapper passes
@@ -212,7 +218,7 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
       block = field_u8(so, "out", where);
       if (block.ElementLength() != need)
         throw_js(env, "E_SHAPE", where, ".out has ", block.ElementLength(), " bytes but the outputs need ", need,
-                 " (height x width x (3 + masks + instances))");
+                 " (height x width x (3 + masks + instances), or x 3 with maskFormat 'box')");
     }
     uint8_t* base = block.Data();
     s.out_image = base;
@@ -222,7 +228,7 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
   }
   return run_job<std::vector<CompositeResult>>(
       env, sync, keep, [scenes, opts] { return composite_batch(*scenes, opts); },
-      [scenes, outs](Napi::Env env, std::vector<CompositeResult>& res) -> Napi::Value {
+      [scenes, outs, crop](Napi::Env env, std::vector<CompositeResult>& res) -> Napi::Value {
         Napi::Array out = Napi::Array::New(env, res.size());
         for (size_t i = 0; i < res.size(); ++i) {
           const CompositeScene& s = (*scenes)[i];
@@ -240,7 +246,12 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
             Napi::Object io = Napi::Object::New(env);
             io.Set("source", c.source == Source::Real ? "real" : "pasted");
             io.Set("index", Napi::Number::New(env, static_cast<double>(c.index)));
-            io.Set("mask", Napi::Uint8Array::New(env, hw, ab, base + hw * (3 + static_cast<size_t>(c.slot))));
+            if (crop) {
+              Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::Copy(env, c.crop.data(), c.crop.size());
+              io.Set("mask", Napi::Uint8Array::New(env, c.crop.size(), b.ArrayBuffer(), b.ByteOffset()));
+            } else {
+              io.Set("mask", Napi::Uint8Array::New(env, hw, ab, base + hw * (3 + static_cast<size_t>(c.slot))));
+            }
             Napi::Array bb = Napi::Array::New(env, 4);
             bb.Set(0u, Napi::Number::New(env, static_cast<double>(c.box.x)));
             bb.Set(1u, Napi::Number::New(env, static_cast<double>(c.box.y)));

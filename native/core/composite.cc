@@ -203,6 +203,7 @@ struct Scratch {
   std::vector<uint8_t> mask;   // its mask (alpha >= 128)
   std::vector<float> blur, blur_tmp;
   std::vector<float> kernel;
+  std::vector<uint8_t> slots;  // full-frame masks of a crop_masks scene
 };
 
 #if GENAUG_COMPOSITE_AVX2
@@ -452,15 +453,22 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
     prefault(s.out_image, HW * 3);
     std::memcpy(s.out_image, s.image, static_cast<size_t>(HW * 3));
   }
+  std::vector<uint8_t*> slots = s.out_masks;
+  if (s.crop_masks) {
+    sc.slots.resize(static_cast<size_t>((R + P) * HW));
+    slots.resize(static_cast<size_t>(R + P));
+    for (int64_t k = 0; k < R + P; ++k) slots[static_cast<size_t>(k)] = sc.slots.data() + k * HW;
+  }
+  const bool fresh_outputs = !s.crop_masks;  // scratch is already mapped
   std::vector<Live> live;
   live.reserve(static_cast<size_t>(R + P));
   std::vector<CompositeDrop> drops;
 
   // Real instances: normalised copy, area and box in one pass.
   for (int64_t r = 0; r < R; ++r) {
-    uint8_t* out = s.out_masks[static_cast<size_t>(r)];
+    uint8_t* out = slots[static_cast<size_t>(r)];
     Live L{Source::Real, r, r, Box{}, 0, true};
-    prefault(out, HW);
+    if (fresh_outputs) prefault(out, HW);
     if (!s.box_only) {
       const uint8_t* in = s.masks[static_cast<size_t>(r)];
       Extent e;
@@ -605,7 +613,7 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
       const int64_t kx0 = std::max(xa, L.box.x), kx1 = std::min(xb, L.box.x + L.box.w);
       const int64_t ky0 = std::max(ya, L.box.y), ky1 = std::min(yb, L.box.y + L.box.h);
       if (kx0 >= kx1 || ky0 >= ky1) continue;
-      uint8_t* km = s.out_masks[static_cast<size_t>(L.slot)];
+      uint8_t* km = slots[static_cast<size_t>(L.slot)];
       const int64_t n = kx1 - kx0;
       int64_t rem = 0;
       for (int64_t y = ky0; y < ky1; ++y) {
@@ -630,7 +638,7 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
         drops.push_back({L.source, L.index, DropReason::Empty});
         continue;
       }
-      const uint8_t* km = s.out_masks[static_cast<size_t>(L.slot)];
+      const uint8_t* km = slots[static_cast<size_t>(L.slot)];
       Extent e;
       for (int64_t y = before.y; y < before.y + before.h; ++y) e.add_row(km + y * W + before.x, before.w, before.x, y);
       L.box = e.box();
@@ -643,9 +651,9 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
       }
     }
     // The new instance's full-frame mask.
-    uint8_t* nm = s.out_masks[static_cast<size_t>(slot)];
-    const bool zeroed = s.pasted_slots_zeroed;
-    if (!zeroed) prefault(nm, HW);
+    uint8_t* nm = slots[static_cast<size_t>(slot)];
+    const bool zeroed = s.pasted_slots_zeroed && !s.crop_masks;
+    if (!zeroed && fresh_outputs) prefault(nm, HW);
     if (ya > 0 && !zeroed) std::memset(nm, 0, static_cast<size_t>(ya * W));
     for (int64_t y = ya; y < yb; ++y) {
       uint8_t* row = nm + y * W;
@@ -658,8 +666,17 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
   }
 
   res.instances.clear();
-  for (const Live& L : live)
-    if (L.alive) res.instances.push_back(CompositeInstance{L.source, L.index, L.slot, L.box, L.area});
+  for (const Live& L : live) {
+    if (!L.alive) continue;
+    res.instances.push_back(CompositeInstance{L.source, L.index, L.slot, L.box, L.area, {}});
+    if (s.crop_masks) {
+      std::vector<uint8_t>& c = res.instances.back().crop;
+      c.resize(static_cast<size_t>(L.box.w * L.box.h));
+      const uint8_t* m = slots[static_cast<size_t>(L.slot)];
+      for (int64_t y = 0; y < L.box.h; ++y)
+        std::memcpy(c.data() + y * L.box.w, m + (L.box.y + y) * W + L.box.x, static_cast<size_t>(L.box.w));
+    }
+  }
   std::stable_sort(drops.begin(), drops.end(), [](const CompositeDrop& a, const CompositeDrop& b) {
     if (a.source != b.source) return a.source < b.source;
     return a.index < b.index;
@@ -678,7 +695,7 @@ void composite_check_options(const CompositeOptions& o) {
 
 namespace {
 void check_outputs(const CompositeScene& s, const char* what) {
-  const size_t slots = static_cast<size_t>(s.real_count()) + s.pastes.size();
+  const size_t slots = s.crop_masks ? 0 : static_cast<size_t>(s.real_count()) + s.pastes.size();
   if (s.out_masks.size() != slots) fail("E_SHAPE", what, ": ", s.out_masks.size(), " output mask slots for ", slots, " instances");
   const bool any = s.h > 0 && s.w > 0;
   if (any && !s.out_image) fail("E_ARGUMENT", what, ": the output image is missing");

@@ -100,6 +100,10 @@ struct CompositeScene {
   // The pasted instances' slots (R..R+P-1) are already zero-filled: only the
   // instance's rectangle is written (fresh zero pages outside it stay untouched).
   bool pasted_slots_zeroed = false;
+  // Return each output instance's mask cropped to its box (CompositeInstance::crop)
+  // instead of writing out_masks (which must then be empty): the full-frame
+  // masks live in per-thread scratch memory that is reused across scenes.
+  bool crop_masks = false;
   int64_t real_count() const { return box_only ? static_cast<int64_t>(boxes.size() / 4) : static_cast<int64_t>(masks.size()); }
 };
 
@@ -109,6 +113,7 @@ struct CompositeInstance {
   int64_t slot = 0;   // which out_masks slot holds its mask
   Box box;
   int64_t area = 0;
+  std::vector<uint8_t> crop;  // box.h x box.w, with crop_masks
 };
 
 struct CompositeDrop {

@@ -343,3 +343,41 @@ TEST(composite_random_scenes_keep_invariants) {
     }
   }
 }
+
+TEST(composite_crop_masks_equal_full_masks_cropped) {
+  std::mt19937 rng(31);
+  for (int t = 0; t < 200; ++t) {
+    Owned a = grey(8 + rng() % 40, 8 + rng() % 40);
+    for (auto& v : a.image) v = static_cast<uint8_t>(rng());
+    const int64_t H = a.s.h, W = a.s.w;
+    for (int r = 0; r < 2; ++r) {
+      Bytes m(static_cast<size_t>(H * W));
+      for (auto& v : m) v = rng() % 2;
+      a.masks.push_back(m);
+    }
+    a.crops.resize(3);
+    for (int p = 0; p < 3; ++p) {
+      const int64_t w = 1 + rng() % 12, h = 1 + rng() % 12;
+      a.crops[p].resize(static_cast<size_t>(w * h * 4));
+      for (auto& v : a.crops[p]) v = static_cast<uint8_t>(rng() | 0x80);
+      a.s.pastes.push_back(paste(a.crops[p], w, h, 1 + rng() % 30, 1 + rng() % 30, static_cast<double>(rng() % W),
+                                 static_cast<double>(rng() % H), rng() & 1));
+    }
+    Owned b = a;
+    a.finish();
+    b.finish();
+    b.s.crop_masks = true;
+    b.s.out_masks.clear();
+    const CompositeResult ra = composite_scene(a.s, CompositeOptions{}), rb = composite_scene(b.s, CompositeOptions{});
+    CHECK(a.out_image == b.out_image);
+    CHECK_EQ(ra.instances.size(), rb.instances.size());
+    for (size_t k = 0; k < ra.instances.size() && k < rb.instances.size(); ++k) {
+      const Box bx = ra.instances[k].box;
+      const Bytes& full = a.mask_of(ra.instances[k]);
+      Bytes want;
+      for (int64_t y = bx.y; y < bx.y + bx.h; ++y)
+        want.insert(want.end(), full.begin() + y * W + bx.x, full.begin() + y * W + bx.x + bx.w);
+      CHECK(rb.instances[k].crop == want);
+    }
+  }
+}

@@ -98,13 +98,19 @@ export interface CompositeOptions {
   keepMinArea?: number;
   /** Threads over scenes (0 or absent: every core). Results do not depend on it. */
   threads?: number;
+  /**
+   * 'full' (default): each mask is height x width. 'box': each mask is cropped
+   * to its bbox (bbox[3] rows x bbox[2] columns, at (bbox[0], bbox[1])): much
+   * less memory, and the full-frame work happens in reused native scratch.
+   */
+  maskFormat?: 'full' | 'box';
 }
 
 export interface CompositeInstance {
   source: InstanceSource;
   /** Index into the scene's masks/boxes (real) or instances (pasted). */
   index: number;
-  /** Full-frame visible mask, height x width, 0/1. */
+  /** Visible mask, 0/1: height x width, or bbox-sized with maskFormat 'box'. */
   mask: Uint8Array;
   bbox: CompositeBbox;
   area: number;
@@ -181,6 +187,10 @@ function nativeOptions(o: CompositeOptions | undefined): NativeCompositeOptions 
   if (src.keepMaxShift !== undefined) out.keepMaxShift = checkInt(src.keepMaxShift, 'keepMaxShift', 0, 2 ** 40);
   if (src.keepMinArea !== undefined) out.keepMinArea = checkInt(src.keepMinArea, 'keepMinArea', 0, 2 ** 40);
   if (src.threads !== undefined) out.threads = checkInt(src.threads, 'threads', 0, 256);
+  if (src.maskFormat !== undefined) {
+    if (src.maskFormat !== 'full' && src.maskFormat !== 'box') throw new GenaugError('E_RANGE', `maskFormat must be 'full' or 'box', got ${String(src.maskFormat)}`);
+    out.maskFormat = src.maskFormat;
+  }
   return out;
 }
 
@@ -247,14 +257,14 @@ function nativeScene(sc: unknown, where: string): NativeCompositeSceneIn {
   return out;
 }
 
-function nativeScenes(scenes: unknown): NativeCompositeSceneIn[] {
+function nativeScenes(scenes: unknown, o: NativeCompositeOptions): NativeCompositeSceneIn[] {
   if (!Array.isArray(scenes)) throw new GenaugError('E_TYPE', `scenes must be an array, got ${typeName(scenes)}`);
   const out = scenes.map((s: unknown, i: number) => nativeScene(s, `scenes[${i}]`));
   // One uninitialised output block per scene (image, then one mask slot per
   // input instance): Buffer.allocUnsafeSlow skips the zero fill that any
   // allocation made by the addon pays on this thread.
   for (const s of out) {
-    const slots = (s.boxes ? s.boxes.length / 4 : (s.masks?.length ?? 0)) + (s.instances?.length ?? 0);
+    const slots = o.maskFormat === 'box' ? 0 : (s.boxes ? s.boxes.length / 4 : (s.masks?.length ?? 0)) + (s.instances?.length ?? 0);
     const bytes = s.width * s.height * (3 + slots);
     if (bytes > 2 ** 46) throw new GenaugError('E_LIMIT', `a scene would need ${bytes} bytes of output`);
     const b = Buffer.allocUnsafeSlow(bytes);
@@ -280,15 +290,16 @@ function results(r: NativeCompositeSceneOut[]): CompositeResult[] {
  * `threads` is.
  */
 export async function compositeBatch(scenes: CompositeScene[], options?: CompositeOptions): Promise<CompositeResult[]> {
-  const ns = nativeScenes(scenes);
   const o = nativeOptions(options);
+  const ns = nativeScenes(scenes, o);
   for (const s of ns) pinInputs(s.image, ...(s.masks ?? []), ...(s.instances ?? []).map((i) => i.rgba));
   return results(await addon().compositeBatch(ns, o));
 }
 
 /** The synchronous twin of {@link compositeBatch} (blocks the calling thread; use it in workers). */
 export function compositeBatchSync(scenes: CompositeScene[], options?: CompositeOptions): CompositeResult[] {
-  return results(addon().compositeBatchSync(nativeScenes(scenes), nativeOptions(options)));
+  const o = nativeOptions(options);
+  return results(addon().compositeBatchSync(nativeScenes(scenes, o), o));
 }
 
 /** One scene; see {@link compositeBatch}. */
