@@ -5,12 +5,15 @@
 // the border; occlusion update of every earlier mask. genaug also applies the
 // keep rule and recomputes every box and area, and returns full-frame masks.
 // Images/s for the `basic` and `alpha` blends on 1 and 2 threads (one
-// compositeBatch call per batch of scenes), beside the OpenCV peer run in the
-// same process tree (1 thread, and 2 processes) when Python has numpy + cv2.
-//   node benchmarks/paste.bench.js [--batch 32 --reps 5 --quick --no-peer]
+// compositeBatch call per batch of scenes), and `basic` with maskFormat 'box'
+// (masks cropped to their boxes: not the peer's output, for reference),
+// beside the OpenCV peer run in the same process tree (1 thread, and 2
+// processes) when Python has numpy + cv2.
+//   npm run bench -- paste [--batch 32 --reps 5 --quick --no-peer]
 import { args, emit, loadGenaug, machine, runPeer } from './lib.js';
 
 const a = args({ batch: 32, reps: 5, peer: true, 'peer-batch': 60, 'peer-reps': 3 });
+if (a['no-peer']) a.peer = false;
 if (a.quick) Object.assign(a, { batch: 8, reps: 3, 'peer-batch': 20, 'peer-reps': 2 });
 const H = 1024, W = 1024, SRC = 512, N_EXIST = 3, N_PASTE = 5, POOL = 8;
 
@@ -84,24 +87,33 @@ function scenes(n) {
 const batch = scenes(a.batch);
 globalThis.gc?.();
 
-async function imagesPerSecond(blend, threads) {
-  const run = threads === 1 ? async () => g.compositeBatchSync(batch, { blend, threads: 1 }) : () => g.compositeBatch(batch, { blend, threads });
+// Wall-clock images/s (median and best of --reps batches), and for 1 thread
+// also the process CPU time per image (robust when the machine is shared).
+async function imagesPerSecond(opts, threads) {
+  const o = { ...opts, threads };
+  const run = threads === 1 ? async () => g.compositeBatchSync(batch, o) : () => g.compositeBatch(batch, o);
   await run();
   const ts = [];
+  const c0 = process.cpuUsage();
   for (let r = 0; r < a.reps; r++) {
     const t0 = process.hrtime.bigint();
     await run();
     ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    await new Promise(setImmediate); // a loader yields between batches
   }
+  const cpu = process.cpuUsage(c0);
   ts.sort((x, y) => x - y);
   const med = ts[Math.floor(ts.length / 2)];
-  return { images_per_s: +(batch.length / med).toFixed(1), ms_per_image: +((1000 * med) / batch.length).toFixed(3), best_images_per_s: +(batch.length / ts[0]).toFixed(1) };
+  const out = { images_per_s: +(batch.length / med).toFixed(1), ms_per_image: +((1000 * med) / batch.length).toFixed(3), best_images_per_s: +(batch.length / ts[0]).toFixed(1) };
+  if (threads === 1) out.cpu_ms_per_image = +((cpu.user + cpu.system) / 1000 / (a.reps * batch.length)).toFixed(3);
+  return out;
 }
 
+const variants = { basic: { blend: 'basic' }, alpha: { blend: 'alpha' }, basic_box_masks: { blend: 'basic', maskFormat: 'box' } };
 const results = {};
-for (const blend of ['basic', 'alpha']) {
-  results[blend] = { threads_1: await imagesPerSecond(blend, 1), threads_2: await imagesPerSecond(blend, 2) };
-  results[blend].scaling_1_to_2 = +(results[blend].threads_2.images_per_s / results[blend].threads_1.images_per_s).toFixed(2);
+for (const [name, opts] of Object.entries(variants)) {
+  results[name] = { threads_1: await imagesPerSecond(opts, 1), threads_2: await imagesPerSecond(opts, 2) };
+  results[name].scaling_1_to_2 = +(results[name].threads_2.images_per_s / results[name].threads_1.images_per_s).toFixed(2);
 }
 const last = g.compositeBatchSync(batch.slice(0, 1), { threads: 1 })[0];
 const out = {
