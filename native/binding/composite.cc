@@ -223,7 +223,6 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
     uint8_t* base = block.Data();
     s.out_image = base;
     for (size_t k = 0; k < slots; ++k) s.out_masks.push_back(base + hw * (3 + k));
-    s.pasted_slots_zeroed = false;
     outs->blocks.push_back(Napi::Persistent(block));
   }
   return run_job<std::vector<CompositeResult>>(

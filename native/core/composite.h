@@ -97,9 +97,6 @@ struct CompositeScene {
   // slots of instances in the output are written completely.
   uint8_t* out_image = nullptr;
   std::vector<uint8_t*> out_masks;
-  // The pasted instances' slots (R..R+P-1) are already zero-filled: only the
-  // instance's rectangle is written (fresh zero pages outside it stay untouched).
-  bool pasted_slots_zeroed = false;
   // Return each output instance's mask cropped to its box (CompositeInstance::crop)
   // instead of writing out_masks (which must then be empty): the full-frame
   // masks live in per-thread scratch memory that is reused across scenes.
