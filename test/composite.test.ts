@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { compositeBatch, compositeBatchSync, compositeSync, GenaugError } from '../ts/index.js';
+import { compositeBatch, compositeBatchSync, compositeSync, CompositeOutputPool, GenaugError } from '../ts/index.js';
 import type { CompositeOptions, CompositeResult, CompositeScene, PasteInstance } from '../ts/index.js';
 import { native } from '../ts/native/load.js';
 import { seededRandom } from '../ts/util/random.js';
@@ -504,6 +504,39 @@ describe('compositor: maskFormat box', () => {
         });
       });
     }
+  });
+});
+
+describe('compositor: output pool', () => {
+  it('reused (dirty) output memory gives the same results as fresh memory', async () => {
+    const r = seededRandom(321);
+    const pool = new CompositeOutputPool();
+    const batches = Array.from({ length: 4 }, () => Array.from({ length: 40 }, (_, i) => randomScene(r, { boxOnly: i % 6 === 0 })));
+    let reused = 0;
+    for (const [b, scenes] of batches.entries()) {
+      const want = compositeBatchSync(scenes, { threads: 1, blend: b % 2 ? 'alpha' : 'basic' });
+      const before = pool.heldBytes;
+      const got = b % 2 ? await compositeBatch(scenes, { threads: 2, pool, blend: 'alpha' }) : compositeBatchSync(scenes, { threads: 2, pool });
+      if (b > 0) expect(pool.heldBytes).toBeLessThan(before); // blocks were taken from the pool
+      if (pool.heldBytes < before) reused++;
+      got.forEach((g, i) => {
+        if (Buffer.compare(g.image, want[i]!.image) !== 0) fail(`batch ${b} scene ${i}: image differs`);
+        expectSameResult(g, want[i]!, `batch ${b} scene ${i}`);
+      });
+      pool.release(got);
+      pool.release(got); // a second release is ignored
+      expect(pool.heldBytes).toBeGreaterThan(0);
+    }
+    expect(reused).toBe(3);
+  });
+
+  it('keeps at most maxBytes and rejects a foreign pool', async () => {
+    const pool = new CompositeOutputPool({ maxBytes: 0 });
+    const r = seededRandom(5);
+    const got = compositeBatchSync([randomScene(r)], { pool });
+    pool.release(got);
+    expect(pool.heldBytes).toBe(0);
+    await expectCode(() => compositeBatchSync([], { pool: {} as CompositeOutputPool }), 'E_TYPE');
   });
 });
 

@@ -45,7 +45,7 @@ export type {
 export { SamModel } from './models/sam.js';
 export { Segmenter } from './models/segmenter.js';
 export { openSession, checkSignature, providerStatus } from './models/onnx.js';
-export { compositeBatch, compositeBatchSync, compositeSync } from './kernels/composite.js';
+export { compositeBatch, compositeBatchSync, compositeSync, CompositeOutputPool } from './kernels/composite.js';
 export type {
   BlendMode, CompositeBbox, DropReason, InstanceSource, RgbFrame, PasteInstance, CompositeScene, CompositeOptions, CompositeInstance,
   CompositeDrop, CompositeResult,

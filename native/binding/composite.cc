@@ -216,7 +216,7 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
     } else {
       const std::string where = "scenes[" + std::to_string(i) + "]";
       block = field_u8(so, "out", where);
-      if (block.ElementLength() != need)
+      if (block.ElementLength() < need)
         throw_js(env, "E_SHAPE", where, ".out has ", block.ElementLength(), " bytes but the outputs need ", need,
                  " (height x width x (3 + masks + instances), or x 3 with maskFormat 'box')");
     }

@@ -19,7 +19,7 @@ export interface NativeCompositeSceneIn {
   /** 4 numbers [x, y, w, h] per box: a box-only scene. */
   boxes?: Float64Array;
   instances?: NativeCompositeInstanceIn[];
-  /** Output block, height * width * (3 + masks + instances) bytes, overwritten (allocated by the addon when absent). */
+  /** Output block, at least height * width * (3 + masks + instances) bytes, overwritten (allocated by the addon when absent). */
   out?: Uint8Array;
 }
 
