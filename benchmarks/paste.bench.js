@@ -5,8 +5,9 @@
 // the border; occlusion update of every earlier mask. genaug also applies the
 // keep rule and recomputes every box and area, and returns full-frame masks.
 // Images/s for the `basic` and `alpha` blends on 1 and 2 threads (one
-// compositeBatch call per batch of scenes), and `basic` with maskFormat 'box'
-// (masks cropped to their boxes: not the peer's output, for reference),
+// compositeBatch call per batch of scenes), with fresh or pooled output
+// memory, and `basic` with maskFormat 'box' (masks cropped to their boxes:
+// not the peer's output, for reference),
 // beside the OpenCV peer run in the same process tree (1 thread, and 2
 // processes) when Python has numpy + cv2.
 // On a busy machine wall-clock figures of two separate runs are not comparable;
@@ -111,7 +112,9 @@ globalThis.gc?.();
 // also the process CPU time per image (robust when the machine is shared).
 async function imagesPerSecond(opts, threads) {
   const o = { ...opts, threads };
-  const run = threads === 1 ? async () => g.compositeBatchSync(batch, o) : () => g.compositeBatch(batch, o);
+  if (opts.pool) o.pool = new g.CompositeOutputPool();
+  const release = (r) => (o.pool ? o.pool.release(r) : undefined);
+  const run = threads === 1 ? async () => release(g.compositeBatchSync(batch, o)) : async () => release(await g.compositeBatch(batch, o));
   await run();
   const ts = [];
   const c0 = process.cpuUsage();
@@ -129,7 +132,13 @@ async function imagesPerSecond(opts, threads) {
   return out;
 }
 
-const variants = { basic: { blend: 'basic' }, alpha: { blend: 'alpha' }, basic_box_masks: { blend: 'basic', maskFormat: 'box' } };
+// `*_pool`: the same full-frame outputs in memory reused across calls
+// (CompositeOutputPool, results released after each batch, as a loader would).
+const variants = {
+  basic: { blend: 'basic' }, alpha: { blend: 'alpha' },
+  basic_pool: { blend: 'basic', pool: true }, alpha_pool: { blend: 'alpha', pool: true },
+  basic_box_masks: { blend: 'basic', maskFormat: 'box' },
+};
 const results = {};
 for (const [name, opts] of Object.entries(variants)) {
   results[name] = { threads_1: await imagesPerSecond(opts, 1), threads_2: await imagesPerSecond(opts, 2) };
