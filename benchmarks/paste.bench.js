@@ -5,12 +5,23 @@
 // the border; occlusion update of every earlier mask. genaug also applies the
 // keep rule and recomputes every box and area, and returns full-frame masks.
 // Images/s for the `basic` and `alpha` blends on 1 and 2 threads (one
-// compositeBatch call per batch of scenes), beside the OpenCV peer run in the
-// same process tree (1 thread, and 2 processes) when Python has numpy + cv2.
-//   node benchmarks/paste.bench.js [--batch 32 --reps 5 --quick --no-peer]
-import { args, emit, loadGenaug, machine, runPeer } from './lib.js';
+// compositeBatch call per batch of scenes), with fresh or pooled output
+// memory, and `basic` with maskFormat 'box' (masks cropped to their boxes:
+// not the peer's output, for reference),
+// beside the OpenCV peer run in the same process tree (1 thread, and 2
+// processes) when Python has numpy + cv2.
+// On a busy machine wall-clock figures of two separate runs are not comparable;
+// the output also gives CPU time per image on 1 thread for both (the peer's by
+// differencing two batch sizes; --no-peer-cpu skips it).
+//   npm run bench -- paste [--batch 32 --reps 5 --quick --no-peer --no-peer-cpu]
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+
+import { args, emit, findPython, loadGenaug, machine, runPeer, shared } from './lib.js';
 
 const a = args({ batch: 32, reps: 5, peer: true, 'peer-batch': 60, 'peer-reps': 3 });
+if (a['no-peer']) a.peer = false;
+if (a['no-peer-cpu']) a['peer-cpu'] = false;
 if (a.quick) Object.assign(a, { batch: 8, reps: 3, 'peer-batch': 20, 'peer-reps': 2 });
 const H = 1024, W = 1024, SRC = 512, N_EXIST = 3, N_PASTE = 5, POOL = 8;
 
@@ -82,26 +93,56 @@ function scenes(n) {
 }
 
 const batch = scenes(a.batch);
+
+// The peer runs before and after genaug's measurements and each of its modes
+// keeps its better figure: on a shared machine this is the conservative
+// comparison (load drift cannot favour genaug).
+const usePeer = a.peer && a.peer !== 'false';
+const peerArgs = ['--batch', String(a['peer-batch']), '--reps', String(a['peer-reps']), '--modes', 'np_int,np_float,cv2_blendLinear'];
+const peerRuns = { threads_1: [], procs_2: [] };
+function runPeers() {
+  const p1 = runPeer('copypaste_bench.py', peerArgs, ['numpy', 'cv2']);
+  peerRuns.threads_1.push(p1);
+  peerRuns.procs_2.push(p1.skipped ? p1 : runPeer('copypaste_bench.py', [...peerArgs, '--procs', '2'], ['numpy', 'cv2']));
+}
+if (usePeer) runPeers();
 globalThis.gc?.();
 
-async function imagesPerSecond(blend, threads) {
-  const run = threads === 1 ? async () => g.compositeBatchSync(batch, { blend, threads: 1 }) : () => g.compositeBatch(batch, { blend, threads });
+// Wall-clock images/s (median and best of --reps batches), and for 1 thread
+// also the process CPU time per image (robust when the machine is shared).
+async function imagesPerSecond(opts, threads) {
+  const o = { ...opts, threads };
+  if (opts.pool) o.pool = new g.CompositeOutputPool();
+  const release = (r) => (o.pool ? o.pool.release(r) : undefined);
+  const run = threads === 1 ? async () => release(g.compositeBatchSync(batch, o)) : async () => release(await g.compositeBatch(batch, o));
   await run();
   const ts = [];
+  const c0 = process.cpuUsage();
   for (let r = 0; r < a.reps; r++) {
     const t0 = process.hrtime.bigint();
     await run();
     ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    await new Promise(setImmediate); // a loader yields between batches
   }
+  const cpu = process.cpuUsage(c0);
   ts.sort((x, y) => x - y);
   const med = ts[Math.floor(ts.length / 2)];
-  return { images_per_s: +(batch.length / med).toFixed(1), ms_per_image: +((1000 * med) / batch.length).toFixed(3), best_images_per_s: +(batch.length / ts[0]).toFixed(1) };
+  const out = { images_per_s: +(batch.length / med).toFixed(1), ms_per_image: +((1000 * med) / batch.length).toFixed(3), best_images_per_s: +(batch.length / ts[0]).toFixed(1) };
+  if (threads === 1) out.cpu_ms_per_image = +((cpu.user + cpu.system) / 1000 / (a.reps * batch.length)).toFixed(3);
+  return out;
 }
 
+// `*_pool`: the same full-frame outputs in memory reused across calls
+// (CompositeOutputPool, results released after each batch, as a loader would).
+const variants = {
+  basic: { blend: 'basic' }, alpha: { blend: 'alpha' },
+  basic_pool: { blend: 'basic', pool: true }, alpha_pool: { blend: 'alpha', pool: true },
+  basic_box_masks: { blend: 'basic', maskFormat: 'box' },
+};
 const results = {};
-for (const blend of ['basic', 'alpha']) {
-  results[blend] = { threads_1: await imagesPerSecond(blend, 1), threads_2: await imagesPerSecond(blend, 2) };
-  results[blend].scaling_1_to_2 = +(results[blend].threads_2.images_per_s / results[blend].threads_1.images_per_s).toFixed(2);
+for (const [name, opts] of Object.entries(variants)) {
+  results[name] = { threads_1: await imagesPerSecond(opts, 1), threads_2: await imagesPerSecond(opts, 2) };
+  results[name].scaling_1_to_2 = +(results[name].threads_2.images_per_s / results[name].threads_1.images_per_s).toFixed(2);
 }
 const last = g.compositeBatchSync(batch.slice(0, 1), { threads: 1 })[0];
 const out = {
@@ -112,25 +153,67 @@ const out = {
   machine: machine(),
 };
 
-if (a.peer && a.peer !== 'false') {
-  const common = ['--batch', String(a['peer-batch']), '--reps', String(a['peer-reps']), '--modes', 'np_int,np_float,cv2_blendLinear'];
-  const p1 = runPeer('copypaste_bench.py', common, ['numpy', 'cv2']);
-  const p2 = p1.skipped ? p1 : runPeer('copypaste_bench.py', [...common, '--procs', '2'], ['numpy', 'cv2']);
-  out.peer = { threads_1: p1, procs_2: p2 };
-  if (!p1.skipped && !p2.skipped) {
-    const best = (p) => Math.max(...Object.values(p.results).map((r) => r.images_per_s));
+/**
+ * The peer's CPU time per image for one mode (1 thread), robust to a busy
+ * machine: the process CPU time of a run with `hi` images minus one with `lo`
+ * images, divided by the extra images timed (reps x (hi - lo)); the asset set-up
+ * cancels out.
+ */
+function peerCpuMsPerImage(mode, lo = 20, hi = 60, reps = 3) {
+  const py = findPython(['numpy', 'cv2']);
+  if (!py) return null;
+  const script = join(shared, 'peers', 'copypaste_bench.py');
+  const code = 'import runpy, sys, resource, json\nsys.argv = sys.argv[1:]\nrunpy.run_path(sys.argv[0], run_name="__main__")\n' +
+    'r = resource.getrusage(resource.RUSAGE_SELF)\nprint(json.dumps({"cpu_s": r.ru_utime + r.ru_stime}))';
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const cpu = (batch) => {
+    const outp = execFileSync(py, ['-c', code, script, '--batch', String(batch), '--reps', String(reps), '--modes', mode], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+    return JSON.parse(outp.trim().split('\n').pop()).cpu_s;
+  };
+  try {
+    return +((1000 * (cpu(hi) - cpu(lo))) / (reps * (hi - lo))).toFixed(3);
+  } catch {
+    return null;
+  }
+}
+
+if (usePeer) {
+  runPeers();
+  const skipped = [...peerRuns.threads_1, ...peerRuns.procs_2].find((p) => p.skipped);
+  if (!skipped) {
+    // Per mode, the better of the two runs.
+    const merge = (runs) => {
+      const r = {};
+      for (const run of runs) for (const [m, v] of Object.entries(run.results)) r[m] = Math.max(r[m] ?? 0, v.images_per_s);
+      return r;
+    };
+    const p1 = merge(peerRuns.threads_1), p2 = merge(peerRuns.procs_2);
+    const best = (p) => Math.max(...Object.values(p));
+    out.peer = { threads_1: p1, procs_2: p2, runs: peerRuns.threads_1.map((r) => r.results).concat(peerRuns.procs_2.map((r) => r.results)), versions: peerRuns.threads_1[0].versions };
     const ratios = {};
-    for (const blend of Object.keys(results)) {
-      ratios[blend] = {
-        vs_peer_best_1_thread: +(results[blend].threads_1.images_per_s / best(p1)).toFixed(2),
-        vs_peer_np_int_1_thread: +(results[blend].threads_1.images_per_s / p1.results.np_int.images_per_s).toFixed(2),
-        vs_peer_best_2_procs: +(results[blend].threads_2.images_per_s / best(p2)).toFixed(2),
+    for (const name of Object.keys(results)) {
+      ratios[name] = {
+        vs_peer_best_1_thread: +(results[name].threads_1.images_per_s / best(p1)).toFixed(2),
+        vs_peer_np_int_1_thread: +(results[name].threads_1.images_per_s / p1.np_int).toFixed(2),
+        vs_peer_best_2_procs: +(results[name].threads_2.images_per_s / best(p2)).toFixed(2),
       };
     }
     out.ratios = ratios;
     out.peer_scaling_1_to_2 = +(best(p2) / best(p1)).toFixed(2);
+    if (a['peer-cpu'] !== false && a['peer-cpu'] !== 'false') {
+      // CPU time per image, 1 thread: genaug's from process.cpuUsage over its timed batches.
+      const peerCpu = { cv2_blendLinear: peerCpuMsPerImage('cv2_blendLinear'), np_int: peerCpuMsPerImage('np_int') };
+      out.cpu_ms_per_image_1_thread = { peer: peerCpu, genaug: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.threads_1.cpu_ms_per_image])) };
+      if (peerCpu.cv2_blendLinear && peerCpu.np_int) {
+        const peerBest = Math.min(peerCpu.cv2_blendLinear, peerCpu.np_int);
+        out.cpu_ratios_1_thread = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { vs_peer_best: +(peerBest / v.threads_1.cpu_ms_per_image).toFixed(2), vs_peer_np_int: +(peerCpu.np_int / v.threads_1.cpu_ms_per_image).toFixed(2) }]));
+      }
+    }
   } else {
-    console.error(`paste: peer skipped: ${p1.skipped ?? p2.skipped}`);
+    out.peer = { skipped: skipped.skipped };
+    console.error(`paste: peer skipped: ${skipped.skipped}`);
   }
 }
 emit(out);

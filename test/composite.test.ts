@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { compositeBatch, compositeBatchSync, compositeSync, GenaugError } from '../ts/index.js';
+import { compositeBatch, compositeBatchSync, compositeSync, CompositeOutputPool, GenaugError } from '../ts/index.js';
 import type { CompositeOptions, CompositeResult, CompositeScene, PasteInstance } from '../ts/index.js';
 import { native } from '../ts/native/load.js';
 import { seededRandom } from '../ts/util/random.js';
@@ -484,6 +484,62 @@ describe('compositor against the reference over random scenes', () => {
   });
 });
 
+describe('compositor: maskFormat box', () => {
+  it('returns the full-frame masks cropped to their boxes, everything else identical', async () => {
+    const r = seededRandom(123);
+    const scenes = Array.from({ length: 300 }, (_, i) => randomScene(r, { boxOnly: i % 5 === 0 }));
+    for (const blend of ['basic', 'gaussian'] as const) {
+      const full = compositeBatchSync(scenes, { blend, threads: 2 });
+      const box = await compositeBatch(scenes, { blend, threads: 2, maskFormat: 'box' });
+      full.forEach((f, i) => {
+        const b = box[i]!;
+        if (Buffer.compare(f.image, b.image) !== 0) fail(`scene ${i}: images differ`);
+        expect(b.dropped).toEqual(f.dropped);
+        expect(b.instances.map((x) => [x.source, x.index, x.bbox, x.area])).toEqual(f.instances.map((x) => [x.source, x.index, x.bbox, x.area]));
+        f.instances.forEach((inst, k) => {
+          const [x0, y0, w, h] = inst.bbox;
+          const want = new Uint8Array(w * h);
+          for (let y = 0; y < h; y++) want.set(inst.mask.subarray((y0 + y) * f.width + x0, (y0 + y) * f.width + x0 + w), y * w);
+          if (Buffer.compare(b.instances[k]!.mask, want) !== 0) fail(`scene ${i} instance ${k}: crop differs`);
+        });
+      });
+    }
+  });
+});
+
+describe('compositor: output pool', () => {
+  it('reused (dirty) output memory gives the same results as fresh memory', async () => {
+    const r = seededRandom(321);
+    const pool = new CompositeOutputPool();
+    const batches = Array.from({ length: 4 }, () => Array.from({ length: 40 }, (_, i) => randomScene(r, { boxOnly: i % 6 === 0 })));
+    let reused = 0;
+    for (const [b, scenes] of batches.entries()) {
+      const want = compositeBatchSync(scenes, { threads: 1, blend: b % 2 ? 'alpha' : 'basic' });
+      const before = pool.heldBytes;
+      const got = b % 2 ? await compositeBatch(scenes, { threads: 2, pool, blend: 'alpha' }) : compositeBatchSync(scenes, { threads: 2, pool });
+      if (b > 0) expect(pool.heldBytes).toBeLessThan(before); // blocks were taken from the pool
+      if (pool.heldBytes < before) reused++;
+      got.forEach((g, i) => {
+        if (Buffer.compare(g.image, want[i]!.image) !== 0) fail(`batch ${b} scene ${i}: image differs`);
+        expectSameResult(g, want[i]!, `batch ${b} scene ${i}`);
+      });
+      pool.release(got);
+      pool.release(got); // a second release is ignored
+      expect(pool.heldBytes).toBeGreaterThan(0);
+    }
+    expect(reused).toBe(3);
+  });
+
+  it('keeps at most maxBytes and rejects a foreign pool', async () => {
+    const pool = new CompositeOutputPool({ maxBytes: 0 });
+    const r = seededRandom(5);
+    const got = compositeBatchSync([randomScene(r)], { pool });
+    pool.release(got);
+    expect(pool.heldBytes).toBe(0);
+    await expectCode(() => compositeBatchSync([], { pool: {} as CompositeOutputPool }), 'E_TYPE');
+  });
+});
+
 describe('compositor: bad inputs', () => {
   const img = { data: new Uint8Array(8 * 8 * 3), width: 8, height: 8 };
   const inst = (o: Partial<PasteInstance> = {}): PasteInstance => ({ rgba: new Uint8Array(4), width: 1, height: 1, targetWidth: 2, targetHeight: 2, cx: 1, cy: 1, ...o });
@@ -504,6 +560,7 @@ describe('compositor: bad inputs', () => {
     ['blend', () => compositeSync({ image: img }, { blend: 'poisson' as 'basic' }), 'E_RANGE'],
     ['sigma', () => compositeSync({ image: img }, { blend: 'gaussian', sigma: 0 }), 'E_RANGE'],
     ['threads', () => compositeSync({ image: img }, { threads: -1 }), 'E_RANGE'],
+    ['maskFormat', () => compositeSync({ image: img }, { maskFormat: 'rle' as 'box' }), 'E_RANGE'],
     ['scenes type', () => compositeBatchSync({} as unknown as CompositeScene[]), 'E_TYPE'],
   ];
   for (const [name, fn, code] of cases) it(`${name} -> ${code}`, async () => expectCode(fn, code));
@@ -527,5 +584,8 @@ describe('compositor: bad inputs', () => {
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8, instances: [{ ...inst(), cy: Infinity }] }]))).toBe('E_RANGE');
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8 }], { blend: 'x' as 'basic' }))).toBe('E_RANGE');
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8 }], { keepMinArea: -1 }))).toBe('E_RANGE');
+    expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8 }], { maskFormat: 'crop' as 'box' }))).toBe('E_RANGE');
+    expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8, masks: [new Uint8Array(64)], out: new Uint8Array(64 * 3) }]))).toBe('E_SHAPE');
+    expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8, masks: [new Uint8Array(64)], out: new Uint8Array(64 * 3) }], { maskFormat: 'box' }))).toBe('none');
   });
 });

@@ -73,10 +73,14 @@ Napi::Uint8Array alloc_u8(Napi::Env env, size_t n) {
   return Napi::Uint8Array::New(env, n, b.ArrayBuffer(), b.ByteOffset());
 }
 
-CompositeOptions read_options(Napi::Env env, Napi::Value v) {
+CompositeOptions read_options(Napi::Env env, Napi::Value v, bool& crop) {
   CompositeOptions o;
+  crop = false;
   if (v.IsUndefined() || v.IsNull()) return o;
   Napi::Object obj = as_object(env, v, "options");
+  const std::string fmt = opt_string(obj, "maskFormat", "full");
+  if (fmt == "box") crop = true;
+  else if (fmt != "full") throw_js(env, "E_RANGE", "option maskFormat must be 'full' or 'box', got '", fmt, "'");
   const std::string blend = opt_string(obj, "blend", "basic");
   if (blend == "basic") o.blend = BlendMode::Basic;
   else if (blend == "alpha") o.blend = BlendMode::Alpha;
@@ -94,15 +98,19 @@ CompositeOptions read_options(Napi::Env env, Napi::Value v) {
   return o;
 }
 
+// One uninitialised block per scene holds its image and every mask slot:
+// allocating (and later freeing) nine 1 MiB arrays per 1024² scene on the JS
+// thread costs more than compositing it. The core writes the image, the real
+// slots and the pasted slots completely; the result's arrays are views.
 struct Outputs {
-  std::vector<Napi::Reference<Napi::Uint8Array>> images;
-  std::vector<std::vector<Napi::Reference<Napi::Uint8Array>>> masks;
+  std::vector<Napi::Reference<Napi::Uint8Array>> blocks;
 };
 
 Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
   Napi::Env env = info.Env();
   Napi::Array list = as_array(env, info.Length() > 0 ? info[0] : env.Undefined(), "scenes");
-  const CompositeOptions opts = read_options(env, info.Length() > 1 ? info[1] : env.Undefined());
+  bool crop = false;
+  const CompositeOptions opts = read_options(env, info.Length() > 1 ? info[1] : env.Undefined(), crop);
   auto scenes = std::make_shared<std::vector<CompositeScene>>();
   auto outs = std::make_shared<Outputs>();
   std::vector<Napi::Value> keep;
@@ -188,29 +196,46 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
     }
   }
   // Outputs, after every check passed.
-  outs->images.reserve(n);
-  outs->masks.resize(n);
+  outs->blocks.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
     CompositeScene& s = (*scenes)[i];
     const size_t hw = static_cast<size_t>(s.h * s.w);
-    Napi::Uint8Array img = alloc_u8(env, hw * 3);
-    s.out_image = img.Data();
-    outs->images.push_back(Napi::Persistent(img));
-    const size_t slots = static_cast<size_t>(s.real_count()) + s.pastes.size();
-    for (size_t k = 0; k < slots; ++k) {
-      Napi::Uint8Array m = alloc_u8(env, hw);
-      s.out_masks.push_back(m.Data());
-      outs->masks[i].push_back(Napi::Persistent(m));
+    const size_t slots = crop ? 0 : static_cast<size_t>(s.real_count()) + s.pastes.size();
+    s.crop_masks = crop;
+    if (hw > 0 && slots + 3 > (size_t(1) << 46) / hw)
+      throw_js(env, "E_LIMIT", "scenes[", i, "] would need ", slots + 3, " x ", hw, " bytes of output");
+    // The caller's uninitialised block (the TS wrapper passes
+    // Buffer.allocUnsafeSlow: N-API has no uninitialised allocation, and
+    // zero-filling here, on the JS thread, would cost more than compositing).
+    const size_t need = hw * (3 + slots);
+    Napi::Object so = list.Get(i).As<Napi::Object>();
+    Napi::Value ov = so.Get("out");
+    Napi::Uint8Array block;
+    if (ov.IsUndefined() || ov.IsNull()) {
+      block = alloc_u8(env, need);
+    } else {
+      const std::string where = "scenes[" + std::to_string(i) + "]";
+      block = field_u8(so, "out", where);
+      if (block.ElementLength() < need)
+        throw_js(env, "E_SHAPE", where, ".out has ", block.ElementLength(), " bytes but the outputs need ", need,
+                 " (height x width x (3 + masks + instances), or x 3 with maskFormat 'box')");
     }
+    uint8_t* base = block.Data();
+    s.out_image = base;
+    for (size_t k = 0; k < slots; ++k) s.out_masks.push_back(base + hw * (3 + k));
+    outs->blocks.push_back(Napi::Persistent(block));
   }
   return run_job<std::vector<CompositeResult>>(
       env, sync, keep, [scenes, opts] { return composite_batch(*scenes, opts); },
-      [scenes, outs](Napi::Env env, std::vector<CompositeResult>& res) -> Napi::Value {
+      [scenes, outs, crop](Napi::Env env, std::vector<CompositeResult>& res) -> Napi::Value {
         Napi::Array out = Napi::Array::New(env, res.size());
         for (size_t i = 0; i < res.size(); ++i) {
           const CompositeScene& s = (*scenes)[i];
           Napi::Object so = Napi::Object::New(env);
-          so.Set("image", outs->images[i].Value());
+          Napi::Uint8Array block = outs->blocks[i].Value();
+          Napi::ArrayBuffer ab = block.ArrayBuffer();
+          const size_t base = block.ByteOffset(), hw = static_cast<size_t>(s.h * s.w);
+          so.Set("image", Napi::Uint8Array::New(env, hw * 3, ab, base));
           so.Set("width", Napi::Number::New(env, static_cast<double>(s.w)));
           so.Set("height", Napi::Number::New(env, static_cast<double>(s.h)));
           so.Set("boxOnly", Napi::Boolean::New(env, s.box_only));
@@ -220,7 +245,12 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
             Napi::Object io = Napi::Object::New(env);
             io.Set("source", c.source == Source::Real ? "real" : "pasted");
             io.Set("index", Napi::Number::New(env, static_cast<double>(c.index)));
-            io.Set("mask", outs->masks[i][static_cast<size_t>(c.slot)].Value());
+            if (crop) {
+              Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::Copy(env, c.crop.data(), c.crop.size());
+              io.Set("mask", Napi::Uint8Array::New(env, c.crop.size(), b.ArrayBuffer(), b.ByteOffset()));
+            } else {
+              io.Set("mask", Napi::Uint8Array::New(env, hw, ab, base + hw * (3 + static_cast<size_t>(c.slot))));
+            }
             Napi::Array bb = Napi::Array::New(env, 4);
             bb.Set(0u, Napi::Number::New(env, static_cast<double>(c.box.x)));
             bb.Set(1u, Napi::Number::New(env, static_cast<double>(c.box.y)));

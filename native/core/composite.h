@@ -97,6 +97,10 @@ struct CompositeScene {
   // slots of instances in the output are written completely.
   uint8_t* out_image = nullptr;
   std::vector<uint8_t*> out_masks;
+  // Return each output instance's mask cropped to its box (CompositeInstance::crop)
+  // instead of writing out_masks (which must then be empty): the full-frame
+  // masks live in per-thread scratch memory that is reused across scenes.
+  bool crop_masks = false;
   int64_t real_count() const { return box_only ? static_cast<int64_t>(boxes.size() / 4) : static_cast<int64_t>(masks.size()); }
 };
 
@@ -106,6 +110,7 @@ struct CompositeInstance {
   int64_t slot = 0;   // which out_masks slot holds its mask
   Box box;
   int64_t area = 0;
+  std::vector<uint8_t> crop;  // box.h x box.w, with crop_masks
 };
 
 struct CompositeDrop {

@@ -275,3 +275,109 @@ TEST(composite_argument_errors) {
   s.h = -1;
   CHECK_THROWS_CODE(composite_scene(s, CompositeOptions{}), "E_SHAPE");
 }
+
+TEST(composite_random_scenes_keep_invariants) {
+  // Random scenes of every kind (masks or boxes, every blend, instances
+  // partly or wholly outside, empty crops and alphas): every output mask is
+  // 0/1 and non-empty, its box is tight and its area its pixel count, and
+  // with `basic` no pixel belongs to a pasted instance and another one.
+  std::mt19937 rng(77);
+  auto uni = [&](int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(rng() % static_cast<uint32_t>(hi - lo + 1)); };
+  for (int t = 0; t < 600; ++t) {
+    Owned o = grey(uni(1, 48), uni(1, 48));
+    for (auto& v : o.image) v = static_cast<uint8_t>(rng());
+    const int64_t H = o.s.h, W = o.s.w;
+    o.s.box_only = t % 4 == 3;
+    const int64_t R = uni(0, 3);
+    for (int64_t r = 0; r < R; ++r) {
+      if (o.s.box_only) {
+        for (int k = 0; k < 4; ++k) o.s.boxes.push_back(k < 2 ? uni(-10, 50) + 0.25 * uni(0, 3) : uni(0, 30) + 0.5 * uni(0, 1));
+      } else {
+        Bytes m(static_cast<size_t>(H * W));
+        for (auto& v : m) v = rng() % 3 == 0 ? static_cast<uint8_t>(rng() | 1) : 0;
+        o.masks.push_back(m);
+      }
+    }
+    const int64_t P = uni(0, 5);
+    o.crops.resize(static_cast<size_t>(P));
+    for (int64_t p = 0; p < P; ++p) {
+      const int64_t w = uni(0, 20), h = uni(0, 20);
+      o.crops[p].resize(static_cast<size_t>(w * h * 4));
+      const int kind = static_cast<int>(rng() % 4);
+      for (size_t i = 0; i < o.crops[p].size(); ++i)
+        o.crops[p][i] = i % 4 == 3 ? (kind == 0 ? 0 : kind == 1 ? 255 : static_cast<uint8_t>(rng())) : static_cast<uint8_t>(rng());
+      o.s.pastes.push_back(paste(o.crops[p], w, h, uni(0, 60), uni(0, 60), static_cast<double>(uni(-30, 80)) + 0.5 * uni(0, 1),
+                                 static_cast<double>(uni(-30, 80)), rng() & 1));
+    }
+    o.finish();
+    CompositeOptions opt;
+    opt.blend = static_cast<BlendMode>(t % 3);
+    opt.sigma = 0.5 + uni(0, 6);
+    opt.keep_max_shift = uni(0, 10);
+    opt.keep_min_area = uni(0, 100);
+    opt.threads = 1;
+    CompositeResult r = composite_scene(o.s, opt);
+    CHECK_EQ(r.instances.size() + r.dropped.size(), static_cast<size_t>(R + P));
+    std::vector<int> owner(static_cast<size_t>(H * W), -1);
+    for (size_t k = 0; k < r.instances.size(); ++k) {
+      const CompositeInstance& in = r.instances[k];
+      const Bytes& m = o.mask_of(in);
+      int64_t area = 0, x0 = W, y0 = H, x1 = -1, y1 = -1;
+      bool binary = true;
+      for (int64_t i = 0; i < H * W; ++i) {
+        const uint8_t v = m[static_cast<size_t>(i)];
+        if (v > 1) binary = false;
+        if (!v) continue;
+        ++area;
+        x0 = std::min(x0, i % W), x1 = std::max(x1, i % W), y0 = std::min(y0, i / W), y1 = std::max(y1, i / W);
+        int& ow = owner[static_cast<size_t>(i)];
+        if (opt.blend == BlendMode::Basic && ow >= 0 &&
+            (in.source == Source::Pasted || r.instances[static_cast<size_t>(ow)].source == Source::Pasted))
+          CHECK(false);
+        ow = static_cast<int>(k);
+      }
+      CHECK(binary);
+      CHECK(area > 0);
+      CHECK_EQ(in.area, area);
+      CHECK(in.box.x == x0 && in.box.y == y0 && in.box.w == x1 - x0 + 1 && in.box.h == y1 - y0 + 1);
+    }
+  }
+}
+
+TEST(composite_crop_masks_equal_full_masks_cropped) {
+  std::mt19937 rng(31);
+  for (int t = 0; t < 200; ++t) {
+    Owned a = grey(8 + rng() % 40, 8 + rng() % 40);
+    for (auto& v : a.image) v = static_cast<uint8_t>(rng());
+    const int64_t H = a.s.h, W = a.s.w;
+    for (int r = 0; r < 2; ++r) {
+      Bytes m(static_cast<size_t>(H * W));
+      for (auto& v : m) v = rng() % 2;
+      a.masks.push_back(m);
+    }
+    a.crops.resize(3);
+    for (int p = 0; p < 3; ++p) {
+      const int64_t w = 1 + rng() % 12, h = 1 + rng() % 12;
+      a.crops[p].resize(static_cast<size_t>(w * h * 4));
+      for (auto& v : a.crops[p]) v = static_cast<uint8_t>(rng() | 0x80);
+      a.s.pastes.push_back(paste(a.crops[p], w, h, 1 + rng() % 30, 1 + rng() % 30, static_cast<double>(rng() % W),
+                                 static_cast<double>(rng() % H), rng() & 1));
+    }
+    Owned b = a;
+    a.finish();
+    b.finish();
+    b.s.crop_masks = true;
+    b.s.out_masks.clear();
+    const CompositeResult ra = composite_scene(a.s, CompositeOptions{}), rb = composite_scene(b.s, CompositeOptions{});
+    CHECK(a.out_image == b.out_image);
+    CHECK_EQ(ra.instances.size(), rb.instances.size());
+    for (size_t k = 0; k < ra.instances.size() && k < rb.instances.size(); ++k) {
+      const Box bx = ra.instances[k].box;
+      const Bytes& full = a.mask_of(ra.instances[k]);
+      Bytes want;
+      for (int64_t y = bx.y; y < bx.y + bx.h; ++y)
+        want.insert(want.end(), full.begin() + y * W + bx.x, full.begin() + y * W + bx.x + bx.w);
+      CHECK(rb.instances[k].crop == want);
+    }
+  }
+}

@@ -32,7 +32,11 @@
  * 1 of the real-valued interpolation. Flip: destination column j of the
  * instance takes target column targetWidth - 1 - j.
  *
- * Output masks are full-frame (height x width, 0/1). Boxes are COCO
+ * Output masks are full-frame (height x width, 0/1). The composed image and
+ * the masks of one scene are views into one ArrayBuffer (one allocation per
+ * scene instead of one per array: allocating many 1 MiB arrays costs more
+ * than the compositing); copy a mask (`mask.slice()`) to keep it alone.
+ * Boxes are COCO
  * [x, y, w, h], tight, 0-based (columns x .. x + w - 1). Instances that
  * cannot be pasted are not errors: they are listed in `dropped` with the
  * reason (`zero-size` target, `empty-crop`, `empty-alpha`: no resized pixel
@@ -94,13 +98,21 @@ export interface CompositeOptions {
   keepMinArea?: number;
   /** Threads over scenes (0 or absent: every core). Results do not depend on it. */
   threads?: number;
+  /**
+   * 'full' (default): each mask is height x width. 'box': each mask is cropped
+   * to its bbox (bbox[3] rows x bbox[2] columns, at (bbox[0], bbox[1])): much
+   * less memory, and the full-frame work happens in reused native scratch.
+   */
+  maskFormat?: 'full' | 'box';
+  /** Reuse output memory across calls (see {@link CompositeOutputPool}). */
+  pool?: CompositeOutputPool;
 }
 
 export interface CompositeInstance {
   source: InstanceSource;
   /** Index into the scene's masks/boxes (real) or instances (pasted). */
   index: number;
-  /** Full-frame visible mask, height x width, 0/1. */
+  /** Visible mask, 0/1: height x width, or bbox-sized with maskFormat 'box'. */
   mask: Uint8Array;
   bbox: CompositeBbox;
   area: number;
@@ -177,6 +189,10 @@ function nativeOptions(o: CompositeOptions | undefined): NativeCompositeOptions 
   if (src.keepMaxShift !== undefined) out.keepMaxShift = checkInt(src.keepMaxShift, 'keepMaxShift', 0, 2 ** 40);
   if (src.keepMinArea !== undefined) out.keepMinArea = checkInt(src.keepMinArea, 'keepMinArea', 0, 2 ** 40);
   if (src.threads !== undefined) out.threads = checkInt(src.threads, 'threads', 0, 256);
+  if (src.maskFormat !== undefined) {
+    if (src.maskFormat !== 'full' && src.maskFormat !== 'box') throw new GenaugError('E_RANGE', `maskFormat must be 'full' or 'box', got ${String(src.maskFormat)}`);
+    out.maskFormat = src.maskFormat;
+  }
   return out;
 }
 
@@ -243,13 +259,81 @@ function nativeScene(sc: unknown, where: string): NativeCompositeSceneIn {
   return out;
 }
 
-function nativeScenes(scenes: unknown): NativeCompositeSceneIn[] {
+function nativeScenes(scenes: unknown, o: NativeCompositeOptions, pool?: CompositeOutputPool): NativeCompositeSceneIn[] {
   if (!Array.isArray(scenes)) throw new GenaugError('E_TYPE', `scenes must be an array, got ${typeName(scenes)}`);
-  return scenes.map((s: unknown, i: number) => nativeScene(s, `scenes[${i}]`));
+  const out = scenes.map((s: unknown, i: number) => nativeScene(s, `scenes[${i}]`));
+  // One uninitialised output block per scene (image, then one mask slot per
+  // input instance): Buffer.allocUnsafeSlow skips the zero fill that any
+  // allocation made by the addon pays on this thread.
+  for (const s of out) {
+    const slots = o.maskFormat === 'box' ? 0 : (s.boxes ? s.boxes.length / 4 : (s.masks?.length ?? 0)) + (s.instances?.length ?? 0);
+    const bytes = s.width * s.height * (3 + slots);
+    if (bytes > 2 ** 46) throw new GenaugError('E_LIMIT', `a scene would need ${bytes} bytes of output`);
+    s.out = pool ? pool.take(bytes) : fresh(bytes);
+  }
+  return out;
 }
 
-function results(r: NativeCompositeSceneOut[]): CompositeResult[] {
-  return r.map((s) => ({
+function fresh(bytes: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(bytes);
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
+}
+
+/**
+ * Output memory to reuse across calls (opt-in, for training loaders): pass it
+ * as `options.pool`, and hand each result back with `release(result)` once
+ * its image and masks are no longer needed — their bytes are overwritten by a
+ * later call. Fresh output memory costs page faults and garbage collection
+ * (a 1024² scene with 8 instances is 11 MiB); reused memory costs neither.
+ * Blocks are kept by size (rounded up to a multiple of 1 MiB, so scenes with
+ * a few more or fewer instances share them), at most `maxBytes` in all.
+ */
+export class CompositeOutputPool {
+  readonly maxBytes: number;
+  #free = new Map<number, Uint8Array[]>();
+  #held = 0;
+  constructor(options: { maxBytes?: number } = {}) {
+    this.maxBytes = options.maxBytes === undefined ? 1 << 30 : checkInt(options.maxBytes, 'maxBytes', 0);
+  }
+
+  /** Bytes held for reuse. */
+  get heldBytes(): number {
+    return this.#held;
+  }
+
+  /** A block of at least `bytes` (internal: called by compositeBatch). */
+  take(bytes: number): Uint8Array {
+    const size = Math.ceil(Math.max(bytes, 1) / (1 << 20)) * (1 << 20);
+    const list = this.#free.get(size);
+    const b = list?.pop();
+    if (b) {
+      this.#held -= b.byteLength;
+      return b;
+    }
+    return fresh(size);
+  }
+
+  /** Returns the memory of results (from a call that used this pool) for reuse. */
+  release(results: CompositeResult | CompositeResult[]): void {
+    for (const r of Array.isArray(results) ? results : [results]) {
+      const block = blocks.get(r);
+      if (!block || !taken.has(block)) continue;
+      taken.delete(block);
+      if (this.#held + block.byteLength > this.maxBytes) continue;
+      const list = this.#free.get(block.byteLength) ?? [];
+      list.push(block);
+      this.#free.set(block.byteLength, list);
+      this.#held += block.byteLength;
+    }
+  }
+}
+
+/** The output block behind each result, and the blocks given out by a pool and not yet released. */
+const blocks = new WeakMap<CompositeResult, Uint8Array>();
+const taken = new WeakSet<Uint8Array>();
+
+function results(r: NativeCompositeSceneOut[], ns: NativeCompositeSceneIn[], pool?: CompositeOutputPool): CompositeResult[] {
+  const out = r.map((s) => ({
     image: s.image,
     width: s.width,
     height: s.height,
@@ -257,6 +341,21 @@ function results(r: NativeCompositeSceneOut[]): CompositeResult[] {
     dropped: s.dropped.map((d) => ({ source: d.source, index: d.index, reason: d.reason as DropReason })),
     boxOnly: s.boxOnly,
   }));
+  if (pool) {
+    out.forEach((res, i) => {
+      const block = ns[i]!.out!;
+      blocks.set(res, block);
+      taken.add(block);
+    });
+  }
+  return out;
+}
+
+function poolOf(options: CompositeOptions | undefined): CompositeOutputPool | undefined {
+  const p = (options as { pool?: unknown } | undefined)?.pool;
+  if (p === undefined) return undefined;
+  if (!(p instanceof CompositeOutputPool)) throw new GenaugError('E_TYPE', `pool must be a CompositeOutputPool, got ${typeName(p)}`);
+  return p;
 }
 
 /**
@@ -265,15 +364,19 @@ function results(r: NativeCompositeSceneOut[]): CompositeResult[] {
  * `threads` is.
  */
 export async function compositeBatch(scenes: CompositeScene[], options?: CompositeOptions): Promise<CompositeResult[]> {
-  const ns = nativeScenes(scenes);
   const o = nativeOptions(options);
+  const pool = poolOf(options);
+  const ns = nativeScenes(scenes, o, pool);
   for (const s of ns) pinInputs(s.image, ...(s.masks ?? []), ...(s.instances ?? []).map((i) => i.rgba));
-  return results(await addon().compositeBatch(ns, o));
+  return results(await addon().compositeBatch(ns, o), ns, pool);
 }
 
 /** The synchronous twin of {@link compositeBatch} (blocks the calling thread; use it in workers). */
 export function compositeBatchSync(scenes: CompositeScene[], options?: CompositeOptions): CompositeResult[] {
-  return results(addon().compositeBatchSync(nativeScenes(scenes), nativeOptions(options)));
+  const o = nativeOptions(options);
+  const pool = poolOf(options);
+  const ns = nativeScenes(scenes, o, pool);
+  return results(addon().compositeBatchSync(ns, o), ns, pool);
 }
 
 /** One scene; see {@link compositeBatch}. */

@@ -19,6 +19,8 @@ export interface NativeCompositeSceneIn {
   /** 4 numbers [x, y, w, h] per box: a box-only scene. */
   boxes?: Float64Array;
   instances?: NativeCompositeInstanceIn[];
+  /** Output block, at least height * width * (3 + masks + instances) bytes, overwritten (allocated by the addon when absent). */
+  out?: Uint8Array;
 }
 
 export interface NativeCompositeOptions {
@@ -27,6 +29,7 @@ export interface NativeCompositeOptions {
   keepMaxShift?: number;
   keepMinArea?: number;
   threads?: number;
+  maskFormat?: 'full' | 'box';
 }
 
 export interface NativeCompositeInstanceOut {
