@@ -38,7 +38,7 @@ bool guarded(const std::function<void()>& fn, Failure& failure) {
 }
 }  // namespace detail
 
-static const char* type_name(const Napi::Value& v) {
+const char* type_name(const Napi::Value& v) {
   if (v.IsUndefined()) return "undefined";
   if (v.IsNull()) return "null";
   if (v.IsTypedArray()) {

@@ -33,6 +33,9 @@ template <typename... Parts>
 }
 
 // Argument readers: `what` names the argument in messages.
+// How a value that is not what was expected looks, for messages: "Float64Array", "an array", "null".
+const char* type_name(const Napi::Value& v);
+
 Napi::Object arg_object(const Napi::CallbackInfo& info, size_t i, const char* what);
 Napi::Float32Array arg_f32(const Napi::CallbackInfo& info, size_t i, const char* what);
 Napi::Int32Array arg_i32(const Napi::CallbackInfo& info, size_t i, const char* what);

@@ -15,8 +15,6 @@
 
 namespace genaug::binding {
 
-void register_mask(Napi::Env env, Napi::Object exports);
-
 namespace {
 
 // Core checks run on the JS thread: genaug::Error becomes a GenaugError.

@@ -12,26 +12,12 @@
 
 namespace genaug::binding {
 
-// Declared here until common.h lists it; called from Init in addon.cc.
-void register_metrics(Napi::Env env, Napi::Object exports);
-
 namespace {
-
-const char* kind_of(const Napi::Value& v) {
-  if (v.IsUndefined()) return "undefined";
-  if (v.IsNull()) return "null";
-  if (v.IsTypedArray()) return "a typed array of another type";
-  if (v.IsArray()) return "an array";
-  if (v.IsNumber()) return "a number";
-  if (v.IsString()) return "a string";
-  if (v.IsObject()) return "an object";
-  return "a value of another type";
-}
 
 Napi::Float64Array arg_f64(const Napi::CallbackInfo& info, size_t i, const char* what) {
   Napi::Value v = i < info.Length() ? info[i] : info.Env().Undefined();
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-    throw_js(info.Env(), "E_DTYPE", what, " must be a Float64Array, got ", kind_of(v));
+    throw_js(info.Env(), "E_DTYPE", what, " must be a Float64Array, got ", type_name(v));
   return v.As<Napi::Float64Array>();
 }
 

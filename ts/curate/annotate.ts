@@ -21,6 +21,7 @@ import { Piscina } from 'piscina';
 import sharp from 'sharp';
 
 import { writeFileAtomic } from '../io/atomic.js';
+import { readJournalMap } from '../util/jsonl.js';
 import { cropToMask, foregroundFromCorners, postProcessMask, type Image, type PostProcessResult } from '../kernels/mask.js';
 import { DEFAULT_MAX_PIXELS, loadRgb } from '../models/onnx.js';
 import type { SamModel } from '../models/sam.js';
@@ -77,7 +78,8 @@ export interface JournalLine {
   counts?: string;
 }
 
-async function listImages(root: string): Promise<string[]> {
+/** Image files below `root` (any depth), as sorted '/'-separated paths relative to it. */
+export async function listImages(root: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (dir: string) => {
     let entries;
@@ -127,24 +129,7 @@ function instanceName(file: string): string {
 }
 
 async function readJournal(path: string): Promise<Map<string, JournalLine>> {
-  const done = new Map<string, JournalLine>();
-  let text = '';
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GenaugError('E_IO', `could not read ${path}: ${(e as Error).message}`, { path });
-    return done;
-  }
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const j = JSON.parse(line) as JournalLine;
-      if (typeof j.file === 'string') done.set(j.file, j);
-    } catch {
-      // A line cut short by a kill: that image is simply done again.
-    }
-  }
-  return done;
+  return readJournalMap<JournalLine>(path, 'the annotate journal', (j) => (typeof j.file === 'string' ? j.file : undefined));
 }
 
 // Models loaded from paths, once per thread (each pool worker has its own).

@@ -42,7 +42,7 @@ import { FeatureEmbedder } from '../models/features.js';
 import { DEFAULT_MAX_PIXELS, loadRgb, type AlphaBackground, type Provider } from '../models/onnx.js';
 import { GenaugError } from '../native/errors.js';
 import { packageRoot } from '../native/load.js';
-import { IMAGE_EXTENSIONS } from './annotate.js';
+import { IMAGE_EXTENSIONS, listImages } from './annotate.js';
 
 /** What embeds: a CLIP model folder or the weight-free features. Plain data (goes to workers). */
 export interface EmbedderSpec {
@@ -226,24 +226,6 @@ interface Item {
   error?: string;
 }
 
-async function listImages(root: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (dir: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (e) {
-      throw new GenaugError('E_IO', `could not list ${dir}: ${(e as Error).message}`, { path: dir });
-    }
-    for (const e of entries) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (IMAGE_EXTENSIONS.some((x) => e.name.toLowerCase().endsWith(x))) out.push(relative(root, p).split(sep).join('/'));
-    }
-  };
-  await walk(root);
-  return out.sort();
-}
 
 async function readManifest(path: string, base: string): Promise<Item[]> {
   let text: string;

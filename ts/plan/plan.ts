@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 
 import { writeFileAtomic } from '../io/atomic.js';
 import { readCoco, type CocoIndex } from '../io/coco.js';
-import { ChatClient } from '../llm/chat.js';
+import { ChatClient, type ChatClientOptions } from '../llm/chat.js';
 import type { ImageTextEmbedder } from '../models/types.js';
 import { GenaugError } from '../native/errors.js';
 import { extraCategories, meaningsOf, planAmbiguity, type Resolution } from './ambiguity.js';
@@ -23,15 +23,8 @@ import { planScenes } from './scenes.js';
 import { packagedWordNet, type SimilarityMeasure, type WordNet } from './wordnet.js';
 import type { FrequencyGroup } from './priors.js';
 
-export interface EndpointOptions {
-  url: string;
-  model: string;
-  apiKey?: string;
-  timeoutMs?: number;
-  retries?: number;
-  backoffMs?: number;
-  temperature?: number;
-}
+/** An OpenAI-compatible endpoint: the chat client's options, with the base URL as `url`. */
+export type EndpointOptions = { url: string } & Pick<ChatClientOptions, 'model' | 'apiKey' | 'timeoutMs' | 'retries' | 'backoffMs' | 'temperature'>;
 
 export interface PlanOptions {
   coco: string | CocoIndex;

@@ -56,3 +56,27 @@ export async function readAppendLog(path: string, what: string): Promise<string>
   }
   return text;
 }
+
+/**
+ * A journal read as a map: each whole JSON object line under the key `keyOf`
+ * gives it (undefined: the line is ignored), later lines winning. The torn
+ * tail a kill may leave is handled as readAppendLog does, so appending after
+ * this is safe; a line that still fails to parse is skipped (that item is
+ * simply done again).
+ */
+export async function readJournalMap<T>(path: string, what: string, keyOf: (line: T) => string | undefined): Promise<Map<string, T>> {
+  const done = new Map<string, T>();
+  for (const line of (await readAppendLog(path, what)).split('\n')) {
+    if (!line.trim()) continue;
+    let j: T;
+    try {
+      j = JSON.parse(line) as T;
+    } catch {
+      continue;
+    }
+    if (j === null || typeof j !== 'object') continue;
+    const key = keyOf(j);
+    if (key !== undefined) done.set(key, j);
+  }
+  return done;
+}
