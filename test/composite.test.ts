@@ -94,12 +94,16 @@ interface RefOut extends CompositeResult {
   /** Union of the masks of the pasted instances that were painted, and their indices. */
   painted: Uint8Array;
   paintedIndex: number[];
+  /** Per pixel, the last painted pasted instance whose mask (before occlusion) covers it, or -1. */
+  top: Int32Array;
 }
 
 function refComposite(s: CompositeScene, o: CompositeOptions = {}): RefOut {
   const W = s.image.width, H = s.image.height;
   const img = s.image.data.slice();
   const maxShift = o.keepMaxShift ?? 10, minArea = o.keepMinArea ?? 300, blend = o.blend ?? 'basic';
+  // §2.5: mask = alpha > 0 after the resize (threshold 1) unless told otherwise.
+  const threshold = o.maskThreshold ?? 1;
   const insts: RefInst[] = [];
   const dropped: CompositeResult['dropped'] = [];
   const rnd = (v: number): number => Math.floor(v + 0.5);
@@ -125,6 +129,7 @@ function refComposite(s: CompositeScene, o: CompositeOptions = {}): RefOut {
   const origin: Array<[number, number]> = [];
   const painted = new Uint8Array(W * H);
   const paintedIndex: number[] = [];
+  const top = new Int32Array(W * H).fill(-1);
   (s.instances ?? []).forEach((p, idx) => {
     resized.push(null);
     origin.push([0, 0]);
@@ -138,14 +143,18 @@ function refComposite(s: CompositeScene, o: CompositeOptions = {}): RefOut {
     const rs = refResize(p);
     resized[idx] = rs;
     const m = new Uint8Array(W * H);
-    for (let y = ya; y < yb; y++) for (let x = xa; x < xb; x++) m[y * W + x] = (rs[((y - y0) * tw + (x - x0)) * 4 + 3] as number) >= 128 ? 1 : 0;
+    for (let y = ya; y < yb; y++) for (let x = xa; x < xb; x++) m[y * W + x] = (rs[((y - y0) * tw + (x - x0)) * 4 + 3] as number) >= threshold ? 1 : 0;
     const [box, area] = refBox(m, W, H);
     if (!area) {
       const clipped = xa !== x0 || ya !== y0 || xb !== x0 + tw || yb !== y0 + th;
       return dropped.push({ source: 'pasted', index: idx, reason: clipped ? 'clipped-out' : 'empty-alpha' });
     }
     paintedIndex.push(idx);
-    for (let i = 0; i < W * H; i++) if (m[i]) painted[i] = 1;
+    for (let i = 0; i < W * H; i++) {
+      if (!m[i]) continue;
+      painted[i] = 1;
+      top[i] = idx;
+    }
     if (blend === 'basic') {
       for (let y = ya; y < yb; y++) {
         for (let x = xa; x < xb; x++) {
@@ -157,7 +166,7 @@ function refComposite(s: CompositeScene, o: CompositeOptions = {}): RefOut {
       for (let y = ya; y < yb; y++) {
         for (let x = xa; x < xb; x++) {
           const k = ((y - y0) * tw + (x - x0)) * 4;
-          const a = rs[k + 3] as number;
+          const a = m[y * W + x] ? (rs[k + 3] as number) : 0; // painting stays inside the mask
           for (let c = 0; c < 3; c++) {
             const d = (y * W + x) * 3 + c;
             img[d] = Math.floor(((rs[k + c] as number) * a + (img[d] as number) * (255 - a) + 127) / 255);
@@ -210,6 +219,7 @@ function refComposite(s: CompositeScene, o: CompositeOptions = {}): RefOut {
     origin,
     painted,
     paintedIndex,
+    top,
   };
 }
 
@@ -319,11 +329,18 @@ function checkProperties(s: CompositeScene, got: CompositeResult, ref: RefOut, b
       for (let c = 0; c < 3; c++) if (got.image[i * 3 + c] !== rs[k + c]) fail(`${where}: pasted ${inst.index} pixel (${x}, ${y}) is ${got.image[i * 3 + c]}, resized ${rs[k + c]}`);
     }
   }
-  if (blend === 'gaussian') {
-    // Feathering is inward: nothing outside the painted masks changes.
-    for (let i = 0; i < W * H; i++) {
-      if (ref.painted[i]) continue;
+  // Pixels and annotations agree for every blend and threshold: nothing
+  // outside the painted masks changes; with `basic` every pixel of them is
+  // the top-most painted instance's resized colour (painted = mask exactly).
+  for (let i = 0; i < W * H; i++) {
+    const t = ref.top[i] as number;
+    if (t < 0) {
       for (let c = 0; c < 3; c++) if (got.image[i * 3 + c] !== s.image.data[i * 3 + c]) fail(`${where}: pixel ${i} outside every pasted mask changed`);
+    } else if (blend === 'basic') {
+      const p = s.instances![t]!;
+      const [x0, y0] = ref.origin[t]!;
+      const k = ((Math.floor(i / W) - y0) * p.targetWidth + (i % W - x0)) * 4;
+      for (let c = 0; c < 3; c++) if (got.image[i * 3 + c] !== ref.resized[t]![k + c]) fail(`${where}: pixel ${i} of pasted ${t}'s mask is not its colour`);
     }
   }
 }
@@ -366,12 +383,59 @@ describe('compositor: hand-computed cases', () => {
     expect(r.image[(2 * 4 + 2) * 3]).toBe(10);
   });
 
-  it('alpha blend uses (src a + dst (255 - a) + 127) / 255 and the mask is alpha >= 128', () => {
+  it('alpha blend uses (src a + dst (255 - a) + 127) / 255 inside the mask (alpha >= maskThreshold) only', () => {
     const rgba = new Uint8Array([200, 100, 0, 128, 200, 100, 0, 127]);
-    const r = compositeSync({ image: grey(2, 1, 50), instances: [{ rgba, width: 2, height: 1, targetWidth: 2, targetHeight: 1, cx: 1, cy: 0 }] }, { blend: 'alpha' });
+    const scene: CompositeScene = { image: grey(2, 1, 50), instances: [{ rgba, width: 2, height: 1, targetWidth: 2, targetHeight: 1, cx: 1, cy: 0 }] };
     const f = (s: number, a: number) => Math.floor((s * a + 50 * (255 - a) + 127) / 255);
-    expect(Array.from(r.image)).toEqual([f(200, 128), f(100, 128), f(0, 128), f(200, 127), f(100, 127), f(0, 127)]);
-    expect(Array.from(r.instances[0]!.mask)).toEqual([1, 0]);
+    // Default threshold 1 (alpha > 0): both pixels are annotated and blended.
+    const r1 = compositeSync(scene, { blend: 'alpha' });
+    expect(Array.from(r1.image)).toEqual([f(200, 128), f(100, 128), f(0, 128), f(200, 127), f(100, 127), f(0, 127)]);
+    expect(Array.from(r1.instances[0]!.mask)).toEqual([1, 1]);
+    // 128: the alpha-127 pixel is outside the mask, so it is not painted either.
+    const r128 = compositeSync(scene, { blend: 'alpha', maskThreshold: 128 });
+    expect(Array.from(r128.image)).toEqual([f(200, 128), f(100, 128), f(0, 128), 50, 50, 50]);
+    expect(Array.from(r128.instances[0]!.mask)).toEqual([1, 0]);
+  });
+
+  describe('maskThreshold: a 4 x 4 crop whose left column has alpha 60', () => {
+    // Pasted at scale 1 with its top-left corner at (2, 2) of an 8 x 8 image of 50s.
+    const crop = new Uint8Array(64);
+    for (let i = 0; i < 16; i++) crop.set([200, 100, 0, i % 4 === 0 ? 60 : 255], 4 * i);
+    const scene: CompositeScene = { image: grey(8, 8, 50), instances: [{ rgba: crop, width: 4, height: 4, targetWidth: 4, targetHeight: 4, cx: 4, cy: 4 }] };
+    const red = (r: CompositeResult, x: number, y: number) => r.image[(y * 8 + x) * 3];
+    for (const blend of ['basic', 'alpha', 'gaussian'] as const) {
+      it(`${blend}: threshold 1 (default, alpha > 0) annotates all 16 pixels`, () => {
+        const r = compositeSync(scene, { blend });
+        expect(r.instances.map((i) => [i.bbox, i.area])).toEqual([[[2, 2, 4, 4], 16]]);
+        if (blend === 'basic') expect(red(r, 2, 3)).toBe(200);
+        if (blend === 'alpha') expect(red(r, 2, 3)).toBe(Math.floor((200 * 60 + 50 * 195 + 127) / 255));
+      });
+      it(`${blend}: threshold 128 annotates the 12 opaque ones and paints nothing else`, () => {
+        const r = compositeSync(scene, { blend, maskThreshold: 128 });
+        expect(r.instances.map((i) => [i.bbox, i.area])).toEqual([[[3, 2, 3, 4], 12]]);
+        for (let y = 0; y < 8; y++) for (let c = 0; c < 3; c++) expect(r.image[(y * 8 + 2) * 3 + c]).toBe(50);
+        if (blend !== 'gaussian') expect(red(r, 3, 3)).toBe(200);
+      });
+    }
+  });
+
+  it('skip reasons use the threshold (empty-alpha, clipped-out)', () => {
+    const scene: CompositeScene = {
+      image: grey(8, 8),
+      instances: [
+        { rgba: new Uint8Array([1, 2, 3, 100]), width: 1, height: 1, targetWidth: 3, targetHeight: 3, cx: 4, cy: 4 },
+        // x0 = 7: only the alpha-100 column is inside the image.
+        { rgba: new Uint8Array([1, 2, 3, 100, 4, 5, 6, 255]), width: 2, height: 1, targetWidth: 2, targetHeight: 1, cx: 8, cy: 0 },
+      ],
+    };
+    const r1 = compositeSync(scene);
+    expect(r1.dropped).toEqual([]);
+    expect(r1.instances.map((i) => [i.index, i.bbox, i.area])).toEqual([[0, [3, 3, 3, 3], 9], [1, [7, 0, 1, 1], 1]]);
+    expect(compositeSync(scene, { maskThreshold: 100 }).instances).toHaveLength(2);
+    const r = compositeSync(scene, { maskThreshold: 101 });
+    expect(r.instances).toEqual([]);
+    expect(r.dropped.map((d) => d.reason)).toEqual(['empty-alpha', 'clipped-out']);
+    expect(Buffer.compare(r.image, scene.image.data)).toBe(0);
   });
 
   describe('keep rule boundaries (box moved <= 10 px OR area > 300)', () => {
@@ -439,13 +503,14 @@ describe('compositor: hand-computed cases', () => {
 
 describe('compositor against the reference over random scenes', () => {
   const blends = ['basic', 'alpha', 'gaussian'] as const;
-  for (const blend of blends) {
-    it(`${blend}: 1000 scenes match the reference and keep the invariants`, () => {
-      const r = seededRandom(blend === 'basic' ? 11 : blend === 'alpha' ? 12 : 13);
+  for (const maskThreshold of [1, 128]) for (const blend of blends) {
+    it(`${blend}, maskThreshold ${maskThreshold}: 1000 scenes match the reference and keep the invariants`, () => {
+      const r = seededRandom((blend === 'basic' ? 11 : blend === 'alpha' ? 12 : 13) + maskThreshold * 100);
       let pasted = 0, dropped = 0, occluded = 0;
       for (let b = 0; b < 20; b++) {
         const scenes = Array.from({ length: 50 }, (_, i) => randomScene(r, { boxOnly: i % 5 === 4 }));
         const opts: CompositeOptions = { blend, threads: 1 };
+        if (maskThreshold !== 1) opts.maskThreshold = maskThreshold; // 1 is the default
         if (b % 3 === 1) Object.assign(opts, { keepMaxShift: 3, keepMinArea: 40 });
         if (b % 3 === 2) Object.assign(opts, { keepMaxShift: 0, keepMinArea: 1000 });
         const got = compositeBatchSync(scenes, opts);
@@ -561,6 +626,10 @@ describe('compositor: bad inputs', () => {
     ['sigma', () => compositeSync({ image: img }, { blend: 'gaussian', sigma: 0 }), 'E_RANGE'],
     ['threads', () => compositeSync({ image: img }, { threads: -1 }), 'E_RANGE'],
     ['maskFormat', () => compositeSync({ image: img }, { maskFormat: 'rle' as 'box' }), 'E_RANGE'],
+    ['maskThreshold 0', () => compositeSync({ image: img }, { maskThreshold: 0 }), 'E_RANGE'],
+    ['maskThreshold 256', () => compositeSync({ image: img }, { maskThreshold: 256 }), 'E_RANGE'],
+    ['maskThreshold 1.5', () => compositeSync({ image: img }, { maskThreshold: 1.5 }), 'E_RANGE'],
+    ['maskThreshold type', () => compositeSync({ image: img }, { maskThreshold: '128' as unknown as number }), 'E_TYPE'],
     ['scenes type', () => compositeBatchSync({} as unknown as CompositeScene[]), 'E_TYPE'],
   ];
   for (const [name, fn, code] of cases) it(`${name} -> ${code}`, async () => expectCode(fn, code));
@@ -585,6 +654,8 @@ describe('compositor: bad inputs', () => {
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8 }], { blend: 'x' as 'basic' }))).toBe('E_RANGE');
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8 }], { keepMinArea: -1 }))).toBe('E_RANGE');
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8 }], { maskFormat: 'crop' as 'box' }))).toBe('E_RANGE');
+    expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8 }], { maskThreshold: 0 }))).toBe('E_RANGE');
+    expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8 }], { maskThreshold: 256 }))).toBe('E_RANGE');
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8, masks: [new Uint8Array(64)], out: new Uint8Array(64 * 3) }]))).toBe('E_SHAPE');
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8, masks: [new Uint8Array(64)], out: new Uint8Array(64 * 3) }], { maskFormat: 'box' }))).toBe('none');
   });

@@ -513,29 +513,31 @@ describe('genaug paste: command line and blends', () => {
     const defaults: Array<[string, string]> = [
       ['--flip-prob <p>', '0.5'], ['--aspect-jitter <lo,hi>', '0.8,1.2'], ['--min-size-px <px>', '10'], ['--max-scale <s>', '0.5'],
       ['--min-side <px>', '5'], ['--random-scale-range <lo,hi>', '0.05,0.3'], ['--random-scale-min-side <px>', '3'],
-      ['--sampling <mode>', '"cas_random"'], ['--max-samples <n>', '20'],
+      ['--sampling <mode>', '"cas_random"'], ['--max-samples <n>', '20'], ['--mask-threshold <a>', '1'],
     ];
     for (const [flag, value] of defaults) {
       const block = blocks.find((b) => b.startsWith(flag + ' '));
       expect(block, flag).toBeDefined();
       expect(block!.endsWith(`default: ${value})`), block).toBe(true);
     }
-    const args = ['--flip-prob', '1', '--aspect-jitter', '0.9,1.1', '--min-size-px', '4', '--max-scale', '0.3', '--min-side', '3', '--random-scale-range', '0.1,0.2', '--random-scale-min-side', '2', '--sampling', 'random', '--random-scale'];
+    const args = ['--flip-prob', '1', '--aspect-jitter', '0.9,1.1', '--min-size-px', '4', '--max-scale', '0.3', '--min-side', '3', '--random-scale-range', '0.1,0.2', '--random-scale-min-side', '2', '--sampling', 'random', '--random-scale', '--mask-threshold', '128'];
     const viaCli = tmp.fresh('cli-knobs');
     const r = cli('paste', '--coco', fx.coco, '--images', fx.images, '--pool', fx.pool, '--out', viaCli, '--seed', '3', '--copies', '3', '--workers', '0', '-q', ...args);
     expect(r.code, r.out).toBe(0);
     const viaLib = tmp.fresh('lib-knobs');
     const knobs = { flipProbability: 1, aspectJitter: [0.9, 1.1] as [number, number], minSizePixels: 4, maxScale: 0.3, minSide: 3, randomScaleRange: [0.1, 0.2] as [number, number], randomScaleMinSide: 2, sampling: 'random' as const, randomScale: true };
-    await paste(base(viaLib, knobs));
+    await paste(base(viaLib, { ...knobs, maskThreshold: 128 }));
     expectSameTree(await tree(viaLib), await tree(viaCli));
     const run = JSON.parse(await readFile(join(viaCli, 'run.json'), 'utf8'));
     expect(run.sample).toMatchObject({ ...knobs, maxSamples: 20 });
+    expect(run.compose.maskThreshold).toBe(128);
+    await expectCode(preparePaste(base(viaLib, { maskThreshold: 0 })), 'E_RANGE');
     // Every pasted instance is flipped (p = 1).
     const ctx = await preparePaste(base(viaLib, knobs));
     const flips = [0, 1, 2].flatMap((i) => planItem(ctx, i, 0, { raw: true }, { rle: false, bitmap: false, polygon: false }).task.placements.map((p) => p.flip));
     expect(flips.length).toBeGreaterThan(0);
     expect(flips.every(Boolean)).toBe(true);
-    for (const bad of [['--flip-prob', '1.5'], ['--aspect-jitter', '1.2,0.8'], ['--random-scale-range', '0.1'], ['--max-scale', '-1']]) {
+    for (const bad of [['--flip-prob', '1.5'], ['--aspect-jitter', '1.2,0.8'], ['--random-scale-range', '0.1'], ['--max-scale', '-1'], ['--mask-threshold', '0'], ['--mask-threshold', '256']]) {
       const x = cli('paste', '--coco', fx.coco, '--images', fx.images, '--pool', fx.pool, '--out', tmp.fresh('bad-knob'), ...bad);
       expect(x.code, bad.join(' ')).toBe(2);
     }

@@ -95,6 +95,7 @@ CompositeOptions read_options(Napi::Env env, Napi::Value v, bool& crop) {
   o.keep_max_shift = opt_int(obj, "keepMaxShift", 10, 0, int64_t(1) << 40);
   o.keep_min_area = opt_int(obj, "keepMinArea", 300, 0, int64_t(1) << 40);
   o.threads = static_cast<int>(opt_int(obj, "threads", 0, 0, 256));
+  o.mask_threshold = static_cast<int>(opt_int(obj, "maskThreshold", 1, 1, 255));
   return o;
 }
 

@@ -200,7 +200,7 @@ struct Scratch {
   std::vector<int32_t> xw;     // (2048 - a) | (a << 16)
   std::vector<int32_t> xw4;    // the same, 4 copies per column (AVX2 kernel)
   std::vector<uint8_t> rgba;   // the resized window
-  std::vector<uint8_t> mask;   // its mask (alpha >= 128)
+  std::vector<uint8_t> mask;   // its mask (alpha >= mask_threshold)
   std::vector<float> blur, blur_tmp;
   std::vector<float> kernel;
   std::vector<uint8_t> slots;  // full-frame masks of a crop_masks scene
@@ -351,9 +351,10 @@ void resize_window(const PasteSpec& p, int64_t j0, int64_t j1, int64_t i0, int64
   }
 }
 
-// mask[i] = rgba[4i + 3] >= 128 for n pixels.
-void alpha_mask(const uint8_t* __restrict rgba, uint8_t* __restrict mask, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) mask[i] = rgba[4 * i + 3] >> 7;
+// mask[i] = rgba[4i + 3] >= threshold for n pixels.
+void alpha_mask(const uint8_t* __restrict rgba, uint8_t* __restrict mask, int64_t n, int threshold) {
+  const uint8_t t = static_cast<uint8_t>(threshold);
+  for (int64_t i = 0; i < n; ++i) mask[i] = rgba[4 * i + 3] >= t;
 }
 
 // Exact floor(x / 255) for 0 <= x < 65536.
@@ -389,12 +390,12 @@ void blend_basic(const uint8_t* __restrict src, const uint8_t* __restrict m, uin
   }
 }
 
-// out = (src * a + dst * (255 - a) + 127) / 255 with a = weight[k] (or the
-// source's alpha when weight is null).
-void blend_weighted(const uint8_t* __restrict src, const uint8_t* __restrict weight, uint8_t* __restrict dst,
-                    int64_t n) {
+// out = (src * a + dst * (255 - a) + 127) / 255 with a = weight[k], or, when
+// weight is null, a = the source's alpha where the mask m is set and 0 elsewhere.
+void blend_weighted(const uint8_t* __restrict src, const uint8_t* __restrict weight, const uint8_t* __restrict m,
+                    uint8_t* __restrict dst, int64_t n) {
   for (int64_t k = 0; k < n; ++k) {
-    const uint32_t a = weight ? weight[k] : src[4 * k + 3];
+    const uint32_t a = weight ? weight[k] : (m[k] ? src[4 * k + 3] : 0u);
     if (a == 0) continue;
     const uint32_t ia = 255 - a;
     for (int c = 0; c < 3; ++c) dst[3 * k + c] = static_cast<uint8_t>(div255(src[4 * k + c] * a + dst[3 * k + c] * ia + 127));
@@ -560,7 +561,7 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
     int64_t area = 0;
     for (int64_t y = 0; y < rh; ++y) {
       uint8_t* mr = m + y * rw;
-      alpha_mask(src + y * sstride, mr, rw);
+      alpha_mask(src + y * sstride, mr, rw, o.mask_threshold);
       const int64_t c = count_ones(mr, rw);
       if (c) {
         area += c;
@@ -577,14 +578,16 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
       for (int64_t y = 0; y < rh; ++y)
         blend_basic(src + y * sstride, m + y * rw, img + ((ya + y) * W + xa) * 3, rw);
     } else if (o.blend == BlendMode::Alpha) {
-      for (int64_t y = 0; y < rh; ++y) blend_weighted(src + y * sstride, nullptr, img + ((ya + y) * W + xa) * 3, rw);
+      for (int64_t y = 0; y < rh; ++y)
+        blend_weighted(src + y * sstride, nullptr, m + y * rw, img + ((ya + y) * W + xa) * 3, rw);
     } else {
       // Weight = round(255 * (G * m)) inside the mask, m over the whole window.
       const int64_t ew = ej1 - ej0, eh = ei1 - ei0;
       sc.blur.assign(static_cast<size_t>(ew * eh), 0.f);
       sc.blur_tmp.assign(static_cast<size_t>(ew * eh), 0.f);
       const uint8_t* er = sc.rgba.data();
-      for (int64_t i = 0; i < ew * eh; ++i) sc.blur[static_cast<size_t>(i)] = er[4 * i + 3] >= 128 ? 1.f : 0.f;
+      const int thr = o.mask_threshold;
+      for (int64_t i = 0; i < ew * eh; ++i) sc.blur[static_cast<size_t>(i)] = er[4 * i + 3] >= thr ? 1.f : 0.f;
       const float* kp = kern.data();
       for (int64_t y = 0; y < eh; ++y)
         for (int64_t x = 0; x < ew; ++x) {
@@ -607,7 +610,7 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
           for (int64_t t = lo; t <= hi; ++t) acc += kp[t + rad] * sc.blur_tmp[static_cast<size_t>((ey + t) * ew + ex)];
           wrow[static_cast<size_t>(x)] = static_cast<uint8_t>(std::min(255.f, std::floor(acc * 255.f + 0.5f)));
         }
-        blend_weighted(src + y * sstride, wrow.data(), img + ((ya + y) * W + xa) * 3, rw);
+        blend_weighted(src + y * sstride, wrow.data(), nullptr, img + ((ya + y) * W + xa) * 3, rw);
       }
     }
     // Occlusion of the earlier live instances whose box meets the rectangle.
@@ -695,6 +698,8 @@ void composite_check_options(const CompositeOptions& o) {
   if (o.keep_max_shift < 0) fail("E_RANGE", "option keepMaxShift must be >= 0, got ", o.keep_max_shift);
   if (o.keep_min_area < 0) fail("E_RANGE", "option keepMinArea must be >= 0, got ", o.keep_min_area);
   if (o.threads < 0 || o.threads > 256) fail("E_RANGE", "option threads must be in [0, 256], got ", o.threads);
+  if (o.mask_threshold < 1 || o.mask_threshold > 255)
+    fail("E_RANGE", "option maskThreshold must be an integer in [1, 255], got ", o.mask_threshold);
 }
 
 namespace {

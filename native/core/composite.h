@@ -9,14 +9,18 @@
 //     top-left corner is x0 = floor(cx - tw / 2 + 0.5), y0 = floor(cy - th / 2 + 0.5)
 //     (for integer centres: x0 = cx - floor(tw / 2), as the reference and the
 //     OpenCV peer). Parts outside the image are clipped.
-//  2. Its mask is (resized alpha >= 128) inside the image.
-//  3. Blend: `basic` copies RGB where the mask is set (the reference default);
+//  2. Its mask is (resized alpha >= mask_threshold) inside the image. The
+//     default threshold 1 is §2.5's rule (mask = alpha > 0 after the resize);
+//     128 ("half-opaque") is the common alternative.
+//  3. Blend, always restricted to the mask (no pixel outside the instance's
+//     mask changes, so pixels and annotations agree for every threshold):
+//     `basic` copies RGB where the mask is set (the reference default);
 //     `alpha` computes out = (src * a + dst * (255 - a) + 127) / 255 (integer
-//     division) at every pixel of the rectangle, a = resized alpha; `gaussian`
-//     uses the same formula with a = round(255 * (G_sigma * m)) inside the mask
-//     and 0 outside it (m: the unclipped instance mask, zero outside the
-//     instance; so the edge is feathered inward and no colour of the crop's
-//     transparent part leaks out).
+//     division) with a = resized alpha inside the mask and 0 outside it;
+//     `gaussian` uses the same formula with a = round(255 * (G_sigma * m))
+//     inside the mask and 0 outside it (m: the unclipped instance mask, zero
+//     outside the instance; so the edge is feathered inward and no colour of
+//     the crop's transparent part leaks out).
 //  4. Occlusion: every earlier live instance (real or pasted) loses the
 //     pixels of the new mask; its box and area are recomputed. It is kept when
 //     every coordinate of its xyxy box (exclusive right/bottom) moved by at
@@ -58,6 +62,7 @@ struct CompositeOptions {
   int64_t keep_max_shift = 10;  // keep when every box coordinate moved <= this
   int64_t keep_min_area = 300;  // ... or when the remaining area is > this
   int threads = 0;              // 0: every core (at most one per scene)
+  int mask_threshold = 1;       // mask = resized alpha >= this, [1, 255] (1: §2.5's alpha > 0)
 };
 
 // Limits on sizes (E_RANGE beyond).
@@ -81,7 +86,7 @@ enum class DropReason : uint8_t {
   ClippedOut,  // a pasted instance with no mask pixel inside the image
   ZeroSize,    // target width or height 0
   EmptyCrop,   // crop width or height 0
-  EmptyAlpha,  // the resized instance has no pixel with alpha >= 128
+  EmptyAlpha,  // the resized instance has no pixel with alpha >= mask_threshold
 };
 const char* drop_reason_name(DropReason r);
 

@@ -191,6 +191,76 @@ TEST(composite_outputs_and_skips) {
   CHECK_EQ(static_cast<int>(o.out_image[(5 * 16 + 5) * 3]), 10);
 }
 
+TEST(composite_mask_threshold) {
+  // A 4 x 4 crop whose left column has alpha 60 (the rest 255), pasted at
+  // scale 1 at (2, 2) of an 8 x 8 grey image: §2.5's rule (threshold 1,
+  // alpha > 0) annotates all 16 pixels; 128 annotates the 12 opaque ones.
+  Bytes crop(4 * 4 * 4);
+  for (int i = 0; i < 16; ++i) {
+    crop[4 * i] = 200;
+    crop[4 * i + 1] = 100;
+    crop[4 * i + 2] = 0;
+    crop[4 * i + 3] = i % 4 == 0 ? 60 : 255;
+  }
+  auto run = [&](int thr, BlendMode blend, Owned& o) {
+    o = grey(8, 8, 50);
+    o.crops = {crop};
+    o.s.pastes = {paste(o.crops[0], 4, 4, 4, 4, 4, 4)};  // x0 = y0 = 2
+    o.finish();
+    CompositeOptions opt;
+    opt.mask_threshold = thr;
+    opt.blend = blend;
+    return composite_scene(o.s, opt);
+  };
+  const int blended = (200 * 60 + 50 * 195 + 127) / 255;  // red channel of an alpha-60 pixel over 50
+  for (BlendMode blend : {BlendMode::Basic, BlendMode::Alpha}) {
+    Owned o;
+    CompositeResult r = run(1, blend, o);
+    CHECK_EQ(r.instances.size(), size_t(1));
+    CHECK_EQ(r.instances[0].area, int64_t(16));
+    CHECK(r.instances[0].box.x == 2 && r.instances[0].box.y == 2 && r.instances[0].box.w == 4 && r.instances[0].box.h == 4);
+    // Column 2 (alpha 60) is in the mask and painted.
+    CHECK_EQ(static_cast<int>(o.out_image[(3 * 8 + 2) * 3]), blend == BlendMode::Basic ? 200 : blended);
+    r = run(128, blend, o);
+    CHECK_EQ(r.instances.size(), size_t(1));
+    CHECK_EQ(r.instances[0].area, int64_t(12));
+    CHECK(r.instances[0].box.x == 3 && r.instances[0].box.y == 2 && r.instances[0].box.w == 3 && r.instances[0].box.h == 4);
+    // Column 2 is outside the mask: untouched with every blend.
+    for (int y = 0; y < 8; ++y)
+      for (int c = 0; c < 3; ++c) CHECK_EQ(static_cast<int>(o.out_image[(y * 8 + 2) * 3 + c]), 50);
+    CHECK_EQ(static_cast<int>(o.out_image[(3 * 8 + 3) * 3]), 200);
+  }
+  // Skip reasons use the same threshold: all-alpha-100 is empty-alpha at 128;
+  // an instance whose only in-image column has alpha 100 is clipped-out at 128.
+  Bytes faint{1, 2, 3, 100};
+  Bytes edge{1, 2, 3, 100, 4, 5, 6, 255};
+  for (int thr : {1, 100, 101, 128}) {
+    Owned o = grey(8, 8);
+    o.crops = {faint, edge};
+    o.s.pastes = {paste(o.crops[0], 1, 1, 3, 3, 4, 4), paste(o.crops[1], 2, 1, 2, 1, 8, 0)};  // the second: x0 = 7
+    o.finish();
+    CompositeOptions opt;
+    opt.mask_threshold = thr;
+    CompositeResult r = composite_scene(o.s, opt);
+    if (thr <= 100) {
+      CHECK_EQ(r.dropped.size(), size_t(0));
+      CHECK_EQ(r.instances.size(), size_t(2));
+      if (r.instances.size() == 2) {
+        CHECK_EQ(r.instances[0].area, int64_t(9));
+        CHECK(r.instances[1].area == 1 && r.instances[1].box.x == 7 && r.instances[1].box.y == 0);
+      }
+    } else {
+      CHECK_EQ(r.instances.size(), size_t(0));
+      CHECK_EQ(r.dropped.size(), size_t(2));
+      if (r.dropped.size() == 2) {
+        CHECK(r.dropped[0].reason == DropReason::EmptyAlpha);
+        CHECK(r.dropped[1].reason == DropReason::ClippedOut);
+      }
+      CHECK(o.out_image == o.image);  // nothing painted
+    }
+  }
+}
+
 TEST(composite_box_only) {
   Owned o = grey(16, 16);
   o.s.box_only = true;
@@ -255,6 +325,11 @@ TEST(composite_argument_errors) {
   opt.sigma = 0;
   CHECK_THROWS_CODE(composite_scene(o.s, opt), "E_RANGE");
   opt = CompositeOptions{};
+  opt.mask_threshold = 0;
+  CHECK_THROWS_CODE(composite_scene(o.s, opt), "E_RANGE");
+  opt.mask_threshold = 256;
+  CHECK_THROWS_CODE(composite_scene(o.s, opt), "E_RANGE");
+  opt = CompositeOptions{};
   opt.keep_min_area = -1;
   CHECK_THROWS_CODE(composite_scene(o.s, opt), "E_RANGE");
   CompositeScene s = o.s;
@@ -277,10 +352,14 @@ TEST(composite_argument_errors) {
 }
 
 TEST(composite_random_scenes_keep_invariants) {
-  // Random scenes of every kind (masks or boxes, every blend, instances
-  // partly or wholly outside, empty crops and alphas): every output mask is
-  // 0/1 and non-empty, its box is tight and its area its pixel count, and
-  // with `basic` no pixel belongs to a pasted instance and another one.
+  // Random scenes of every kind (masks or boxes, every blend and mask
+  // threshold, instances partly or wholly outside, empty crops and alphas):
+  // every output mask is 0/1 and non-empty, its box is tight and its area its
+  // pixel count, and with `basic` no pixel belongs to a pasted instance and
+  // another one. Pixels and masks agree: no pixel outside the union of the
+  // pasted masks (each paste's mask alone, from a scene of that paste only)
+  // changes, and with `basic` each pixel of the union is the colour of the
+  // top-most paste covering it.
   std::mt19937 rng(77);
   auto uni = [&](int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(rng() % static_cast<uint32_t>(hi - lo + 1)); };
   for (int t = 0; t < 600; ++t) {
@@ -315,9 +394,38 @@ TEST(composite_random_scenes_keep_invariants) {
     opt.sigma = 0.5 + uni(0, 6);
     opt.keep_max_shift = uni(0, 10);
     opt.keep_min_area = uni(0, 100);
+    opt.mask_threshold = t % 5 == 0 ? 1 : t % 5 == 1 ? 128 : t % 5 == 2 ? 255 : static_cast<int>(uni(1, 255));
     opt.threads = 1;
     CompositeResult r = composite_scene(o.s, opt);
     CHECK_EQ(r.instances.size() + r.dropped.size(), static_cast<size_t>(R + P));
+    // Each paste alone: its mask and (basic) its painted colours.
+    std::vector<int> top(static_cast<size_t>(H * W), -1);
+    std::vector<Owned> alone(static_cast<size_t>(P));
+    for (int64_t p = 0; p < P; ++p) {
+      Owned& a = alone[static_cast<size_t>(p)];
+      a = grey(H, W);
+      a.image = o.image;
+      a.crops = {o.crops[static_cast<size_t>(p)]};
+      a.s.pastes = {o.s.pastes[static_cast<size_t>(p)]};
+      a.s.pastes[0].rgba = a.crops[0].data();
+      a.finish();
+      CompositeOptions ao = opt;
+      ao.blend = BlendMode::Basic;
+      CompositeResult ar = composite_scene(a.s, ao);
+      if (ar.instances.empty()) continue;
+      const Bytes& am = a.mask_of(ar.instances[0]);
+      for (int64_t i = 0; i < H * W; ++i)
+        if (am[static_cast<size_t>(i)]) top[static_cast<size_t>(i)] = static_cast<int>(p);
+    }
+    for (int64_t i = 0; i < H * W; ++i) {
+      const int tp = top[static_cast<size_t>(i)];
+      for (int c = 0; c < 3; ++c) {
+        const size_t k = static_cast<size_t>(3 * i + c);
+        if (tp < 0) CHECK_EQ(static_cast<int>(o.out_image[k]), static_cast<int>(o.image[k]));
+        else if (opt.blend == BlendMode::Basic)
+          CHECK_EQ(static_cast<int>(o.out_image[k]), static_cast<int>(alone[static_cast<size_t>(tp)].out_image[k]));
+      }
+    }
     std::vector<int> owner(static_cast<size_t>(H * W), -1);
     for (size_t k = 0; k < r.instances.size(); ++k) {
       const CompositeInstance& in = r.instances[k];

@@ -53,6 +53,8 @@ export interface PasteSourceOptions extends SampleOptions {
   blend?: BlendMode;
   /** Gaussian feather sigma in pixels (default 2). */
   sigma?: number;
+  /** A pasted instance's mask is (resized alpha >= this), 1..255 (default 1: §2.5's alpha > 0; 128: half-opaque). */
+  maskThreshold?: number;
   /** Occlusion keep rule: kept when every box coordinate moved ≤ keepMaxShift (10) or the visible area > keepMinArea (300). */
   keepMaxShift?: number;
   keepMinArea?: number;
@@ -124,6 +126,10 @@ export async function preparePaste(o: PasteSourceOptions): Promise<PasteContext>
   if (!Number.isSafeInteger(seed) || seed < 0) throw new GenaugError('E_ARGUMENT', `seed must be a non-negative integer, got ${seed}`);
   const blend = o.blend ?? 'basic';
   if (!['basic', 'alpha', 'gaussian'].includes(blend)) throw new GenaugError('E_ARGUMENT', `blend must be basic, alpha or gaussian, got '${blend}'`);
+  const maskThreshold = o.maskThreshold ?? 1;
+  if (!Number.isInteger(maskThreshold) || maskThreshold < 1 || maskThreshold > 255) {
+    throw new GenaugError('E_RANGE', `maskThreshold must be an integer in [1, 255], got ${String(maskThreshold)}`);
+  }
   return {
     coco,
     pool,
@@ -133,7 +139,7 @@ export async function preparePaste(o: PasteSourceOptions): Promise<PasteContext>
     sampling: pool.categories.map((c) => ({ categoryId: c.categoryId, instances: c.instances })),
     priors: await loadPriors(o.priors, coco),
     sample: resolveSampleOptions(o),
-    compose: { blend, sigma: o.sigma ?? 2, keepMaxShift: o.keepMaxShift ?? 10, keepMinArea: o.keepMinArea ?? 300 },
+    compose: { blend, sigma: o.sigma ?? 2, maskThreshold, keepMaxShift: o.keepMaxShift ?? 10, keepMinArea: o.keepMinArea ?? 300 },
     cacheBytes: o.cacheBytes ?? 256 * 2 ** 20,
   };
 }

@@ -49,6 +49,7 @@ export function pasteCommand(global: GlobalOptions): Command {
     .addOption(new Option('--format <f>', 'annotation format: coco (compressed RLE, instance_source real/pasted), webdataset (tar shards of jpg + json), yolo (segmentation polygons + data.yaml)').choices(['coco', 'webdataset', 'yolo']).default('coco'))
     .addOption(new Option('--blend <mode>', 'basic: hard paste (the reference); alpha: by the crop alpha; gaussian: feathered edge').choices(['basic', 'alpha', 'gaussian']).default('basic'))
     .option('--sigma <px>', 'gaussian feather sigma in pixels', numberArg('--sigma'), 2)
+    .option('--mask-threshold <a>', "a pasted instance's mask is its resized alpha >= this, 1..255 (1: alpha > 0, the reference rule; 128: half-opaque); every blend paints only inside the mask", intArg('--mask-threshold', 1, 255), 1)
     .option('--max-samples <n>', 'paste attempts per image are uniform in 0..max-1', intArg('--max-samples', 1, 10000), 20)
     .addOption(new Option('--sampling <mode>', 'cas_random: uniform category, then uniform instance; random: uniform over all instances').choices(['cas_random', 'random']).default('cas_random'))
     .option('--priors <file>', 'size priors {"<category id>": [mean, std]} of sqrt(box area / image area) (X-Paste area_mean_std2.json); default: computed from --coco')
@@ -87,6 +88,7 @@ export function pasteCommand(global: GlobalOptions): Command {
         format: o.format,
         blend: o.blend,
         sigma: o.sigma,
+        maskThreshold: o.maskThreshold,
         maxSamples: o.maxSamples,
         sampling: o.sampling,
         ...(o.priors ? { priors: o.priors } : {}),

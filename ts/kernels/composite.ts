@@ -9,11 +9,15 @@
  *   top-left corner at x0 = floor(cx - targetWidth / 2 + 0.5),
  *   y0 = floor(cy - targetHeight / 2 + 0.5) (for an integer centre:
  *   cx - floor(targetWidth / 2)); what falls outside the image is clipped;
- * - its mask is (resized alpha >= 128) inside the image;
- * - blend `basic` (default, the reference's) copies RGB where the mask is
- *   set; `alpha` computes (src * a + dst * (255 - a) + 127) / 255 (integer
- *   division) over the whole rectangle with a = resized alpha; `gaussian`
- *   uses the same formula with a = round(255 * (mask blurred by a Gaussian of
+ * - its mask is (resized alpha >= `maskThreshold`) inside the image; the
+ *   default 1 is §2.5's rule (alpha > 0 after the resize), 128 the common
+ *   "half-opaque" alternative;
+ * - blend, always restricted to the mask (no pixel outside the instance's
+ *   mask changes, so pixels and annotations agree): `basic` (default, the
+ *   reference's) copies RGB where the mask is set; `alpha` computes
+ *   (src * a + dst * (255 - a) + 127) / 255 (integer division) with
+ *   a = resized alpha inside the mask and 0 outside it; `gaussian` uses the
+ *   same formula with a = round(255 * (mask blurred by a Gaussian of
  *   `sigma`)) inside the mask and 0 outside it (an inward feathered edge);
  * - every earlier instance (real or pasted) loses the new mask's pixels and
  *   its box and area are recomputed; it is kept when every coordinate of its
@@ -40,7 +44,7 @@
  * [x, y, w, h], tight, 0-based (columns x .. x + w - 1). Instances that
  * cannot be pasted are not errors: they are listed in `dropped` with the
  * reason (`zero-size` target, `empty-crop`, `empty-alpha`: no resized pixel
- * reaches alpha 128, `clipped-out`: no mask pixel inside the image).
+ * reaches alpha `maskThreshold`, `clipped-out`: no mask pixel inside the image).
  * Box-only scenes (boxes, no masks): each box becomes the mask of columns
  * round(x) .. round(x + w) - 1 and rows round(y) .. round(y + h) - 1
  * (round = floor(v + 0.5)), clipped to the image; `boxOnly` is true.
@@ -90,6 +94,13 @@ export interface CompositeScene {
 export interface CompositeOptions {
   /** 'basic' (default, hard paste), 'alpha' or 'gaussian' (feathered edge). */
   blend?: BlendMode;
+  /**
+   * A pasted instance's mask is (resized alpha >= maskThreshold), an integer in
+   * [1, 255]. Default 1: §2.5's rule, mask = alpha > 0 after the resize (every
+   * pixel with any coverage is annotated). 128 is the common "half-opaque"
+   * alternative (faint fringes are neither annotated nor painted).
+   */
+  maskThreshold?: number;
   /** Gaussian feather sigma in pixels, (0, 64] (default 2). */
   sigma?: number;
   /** Keep an occluded instance when every box coordinate moved by at most this (default 10). */
@@ -189,6 +200,7 @@ function nativeOptions(o: CompositeOptions | undefined): NativeCompositeOptions 
   if (src.keepMaxShift !== undefined) out.keepMaxShift = checkInt(src.keepMaxShift, 'keepMaxShift', 0, 2 ** 40);
   if (src.keepMinArea !== undefined) out.keepMinArea = checkInt(src.keepMinArea, 'keepMinArea', 0, 2 ** 40);
   if (src.threads !== undefined) out.threads = checkInt(src.threads, 'threads', 0, 256);
+  if (src.maskThreshold !== undefined) out.maskThreshold = checkInt(src.maskThreshold, 'maskThreshold', 1, 255);
   if (src.maskFormat !== undefined) {
     if (src.maskFormat !== 'full' && src.maskFormat !== 'box') throw new GenaugError('E_RANGE', `maskFormat must be 'full' or 'box', got ${String(src.maskFormat)}`);
     out.maskFormat = src.maskFormat;

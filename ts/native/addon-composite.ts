@@ -29,6 +29,7 @@ export interface NativeCompositeOptions {
   keepMaxShift?: number;
   keepMinArea?: number;
   threads?: number;
+  maskThreshold?: number;
   maskFormat?: 'full' | 'box';
 }
 

@@ -157,6 +157,8 @@ const PasteSchema = z
     max_samples: z.number().int().min(1).max(1000).default(20),
     sampling: z.enum(['cas_random', 'random']).default('cas_random'),
     blend: z.enum(['basic', 'alpha', 'gaussian']).default('basic'),
+    /** A pasted instance's mask is (resized alpha >= this): 1 = §2.5's alpha > 0; 128 = half-opaque. */
+    mask_threshold: z.number().int().min(1).max(255).default(1),
     aspect_jitter: z.tuple([z.number().positive(), z.number().positive()]).default([0.8, 1.2]),
     flip: fraction().default(0.5),
     /** Scale range for classes without a size prior (DiverGen: 0.05..0.3). */

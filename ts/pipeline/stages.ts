@@ -660,6 +660,7 @@ async function runPaste(ctx: StageContext): Promise<StageResult> {
       flipProbability: p.flip,
       randomScaleRange: p.random_scale,
       blend: p.blend,
+      maskThreshold: p.mask_threshold,
       keepMaxShift: p.keep_moved_px,
       keepMinArea: p.keep_min_area,
       onProgress: ctx.progress,
