@@ -15,25 +15,11 @@
 
 namespace genaug::binding {
 
-void register_composite(Napi::Env env, Napi::Object exports);
-
 namespace {
-
-const char* kind_of(const Napi::Value& v) {
-  if (v.IsUndefined()) return "undefined";
-  if (v.IsNull()) return "null";
-  if (v.IsTypedArray()) return "a typed array of another type";
-  if (v.IsArray()) return "an array";
-  if (v.IsString()) return "a string";
-  if (v.IsNumber()) return "a number";
-  if (v.IsBoolean()) return "a boolean";
-  if (v.IsObject()) return "an object";
-  return "another value";
-}
 
 int64_t field_int(Napi::Object o, const char* key, const std::string& where, int64_t min, int64_t max) {
   Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw_js(o.Env(), "E_TYPE", where, ".", key, " must be a number, got ", kind_of(v));
+  if (!v.IsNumber()) throw_js(o.Env(), "E_TYPE", where, ".", key, " must be a number, got ", type_name(v));
   const double d = v.As<Napi::Number>().DoubleValue();
   if (!std::isfinite(d) || std::floor(d) != d) throw_js(o.Env(), "E_RANGE", where, ".", key, " must be an integer, got ", d);
   if (d < static_cast<double>(min) || d > static_cast<double>(max))
@@ -43,7 +29,7 @@ int64_t field_int(Napi::Object o, const char* key, const std::string& where, int
 
 double field_number(Napi::Object o, const char* key, const std::string& where) {
   Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw_js(o.Env(), "E_TYPE", where, ".", key, " must be a number, got ", kind_of(v));
+  if (!v.IsNumber()) throw_js(o.Env(), "E_TYPE", where, ".", key, " must be a number, got ", type_name(v));
   const double d = v.As<Napi::Number>().DoubleValue();
   if (!std::isfinite(d) || std::fabs(d) > kMaxCentre)
     throw_js(o.Env(), "E_RANGE", where, ".", key, " must be finite with |value| <= 1e12, got ", d);
@@ -53,17 +39,17 @@ double field_number(Napi::Object o, const char* key, const std::string& where) {
 Napi::Uint8Array field_u8(Napi::Object o, const char* key, const std::string& where) {
   Napi::Value v = o.Get(key);
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    throw_js(o.Env(), "E_DTYPE", where, ".", key, " must be a Uint8Array, got ", kind_of(v));
+    throw_js(o.Env(), "E_DTYPE", where, ".", key, " must be a Uint8Array, got ", type_name(v));
   return v.As<Napi::Uint8Array>();
 }
 
 Napi::Object as_object(Napi::Env env, Napi::Value v, const std::string& where) {
-  if (!v.IsObject() || v.IsArray() || v.IsTypedArray()) throw_js(env, "E_TYPE", where, " must be an object, got ", kind_of(v));
+  if (!v.IsObject() || v.IsArray() || v.IsTypedArray()) throw_js(env, "E_TYPE", where, " must be an object, got ", type_name(v));
   return v.As<Napi::Object>();
 }
 
 Napi::Array as_array(Napi::Env env, Napi::Value v, const std::string& where) {
-  if (!v.IsArray()) throw_js(env, "E_TYPE", where, " must be an array, got ", kind_of(v));
+  if (!v.IsArray()) throw_js(env, "E_TYPE", where, " must be an array, got ", type_name(v));
   return v.As<Napi::Array>();
 }
 
@@ -88,7 +74,7 @@ CompositeOptions read_options(Napi::Env env, Napi::Value v, bool& crop) {
   else throw_js(env, "E_RANGE", "option blend must be 'basic', 'alpha' or 'gaussian', got '", blend, "'");
   Napi::Value sg = obj.Get("sigma");
   if (!sg.IsUndefined()) {
-    if (!sg.IsNumber()) throw_js(env, "E_TYPE", "option sigma must be a number, got ", kind_of(sg));
+    if (!sg.IsNumber()) throw_js(env, "E_TYPE", "option sigma must be a number, got ", type_name(sg));
     o.sigma = sg.As<Napi::Number>().DoubleValue();
     if (!(o.sigma > 0 && o.sigma <= 64)) throw_js(env, "E_RANGE", "option sigma must be in (0, 64], got ", o.sigma);
   }
@@ -138,7 +124,7 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
     if (has_boxes) {
       s.box_only = true;
       if (!bv.IsTypedArray() || bv.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-        throw_js(env, "E_DTYPE", where, ".boxes must be a Float64Array of [x, y, w, h] per box, got ", kind_of(bv));
+        throw_js(env, "E_DTYPE", where, ".boxes must be a Float64Array of [x, y, w, h] per box, got ", type_name(bv));
       Napi::Float64Array b = bv.As<Napi::Float64Array>();
       if (b.ElementLength() % 4)
         throw_js(env, "E_SHAPE", where, ".boxes has ", b.ElementLength(), " numbers, not a multiple of 4");
@@ -155,7 +141,7 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
         const std::string mw = where + ".masks[" + std::to_string(r) + "]";
         Napi::Value m = ma.Get(r);
         if (!m.IsTypedArray() || m.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-          throw_js(env, "E_DTYPE", mw, " must be a Uint8Array, got ", kind_of(m));
+          throw_js(env, "E_DTYPE", mw, " must be a Uint8Array, got ", type_name(m));
         Napi::Uint8Array mu = m.As<Napi::Uint8Array>();
         if (static_cast<int64_t>(mu.ElementLength()) != hw)
           throw_js(env, "E_SHAPE", mw, " has ", mu.ElementLength(), " bytes but the image is ", s.h, " x ", s.w, " = ", hw);
@@ -176,7 +162,7 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
         ps.target_h = field_int(po, "targetHeight", pw, 0, kMaxTargetSide);
         Napi::Value fv = po.Get("flip");
         if (!fv.IsUndefined()) {
-          if (!fv.IsBoolean()) throw_js(env, "E_TYPE", pw, ".flip must be a boolean, got ", kind_of(fv));
+          if (!fv.IsBoolean()) throw_js(env, "E_TYPE", pw, ".flip must be a boolean, got ", type_name(fv));
           ps.flip = fv.As<Napi::Boolean>().Value();
         }
         ps.cx = field_number(po, "cx", pw);

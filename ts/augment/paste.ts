@@ -28,11 +28,12 @@ import { ShardWriter } from '../io/webdataset.js';
 import { compositeSync, type BlendMode, type CompositeOptions, type PasteInstance } from '../kernels/composite.js';
 import { decodeRleSync, encodeRleSync, segmentationToRle } from '../kernels/mask.js';
 import { GenaugError } from '../native/errors.js';
+import { readJournalMap } from '../util/jsonl.js';
 import { packageRoot } from '../native/load.js';
 import { categoryPriors } from '../plan/priors.js';
 import { maskToPolygon } from './contour.js';
 import { CropCache, readInstancePool, type InstancePool, type PoolSkip } from './pool.js';
-import { itemRandom, resolveSampleOptions, sampleInstances, type SampleOptions, type SamplingCategory, type SizePriorEntry } from './sample.js';
+import { itemRandom, resolveSampleOptions, sampleInstances, type Placement, type SampleOptions, type SamplingCategory, type SizePriorEntry } from './sample.js';
 
 // --- preparation ---------------------------------------------------------------
 
@@ -146,15 +147,8 @@ export async function preparePaste(o: PasteSourceOptions): Promise<PasteContext>
 
 // --- per item: plan (main thread) and render (worker) --------------------------
 
-export interface RenderPlacement {
-  file: string;
-  categoryId: number;
-  targetWidth: number;
-  targetHeight: number;
-  flip: boolean;
-  cx: number;
-  cy: number;
-}
+/** A sampled placement as the worker needs it: the crop's file instead of pool indices. */
+export type RenderPlacement = { file: string } & Pick<Placement, 'categoryId' | 'targetWidth' | 'targetHeight' | 'flip' | 'cx' | 'cy'>;
 
 /** Everything a worker needs for one item: plain, cloneable data. */
 export interface RenderTask {
@@ -443,24 +437,9 @@ export function imageKeys(images: readonly { id: number; file_name: string }[]):
 }
 
 async function readJournal(path: string): Promise<Map<string, PasteJournalLine>> {
-  const done = new Map<string, PasteJournalLine>();
-  let text = '';
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GenaugError('E_IO', `could not read ${path}: ${(e as Error).message}`, { path });
-    return done;
-  }
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const j = JSON.parse(line) as PasteJournalLine;
-      if (typeof j.image_index === 'number' && typeof j.copy === 'number') done.set(`${j.image_index}:${j.copy}`, j);
-    } catch {
-      // A line cut short by a kill: that item is done again.
-    }
-  }
-  return done;
+  return readJournalMap<PasteJournalLine>(path, 'the paste journal', (j) =>
+    typeof j.image_index === 'number' && typeof j.copy === 'number' ? `${j.image_index}:${j.copy}` : undefined,
+  );
 }
 
 const enc = (s: string) => new TextEncoder().encode(s);
