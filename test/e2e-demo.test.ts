@@ -23,6 +23,9 @@ const run = promisify(execFile);
 const repo = join(__dirname, '..');
 const bin = join(repo, 'bin', 'genaug.js');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+// Chromium is not ours to sanitise: under `npm run test:sanitize` the ASan/UBSan runtime is preloaded into every child,
+// which makes Chromium hang. It gets the environment without the sanitizer settings.
+const browserEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS'].includes(k)));
 const tmp = tempFolder('genaug-e2e-');
 let root: string;
 let demo: string;
@@ -266,7 +269,7 @@ describe('genaug demo (built CLI)', () => {
     expect(existsSync(CHROMIUM), `Chromium is needed at ${CHROMIUM} (Debian: apt-get install chromium)`).toBe(true);
     const url = `file://${join(demo, 'run', 'report', 'report.html')}`;
     const flags = ['--headless=new', '--disable-gpu', '--no-sandbox', '--no-first-run', '--disable-extensions', `--user-data-dir=${join(root, 'chrome')}`];
-    const dom = await run(CHROMIUM, [...flags, '--enable-logging=stderr', '--v=0', '--virtual-time-budget=3000', '--dump-dom', url], { maxBuffer: 1 << 26, timeout: 120_000 });
+    const dom = await run(CHROMIUM, [...flags, '--enable-logging=stderr', '--v=0', '--virtual-time-budget=3000', '--dump-dom', url], { maxBuffer: 1 << 26, timeout: 120_000, env: browserEnv });
     const consoleLines = dom.stderr.split('\n').filter((l) => /:CONSOLE/.test(l) || /Uncaught/.test(l));
     expect(consoleLines).toEqual([]);
     // The page's script ran to its end and counted the charts.
@@ -279,7 +282,7 @@ describe('genaug demo (built CLI)', () => {
     expect((dom.stdout.match(/class="why"/g) ?? []).length).toBeGreaterThan(5);
     expect(dom.stdout).toMatch(/<section id="pasted">[\s\S]*?<img/);
     const shot = join(root, 'shot.png');
-    await run(CHROMIUM, [...flags, `--screenshot=${shot}`, '--window-size=1200,1800', '--virtual-time-budget=3000', url], { timeout: 120_000 });
+    await run(CHROMIUM, [...flags, `--screenshot=${shot}`, '--window-size=1200,1800', '--virtual-time-budget=3000', url], { timeout: 120_000, env: browserEnv });
     const { data, info } = await sharp(shot).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     expect([info.width, info.height]).toEqual([1200, 1800]);
     let sum = 0;
@@ -295,7 +298,7 @@ describe('genaug demo (built CLI)', () => {
     const variance = sum2 / n - (sum / n) ** 2;
     expect(variance).toBeGreaterThan(200);
     expect(colours.size).toBeGreaterThan(50);
-  });
+  }, 240_000);
 });
 
 describe('genaug run (built CLI)', () => {
