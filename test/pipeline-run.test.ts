@@ -160,4 +160,19 @@ describe('genaug run (in process)', () => {
     const r = await runPipeline(cfg);
     expect(r.ran[0]).toBe('pool');
   });
+
+  it('a plan with no jobs fails the plan stage, quoting the first failure; captions from plan.captions prompt the jobs', async () => {
+    const coco = JSON.parse(await readFile(join(root, 'data', 'annotations.json'), 'utf8')) as { images: Array<{ id: number }> };
+    // Captions only for images that are not in the dataset: no image of any class has one.
+    await writeFile(join(root, 'caps-none.json'), JSON.stringify({ annotations: [{ image_id: 99999, caption: 'nothing' }] }));
+    const bad = await config('cap-bad.yaml', smallConfig('run-cap-bad', { plan: { strategy: 'caption', per_class: 1, captions: ['caps-none.json'] } }));
+    await expectError(runPipeline(bad, { until: 'plan' }), 'E_ARGUMENT', 'no jobs', '/ image ', 'no stored caption');
+    expect((await readManifest(bad.paths.runDir))?.stages.plan?.status).toBe('failed');
+    await writeFile(join(root, 'caps.json'), JSON.stringify({ annotations: coco.images.map((im) => ({ image_id: im.id, caption: `scene number ${im.id}.` })) }));
+    const good = await config('cap-good.yaml', smallConfig('run-cap-good', { plan: { strategy: 'caption', per_class: 1, captions: ['caps.json'] } }));
+    await runPipeline(good, { until: 'plan' });
+    const jobs = (await readFile(join(good.paths.runDir, 'plan', 'plan.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { prompt: string });
+    expect(jobs.length).toBeGreaterThan(0);
+    for (const j of jobs) expect(j.prompt).toMatch(/^a photo of \S.*, scene number \d+$/);
+  });
 });

@@ -144,6 +144,7 @@ async function runPlan(ctx: StageContext): Promise<StageResult> {
     negativePrompt: p.negative_prompt,
     imageRoot: ctx.cfg.paths.realImages,
     cache: join(ctx.dir, 'answers.jsonl'),
+    ...(ctx.cfg.paths.captions ? { captionSources: ctx.cfg.paths.captions } : {}),
     ...(!single ? { perClass: p.per_class } : {}),
     ...(p.modes ? { modes: p.modes } : {}),
     ...(p.domains ? { domains: p.domains } : {}),
@@ -155,6 +156,10 @@ async function runPlan(ctx: StageContext): Promise<StageResult> {
     onProgress: ctx.progress,
   });
   let jobs = await readJsonl<PlanJob>(out);
+  if (jobs.length === 0) {
+    const first = (await readJsonl<{ item: string; stage: string; reason: string }>(summary.failuresPath))[0];
+    throw new GenaugError('E_ARGUMENT', `the plan has no jobs${first ? ` (${summary.failures} failures; first: ${first.item}, ${first.stage}: ${first.reason})` : ''}; see ${summary.failuresPath}`, { failures: summary.failures });
+  }
   if (single && p.rare_per_class !== undefined) {
     const rare = new Set(classes.filter((k) => k.prior.frequency === 'r').map((k) => k.name));
     jobs = jobs.map((j) => (rare.has(j.classes[0] as string) ? PlanJobSchema.parse({ ...j, candidates: p.rare_per_class }) : j));
@@ -678,7 +683,7 @@ async function runReport(ctx: StageContext): Promise<StageResult> {
 }
 
 export const STAGE_DEFS: Record<StageName, StageDef> = {
-  plan: { version: 2, inputs: () => ['real.coco'], options: (c) => ({ plan: c.plan, llm: c.llm ? { url: undefined, model: c.llm.model } : null, vlm: c.vlm ? { model: c.vlm.model } : null }), journals: ['answers.jsonl'], run: runPlan },
+  plan: { version: 2, inputs: () => ['real.coco'], files: (cfg) => cfg.paths.captions ?? [], options: (c) => ({ plan: c.plan, llm: c.llm ? { url: undefined, model: c.llm.model } : null, vlm: c.vlm ? { model: c.vlm.model } : null }), journals: ['answers.jsonl'], run: runPlan },
   generate: {
     version: 1,
     resumable: true,
