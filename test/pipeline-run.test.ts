@@ -175,4 +175,25 @@ describe('genaug run (in process)', () => {
     expect(jobs.length).toBeGreaterThan(0);
     for (const j of jobs) expect(j.prompt).toMatch(/^a photo of \S.*, scene number \d+$/);
   });
+
+  it('the report counts pasted images and instances from a WebDataset-only export as from a COCO one', async () => {
+    const wds = await config('wds.yaml', smallConfig('run-wds', { export: { formats: ['webdataset'], shard_size: 4 } }));
+    await runPipeline(wds);
+    const coco = await config('wds-coco.yaml', smallConfig('run-wds-coco', { export: { formats: ['coco'], shard_size: 4 } }));
+    await runPipeline(coco);
+    type Report = { totals: { pastedImages: number; pastedInstances: number }; funnel: Record<string, { pasted: number }> };
+    const a = JSON.parse(await readFile(join(wds.paths.runDir, 'report', 'report.json'), 'utf8')) as Report;
+    const b = JSON.parse(await readFile(join(coco.paths.runDir, 'report', 'report.json'), 'utf8')) as Report;
+    // The oracle: the COCO file of the same seed's render, and the paste stage's own summary.
+    const doc = JSON.parse(await readFile(join(coco.paths.runDir, 'paste', 'coco', 'annotations.json'), 'utf8')) as { images: unknown[]; annotations: Array<{ instance_source: string }> };
+    const pasted = doc.annotations.filter((x) => x.instance_source === 'pasted').length;
+    expect(pasted).toBeGreaterThan(0);
+    expect(b.totals.pastedImages).toBe(doc.images.length);
+    expect(a.totals.pastedImages).toBe(doc.images.length);
+    expect(a.totals.pastedInstances).toBe(pasted);
+    expect((await readManifest(wds.paths.runDir))?.stages.paste?.summary.pasted).toBe(pasted);
+    expect(a.funnel).toEqual(b.funnel);
+    const html = await readFile(join(wds.paths.runDir, 'report', 'report.html'), 'utf8');
+    expect(html).toContain('pasted (coloured)');
+  });
 });
