@@ -61,6 +61,8 @@ export interface StageDef {
   journals?: string[];
   inputs: (c: RunConfig) => string[];
   options: (c: RunConfig) => unknown;
+  /** A done stage's work left that a re-run can do (why, or undefined): it is then run again, resuming. */
+  pending?: (dir: string) => Promise<string | undefined>;
   /** Files (or folders) outside the run folder whose content decides the output: models, workflows. */
   files?: (cfg: LoadedConfig) => Array<string | undefined>;
   run: (ctx: StageContext) => Promise<StageResult>;
@@ -245,6 +247,13 @@ async function runGenerate(ctx: StageContext): Promise<StageResult> {
   await writeJsonl(join(ctx.dir, 'generated.jsonl'), lines);
   if (summary.ok === 0 && summary.items > 0) throw new GenaugError('E_BACKEND', `every generation failed; first: ${lines[0]?.reason}`);
   return { summary: { images: summary.ok, failed: summary.failed, duplicates: summary.duplicates, backend: g.backend } };
+}
+
+/** Generations journaled as failed and retryable (5xx, timeouts, lost connections): genaug generate tries them again. */
+async function generatePending(dir: string): Promise<string | undefined> {
+  const last = new Map((await readJsonl<GenerateJournalLine>(join(dir, 'journal.jsonl'))).map((l) => [`${l.job}\u0000${l.candidate}`, l]));
+  const n = [...last.values()].filter((l) => l.status === 'failed' && l.retryable === true).length;
+  return n ? `${n} generation${n === 1 ? '' : 's'} failed with a retryable error` : undefined;
 }
 
 // --- annotate -----------------------------------------------------------------
@@ -694,6 +703,7 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     // images); a ComfyUI workflow is, by its content.
     files: (cfg) => [cfg.paths.workflow],
     options: (c) => ({ ...c.generate, url: undefined, concurrency: undefined, timeout_s: undefined, retries: undefined }),
+    pending: generatePending,
     run: runGenerate,
   },
   annotate: {
