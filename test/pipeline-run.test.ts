@@ -196,4 +196,25 @@ describe('genaug run (in process)', () => {
     const html = await readFile(join(wds.paths.runDir, 'report', 'report.html'), 'utf8');
     expect(html).toContain('pasted (coloured)');
   });
+
+  it('drops near-duplicates only when filter.dedup_threshold is set or the rules include dedup', async () => {
+    type Row = { file: string; duplicateOf: number };
+    type Dec = { file: string; reason?: string };
+    const run = async (name: string, filter: Record<string, unknown>) => {
+      const cfg = await config(`${name}.yaml`, smallConfig(name, { generate: { backend: 'procedural', concurrency: 2, failure_rates: { near_duplicate: 0.5, off_class: 0, empty: 0, border: 0 } }, filter }));
+      await runPipeline(cfg, { until: 'filter' });
+      const read = async <T>(p: string) => (await readFile(join(cfg.paths.runDir, p), 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+      const scores = await read<Row>('score/scores.jsonl');
+      const dups = new Set(scores.filter((r) => r.duplicateOf >= 0).map((r) => r.file));
+      const dropped = (await read<Dec>('filter/decisions.jsonl')).filter((d) => /^near-duplicate of/.test(d.reason ?? '')).map((d) => d.file);
+      return { dups, dropped };
+    };
+    const off = await run('dedup-off', {});
+    expect(off.dups.size).toBeGreaterThan(0); // the planted repeats are there ...
+    expect(off.dropped).toEqual([]); // ... and kept
+    for (const filter of [{ dedup_threshold: 0.99 }, { rules: ['dedup'] }]) {
+      const on = await run(`dedup-on-${Object.keys(filter)[0]}`, filter);
+      expect(new Set(on.dropped), JSON.stringify(filter)).toEqual(on.dups);
+    }
+  });
 });

@@ -543,6 +543,8 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
   for (const r of await readJsonl<RealRow>(join(ctx.runDir, 'embed', 'real.jsonl'))) realCount.set(r.category, (realCount.get(r.category) ?? 0) + 1);
   // The seed methods' rules (curate/filters.ts) over the scores, as \`genaug filter\` applies them.
   const rules = f.rules as Rule[];
+  // Near-duplicates are dropped only when asked for (X-Paste and DiverGen keep them): a threshold or the dedup rule.
+  const dedup = f.dedup_threshold !== undefined || rules.includes('dedup');
   let methodDecisions: Map<string, { kept: boolean; reason: string; values: Record<string, unknown> }> | undefined;
   if (rules.length) {
     const table: ScoreTable = new Map(
@@ -589,7 +591,7 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
     const s = hit.s;
     let reason: string | undefined;
     const method = methodDecisions?.get(g.file);
-    if (s.duplicateOf >= 0) reason = `near-duplicate of ${scores[s.duplicateOf]?.file} (cosine ${s.duplicateScore.toFixed(3)})`;
+    if (dedup && s.duplicateOf >= 0) reason = `near-duplicate of ${scores[s.duplicateOf]?.file} (cosine ${s.duplicateScore.toFixed(3)})`;
     else if (f.reject_border && s.touchesBorder) reason = 'object touches the image border (cut off by the frame)';
     else if (f.min_area_fraction !== undefined && s.areaFraction < f.min_area_fraction) reason = `object covers ${(s.areaFraction * 100).toFixed(1)} % of the image < ${f.min_area_fraction * 100} %`;
     else if (f.max_area_fraction !== undefined && s.areaFraction > f.max_area_fraction) reason = `object covers ${(s.areaFraction * 100).toFixed(1)} % of the image > ${f.max_area_fraction * 100} %`;
@@ -717,7 +719,7 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
   },
   embed: { version: 1, inputs: () => ['real.coco', 'real.images', 'annotate/annotations.json'], options: (c) => ({ embed: c.embed }), files: (cfg) => [cfg.paths.clip], run: runEmbed },
   score: { version: 1, inputs: () => ['embed/*.npy'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99 }), run: runScore },
-  filter: { version: 1, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
+  filter: { version: 2, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
   pool: { version: 2, inputs: () => ['filter/decisions.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), run: runPool },
   paste: {
     version: 2,

@@ -265,7 +265,7 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
   // Timings.
   const timings = STAGES.map((s) => ({ stage: s, seconds: ctx.manifest.stages[s]?.seconds ?? null, status: ctx.manifest.stages[s]?.status ?? 'not run', resumed: ctx.manifest.stages[s]?.resumed ?? 0 }));
 
-  const data = { name: c.name, preset: c.preset ?? null, classes, funnel, totals, reasons, truth, gap: gapRows, timings, thresholds: { inter_similarity_min: f.inter_similarity_min ?? null, knn_agreement_min: f.knn_agreement_min ?? null, dedup_threshold: f.dedup_threshold ?? 0.99 }, nearDuplicateGroups: groups.size };
+  const data = { name: c.name, preset: c.preset ?? null, classes, funnel, totals, reasons, truth, gap: gapRows, timings, thresholds: { inter_similarity_min: f.inter_similarity_min ?? null, knn_agreement_min: f.knn_agreement_min ?? null, dedup_threshold: f.dedup_threshold ?? (f.rules.includes('dedup') ? 0.99 : null) }, nearDuplicateGroups: groups.size };
   const funnelChart = groupedBars({ id: 'funnel-chart', title: 'samples per class through the stages', categories: classes, series: stagesOfFunnel.map((s) => ({ name: s, values: classes.map((k) => funnel[k]![s]) })), width: Math.max(720, classes.length * 120) });
   const gapChart = groupedBars({
     id: 'gap-chart',
