@@ -217,4 +217,18 @@ describe('genaug run (in process)', () => {
       expect(new Set(on.dropped), JSON.stringify(filter)).toEqual(on.dups);
     }
   });
+
+  it("the report draws DiverGen's default threshold 0.6 and leaves out its own unfinished timing row", async () => {
+    const cfg = await config('dg.yaml', smallConfig('run-dg', { filter: { rules: ['divergen'] } }));
+    await runPipeline(cfg);
+    const data = JSON.parse(await readFile(join(cfg.paths.runDir, 'report', 'report.json'), 'utf8')) as { timings: Array<{ stage: string; status: string }>; thresholds: { inter_similarity_min: number | null; dedup_threshold: number | null } };
+    expect(data.timings.map((t) => t.stage)).toEqual(STAGES.filter((s) => s !== 'report'));
+    expect(data.timings.every((t) => t.status === 'done')).toBe(true);
+    expect(data.thresholds).toMatchObject({ inter_similarity_min: 0.6, dedup_threshold: null });
+    const html = await readFile(join(cfg.paths.runDir, 'report', 'report.html'), 'utf8');
+    const chart = html.slice(html.indexOf('similarity to own class'), html.indexOf('</svg>', html.indexOf('similarity to own class')));
+    expect(chart).toContain('class="threshold"');
+    expect(chart).toContain('>min 0.6<');
+    expect(html).not.toMatch(/<td>report<\/td>/);
+  });
 });

@@ -113,6 +113,23 @@ const JS = `
 })();
 `;
 
+/**
+ * X-Paste's per-class bars min(min_clip, best_c - tolerance) (curate/filters.ts): min_clip, plus the bar of each
+ * class whose best score puts it lower (each named when there are a few, else the lowest).
+ */
+function xpasteBars(scored: Decision[], minClip: number, tol: number): Array<{ value: number; label: string }> {
+  const best = new Map<string, number>();
+  for (const d of scored) {
+    const v = d.score?.clipScore;
+    if (v !== undefined && Number.isFinite(v)) best.set(d.category, Math.max(best.get(d.category) ?? -Infinity, v));
+  }
+  const lower = [...best].map(([k, b]) => ({ k, bar: b - tol })).filter((x) => x.bar < minClip).sort((a, b) => a.bar - b.bar || a.k.localeCompare(b.k));
+  const out = [{ value: minClip, label: `min_clip ${minClip}` }];
+  if (lower.length > 0 && lower.length <= 4) for (const x of lower) out.push({ value: x.bar, label: `${x.k} ${x.bar.toFixed(1)}` });
+  else if (lower.length > 4) out.push({ value: lower[0]!.bar, label: `lowest class bar ${lower[0]!.bar.toFixed(1)} (${lower.length} classes below min_clip)` });
+  return out;
+}
+
 export async function writeReport(ctx: StageContext): Promise<StageResult> {
   const c = ctx.cfg.config;
   const R = ctx.runDir;
@@ -160,6 +177,8 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
   const f = c.filter;
   const keptS = scored.filter((d) => d.status === 'kept');
   const rejS = scored.filter((d) => d.status !== 'kept');
+  // DiverGen's rule uses 0.6 when no threshold is set.
+  const interMin = f.inter_similarity_min ?? (f.rules.includes('divergen') ? 0.6 : undefined);
   const hists = [
     histogram({
       title: 'similarity to own class (real crops)',
@@ -167,7 +186,7 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
         { name: 'kept', values: keptS.map((d) => d.score!.own) },
         { name: 'rejected', values: rejS.map((d) => d.score!.own) },
       ],
-      thresholds: f.inter_similarity_min !== undefined ? [{ value: f.inter_similarity_min, label: `min ${f.inter_similarity_min}` }] : [],
+      thresholds: interMin !== undefined ? [{ value: interMin, label: `min ${interMin}` }] : [],
     }),
     histogram({
       title: 'object area fraction',
@@ -200,7 +219,7 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
           { name: 'kept', values: keptS.map((d) => d.score!.clipScore ?? Number.NaN) },
           { name: 'rejected', values: rejS.map((d) => d.score!.clipScore ?? Number.NaN) },
         ],
-        thresholds: f.rules.includes('xpaste') ? [{ value: f.min_clip, label: `min_clip ${f.min_clip}` }] : [],
+        thresholds: f.rules.includes('xpaste') ? xpasteBars(scored, f.min_clip, f.clip_tolerance) : [],
       }),
     );
   }
@@ -263,9 +282,10 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
   }
 
   // Timings.
-  const timings = STAGES.map((s) => ({ stage: s, seconds: ctx.manifest.stages[s]?.seconds ?? null, status: ctx.manifest.stages[s]?.status ?? 'not run', resumed: ctx.manifest.stages[s]?.resumed ?? 0 }));
+  // The report's own time is not known while it is written: the stages before it.
+  const timings = STAGES.filter((s) => s !== 'report').map((s) => ({ stage: s, seconds: ctx.manifest.stages[s]?.seconds ?? null, status: ctx.manifest.stages[s]?.status ?? 'not run', resumed: ctx.manifest.stages[s]?.resumed ?? 0 }));
 
-  const data = { name: c.name, preset: c.preset ?? null, classes, funnel, totals, reasons, truth, gap: gapRows, timings, thresholds: { inter_similarity_min: f.inter_similarity_min ?? null, knn_agreement_min: f.knn_agreement_min ?? null, dedup_threshold: f.dedup_threshold ?? (f.rules.includes('dedup') ? 0.99 : null) }, nearDuplicateGroups: groups.size };
+  const data = { name: c.name, preset: c.preset ?? null, classes, funnel, totals, reasons, truth, gap: gapRows, timings, thresholds: { inter_similarity_min: interMin ?? null, knn_agreement_min: f.knn_agreement_min ?? null, dedup_threshold: f.dedup_threshold ?? (f.rules.includes('dedup') ? 0.99 : null) }, nearDuplicateGroups: groups.size };
   const funnelChart = groupedBars({ id: 'funnel-chart', title: 'samples per class through the stages', categories: classes, series: stagesOfFunnel.map((s) => ({ name: s, values: classes.map((k) => funnel[k]![s]) })), width: Math.max(720, classes.length * 120) });
   const gapChart = groupedBars({
     id: 'gap-chart',
