@@ -98,6 +98,14 @@ export async function listFiles(dir: string, root: string): Promise<string[]> {
   return out.sort();
 }
 
+/** Temporary files a killed run left half-written (atomic writes' .tmp files): gone before a stage resumes. */
+async function removeTemporaries(dir: string): Promise<void> {
+  if (!existsSync(dir)) return;
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && e.name.includes('.tmp')) await rm(join(e.parentPath, e.name), { force: true });
+  }
+}
+
 async function recordOutputs(runDir: string, files: string[]): Promise<OutputRecord[]> {
   const out: OutputRecord[] = [];
   for (const f of files) {
@@ -252,6 +260,7 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
     // --force or for retryable failures), so finished items are kept; otherwise the stage starts clean.
     const resume = Boolean(def.resumable) && prev?.fingerprint === fingerprint && (prev.status === 'running' || prev.status === 'failed' || intact);
     if (!resume) await rm(dir, { recursive: true, force: true });
+    else await removeTemporaries(dir);
     await mkdir(dir, { recursive: true });
     const started = new Date();
     const record: StageRecord = {
