@@ -312,6 +312,16 @@ describe('genaug run (built CLI)', () => {
     expect(existsSync(join(root, 'typo-run'))).toBe(false);
   });
 
+  it('names the report only when the run wrote one', async () => {
+    if (!existsSync(join(root, 'data'))) await writeRealDataset({ out: join(root, 'data'), seed: 4, images: 8 });
+    const p = join(root, 'until.yaml');
+    await writeFile(p, stringify(smallConfig('until-run')));
+    const r = await genaug(['run', p, '--until', 'plan', '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('run folder');
+    expect(r.stdout).not.toContain('report');
+  });
+
   it('killed at random points and run again, it ends with the same bytes as an uninterrupted run', async () => {
     if (!existsSync(join(root, 'data'))) await writeRealDataset({ out: join(root, 'data'), seed: 4, images: 8 });
     const clean = join(root, 'clean.yaml');

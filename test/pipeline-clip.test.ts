@@ -62,6 +62,15 @@ describe('genaug run with a CLIP model', () => {
     for (const c of best.keys()) expect(scored.some((d) => d.category === c && d.status === 'kept'), c).toBe(true);
     const html = await readFile(join(root, 'run', 'report', 'report.html'), 'utf8');
     expect(html).toContain('X-Paste CLIP score');
+    // The chart draws min_clip and the per-class bars below it (curate/filters.ts: over every scored row).
+    const bars = new Map<string, number>();
+    for (const d of decisions) if (d.score) bars.set(d.category, Math.max(bars.get(d.category) ?? -Infinity, d.score.clipScore - 1));
+    const lower = [...bars].filter(([, b]) => b < 21).sort((a, b) => a[1] - b[1]);
+    const chart = html.slice(html.indexOf('X-Paste CLIP score'), html.indexOf('</svg>', html.indexOf('X-Paste CLIP score')));
+    const labels = [...chart.matchAll(/<line class="threshold"[^>]*\/><text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+    expect(labels[0]).toBe('min_clip 21');
+    if (lower.length <= 4) expect(labels.slice(1)).toEqual(lower.map(([k, b]) => `${k} ${b.toFixed(1)}`));
+    else expect(labels.slice(1)).toEqual([`lowest class bar ${lower[0]![1].toFixed(1)} (${lower.length} classes below min_clip)`]);
     // A changed model file (here: its modification time) makes embed and every stage after it run again.
     const { utimes } = await import('node:fs/promises');
     const later = new Date(Date.now() + 60_000);

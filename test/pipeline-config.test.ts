@@ -144,7 +144,7 @@ describe('presets', () => {
   });
 
   it('checks only the stages the run reaches: ALIA up to generate needs no CLIP or filter scores', async () => {
-    const f = await writeConfig('alia.yaml', { ...base(), preset: 'alia', generate: { url: liveUrl } });
+    const f = await writeConfig('alia.yaml', { ...base(), preset: 'alia', plan: { domains: ['in the snow'] }, generate: { url: liveUrl } });
     await expectError(loadConfig(f), 'E_FORMAT', 'filter.rules', "'alia'");
     const c = await loadConfig(f, { until: 'generate' });
     expect(c.config.plan.strategy).toBe('alia');
@@ -153,6 +153,20 @@ describe('presets', () => {
     const g = await writeConfig('late.yaml', { ...base(), embed: { model: 'clip', clip: 'models/none' } });
     expect((await loadConfig(g, { until: 'annotate' })).config.embed.model).toBe('clip');
     await expectError(loadConfig(g, { until: 'embed' }), 'E_IO', 'embed.clip');
+  });
+
+  it('a strategy that needs a caption or LLM server it has no source for is refused up front, naming the key', async () => {
+    const captions = join(root, 'captions.json');
+    await writeFile(captions, JSON.stringify({ annotations: [{ image_id: 1, caption: 'a red square on grass' }] }));
+    await expectError(loadConfig(await writeConfig('cap0.yaml', { ...base(), plan: { strategy: 'caption' } })), 'E_FORMAT', ': vlm:', 'plan.captions');
+    // A captions file or a VLM is a caption source.
+    expect((await loadConfig(await writeConfig('cap1.yaml', { ...base(), plan: { strategy: 'caption', captions: ['captions.json'] } }))).paths.captions).toEqual([captions]);
+    expect((await loadConfig(await writeConfig('cap2.yaml', { ...base(), plan: { strategy: 'caption' }, vlm: { url: liveUrl, model: 'v' } }))).config.plan.strategy).toBe('caption');
+    await expectError(loadConfig(await writeConfig('cap3.yaml', { ...base(), plan: { strategy: 'caption', captions: ['nosuch.json'] } })), 'E_IO', 'plan.captions[0]');
+    // ALIA: without domains it needs an LLM, and captions for it to summarise.
+    await expectError(loadConfig(await writeConfig('alia0.yaml', { ...base(), plan: { strategy: 'alia' }, vlm: { url: liveUrl, model: 'v' } })), 'E_FORMAT', ': llm:', 'plan.domains');
+    await expectError(loadConfig(await writeConfig('alia1.yaml', { ...base(), plan: { strategy: 'alia' }, llm: { url: liveUrl, model: 'l' } })), 'E_FORMAT', ': vlm:');
+    expect((await loadConfig(await writeConfig('alia2.yaml', { ...base(), plan: { strategy: 'alia', domains: ['at night'] } }))).config.plan.domains).toEqual(['at night']);
   });
 
   it('names an unknown preset, and a typo inside a preset file', async () => {

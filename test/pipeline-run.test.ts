@@ -160,4 +160,75 @@ describe('genaug run (in process)', () => {
     const r = await runPipeline(cfg);
     expect(r.ran[0]).toBe('pool');
   });
+
+  it('a plan with no jobs fails the plan stage, quoting the first failure; captions from plan.captions prompt the jobs', async () => {
+    const coco = JSON.parse(await readFile(join(root, 'data', 'annotations.json'), 'utf8')) as { images: Array<{ id: number }> };
+    // Captions only for images that are not in the dataset: no image of any class has one.
+    await writeFile(join(root, 'caps-none.json'), JSON.stringify({ annotations: [{ image_id: 99999, caption: 'nothing' }] }));
+    const bad = await config('cap-bad.yaml', smallConfig('run-cap-bad', { plan: { strategy: 'caption', per_class: 1, captions: ['caps-none.json'] } }));
+    await expectError(runPipeline(bad, { until: 'plan' }), 'E_ARGUMENT', 'no jobs', '/ image ', 'no stored caption');
+    expect((await readManifest(bad.paths.runDir))?.stages.plan?.status).toBe('failed');
+    await writeFile(join(root, 'caps.json'), JSON.stringify({ annotations: coco.images.map((im) => ({ image_id: im.id, caption: `scene number ${im.id}.` })) }));
+    const good = await config('cap-good.yaml', smallConfig('run-cap-good', { plan: { strategy: 'caption', per_class: 1, captions: ['caps.json'] } }));
+    await runPipeline(good, { until: 'plan' });
+    const jobs = (await readFile(join(good.paths.runDir, 'plan', 'plan.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { prompt: string });
+    expect(jobs.length).toBeGreaterThan(0);
+    for (const j of jobs) expect(j.prompt).toMatch(/^a photo of \S.*, scene number \d+$/);
+  });
+
+  it('the report counts pasted images and instances from a WebDataset-only export as from a COCO one', async () => {
+    const wds = await config('wds.yaml', smallConfig('run-wds', { export: { formats: ['webdataset'], shard_size: 4 } }));
+    await runPipeline(wds);
+    const coco = await config('wds-coco.yaml', smallConfig('run-wds-coco', { export: { formats: ['coco'], shard_size: 4 } }));
+    await runPipeline(coco);
+    type Report = { totals: { pastedImages: number; pastedInstances: number }; funnel: Record<string, { pasted: number }> };
+    const a = JSON.parse(await readFile(join(wds.paths.runDir, 'report', 'report.json'), 'utf8')) as Report;
+    const b = JSON.parse(await readFile(join(coco.paths.runDir, 'report', 'report.json'), 'utf8')) as Report;
+    // The oracle: the COCO file of the same seed's render, and the paste stage's own summary.
+    const doc = JSON.parse(await readFile(join(coco.paths.runDir, 'paste', 'coco', 'annotations.json'), 'utf8')) as { images: unknown[]; annotations: Array<{ instance_source: string }> };
+    const pasted = doc.annotations.filter((x) => x.instance_source === 'pasted').length;
+    expect(pasted).toBeGreaterThan(0);
+    expect(b.totals.pastedImages).toBe(doc.images.length);
+    expect(a.totals.pastedImages).toBe(doc.images.length);
+    expect(a.totals.pastedInstances).toBe(pasted);
+    expect((await readManifest(wds.paths.runDir))?.stages.paste?.summary.pasted).toBe(pasted);
+    expect(a.funnel).toEqual(b.funnel);
+    const html = await readFile(join(wds.paths.runDir, 'report', 'report.html'), 'utf8');
+    expect(html).toContain('pasted (coloured)');
+  });
+
+  it('drops near-duplicates only when filter.dedup_threshold is set or the rules include dedup', async () => {
+    type Row = { file: string; duplicateOf: number };
+    type Dec = { file: string; reason?: string };
+    const run = async (name: string, filter: Record<string, unknown>) => {
+      const cfg = await config(`${name}.yaml`, smallConfig(name, { generate: { backend: 'procedural', concurrency: 2, failure_rates: { near_duplicate: 0.5, off_class: 0, empty: 0, border: 0 } }, filter }));
+      await runPipeline(cfg, { until: 'filter' });
+      const read = async <T>(p: string) => (await readFile(join(cfg.paths.runDir, p), 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+      const scores = await read<Row>('score/scores.jsonl');
+      const dups = new Set(scores.filter((r) => r.duplicateOf >= 0).map((r) => r.file));
+      const dropped = (await read<Dec>('filter/decisions.jsonl')).filter((d) => /^near-duplicate of/.test(d.reason ?? '')).map((d) => d.file);
+      return { dups, dropped };
+    };
+    const off = await run('dedup-off', {});
+    expect(off.dups.size).toBeGreaterThan(0); // the planted repeats are there ...
+    expect(off.dropped).toEqual([]); // ... and kept
+    for (const filter of [{ dedup_threshold: 0.99 }, { rules: ['dedup'] }]) {
+      const on = await run(`dedup-on-${Object.keys(filter)[0]}`, filter);
+      expect(new Set(on.dropped), JSON.stringify(filter)).toEqual(on.dups);
+    }
+  });
+
+  it("the report draws DiverGen's default threshold 0.6 and leaves out its own unfinished timing row", async () => {
+    const cfg = await config('dg.yaml', smallConfig('run-dg', { filter: { rules: ['divergen'] } }));
+    await runPipeline(cfg);
+    const data = JSON.parse(await readFile(join(cfg.paths.runDir, 'report', 'report.json'), 'utf8')) as { timings: Array<{ stage: string; status: string }>; thresholds: { inter_similarity_min: number | null; dedup_threshold: number | null } };
+    expect(data.timings.map((t) => t.stage)).toEqual(STAGES.filter((s) => s !== 'report'));
+    expect(data.timings.every((t) => t.status === 'done')).toBe(true);
+    expect(data.thresholds).toMatchObject({ inter_similarity_min: 0.6, dedup_threshold: null });
+    const html = await readFile(join(cfg.paths.runDir, 'report', 'report.html'), 'utf8');
+    const chart = html.slice(html.indexOf('similarity to own class'), html.indexOf('</svg>', html.indexOf('similarity to own class')));
+    expect(chart).toContain('class="threshold"');
+    expect(chart).toContain('>min 0.6<');
+    expect(html).not.toMatch(/<td>report<\/td>/);
+  });
 });

@@ -1,4 +1,5 @@
-import { writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -17,6 +18,8 @@ let server: Server;
 let url: string;
 const requests: Array<Record<string, unknown>> = [];
 const auth = new Set<string>();
+/** While set, the server answers 500 to requests with an odd seed (a server having trouble). */
+let failOdd = false;
 
 beforeAll(async () => {
   root = tmp.dir();
@@ -33,6 +36,11 @@ beforeAll(async () => {
       }
       const b = JSON.parse(body) as { prompt: string; seed: number; width: number; height: number };
       requests.push(b);
+      if (failOdd && b.seed % 2 === 1) {
+        res.statusCode = 500;
+        res.end('{"error": "out of memory"}');
+        return;
+      }
       auth.add(String(req.headers.authorization));
       const cls = SHAPE_CLASSES.find((c) => b.prompt.includes(c.name))?.name ?? 'disk';
       const img = await generateProcedural(cls, b.seed, { width: b.width, height: b.height, rates: { offClass: 0, empty: 0, nearDuplicate: 0, border: 0 } });
@@ -85,11 +93,78 @@ describe('genaug run against an AUTOMATIC1111 server', () => {
     expect(m?.stages.pool?.summary.instances).toBeGreaterThan(0);
     expect(auth.size).toBe(1);
     expect([...auth][0]).toBe(`Basic ${Buffer.from('bob:hunter2').toString('base64')}`);
-    const { readFile, readdir } = await import('node:fs/promises');
     const all = await readdir(join(root, 'run'), { recursive: true, withFileTypes: true });
     for (const f of all) {
       if (!f.isFile() || !/\.(json|jsonl|html)$/.test(f.name)) continue;
       expect(await readFile(join(f.parentPath, f.name), 'utf8'), join(f.parentPath, f.name)).not.toContain('hunter2');
     }
+  });
+
+  it('retries retryable failures of a done generate stage, resumes a failed one, and --force keeps finished images', async () => {
+    const p = join(root, 'retry.yaml');
+    await writeFile(
+      p,
+      stringify({
+        seed: 9,
+        run_dir: 'run-retry',
+        real: { coco: 'data/annotations.json', images: 'data/images' },
+        plan: { strategy: 'template', per_class: 2, width: 48, height: 48 },
+        generate: { backend: 'a1111', url, concurrency: 2, retries: 0 },
+        annotate: { workers: 0 },
+      }),
+    );
+    const cfg = await loadConfig(p);
+    const dir = join(cfg.paths.runDir, 'generate', 'images');
+    const hashes = async () => {
+      const out: Record<string, string> = {};
+      for (const f of (await readdir(dir)).filter((x) => x.endsWith('.png')).sort()) out[f] = createHash('sha256').update(await readFile(join(dir, f))).digest('hex');
+      return out;
+    };
+    const items = 2 * SHAPE_CLASSES.length;
+    // Candidates have consecutive seeds: one of each job's two fails.
+    failOdd = true;
+    let before = requests.length;
+    await runPipeline(cfg, { until: 'generate' });
+    expect(requests.length - before).toBe(items);
+    let m = await readManifest(cfg.paths.runDir);
+    expect(m?.stages.generate?.summary).toMatchObject({ images: items / 2, failed: items / 2 });
+    const firstImages = await hashes();
+    expect(Object.keys(firstImages).length).toBe(items / 2);
+    // Run again with the server well: the done stage is not fresh while it has retryable failures; only those are sent.
+    failOdd = false;
+    before = requests.length;
+    let r = await runPipeline(cfg, { until: 'generate' });
+    expect(r.ran).toEqual(['generate']);
+    expect(requests.length - before).toBe(items / 2);
+    expect(requests.slice(before).every((q) => (q.seed as number) % 2 === 1)).toBe(true);
+    m = await readManifest(cfg.paths.runDir);
+    expect(m?.stages.generate?.summary).toMatchObject({ images: items, failed: 0 });
+    expect(m?.stages.generate?.resumed).toBe(1);
+    const all = await hashes();
+    for (const [f, h] of Object.entries(firstImages)) expect(all[f], f).toBe(h);
+    // Nothing left to retry: up to date.
+    r = await runPipeline(cfg, { until: 'generate' });
+    expect(r.skipped).toEqual(['plan', 'generate']);
+    // --force on a journalled stage with the same fingerprint resumes: no image is asked for again or lost.
+    before = requests.length;
+    r = await runPipeline(cfg, { from: 'generate', until: 'generate', force: true });
+    expect(r.ran).toEqual(['generate']);
+    expect(requests.length - before).toBe(0);
+    expect(await hashes()).toEqual(all);
+    // A stage that failed (after journalling its items) resumes from its journal instead of starting clean.
+    m = (await readManifest(cfg.paths.runDir))!;
+    m.stages.generate!.status = 'failed';
+    await writeFile(join(cfg.paths.runDir, 'run.json'), JSON.stringify(m));
+    r = await runPipeline(cfg, { until: 'generate' });
+    expect(r.ran).toEqual(['generate']);
+    expect(requests.length - before).toBe(0);
+    expect((await readManifest(cfg.paths.runDir))?.stages.generate?.resumed).toBe(3);
+    expect(await hashes()).toEqual(all);
+    // A changed fingerprint starts clean: every image is asked for again.
+    const p2 = join(root, 'retry.yaml');
+    await writeFile(p2, (await readFile(p, 'utf8')).replace('retries: 0', 'retries: 0\n  steps: 7'));
+    before = requests.length;
+    await runPipeline(await loadConfig(p2), { until: 'generate' });
+    expect(requests.length - before).toBe(items);
   });
 });

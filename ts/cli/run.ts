@@ -34,6 +34,7 @@ export function runCommand(global: GlobalOptions): Command {
         },
       });
       global.print(`ran ${r.ran.length ? r.ran.join(', ') : 'nothing'}${r.skipped.length ? `; up to date: ${r.skipped.join(', ')}` : ''}`);
-      global.print(`run folder ${r.runDir} (run.json; report in report/report.html)`);
+      const report = r.manifest.stages.report?.status === 'done' ? '; report in report/report.html' : '';
+      global.print(`run folder ${r.runDir} (run.json${report})`);
     });
 }

@@ -52,6 +52,8 @@ const PlanSchema = z
     strength: fraction().optional(),
     /** scene strategy: scenes to plan. */
     scenes: z.number().int().min(1).optional(),
+    /** caption/alia strategies: caption files (COCO captions JSON, or JSON lines of {image_id, caption}) used before asking the VLM. */
+    captions: z.array(path()).optional(),
   })
   .strict();
 
@@ -270,7 +272,7 @@ export interface LoadedConfig {
   /** The config file (absolute). */
   file: string;
   /** Every path in the config, resolved to absolute. */
-  paths: { runDir: string; realCoco: string; realImages: string; workflow?: string; samEncoder?: string; samDecoder?: string; segmenter?: string; clip?: string };
+  paths: { runDir: string; realCoco: string; realImages: string; captions?: string[]; workflow?: string; samEncoder?: string; samDecoder?: string; segmenter?: string; clip?: string };
 }
 
 /** The (key path, value) of every file or folder the config names that must exist. */
@@ -278,6 +280,7 @@ function pathKeys(c: RunConfig): Array<[string, string | undefined, StageName]> 
   return [
     ['real.coco', c.real.coco, 'plan'],
     ['real.images', c.real.images, 'plan'],
+    ...(c.plan.captions ?? []).map((p, i): [string, string, StageName] => [`plan.captions[${i}]`, p, 'plan']),
     ['generate.workflow', c.generate.workflow, 'generate'],
     ['annotate.sam_encoder', c.annotate.sam_encoder, 'annotate'],
     ['annotate.sam_decoder', c.annotate.sam_decoder, 'annotate'],
@@ -291,6 +294,14 @@ function checkCombinations(c: RunConfig, source: string, reaches: (s: StageName)
   const fail = (key: string, msg: string) => {
     throw new GenaugError('E_FORMAT', `${source}: ${key}: ${msg}`, { path: source, key });
   };
+  // Strategies that need a server for captions or domains: refused here, not after a plan of 0 jobs.
+  const captionSource = Boolean(c.vlm) || Boolean(c.plan.captions?.length);
+  const captionHow = 'set vlm (url, model) of an OpenAI-compatible vision server, or plan.captions (COCO captions files)';
+  if (c.plan.strategy === 'caption' && !captionSource) fail('vlm', `plan.strategy 'caption' prompts with captions of the real images and none can be had: ${captionHow}`);
+  if (c.plan.strategy === 'alia' && !c.plan.domains?.length) {
+    if (!c.llm) fail('llm', "plan.strategy 'alia' summarises captions into domains with an LLM: set llm (url, model), or give the domains in plan.domains");
+    if (!captionSource) fail('vlm', `plan.strategy 'alia' summarises captions of the real images and none can be had: ${captionHow} (or give the domains in plan.domains)`);
+  }
   if (reaches('generate') && c.generate.backend !== 'procedural' && !c.generate.url) fail('generate.url', `backend '${c.generate.backend}' needs the server URL`);
   if (reaches('generate') && c.generate.backend === 'comfyui' && !c.generate.workflow) fail('generate.workflow', "backend 'comfyui' needs an API-format workflow file");
   if (reaches('annotate') && c.annotate.method === 'sam' && (!c.annotate.sam_encoder || !c.annotate.sam_decoder)) fail('annotate.sam_encoder', "method 'sam' needs sam_encoder and sam_decoder");
@@ -416,7 +427,7 @@ export async function loadConfig(
     if (config.vlm) await checkReachable(config.vlm.url, 'vlm.url', o.timeoutMs);
   }
   const opt = (p: string | undefined) => (p === undefined ? undefined : at(p));
-  const paths: LoadedConfig['paths'] = { runDir: at(config.run_dir), realCoco: at(config.real.coco), realImages: at(config.real.images) };
+  const paths: LoadedConfig['paths'] = { runDir: at(config.run_dir), realCoco: at(config.real.coco), realImages: at(config.real.images), ...(config.plan.captions ? { captions: config.plan.captions.map(at) } : {}) };
   const extra = { workflow: opt(config.generate.workflow), samEncoder: opt(config.annotate.sam_encoder), samDecoder: opt(config.annotate.sam_decoder), segmenter: opt(config.annotate.segmenter), clip: opt(config.embed.clip) };
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) (paths as unknown as Record<string, string>)[k] = v;
   return { config, file: abs, paths };

@@ -7,10 +7,12 @@
  * A stage is done only when its outputs and its manifest entry are written.
  * Re-running skips a done stage whose fingerprint (its options, the real data,
  * the fingerprints of the stages before it) is unchanged and whose outputs are
- * still there; a stage that was interrupted resumes through its own journal
- * (generate, annotate) or starts again (the others are quick and
- * deterministic), so an interrupted run ends with the same bytes as one that
- * was never interrupted.
+ * still there; a stage that was interrupted or failed resumes through its own
+ * journal (generate, annotate, paste) when its fingerprint is unchanged, or
+ * starts again (the others are quick and deterministic), so an interrupted run
+ * ends with the same bytes as one that was never interrupted. A done generate
+ * stage whose journal still has retryable failures runs again and retries
+ * them; --force on a journalled stage resumes it too (finished items are kept).
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -94,6 +96,14 @@ export async function listFiles(dir: string, root: string): Promise<string[]> {
   };
   if (existsSync(dir)) await walk(dir);
   return out.sort();
+}
+
+/** Temporary files a killed run left half-written (atomic writes' .tmp files): gone before a stage resumes. */
+async function removeTemporaries(dir: string): Promise<void> {
+  if (!existsSync(dir)) return;
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && e.name.includes('.tmp')) await rm(join(e.parentPath, e.name), { force: true });
+  }
 }
 
 async function recordOutputs(runDir: string, files: string[]): Promise<OutputRecord[]> {
@@ -231,7 +241,11 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
     upstream = fingerprint;
     const prev = manifest.stages[name];
     const selected = i >= first && i <= last;
-    const fresh = prev?.status === 'done' && prev.fingerprint === fingerprint && (await outputsIntact(runDir, prev.outputs));
+    const intact = prev?.status === 'done' && prev.fingerprint === fingerprint && (await outputsIntact(runDir, prev.outputs));
+    // A done stage with work its journal says can still succeed (generate's retryable failures) is not fresh.
+    const pending = intact && selected && def.pending ? await def.pending(join(runDir, name)) : undefined;
+    const fresh = intact && !pending;
+    if (pending) log(`${name}: ${pending}; trying them again`);
     if (!selected || (fresh && !o.force)) {
       if (selected) skipped.push(name);
       if (i > last) break;
@@ -242,9 +256,11 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
       continue;
     }
     const dir = join(runDir, name);
-    // Same fingerprint and interrupted: the stage resumes from its journal; otherwise start clean.
-    const resume = prev?.status === 'running' && prev.fingerprint === fingerprint && def.resumable && !o.force;
+    // Same fingerprint: a stage with a journal resumes from it (interrupted, failed, or done and run again by
+    // --force or for retryable failures), so finished items are kept; otherwise the stage starts clean.
+    const resume = Boolean(def.resumable) && prev?.fingerprint === fingerprint && (prev.status === 'running' || prev.status === 'failed' || intact);
     if (!resume) await rm(dir, { recursive: true, force: true });
+    else await removeTemporaries(dir);
     await mkdir(dir, { recursive: true });
     const started = new Date();
     const record: StageRecord = {

@@ -61,6 +61,8 @@ export interface StageDef {
   journals?: string[];
   inputs: (c: RunConfig) => string[];
   options: (c: RunConfig) => unknown;
+  /** A done stage's work left that a re-run can do (why, or undefined): it is then run again, resuming. */
+  pending?: (dir: string) => Promise<string | undefined>;
   /** Files (or folders) outside the run folder whose content decides the output: models, workflows. */
   files?: (cfg: LoadedConfig) => Array<string | undefined>;
   run: (ctx: StageContext) => Promise<StageResult>;
@@ -144,6 +146,7 @@ async function runPlan(ctx: StageContext): Promise<StageResult> {
     negativePrompt: p.negative_prompt,
     imageRoot: ctx.cfg.paths.realImages,
     cache: join(ctx.dir, 'answers.jsonl'),
+    ...(ctx.cfg.paths.captions ? { captionSources: ctx.cfg.paths.captions } : {}),
     ...(!single ? { perClass: p.per_class } : {}),
     ...(p.modes ? { modes: p.modes } : {}),
     ...(p.domains ? { domains: p.domains } : {}),
@@ -155,6 +158,10 @@ async function runPlan(ctx: StageContext): Promise<StageResult> {
     onProgress: ctx.progress,
   });
   let jobs = await readJsonl<PlanJob>(out);
+  if (jobs.length === 0) {
+    const first = (await readJsonl<{ item: string; stage: string; reason: string }>(summary.failuresPath))[0];
+    throw new GenaugError('E_ARGUMENT', `the plan has no jobs${first ? ` (${summary.failures} failures; first: ${first.item}, ${first.stage}: ${first.reason})` : ''}; see ${summary.failuresPath}`, { failures: summary.failures });
+  }
   if (single && p.rare_per_class !== undefined) {
     const rare = new Set(classes.filter((k) => k.prior.frequency === 'r').map((k) => k.name));
     jobs = jobs.map((j) => (rare.has(j.classes[0] as string) ? PlanJobSchema.parse({ ...j, candidates: p.rare_per_class }) : j));
@@ -240,6 +247,13 @@ async function runGenerate(ctx: StageContext): Promise<StageResult> {
   await writeJsonl(join(ctx.dir, 'generated.jsonl'), lines);
   if (summary.ok === 0 && summary.items > 0) throw new GenaugError('E_BACKEND', `every generation failed; first: ${lines[0]?.reason}`);
   return { summary: { images: summary.ok, failed: summary.failed, duplicates: summary.duplicates, backend: g.backend } };
+}
+
+/** Generations journaled as failed and retryable (5xx, timeouts, lost connections): genaug generate tries them again. */
+async function generatePending(dir: string): Promise<string | undefined> {
+  const last = new Map((await readJsonl<GenerateJournalLine>(join(dir, 'journal.jsonl'))).map((l) => [`${l.job}\u0000${l.candidate}`, l]));
+  const n = [...last.values()].filter((l) => l.status === 'failed' && l.retryable === true).length;
+  return n ? `${n} generation${n === 1 ? '' : 's'} failed with a retryable error` : undefined;
 }
 
 // --- annotate -----------------------------------------------------------------
@@ -529,6 +543,8 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
   for (const r of await readJsonl<RealRow>(join(ctx.runDir, 'embed', 'real.jsonl'))) realCount.set(r.category, (realCount.get(r.category) ?? 0) + 1);
   // The seed methods' rules (curate/filters.ts) over the scores, as \`genaug filter\` applies them.
   const rules = f.rules as Rule[];
+  // Near-duplicates are dropped only when asked for (X-Paste and DiverGen keep them): a threshold or the dedup rule.
+  const dedup = f.dedup_threshold !== undefined || rules.includes('dedup');
   let methodDecisions: Map<string, { kept: boolean; reason: string; values: Record<string, unknown> }> | undefined;
   if (rules.length) {
     const table: ScoreTable = new Map(
@@ -575,7 +591,7 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
     const s = hit.s;
     let reason: string | undefined;
     const method = methodDecisions?.get(g.file);
-    if (s.duplicateOf >= 0) reason = `near-duplicate of ${scores[s.duplicateOf]?.file} (cosine ${s.duplicateScore.toFixed(3)})`;
+    if (dedup && s.duplicateOf >= 0) reason = `near-duplicate of ${scores[s.duplicateOf]?.file} (cosine ${s.duplicateScore.toFixed(3)})`;
     else if (f.reject_border && s.touchesBorder) reason = 'object touches the image border (cut off by the frame)';
     else if (f.min_area_fraction !== undefined && s.areaFraction < f.min_area_fraction) reason = `object covers ${(s.areaFraction * 100).toFixed(1)} % of the image < ${f.min_area_fraction * 100} %`;
     else if (f.max_area_fraction !== undefined && s.areaFraction > f.max_area_fraction) reason = `object covers ${(s.areaFraction * 100).toFixed(1)} % of the image > ${f.max_area_fraction * 100} %`;
@@ -678,7 +694,7 @@ async function runReport(ctx: StageContext): Promise<StageResult> {
 }
 
 export const STAGE_DEFS: Record<StageName, StageDef> = {
-  plan: { version: 2, inputs: () => ['real.coco'], options: (c) => ({ plan: c.plan, llm: c.llm ? { url: undefined, model: c.llm.model } : null, vlm: c.vlm ? { model: c.vlm.model } : null }), journals: ['answers.jsonl'], run: runPlan },
+  plan: { version: 2, inputs: () => ['real.coco'], files: (cfg) => cfg.paths.captions ?? [], options: (c) => ({ plan: c.plan, llm: c.llm ? { url: undefined, model: c.llm.model } : null, vlm: c.vlm ? { model: c.vlm.model } : null }), journals: ['answers.jsonl'], run: runPlan },
   generate: {
     version: 1,
     resumable: true,
@@ -689,6 +705,7 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     // images); a ComfyUI workflow is, by its content.
     files: (cfg) => [cfg.paths.workflow],
     options: (c) => ({ ...c.generate, url: undefined, concurrency: undefined, timeout_s: undefined, retries: undefined }),
+    pending: generatePending,
     run: runGenerate,
   },
   annotate: {
@@ -702,7 +719,7 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
   },
   embed: { version: 1, inputs: () => ['real.coco', 'real.images', 'annotate/annotations.json'], options: (c) => ({ embed: c.embed }), files: (cfg) => [cfg.paths.clip], run: runEmbed },
   score: { version: 1, inputs: () => ['embed/*.npy'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99 }), run: runScore },
-  filter: { version: 1, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
+  filter: { version: 2, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
   pool: { version: 2, inputs: () => ['filter/decisions.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), run: runPool },
   paste: {
     version: 2,

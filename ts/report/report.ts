@@ -14,6 +14,7 @@ import sharp from 'sharp';
 
 import { writeFileAtomic } from '../io/atomic.js';
 import { decodeRleSync, type Rle } from '../kernels/mask.js';
+import type { PasteJournalLine } from '../augment/paste.js';
 import { STAGES } from '../pipeline/config.js';
 import { GAP_DIM, gapOf, readJson, readJsonl, writeJson, type Decision, type PoolEntry, type StageContext, type StageResult } from '../pipeline/stages.js';
 import { colour, esc, groupedBars, histogram } from './svg.js';
@@ -27,6 +28,37 @@ interface PasteCoco {
   images: Array<{ id: number; file_name: string; width: number; height: number }>;
   annotations: Array<{ image_id: number; category_id: number; segmentation?: Rle; instance_source: string }>;
   categories: Array<{ id: number; name: string }>;
+}
+
+/**
+ * The pasted images and their annotations from whichever export the run wrote:
+ * the COCO file when there is one, else the paste journal (progress.jsonl) of
+ * the first format, which every format keeps and which holds the same instances.
+ */
+async function readPasted(R: string, formats: readonly string[], realCoco: string): Promise<{ doc: PasteCoco; imageDir: string }> {
+  const cocoPath = join(R, 'paste', 'coco', 'annotations.json');
+  if (existsSync(cocoPath)) return { doc: await readJson<PasteCoco>(cocoPath), imageDir: join(R, 'paste', 'coco', 'images') };
+  for (const format of formats) {
+    const dir = join(R, 'paste', format);
+    const journal = join(dir, 'progress.jsonl');
+    if (!existsSync(journal)) continue;
+    // The last line of an item wins (a retried item is journalled again).
+    const last = new Map<string, PasteJournalLine>();
+    for (const l of await readJsonl<PasteJournalLine>(journal)) last.set(`${l.image_index}:${l.copy}`, l);
+    const ok = [...last.values()].filter((l) => l.status === 'ok').sort((a, b) => a.image_index - b.image_index || a.copy - b.copy);
+    const { categories } = await readJson<{ categories: Array<{ id: number; name: string }> }>(realCoco);
+    const doc: PasteCoco = { images: [], annotations: [], categories: categories.map((k) => ({ id: k.id, name: k.name })) };
+    ok.forEach((l, i) => {
+      const file = ['jpg', 'png'].map((e) => `${l.key}.${e}`).find((f) => existsSync(join(dir, 'images', f))) ?? `${l.key}.jpg`;
+      doc.images.push({ id: i + 1, file_name: file, width: l.width as number, height: l.height as number });
+      for (const inst of l.instances ?? []) {
+        const seg = inst.counts !== undefined && !(inst.source === 'real' && (l.box_only || inst.box_only));
+        doc.annotations.push({ image_id: i + 1, category_id: inst.category_id, instance_source: inst.source, ...(seg ? { segmentation: { size: [l.height as number, l.width as number], counts: inst.counts as string } } : {}) });
+      }
+    });
+    return { doc, imageDir: join(dir, 'images') };
+  }
+  return { doc: { images: [], annotations: [], categories: [] }, imageDir: '' };
 }
 
 /** A pasted image with the outline of every mask drawn (pasted: solid colour, real: white). */
@@ -81,6 +113,23 @@ const JS = `
 })();
 `;
 
+/**
+ * X-Paste's per-class bars min(min_clip, best_c - tolerance) (curate/filters.ts): min_clip, plus the bar of each
+ * class whose best score puts it lower (each named when there are a few, else the lowest).
+ */
+function xpasteBars(scored: Decision[], minClip: number, tol: number): Array<{ value: number; label: string }> {
+  const best = new Map<string, number>();
+  for (const d of scored) {
+    const v = d.score?.clipScore;
+    if (v !== undefined && Number.isFinite(v)) best.set(d.category, Math.max(best.get(d.category) ?? -Infinity, v));
+  }
+  const lower = [...best].map(([k, b]) => ({ k, bar: b - tol })).filter((x) => x.bar < minClip).sort((a, b) => a.bar - b.bar || a.k.localeCompare(b.k));
+  const out = [{ value: minClip, label: `min_clip ${minClip}` }];
+  if (lower.length > 0 && lower.length <= 4) for (const x of lower) out.push({ value: x.bar, label: `${x.k} ${x.bar.toFixed(1)}` });
+  else if (lower.length > 4) out.push({ value: lower[0]!.bar, label: `lowest class bar ${lower[0]!.bar.toFixed(1)} (${lower.length} classes below min_clip)` });
+  return out;
+}
+
 export async function writeReport(ctx: StageContext): Promise<StageResult> {
   const c = ctx.cfg.config;
   const R = ctx.runDir;
@@ -90,8 +139,7 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
   const plan = await readJsonl<{ classes: string[]; candidates: number }>(join(R, 'plan', 'plan.jsonl'));
   const { classes } = await readJson<{ classes: string[] }>(join(R, 'embed', 'classes.json'));
   const pool = await readJson<{ categories: Record<string, PoolEntry[]> }>(join(R, 'pool', 'index.json'));
-  const pasteCocoPath = join(R, 'paste', 'coco', 'annotations.json');
-  const paste = existsSync(pasteCocoPath) ? await readJson<PasteCoco>(pasteCocoPath) : { images: [], annotations: [], categories: [] };
+  const { doc: paste, imageDir: pasteImages } = await readPasted(R, c.export.formats, ctx.cfg.paths.realCoco);
   const catName = new Map(paste.categories.map((k) => [k.id, k.name]));
 
   // Funnel per class.
@@ -129,6 +177,8 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
   const f = c.filter;
   const keptS = scored.filter((d) => d.status === 'kept');
   const rejS = scored.filter((d) => d.status !== 'kept');
+  // DiverGen's rule uses 0.6 when no threshold is set.
+  const interMin = f.inter_similarity_min ?? (f.rules.includes('divergen') ? 0.6 : undefined);
   const hists = [
     histogram({
       title: 'similarity to own class (real crops)',
@@ -136,7 +186,7 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
         { name: 'kept', values: keptS.map((d) => d.score!.own) },
         { name: 'rejected', values: rejS.map((d) => d.score!.own) },
       ],
-      thresholds: f.inter_similarity_min !== undefined ? [{ value: f.inter_similarity_min, label: `min ${f.inter_similarity_min}` }] : [],
+      thresholds: interMin !== undefined ? [{ value: interMin, label: `min ${interMin}` }] : [],
     }),
     histogram({
       title: 'object area fraction',
@@ -169,7 +219,7 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
           { name: 'kept', values: keptS.map((d) => d.score!.clipScore ?? Number.NaN) },
           { name: 'rejected', values: rejS.map((d) => d.score!.clipScore ?? Number.NaN) },
         ],
-        thresholds: f.rules.includes('xpaste') ? [{ value: f.min_clip, label: `min_clip ${f.min_clip}` }] : [],
+        thresholds: f.rules.includes('xpaste') ? xpasteBars(scored, f.min_clip, f.clip_tolerance) : [],
       }),
     );
   }
@@ -226,15 +276,16 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
   const withPasted = paste.images.filter((im) => paste.annotations.some((a) => a.image_id === im.id && a.instance_source === 'pasted'));
   for (const im of withPasted.slice(0, Math.min(8, N))) {
     const anns = paste.annotations.filter((a) => a.image_id === im.id);
-    const src = await outlined(join(R, 'paste', 'coco', 'images', im.file_name), anns, Math.min(360, im.width));
+    const src = await outlined(join(pasteImages, im.file_name), anns, Math.min(360, im.width));
     const n = anns.filter((a) => a.instance_source === 'pasted').length;
     pasteHtml.push(`<figure><img alt="${esc(im.file_name)}" src="${src}"><figcaption>${esc(im.file_name)}: ${n} pasted (coloured), ${anns.length - n} real (white)</figcaption></figure>`);
   }
 
   // Timings.
-  const timings = STAGES.map((s) => ({ stage: s, seconds: ctx.manifest.stages[s]?.seconds ?? null, status: ctx.manifest.stages[s]?.status ?? 'not run', resumed: ctx.manifest.stages[s]?.resumed ?? 0 }));
+  // The report's own time is not known while it is written: the stages before it.
+  const timings = STAGES.filter((s) => s !== 'report').map((s) => ({ stage: s, seconds: ctx.manifest.stages[s]?.seconds ?? null, status: ctx.manifest.stages[s]?.status ?? 'not run', resumed: ctx.manifest.stages[s]?.resumed ?? 0 }));
 
-  const data = { name: c.name, preset: c.preset ?? null, classes, funnel, totals, reasons, truth, gap: gapRows, timings, thresholds: { inter_similarity_min: f.inter_similarity_min ?? null, knn_agreement_min: f.knn_agreement_min ?? null, dedup_threshold: f.dedup_threshold ?? 0.99 }, nearDuplicateGroups: groups.size };
+  const data = { name: c.name, preset: c.preset ?? null, classes, funnel, totals, reasons, truth, gap: gapRows, timings, thresholds: { inter_similarity_min: interMin ?? null, knn_agreement_min: f.knn_agreement_min ?? null, dedup_threshold: f.dedup_threshold ?? (f.rules.includes('dedup') ? 0.99 : null) }, nearDuplicateGroups: groups.size };
   const funnelChart = groupedBars({ id: 'funnel-chart', title: 'samples per class through the stages', categories: classes, series: stagesOfFunnel.map((s) => ({ name: s, values: classes.map((k) => funnel[k]![s]) })), width: Math.max(720, classes.length * 120) });
   const gapChart = groupedBars({
     id: 'gap-chart',
