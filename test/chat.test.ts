@@ -1,11 +1,11 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 
 import { ChatClient, extractJson } from '../ts/llm/chat.js';
-import { expectError } from './helpers.js';
+import { expectError, readBody } from './helpers.js';
 
 type Reply = { status?: number; body?: string; content?: string; finish?: string; hang?: boolean };
 let queue: Reply[] = [];
@@ -13,16 +13,9 @@ const seen: Array<{ body: Record<string, unknown>; auth: string | undefined }> =
 let server: Server;
 let base = '';
 
-const read = (req: IncomingMessage) =>
-  new Promise<string>((resolve) => {
-    let s = '';
-    req.on('data', (c) => (s += c));
-    req.on('end', () => resolve(s));
-  });
-
 beforeAll(async () => {
   server = createServer(async (req, res) => {
-    const body = JSON.parse(await read(req)) as Record<string, unknown>;
+    const body = JSON.parse(await readBody(req)) as Record<string, unknown>;
     seen.push({ body, auth: req.headers.authorization });
     const r = queue.shift() ?? { content: '{}' };
     if (r.hang) return; // never answers: the client's timeout must fire

@@ -18,6 +18,7 @@ import { stringify } from 'yaml';
 import { writeRealDataset } from '../ts/demo/procedural.js';
 import { seededRandom } from '../ts/util/random.js';
 import { tempFolder } from './helpers.js';
+import { smallConfig } from './pipeline-fixture.js';
 
 const run = promisify(execFile);
 const repo = join(__dirname, '..');
@@ -141,23 +142,6 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-/** A small run (the same as test/pipeline-run.test.ts uses). */
-function smallConfig(runDir: string) {
-  return {
-    name: 'small',
-    seed: 7,
-    run_dir: runDir,
-    real: { coco: 'data/annotations.json', images: 'data/images' },
-    plan: { strategy: 'template', per_class: 3, rare_per_class: 4, width: 96, height: 96 },
-    generate: { backend: 'procedural', concurrency: 2 },
-    annotate: { workers: 0 },
-    embed: { model: 'features', real_crop_padding: 6 },
-    filter: { dedup_threshold: 0.999, reject_border: true, require_own_class_best: true },
-    paste: { max_samples: 4, workers: 0 },
-    export: { shard_size: 4 },
-    report: { thumbnails: 8, thumb_size: 48 },
-  };
-}
 
 const sha = async (p: string) => createHash('sha256').update(await readFile(p)).digest('hex');
 

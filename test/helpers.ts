@@ -85,3 +85,12 @@ export async function expectCode(p: Promise<unknown> | (() => unknown), code: st
   expect((err as GenaugError).code).toBe(code);
   if (text) expect((err as GenaugError).message).toMatch(text);
 }
+
+/** The whole body of a request to a test server, as text. */
+export function readBody(req: import('node:http').IncomingMessage): Promise<string> {
+  return new Promise<string>((resolve) => {
+    let s = '';
+    req.on('data', (c) => (s += c));
+    req.on('end', () => resolve(s));
+  });
+}

@@ -10,27 +10,11 @@ import { STAGES } from '../ts/pipeline/config.js';
 import { loadConfig } from '../ts/pipeline/config.js';
 import { readManifest, runPipeline } from '../ts/pipeline/run.js';
 import { expectError, tempFolder } from './helpers.js';
+import { smallConfig } from './pipeline-fixture.js';
 
 const tmp = tempFolder('genaug-pipeline-run-');
 let root: string;
 
-function smallConfig(runDir: string, extra: Record<string, unknown> = {}) {
-  return {
-    name: 'small',
-    seed: 7,
-    run_dir: runDir,
-    real: { coco: 'data/annotations.json', images: 'data/images' },
-    plan: { strategy: 'template', per_class: 3, rare_per_class: 4, width: 96, height: 96 },
-    generate: { backend: 'procedural', concurrency: 2 },
-    annotate: { workers: 0 },
-    embed: { model: 'features', real_crop_padding: 6 },
-    filter: { dedup_threshold: 0.999, reject_border: true, require_own_class_best: true },
-    paste: { max_samples: 4, workers: 0 },
-    export: { shard_size: 4 },
-    report: { thumbnails: 8, thumb_size: 48 },
-    ...extra,
-  };
-}
 
 async function config(name: string, c: unknown) {
   const p = join(root, name);

@@ -1,5 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
@@ -9,7 +9,7 @@ import { PlanJobSchema, type PlanJob } from '../ts/plan/job.js';
 import { plan, type EndpointOptions } from '../ts/plan/plan.js';
 import { boxProblem } from '../ts/plan/scenes.js';
 import { fixtureDataset } from './plan-fixture.js';
-import { tempFolder } from './helpers.js';
+import { tempFolder, readBody } from './helpers.js';
 
 type Reply = { status?: number; content?: string; finish?: string; body?: string };
 type Message = { role: string; content: string | Array<{ type: string; text?: string; image_url?: { url: string } }> };
@@ -22,16 +22,9 @@ const requests: Request[] = [];
 let server: Server;
 let base = '';
 
-const read = (req: IncomingMessage) =>
-  new Promise<string>((resolve) => {
-    let s = '';
-    req.on('data', (c) => (s += c));
-    req.on('end', () => resolve(s));
-  });
-
 beforeAll(async () => {
   server = createServer(async (req, res) => {
-    const body = JSON.parse(await read(req)) as { messages: Message[]; response_format?: { json_schema?: { name?: string } } };
+    const body = JSON.parse(await readBody(req)) as { messages: Message[]; response_format?: { json_schema?: { name?: string } } };
     const r: Request = { name: body.response_format?.json_schema?.name ?? 'text', messages: body.messages, auth: req.headers.authorization };
     requests.push(r);
     const reply = queues.get(r.name)?.shift() ?? handlers.get(r.name)?.(r) ?? { status: 500, body: `no reply scripted for ${r.name}` };
