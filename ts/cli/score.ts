@@ -25,6 +25,7 @@ import { loadRgb } from '../models/onnx.js';
 import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
 import { ClipModel } from '../models/clip.js';
 import { packagedWordNet } from '../plan/wordnet.js';
+import { readJsonObjects } from '../util/jsonl.js';
 import { GenaugError } from '../native/errors.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 
@@ -39,24 +40,7 @@ export interface ManifestLine {
 
 /** Reads a JSONL manifest or embeddings index; each line must be an object. */
 export async function readJsonl(path: string): Promise<ManifestLine[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw ioError(path, path, 'read it', e);
-  }
-  const out: ManifestLine[] = [];
-  text.split(/\r?\n/).forEach((line, i) => {
-    if (!line.trim()) return;
-    try {
-      const v = JSON.parse(line);
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
-      out.push(v);
-    } catch (e) {
-      throw new GenaugError('E_FORMAT', `${path}:${i + 1} is not a JSON object (${(e as Error).message})`, { path, line: i + 1 });
-    }
-  });
-  return out;
+  return (await readJsonObjects(path)).map((l) => l.value as ManifestLine);
 }
 
 const sampleId = (l: ManifestLine, i: number, path: string): string => {

@@ -21,7 +21,7 @@ import { Piscina } from 'piscina';
 import sharp from 'sharp';
 
 import { writeFileAtomic } from '../io/atomic.js';
-import { readJournalMap } from '../util/jsonl.js';
+import { readJournalMap, readJsonObjects } from '../util/jsonl.js';
 import { cropToMask, foregroundFromCorners, postProcessMask, type Image, type PostProcessResult } from '../kernels/mask.js';
 import { DEFAULT_MAX_PIXELS, loadRgb } from '../models/onnx.js';
 import type { SamModel } from '../models/sam.js';
@@ -99,27 +99,14 @@ export async function listImages(root: string): Promise<string[]> {
 }
 
 async function readManifest(path: string): Promise<Map<string, string>> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new GenaugError('E_IO', `could not read the manifest ${path}: ${(e as Error).message}`, { path });
-  }
   const map = new Map<string, string>();
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let o: unknown;
-    try {
-      o = JSON.parse(line);
-    } catch {
-      throw new GenaugError('E_FORMAT', `${path}:${i + 1}: not a JSON line`, { path, line: i + 1 });
-    }
-    const { file, category } = o as { file?: unknown; category?: unknown };
+  for (const { line, value } of await readJsonObjects(path, 'the manifest')) {
+    const { file, category } = value;
     if (typeof file !== 'string' || typeof category !== 'string' || !category) {
-      throw new GenaugError('E_FORMAT', `${path}:${i + 1}: each line needs "file" and "category" strings`, { path, line: i + 1 });
+      throw new GenaugError('E_FORMAT', `${path}:${line}: each line needs "file" and "category" strings`, { path, line });
     }
     map.set(file, category);
-  });
+  }
   return map;
 }
 

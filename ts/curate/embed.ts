@@ -41,6 +41,7 @@ import { clipPreprocess } from '../models/clip-preprocess.js';
 import { FeatureEmbedder } from '../models/features.js';
 import { DEFAULT_MAX_PIXELS, loadRgb, type AlphaBackground, type Provider } from '../models/onnx.js';
 import { GenaugError } from '../native/errors.js';
+import { readJsonObjects } from '../util/jsonl.js';
 import { packageRoot } from '../native/load.js';
 import { IMAGE_EXTENSIONS, listImages } from './annotate.js';
 
@@ -226,29 +227,13 @@ interface Item {
   error?: string;
 }
 
-
 async function readManifest(path: string, base: string): Promise<Item[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new GenaugError('E_IO', `could not read the manifest ${path}: ${(e as Error).message}`, { path });
-  }
   const items: Item[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let o: unknown;
-    try {
-      o = JSON.parse(line);
-    } catch {
-      throw new GenaugError('E_FORMAT', `${path}:${i + 1}: not a JSON line`, { path, line: i + 1 });
-    }
-    if (typeof o !== 'object' || o === null || typeof (o as { file?: unknown }).file !== 'string' || !(o as { file: string }).file) {
-      throw new GenaugError('E_FORMAT', `${path}:${i + 1}: each line needs a "file" string`, { path, line: i + 1 });
-    }
-    const { file, sha256: _s, row: _r, ...fields } = o as Record<string, unknown> & { file: string };
+  for (const { line, value } of await readJsonObjects(path, 'the manifest')) {
+    const { file, sha256: _s, row: _r, ...fields } = value;
+    if (typeof file !== 'string' || !file) throw new GenaugError('E_FORMAT', `${path}:${line}: each line needs a "file" string`, { path, line });
     items.push({ file: file.split(sep).join('/'), abs: resolve(base, file), fields });
-  });
+  }
   return items;
 }
 

@@ -8,6 +8,7 @@
 import { appendFile, open, readFile } from 'node:fs/promises';
 
 import { ioError } from '../io/atomic.js';
+import { GenaugError } from '../native/errors.js';
 
 function isJsonObject(line: string): boolean {
   try {
@@ -79,4 +80,34 @@ export async function readJournalMap<T>(path: string, what: string, keyOf: (line
     if (key !== undefined) done.set(key, j);
   }
   return done;
+}
+
+/**
+ * A JSON lines input the user gives (a manifest, an index, a plan-derived
+ * table): every non-blank line must be a JSON object. Returns each with its
+ * 1-based line number, for messages about its fields. E_IO when the file
+ * cannot be read, E_FORMAT naming `path:line` for a line that is not an object.
+ */
+export async function readJsonObjects(path: string, what = 'the file'): Promise<Array<{ line: number; value: Record<string, unknown> }>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw ioError(`${what} ${path}`, path, 'read it', e);
+  }
+  const out: Array<{ line: number; value: Record<string, unknown> }> = [];
+  text.split(/\r?\n/).forEach((s, i) => {
+    if (!s.trim()) return;
+    let v: unknown;
+    try {
+      v = JSON.parse(s);
+    } catch (e) {
+      throw new GenaugError('E_FORMAT', `${path}:${i + 1}: not a JSON line (${(e as Error).message})`, { path, line: i + 1 });
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      throw new GenaugError('E_FORMAT', `${path}:${i + 1}: each line must be a JSON object`, { path, line: i + 1 });
+    }
+    out.push({ line: i + 1, value: v as Record<string, unknown> });
+  });
+  return out;
 }
