@@ -15,7 +15,7 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 
-import { writeRealDataset } from '../ts/demo/procedural.js';
+import { writeRealDataset } from '../ts/generate/procedural-world.js';
 import { seededRandom } from '../ts/util/random.js';
 import { tempFolder } from './helpers.js';
 import { smallConfig } from './pipeline-fixture.js';

@@ -19,7 +19,7 @@ import {
   vendiScoreSync,
   type GaussianStats,
 } from '../ts/kernels/metrics.js';
-import type { Matrix } from '../ts/kernels/validate.js';
+import type { Matrix } from '../ts/native/validate.js';
 import { native } from '../ts/native/load.js';
 import { gaussian, seededRandom } from '../ts/util/random.js';
 import { expectCode } from './helpers.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 
-import { writeRealDataset } from '../ts/demo/procedural.js';
+import { writeRealDataset } from '../ts/generate/procedural-world.js';
 import { readNpy } from '../ts/io/npy.js';
 import { loadConfig } from '../ts/pipeline/config.js';
 import { runPipeline } from '../ts/pipeline/run.js';

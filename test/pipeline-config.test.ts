@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 
-import { writeRealDataset } from '../ts/demo/procedural.js';
+import { writeRealDataset } from '../ts/generate/procedural-world.js';
 import { packageRoot } from '../ts/native/load.js';
 import { BUNDLED_PRESETS, loadConfig, mergeConfig, readPreset, validateConfig } from '../ts/pipeline/config.js';
 import { runPipeline } from '../ts/pipeline/run.js';

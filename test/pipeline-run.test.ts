@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 
-import { generateProcedural, truthOf, DEFAULT_FAILURE_RATES, writeRealDataset } from '../ts/demo/procedural.js';
+import { generateProcedural, truthOf, DEFAULT_FAILURE_RATES, writeRealDataset } from '../ts/generate/procedural-world.js';
 import { STAGES } from '../ts/pipeline/config.js';
 import { loadConfig } from '../ts/pipeline/config.js';
 import { readManifest, runPipeline } from '../ts/pipeline/run.js';

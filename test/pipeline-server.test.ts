@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 
-import { generateProcedural, SHAPE_CLASSES, writeRealDataset } from '../ts/demo/procedural.js';
+import { generateProcedural, SHAPE_CLASSES, writeRealDataset } from '../ts/generate/procedural-world.js';
 import { loadConfig } from '../ts/pipeline/config.js';
 import { readManifest, runPipeline } from '../ts/pipeline/run.js';
 import { tempFolder } from './helpers.js';

@@ -2,7 +2,7 @@
 export { GenaugError, isGenaugError, ERROR_CODES, type ErrorCode } from './native/errors.js';
 export { capabilities, type Capabilities } from './native/load.js';
 export * from './kernels/similarity.js';
-export { matrix, sliceRows } from './kernels/validate.js';
+export { matrix, sliceRows } from './native/validate.js';
 export { mergeTopk } from './kernels/similarity.js';
 export { topkFiles, classFiles, readLabels, type FileRunOptions } from './kernels/files.js';
 export {
@@ -140,10 +140,10 @@ export {
 } from './pipeline/config.js';
 export { runPipeline, readManifest, type RunOptions, type RunResult, type Manifest, type StageRecord, type OutputRecord } from './pipeline/run.js';
 export { STAGE_DEFS, type StageDef, type StageContext, type Decision as RunDecision } from './pipeline/stages.js';
-export { ProceduralBackend } from './pipeline/procedural-backend.js';
+export { ProceduralBackend } from './generate/procedural.js';
 export {
   writeRealDataset, generateProcedural, proceduralTruth, SHAPE_CLASSES, DEFAULT_FAILURE_RATES,
   type RealDatasetOptions, type RealDataset, type FailureRates, type GeneratedTruth, type ShapeClass,
-} from './demo/procedural.js';
+} from './generate/procedural-world.js';
 export { splitCredentials, maskCredentials } from './util/url.js';
 export { readAppendLog } from './util/jsonl.js';

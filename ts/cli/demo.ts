@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { stringify } from 'yaml';
 
-import { writeRealDataset } from '../demo/procedural.js';
+import { writeRealDataset } from '../generate/procedural-world.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { capabilities } from '../native/load.js';
 import { loadConfig } from '../pipeline/config.js';

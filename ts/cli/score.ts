@@ -17,7 +17,7 @@ import { alphaAreaFraction, compositeOnWhite, writeRealCrops } from '../curate/c
 import { examplesFromCoco, examplesFromVisualGenome, imageSizesFromVisualGenome, nameSimilarityFromEmbeddings, nameSimilarityFromFunction, nameSimilarityFromTable, readJson, readRelationPool } from '../curate/relations.js';
 import { contentHash, mergeScores, openSampleJournal, type ScoreColumns } from '../curate/table.js';
 import { readCoco } from '../io/coco.js';
-import { ioError, writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import { readMatrix } from '../io/npy.js';
 import { buildRelationPool, clisLayout, layoutNames, poolToAcpJson } from '../kernels/layout.js';
 import { ChatClient } from '../llm/chat.js';
@@ -26,7 +26,7 @@ import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
 import { ClipModel } from '../models/clip.js';
 import { packagedWordNet } from '../plan/wordnet.js';
 import { readJsonObjects } from '../util/jsonl.js';
-import { GenaugError } from '../native/errors.js';
+import { GenaugError, ioError } from '../native/errors.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 
 export interface ManifestLine {

@@ -35,7 +35,7 @@ import { Piscina } from 'piscina';
 import { writeFileAtomic } from '../io/atomic.js';
 import { ChunkJournal } from '../io/journal.js';
 import { NpyStreamWriter, writeNpy } from '../io/npy.js';
-import { checkInt } from '../kernels/validate.js';
+import { checkInt } from '../native/validate.js';
 import { ClipModel } from '../models/clip.js';
 import { clipPreprocess } from '../models/clip-preprocess.js';
 import { FeatureEmbedder } from '../models/features.js';

@@ -8,7 +8,7 @@
 import { GenaugError } from '../native/errors.js';
 import { frechetDistance, gaussianStats, vendiScore } from '../kernels/metrics.js';
 import { topk } from '../kernels/similarity.js';
-import type { Matrix } from '../kernels/validate.js';
+import type { Matrix } from '../native/validate.js';
 
 export interface GapOptions {
   /** L2-normalise rows before the Fréchet distance (default true, like the cosine scores; Vendi and NN always use cosine). */

@@ -11,11 +11,10 @@
 import { readFile } from 'node:fs/promises';
 
 import type { CocoIndex } from '../io/coco.js';
-import { ioError } from '../io/atomic.js';
 import { classMax } from '../kernels/similarity.js';
 import { buildRelationPool, normalizeName, normalizePredicate, poolFromAcpJson, type Box, type NameSimilarity, type RelationExample, type RelationPool } from '../kernels/layout.js';
 import type { TextEmbedder } from '../models/types.js';
-import { GenaugError } from '../native/errors.js';
+import { GenaugError, ioError } from '../native/errors.js';
 import { seededRandom } from '../util/random.js';
 
 export interface PoolCapOptions {

@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { type ChatClient, extractJson, imageDataUrl } from '../llm/chat.js';
 import { type Box, type SceneLayout, normalizeName } from '../kernels/layout.js';
 import { classMax, classMean, nearDuplicates, topk } from '../kernels/similarity.js';
-import type { Matrix } from '../kernels/validate.js';
+import type { Matrix } from '../native/validate.js';
 import { checkSignature, openSession, runSession, type OnnxModel, type Provider } from '../models/onnx.js';
 import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
 import { displayName } from '../io/coco.js';

@@ -9,8 +9,8 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 
-import { ioError, writeFileAtomic } from '../io/atomic.js';
-import { GenaugError } from '../native/errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { GenaugError, ioError } from '../native/errors.js';
 
 export type ScoreValue = number | string | boolean | null;
 export type ScoreColumns = Record<string, ScoreValue>;

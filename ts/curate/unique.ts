@@ -17,7 +17,7 @@
  */
 import { GenaugError } from '../native/errors.js';
 import { topk, type SimilarityOptions } from '../kernels/similarity.js';
-import { checkInt, checkMatrix, type Matrix } from '../kernels/validate.js';
+import { checkInt, checkMatrix, type Matrix } from '../native/validate.js';
 
 export interface UniquenessOptions extends SimilarityOptions {
   /** Neighbours per row (default 3). */

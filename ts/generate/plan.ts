@@ -1,7 +1,7 @@
 /** Reads plan.jsonl: every line checked against PlanJobSchema; a bad line is reported with its number and field, the rest go on. */
 import { readFile } from 'node:fs/promises';
 
-import { ioError } from '../io/atomic.js';
+import { ioError } from '../native/errors.js';
 import { PlanJobSchema, type PlanJob } from '../plan/job.js';
 
 export interface PlanEntry {

@@ -31,8 +31,8 @@ import { appendFile, mkdir, open, readdir, readFile, stat, unlink } from 'node:f
 import { hostname } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
-import { ioError, writeFileAtomic } from '../io/atomic.js';
-import { GenaugError } from '../native/errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { GenaugError, ioError } from '../native/errors.js';
 import type { PlanJob } from '../plan/job.js';
 import { readAppendLog } from '../util/jsonl.js';
 import { A1111Backend } from './a1111.js';

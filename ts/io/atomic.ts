@@ -12,20 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-import { GenaugError } from '../native/errors.js';
-
-/**
- * A GenaugError E_IO for a failed file operation: "<what>: could not <action>
- * (<errno>: <message>)". `what` names the file in messages (the path, or a
- * caller's name for it); `path` goes into the detail. GenaugErrors pass through.
- */
-export function ioError(what: string, path: string, action: string, e: unknown): GenaugError {
-  if (e instanceof GenaugError) return e;
-  const err = e as NodeJS.ErrnoException | undefined;
-  const message = String(err?.message ?? e);
-  const why = err?.code && !message.startsWith(err.code) ? `${err.code}: ${message}` : message;
-  return new GenaugError('E_IO', `${what}: could not ${action} (${why})`, { path, errno: err?.code }, { cause: e });
-}
+import { GenaugError, ioError } from '../native/errors.js';
 
 /** How an unexpected argument looks, for messages: 'Float64Array', 'an array', 'null', 'string'. */
 export function typeName(v: unknown): string {

@@ -13,8 +13,8 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 
-import { GenaugError } from '../native/errors.js';
-import { AtomicWriter, ioError } from './atomic.js';
+import { GenaugError, ioError } from '../native/errors.js';
+import { AtomicWriter } from './atomic.js';
 
 export interface CocoImage {
   id: number;

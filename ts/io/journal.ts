@@ -9,8 +9,8 @@
 import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
-import { GenaugError } from '../native/errors.js';
-import { ioError, writeFileAtomic } from './atomic.js';
+import { GenaugError, ioError } from '../native/errors.js';
+import { writeFileAtomic } from './atomic.js';
 
 export interface JournalIdentity {
   /** Files the run reads; their size and modification time are recorded. */

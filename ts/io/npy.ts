@@ -14,7 +14,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { NativeAddon, NativeNpyHeader } from '../native/addon.js';
 import { native } from '../native/load.js';
 import { GenaugError } from '../native/errors.js';
-import { checkInt, type Matrix } from '../kernels/validate.js';
+import { checkInt, type Matrix } from '../native/validate.js';
 import { AtomicWriter, openForReading, readExactly, requireLittleEndianHost, typeName, writeFileAtomic } from './atomic.js';
 
 // ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import type { NativeBnOptions, NativeBnStats } from '../native/addon.js';
 import type { SafeTensor } from '../io/safetensors.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
-import { checkInt, pinInputs } from './validate.js';
+import { checkInt, pinInputs } from '../native/validate.js';
 
 export type Layout = 'nchw' | 'nhwc';
 

@@ -53,7 +53,7 @@
 import type { NativeComposite, NativeCompositeOptions, NativeCompositeSceneIn, NativeCompositeSceneOut } from '../native/addon-composite.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
-import { checkInt, checkNumber, pinInputs } from './validate.js';
+import { checkInt, checkNumber, pinInputs } from '../native/validate.js';
 
 export type BlendMode = 'basic' | 'alpha' | 'gaussian';
 export type CompositeBbox = [x: number, y: number, w: number, h: number];

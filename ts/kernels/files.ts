@@ -16,7 +16,7 @@ import {
   type SimilarityOptions,
   type TopKResult,
 } from './similarity.js';
-import { checkInt, type Matrix } from './validate.js';
+import { checkInt, type Matrix } from '../native/validate.js';
 
 export interface FileRunOptions extends SimilarityOptions {
   /** Query rows per step (default 8192). */

@@ -19,7 +19,7 @@
 import type { NativeLayout, NativeLayoutOptions, NativeLayoutScores } from '../native/addon-layout.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
-import { checkInt, pinInputs } from './validate.js';
+import { checkInt, pinInputs } from '../native/validate.js';
 
 /** A box in xywh, top-left origin (any unit; the score is scale-invariant except for the direction term's aspect). */
 export type Box = [number, number, number, number];

@@ -16,7 +16,7 @@
 import type { NativeCounts, NativeMask, NativePostOptions, NativePostResult } from '../native/addon-mask.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
-import { checkInt, checkNumber, pinInputs } from './validate.js';
+import { checkInt, checkNumber, pinInputs } from '../native/validate.js';
 
 /** One mask: `height` x `width` bytes, row-major, nonzero = foreground. */
 export interface Mask {

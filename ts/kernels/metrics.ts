@@ -25,7 +25,7 @@ import type { NativeAddon } from '../native/addon.js';
 import type { NativeMetricsOptions } from '../native/addon-metrics.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
-import { checkInt, checkMatrix, type Matrix, pinInputs } from './validate.js';
+import { checkInt, checkMatrix, type Matrix, pinInputs } from '../native/validate.js';
 
 /** The widest statistics supported (a D x D double matrix; the native limit too). */
 export const MAX_DENSE_DIM = 8192;

@@ -12,9 +12,9 @@
 import type { NativeSimilarityOptions, NativeTopK } from '../native/addon.js';
 import { GenaugError } from '../native/errors.js';
 import { capabilities, native } from '../native/load.js';
-import { checkInt, checkMatrix, checkNumber, checkSameDim, type Matrix, pinInputs, sliceRows } from './validate.js';
+import { checkInt, checkMatrix, checkNumber, checkSameDim, type Matrix, pinInputs, sliceRows } from '../native/validate.js';
 
-export type { Matrix } from './validate.js';
+export type { Matrix } from '../native/validate.js';
 
 export interface SimilarityOptions {
   /** L2-normalise rows first, so scores are cosines (default true). */

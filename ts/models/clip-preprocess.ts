@@ -17,7 +17,7 @@
  * was made by Pillow), so the float tensor matches Python's bit for bit.
  */
 import { GenaugError } from '../native/errors.js';
-import { checkInt } from '../kernels/validate.js';
+import { checkInt } from '../native/validate.js';
 import type { RgbInput } from './types.js';
 import { readModelJson } from './tokenizer.js';
 

@@ -35,7 +35,7 @@ import { access } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 
 import { GenaugError } from '../native/errors.js';
-import { checkInt, checkNumber } from '../kernels/validate.js';
+import { checkInt, checkNumber } from '../native/validate.js';
 import { clipPreprocess, outputSize, readPreprocessorConfig, type ClipPreprocessConfig } from './clip-preprocess.js';
 import { checkOutput, checkSignature, openSession, ort, runSession, type OnnxModel, type Provider, type TensorSpec } from './onnx.js';
 import { CLIP_CONTEXT_LENGTH, ClipTokenizer, readModelJson } from './tokenizer.js';

@@ -22,7 +22,7 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 
 import { GenaugError } from '../native/errors.js';
-import { checkInt } from '../kernels/validate.js';
+import { checkInt } from '../native/validate.js';
 
 export { ort };
 

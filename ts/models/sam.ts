@@ -25,7 +25,7 @@
  * async so that it can move into a worker without changing callers.
  */
 import { GenaugError } from '../native/errors.js';
-import { checkInt, checkNumber } from '../kernels/validate.js';
+import { checkInt, checkNumber } from '../native/validate.js';
 import {
   checkOutput,
   checkSignature,

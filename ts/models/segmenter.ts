@@ -10,7 +10,7 @@
  * Event loop: onnxruntime-node's run() blocks it (see onnx.ts).
  */
 import { GenaugError } from '../native/errors.js';
-import { checkInt, checkNumber } from '../kernels/validate.js';
+import { checkInt, checkNumber } from '../native/validate.js';
 import {
   checkOutput,
   checkSignature,

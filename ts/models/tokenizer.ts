@@ -22,7 +22,7 @@
 import { readFile } from 'node:fs/promises';
 
 import { GenaugError } from '../native/errors.js';
-import { checkInt } from '../kernels/validate.js';
+import { checkInt } from '../native/validate.js';
 
 /** CLIP's context length. */
 export const CLIP_CONTEXT_LENGTH = 77;

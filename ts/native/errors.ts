@@ -46,3 +46,16 @@ export class GenaugError extends Error {
 export function isGenaugError(e: unknown, code?: ErrorCode): e is GenaugError {
   return e instanceof GenaugError && (code === undefined || e.code === code);
 }
+
+/**
+ * A GenaugError E_IO for a failed file operation: "<what>: could not <action>
+ * (<errno>: <message>)". `what` names the file in messages (the path, or a
+ * caller's name for it); `path` goes into the detail. GenaugErrors pass through.
+ */
+export function ioError(what: string, path: string, action: string, e: unknown): GenaugError {
+  if (e instanceof GenaugError) return e;
+  const err = e as NodeJS.ErrnoException | undefined;
+  const message = String(err?.message ?? e);
+  const why = err?.code && !message.startsWith(err.code) ? `${err.code}: ${message}` : message;
+  return new GenaugError('E_IO', `${what}: could not ${action} (${why})`, { path, errno: err?.code }, { cause: e });
+}

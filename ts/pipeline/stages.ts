@@ -31,11 +31,11 @@ import { PlanJobSchema, type PlanJob } from '../plan/job.js';
 import { plan } from '../plan/plan.js';
 import { categoryPriors, type CategoryPrior } from '../plan/priors.js';
 import { gaussian, seededRandom } from '../util/random.js';
-import { mixSeed } from '../demo/procedural.js';
+import { mixSeed } from '../util/random.js';
 import { ClipModel } from '../models/clip.js';
 import { FeatureEmbedder } from '../models/features.js';
 import type { LoadedConfig, RunConfig, StageName } from './config.js';
-import { ProceduralBackend } from './procedural-backend.js';
+import { ProceduralBackend } from '../generate/procedural.js';
 import type { Manifest } from './run.js';
 
 export interface StageContext {

@@ -7,8 +7,7 @@
  */
 import { appendFile, open, readFile } from 'node:fs/promises';
 
-import { ioError } from '../io/atomic.js';
-import { GenaugError } from '../native/errors.js';
+import { GenaugError, ioError } from '../native/errors.js';
 
 function isJsonObject(line: string): boolean {
   try {

@@ -20,3 +20,20 @@ export function seededRandom(seed: number): () => number {
 export function gaussian(random: () => number): number {
   return Math.sqrt(-2 * Math.log(random())) * Math.cos(2 * Math.PI * random());
 }
+
+/** Mixes (seed, index, salt) into a 32-bit seed; the same inputs give the same seed everywhere. */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x811c9dc5;
+  for (const p of parts) {
+    let x = (p >>> 0) ^ ((p / 4294967296) >>> 0);
+    for (let k = 0; k < 4; k++) {
+      h ^= x & 0xff;
+      h = Math.imul(h, 0x01000193) >>> 0;
+      x >>>= 8;
+    }
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b) >>> 0;
+  h ^= h >>> 13;
+  return h >>> 0 || 1;
+}

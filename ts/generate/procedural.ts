@@ -1,11 +1,11 @@
 /**
  * The demo's image server: genaug generate's Backend interface over the
- * procedural generator (ts/demo/procedural.ts), so `genaug run` drives it
+ * procedural generator (procedural-world.ts), so `genaug run` drives it
  * through the same resumable, journaled runner as a real A1111/ComfyUI/OpenAI
  * server.
  */
-import { DEFAULT_FAILURE_RATES, generateProcedural, proceduralTruth, type FailureRates } from '../demo/procedural.js';
-import type { Backend, BackendType, GenerateRequest, GenerateResult } from '../generate/types.js';
+import { DEFAULT_FAILURE_RATES, generateProcedural, proceduralTruth, type FailureRates } from './procedural-world.js';
+import type { Backend, BackendType, GenerateRequest, GenerateResult } from './types.js';
 import { GenaugError } from '../native/errors.js';
 
 export class ProceduralBackend implements Backend {

@@ -1,7 +1,7 @@
 /** Argument checks shared by every typed wrapper: each throws GenaugError with a precise message. */
 import { markAsUntransferable } from 'node:worker_threads';
 
-import { GenaugError } from '../native/errors.js';
+import { GenaugError } from './errors.js';
 
 /** The widest embeddings accepted (the native engine's limit too). */
 export const MAX_DIM = 65536;

@@ -15,7 +15,7 @@ import sharp from 'sharp';
 
 import { writeFileAtomic } from '../io/atomic.js';
 import { encodeRleSync, rleArea, rleToBbox } from '../kernels/mask.js';
-import { gaussian, seededRandom } from '../util/random.js';
+import { gaussian, mixSeed, seededRandom } from '../util/random.js';
 
 export interface ShapeClass {
   name: string;
@@ -34,23 +34,6 @@ export const SHAPE_CLASSES: ShapeClass[] = [
   { name: 'cross', colour: [180, 50, 200], weight: 0.8 },
   { name: 'star', colour: [226, 218, 40], weight: 0.07 },
 ];
-
-/** Mixes (seed, index, salt) into a 32-bit seed; the same inputs give the same seed everywhere. */
-export function mixSeed(...parts: number[]): number {
-  let h = 0x811c9dc5;
-  for (const p of parts) {
-    let x = (p >>> 0) ^ ((p / 4294967296) >>> 0);
-    for (let k = 0; k < 4; k++) {
-      h ^= x & 0xff;
-      h = Math.imul(h, 0x01000193) >>> 0;
-      x >>>= 8;
-    }
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b) >>> 0;
-  h ^= h >>> 13;
-  return h >>> 0 || 1;
-}
 
 /** Is local point (u, v) in [-1, 1]^2 inside the class's shape? */
 export function insideShape(cls: string, u: number, v: number): boolean {
