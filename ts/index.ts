@@ -139,7 +139,7 @@ export {
   type RunConfig, type LoadedConfig, type StageName,
 } from './pipeline/config.js';
 export { runPipeline, readManifest, type RunOptions, type RunResult, type Manifest, type StageRecord, type OutputRecord } from './pipeline/run.js';
-export { STAGE_DEFS, type StageDef, type StageContext, type Decision as RunDecision } from './pipeline/stages.js';
+export { STAGE_DEFS, filterRules, filterOptions, type StageDef, type StageContext } from './pipeline/stages.js';
 export { ProceduralBackend } from './generate/procedural.js';
 export {
   writeRealDataset, generateProcedural, proceduralTruth, SHAPE_CLASSES, DEFAULT_FAILURE_RATES,

@@ -19,7 +19,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { capabilities } from '../native/load.js';
 import { loadConfig } from '../pipeline/config.js';
 import { runPipeline } from '../pipeline/run.js';
-import { readJson } from '../pipeline/stages.js';
+import { readJson } from '../util/jsonl.js';
 import { intArg, type GlobalOptions } from './args.js';
 
 export interface DemoOptions {

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 
 import { Command, Option } from 'commander';
 
-import { embedImages, embedTexts } from '../curate/embed.js';
+import { embedImages, embedInstances, embedTexts } from '../curate/embed.js';
 import { GenaugError } from '../native/errors.js';
 import { intArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
@@ -15,6 +15,14 @@ export function embedCommand(global: GlobalOptions): Command {
     .option('--features', 'use the weight-free features-v1 embedder (colour + gradient histograms; not semantic: for near-duplicates and runs without a model)')
     .option('--images <dir>', 'folder of images (searched recursively, sorted); index paths are relative to it')
     .option('--manifest <file>', 'JSON lines {"file": ..., other fields}: these images in this order (paths relative to --images, else to the manifest\'s folder); the other fields are copied into the index')
+    .option('--coco <file>', 'embed the instances of this COCO/LVIS file (one row per annotation with a mask; images from --images) instead of whole images; see --instances')
+    .addOption(new Option('--instances <view>', 'with --coco: crop = the mask box padded by --padding px, the background outside the mask box-blurred (DiverGen real crops); masked = the whole image, black outside the mask (DiverGen generated instances)').choices(['crop', 'masked']).default('crop'))
+    .option('--padding <px>', 'with --instances crop: pixels on each side of the mask box', intArg('--padding', 0), 40)
+    .option('--blur <px>', 'with --instances crop: box-blur kernel side', intArg('--blur', 1), 10)
+    .option('--categories <list>', 'with --coco: comma-separated category names, in label order (default every category, by id)')
+    .option('--max-per-category <n>', 'with --coco: at most n instances per category, a seeded choice (0 = all)', intArg('--max-per-category', 0), 0)
+    .option('--seed <n>', 'with --coco: seed of that choice', intArg('--seed', 0), 0)
+    .option('--order <file>', 'with --coco: JSON lines {"file"}: the images in this order (the rest after, by id)')
     .option('--texts <file>', 'UTF-8 text file, one text per line: one row per line, in order (needs --model)')
     .requiredOption('--out <file>', 'the .npy to write (N x D float32); beside it OUT.index.jsonl ({"file", "sha256", "row", ...}) and OUT.failed.jsonl (images that could not be read, with the reason)')
     .option('--batch-size <n>', 'images (or texts) per inference call (default 16 for images, 64 for texts)', intArg('--batch-size', 1, 4096))
@@ -57,29 +65,44 @@ export function embedCommand(global: GlobalOptions): Command {
       }
       if (!o.images && !o.manifest) throw new GenaugError('E_ARGUMENT', 'give --images DIR or --manifest FILE (or --texts FILE)');
       if (Boolean(o.model) === Boolean(o.features)) throw new GenaugError('E_ARGUMENT', 'give exactly one of --model DIR and --features');
+      if (o.coco && (o.manifest || !o.images)) throw new GenaugError('E_ARGUMENT', '--coco needs --images (the folder its file names are relative to) and cannot be combined with --manifest');
       let bar: Progress | undefined;
-      const r = await embedImages({
-        ...(o.images ? { images: o.images } : {}),
-        ...(o.manifest ? { manifest: o.manifest } : {}),
+      const common = {
         out: o.out,
-        embedder: o.features ? { kind: 'features' } : { kind: 'clip', model: o.model, provider: o.provider, ...(o.threads ? { threads: o.threads } : {}) },
+        embedder: o.features ? ({ kind: 'features' } as const) : ({ kind: 'clip', model: o.model, provider: o.provider, ...(o.threads ? { threads: o.threads } : {}) } as const),
         ...(o.batchSize ? { batchSize: o.batchSize } : {}),
         ...(o.workers !== undefined ? { workers: o.workers } : {}),
         ...(o.cache ? { cache: o.cache } : {}),
         ...(o.maxPixels ? { maxPixels: o.maxPixels } : {}),
-        background: o.background,
-        onNote: (note) => {
+        onNote: (note: string) => {
           if (!o.quiet) process.stderr.write(`${note}\n`);
         },
-        onProgress: (done, total) => {
-          bar ??= new Progress('embed', total, 'images', o.quiet);
+        onProgress: (done: number, total: number) => {
+          bar ??= new Progress('embed', total, o.coco ? 'instances' : 'images', o.quiet);
           bar.update(done);
         },
-      });
+      };
+      const r = o.coco
+        ? await embedInstances({
+            ...common,
+            coco: o.coco,
+            images: o.images,
+            mode: o.instances,
+            padding: o.padding,
+            blur: o.blur,
+            maxPerCategory: o.maxPerCategory,
+            seed: o.seed,
+            ...(o.categories ? { categories: String(o.categories).split(',').map((c: string) => c.trim()) } : {}),
+            ...(o.order ? { order: o.order } : {}),
+          })
+        : await embedImages({ ...common, ...(o.images ? { images: o.images } : {}), ...(o.manifest ? { manifest: o.manifest } : {}), background: o.background });
+      const what = o.coco ? 'instances' : 'images';
+      const total = o.coco ? r.rows + r.failures : r.images;
       global.print(
-        `${r.rows} of ${r.images} images embedded with ${r.name} (${r.dim} wide) into ${r.out}; ${r.cached} from the cache, ${r.failures} failed` +
+        `${r.rows} of ${total} ${what} embedded with ${r.name} (${r.dim} wide) into ${r.out}; ${r.cached} from the cache, ${r.failures} failed` +
           (r.failures ? ` (reasons in ${r.failed})` : ''),
       );
+      if (r.rows === 0) throw new GenaugError('E_IO', `no ${what} could be embedded; the reasons are in ${r.failed}`, { path: r.failed });
       global.print(`index: ${r.index}`);
     });
 }

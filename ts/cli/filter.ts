@@ -1,9 +1,8 @@
 /** `genaug filter`: keep/drop samples of a scores table by the rules of a method, every decision recorded with its reason. */
 import { Command } from 'commander';
 
-import { applyFilters, FILTER_DEFAULTS, PRESETS, type Rule } from '../curate/filters.js';
+import { applyFilters, FILTER_DEFAULTS, PRESETS, writeDecisions, type Rule } from '../curate/filters.js';
 import { readScores } from '../curate/table.js';
-import { writeFileAtomic } from '../io/atomic.js';
 import { GenaugError } from '../native/errors.js';
 import { numberArg, type GlobalOptions } from './args.js';
 
@@ -13,6 +12,7 @@ export function filterCommand(global: GlobalOptions): Command {
     .requiredOption('--scores <file>', 'scores table (.jsonl or .csv)')
     .option('--preset <name>', 'xpaste | divergen | acp | alia')
     .option('--dedup', 'also keep one sample per near-duplicate group (column dup_group)')
+    .option('--rules <list>', `comma-separated rules applied in this order, after --dedup and before the preset's: ${['dedup', 'border', 'area', 'own-class', 'knn', 'xpaste', 'divergen', 'acp', 'alia'].join(', ')} (genaug run's chain: dedup,border,area,<preset>,own-class,divergen,knn)`)
     .requiredOption('--out <file>', 'kept samples (JSONL: id, reason, values); the rejected ones go to --rejected')
     .option('--rejected <file>', 'rejected samples with reason and numbers (default: <out> with .rejected.jsonl)')
     .option('--min-clip <x>', 'xpaste: the bar cap min_clip on the ×100 CLIP score', numberArg('--min-clip'), FILTER_DEFAULTS.minClip)
@@ -23,28 +23,26 @@ export function filterCommand(global: GlobalOptions): Command {
     .option('--similarity-column <name>', 'divergen: inter_sim_mean | inter_sim_max | inter_sim_topk', FILTER_DEFAULTS.similarityColumn)
     .option('--exempt <categories...>', 'divergen: categories kept without a score (no real crops)')
     .option('--exempt-missing', 'divergen: keep every sample whose category has no real crops (the reference drops them)')
+    .option('--knn-min <n>', 'knn: nearest real crops of the same class needed (capped at half the class’s real crops)', numberArg('--knn-min'), FILTER_DEFAULTS.knnMin)
     .option('--score-column <name>', 'acp: the score to pick the best of N by', FILTER_DEFAULTS.scoreColumn)
     .option('--group-column <name>', 'acp: the column naming the plan job of each candidate', FILTER_DEFAULTS.groupColumn)
     .action(async (o) => {
       const rules: Rule[] = [];
+      if (o.dedup) rules.push('dedup');
+      if (o.rules) rules.push(...(String(o.rules).split(',').map((r) => r.trim()).filter(Boolean) as Rule[]));
       if (o.preset) {
         if (!(o.preset in PRESETS)) throw new GenaugError('E_ARGUMENT', `--preset must be one of ${Object.keys(PRESETS).join(', ')}, got ${o.preset}`);
-        rules.push(...PRESETS[o.preset as keyof typeof PRESETS]);
+        for (const r of PRESETS[o.preset as keyof typeof PRESETS]) if (!rules.includes(r)) rules.push(r);
       }
-      if (o.dedup) rules.push('dedup');
-      if (rules.length === 0) throw new GenaugError('E_ARGUMENT', 'give --preset and/or --dedup');
+      if (rules.length === 0) throw new GenaugError('E_ARGUMENT', 'give --preset, --rules and/or --dedup');
       const table = await readScores(o.scores);
       const decisions = applyFilters(table, rules, {
         minClip: o.minClip, tol: o.tol, minArea: o.minArea, maxArea: o.maxArea, threshold: o.threshold, similarityColumn: o.similarityColumn,
         exemptCategories: o.exempt ?? [], exemptMissing: Boolean(o.exemptMissing), scoreColumn: o.scoreColumn, groupColumn: o.groupColumn,
+        knnMin: o.knnMin,
       });
-      const line = (d: (typeof decisions)[number]) => JSON.stringify({ id: d.id, reason: d.reason, ...d.values });
-      const kept = decisions.filter((d) => d.kept).map(line);
-      const rejected = decisions.filter((d) => !d.kept).map(line);
       const rejPath = o.rejected ?? String(o.out).replace(/(\.jsonl)?$/i, '.rejected.jsonl');
-      const enc = (l: string[]) => new TextEncoder().encode(l.join('\n') + (l.length ? '\n' : ''));
-      await writeFileAtomic(o.out, enc(kept));
-      await writeFileAtomic(rejPath, enc(rejected));
-      global.print(`filter (${rules.join('+')}): kept ${kept.length} of ${decisions.length}; wrote ${o.out} and ${rejPath}`);
+      await writeDecisions(decisions, o.out, rejPath);
+      global.print(`filter (${rules.join('+')}): kept ${decisions.filter((d) => d.kept).length} of ${decisions.length}; wrote ${o.out} and ${rejPath}`);
     });
 }

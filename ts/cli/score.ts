@@ -10,9 +10,9 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 
-import { interSimilarity, duplicateGroups, aliaSemantic, ALIA_NEGATIVES, clipScores, clipTextRows, GRADE_RESPONSE_FORMAT, planToScene, clisImageClip, clisImageJudge, ImageClassifier, confidentThresholds, confidenceScores } from '../curate/score.js';
+import { interSimilarity, scoreInstancesAgainstReal, duplicateGroups, aliaSemantic, ALIA_NEGATIVES, clipScores, clipTextRows, GRADE_RESPONSE_FORMAT, planToScene, clisImageClip, clisImageJudge, ImageClassifier, confidentThresholds, confidenceScores } from '../curate/score.js';
 import { alphaAreaFraction, compositeOnWhite, writeRealCrops } from '../curate/crops.js';
 import { examplesFromCoco, examplesFromVisualGenome, imageSizesFromVisualGenome, nameSimilarityFromEmbeddings, nameSimilarityFromFunction, nameSimilarityFromTable, readJson, readRelationPool } from '../curate/relations.js';
 import { contentHash, mergeScores, openSampleJournal, type ScoreColumns } from '../curate/table.js';
@@ -257,6 +257,26 @@ export function scoreCommand(global: GlobalOptions): Command {
       if (noReal.length) global.print(`inter-sim: ${noReal.length} generated categories match no real category (scores null): ${noReal.map((c) => JSON.stringify(c)).join(', ')}`);
       if (noGen.length) global.print(`inter-sim: ${noGen.length} real categories match no generated category: ${noGen.map((c) => JSON.stringify(c)).join(', ')}`);
       await write(global, o.table, cols, 'inter-sim');
+    });
+
+  cmd
+    .command('against-real')
+    .description("genaug run's scores of generated instances against the real crops (DiverGen inter-similarity of its own class, the closest class, k-NN agreement, same-class near-duplicates, border contact, area fraction), from `genaug embed --coco` outputs; `genaug filter --rules` reads them")
+    .requiredOption('--gen <file>', 'generated instance embeddings .npy (genaug embed --coco ANNOTATE/annotations.json --instances masked; index next to it)')
+    .requiredOption('--real <file>', 'real crop embeddings .npy (genaug embed --coco REAL.json --instances crop; index next to it)')
+    .addOption(new Option('--inter <kind>', 'own-class similarity: mean or max over the class’s real crops').choices(['mean', 'max']).default('mean'))
+    .option('--knn <n>', 'nearest real crops counted for the agreement', intArg('--knn', 1), 5)
+    .option('--dedup-threshold <x>', 'cosine at or above which two generated samples of one class are near-duplicates', numberArg('--dedup-threshold'), 0.99)
+    .option('--categories <list>', 'comma-separated class names in label order (default: from the two indexes)')
+    .requiredOption('--table <file>', 'scores table to merge into (keyed by generated file)')
+    .action(async (o) => {
+      const table = await scoreInstancesAgainstReal(o.gen, o.real, {
+        inter: o.inter,
+        knn: o.knn,
+        dedupThreshold: o.dedupThreshold,
+        ...(o.categories ? { classes: String(o.categories).split(',').map((c: string) => c.trim()) } : {}),
+      });
+      await write(global, o.table, table, 'against-real');
     });
 
   cmd

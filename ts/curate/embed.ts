@@ -42,8 +42,13 @@ import { FeatureEmbedder } from '../models/features.js';
 import { DEFAULT_MAX_PIXELS, loadRgb, type AlphaBackground, type Provider } from '../models/onnx.js';
 import { GenaugError } from '../native/errors.js';
 import { readJsonObjects } from '../util/jsonl.js';
+import { mixSeed, seededRandom } from '../util/random.js';
+import { readCoco, type CocoAnnotation, type CocoCategory, type CocoImage } from '../io/coco.js';
 import { packageRoot } from '../native/load.js';
 import { IMAGE_EXTENSIONS, listImages } from './annotate.js';
+import { paddingCrop } from './crops.js';
+import { decodeRleSync, segmentationToRle, type Rle } from '../kernels/mask.js';
+import type { RgbInput } from '../models/types.js';
 
 /** What embeds: a CLIP model folder or the weight-free features. Plain data (goes to workers). */
 export interface EmbedderSpec {
@@ -102,10 +107,14 @@ export interface EmbedRunResult {
 // One batch (runs in a pool worker or in-process)
 
 export interface BatchTask {
-  kind: 'images' | 'texts';
+  kind: 'images' | 'texts' | 'instances';
   spec: EmbedderSpec;
   /** Absolute image paths (kind 'images'). */
   files?: string[];
+  /** Kind 'instances': images, each decoded once, and the instance masks cut from it (one row per instance). */
+  images?: Array<{ abs: string; masks: Rle[] }>;
+  /** How an instance becomes the embedded picture (kind 'instances'). */
+  instance?: InstanceView;
   texts?: string[];
   batchSize: number;
   maxPixels?: number;
@@ -115,9 +124,9 @@ export interface BatchTask {
 
 export interface BatchResult {
   dim: number;
-  /** Rows of the items that succeeded, in item order. */
+  /** Rows of the items (images, or instances) that succeeded, in item order. */
   rows: Float32Array;
-  /** Per item: null when it has a row, else the reason it failed. */
+  /** Per item (image, or instance): null when it has a row, else the reason it failed. */
   errors: Array<string | null>;
   timings: { decode: number; preprocess: number; infer: number };
 }
@@ -168,51 +177,87 @@ export async function embedBatch(task: BatchTask): Promise<BatchResult> {
     timings.infer = performance.now() - t0;
     return { dim: m.dim, rows, errors: (task.texts ?? []).map(() => null), timings };
   }
-  const files = task.files ?? [];
   const emb = await loadEmbedder(task.spec, task.batchSize, 'image');
-  const errors: Array<string | null> = [];
   const maxPixels = task.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (emb instanceof FeatureEmbedder) {
-    const rows = new Float32Array(files.length * emb.dim);
-    let n = 0;
-    for (const f of files) {
+  const errors: Array<string | null> = [];
+  const count = task.kind === 'instances' ? (task.images ?? []).reduce((n, im) => n + im.masks.length, 0) : (task.files ?? []).length;
+  const clip = emb instanceof FeatureEmbedder ? undefined : emb;
+  const size = clip ? (clip.imageSize as { height: number; width: number }) : undefined;
+  const per = size ? 3 * size.height * size.width : emb.dim;
+  // CLIP: preprocessed pixels, inferred once for the batch; features-v1: the rows themselves.
+  const buffer = new Float32Array(count * per);
+  let n = 0;
+  const take = (img: RgbInput, t1: number) => {
+    if (clip) clipPreprocess(img, clip.preprocess as NonNullable<ClipModel['preprocess']>, buffer, n * per);
+    else (emb as FeatureEmbedder).embedOne(img, buffer, n * per);
+    timings.preprocess += performance.now() - t1;
+    errors.push(null);
+    n++;
+  };
+  if (task.kind === 'instances') {
+    const view = task.instance as InstanceView;
+    for (const im of task.images ?? []) {
+      let rgb: RgbInput;
+      const t0 = performance.now();
+      try {
+        rgb = await loadRgb(im.abs, maxPixels, 'none');
+      } catch (e) {
+        for (let q = 0; q < im.masks.length; q++) errors.push(reasonOf(e));
+        continue;
+      }
+      timings.decode += performance.now() - t0;
+      for (const rle of im.masks) {
+        const t1 = performance.now();
+        try {
+          take(instancePicture(rgb, rle, view), t1);
+        } catch (e) {
+          errors.push(reasonOf(e));
+        }
+      }
+    }
+  } else {
+    for (const f of task.files ?? []) {
       try {
         const t0 = performance.now();
         const img = await loadRgb(f, maxPixels, task.background ?? 'none');
         const t1 = performance.now();
-        emb.embedOne(img, rows, n * emb.dim);
         timings.decode += t1 - t0;
-        timings.preprocess += performance.now() - t1;
-        errors.push(null);
-        n++;
+        take(img, t1);
       } catch (e) {
         errors.push(reasonOf(e));
       }
     }
-    return { dim: emb.dim, rows: rows.slice(0, n * emb.dim), errors, timings };
   }
-  const size = emb.imageSize as { height: number; width: number };
-  const per = 3 * size.height * size.width;
-  const pixels = new Float32Array(files.length * per);
-  let n = 0;
-  for (const f of files) {
-    try {
-      const t0 = performance.now();
-      const img = await loadRgb(f, maxPixels, task.background ?? 'none');
-      const t1 = performance.now();
-      clipPreprocess(img, emb.preprocess as NonNullable<ClipModel['preprocess']>, pixels, n * per);
-      timings.decode += t1 - t0;
-      timings.preprocess += performance.now() - t1;
-      errors.push(null);
-      n++;
-    } catch (e) {
-      errors.push(reasonOf(e));
-    }
-  }
+  if (!clip) return { dim: emb.dim, rows: buffer.slice(0, n * per), errors, timings };
   const t2 = performance.now();
-  const rows = n > 0 ? await emb.embedPixels(pixels.subarray(0, n * per), n) : new Float32Array(0);
+  const rows = n > 0 ? await clip.embedPixels(buffer.subarray(0, n * per), n) : new Float32Array(0);
   timings.infer = performance.now() - t2;
-  return { dim: emb.dim, rows, errors, timings };
+  return { dim: clip.dim, rows, errors, timings };
+}
+
+/**
+ * What an instance of a COCO file looks like when it is embedded (DiverGen,
+ * ALGORITHMS.md §2.3): 'crop' is the real-data side (the mask's box padded by
+ * `padding` pixels, the background outside the mask box-blurred, curate/crops.ts
+ * paddingCrop); 'masked' is the generated side (the whole image with every pixel
+ * outside the mask set to black).
+ */
+export interface InstanceView {
+  mode: 'crop' | 'masked';
+  padding?: number;
+  blur?: number;
+}
+
+/** The picture of one instance of a decoded image (see InstanceView); an empty mask is an error. */
+export function instancePicture(rgb: RgbInput, rle: Rle, view: InstanceView): RgbInput {
+  const [h, w] = rle.size;
+  if (h !== rgb.height || w !== rgb.width) throw new GenaugError('E_SHAPE', `the mask is ${w} x ${h} but its image is ${rgb.width} x ${rgb.height}`);
+  const m = decodeRleSync(rle);
+  if (!m.data.some((v) => v !== 0)) throw new GenaugError('E_FORMAT', 'the instance mask is empty');
+  if (view.mode === 'crop') return paddingCrop(rgb, m.data, { padding: view.padding ?? 40, blur: view.blur ?? 10 });
+  const data = new Uint8Array(rgb.data);
+  for (let q = 0; q < m.data.length; q++) if (!m.data[q]) data.fill(0, 3 * q, 3 * q + 3);
+  return { data, width: rgb.width, height: rgb.height };
 }
 
 // ---------------------------------------------------------------------------
@@ -401,18 +446,188 @@ function siblings(out: string): { index: string; failed: string; partial: string
   return { index: `${stem}.index.jsonl`, failed: `${stem}.failed.jsonl`, partial: `${out}.partial` };
 }
 
-/** Embeds a folder or manifest of images into E.npy + E.index.jsonl (+ E.failed.jsonl). */
-export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult> {
-  if (!o.images && !o.manifest) throw new GenaugError('E_ARGUMENT', 'embedImages needs images (a folder) or manifest (JSON lines)');
-  if (!o.out) throw new GenaugError('E_ARGUMENT', 'embedImages needs out (the .npy to write)');
+/** Checks the options every embedding run shares; returns the resolved ones. */
+function runSettings(o: { out: string; embedder: EmbedderSpec; batchSize?: number; workers?: number; background?: AlphaBackground }, what: string) {
+  if (!o.out) throw new GenaugError('E_ARGUMENT', `${what} needs out (the .npy to write)`);
   const spec = o.embedder;
   if (!spec || (spec.kind !== 'clip' && spec.kind !== 'features')) throw new GenaugError('E_ARGUMENT', "embedder must be { kind: 'clip', model } or { kind: 'features' }");
   const batchSize = o.batchSize ?? 16;
   checkInt(batchSize, 'batchSize', 1, 4096);
   const workers = o.workers ?? Math.min(4, availableParallelism());
   checkInt(workers, 'workers', 0, 256);
-  const out = resolve(o.out);
+  const background = o.background ?? 'none';
+  if (background !== 'none' && background !== 'black' && background !== 'white') throw new GenaugError('E_ARGUMENT', `background must be none, black or white, got ${JSON.stringify(background)}`);
+  return { spec, batchSize, workers, background, out: resolve(o.out) };
+}
+
+/** One row to compute: `key` names its content (cache and journal); units with an error get no row. */
+interface Unit {
+  key?: string;
+  error?: string;
+}
+
+interface EmbedPlan<U extends Unit> {
+  spec: EmbedderSpec;
+  /** The embedder's identity key, extended with anything else that changes the rows. */
+  identity: string;
+  batchSize: number;
+  workers: number;
+  cache?: string | undefined;
+  partial: string;
+  /** Settings recorded in the journal beside the identity. */
+  params: Record<string, unknown>;
+  /** The batches of the units still to compute (each a list of units with distinct keys). */
+  batches: (todo: U[]) => U[][];
+  task: (batch: U[]) => BatchTask;
+  onProgress?: ((done: number, total: number) => void) | undefined;
+  onNote?: ((note: string) => void) | undefined;
+}
+
+interface Embedded {
+  dim: number;
+  rowOf: Map<string, Float32Array>;
+  failOf: Map<string, string>;
+  cached: number;
+  resumedBatches: number;
+  timings: { decode: number; preprocess: number; infer: number };
+}
+
+/**
+ * The engine of every image embedding run: rows by content key, from the
+ * cache, from the journal of an interrupted run, or computed in the pool (a
+ * piscina worker per lane, or in-process), each finished batch journaled.
+ */
+async function embedUnits<U extends Unit>(units: U[], p: EmbedPlan<U>): Promise<Embedded> {
+  const dim = p.spec.kind === 'features' ? new FeatureEmbedder().dim : (await loadEmbedder(p.spec, p.batchSize, 'image')).dim;
+  const usePool = p.workers > 0 && existsSync(workerFile());
+  // The workers load their own copies: the main thread's was only to check the model and learn its width.
+  if (p.spec.kind === 'clip' && usePool) await releaseEmbedder(p.spec, p.batchSize, 'image');
+  const cache = p.cache ? await RowCache.open(resolve(p.cache), p.identity, dim) : undefined;
+  const rowOf = new Map<string, Float32Array>();
+  const failOf = new Map<string, string>();
+  let cached = 0;
+  const todo: U[] = [];
+  const queued = new Set<string>();
+  for (const u of units) {
+    if (!u.key || u.error) continue;
+    const hit = cache?.get(u.key);
+    if (hit) {
+      if (!rowOf.has(u.key)) cached++;
+      rowOf.set(u.key, hit);
+    } else if (!queued.has(u.key)) {
+      queued.add(u.key);
+      todo.push(u);
+    }
+  }
+  const journal = await ChunkJournal.open(p.partial, { inputs: [], params: { embedder: p.identity, dim, batchSize: p.batchSize, ...p.params } }, p.onNote);
+  const batches = p.batches(todo);
+  const keyOf = (b: U[]): string => 'b' + createHash('sha256').update(b.map((u) => u.key).join(',')).digest('hex').slice(0, 32);
+  const timings = { decode: 0, preprocess: 0, infer: 0 };
+  const total = units.length;
+  let done = units.length - todo.length;
+  let resumedBatches = 0;
+  const take = async (b: U[], r: BatchResult): Promise<void> => {
+    let k = 0;
+    const fresh: Array<[string, Float32Array]> = [];
+    b.forEach((u, i) => {
+      const err = r.errors[i];
+      if (err === null || err === undefined) {
+        const row = r.rows.slice(k * dim, (k + 1) * dim);
+        k++;
+        rowOf.set(u.key as string, row);
+        fresh.push([u.key as string, row]);
+      } else failOf.set(u.key as string, err);
+    });
+    timings.decode += r.timings.decode;
+    timings.preprocess += r.timings.preprocess;
+    timings.infer += r.timings.infer;
+    if (cache) await cache.add(fresh);
+  };
+  const pending: U[][] = [];
+  for (const b of batches) {
+    const key = keyOf(b);
+    if (journal.has(key)) {
+      await take(b, await readChunk(journal, key));
+      resumedBatches++;
+      done += b.length;
+    } else pending.push(b);
+  }
+  p.onProgress?.(done, total);
+
+  const pool = pending.length > 0 ? openPool(p.workers) : undefined;
+  const run = runner(pool);
+  let failure: { error: unknown } | undefined;
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    for (let i = next++; !failure && i < pending.length; i = next++) {
+      const b = pending[i] as U[];
+      try {
+        const r = await run(p.task(b));
+        if (r.dim !== dim) throw new GenaugError('E_INTERNAL', `a worker's embedder gave ${r.dim}-wide rows, expected ${dim}`);
+        if (r.errors.length !== b.length) throw new GenaugError('E_INTERNAL', `a worker answered ${r.errors.length} items for a batch of ${b.length}`);
+        await journal.put(keyOf(b), encodeChunk(r));
+        await take(b, r);
+        done += b.length;
+        p.onProgress?.(done, total);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(pool ? p.workers : 1, pending.length)) }, lane));
+  } finally {
+    await pool?.destroy();
+  }
+  if (failure) throw failure.error;
+  await journal.remove();
+  return { dim, rowOf, failOf, cached, resumedBatches, timings };
+}
+
+/** Writes E.npy (rows streamed in unit order), E.index.jsonl and E.failed.jsonl; returns the counts. */
+async function writeEmbedded<U extends Unit>(
+  out: string,
+  units: U[],
+  e: Embedded,
+  line: (u: U, row: number) => Record<string, unknown>,
+  failed: (u: U, reason: string) => Record<string, unknown>,
+): Promise<{ rows: number; failures: number; index: string; failed: string }> {
   const paths = siblings(out);
+  const ok = units.filter((u) => u.key && !u.error && e.rowOf.has(u.key));
+  const writer = await NpyStreamWriter.create(out, 'float32', ok.length, e.dim);
+  const indexLines: string[] = [];
+  try {
+    const block = new Float32Array(Math.min(ok.length, 1024) * e.dim);
+    let inBlock = 0;
+    for (const u of ok) {
+      block.set(e.rowOf.get(u.key as string) as Float32Array, inBlock * e.dim);
+      indexLines.push(JSON.stringify(line(u, indexLines.length)));
+      if (++inBlock * e.dim === block.length) {
+        await writer.append(block.slice());
+        inBlock = 0;
+      }
+    }
+    if (inBlock > 0) await writer.append(block.slice(0, inBlock * e.dim));
+    await writer.close();
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+  const failedLines: string[] = [];
+  for (const u of units) {
+    const reason = u.error ?? (u.key && !e.rowOf.has(u.key) ? e.failOf.get(u.key) : undefined);
+    if (reason !== undefined) failedLines.push(JSON.stringify(failed(u, reason)));
+  }
+  const enc = (lines: string[]) => new TextEncoder().encode(lines.join('\n') + (lines.length ? '\n' : ''));
+  await writeFileAtomic(paths.index, enc(indexLines));
+  await writeFileAtomic(paths.failed, enc(failedLines));
+  return { rows: ok.length, failures: failedLines.length, index: paths.index, failed: paths.failed };
+}
+
+/** Embeds a folder or manifest of images into E.npy + E.index.jsonl (+ E.failed.jsonl). */
+export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult> {
+  if (!o.images && !o.manifest) throw new GenaugError('E_ARGUMENT', 'embedImages needs images (a folder) or manifest (JSON lines)');
+  const { spec, batchSize, workers, background, out } = runSettings(o, 'embedImages');
   await mkdir(dirname(out), { recursive: true });
 
   // 1. The items, in row order.
@@ -429,7 +644,38 @@ export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult
   }
   if (items.length === 0) throw new GenaugError('E_IO', `no images (${IMAGE_EXTENSIONS.join(' ')}) ${o.manifest ? `in ${o.manifest}` : `under ${root}`}`, { path: root });
 
-  // 2. Content hashes (an unreadable file is a failure of that item).
+  // 2. Content hashes (an unreadable file is a failure of that item): identical files are embedded once.
+  await hashItems(items);
+  const units = items.map((it) => ({ ...it, ...(it.sha256 ? { key: it.sha256 } : {}) }));
+
+  // 3. Rows by content, from the cache, the journal or the pool.
+  const ident = await embedderIdentity(spec, background);
+  const e = await embedUnits(units, {
+    spec,
+    identity: ident.key,
+    batchSize,
+    workers,
+    cache: o.cache,
+    partial: siblings(out).partial,
+    params: { maxPixels: o.maxPixels ?? null, version: 1, ...(background !== 'none' ? { background } : {}) },
+    batches: (todo) => Array.from({ length: Math.ceil(todo.length / batchSize) }, (_, i) => todo.slice(i * batchSize, (i + 1) * batchSize)),
+    task: (b) => ({ kind: 'images', spec, files: b.map((it) => it.abs), batchSize, background, ...(o.maxPixels ? { maxPixels: o.maxPixels } : {}) }),
+    onProgress: o.onProgress,
+    onNote: o.onNote,
+  });
+
+  // 4. Outputs in item order.
+  const w = await writeEmbedded(
+    out,
+    units,
+    e,
+    (it, row) => ({ file: it.file, sha256: it.sha256, row, ...it.fields }),
+    (it, reason) => ({ file: it.file, ...(it.sha256 ? { sha256: it.sha256 } : {}), reason, ...it.fields }),
+  );
+  return { out, index: w.index, failed: w.failed, rows: w.rows, dim: e.dim, images: items.length, failures: w.failures, cached: e.cached, resumedBatches: e.resumedBatches, timings: e.timings, name: ident.name };
+}
+
+async function hashItems(items: Array<{ abs: string; sha256?: string; error?: string }>): Promise<void> {
   for (const it of items) {
     try {
       it.sha256 = await sha256File(it.abs);
@@ -438,141 +684,181 @@ export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult
       it.error = `[E_IO] image ${it.abs} ${code === 'ENOENT' ? 'does not exist' : `could not be read: ${(e as Error).message}`}`;
     }
   }
+}
 
-  // 3. The embedder's identity and width (loads the model once here to check it and learn its width).
-  const background = o.background ?? 'none';
-  if (background !== 'none' && background !== 'black' && background !== 'white') throw new GenaugError('E_ARGUMENT', `background must be none, black or white, got ${JSON.stringify(background)}`);
-  const ident = await embedderIdentity(spec, background);
-  const dim = spec.kind === 'features' ? new FeatureEmbedder().dim : (await loadEmbedder(spec, batchSize, 'image')).dim;
-  const usePool = workers > 0 && existsSync(workerFile());
-  // The workers load their own copies: the main thread's was only to check the model and learn its width.
-  if (spec.kind === 'clip' && usePool) await releaseEmbedder(spec, batchSize, 'image');
+// ---------------------------------------------------------------------------
+// Instance runs: every instance of a COCO file, one row each
 
-  const cache = o.cache ? await RowCache.open(resolve(o.cache), ident.key, dim) : undefined;
-  const rowOf = new Map<string, Float32Array>();
-  const failOf = new Map<string, string>();
-  let cached = 0;
-  const todo: Item[] = [];
-  const queued = new Set<string>();
-  for (const it of items) {
-    if (!it.sha256 || it.error) continue;
-    const hit = cache?.get(it.sha256);
-    if (hit) {
-      if (!rowOf.has(it.sha256)) cached++;
-      rowOf.set(it.sha256, hit);
-    } else if (!queued.has(it.sha256)) {
-      queued.add(it.sha256);
-      todo.push(it);
+export interface EmbedInstancesOptions extends InstanceView {
+  /** COCO/LVIS annotations whose instances (segmentation masks: polygons or RLE) are embedded. */
+  coco: string;
+  /** The folder the COCO file names are relative to. */
+  images: string;
+  /** The .npy to write; E.index.jsonl (one line per row: image, annotation, category, label, box, area, image size) and E.failed.jsonl beside it. */
+  out: string;
+  embedder: EmbedderSpec;
+  /** The categories embedded, by name, in label order (label = position); default every category in id order. */
+  categories?: string[];
+  /** At most this many instances per category: a seeded choice among its annotations (0 or absent: all). */
+  maxPerCategory?: number;
+  /** Seed of that choice. */
+  seed?: number;
+  /**
+   * JSON lines {"file": ...}: the images in this order, by file name (COCO
+   * file_name); images the order does not name come after, by image id. Default: by image id.
+   */
+  order?: string;
+  batchSize?: number;
+  workers?: number;
+  cache?: string;
+  maxPixels?: number;
+  onProgress?: (done: number, total: number) => void;
+  onNote?: (note: string) => void;
+}
+
+interface InstanceUnit extends Unit {
+  image: CocoImage;
+  abs: string;
+  annotation: CocoAnnotation;
+  rle?: Rle;
+  category: string;
+  label: number;
+}
+
+/**
+ * Embeds the instances of a COCO file: for DiverGen's inter-similarity, the
+ * real side as padded, background-blurred crops (`mode: 'crop'`) and the
+ * generated side as masked images (`mode: 'masked'`). Crowd annotations and
+ * categories not asked for are left out; an instance whose mask is empty or
+ * whose image cannot be decoded is recorded in E.failed.jsonl. Each image is
+ * decoded once (its instances share a batch). Journaled and cached as
+ * embedImages is.
+ */
+export async function embedInstances(o: EmbedInstancesOptions): Promise<EmbedRunResult> {
+  const { spec, batchSize, workers, out } = runSettings(o, 'embedInstances');
+  if (o.mode !== 'crop' && o.mode !== 'masked') throw new GenaugError('E_ARGUMENT', `mode must be crop or masked, got ${JSON.stringify(o.mode)}`);
+  const view: InstanceView = o.mode === 'crop' ? { mode: 'crop', padding: o.padding ?? 40, blur: o.blur ?? 10 } : { mode: 'masked' };
+  if (view.mode === 'crop') {
+    checkInt(view.padding as number, 'padding', 0, 1 << 20);
+    checkInt(view.blur as number, 'blur', 1, 1 << 20);
+  }
+  const maxPer = o.maxPerCategory ?? 0;
+  checkInt(maxPer, 'maxPerCategory', 0);
+  const coco = await readCoco(o.coco);
+  const root = resolve(o.images);
+  await mkdir(dirname(out), { recursive: true });
+
+  // 1. Categories and labels.
+  const byName = new Map(coco.dataset.categories.map((c) => [c.name, c]));
+  const names = o.categories ?? [...coco.dataset.categories].sort((a, b) => a.id - b.id).map((c) => c.name);
+  names.forEach((n, i) => {
+    if (!byName.has(n)) throw new GenaugError('E_ARGUMENT', `categories[${i}]: '${n}' is not a category of ${o.coco}`);
+  });
+  const labelOfCat = new Map(names.map((n, i) => [(byName.get(n) as CocoCategory).id, i]));
+  const usable = (a: CocoAnnotation) => labelOfCat.has(a.category_id) && Boolean(a.segmentation) && a.iscrowd !== 1;
+
+  // 2. At most maxPer per category: a seeded choice, the same on every run.
+  let chosen: Set<number> | undefined;
+  if (maxPer > 0) {
+    chosen = new Set();
+    const byCat = new Map<number, number[]>();
+    for (const a of coco.dataset.annotations) {
+      if (!usable(a)) continue;
+      let l = byCat.get(a.category_id);
+      if (!l) byCat.set(a.category_id, (l = []));
+      l.push(a.id);
+    }
+    for (const [cat, ids] of byCat) {
+      const r = seededRandom(mixSeed(o.seed ?? 0, cat, 31));
+      const drawn = ids.sort((x, y) => x - y).map((id) => ({ id, k: r() })).sort((x, y) => x.k - y.k);
+      for (const d of drawn.slice(0, maxPer)) chosen.add(d.id);
     }
   }
 
-  // 4. Batches, journaled by content.
-  const journal = await ChunkJournal.open(paths.partial, { inputs: [], params: { embedder: ident.key, dim, batchSize, maxPixels: o.maxPixels ?? null, version: 1, ...(background !== 'none' ? { background } : {}) } }, o.onNote);
-  const batches: Item[][] = [];
-  for (let i = 0; i < todo.length; i += batchSize) batches.push(todo.slice(i, i + batchSize));
-  const keyOf = (b: Item[]): string => 'b' + createHash('sha256').update(b.map((it) => it.sha256).join(',')).digest('hex').slice(0, 32);
-  const timings = { decode: 0, preprocess: 0, infer: 0 };
-  const total = items.length;
-  let done = items.length - todo.length;
-  o.onProgress?.(done, total);
-  let resumedBatches = 0;
-  const take = async (b: Item[], r: BatchResult): Promise<void> => {
-    let k = 0;
-    const fresh: Array<[string, Float32Array]> = [];
-    b.forEach((it, i) => {
-      const err = r.errors[i];
-      if (err === null || err === undefined) {
-        const row = r.rows.slice(k * dim, (k + 1) * dim);
-        k++;
-        rowOf.set(it.sha256 as string, row);
-        fresh.push([it.sha256 as string, row]);
-      } else failOf.set(it.sha256 as string, err);
-    });
-    timings.decode += r.timings.decode;
-    timings.preprocess += r.timings.preprocess;
-    timings.infer += r.timings.infer;
-    if (cache) await cache.add(fresh);
-  };
-  const pending: Item[][] = [];
-  for (const b of batches) {
-    const key = keyOf(b);
-    if (journal.has(key)) {
-      await take(b, await readChunk(journal, key));
-      resumedBatches++;
-      done += b.length;
-    } else pending.push(b);
+  // 3. Images in order, their instances in annotation order.
+  let images = [...coco.dataset.images].sort((a, b) => a.id - b.id);
+  if (o.order) {
+    const rank = new Map<string, number>();
+    for (const { value } of await readJsonObjects(o.order, 'the order manifest')) if (typeof value.file === 'string' && !rank.has(value.file)) rank.set(value.file, rank.size);
+    images = images.map((im, i) => ({ im, i, r: rank.get(im.file_name) ?? Infinity })).sort((a, b) => a.r - b.r || a.i - b.i).map((x) => x.im);
   }
-  o.onProgress?.(done, total);
-
-  const pool = pending.length > 0 ? openPool(workers) : undefined;
-  const run = runner(pool);
-  let failure: { error: unknown } | undefined;
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    for (let i = next++; !failure && i < pending.length; i = next++) {
-      const b = pending[i] as Item[];
-      try {
-        const r = await run({ kind: 'images', spec, files: b.map((it) => it.abs), batchSize, background, ...(o.maxPixels ? { maxPixels: o.maxPixels } : {}) });
-        if (r.dim !== dim) throw new GenaugError('E_INTERNAL', `a worker's embedder gave ${r.dim}-wide rows, expected ${dim}`);
-        await journal.put(keyOf(b), encodeChunk(r));
-        await take(b, r);
-        done += b.length;
-        o.onProgress?.(done, total);
-      } catch (error) {
-        failure ??= { error };
+  const units: InstanceUnit[] = [];
+  const shaOf = new Map<number, { sha256?: string; error?: string }>();
+  for (const im of images) {
+    const anns = (coco.annotationsByImage.get(im.id) ?? []).filter((a) => usable(a) && (!chosen || chosen.has(a.id)));
+    if (anns.length === 0) continue;
+    const abs = resolve(root, im.file_name);
+    const h: { abs: string; sha256?: string; error?: string } = { abs };
+    await hashItems([h]);
+    shaOf.set(im.id, h);
+    for (const a of anns) {
+      const u: InstanceUnit = { image: im, abs, annotation: a, category: names[labelOfCat.get(a.category_id) as number] as string, label: labelOfCat.get(a.category_id) as number };
+      if (h.error) u.error = h.error;
+      else {
+        try {
+          u.rle = segmentationToRle(a.segmentation, im.height, im.width);
+          u.key = createHash('sha256').update(`${h.sha256}\0${JSON.stringify(u.rle)}`).digest('hex');
+        } catch (e) {
+          u.error = reasonOf(e);
+        }
       }
+      units.push(u);
     }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(pool ? workers : 1, pending.length)) }, lane));
-  } finally {
-    await pool?.destroy();
   }
-  if (failure) throw failure.error;
+  if (units.length === 0) throw new GenaugError('E_ARGUMENT', `${o.coco} has no instances with a mask in the categories asked for (${names.join(', ')})`);
 
-  // 5. Outputs in item order.
-  const okItems = items.filter((it) => it.sha256 && !it.error && rowOf.has(it.sha256));
-  const writer = await NpyStreamWriter.create(out, 'float32', okItems.length, dim);
-  const indexLines: string[] = [];
-  const failedLines: string[] = [];
-  try {
-    const block = new Float32Array(Math.min(okItems.length, 1024) * dim);
-    let inBlock = 0;
-    for (const it of okItems) {
-      block.set(rowOf.get(it.sha256 as string) as Float32Array, inBlock * dim);
-      indexLines.push(JSON.stringify({ file: it.file, sha256: it.sha256, row: indexLines.length, ...it.fields }));
-      if (++inBlock * dim === block.length) {
-        await writer.append(block.slice());
-        inBlock = 0;
+  // 4. Rows: an image's instances stay in one batch, so each image is decoded once.
+  const ident = await embedderIdentity(spec, 'none');
+  const viewKey = view.mode === 'crop' ? `crop-p${view.padding}-b${view.blur}` : 'masked';
+  const e = await embedUnits(units, {
+    spec,
+    identity: `${ident.key}-instances-${viewKey}`,
+    batchSize,
+    workers,
+    cache: o.cache,
+    partial: siblings(out).partial,
+    params: { maxPixels: o.maxPixels ?? null, version: 1, view: viewKey },
+    batches: (todo) => {
+      const out: InstanceUnit[][] = [];
+      let cur: InstanceUnit[] = [];
+      for (let i = 0; i < todo.length; i++) {
+        const u = todo[i] as InstanceUnit;
+        cur.push(u);
+        const nextSame = (todo[i + 1] as InstanceUnit | undefined)?.abs === u.abs;
+        if (cur.length >= batchSize && !nextSame) {
+          out.push(cur);
+          cur = [];
+        }
       }
-    }
-    if (inBlock > 0) await writer.append(block.slice(0, inBlock * dim));
-    await writer.close();
-  } catch (e) {
-    await writer.abort();
-    throw e;
-  }
-  for (const it of items) {
-    const reason = it.error ?? (it.sha256 && !rowOf.has(it.sha256) ? failOf.get(it.sha256) : undefined);
-    if (reason !== undefined) failedLines.push(JSON.stringify({ file: it.file, ...(it.sha256 ? { sha256: it.sha256 } : {}), reason, ...it.fields }));
-  }
-  const enc = (lines: string[]) => new TextEncoder().encode(lines.join('\n') + (lines.length ? '\n' : ''));
-  await writeFileAtomic(paths.index, enc(indexLines));
-  await writeFileAtomic(paths.failed, enc(failedLines));
-  await journal.remove();
-  return {
-    out,
-    index: paths.index,
-    failed: paths.failed,
-    rows: okItems.length,
-    dim,
-    images: items.length,
-    failures: failedLines.length,
-    cached,
-    resumedBatches,
-    timings,
-    name: ident.name,
-  };
+      if (cur.length) out.push(cur);
+      return out;
+    },
+    task: (b) => {
+      const imgs: Array<{ abs: string; masks: Rle[] }> = [];
+      for (const u of b) {
+        const last = imgs[imgs.length - 1];
+        if (last && last.abs === u.abs) last.masks.push(u.rle as Rle);
+        else imgs.push({ abs: u.abs, masks: [u.rle as Rle] });
+      }
+      return { kind: 'instances', spec, images: imgs, instance: view, batchSize, ...(o.maxPixels ? { maxPixels: o.maxPixels } : {}) };
+    },
+    onProgress: o.onProgress,
+    onNote: o.onNote,
+  });
+
+  // 5. Outputs in instance order.
+  const fields = (u: InstanceUnit) => ({
+    file: u.image.file_name,
+    annotation: u.annotation.id,
+    category: u.category,
+    label: u.label,
+    bbox: u.annotation.bbox,
+    area: u.annotation.area,
+    width: u.image.width,
+    height: u.image.height,
+  });
+  const w = await writeEmbedded(out, units, e, (u, row) => ({ ...fields(u), row }), (u, reason) => ({ ...fields(u), reason }));
+  return { out, index: w.index, failed: w.failed, rows: w.rows, dim: e.dim, images: shaOf.size, failures: w.failures, cached: e.cached, resumedBatches: e.resumedBatches, timings: e.timings, name: ident.name };
 }
 
 // ---------------------------------------------------------------------------

@@ -11,6 +11,11 @@
  * - `acp`: best-of-N: per plan job [job], keep the argmax CLIS-I [clis_i]
  *   (ties: the first in table order); −1 rejects;
  * - `dedup`: one sample per near-duplicate group [dup_group]: the first in table order;
+ * - `border`: drop an instance whose box touches its image's border (cut off by the frame) [touches_border];
+ * - `area`: minArea ≤ area fraction ≤ maxArea [area_fraction];
+ * - `own-class`: drop a sample closer to another class's real crops than to its own [best_class, category];
+ * - `knn`: of its k nearest real crops at least min(knnMin, ⌈real crops of its class / 2⌉) share its class
+ *   (a rare class cannot have most of k neighbours among its few crops) [knn_agree, knn_k, real_count];
  * Every column a rule reads must exist (E_FORMAT naming column and rule); a
  * row with a null value is rejected with its reason (scoring-error when the
  * row records an *_error), except DiverGen's no-real-crops exemptions.
@@ -20,6 +25,7 @@
  *   the prediction is the intended class, else "likely-mislabeled".
  */
 import type { ScoreColumns, ScoreTable } from './table.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import { GenaugError } from '../native/errors.js';
 
 export interface Decision {
@@ -45,9 +51,11 @@ export interface FilterOptions {
   // ACP
   scoreColumn?: string;
   groupColumn?: string;
+  // knn
+  knnMin?: number;
 }
 
-export type Rule = 'xpaste' | 'divergen' | 'acp' | 'dedup' | 'alia';
+export type Rule = 'xpaste' | 'divergen' | 'acp' | 'dedup' | 'alia' | 'border' | 'area' | 'own-class' | 'knn';
 
 export const PRESETS: Record<'xpaste' | 'divergen' | 'acp' | 'alia', Rule[]> = {
   xpaste: ['xpaste'],
@@ -56,7 +64,7 @@ export const PRESETS: Record<'xpaste' | 'divergen' | 'acp' | 'alia', Rule[]> = {
   alia: ['alia'],
 };
 
-export const FILTER_DEFAULTS = { minClip: 21, tol: 1, minArea: 0.05, maxArea: 0.95, threshold: 0.6, similarityColumn: 'inter_sim_mean', scoreColumn: 'clis_i', groupColumn: 'job' };
+export const FILTER_DEFAULTS = { minClip: 21, tol: 1, minArea: 0.05, maxArea: 0.95, threshold: 0.6, similarityColumn: 'inter_sim_mean', scoreColumn: 'clis_i', groupColumn: 'job', knnMin: 3 };
 
 const num = (v: unknown): number | null => (typeof v === 'number' && !Number.isNaN(v) ? v : null);
 
@@ -211,7 +219,54 @@ const alia: RuleFn = (table) => {
   return out;
 };
 
-const RULES: Record<Rule, RuleFn> = { xpaste, divergen, acp, dedup, alia };
+const border: RuleFn = (table) => {
+  need(table, 'touches_border', 'border');
+  const out = new Map<string, Verdict>();
+  for (const [id, row] of table) {
+    const t = row.touches_border;
+    out.set(id, { drop: t === true ? 'touches-border' : t === false ? null : 'no-border-value', values: { touches_border: t ?? null } });
+  }
+  return out;
+};
+
+const area: RuleFn = (table, o) => {
+  need(table, 'area_fraction', 'area');
+  const out = new Map<string, Verdict>();
+  for (const [id, row] of table) {
+    const a = num(row.area_fraction);
+    const drop = a === null ? 'no-area-fraction' : a < o.minArea ? 'area-below-min' : a > o.maxArea ? 'area-above-max' : null;
+    out.set(id, { drop, values: { area_fraction: a, min_area: o.minArea, max_area: o.maxArea } });
+  }
+  return out;
+};
+
+const ownClass: RuleFn = (table) => {
+  need(table, 'best_class', 'own-class');
+  need(table, 'category', 'own-class');
+  const out = new Map<string, Verdict>();
+  for (const [id, row] of table) {
+    const best = row.best_class;
+    const c = String(row.category ?? '');
+    const drop = best === null || best === undefined ? 'no-best-class' : String(best) !== c ? 'closer-to-another-class' : null;
+    out.set(id, { drop, values: { best_class: best ?? null, best_sim: row.best_sim ?? null } });
+  }
+  return out;
+};
+
+const knn: RuleFn = (table, o) => {
+  for (const c of ['knn_agree', 'knn_k', 'real_count']) need(table, c, 'knn');
+  const out = new Map<string, Verdict>();
+  for (const [id, row] of table) {
+    const agree = num(row.knn_agree);
+    const real = num(row.real_count) ?? 0;
+    const needed = Math.min(o.knnMin, Math.ceil(real / 2));
+    const drop = agree === null ? 'no-knn-score' : agree < needed ? 'knn-disagrees' : null;
+    out.set(id, { drop, values: { knn_agree: agree, knn_k: row.knn_k ?? null, knn_needed: needed } });
+  }
+  return out;
+};
+
+const RULES: Record<Rule, RuleFn> = { xpaste, divergen, acp, dedup, alia, border, area, 'own-class': ownClass, knn };
 
 /** Applies the rules in order; a sample is kept when no rule drops it. */
 export function applyFilters(table: ScoreTable, rules: Rule[], options: FilterOptions = {}): Decision[] {
@@ -235,4 +290,44 @@ export function applyFilters(table: ScoreTable, rules: Rule[], options: FilterOp
 /** Keeps rows of a table with columns of interest, for messages. */
 export function rowOf(table: ScoreTable, id: string): ScoreColumns | undefined {
   return table.get(id);
+}
+
+/** A decision's reason for people: "rule: reason (column value, ...)" for a drop, else the rules passed. */
+export function describeDecision(d: Decision): string {
+  if (d.kept) return d.reason;
+  const values = Object.entries(d.values)
+    .filter(([k, v]) => k !== 'category' && v !== null && v !== undefined)
+    .map(([k, v]) => `${k} ${typeof v === 'number' ? Number(v.toFixed(4)) : String(v)}`);
+  return `${d.reason.replace(':', ': ')}${values.length ? ` (${values.join(', ')})` : ''}`;
+}
+
+/** Writes kept decisions to `out` and the rejected ones to `rejected` (JSON lines {id, reason, ...values}), atomically. */
+export async function writeDecisions(decisions: Decision[], out: string, rejected: string): Promise<void> {
+  const line = (d: Decision) => JSON.stringify({ id: d.id, reason: d.reason, ...d.values });
+  const enc = (l: string[]) => new TextEncoder().encode(l.join('\n') + (l.length ? '\n' : ''));
+  await writeFileAtomic(out, enc(decisions.filter((d) => d.kept).map(line)));
+  await writeFileAtomic(rejected, enc(decisions.filter((d) => !d.kept).map(line)));
+}
+
+/**
+ * One line of a run's ledger (genaug run's filter/decisions.jsonl): every
+ * planned image once, with the stage that decided it and, when it was scored,
+ * its row of the scores table.
+ */
+export interface LedgerEntry {
+  file: string;
+  category: string;
+  status: 'kept' | 'rejected' | 'failed';
+  /** The stage that decided: generate, annotate or filter. */
+  stage: 'generate' | 'annotate' | 'filter';
+  reason?: string;
+  /** The procedural generator's ground truth (demo runs). */
+  truth?: string;
+  score?: ScoreColumns;
+}
+
+/** A scored row's similarity to the real crops of its own class (inter_sim_mean, else inter_sim_max), if any. */
+export function ownSimilarity(row: ScoreColumns | undefined): number | undefined {
+  const v = row?.inter_sim_mean ?? row?.inter_sim_max;
+  return typeof v === 'number' ? v : undefined;
 }

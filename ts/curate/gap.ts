@@ -9,6 +9,7 @@ import { GenaugError } from '../native/errors.js';
 import { frechetDistance, gaussianStats, vendiScore } from '../kernels/metrics.js';
 import { topk } from '../kernels/similarity.js';
 import type { Matrix } from '../native/validate.js';
+import { gaussian, seededRandom } from '../util/random.js';
 
 export interface GapOptions {
   /** L2-normalise rows before the Fréchet distance (default true, like the cosine scores; Vendi and NN always use cosine). */
@@ -122,4 +123,52 @@ export async function datasetGap(
     o.onClass?.(c + 1, classes);
   }
   return report;
+}
+
+/** Width the run report's gap is computed in: wider embeddings go through a seeded random projection first. */
+export const GAP_DIM = 128;
+
+/**
+ * A seeded Gaussian random projection to `k` columns (Johnson-Lindenstrauss:
+ * cosines are kept approximately). The Fréchet distance needs a k x k matrix
+ * square root per class; at CLIP/features widths (768-1701) that would take
+ * minutes for a report, at 128 it takes milliseconds.
+ */
+export function randomProjection(m: Matrix, k: number, seed: number): Matrix {
+  if (m.dim <= k) return m;
+  const r = seededRandom(seed);
+  const P = new Float32Array(m.dim * k);
+  for (let i = 0; i < P.length; i++) P[i] = gaussian(r) / Math.sqrt(k);
+  const out = new Float32Array(m.rows * k);
+  for (let i = 0; i < m.rows; i++)
+    for (let d = 0; d < m.dim; d++) {
+      const v = m.data[i * m.dim + d] as number;
+      if (v === 0) continue;
+      for (let j = 0; j < k; j++) out[i * k + j] = (out[i * k + j] as number) + v * (P[d * k + j] as number);
+    }
+  return { data: out, rows: m.rows, dim: k };
+}
+
+/**
+ * The gap between real crops and generated instances (instance embeddings:
+ * `genaug embed --coco` outputs), overall and per class, for all generated
+ * rows (before) and the `kept` files only (after), in GAP_DIM dimensions.
+ */
+export async function instanceGap(real: { m: Matrix; rows: Array<{ label: number }> }, gen: { m: Matrix; rows: Array<{ label: number; file: string }> }, kept: Set<string>) {
+  const realP = randomProjection(real.m, GAP_DIM, 12345);
+  const realLabels = Int32Array.from(real.rows, (r) => r.label);
+  const genP = randomProjection(gen.m, GAP_DIM, 12345);
+  const pick = (want: (i: number) => boolean) => {
+    const idx = gen.rows.map((_, i) => i).filter(want);
+    const data = new Float32Array(idx.length * genP.dim);
+    idx.forEach((r, o) => data.set(genP.data.subarray(r * genP.dim, (r + 1) * genP.dim), o * genP.dim));
+    return { m: { data, rows: idx.length, dim: genP.dim }, labels: Int32Array.from(idx, (i) => gen.rows[i]!.label) };
+  };
+  const all = pick(() => true);
+  const after = pick((i) => kept.has(gen.rows[i]!.file));
+  const labels = (x: { labels: Int32Array }) => ({ real: realLabels, synthetic: x.labels });
+  return {
+    before: all.m.rows > 1 ? await datasetGap(realP, all.m, labels(all)) : undefined,
+    after: after.m.rows > 1 ? await datasetGap(realP, after.m, labels(after)) : undefined,
+  };
 }

@@ -16,12 +16,15 @@ import { z } from 'zod';
 
 import { type ChatClient, extractJson, imageDataUrl } from '../llm/chat.js';
 import { type Box, type SceneLayout, normalizeName } from '../kernels/layout.js';
-import { classMax, classMean, nearDuplicates, topk } from '../kernels/similarity.js';
+import { classMax, classMean, groupPairs, nearDuplicates, pairs, topk } from '../kernels/similarity.js';
 import type { Matrix } from '../native/validate.js';
 import { checkSignature, openSession, runSession, type OnnxModel, type Provider } from '../models/onnx.js';
 import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
 import { displayName } from '../io/coco.js';
+import { readMatrix } from '../io/npy.js';
+import { readJsonObjects } from '../util/jsonl.js';
 import { GenaugError } from '../native/errors.js';
+import { compositeOnWhite } from './crops.js';
 
 // ------------------------------------------------------------------ X-Paste CLIP score
 
@@ -48,6 +51,24 @@ export async function clipScores(
     let s = 0;
     for (let k = 0; k < d; k++) s += imgs[i * d + k]! * texts[t * d + k]!;
     out[i] = 100 * s;
+  }
+  return out;
+}
+
+/**
+ * X-Paste's CLIP score of instance cut-outs (RGBA files): each composited on
+ * white, then clipScores against the template with its category name.
+ */
+export async function clipScoreInstances(embedder: ImageTextEmbedder, files: string[], names: string[], template = 'a photo of {}', batch = 32): Promise<Float32Array> {
+  if (files.length !== names.length) throw new GenaugError('E_SHAPE', `${files.length} files for ${names.length} names`);
+  const out = new Float32Array(files.length);
+  for (let i0 = 0; i0 < files.length; i0 += batch) {
+    const imgs: RgbInput[] = [];
+    for (const f of files.slice(i0, i0 + batch)) {
+      const { data, info } = await sharp(f).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+      imgs.push(compositeOnWhite(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info.width, info.height));
+    }
+    out.set(await clipScores(embedder, imgs, names.slice(i0, i0 + batch).map((n) => n.replace(/_/g, ' ')), template), i0);
   }
   return out;
 }
@@ -139,6 +160,140 @@ export async function interSimilarity(gen: Matrix, genClass: Int32Array, real: M
     }
   }
   return out;
+}
+
+// ------------------------------------------------------------------ generated instances against the real crops
+
+/** One row of an instance embeddings index (embedInstances' E.index.jsonl): the fields the real-data scores read. */
+export interface InstanceRow {
+  file: string;
+  category: string;
+  label: number;
+  bbox: number[];
+  width: number;
+  height: number;
+  area: number;
+}
+
+export interface AgainstRealOptions {
+  /** Own-class inter-similarity: mean (DiverGen) or max over the class's real crops (default mean). */
+  inter?: 'mean' | 'max';
+  /** k nearest real crops for the agreement count (default 5; at most the real rows). */
+  knn?: number;
+  /** Cosine at or above which two generated samples of one class are near-duplicates (default 0.99). */
+  dedupThreshold?: number;
+  /** Class names by label (default: from the rows' category and label). */
+  classes?: string[];
+}
+
+const round6 = (v: number) => (Number.isFinite(v) ? Math.round(v * 1e6) / 1e6 : v);
+
+/** Class names by label, from index rows ('' for a label no row has). */
+export function classesOf(...lists: Array<Array<{ category: string; label: number }>>): string[] {
+  const out: string[] = [];
+  for (const l of lists) for (const r of l) out[r.label] = r.category;
+  return Array.from(out, (n) => n ?? '');
+}
+
+/**
+ * The scores `genaug run` filters generated instances by, one table row per
+ * generated sample (id = its file), from the embeddings of the generated
+ * instances and of the real crops (embedInstances' outputs):
+ * - `inter_sim_mean` | `inter_sim_max`: DiverGen's similarity to the real crops of its own class (null: none);
+ * - `best_class`, `best_sim`: the class whose real crops are closest on average (max with inter 'max');
+ * - `knn_agree` of `knn_k`: how many of the k nearest real crops share its class; `real_count`: its class's real crops;
+ * - `dup_group`, `dup_of`, `dup_score`: near-duplicates of the same class (greedy: a sample is a duplicate of the
+ *   earlier kept sample it pairs with most strongly; `dup_group` names that kept sample, or the sample itself);
+ * - `touches_border`, `area_fraction`: the instance's box against its image.
+ */
+export async function scoreAgainstReal(
+  gen: Matrix,
+  genRows: InstanceRow[],
+  real: Matrix,
+  realLabels: Int32Array,
+  options: AgainstRealOptions = {},
+): Promise<Map<string, Record<string, number | string | boolean | null>>> {
+  if (genRows.length !== gen.rows) throw new GenaugError('E_SHAPE', `${genRows.length} generated index rows for ${gen.rows} embeddings`);
+  if (realLabels.length !== real.rows) throw new GenaugError('E_SHAPE', `${realLabels.length} real labels for ${real.rows} embeddings`);
+  const inter = options.inter ?? 'mean';
+  if (inter !== 'mean' && inter !== 'max') throw new GenaugError('E_ARGUMENT', `inter must be mean or max, got ${JSON.stringify(inter)}`);
+  const classes = options.classes ?? classesOf(genRows, Array.from(realLabels, (label) => ({ category: '', label })));
+  const C = Math.max(classes.length, 1);
+  const column = inter === 'max' ? 'inter_sim_max' : 'inter_sim_mean';
+  const table = new Map<string, Record<string, number | string | boolean | null>>();
+  if (gen.rows === 0 || real.rows === 0) return table;
+  const genLabels = Int32Array.from(genRows, (r) => r.label);
+  const ownSim = await interSimilarity(gen, genLabels, real, realLabels, { variants: [inter] });
+  const own = inter === 'max' ? ownSim.max : ownSim.mean;
+  const byClass = inter === 'max' ? await classMax(gen, real, realLabels, { numClasses: C }) : await classMean(gen, real, realLabels, { numClasses: C });
+  const k = Math.min(options.knn ?? 5, real.rows);
+  const knn = await topk(gen, real, k);
+  const dup = await pairs(gen, undefined, { threshold: options.dedupThreshold ?? 0.99 });
+  const groups = groupPairs(gen.rows, dup, 'greedy');
+  const dupOf = new Int32Array(gen.rows).fill(-1);
+  const dupScore = new Float32Array(gen.rows);
+  for (let p = 0; p < dup.scores.length; p++) {
+    const i = Number(dup.i[p]);
+    const j = Number(dup.j[p]);
+    // Same class only: a shape drawn for two classes is an off-class problem, not a duplicate.
+    if ((genRows[i] as InstanceRow).label !== (genRows[j] as InstanceRow).label) continue;
+    if (groups.keep[j] === 0 && groups.keep[i] === 1 && (dup.scores[p] as number) > (dupScore[j] as number)) {
+      dupOf[j] = i;
+      dupScore[j] = dup.scores[p] as number;
+    }
+  }
+  const realCount = new Map<number, number>();
+  for (const l of realLabels) realCount.set(l, (realCount.get(l) ?? 0) + 1);
+  for (let i = 0; i < gen.rows; i++) {
+    const r = genRows[i] as InstanceRow;
+    const v = (q: number) => byClass.values[i * C + q] as number;
+    let best = 0;
+    for (let q = 1; q < C; q++) if (v(q) > v(best) || Number.isNaN(v(best))) best = q;
+    let agree = 0;
+    for (let x = 0; x < k; x++) agree += realLabels[Number(knn.indices[i * k + x])] === r.label ? 1 : 0;
+    const [bx, by, bw, bh] = r.bbox as [number, number, number, number];
+    const d = dupOf[i] as number;
+    table.set(r.file, {
+      category: r.category,
+      [column]: Number.isFinite(own[i] as number) ? round6(own[i] as number) : null,
+      best_class: classes[best] ?? '',
+      best_sim: Number.isFinite(v(best)) ? round6(v(best)) : null,
+      knn_agree: agree,
+      knn_k: k,
+      real_count: realCount.get(r.label) ?? 0,
+      dup_group: d >= 0 ? (genRows[d] as InstanceRow).file : r.file,
+      dup_of: d >= 0 ? (genRows[d] as InstanceRow).file : null,
+      dup_score: round6(dupScore[i] as number),
+      touches_border: bx <= 0 || by <= 0 || bx + bw >= r.width || by + bh >= r.height,
+      area_fraction: round6(r.area / (r.width * r.height)),
+    });
+  }
+  return table;
+}
+
+/** The index beside an embeddings file: E.npy → E.index.jsonl. */
+export const indexPathOf = (npy: string) => npy.replace(/\.npy$/i, '') + '.index.jsonl';
+
+/** Reads an instance embeddings file and its index (embedInstances' outputs); rows and lines must agree. */
+export async function readInstanceEmbeddings(npy: string): Promise<{ m: Matrix; rows: InstanceRow[] }> {
+  const m = await readMatrix(npy, { name: npy });
+  const index = indexPathOf(npy);
+  const rows = (await readJsonObjects(index, 'the embeddings index')).map(({ line, value }) => {
+    if (typeof value.file !== 'string' || typeof value.category !== 'string' || !Number.isInteger(value.label)) {
+      throw new GenaugError('E_FORMAT', `${index}:${line}: an instance index line needs "file", "category" and an integer "label" (genaug embed --coco writes them)`, { path: index, line });
+    }
+    return value as unknown as InstanceRow;
+  });
+  if (rows.length !== m.rows) throw new GenaugError('E_SHAPE', `${index} has ${rows.length} lines but ${npy} has ${m.rows} rows; they must be row-aligned`);
+  return { m, rows };
+}
+
+/** scoreAgainstReal over the files `genaug embed --coco` writes (generated masked instances, real crops). */
+export async function scoreInstancesAgainstReal(genNpy: string, realNpy: string, options: AgainstRealOptions = {}) {
+  const gen = await readInstanceEmbeddings(genNpy);
+  const real = await readInstanceEmbeddings(realNpy);
+  const classes = options.classes ?? classesOf(gen.rows, real.rows);
+  return scoreAgainstReal(gen.m, gen.rows, real.m, Int32Array.from(real.rows, (r) => r.label), { ...options, classes });
 }
 
 // ------------------------------------------------------------------ near duplicates

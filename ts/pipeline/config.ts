@@ -104,6 +104,8 @@ const EmbedSchema = z
     clip: path().optional(),
     provider: z.enum(['cpu', 'cuda']).default('cpu'),
     batch: z.number().int().min(1).max(4096).default(32),
+    /** Worker threads embedding batches (default min(cores, 4); 0 = the main thread). The rows do not depend on it. */
+    workers: z.number().int().min(0).max(256).optional(),
     /** X-Paste's CLIP score text (CLIP only): 100 cos(instance on white, template with the class name). */
     clip_template: z.string().min(1).default('a photo of {}'),
     /** Pixels of context around each real crop's box (DiverGen: 40). */

@@ -5,37 +5,27 @@
  * run folder and writes its own folder. Adding a stage is one entry here and
  * one name in config.ts's STAGES.
  */
-import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 
-import sharp from 'sharp';
-
-import { annotate } from '../curate/annotate.js';
-import { compositeOnWhite, paddingCrop } from '../curate/crops.js';
-import { applyFilters, type Rule } from '../curate/filters.js';
-import { clipScores, interSimilarity } from '../curate/score.js';
-import type { ScoreTable } from '../curate/table.js';
-import { datasetGap } from '../curate/gap.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { readCoco, type CocoIndex } from '../io/coco.js';
-import { readNpy, writeNpy } from '../io/npy.js';
-import { decodeRleSync, segmentationToRle, type Rle } from '../kernels/mask.js';
-import { classMax, classMean, groupPairs, pairs, topk } from '../kernels/similarity.js';
-import type { ImageEmbedder, RgbInput } from '../models/types.js';
-import { GenaugError } from '../native/errors.js';
 import { paste, type PasteSummary } from '../augment/paste.js';
+import { annotate } from '../curate/annotate.js';
+import { embedInstances, type EmbedderSpec } from '../curate/embed.js';
+import { applyFilters, describeDecision, ownSimilarity, writeDecisions, type FilterOptions, type LedgerEntry, type Rule } from '../curate/filters.js';
+import { clipScoreInstances, scoreInstancesAgainstReal } from '../curate/score.js';
+import { mergeScores, readScores, type ScoreColumns } from '../curate/table.js';
 import { generate, type BackendSpec, type GenerateJournalLine } from '../generate/runner.js';
+import { ProceduralBackend } from '../generate/procedural.js';
+import { readCoco, type CocoIndex } from '../io/coco.js';
+import { ClipModel } from '../models/clip.js';
+import { GenaugError } from '../native/errors.js';
 import { PlanJobSchema, type PlanJob } from '../plan/job.js';
 import { plan } from '../plan/plan.js';
 import { categoryPriors, type CategoryPrior } from '../plan/priors.js';
-import { gaussian, seededRandom } from '../util/random.js';
-import { mixSeed } from '../util/random.js';
-import { ClipModel } from '../models/clip.js';
-import { FeatureEmbedder } from '../models/features.js';
-import type { LoadedConfig, RunConfig, StageName } from './config.js';
-import { ProceduralBackend } from '../generate/procedural.js';
+import { readJson, readJsonl, writeJson, writeJsonl } from '../util/jsonl.js';
+import { writeReport } from '../report/report.js';
+import { STAGES, type LoadedConfig, type RunConfig, type StageName } from './config.js';
 import type { Manifest } from './run.js';
 
 export interface StageContext {
@@ -67,27 +57,6 @@ export interface StageDef {
   files?: (cfg: LoadedConfig) => Array<string | undefined>;
   run: (ctx: StageContext) => Promise<StageResult>;
 }
-
-const enc = (s: string) => new TextEncoder().encode(s);
-export const writeJson = (path: string, v: unknown) => writeFileAtomic(path, enc(JSON.stringify(v, null, 1) + '\n'));
-export const writeJsonl = (path: string, rows: unknown[]) => writeFileAtomic(path, enc(rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : '')));
-
-/** Reads JSON lines; a torn last line (an interrupted append) is ignored. */
-export async function readJsonl<T>(path: string): Promise<T[]> {
-  if (!existsSync(path)) return [];
-  const out: T[] = [];
-  for (const line of (await readFile(path, 'utf8')).split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      out.push(JSON.parse(line) as T);
-    } catch {
-      /* torn line */
-    }
-  }
-  return out;
-}
-
-export const readJson = async <T>(path: string): Promise<T> => JSON.parse(await readFile(path, 'utf8')) as T;
 
 /** A class name as a file/folder name. */
 export const slug = (name: string) => name.replace(/[^A-Za-z0-9_-]+/g, '_');
@@ -280,330 +249,143 @@ async function runAnnotate(ctx: StageContext): Promise<StageResult> {
 
 // --- embed --------------------------------------------------------------------
 
-async function openEmbedder(cfg: LoadedConfig): Promise<(ImageEmbedder & { close?: () => Promise<void> }) | ClipModel> {
+/** The embedder of the run's config (embedInstances' spec). */
+export function embedderSpec(cfg: LoadedConfig): EmbedderSpec {
   const e = cfg.config.embed;
-  if (e.model === 'features') return new FeatureEmbedder();
-  return ClipModel.open(cfg.paths.clip as string, { provider: e.provider, batchSize: e.batch, require: 'both' });
+  return e.model === 'features' ? { kind: 'features' } : { kind: 'clip', model: cfg.paths.clip as string, provider: e.provider };
 }
 
-export async function decodeRgb(path: string): Promise<RgbInput> {
-  const { data, info } = await sharp(path).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
-}
-
-interface PoolAnnotations {
-  images: Array<{ id: number; file_name: string; width: number; height: number }>;
-  annotations: Array<{ id: number; image_id: number; category_id: number; segmentation: Rle; area: number; bbox: [number, number, number, number] }>;
-  categories: Array<{ id: number; name: string }>;
-}
-
-export interface GeneratedRow {
-  file: string;
-  category: string;
-  label: number;
-  bbox: [number, number, number, number];
-  area: number;
-  width: number;
-  height: number;
-  areaFraction: number;
-}
-
-export interface RealRow {
-  image: string;
-  annotation: number;
-  category: string;
-  label: number;
-}
-
+/**
+ * `genaug embed --coco REAL --instances crop` and `genaug embed --coco
+ * annotate/annotations.json --instances masked --order generate/generated.jsonl`:
+ * DiverGen's real crops and generated instances, journaled (a killed run resumes).
+ */
 async function runEmbed(ctx: StageContext): Promise<StageResult> {
   const c = ctx.cfg.config;
-  const { coco, classes } = await runClasses(ctx.cfg);
-  const labelOf = new Map(classes.map((k, i) => [k.name, i]));
-  const labelOfCat = new Map(classes.map((k, i) => [k.id, i]));
-  const embedder = await openEmbedder(ctx.cfg);
-  const batch = c.embed.batch;
-  // Real crops.
-  const realRows: RealRow[] = [];
-  const realCrops: RgbInput[] = [];
-  const realVecs: Float32Array[] = [];
-  const flush = async (crops: RgbInput[], into: Float32Array[]) => {
-    if (crops.length) into.push(await embedder.embedImages(crops.splice(0)));
+  const { classes } = await runClasses(ctx.cfg);
+  const common = {
+    embedder: embedderSpec(ctx.cfg),
+    categories: classes.map((k) => k.name),
+    batchSize: c.embed.batch,
+    workers: c.embed.workers,
+    onNote: ctx.log,
   };
-  const imgs = [...coco.dataset.images].sort((a, b) => a.id - b.id);
-  // At most max_real_per_class crops per class: a seeded choice among its annotations, the same on every run.
-  const cap = c.embed.max_real_per_class;
-  let chosen: Set<number> | undefined;
-  if (cap > 0) {
-    chosen = new Set();
-    const byClass = new Map<number, number[]>();
-    for (const a of coco.dataset.annotations) {
-      if (!labelOfCat.has(a.category_id) || !a.segmentation || a.iscrowd === 1) continue;
-      let l = byClass.get(a.category_id);
-      if (!l) byClass.set(a.category_id, (l = []));
-      l.push(a.id);
-    }
-    for (const [cat, ids] of byClass) {
-      const r = seededRandom(mixSeed(c.seed, cat, 31));
-      const order = ids.sort((x, y) => x - y).map((id) => ({ id, k: r() })).sort((x, y) => x.k - y.k);
-      for (const o of order.slice(0, cap)) chosen.add(o.id);
-    }
-  }
-  let done = 0;
-  for (const im of imgs) {
-    const anns = (coco.annotationsByImage.get(im.id) ?? []).filter((a) => labelOfCat.has(a.category_id) && a.segmentation && a.iscrowd !== 1 && (!chosen || chosen.has(a.id)));
-    if (anns.length === 0) continue;
-    const rgb = await decodeRgb(join(ctx.cfg.paths.realImages, im.file_name));
-    for (const a of anns) {
-      const m = decodeRleSync(segmentationToRle(a.segmentation, im.height, im.width));
-      if (!m.data.some((v) => v !== 0)) continue;
-      realCrops.push(paddingCrop(rgb, m.data, { padding: c.embed.real_crop_padding, blur: 10 }));
-      const label = labelOfCat.get(a.category_id) as number;
-      realRows.push({ image: im.file_name, annotation: a.id, category: (classes[label] as ClassInfo).name, label });
-      if (realCrops.length >= batch) await flush(realCrops, realVecs);
-    }
-    ctx.progress(++done, imgs.length);
-  }
-  await flush(realCrops, realVecs);
-  // Generated instances: the generated image with the background set to black.
-  const pool = await readJson<PoolAnnotations>(join(ctx.runDir, 'annotate', 'annotations.json'));
-  const catName = new Map(pool.categories.map((k) => [k.id, k.name]));
-  const genRows: GeneratedRow[] = [];
-  const genVecs: Float32Array[] = [];
-  const genCrops: RgbInput[] = [];
-  const annByImage = new Map(pool.annotations.map((a) => [a.image_id, a]));
+  const real = await embedInstances({
+    ...common,
+    coco: ctx.cfg.paths.realCoco,
+    images: ctx.cfg.paths.realImages,
+    out: join(ctx.dir, 'real.npy'),
+    mode: 'crop',
+    padding: c.embed.real_crop_padding,
+    blur: 10,
+    maxPerCategory: c.embed.max_real_per_class,
+    seed: c.seed,
+    onProgress: (d, t) => ctx.progress(d, 2 * t),
+  });
   // Rows in plan order (job, then candidate), so near-duplicate groups keep the earlier candidate.
-  const order = new Map((await readJsonl<GenLine>(join(ctx.runDir, 'generate', 'generated.jsonl'))).map((l, i) => [l.file, i]));
-  const poolImages = [...pool.images].sort((x, y) => (order.get(x.file_name) ?? Infinity) - (order.get(y.file_name) ?? Infinity) || x.file_name.localeCompare(y.file_name));
-  for (const im of poolImages) {
-    const a = annByImage.get(im.id);
-    if (!a) continue;
-    const category = catName.get(a.category_id) as string;
-    const label = labelOf.get(category);
-    if (label === undefined) continue;
-    const rgb = await decodeRgb(join(ctx.runDir, 'generate', 'images', im.file_name));
-    const m = decodeRleSync(a.segmentation);
-    for (let q = 0; q < m.data.length; q++) if (!m.data[q]) rgb.data.fill(0, 3 * q, 3 * q + 3);
-    genCrops.push(rgb);
-    genRows.push({ file: im.file_name, category, label, bbox: a.bbox, area: a.area, width: im.width, height: im.height, areaFraction: a.area / (im.width * im.height) });
-    if (genCrops.length >= batch) await flush(genCrops, genVecs);
-  }
-  await flush(genCrops, genVecs);
-  // X-Paste's CLIP score: the cut-out composited on white against "a photo of {name}" (x 100).
-  let clipScored = 0;
-  if (embedder instanceof ClipModel) {
-    const index = await readJson<{ categories: Record<string, Array<{ file: string; source: string }>> }>(join(ctx.runDir, 'annotate', 'index.json'));
-    const instanceOf = new Map(Object.values(index.categories).flatMap((l) => l.map((x) => [x.source, x.file] as const)));
-    const scores = new Float32Array(genRows.length);
-    for (let i0 = 0; i0 < genRows.length; i0 += batch) {
-      const part = genRows.slice(i0, i0 + batch);
-      const imgs: RgbInput[] = [];
-      for (const r of part) {
-        const { data, info } = await sharp(join(ctx.runDir, 'annotate', instanceOf.get(r.file) as string)).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-        imgs.push(compositeOnWhite(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info.width, info.height));
-      }
-      scores.set(await clipScores(embedder, imgs, part.map((r) => r.category.replace(/_/g, ' ')), c.embed.clip_template), i0);
-    }
-    await writeNpy(join(ctx.dir, 'clip_scores.npy'), scores, [genRows.length]);
-    clipScored = genRows.length;
-  }
-  await embedder.close?.();
-  const cat = (parts: Float32Array[]) => {
-    const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-    let o = 0;
-    for (const p of parts) ((out.set(p, o)), (o += p.length));
-    return out;
-  };
-  const D = embedder.dim;
-  await writeNpy(join(ctx.dir, 'real.npy'), cat(realVecs), [realRows.length, D]);
-  await writeNpy(join(ctx.dir, 'real_labels.npy'), Int32Array.from(realRows, (r) => r.label), [realRows.length]);
-  await writeJsonl(join(ctx.dir, 'real.jsonl'), realRows);
-  await writeNpy(join(ctx.dir, 'generated.npy'), cat(genVecs), [genRows.length, D]);
-  await writeNpy(join(ctx.dir, 'generated_labels.npy'), Int32Array.from(genRows, (r) => r.label), [genRows.length]);
-  await writeJsonl(join(ctx.dir, 'generated.jsonl'), genRows);
-  await writeJson(join(ctx.dir, 'classes.json'), { embedder: embedder.name, dim: D, classes: classes.map((k) => k.name) });
-  return { summary: { embedder: embedder.name, dim: D, real: realRows.length, generated: genRows.length, clipScored } };
+  const gen = await embedInstances({
+    ...common,
+    coco: join(ctx.runDir, 'annotate', 'annotations.json'),
+    images: join(ctx.runDir, 'generate', 'images'),
+    out: join(ctx.dir, 'generated.npy'),
+    mode: 'masked',
+    order: join(ctx.runDir, 'generate', 'generated.jsonl'),
+    onProgress: (d, t) => ctx.progress(t + d, 2 * t),
+  });
+  return { summary: { embedder: real.name, dim: real.dim, real: real.rows, generated: gen.rows, failed: real.failures + gen.failures } };
 }
 
 // --- score --------------------------------------------------------------------
 
-export interface ScoreRow {
-  file: string;
-  category: string;
-  /** Similarity to the real crops of its own class (mean or max over them). */
-  own: number;
-  /** The class whose real crops are most similar, and that similarity. */
-  bestClass: string;
-  best: number;
-  /** Of the k nearest real crops, how many share the class. */
-  knnAgree: number;
-  k: number;
-  /** Row of the first (kept) member of its near-duplicate group, or -1. */
-  duplicateOf: number;
-  /** Cosine to that member. */
-  duplicateScore: number;
-  touchesBorder: boolean;
-  areaFraction: number;
-  /** X-Paste's CLIP score (100 cos to "a photo of {name}" on white), with a CLIP model only. */
-  clipScore?: number;
-}
-
-async function loadMatrix(path: string) {
-  const n = await readNpy(path);
-  const shape = n.shape as number[];
-  return { data: n.data as Float32Array, rows: shape[0] as number, dim: (shape[1] ?? 1) as number };
-}
-
+/** `genaug score against-real` (+ `genaug score clip-score` with a CLIP model) into score/scores.jsonl. */
 async function runScore(ctx: StageContext): Promise<StageResult> {
   const c = ctx.cfg.config;
   const e = join(ctx.runDir, 'embed');
-  const { classes } = await readJson<{ classes: string[] }>(join(e, 'classes.json'));
-  const real = await loadMatrix(join(e, 'real.npy'));
-  const realLabels = (await readNpy(join(e, 'real_labels.npy'))).data as Int32Array;
-  const gen = await loadMatrix(join(e, 'generated.npy'));
-  const rows = await readJsonl<GeneratedRow>(join(e, 'generated.jsonl'));
-  const C = classes.length;
-  const clipPath = join(e, 'clip_scores.npy');
-  const clip = existsSync(clipPath) ? ((await readNpy(clipPath)).data as Float32Array) : undefined;
-  const scores: ScoreRow[] = [];
-  if (gen.rows > 0 && real.rows > 0) {
-    // Own class: DiverGen's inter-similarity (mean or max of cosines to the class's real crops);
-    // every class: the class means, to tell which real class a sample is closest to.
-    const genLabels = Int32Array.from(rows, (r) => r.label);
-    const ownSim = await interSimilarity(gen, genLabels, real, realLabels, { variants: [c.score.inter] });
-    const own = c.score.inter === 'max' ? ownSim.max : ownSim.mean;
-    const inter = c.score.inter === 'max' ? await classMax(gen, real, realLabels, { numClasses: C }) : await classMean(gen, real, realLabels, { numClasses: C });
-    const k = Math.min(c.score.knn, real.rows);
-    const knn = await topk(gen, real, k);
-    const dupThreshold = c.filter.dedup_threshold ?? 0.99;
-    const dup = await pairs(gen, undefined, { threshold: dupThreshold });
-    const groups = groupPairs(gen.rows, dup, 'greedy');
-    // For each dropped row: the kept row it pairs with most strongly.
-    const dupOf = new Int32Array(gen.rows).fill(-1);
-    const dupScore = new Float32Array(gen.rows);
-    for (let p = 0; p < dup.scores.length; p++) {
-      const i = Number(dup.i[p]);
-      const j = Number(dup.j[p]);
-      // Same class only: a shape drawn for two classes is an off-class problem, not a duplicate.
-      if ((rows[i] as GeneratedRow).label !== (rows[j] as GeneratedRow).label) continue;
-      if (groups.keep[j] === 0 && groups.keep[i] === 1 && (dup.scores[p] as number) > (dupScore[j] as number)) {
-        dupOf[j] = i;
-        dupScore[j] = dup.scores[p] as number;
-      }
-    }
-    for (let i = 0; i < gen.rows; i++) {
-      const r = rows[i] as GeneratedRow;
-      let best = 0;
-      for (let q = 1; q < C; q++) if ((inter.values[i * C + q] as number) > (inter.values[i * C + best] as number) || Number.isNaN(inter.values[i * C + best] as number)) best = q;
-      let agree = 0;
-      for (let x = 0; x < k; x++) agree += realLabels[Number(knn.indices[i * k + x])] === r.label ? 1 : 0;
-      const [bx, by, bw, bh] = r.bbox;
-      scores.push({
-        file: r.file,
-        category: r.category,
-        own: round(own[i] as number),
-        bestClass: classes[best] as string,
-        best: round(inter.values[i * C + best] as number),
-        knnAgree: agree,
-        k,
-        duplicateOf: dupOf[i] as number,
-        duplicateScore: round(dupScore[i] as number),
-        touchesBorder: bx <= 0 || by <= 0 || bx + bw >= r.width || by + bh >= r.height,
-        areaFraction: round(r.areaFraction),
-        ...(clip ? { clipScore: round(clip[i] as number) } : {}),
-      });
+  const { classes } = await runClasses(ctx.cfg);
+  const table = await scoreInstancesAgainstReal(join(e, 'generated.npy'), join(e, 'real.npy'), {
+    inter: c.score.inter,
+    knn: c.score.knn,
+    dedupThreshold: c.filter.dedup_threshold ?? 0.99,
+    classes: classes.map((k) => k.name),
+  });
+  // X-Paste's CLIP score: the cut-out composited on white against "a photo of {name}" (x 100).
+  let clipScored = 0;
+  if (c.embed.model !== 'features' && table.size > 0) {
+    const index = await readJson<{ categories: Record<string, Array<{ file: string; source: string }>> }>(join(ctx.runDir, 'annotate', 'index.json'));
+    const instanceOf = new Map(Object.values(index.categories).flatMap((l) => l.map((x) => [x.source, x.file] as const)));
+    const ids = [...table.keys()].filter((id) => instanceOf.has(id));
+    const model = await ClipModel.open(ctx.cfg.paths.clip as string, { provider: c.embed.provider, batchSize: c.embed.batch, require: 'both' });
+    try {
+      const scores = await clipScoreInstances(model, ids.map((id) => join(ctx.runDir, 'annotate', instanceOf.get(id) as string)), ids.map((id) => String(table.get(id)?.category)), c.embed.clip_template, c.embed.batch);
+      ids.forEach((id, i) => ((table.get(id) as Record<string, unknown>).clip_score = Math.round((scores[i] as number) * 1e6) / 1e6));
+      clipScored = ids.length;
+    } finally {
+      await model.close();
     }
   }
-  await writeJsonl(join(ctx.dir, 'scores.jsonl'), scores);
-  return { summary: { scored: scores.length, duplicates: scores.filter((s) => s.duplicateOf >= 0).length, border: scores.filter((s) => s.touchesBorder).length } };
+  await mergeScores(join(ctx.dir, 'scores.jsonl'), table);
+  const rows = [...table.values()];
+  return { summary: { scored: rows.length, duplicates: rows.filter((r) => r.dup_of !== null).length, border: rows.filter((r) => r.touches_border === true).length, clipScored } };
 }
-
-const round = (v: number) => (Number.isFinite(v) ? Math.round(v * 1e6) / 1e6 : v);
 
 // --- filter -------------------------------------------------------------------
 
-export interface Decision {
-  file: string;
-  category: string;
-  status: 'kept' | 'rejected' | 'failed';
-  /** The stage that decided: generate, annotate or filter. */
-  stage: 'generate' | 'annotate' | 'filter';
-  reason?: string;
-  truth?: string;
-  score?: ScoreRow;
+/** The run's one rule chain over the scores table, as `genaug filter --rules` takes it. */
+export function filterRules(c: RunConfig): Rule[] {
+  const f = c.filter;
+  const method = f.rules as Rule[];
+  const rules: Rule[] = [];
+  // Near-duplicates are dropped only when asked for (X-Paste and DiverGen keep them): a threshold or the dedup rule.
+  if (f.dedup_threshold !== undefined || method.includes('dedup')) rules.push('dedup');
+  if (f.reject_border) rules.push('border');
+  if (f.min_area_fraction !== undefined || f.max_area_fraction !== undefined) rules.push('area');
+  for (const r of method) if (!rules.includes(r)) rules.push(r);
+  if (f.require_own_class_best) rules.push('own-class');
+  if (f.inter_similarity_min !== undefined && !rules.includes('divergen')) rules.push('divergen');
+  if (f.knn_agreement_min !== undefined) rules.push('knn');
+  return rules;
 }
 
+/** The options of that chain (`genaug filter`'s flags). */
+export function filterOptions(c: RunConfig): FilterOptions {
+  const f = c.filter;
+  return {
+    threshold: f.inter_similarity_min ?? 0.6,
+    similarityColumn: c.score.inter === 'max' ? 'inter_sim_max' : 'inter_sim_mean',
+    minArea: f.min_area_fraction ?? 0.05,
+    maxArea: f.max_area_fraction ?? 0.95,
+    minClip: f.min_clip,
+    tol: f.clip_tolerance,
+    ...(f.knn_agreement_min !== undefined ? { knnMin: f.knn_agreement_min } : {}),
+  };
+}
+
+/**
+ * `genaug filter --scores score/scores.jsonl --rules <chain>` into kept.jsonl
+ * and rejected.jsonl; decisions.jsonl is the run's ledger: every planned
+ * image once, failed in generate, rejected in annotate, or decided by the chain.
+ */
 async function runFilter(ctx: StageContext): Promise<StageResult> {
-  const f = ctx.cfg.config.filter;
+  const c = ctx.cfg.config;
+  const table = await readScores(join(ctx.runDir, 'score', 'scores.jsonl'), { allowMissing: true });
+  const rules = filterRules(c);
+  const decided = new Map(applyFilters(table, rules, filterOptions(c)).map((d) => [d.id, d]));
+  if (rules.length) await writeDecisions([...decided.values()], join(ctx.dir, 'kept.jsonl'), join(ctx.dir, 'rejected.jsonl'));
   const gen = await readJsonl<GenLine>(join(ctx.runDir, 'generate', 'generated.jsonl'));
   const rejectedAnn = new Map((await readJsonl<{ file: string; status: string; reason: string }>(join(ctx.runDir, 'annotate', 'rejected.jsonl'))).map((r) => [r.file, r]));
-  const scores = await readJsonl<ScoreRow>(join(ctx.runDir, 'score', 'scores.jsonl'));
-  const byFile = new Map(scores.map((s, i) => [s.file, { s, i }]));
-  // A rare class cannot have most of k neighbours among its few real crops: ask for at most half of them.
-  const realCount = new Map<string, number>();
-  for (const r of await readJsonl<RealRow>(join(ctx.runDir, 'embed', 'real.jsonl'))) realCount.set(r.category, (realCount.get(r.category) ?? 0) + 1);
-  // The seed methods' rules (curate/filters.ts) over the scores, as \`genaug filter\` applies them.
-  const rules = f.rules as Rule[];
-  // Near-duplicates are dropped only when asked for (X-Paste and DiverGen keep them): a threshold or the dedup rule.
-  const dedup = f.dedup_threshold !== undefined || rules.includes('dedup');
-  let methodDecisions: Map<string, { kept: boolean; reason: string; values: Record<string, unknown> }> | undefined;
-  if (rules.length) {
-    const table: ScoreTable = new Map(
-      scores.map((s) => [
-        s.file,
-        {
-          category: s.category,
-          [ctx.cfg.config.score.inter === 'max' ? 'inter_sim_max' : 'inter_sim_mean']: Number.isFinite(s.own) ? s.own : null,
-          area_fraction: s.areaFraction,
-          // Every row has a group, named by its kept member (which comes first in table order); singletons are their own.
-          dup_group: s.duplicateOf >= 0 ? (scores[s.duplicateOf]?.file ?? s.file) : s.file,
-          ...(s.clipScore !== undefined ? { clip_score: s.clipScore } : {}),
-        },
-      ]),
-    );
-    methodDecisions = new Map(
-      applyFilters(table, rules, {
-        threshold: f.inter_similarity_min ?? 0.6,
-        similarityColumn: ctx.cfg.config.score.inter === 'max' ? 'inter_sim_max' : 'inter_sim_mean',
-        minArea: f.min_area_fraction ?? 0.05,
-        maxArea: f.max_area_fraction ?? 0.95,
-        minClip: f.min_clip,
-        tol: f.clip_tolerance,
-      }).map((d) => [d.id, d]),
-    );
-  }
-  const decisions: Decision[] = [];
+  const decisions: LedgerEntry[] = [];
   for (const g of gen) {
     const base = { file: g.file, category: g.category, ...(g.truth ? { truth: g.truth } : {}) };
-    if (g.status === 'failed') {
-      decisions.push({ ...base, status: 'failed', stage: 'generate', reason: g.reason ?? 'generation failed' });
-      continue;
-    }
     const rj = rejectedAnn.get(g.file);
-    if (rj) {
-      decisions.push({ ...base, status: rj.status === 'failed' ? 'failed' : 'rejected', stage: 'annotate', reason: rj.reason });
-      continue;
-    }
-    const hit = byFile.get(g.file);
-    if (!hit) {
-      decisions.push({ ...base, status: 'rejected', stage: 'filter', reason: 'no score (class has no real examples)' });
-      continue;
-    }
-    const s = hit.s;
-    let reason: string | undefined;
-    const method = methodDecisions?.get(g.file);
-    if (dedup && s.duplicateOf >= 0) reason = `near-duplicate of ${scores[s.duplicateOf]?.file} (cosine ${s.duplicateScore.toFixed(3)})`;
-    else if (f.reject_border && s.touchesBorder) reason = 'object touches the image border (cut off by the frame)';
-    else if (f.min_area_fraction !== undefined && s.areaFraction < f.min_area_fraction) reason = `object covers ${(s.areaFraction * 100).toFixed(1)} % of the image < ${f.min_area_fraction * 100} %`;
-    else if (f.max_area_fraction !== undefined && s.areaFraction > f.max_area_fraction) reason = `object covers ${(s.areaFraction * 100).toFixed(1)} % of the image > ${f.max_area_fraction * 100} %`;
-    else if (method && !method.kept) reason = `${method.reason.replace(':', ': ')} (${Object.entries(method.values).filter(([k]) => k !== 'category').map(([k, v]) => `${k} ${typeof v === 'number' ? Number(v.toFixed(4)) : v}`).join(', ')})`;
-    else if (f.require_own_class_best && s.bestClass !== s.category) reason = `closer to real '${s.bestClass}' (${s.best.toFixed(3)}) than to real '${s.category}' (${s.own.toFixed(3)})`;
-    else if (f.inter_similarity_min !== undefined && !rules.includes('divergen') && !(s.own >= f.inter_similarity_min)) reason = `similarity to real '${s.category}' ${s.own.toFixed(3)} < ${f.inter_similarity_min}`;
-    else if (f.knn_agreement_min !== undefined && s.knnAgree < Math.min(f.knn_agreement_min, Math.ceil((realCount.get(s.category) ?? 0) / 2))) reason = `only ${s.knnAgree}/${s.k} nearest real crops are '${s.category}'`;
-    decisions.push({ ...base, status: reason ? 'rejected' : 'kept', stage: 'filter', ...(reason ? { reason } : {}), score: s });
+    const d = decided.get(g.file);
+    if (g.status === 'failed') decisions.push({ ...base, status: 'failed', stage: 'generate', reason: g.reason ?? 'generation failed' });
+    else if (rj) decisions.push({ ...base, status: rj.status === 'failed' ? 'failed' : 'rejected', stage: 'annotate', reason: rj.reason });
+    else if (!d) decisions.push({ ...base, status: 'rejected', stage: 'filter', reason: 'no score (not embedded: see embed/*.failed.jsonl)' });
+    else decisions.push({ ...base, status: d.kept ? 'kept' : 'rejected', stage: 'filter', ...(d.kept ? {} : { reason: describeDecision(d) }), score: table.get(g.file) as ScoreColumns });
   }
   await writeJsonl(join(ctx.dir, 'decisions.jsonl'), decisions);
   const count = (st: string) => decisions.filter((d) => d.status === st).length;
-  return { summary: { kept: count('kept'), rejected: count('rejected'), failed: count('failed') } };
+  return { summary: { kept: count('kept'), rejected: count('rejected'), failed: count('failed'), rules } };
 }
 
 // --- pool ---------------------------------------------------------------------
@@ -620,14 +402,15 @@ export interface PoolEntry {
 async function runPool(ctx: StageContext): Promise<StageResult> {
   const c = ctx.cfg.config;
   const { coco, classes } = await runClasses(ctx.cfg);
-  const decisions = (await readJsonl<Decision>(join(ctx.runDir, 'filter', 'decisions.jsonl'))).filter((d) => d.status === 'kept');
+  const decisions = (await readJsonl<LedgerEntry>(join(ctx.runDir, 'filter', 'decisions.jsonl'))).filter((d) => d.status === 'kept');
+  const own = (d: LedgerEntry) => ownSimilarity(d.score) ?? 0;
   const index = await readJson<{ categories: Record<string, Array<{ file: string; source: string; bbox: number[] }>> }>(join(ctx.runDir, 'annotate', 'index.json'));
   const instanceOf = new Map(Object.values(index.categories).flatMap((l) => l.map((e) => [e.source, e.file] as const)));
   const boxOf = new Map(Object.values(index.categories).flatMap((l) => l.map((e) => [e.source, e.bbox] as const)));
   const categories: Record<string, PoolEntry[]> = {};
   for (const cls of classes) {
     let kept = decisions.filter((d) => d.category === cls.name);
-    if (c.pool.max_per_class > 0) kept = [...kept].sort((a, b) => (b.score?.own ?? 0) - (a.score?.own ?? 0) || a.file.localeCompare(b.file)).slice(0, c.pool.max_per_class);
+    if (c.pool.max_per_class > 0) kept = [...kept].sort((a, b) => own(b) - own(a) || a.file.localeCompare(b.file)).slice(0, c.pool.max_per_class);
     const entries: PoolEntry[] = [];
     for (const d of kept) {
       const inst = instanceOf.get(d.file);
@@ -635,7 +418,7 @@ async function runPool(ctx: StageContext): Promise<StageResult> {
       const to = `instances/${slug(cls.name)}/${inst.split('/').pop()}`;
       await mkdir(join(ctx.dir, dirname(to)), { recursive: true });
       await copyFile(join(ctx.runDir, 'annotate', inst), join(ctx.dir, to));
-      entries.push({ file: to, source: d.file, score: d.score?.own ?? 0, areaFraction: d.score?.areaFraction ?? 0, bbox: boxOf.get(d.file) ?? [] });
+      entries.push({ file: to, source: d.file, score: own(d), areaFraction: Number(d.score?.area_fraction ?? 0), bbox: boxOf.get(d.file) ?? [] });
     }
     categories[cls.name] = entries.sort((a, b) => a.file.localeCompare(b.file));
   }
@@ -644,7 +427,7 @@ async function runPool(ctx: StageContext): Promise<StageResult> {
   // X-Paste's area_mean_std2.json: {"<1-based real category id>": [mean, std]} of sqrt(box area / image area).
   const priors = categoryPriors(coco);
   const sizes: Record<string, [number, number]> = {};
-  for (const p of priors) if (p.size) sizes[String(p.id)] = [round(p.size.mean), round(p.size.std)];
+  for (const p of priors) if (p.size) sizes[String(p.id)] = [round6(p.size.mean), round6(p.size.std)];
   await writeJson(join(ctx.dir, 'size_prior.json'), sizes);
   const perClass = Object.fromEntries(Object.entries(categories).map(([k, v]) => [k, v.length]));
   return { summary: { instances: Object.values(categories).reduce((s, v) => s + v.length, 0), perClass } };
@@ -689,9 +472,21 @@ async function runPaste(ctx: StageContext): Promise<StageResult> {
 // --- report -------------------------------------------------------------------
 
 async function runReport(ctx: StageContext): Promise<StageResult> {
-  const { writeReport } = await import('../report/report.js');
-  return writeReport(ctx);
+  const { classes } = await runClasses(ctx.cfg);
+  const embed = ctx.manifest.stages.embed?.summary as { embedder?: string } | undefined;
+  return writeReport({
+    runDir: ctx.runDir,
+    out: ctx.dir,
+    config: ctx.cfg.config,
+    realCoco: ctx.cfg.paths.realCoco,
+    classes: classes.map((k) => k.name),
+    embedder: embed?.embedder ?? ctx.cfg.config.embed.model,
+    // The report's own time is not known while it is written: the stages before it.
+    timings: STAGES.filter((s) => s !== 'report').map((s) => ({ stage: s, seconds: ctx.manifest.stages[s]?.seconds ?? null, status: ctx.manifest.stages[s]?.status ?? 'not run', resumed: ctx.manifest.stages[s]?.resumed ?? 0 })),
+  });
 }
+
+const round6 = (v: number) => (Number.isFinite(v) ? Math.round(v * 1e6) / 1e6 : v);
 
 export const STAGE_DEFS: Record<StageName, StageDef> = {
   plan: { version: 2, inputs: () => ['real.coco'], files: (cfg) => cfg.paths.captions ?? [], options: (c) => ({ plan: c.plan, llm: c.llm ? { url: undefined, model: c.llm.model } : null, vlm: c.vlm ? { model: c.vlm.model } : null }), journals: ['answers.jsonl'], run: runPlan },
@@ -717,9 +512,17 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     files: (cfg) => [cfg.paths.samEncoder, cfg.paths.samDecoder, cfg.paths.segmenter],
     run: runAnnotate,
   },
-  embed: { version: 1, inputs: () => ['real.coco', 'real.images', 'annotate/annotations.json'], options: (c) => ({ embed: c.embed }), files: (cfg) => [cfg.paths.clip], run: runEmbed },
-  score: { version: 1, inputs: () => ['embed/*.npy'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99 }), run: runScore },
-  filter: { version: 2, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
+  embed: {
+    version: 2,
+    resumable: true,
+    journals: ['.partial'],
+    inputs: () => ['real.coco', 'real.images', 'annotate/annotations.json', 'generate/generated.jsonl'],
+    options: (c) => ({ embed: { ...c.embed, workers: undefined } }),
+    files: (cfg) => [cfg.paths.clip],
+    run: runEmbed,
+  },
+  score: { version: 2, inputs: () => ['embed/*.npy', 'embed/*.index.jsonl'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99, clip: c.embed.model === 'features' ? null : { template: c.embed.clip_template } }), files: (cfg) => [cfg.paths.clip], run: runScore },
+  filter: { version: 3, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
   pool: { version: 2, inputs: () => ['filter/decisions.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), run: runPool },
   paste: {
     version: 2,
@@ -731,49 +534,3 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
   },
   report: { version: 1, inputs: () => ['run.json', 'every stage folder'], options: (c) => ({ report: c.report }), run: runReport },
 };
-
-/** Width the report's gap is computed in: wider embeddings go through a seeded random projection first. */
-export const GAP_DIM = 128;
-
-/**
- * A seeded Gaussian random projection to `k` columns (Johnson-Lindenstrauss:
- * cosines are kept approximately). The Fréchet distance needs a k x k matrix
- * square root per class; at CLIP/features widths (768-1701) that would take
- * minutes for a report, at 128 it takes milliseconds.
- */
-export function randomProjection(m: { data: Float32Array; rows: number; dim: number }, k: number, seed: number) {
-  if (m.dim <= k) return m;
-  const r = seededRandom(seed);
-  const P = new Float32Array(m.dim * k);
-  for (let i = 0; i < P.length; i++) P[i] = gaussian(r) / Math.sqrt(k);
-  const out = new Float32Array(m.rows * k);
-  for (let i = 0; i < m.rows; i++)
-    for (let d = 0; d < m.dim; d++) {
-      const v = m.data[i * m.dim + d] as number;
-      if (v === 0) continue;
-      for (let j = 0; j < k; j++) out[i * k + j] = (out[i * k + j] as number) + v * (P[d * k + j] as number);
-    }
-  return { data: out, rows: m.rows, dim: k };
-}
-
-/** Used by the report: the gap between real and kept synthetic embeddings, overall and per class. */
-export async function gapOf(runDir: string, keptFiles: Set<string>) {
-  const e = join(runDir, 'embed');
-  const real = randomProjection(await loadMatrix(join(e, 'real.npy')), GAP_DIM, 12345);
-  const realLabels = (await readNpy(join(e, 'real_labels.npy'))).data as Int32Array;
-  const gen = randomProjection(await loadMatrix(join(e, 'generated.npy')), GAP_DIM, 12345);
-  const rows = await readJsonl<GeneratedRow>(join(e, 'generated.jsonl'));
-  const pick = (want: (i: number) => boolean) => {
-    const idx = rows.map((_, i) => i).filter(want);
-    const data = new Float32Array(idx.length * gen.dim);
-    idx.forEach((r, o) => data.set(gen.data.subarray(r * gen.dim, (r + 1) * gen.dim), o * gen.dim));
-    return { m: { data, rows: idx.length, dim: gen.dim }, labels: Int32Array.from(idx, (i) => (rows[i] as GeneratedRow).label) };
-  };
-  const all = pick(() => true);
-  const kept = pick((i) => keptFiles.has((rows[i] as GeneratedRow).file));
-  const labels = (x: { labels: Int32Array }) => ({ real: realLabels, synthetic: x.labels });
-  return {
-    before: all.m.rows > 1 ? await datasetGap(real, all.m, labels(all)) : undefined,
-    after: kept.m.rows > 1 ? await datasetGap(real, kept.m, labels(kept)) : undefined,
-  };
-}

@@ -15,8 +15,10 @@ import sharp from 'sharp';
 import { writeFileAtomic } from '../io/atomic.js';
 import { decodeRleSync, type Rle } from '../kernels/mask.js';
 import type { PasteJournalLine } from '../augment/paste.js';
-import { STAGES } from '../pipeline/config.js';
-import { GAP_DIM, gapOf, readJson, readJsonl, writeJson, type Decision, type PoolEntry, type StageContext, type StageResult } from '../pipeline/stages.js';
+import { ownSimilarity, type LedgerEntry as Decision } from '../curate/filters.js';
+import { GAP_DIM, instanceGap } from '../curate/gap.js';
+import { readInstanceEmbeddings } from '../curate/score.js';
+import { readJson, readJsonl, writeJson } from '../util/jsonl.js';
 import { colour, esc, groupedBars, histogram } from './svg.js';
 
 async function thumb(path: string, size: number): Promise<string> {
@@ -82,6 +84,10 @@ async function outlined(path: string, anns: PasteCoco['annotations'], width: num
   return `data:image/jpeg;base64,${buf.toString('base64')}`;
 }
 
+/** A scored ledger entry's own-class similarity, and any numeric column (NaN when missing). */
+const own = (d: Decision) => ownSimilarity(d.score) ?? Number.NaN;
+const col = (d: Decision, name: string) => (typeof d.score?.[name] === 'number' ? (d.score[name] as number) : Number.NaN);
+
 const hex = (c: string) => [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16));
 
 const CSS = `
@@ -120,8 +126,8 @@ const JS = `
 function xpasteBars(scored: Decision[], minClip: number, tol: number): Array<{ value: number; label: string }> {
   const best = new Map<string, number>();
   for (const d of scored) {
-    const v = d.score?.clipScore;
-    if (v !== undefined && Number.isFinite(v)) best.set(d.category, Math.max(best.get(d.category) ?? -Infinity, v));
+    const v = d.score?.clip_score;
+    if (typeof v === 'number' && Number.isFinite(v)) best.set(d.category, Math.max(best.get(d.category) ?? -Infinity, v));
   }
   const lower = [...best].map(([k, b]) => ({ k, bar: b - tol })).filter((x) => x.bar < minClip).sort((a, b) => a.bar - b.bar || a.k.localeCompare(b.k));
   const out = [{ value: minClip, label: `min_clip ${minClip}` }];
@@ -130,16 +136,53 @@ function xpasteBars(scored: Decision[], minClip: number, tol: number): Array<{ v
   return out;
 }
 
-export async function writeReport(ctx: StageContext): Promise<StageResult> {
-  const c = ctx.cfg.config;
-  const R = ctx.runDir;
+/** One entry of the run's pool index (pool/index.json). */
+interface PoolEntry {
+  file: string;
+  source: string;
+}
+
+/** The parts of a run config the report reads. */
+export interface ReportConfig {
+  name: string;
+  preset?: string | undefined;
+  annotate: { min_area_fraction: number; max_area_fraction: number };
+  score: { knn: number; inter: 'mean' | 'max' };
+  filter: { rules: string[]; min_area_fraction?: number | undefined; max_area_fraction?: number | undefined; inter_similarity_min?: number | undefined; knn_agreement_min?: number | undefined; dedup_threshold?: number | undefined; min_clip: number; clip_tolerance: number };
+  export: { formats: readonly string[] };
+  report: { thumbnails: number; thumb_size: number };
+}
+
+export interface ReportInput {
+  /** The run folder (plan/, generate/, embed/, filter/, pool/, paste/ in it). */
+  runDir: string;
+  /** Where report.html and report.json go. */
+  out: string;
+  /** The config as the run used it (shown in the report). */
+  config: ReportConfig;
+  /** The real COCO file. */
+  realCoco: string;
+  /** The run's classes, in label order. */
+  classes: string[];
+  /** The embedder's name (embed stage). */
+  embedder: string;
+  /** The stages before the report, in order, with their last timing. */
+  timings: Array<{ stage: string; seconds: number | null; status: string; resumed: number }>;
+}
+
+/** Writes report.html and report.json of a finished run. */
+export async function writeReport(input: ReportInput): Promise<{ summary: Record<string, unknown> }> {
+  const c = input.config;
+  const R = input.runDir;
   const T = c.report.thumb_size;
   const N = c.report.thumbnails;
   const decisions = await readJsonl<Decision>(join(R, 'filter', 'decisions.jsonl'));
   const plan = await readJsonl<{ classes: string[]; candidates: number }>(join(R, 'plan', 'plan.jsonl'));
-  const { classes } = await readJson<{ classes: string[] }>(join(R, 'embed', 'classes.json'));
+  const realEmb = await readInstanceEmbeddings(join(R, 'embed', 'real.npy'));
+  const genEmb = await readInstanceEmbeddings(join(R, 'embed', 'generated.npy'));
+  const classes = input.classes;
   const pool = await readJson<{ categories: Record<string, PoolEntry[]> }>(join(R, 'pool', 'index.json'));
-  const { doc: paste, imageDir: pasteImages } = await readPasted(R, c.export.formats, ctx.cfg.paths.realCoco);
+  const { doc: paste, imageDir: pasteImages } = await readPasted(R, c.export.formats, input.realCoco);
   const catName = new Map(paste.categories.map((k) => [k.id, k.name]));
 
   // Funnel per class.
@@ -167,7 +210,8 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
   };
   const reasons: Record<string, number> = {};
   // Reasons grouped by kind: numbers and file names replaced, class names kept.
-  const kind = (d: Decision) => `${d.stage}: ${(d.reason ?? 'no reason').replace(/ of \S+ \(cosine [^)]*\)/, '').replace(/-?\d+(\.\d+)?/g, 'N')}`;
+  // A reason's kind: the rule and reason without the numbers and files after them.
+  const kind = (d: Decision) => `${d.stage}: ${(d.reason ?? 'no reason').replace(/ \(.*$/, '').replace(/-?\d+(\.\d+)?/g, 'N')}`;
   for (const d of decisions) if (d.status !== 'kept') reasons[kind(d)] = (reasons[kind(d)] ?? 0) + 1;
   const truth: Record<string, Record<string, number>> = {};
   for (const d of decisions) if (d.truth) ((truth[d.truth] ??= { kept: 0, rejected: 0, failed: 0 }), (truth[d.truth]![d.status] = (truth[d.truth]![d.status] ?? 0) + 1));
@@ -183,16 +227,16 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
     histogram({
       title: 'similarity to own class (real crops)',
       series: [
-        { name: 'kept', values: keptS.map((d) => d.score!.own) },
-        { name: 'rejected', values: rejS.map((d) => d.score!.own) },
+        { name: 'kept', values: keptS.map((d) => own(d)) },
+        { name: 'rejected', values: rejS.map((d) => own(d)) },
       ],
       thresholds: interMin !== undefined ? [{ value: interMin, label: `min ${interMin}` }] : [],
     }),
     histogram({
       title: 'object area fraction',
       series: [
-        { name: 'kept', values: keptS.map((d) => d.score!.areaFraction) },
-        { name: 'rejected', values: rejS.map((d) => d.score!.areaFraction) },
+        { name: 'kept', values: keptS.map((d) => col(d, 'area_fraction')) },
+        { name: 'rejected', values: rejS.map((d) => col(d, 'area_fraction')) },
       ],
       thresholds: [
         ...(f.min_area_fraction !== undefined ? [{ value: f.min_area_fraction, label: 'min' }] : [{ value: c.annotate.min_area_fraction, label: 'min' }]),
@@ -201,23 +245,23 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
       range: [0, 1],
     }),
     histogram({
-      title: `nearest real crops of the same class (of ${scored[0]?.score?.k ?? c.score.knn})`,
+      title: `nearest real crops of the same class (of ${(Number(scored[0]?.score?.knn_k) || c.score.knn)})`,
       series: [
-        { name: 'kept', values: keptS.map((d) => d.score!.knnAgree) },
-        { name: 'rejected', values: rejS.map((d) => d.score!.knnAgree) },
+        { name: 'kept', values: keptS.map((d) => col(d, 'knn_agree')) },
+        { name: 'rejected', values: rejS.map((d) => col(d, 'knn_agree')) },
       ],
       thresholds: f.knn_agreement_min !== undefined ? [{ value: f.knn_agreement_min, label: `min ${f.knn_agreement_min}` }] : [],
-      bins: (scored[0]?.score?.k ?? c.score.knn) + 1,
-      range: [0, (scored[0]?.score?.k ?? c.score.knn) + 1],
+      bins: ((Number(scored[0]?.score?.knn_k) || c.score.knn)) + 1,
+      range: [0, ((Number(scored[0]?.score?.knn_k) || c.score.knn)) + 1],
     }),
   ];
-  if (scored.some((d) => d.score!.clipScore !== undefined)) {
+  if (scored.some((d) => d.score!.clip_score !== undefined)) {
     hists.push(
       histogram({
         title: 'X-Paste CLIP score (x100, on white)',
         series: [
-          { name: 'kept', values: keptS.map((d) => d.score!.clipScore ?? Number.NaN) },
-          { name: 'rejected', values: rejS.map((d) => d.score!.clipScore ?? Number.NaN) },
+          { name: 'kept', values: keptS.map((d) => col(d, 'clip_score')) },
+          { name: 'rejected', values: rejS.map((d) => col(d, 'clip_score')) },
         ],
         thresholds: f.rules.includes('xpaste') ? xpasteBars(scored, f.min_clip, f.clip_tolerance) : [],
       }),
@@ -231,7 +275,7 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
     for (const d of list.slice(0, N)) {
       const src = existsSync(img(d.file)) ? await thumb(img(d.file), T) : '';
       out.push(
-        `<div class="cell ${cls}" data-class="${esc(d.category)}" title="${esc(d.file)}">${src ? `<img alt="${esc(d.file)}" src="${src}">` : '<div class="muted">no image</div>'}<div><b>${esc(d.category)}</b>${d.score ? ` · ${d.score.own.toFixed(2)}` : ''}</div>${d.reason ? `<div class="why">${esc(d.stage)}: ${esc(d.reason)}</div>` : ''}</div>`,
+        `<div class="cell ${cls}" data-class="${esc(d.category)}" title="${esc(d.file)}">${src ? `<img alt="${esc(d.file)}" src="${src}">` : '<div class="muted">no image</div>'}<div><b>${esc(d.category)}</b>${d.score ? ` · ${own(d).toFixed(2)}` : ''}</div>${d.reason ? `<div class="why">${esc(d.stage)}: ${esc(d.reason)}</div>` : ''}</div>`,
       );
     }
     return out.join('');
@@ -252,8 +296,8 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
   // Near-duplicate groups.
   const groups = new Map<string, string[]>();
   for (const d of decisions) {
-    const m = d.reason?.match(/^near-duplicate of (\S+)/);
-    if (m) groups.set(m[1] as string, [...(groups.get(m[1] as string) ?? []), d.file]);
+    const head = d.score?.dup_of;
+    if (d.status === 'rejected' && d.reason?.startsWith('dedup:') && typeof head === 'string') groups.set(head, [...(groups.get(head) ?? []), d.file]);
   }
   const groupHtml: string[] = [];
   for (const [head, members] of [...groups].slice(0, 12)) {
@@ -263,7 +307,7 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
   }
 
   // Gap and diversity.
-  const gap = await gapOf(R, new Set(kept.map((d) => d.file)));
+  const gap = await instanceGap(realEmb, genEmb, new Set(kept.map((d) => d.file)));
   const gapRows = classes.map((k, i) => {
     const b = gap.before?.perClass?.find((g) => g.class === i);
     const a = gap.after?.perClass?.find((g) => g.class === i);
@@ -283,7 +327,7 @@ export async function writeReport(ctx: StageContext): Promise<StageResult> {
 
   // Timings.
   // The report's own time is not known while it is written: the stages before it.
-  const timings = STAGES.filter((s) => s !== 'report').map((s) => ({ stage: s, seconds: ctx.manifest.stages[s]?.seconds ?? null, status: ctx.manifest.stages[s]?.status ?? 'not run', resumed: ctx.manifest.stages[s]?.resumed ?? 0 }));
+  const timings = input.timings;
 
   const data = { name: c.name, preset: c.preset ?? null, classes, funnel, totals, reasons, truth, gap: gapRows, timings, thresholds: { inter_similarity_min: interMin ?? null, knn_agreement_min: f.knn_agreement_min ?? null, dedup_threshold: f.dedup_threshold ?? (f.rules.includes('dedup') ? 0.99 : null) }, nearDuplicateGroups: groups.size };
   const funnelChart = groupedBars({ id: 'funnel-chart', title: 'samples per class through the stages', categories: classes, series: stagesOfFunnel.map((s) => ({ name: s, values: classes.map((k) => funnel[k]![s]) })), width: Math.max(720, classes.length * 120) });
@@ -312,7 +356,7 @@ ${Object.keys(truth).length ? `<h2>Planted failures (procedural generator) and w
 <section id="kept"><h2>Kept samples (${kept.length}${kept.length > N ? `, first ${N}` : ''})</h2><div class="controls">show <select data-grid="kept-grid">${options}</select></div><div class="grid" id="kept-grid">${await cells(roundRobin(kept), 'kept')}</div></section>
 <section id="rejected"><h2>Rejected samples with the reason (${rejected.length}${rejected.length > N ? `, first ${N}` : ''})</h2><div class="controls">show <select data-grid="rejected-grid">${options}</select></div><div class="grid" id="rejected-grid">${await cells(roundRobin(byStage), 'rejected')}</div></section>
 <section id="duplicates"><h2>Near-duplicate groups (${groups.size})</h2>${groupHtml.join('') || '<p class="muted">none found</p>'}</section>
-<section id="gap"><h2>Domain gap and diversity per class</h2><p class="muted">Embeddings: ${esc((await readJson<{ embedder: string }>(join(R, 'embed', 'classes.json'))).embedder)}. Fréchet distance between real crops and generated instances (before / after filtering; embeddings wider than ${GAP_DIM} go through a seeded random projection to ${GAP_DIM} dimensions first); Vendi score = effective number of distinct samples; NN = mean cosine of each kept sample to its nearest real crop; coverage = mean cosine of each real crop to its nearest kept sample.</p>
+<section id="gap"><h2>Domain gap and diversity per class</h2><p class="muted">Embeddings: ${esc(input.embedder)}. Fréchet distance between real crops and generated instances (before / after filtering; embeddings wider than ${GAP_DIM} go through a seeded random projection to ${GAP_DIM} dimensions first); Vendi score = effective number of distinct samples; NN = mean cosine of each kept sample to its nearest real crop; coverage = mean cosine of each real crop to its nearest kept sample.</p>
 <div class="charts">${gapChart}</div>
 <table id="gap-table"><tr><th>class</th><th>Fréchet before</th><th>Fréchet after</th><th>Vendi real</th><th>Vendi generated</th><th>Vendi kept</th><th>NN kept→real</th><th>coverage real→kept</th></tr>${gapRows.map((g) => `<tr><td>${esc(g.class)}</td><td>${num(g.frechetBefore)}</td><td>${num(g.frechetAfter)}</td><td>${num(g.vendiReal, 2)}</td><td>${num(g.vendiBefore, 2)}</td><td>${num(g.vendiAfter, 2)}</td><td>${num(g.nnAfter)}</td><td>${num(g.coverageAfter)}</td></tr>`).join('')}
 <tr><td><b>overall</b></td><td>${num(gap.before?.overall.frechet)}</td><td>${num(gap.after?.overall.frechet)}</td><td>${num(gap.after?.overall.vendiReal, 2)}</td><td>${num(gap.before?.overall.vendiSynthetic, 2)}</td><td>${num(gap.after?.overall.vendiSynthetic, 2)}</td><td>${num(gap.after?.overall.syntheticToReal)}</td><td>${num(gap.after?.overall.realToSynthetic)}</td></tr></table></section>
@@ -323,7 +367,7 @@ ${Object.keys(truth).length ? `<h2>Planted failures (procedural generator) and w
 <script>${JS}</script>
 </body></html>
 `;
-  await writeFileAtomic(join(ctx.dir, 'report.html'), new TextEncoder().encode(html));
-  await writeJson(join(ctx.dir, 'report.json'), data);
+  await writeFileAtomic(join(input.out, 'report.html'), new TextEncoder().encode(html));
+  await writeJson(join(input.out, 'report.json'), data);
   return { summary: { html: 'report/report.html', kept: totals.kept, pool: totals.pool } };
 }

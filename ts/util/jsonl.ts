@@ -5,9 +5,11 @@
  * off (back to the last '\n') before anything is appended. A last line that
  * is a whole JSON object and only lacks its '\n' is kept and completed.
  */
+import { existsSync } from 'node:fs';
 import { appendFile, open, readFile } from 'node:fs/promises';
 
 import { GenaugError, ioError } from '../native/errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 function isJsonObject(line: string): boolean {
   try {
@@ -108,5 +110,31 @@ export async function readJsonObjects(path: string, what = 'the file'): Promise<
     }
     out.push({ line: i + 1, value: v as Record<string, unknown> });
   });
+  return out;
+}
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+
+/** Writes a JSON document (one-space indent, final newline) atomically. */
+export const writeJson = (path: string, v: unknown) => writeFileAtomic(path, utf8(JSON.stringify(v, null, 1) + '\n'));
+
+/** Writes JSON lines atomically (a newline after each line). */
+export const writeJsonl = (path: string, rows: unknown[]) => writeFileAtomic(path, utf8(rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : '')));
+
+/** Reads a JSON document. */
+export const readJson = async <T>(path: string): Promise<T> => JSON.parse(await readFile(path, 'utf8')) as T;
+
+/** Reads JSON lines a run wrote itself ([] when the file is missing); a torn last line (an interrupted append) is ignored. */
+export async function readJsonl<T>(path: string): Promise<T[]> {
+  if (!existsSync(path)) return [];
+  const out: T[] = [];
+  for (const line of (await readFile(path, 'utf8')).split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as T);
+    } catch {
+      /* torn line */
+    }
+  }
   return out;
 }
