@@ -125,7 +125,7 @@ describe('genaug run (in process)', () => {
   it('embed.max_real_per_class embeds a seeded choice of at most N real crops per class', async () => {
     const cfg = await config('f.yaml', smallConfig('run-f', { embed: { model: 'features', real_crop_padding: 6, max_real_per_class: 2 } }));
     await runPipeline(cfg, { until: 'embed' });
-    const rows = (await readFile(join(cfg.paths.runDir, 'embed', 'real.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { category: string; annotation: number });
+    const rows = (await readFile(join(cfg.paths.runDir, 'embed', 'real.index.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { category: string; annotation: number });
     const coco = JSON.parse(await readFile(join(root, 'data', 'annotations.json'), 'utf8')) as { annotations: Array<{ category_id: number }>; categories: Array<{ id: number; name: string }> };
     for (const cat of coco.categories) {
       const have = coco.annotations.filter((a) => a.category_id === cat.id).length;
@@ -182,15 +182,15 @@ describe('genaug run (in process)', () => {
   });
 
   it('drops near-duplicates only when filter.dedup_threshold is set or the rules include dedup', async () => {
-    type Row = { file: string; duplicateOf: number };
+    type Row = { id: string; dup_of: string | null };
     type Dec = { file: string; reason?: string };
     const run = async (name: string, filter: Record<string, unknown>) => {
       const cfg = await config(`${name}.yaml`, smallConfig(name, { generate: { backend: 'procedural', concurrency: 2, failure_rates: { near_duplicate: 0.5, off_class: 0, empty: 0, border: 0 } }, filter }));
       await runPipeline(cfg, { until: 'filter' });
       const read = async <T>(p: string) => (await readFile(join(cfg.paths.runDir, p), 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
       const scores = await read<Row>('score/scores.jsonl');
-      const dups = new Set(scores.filter((r) => r.duplicateOf >= 0).map((r) => r.file));
-      const dropped = (await read<Dec>('filter/decisions.jsonl')).filter((d) => /^near-duplicate of/.test(d.reason ?? '')).map((d) => d.file);
+      const dups = new Set(scores.filter((r) => r.dup_of !== null).map((r) => r.id));
+      const dropped = (await read<Dec>('filter/decisions.jsonl')).filter((d) => /^dedup: near-duplicate/.test(d.reason ?? '')).map((d) => d.file);
       return { dups, dropped };
     };
     const off = await run('dedup-off', {});

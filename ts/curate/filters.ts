@@ -25,6 +25,9 @@
  *   the prediction is the intended class, else "likely-mislabeled".
  */
 import type { ScoreColumns, ScoreTable } from './table.js';
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+
 import { writeFileAtomic } from '../io/atomic.js';
 import { GenaugError } from '../native/errors.js';
 
@@ -305,6 +308,7 @@ export function describeDecision(d: Decision): string {
 export async function writeDecisions(decisions: Decision[], out: string, rejected: string): Promise<void> {
   const line = (d: Decision) => JSON.stringify({ id: d.id, reason: d.reason, ...d.values });
   const enc = (l: string[]) => new TextEncoder().encode(l.join('\n') + (l.length ? '\n' : ''));
+  for (const p of [out, rejected]) await mkdir(dirname(resolve(p)), { recursive: true });
   await writeFileAtomic(out, enc(decisions.filter((d) => d.kept).map(line)));
   await writeFileAtomic(rejected, enc(decisions.filter((d) => !d.kept).map(line)));
 }

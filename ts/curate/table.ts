@@ -6,8 +6,8 @@
  * file is rewritten atomically.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, extname, resolve } from 'node:path';
 
 import { writeFileAtomic } from '../io/atomic.js';
 import { GenaugError, ioError } from '../native/errors.js';
@@ -151,6 +151,7 @@ export function formatScores(table: ScoreTable, csv: boolean): string {
 export async function mergeScores(path: string, columns: Map<string, ScoreColumns>): Promise<ScoreTable> {
   const table = await readScores(path, { allowMissing: true });
   for (const [id, cols] of columns) table.set(id, { ...(table.get(id) ?? {}), ...cols });
+  await mkdir(dirname(resolve(path)), { recursive: true });
   await writeFileAtomic(path, new TextEncoder().encode(formatScores(table, isCsv(path))));
   return table;
 }

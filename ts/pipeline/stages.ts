@@ -292,7 +292,7 @@ async function runEmbed(ctx: StageContext): Promise<StageResult> {
     order: join(ctx.runDir, 'generate', 'generated.jsonl'),
     onProgress: (d, t) => ctx.progress(t + d, 2 * t),
   });
-  return { summary: { embedder: real.name, dim: real.dim, real: real.rows, generated: gen.rows, failed: real.failures + gen.failures } };
+  return { summary: { embedder: real.name, dim: real.dim, real: real.rows, generated: gen.rows, failed: real.failures + gen.failures, resumedBatches: real.resumedBatches + gen.resumedBatches } };
 }
 
 // --- score --------------------------------------------------------------------
