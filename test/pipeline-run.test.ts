@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -135,6 +137,31 @@ describe('genaug run (in process)', () => {
     await runPipeline(cfg, { from: 'embed', until: 'embed', force: true });
     expect(await sha(join(cfg.paths.runDir, 'embed', 'real.npy'))).toBe(first);
   });
+
+  it('a run killed during embed resumes from its journal without embedding the finished batches again', async () => {
+    const embed = { model: 'features', real_crop_padding: 6, batch: 1, workers: 0 };
+    const ref = await config('kref.yaml', smallConfig('run-kref', { embed }));
+    await runPipeline(ref, { until: 'embed' });
+    const cfg = await config('k.yaml', smallConfig('run-k', { embed }));
+    await runPipeline(cfg, { until: 'annotate' });
+    const dir = join(cfg.paths.runDir, 'embed');
+    const chunks = () => ['real.npy.partial', 'generated.npy.partial'].reduce((n, d) => n + (existsSync(join(dir, d)) ? readdirSync(join(dir, d)).filter((f) => f.endsWith('.chunk')).length : 0), 0);
+    // Kill -9 the command-line run as soon as it has journaled a few batches.
+    const child = spawn(process.execPath, [join(__dirname, '..', 'bin', 'genaug.js'), 'run', join(root, 'k.yaml'), '--until', 'embed', '--quiet'], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    let seen = 0;
+    while (child.exitCode === null && (seen = chunks()) < 3) await new Promise((r) => setTimeout(r, 2));
+    child.kill('SIGKILL');
+    expect(await exited, 'the run finished before it could be killed').toBeNull();
+    expect(seen).toBeGreaterThanOrEqual(3);
+    expect((await readManifest(cfg.paths.runDir))?.stages.embed?.status).toBe('running');
+    const r = await runPipeline(cfg, { until: 'embed' });
+    const rec = r.manifest.stages.embed;
+    expect(rec?.resumed).toBe(1);
+    expect(rec?.summary.resumedBatches).toBeGreaterThanOrEqual(seen);
+    for (const f of ['real.npy', 'real.index.jsonl', 'generated.npy', 'generated.index.jsonl']) expect(await sha(join(dir, f)), f).toBe(await sha(join(ref.paths.runDir, 'embed', f)));
+    expect(existsSync(join(dir, 'real.npy.partial'))).toBe(false);
+  }, 60_000);
 
   it('re-runs a stage whose recorded output was deleted', async () => {
     const cfg = await config('d.yaml', smallConfig('run-d'));
