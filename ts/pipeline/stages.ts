@@ -14,6 +14,7 @@ import { annotate } from '../curate/annotate.js';
 import { embedInstances, type EmbedderSpec } from '../curate/embed.js';
 import { applyFilters, describeDecision, ownSimilarity, writeDecisions, type FilterOptions, type LedgerEntry, type Rule } from '../curate/filters.js';
 import { clipScoreInstances, scoreInstancesAgainstReal } from '../curate/score.js';
+import { selectPool } from '../curate/pool.js';
 import { mergeScores, readScores, type ScoreColumns } from '../curate/table.js';
 import { generate, type BackendSpec, type GenerateJournalLine } from '../generate/runner.js';
 import { ProceduralBackend } from '../generate/procedural.js';
@@ -370,7 +371,7 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
   const table = await readScores(join(ctx.runDir, 'score', 'scores.jsonl'), { allowMissing: true });
   const rules = filterRules(c);
   const decided = new Map(applyFilters(table, rules, filterOptions(c)).map((d) => [d.id, d]));
-  if (rules.length) await writeDecisions([...decided.values()], join(ctx.dir, 'kept.jsonl'), join(ctx.dir, 'rejected.jsonl'));
+  await writeDecisions([...decided.values()], join(ctx.dir, 'kept.jsonl'), join(ctx.dir, 'rejected.jsonl'));
   const gen = await readJsonl<GenLine>(join(ctx.runDir, 'generate', 'generated.jsonl'));
   const rejectedAnn = new Map((await readJsonl<{ file: string; status: string; reason: string }>(join(ctx.runDir, 'annotate', 'rejected.jsonl'))).map((r) => [r.file, r]));
   const decisions: LedgerEntry[] = [];
@@ -390,47 +391,20 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
 
 // --- pool ---------------------------------------------------------------------
 
-export interface PoolEntry {
-  file: string;
-  source: string;
-  score: number;
-  areaFraction: number;
-  /** The instance's box in its generated image ([x, y, w, h]; w x h is the crop size). */
-  bbox: number[];
-}
-
+/** `genaug pool --annotated annotate --kept filter/kept.jsonl --scores score/scores.jsonl --coco REAL`. */
 async function runPool(ctx: StageContext): Promise<StageResult> {
-  const c = ctx.cfg.config;
   const { coco, classes } = await runClasses(ctx.cfg);
-  const decisions = (await readJsonl<LedgerEntry>(join(ctx.runDir, 'filter', 'decisions.jsonl'))).filter((d) => d.status === 'kept');
-  const own = (d: LedgerEntry) => ownSimilarity(d.score) ?? 0;
-  const index = await readJson<{ categories: Record<string, Array<{ file: string; source: string; bbox: number[] }>> }>(join(ctx.runDir, 'annotate', 'index.json'));
-  const instanceOf = new Map(Object.values(index.categories).flatMap((l) => l.map((e) => [e.source, e.file] as const)));
-  const boxOf = new Map(Object.values(index.categories).flatMap((l) => l.map((e) => [e.source, e.bbox] as const)));
-  const categories: Record<string, PoolEntry[]> = {};
-  for (const cls of classes) {
-    let kept = decisions.filter((d) => d.category === cls.name);
-    if (c.pool.max_per_class > 0) kept = [...kept].sort((a, b) => own(b) - own(a) || a.file.localeCompare(b.file)).slice(0, c.pool.max_per_class);
-    const entries: PoolEntry[] = [];
-    for (const d of kept) {
-      const inst = instanceOf.get(d.file);
-      if (!inst) continue;
-      const to = `instances/${slug(cls.name)}/${inst.split('/').pop()}`;
-      await mkdir(join(ctx.dir, dirname(to)), { recursive: true });
-      await copyFile(join(ctx.runDir, 'annotate', inst), join(ctx.dir, to));
-      entries.push({ file: to, source: d.file, score: own(d), areaFraction: Number(d.score?.area_fraction ?? 0), bbox: boxOf.get(d.file) ?? [] });
-    }
-    categories[cls.name] = entries.sort((a, b) => a.file.localeCompare(b.file));
-  }
-  // genaug's pool layout (as genaug annotate writes it), which genaug paste and the online loader read.
-  await writeJson(join(ctx.dir, 'index.json'), { categories });
-  // X-Paste's area_mean_std2.json: {"<1-based real category id>": [mean, std]} of sqrt(box area / image area).
-  const priors = categoryPriors(coco);
-  const sizes: Record<string, [number, number]> = {};
-  for (const p of priors) if (p.size) sizes[String(p.id)] = [round6(p.size.mean), round6(p.size.std)];
-  await writeJson(join(ctx.dir, 'size_prior.json'), sizes);
-  const perClass = Object.fromEntries(Object.entries(categories).map(([k, v]) => [k, v.length]));
-  return { summary: { instances: Object.values(categories).reduce((s, v) => s + v.length, 0), perClass } };
+  const kept = (await readJsonl<{ id: string }>(join(ctx.runDir, 'filter', 'kept.jsonl'))).map((l) => l.id);
+  const summary = await selectPool({
+    annotated: join(ctx.runDir, 'annotate'),
+    kept,
+    scores: await readScores(join(ctx.runDir, 'score', 'scores.jsonl'), { allowMissing: true }),
+    coco,
+    classes: classes.map((k) => k.name),
+    maxPerClass: ctx.cfg.config.pool.max_per_class,
+    out: ctx.dir,
+  });
+  return { summary };
 }
 
 // --- paste + export -------------------------------------------------------------
@@ -523,7 +497,7 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
   },
   score: { version: 2, inputs: () => ['embed/*.npy', 'embed/*.index.jsonl'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99, clip: c.embed.model === 'features' ? null : { template: c.embed.clip_template } }), files: (cfg) => [cfg.paths.clip], run: runScore },
   filter: { version: 3, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
-  pool: { version: 2, inputs: () => ['filter/decisions.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), run: runPool },
+  pool: { version: 3, inputs: () => ['filter/kept.jsonl', 'score/scores.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), run: runPool },
   paste: {
     version: 2,
     resumable: true,
