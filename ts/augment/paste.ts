@@ -26,7 +26,7 @@ import { basename, join, resolve } from 'node:path';
 import { Piscina } from 'piscina';
 import sharp, { type OutputInfo } from 'sharp';
 
-import { writeFileAtomic } from '../io/atomic.js';
+import { removeStaleTemporaries, writeFileAtomic } from '../io/atomic.js';
 import { readCoco, type CocoAnnotation, type CocoCategory, type CocoIndex, type CocoSegmentation } from '../io/coco.js';
 import { ShardWriter } from '../io/webdataset.js';
 import { compositeSync, type BlendMode, type CompositeOptions, type PasteInstance } from '../kernels/composite.js';
@@ -560,6 +560,8 @@ export async function paste(o: PasteOptions): Promise<PasteSummary> {
   }
   for (const t of targets) await mkdir(join(t.out, 'images'), { recursive: true });
   for (const [dir, settings] of pending) await writeFileAtomic(join(dir, 'run.json'), enc(settings + '\n'));
+  // A run killed in the middle of a write left its temporary file beside the destination: not part of the dataset.
+  for (const dir of new Set([root, ...targets.flatMap((t) => [t.out, join(t.out, 'images'), join(t.out, 'labels')])])) await removeStaleTemporaries(dir);
 
   const images = ctx.coco.dataset.images;
   const keys = imageKeys(images);
