@@ -1,5 +1,5 @@
 /** Test helpers: deterministic data and a plain double-precision oracle. */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -22,6 +22,26 @@ export function tempFolder(prefix: string): { dir: () => string; fresh: (name: s
     await rm(dir, { recursive: true, force: true });
   });
   return { dir: () => dir, fresh: (name: string) => join(dir, `${counter++}-${name}`) };
+}
+
+/** Every file under a folder (relative path -> bytes), minus the names given. */
+export async function tree(dir: string, skip: string[] = ['progress.jsonl']): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  const walk = async (d: string, rel: string) => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(join(d, e.name), r);
+      else if (!skip.includes(e.name)) out.set(r, await readFile(join(d, e.name)));
+    }
+  };
+  await walk(dir, '');
+  return out;
+}
+
+/** The same files with the same bytes (a failure names the file). */
+export function expectSameTree(a: Map<string, Buffer>, b: Map<string, Buffer>): void {
+  expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+  for (const [k, v] of a) expect(Buffer.compare(v, b.get(k) as Buffer), k).toBe(0);
 }
 
 export function randomMatrix(rows: number, dim: number, seed: number): Matrix {

@@ -13,7 +13,7 @@ import { readCoco } from '../ts/io/coco.js';
 import { ShardWriter, tarHeader } from '../ts/io/webdataset.js';
 import { decodeRleSync, fillHolesSync, largestComponentSync, rleArea } from '../ts/kernels/mask.js';
 import { seededRandom } from '../ts/util/random.js';
-import { expectCode, tempFolder } from './helpers.js';
+import { expectCode, expectSameTree, tempFolder, tree } from './helpers.js';
 import { buildPasteFixture, ellipseCrop, type PasteFixture } from './paste-fixture.js';
 
 const tmp = tempFolder('genaug-paste-');
@@ -33,25 +33,6 @@ const base = (out: string, extra: Partial<PasteOptions> = {}): PasteOptions => (
   workers: 0,
   ...extra,
 });
-
-/** Every file under a folder (relative path -> bytes), minus the names given. */
-async function tree(dir: string, skip: string[] = ['progress.jsonl']): Promise<Map<string, Buffer>> {
-  const out = new Map<string, Buffer>();
-  const walk = async (d: string, rel: string) => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) await walk(join(d, e.name), r);
-      else if (!skip.includes(e.name)) out.set(r, await readFile(join(d, e.name)));
-    }
-  };
-  await walk(dir, '');
-  return out;
-}
-
-function expectSameTree(a: Map<string, Buffer>, b: Map<string, Buffer>): void {
-  expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
-  for (const [k, v] of a) expect(Buffer.compare(v, b.get(k) as Buffer), k).toBe(0);
-}
 
 function tightBox(m: Uint8Array, w: number, h: number): [number, number, number, number] {
   let x0 = w, y0 = h, x1 = -1, y1 = -1;

@@ -127,7 +127,7 @@ export {
   type InstancePool, type PoolCategory, type PoolInstance, type PoolSkip, type ReadPoolOptions, type RgbaCrop,
 } from './augment/pool.js';
 export {
-  paste, preparePaste, planItem, renderItem, imageKeys,
+  paste, preparePaste, planItem, renderItem, imageKeys, resolvePasteFormats, PASTE_FORMATS,
   type PasteOptions, type PasteSourceOptions, type PasteContext, type PasteFormat, type PasteSummary, type PasteJournalLine, type RenderTask, type RenderResult,
 } from './augment/paste.js';
 export { pasteLoader, type PasteLoader, type PasteLoaderOptions, type PasteSample, type PasteSampleAnnotation } from './augment/loader.js';

@@ -13,6 +13,10 @@
  * the annotation files and OUT/log.jsonl are rebuilt from the journal in item
  * order (image order in the COCO file, then copy), so an interrupted and
  * resumed run gives the same bytes as an uninterrupted one.
+ *
+ * Render once, write many: a list of formats is written from one render per
+ * item (one composite, one encode), into OUT/<format>/ folders that are each
+ * the dataset a run of that format alone would write there.
  */
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
@@ -22,7 +26,7 @@ import { basename, join, resolve } from 'node:path';
 import { Piscina } from 'piscina';
 import sharp, { type OutputInfo } from 'sharp';
 
-import { writeFileAtomic } from '../io/atomic.js';
+import { removeStaleTemporaries, writeFileAtomic } from '../io/atomic.js';
 import { readCoco, type CocoAnnotation, type CocoCategory, type CocoIndex, type CocoSegmentation } from '../io/coco.js';
 import { ShardWriter } from '../io/webdataset.js';
 import { compositeSync, type BlendMode, type CompositeOptions, type PasteInstance } from '../kernels/composite.js';
@@ -160,8 +164,8 @@ export interface RenderTask {
   placements: RenderPlacement[];
   compose: CompositeOptions;
   cacheBytes: number;
-  /** Write the encoded image here (offline run), or return the raw RGB (loader). */
-  output: { path: string; format: 'jpeg' | 'png'; quality: number } | { raw: true };
+  /** Encode the image once and write those bytes to each path (offline run: one per format folder), or return the raw RGB (loader). */
+  output: { paths: string[]; format: 'jpeg' | 'png'; quality: number } | { raw: true };
   /** Per instance: 'rle' (compressed counts string), 'bitmap' (the mask), or both. */
   masks: { rle: boolean; bitmap: boolean; polygon: boolean };
 }
@@ -337,7 +341,7 @@ export async function renderItem(task: RenderTask, cache: CropCache): Promise<Re
     else {
       const enc = sharp(out.image, { raw: { width: W, height: H, channels: 3 } });
       const bytes = task.output.format === 'png' ? await enc.png().toBuffer() : await enc.jpeg({ quality: task.output.quality }).toBuffer();
-      await writeFileAtomic(task.output.path, bytes);
+      for (const path of task.output.paths) await writeFileAtomic(path, bytes);
     }
     return result;
   } catch (e) {
@@ -361,13 +365,40 @@ export function openPastePool(workers: number | undefined): Piscina | undefined 
 
 export type PasteFormat = 'coco' | 'webdataset' | 'yolo';
 
+/** The export formats, in the order a list of them is written (and recorded in run.json). */
+export const PASTE_FORMATS: readonly PasteFormat[] = ['coco', 'webdataset', 'yolo'];
+
+/**
+ * Checks `format`: one name writes into OUT, a list (even of one) writes each
+ * format into OUT/<format>/. The list comes back in PASTE_FORMATS order.
+ */
+export function resolvePasteFormats(format: PasteFormat | readonly PasteFormat[] | undefined): { formats: PasteFormat[]; subfolders: boolean } {
+  const known = (f: unknown): f is PasteFormat => typeof f === 'string' && (PASTE_FORMATS as readonly string[]).includes(f);
+  if (format === undefined) return { formats: ['coco'], subfolders: false };
+  if (!Array.isArray(format)) {
+    if (!known(format)) throw new GenaugError('E_ARGUMENT', `format must be coco, webdataset or yolo, got '${String(format)}'`);
+    return { formats: [format], subfolders: false };
+  }
+  if (format.length === 0) throw new GenaugError('E_ARGUMENT', 'format list is empty: name one or more of coco, webdataset, yolo');
+  for (const f of format) {
+    if (!known(f)) throw new GenaugError('E_ARGUMENT', `format list [${format.join(', ')}]: '${String(f)}' is not coco, webdataset or yolo`);
+    if (format.indexOf(f) !== format.lastIndexOf(f)) throw new GenaugError('E_ARGUMENT', `format list [${format.join(', ')}]: '${f}' is named twice`);
+  }
+  return { formats: PASTE_FORMATS.filter((f) => format.includes(f)), subfolders: true };
+}
+
 export interface PasteOptions extends PasteSourceOptions {
   /** Output folder. */
   out: string;
   /** Augmented copies per real image (default 1). */
   copies?: number;
-  /** Annotation format (default 'coco'). */
-  format?: PasteFormat;
+  /**
+   * Annotation format (default 'coco'), or a list of formats written from one
+   * render (each image composited and encoded once): a list writes each format
+   * into OUT/<format>/, a complete dataset with the same bytes as a run of that
+   * format alone with `out: OUT/<format>`.
+   */
+  format?: PasteFormat | readonly PasteFormat[];
   /** Image encoding (default 'jpeg'). */
   imageFormat?: 'jpeg' | 'png';
   /** JPEG quality 1..100 (default 95). */
@@ -401,6 +432,7 @@ export interface PasteJournalLine {
   fallbacks?: RenderResult['fallbacks'];
 }
 
+/** What a run wrote; the counts are shared by every format (one render feeds them all). */
 export interface PasteSummary {
   items: number;
   ok: number;
@@ -408,8 +440,12 @@ export interface PasteSummary {
   realInstances: number;
   pastedInstances: number;
   dropped: number;
-  /** Files written: annotations.json / shards / labels + data.yaml, and log.jsonl. */
+  /** Items rendered (composited and encoded) by this call; the others were finished by an earlier run. */
+  rendered: number;
+  /** Files written, every format's: annotations.json / shards / labels + data.yaml, and log.jsonl. */
   outputs: string[];
+  /** Per format: its folder (OUT, or OUT/<format> for a list) and the files written there. */
+  formats: Partial<Record<PasteFormat, { out: string; outputs: string[] }>>;
 }
 
 /** A file-name-safe key per image: its file_name stem ([A-Za-z0-9_-], ≤ 80 chars), with the id appended when two collide. */
@@ -444,12 +480,16 @@ async function readJournal(path: string): Promise<Map<string, PasteJournalLine>>
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
-/** The settings that decide the output bytes; a resumed run must use the same ones. */
-function runSettings(o: PasteOptions, ctx: PasteContext, format: PasteFormat, copies: number) {
+/**
+ * The settings that decide the output bytes; a resumed run must use the same
+ * ones. A format folder records its one format (the same run.json as a run of
+ * that format alone); the folder above a list's folders records the list.
+ */
+function runSettings(o: PasteOptions, ctx: PasteContext, format: PasteFormat | PasteFormat[], copies: number) {
   return {
     seed: ctx.seed,
     copies,
-    format,
+    ...(Array.isArray(format) ? { formats: format } : { format }),
     imageFormat: o.imageFormat ?? 'jpeg',
     jpegQuality: o.jpegQuality ?? 95,
     shardSize: o.shardSize ?? 1000,
@@ -462,46 +502,92 @@ function runSettings(o: PasteOptions, ctx: PasteContext, format: PasteFormat, co
   };
 }
 
-/** The offline render: OUT/images/ plus COCO / WebDataset / YOLO annotations and OUT/log.jsonl. */
+/** One format's folder during a run: its journal and the items it holds. */
+interface PasteTarget {
+  format: PasteFormat;
+  out: string;
+  journalPath: string;
+  done: Map<string, PasteJournalLine>;
+}
+
+/** Compares `settings` with DIR/run.json: true when it holds them, false when there is none; other settings are refused. */
+async function sameSettings(dir: string, settings: string): Promise<boolean> {
+  const path = join(dir, 'run.json');
+  if (!existsSync(path)) return false;
+  const before = await readFile(path, 'utf8');
+  if (before.trim() !== settings) {
+    throw new GenaugError('E_ARGUMENT', `${dir} holds a run with other settings (seed, copies, format, sampling, pool or dataset differ; see run.json); use a new --out folder`, { path });
+  }
+  return true;
+}
+
+/** A journal line as the given format's folder keeps it: only YOLO's carries the traced polygons. */
+function lineFor(format: PasteFormat, line: PasteJournalLine): PasteJournalLine {
+  if (format === 'yolo' || !line.instances?.some((x) => x.polygon)) return line;
+  return { ...line, instances: line.instances.map(({ polygon: _, ...x }) => x) };
+}
+
+/**
+ * The offline render: OUT/images/ plus COCO / WebDataset / YOLO annotations and
+ * OUT/log.jsonl. With a list of formats, each image is composited and encoded
+ * once and written into every OUT/<format>/ folder, each keeping its own
+ * run.json and progress.jsonl as a run of that format alone would; an item is
+ * done when every folder's journal holds it (the same line), so a run killed
+ * between two folders' journal lines renders that item again and resumes to the
+ * same bytes.
+ */
 export async function paste(o: PasteOptions): Promise<PasteSummary> {
+  const { formats, subfolders } = resolvePasteFormats(o.format);
   const ctx = await preparePaste(o);
-  const out = resolve(o.out);
-  const format = o.format ?? 'coco';
-  if (!['coco', 'webdataset', 'yolo'].includes(format)) throw new GenaugError('E_ARGUMENT', `format must be coco, webdataset or yolo, got '${format}'`);
+  const root = resolve(o.out);
   const copies = o.copies ?? 1;
   if (!Number.isInteger(copies) || copies < 1) throw new GenaugError('E_ARGUMENT', `copies must be a positive integer, got ${copies}`);
   const imageFormat = o.imageFormat ?? 'jpeg';
   const quality = o.jpegQuality ?? 95;
   if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new GenaugError('E_ARGUMENT', `jpegQuality must be an integer in [1, 100], got ${quality}`);
-  await mkdir(join(out, 'images'), { recursive: true });
 
-  const settings = JSON.stringify(runSettings(o, ctx, format, copies));
-  const settingsPath = join(out, 'run.json');
-  if (existsSync(settingsPath)) {
-    const before = await readFile(settingsPath, 'utf8');
-    if (before.trim() !== settings) {
-      throw new GenaugError('E_ARGUMENT', `${out} holds a run with other settings (seed, copies, format, sampling, pool or dataset differ; see run.json); use a new --out folder`, { path: settingsPath });
-    }
-  } else await writeFileAtomic(settingsPath, enc(settings + '\n'));
+  // Every run.json is checked before anything is written: a folder of another run (another seed, another
+  // format list, a single format's dataset where a list's folders would go) is refused, never mixed in.
+  const targets: PasteTarget[] = formats.map((format) => ({ format, out: subfolders ? join(root, format) : root, journalPath: '', done: new Map() }));
+  const pending: Array<[string, string]> = [];
+  if (subfolders) {
+    const settings = JSON.stringify(runSettings(o, ctx, formats, copies));
+    if (!(await sameSettings(root, settings))) pending.push([root, settings]);
+  }
+  for (const t of targets) {
+    const settings = JSON.stringify(runSettings(o, ctx, t.format, copies));
+    if (!(await sameSettings(t.out, settings))) pending.push([t.out, settings]);
+  }
+  for (const t of targets) await mkdir(join(t.out, 'images'), { recursive: true });
+  for (const [dir, settings] of pending) await writeFileAtomic(join(dir, 'run.json'), enc(settings + '\n'));
+  // A run killed in the middle of a write left its temporary file beside the destination: not part of the dataset.
+  for (const dir of new Set([root, ...targets.flatMap((t) => [t.out, join(t.out, 'images'), join(t.out, 'labels')])])) await removeStaleTemporaries(dir);
 
   const images = ctx.coco.dataset.images;
   const keys = imageKeys(images);
   const ext = imageFormat === 'png' ? 'png' : 'jpg';
   const itemKey = (i: number, c: number) => `${keys[i]}_${c}`;
-  const journalPath = join(out, 'progress.jsonl');
-  const done = await readJournal(journalPath);
+  for (const t of targets) {
+    t.journalPath = join(t.out, 'progress.jsonl');
+    t.done = await readJournal(t.journalPath);
+  }
+  // Rendered again: an item a folder lacks (a run killed between two folders' lines), an item the folders
+  // disagree on (they were rendered apart, from other inputs), and on request a failed one.
+  const asLine = (l: PasteJournalLine | undefined) => (l ? JSON.stringify(lineFor('coco', l)) : '');
   const todo: Array<[number, number]> = [];
   for (let i = 0; i < images.length; i++) {
     for (let c = 0; c < copies; c++) {
-      const j = done.get(`${i}:${c}`);
-      if (!j || (o.retryFailed && j.status === 'failed')) todo.push([i, c]);
+      const lines = targets.map((t) => t.done.get(`${i}:${c}`));
+      const whole = lines.every((l) => l !== undefined && asLine(l) === asLine(lines[0]));
+      if (!whole || (o.retryFailed && lines.some((l) => l?.status === 'failed'))) todo.push([i, c]);
     }
   }
   const total = images.length * copies;
   let finished = total - todo.length;
+  let rendered = 0;
   o.onProgress?.(finished, total);
 
-  const masks = { rle: true, bitmap: false, polygon: format === 'yolo' };
+  const masks = { rle: true, bitmap: false, polygon: formats.includes('yolo') };
   const pool = openPastePool(o.workers);
   const cache = pool ? undefined : new CropCache(ctx.cacheBytes);
   const lanes = pool ? Math.max(1, 2 * (o.workers ?? availableParallelism())) : 1;
@@ -516,11 +602,20 @@ export async function paste(o: PasteOptions): Promise<PasteSummary> {
       try {
         const [i, c] = todo[t]!;
         const key = itemKey(i, c);
-        const plan = planItem(ctx, i, c, { path: join(out, 'images', `${key}.${ext}`), format: imageFormat, quality }, masks);
+        const paths = targets.map((x) => join(x.out, 'images', `${key}.${ext}`));
+        const plan = planItem(ctx, i, c, { paths, format: imageFormat, quality }, masks);
         const r: RenderResult = pool ? await pool.run(plan.task) : await renderItem(plan.task, cache as CropCache);
+        rendered++;
         const line = journalLine(ctx, plan, key, r);
-        await appendFile(journalPath, JSON.stringify(line) + '\n');
-        done.set(`${i}:${c}`, line);
+        // Each folder's journal gets the line it lacks (or holds otherwise); one it already holds is not written twice.
+        for (const x of targets) {
+          const mine = lineFor(x.format, line);
+          const text = JSON.stringify(mine);
+          const had = x.done.get(`${i}:${c}`);
+          if (had && JSON.stringify(had) === text) continue;
+          await appendFile(x.journalPath, text + '\n');
+          x.done.set(`${i}:${c}`, mine);
+        }
         finished++;
         o.onProgress?.(finished, total);
       } catch (error) {
@@ -535,9 +630,13 @@ export async function paste(o: PasteOptions): Promise<PasteSummary> {
   }
   if (failure) throw failure.error;
 
-  const lines: PasteJournalLine[] = [];
-  for (let i = 0; i < images.length; i++) for (let c = 0; c < copies; c++) lines.push(done.get(`${i}:${c}`) as PasteJournalLine);
-  const outputs = await writeOutputs(ctx, out, format, ext, copies, lines, o);
+  const perFormat: PasteSummary['formats'] = {};
+  let lines: PasteJournalLine[] = [];
+  for (const t of targets) {
+    lines = [];
+    for (let i = 0; i < images.length; i++) for (let c = 0; c < copies; c++) lines.push(t.done.get(`${i}:${c}`) as PasteJournalLine);
+    perFormat[t.format] = { out: t.out, outputs: await writeOutputs(ctx, t.out, t.format, ext, copies, lines, o) };
+  }
   const ok = lines.filter((l) => l.status === 'ok');
   return {
     items: lines.length,
@@ -546,7 +645,9 @@ export async function paste(o: PasteOptions): Promise<PasteSummary> {
     realInstances: ok.reduce((n, l) => n + (l.instances ?? []).filter((x) => x.source === 'real').length, 0),
     pastedInstances: ok.reduce((n, l) => n + (l.instances ?? []).filter((x) => x.source === 'pasted').length, 0),
     dropped: ok.reduce((n, l) => n + (l.dropped ?? []).length, 0),
-    outputs,
+    rendered,
+    outputs: targets.flatMap((t) => perFormat[t.format]?.outputs ?? []),
+    formats: perFormat,
   };
 }
 

@@ -1,7 +1,7 @@
-/** `genaug paste`: copy-paste pool instances into real images; writes a COCO, WebDataset or YOLO dataset, resumably. */
+/** `genaug paste`: copy-paste pool instances into real images; writes COCO, WebDataset and/or YOLO datasets from one render, resumably. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 
-import { paste } from '../augment/paste.js';
+import { paste, PASTE_FORMATS, type PasteFormat } from '../augment/paste.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
 
@@ -34,6 +34,16 @@ function nonNegativeArg(name: string) {
   };
 }
 
+/** "coco" (one format, written into OUT) or "coco,webdataset" (a list, each written into OUT/<format>/); names the bad one. */
+export function formatsArg(value: string): PasteFormat | PasteFormat[] {
+  const names = value.split(',').map((v) => v.trim());
+  for (const n of names) {
+    if (!(PASTE_FORMATS as readonly string[]).includes(n)) throw new InvalidArgumentError(`--format: '${n}' is not one of ${PASTE_FORMATS.join(', ')} (in '${value}').`);
+    if (names.indexOf(n) !== names.lastIndexOf(n)) throw new InvalidArgumentError(`--format: '${n}' is named twice (in '${value}').`);
+  }
+  return names.length === 1 ? (names[0] as PasteFormat) : (names as PasteFormat[]);
+}
+
 export function pasteCommand(global: GlobalOptions): Command {
   return new Command('paste')
     .description(
@@ -43,10 +53,20 @@ export function pasteCommand(global: GlobalOptions): Command {
     .requiredOption('--coco <file>', 'real dataset, COCO/LVIS instances json (polygons or RLE; annotations without segmentation make a box-only image)')
     .requiredOption('--images <dir>', 'folder of the real images (COCO file_name is relative to it)')
     .requiredOption('--pool <path>', 'instance pool: a folder with index.json (genaug annotate) or an X-Paste/DiverGen {"<cat_id_0based>": ["*crop.png"]} json')
-    .requiredOption('--out <dir>', 'output folder: images/, annotations.json | shards/ | labels/ + data.yaml, log.jsonl, progress.jsonl')
+    .requiredOption('--out <dir>', 'output folder: images/, annotations.json | shards/ | labels/ + data.yaml, log.jsonl, progress.jsonl, run.json (several formats: one such folder per format, OUT/<format>/)')
     .option('--seed <n>', 'random seed: every draw is seeded from (seed, image id, copy)', intArg('--seed', 0), 0)
     .option('--copies <n>', 'augmented copies of every real image', intArg('--copies', 1, 100000), 1)
-    .addOption(new Option('--format <f>', 'annotation format: coco (compressed RLE, instance_source real/pasted), webdataset (tar shards of jpg + json), yolo (segmentation polygons + data.yaml)').choices(['coco', 'webdataset', 'yolo']).default('coco'))
+    .addOption(
+      new Option(
+        '--format <list>',
+        'annotation format, or a comma list written from one render (each image composited and encoded once): ' +
+          'coco (OUT/images + OUT/annotations.json, compressed RLE, instance_source real/pasted), webdataset (OUT/images + OUT/shards/*.tar of jpg + json, OUT/categories.json), ' +
+          'yolo (OUT/images + OUT/labels/*.txt segmentation polygons, OUT/data.yaml). One format writes into OUT; a list such as coco,webdataset writes each into OUT/<format>/ ' +
+          '(OUT/coco/annotations.json, OUT/webdataset/shards/, OUT/yolo/labels/), each folder the dataset that format alone would write there',
+      )
+        .argParser(formatsArg)
+        .default('coco'),
+    )
     .addOption(new Option('--blend <mode>', 'basic: hard paste (the reference); alpha: by the crop alpha; gaussian: feathered edge').choices(['basic', 'alpha', 'gaussian']).default('basic'))
     .option('--sigma <px>', 'gaussian feather sigma in pixels', numberArg('--sigma'), 2)
     .option('--mask-threshold <a>', "a pasted instance's mask is its resized alpha >= this, 1..255 (1: alpha > 0, the reference rule; 128: half-opaque); every blend paints only inside the mask", intArg('--mask-threshold', 1, 255), 1)
@@ -72,7 +92,7 @@ export function pasteCommand(global: GlobalOptions): Command {
     .option('-q, --quiet', 'no progress output')
     .addHelpText(
       'after',
-      '\nEvery finished (image, copy) is one line of OUT/progress.jsonl; run the same command again to resume. ' +
+      '\nEvery finished (image, copy) is one line of OUT/progress.jsonl (of every OUT/<format>/ with several formats: an item is done when each folder has it); run the same command again to resume. ' +
         'Skipped inputs (missing or undecodable images, dangling ids, unknown or empty pool categories, crops with an empty alpha, ' +
         'instances too small or larger than the image) are recorded in OUT/log.jsonl and the run goes on.',
     )
@@ -116,6 +136,6 @@ export function pasteCommand(global: GlobalOptions): Command {
       global.print(
         `${r.items} items: ${r.ok} written, ${r.failed} failed; ${r.realInstances} real and ${r.pastedInstances} pasted instances, ${r.dropped} dropped by occlusion (details in log.jsonl)`,
       );
-      global.print(`output in ${o.out}`);
+      global.print(`output in ${Array.isArray(o.format) ? Object.values(r.formats).map((f) => f.out).join(', ') : o.out}`);
     });
 }

@@ -9,7 +9,7 @@
  * little-endian host check).
  */
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { GenaugError, ioError } from '../native/errors.js';
@@ -225,4 +225,39 @@ export async function writeFileAtomic(path: string, data: Uint8Array | readonly 
     throw e;
   }
   await w.commit();
+}
+
+/** Whether a process with this id runs (EPERM: it runs, under another user). */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temporary files that atomic writes into `dir` left behind when
+ * their process was killed (`.<name>.<pid>.<hex>.tmp` of a process that no
+ * longer runs), so a resumed run's folder holds what an uninterrupted one
+ * does. A running process's temporary files (this one's included) are kept.
+ * Returns the paths removed; a missing folder has none.
+ */
+export async function removeStaleTemporaries(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw ioError(dir, dir, 'list it', e);
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/.exec(name);
+    if (!m || processRuns(Number(m[1]))) continue;
+    await removeQuietly(join(dir, name));
+    removed.push(join(dir, name));
+  }
+  return removed;
 }
