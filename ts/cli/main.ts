@@ -20,6 +20,7 @@ import { runCommand } from './run.js';
 import { scoreCommand } from './score.js';
 import { filterCommand } from './filter.js';
 import { embedCommand } from './embed.js';
+import { poolCommand } from './pool.js';
 
 function version(): string {
   try {
@@ -53,6 +54,7 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(planCommand(global));
   program.addCommand(embedCommand(global));
   program.addCommand(generateCommand(global));
+  program.addCommand(poolCommand(global));
   program.addCommand(pasteCommand(global));
 
   program.addCommand(demoCommand(global));

@@ -9,7 +9,7 @@ import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 
-import { paste, type PasteSummary } from '../augment/paste.js';
+import { paste } from '../augment/paste.js';
 import { annotate } from '../curate/annotate.js';
 import { embedInstances, type EmbedderSpec } from '../curate/embed.js';
 import { applyFilters, describeDecision, ownSimilarity, writeDecisions, type FilterOptions, type LedgerEntry, type Rule } from '../curate/filters.js';
@@ -409,38 +409,35 @@ async function runPool(ctx: StageContext): Promise<StageResult> {
 
 // --- paste + export -------------------------------------------------------------
 
+/** `genaug paste --format coco,webdataset,...`: each image composited and encoded once, every export format written from it. */
 async function runPaste(ctx: StageContext): Promise<StageResult> {
   const c = ctx.cfg.config;
   const p = c.paste;
-  const summaries: Record<string, PasteSummary> = {};
-  // One render per format (each folder is a complete dataset: images + annotations); same seed, same images.
-  for (const format of c.export.formats) {
-    summaries[format] = await paste({
-      coco: ctx.cfg.paths.realCoco,
-      images: ctx.cfg.paths.realImages,
-      pool: join(ctx.runDir, 'pool'),
-      priors: join(ctx.runDir, 'pool', 'size_prior.json'),
-      seed: c.seed,
-      out: join(ctx.dir, format),
-      format,
-      copies: p.copies_per_image,
-      jpegQuality: c.export.jpeg_quality,
-      shardSize: c.export.shard_size,
-      workers: p.workers,
-      maxSamples: p.max_samples,
-      sampling: p.sampling,
-      aspectJitter: p.aspect_jitter,
-      flipProbability: p.flip,
-      randomScaleRange: p.random_scale,
-      blend: p.blend,
-      maskThreshold: p.mask_threshold,
-      keepMaxShift: p.keep_moved_px,
-      keepMinArea: p.keep_min_area,
-      onProgress: ctx.progress,
-    });
-  }
-  const first = Object.values(summaries)[0] as PasteSummary;
-  return { summary: { images: first.ok, failed: first.failed, annotations: first.realInstances + first.pastedInstances, pasted: first.pastedInstances, dropped: first.dropped, formats: c.export.formats } };
+  const r = await paste({
+    coco: ctx.cfg.paths.realCoco,
+    images: ctx.cfg.paths.realImages,
+    pool: join(ctx.runDir, 'pool'),
+    priors: join(ctx.runDir, 'pool', 'size_prior.json'),
+    seed: c.seed,
+    // A list: each format in paste/<format>/, a complete dataset (images + annotations).
+    out: ctx.dir,
+    format: c.export.formats,
+    copies: p.copies_per_image,
+    jpegQuality: c.export.jpeg_quality,
+    shardSize: c.export.shard_size,
+    workers: p.workers,
+    maxSamples: p.max_samples,
+    sampling: p.sampling,
+    aspectJitter: p.aspect_jitter,
+    flipProbability: p.flip,
+    randomScaleRange: p.random_scale,
+    blend: p.blend,
+    maskThreshold: p.mask_threshold,
+    keepMaxShift: p.keep_moved_px,
+    keepMinArea: p.keep_min_area,
+    onProgress: ctx.progress,
+  });
+  return { summary: { images: r.ok, failed: r.failed, annotations: r.realInstances + r.pastedInstances, pasted: r.pastedInstances, dropped: r.dropped, rendered: r.rendered, formats: c.export.formats } };
 }
 
 // --- report -------------------------------------------------------------------
@@ -499,7 +496,7 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
   filter: { version: 3, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
   pool: { version: 3, inputs: () => ['filter/kept.jsonl', 'score/scores.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), run: runPool },
   paste: {
-    version: 2,
+    version: 3,
     resumable: true,
     journals: ['progress.jsonl'],
     inputs: () => ['pool/index.json', 'pool/size_prior.json', 'real.coco', 'real.images'],
