@@ -33,13 +33,14 @@ import { isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 
 import { writeFileAtomic } from '../io/atomic.js';
+import { readImage, type AlphaBackground, type ReadImageOptions } from '../io/images.js';
 import { ChunkJournal } from '../io/journal.js';
 import { NpyStreamWriter, writeNpy } from '../io/npy.js';
 import { checkInt } from '../native/validate.js';
 import { ClipModel } from '../models/clip.js';
 import { clipPreprocess } from '../models/clip-preprocess.js';
 import { FeatureEmbedder } from '../models/features.js';
-import { DEFAULT_MAX_PIXELS, loadRgb, type AlphaBackground, type Provider } from '../models/onnx.js';
+import type { Provider } from '../models/onnx.js';
 import { GenaugError } from '../native/errors.js';
 import { readJsonObjects } from '../util/jsonl.js';
 import { packageRoot } from '../native/load.js';
@@ -171,14 +172,14 @@ export async function embedBatch(task: BatchTask): Promise<BatchResult> {
   const files = task.files ?? [];
   const emb = await loadEmbedder(task.spec, task.batchSize, 'image');
   const errors: Array<string | null> = [];
-  const maxPixels = task.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const decode: ReadImageOptions = { maxPixels: task.maxPixels, background: task.background ?? 'none' };
   if (emb instanceof FeatureEmbedder) {
     const rows = new Float32Array(files.length * emb.dim);
     let n = 0;
     for (const f of files) {
       try {
         const t0 = performance.now();
-        const img = await loadRgb(f, maxPixels, task.background ?? 'none');
+        const img = await readImage(f, decode);
         const t1 = performance.now();
         emb.embedOne(img, rows, n * emb.dim);
         timings.decode += t1 - t0;
@@ -198,7 +199,7 @@ export async function embedBatch(task: BatchTask): Promise<BatchResult> {
   for (const f of files) {
     try {
       const t0 = performance.now();
-      const img = await loadRgb(f, maxPixels, task.background ?? 'none');
+      const img = await readImage(f, decode);
       const t1 = performance.now();
       clipPreprocess(img, emb.preprocess as NonNullable<ClipModel['preprocess']>, pixels, n * per);
       timings.decode += t1 - t0;

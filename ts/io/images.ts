@@ -183,14 +183,20 @@ function traceDecode(input: string | Buffer): void {
   appendFileSync(log, `${typeof input === 'string' ? resolve(input) : '<buffer>'}\n`);
 }
 
-/** Composites RGBA onto a grey level: out = round(a·rgb + (1 − a)·bg), a = alpha / 255. */
-function compositeOnto(px: Uint8Array, n: number, bg: number): Uint8Array {
+/**
+ * Composites row-major RGBA onto black or white: out = round(a·rgb + (1 − a)·bg),
+ * a = alpha / 255 (what readImage does with a background).
+ */
+export function compositeAlpha(rgba: Uint8Array, width: number, height: number, background: 'black' | 'white'): RgbImage {
+  if (rgba.length !== width * height * 4) throw new GenaugError('E_SHAPE', `RGBA image has ${rgba.length} bytes, expected ${width} x ${height} x 4`);
+  const bg = background === 'white' ? 255 : 0;
+  const n = width * height;
   const rgb = new Uint8Array(n * 3);
   for (let i = 0; i < n; i++) {
-    const a = (px[i * 4 + 3] as number) / 255;
-    for (let c = 0; c < 3; c++) rgb[i * 3 + c] = Math.round(a * (px[i * 4 + c] as number) + (1 - a) * bg);
+    const a = (rgba[i * 4 + 3] as number) / 255;
+    for (let c = 0; c < 3; c++) rgb[i * 3 + c] = Math.round(a * (rgba[i * 4 + c] as number) + (1 - a) * bg);
   }
-  return rgb;
+  return { data: rgb, width, height };
 }
 
 /**
@@ -252,7 +258,7 @@ export async function readImage(input: ImageInput, o: ReadImageOptions = {}): Pr
     const { data, info } = await src.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     const px = new Uint8Array(data.buffer, data.byteOffset, data.length);
     if (channels === 3 && background !== 'none' && info.channels === 4) {
-      return { data: compositeOnto(px, info.width * info.height, background === 'white' ? 255 : 0), width: info.width, height: info.height, channels: 3 };
+      return { ...compositeAlpha(px, info.width, info.height, background), channels: 3 };
     }
     if (info.channels !== channels) throw new GenaugError('E_FORMAT', `image ${label} decoded to ${info.channels} channels, expected ${channels}`, path === undefined ? { image: label } : { path });
     return { data: px, width: info.width, height: info.height, channels };
