@@ -127,11 +127,16 @@ async function checkFile(path: string): Promise<void> {
   }
 }
 
+/** The error detail naming the image: its path, or a description of the buffer. */
+function detailOf(label: string, path: string | undefined): Record<string, unknown> {
+  return path === undefined ? { image: label } : { path };
+}
+
 /** A sharp error as a GenaugError naming the image. */
 function decodeError(e: unknown, label: string, path: string | undefined, maxPixels: number): GenaugError {
   if (e instanceof GenaugError) return e;
   const msg = messageOf(e);
-  const detail = path === undefined ? { image: label } : { path };
+  const detail = detailOf(label, path);
   if (/pixel limit/i.test(msg)) return new GenaugError('E_LIMIT', `image ${label} has more pixels than the limit of ${maxPixels} (${msg})`, detail, { cause: e });
   if (/input file is missing/i.test(msg)) return new GenaugError('E_IO', `image ${label} does not exist`, detail, { cause: e });
   return new GenaugError('E_FORMAT', `image ${label} could not be decoded: ${msg}`, detail, { cause: e });
@@ -164,7 +169,7 @@ export async function imageInfo(input: string | Buffer): Promise<ImageInfo> {
     throw decodeError(e, label, path, DEFAULT_MAX_PIXELS);
   }
   const { width, height } = orientedSize(m);
-  if (!(width > 0 && height > 0) || !m.format) throw new GenaugError('E_FORMAT', `image ${label} has no size in its header`, path === undefined ? { image: label } : { path });
+  if (!(width > 0 && height > 0) || !m.format) throw new GenaugError('E_FORMAT', `image ${label} has no size in its header`, detailOf(label, path));
   return {
     width,
     height,
@@ -246,7 +251,7 @@ export async function readImage(input: ImageInput, o: ReadImageOptions = {}): Pr
     const w = m.width ?? 0;
     const h = m.height ?? 0;
     if (w * h > maxPixels) {
-      throw new GenaugError('E_LIMIT', `image ${label} is ${w} x ${h} = ${w * h} pixels, more than the limit of ${maxPixels}`, path === undefined ? { image: label } : { path });
+      throw new GenaugError('E_LIMIT', `image ${label} is ${w} x ${h} = ${w * h} pixels, more than the limit of ${maxPixels}`, detailOf(label, path));
     }
     traceDecode(input);
   }
@@ -260,7 +265,7 @@ export async function readImage(input: ImageInput, o: ReadImageOptions = {}): Pr
     if (channels === 3 && background !== 'none' && info.channels === 4) {
       return { ...compositeAlpha(px, info.width, info.height, background), channels: 3 };
     }
-    if (info.channels !== channels) throw new GenaugError('E_FORMAT', `image ${label} decoded to ${info.channels} channels, expected ${channels}`, path === undefined ? { image: label } : { path });
+    if (info.channels !== channels) throw new GenaugError('E_FORMAT', `image ${label} decoded to ${info.channels} channels, expected ${channels}`, detailOf(label, path));
     return { data: px, width: info.width, height: info.height, channels };
   } catch (e) {
     throw decodeError(e, label, path, maxPixels);
