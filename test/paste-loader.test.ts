@@ -37,7 +37,7 @@ describe('pasteLoader', () => {
     expect(samples.slice(0, 3).every((s) => s.epoch === 0 && s.copy === 0)).toBe(true);
     const failed = skips.filter((s) => !s.file);
     expect(failed.map((s) => [s.imageId, s.copy])).toEqual([[14, 0], [14, 1]]);
-    expect(failed[0]!.reason).toMatch(/E_IO.*no such file/);
+    expect(failed[0]!.reason).toMatch(/E_IO.*does not exist/);
     for (const s of samples) {
       expect(s.image.length).toBe(s.width * s.height * 3);
       expect(s.boxOnly).toBe(s.imageId === 13);

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../ts/cli/main.js';
 import { ClipModel } from '../ts/models/clip.js';
 import { PlanJobSchema } from '../ts/plan/job.js';
-import { loadRgb, meaningText } from '../ts/plan/ambiguity.js';
+import { readImage } from '../ts/io/images.js';
+import { meaningText } from '../ts/plan/ambiguity.js';
 import { makeImage, tinyClipWeights, writeClipFolder } from './clip-helpers.js';
 import { fixtureDataset } from './plan-fixture.js';
 import { tempFolder } from './helpers.js';
@@ -35,7 +36,7 @@ describe('genaug plan --strategy ambiguity --clip', () => {
     expect(cands).toHaveLength(5);
     // Oracle: the same model, the same decoded images, a plain mean of dot products per candidate.
     const model = await ClipModel.open(clipDir);
-    const rgb = [await loadRgb(join(images, 'img11.png')), await loadRgb(join(images, 'img12.png'))];
+    const rgb = [await readImage(join(images, 'img11.png'), { maxSide: 448 }), await readImage(join(images, 'img12.png'), { maxSide: 448 })];
     const v = await model.embedImages(rgb);
     const t = await model.embedTexts(cands.map((c) => meaningText('crane', c.text)));
     const d = model.dim;

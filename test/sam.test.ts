@@ -9,7 +9,8 @@ import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { loadRgb, openSession, providerStatus } from '../ts/models/onnx.js';
+import { readImage } from '../ts/io/images.js';
+import { openSession, providerStatus } from '../ts/models/onnx.js';
 import {
   SAM_ENCODER_INPUT_NAMES,
   SamModel,
@@ -147,19 +148,19 @@ describe('image decoding for the models', () => {
       .png()
       .toBuffer();
     expect((await sharp(rgb16).metadata()).depth).toBe('ushort');
-    const a = await loadRgb(rgb16);
+    const a = await readImage(rgb16);
     expect([a.width, a.height, a.data.length]).toEqual([4, 3, 36]);
     expect(Array.from(a.data.slice(0, 3))).toEqual([156, 156, 156]); // 40000 / 65535 * 255
     const grey16 = await sharp(new Uint16Array(12).fill(40000), { raw: { width: 4, height: 3, channels: 1 } })
       .toColourspace('grey16')
       .png()
       .toBuffer();
-    expect(Array.from((await loadRgb(grey16)).data.slice(0, 3))).toEqual([156, 156, 156]);
+    expect(Array.from((await readImage(grey16)).data.slice(0, 3))).toEqual([156, 156, 156]);
     const greyAlpha = await sharp(Buffer.alloc(4 * 3 * 2, 100), { raw: { width: 4, height: 3, channels: 2 } }).png().toBuffer();
-    expect(Array.from((await loadRgb(greyAlpha)).data.slice(0, 3))).toEqual([100, 100, 100]);
+    expect(Array.from((await readImage(greyAlpha)).data.slice(0, 3))).toEqual([100, 100, 100]);
     const cmyk = await sharp(Buffer.alloc(4 * 3 * 3, 100), { raw: { width: 4, height: 3, channels: 3 } }).toColourspace('cmyk').jpeg().toBuffer();
     expect((await sharp(cmyk).metadata()).space).toBe('cmyk');
-    const c = await loadRgb(cmyk);
+    const c = await readImage(cmyk);
     expect(c.data.length).toBe(36);
     for (const v of c.data.slice(0, 3)) expect(Math.abs(v - 100)).toBeLessThan(16);
   });

@@ -489,8 +489,8 @@ describe('scores table and the CLI', () => {
     writeFileSync(join(dir, 'classes.txt'), 'cat\ndog\n');
     const { ImageClassifier } = await import('../ts/curate/score.js');
     const clf = await ImageClassifier.open(join(dir, 'clf.onnx'));
-    const { loadRgb } = await import('../ts/models/onnx.js');
-    const all = await clf.predict(await Promise.all([0, 1, 2, 3, 4, 5, 6].map((i) => loadRgb(join(dir, `i${i}.png`)))));
+    const { readImage } = await import('../ts/io/images.js');
+    const all = await clf.predict(await Promise.all([0, 1, 2, 3, 4, 5, 6].map((i) => readImage(join(dir, `i${i}.png`)))));
     const labels = Int32Array.from([0, 1, 2, 3, 4, 5, 6], (i) => i % 2);
     const thr = confidentThresholds(all.probs, labels, 2);
     const c = confidenceScores(all.probs, labels, 2, thr);

@@ -22,6 +22,10 @@ export {
 export { readSafetensors, writeSafetensors, encodeSafetensors, SAFETENSORS_DTYPES } from './io/safetensors.js';
 export { writeFileAtomic, AtomicWriter } from './io/atomic.js';
 export {
+  readImage, imageInfo, compositeAlpha, DEFAULT_MAX_PIXELS,
+  type ImageInput, type RawImage, type DecodedImage, type ReadImageOptions, type ImageInfo, type AlphaBackground,
+} from './io/images.js';
+export {
   gaussianStats, gaussianStatsSync, emptyGaussianStats, mergeGaussianStats, gaussianMean, gaussianCovariance,
   checkGaussianStats, frechetDistance, frechetDistanceSync, vendiScore, vendiScoreSync, MAX_DENSE_DIM,
   type GaussianStats, type MetricsOptions, type VendiOptions, type FrechetResult, type VendiResult,
@@ -73,7 +77,7 @@ export {
 export { CaptionStore, captionImages, captionPrompt, planCaptions, imagePath, sampleClassImages, type StoredCaption, type CaptionOptions, type CaptionPlanOptions } from './plan/captions.js';
 export { summariseDomains, domainPrompt, planDomains, type DomainSummary, type DomainPlanOptions } from './plan/domains.js';
 export {
-  candidateMeanings, meaningText, scoreMeanings, resolveAmbiguity, meaningsOf, extraCategories, classSynset, planAmbiguity, loadRgb, openClipEmbedder,
+  candidateMeanings, meaningText, scoreMeanings, resolveAmbiguity, meaningsOf, extraCategories, classSynset, planAmbiguity, openClipEmbedder,
   type MeaningCandidate, type Resolution, type ResolveOptions, type ExtraCategoryOptions, type AmbiguityPlanOptions,
 } from './plan/ambiguity.js';
 export { plan, readMeanings, type PlanOptions, type PlanSummary, type EndpointOptions } from './plan/plan.js';

@@ -24,9 +24,10 @@ import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 
 import { Piscina } from 'piscina';
-import sharp, { type OutputInfo } from 'sharp';
+import sharp from 'sharp';
 
 import { removeStaleTemporaries, writeFileAtomic } from '../io/atomic.js';
+import { readImage } from '../io/images.js';
 import { readCoco, type CocoAnnotation, type CocoCategory, type CocoIndex, type CocoSegmentation } from '../io/coco.js';
 import { ShardWriter } from '../io/webdataset.js';
 import { compositeSync, type BlendMode, type CompositeOptions, type PasteInstance } from '../kernels/composite.js';
@@ -267,24 +268,11 @@ export function boxMask(b: readonly number[], width: number, height: number): Ui
   return m;
 }
 
-/** Decodes an image to interleaved RGB (any alpha dropped, grey expanded). */
-export async function decodeRgb(path: string): Promise<{ data: Uint8Array; width: number; height: number }> {
-  let r: { data: Buffer; info: OutputInfo };
-  try {
-    r = await sharp(path).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  } catch (e) {
-    const missing = !existsSync(path);
-    throw new GenaugError('E_IO', `${path}: ${missing ? 'no such file' : `could not decode it (${(e as Error).message})`}`, { path });
-  }
-  if (r.info.channels !== 3) throw new GenaugError('E_FORMAT', `${path}: decoded to ${r.info.channels} channels, expected 3`, { path });
-  return { data: new Uint8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength), width: r.info.width, height: r.info.height };
-}
-
 /** Renders one item: decode, masks of the real annotations, composite, encode. Never throws: a failure is `ok: false`. */
 export async function renderItem(task: RenderTask, cache: CropCache): Promise<RenderResult> {
   const empty: RenderResult = { ok: false, width: task.width, height: task.height, boxOnly: false, instances: [], dropped: [], skipped: [], fallbacks: [] };
   try {
-    const img = await decodeRgb(task.imagePath);
+    const img = await readImage(task.imagePath);
     if (img.width !== task.width || img.height !== task.height) {
       return { ...empty, reason: `[E_SHAPE] ${task.imagePath} is ${img.width} x ${img.height} but the COCO file says ${task.width} x ${task.height}` };
     }

@@ -27,9 +27,9 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
-import sharp, { type OutputInfo } from 'sharp';
 
 import type { CocoCategory } from '../io/coco.js';
+import { imageInfo, readImage } from '../io/images.js';
 import { GenaugError } from '../native/errors.js';
 
 export interface PoolInstance {
@@ -80,10 +80,9 @@ export interface ReadPoolOptions {
 
 /** Whether a crop has a non-zero alpha somewhere (true for crops without an alpha channel). */
 async function hasVisibleAlpha(file: string): Promise<boolean> {
-  const meta = await sharp(file).metadata();
-  if (!meta.hasAlpha) return true;
-  const { data } = await sharp(file).ensureAlpha().extractChannel(3).raw().toBuffer({ resolveWithObject: true });
-  for (let i = 0; i < data.length; i++) if (data[i] !== 0) return true;
+  if (!(await imageInfo(file)).hasAlpha) return true;
+  const { data } = await readImage(file, { channels: 4 });
+  for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) return true;
   return false;
 }
 
@@ -229,9 +228,7 @@ export async function readInstancePool(path: string, destination: readonly CocoC
     let { width, height } = e;
     if (width === undefined || height === undefined) {
       try {
-        const m = await sharp(e.file).metadata();
-        width = m.width ?? 0;
-        height = m.height ?? 0;
+        ({ width, height } = await imageInfo(e.file));
       } catch (err) {
         return { kind: 'unreadable', category: e.category, file: e.file, message: `${e.file}: could not read the crop (${(err as Error).message})` };
       }
@@ -325,18 +322,9 @@ export class LruCache<K, V> {
   }
 }
 
-/** Decodes an RGBA crop (any format sharp reads; alpha added as 255 when absent). E_FORMAT for an empty alpha or zero size. */
+/** Decodes an RGBA crop (io/images: any format, alpha added as 255 when absent). E_FORMAT for an empty alpha. */
 export async function decodeCrop(file: string): Promise<RgbaCrop> {
-  let r: { data: Buffer; info: OutputInfo };
-  try {
-    r = await sharp(file).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-  } catch (e) {
-    throw new GenaugError('E_IO', `${file}: could not decode the crop (${(e as Error).message})`, { path: file });
-  }
-  const { width, height, channels } = r.info;
-  if (channels !== 4) throw new GenaugError('E_FORMAT', `${file}: decoded to ${channels} channels, expected RGBA`, { path: file });
-  if (width === 0 || height === 0) throw new GenaugError('E_FORMAT', `${file}: the crop is ${width} x ${height}`, { path: file });
-  const data = new Uint8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength);
+  const { data, width, height } = await readImage(file, { channels: 4 });
   let any = false;
   for (let i = 3; i < data.length; i += 4) {
     if (data[i] !== 0) {

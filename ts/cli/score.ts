@@ -17,11 +17,11 @@ import { alphaAreaFraction, compositeOnWhite, writeRealCrops } from '../curate/c
 import { examplesFromCoco, examplesFromVisualGenome, imageSizesFromVisualGenome, nameSimilarityFromEmbeddings, nameSimilarityFromFunction, nameSimilarityFromTable, readJson, readRelationPool } from '../curate/relations.js';
 import { contentHash, mergeScores, openSampleJournal, type ScoreColumns } from '../curate/table.js';
 import { readCoco } from '../io/coco.js';
+import { imageInfo, readImage } from '../io/images.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readMatrix } from '../io/npy.js';
 import { buildRelationPool, clisLayout, layoutNames, poolToAcpJson } from '../kernels/layout.js';
 import { ChatClient } from '../llm/chat.js';
-import { loadRgb } from '../models/onnx.js';
 import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
 import { ClipModel } from '../models/clip.js';
 import { packagedWordNet } from '../plan/wordnet.js';
@@ -102,22 +102,21 @@ async function loadImage(l: ManifestLine, i: number, base: string, path: string,
   if (typeof l.file !== 'string') throw new GenaugError('E_FORMAT', `${path}:${i + 1} has no "file"`);
   const f = resolveFile(l.file, base);
   try {
-    if (!rgba) return { img: await loadRgb(f) };
-    const sharp = (await import('sharp')).default;
-    const { data, info } = await sharp(f).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-    const px = new Uint8Array(data.buffer, data.byteOffset, data.length);
-    const img = compositeOnWhite(px, info.width, info.height);
+    if (!rgba) return { img: await readImage(f) };
+    const crop = await readImage(f, { channels: 4 });
+    const px = crop.data;
+    const img = compositeOnWhite(px, crop.width, crop.height);
     const given = givenArea(l);
     if (given !== undefined) return { img, area: given, areaSource: 'manifest' };
     const indexed = areas?.get(l.file);
     if (indexed !== undefined) return { img, area: indexed, areaSource: 'pool-index' };
-    const fg = alphaAreaFraction(px, info.width, info.height) * info.width * info.height;
+    const fg = alphaAreaFraction(px, crop.width, crop.height) * crop.width * crop.height;
     const src = typeof l.source === 'string' ? l.source : typeof l.image === 'string' ? l.image : undefined;
     if (src) {
-      const m = await sharp(resolveFile(src, base)).metadata();
-      if (m.width && m.height) return { img, area: fg / (m.width * m.height), areaSource: 'source-image' };
+      const m = await imageInfo(resolveFile(src, base));
+      return { img, area: fg / (m.width * m.height), areaSource: 'source-image' };
     }
-    return { img, area: fg / (info.width * info.height), areaSource: 'crop' };
+    return { img, area: fg / (crop.width * crop.height), areaSource: 'crop' };
   } catch (e) {
     return { error: `${f}: ${(e as Error).message}` };
   }

@@ -21,9 +21,9 @@ import { Piscina } from 'piscina';
 import sharp from 'sharp';
 
 import { writeFileAtomic } from '../io/atomic.js';
+import { readImage } from '../io/images.js';
 import { readJournalMap, readJsonObjects } from '../util/jsonl.js';
 import { cropToMask, foregroundFromCorners, postProcessMask, type Image, type PostProcessResult } from '../kernels/mask.js';
-import { DEFAULT_MAX_PIXELS, loadRgb } from '../models/onnx.js';
 import type { SamModel } from '../models/sam.js';
 import type { Segmenter } from '../models/segmenter.js';
 import { GenaugError } from '../native/errors.js';
@@ -55,7 +55,7 @@ export interface AnnotateOptions {
   /** Area fraction bounds (X-Paste: [0.05, 0.95]). */
   minFraction?: number;
   maxFraction?: number;
-  /** Images larger than this many pixels are rejected (default sharp's limit, 0x3FFF^2). */
+  /** Images with more pixels than this are rejected, from the header (default DEFAULT_MAX_PIXELS, 0x3FFF²). */
   maxPixels?: number;
   /** Images processed at once (default: the number of cores). */
   concurrency?: number;
@@ -165,7 +165,7 @@ async function foreground(rgb: Image, o: AnnotateOptions): Promise<PostProcessRe
 export async function annotateOne(file: string, category: string, o: AnnotateOptions): Promise<JournalLine> {
   const path = join(o.images, file);
   try {
-    const loaded = await loadRgb(path, o.maxPixels ?? DEFAULT_MAX_PIXELS);
+    const loaded = await readImage(path, { maxPixels: o.maxPixels });
     const rgb: Image = { data: loaded.data, height: loaded.height, width: loaded.width, channels: 3 };
     const r = await foreground(rgb, o);
     const base = { file, category, width: rgb.width, height: rgb.height };

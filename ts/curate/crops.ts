@@ -12,6 +12,7 @@
  * borders (…cba|abcd|dcb…).
  */
 import type { CocoAnnotation, CocoIndex } from '../io/coco.js';
+import { compositeAlpha, readImage } from '../io/images.js';
 import { decodeRle, segmentationToRle } from '../kernels/mask.js';
 import type { RgbInput } from '../models/types.js';
 import { GenaugError } from '../native/errors.js';
@@ -125,13 +126,7 @@ export async function annotationMask(index: CocoIndex, ann: CocoAnnotation): Pro
 
 /** An RGBA instance composited onto a white background (X-Paste's CLIP-score input): out = a·rgb + (1 − a)·255, rounded. */
 export function compositeOnWhite(rgba: Uint8Array, width: number, height: number): RgbInput {
-  if (rgba.length !== width * height * 4) throw new GenaugError('E_SHAPE', `RGBA image has ${rgba.length} bytes, expected ${width} x ${height} x 4`);
-  const out = new Uint8Array(width * height * 3);
-  for (let i = 0; i < width * height; i++) {
-    const a = rgba[i * 4 + 3]! / 255;
-    for (let c = 0; c < 3; c++) out[i * 3 + c] = Math.round(a * rgba[i * 4 + c]! + (1 - a) * 255);
-  }
-  return { data: out, width, height };
+  return compositeAlpha(rgba, width, height, 'white');
 }
 
 /** The foreground area fraction of an RGBA instance (alpha > 128, X-Paste's rule). */
@@ -156,7 +151,6 @@ export async function writeRealCrops(index: CocoIndex, imagesDir: string, out: s
   const { join, resolve } = await import('node:path');
   const { createHash } = await import('node:crypto');
   const sharp = (await import('sharp')).default;
-  const { loadRgb } = await import('../models/onnx.js');
   const { writeFileAtomic } = await import('../io/atomic.js');
   const { openSampleJournal } = await import('./table.js');
   await mkdir(join(out, 'crops'), { recursive: true });
@@ -182,7 +176,7 @@ export async function writeRealCrops(index: CocoIndex, imagesDir: string, out: s
     const mine = { manifest: [] as string[], failed: [] as string[] };
     let rgb: RgbInput | undefined;
     try {
-      rgb = await loadRgb(join(imagesDir, im.file_name));
+      rgb = await readImage(join(imagesDir, im.file_name));
       if (rgb.width !== im.width || rgb.height !== im.height) throw new GenaugError('E_SHAPE', `image is ${rgb.width}x${rgb.height} but the annotations say ${im.width}x${im.height}`);
     } catch (e) {
       rgb = undefined;

@@ -33,13 +33,14 @@ import { isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 
 import { writeFileAtomic } from '../io/atomic.js';
+import { readImage, type AlphaBackground, type ReadImageOptions } from '../io/images.js';
 import { ChunkJournal } from '../io/journal.js';
 import { NpyStreamWriter, writeNpy } from '../io/npy.js';
 import { checkInt } from '../native/validate.js';
 import { ClipModel } from '../models/clip.js';
 import { clipPreprocess } from '../models/clip-preprocess.js';
 import { FeatureEmbedder } from '../models/features.js';
-import { DEFAULT_MAX_PIXELS, loadRgb, type AlphaBackground, type Provider } from '../models/onnx.js';
+import type { Provider } from '../models/onnx.js';
 import { GenaugError } from '../native/errors.js';
 import { readJsonObjects } from '../util/jsonl.js';
 import { mixSeed, seededRandom } from '../util/random.js';
@@ -178,7 +179,7 @@ export async function embedBatch(task: BatchTask): Promise<BatchResult> {
     return { dim: m.dim, rows, errors: (task.texts ?? []).map(() => null), timings };
   }
   const emb = await loadEmbedder(task.spec, task.batchSize, 'image');
-  const maxPixels = task.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const decode: ReadImageOptions = { maxPixels: task.maxPixels, background: task.background ?? 'none' };
   const errors: Array<string | null> = [];
   const count = task.kind === 'instances' ? (task.images ?? []).reduce((n, im) => n + im.masks.length, 0) : (task.files ?? []).length;
   const clip = emb instanceof FeatureEmbedder ? undefined : emb;
@@ -200,7 +201,7 @@ export async function embedBatch(task: BatchTask): Promise<BatchResult> {
       let rgb: RgbInput;
       const t0 = performance.now();
       try {
-        rgb = await loadRgb(im.abs, maxPixels, 'none');
+        rgb = await readImage(im.abs, { ...decode, background: 'none' });
       } catch (e) {
         for (let q = 0; q < im.masks.length; q++) errors.push(reasonOf(e));
         continue;
@@ -219,7 +220,7 @@ export async function embedBatch(task: BatchTask): Promise<BatchResult> {
     for (const f of task.files ?? []) {
       try {
         const t0 = performance.now();
-        const img = await loadRgb(f, maxPixels, task.background ?? 'none');
+        const img = await readImage(f, decode);
         const t1 = performance.now();
         timings.decode += t1 - t0;
         take(img, t1);

@@ -8,6 +8,7 @@
  * becomes OpenAI's (transparent = the area to repaint): for a background edit
  * (invert_mask) the object stays opaque, otherwise the object is cleared.
  */
+import { imageInfo, readImage } from '../io/images.js';
 import { checkImage } from './image.js';
 import { backendError, decodeBase64, ensureOk, readJson, splitCredentials } from './http.js';
 import { substitute } from './template.js';
@@ -85,10 +86,9 @@ export class OpenAIBackend implements Backend {
 /** RGBA PNG the size of the source: alpha 0 where the server may repaint. */
 async function alphaMask(source: Buffer, mask: Buffer, invert: boolean): Promise<Buffer> {
   const { default: sharp } = await import('sharp');
-  const meta = await sharp(source).metadata();
-  const w = meta.width as number;
-  const h = meta.height as number;
-  const gray = await sharp(mask).resize(w, h, { fit: 'fill', kernel: 'nearest' }).greyscale().raw().toBuffer();
+  const { width: w, height: h } = await imageInfo(source);
+  const m = await readImage(mask);
+  const gray = await sharp(m.data, { raw: { width: m.width, height: m.height, channels: 3 } }).resize(w, h, { fit: 'fill', kernel: 'nearest' }).greyscale().raw().toBuffer();
   const rgba = Buffer.alloc(w * h * 4);
   for (let i = 0; i < w * h; i++) {
     const object = (gray[i] as number) >= 128;

@@ -2,7 +2,8 @@
  * ONNX models through onnxruntime-node: opening a session with clear errors,
  * choosing the execution provider (never a silent CPU fallback), checking a
  * model's inputs and outputs against what genaug feeds it, and the image
- * helpers the model wrappers share (decode with sharp, resize, bilinear maps).
+ * helpers the model wrappers share (resize, bilinear maps; images are decoded
+ * by io/images.ts).
  *
  * Event loop: onnxruntime-node's `session.run()` (and session creation) is a
  * synchronous native call scheduled with `setImmediate` (USERS.md 21): the
@@ -21,6 +22,7 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 
+import type { RgbImage } from '../io/images.js';
 import { GenaugError } from '../native/errors.js';
 import { checkInt } from '../native/validate.js';
 
@@ -324,126 +326,7 @@ export function checkOutput(model: OnnxModel, outName: string, t: ort.Tensor | u
 }
 
 // ---------------------------------------------------------------------------
-// Images (shared by the model wrappers)
-
-/** Row-major 8-bit pixels, `channels` per pixel. */
-export interface RawImage {
-  data: Uint8Array;
-  width: number;
-  height: number;
-  channels: 1 | 3 | 4;
-}
-
-/** A path, an encoded image (PNG/JPEG/WebP/... bytes), or decoded pixels. */
-export type ImageInput = string | Buffer | RawImage;
-
-/** The default pixel limit: sharp's own (0x3FFF²). */
-export const DEFAULT_MAX_PIXELS = 0x3fff * 0x3fff;
-
-export interface RgbImage {
-  /** Row-major RGB, 3 bytes per pixel. */
-  data: Uint8Array;
-  width: number;
-  height: number;
-}
-
-function imageLabel(image: ImageInput): string {
-  if (typeof image === 'string') return image;
-  if (Buffer.isBuffer(image)) return `an encoded image buffer of ${image.length} bytes`;
-  return 'a raw image';
-}
-
-function isRawImage(v: unknown): v is RawImage {
-  return typeof v === 'object' && v !== null && !Buffer.isBuffer(v) && 'data' in v && 'width' in v && 'height' in v;
-}
-
-function checkRaw(img: RawImage): void {
-  if (!(img.data instanceof Uint8Array)) throw new GenaugError('E_DTYPE', 'raw image data must be a Uint8Array');
-  checkInt(img.width, 'image width', 1, 1 << 20);
-  checkInt(img.height, 'image height', 1, 1 << 20);
-  if (img.channels !== 1 && img.channels !== 3 && img.channels !== 4) {
-    throw new GenaugError('E_RANGE', `raw image channels must be 1, 3 or 4, got ${String(img.channels)}`);
-  }
-  const want = img.width * img.height * img.channels;
-  if (img.data.length !== want) {
-    throw new GenaugError('E_SHAPE', `raw image data has ${img.data.length} bytes, expected ${img.width} x ${img.height} x ${img.channels} = ${want}`);
-  }
-}
-
-/**
- * Decodes an image to 8-bit sRGB (alpha dropped, or with `background` black
- * or white composited onto that colour; grayscale expanded, 16-bit reduced,
- * EXIF orientation ignored as SAM does). Missing/unreadable file →
- * E_IO; corrupt, truncated or unsupported data → E_FORMAT; more pixels than
- * `maxPixels` → E_LIMIT; each message names the image.
- */
-/** What an image with an alpha channel is composited onto when decoded: 'none' drops alpha (keeps the RGB under it). */
-export type AlphaBackground = 'none' | 'black' | 'white';
-
-export async function loadRgb(image: ImageInput, maxPixels = DEFAULT_MAX_PIXELS, background: AlphaBackground = 'none'): Promise<RgbImage> {
-  if (background !== 'none' && background !== 'black' && background !== 'white') {
-    throw new GenaugError('E_ARGUMENT', `background must be none, black or white, got ${JSON.stringify(background)}`);
-  }
-  checkInt(maxPixels, 'maxPixels', 1);
-  const label = imageLabel(image);
-  if (typeof image === 'string') {
-    try {
-      const st = await stat(image);
-      if (!st.isFile()) throw new GenaugError('E_IO', `image ${image} is not a file`, { path: image });
-      await access(image, fsConstants.R_OK);
-    } catch (e) {
-      if (e instanceof GenaugError) throw e;
-      const code = errno(e);
-      const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : messageOf(e);
-      throw new GenaugError('E_IO', `image ${image} ${why}`, { path: image }, { cause: e });
-    }
-  } else if (isRawImage(image)) {
-    checkRaw(image);
-    if (image.width * image.height > maxPixels) {
-      throw new GenaugError('E_LIMIT', `${label} has ${image.width} x ${image.height} pixels, more than the limit of ${maxPixels}`);
-    }
-  } else if (!Buffer.isBuffer(image)) {
-    throw new GenaugError('E_TYPE', 'an image must be a path, a Buffer of encoded bytes, or { data, width, height, channels }');
-  }
-
-  try {
-    const src = isRawImage(image)
-      ? sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } })
-      : sharp(image, { limitInputPixels: maxPixels, failOn: 'warning' });
-    if (background !== 'none') {
-      // Keep alpha and composite here: out = round(a·rgb + (1 − a)·bg), a = alpha/255 (as compositeOnWhite).
-      const { data: px, info: pi } = await src.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-      if (pi.channels === 4) {
-        const bg = background === 'white' ? 255 : 0;
-        const n = pi.width * pi.height;
-        const rgb = new Uint8Array(n * 3);
-        for (let i = 0; i < n; i++) {
-          const a = (px[i * 4 + 3] as number) / 255;
-          for (let c = 0; c < 3; c++) rgb[i * 3 + c] = Math.round(a * (px[i * 4 + c] as number) + (1 - a) * bg);
-        }
-        return { data: rgb, width: pi.width, height: pi.height };
-      }
-      if (pi.channels !== 3) throw new GenaugError('E_FORMAT', `${label}: decoded to ${pi.channels} channels, expected RGB or RGBA`);
-      return { data: new Uint8Array(px.buffer, px.byteOffset, px.length), width: pi.width, height: pi.height };
-    }
-    const { data, info } = await src
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3) {
-      throw new GenaugError('E_FORMAT', `${label}: decoded to ${info.channels} channels, expected RGB`);
-    }
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
-  } catch (e) {
-    if (e instanceof GenaugError) throw e;
-    const msg = messageOf(e);
-    if (/pixel limit/i.test(msg)) {
-      throw new GenaugError('E_LIMIT', `image ${label} has more pixels than the limit of ${maxPixels} (${msg})`, { image: label }, { cause: e });
-    }
-    throw new GenaugError('E_FORMAT', `image ${label} could not be decoded: ${msg}`, { image: label }, { cause: e });
-  }
-}
+// Images (shared by the model wrappers; decoding lives in io/images.ts)
 
 /** Resizes RGB pixels with sharp's bilinear kernel (antialiased when shrinking, like PIL's BILINEAR). */
 export async function resizeRgb(img: RgbImage, width: number, height: number): Promise<RgbImage> {

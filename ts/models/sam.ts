@@ -24,21 +24,19 @@
  * Event loop: onnxruntime-node's run() blocks it (see onnx.ts); the API is
  * async so that it can move into a worker without changing callers.
  */
+import { readImage, type ImageInput, type RgbImage } from '../io/images.js';
 import { GenaugError } from '../native/errors.js';
 import { checkInt, checkNumber } from '../native/validate.js';
 import {
   checkOutput,
   checkSignature,
-  loadRgb,
   normaliseToChw,
   openSession,
   ort,
   resizeRgb,
   runSession,
-  type ImageInput,
   type OnnxModel,
   type Provider,
-  type RgbImage,
   type Signature,
 } from './onnx.js';
 
@@ -65,7 +63,7 @@ export interface SamLoadOptions {
   encoderInput?: string;
   /** The encoder's output name when it is none of SAM_ENCODER_OUTPUT_NAMES. */
   encoderOutput?: string;
-  /** Pixel limit for decoded images (default sharp's, 0x3FFF²). */
+  /** Pixel limit for decoded images, checked from the header (default DEFAULT_MAX_PIXELS, 0x3FFF²). */
   maxPixels?: number;
 }
 
@@ -171,7 +169,7 @@ export async function samPreprocess(
   image: ImageInput | RgbImage,
   maxPixels?: number,
 ): Promise<{ tensor: Float32Array; width: number; height: number; resizedWidth: number; resizedHeight: number }> {
-  const rgb = isRgb(image) ? image : await loadRgb(image, maxPixels);
+  const rgb = isRgb(image) ? image : await readImage(image, { maxPixels });
   const r = samResizeShape(rgb.width, rgb.height);
   const resized = await resizeRgb(rgb, r.width, r.height);
   const tensor = new Float32Array(3 * SAM_IMAGE_SIZE * SAM_IMAGE_SIZE);

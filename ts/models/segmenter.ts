@@ -9,19 +9,18 @@
  *
  * Event loop: onnxruntime-node's run() blocks it (see onnx.ts).
  */
+import { readImage, type ImageInput } from '../io/images.js';
 import { GenaugError } from '../native/errors.js';
 import { checkInt, checkNumber } from '../native/validate.js';
 import {
   checkOutput,
   checkSignature,
-  loadRgb,
   normaliseToChw,
   openSession,
   ort,
   resizeBilinear,
   resizeRgb,
   runSession,
-  type ImageInput,
   type OnnxModel,
   type Provider,
 } from './onnx.js';
@@ -50,7 +49,7 @@ export interface SegmenterOptions {
   outputName?: string;
   /** Input size for a model with dynamic H, W (ignored, or checked, when static). */
   inputSize?: { width: number; height: number };
-  /** Pixel limit for decoded images (default sharp's). */
+  /** Pixel limit for decoded images, checked from the header (default DEFAULT_MAX_PIXELS, 0x3FFF²). */
   maxPixels?: number;
 }
 
@@ -172,7 +171,7 @@ export class Segmenter {
 
   /** Foreground mask and probability of an image at its own size. */
   async segment(image: ImageInput): Promise<ForegroundResult> {
-    const rgb = await loadRgb(image, this.opts.maxPixels);
+    const rgb = await readImage(image, { maxPixels: this.opts.maxPixels });
     const W = this.inputWidth;
     const H = this.inputHeight;
     const resized = await resizeRgb(rgb, W, H);

@@ -16,11 +16,11 @@
  * class already and whose similarity to every class is below a threshold
  * (DiverGen filtered ImageNet categories at 0.4; path similarity by default).
  */
-import { readFile } from 'node:fs/promises';
 
 import { z } from 'zod';
 
 import type { CocoIndex } from '../io/coco.js';
+import { readImage } from '../io/images.js';
 import { ClipModel } from '../models/clip.js';
 import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
 import { GenaugError } from '../native/errors.js';
@@ -118,28 +118,8 @@ export async function scoreMeanings(name: string, candidates: string[], images: 
   });
 }
 
-/** Decodes an image file to interleaved RGB (sharp), at most `maxSide` pixels on its longer side. */
-export async function loadRgb(path: string, maxSide = 448): Promise<RgbInput> {
-  const { default: sharp } = await import('sharp');
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (e) {
-    throw new GenaugError('E_IO', `could not read image ${path}: ${(e as Error).message}`, { path });
-  }
-  try {
-    const { data, info } = await sharp(bytes)
-      .rotate()
-      .resize({ width: maxSide, height: maxSide, fit: 'inside', withoutEnlargement: true })
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
-  } catch (e) {
-    throw new GenaugError('E_FORMAT', `could not decode image ${path}: ${(e as Error).message}`, { path });
-  }
-}
+/** The longer side real images are shrunk to before CLIP scores them (CLIP resizes to 224 anyway). */
+const SCORE_MAX_SIDE = 448;
 
 export interface ResolveOptions {
   wordnet?: WordNet;
@@ -174,7 +154,7 @@ export async function resolveAmbiguity(coco: CocoIndex | null, classes: PlanClas
     o.loadImages ??
     (async (_c: PlanClass, ids: number[]) => {
       if (!coco) return [];
-      return Promise.all(ids.map((id) => loadRgb(imagePath(coco.imageById.get(id)!, o.imageRoot))));
+      return Promise.all(ids.map((id) => readImage(imagePath(coco.imageById.get(id)!, o.imageRoot), { maxSide: SCORE_MAX_SIDE })));
     });
   const perClass = await mapLimit(classes, o.concurrency ?? 2, async (c): Promise<[Resolution, PlanFailure[]]> => {
     const failures: PlanFailure[] = [];
