@@ -163,6 +163,37 @@ describe('genaug run (in process)', () => {
     expect(existsSync(join(dir, 'real.npy.partial'))).toBe(false);
   }, 60_000);
 
+  it('every stage before the report decodes each image at most once (GENAUG_DECODE_LOG)', async () => {
+    const cfg = await config('dec.yaml', smallConfig('run-dec', { paste: { max_samples: 4, workers: 0 } }));
+    const log = join(root, 'decodes.log');
+    const before = process.env.GENAUG_DECODE_LOG;
+    process.env.GENAUG_DECODE_LOG = log;
+    const perStage: Record<string, Map<string, number>> = {};
+    try {
+      for (const stage of STAGES.filter((s) => s !== 'report')) {
+        await writeFile(log, '');
+        await runPipeline(cfg, { from: stage, until: stage });
+        const counts = new Map<string, number>();
+        for (const l of (await readFile(log, 'utf8')).split('\n').filter(Boolean)) counts.set(l, (counts.get(l) ?? 0) + 1);
+        perStage[stage] = counts;
+      }
+    } finally {
+      if (before === undefined) delete process.env.GENAUG_DECODE_LOG;
+      else process.env.GENAUG_DECODE_LOG = before;
+    }
+    for (const [stage, counts] of Object.entries(perStage)) {
+      const twice = [...counts].filter(([, n]) => n > 1);
+      expect(twice, `${stage} decoded these more than once`).toEqual([]);
+    }
+    // The log is real: annotate and embed each decoded every generated image, paste the real images and pool crops.
+    const generated = (await readFile(join(cfg.paths.runDir, 'generate', 'manifest.jsonl'), 'utf8')).trim().split('\n').map((l) => join(cfg.paths.runDir, 'generate', 'images', (JSON.parse(l) as { file: string }).file));
+    for (const f of generated) expect(perStage.annotate?.get(f), f).toBe(1);
+    const embedded = (await readFile(join(cfg.paths.runDir, 'embed', 'generated.index.jsonl'), 'utf8')).trim().split('\n').map((l) => join(cfg.paths.runDir, 'generate', 'images', (JSON.parse(l) as { file: string }).file));
+    expect(embedded.length).toBeGreaterThan(0);
+    for (const f of embedded) expect(perStage.embed?.get(f), f).toBe(1);
+    expect([...(perStage.paste?.keys() ?? [])].some((f) => f.includes(join('pool', 'instances')))).toBe(true);
+  }, 120_000);
+
   it('re-runs a stage whose recorded output was deleted', async () => {
     const cfg = await config('d.yaml', smallConfig('run-d'));
     await runPipeline(cfg);

@@ -66,6 +66,11 @@ export interface PasteSourceOptions extends SampleOptions {
   keepMinArea?: number;
   /** Decoded crops cached per worker, in bytes (default 256 MiB). */
   cacheBytes?: number;
+  /**
+   * The in-process crop cache: the pool's alpha check decodes each crop into
+   * it, so rendering on this thread does not decode the crop a second time.
+   */
+  cropCache?: CropCache;
 }
 
 export interface PasteContext {
@@ -127,7 +132,7 @@ async function loadPriors(p: PasteSourceOptions['priors'], coco: CocoIndex): Pro
 export async function preparePaste(o: PasteSourceOptions): Promise<PasteContext> {
   const coco = typeof o.coco === 'string' ? await readCoco(o.coco) : o.coco;
   const categoriesIn = [...coco.categoryById.values()].sort((a, b) => a.id - b.id);
-  const pool = typeof o.pool === 'string' ? await readInstancePool(o.pool, categoriesIn, { addCategories: o.addCategories ?? false }) : o.pool;
+  const pool = typeof o.pool === 'string' ? await readInstancePool(o.pool, categoriesIn, { addCategories: o.addCategories ?? false, ...(o.cropCache ? { cache: o.cropCache } : {}) }) : o.pool;
   const seed = o.seed ?? 0;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new GenaugError('E_ARGUMENT', `seed must be a non-negative integer, got ${seed}`);
   const blend = o.blend ?? 'basic';
@@ -526,7 +531,9 @@ function lineFor(format: PasteFormat, line: PasteJournalLine): PasteJournalLine 
  */
 export async function paste(o: PasteOptions): Promise<PasteSummary> {
   const { formats, subfolders } = resolvePasteFormats(o.format);
-  const ctx = await preparePaste(o);
+  // Rendering on this thread: the pool's alpha check fills the crop cache the renders read.
+  const shared = o.workers === 0 ? new CropCache(o.cacheBytes ?? 256 * 2 ** 20) : undefined;
+  const ctx = await preparePaste(shared ? { ...o, cropCache: shared } : o);
   const root = resolve(o.out);
   const copies = o.copies ?? 1;
   if (!Number.isInteger(copies) || copies < 1) throw new GenaugError('E_ARGUMENT', `copies must be a positive integer, got ${copies}`);
@@ -577,7 +584,7 @@ export async function paste(o: PasteOptions): Promise<PasteSummary> {
 
   const masks = { rle: true, bitmap: false, polygon: formats.includes('yolo') };
   const pool = openPastePool(o.workers);
-  const cache = pool ? undefined : new CropCache(ctx.cacheBytes);
+  const cache = pool ? undefined : (shared ?? new CropCache(ctx.cacheBytes));
   const lanes = pool ? Math.max(1, 2 * (o.workers ?? availableParallelism())) : 1;
   let failure: { error: unknown } | undefined;
   let next = 0;

@@ -76,11 +76,22 @@ export interface ReadPoolOptions {
    * and each draw of one is skipped at render time.
    */
   checkAlpha?: boolean;
+  /** Decode the checked crops into this cache (a renderer on this thread then reads them from it). */
+  cache?: CropCache;
 }
 
 /** Whether a crop has a non-zero alpha somewhere (true for crops without an alpha channel). */
-async function hasVisibleAlpha(file: string): Promise<boolean> {
+async function hasVisibleAlpha(file: string, cache?: CropCache): Promise<boolean> {
   if (!(await imageInfo(file)).hasAlpha) return true;
+  if (cache) {
+    try {
+      await cache.get(file);
+      return true;
+    } catch (e) {
+      if (e instanceof GenaugError && e.code === 'E_FORMAT' && /alpha is zero everywhere/.test(e.message)) return false;
+      throw e;
+    }
+  }
   const { data } = await readImage(file, { channels: 4 });
   for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) return true;
   return false;
@@ -237,7 +248,7 @@ export async function readInstancePool(path: string, destination: readonly CocoC
     if (o.checkAlpha ?? true) {
       let visible: boolean;
       try {
-        visible = await hasVisibleAlpha(e.file);
+        visible = await hasVisibleAlpha(e.file, o.cache);
       } catch (err) {
         return { kind: 'unreadable', category: e.category, file: e.file, message: `${e.file}: could not read the crop (${(err as Error).message})` };
       }

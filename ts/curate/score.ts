@@ -25,6 +25,7 @@ import { readMatrix } from '../io/npy.js';
 import { readJsonObjects } from '../util/jsonl.js';
 import { GenaugError } from '../native/errors.js';
 import { compositeOnWhite } from './crops.js';
+import { readImage } from '../io/images.js';
 
 // ------------------------------------------------------------------ X-Paste CLIP score
 
@@ -65,8 +66,8 @@ export async function clipScoreInstances(embedder: ImageTextEmbedder, files: str
   for (let i0 = 0; i0 < files.length; i0 += batch) {
     const imgs: RgbInput[] = [];
     for (const f of files.slice(i0, i0 + batch)) {
-      const { data, info } = await sharp(f).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-      imgs.push(compositeOnWhite(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info.width, info.height));
+      const rgba = await readImage(f, { channels: 4 });
+      imgs.push(compositeOnWhite(rgba.data, rgba.width, rgba.height));
     }
     out.set(await clipScores(embedder, imgs, names.slice(i0, i0 + batch).map((n) => n.replace(/_/g, ' ')), template), i0);
   }

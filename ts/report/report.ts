@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 
 import { writeFileAtomic } from '../io/atomic.js';
+import { readImage } from '../io/images.js';
 import { decodeRleSync, type Rle } from '../kernels/mask.js';
 import type { PasteJournalLine } from '../augment/paste.js';
 import { ownSimilarity, type LedgerEntry as Decision } from '../curate/filters.js';
@@ -22,7 +23,8 @@ import { readJson, readJsonl, writeJson } from '../util/jsonl.js';
 import { colour, esc, groupedBars, histogram } from './svg.js';
 
 async function thumb(path: string, size: number): Promise<string> {
-  const buf = await sharp(path).resize(size, size, { fit: 'contain', background: { r: 255, g: 255, b: 255 } }).jpeg({ quality: 70 }).toBuffer();
+  const im = await readImage(path, { channels: 3 });
+  const buf = await sharp(im.data, { raw: { width: im.width, height: im.height, channels: 3 } }).resize(size, size, { fit: 'contain', background: { r: 255, g: 255, b: 255 } }).jpeg({ quality: 70 }).toBuffer();
   return `data:image/jpeg;base64,${buf.toString('base64')}`;
 }
 
@@ -65,9 +67,7 @@ async function readPasted(R: string, formats: readonly string[], realCoco: strin
 
 /** A pasted image with the outline of every mask drawn (pasted: solid colour, real: white). */
 async function outlined(path: string, anns: PasteCoco['annotations'], width: number): Promise<string> {
-  const { data, info } = await sharp(path).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const W = info.width;
-  const H = info.height;
+  const { data, width: W, height: H } = await readImage(path, { channels: 3 });
   anns.forEach((a, i) => {
     if (!a.segmentation) return;
     const m = decodeRleSync(a.segmentation).data;
