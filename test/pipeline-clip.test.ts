@@ -6,7 +6,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 
 import { writeRealDataset } from '../ts/generate/procedural-world.js';
-import { readNpy } from '../ts/io/npy.js';
 import { loadConfig } from '../ts/pipeline/config.js';
 import { runPipeline } from '../ts/pipeline/run.js';
 import { tinyClipWeights, writeClipFolder } from './clip-helpers.js';
@@ -41,22 +40,22 @@ describe('genaug run with a CLIP model', () => {
     const cfg = await loadConfig(p);
     const r = await runPipeline(cfg);
     expect(r.ran).toContain('report');
-    const gen = (await readFile(join(root, 'run', 'embed', 'generated.jsonl'), 'utf8')).trim().split('\n');
-    const clip = (await readNpy(join(root, 'run', 'embed', 'clip_scores.npy'))).data as Float32Array;
-    expect(clip.length).toBe(gen.length);
-    for (const v of clip) expect(Math.abs(v)).toBeLessThanOrEqual(100.0001);
+    const gen = (await readFile(join(root, 'run', 'embed', 'generated.index.jsonl'), 'utf8')).trim().split('\n');
+    const table = (await readFile(join(root, 'run', 'score', 'scores.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { clip_score: number });
+    expect(table.length).toBe(gen.length);
+    for (const r of table) expect(Math.abs(r.clip_score)).toBeLessThanOrEqual(100.0001);
     const decisions = (await readFile(join(root, 'run', 'filter', 'decisions.jsonl'), 'utf8'))
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as { category: string; status: string; reason?: string; score?: { clipScore: number; duplicateOf: number; areaFraction: number } });
-    const scored = decisions.filter((d) => d.score && d.score.duplicateOf < 0);
+      .map((l) => JSON.parse(l) as { category: string; status: string; reason?: string; score?: { clip_score: number; dup_of: string | null; area_fraction: number } });
+    const scored = decisions.filter((d) => d.score && d.score.dup_of === null);
     const best = new Map<string, number>();
-    for (const d of scored) best.set(d.category, Math.max(best.get(d.category) ?? -Infinity, d.score!.clipScore));
+    for (const d of scored) best.set(d.category, Math.max(best.get(d.category) ?? -Infinity, d.score!.clip_score));
     for (const d of scored) {
       const bar = Math.min(21, best.get(d.category)! - 1);
-      const inArea = d.score!.areaFraction >= 0.05 && d.score!.areaFraction <= 0.95;
-      const xpasteKeeps = d.score!.clipScore >= bar && inArea;
-      expect(d.status === 'kept', `${d.category} ${d.score!.clipScore} vs bar ${bar}: ${d.reason}`).toBe(xpasteKeeps);
+      const inArea = d.score!.area_fraction >= 0.05 && d.score!.area_fraction <= 0.95;
+      const xpasteKeeps = d.score!.clip_score >= bar && inArea;
+      expect(d.status === 'kept', `${d.category} ${d.score!.clip_score} vs bar ${bar}: ${d.reason}`).toBe(xpasteKeeps);
     }
     // Every category keeps at least its best sample (the bar is never above best - 1).
     for (const c of best.keys()) expect(scored.some((d) => d.category === c && d.status === 'kept'), c).toBe(true);
@@ -64,7 +63,7 @@ describe('genaug run with a CLIP model', () => {
     expect(html).toContain('X-Paste CLIP score');
     // The chart draws min_clip and the per-class bars below it (curate/filters.ts: over every scored row).
     const bars = new Map<string, number>();
-    for (const d of decisions) if (d.score) bars.set(d.category, Math.max(bars.get(d.category) ?? -Infinity, d.score.clipScore - 1));
+    for (const d of decisions) if (d.score) bars.set(d.category, Math.max(bars.get(d.category) ?? -Infinity, d.score.clip_score - 1));
     const lower = [...bars].filter(([, b]) => b < 21).sort((a, b) => a[1] - b[1]);
     const chart = html.slice(html.indexOf('X-Paste CLIP score'), html.indexOf('</svg>', html.indexOf('X-Paste CLIP score')));
     const labels = [...chart.matchAll(/<line class="threshold"[^>]*\/><text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
