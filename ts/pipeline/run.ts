@@ -22,39 +22,10 @@ import { join, relative, sep } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import { GenaugError } from '../native/errors.js';
 import { STAGES, type LoadedConfig, type StageName } from './config.js';
+import { MANIFEST_VERSION, readManifest, type Manifest, type OutputRecord, type StageRecord } from './manifest.js';
 import { STAGE_DEFS, type StageContext, type StageResult } from './stages.js';
 
-export const MANIFEST_VERSION = 1;
-
-export interface OutputRecord {
-  path: string;
-  bytes: number;
-  sha256: string;
-}
-
-export interface StageRecord {
-  status: 'running' | 'done' | 'failed';
-  fingerprint: string;
-  inputs: string[];
-  options: unknown;
-  outputs: OutputRecord[];
-  summary: Record<string, unknown>;
-  started: string;
-  finished?: string;
-  seconds?: number;
-  error?: string;
-  /** Times this stage was resumed after an interruption. */
-  resumed?: number;
-}
-
-export interface Manifest {
-  version: number;
-  name: string;
-  preset?: string;
-  config: string;
-  seed: number;
-  stages: Partial<Record<StageName, StageRecord>>;
-}
+export { MANIFEST_VERSION, readManifest, type Manifest, type OutputRecord, type StageRecord };
 
 export interface RunOptions {
   from?: StageName;
@@ -65,16 +36,6 @@ export interface RunOptions {
   onProgress?: (stage: StageName, done: number, total: number) => void;
 }
 
-export async function readManifest(runDir: string): Promise<Manifest | undefined> {
-  const p = join(runDir, 'run.json');
-  if (!existsSync(p)) return undefined;
-  try {
-    const m = JSON.parse(await readFile(p, 'utf8')) as Manifest;
-    return m.version === MANIFEST_VERSION ? m : undefined;
-  } catch {
-    return undefined; // an unreadable manifest means nothing is known to be done
-  }
-}
 
 async function writeManifest(runDir: string, m: Manifest): Promise<void> {
   await writeFileAtomic(join(runDir, 'run.json'), new TextEncoder().encode(JSON.stringify(m, null, 1) + '\n'));

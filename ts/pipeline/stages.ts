@@ -27,7 +27,7 @@ import { categoryPriors, type CategoryPrior } from '../plan/priors.js';
 import { readJson, readJsonl, writeJson, writeJsonl } from '../util/jsonl.js';
 import { writeReport } from '../report/report.js';
 import { STAGES, type LoadedConfig, type RunConfig, type StageName } from './config.js';
-import type { Manifest } from './run.js';
+import type { Manifest } from './manifest.js';
 
 export interface StageContext {
   cfg: LoadedConfig;
