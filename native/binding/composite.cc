@@ -53,12 +53,6 @@ Napi::Array as_array(Napi::Env env, Napi::Value v, const std::string& where) {
   return v.As<Napi::Array>();
 }
 
-// Uninitialised bytes (the core writes every byte of the outputs it returns).
-Napi::Uint8Array alloc_u8(Napi::Env env, size_t n) {
-  Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, n);
-  return Napi::Uint8Array::New(env, n, b.ArrayBuffer(), b.ByteOffset());
-}
-
 CompositeOptions read_options(Napi::Env env, Napi::Value v, bool& crop) {
   CompositeOptions o;
   crop = false;
@@ -267,8 +261,7 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
 }  // namespace
 
 void register_composite(Napi::Env env, Napi::Object exports) {
-  exports.Set("compositeBatch", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return CompositeBatch(i, false); }, "compositeBatch"));
-  exports.Set("compositeBatchSync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return CompositeBatch(i, true); }, "compositeBatchSync"));
+  export_functions(env, exports, {job<CompositeBatch>("compositeBatch")});
 }
 
 }  // namespace genaug::binding
