@@ -55,6 +55,7 @@ Napi::Array as_array(Napi::Env env, Napi::Value v, const std::string& where) {
 
 CompositeOptions read_options(Napi::Env env, Napi::Value v, bool& crop) {
   CompositeOptions o;
+  o.isa = active_isa();
   crop = false;
   if (v.IsUndefined() || v.IsNull()) return o;
   Napi::Object obj = as_object(env, v, "options");
@@ -76,6 +77,7 @@ CompositeOptions read_options(Napi::Env env, Napi::Value v, bool& crop) {
   o.keep_min_area = opt_int(obj, "keepMinArea", 300, 0, int64_t(1) << 40);
   o.threads = static_cast<int>(opt_int(obj, "threads", 0, 0, 256));
   o.mask_threshold = static_cast<int>(opt_int(obj, "maskThreshold", 1, 1, 255));
+  o.isa = opt_isa(obj);
   return o;
 }
 

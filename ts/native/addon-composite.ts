@@ -31,6 +31,8 @@ export interface NativeCompositeOptions {
   threads?: number;
   maskThreshold?: number;
   maskFormat?: 'full' | 'box';
+  /** The resize's row kernel (every level gives the same bytes); 'auto': the process's level. */
+  isa?: 'auto' | 'scalar' | 'avx2' | 'avx512';
 }
 
 export interface NativeCompositeInstanceOut {
