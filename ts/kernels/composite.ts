@@ -50,7 +50,7 @@
  * (round = floor(v + 0.5)), clipped to the image; `boxOnly` is true.
  */
 
-import type { NativeComposite, NativeCompositeOptions, NativeCompositeSceneIn, NativeCompositeSceneOut } from '../native/addon-composite.js';
+import type { NativeAddon, NativeCompositeOptions, NativeCompositeSceneIn, NativeCompositeSceneOut } from '../native/addon.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
 import { checkInt, checkNumber, pinInputs } from '../native/validate.js';
@@ -154,7 +154,7 @@ export interface CompositeResult {
   boxOnly: boolean;
 }
 
-function addon(): NativeComposite {
+function addon(): NativeAddon {
   return native();
 }
 
