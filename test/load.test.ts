@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { capabilities } from '../ts/index.js';
+import { GenaugError } from '../ts/native/errors.js';
+import { native } from '../ts/native/load.js';
 
 const dist = join(__dirname, '..', 'dist', 'index.js');
 
@@ -59,5 +61,32 @@ describe('the loader', () => {
     expect(e.code).toBe('E_NATIVE_LOAD');
     expect(e.message).toMatch(/found but failed to load/);
     expect(e.message).toContain(bad);
+  });
+});
+
+describe('errors of async native calls', () => {
+  it('carry the stack of the caller (captured before the call, as sharp does)', async () => {
+    // The string is parsed on the worker, so the error is created there, with
+    // no JavaScript frames of its own.
+    async function decodeAMalformedRle(): Promise<unknown> {
+      return native().rleDecode(['!!'], 2, 2);
+    }
+    const e = await decodeAMalformedRle().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(GenaugError);
+    expect((e as GenaugError).code).toBe('E_FORMAT');
+    const stack = (e as GenaugError).stack ?? '';
+    expect(stack.split('\n')[0]).toBe(`GenaugError: ${(e as GenaugError).message}`);
+    expect(stack).toContain('decodeAMalformedRle');
+    expect(stack).toContain('load.test.ts');
+  });
+
+  it('leave resolved results and synchronous twins as they were', async () => {
+    const a = native();
+    const counts = await a.rleEncode(new Uint8Array([0, 1, 1, 0]), 1, 2, 2, { form: 'counts' });
+    expect(Array.from(counts[0] as Uint32Array)).toEqual([1, 2, 1]);
+    expect(() => a.rleDecodeSync(['!!'], 2, 2)).toThrow(/RLE string: byte 0/);
   });
 });

@@ -2,6 +2,10 @@
  * The one place that finds and loads the native addon. When it cannot, it
  * throws a single GenaugError (E_NATIVE_LOAD) naming what is missing and the
  * command that fixes it.
+ *
+ * The addon's Promise-returning functions are wrapped so that a rejection
+ * carries the stack of the JavaScript call that started the work (native
+ * errors are created on a later tick, with no JavaScript frames of their own).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -28,6 +32,46 @@ export function addonCandidates(): string[] {
   return list;
 }
 
+// --- Caller stacks on async errors ----------------------------------------------
+
+type AnyFn = (...args: unknown[]) => unknown;
+
+/** Appends the frames of `caller` (captured before the native call) to a rejected error's stack. */
+function attachCallerStack(e: unknown, caller: { stack?: string }): unknown {
+  if (e instanceof Error && caller.stack) {
+    const frames = caller.stack.split('\n').slice(1).join('\n');
+    if (frames) e.stack = `${e.stack ?? `${e.name}: ${e.message}`}\n${frames}`;
+  }
+  return e;
+}
+
+/**
+ * The addon with each Promise-returning function (every `name` that has a
+ * `nameSync` twin) wrapped to capture the caller's stack before the call and
+ * attach it to a rejection, as sharp does. Everything else is passed through.
+ */
+function withCallerStacks(addon: NativeAddon): NativeAddon {
+  const raw = addon as unknown as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    if (typeof value === 'function' && typeof raw[`${name}Sync`] === 'function') {
+      const fn = value as AnyFn;
+      const wrapped = (...args: unknown[]): Promise<unknown> => {
+        const caller: { stack?: string } = {};
+        Error.captureStackTrace(caller, wrapped);
+        return (fn.apply(addon, args) as Promise<unknown>).catch((e: unknown) => {
+          throw attachCallerStack(e, caller);
+        });
+      };
+      Object.defineProperty(wrapped, 'name', { value: name });
+      out[name] = wrapped;
+    } else {
+      out[name] = value;
+    }
+  }
+  return Object.freeze(out) as unknown as NativeAddon;
+}
+
 export function native(): NativeAddon {
   if (cached) return cached;
   const candidates = addonCandidates();
@@ -38,8 +82,8 @@ export function native(): NativeAddon {
     try {
       const addon = require(path) as NativeAddon;
       addon.setErrorClass(GenaugError);
-      cached = addon;
-      return addon;
+      cached = withCallerStacks(addon);
+      return cached;
     } catch (e) {
       failures.push(`${path}: ${(e as Error).message}`);
     }
