@@ -549,6 +549,23 @@ describe('compositor against the reference over random scenes', () => {
   });
 });
 
+describe('compositor: SIMD levels', () => {
+  it('every level (the resize row kernel pinned to it) gives the same bytes', () => {
+    const r = seededRandom(4242);
+    const scenes = Array.from({ length: 40 }, (_, i) => randomScene(r, { boxOnly: i % 8 === 0 }));
+    for (const blend of ['basic', 'alpha', 'gaussian'] as const) {
+      const want = compositeBatchSync(scenes, { blend, isa: 'scalar', threads: 1 });
+      for (const isa of ['avx2', 'avx512', 'auto'] as const) {
+        const got = compositeBatchSync(scenes, { blend, isa, threads: 2 });
+        got.forEach((o, i) => {
+          expect(Buffer.compare(o.image, want[i]!.image), `${blend} ${isa} scene ${i}`).toBe(0);
+          expectSameResult(o, want[i]!, `${blend} ${isa} scene ${i}`);
+        });
+      }
+    }
+  });
+});
+
 describe('compositor: maskFormat box', () => {
   it('returns the full-frame masks cropped to their boxes, everything else identical', async () => {
     const r = seededRandom(123);
@@ -631,6 +648,7 @@ describe('compositor: bad inputs', () => {
     ['maskThreshold 1.5', () => compositeSync({ image: img }, { maskThreshold: 1.5 }), 'E_RANGE'],
     ['maskThreshold type', () => compositeSync({ image: img }, { maskThreshold: '128' as unknown as number }), 'E_TYPE'],
     ['scenes type', () => compositeBatchSync({} as unknown as CompositeScene[]), 'E_TYPE'],
+    ['isa', () => compositeSync({ image: img }, { isa: 'sse9' as 'auto' }), 'E_RANGE'],
   ];
   for (const [name, fn, code] of cases) it(`${name} -> ${code}`, async () => expectCode(fn, code));
 
@@ -656,6 +674,7 @@ describe('compositor: bad inputs', () => {
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8 }], { maskFormat: 'crop' as 'box' }))).toBe('E_RANGE');
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8 }], { maskThreshold: 0 }))).toBe('E_RANGE');
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8 }], { maskThreshold: 256 }))).toBe('E_RANGE');
+    expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8 }], { isa: 'sse9' as 'auto' }))).toBe('E_RANGE');
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8, masks: [new Uint8Array(64)], out: new Uint8Array(64 * 3) }]))).toBe('E_SHAPE');
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8, masks: [new Uint8Array(64)], out: new Uint8Array(64 * 3) }], { maskFormat: 'box' }))).toBe('none');
   });

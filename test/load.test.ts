@@ -1,11 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
 import { capabilities } from '../ts/index.js';
+import { GenaugError } from '../ts/native/errors.js';
+import { checkAddonBinary, native } from '../ts/native/load.js';
 
 const dist = join(__dirname, '..', 'dist', 'index.js');
 
@@ -59,5 +61,69 @@ describe('the loader', () => {
     expect(e.code).toBe('E_NATIVE_LOAD');
     expect(e.message).toMatch(/found but failed to load/);
     expect(e.message).toContain(bad);
+  });
+
+  const hasGxx = spawnSync('g++', ['--version']).status === 0;
+
+  it.skipIf(!hasGxx)('a binary that aborts while loading gives E_NATIVE_LOAD with the rebuild command, not a dead process', () => {
+    // A shared object whose static initializer calls abort(): loading it in
+    // this process would kill it; the loader tries it in a child first.
+    const dir = mkdtempSync(join(tmpdir(), 'genaug-load-'));
+    const src = join(dir, 'crash.cc');
+    const lib = join(dir, 'crash.node');
+    writeFileSync(src, '#include <cstdlib>\n__attribute__((constructor)) static void crash_on_load() { std::abort(); }\n');
+    const cc = spawnSync('g++', ['-shared', '-fPIC', '-o', lib, src], { encoding: 'utf8' });
+    expect(cc.status, cc.stderr).toBe(0);
+    const r = node(probe, { GENAUG_ADDON: lib });
+    expect(r.status, r.err).toBe(0);
+    const e = JSON.parse(r.out);
+    expect(e.code).toBe('E_NATIVE_LOAD');
+    expect(e.message).toContain(lib);
+    expect(e.message).toMatch(/crashed with SIGABRT/);
+    expect(e.message).toMatch(/npm run build:native/);
+  });
+
+  it('the load check runs once per binary: a passed check is cached', () => {
+    // A copy of the built addon is a binary the cache has not seen.
+    const dir = mkdtempSync(join(tmpdir(), 'genaug-load-'));
+    const copy = join(dir, 'genaug.node');
+    copyFileSync(capabilities().addonPath as string, copy);
+    expect(checkAddonBinary(copy)).toEqual({ ok: true, cached: false });
+    expect(checkAddonBinary(copy)).toEqual({ ok: true, cached: true });
+    const bad = join(dir, 'bad.node');
+    writeFileSync(bad, 'not a shared object');
+    for (let i = 0; i < 2; ++i) {
+      const c = checkAddonBinary(bad);
+      expect(c.ok).toBe(false);
+      expect(c.cached).toBe(false); // failures are checked again
+      expect(c.reason).toMatch(/invalid ELF header|not a valid|file too short/i);
+    }
+  });
+});
+
+describe('errors of async native calls', () => {
+  it('carry the stack of the caller (captured before the call, as sharp does)', async () => {
+    // The string is parsed on the worker, so the error is created there, with
+    // no JavaScript frames of its own.
+    async function decodeAMalformedRle(): Promise<unknown> {
+      return native().rleDecode(['!!'], 2, 2);
+    }
+    const e = await decodeAMalformedRle().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(GenaugError);
+    expect((e as GenaugError).code).toBe('E_FORMAT');
+    const stack = (e as GenaugError).stack ?? '';
+    expect(stack.split('\n')[0]).toBe(`GenaugError: ${(e as GenaugError).message}`);
+    expect(stack).toContain('decodeAMalformedRle');
+    expect(stack).toContain('load.test.ts');
+  });
+
+  it('leave resolved results and synchronous twins as they were', async () => {
+    const a = native();
+    const counts = await a.rleEncode(new Uint8Array([0, 1, 1, 0]), 1, 2, 2, { form: 'counts' });
+    expect(Array.from(counts[0] as Uint32Array)).toEqual([1, 2, 1]);
+    expect(() => a.rleDecodeSync(['!!'], 2, 2)).toThrow(/RLE string: byte 0/);
   });
 });

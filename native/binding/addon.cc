@@ -1,4 +1,5 @@
-// Registers the binding modules and reports what this build can do.
+// Registers the binding modules (one per core file) and reports what this
+// build can do.
 #include <napi.h>
 
 #include "common.h"
@@ -49,17 +50,16 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+void register_addon(Napi::Env env, Napi::Object exports) {
+  export_functions(env, exports, {plain("setErrorClass", SetErrorClass), plain("capabilities", Capabilities)});
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
-  exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
-  exports.Set("capabilities", Napi::Function::New(env, Capabilities, "capabilities"));
-  register_similarity(env, exports);
-  register_npy(env, exports);
-  register_bnstats(env, exports);
-  register_metrics(env, exports);
-  register_mask(env, exports);
-  register_layout(env, exports);
-  register_composite(env, exports);
+  // One binding file per core file; each registers its own table.
+  for (auto reg : {register_addon, register_similarity, register_npy, register_bnstats, register_metrics, register_mask,
+                   register_rle, register_layout, register_composite})
+    reg(env, exports);
   return exports;
 }
 

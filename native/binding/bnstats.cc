@@ -22,12 +22,7 @@ Napi::Value BnStatsCall(const Napi::CallbackInfo& info, bool sync) {
     if (nf == "reject") opt.nonfinite = NonFinite::Reject;
     else if (nf == "skip") opt.nonfinite = NonFinite::Skip;
     else throw_js(env, "E_RANGE", "option nonfinite must be 'reject' or 'skip', got '", nf, "'");
-    const std::string isa = opt_string(o, "isa", "auto");
-    try {
-      opt.isa = isa == "auto" ? active_isa() : clamp_isa(parse_isa(isa));
-    } catch (const genaug::Error& e) {
-      throw_error(env, e.code(), e.what());
-    }
+    opt.isa = opt_isa(o);
   } else {
     opt.isa = active_isa();
   }
@@ -84,8 +79,7 @@ Napi::Value BnStatsCall(const Napi::CallbackInfo& info, bool sync) {
 }  // namespace
 
 void register_bnstats(Napi::Env env, Napi::Object exports) {
-  exports.Set("bnStats", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return BnStatsCall(i, false); }, "bnStats"));
-  exports.Set("bnStatsSync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return BnStatsCall(i, true); }, "bnStatsSync"));
+  export_functions(env, exports, {job<BnStatsCall>("bnStats")});
 }
 
 }  // namespace genaug::binding

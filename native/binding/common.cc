@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <new>
 
@@ -67,8 +68,16 @@ const char* type_name(const Napi::Value& v) {
   return "an unknown value";
 }
 
-static Napi::Value arg(const Napi::CallbackInfo& info, size_t i) {
+Napi::Value arg_value(const Napi::CallbackInfo& info, size_t i) {
   return i < info.Length() ? info[i] : info.Env().Undefined();
+}
+
+static Napi::Value arg(const Napi::CallbackInfo& info, size_t i) { return arg_value(info, i); }
+
+Napi::Object arg_options(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Value v = arg(info, i);
+  if (v.IsUndefined() || v.IsNull()) return Napi::Object::New(info.Env());
+  return arg_object(info, i, "options");
 }
 
 Napi::Object arg_object(const Napi::CallbackInfo& info, size_t i, const char* what) {
@@ -140,6 +149,78 @@ std::string opt_string(Napi::Object o, const char* key, const std::string& fallb
   if (v.IsUndefined()) return fallback;
   if (!v.IsString()) throw_js(o.Env(), "E_TYPE", "option ", key, " must be a string, got ", type_name(v));
   return v.As<Napi::String>().Utf8Value();
+}
+
+double opt_double(Napi::Object o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) throw_js(o.Env(), "E_TYPE", "option ", key, " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) throw_js(o.Env(), "E_RANGE", "option ", key, " must be finite, got ", d);
+  return d;
+}
+
+int opt_threads(Napi::Object o) { return static_cast<int>(opt_int(o, "threads", 0, 0, 256)); }
+
+Isa opt_isa(Napi::Object o) {
+  const std::string isa = opt_string(o, "isa", "auto");
+  if (isa == "auto") return active_isa();
+  Isa out = Isa::Scalar;
+  checked(o.Env(), [&] { out = clamp_isa(parse_isa(isa)); });
+  return out;
+}
+
+MaskBatchArg arg_mask_batch(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  Napi::Env env = info.Env();
+  MaskBatchArg b;
+  b.array = arg_u8(info, i, what);
+  b.view.n = arg_int(info, i + 1, "count", 0, int64_t(1) << 40);
+  b.view.h = arg_int(info, i + 2, "height", 0, kMaxMaskSide);
+  b.view.w = arg_int(info, i + 3, "width", 0, kMaxMaskSide);
+  checked(env, [&] { check_mask_size(b.view.h, b.view.w, what); });
+  const int64_t len = static_cast<int64_t>(b.array.ElementLength());
+  const int64_t px = b.view.h * b.view.w;
+  if ((px == 0 && len != 0) || (px > 0 && (b.view.n > len / px || b.view.n * px != len)))
+    throw_js(env, "E_SHAPE", what, " has ", len, " bytes but ", b.view.n, " masks of ", b.view.h, " x ", b.view.w,
+             " need ", px > 0 && b.view.n <= (int64_t(1) << 62) / px ? b.view.n * px : -1);
+  b.view.data = b.array.Data();
+  return b;
+}
+
+RleForm opt_rle_form(Napi::Object o, const char* key, RleForm fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsString()) throw_js(o.Env(), "E_TYPE", "option ", key, " must be 'none', 'counts' or 'string'");
+  const std::string s = v.As<Napi::String>().Utf8Value();
+  if (s == "none") return RleForm::None;
+  if (s == "counts") return RleForm::Counts;
+  if (s == "string") return RleForm::String;
+  throw_js(o.Env(), "E_RANGE", "option ", key, " must be 'none', 'counts' or 'string', got '", s, "'");
+}
+
+Napi::Uint32Array to_u32(Napi::Env env, const std::vector<uint32_t>& v) {
+  Napi::Uint32Array out = Napi::Uint32Array::New(env, v.size());
+  if (!v.empty()) std::memcpy(out.Data(), v.data(), v.size() * sizeof(uint32_t));
+  return out;
+}
+
+Napi::Uint8Array alloc_u8(Napi::Env env, size_t n) {
+  Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, n);
+  return Napi::Uint8Array::New(env, n, b.ArrayBuffer(), b.ByteOffset());
+}
+
+OutRef out_ref(Napi::Uint8Array a) { return std::make_shared<Napi::Reference<Napi::Uint8Array>>(Napi::Persistent(a)); }
+
+Napi::Value out_value(Napi::Env env, const OutRef& r) { return r ? Napi::Value(r->Value()) : env.Undefined(); }
+
+void export_functions(Napi::Env env, Napi::Object exports, std::initializer_list<Export> table) {
+  for (const Export& e : table) {
+    exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
+    if (e.sync != nullptr) {
+      const std::string sync_name = std::string(e.name) + "Sync";
+      exports.Set(sync_name, Napi::Function::New(env, e.sync, sync_name));
+    }
+  }
 }
 
 Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v) {

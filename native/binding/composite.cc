@@ -53,14 +53,9 @@ Napi::Array as_array(Napi::Env env, Napi::Value v, const std::string& where) {
   return v.As<Napi::Array>();
 }
 
-// Uninitialised bytes (the core writes every byte of the outputs it returns).
-Napi::Uint8Array alloc_u8(Napi::Env env, size_t n) {
-  Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, n);
-  return Napi::Uint8Array::New(env, n, b.ArrayBuffer(), b.ByteOffset());
-}
-
 CompositeOptions read_options(Napi::Env env, Napi::Value v, bool& crop) {
   CompositeOptions o;
+  o.isa = active_isa();
   crop = false;
   if (v.IsUndefined() || v.IsNull()) return o;
   Napi::Object obj = as_object(env, v, "options");
@@ -82,6 +77,7 @@ CompositeOptions read_options(Napi::Env env, Napi::Value v, bool& crop) {
   o.keep_min_area = opt_int(obj, "keepMinArea", 300, 0, int64_t(1) << 40);
   o.threads = static_cast<int>(opt_int(obj, "threads", 0, 0, 256));
   o.mask_threshold = static_cast<int>(opt_int(obj, "maskThreshold", 1, 1, 255));
+  o.isa = opt_isa(obj);
   return o;
 }
 
@@ -267,8 +263,7 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
 }  // namespace
 
 void register_composite(Napi::Env env, Napi::Object exports) {
-  exports.Set("compositeBatch", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return CompositeBatch(i, false); }, "compositeBatch"));
-  exports.Set("compositeBatchSync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return CompositeBatch(i, true); }, "compositeBatchSync"));
+  export_functions(env, exports, {job<CompositeBatch>("compositeBatch")});
 }
 
 }  // namespace genaug::binding

@@ -135,8 +135,7 @@ Napi::Value ClisLayout(const Napi::CallbackInfo& info, bool sync) {
 }  // namespace
 
 void register_layout(Napi::Env env, Napi::Object exports) {
-  exports.Set("clisLayout", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return ClisLayout(i, false); }, "clisLayout"));
-  exports.Set("clisLayoutSync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return ClisLayout(i, true); }, "clisLayoutSync"));
+  export_functions(env, exports, {job<ClisLayout>("clisLayout")});
 }
 
 }  // namespace genaug::binding

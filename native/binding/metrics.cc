@@ -39,14 +39,7 @@ Common read_options(const Napi::CallbackInfo& info, size_t i) {
   c.threads = static_cast<int>(opt_int(o, "threads", 0, 0, 256));
   c.name = opt_string(o, "name", c.name);
   c.row_offset = opt_int(o, "rowOffset", 0, 0, int64_t(1) << 50);
-  const std::string isa = opt_string(o, "isa", "auto");
-  if (isa != "auto") {
-    try {
-      c.isa = clamp_isa(parse_isa(isa));
-    } catch (const genaug::Error& e) {
-      throw_error(info.Env(), e.code(), e.what());
-    }
-  }
+  c.isa = opt_isa(o);
   const std::string path = opt_string(o, "path", "auto");
   if (path == "gram") c.path = VendiPath::Gram;
   else if (path == "covariance") c.path = VendiPath::Covariance;
@@ -139,15 +132,7 @@ Napi::Value Vendi(const Napi::CallbackInfo& info, bool sync) {
 }  // namespace
 
 void register_metrics(Napi::Env env, Napi::Object exports) {
-  auto add = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
-    exports.Set(name, Napi::Function::New(env, fn, name));
-  };
-  add("gaussianStats", [](const Napi::CallbackInfo& i) { return GaussianStats(i, false); });
-  add("gaussianStatsSync", [](const Napi::CallbackInfo& i) { return GaussianStats(i, true); });
-  add("frechet", [](const Napi::CallbackInfo& i) { return Frechet(i, false); });
-  add("frechetSync", [](const Napi::CallbackInfo& i) { return Frechet(i, true); });
-  add("vendi", [](const Napi::CallbackInfo& i) { return Vendi(i, false); });
-  add("vendiSync", [](const Napi::CallbackInfo& i) { return Vendi(i, true); });
+  export_functions(env, exports, {job<GaussianStats>("gaussianStats"), job<Frechet>("frechet"), job<Vendi>("vendi")});
 }
 
 }  // namespace genaug::binding

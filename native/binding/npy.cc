@@ -41,7 +41,7 @@ Napi::Value ParseNpyHeader(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void register_npy(Napi::Env env, Napi::Object exports) {
-  exports.Set("parseNpyHeader", Napi::Function::New(env, ParseNpyHeader, "parseNpyHeader"));
+  export_functions(env, exports, {plain("parseNpyHeader", ParseNpyHeader)});
 }
 
 }  // namespace genaug::binding

@@ -33,17 +33,7 @@ SimilarityOptions read_options(const Napi::CallbackInfo& info, size_t i, std::ve
   o.db_name = opt_string(obj, "dbName", o.db_name);
   o.query_row_offset = opt_int(obj, "queryRowOffset", 0, 0, int64_t(1) << 50);
   o.db_row_offset = opt_int(obj, "dbRowOffset", 0, 0, int64_t(1) << 50);
-  const std::string isa = opt_string(obj, "isa", "auto");
-  if (isa == "auto") {
-    o.isa = active_isa();
-  } else {
-
-    try {
-      o.isa = clamp_isa(parse_isa(isa));
-    } catch (const genaug::Error& e) {
-      throw_error(info.Env(), e.code(), e.what());
-    }
-  }
+  o.isa = opt_isa(obj);
   return o;
 }
 
@@ -131,6 +121,9 @@ Napi::Value RowDot(const Napi::CallbackInfo& info, bool sync) {
       [](Napi::Env env, std::vector<float>& r) -> Napi::Value { return to_f32(env, r); });
 }
 
+Napi::Value ClassMean(const Napi::CallbackInfo& info, bool sync) { return PerClass(info, sync, true); }
+Napi::Value ClassMax(const Napi::CallbackInfo& info, bool sync) { return PerClass(info, sync, false); }
+
 Napi::Value SetTuning(const Napi::CallbackInfo& info) {
   Napi::Object o = arg_object(info, 0, "tuning");
   EngineTuning t;
@@ -144,20 +137,15 @@ Napi::Value SetTuning(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void register_similarity(Napi::Env env, Napi::Object exports) {
-  auto add = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
-    exports.Set(name, Napi::Function::New(env, fn, name));
-  };
-  add("topk", [](const Napi::CallbackInfo& i) { return TopK(i, false); });
-  add("topkSync", [](const Napi::CallbackInfo& i) { return TopK(i, true); });
-  add("classMean", [](const Napi::CallbackInfo& i) { return PerClass(i, false, true); });
-  add("classMeanSync", [](const Napi::CallbackInfo& i) { return PerClass(i, true, true); });
-  add("classMax", [](const Napi::CallbackInfo& i) { return PerClass(i, false, false); });
-  add("classMaxSync", [](const Napi::CallbackInfo& i) { return PerClass(i, true, false); });
-  add("pairs", [](const Napi::CallbackInfo& i) { return Pairs(i, false); });
-  add("pairsSync", [](const Napi::CallbackInfo& i) { return Pairs(i, true); });
-  add("rowDot", [](const Napi::CallbackInfo& i) { return RowDot(i, false); });
-  add("rowDotSync", [](const Napi::CallbackInfo& i) { return RowDot(i, true); });
-  add("setEngineTuning", SetTuning);
+  export_functions(env, exports,
+                   {
+                       job<TopK>("topk"),
+                       job<ClassMean>("classMean"),
+                       job<ClassMax>("classMax"),
+                       job<Pairs>("pairs"),
+                       job<RowDot>("rowDot"),
+                       plain("setEngineTuning", SetTuning),
+                   });
 }
 
 }  // namespace genaug::binding

@@ -5,7 +5,7 @@
 // image, the normalising copy of each real mask (which also yields its area
 // and box) and the zero fill of each pasted instance's output mask. All the
 // rest touches only the pasted instance's clipped rectangle: the resize
-// (fixed point: SSE2 2 pixels per step, AVX2 4 when the CPU has it), the blend,
+// (fixed point, one row kernel per ISA: composite_kernels_<isa>.cc), the blend,
 // and the occlusion update of the earlier masks whose box meets the
 // rectangle. A box is recomputed only when its mask lost pixels, by scanning
 // inside its previous box (boxes only shrink).
@@ -25,18 +25,14 @@
 #include <unistd.h>
 #endif
 
+// Baseline SSE2 (part of x86-64) for the row counts below; the resize's
+// per-ISA kernels are in composite_kernels_<isa>.cc.
 #if defined(__SSE2__) || defined(_M_X64)
 #include <emmintrin.h>
 #define GENAUG_COMPOSITE_SSE2 1
 #endif
-// An AVX2 row kernel in this file, compiled for AVX2 by a function attribute
-// and called only when CPUID (and GENAUG_ISA) allow it; same arithmetic, same bytes.
-#if defined(GENAUG_COMPOSITE_SSE2) && (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#include <immintrin.h>
-#define GENAUG_COMPOSITE_AVX2 1
-#endif
 
-#include "cpu.h"
+#include "composite_kernels.h"
 
 namespace genaug {
 
@@ -198,7 +194,7 @@ inline void coeff(int64_t u, int64_t n_src, int64_t n_dst, int64_t& i0, int32_t&
 struct Scratch {
   std::vector<int64_t> xoff;   // byte offset of the left tap per column
   std::vector<int32_t> xw;     // (2048 - a) | (a << 16)
-  std::vector<int32_t> xw4;    // the same, 4 copies per column (AVX2 kernel)
+  std::vector<int32_t> xw4;    // the same, 4 copies per column (kernels with quad_weights)
   std::vector<uint8_t> rgba;   // the resized window
   std::vector<uint8_t> mask;   // its mask (alpha >= mask_threshold)
   std::vector<float> blur, blur_tmp;
@@ -206,50 +202,11 @@ struct Scratch {
   std::vector<uint8_t> slots;  // full-frame masks of a crop_masks scene
 };
 
-#if GENAUG_COMPOSITE_AVX2
-// One output row, 4 pixels per step (the SSE2 kernel's arithmetic): each
-// 128-bit lane holds one pixel's two taps of one source row widened to 16-bit
-// pairs (R0 R1 G0 G1 B0 B1 A0 A1), so one madd gives the horizontal sums.
-// Returns how many pixels it wrote (a multiple of 4).
-__attribute__((target("avx2"))) int64_t resize_row_avx2(const uint8_t* r0, const uint8_t* r1, const int64_t* xoff,
-                                                         const int32_t* xw4, int32_t b, int64_t n, uint8_t* o) {
-  const __m256i shuf = _mm256_setr_epi8(0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1, 3, -1, 7, -1,  //
-                                        0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1, 3, -1, 7, -1);
-  const __m256i pair = _mm256_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15,  //
-                                        0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
-  const __m256i wb = _mm256_set1_epi32((2048 - b) | (b << 16));
-  const __m256i rnd = _mm256_set1_epi32(1 << 17);
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-#define GENAUG_TAPS(row, oa, ob)                                                                       \
-  _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i*>((row) + (oa)))), \
-                          _mm_loadl_epi64(reinterpret_cast<const __m128i*>((row) + (ob))), 1)
-  int64_t k = 0;
-  for (; k + 4 <= n; k += 4) {
-    __m256i v[2];
-    for (int h = 0; h < 2; ++h) {
-      const int64_t ka = k + 2 * h;
-      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xw4 + 4 * ka));
-      const __m256i t0 = _mm256_shuffle_epi8(GENAUG_TAPS(r0, xoff[ka], xoff[ka + 1]), shuf);
-      const __m256i t1 = _mm256_shuffle_epi8(GENAUG_TAPS(r1, xoff[ka], xoff[ka + 1]), shuf);
-      const __m256i h0 = _mm256_srai_epi32(_mm256_madd_epi16(t0, w), 4);  // row 0: pixel ka | ka + 1
-      const __m256i h1 = _mm256_srai_epi32(_mm256_madd_epi16(t1, w), 4);  // row 1
-      const __m256i p = _mm256_shuffle_epi8(_mm256_packs_epi32(h0, h1), pair);  // (h0, h1) pairs per channel
-      v[h] = _mm256_srai_epi32(_mm256_add_epi32(_mm256_madd_epi16(p, wb), rnd), 18);
-    }
-    // lanes: v[0] = (k | k+1), v[1] = (k+2 | k+3) -> bytes in lane order (k, k+2 | k+1, k+3), then reorder.
-    const __m256i w16 = _mm256_packs_epi32(v[0], v[1]);
-    const __m256i w8 = _mm256_packus_epi16(w16, w16);
-    const __m256i out = _mm256_permutevar8x32_epi32(w8, order);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 4 * k), _mm256_castsi256_si128(out));
-  }
-  return k;
-}
-#undef GENAUG_TAPS
-#endif
-
 // Resizes the window [j0, j1) x [i0, i1) of the instance as placed (columns
-// after the flip) into out (rows of (j1 - j0) RGBA pixels).
-void resize_window(const PasteSpec& p, int64_t j0, int64_t j1, int64_t i0, int64_t i1, uint8_t* out, Scratch& s) {
+// after the flip) into out (rows of (j1 - j0) RGBA pixels), one row kernel
+// call per row.
+void resize_window(const PasteSpec& p, int64_t j0, int64_t j1, int64_t i0, int64_t i1, uint8_t* out, Scratch& s,
+                   const CompositeKernels& K) {
   const int64_t n = j1 - j0;
   if (n <= 0 || i1 <= i0) return;
   const int64_t sw = p.width, sh = p.height, tw = p.target_w, th = p.target_h;
@@ -270,84 +227,18 @@ void resize_window(const PasteSpec& p, int64_t j0, int64_t j1, int64_t i0, int64
   }
   const int64_t* xoff = s.xoff.data();
   const int32_t* xw = s.xw.data();
-  const int64_t stride = sw * 4;
-#if GENAUG_COMPOSITE_AVX2
-  const bool avx2 = wide && n >= 4 && active_isa() >= Isa::Avx2;
-  if (avx2) {
+  if (K.quad_weights && wide) {
     s.xw4.resize(static_cast<size_t>(4 * n));
     for (int64_t k = 0; k < n; ++k)
       for (int c = 0; c < 4; ++c) s.xw4[static_cast<size_t>(4 * k + c)] = xw[k];
   }
-#endif
+  const int64_t stride = sw * 4;
   for (int64_t i = i0; i < i1; ++i) {
     int64_t y0;
     int32_t b;
     coeff(i, sh, th, y0, b);
     const int64_t y1 = std::min(y0 + 1, sh - 1);
-    const uint8_t* r0 = p.rgba + y0 * stride;
-    const uint8_t* r1 = p.rgba + y1 * stride;
-    uint8_t* o = out + (i - i0) * n * 4;
-    const int32_t b0 = 2048 - b;
-#if GENAUG_COMPOSITE_SSE2
-    if (wide) {
-      int64_t k = 0;
-#if GENAUG_COMPOSITE_AVX2
-      if (avx2) k = resize_row_avx2(r0, r1, xoff, s.xw4.data(), b, n, o);
-#endif
-      const __m128i z = _mm_setzero_si128();
-      const __m128i wb = _mm_set1_epi32(b0 | (b << 16));
-      const __m128i rnd = _mm_set1_epi32(1 << 17);
-      for (; k + 2 <= n; k += 2) {
-        // Two output pixels: taps (p0 p1) of rows r0 and r1 for columns k and k + 1.
-        __m128i a0 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r0 + xoff[k]));
-        __m128i a1 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r0 + xoff[k + 1]));
-        __m128i c0 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r1 + xoff[k]));
-        __m128i c1 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r1 + xoff[k + 1]));
-        // [r0 r1 g0 g1 b0 b1 a0 a1] bytes, then 16-bit.
-        a0 = _mm_unpacklo_epi8(_mm_unpacklo_epi8(a0, _mm_srli_epi64(a0, 32)), z);
-        a1 = _mm_unpacklo_epi8(_mm_unpacklo_epi8(a1, _mm_srli_epi64(a1, 32)), z);
-        c0 = _mm_unpacklo_epi8(_mm_unpacklo_epi8(c0, _mm_srli_epi64(c0, 32)), z);
-        c1 = _mm_unpacklo_epi8(_mm_unpacklo_epi8(c1, _mm_srli_epi64(c1, 32)), z);
-        const __m128i w0 = _mm_set1_epi32(xw[k]);
-        const __m128i w1 = _mm_set1_epi32(xw[k + 1]);
-        // Horizontal: 4 channels each, 32-bit, then >> 4 to fit 16 bits.
-        const __m128i h00 = _mm_srai_epi32(_mm_madd_epi16(a0, w0), 4);  // row 0, pixel k
-        const __m128i h01 = _mm_srai_epi32(_mm_madd_epi16(a1, w1), 4);  // row 0, pixel k+1
-        const __m128i h10 = _mm_srai_epi32(_mm_madd_epi16(c0, w0), 4);  // row 1, pixel k
-        const __m128i h11 = _mm_srai_epi32(_mm_madd_epi16(c1, w1), 4);  // row 1, pixel k+1
-        const __m128i r0p = _mm_packs_epi32(h00, h01);  // row 0: k rgba, k+1 rgba
-        const __m128i r1p = _mm_packs_epi32(h10, h11);  // row 1
-        const __m128i vlo = _mm_madd_epi16(_mm_unpacklo_epi16(r0p, r1p), wb);  // pixel k
-        const __m128i vhi = _mm_madd_epi16(_mm_unpackhi_epi16(r0p, r1p), wb);  // pixel k+1
-        const __m128i v0 = _mm_srai_epi32(_mm_add_epi32(vlo, rnd), 18);
-        const __m128i v1 = _mm_srai_epi32(_mm_add_epi32(vhi, rnd), 18);
-        const __m128i v = _mm_packus_epi16(_mm_packs_epi32(v0, v1), z);
-        _mm_storel_epi64(reinterpret_cast<__m128i*>(o + 4 * k), v);
-      }
-      for (; k < n; ++k) {
-        const uint8_t* p0 = r0 + xoff[k];
-        const uint8_t* p1 = r1 + xoff[k];
-        const int32_t wa0 = xw[k] & 0xFFFF, wa1 = xw[k] >> 16;
-        for (int c = 0; c < 4; ++c) {
-          const int32_t h0 = (p0[c] * wa0 + p0[4 + c] * wa1) >> 4;
-          const int32_t h1 = (p1[c] * wa0 + p1[4 + c] * wa1) >> 4;
-          o[4 * k + c] = static_cast<uint8_t>((h0 * b0 + h1 * b + (1 << 17)) >> 18);
-        }
-      }
-      continue;
-    }
-#endif
-    for (int64_t k = 0; k < n; ++k) {
-      const uint8_t* p0 = r0 + xoff[k];
-      const uint8_t* p1 = r1 + xoff[k];
-      const int32_t wa0 = xw[k] & 0xFFFF, wa1 = xw[k] >> 16;
-      const int64_t dx = wide ? 4 : 0;  // sw == 1: both taps are the one column (a = 0)
-      for (int c = 0; c < 4; ++c) {
-        const int32_t h0 = (p0[c] * wa0 + p0[dx + c] * wa1) >> 4;
-        const int32_t h1 = (p1[c] * wa0 + p1[dx + c] * wa1) >> 4;
-        o[4 * k + c] = static_cast<uint8_t>((h0 * b0 + h1 * b + (1 << 17)) >> 18);
-      }
-    }
+    K.resize_row(p.rgba + y0 * stride, p.rgba + y1 * stride, xoff, xw, s.xw4.data(), b, n, wide, out + (i - i0) * n * 4);
   }
 }
 
@@ -453,6 +344,7 @@ void gaussian_kernel(double sigma, std::vector<float>& k) {
 }
 
 void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& res, Scratch& sc) {
+  const CompositeKernels& K = composite_kernels_for(o.isa);
   const int64_t H = s.h, W = s.w, HW = H * W;
   const int64_t R = s.real_count(), P = static_cast<int64_t>(s.pastes.size());
   if (HW > 0) {
@@ -555,7 +447,7 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
       soff = ((ya - y0) - ei0) * sstride + ((xa - x0) - ej0) * 4;
     }
     sc.rgba.resize(static_cast<size_t>((ej1 - ej0) * (ei1 - ei0) * 4));
-    resize_window(ps, ej0, ej1, ei0, ei1, sc.rgba.data(), sc);
+    resize_window(ps, ej0, ej1, ei0, ei1, sc.rgba.data(), sc, K);
     src = sc.rgba.data() + soff;
     Extent ext;
     int64_t area = 0;
@@ -773,12 +665,12 @@ std::vector<CompositeResult> composite_batch(const std::vector<CompositeScene>& 
   return out;
 }
 
-void composite_resize_window(const PasteSpec& p, int64_t u0, int64_t u1, int64_t v0, int64_t v1, uint8_t* out) {
+void composite_resize_window(const PasteSpec& p, int64_t u0, int64_t u1, int64_t v0, int64_t v1, uint8_t* out, Isa isa) {
   if (p.width <= 0 || p.height <= 0 || p.target_w <= 0 || p.target_h <= 0) fail("E_RANGE", "resize of an empty instance");
   if (u0 < 0 || v0 < 0 || u1 > p.target_w || v1 > p.target_h || u1 < u0 || v1 < v0)
     fail("E_RANGE", "resize window outside the target grid");
   Scratch sc;
-  resize_window(p, u0, u1, v0, v1, out, sc);
+  resize_window(p, u0, u1, v0, v1, out, sc, composite_kernels_for(isa));
 }
 
 }  // namespace genaug

@@ -50,6 +50,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu.h"
 #include "mask.h"
 
 namespace genaug {
@@ -63,6 +64,7 @@ struct CompositeOptions {
   int64_t keep_min_area = 300;  // ... or when the remaining area is > this
   int threads = 0;              // 0: every core (at most one per scene)
   int mask_threshold = 1;       // mask = resized alpha >= this, [1, 255] (1: §2.5's alpha > 0)
+  Isa isa = Isa::Avx512;        // the resize's row kernel, clamped to the CPU; every level gives the same bytes
 };
 
 // Limits on sizes (E_RANGE beyond).
@@ -142,7 +144,9 @@ std::vector<CompositeResult> composite_batch(const std::vector<CompositeScene>& 
 
 // The bilinear resize of the header's convention for the target window
 // [u0, u1) x [v0, v1) of the tw x th target grid (flip applied to the
-// columns), written as RGBA rows of (u1 - u0) pixels. For tests and reuse.
-void composite_resize_window(const PasteSpec& p, int64_t u0, int64_t u1, int64_t v0, int64_t v1, uint8_t* out);
+// columns), written as RGBA rows of (u1 - u0) pixels, with the row kernel of
+// `isa` (clamped to the CPU). For tests and reuse.
+void composite_resize_window(const PasteSpec& p, int64_t u0, int64_t u1, int64_t v0, int64_t v1, uint8_t* out,
+                             Isa isa = Isa::Avx512);
 
 }  // namespace genaug

@@ -7,17 +7,12 @@
 #include <limits>
 
 #include "error.h"
+#include "linalg_kernels.h"
 #include "parallel.h"
-
-#if defined(GENAUG_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define GENAUG_LINALG_X86 1
-#endif
 
 namespace genaug {
 
 namespace {
-
 
 // Four independent partial sums: the loop is not bound by the latency of one
 // addition, and the order is fixed, so the result is reproducible.
@@ -196,117 +191,10 @@ void tridiagonal_ql(std::vector<double>& d, std::vector<double>& e, int64_t n, d
   }
 }
 
-// ----------------------------------------------------------- gram kernels --
+// ------------------------------------------------------------------ gram --
+// The tile kernels are in linalg_kernels_<isa>.cc (one per ISA).
 
 constexpr int64_t kRowBlock = 256;
-
-using KernelFn = void (*)(const double* a, const double* b, int64_t rb, double* out);
-
-struct Kernel {
-  int mr;
-  int nr;
-  KernelFn fn;
-};
-
-// out (MR x NR) = sum_r a_r^T b_r, a: rb x MR, b: rb x NR (packed panels).
-void kernel_scalar(const double* a, const double* b, int64_t rb, double* out) {
-  double acc[4][4] = {};
-  for (int64_t r = 0; r < rb; ++r) {
-    const double* ar = a + r * 4;
-    const double* br = b + r * 4;
-    for (int i = 0; i < 4; ++i)
-      for (int j = 0; j < 4; ++j) acc[i][j] += ar[i] * br[j];
-  }
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j) out[i * 4 + j] = acc[i][j];
-}
-
-#ifdef GENAUG_LINALG_X86
-__attribute__((target("avx2,fma"))) void kernel_avx2(const double* a, const double* b, int64_t rb, double* out) {
-  __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
-  __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
-  __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
-  __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
-  for (int64_t r = 0; r < rb; ++r) {
-    const __m256d b0 = _mm256_loadu_pd(b + r * 8);
-    const __m256d b1 = _mm256_loadu_pd(b + r * 8 + 4);
-    const double* ar = a + r * 4;
-    __m256d x = _mm256_broadcast_sd(ar + 0);
-    c00 = _mm256_fmadd_pd(x, b0, c00);
-    c01 = _mm256_fmadd_pd(x, b1, c01);
-    x = _mm256_broadcast_sd(ar + 1);
-    c10 = _mm256_fmadd_pd(x, b0, c10);
-    c11 = _mm256_fmadd_pd(x, b1, c11);
-    x = _mm256_broadcast_sd(ar + 2);
-    c20 = _mm256_fmadd_pd(x, b0, c20);
-    c21 = _mm256_fmadd_pd(x, b1, c21);
-    x = _mm256_broadcast_sd(ar + 3);
-    c30 = _mm256_fmadd_pd(x, b0, c30);
-    c31 = _mm256_fmadd_pd(x, b1, c31);
-  }
-  _mm256_storeu_pd(out + 0, c00);
-  _mm256_storeu_pd(out + 4, c01);
-  _mm256_storeu_pd(out + 8, c10);
-  _mm256_storeu_pd(out + 12, c11);
-  _mm256_storeu_pd(out + 16, c20);
-  _mm256_storeu_pd(out + 20, c21);
-  _mm256_storeu_pd(out + 24, c30);
-  _mm256_storeu_pd(out + 28, c31);
-}
-
-#define GENAUG_ROW512(k)                                   \
-  x = _mm512_set1_pd(ar[k]);                               \
-  c##k##0 = _mm512_fmadd_pd(x, b0, c##k##0);               \
-  c##k##1 = _mm512_fmadd_pd(x, b1, c##k##1);
-
-__attribute__((target("avx512f"))) void kernel_avx512(const double* a, const double* b, int64_t rb, double* out) {
-  __m512d c00 = _mm512_setzero_pd(), c01 = _mm512_setzero_pd(), c10 = _mm512_setzero_pd(), c11 = _mm512_setzero_pd();
-  __m512d c20 = _mm512_setzero_pd(), c21 = _mm512_setzero_pd(), c30 = _mm512_setzero_pd(), c31 = _mm512_setzero_pd();
-  __m512d c40 = _mm512_setzero_pd(), c41 = _mm512_setzero_pd(), c50 = _mm512_setzero_pd(), c51 = _mm512_setzero_pd();
-  __m512d c60 = _mm512_setzero_pd(), c61 = _mm512_setzero_pd(), c70 = _mm512_setzero_pd(), c71 = _mm512_setzero_pd();
-  for (int64_t r = 0; r < rb; ++r) {
-    const __m512d b0 = _mm512_loadu_pd(b + r * 16);
-    const __m512d b1 = _mm512_loadu_pd(b + r * 16 + 8);
-    const double* ar = a + r * 8;
-    __m512d x;
-    GENAUG_ROW512(0)
-    GENAUG_ROW512(1)
-    GENAUG_ROW512(2)
-    GENAUG_ROW512(3)
-    GENAUG_ROW512(4)
-    GENAUG_ROW512(5)
-    GENAUG_ROW512(6)
-    GENAUG_ROW512(7)
-  }
-  _mm512_storeu_pd(out + 0, c00);
-  _mm512_storeu_pd(out + 8, c01);
-  _mm512_storeu_pd(out + 16, c10);
-  _mm512_storeu_pd(out + 24, c11);
-  _mm512_storeu_pd(out + 32, c20);
-  _mm512_storeu_pd(out + 40, c21);
-  _mm512_storeu_pd(out + 48, c30);
-  _mm512_storeu_pd(out + 56, c31);
-  _mm512_storeu_pd(out + 64, c40);
-  _mm512_storeu_pd(out + 72, c41);
-  _mm512_storeu_pd(out + 80, c50);
-  _mm512_storeu_pd(out + 88, c51);
-  _mm512_storeu_pd(out + 96, c60);
-  _mm512_storeu_pd(out + 104, c61);
-  _mm512_storeu_pd(out + 112, c70);
-  _mm512_storeu_pd(out + 120, c71);
-}
-#undef GENAUG_ROW512
-#endif
-
-Kernel pick_kernel(Isa isa) {
-  isa = clamp_isa(isa);
-#ifdef GENAUG_LINALG_X86
-  if (isa == Isa::Avx512) return {8, 16, kernel_avx512};
-  if (isa == Isa::Avx2) return {4, 8, kernel_avx2};
-#endif
-  (void)isa;
-  return {4, 4, kernel_scalar};
-}
 
 // Packs rows [r0, r0 + rb) of columns [j0, j0 + width) of z into out
 // (rb x width, row-major; zeros past the last column). When colsum is given,
@@ -401,7 +289,7 @@ void gram(const GramSource& s, double* c, double* colsum, int threads, Isa isa) 
   std::fill(c, c + n * n, 0.0);
   if (colsum) std::fill(colsum, colsum + n, 0.0);
   if (n == 0 || R == 0) return;
-  const Kernel K = pick_kernel(isa);
+  const LinalgKernels& K = linalg_kernels_for(isa);
   const int64_t MR = K.mr, NR = K.nr;
   const int64_t n_ip = (n + MR - 1) / MR, n_jp = (n + NR - 1) / NR;
   // Work of column panel jp: the row panels meeting the upper triangle.
@@ -437,7 +325,7 @@ void gram(const GramSource& s, double* c, double* colsum, int threads, Isa isa) 
         const int64_t ip_end = std::min(ips, (j0 + NR - 1) / MR + 1);
         const double* bp = bpack.data() + (jp - pb) * rb * NR;
         for (int64_t ip = 0; ip < ip_end; ++ip) {
-          K.fn(apack.data() + ip * rb * MR, bp, rb, tile.data());
+          K.gram_tile(apack.data() + ip * rb * MR, bp, rb, tile.data());
           const int64_t i0 = ip * MR;
           for (int64_t a = 0; a < MR && i0 + a < n; ++a) {
             const int64_t i = i0 + a;

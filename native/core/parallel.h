@@ -2,7 +2,9 @@
 // caller's thread is one of them), a reusable barrier, and a first-error slot
 // so a failure on any thread reaches the caller after every thread joined.
 #pragma once
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -117,6 +119,38 @@ void run_threads(int threads, Fn&& fn) {
   }
   for (auto& th : pool) th.join();
   err.rethrow();
+}
+
+// Runs fn(i, tid) for every i in [0, n) on `threads` threads (tid in
+// [0, threads)), handing out indices in increasing order. After a call throws,
+// no new index is started, and the exception rethrown is that of the lowest
+// failing index: every lower index was handed out earlier and has finished.
+// So for a deterministic fn the error, like the result, does not depend on the
+// thread count.
+template <typename Fn>
+void parallel_for_index(int64_t n, int threads, Fn&& fn) {
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  int64_t failed_at = n;
+  std::exception_ptr error;
+  run_threads(threads, [&](int tid) {
+    while (!stop.load(std::memory_order_acquire)) {
+      const int64_t i = next.fetch_add(1);
+      if (i >= n) return;
+      try {
+        fn(i, tid);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (i < failed_at) {
+          failed_at = i;
+          error = std::current_exception();
+        }
+        stop.store(true, std::memory_order_release);
+      }
+    }
+  });
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace genaug

@@ -256,6 +256,69 @@ std::array<double, 4> rle_to_bbox(const uint32_t* counts, size_t m, int64_t h, i
           static_cast<double>(static_cast<uint32_t>(ye - ys + 1))};
 }
 
+RleRef rle_resolve(RleInput& in, int64_t h, int64_t w, const char* what) {
+  if (in.is_string) {
+    in.parsed = rle_from_string(in.str.data(), in.str.size(), h, w);
+    return RleRef{in.parsed.data(), in.parsed.size()};
+  }
+  if (in.counts == nullptr && in.m > 0) fail("E_FORMAT", what, ": has ", in.m, " counts but no data");
+  rle_check(in.counts, in.m, h, w, what);
+  return RleRef{in.counts, in.m};
+}
+
+std::vector<RleRef> rle_resolve_all(std::vector<RleInput>& in, int64_t h, int64_t w, const char* name) {
+  std::vector<RleRef> out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const std::string what = std::string(name) + "[" + std::to_string(i) + "]";
+    out.push_back(rle_resolve(in[i], h, w, what.c_str()));
+  }
+  return out;
+}
+
+namespace {
+void check_rle_batch(const MaskBatchView& m) {
+  if (m.n < 0) fail("E_SHAPE", "mask: the batch size must be >= 0, got ", m.n);
+  check_mask_size(m.h, m.w, "mask");
+  if (m.n > 0 && m.h * m.w > 0 && m.data == nullptr) fail("E_SHAPE", "mask: the batch has no data");
+}
+}  // namespace
+
+std::vector<std::vector<uint32_t>> rle_encode_batch(const MaskBatchView& m, int threads) {
+  check_rle_batch(m);
+  std::vector<std::vector<uint32_t>> out(static_cast<size_t>(m.n));
+  const int64_t px = m.h * m.w;
+  parallel_for_index(m.n, mask_threads(threads, m.n), [&](int64_t i, int) {
+    out[static_cast<size_t>(i)] = rle_encode(m.data + i * px, m.h, m.w);
+  });
+  return out;
+}
+
+std::vector<std::string> rle_encode_batch_strings(const MaskBatchView& m, int threads) {
+  check_rle_batch(m);
+  std::vector<std::string> out(static_cast<size_t>(m.n));
+  const int64_t px = m.h * m.w;
+  parallel_for_index(m.n, mask_threads(threads, m.n), [&](int64_t i, int) {
+    const std::vector<uint32_t> counts = rle_encode(m.data + i * px, m.h, m.w);
+    out[static_cast<size_t>(i)] = rle_to_string(counts.data(), counts.size());
+  });
+  return out;
+}
+
+void rle_decode_batch(std::vector<RleInput>& rles, int64_t h, int64_t w, uint8_t* out, int threads, const char* name) {
+  check_mask_size(h, w, "mask");
+  const int64_t n = static_cast<int64_t>(rles.size());
+  const int64_t px = h * w;
+  if (n > 0 && px > 0 && out == nullptr) fail("E_SHAPE", "decoding ", n, " masks needs an output buffer");
+  parallel_for_index(n, mask_threads(threads, n), [&](int64_t i, int) {
+    RleInput& in = rles[static_cast<size_t>(i)];
+    const std::string what = std::string(name) + "[" + std::to_string(i) + "]";
+    const RleRef r = rle_resolve(in, h, w, what.c_str());
+    rle_decode(r.counts, r.m, h, w, out + i * px);
+    if (in.is_string) std::vector<uint32_t>().swap(in.parsed);  // decoded: the parsed counts are not needed any more
+  });
+}
+
 std::vector<uint32_t> rle_merge(const std::vector<RleRef>& rles, int64_t h, int64_t w, bool intersect) {
   if (rles.empty()) fail("E_SHAPE", "merge needs at least one RLE");
   for (size_t i = 0; i < rles.size(); ++i) rle_check(rles[i].counts, rles[i].m, h, w, "merge input");

@@ -21,11 +21,24 @@
 #include <string>
 #include <vector>
 
+#include "mask.h"  // MaskBatchView, check_mask_size, mask_threads
+
 namespace genaug {
 
 struct RleRef {
   const uint32_t* counts = nullptr;
   size_t m = 0;
+};
+
+// An RLE as a caller hands it in: counts (not owned), or the compressed
+// string form, which is parsed when the RLE is resolved (on whichever thread
+// does the work).
+struct RleInput {
+  const uint32_t* counts = nullptr;  // the counts form: counts[0, m)
+  size_t m = 0;
+  bool is_string = false;
+  std::string str;                   // the string form
+  std::vector<uint32_t> parsed;      // str parsed, once resolved
 };
 
 // Throws E_FORMAT unless the counts sum to h * w (`what` names the RLE).
@@ -66,6 +79,30 @@ std::vector<uint32_t> rle_merge(const std::vector<RleRef>& rles, int64_t h, int6
 // union; 0 when the boxes do not overlap.
 void rle_iou(const std::vector<RleRef>& dt, const std::vector<RleRef>& gt, int64_t h, int64_t w,
              const uint8_t* iscrowd, double* out, int threads = 0);
+
+// Checks `in` for an h x w mask and returns its counts (valid while `in`
+// lives): a string is parsed as rle_from_string (E_FORMAT naming the byte);
+// counts must sum to h * w (E_FORMAT naming `what`).
+RleRef rle_resolve(RleInput& in, int64_t h, int64_t w, const char* what);
+
+// rle_resolve for every entry, in order; entry i is named name[i].
+std::vector<RleRef> rle_resolve_all(std::vector<RleInput>& in, int64_t h, int64_t w, const char* name);
+
+// --- Batches ---------------------------------------------------------------
+// Many masks of one size at once, one mask per task on `threads` threads
+// (0: every core; never more threads than masks). The result does not depend
+// on the thread count, and neither does the error: when several entries are
+// bad, the one reported is the first.
+
+// The RLE of each mask of the batch (n masks of h x w, one after another).
+std::vector<std::vector<uint32_t>> rle_encode_batch(const MaskBatchView& m, int threads = 0);
+// The same in the compressed string form (no counts are kept).
+std::vector<std::string> rle_encode_batch_strings(const MaskBatchView& m, int threads = 0);
+
+// Resolves each RLE (entry i named name[i]) and decodes it into
+// out + i * h * w: out receives rles.size() row-major h x w masks of 0/1.
+void rle_decode_batch(std::vector<RleInput>& rles, int64_t h, int64_t w, uint8_t* out, int threads = 0,
+                      const char* name = "rles");
 
 // One polygon x0, y0, x1, y1, ... (k points) rasterised as pycocotools'
 // rleFrPoly (5x upsampled boundary, pixel centres). Needs h, w >= 1.

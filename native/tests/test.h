@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu.h"
 #include "error.h"
 
 namespace gtest_lite {
@@ -83,3 +84,12 @@ inline void report(const char* file, int line, const std::string& what) {
     }                                                                                   \
     if (!thrown_) gtest_lite::report(__FILE__, __LINE__, "expected " #expr " to throw " code_str); \
   } while (0)
+
+// Every SIMD level this CPU runs, scalar first: tests pin each kernel family
+// to each of them in turn and compare it with the scalar reference.
+inline std::vector<genaug::Isa> available_isas() {
+  std::vector<genaug::Isa> out{genaug::Isa::Scalar};
+  if (genaug::cpu_info().avx2_fma) out.push_back(genaug::Isa::Avx2);
+  if (genaug::cpu_info().avx512) out.push_back(genaug::Isa::Avx512);
+  return out;
+}

@@ -73,13 +73,6 @@ std::vector<float> adversarial(int64_t count, int64_t C, Layout lay, int64_t S, 
   return x;
 }
 
-std::vector<Isa> isas() {
-  std::vector<Isa> out{Isa::Scalar};
-  if (cpu_info().avx2_fma) out.push_back(Isa::Avx2);
-  if (cpu_info().avx512) out.push_back(Isa::Avx512);
-  return out;
-}
-
 void check_against(const BnStats& s, const Ref& r) {
   for (size_t i = 0; i < r.count.size(); ++i) {
     CHECK_EQ(s.count[i], r.count[i]);
@@ -103,7 +96,7 @@ TEST(bnstats_matches_oracle_both_layouts_every_isa) {
   for (Layout lay : {Layout::NCHW, Layout::NHWC}) {
     std::vector<float> x = adversarial(N * C * S, C, lay, S, 7);
     Ref r = oracle(x, lay, N, C, S, dom, 4);  // domain 3 stays empty
-    for (Isa isa : isas()) {
+    for (Isa isa : available_isas()) {
       BnInput in;
       in.f32 = x.data();
       in.n = N;
@@ -166,7 +159,7 @@ TEST(bnstats_float16_equals_float32_of_the_same_values) {
   in.n = N;
   in.c = C;
   in.s = S;
-  for (Isa isa : isas()) {
+  for (Isa isa : available_isas()) {
     BnOptions opt;
     opt.isa = isa;
     BnStats a = bn_stats(in, opt);

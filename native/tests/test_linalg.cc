@@ -1,7 +1,8 @@
 // The dense linear algebra and the distribution metrics against hand-computed
 // cases and plain double-precision references: the symmetric
 // eigendecomposition, the blocked cross-product kernel (every ISA, several
-// thread counts), the Gaussian state and its merge on adversarial data, the
+// thread counts; the tile kernel of each ISA bit for bit against its
+// reference), the Gaussian state and its merge on adversarial data, the
 // Fréchet distance and the Vendi score.
 #include <algorithm>
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <random>
 
 #include "linalg.h"
+#include "linalg_kernels.h"
 #include "metrics.h"
 #include "test.h"
 
@@ -19,13 +21,6 @@ using namespace genaug;
 namespace {
 
 using Mat = std::vector<double>;
-
-std::vector<Isa> all_isas() {
-  std::vector<Isa> out{Isa::Scalar};
-  if (cpu_info().avx2_fma) out.push_back(Isa::Avx2);
-  if (cpu_info().avx512) out.push_back(Isa::Avx512);
-  return out;
-}
 
 // A random orthogonal n x n matrix (columns), by Gram-Schmidt twice on a Gaussian matrix.
 Mat random_orthogonal(int64_t n, uint32_t seed) {
@@ -322,7 +317,7 @@ TEST(gram_matches_naive_every_isa_and_thread_count) {
             want_sum[i] += z(r, i);
             for (int64_t j = 0; j < n; ++j) want[i * n + j] += z(r, i) * z(r, j);
           }
-        for (Isa isa : all_isas()) {
+        for (Isa isa : available_isas()) {
           Mat first;
           for (int threads : {1, 2, 3, 7}) {
             Mat c(static_cast<size_t>(n * n));
@@ -341,9 +336,48 @@ TEST(gram_matches_naive_every_isa_and_thread_count) {
   }
 }
 
+TEST(gram_tile_kernels_every_isa_bit_for_bit) {
+  // Each tile element is one chain over r in increasing order from zero: the
+  // scalar kernel multiplies then adds, the AVX2 and AVX-512 kernels fuse
+  // (std::fma rounds once, as vfmadd does). So each is checked bit for bit.
+  std::mt19937 rng(31);
+  std::normal_distribution<double> nd;
+  for (Isa isa : available_isas()) {
+    const LinalgKernels& K = linalg_kernels_for(isa);
+    CHECK(K.isa == isa);  // pinning really selects that level's kernel
+    const bool fused = isa != Isa::Scalar;
+    for (int64_t rb : {0, 1, 2, 7, 64, 256}) {
+      std::vector<double> a(static_cast<size_t>(rb * K.mr)), b(static_cast<size_t>(rb * K.nr));
+      for (auto& v : a) v = nd(rng) * std::ldexp(1.0, static_cast<int>(rng() % 40) - 20);
+      for (auto& v : b) v = nd(rng) * std::ldexp(1.0, static_cast<int>(rng() % 40) - 20);
+      std::vector<double> got(static_cast<size_t>(K.mr * K.nr), -1.0);
+      K.gram_tile(a.data(), b.data(), rb, got.data());
+      for (int i = 0; i < K.mr; ++i)
+        for (int j = 0; j < K.nr; ++j) {
+          volatile double acc = 0.0, acc_fused = 0.0;  // volatile: no contraction of the unfused chain
+          for (int64_t r = 0; r < rb; ++r) {
+            const double x = a[static_cast<size_t>(r * K.mr + i)], y = b[static_cast<size_t>(r * K.nr + j)];
+            volatile double p = x * y;
+            acc = acc + p;
+            acc_fused = std::fma(x, y, acc_fused);
+          }
+          const double plain = acc, fma_chain = acc_fused, have = got[static_cast<size_t>(i * K.nr + j)];
+          const bool is_plain = std::memcmp(&plain, &have, sizeof(double)) == 0;
+          const bool is_fused = std::memcmp(&fma_chain, &have, sizeof(double)) == 0;
+#if defined(__x86_64__) || defined(__i386__)
+          CHECK(fused ? is_fused : is_plain);  // baseline x86-64 has no FMA, so the scalar kernel cannot fuse
+#else
+          CHECK(fused ? is_fused : (is_plain || is_fused));  // the compiler may contract the scalar kernel here
+#endif
+        }
+    }
+  }
+  CHECK(linalg_kernels_scalar().isa == Isa::Scalar);
+}
+
 TEST(gram_is_thread_count_independent_on_a_large_case) {
   FloatData d = gaussian_data(700, 150, 21);
-  for (Isa isa : all_isas()) {
+  for (Isa isa : available_isas()) {
     StatsOptions o;
     o.isa = isa;
     o.threads = 1;
@@ -369,7 +403,7 @@ TEST(stats_adversarial_against_two_pass_reference) {
     std::vector<double> ref_mean;
     Mat ref;
     reference_stats(d, ref_mean, ref);
-    for (Isa isa : all_isas()) {
+    for (Isa isa : available_isas()) {
       StatsOptions o;
       o.isa = isa;
       GaussianState st = gaussian_stats(d.view(), o);
@@ -616,7 +650,7 @@ TEST(vendi_identical_vectors_score_one) {
     FloatData d{std::vector<float>(static_cast<size_t>(rows * dim)), rows, dim};
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < dim; ++j) d.v[r * dim + j] = 0.37f * static_cast<float>(j + 1) * (j % 2 ? -1.0f : 1.0f);
-    for (Isa isa : all_isas()) {
+    for (Isa isa : available_isas()) {
       VendiResult v = vendi(d, VendiPath::Auto, isa);
       CHECK_EQ(v.gram, rows <= dim);
       CHECK_NEAR(v.score, 1.0, 1e-9);
@@ -635,7 +669,7 @@ TEST(vendi_orthogonal_vectors_score_n) {
     for (int64_t j = 0; j < dim; ++j) perm[j] = j;
     std::shuffle(perm.begin(), perm.end(), std::mt19937(static_cast<uint32_t>(rows)));
     for (int64_t r = 0; r < rows; ++r) d.v[r * dim + perm[r]] = (r % 2 ? -1.0f : 1.0f) * (0.5f + static_cast<float>(r));
-    for (Isa isa : all_isas()) {
+    for (Isa isa : available_isas()) {
       VendiResult v = vendi(d, VendiPath::Auto, isa);
       CHECK(v.gram);
       CHECK_NEAR(v.score, static_cast<double>(rows), 1e-9);
@@ -649,7 +683,7 @@ TEST(vendi_orthogonal_vectors_score_n) {
     FloatData d{std::vector<float>(static_cast<size_t>(rows * dim), 0.0f), rows, dim};
     // Rotated basis vectors are orthogonal only to float precision: use signed basis vectors for the exact check.
     for (int64_t r = 0; r < rows; ++r) d.v[r * dim + (r % dim)] = (r % 3 ? 2.0f : -0.25f);
-    for (Isa isa : all_isas()) {
+    for (Isa isa : available_isas()) {
       VendiResult v = vendi(d, VendiPath::Auto, isa);
       CHECK(!v.gram);
       CHECK_NEAR(v.score, static_cast<double>(dim), 1e-9);
@@ -723,7 +757,7 @@ TEST(linalg_timings) {
   auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   const int64_t N = 50000, D = 512;
   FloatData d = gaussian_data(N, D, 1);
-  for (Isa isa : all_isas()) {
+  for (Isa isa : available_isas()) {
     for (int threads : {1, 2}) {
       StatsOptions o;
       o.isa = isa;

@@ -41,13 +41,6 @@ double oracle(const Data& a, int64_t i, const Data& b, int64_t j, bool normalize
   return dot / std::sqrt(na) / std::sqrt(nb);
 }
 
-std::vector<Isa> isas() {
-  std::vector<Isa> out{Isa::Scalar};
-  if (cpu_info().avx2_fma) out.push_back(Isa::Avx2);
-  if (cpu_info().avx512) out.push_back(Isa::Avx512);
-  return out;
-}
-
 void check_topk(const Data& q, const Data& d, int64_t k, const SimilarityOptions& opt) {
   TopKResult r = topk(q.view(), d.view(), k, opt);
   const int64_t keff = std::min(k, d.rows);
@@ -73,7 +66,7 @@ void check_topk(const Data& q, const Data& d, int64_t k, const SimilarityOptions
 }  // namespace
 
 TEST(topk_matches_oracle_on_every_isa) {
-  for (Isa isa : isas()) {
+  for (Isa isa : available_isas()) {
     SimilarityOptions opt;
     opt.isa = isa;
     for (int64_t dim : {1, 3, 16, 37, 64, 130}) {
@@ -87,7 +80,7 @@ TEST(topk_matches_oracle_on_every_isa) {
 }
 
 TEST(topk_edge_shapes) {
-  for (Isa isa : isas()) {
+  for (Isa isa : available_isas()) {
     SimilarityOptions opt;
     opt.isa = isa;
     check_topk(make_data(1, 5, 1), make_data(1, 5, 2), 1, opt);
@@ -121,7 +114,7 @@ TEST(topk_ties_go_to_the_lower_index) {
   // by 2 is exact in floating point, so all four tie exactly.
   for (int64_t j : {3, 8, 15}) std::copy(q.v.begin(), q.v.begin() + 10, d.v.begin() + j * 10);
   for (int k = 0; k < 10; ++k) d.v[11 * 10 + k] = 2.0f * q.v[k];
-  for (Isa isa : isas()) {
+  for (Isa isa : available_isas()) {
     SimilarityOptions opt;
     opt.isa = isa;
     TopKResult r = topk(q.view(), d.view(), 4, opt);
@@ -189,7 +182,7 @@ TEST(class_mean_and_max_match_oracle) {
     l = static_cast<int32_t>(rng() % 6);
     if (l == 5) l = 6;
   }
-  for (Isa isa : isas()) {
+  for (Isa isa : available_isas()) {
     SimilarityOptions opt;
     opt.isa = isa;
     opt.block_bytes = 1 << 16;
@@ -224,7 +217,7 @@ TEST(pairs_within_and_between_sets) {
   Data b = make_data(90, 6, 62);
   for (int k = 0; k < 6; ++k) a.v[40 * 6 + k] = a.v[7 * 6 + k];  // exact duplicate
   const float t = 0.9f;
-  for (Isa isa : isas()) {
+  for (Isa isa : available_isas()) {
     SimilarityOptions opt;
     opt.isa = isa;
     PairsResult self = pairs(a.view(), a.view(), t, 0, 1 << 20, opt);
@@ -303,7 +296,7 @@ TEST(engine_tunings_agree) {
       t.mc = 13;
       t.nct = 40;
       set_engine_tuning(t);
-      for (Isa isa : isas()) {
+      for (Isa isa : available_isas()) {
         opt.isa = isa;
         check_topk(q, d, 6, opt);
       }

@@ -50,7 +50,7 @@
  * (round = floor(v + 0.5)), clipped to the image; `boxOnly` is true.
  */
 
-import type { NativeComposite, NativeCompositeOptions, NativeCompositeSceneIn, NativeCompositeSceneOut } from '../native/addon-composite.js';
+import type { NativeAddon, NativeCompositeOptions, NativeCompositeSceneIn, NativeCompositeSceneOut } from '../native/addon.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
 import { checkInt, checkNumber, pinInputs } from '../native/validate.js';
@@ -115,6 +115,12 @@ export interface CompositeOptions {
    * less memory, and the full-frame work happens in reused native scratch.
    */
   maskFormat?: 'full' | 'box';
+  /**
+   * The SIMD level of the resize ('auto', default: the process's level; lowered
+   * to what the CPU has). Every level gives the same bytes; this is for tests
+   * and measurements.
+   */
+  isa?: 'auto' | 'scalar' | 'avx2' | 'avx512';
   /** Reuse output memory across calls (see {@link CompositeOutputPool}). */
   pool?: CompositeOutputPool;
 }
@@ -148,7 +154,7 @@ export interface CompositeResult {
   boxOnly: boolean;
 }
 
-function addon(): NativeComposite {
+function addon(): NativeAddon {
   return native();
 }
 
@@ -204,6 +210,12 @@ function nativeOptions(o: CompositeOptions | undefined): NativeCompositeOptions 
   if (src.maskFormat !== undefined) {
     if (src.maskFormat !== 'full' && src.maskFormat !== 'box') throw new GenaugError('E_RANGE', `maskFormat must be 'full' or 'box', got ${String(src.maskFormat)}`);
     out.maskFormat = src.maskFormat;
+  }
+  if (src.isa !== undefined) {
+    if (src.isa !== 'auto' && src.isa !== 'scalar' && src.isa !== 'avx2' && src.isa !== 'avx512') {
+      throw new GenaugError('E_RANGE', `isa must be 'auto', 'scalar', 'avx2' or 'avx512', got ${String(src.isa)}`);
+    }
+    out.isa = src.isa;
   }
   return out;
 }

@@ -16,7 +16,7 @@
  * ts/curate/relations.ts) and a name-similarity table between the layouts'
  * names and the pool's names (see ts/curate/relations.ts for builders).
  */
-import type { NativeLayout, NativeLayoutOptions, NativeLayoutScores } from '../native/addon-layout.js';
+import type { NativeLayoutOptions, NativeLayoutScores } from '../native/addon.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
 import { checkInt, pinInputs } from '../native/validate.js';
@@ -370,8 +370,6 @@ function nativeOptions(o: ClisLayoutOptions | undefined): NativeLayoutOptions {
   return out;
 }
 
-const addon = () => native() as unknown as NativeLayout;
-
 function args(p: PackedLayouts, pool: RelationPool, opt: NativeLayoutOptions) {
   return [
     pool.start, pool.subject, pool.object, pool.subjectBox, pool.objectBox, pool.symmetric, pool.names.length,
@@ -398,12 +396,12 @@ export async function clisLayout(layouts: SceneLayout[], pool: RelationPool, sim
   const p = packLayouts(layouts, pool, sim);
   pinInputs(pool.start, pool.subject, pool.object, pool.subjectBox, pool.objectBox, pool.symmetric);
   const signal = options?.signal;
-  if (!signal) return toResult(await addon().clisLayout(...args(p, pool, opt)), p);
+  if (!signal) return toResult(await native().clisLayout(...args(p, pool, opt)), p);
   const flag = new Int32Array(1);
   const onAbort = () => Atomics.store(flag, 0, 1);
   signal.addEventListener('abort', onAbort, { once: true });
   try {
-    return toResult(await addon().clisLayout(...args(p, pool, { ...opt, cancel: flag })), p);
+    return toResult(await native().clisLayout(...args(p, pool, { ...opt, cancel: flag })), p);
   } finally {
     signal.removeEventListener('abort', onAbort);
   }
@@ -412,5 +410,5 @@ export async function clisLayout(layouts: SceneLayout[], pool: RelationPool, sim
 export function clisLayoutSync(layouts: SceneLayout[], pool: RelationPool, sim: NameSimilarity, options?: Omit<ClisLayoutOptions, 'signal'>): ClisLayoutResult {
   const opt = nativeOptions(options);
   const p = packLayouts(layouts, pool, sim);
-  return toResult(addon().clisLayoutSync(...args(p, pool, opt)), p);
+  return toResult(native().clisLayoutSync(...args(p, pool, opt)), p);
 }

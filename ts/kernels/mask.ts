@@ -13,7 +13,7 @@
  * [x, y, w, h], tight; an empty mask has [0, 0, 0, 0].
  */
 
-import type { NativeCounts, NativeMask, NativePostOptions, NativePostResult } from '../native/addon-mask.js';
+import type { NativeAddon, NativeCounts, NativePostOptions, NativePostResult } from '../native/addon.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
 import { checkInt, checkNumber, pinInputs } from '../native/validate.js';
@@ -114,8 +114,7 @@ export interface Crop {
   bbox: Bbox;
 }
 
-/** The addon (its mask functions are declared in ts/native/addon-mask.ts). */
-function addon(): NativeMask {
+function addon(): NativeAddon {
   return native();
 }
 

@@ -21,8 +21,7 @@
  * *Sync twins are for worker threads.
  */
 
-import type { NativeAddon } from '../native/addon.js';
-import type { NativeMetricsOptions } from '../native/addon-metrics.js';
+import type { NativeAddon, NativeMetricsOptions } from '../native/addon.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
 import { checkInt, checkMatrix, type Matrix, pinInputs } from '../native/validate.js';
