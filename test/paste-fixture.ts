@@ -4,6 +4,7 @@ import { join } from 'node:path';
 
 import sharp from 'sharp';
 
+import type { PasteOptions } from '../ts/augment/paste.js';
 import { seededRandom } from '../ts/util/random.js';
 
 export interface PasteFixture {
@@ -119,3 +120,15 @@ export async function buildPasteFixture(root: string): Promise<PasteFixture> {
   await writeFile(join(pool, 'index.json'), JSON.stringify(index));
   return { root, images, coco: cocoPath, pool };
 }
+
+/** The paste tests' options over the fixture: seed 3, 3 copies, on the main thread. */
+export const fixtureOptions = (fx: PasteFixture, out: string, extra: Partial<PasteOptions> = {}): PasteOptions => ({
+  coco: fx.coco,
+  images: fx.images,
+  pool: fx.pool,
+  out,
+  seed: 3,
+  copies: 3,
+  workers: 0,
+  ...extra,
+});

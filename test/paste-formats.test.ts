@@ -17,7 +17,7 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { paste, resolvePasteFormats, type PasteFormat, type PasteOptions } from '../ts/augment/paste.js';
 import { expectCode, expectSameTree, tempFolder, tree } from './helpers.js';
-import { buildPasteFixture, type PasteFixture } from './paste-fixture.js';
+import { buildPasteFixture, type PasteFixture, fixtureOptions } from './paste-fixture.js';
 
 const calls = vi.hoisted(() => ({ composite: 0, encode: 0 }));
 
@@ -61,17 +61,7 @@ beforeAll(async () => {
 const ALL: PasteFormat[] = ['coco', 'webdataset', 'yolo'];
 
 // 4 real images x 3 copies = 12 items: 9 render, 3 fail (d.png is missing); b has a crowd region, c is box-only.
-const base = (out: string, extra: Partial<PasteOptions> = {}): PasteOptions => ({
-  coco: fx.coco,
-  images: fx.images,
-  pool: fx.pool,
-  out,
-  seed: 3,
-  copies: 3,
-  workers: 0,
-  shardSize: 4,
-  ...extra,
-});
+const base = (out: string, extra: Partial<PasteOptions> = {}): PasteOptions => fixtureOptions(fx, out, { shardSize: 4, ...extra });
 
 const lines = async (path: string) => (await readFile(path, 'utf8')).trim().split('\n');
 

@@ -14,7 +14,7 @@ import { ShardWriter, tarHeader } from '../ts/io/webdataset.js';
 import { decodeRleSync, fillHolesSync, largestComponentSync, rleArea } from '../ts/kernels/mask.js';
 import { seededRandom } from '../ts/util/random.js';
 import { expectCode, expectSameTree, tempFolder, tree } from './helpers.js';
-import { buildPasteFixture, ellipseCrop, type PasteFixture } from './paste-fixture.js';
+import { buildPasteFixture, ellipseCrop, type PasteFixture, fixtureOptions } from './paste-fixture.js';
 
 const tmp = tempFolder('genaug-paste-');
 let fx: PasteFixture;
@@ -23,16 +23,7 @@ beforeAll(async () => {
   fx = await buildPasteFixture(join(tmp.dir(), 'fx'));
 });
 
-const base = (out: string, extra: Partial<PasteOptions> = {}): PasteOptions => ({
-  coco: fx.coco,
-  images: fx.images,
-  pool: fx.pool,
-  out,
-  seed: 3,
-  copies: 3,
-  workers: 0,
-  ...extra,
-});
+const base = (out: string, extra: Partial<PasteOptions> = {}): PasteOptions => fixtureOptions(fx, out, extra);
 
 function tightBox(m: Uint8Array, w: number, h: number): [number, number, number, number] {
   let x0 = w, y0 = h, x1 = -1, y1 = -1;

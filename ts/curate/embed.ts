@@ -61,11 +61,8 @@ export interface EmbedderSpec {
   threads?: number;
 }
 
-export interface EmbedImagesOptions {
-  /** Folder of images (searched recursively, sorted); the index's paths are relative to it. */
-  images?: string;
-  /** JSON lines {"file": path, ...fields}: these files in this order (relative to `images`, else to the manifest's folder); the fields go into the index. */
-  manifest?: string;
+/** What every image embedding run takes (embedImages, embedInstances). */
+export interface EmbedRunOptions {
   /** The .npy to write; the index and failures go beside it (E.index.jsonl, E.failed.jsonl). */
   out: string;
   embedder: EmbedderSpec;
@@ -75,7 +72,17 @@ export interface EmbedImagesOptions {
   workers?: number;
   /** Cache folder (content hash → row per model). */
   cache?: string;
+  /** Images with more pixels are recorded as failed (io/images.ts DEFAULT_MAX_PIXELS). */
   maxPixels?: number;
+  onProgress?: (done: number, total: number) => void;
+  onNote?: (note: string) => void;
+}
+
+export interface EmbedImagesOptions extends EmbedRunOptions {
+  /** Folder of images (searched recursively, sorted); the index's paths are relative to it. */
+  images?: string;
+  /** JSON lines {"file": path, ...fields}: these files in this order (relative to `images`, else to the manifest's folder); the fields go into the index. */
+  manifest?: string;
   /**
    * What images with an alpha channel are composited onto before embedding
    * (default 'none': alpha dropped, the RGB under it kept). DiverGen embeds
@@ -83,8 +90,6 @@ export interface EmbedImagesOptions {
    * instances. RGB images are unchanged whatever this says.
    */
   background?: AlphaBackground;
-  onProgress?: (done: number, total: number) => void;
-  onNote?: (note: string) => void;
 }
 
 export interface EmbedRunResult {
@@ -690,14 +695,11 @@ async function hashItems(items: Array<{ abs: string; sha256?: string; error?: st
 // ---------------------------------------------------------------------------
 // Instance runs: every instance of a COCO file, one row each
 
-export interface EmbedInstancesOptions extends InstanceView {
+export interface EmbedInstancesOptions extends InstanceView, EmbedRunOptions {
   /** COCO/LVIS annotations whose instances (segmentation masks: polygons or RLE) are embedded. */
   coco: string;
   /** The folder the COCO file names are relative to. */
   images: string;
-  /** The .npy to write; E.index.jsonl (one line per row: image, annotation, category, label, box, area, image size) and E.failed.jsonl beside it. */
-  out: string;
-  embedder: EmbedderSpec;
   /** The categories embedded, by name, in label order (label = position); default every category in id order. */
   categories?: string[];
   /** At most this many instances per category: a seeded choice among its annotations (0 or absent: all). */
@@ -709,12 +711,6 @@ export interface EmbedInstancesOptions extends InstanceView {
    * file_name); images the order does not name come after, by image id. Default: by image id.
    */
   order?: string;
-  batchSize?: number;
-  workers?: number;
-  cache?: string;
-  maxPixels?: number;
-  onProgress?: (done: number, total: number) => void;
-  onNote?: (note: string) => void;
 }
 
 interface InstanceUnit extends Unit {

@@ -50,7 +50,7 @@
  * (round = floor(v + 0.5)), clipped to the image; `boxOnly` is true.
  */
 
-import type { NativeAddon, NativeCompositeOptions, NativeCompositeSceneIn, NativeCompositeSceneOut } from '../native/addon.js';
+import type { NativeAddon, NativeCompositeInstanceIn, NativeCompositeOptions, NativeCompositeSceneIn, NativeCompositeSceneOut } from '../native/addon.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
 import { checkInt, checkNumber, pinInputs } from '../native/validate.js';
@@ -68,18 +68,7 @@ export interface RgbFrame {
 }
 
 /** One instance to paste: an RGBA crop (height x width x 4) and where and how large it goes. */
-export interface PasteInstance {
-  rgba: Uint8Array;
-  width: number;
-  height: number;
-  targetWidth: number;
-  targetHeight: number;
-  /** Horizontal flip (default false). */
-  flip?: boolean;
-  /** Centre in destination pixels. */
-  cx: number;
-  cy: number;
-}
+export type PasteInstance = NativeCompositeInstanceIn;
 
 export interface CompositeScene {
   image: RgbFrame;

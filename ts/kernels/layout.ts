@@ -71,25 +71,7 @@ export interface SceneLayout {
   relations: LayoutRelation[];
 }
 
-export interface ClisLayoutOptions {
-  /** Name-similarity floor for candidate examples (default 0.6, the released CLI's; the function default was 0.8). */
-  tau?: number;
-  /** Penalty threshold t (default 0.03). */
-  penaltyT?: number;
-  /** Both similarities ≥ this count as "high" for the rank and the confidence (default 0.8). */
-  highSim?: number;
-  /** Confidence weight of examples that are not both-high (default 1e-4). */
-  lowWeight?: number;
-  /** Pair score = the example at rank ⌊n_hi / rankDivisor⌋ (default 50). */
-  rankDivisor?: number;
-  /** Reproduce the released code: dist = IoU term only (default false: the intended ½ IoU + ½ ρ). */
-  faithful?: boolean;
-  /** use_balance: dist weights (0.2, 0.8) when the IoU term > 0.95, else (0.8, 0.2) when the ρ term > 0.95 (default false). */
-  balance?: boolean;
-  /** use_symmetry: mirror the example direction for predicates without left/right (default true). */
-  symmetry?: boolean;
-  /** Threads (default every core); results do not depend on it. */
-  threads?: number;
+export interface ClisLayoutOptions extends Omit<NativeLayoutOptions, 'cancel'> {
   signal?: AbortSignal;
 }
 

@@ -21,7 +21,7 @@
  * *Sync twins are for worker threads.
  */
 
-import type { NativeAddon, NativeMetricsOptions } from '../native/addon.js';
+import type { NativeAddon, NativeFrechet, NativeMetricsOptions } from '../native/addon.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
 import { checkInt, checkMatrix, type Matrix, pinInputs } from '../native/validate.js';
@@ -59,19 +59,7 @@ export interface VendiOptions extends MetricsOptions {
   path?: 'auto' | 'gram' | 'covariance';
 }
 
-export interface FrechetResult {
-  /** max(0, meanTerm + trace1 + trace2 - 2 traceSqrt). */
-  distance: number;
-  /** ||mean1 - mean2||^2. */
-  meanTerm: number;
-  /** tr(S1), tr(S2). */
-  trace1: number;
-  trace2: number;
-  /** tr((S1^1/2 S2 S1^1/2)^1/2). */
-  traceSqrt: number;
-  /** The numerical rank of S1 (eigenvalues kept). */
-  rank1: number;
-}
+export type FrechetResult = NativeFrechet;
 
 export interface VendiResult {
   /** exp(entropy), in [1, min(N, D)]. */

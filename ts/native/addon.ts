@@ -117,11 +117,16 @@ export interface NativeGaussianStats {
 }
 
 export interface NativeFrechet {
+  /** max(0, meanTerm + trace1 + trace2 - 2 traceSqrt). */
   distance: number;
+  /** ||mean1 - mean2||^2. */
   meanTerm: number;
+  /** tr(S1), tr(S2). */
   trace1: number;
   trace2: number;
+  /** tr((S1^1/2 S2 S1^1/2)^1/2). */
   traceSqrt: number;
+  /** The numerical rank of S1 (eigenvalues kept). */
   rank1: number;
 }
 
@@ -208,14 +213,23 @@ type IouArgs = [dt: NativeCounts[], gt: NativeCounts[], h: number, w: number, is
 // --- layout.cc (CLIS-L) --------------------------------------------------------
 
 export interface NativeLayoutOptions {
+  /** Name-similarity floor for candidate examples (default 0.6, the released CLI's; the function default was 0.8). */
   tau?: number;
+  /** Penalty threshold t (default 0.03). */
   penaltyT?: number;
+  /** Both similarities ≥ this count as "high" for the rank and the confidence (default 0.8). */
   highSim?: number;
+  /** Confidence weight of examples that are not both-high (default 1e-4). */
   lowWeight?: number;
+  /** Pair score = the example at rank ⌊n_hi / rankDivisor⌋ (default 50). */
   rankDivisor?: number;
+  /** Reproduce the released code: dist = IoU term only (default false: the intended ½ IoU + ½ ρ). */
   faithful?: boolean;
+  /** use_balance: dist weights (0.2, 0.8) when the IoU term > 0.95, else (0.8, 0.2) when the ρ term > 0.95 (default false). */
   balance?: boolean;
+  /** use_symmetry: mirror the example direction for predicates without left/right (default true). */
   symmetry?: boolean;
+  /** Threads (default every core); results do not depend on it. */
   threads?: number;
   cancel?: Int32Array;
 }
@@ -251,13 +265,16 @@ type LayoutArgs = [
 
 // --- composite.cc --------------------------------------------------------------
 
+/** One instance to paste: an RGBA crop (height x width x 4) and where and how large it goes. */
 export interface NativeCompositeInstanceIn {
   rgba: Uint8Array;
   width: number;
   height: number;
   targetWidth: number;
   targetHeight: number;
+  /** Horizontal flip (default false). */
   flip?: boolean;
+  /** Centre in destination pixels. */
   cx: number;
   cy: number;
 }
