@@ -106,6 +106,8 @@ const EmbedSchema = z
     batch: z.number().int().min(1).max(4096).default(32),
     /** Worker threads embedding batches (default min(cores, 4); 0 = the main thread). The rows do not depend on it. */
     workers: z.number().int().min(0).max(256).optional(),
+    /** A row cache folder (created when missing) shared by runs and genaug embed --cache: unchanged crops are not embedded again. */
+    cache: path().optional(),
     /** X-Paste's CLIP score text (CLIP only): 100 cos(instance on white, template with the class name). */
     clip_template: z.string().min(1).default('a photo of {}'),
     /** Pixels of context around each real crop's box (DiverGen: 40). */
@@ -274,7 +276,7 @@ export interface LoadedConfig {
   /** The config file (absolute). */
   file: string;
   /** Every path in the config, resolved to absolute. */
-  paths: { runDir: string; realCoco: string; realImages: string; captions?: string[]; workflow?: string; samEncoder?: string; samDecoder?: string; segmenter?: string; clip?: string };
+  paths: { runDir: string; realCoco: string; realImages: string; captions?: string[]; workflow?: string; samEncoder?: string; samDecoder?: string; segmenter?: string; clip?: string; embedCache?: string };
 }
 
 /** The (key path, value) of every file or folder the config names that must exist. */
@@ -430,7 +432,7 @@ export async function loadConfig(
   }
   const opt = (p: string | undefined) => (p === undefined ? undefined : at(p));
   const paths: LoadedConfig['paths'] = { runDir: at(config.run_dir), realCoco: at(config.real.coco), realImages: at(config.real.images), ...(config.plan.captions ? { captions: config.plan.captions.map(at) } : {}) };
-  const extra = { workflow: opt(config.generate.workflow), samEncoder: opt(config.annotate.sam_encoder), samDecoder: opt(config.annotate.sam_decoder), segmenter: opt(config.annotate.segmenter), clip: opt(config.embed.clip) };
+  const extra = { workflow: opt(config.generate.workflow), samEncoder: opt(config.annotate.sam_encoder), samDecoder: opt(config.annotate.sam_decoder), segmenter: opt(config.annotate.segmenter), clip: opt(config.embed.clip), embedCache: opt(config.embed.cache) };
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) (paths as unknown as Record<string, string>)[k] = v;
   return { config, file: abs, paths };
 }

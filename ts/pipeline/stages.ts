@@ -269,6 +269,7 @@ async function runEmbed(ctx: StageContext): Promise<StageResult> {
     categories: classes.map((k) => k.name),
     batchSize: c.embed.batch,
     workers: c.embed.workers,
+    ...(ctx.cfg.paths.embedCache ? { cache: ctx.cfg.paths.embedCache } : {}),
     onNote: ctx.log,
   };
   const real = await embedInstances({
@@ -488,7 +489,7 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     resumable: true,
     journals: ['.partial'],
     inputs: () => ['real.coco', 'real.images', 'annotate/annotations.json', 'generate/generated.jsonl'],
-    options: (c) => ({ embed: { ...c.embed, workers: undefined } }),
+    options: (c) => ({ embed: { ...c.embed, workers: undefined, cache: undefined } }),
     files: (cfg) => [cfg.paths.clip],
     run: runEmbed,
   },
