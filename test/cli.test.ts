@@ -111,8 +111,8 @@ describe('genaug similarity', () => {
     expect(width.stderr).toMatch(/E_SHAPE.*same width/);
   });
 
-  it('every command has --help', async () => {
-    for (const cmd of [[], ['similarity'], ['similarity', 'topk'], ['similarity', 'class-mean'], ['similarity', 'class-max'], ['similarity', 'pairs'], ['similarity', 'row-dot'], ['similarity', 'unique'], ['demo'], ['run'], ['info']]) {
+  it('--help works from the built command (the help of every command is checked in-process below)', async () => {
+    for (const cmd of [[], ['similarity', 'topk'], ['run']]) {
       const r = await genaug(...cmd, '--help');
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/Usage: genaug/);
@@ -133,7 +133,7 @@ describe('genaug --help', () => {
       for (const sub of c.commands) walk(sub, `${path} ${sub.name()}`);
     };
     walk(buildProgram({ print: () => undefined }) as unknown as Cmd, 'genaug');
-    for (const cmd of ['paste', 'embed', 'score', 'filter', 'plan', 'priors', 'generate', 'annotate', 'gap', 'bnstats']) expect(seen).toContain(`genaug ${cmd}`);
+    for (const cmd of ['paste', 'pool', 'embed', 'score', 'score against-real', 'filter', 'plan', 'priors', 'generate', 'annotate', 'gap', 'bnstats', 'similarity unique', 'demo', 'run', 'info']) expect(seen).toContain(`genaug ${cmd}`);
   });
 });
 
