@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 
 import { annotate } from '../ts/curate/annotate.js';
 import { decodeRle } from '../ts/kernels/mask.js';
-import { tempFolder } from './helpers.js';
+import { expectError, tempFolder } from './helpers.js';
 
 const tmp = tempFolder('genaug-annotate-');
 
@@ -120,6 +120,16 @@ describe('annotate (corner method)', () => {
 });
 
 describe('annotate (SAM-background method)', () => {
+  it('a batch where every image failed is an error (E_IO naming the reasons file), with the reasons written', async () => {
+    const dir = tmp.dir();
+    await mkdir(join(dir, 'in', 'cat'), { recursive: true });
+    await writeFile(join(dir, 'in', 'cat', 'a.png'), 'not an image');
+    await writeFile(join(dir, 'in', 'cat', 'b.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47]));
+    await expectError(annotate({ images: join(dir, 'in'), out: join(dir, 'out'), method: 'corners', workers: 0 }), 'E_IO', 'every one of the 2 images failed', join(dir, 'out', 'rejected.jsonl'));
+    const rejected = (await readFile(join(dir, 'out', 'rejected.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { status: string });
+    expect(rejected.map((r) => r.status)).toEqual(['failed', 'failed']);
+  });
+
   it('inverts the chosen corner background and post-processes it, on a non-square image', async () => {
     const { samDecoder, samEncoder } = await import('./onnx-builder.js');
     const { SamModel } = await import('../ts/models/sam.js');

@@ -208,6 +208,12 @@ describe('genaug bnstats', () => {
       await writeNpy(join(dir, 'd.npy'), dom, [n]);
       const bin = join(__dirname, '..', 'bin', 'genaug.js');
       await promisify(execFile)(process.execPath, [bin, 'bnstats', '--activations', join(dir, 'a.npy'), '--domains', join(dir, 'd.npy'), '--out', join(dir, 'bn.safetensors'), '--layer', 'features.1', '--batch-size', '4', '-q']);
+      // A stray tag (7) is refused with the fix, not silently grown into 8 domains of which 5 are empty.
+      const stray = Int32Array.from(dom, (d, i) => (i === 5 ? 7 : d));
+      await writeNpy(join(dir, 'd7.npy'), stray, [n]);
+      const refused = await promisify(execFile)(process.execPath, [bin, 'bnstats', '--activations', join(dir, 'a.npy'), '--domains', join(dir, 'd7.npy'), '--out', join(dir, 'bn7.safetensors'), '-q']).catch((e: { code: number; stderr: string }) => e);
+      expect((refused as { code: number }).code).toBe(1);
+      expect((refused as { stderr: string }).stderr).toMatch(/E_RANGE.*domain\[5\] = 7 is outside \[0, 2\).*--num-domains 8/);
       const f = await readSafetensors(join(dir, 'bn.safetensors'));
       // The oracle: PyTorch's update written out, batch by batch (batches of 4 samples).
       const batches = [0, 4, 8].map((b0) => ({ x: x.subarray(b0 * c * s, (b0 + 4) * c * s), n: 4, dom: dom.subarray(b0, b0 + 4) }));

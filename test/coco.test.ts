@@ -23,6 +23,7 @@ function dataset() {
       { id: 14, image_id: 1, category_id: 7, bbox: [0, 0, 1, 1], area: 1, iscrowd: 0 },
       { id: 15, image_id: 1, category_id: 1, bbox: [0, 0, -1, 1], area: 1, iscrowd: 0 },
       { id: 16, image_id: 1, category_id: 1, bbox: [0, 0, 1, 1], area: 1, iscrowd: 0, segmentation: { size: [10, 10], counts: 'PP' } },
+      { id: 17, image_id: 1, category_id: 1, bbox: [0, 0, 1, 1], area: 1, iscrowd: 'yes' },
     ],
     categories: [
       { id: 1, name: 'traffic_light', supercategory: 'x', frequency: 'f' },
@@ -40,7 +41,12 @@ describe('COCO reader', () => {
       ['annotations[4]', 'dangling-category'],
       ['annotations[5]', 'bad-bbox'],
       ['annotations[6]', 'bad-segmentation'],
+      ['annotations[7]', 'bad-iscrowd'],
     ]);
+    expect(c.problems[4]!.message).toContain('"yes"');
+    const d = dataset();
+    delete (d.annotations[0] as { iscrowd?: number }).iscrowd;
+    expect(parseCoco(d, 'd.json').dataset.annotations[0]!.iscrowd).toBe(0); // absent = 0
     expect(c.problems[3]!.message).toContain('[10, 10]');
     expect(c.annotationsByImage.get(2)!.map((a) => a.id)).toEqual([11, 12]);
     expect(c.imageById.get(2)!.neg_category_ids).toEqual([3]);

@@ -103,3 +103,18 @@ describe('embedInstances', () => {
     await rm(join(root, 'none.npy'), { force: true });
   });
 });
+
+describe('embed runs and non-regular files', () => {
+  it('a manifest naming /dev/zero, a FIFO or a folder records them as failed instead of hanging, and embeds the rest', async () => {
+    const { embedImages } = await import('../ts/curate/embed.js');
+    const { execFileSync } = await import('node:child_process');
+    const fifo = join(root, 'pipe.png');
+    execFileSync('mkfifo', [fifo]);
+    const good = coco.images[0]!.file_name;
+    await writeFile(join(root, 'odd.jsonl'), [join(root, 'data', 'images', good), '/dev/zero', fifo, join(root, 'data')].map((file) => JSON.stringify({ file })).join('\n') + '\n');
+    const r = await embedImages({ manifest: join(root, 'odd.jsonl'), out: join(root, 'odd.npy'), embedder: { kind: 'features' }, workers: 0 });
+    expect(r.rows).toBe(1);
+    const failed = await lines(join(root, 'odd.failed.jsonl'));
+    expect(failed.map((l) => l.reason)).toEqual([0, 1, 2].map(() => expect.stringMatching(/^\[E_IO\] .* is not a regular file/)));
+  }, 20_000);
+});

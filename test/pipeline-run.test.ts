@@ -114,7 +114,7 @@ describe('genaug run (in process)', () => {
     const cfg = await config('e.yaml', smallConfig('run-e'));
     const first = runPipeline(cfg);
     await new Promise((r) => setTimeout(r, 30));
-    await expectError(runPipeline(cfg), 'E_IO', 'another genaug run', `pid ${process.pid}`);
+    await expectError(runPipeline(cfg), 'E_LOCKED', 'another genaug run', `pid ${process.pid}`);
     await first;
     // A lock whose process is gone: a pid no process has.
     await writeFile(join(cfg.paths.runDir, '.lock'), '2147483646');
@@ -272,5 +272,21 @@ describe('genaug run (in process)', () => {
     expect(chart).toContain('class="threshold"');
     expect(chart).toContain('>min 0.6<');
     expect(html).not.toMatch(/<td>report<\/td>/);
+  });
+});
+
+describe('genaug demo and the folder lock', () => {
+  it('a demo refused by the lock of a running writer writes nothing (it used to write data/ and run.yaml first)', async () => {
+    const { runDemo } = await import('../ts/cli/demo.js');
+    const { lockFolder } = await import('../ts/io/lock.js');
+    const dir = join(root, 'locked-demo');
+    const unlock = await lockFolder(dir, 'genaug demo');
+    try {
+      await expectError(runDemo({ out: dir, seed: 2, images: 4, quiet: true }, { print: () => undefined } as never), 'E_LOCKED', 'another genaug demo', `pid ${process.pid}`);
+      expect(readdirSync(dir)).toEqual(['.lock']);
+    } finally {
+      await unlock();
+    }
+    expect(readdirSync(dir)).toEqual([]);
   });
 });

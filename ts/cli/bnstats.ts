@@ -39,10 +39,14 @@ export async function bnstatsFile(o: BnStatsFileOptions) {
   }
   const { n, c, s } = channelsOf(h.shape, o.layout);
   const domains = o.domains ? await readLabels(o.domains, n) : undefined;
-  const numDomains = o.numDomains ?? (domains ? Math.max(2, domains.reduce((m, v) => Math.max(m, v), 0) + 1) : 1);
+  // Two domains (real, synthetic) unless told: a stray tag must not silently grow the model by empty aux BNs.
+  const numDomains = o.numDomains ?? (domains ? 2 : 1);
   if (domains) {
-    const bad = domains.findIndex((d) => d >= numDomains);
-    if (bad >= 0) throw new GenaugError('E_RANGE', `${o.domains}: domain[${bad}] = ${domains[bad]} is outside [0, ${numDomains})`);
+    const bad = domains.findIndex((d) => d < 0 || d >= numDomains);
+    if (bad >= 0) {
+      const hint = o.numDomains === undefined && (domains[bad] as number) > 0 ? `; give --num-domains ${domains.reduce((m, v) => Math.max(m, v), 0) + 1} if the file really holds that many domains` : '';
+      throw new GenaugError('E_RANGE', `${o.domains}: domain[${bad}] = ${domains[bad]} is outside [0, ${numDomains})${hint}`, { path: o.domains, index: bad });
+    }
   }
   const acc = new BnStatsAccumulator({ channels: c, numDomains, momentum: o.momentum, nonfinite: o.nonfinite });
   const sampleValues = c * s;

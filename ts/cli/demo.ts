@@ -8,7 +8,6 @@
  * weight-free embedder, filters, builds the pool, pastes into the real images,
  * exports COCO and WebDataset, and writes the HTML report.
  */
-import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { Command } from 'commander';
@@ -16,6 +15,7 @@ import { stringify } from 'yaml';
 
 import { writeRealDataset } from '../generate/procedural-world.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { lockFolder } from '../io/lock.js';
 import { capabilities } from '../native/load.js';
 import { loadConfig } from '../pipeline/config.js';
 import { runPipeline } from '../pipeline/run.js';
@@ -56,7 +56,16 @@ export function demoConfig(seed: number) {
 export async function runDemo(o: DemoOptions, global: GlobalOptions) {
   const out = resolve(o.out);
   const t0 = Date.now();
-  await mkdir(out, { recursive: true });
+  // The folder's lock before anything is written: a second demo into it is refused and changes nothing.
+  const unlock = await lockFolder(out, 'genaug demo');
+  try {
+    await demoLocked(o, global, out, t0);
+  } finally {
+    await unlock();
+  }
+}
+
+async function demoLocked(o: DemoOptions, global: GlobalOptions, out: string, t0: number) {
   const say = (s: string) => {
     if (!o.quiet) process.stderr.write(`${s}\n`);
   };

@@ -35,7 +35,7 @@ export function embedCommand(global: GlobalOptions): Command {
         .choices(['none', 'black', 'white'])
         .default('none'),
     )
-    .option('--max-pixels <n>', 'record images with more pixels than this as failed (default 0x3FFF^2)', intArg('--max-pixels', 1))
+    .option('--max-pixels <n>', 'record images with more pixels than this (read from the header, before decoding) as failed (default 67108864 = 8192 x 8192)', intArg('--max-pixels', 1))
     .option('-q, --quiet', 'no progress output')
     .addHelpText(
       'after',

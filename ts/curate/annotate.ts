@@ -55,7 +55,7 @@ export interface AnnotateOptions {
   /** Area fraction bounds (X-Paste: [0.05, 0.95]). */
   minFraction?: number;
   maxFraction?: number;
-  /** Images with more pixels than this are rejected, from the header (default DEFAULT_MAX_PIXELS, 0x3FFF²). */
+  /** Images with more pixels than this are rejected, from the header (default DEFAULT_MAX_PIXELS, 8192 x 8192). */
   maxPixels?: number;
   /** Images processed at once (default: the number of cores). */
   concurrency?: number;
@@ -246,7 +246,13 @@ export async function annotate(o: AnnotateOptions) {
   await Promise.all(Array.from({ length: Math.min(lanes, todo.length) }, run));
   await pool?.destroy();
   if (failure) throw failure.error;
-  return writePool(out, files.map((f) => done.get(f) as JournalLine));
+  const result = await writePool(out, files.map((f) => done.get(f) as JournalLine));
+  // A batch where every image failed (none could even be read) is an error, not an empty pool; the reasons are written.
+  if (result.failed === files.length) {
+    const first = (done.get(files[0] as string) as JournalLine).reason;
+    throw new GenaugError('E_IO', `every one of the ${files.length} images failed (first: ${first}); the reasons are in ${join(out, 'rejected.jsonl')}`, { path: join(out, 'rejected.jsonl') });
+  }
+  return result;
 }
 
 /** What a pool worker needs for one image: plain data only (the worker loads its own models). */

@@ -290,6 +290,8 @@ async function readManifest(path: string, base: string): Promise<Item[]> {
 
 async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256');
+  // A device or a FIFO (/dev/zero, a pipe) would be read (or opened) forever: only regular files are images.
+  if (!(await stat(path)).isFile()) throw Object.assign(new Error('is not a regular file'), { code: 'ENOTREG' });
   const fh = await open(path, 'r');
   try {
     const buf = Buffer.alloc(1 << 20);
@@ -687,7 +689,7 @@ async function hashItems(items: Array<{ abs: string; sha256?: string; error?: st
       it.sha256 = await sha256File(it.abs);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      it.error = `[E_IO] image ${it.abs} ${code === 'ENOENT' ? 'does not exist' : `could not be read: ${(e as Error).message}`}`;
+      it.error = `[E_IO] image ${it.abs} ${code === 'ENOENT' ? 'does not exist' : code === 'ENOTREG' ? 'is not a regular file (a device, a pipe or a folder)' : `could not be read: ${(e as Error).message}`}`;
     }
   }
 }

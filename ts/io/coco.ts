@@ -189,6 +189,11 @@ export function parseCoco(input: string | unknown, source = '<coco>', options: R
         }
       }
     }
+    // iscrowd is 0 or 1 (COCO); a value like "yes" or 2 is not silently read as 0 (a crowd region pasted over).
+    if (a.iscrowd !== undefined && a.iscrowd !== 0 && a.iscrowd !== 1) {
+      problem(where, 'bad-iscrowd', `(id ${a.id}) has "iscrowd": ${JSON.stringify(a.iscrowd)}; COCO allows 0 or 1`);
+      return;
+    }
     const ann = a as CocoAnnotation;
     if (ann.iscrowd !== 1) ann.iscrowd = 0;
     if (!isFiniteNumber(ann.area)) ann.area = (b[2] as number) * (b[3] as number);

@@ -54,8 +54,14 @@ export interface DecodedImage extends RgbImage {
   channels: 3 | 4;
 }
 
-/** The default pixel limit (width x height, checked from the header): sharp's own, 0x3FFF². */
-export const DEFAULT_MAX_PIXELS = 0x3fff * 0x3fff;
+/**
+ * The default pixel limit (width x height, checked from the header before
+ * decoding): 8192 x 8192 = 64 Mi pixels (256 MiB as RGBA). Larger than any
+ * generated or training image genaug expects; a 16000² decompression bomb of
+ * a few hundred KB is refused instead of costing gigabytes. Raise it with the
+ * maxPixels option (--max-pixels) for genuinely huge images.
+ */
+export const DEFAULT_MAX_PIXELS = 8192 * 8192;
 
 /** What an image with an alpha channel is composited onto for RGB: 'none' drops alpha (keeps the RGB under it). */
 export type AlphaBackground = 'none' | 'black' | 'white';

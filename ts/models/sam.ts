@@ -63,7 +63,7 @@ export interface SamLoadOptions {
   encoderInput?: string;
   /** The encoder's output name when it is none of SAM_ENCODER_OUTPUT_NAMES. */
   encoderOutput?: string;
-  /** Pixel limit for decoded images, checked from the header (default DEFAULT_MAX_PIXELS, 0x3FFF²). */
+  /** Pixel limit for decoded images, checked from the header (default DEFAULT_MAX_PIXELS, 8192 x 8192). */
   maxPixels?: number;
 }
 

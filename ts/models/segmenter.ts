@@ -49,7 +49,7 @@ export interface SegmenterOptions {
   outputName?: string;
   /** Input size for a model with dynamic H, W (ignored, or checked, when static). */
   inputSize?: { width: number; height: number };
-  /** Pixel limit for decoded images, checked from the header (default DEFAULT_MAX_PIXELS, 0x3FFF²). */
+  /** Pixel limit for decoded images, checked from the header (default DEFAULT_MAX_PIXELS, 8192 x 8192). */
   maxPixels?: number;
 }
 

@@ -20,6 +20,7 @@ import { mkdir, open, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 
 import { writeFileAtomic } from '../io/atomic.js';
+import { lockFolder } from '../io/lock.js';
 import { GenaugError } from '../native/errors.js';
 import { STAGES, type LoadedConfig, type StageName } from './config.js';
 import { MANIFEST_VERSION, readManifest, type Manifest, type OutputRecord, type StageRecord } from './manifest.js';
@@ -125,48 +126,10 @@ export interface RunResult {
   skipped: StageName[];
 }
 
-/**
- * One run at a time per folder: RUN/.lock holds the pid of the run using it.
- * A lock whose process is gone (a killed run) is taken over.
- */
-const heldHere = new Set<string>();
-
-async function lockRun(runDir: string): Promise<() => Promise<void>> {
-  const path = join(runDir, '.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fh = await open(path, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      heldHere.add(path);
-      return async () => {
-        heldHere.delete(path);
-        await rm(path, { force: true });
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new GenaugError('E_IO', `could not create ${path}: ${(e as Error).message}`, { path });
-      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      let alive = pid === process.pid && heldHere.has(path);
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
-        try {
-          process.kill(pid, 0);
-          alive = true;
-        } catch (k) {
-          alive = (k as NodeJS.ErrnoException).code === 'EPERM';
-        }
-      }
-      if (alive) throw new GenaugError('E_IO', `another genaug run (pid ${pid}) is using ${runDir}; wait for it to finish, or stop it (a stopped run resumes)`, { path, pid });
-      await rm(path, { force: true });
-    }
-  }
-  throw new GenaugError('E_IO', `could not lock ${runDir}`, { path });
-}
-
 /** Runs (or resumes) the pipeline of a loaded config. */
 export async function runPipeline(cfg: LoadedConfig, o: RunOptions = {}): Promise<RunResult> {
   const runDir = cfg.paths.runDir;
-  await mkdir(runDir, { recursive: true });
-  const unlock = await lockRun(runDir);
+  const unlock = await lockFolder(runDir, 'genaug run');
   try {
     return await runLocked(cfg, runDir, o);
   } finally {
