@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -120,6 +120,22 @@ describe('annotate (corner method)', () => {
 });
 
 describe('annotate (SAM-background method)', () => {
+  it('keeps to its roots: a link out of the image folder is not listed, a category of "..", "../x" or "a/b" writes inside instances/', async () => {
+    const dir = tmp.dir();
+    const rect = (x: number, y: number): [number, number, number] | null => (x >= 10 && x < 40 && y >= 10 && y < 30 ? [200, 20, 20] : null);
+    await png(join(dir, 'outside', 'secret.png'), 60, 40, rect);
+    for (const f of ['a.png', 'b.png', 'c.png']) await png(join(dir, 'in', f), 60, 40, rect);
+    await symlink(join(dir, 'outside', 'secret.png'), join(dir, 'in', 'link.png'));
+    await writeFile(join(dir, 'm.jsonl'), [['a.png', '..'], ['b.png', '../../x'], ['c.png', 'a/b'], ['link.png', 'cat']].map(([file, category]) => JSON.stringify({ file, category })).join('\n') + '\n');
+    const r = await annotate({ images: join(dir, 'in'), out: join(dir, 'out'), manifest: join(dir, 'm.jsonl'), workers: 0 });
+    expect(r.images).toBe(3); // the link is not an image of the folder
+    const all = (await readdir(dir, { recursive: true })).map((f) => String(f)).filter((f) => f.endsWith('.png')).sort();
+    expect(all.filter((f) => !f.startsWith('in/') && !f.startsWith('outside/') && !f.startsWith(join('out', 'instances') + '/'))).toEqual([]);
+    const index = JSON.parse(await readFile(join(dir, 'out', 'index.json'), 'utf8')) as { categories: Record<string, Array<{ file: string }>> };
+    expect(Object.keys(index.categories).sort()).toEqual(['..', '../../x', 'a/b']);
+    for (const list of Object.values(index.categories)) for (const e of list) expect(e.file).toMatch(/^instances\/[^/]+\/[^/]+\.png$/);
+  });
+
   it('a batch where every image failed is an error (E_IO naming the reasons file), with the reasons written', async () => {
     const dir = tmp.dir();
     await mkdir(join(dir, 'in', 'cat'), { recursive: true });

@@ -104,17 +104,23 @@ describe('embedInstances', () => {
   });
 });
 
-describe('embed runs and non-regular files', () => {
-  it('a manifest naming /dev/zero, a FIFO or a folder records them as failed instead of hanging, and embeds the rest', async () => {
+describe('embed runs: non-regular files and the roots rule', () => {
+  it('records devices, FIFOs, folders and paths or links outside the manifest folder as failed (no hang), and embeds the rest', async () => {
     const { embedImages } = await import('../ts/curate/embed.js');
     const { execFileSync } = await import('node:child_process');
-    const fifo = join(root, 'pipe.png');
-    execFileSync('mkfifo', [fifo]);
-    const good = coco.images[0]!.file_name;
-    await writeFile(join(root, 'odd.jsonl'), [join(root, 'data', 'images', good), '/dev/zero', fifo, join(root, 'data')].map((file) => JSON.stringify({ file })).join('\n') + '\n');
+    const { symlink } = await import('node:fs/promises');
+    execFileSync('mkfifo', [join(root, 'pipe.png')]);
+    await symlink('/dev/zero', join(root, 'zero.png'));
+    const good = `data/images/${coco.images[0]!.file_name}`;
+    const files = [good, 'pipe.png', 'data', '/dev/zero', '../elsewhere.png', 'zero.png'];
+    await writeFile(join(root, 'odd.jsonl'), files.map((file) => JSON.stringify({ file })).join('\n') + '\n');
     const r = await embedImages({ manifest: join(root, 'odd.jsonl'), out: join(root, 'odd.npy'), embedder: { kind: 'features' }, workers: 0 });
     expect(r.rows).toBe(1);
     const failed = await lines(join(root, 'odd.failed.jsonl'));
-    expect(failed.map((l) => l.reason)).toEqual([0, 1, 2].map(() => expect.stringMatching(/^\[E_IO\] .* is not a regular file/)));
+    const reason = (f: string) => failed.find((l) => l.file === f || l.file.endsWith(f.replace(/^\.\.\//, '')))?.reason as string;
+    expect(reason('pipe.png')).toMatch(/^\[E_IO\] .* is not a regular file/);
+    expect(reason('data')).toMatch(/^\[E_IO\] .* is not a regular file/);
+    expect(failed.map((l) => l.reason).filter((x: string) => /outside/.test(x)).length).toBe(3);
+    expect(failed.length).toBe(5);
   }, 20_000);
 });

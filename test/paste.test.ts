@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
 
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -107,6 +107,32 @@ describe('genaug paste: COCO', () => {
     expect(blank).toHaveLength(1);
     expect(blank[0]).toMatchObject({ stage: 'pool', category: 'dog', file: join(fx.pool, 'instances', 'dog', 'blank.png') });
     expect(kinds.has('crop-skipped')).toBe(false);
+  });
+
+  it('reads no image outside --images: a COCO file_name with .. or a link out of the folder fails that item, the rest render', async () => {
+    const { symlink, copyFile } = await import('node:fs/promises');
+    const doc = JSON.parse(await readFile(fx.coco, 'utf8')) as { images: Array<{ id: number; file_name: string }> };
+    const first = doc.images[0]!;
+    const second = doc.images[1]!;
+    const outside = tmp.fresh('outside');
+    await mkdir(outside, { recursive: true });
+    await copyFile(join(fx.images, first.file_name), join(outside, first.file_name));
+    await copyFile(join(fx.images, second.file_name), join(outside, second.file_name));
+    const images = tmp.fresh('images');
+    await mkdir(images, { recursive: true });
+    for (const im of doc.images) await copyFile(join(fx.images, im.file_name), join(images, im.file_name)).catch(() => undefined);
+    await rm(join(images, second.file_name));
+    await symlink(join(outside, second.file_name), join(images, second.file_name));
+    first.file_name = `../${relative(dirname(images), outside)}/${first.file_name}`;
+    const coco = join(tmp.fresh('roots'), 'c.json');
+    await mkdir(dirname(coco), { recursive: true });
+    await writeFile(coco, JSON.stringify(doc));
+    const out = tmp.fresh('roots-out');
+    const r = await paste({ ...base(out), coco, images, copies: 1 });
+    const log = (await readFile(join(out, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { kind: string; image_id: number; message: string });
+    const refused = log.filter((l) => l.kind === 'image-failed' && /outside/.test(l.message)).map((l) => l.image_id).sort();
+    expect(refused).toEqual([first.id, second.id].sort());
+    expect(r.ok).toBeGreaterThan(0);
   });
 
   it('never samples a fully transparent crop (the pool drops it when read, like clean_pool)', async () => {

@@ -28,6 +28,7 @@ import sharp from 'sharp';
 
 import { removeStaleTemporaries, writeFileAtomic } from '../io/atomic.js';
 import { readImage } from '../io/images.js';
+import { checkWithin } from '../io/roots.js';
 import { readCoco, type CocoAnnotation, type CocoCategory, type CocoIndex, type CocoSegmentation } from '../io/coco.js';
 import { ShardWriter } from '../io/webdataset.js';
 import { compositeSync, type BlendMode, type CompositeOptions, type PasteInstance } from '../kernels/composite.js';
@@ -163,6 +164,8 @@ export type RenderPlacement = { file: string } & Pick<Placement, 'categoryId' | 
 /** Everything a worker needs for one item: plain, cloneable data. */
 export interface RenderTask {
   imagePath: string;
+  /** The images folder: imagePath must lie inside it (io/roots.ts). */
+  imageRoot: string;
   width: number;
   height: number;
   /** The real annotations' geometry, in file order. */
@@ -230,6 +233,7 @@ export function planItem(ctx: PasteContext, imageIndex: number, copy: number, ou
     rejected: s.rejected,
     task: {
       imagePath: join(ctx.imagesRoot, im.file_name),
+      imageRoot: ctx.imagesRoot,
       width: im.width,
       height: im.height,
       annotations: anns.map((a) => ({ bbox: a.bbox, ...(hasSegmentation(a.segmentation) ? { segmentation: a.segmentation } : {}) })),
@@ -277,7 +281,7 @@ export function boxMask(b: readonly number[], width: number, height: number): Ui
 export async function renderItem(task: RenderTask, cache: CropCache): Promise<RenderResult> {
   const empty: RenderResult = { ok: false, width: task.width, height: task.height, boxOnly: false, instances: [], dropped: [], skipped: [], fallbacks: [] };
   try {
-    const img = await readImage(task.imagePath);
+    const img = await readImage(await checkWithin(task.imageRoot, task.imagePath, 'image'));
     if (img.width !== task.width || img.height !== task.height) {
       return { ...empty, reason: `[E_SHAPE] ${task.imagePath} is ${img.width} x ${img.height} but the COCO file says ${task.width} x ${task.height}` };
     }

@@ -21,6 +21,7 @@ import { Piscina } from 'piscina';
 import sharp from 'sharp';
 
 import { writeFileAtomic } from '../io/atomic.js';
+import { checkWithin } from '../io/roots.js';
 import { readImage } from '../io/images.js';
 import { readJournalMap, readJsonObjects } from '../util/jsonl.js';
 import { cropToMask, foregroundFromCorners, postProcessMask, type Image, type PostProcessResult } from '../kernels/mask.js';
@@ -91,7 +92,11 @@ export async function listImages(root: string): Promise<string[]> {
     for (const e of entries) {
       const p = join(dir, e.name);
       if (e.isDirectory()) await walk(p);
-      else if (IMAGE_EXTENSIONS.some((x) => e.name.toLowerCase().endsWith(x))) out.push(relative(root, p).split(sep).join('/'));
+      else if (IMAGE_EXTENSIONS.some((x) => e.name.toLowerCase().endsWith(x))) {
+        // A link is listed only when it points inside the folder (io/roots.ts); one elsewhere is left out.
+        if (e.isSymbolicLink() && !(await checkWithin(root, p, 'image').then(() => true, () => false))) continue;
+        out.push(relative(root, p).split(sep).join('/'));
+      }
     }
   };
   await walk(root);
@@ -176,7 +181,9 @@ export async function annotateOne(file: string, category: string, o: AnnotateOpt
     })
       .png()
       .toBuffer();
-    const instance = `instances/${category.replace(/[^A-Za-z0-9._-]+/g, '_')}/${instanceName(file)}`;
+    // The category as one folder name: never '.', '..' or a path (a category "../x" must not write outside instances/).
+    const folder = category.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+$/, (d) => `_${d}`) || '_';
+    const instance = `instances/${folder}/${instanceName(file)}`;
     await mkdir(dirname(join(o.out, instance)), { recursive: true });
     await writeFileAtomic(join(o.out, instance), png);
     return {

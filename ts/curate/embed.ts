@@ -35,6 +35,7 @@ import { Piscina } from 'piscina';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readImage, type AlphaBackground, type ReadImageOptions } from '../io/images.js';
 import { ChunkJournal } from '../io/journal.js';
+import { checkWithin } from '../io/roots.js';
 import { NpyStreamWriter, writeNpy } from '../io/npy.js';
 import { checkInt } from '../native/validate.js';
 import { ClipModel } from '../models/clip.js';
@@ -653,7 +654,7 @@ export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult
   if (items.length === 0) throw new GenaugError('E_IO', `no images (${IMAGE_EXTENSIONS.join(' ')}) ${o.manifest ? `in ${o.manifest}` : `under ${root}`}`, { path: root });
 
   // 2. Content hashes (an unreadable file is a failure of that item): identical files are embedded once.
-  await hashItems(items);
+  await hashItems(items, root);
   const units = items.map((it) => ({ ...it, ...(it.sha256 ? { key: it.sha256 } : {}) }));
 
   // 3. Rows by content, from the cache, the journal or the pool.
@@ -683,11 +684,16 @@ export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult
   return { out, index: w.index, failed: w.failed, rows: w.rows, dim: e.dim, images: items.length, failures: w.failures, cached: e.cached, resumedBatches: e.resumedBatches, timings: e.timings, name: ident.name };
 }
 
-async function hashItems(items: Array<{ abs: string; sha256?: string; error?: string }>): Promise<void> {
+async function hashItems(items: Array<{ abs: string; sha256?: string; error?: string }>, root: string): Promise<void> {
   for (const it of items) {
     try {
+      await checkWithin(root, it.abs, 'image');
       it.sha256 = await sha256File(it.abs);
     } catch (e) {
+      if (e instanceof GenaugError) {
+        it.error = reasonOf(e);
+        continue;
+      }
       const code = (e as NodeJS.ErrnoException).code;
       it.error = `[E_IO] image ${it.abs} ${code === 'ENOENT' ? 'does not exist' : code === 'ENOTREG' ? 'is not a regular file (a device, a pipe or a folder)' : `could not be read: ${(e as Error).message}`}`;
     }
@@ -788,7 +794,7 @@ export async function embedInstances(o: EmbedInstancesOptions): Promise<EmbedRun
     if (anns.length === 0) continue;
     const abs = resolve(root, im.file_name);
     const h: { abs: string; sha256?: string; error?: string } = { abs };
-    await hashItems([h]);
+    await hashItems([h], root);
     shaOf.set(im.id, h);
     for (const a of anns) {
       const u: InstanceUnit = { image: im, abs, annotation: a, category: names[labelOfCat.get(a.category_id) as number] as string, label: labelOfCat.get(a.category_id) as number };
