@@ -43,7 +43,7 @@ export function demoConfig(seed: number) {
     plan: { strategy: 'template', per_class: 20, rare_per_class: 40, width: 128, height: 128 },
     generate: { backend: 'procedural', concurrency: 2 },
     annotate: { method: 'corners', tolerance: 10, min_area_fraction: 0.05, max_area_fraction: 0.95, workers: 0 },
-    embed: { model: 'features', real_crop_padding: 4 },
+    embed: { model: 'features', real_crop_padding: 4, workers: 0 },
     score: { inter: 'mean', knn: 5 },
     filter: { dedup_threshold: 0.995, reject_border: true, require_own_class_best: true, inter_similarity_min: 0.28, knn_agreement_min: 3 },
     pool: { max_per_class: 0 },

@@ -259,11 +259,13 @@ export interface InstanceView {
 export function instancePicture(rgb: RgbInput, rle: Rle, view: InstanceView): RgbInput {
   const [h, w] = rle.size;
   if (h !== rgb.height || w !== rgb.width) throw new GenaugError('E_SHAPE', `the mask is ${w} x ${h} but its image is ${rgb.width} x ${rgb.height}`);
-  const m = decodeRleSync(rle);
-  if (!m.data.some((v) => v !== 0)) throw new GenaugError('E_FORMAT', 'the instance mask is empty');
-  if (view.mode === 'crop') return paddingCrop(rgb, m.data, { padding: view.padding ?? 40, blur: view.blur ?? 10 });
+  const m = decodeRleSync(rle).data;
+  let any = false;
+  for (let q = 0; q < m.length && !any; q++) any = m[q] !== 0;
+  if (!any) throw new GenaugError('E_FORMAT', 'the instance mask is empty');
+  if (view.mode === 'crop') return paddingCrop(rgb, m, { padding: view.padding ?? 40, blur: view.blur ?? 10 });
   const data = new Uint8Array(rgb.data);
-  for (let q = 0; q < m.data.length; q++) if (!m.data[q]) data.fill(0, 3 * q, 3 * q + 3);
+  for (let q = 0, o = 0; q < m.length; q++, o += 3) if (m[q] === 0) data[o] = data[o + 1] = data[o + 2] = 0;
   return { data, width: rgb.width, height: rgb.height };
 }
 
