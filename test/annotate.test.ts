@@ -121,7 +121,7 @@ describe('annotate (corner method)', () => {
 
 describe('annotate (SAM-background method)', () => {
   it('keeps to its roots: a link out of the image folder is not listed, a category of "..", "../x" or "a/b" writes inside instances/', async () => {
-    const dir = tmp.dir();
+    const dir = tmp.fresh('roots');
     const rect = (x: number, y: number): [number, number, number] | null => (x >= 10 && x < 40 && y >= 10 && y < 30 ? [200, 20, 20] : null);
     await png(join(dir, 'outside', 'secret.png'), 60, 40, rect);
     for (const f of ['a.png', 'b.png', 'c.png']) await png(join(dir, 'in', f), 60, 40, rect);
@@ -137,7 +137,7 @@ describe('annotate (SAM-background method)', () => {
   });
 
   it('a batch where every image failed is an error (E_IO naming the reasons file), with the reasons written', async () => {
-    const dir = tmp.dir();
+    const dir = tmp.fresh('all-failed');
     await mkdir(join(dir, 'in', 'cat'), { recursive: true });
     await writeFile(join(dir, 'in', 'cat', 'a.png'), 'not an image');
     await writeFile(join(dir, 'in', 'cat', 'b.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47]));
