@@ -24,6 +24,7 @@ function dataset() {
       { id: 15, image_id: 1, category_id: 1, bbox: [0, 0, -1, 1], area: 1, iscrowd: 0 },
       { id: 16, image_id: 1, category_id: 1, bbox: [0, 0, 1, 1], area: 1, iscrowd: 0, segmentation: { size: [10, 10], counts: 'PP' } },
       { id: 17, image_id: 1, category_id: 1, bbox: [0, 0, 1, 1], area: 1, iscrowd: 'yes' },
+      { id: 18, image_id: 1, category_id: 1, bbox: [0, 0, 1e308, 1], area: 1e308, iscrowd: 0 },
     ],
     categories: [
       { id: 1, name: 'traffic_light', supercategory: 'x', frequency: 'f' },
@@ -42,7 +43,9 @@ describe('COCO reader', () => {
       ['annotations[5]', 'bad-bbox'],
       ['annotations[6]', 'bad-segmentation'],
       ['annotations[7]', 'bad-iscrowd'],
+      ['annotations[8]', 'bad-bbox'],
     ]);
+    expect(c.problems[5]!.message).toContain('far outside its 100 x 50 image');
     expect(c.problems[4]!.message).toContain('"yes"');
     const d = dataset();
     delete (d.annotations[0] as { iscrowd?: number }).iscrowd;
@@ -116,6 +119,7 @@ describe('priors', () => {
     const mean = (s1 + s2) / 2;
     const std = Math.sqrt(((s1 - mean) ** 2 + (s2 - mean) ** 2) / 2);
     expect(p[0]).toMatchObject({ id: 1, imageCount: 2, instanceCount: 2, frequency: 'r', lvisFrequency: 'f' });
+    // The 1e308 box (annotation 18) is a recorded problem: it does not turn the class's prior into null.
     expect(p[0]!.size!.mean).toBeCloseTo(mean, 14);
     expect(p[0]!.size!.std).toBeCloseTo(std, 14);
     expect(p[1]).toMatchObject({ id: 2, imageCount: 1, instanceCount: 1, size: null });

@@ -167,6 +167,16 @@ export function parseCoco(input: string | unknown, source = '<coco>', options: R
       problem(where, 'bad-bbox', `(id ${a.id}) needs "bbox" [x, y, w, h] with finite numbers and w, h ≥ 0`);
       return;
     }
+    {
+      // A box far outside its image (beyond one image size on any side) is malformed, not a huge object: it would turn
+      // size priors into Infinity/null and paste boxes off the canvas.
+      const im = imageById.get(a.image_id)!;
+      const [x, y, w, h] = b as [number, number, number, number];
+      if (x < -im.width || y < -im.height || x + w > 2 * im.width || y + h > 2 * im.height) {
+        problem(where, 'bad-bbox', `(id ${a.id}) has "bbox" [${b.join(', ')}], far outside its ${im.width} x ${im.height} image`);
+        return;
+      }
+    }
     const seg = a.segmentation;
     if (seg !== undefined && seg !== null) {
       const okPolygons = Array.isArray(seg) && seg.every((p) => Array.isArray(p) && p.length >= 6 && p.length % 2 === 0 && p.every(isFiniteNumber));
