@@ -88,7 +88,7 @@ async function hasVisibleAlpha(file: string, cache?: CropCache): Promise<boolean
       await cache.get(file);
       return true;
     } catch (e) {
-      if (e instanceof GenaugError && e.code === 'E_FORMAT' && /alpha is zero everywhere/.test(e.message)) return false;
+      if (e instanceof GenaugError && e.detail?.kind === 'empty-alpha') return false;
       throw e;
     }
   }
@@ -343,7 +343,7 @@ export async function decodeCrop(file: string): Promise<RgbaCrop> {
       break;
     }
   }
-  if (!any) throw new GenaugError('E_FORMAT', `${file}: the crop's alpha is zero everywhere (nothing to paste)`, { path: file });
+  if (!any) throw new GenaugError('E_FORMAT', `${file}: the crop's alpha is zero everywhere (nothing to paste)`, { path: file, kind: 'empty-alpha' });
   return { data, width, height };
 }
 

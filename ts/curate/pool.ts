@@ -14,7 +14,7 @@ import { GenaugError } from '../native/errors.js';
 import { categoryPriors } from '../plan/priors.js';
 import { readJson, writeJson } from '../util/jsonl.js';
 import { ownSimilarity } from './filters.js';
-import type { ScoreTable } from './table.js';
+import { round6, type ScoreTable } from './table.js';
 
 export interface PoolEntry {
   /** The crop, relative to the pool folder. */
@@ -47,8 +47,6 @@ export interface SelectPoolOptions {
 /** A class name as a folder name. */
 export const slug = (name: string) => name.replace(/[^A-Za-z0-9_-]+/g, '_');
 
-const round6 = (v: number) => (Number.isFinite(v) ? Math.round(v * 1e6) / 1e6 : v);
-
 /** Writes the pool of the kept instances; returns the count per class. */
 export async function selectPool(o: SelectPoolOptions): Promise<{ instances: number; perClass: Record<string, number> }> {
   const classes = o.classes ?? [...o.coco.dataset.categories].sort((a, b) => a.id - b.id).map((c) => c.name);
@@ -60,11 +58,19 @@ export async function selectPool(o: SelectPoolOptions): Promise<{ instances: num
   });
   if (!index.categories || typeof index.categories !== 'object') throw new GenaugError('E_FORMAT', `${join(annotated, 'index.json')} has no "categories" object`);
   const bySource = new Map(Object.values(index.categories).flatMap((l) => l.map((e) => [e.source, e] as const)));
-  const kept = [...o.kept].filter((id) => o.scores.has(id));
+  // The kept ids by class, in kept order (one pass: classes x kept would be quadratic on LVIS).
+  const byClass = new Map<string, string[]>();
+  for (const id of o.kept) {
+    const cls = o.scores.get(id)?.category;
+    if (typeof cls !== 'string') continue;
+    let l = byClass.get(cls);
+    if (!l) byClass.set(cls, (l = []));
+    l.push(id);
+  }
   const own = (id: string) => ownSimilarity(o.scores.get(id)) ?? 0;
   const categories: Record<string, PoolEntry[]> = {};
   for (const cls of classes) {
-    let ids = kept.filter((id) => o.scores.get(id)?.category === cls);
+    let ids = byClass.get(cls) ?? [];
     if (maxPer > 0) ids = [...ids].sort((a, b) => own(b) - own(a) || a.localeCompare(b)).slice(0, maxPer);
     const entries: PoolEntry[] = [];
     for (const id of ids) {

@@ -21,6 +21,7 @@ import type { Matrix } from '../native/validate.js';
 import { checkSignature, openSession, runSession, type OnnxModel, type Provider } from '../models/onnx.js';
 import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
 import { displayName } from '../io/coco.js';
+import { round6 } from './table.js';
 import { readMatrix } from '../io/npy.js';
 import { readJsonObjects } from '../util/jsonl.js';
 import { GenaugError } from '../native/errors.js';
@@ -187,7 +188,6 @@ export interface AgainstRealOptions {
   classes?: string[];
 }
 
-const round6 = (v: number) => (Number.isFinite(v) ? Math.round(v * 1e6) / 1e6 : v);
 
 /** Class names by label, from index rows ('' for a label no row has). */
 export function classesOf(...lists: Array<Array<{ category: string; label: number }>>): string[] {

@@ -13,6 +13,9 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { GenaugError, ioError } from '../native/errors.js';
 
 export type ScoreValue = number | string | boolean | null;
+
+/** A score as tables store it: rounded to 1e-6 (NaN and infinities kept as they are). */
+export const round6 = (v: number) => (Number.isFinite(v) ? Math.round(v * 1e6) / 1e6 : v);
 export type ScoreColumns = Record<string, ScoreValue>;
 
 /** Rows by id, in file order (Map keeps insertion order). */

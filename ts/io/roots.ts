@@ -11,6 +11,19 @@ import { isAbsolute, relative, resolve } from 'node:path';
 
 import { GenaugError } from '../native/errors.js';
 
+/** realpath of each root, resolved once per process (a root is checked for every file of a batch). */
+const realRoots = new Map<string, Promise<string>>();
+function realRootOf(root: string): Promise<string> {
+  const key = resolve(root);
+  let p = realRoots.get(key);
+  if (!p) {
+    p = realpath(key);
+    p.catch(() => realRoots.delete(key));
+    realRoots.set(key, p);
+  }
+  return p;
+}
+
 /** Whether `path` is `root` or below it, by the names alone. */
 export function isWithin(root: string, path: string): boolean {
   const r = relative(resolve(root), resolve(path));
@@ -28,7 +41,7 @@ export async function checkWithin(root: string, path: string, what = 'file'): Pr
   let real: string;
   let realRoot: string;
   try {
-    [real, realRoot] = await Promise.all([realpath(abs), realpath(root)]);
+    [real, realRoot] = await Promise.all([realpath(abs), realRootOf(root)]);
   } catch {
     return abs;
   }

@@ -15,7 +15,7 @@ import { embedInstances, type EmbedderSpec } from '../curate/embed.js';
 import { applyFilters, describeDecision, ownSimilarity, writeDecisions, type FilterOptions, type LedgerEntry, type Rule } from '../curate/filters.js';
 import { clipScoreInstances, scoreInstancesAgainstReal } from '../curate/score.js';
 import { selectPool } from '../curate/pool.js';
-import { mergeScores, readScores, type ScoreColumns } from '../curate/table.js';
+import { mergeScores, readScores, round6, type ScoreColumns } from '../curate/table.js';
 import { generate, type BackendSpec, type GenerateJournalLine } from '../generate/runner.js';
 import { ProceduralBackend } from '../generate/procedural.js';
 import { readCoco, type CocoIndex } from '../io/coco.js';
@@ -58,9 +58,6 @@ export interface StageDef {
   files?: (cfg: LoadedConfig) => Array<string | undefined>;
   run: (ctx: StageContext) => Promise<StageResult>;
 }
-
-/** A class name as a file/folder name. */
-export const slug = (name: string) => name.replace(/[^A-Za-z0-9_-]+/g, '_');
 
 // --- shared readers -----------------------------------------------------------
 
@@ -319,7 +316,7 @@ async function runScore(ctx: StageContext): Promise<StageResult> {
     const model = await ClipModel.open(ctx.cfg.paths.clip as string, { provider: c.embed.provider, batchSize: c.embed.batch, require: 'both' });
     try {
       const scores = await clipScoreInstances(model, ids.map((id) => join(ctx.runDir, 'annotate', instanceOf.get(id) as string)), ids.map((id) => String(table.get(id)?.category)), c.embed.clip_template, c.embed.batch);
-      ids.forEach((id, i) => ((table.get(id) as Record<string, unknown>).clip_score = Math.round((scores[i] as number) * 1e6) / 1e6));
+      ids.forEach((id, i) => ((table.get(id) as Record<string, unknown>).clip_score = round6(scores[i] as number)));
       clipScored = ids.length;
     } finally {
       await model.close();
@@ -457,8 +454,6 @@ async function runReport(ctx: StageContext): Promise<StageResult> {
     timings: STAGES.filter((s) => s !== 'report').map((s) => ({ stage: s, seconds: ctx.manifest.stages[s]?.seconds ?? null, status: ctx.manifest.stages[s]?.status ?? 'not run', resumed: ctx.manifest.stages[s]?.resumed ?? 0 })),
   });
 }
-
-const round6 = (v: number) => (Number.isFinite(v) ? Math.round(v * 1e6) / 1e6 : v);
 
 export const STAGE_DEFS: Record<StageName, StageDef> = {
   plan: { version: 2, inputs: () => ['real.coco'], files: (cfg) => cfg.paths.captions ?? [], options: (c) => ({ plan: c.plan, llm: c.llm ? { url: undefined, model: c.llm.model } : null, vlm: c.vlm ? { model: c.vlm.model } : null }), journals: ['answers.jsonl'], run: runPlan },
