@@ -254,8 +254,16 @@ describe('filters on hand-computed tables', () => {
       { id: 'c', job: 'j1', clis_i: 70 },
       { id: 'd', job: 'j2', clis_i: -1 },
       { id: 'e', job: 'j3', clis_i: 10 },
+      // CLIP-mode scores can be negative: only the judge's exact −1 sentinel rejects, the rest compete
+      { id: 'f', job: 'j4', clis_i: -3.5 },
+      { id: 'g', job: 'j4', clis_i: -0.25 },
+      { id: 'h', job: 'j5', clis_i: -1 },
+      { id: 'i', job: 'j5', clis_i: -7 },
     ]);
-    expect(applyFilters(t, ['acp']).map((x) => `${x.id}:${x.kept ? 'keep' : x.reason}`)).toEqual(['a:acp:not-best-of-n', 'b:keep', 'c:acp:not-best-of-n', 'd:acp:unparseable-judge-answer', 'e:keep']);
+    expect(applyFilters(t, ['acp']).map((x) => `${x.id}:${x.kept ? 'keep' : x.reason}`)).toEqual([
+      'a:acp:not-best-of-n', 'b:keep', 'c:acp:not-best-of-n', 'd:acp:unparseable-judge-answer', 'e:keep',
+      'f:acp:not-best-of-n', 'g:keep', 'h:acp:unparseable-judge-answer', 'i:keep',
+    ]);
   });
   it('dedup keeps the first of each group; ALIA drops negatives, too-easy and likely-mislabeled', () => {
     const t = table([

@@ -9,7 +9,9 @@
  *   named]; a sample without a score (its category has no real crops) is
  *   rejected unless its category is exempt (or `exemptMissing`);
  * - `acp`: best-of-N: per plan job [job], keep the argmax CLIS-I [clis_i]
- *   (ties: the first in table order); −1 rejects;
+ *   (ties: the first in table order); exactly −1 (the judge's sentinel for an
+ *   unparseable grade) rejects; any other score competes, negative CLIP-mode
+ *   scores included;
  * - `dedup`: one sample per near-duplicate group [dup_group]: the first in table order;
  * - `border`: drop an instance whose box touches its image's border (cut off by the frame) [touches_border];
  * - `area`: minArea ≤ area fraction ≤ maxArea [area_fraction];
@@ -145,13 +147,16 @@ const divergen: RuleFn = (table, o) => {
   return out;
 };
 
+/** CLIS-I judge mode's score when a grade stayed unparseable (clisImageJudge); CLIP-mode scores may be any real. */
+const JUDGE_UNPARSEABLE = -1;
+
 const acp: RuleFn = (table, o) => {
   need(table, o.scoreColumn, 'acp');
   const best = new Map<string, { id: string; s: number }>();
   for (const [id, row] of table) {
     const s = num(row[o.scoreColumn]);
     const g = String(row[o.groupColumn] ?? id);
-    if (s === null || s < 0) continue;
+    if (s === null || s === JUDGE_UNPARSEABLE) continue;
     const b = best.get(g);
     if (!b || s > b.s) best.set(g, { id, s });
   }
@@ -164,7 +169,7 @@ const acp: RuleFn = (table, o) => {
     if (err) values.error = err;
     let drop: string | null = null;
     if (s === null) drop = err ? 'scoring-error' : 'no-score';
-    else if (s < 0) drop = 'unparseable-judge-answer';
+    else if (s === JUDGE_UNPARSEABLE) drop = 'unparseable-judge-answer';
     else if (best.get(g)!.id !== id) drop = 'not-best-of-n';
     out.set(id, { drop, values });
   }
