@@ -321,6 +321,19 @@ describe('genaug plan without an LLM', () => {
     expect(printed.join('\n')).toMatch(/5 jobs for 5 classes; 0 failures/);
   });
 
+  it('the CLI without --strategy plans X-Paste templates, the same file as --strategy template', async () => {
+    const coco = await cocoFile();
+    const run = (out: string, ...extra: string[]) => buildProgram({ print: () => undefined }).parseAsync(['node', 'genaug', 'plan', '--coco', coco, '--out', out, '--frequency', 'r', ...extra]);
+    const bare = tmp.fresh('bare.jsonl');
+    const explicit = tmp.fresh('explicit.jsonl');
+    await run(bare);
+    await run(explicit, '--strategy', 'template');
+    const jobs = await readPlan(bare);
+    expect(jobs).toHaveLength(5);
+    expect(jobs.every((j) => /^a photo of a single /.test(j.prompt))).toBe(true);
+    expect(await readFile(bare, 'utf8')).toBe(await readFile(explicit, 'utf8'));
+  });
+
   it('the CLI fails loudly when the plan comes out empty, naming the failures file; a partial plan succeeds', async () => {
     const coco = await cocoFile();
     const cli = (...args: string[]) => buildProgram({ print: () => undefined }).parseAsync(['node', 'genaug', 'plan', '--coco', coco, ...args]);

@@ -51,7 +51,7 @@ export function planCommand(global: GlobalOptions): Command {
           'ambiguity: label-ambiguity resolution (meaning appended; writes OUT.meanings.json)',
       )
         .choices(STRATEGIES)
-        .makeOptionMandatory(),
+        .default('template'),
     )
     .option('--classes <names>', 'only these categories (comma-separated; dataset or display names) (default: all)', list)
     .option('--frequency <groups>', 'only these frequency groups, e.g. r,c (r ≤ 10 images < c ≤ 100 < f) (default: all)', choiceList<FrequencyGroup>('--frequency', ['r', 'c', 'f']))
