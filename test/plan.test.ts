@@ -209,6 +209,10 @@ describe('genaug plan without an LLM', () => {
       ['img2img', 'a photo of a dog, on a beach', '/data/coco/img2.png', 0.6, 336, 248],
       ['img2img', 'a photo of a dog, in the snow', '/data/coco/img2.png', 0.6, 336, 248],
     ]);
+    // ALIA's own prompt lists are class-templated with {}: the class goes in its place, the template is not added.
+    const out5 = tmp.fresh('alia3.jsonl');
+    await plan({ coco: coco4, out: out5, strategy: 'alia', classes: ['dog'], domains: ['a photo of a {} on rocks', 'put the {} next to a {}', 'in the snow'], imageRoot: '/data/coco' });
+    expect((await readPlan(out5)).slice(0, 3).map((j) => j.prompt)).toEqual(['a photo of a dog on rocks', 'put the dog next to a dog', 'a photo of a dog, in the snow']);
   });
 
   it('the answer cache and the caption store cut a torn last line before appending, and keep a whole one', async () => {

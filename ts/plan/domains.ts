@@ -66,8 +66,13 @@ export async function summariseDomains(
   return { settings, source: 'llm', model: r.model, sampled: picked.map(([id]) => id) };
 }
 
-/** ALIA's edit prompt: "a photo of a {class}, {setting}" by default; `{class}` and `{setting}` are placeholders. */
+/**
+ * ALIA's edit prompt: "a photo of a {class}, {setting}" by default; `{class}` and `{setting}` are placeholders.
+ * A setting holding `{}` is already a whole class-templated prompt, as ALIA's own prompt lists are written
+ * ("a photo of a {} bird on rocks"): `{}` becomes the class name and the template is not used.
+ */
 export function domainPrompt(template: string, name: string, setting: string): string {
+  if (setting.includes('{}')) return setting.replace(/\{\}/g, name);
   return template.replace(/\{class\}/g, name).replace(/\{setting\}/g, setting);
 }
 
