@@ -110,6 +110,24 @@ describe('genaug run (in process)', () => {
     await expectError(runPipeline(cfg, { from: 'pool', until: 'plan' }), 'E_ARGUMENT', 'after');
   });
 
+  it('a pool that ends empty stops the run with E_EMPTY before pasting real-only data; pool.allow_empty goes on', async () => {
+    // min_area_fraction 1: no generated instance covers its whole image, so the filter keeps nothing.
+    const strict = { dedup_threshold: 0.999, min_area_fraction: 1 };
+    const cfg = await config('empty.yaml', smallConfig('run-empty', { filter: strict }));
+    await expectError(runPipeline(cfg), 'E_EMPTY', 'the pool would be empty', 'no generated sample was kept', 'pool.allow_empty');
+    expect(existsSync(join(cfg.paths.runDir, 'pool', 'index.json'))).toBe(false);
+    expect(existsSync(join(cfg.paths.runDir, 'paste'))).toBe(false);
+    const kept = (await readFile(join(cfg.paths.runDir, 'filter', 'kept.jsonl'), 'utf8')).trim();
+    expect(kept).toBe('');
+    const allowed = await config('empty.yaml', smallConfig('run-empty', { filter: strict, pool: { allow_empty: true } }));
+    const r = await runPipeline(allowed);
+    expect(r.ran).toEqual(['pool', 'paste', 'report']);
+    const coco = JSON.parse(await readFile(join(cfg.paths.runDir, 'paste', 'coco', 'annotations.json'), 'utf8')) as { annotations: unknown[] };
+    const real = JSON.parse(await readFile(join(root, 'data', 'annotations.json'), 'utf8')) as { annotations: unknown[] };
+    // Nothing pasted: the real annotations alone.
+    expect(coco.annotations).toHaveLength(real.annotations.length);
+  });
+
   it('one run at a time per folder; a lock left by a killed run is taken over', async () => {
     const cfg = await config('e.yaml', smallConfig('run-e'));
     const first = runPipeline(cfg);

@@ -18,6 +18,7 @@ export function poolCommand(global: GlobalOptions): Command {
     .option('--categories <list>', 'comma-separated class names of the pool, in order (default: every real category by id)')
     .option('--max-per-class <n>', 'keep at most n per class, the most similar to the real crops first (0 = all)', intArg('--max-per-class', 0), 0)
     .requiredOption('--out <dir>', 'the pool folder')
+    .option('--allow-empty', 'write a pool with no instance instead of failing (E_EMPTY) when nothing kept is in the annotated pool', false)
     .action(async (o) => {
       const kept: string[] = [];
       for (const { line, value } of await readJsonObjects(o.kept, 'the kept samples')) {
@@ -32,6 +33,7 @@ export function poolCommand(global: GlobalOptions): Command {
         ...(o.categories ? { classes: String(o.categories).split(',').map((c: string) => c.trim()) } : {}),
         maxPerClass: o.maxPerClass,
         out: o.out,
+        allowEmpty: o.allowEmpty === true,
       });
       global.print(`pool: ${r.instances} instances (${Object.entries(r.perClass).map(([k, v]) => `${k} ${v}`).join(', ')}) in ${o.out}`);
     });

@@ -42,6 +42,8 @@ export interface SelectPoolOptions {
   /** Keep at most this many per class, the most similar first (0: all). */
   maxPerClass?: number;
   out: string;
+  /** Write a pool with no instance instead of failing with E_EMPTY (default false). */
+  allowEmpty?: boolean;
 }
 
 /** A class name as a folder name. */
@@ -68,18 +70,37 @@ export async function selectPool(o: SelectPoolOptions): Promise<{ instances: num
     l.push(id);
   }
   const own = (id: string) => ownSimilarity(o.scores.get(id)) ?? 0;
-  const categories: Record<string, PoolEntry[]> = {};
+  // Choose first, write after: an empty pool is refused before anything is written.
+  const chosen: Array<{ cls: string; picks: Array<{ id: string; file: string; bbox: number[] }> }> = [];
+  let total = 0;
   for (const cls of classes) {
     let ids = byClass.get(cls) ?? [];
     if (maxPer > 0) ids = [...ids].sort((a, b) => own(b) - own(a) || a.localeCompare(b)).slice(0, maxPer);
-    const entries: PoolEntry[] = [];
-    for (const id of ids) {
+    const picks = ids.flatMap((id) => {
       const inst = bySource.get(id);
-      if (!inst) continue;
-      const to = `instances/${slug(cls)}/${inst.file.split('/').pop()}`;
+      return inst ? [{ id, file: inst.file, bbox: inst.bbox ?? [] }] : [];
+    });
+    total += picks.length;
+    chosen.push({ cls, picks });
+  }
+  if (total === 0 && !o.allowEmpty) {
+    const kept = [...byClass.values()].reduce((n, l) => n + l.length, 0);
+    throw new GenaugError(
+      'E_EMPTY',
+      `the pool would be empty: ${kept ? `none of the ${kept} kept samples is an instance of the annotated pool ${annotated}` : 'no generated sample was kept'}` +
+        ` (classes: ${classes.join(', ') || 'none'}); pasting from it would export the real images alone.` +
+        ' Look at the filter decisions for why, or allow an empty pool (genaug pool --allow-empty; pool.allow_empty: true in a run config)',
+      { path: o.out },
+    );
+  }
+  const categories: Record<string, PoolEntry[]> = {};
+  for (const { cls, picks } of chosen) {
+    const entries: PoolEntry[] = [];
+    for (const { id, file, bbox } of picks) {
+      const to = `instances/${slug(cls)}/${file.split('/').pop()}`;
       await mkdir(join(o.out, dirname(to)), { recursive: true });
-      await copyFile(join(annotated, inst.file), join(o.out, to));
-      entries.push({ file: to, source: id, score: own(id), areaFraction: Number(o.scores.get(id)?.area_fraction ?? 0), bbox: inst.bbox ?? [] });
+      await copyFile(join(annotated, file), join(o.out, to));
+      entries.push({ file: to, source: id, score: own(id), areaFraction: Number(o.scores.get(id)?.area_fraction ?? 0), bbox });
     }
     categories[cls] = entries.sort((a, b) => a.file.localeCompare(b.file));
   }

@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   E_FORMAT: 'a file is malformed or truncated',
   E_IO: 'a file could not be read or written',
   E_LIMIT: 'a result would exceed a configured limit',
+  E_EMPTY: 'a step would produce nothing (everything was filtered out or failed) and emptiness was not allowed',
   E_LOCKED: 'another genaug process is writing to the same folder',
   E_ARGUMENT: 'a command-line argument is missing or invalid',
   E_NOMEM: 'the native code could not allocate memory',

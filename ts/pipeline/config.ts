@@ -152,6 +152,8 @@ const PoolSchema = z
   .object({
     /** At most this many instances per class (0 = all), taken in score order. */
     max_per_class: z.number().int().min(0).default(0),
+    /** Go on with an empty pool (the export is then the real data alone) instead of failing with E_EMPTY. */
+    allow_empty: z.boolean().default(false),
   })
   .strict();
 

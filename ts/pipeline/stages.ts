@@ -400,6 +400,7 @@ async function runPool(ctx: StageContext): Promise<StageResult> {
     coco,
     classes: classes.map((k) => k.name),
     maxPerClass: ctx.cfg.config.pool.max_per_class,
+    allowEmpty: ctx.cfg.config.pool.allow_empty,
     out: ctx.dir,
   });
   return { summary };
