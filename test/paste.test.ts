@@ -10,7 +10,7 @@ import { traceOuterBoundary } from '../ts/augment/contour.js';
 import { CropCache, LruCache, readInstancePool } from '../ts/augment/pool.js';
 import { imageKeys, paste, planItem, preparePaste, renderItem, type PasteOptions } from '../ts/augment/paste.js';
 import { readCoco } from '../ts/io/coco.js';
-import { ShardWriter, tarHeader } from '../ts/io/webdataset.js';
+import { indexShards, readShardMember, ShardWriter, tarHeader } from '../ts/io/webdataset.js';
 import { decodeRleSync, fillHolesSync, largestComponentSync, rleArea } from '../ts/kernels/mask.js';
 import { seededRandom } from '../ts/util/random.js';
 import { expectCode, expectSameTree, tempFolder, tree } from './helpers.js';
@@ -304,6 +304,11 @@ describe('genaug paste: WebDataset shards', () => {
     await paste(base(out, { format: 'webdataset', shardSize: 4 }));
     const shards = (await readdir(join(out, 'shards'))).sort();
     expect(shards).toEqual(['000000.tar', '000001.tar', '000002.tar']);
+    // The dataset is stored once: the staged renders are gone, the shards hold them (compared with a COCO run's images).
+    expect(existsSync(join(out, 'images'))).toBe(false);
+    expect(existsSync(join(out, 'shards.partial'))).toBe(false);
+    const cocoOut = tmp.fresh('wds-coco');
+    await paste(base(cocoOut, { format: 'coco', shardSize: 4 }));
     const members: string[] = [];
     for (const s of shards) {
       const path = join(out, 'shards', s);
@@ -333,7 +338,7 @@ describe('genaug paste: WebDataset shards', () => {
       execFileSync('tar', ['-xf', path, '-C', x]);
       for (const m of listed) {
         const got = await readFile(join(x, m));
-        if (m.endsWith('.jpg')) expect(Buffer.compare(got, await readFile(join(out, 'images', m)))).toBe(0);
+        if (m.endsWith('.jpg')) expect(Buffer.compare(got, await readFile(join(cocoOut, 'images', m)))).toBe(0);
         else {
           const j = JSON.parse(got.toString('utf8'));
           expect(`${j.key}.json`).toBe(m);
@@ -349,6 +354,31 @@ describe('genaug paste: WebDataset shards', () => {
     for (const k of keys) expect(k).toMatch(/^[A-Za-z0-9_-]{1,127}$/);
     expect(new Set(keys).size).toBe(9);
     for (const k of new Set(keys)) expect(members.filter((m) => m.startsWith(`${k}.`))).toEqual([`${k}.jpg`, `${k}.json`]);
+  });
+
+  it('a rerun of a finished WebDataset export rebuilds the shards from the previous ones, byte for byte', async () => {
+    const out = tmp.fresh('wds-rerun');
+    await paste(base(out, { format: 'webdataset', shardSize: 4 }));
+    const before = await Promise.all(['000000.tar', '000001.tar', '000002.tar'].map((s) => readFile(join(out, 'shards', s))));
+    // Nothing is staged any more: every image comes back out of the old shards.
+    const again = await paste(base(out, { format: 'webdataset', shardSize: 4 }));
+    expect(again.rendered).toBe(0);
+    const after = await Promise.all(['000000.tar', '000001.tar', '000002.tar'].map((s) => readFile(join(out, 'shards', s))));
+    for (let i = 0; i < 3; i++) expect(Buffer.compare(after[i]!, before[i]!)).toBe(0);
+    expect(existsSync(join(out, 'images'))).toBe(false);
+    // indexShards sees every member at its offset: the bytes read back equal tar(1)'s extraction.
+    const index = await indexShards(join(out, 'shards'));
+    expect(index.size).toBe(18);
+    const x = tmp.fresh('wds-x');
+    await mkdir(x);
+    execFileSync('tar', ['-xf', join(out, 'shards', '000001.tar'), '-C', x]);
+    for (const m of await readdir(x)) expect(Buffer.compare(Buffer.from(await readShardMember(index.get(m)!)), await readFile(join(x, m)))).toBe(0);
+    // A shard removed by hand: its images are neither staged nor sharded any more; the error says what to do.
+    await rm(join(out, 'shards', '000001.tar'));
+    await expectCode(paste(base(out, { format: 'webdataset', shardSize: 4 })), 'E_IO', /neither staged nor in the previous shards.*progress\.jsonl/);
+    // A corrupt shard is E_FORMAT naming it, not a crash.
+    await writeFile(join(out, 'shards', '000000.tar'), Buffer.alloc(1024, 7));
+    await expectCode(indexShards(join(out, 'shards')), 'E_FORMAT', /000000\.tar: not a WebDataset shard/);
   });
 
   it('ShardWriter refuses keys out of order or with dots; headers are ustar', async () => {

@@ -255,6 +255,12 @@ describe('genaug run (in process)', () => {
     expect(a.funnel).toEqual(b.funnel);
     const html = await readFile(join(wds.paths.runDir, 'report', 'report.html'), 'utf8');
     expect(html).toContain('pasted (coloured)');
+    // The WebDataset export is stored once (its shards); the report draws the same pasted pictures from them.
+    expect(existsSync(join(wds.paths.runDir, 'paste', 'webdataset', 'images'))).toBe(false);
+    const gallery = (h: string) => [...h.matchAll(/<figure><img alt="([^"]+)" src="([^"]+)"><figcaption>[^<]*pasted \(coloured\)/g)].map((m) => `${m[1]} ${m[2]}`);
+    const cocoHtml = await readFile(join(coco.paths.runDir, 'report', 'report.html'), 'utf8');
+    expect(gallery(html).length).toBeGreaterThan(0);
+    expect(gallery(html)).toEqual(gallery(cocoHtml));
   });
 
   it('drops near-duplicates only when filter.dedup_threshold is set or the rules include dedup', async () => {

@@ -19,7 +19,7 @@
  * the dataset a run of that format alone would write there.
  */
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 
@@ -30,7 +30,7 @@ import { removeStaleTemporaries, writeFileAtomic } from '../io/atomic.js';
 import { readImage } from '../io/images.js';
 import { checkWithin } from '../io/roots.js';
 import { readCoco, type CocoAnnotation, type CocoCategory, type CocoIndex, type CocoSegmentation } from '../io/coco.js';
-import { ShardWriter } from '../io/webdataset.js';
+import { indexShards, readShardMember, ShardWriter } from '../io/webdataset.js';
 import { compositeSync, type BlendMode, type CompositeOptions, type PasteInstance } from '../kernels/composite.js';
 import { decodeRleSync, encodeRleSync, segmentationToRle } from '../kernels/mask.js';
 import { GenaugError } from '../native/errors.js';
@@ -727,10 +727,17 @@ async function writeOutputs(ctx: PasteContext, out: string, format: PasteFormat,
     await writeFileAtomic(path, enc(JSON.stringify(coco) + '\n'));
     outputs.push(path);
   } else if (format === 'webdataset') {
+    // OUT/images/ is only the staging area of the renders: the shards are the dataset. They are built in
+    // shards.partial/ from the staged images, or, for an item rendered by an earlier run whose staged copy is
+    // gone, from the previous shards; then they replace shards/ and the staged images are removed, so the
+    // dataset is stored once. A kill at any point leaves either the old shards or the staged images to rebuild from.
     const dir = join(out, 'shards');
-    await rm(dir, { recursive: true, force: true });
+    const staging = join(out, 'shards.partial');
+    await rm(staging, { recursive: true, force: true });
+    const previous = await indexShards(dir);
     const names = new Map(ctx.categories.map((c) => [c.id, c.name]));
-    const writer = new ShardWriter(dir, { samplesPerShard: o.shardSize ?? 1000 });
+    const writer = new ShardWriter(staging, { samplesPerShard: o.shardSize ?? 1000 });
+    let written: string[];
     try {
       for (const l of [...ok].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
         const imageId = outImageId(l);
@@ -746,14 +753,18 @@ async function writeOutputs(ctx: PasteContext, out: string, format: PasteFormat,
           box_only: l.box_only,
           annotations: (l.instances ?? []).map((inst) => ({ ...cocoAnnotation(annId++, imageId, l, inst), category_name: names.get(inst.category_id) })),
         };
-        const bytes = await readFile(join(out, 'images', `${l.key}.${ext}`));
-        await writer.add(l.key, { [ext]: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), json: enc(JSON.stringify(json)) });
+        const image = await stagedImage(join(out, 'images', `${l.key}.${ext}`), previous.get(`${l.key}.${ext}`));
+        await writer.add(l.key, { [ext]: image, json: enc(JSON.stringify(json)) });
       }
-      outputs.push(...(await writer.close()));
+      written = await writer.close();
     } catch (e) {
       await writer.abort();
       throw e;
     }
+    await rm(dir, { recursive: true, force: true });
+    await rename(staging, dir);
+    await rm(join(out, 'images'), { recursive: true, force: true });
+    outputs.push(...written.map((p) => join(dir, basename(p))));
     const catPath = join(out, 'categories.json');
     await writeFileAtomic(catPath, enc(JSON.stringify(ctx.categories) + '\n'));
     outputs.push(catPath);
@@ -802,6 +813,18 @@ async function writeOutputs(ctx: PasteContext, out: string, format: PasteFormat,
   await writeFileAtomic(logPath, enc(log.map((r) => JSON.stringify(r) + '\n').join('')));
   outputs.push(logPath);
   return outputs;
+}
+
+/** A rendered image of the WebDataset export: its staged file, else its member in the previous shards. */
+async function stagedImage(path: string, member: { file: string; offset: number; size: number } | undefined): Promise<Uint8Array> {
+  try {
+    const bytes = await readFile(path);
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  if (member) return readShardMember(member);
+  throw new GenaugError('E_IO', `${path}: this rendered image is neither staged nor in the previous shards (removed by hand?); delete progress.jsonl in its folder to render the dataset again`, { path });
 }
 
 /** Instances an export format could not carry as they are, per item (YOLO: crowd, box-only). */

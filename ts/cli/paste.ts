@@ -60,7 +60,7 @@ export function pasteCommand(global: GlobalOptions): Command {
       new Option(
         '--format <list>',
         'annotation format, or a comma list written from one render (each image composited and encoded once): ' +
-          'coco (OUT/images + OUT/annotations.json, compressed RLE, instance_source real/pasted), webdataset (OUT/images + OUT/shards/*.tar of jpg + json, OUT/categories.json), ' +
+          'coco (OUT/images + OUT/annotations.json, compressed RLE, instance_source real/pasted), webdataset (OUT/shards/*.tar of jpg + json, OUT/categories.json; images are staged in OUT/images while rendering and removed once in the shards), ' +
           'yolo (OUT/images + OUT/labels/*.txt segmentation polygons, OUT/data.yaml). One format writes into OUT; a list such as coco,webdataset writes each into OUT/<format>/ ' +
           '(OUT/coco/annotations.json, OUT/webdataset/shards/, OUT/yolo/labels/), each folder the dataset that format alone would write there',
       )

@@ -10,7 +10,7 @@
  * blocks and is padded to a 10240-byte record, as tar(1) writes it. Each
  * shard is written atomically.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { GenaugError } from '../native/errors.js';
@@ -138,5 +138,75 @@ export class ShardWriter {
   async abort(): Promise<void> {
     await this.writer?.abort();
     this.writer = undefined;
+  }
+}
+
+/** Where a member's bytes are in a shard. */
+export interface ShardMember {
+  file: string;
+  offset: number;
+  size: number;
+}
+
+const octal = (h: Uint8Array, offset: number, length: number): number => {
+  const text = new TextDecoder().decode(h.subarray(offset, offset + length)).replace(/[\0 ]+$/, '').trim();
+  return /^[0-7]+$/.test(text) ? parseInt(text, 8) : NaN;
+};
+
+/**
+ * The members of every `*.tar` shard in `dir` (in file-name order), by member
+ * name: reads the ustar headers only, so it costs one small read per member.
+ * A header that is not ustar, a bad checksum or a size past the end of the
+ * file is E_FORMAT naming the shard and offset; a missing folder is an empty map.
+ */
+export async function indexShards(dir: string): Promise<Map<string, ShardMember>> {
+  const members = new Map<string, ShardMember>();
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith('.tar')).sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return members;
+    throw e;
+  }
+  for (const name of names) {
+    const file = join(dir, name);
+    const fh = await open(file, 'r');
+    try {
+      const { size: fileSize } = await fh.stat();
+      const h = new Uint8Array(BLOCK);
+      for (let pos = 0; pos + BLOCK <= fileSize; ) {
+        const { bytesRead } = await fh.read(h, 0, BLOCK, pos);
+        if (bytesRead < BLOCK || h.every((b) => b === 0)) break;
+        const bad = (why: string) => new GenaugError('E_FORMAT', `${file}: not a WebDataset shard genaug can read (${why} at byte ${pos})`, { path: file, offset: pos });
+        if (new TextDecoder().decode(h.subarray(257, 262)) !== 'ustar') throw bad('no ustar header');
+        let sum = 0;
+        for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (h[i] as number);
+        if (octal(h, 148, 8) !== sum) throw bad('a bad header checksum');
+        const size = octal(h, 124, 12);
+        if (!Number.isFinite(size) || pos + BLOCK + size > fileSize) throw bad('a member size past the end of the file');
+        const end = h.indexOf(0);
+        const member = new TextDecoder().decode(h.subarray(0, end < 0 || end > 100 ? 100 : end));
+        const prefixEnd = h.indexOf(0, 345);
+        const prefix = new TextDecoder().decode(h.subarray(345, prefixEnd < 0 || prefixEnd > 500 ? 500 : prefixEnd));
+        if (h[156] === 0x30 || h[156] === 0) members.set(prefix ? `${prefix}/${member}` : member, { file, offset: pos + BLOCK, size });
+        pos += BLOCK + Math.ceil(size / BLOCK) * BLOCK;
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+  return members;
+}
+
+/** The bytes of one member found by `indexShards`. */
+export async function readShardMember(m: ShardMember): Promise<Uint8Array> {
+  const fh = await open(m.file, 'r');
+  try {
+    const out = new Uint8Array(m.size);
+    const { bytesRead } = await fh.read(out, 0, m.size, m.offset);
+    if (bytesRead !== m.size) throw new GenaugError('E_FORMAT', `${m.file}: truncated member at byte ${m.offset}`, { path: m.file });
+    return out;
+  } finally {
+    await fh.close();
   }
 }

@@ -14,6 +14,7 @@ import sharp from 'sharp';
 
 import { writeFileAtomic } from '../io/atomic.js';
 import { readImage } from '../io/images.js';
+import { indexShards, readShardMember, type ShardMember } from '../io/webdataset.js';
 import { decodeRleSync, type Rle } from '../kernels/mask.js';
 import type { PasteJournalLine } from '../augment/paste.js';
 import { ownSimilarity, type LedgerEntry as Decision } from '../curate/filters.js';
@@ -39,9 +40,23 @@ interface PasteCoco {
  * the COCO file when there is one, else the paste journal (progress.jsonl) of
  * the first format, which every format keeps and which holds the same instances.
  */
-async function readPasted(R: string, formats: readonly string[], realCoco: string): Promise<{ doc: PasteCoco; imageDir: string }> {
+type ImageSource = (file: string) => Promise<string | Buffer>;
+
+/** The shard members of an export folder (a WebDataset export keeps its images only there). */
+const shardMembers = async (dir: string) => (existsSync(join(dir, 'shards')) ? indexShards(join(dir, 'shards')) : new Map<string, ShardMember>());
+
+/** A pasted image by file name: DIR/images/FILE, else its member in the shards. */
+function pastedImages(dir: string, members: Map<string, ShardMember>): ImageSource {
+  return async (file) => {
+    const member = members.get(file);
+    if (member && !existsSync(join(dir, 'images', file))) return Buffer.from(await readShardMember(member));
+    return join(dir, 'images', file);
+  };
+}
+
+async function readPasted(R: string, formats: readonly string[], realCoco: string): Promise<{ doc: PasteCoco; image: ImageSource }> {
   const cocoPath = join(R, 'paste', 'coco', 'annotations.json');
-  if (existsSync(cocoPath)) return { doc: await readJson<PasteCoco>(cocoPath), imageDir: join(R, 'paste', 'coco', 'images') };
+  if (existsSync(cocoPath)) return { doc: await readJson<PasteCoco>(cocoPath), image: pastedImages(join(R, 'paste', 'coco'), new Map()) };
   for (const format of formats) {
     const dir = join(R, 'paste', format);
     const journal = join(dir, 'progress.jsonl');
@@ -52,21 +67,23 @@ async function readPasted(R: string, formats: readonly string[], realCoco: strin
     const ok = [...last.values()].filter((l) => l.status === 'ok').sort((a, b) => a.image_index - b.image_index || a.copy - b.copy);
     const { categories } = await readJson<{ categories: Array<{ id: number; name: string }> }>(realCoco);
     const doc: PasteCoco = { images: [], annotations: [], categories: categories.map((k) => ({ id: k.id, name: k.name })) };
+    const members = await shardMembers(dir);
+    const image = pastedImages(dir, members);
     ok.forEach((l, i) => {
-      const file = ['jpg', 'png'].map((e) => `${l.key}.${e}`).find((f) => existsSync(join(dir, 'images', f))) ?? `${l.key}.jpg`;
+      const file = ['jpg', 'png'].map((e) => `${l.key}.${e}`).find((f) => members.has(f) || existsSync(join(dir, 'images', f))) ?? `${l.key}.jpg`;
       doc.images.push({ id: i + 1, file_name: file, width: l.width as number, height: l.height as number });
       for (const inst of l.instances ?? []) {
         const seg = inst.counts !== undefined && !(inst.source === 'real' && (l.box_only || inst.box_only));
         doc.annotations.push({ image_id: i + 1, category_id: inst.category_id, instance_source: inst.source, ...(seg ? { segmentation: { size: [l.height as number, l.width as number], counts: inst.counts as string } } : {}) });
       }
     });
-    return { doc, imageDir: join(dir, 'images') };
+    return { doc, image };
   }
-  return { doc: { images: [], annotations: [], categories: [] }, imageDir: '' };
+  return { doc: { images: [], annotations: [], categories: [] }, image: async (file) => file };
 }
 
 /** A pasted image with the outline of every mask drawn (pasted: solid colour, real: white). */
-async function outlined(path: string, anns: PasteCoco['annotations'], width: number): Promise<string> {
+async function outlined(path: string | Buffer, anns: PasteCoco['annotations'], width: number): Promise<string> {
   const { data, width: W, height: H } = await readImage(path, { channels: 3 });
   anns.forEach((a, i) => {
     if (!a.segmentation) return;
@@ -182,7 +199,7 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
   const genEmb = await readInstanceEmbeddings(join(R, 'embed', 'generated.npy'));
   const classes = input.classes;
   const pool = await readJson<{ categories: Record<string, PoolEntry[]> }>(join(R, 'pool', 'index.json'));
-  const { doc: paste, imageDir: pasteImages } = await readPasted(R, c.export.formats, input.realCoco);
+  const { doc: paste, image: pastedImage } = await readPasted(R, c.export.formats, input.realCoco);
   const catName = new Map(paste.categories.map((k) => [k.id, k.name]));
 
   // Funnel per class.
@@ -320,7 +337,7 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
   const withPasted = paste.images.filter((im) => paste.annotations.some((a) => a.image_id === im.id && a.instance_source === 'pasted'));
   for (const im of withPasted.slice(0, Math.min(8, N))) {
     const anns = paste.annotations.filter((a) => a.image_id === im.id);
-    const src = await outlined(join(pasteImages, im.file_name), anns, Math.min(360, im.width));
+    const src = await outlined(await pastedImage(im.file_name), anns, Math.min(360, im.width));
     const n = anns.filter((a) => a.instance_source === 'pasted').length;
     pasteHtml.push(`<figure><img alt="${esc(im.file_name)}" src="${src}"><figcaption>${esc(im.file_name)}: ${n} pasted (coloured), ${anns.length - n} real (white)</figcaption></figure>`);
   }
