@@ -6,7 +6,7 @@ import { dirname, join, relative } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { traceOuterBoundary } from '../ts/augment/contour.js';
+import { maskToPolygon, traceBoundaries } from '../ts/augment/contour.js';
 import { CropCache, LruCache, readInstancePool } from '../ts/augment/pool.js';
 import { imageKeys, paste, planItem, preparePaste, renderItem, type PasteOptions } from '../ts/augment/paste.js';
 import { readCoco } from '../ts/io/coco.js';
@@ -411,22 +411,37 @@ function rasterisePolygon(poly: number[], w: number, h: number): Uint8Array {
 }
 
 describe('genaug paste: YOLO', () => {
-  it('traces pixel-corner outer boundaries (hand cases and the largest-component-with-holes-filled oracle)', () => {
-    expect(traceOuterBoundary(Uint8Array.of(1), 1, 1)).toEqual([1, 0, 1, 1, 0, 1, 0, 0]);
+  it('traces every boundary along pixel corners and joins parts and holes into one polygon that fills exactly the mask', () => {
+    expect(traceBoundaries(Uint8Array.of(1), 1, 1)).toEqual([[1, 0, 1, 1, 0, 1, 0, 0]]);
     // A 2 x 3 block at (1, 1) in a 4 x 5 frame: 4 corners.
     const block = new Uint8Array(20);
     for (let y = 1; y < 4; y++) for (let x = 1; x < 3; x++) block[y * 4 + x] = 1;
-    expect(traceOuterBoundary(block, 4, 5)).toEqual([3, 1, 3, 4, 1, 4, 1, 1]);
+    expect(traceBoundaries(block, 4, 5)).toEqual([[3, 1, 3, 4, 1, 4, 1, 1]]);
+    // A 3 x 3 ring: the outer boundary clockwise, the one-pixel hole anticlockwise (on screen, y down).
+    const ring = Uint8Array.of(1, 1, 1, 1, 0, 1, 1, 1, 1);
+    expect(traceBoundaries(ring, 3, 3)).toEqual([[3, 0, 3, 3, 0, 3, 0, 0], [1, 1, 1, 2, 2, 2, 2, 1]]);
+    // Joined (Ultralytics merge_multi_segment): outer ring from its closest corner to the hole, then the hole, then back over the bridge.
+    const joined = maskToPolygon(ring, 3, 3);
+    expect(Buffer.from(rasterisePolygon(joined, 3, 3)).equals(Buffer.from(ring))).toBe(true);
+    // Two parts apart and two parts touching at a corner (one 8-connected part: one ring).
+    const two = Uint8Array.of(1, 0, 0, 0, 0, 0, 0, 1);
+    expect(traceBoundaries(two, 4, 2)).toHaveLength(2);
+    expect(traceBoundaries(Uint8Array.of(1, 0, 0, 1), 2, 2)).toHaveLength(1);
+    expect(maskToPolygon(new Uint8Array(6), 3, 2)).toEqual([]);
+    // The oracle: filled even-odd at pixel centres (as cv2.fillPoly fills), the polygon is the mask itself, holes and parts included.
     const random = seededRandom(9);
-    for (let t = 0; t < 200; t++) {
-      const w = 3 + Math.floor(random() * 12), h = 3 + Math.floor(random() * 12);
-      const m = Uint8Array.from({ length: w * h }, () => (random() < 0.55 ? 1 : 0));
-      const largest = largestComponentSync({ data: m, width: w, height: h }, { connectivity: 8 });
-      if (largest.area === 0) continue;
-      const expected = fillHolesSync(largest.mask, { connectivity: 8 }).data;
-      const poly = traceOuterBoundary(largest.mask.data, w, h);
-      expect(Buffer.compare(Buffer.from(rasterisePolygon(poly, w, h)), Buffer.from(expected)), `case ${t}`).toBe(0);
+    let multi = 0;
+    for (let t = 0; t < 300; t++) {
+      const w = 3 + Math.floor(random() * 14), h = 3 + Math.floor(random() * 14);
+      const p = 0.3 + random() * 0.5;
+      const m = Uint8Array.from({ length: w * h }, () => (random() < p ? 1 : 0));
+      const rings = traceBoundaries(m, w, h);
+      if (rings.length > 1) multi++;
+      for (const r of rings) for (let k = 0; k < r.length; k++) expect(Number.isInteger(r[k]) && r[k]! >= 0 && r[k]! <= (k % 2 ? h : w)).toBe(true);
+      const poly = maskToPolygon(m, w, h);
+      expect(Buffer.compare(Buffer.from(rasterisePolygon(poly, w, h)), Buffer.from(m)), `case ${t}`).toBe(0);
     }
+    expect(multi).toBeGreaterThan(100);
   });
 
   it('writes one label file per image with normalised polygons of the final masks, and data.yaml', async () => {
@@ -434,12 +449,30 @@ describe('genaug paste: YOLO', () => {
     await paste(base(out, { format: 'yolo' }));
     const yaml = await readFile(join(out, 'data.yaml'), 'utf8');
     expect(yaml).toContain(`path: ${JSON.stringify(out)}`);
-    expect(yaml).toMatch(/train: images\nval: images\nnames:\n {2}0: "cat"\n {2}1: "dog"\n {2}2: "sea_lion"\n/);
+    expect(yaml).toMatch(/train: train.txt\n# val: 3 images of 1 held-out source images[^\n]*\nval: val.txt\nnames:\n {2}0: "cat"\n {2}1: "dog"\n {2}2: "sea_lion"\n/);
     const cls = new Map([[1, 0], [3, 1], [5, 2]]);
     const labels = (await readdir(join(out, 'labels'))).sort();
     const images = (await readdir(join(out, 'images'))).sort();
     expect(labels).toEqual(images.map((f) => f.replace(/\.jpg$/, '.txt')));
-    // Re-render every item in-process (same seed): each row's polygon rasterises to its mask's largest component, holes filled.
+    // A real split: train.txt and val.txt (Ultralytics' ./ paths) partition the images, each source image's copies on one side.
+    const listed = async (f: string) => (await readFile(join(out, f), 'utf8')).trim().split('\n');
+    const train = await listed('train.txt');
+    const val = await listed('val.txt');
+    expect([...train, ...val].sort()).toEqual(images.map((f) => `./images/${f}`));
+    const stemOf = (p: string) => p.replace(/^\.\/images\/(.*)_\d+\.jpg$/, '$1');
+    expect(new Set(val.map(stemOf)).size).toBe(1);
+    for (const v of val) expect(train.map(stemOf)).not.toContain(stemOf(v));
+    // Your own validation set, or none (said in data.yaml); a bad fraction is refused before any work.
+    const own = tmp.fresh('yolo-own');
+    await paste(base(own, { format: 'yolo', yoloVal: '/data/real/val/images' }));
+    expect(await readFile(join(own, 'data.yaml'), 'utf8')).toMatch(/# val: the validation set given[^\n]*\nval: "\/data\/real\/val\/images"\n/);
+    expect((await readFile(join(own, 'train.txt'), 'utf8')).trim().split('\n')).toHaveLength(images.length);
+    expect(existsSync(join(own, 'val.txt'))).toBe(false);
+    const none = tmp.fresh('yolo-none');
+    await paste(base(none, { format: 'yolo', valFraction: 0 }));
+    expect(await readFile(join(none, 'data.yaml'), 'utf8')).toMatch(/# val: no validation split[^\n]*\nval: train.txt\n/);
+    await expectCode(paste(base(tmp.fresh('yolo-bad'), { format: 'yolo', valFraction: 1 })), 'E_ARGUMENT', /valFraction must be in \[0, 1\)/);
+    // Re-render every item in-process (same seed): each row's polygon rasterises to its mask exactly.
     const ctx = await preparePaste(base(out));
     const cache = new CropCache();
     const real = await readCoco(fx.coco);
@@ -476,9 +509,8 @@ describe('genaug paste: YOLO', () => {
           expect(px).toEqual([x, y, x + w, y, x + w, y + h, x, y + h]);
           boxRows++;
         } else {
-          const largest = largestComponentSync({ data: inst.mask!, width: im.width, height: im.height }, { connectivity: 8 });
-          const filled = fillHolesSync(largest.mask, { connectivity: 8 }).data;
-          expect(Buffer.compare(Buffer.from(rasterisePolygon(px, im.width, im.height)), Buffer.from(filled))).toBe(0);
+          // Every part and hole of the final mask: the polygon fills exactly the mask.
+          expect(Buffer.compare(Buffer.from(rasterisePolygon(px, im.width, im.height)), Buffer.from(inst.mask!))).toBe(0);
         }
         rowsSeen++;
       });

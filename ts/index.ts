@@ -135,8 +135,8 @@ export {
   type PasteOptions, type PasteSourceOptions, type PasteContext, type PasteFormat, type PasteSummary, type PasteJournalLine, type RenderTask, type RenderResult,
 } from './augment/paste.js';
 export { pasteLoader, type PasteLoader, type PasteLoaderOptions, type PasteSample, type PasteSampleAnnotation } from './augment/loader.js';
-export { maskToPolygon, traceOuterBoundary } from './augment/contour.js';
-export { ShardWriter, tarHeader, type ShardWriterOptions } from './io/webdataset.js';
+export { joinRings, maskToPolygon, traceBoundaries } from './augment/contour.js';
+export { indexShards, readShardMember, ShardWriter, tarHeader, type ShardMember, type ShardWriterOptions } from './io/webdataset.js';
 export { uniqueness, diverseSubset, type UniquenessOptions, type UniquenessResult, type DiverseSubsetOptions, type DiverseSubset } from './curate/unique.js';
 export {
   loadConfig, validateConfig, parseConfigText, mergeConfig, readPreset, presetPath, checkReachable, RunConfigSchema, PresetSchema, STAGES, BUNDLED_PRESETS,

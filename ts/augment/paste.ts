@@ -35,6 +35,7 @@ import { compositeSync, type BlendMode, type CompositeOptions, type PasteInstanc
 import { decodeRleSync, encodeRleSync, segmentationToRle } from '../kernels/mask.js';
 import { GenaugError } from '../native/errors.js';
 import { readJournalMap } from '../util/jsonl.js';
+import { mixSeed, seededRandom } from '../util/random.js';
 import { packageRoot } from '../native/load.js';
 import { categoryPriors } from '../plan/priors.js';
 import { maskToPolygon } from './contour.js';
@@ -402,6 +403,16 @@ export interface PasteOptions extends PasteSourceOptions {
   jpegQuality?: number;
   /** WebDataset samples per shard (default 1000). */
   shardSize?: number;
+  /**
+   * YOLO: the validation images data.yaml names, as Ultralytics reads `val:` (a folder or a list file of the
+   * user's real validation set). Without it, a held-out split of the output (see `valFraction`).
+   */
+  yoloVal?: string;
+  /**
+   * YOLO: the fraction of source images (all copies of each) held out as val.txt when `yoloVal` is not given
+   * (default 0.1; 0: no split, val is the training list and data.yaml says so).
+   */
+  valFraction?: number;
   /** Worker threads (default: the number of cores; 0 = the main thread). */
   workers?: number;
   /** Redo items that failed in an earlier run. */
@@ -541,6 +552,7 @@ export async function paste(o: PasteOptions): Promise<PasteSummary> {
   const root = resolve(o.out);
   const copies = o.copies ?? 1;
   if (!Number.isInteger(copies) || copies < 1) throw new GenaugError('E_ARGUMENT', `copies must be a positive integer, got ${copies}`);
+  if (formats.includes('yolo')) yoloHeldOut([], o.valFraction ?? 0.1, 0); // checks the fraction before any work
   const imageFormat = o.imageFormat ?? 'jpeg';
   const quality = o.jpegQuality ?? 95;
   if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new GenaugError('E_ARGUMENT', `jpegQuality must be an integer in [1, 100], got ${quality}`);
@@ -801,9 +813,24 @@ async function writeOutputs(ctx: PasteContext, out: string, format: PasteFormat,
       if (counts.noPolygon) exportNotes.push({ line: l, kind: 'yolo-no-polygon', count: counts.noPolygon, message: 'instances without a traced polygon are left out' });
       await writeFileAtomic(join(out, 'labels', `${l.key}.txt`), enc(rows.map((r) => r + '\n').join('')));
     }
+    // The split: every copy of a source image on one side, so no validation image is a copy of a training one.
+    const held = o.yoloVal !== undefined ? new Set<number>() : yoloHeldOut(ok, o.valFraction ?? 0.1, ctx.seed);
+    const list = (ls: PasteJournalLine[]) => enc(ls.map((l) => `./images/${l.key}.${ext}\n`).join(''));
+    const train = ok.filter((l) => !held.has(l.image_index));
+    const val = ok.filter((l) => held.has(l.image_index));
+    await writeFileAtomic(join(out, 'train.txt'), list(train));
+    outputs.push(join(out, 'train.txt'));
+    let valLine: string;
+    if (o.yoloVal !== undefined || !val.length) await rm(join(out, 'val.txt'), { force: true }); // a list an earlier run left
+    if (o.yoloVal !== undefined) valLine = `# val: the validation set given (--yolo-val); every output image is for training\nval: ${JSON.stringify(o.yoloVal)}\n`;
+    else if (val.length) {
+      await writeFileAtomic(join(out, 'val.txt'), list(val));
+      outputs.push(join(out, 'val.txt'));
+      valLine = `# val: ${val.length} images of ${held.size} held-out source images (--val-fraction ${o.valFraction ?? 0.1}, by seed; all copies of a source image on one side)\nval: val.txt\n`;
+    } else valLine = `# val: no validation split (--val-fraction 0, or too few images): val is the training list; give your real validation set with --yolo-val\nval: train.txt\n`;
     const yaml =
       `# genaug paste: YOLO segmentation labels; class = index of the category in ascending COCO id order\n` +
-      `path: ${JSON.stringify(out)}\ntrain: images\nval: images\nnames:\n` +
+      `path: ${JSON.stringify(out)}\ntrain: train.txt\n${valLine}names:\n` +
       cats.map((c, i) => `  ${i}: ${JSON.stringify(c.name)}\n`).join('');
     await writeFileAtomic(join(out, 'data.yaml'), enc(yaml));
     outputs.push(join(out, 'labels'), join(out, 'data.yaml'));
@@ -813,6 +840,23 @@ async function writeOutputs(ctx: PasteContext, out: string, format: PasteFormat,
   await writeFileAtomic(logPath, enc(log.map((r) => JSON.stringify(r) + '\n').join('')));
   outputs.push(logPath);
   return outputs;
+}
+
+/**
+ * The source images (by index) YOLO's val.txt holds: round(fraction x sources) of them drawn by seed, at
+ * least one when the fraction is above 0, and none when fewer than 2 sources rendered (nothing would be left to train on).
+ */
+export function yoloHeldOut(ok: readonly PasteJournalLine[], fraction: number, seed: number): Set<number> {
+  if (!(Number.isFinite(fraction) && fraction >= 0 && fraction < 1)) throw new GenaugError('E_ARGUMENT', `valFraction must be in [0, 1), got ${fraction}`);
+  const sources = [...new Set(ok.map((l) => l.image_index))].sort((a, b) => a - b);
+  if (fraction === 0 || sources.length < 2) return new Set();
+  const n = Math.min(sources.length - 1, Math.max(1, Math.round(fraction * sources.length)));
+  const random = seededRandom(mixSeed(seed, 0x59a1));
+  for (let i = sources.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [sources[i], sources[j]] = [sources[j] as number, sources[i] as number];
+  }
+  return new Set(sources.slice(0, n));
 }
 
 /** A rendered image of the WebDataset export: its staged file, else its member in the previous shards. */

@@ -87,6 +87,8 @@ export function pasteCommand(global: GlobalOptions): Command {
     .addOption(new Option('--image-format <f>', 'encoding of the output images').choices(['jpeg', 'png']).default('jpeg'))
     .option('--jpeg-quality <q>', 'JPEG quality', intArg('--jpeg-quality', 1, 100), 95)
     .option('--shard-size <n>', 'WebDataset samples per shard', intArg('--shard-size', 1), 1000)
+    .option('--yolo-val <path>', "YOLO: your real validation set for data.yaml's val: (a folder or list file Ultralytics reads); every output image is then for training")
+    .option('--val-fraction <f>', 'YOLO without --yolo-val: fraction of source images (all their copies) held out as val.txt, drawn by seed; 0 = no split (val is the training list)', numberArg('--val-fraction'), 0.1)
     .option('--workers <n>', 'worker threads (default: the number of cores; 0 = the main thread)', intArg('--workers', 0, 256))
     .option('--retry-failed', 'render again the items that failed in an earlier run')
     .option('-q, --quiet', 'no progress output')
@@ -126,6 +128,8 @@ export function pasteCommand(global: GlobalOptions): Command {
         imageFormat: o.imageFormat,
         jpegQuality: o.jpegQuality,
         shardSize: o.shardSize,
+        ...(o.yoloVal !== undefined ? { yoloVal: String(o.yoloVal) } : {}),
+        valFraction: o.valFraction,
         ...(o.workers !== undefined ? { workers: o.workers } : {}),
         retryFailed: Boolean(o.retryFailed),
         onProgress: (done, total) => {

@@ -185,6 +185,10 @@ const ExportSchema = z
     formats: z.array(z.enum(['coco', 'webdataset', 'yolo'])).min(1).default(['coco', 'webdataset']),
     shard_size: z.number().int().min(1).max(1000000).default(1000),
     jpeg_quality: z.number().int().min(1).max(100).default(95),
+    /** YOLO: the user's real validation set for data.yaml's `val:` (a folder or list file). */
+    yolo_val: z.string().min(1).optional(),
+    /** YOLO without yolo_val: the fraction of source images held out as val.txt (0: no split). */
+    val_fraction: z.number().min(0).max(0.99).default(0.1),
   })
   .strict();
 

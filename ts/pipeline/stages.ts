@@ -424,6 +424,8 @@ async function runPaste(ctx: StageContext): Promise<StageResult> {
     copies: p.copies_per_image,
     jpegQuality: c.export.jpeg_quality,
     shardSize: c.export.shard_size,
+    ...(c.export.yolo_val !== undefined ? { yoloVal: c.export.yolo_val } : {}),
+    valFraction: c.export.val_fraction,
     workers: p.workers,
     maxSamples: p.max_samples,
     sampling: p.sampling,
