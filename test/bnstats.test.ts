@@ -191,6 +191,45 @@ describe('BnStatsAccumulator', () => {
 });
 
 describe('genaug bnstats', () => {
+  it('--layout names every axis: a rank that does not match is E_SHAPE with the layouts that fit; a Fortran-order file gives the same statistics', async () => {
+    const { writeNpy, wrapNpyHeader } = await import('../ts/io/npy.js');
+    const { bnstatsFile } = await import('../ts/cli/bnstats.js');
+    const { mkdtemp, readFile, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'genaug-bn-layout-'));
+    try {
+      const [n, c, h, w] = [5, 3, 2, 4];
+      const x = make(n, c, h * w, 'nchw', 7);
+      await writeNpy(join(dir, 'a.npy'), x, [n, c, h, w]);
+      await writeNpy(join(dir, 'a3.npy'), x, [n, c, h * w]);
+      const run = (file: string, layout: string | undefined, out: string) =>
+        bnstatsFile({ activations: join(dir, file), ...(layout ? { layout: layout as 'nchw' } : {}), out: join(dir, out), layer: 'bn', momentum: 0.1, nonfinite: 'reject' });
+      await expectCode(run('a3.npy', 'nchw', 'x.safetensors'), 'E_SHAPE', /--layout nchw expects 4-D activations \(N, C, H, W\), got shape \(5, 3, 8\); for 3-D activations use --layout ncl or nlc/);
+      await expectCode(run('a.npy', 'nc', 'x.safetensors'), 'E_SHAPE', /--layout nc expects 2-D/);
+      // Without --layout: channels first by rank; ncl on the 3-D file gives the statistics of nchw on the 4-D one.
+      await run('a.npy', undefined, 'c.safetensors');
+      await run('a3.npy', 'ncl', 'c3.safetensors');
+      const state = async (f: string) => {
+        const j = JSON.parse(await readFile(join(dir, f), 'utf8')) as { totals: { mean: number[] }; running: { mean: number[] } };
+        expect(j.totals.mean).toHaveLength(c);
+        expect(j.running.mean).toHaveLength(c);
+        return { totals: j.totals, running: j.running };
+      };
+      expect(await state('c3.json')).toEqual(await state('c.json'));
+      // The same array stored in Fortran order (numpy's layout for a transposed array): the same bytes out.
+      const f = new Float32Array(x.length);
+      for (let i = 0; i < n; i++) for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let z = 0; z < w; z++) f[i + n * (ch + c * (y + h * z))] = x[((i * c + ch) * h + y) * w + z]!;
+      const header = wrapNpyHeader(`{'descr': '<f4', 'fortran_order': True, 'shape': (${n}, ${c}, ${h}, ${w}), }`);
+      await writeFile(join(dir, 'f.npy'), Buffer.concat([header, new Uint8Array(f.buffer)]));
+      await run('f.npy', 'nchw', 'f.safetensors');
+      expect(Buffer.compare(await readFile(join(dir, 'f.safetensors')), await readFile(join(dir, 'c.safetensors')))).toBe(0);
+      expect(await state('f.json')).toEqual(await state('c.json'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('streams an activations file in batches and writes PyTorch-loadable running statistics', async () => {
     const { execFile } = await import('node:child_process');
     const { promisify } = await import('node:util');

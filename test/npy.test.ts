@@ -442,10 +442,33 @@ describe('rejecting bad files', () => {
     await expectError(readNpy(path), 'E_DTYPE', path, 'big-endian');
   });
 
-  it('Fortran order', async () => {
+  it('Fortran order is read as the same array as C order (hand case: column-major 2 x 3 and 2 x 2 x 2)', async () => {
     const path = fresh('fortran.npy');
-    await writeFile(path, handNpy(dictOf('<f4', '(2, 3)', 'True'), new Uint8Array(24)));
-    await expectError(readNpy(path), 'E_FORMAT', path, 'Fortran');
+    // Column-major (2, 3): a[0,0]=1 a[1,0]=2 a[0,1]=3 a[1,1]=4 a[0,2]=5 a[1,2]=6.
+    await writeFile(path, handNpy(dictOf('<f4', '(2, 3)', 'True'), new Uint8Array(Float32Array.of(1, 2, 3, 4, 5, 6).buffer)));
+    expect((await readNpyHeader(path)).fortranOrder).toBe(true);
+    expect([...(await readNpy(path)).data as Float32Array]).toEqual([1, 3, 5, 2, 4, 6]);
+    expect([...(await readMatrix(path)).data]).toEqual([1, 3, 5, 2, 4, 6]);
+    const r = await NpyRowReader.open(path);
+    try {
+      expect([...(await r.readRows(1, 1)).data]).toEqual([2, 4, 6]);
+      expect([...(await r.readRows(0, 2)).data]).toEqual([1, 3, 5, 2, 4, 6]);
+    } finally {
+      await r.close();
+    }
+    // (2, 2, 2) int16, Fortran: flat f = i + 2j + 4k holds 100i + 10j + k.
+    const f = new Int16Array(8);
+    for (let i = 0; i < 2; i++) for (let j = 0; j < 2; j++) for (let k = 0; k < 2; k++) f[i + 2 * j + 4 * k] = 100 * i + 10 * j + k;
+    const p3 = fresh('fortran3.npy');
+    await writeFile(p3, handNpy(dictOf('<i2', '(2, 2, 2)', 'True'), new Uint8Array(f.buffer)));
+    expect([...(await readNpy(p3)).data as Int16Array]).toEqual([0, 1, 10, 11, 100, 101, 110, 111]);
+    // A 1-D or 0-d array is the same in both orders; a truncated Fortran file is still E_FORMAT.
+    const p1 = fresh('fortran1.npy');
+    await writeFile(p1, handNpy(dictOf('<f4', '(3,)', 'True'), new Uint8Array(Float32Array.of(7, 8, 9).buffer)));
+    expect([...(await readNpy(p1)).data as Float32Array]).toEqual([7, 8, 9]);
+    const short = fresh('fortran-short.npy');
+    await writeFile(short, handNpy(dictOf('<f4', '(2, 3)', 'True'), new Uint8Array(20)));
+    await expectError(readNpy(short), 'E_FORMAT', short, 'truncated');
   });
 
   it('unsupported dtype', async () => {
@@ -679,6 +702,12 @@ save('v2', np.arange(12, dtype='<f4').reshape(3, 4), (2, 0))
 save('v3', np.arange(12, dtype='<f4').reshape(3, 4), (3, 0))
 save('sliced', np.arange(40, dtype='<f4').reshape(8, 5)[::2])
 save('allhalf', np.arange(65536, dtype=np.uint16).view(np.float16).reshape(-1, 1))
+# Fortran order: numpy writes it for a Fortran-contiguous array (a transposed one); the .bin is C order.
+for dt in ['<f4', '<f2', '<f8', '<i8', '|u1', '<i2']:
+    for shape in [(3, 4), (5, 1), (1, 5), (0, 3), (2, 3, 4), (4, 3, 2, 2), (40, 7)]:
+        a = (rng.standard_normal(shape) * 100).astype(dt)
+        save(f'F_{dt[1:]}_{"x".join(map(str, shape))}', np.asfortranarray(a))
+save('F_transposed', np.arange(60, dtype='<f4').reshape(6, 10).T)
 print(json.dumps(cases))
 `,
       sub,
@@ -691,6 +720,20 @@ print(json.dumps(cases))
       expect(a.shape, c.name).toEqual(c.shape);
       expect((await readNpyHeader(path)).descr, c.name).toBe(c.descr);
       expect(Buffer.from(bytesOf(a.data)).equals(await readFile(join(sub, `${c.name}.bin`))), c.name).toBe(true);
+      if (c.name.startsWith('F_') && c.shape.length > 1 && c.shape.every((d) => d > 1)) expect((await readNpyHeader(path)).fortranOrder, c.name).toBe(true);
+      // Matrices by rows too: every row range of the row reader equals the C-order bytes (few rows: strided reads; many: whole columns).
+      if (c.shape.length === 2 && (c.descr === '<f4' || c.descr === '<f2') && c.shape[0]! > 0) {
+        const m = await readMatrix(path);
+        const r = await NpyRowReader.open(path);
+        try {
+          for (const [start, count] of [[0, c.shape[0]!], [c.shape[0]! - 1, 1], [Math.floor(c.shape[0]! / 3), Math.ceil(c.shape[0]! / 3)]] as const) {
+            const rows = await r.readRows(start, count);
+            expect([...rows.data], `${c.name} rows ${start}+${count}`).toEqual([...m.data.subarray(start * m.dim, (start + count) * m.dim)]);
+          }
+        } finally {
+          await r.close();
+        }
+      }
     }
     // numpy's own float16 -> float32 conversion, for every bit pattern.
     const conv = python(

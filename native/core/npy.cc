@@ -190,8 +190,7 @@ NpyHeader parse_npy_header(const uint8_t* bytes, size_t len, const std::string& 
   if (!have_fortran) fail("E_FORMAT", name, ": .npy header has no 'fortran_order' field");
   if (!have_shape) fail("E_FORMAT", name, ": .npy header has no 'shape' field");
   dtype_of(h.descr, h, name);
-  if (h.fortran_order)
-    fail("E_FORMAT", name, ": array is stored in Fortran order; genaug reads C order (numpy: np.ascontiguousarray(a))");
+  // Fortran order (numpy's layout for a transposed array) is parsed; the reader reorders the data to C order.
   int64_t count = 1;
   for (int64_t d : h.shape) {
     if (d != 0 && count > (std::numeric_limits<int64_t>::max() / 16) / d)

@@ -1,8 +1,8 @@
 /** `genaug bnstats`: per-domain BatchNorm statistics of an activations file, exported for PyTorch. */
 import { Command, Option } from 'commander';
 
-import { openForReading, readExactly, writeFileAtomic } from '../io/atomic.js';
-import { readNpyHeader } from '../io/npy.js';
+import { openForReading, writeFileAtomic } from '../io/atomic.js';
+import { readNpyHeader, readNpyRows } from '../io/npy.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { readLabels } from '../kernels/files.js';
 import { BnStatsAccumulator, bnStats, channelsOf, mergeBnStats, type BnStatsState, type Layout } from '../kernels/bnstats.js';
@@ -10,11 +10,43 @@ import { GenaugError } from '../native/errors.js';
 import { intArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
 
+/**
+ * The command line's layouts name every axis, so the file's rank must match: nc (BatchNorm1d on features),
+ * ncl / nlc (BatchNorm1d on sequences), nchw / nhwc (BatchNorm2d), ncdhw / ndhwc (BatchNorm3d).
+ */
+export const FILE_LAYOUTS = { nc: 2, ncl: 3, nlc: 3, nchw: 4, nhwc: 4, ncdhw: 5, ndhwc: 5 } as const;
+export type FileLayout = keyof typeof FILE_LAYOUTS;
+const AXES: Record<FileLayout, string> = { nc: 'N, C', ncl: 'N, C, L', nlc: 'N, L, C', nchw: 'N, C, H, W', nhwc: 'N, H, W, C', ncdhw: 'N, C, D, H, W', ndhwc: 'N, D, H, W, C' };
+
+/**
+ * The library layout (where the channels are) of a file layout, checked against the file's shape; without
+ * one, channels first, named by rank (PyTorch's convention).
+ */
+export function fileLayout(shape: readonly number[], layout: FileLayout | Layout | undefined, file: string): { layout: Layout; name: FileLayout } {
+  const byRank = (Object.keys(FILE_LAYOUTS) as FileLayout[]).find((k) => FILE_LAYOUTS[k] === shape.length && AXES[k].split(', ')[1] === 'C');
+  const name = (layout ?? byRank) as FileLayout | undefined;
+  if (name === undefined) {
+    throw new GenaugError('E_SHAPE', `${file}: activations of shape (${shape.join(', ')}) have ${shape.length} dimensions; expected 2 to 5 (N, C, ...)`, { path: file, shape });
+  }
+  if (!(name in FILE_LAYOUTS)) throw new GenaugError('E_ARGUMENT', `--layout ${String(name)} is not one of ${Object.keys(FILE_LAYOUTS).join(', ')}`);
+  if (FILE_LAYOUTS[name] !== shape.length) {
+    const fits = (Object.keys(FILE_LAYOUTS) as FileLayout[]).filter((k) => FILE_LAYOUTS[k] === shape.length);
+    throw new GenaugError(
+      'E_SHAPE',
+      `${file}: --layout ${name} expects ${FILE_LAYOUTS[name]}-D activations (${AXES[name]}), got shape (${shape.join(', ')})` +
+        (fits.length ? `; for ${shape.length}-D activations use --layout ${fits.join(' or ')}` : ''),
+      { path: file, shape, expected: AXES[name] },
+    );
+  }
+  return { layout: name === 'nlc' || name === 'nhwc' || name === 'ndhwc' ? 'nhwc' : 'nchw', name };
+}
+
 export interface BnStatsFileOptions {
   activations: string;
   domains?: string;
   numDomains?: number;
-  layout: Layout;
+  /** The file's layout, every axis named (rank checked); default: channels first by rank. */
+  layout?: FileLayout | Layout;
   out: string;
   layer: string;
   batchSize?: number;
@@ -37,7 +69,8 @@ export async function bnstatsFile(o: BnStatsFileOptions) {
   if (h.dtype !== 'float32' && h.dtype !== 'float16') {
     throw new GenaugError('E_DTYPE', `${o.activations}: activations must be float32 or float16, got ${h.dtype}`);
   }
-  const { n, c, s } = channelsOf(h.shape, o.layout);
+  const { layout, name: layoutName } = fileLayout(h.shape, o.layout, o.activations);
+  const { n, c, s } = channelsOf(h.shape, layout);
   const domains = o.domains ? await readLabels(o.domains, n) : undefined;
   // Two domains (real, synthetic) unless told: a stray tag must not silently grow the model by empty aux BNs.
   const numDomains = o.numDomains ?? (domains ? 2 : 1);
@@ -62,12 +95,12 @@ export async function bnstatsFile(o: BnStatsFileOptions) {
       for (let p0 = b0; p0 < b1; p0 += pieceSamples) {
         const p1 = Math.min(b1, p0 + pieceSamples);
         const count = (p1 - p0) * sampleValues;
-        const data = h.dtype === 'float32' ? new Float32Array(count) : new Uint16Array(count);
-        await readExactly(fh, new Uint8Array(data.buffer), h.dataOffset + p0 * sampleValues * itemBytes, o.activations, o.activations);
+        const raw = await readNpyRows(fh, h, p0, p1 - p0, o.activations);
+        const data = h.dtype === 'float32' ? new Float32Array(raw.buffer, raw.byteOffset, count) : new Uint16Array(raw.buffer, raw.byteOffset, count);
         const shape = [p1 - p0, ...h.shape.slice(1)];
         let part: BnStatsState;
         try {
-          part = await bnStats({ data, shape, layout: o.layout }, {
+          part = await bnStats({ data, shape, layout }, {
             ...(domains ? { domains: domains.subarray(p0, p1) } : {}),
             numDomains,
             nonfinite: o.nonfinite,
@@ -87,7 +120,7 @@ export async function bnstatsFile(o: BnStatsFileOptions) {
     await fh.close();
   }
   const tensors = acc.tensors(o.layer, { source: o.source ?? 'running' });
-  await writeSafetensors(o.out, tensors, { producer: 'genaug bnstats', layout: o.layout, momentum: String(o.momentum) });
+  await writeSafetensors(o.out, tensors, { producer: 'genaug bnstats', layout: layoutName, momentum: String(o.momentum) });
   const jsonPath = o.out.replace(/\.safetensors$/, '') + '.json';
   await writeFileAtomic(jsonPath, new TextEncoder().encode(JSON.stringify({ layer: o.layer, samples: n, ...acc.toJSON() }) + '\n'));
   return { accumulator: acc, files: [o.out, jsonPath] };
@@ -96,10 +129,10 @@ export async function bnstatsFile(o: BnStatsFileOptions) {
 export function bnstatsCommand(global: GlobalOptions): Command {
   return new Command('bnstats')
     .description('per-channel BatchNorm statistics per domain (real/synthetic) of an activations .npy, exported as PyTorch running_mean/running_var for the main and auxiliary BN')
-    .requiredOption('--activations <file>', 'activations .npy, float32 or float16: N x C x H x W (nchw) or N x H x W x C (nhwc), or N x C')
+    .requiredOption('--activations <file>', 'activations .npy (C or Fortran order), float32 or float16: N x C (nc), N x C x L (ncl), N x C x H x W (nchw), N x C x D x H x W (ncdhw), or channels last (nlc, nhwc, ndhwc)')
     .option('--domains <file>', 'domain of each sample, (N,) int .npy: 0 = real (main BN), 1 = synthetic (aux BN), ...')
     .option('--num-domains <n>', 'number of domains (default: 2 with --domains, else 1)', intArg('--num-domains', 1, 65536))
-    .addOption(new Option('--layout <layout>', 'memory layout of the activations').choices(['nchw', 'nhwc']).default('nchw'))
+    .addOption(new Option('--layout <layout>', 'layout of the activations, every axis named; the file must have that many dimensions (default: channels first by rank: nc, ncl, nchw or ncdhw)').choices(Object.keys(FILE_LAYOUTS)))
     .requiredOption('--out <file>', 'output .safetensors; the exact statistics and state go to the same name with .json')
     .option('--layer <name>', 'BatchNorm module name in the state dict, e.g. layer1.0.bn1', 'bn')
     .option('--batch-size <n>', 'samples per training batch for the running update (default: the whole file is one batch)', intArg('--batch-size', 1))
@@ -119,7 +152,7 @@ export function bnstatsCommand(global: GlobalOptions): Command {
         activations: o.activations,
         ...(o.domains ? { domains: o.domains } : {}),
         ...(o.numDomains ? { numDomains: o.numDomains } : {}),
-        layout: o.layout,
+        ...(o.layout ? { layout: o.layout as FileLayout } : {}),
         out: o.out,
         layer: o.layer,
         ...(o.batchSize ? { batchSize: o.batchSize } : {}),

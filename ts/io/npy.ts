@@ -328,13 +328,83 @@ export interface NpyReadArrayOptions extends NpyReadOptions {
   convertFloat16?: boolean;
 }
 
+/** For an array stored in Fortran order: the C-order flat index of each Fortran-order flat index. */
+function fortranToC(shape: readonly number[]): Float64Array {
+  const total = shape.reduce((a, b) => a * b, 1);
+  const out = new Float64Array(total);
+  const stride = shape.map((_, j) => shape.slice(j + 1).reduce((a, b) => a * b, 1));
+  const at = new Array<number>(shape.length).fill(0);
+  let c = 0;
+  for (let f = 0; f < total; f++) {
+    out[f] = c;
+    // Fortran order: the first axis runs fastest.
+    for (let j = 0; j < shape.length; j++) {
+      at[j]!++;
+      c += stride[j]!;
+      if (at[j]! < shape[j]!) break;
+      c -= at[j]! * stride[j]!;
+      at[j] = 0;
+    }
+  }
+  return out;
+}
+
+/** Element copies of `itemsize` bytes as whole words (no float conversion, so every bit pattern survives). */
+function wordsOf(buf: Uint8Array, itemsize: number): { words: Uint8Array | Uint16Array | Uint32Array; per: number } {
+  const w = Math.min(4, itemsize);
+  const per = itemsize / w;
+  const words = w === 4 ? new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4) : w === 2 ? new Uint16Array(buf.buffer, buf.byteOffset, buf.byteLength / 2) : buf;
+  return { words, per };
+}
+
+/**
+ * The raw bytes of rows [start, start + count) of the first axis, in C order, whichever order the file
+ * stores: a Fortran-order file (numpy's layout for a transposed array) is read column by column and
+ * reordered, so every reader gives the same values for both layouts.
+ */
+async function readLeadingRows(fh: FileHandle, h: NpyHeader, start: number, count: number, label: string, path: string): Promise<Uint8Array> {
+  const d0 = h.shape.length ? (h.shape[0] as number) : 1;
+  const rest = d0 ? h.count / d0 : 0;
+  const bytes = allocate(label, path, count * rest * h.itemsize, () => new Uint8Array(count * rest * h.itemsize));
+  if (!h.fortranOrder || h.shape.length <= 1 || count === 0) {
+    await readExactly(fh, bytes, h.dataOffset + start * rest * h.itemsize, label, path);
+    return bytes;
+  }
+  // Stored as `rest` columns of d0 contiguous elements, the columns in Fortran order of the other axes.
+  const cOf = fortranToC(h.shape.slice(1));
+  const out = wordsOf(bytes, h.itemsize);
+  const per = out.per;
+  // Whole columns in blocks of ~16 MiB when most of each column is wanted, else only the wanted run of each.
+  const wholeColumns = count * 2 >= d0;
+  const colsPerRead = wholeColumns ? Math.max(1, Math.floor((16 * 2 ** 20) / (d0 * h.itemsize))) : 1;
+  for (let f0 = 0; f0 < rest; f0 += colsPerRead) {
+    const cols = Math.min(colsPerRead, rest - f0);
+    const span = wholeColumns ? d0 : count;
+    const buf = new Uint8Array(cols * span * h.itemsize);
+    const first = wholeColumns ? f0 * d0 : f0 * d0 + start;
+    await readExactly(fh, buf, h.dataOffset + first * h.itemsize, label, path);
+    const src = wordsOf(buf, h.itemsize).words;
+    const skip = wholeColumns ? start : 0;
+    for (let k = 0; k < cols; k++) {
+      const c = cOf[f0 + k] as number;
+      for (let i = 0; i < count; i++) {
+        const from = (k * span + skip + i) * per;
+        const to = (i * rest + c) * per;
+        for (let w = 0; w < per; w++) out.words[to + w] = src[from + w] as number;
+      }
+    }
+  }
+  return bytes;
+}
+
 /** Reads a whole .npy file into a fresh typed array of the file's dtype (see NpyDataTypes). */
 export async function readNpy(path: string, options: NpyReadArrayOptions = {}): Promise<NpyArray> {
   requireLittleEndianHost('.npy');
   return withNpy(path, options.name, async (fh, h, label) => {
     const info = dtypeInfo(h.dtype);
-    const data = allocate(label, path, h.count, () => new info.ctor(h.count));
-    await readExactly(fh, bytesOf(data), h.dataOffset, label, path);
+    const raw = await readLeadingRows(fh, h, 0, h.shape.length ? (h.shape[0] as number) : 1, label, path);
+    const View = info.ctor as unknown as new (buffer: ArrayBufferLike, offset: number, length: number) => NpyTypedArray;
+    const data = new View(raw.buffer, raw.byteOffset, h.count);
     if (h.dtype === 'float16' && options.convertFloat16) {
       return { dtype: 'float32', shape: h.shape, data: float16BitsToFloat32(data as Uint16Array) };
     }
@@ -369,16 +439,20 @@ function matrixShape(h: NpyHeader, label: string, path: string): [number, number
   return [rows, dim];
 }
 
-/** Reads `n` float32 or float16 elements at `position` as float32 values. */
-async function readAsFloat32(fh: FileHandle, dtype: NpyDtype, n: number, position: number, label: string, path: string): Promise<Float32Array> {
-  if (dtype === 'float32') {
-    const data = allocate(label, path, n, () => new Float32Array(n));
-    await readExactly(fh, bytesOf(data), position, label, path);
-    return data;
-  }
-  const bits = allocate(label, path, n, () => new Uint16Array(n));
-  await readExactly(fh, bytesOf(bits), position, label, path);
-  return allocate(label, path, n, () => float16BitsToFloat32(bits));
+/** Rows [start, start + count) of a float32 or float16 matrix as float32 values (C order, whatever the file's order). */
+async function readAsFloat32(fh: FileHandle, h: NpyHeader, start: number, count: number, label: string, path: string): Promise<Float32Array> {
+  const raw = await readLeadingRows(fh, h, start, count, label, path);
+  if (h.dtype === 'float32') return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+  const bits = new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2);
+  return allocate(label, path, bits.length, () => float16BitsToFloat32(bits));
+}
+
+/**
+ * Rows [start, start + count) of the first axis of any .npy array as raw bytes in C order (a Fortran-order
+ * file reordered), for readers that stream a big array in slabs (bnstats' activations).
+ */
+export async function readNpyRows(fh: FileHandle, h: NpyHeader, start: number, count: number, label: string): Promise<Uint8Array> {
+  return readLeadingRows(fh, h, start, count, label, label);
 }
 
 /** Reads a 2-D float32 or float16 .npy file as a float32 Matrix (float16 is converted exactly). */
@@ -386,7 +460,7 @@ export async function readMatrix(path: string, options: NpyReadOptions = {}): Pr
   requireLittleEndianHost('.npy');
   return withNpy(path, options.name, async (fh, h, label) => {
     const [rows, dim] = matrixShape(h, label, path);
-    return { data: await readAsFloat32(fh, h.dtype, h.count, h.dataOffset, label, path), rows, dim };
+    return { data: await readAsFloat32(fh, h, 0, rows, label, path), rows, dim };
   });
 }
 
@@ -433,8 +507,7 @@ export class NpyRowReader {
     if (!fh) throw new GenaugError('E_IO', `${this.label}: readRows() after close()`, { path: this.path });
     checkInt(start, `${this.label}: readRows start`, 0, this.rows);
     checkInt(count, `${this.label}: readRows count`, 0, this.rows - start);
-    const position = this.header.dataOffset + start * this.dim * this.header.itemsize;
-    const data = await readAsFloat32(fh, this.dtype, count * this.dim, position, this.label, this.path);
+    const data = await readAsFloat32(fh, this.header, start, count, this.label, this.path);
     return { data, rows: count, dim: this.dim };
   }
 
