@@ -515,6 +515,32 @@ describe('scores table and the CLI', () => {
       expect(t.get('bad.png')).toMatchObject({ alia_max_prob: null, alia_label: 'dog' });
       expect(String(t.get('bad.png')!.alia_error)).toMatch(/bad\.png/);
     }
+    // genaug generate's own layout: OUT/manifest.jsonl naming `file` relative to OUT/images/ and `path` relative to
+    // OUT/, the class in `category` (no `label`): read unchanged, with no --images, the same numbers come out.
+    const gen = join(dir, 'gen');
+    mkdirSync(join(gen, 'images'), { recursive: true });
+    const genLines = [0, 1, 2, 3, 4, 5, 6].map((i) => {
+      writeFileSync(join(gen, 'images', `i${i}.png`), readFileSync(join(dir, `i${i}.png`)));
+      return JSON.stringify({ file: `i${i}.png`, path: `images/i${i}.png`, category: i % 2 ? 'dog' : 'cat', class: i % 2 ? 'dog' : 'cat', job: `j${i}` });
+    });
+    writeFileSync(join(gen, 'manifest.jsonl'), genLines.join('\n') + '\n');
+    const genClip = join(dir, 'gen-clip.jsonl');
+    expect(await run(['node', 'genaug', 'score', 'clip-score', '--model', model, '--manifest', join(gen, 'manifest.jsonl'), '--table', genClip])).toBe(0);
+    const gc = await readScores(genClip);
+    expect([0, 1, 2, 3, 4, 5, 6].map((i) => gc.get(`i${i}.png`)!.clip_score)).toEqual(Array.from(want));
+    const genAlia = join(dir, 'gen-alia.jsonl');
+    expect(await run(['node', 'genaug', 'score', 'alia-confidence', '--classifier', join(dir, 'clf.onnx'), '--classes', join(dir, 'classes.txt'), '--real', join(gen, 'manifest.jsonl'), '--manifest', join(gen, 'manifest.jsonl'), '--table', genAlia])).toBe(0);
+    const ga = await readScores(genAlia);
+    expect([0, 1, 2, 3, 4, 5, 6].map((i) => ga.get(`i${i}.png`)!.alia_max_prob)).toEqual(Array.from(c.maxProb));
+    expect([0, 1, 2, 3, 4, 5, 6].map((i) => ga.get(`i${i}.png`)!.alia_label)).toEqual([0, 1, 2, 3, 4, 5, 6].map((i) => (i % 2 ? 'dog' : 'cat')));
+    // And embed --manifest: the rows of generate's images, the same as embedding the images folder itself.
+    expect(await run(['node', 'genaug', 'embed', '--features', '--manifest', join(gen, 'manifest.jsonl'), '--out', join(dir, 'gen.npy'), '-q'])).toBe(0);
+    expect(await run(['node', 'genaug', 'embed', '--features', '--images', join(gen, 'images'), '--out', join(dir, 'folder.npy'), '-q'])).toBe(0);
+    const { readMatrix } = await import('../ts/io/npy.js');
+    const a = await readMatrix(join(dir, 'gen.npy'));
+    const b = await readMatrix(join(dir, 'folder.npy'));
+    expect(a.rows).toBe(7);
+    expect(Buffer.from(a.data.buffer).equals(Buffer.from(b.data.buffer))).toBe(true);
   });
   it('genaug score inter-sim matches categories by case and _ vs space on both sides, and reports the ones that match nothing', async () => {
     const dir = tmp.fresh('inter-names');

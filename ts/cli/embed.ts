@@ -14,7 +14,7 @@ export function embedCommand(global: GlobalOptions): Command {
     .option('--model <dir>', 'CLIP model folder: vision_model.onnx + text_model.onnx (split, Transformers.js; also under onnx/) or model.onnx (combined, optimum), with tokenizer.json and preprocessor_config.json')
     .option('--features', 'use the weight-free features-v1 embedder (colour + gradient histograms; not semantic: for near-duplicates and runs without a model)')
     .option('--images <dir>', 'folder of images (searched recursively, sorted); index paths are relative to it')
-    .option('--manifest <file>', 'JSON lines {"file": ..., other fields}: these images in this order (paths relative to --images, else to the manifest\'s folder); the other fields are copied into the index')
+    .option('--manifest <file>', 'JSON lines {"file": ..., other fields}: these images in this order (file relative to --images; without it the line\'s "path" (genaug generate writes one) or "file", relative to the manifest\'s folder); the other fields are copied into the index')
     .option('--coco <file>', 'embed the instances of this COCO/LVIS file (one row per annotation with a mask; images from --images) instead of whole images; see --instances')
     .addOption(new Option('--instances <view>', 'with --coco: crop = the mask box padded by --padding px, the background outside the mask box-blurred (DiverGen real crops); masked = the whole image, black outside the mask (DiverGen generated instances)').choices(['crop', 'masked']).default('crop'))
     .option('--padding <px>', 'with --instances crop: pixels on each side of the mask box', intArg('--padding', 0), 40)

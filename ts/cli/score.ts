@@ -20,6 +20,7 @@ import { readCoco } from '../io/coco.js';
 import { imageInfo, readImage } from '../io/images.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readMatrix } from '../io/npy.js';
+import { manifestImage } from '../io/roots.js';
 import { buildRelationPool, clisLayout, layoutNames, poolToAcpJson } from '../kernels/layout.js';
 import { ChatClient } from '../llm/chat.js';
 import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
@@ -98,9 +99,11 @@ async function poolIndexAreas(path: string): Promise<Map<string, number>> {
   return out;
 }
 
-async function loadImage(l: ManifestLine, i: number, base: string, path: string, rgba = false, areas?: Map<string, number>): Promise<Loaded> {
+/** A manifest line's image (see manifestImage: --images, else the line's `path` or `file` from the manifest's folder). */
+async function loadImage(l: ManifestLine, i: number, images: string | undefined, path: string, rgba = false, areas?: Map<string, number>): Promise<Loaded> {
   if (typeof l.file !== 'string') throw new GenaugError('E_FORMAT', `${path}:${i + 1} has no "file"`);
-  const f = resolveFile(l.file, base);
+  const { root: base, name } = manifestImage(l, path, images);
+  const f = resolveFile(name ?? l.file, base);
   try {
     if (!rgba) return { img: await readImage(f) };
     const crop = await readImage(f, { channels: 4 });
@@ -183,7 +186,6 @@ export function scoreCommand(global: GlobalOptions): Command {
     )
     .action(async (o) => {
       const lines = await readJsonl(o.manifest);
-      const base = o.images ?? dirname(resolve(o.manifest));
       const areas = o.poolIndex ? await poolIndexAreas(o.poolIndex) : undefined;
       const embedder = await openEmbedder(o.model);
       const nameOf = (l: ManifestLine) => String(l.category ?? '');
@@ -191,7 +193,7 @@ export function scoreCommand(global: GlobalOptions): Command {
       lines.forEach((l, i) => sampleId(l, i, o.manifest));
       try {
         const texts = await clipTextRows(embedder, lines.map(nameOf), o.template);
-        await forBatches(lines, o.batchSize, (l, i) => loadImage(l, i, base, o.manifest, true, areas), async (items) => {
+        await forBatches(lines, o.batchSize, (l, i) => loadImage(l, i, o.images, o.manifest, true, areas), async (items) => {
           const ok = items.filter(({ loaded }) => 'img' in loaded);
           const s = await clipScores(embedder, ok.map(({ loaded }) => (loaded as { img: RgbInput }).img), ok.map(({ line }) => nameOf(line)), o.template, texts);
           let k = 0;
@@ -331,16 +333,19 @@ export function scoreCommand(global: GlobalOptions): Command {
     .requiredOption('--classifier <file>', 'ONNX classifier: float32 NCHW image in, [N, K] logits out')
     .requiredOption('--classes <file>', 'class names, one per line, in the classifier’s output order')
     .requiredOption('--real <file>', 'JSONL {file, label} of the real training images')
-    .requiredOption('--manifest <file>', 'JSONL {file, label, id?} of the generated samples (label = intended class)')
+    .requiredOption('--manifest <file>', 'JSONL {file, label, id?} of the generated samples (label = intended class; genaug generate\'s manifest, with "category", is read as it is)')
     .option('--images <dir>', 'folder the files are relative to (default: each manifest’s folder)')
     .option(...batchOption())
     .requiredOption('--table <file>', 'scores table to merge into')
     .action(async (o) => {
       const classes = (await readFile(o.classes, 'utf8')).split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
       const clf = await ImageClassifier.open(o.classifier);
+      // `label` (a class index or name), else `category` / `class` as genaug generate writes them.
       const labelOf = (l: ManifestLine, i: number, p: string) => {
-        const k = typeof l.label === 'number' ? l.label : classes.indexOf(String(l.label));
-        if (!Number.isInteger(k) || k < 0 || k >= classes.length) throw new GenaugError('E_ARGUMENT', `${p}:${i + 1}: label ${JSON.stringify(l.label)} is not one of the ${classes.length} classes in ${o.classes}`);
+        const v = l.label ?? l.category ?? (l as { class?: unknown }).class;
+        if (v === undefined) throw new GenaugError('E_FORMAT', `${p}:${i + 1}: the line has no "label" (or "category") naming its class`, { path: p, line: i + 1 });
+        const k = typeof v === 'number' ? v : classes.indexOf(String(v));
+        if (!Number.isInteger(k) || k < 0 || k >= classes.length) throw new GenaugError('E_ARGUMENT', `${p}:${i + 1}: label ${JSON.stringify(v)} is not one of the ${classes.length} classes in ${o.classes}`);
         return k;
       };
       /** Probabilities of the images that decoded (rows in line order) and the errors of those that did not. */
@@ -350,7 +355,7 @@ export function scoreCommand(global: GlobalOptions): Command {
         const K = classes.length;
         const probs = new Float32Array(lines.length * K);
         const errors = new Map<number, string>();
-        await forBatches(lines, o.batchSize, (l, i) => loadImage(l, i, o.images ?? dirname(resolve(p)), p), async (items) => {
+        await forBatches(lines, o.batchSize, (l, i) => loadImage(l, i, o.images, p), async (items) => {
           const ok = items.filter(({ loaded }) => 'img' in loaded);
           for (const { index, loaded } of items) if ('error' in loaded) errors.set(index, loaded.error);
           if (ok.length === 0) return;
@@ -508,7 +513,7 @@ export function scoreCommand(global: GlobalOptions): Command {
           return;
         }
         const job = jobs.get(String(l.job))!;
-        const x = await loadImage(l, i, base, o.manifest);
+        const x = await loadImage(l, i, o.images, o.manifest);
         if ('error' in x) {
           const cols = { clis_i: null, clis_i_error: x.error, job: String(l.job) };
           results[i] = { id, cols, failed: true };

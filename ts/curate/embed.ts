@@ -35,7 +35,7 @@ import { Piscina } from 'piscina';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readImage, type AlphaBackground, type ReadImageOptions } from '../io/images.js';
 import { ChunkJournal } from '../io/journal.js';
-import { checkWithin } from '../io/roots.js';
+import { checkWithin, manifestImage } from '../io/roots.js';
 import { NpyStreamWriter, writeNpy } from '../io/npy.js';
 import { checkInt } from '../native/validate.js';
 import { ClipModel } from '../models/clip.js';
@@ -281,12 +281,13 @@ interface Item {
   error?: string;
 }
 
-async function readManifest(path: string, base: string): Promise<Item[]> {
+async function readManifest(path: string, images: string | undefined): Promise<Item[]> {
   const items: Item[] = [];
   for (const { line, value } of await readJsonObjects(path, 'the manifest')) {
     const { file, sha256: _s, row: _r, ...fields } = value;
     if (typeof file !== 'string' || !file) throw new GenaugError('E_FORMAT', `${path}:${line}: each line needs a "file" string`, { path, line });
-    items.push({ file: file.split(sep).join('/'), abs: resolve(base, file), fields });
+    const { root, name } = manifestImage(value, path, images);
+    items.push({ file: file.split(sep).join('/'), abs: resolve(root, name ?? file), fields });
   }
   return items;
 }
@@ -646,7 +647,7 @@ export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult
   let root: string;
   if (o.manifest) {
     root = resolve(o.images ?? dirname(resolve(o.manifest)));
-    items = await readManifest(o.manifest, root);
+    items = await readManifest(o.manifest, o.images);
     items.forEach((it) => (it.file = relative(root, it.abs).split(sep).join('/')));
   } else {
     root = resolve(o.images as string);

@@ -48,3 +48,16 @@ export async function checkWithin(root: string, path: string, what = 'file'): Pr
   if (!isWithin(realRoot, real)) throw new GenaugError('E_IO', `${what} ${path} is a link to ${real}, outside ${realRoot}; files named by data must lie inside their folder`, { path: abs, root });
   return abs;
 }
+
+/**
+ * The image a manifest line names, and the folder it is relative to. With an images folder given (--images),
+ * the line's `file` relative to it; else the line's `path` when it has one (genaug generate writes
+ * `path: "images/<file>"`, relative to the manifest's own folder, next to `file` relative to images/), else
+ * its `file`, both relative to the manifest's folder. So a manifest one command writes is read unchanged by the next.
+ */
+export function manifestImage(line: { file?: unknown; path?: unknown }, manifest: string, images?: string): { root: string; name: string | undefined } {
+  if (images !== undefined) return { root: resolve(images), name: typeof line.file === 'string' ? line.file : undefined };
+  const root = resolve(manifest, '..');
+  const name = typeof line.path === 'string' && line.path ? line.path : typeof line.file === 'string' ? line.file : undefined;
+  return { root, name };
+}
