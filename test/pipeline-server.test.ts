@@ -24,8 +24,14 @@ let failOdd = false;
 beforeAll(async () => {
   root = tmp.dir();
   await writeRealDataset({ out: join(root, 'data'), seed: 12, images: 6 });
-  // A stand-in AUTOMATIC1111 server: /sdapi/v1/txt2img draws the class named in the prompt.
-  server = createServer((req, res) => {
+  server = createServer(standIn(requests));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+/** A stand-in AUTOMATIC1111 server's handler: /sdapi/v1/txt2img draws the class named in the prompt; requests go to `log`. */
+function standIn(log: Array<Record<string, unknown>>) {
+  return (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', async () => {
@@ -35,7 +41,7 @@ beforeAll(async () => {
         return;
       }
       const b = JSON.parse(body) as { prompt: string; seed: number; width: number; height: number };
-      requests.push(b);
+      log.push(b);
       if (failOdd && b.seed % 2 === 1) {
         res.statusCode = 500;
         res.end('{"error": "out of memory"}');
@@ -47,10 +53,8 @@ beforeAll(async () => {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ images: [Buffer.from(img.png).toString('base64')], parameters: {}, info: JSON.stringify({ seed: b.seed, all_seeds: [b.seed] }) }));
     });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-});
+  };
+}
 
 afterAll(async () => {
   await new Promise<void>((r) => server.close(() => r()));
@@ -97,6 +101,51 @@ describe('genaug run against an AUTOMATIC1111 server', () => {
     for (const f of all) {
       if (!f.isFile() || !/\.(json|jsonl|html)$/.test(f.name)) continue;
       expect(await readFile(join(f.parentPath, f.name), 'utf8'), join(f.parentPath, f.name)).not.toContain('hunter2');
+    }
+  });
+
+  it('generate.servers mixes several servers by weight (DiverGen\'s model mix): each item to the server its hash draws, counted per server', async () => {
+    const small: Array<Record<string, unknown>> = [];
+    const second = createServer(standIn(small));
+    await new Promise<void>((r) => second.listen(0, '127.0.0.1', r));
+    try {
+      const url2 = `http://127.0.0.1:${(second.address() as AddressInfo).port}`;
+      const p = join(root, 'mix.yaml');
+      const before = requests.length;
+      await writeFile(
+        p,
+        stringify({
+          seed: 11,
+          run_dir: 'run-mix',
+          real: { coco: 'data/annotations.json', images: 'data/images' },
+          plan: { strategy: 'template', per_class: 8, width: 48, height: 48 },
+          generate: { servers: [{ backend: 'a1111', url, weight: 3, label: 'big' }, { backend: 'a1111', url: url2, weight: 1, label: 'small', params: { steps: 4 } }], steps: 9 },
+          annotate: { workers: 0 },
+        }),
+      );
+      await runPipeline(await loadConfig(p), { until: 'generate' });
+      const items = 8 * SHAPE_CLASSES.length;
+      const big = requests.slice(before);
+      expect(big.length + small.length).toBe(items);
+      expect(small.length).toBeGreaterThan(0);
+      expect(big.length).toBeGreaterThan(small.length);
+      // Shared settings go to every server; a server's own params win.
+      expect(big.every((q) => q.steps === 9)).toBe(true);
+      expect(small.every((q) => q.steps === 4)).toBe(true);
+      // The oracle: the runner's weighted draw per (job, candidate, seed).
+      const { assignBackend } = await import('../ts/generate/runner.js');
+      const journal = (await readFile(join(root, 'run-mix', 'generate', 'journal.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { job: string; candidate: number; seed: number; backend: string });
+      expect(journal).toHaveLength(items);
+      for (const l of journal) expect(l.backend).toBe(['big', 'small'][assignBackend(l.job, l.candidate, l.seed, [3, 1])]);
+      const m = await readManifest(join(root, 'run-mix'));
+      expect(m?.stages.generate?.summary.perServer).toEqual({ big: { ok: big.length, failed: 0 }, small: { ok: small.length, failed: 0 } });
+      // One server or a list, not both; a comfyui server needs its workflow.
+      await writeFile(p, stringify({ run_dir: 'run-mix2', real: { coco: 'data/annotations.json', images: 'data/images' }, generate: { backend: 'a1111', url, servers: [{ backend: 'a1111', url: url2 }] } }));
+      await expect(loadConfig(p)).rejects.toThrow(/generate\.servers: give either one server/);
+      await writeFile(p, stringify({ run_dir: 'run-mix2', real: { coco: 'data/annotations.json', images: 'data/images' }, generate: { servers: [{ backend: 'comfyui', url: url2 }] } }));
+      await expect(loadConfig(p)).rejects.toThrow(/generate\.servers\[0\]\.workflow/);
+    } finally {
+      await new Promise<void>((r) => second.close(() => r()));
     }
   });
 

@@ -57,9 +57,29 @@ const PlanSchema = z
   })
   .strict();
 
+/** One of several generation servers sharing the items by weight (DiverGen's model mix). */
+const ServerSchema = z
+  .object({
+    backend: z.enum(['a1111', 'comfyui', 'openai']),
+    url: z.string().url(),
+    /** Share of the items (default 1): each (job, candidate) goes to one server, drawn by weight from a hash of its id. */
+    weight: z.number().positive().max(1e6).default(1),
+    /** Name in the records (default: the backend, numbered when one repeats). */
+    label: z.string().min(1).max(64).optional(),
+    model: z.string().optional(),
+    api_key_env: z.string().optional(),
+    workflow: path().optional(),
+    params: z.record(z.string(), z.unknown()).optional(),
+    /** Requests in flight on this server (default generate.concurrency). */
+    concurrency: z.number().int().min(1).max(64).optional(),
+  })
+  .strict();
+
 const GenerateSchema = z
   .object({
     backend: z.enum(['procedural', 'a1111', 'comfyui', 'openai']).default('procedural'),
+    /** Several servers mixed by weight instead of one backend/url. */
+    servers: z.array(ServerSchema).min(1).max(64).optional(),
     url: z.string().url().optional(),
     model: z.string().optional(),
     /** Name of the environment variable holding the API key (openai). */
@@ -282,7 +302,7 @@ export interface LoadedConfig {
   /** The config file (absolute). */
   file: string;
   /** Every path in the config, resolved to absolute. */
-  paths: { runDir: string; realCoco: string; realImages: string; captions?: string[]; workflow?: string; samEncoder?: string; samDecoder?: string; segmenter?: string; clip?: string; embedCache?: string };
+  paths: { runDir: string; realCoco: string; realImages: string; captions?: string[]; workflow?: string; serverWorkflows?: Array<string | undefined>; samEncoder?: string; samDecoder?: string; segmenter?: string; clip?: string; embedCache?: string };
 }
 
 /** The (key path, value) of every file or folder the config names that must exist. */
@@ -292,6 +312,7 @@ function pathKeys(c: RunConfig): Array<[string, string | undefined, StageName]> 
     ['real.images', c.real.images, 'plan'],
     ...(c.plan.captions ?? []).map((p, i): [string, string, StageName] => [`plan.captions[${i}]`, p, 'plan']),
     ['generate.workflow', c.generate.workflow, 'generate'],
+    ...(c.generate.servers ?? []).map((sv, i): [string, string | undefined, StageName] => [`generate.servers[${i}].workflow`, sv.workflow, 'generate']),
     ['annotate.sam_encoder', c.annotate.sam_encoder, 'annotate'],
     ['annotate.sam_decoder', c.annotate.sam_decoder, 'annotate'],
     ['annotate.segmenter', c.annotate.segmenter, 'annotate'],
@@ -312,7 +333,14 @@ function checkCombinations(c: RunConfig, source: string, reaches: (s: StageName)
     if (!c.llm) fail('llm', "plan.strategy 'alia' summarises captions into domains with an LLM: set llm (url, model), or give the domains in plan.domains");
     if (!captionSource) fail('vlm', `plan.strategy 'alia' summarises captions of the real images and none can be had: ${captionHow} (or give the domains in plan.domains)`);
   }
-  if (reaches('generate') && c.generate.backend !== 'procedural' && !c.generate.url) fail('generate.url', `backend '${c.generate.backend}' needs the server URL`);
+  if (c.generate.servers) {
+    if (c.generate.backend !== 'procedural' || c.generate.url || c.generate.workflow || c.generate.model) {
+      fail('generate.servers', 'give either one server (generate.backend, url, model, workflow) or a list (generate.servers), not both');
+    }
+    c.generate.servers.forEach((sv, i) => {
+      if (sv.backend === 'comfyui' && !sv.workflow) fail(`generate.servers[${i}].workflow`, "backend 'comfyui' needs an API-format workflow file");
+    });
+  } else if (reaches('generate') && c.generate.backend !== 'procedural' && !c.generate.url) fail('generate.url', `backend '${c.generate.backend}' needs the server URL`);
   if (reaches('generate') && c.generate.backend === 'comfyui' && !c.generate.workflow) fail('generate.workflow', "backend 'comfyui' needs an API-format workflow file");
   if (reaches('annotate') && c.annotate.method === 'sam' && (!c.annotate.sam_encoder || !c.annotate.sam_decoder)) fail('annotate.sam_encoder', "method 'sam' needs sam_encoder and sam_decoder");
   if (reaches('annotate') && c.annotate.method === 'segmenter' && !c.annotate.segmenter) fail('annotate.segmenter', "method 'segmenter' needs a segmenter model file");
@@ -433,6 +461,7 @@ export async function loadConfig(
   }
   if (o.checkServers !== false) {
     if (reaches('generate') && config.generate.backend !== 'procedural' && config.generate.url) await checkReachable(config.generate.url, 'generate.url', o.timeoutMs);
+    if (reaches('generate')) for (const [i, sv] of (config.generate.servers ?? []).entries()) await checkReachable(sv.url, `generate.servers[${i}].url`, o.timeoutMs);
     if (config.llm) await checkReachable(config.llm.url, 'llm.url', o.timeoutMs);
     if (config.vlm) await checkReachable(config.vlm.url, 'vlm.url', o.timeoutMs);
   }
@@ -440,5 +469,6 @@ export async function loadConfig(
   const paths: LoadedConfig['paths'] = { runDir: at(config.run_dir), realCoco: at(config.real.coco), realImages: at(config.real.images), ...(config.plan.captions ? { captions: config.plan.captions.map(at) } : {}) };
   const extra = { workflow: opt(config.generate.workflow), samEncoder: opt(config.annotate.sam_encoder), samDecoder: opt(config.annotate.sam_decoder), segmenter: opt(config.annotate.segmenter), clip: opt(config.embed.clip), embedCache: opt(config.embed.cache) };
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) (paths as unknown as Record<string, string>)[k] = v;
+  if (config.generate.servers) paths.serverWorkflows = config.generate.servers.map((sv) => opt(sv.workflow));
   return { config, file: abs, paths };
 }

@@ -156,8 +156,29 @@ export interface GenLine {
   truth?: string;
 }
 
-function backendSpecs(cfg: LoadedConfig, procedural?: ProceduralBackend): BackendSpec[] {
+async function backendSpecs(cfg: LoadedConfig, procedural?: ProceduralBackend): Promise<BackendSpec[]> {
   const g = cfg.config.generate;
+  const a1111Defaults = { steps: g.steps, cfg_scale: g.cfg_scale, ...(g.sampler ? { sampler_name: g.sampler } : {}) };
+  if (g.servers) {
+    // DiverGen's model mix: each item goes to one server, drawn by weight (genaug generate --backend ... ,WEIGHT).
+    return Promise.all(
+      g.servers.map(async (sv, i): Promise<BackendSpec> => {
+        const key = sv.api_key_env ? process.env[sv.api_key_env] : undefined;
+        const workflow = cfg.paths.serverWorkflows?.[i];
+        return {
+          type: sv.backend,
+          url: sv.url,
+          weight: sv.weight,
+          ...(sv.label ? { label: sv.label } : {}),
+          ...(sv.model ? { model: sv.model } : {}),
+          ...(sv.concurrency ? { concurrency: sv.concurrency } : {}),
+          params: { ...(sv.backend === 'a1111' ? a1111Defaults : {}), ...(g.params ?? {}), ...(sv.params ?? {}) },
+          ...(key ? { apiKey: key } : {}),
+          ...(workflow ? { workflow: JSON.parse(await readFile(workflow, 'utf8')), workflowName: workflow } : {}),
+        };
+      }),
+    );
+  }
   if (g.backend === 'procedural') return [{ type: 'procedural' as unknown as BackendSpec['type'], url: 'procedural://genaug', label: 'procedural', backend: procedural as ProceduralBackend }];
   const key = g.api_key_env ? process.env[g.api_key_env] : undefined;
   return [
@@ -165,7 +186,7 @@ function backendSpecs(cfg: LoadedConfig, procedural?: ProceduralBackend): Backen
       type: g.backend,
       url: g.url as string,
       ...(g.model ? { model: g.model } : {}),
-      params: { ...(g.backend === 'a1111' ? { steps: g.steps, cfg_scale: g.cfg_scale, ...(g.sampler ? { sampler_name: g.sampler } : {}) } : {}), ...(g.params ?? {}) },
+      params: { ...(g.backend === 'a1111' ? a1111Defaults : {}), ...(g.params ?? {}) },
       ...(key ? { apiKey: key } : {}),
     },
   ];
@@ -176,7 +197,7 @@ async function runGenerate(ctx: StageContext): Promise<StageResult> {
   const g = c.generate;
   const fr = g.failure_rates ?? {};
   const procedural =
-    g.backend === 'procedural'
+    g.backend === 'procedural' && !g.servers
       ? new ProceduralBackend({
           ...(fr.off_class !== undefined ? { offClass: fr.off_class } : {}),
           ...(fr.empty !== undefined ? { empty: fr.empty } : {}),
@@ -184,8 +205,8 @@ async function runGenerate(ctx: StageContext): Promise<StageResult> {
           ...(fr.border !== undefined ? { border: fr.border } : {}),
         })
       : undefined;
-  const specs = backendSpecs(ctx.cfg, procedural);
-  if (g.backend === 'comfyui' && ctx.cfg.paths.workflow) {
+  const specs = await backendSpecs(ctx.cfg, procedural);
+  if (!g.servers && g.backend === 'comfyui' && ctx.cfg.paths.workflow) {
     (specs[0] as BackendSpec).workflow = JSON.parse(await readFile(ctx.cfg.paths.workflow, 'utf8'));
     (specs[0] as BackendSpec).workflowName = ctx.cfg.paths.workflow;
   }
@@ -213,7 +234,7 @@ async function runGenerate(ctx: StageContext): Promise<StageResult> {
   }
   await writeJsonl(join(ctx.dir, 'generated.jsonl'), lines);
   if (summary.ok === 0 && summary.items > 0) throw new GenaugError('E_BACKEND', `every generation failed; first: ${lines[0]?.reason}`);
-  return { summary: { images: summary.ok, failed: summary.failed, duplicates: summary.duplicates, backend: g.backend } };
+  return { summary: { images: summary.ok, failed: summary.failed, duplicates: summary.duplicates, backend: g.servers ? 'servers' : g.backend, ...(g.servers ? { perServer: summary.backends } : {}) } };
 }
 
 /** Generations journaled as failed and retryable (5xx, timeouts, lost connections): genaug generate tries them again. */
@@ -468,8 +489,15 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     // The server URL is not part of the identity: the same server moved elsewhere gives the same images.
     // The URL and the client's pacing are not part of the identity (the same server elsewhere gives the same
     // images); a ComfyUI workflow is, by its content.
-    files: (cfg) => [cfg.paths.workflow],
-    options: (c) => ({ ...c.generate, url: undefined, concurrency: undefined, timeout_s: undefined, retries: undefined }),
+    files: (cfg) => [cfg.paths.workflow, ...(cfg.paths.serverWorkflows ?? [])],
+    options: (c) => ({
+      ...c.generate,
+      url: undefined,
+      concurrency: undefined,
+      timeout_s: undefined,
+      retries: undefined,
+      ...(c.generate.servers ? { servers: c.generate.servers.map((sv) => ({ ...sv, url: undefined, concurrency: undefined, api_key_env: undefined })) } : {}),
+    }),
     pending: generatePending,
     run: runGenerate,
   },
