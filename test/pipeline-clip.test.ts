@@ -78,6 +78,29 @@ describe('genaug run with a CLIP model', () => {
     expect(again.ran).toEqual(['embed', 'score', 'filter', 'pool', 'paste', 'report']);
   });
 
+  it('plan.strategy ambiguity scores the candidate meanings with the run\'s CLIP model against real images', async () => {
+    const p = join(root, 'ambiguity.yaml');
+    await writeFile(p, stringify({ ...config('run-amb', 'clip'), plan: { strategy: 'ambiguity', per_class: 2, width: 64, height: 64 } }));
+    const r = await runPipeline(await loadConfig(p), { until: 'plan' });
+    expect(r.ran).toEqual(['plan']);
+    type Meaning = { class: string; method: string; candidates: Array<{ text: string; score?: number }> };
+    const doc = JSON.parse(await readFile(join(root, 'run-amb', 'plan', 'plan.jsonl.meanings.json'), 'utf8')) as { meanings: Meaning[] };
+    expect(doc.meanings.length).toBeGreaterThan(0);
+    // Classes with more than one candidate meaning were decided by CLIP, each candidate with its score.
+    const decided = doc.meanings.filter((m) => m.candidates.length > 1);
+    expect(decided.length).toBeGreaterThan(0);
+    for (const m of decided) {
+      expect(m.method, m.class).toBe('clip');
+      for (const c of m.candidates) expect(typeof c.score, `${m.class}: ${c.text}`).toBe('number');
+    }
+    // The same plan without a CLIP model falls back (and the plan stage is a different one: its identity includes the model).
+    const q = join(root, 'ambiguity-features.yaml');
+    await writeFile(q, stringify({ ...config('run-amb-f', 'clip'), embed: { model: 'features' }, filter: { rules: [] }, plan: { strategy: 'ambiguity', per_class: 2, width: 64, height: 64 } }));
+    await runPipeline(await loadConfig(q), { until: 'plan' });
+    const plain = JSON.parse(await readFile(join(root, 'run-amb-f', 'plan', 'plan.jsonl.meanings.json'), 'utf8')) as { meanings: Meaning[] };
+    expect(plain.meanings.every((m) => m.method !== 'clip')).toBe(true);
+  });
+
   it('a CLIP folder with a missing tower fails at config time, naming embed.clip, before any work', async () => {
     await writeClipFolder(join(root, 'broken'), 'split', tinyClipWeights(16, 8, 7));
     await rm(join(root, 'broken', 'text_model.onnx'));

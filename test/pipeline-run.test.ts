@@ -110,6 +110,37 @@ describe('genaug run (in process)', () => {
     await expectError(runPipeline(cfg, { from: 'pool', until: 'plan' }), 'E_ARGUMENT', 'after');
   });
 
+  it('plan.extra_categories: DiverGen\'s extra WordNet categories are generated, exempt from the real-crop rules, and pasted as new categories', async () => {
+    const cfg = await config('extra.yaml', smallConfig('run-extra', {
+      plan: { strategy: 'template', per_class: 3, width: 96, height: 96, extra_categories: 2 },
+      filter: { rules: ['divergen'], inter_similarity_min: 0.2, require_own_class_best: true },
+    }));
+    await runPipeline(cfg);
+    const R = cfg.paths.runDir;
+    const jobs = (await readFile(join(R, 'plan', 'plan.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { classes: string[]; provenance: { class_source?: string; extra?: { synset: string } } });
+    const extras = jobs.filter((j) => j.provenance.class_source === 'wordnet-extra').map((j) => j.classes[0]!);
+    expect(extras).toHaveLength(2);
+    const real = JSON.parse(await readFile(join(root, 'data', 'annotations.json'), 'utf8')) as { categories: Array<{ id: number; name: string }> };
+    for (const e of extras) expect(real.categories.map((k) => k.name)).not.toContain(e);
+    // Decisions: every extra instance was embedded and judged; none fell to a real-crop rule.
+    const decisions = (await readFile(join(R, 'filter', 'decisions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { category: string; status: string; reason?: string });
+    const ofExtras = decisions.filter((d) => extras.includes(d.category));
+    expect(ofExtras.length).toBeGreaterThan(0);
+    for (const d of ofExtras) expect(d.reason ?? '', d.reason).not.toMatch(/not embedded|no-real-crops|closer-to-another-class/);
+    expect(ofExtras.some((d) => d.status === 'kept')).toBe(true);
+    // The export: the real categories as they were, the extras appended with new ids, and pasted instances of them.
+    const coco = JSON.parse(await readFile(join(R, 'paste', 'coco', 'annotations.json'), 'utf8')) as { categories: Array<{ id: number; name: string }>; annotations: Array<{ category_id: number; instance_source: string }> };
+    expect(coco.categories.slice(0, real.categories.length)).toEqual(real.categories.map((k) => expect.objectContaining({ id: k.id, name: k.name })));
+    const maxReal = Math.max(...real.categories.map((k) => k.id));
+    const added = coco.categories.filter((k) => extras.includes(k.name));
+    expect(added.map((k) => k.name).sort()).toEqual([...extras].sort());
+    for (const k of added) expect(k.id).toBeGreaterThan(maxReal);
+    expect(coco.annotations.filter((a) => a.instance_source === 'pasted' && added.some((k) => k.id === a.category_id)).length).toBeGreaterThan(0);
+    // The report lists them in its funnel (it used to loop forever on a class it did not know).
+    const report = JSON.parse(await readFile(join(R, 'report', 'report.json'), 'utf8')) as { funnel: Record<string, { planned: number }> };
+    for (const e of extras) expect(report.funnel[e]!.planned).toBe(3);
+  }, 60_000);
+
   it('a pool that ends empty stops the run with E_EMPTY before pasting real-only data; pool.allow_empty goes on', async () => {
     // min_area_fraction 1: no generated instance covers its whole image, so the filter keeps nothing.
     const strict = { dedup_threshold: 0.999, min_area_fraction: 1 };

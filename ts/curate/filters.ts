@@ -15,7 +15,8 @@
  * - `dedup`: one sample per near-duplicate group [dup_group]: the first in table order;
  * - `border`: drop an instance whose box touches its image's border (cut off by the frame) [touches_border];
  * - `area`: minArea ≤ area fraction ≤ maxArea [area_fraction];
- * - `own-class`: drop a sample closer to another class's real crops than to its own [best_class, category];
+ * - `own-class`: drop a sample closer to another class's real crops than to its own [best_class, category]
+ *   (exempt categories, which have no real crops, are not judged by it nor by `knn`);
  * - `knn`: of its k nearest real crops at least min(knnMin, ⌈real crops of its class / 2⌉) share its class
  *   (a rare class cannot have most of k neighbours among its few crops) [knn_agree, knn_k, real_count];
  * Every column a rule reads must exist (E_FORMAT naming column and rule); a
@@ -248,14 +249,16 @@ const area: RuleFn = (table, o) => {
   return out;
 };
 
-const ownClass: RuleFn = (table) => {
+const ownClass: RuleFn = (table, o) => {
   need(table, 'best_class', 'own-class');
   need(table, 'category', 'own-class');
+  // An exempt category (no real crops of its own, e.g. DiverGen's extras) can never be nearest to itself: not judged.
+  const exempt = new Set(o.exemptCategories);
   const out = new Map<string, Verdict>();
   for (const [id, row] of table) {
     const best = row.best_class;
     const c = String(row.category ?? '');
-    const drop = best === null || best === undefined ? 'no-best-class' : String(best) !== c ? 'closer-to-another-class' : null;
+    const drop = exempt.has(c) ? null : best === null || best === undefined ? 'no-best-class' : String(best) !== c ? 'closer-to-another-class' : null;
     out.set(id, { drop, values: { best_class: best ?? null, best_sim: row.best_sim ?? null } });
   }
   return out;
@@ -263,12 +266,13 @@ const ownClass: RuleFn = (table) => {
 
 const knn: RuleFn = (table, o) => {
   for (const c of ['knn_agree', 'knn_k', 'real_count']) need(table, c, 'knn');
+  const exempt = new Set(o.exemptCategories);
   const out = new Map<string, Verdict>();
   for (const [id, row] of table) {
     const agree = num(row.knn_agree);
     const real = num(row.real_count) ?? 0;
     const needed = Math.min(o.knnMin, Math.ceil(real / 2));
-    const drop = agree === null ? 'no-knn-score' : agree < needed ? 'knn-disagrees' : null;
+    const drop = exempt.has(String(row.category ?? '')) ? null : agree === null ? 'no-knn-score' : agree < needed ? 'knn-disagrees' : null;
     out.set(id, { drop, values: { knn_agree: agree, knn_k: row.knn_k ?? null, knn_needed: needed } });
   }
   return out;

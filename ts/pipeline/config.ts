@@ -52,6 +52,11 @@ const PlanSchema = z
     strength: fraction().optional(),
     /** scene strategy: scenes to plan. */
     scenes: z.number().int().min(1).optional(),
+    /**
+     * template/divergen/llm/ambiguity: DiverGen's category diversity: this many extra WordNet categories near the
+     * dataset's classes (path similarity below 0.4 to every class), generated and pasted as new categories.
+     */
+    extra_categories: z.number().int().min(0).max(10000).default(0),
     /** caption/alia strategies: caption files (COCO captions JSON, or JSON lines of {image_id, caption}) used before asking the VLM. */
     captions: z.array(path()).optional(),
   })

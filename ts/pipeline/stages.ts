@@ -20,7 +20,9 @@ import { generate, type BackendSpec, type GenerateJournalLine } from '../generat
 import { ProceduralBackend } from '../generate/procedural.js';
 import { readCoco, type CocoIndex } from '../io/coco.js';
 import { ClipModel } from '../models/clip.js';
+import type { ImageTextEmbedder } from '../models/types.js';
 import { GenaugError } from '../native/errors.js';
+import { openClipEmbedder } from '../plan/ambiguity.js';
 import { PlanJobSchema, type PlanJob } from '../plan/job.js';
 import { plan } from '../plan/plan.js';
 import { categoryPriors, type CategoryPrior } from '../plan/priors.js';
@@ -68,6 +70,20 @@ export interface ClassInfo {
   prior: CategoryPrior;
 }
 
+/**
+ * DiverGen's extra categories the plan added (plan.extra_categories): WordNet classes the real data lacks, in
+ * plan order. They are generated, kept without the real-crop rules (they have no real crops) and pasted as new
+ * categories.
+ */
+export async function extraClasses(runDir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const j of await readJsonl<PlanJob>(join(runDir, 'plan', 'plan.jsonl'))) {
+    const name = j.classes[0];
+    if ((j.provenance as { class_source?: unknown } | undefined)?.class_source === 'wordnet-extra' && name !== undefined && !out.includes(name)) out.push(name);
+  }
+  return out;
+}
+
 /** The classes of the run: plan.classes or every real category, in category id order. */
 export async function runClasses(cfg: LoadedConfig, coco?: CocoIndex): Promise<{ coco: CocoIndex; classes: ClassInfo[] }> {
   const real = coco ?? (await readCoco(cfg.paths.realCoco));
@@ -101,6 +117,25 @@ async function runPlan(ctx: StageContext): Promise<StageResult> {
   const single = p.strategy === 'template' || p.strategy === 'divergen';
   const llm = endpoint(c.llm);
   const vlm = endpoint(c.vlm);
+  // Label-ambiguity resolution scores the candidate meanings with CLIP against real images (the method's own way)
+  // when the run has a CLIP model; without one it falls back to the LVIS / WordNet meaning, and says so.
+  const clipDir = p.strategy === 'ambiguity' ? ctx.cfg.paths.clip : undefined;
+  if (p.strategy === 'ambiguity' && !clipDir) ctx.log('ambiguity without CLIP (no embed.clip): each class gets its LVIS or WordNet meaning, not one scored against the real images');
+  const embedder = clipDir ? await openClipEmbedder(clipDir, c.embed.provider) : undefined;
+  try {
+    return await planWith(ctx, { coco, classes, out, single, llm, vlm, embedder });
+  } finally {
+    await embedder?.close?.();
+  }
+}
+
+async function planWith(
+  ctx: StageContext,
+  a: { coco: Awaited<ReturnType<typeof runClasses>>['coco']; classes: Awaited<ReturnType<typeof runClasses>>['classes']; out: string; single: boolean; llm: ReturnType<typeof endpoint>; vlm: ReturnType<typeof endpoint>; embedder: ImageTextEmbedder | undefined },
+): Promise<StageResult> {
+  const c = ctx.cfg.config;
+  const p = c.plan;
+  const { coco, classes, out, single, llm, vlm, embedder } = a;
   const summary = await plan({
     coco,
     out,
@@ -121,6 +156,8 @@ async function runPlan(ctx: StageContext): Promise<StageResult> {
     ...(p.scenes !== undefined ? { scenes: p.scenes } : {}),
     ...(llm ? { llm } : {}),
     ...(vlm ? { vlm } : {}),
+    ...(embedder ? { embedder } : {}),
+    ...(p.extra_categories ? { extraCategories: p.extra_categories } : {}),
     onNote: ctx.log,
     onProgress: ctx.progress,
   });
@@ -282,6 +319,7 @@ export function embedderSpec(cfg: LoadedConfig): EmbedderSpec {
 async function runEmbed(ctx: StageContext): Promise<StageResult> {
   const c = ctx.cfg.config;
   const { classes } = await runClasses(ctx.cfg);
+  const extras = await extraClasses(ctx.runDir);
   const common = {
     embedder: embedderSpec(ctx.cfg),
     categories: classes.map((k) => k.name),
@@ -307,6 +345,8 @@ async function runEmbed(ctx: StageContext): Promise<StageResult> {
     ...common,
     coco: join(ctx.runDir, 'annotate', 'annotations.json'),
     images: join(ctx.runDir, 'generate', 'images'),
+    // The extra categories after the run's classes, so the labels of the run's classes match the real rows'.
+    categories: [...classes.map((k) => k.name), ...extras],
     out: join(ctx.dir, 'generated.npy'),
     mode: 'masked',
     order: join(ctx.runDir, 'generate', 'generated.jsonl'),
@@ -326,7 +366,7 @@ async function runScore(ctx: StageContext): Promise<StageResult> {
     inter: c.score.inter,
     knn: c.score.knn,
     dedupThreshold: c.filter.dedup_threshold ?? 0.99,
-    classes: classes.map((k) => k.name),
+    classes: [...classes.map((k) => k.name), ...(await extraClasses(ctx.runDir))],
   });
   // X-Paste's CLIP score: the cut-out composited on white against "a photo of {name}" (x 100).
   let clipScored = 0;
@@ -366,10 +406,11 @@ export function filterRules(c: RunConfig): Rule[] {
   return rules;
 }
 
-/** The options of that chain (`genaug filter`'s flags). */
-export function filterOptions(c: RunConfig): FilterOptions {
+/** The options of that chain (`genaug filter`'s flags); `extras` (DiverGen's extra categories, no real crops) are exempt from the real-crop rule. */
+export function filterOptions(c: RunConfig, extras: string[] = []): FilterOptions {
   const f = c.filter;
   return {
+    ...(extras.length ? { exemptCategories: extras } : {}),
     threshold: f.inter_similarity_min ?? 0.6,
     similarityColumn: c.score.inter === 'max' ? 'inter_sim_max' : 'inter_sim_mean',
     minArea: f.min_area_fraction ?? 0.05,
@@ -389,7 +430,7 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
   const c = ctx.cfg.config;
   const table = await readScores(join(ctx.runDir, 'score', 'scores.jsonl'), { allowMissing: true });
   const rules = filterRules(c);
-  const decided = new Map(applyFilters(table, rules, filterOptions(c)).map((d) => [d.id, d]));
+  const decided = new Map(applyFilters(table, rules, filterOptions(c, await extraClasses(ctx.runDir))).map((d) => [d.id, d]));
   await writeDecisions([...decided.values()], join(ctx.dir, 'kept.jsonl'), join(ctx.dir, 'rejected.jsonl'));
   const gen = await readJsonl<GenLine>(join(ctx.runDir, 'generate', 'generated.jsonl'));
   const rejectedAnn = new Map((await readJsonl<{ file: string; status: string; reason: string }>(join(ctx.runDir, 'annotate', 'rejected.jsonl'))).map((r) => [r.file, r]));
@@ -419,7 +460,7 @@ async function runPool(ctx: StageContext): Promise<StageResult> {
     kept,
     scores: await readScores(join(ctx.runDir, 'score', 'scores.jsonl'), { allowMissing: true }),
     coco,
-    classes: classes.map((k) => k.name),
+    classes: [...classes.map((k) => k.name), ...(await extraClasses(ctx.runDir))],
     maxPerClass: ctx.cfg.config.pool.max_per_class,
     allowEmpty: ctx.cfg.config.pool.allow_empty,
     out: ctx.dir,
@@ -438,6 +479,8 @@ async function runPaste(ctx: StageContext): Promise<StageResult> {
     images: ctx.cfg.paths.realImages,
     pool: join(ctx.runDir, 'pool'),
     priors: join(ctx.runDir, 'pool', 'size_prior.json'),
+    // DiverGen's extra categories are new to the real data: appended as categories (random scale: no size prior).
+    ...((await extraClasses(ctx.runDir)).length ? { addCategories: true } : {}),
     seed: c.seed,
     // A list: each format in paste/<format>/, a complete dataset (images + annotations).
     out: ctx.dir,
@@ -480,7 +523,7 @@ async function runReport(ctx: StageContext): Promise<StageResult> {
 }
 
 export const STAGE_DEFS: Record<StageName, StageDef> = {
-  plan: { version: 2, inputs: () => ['real.coco'], files: (cfg) => cfg.paths.captions ?? [], options: (c) => ({ plan: c.plan, llm: c.llm ? { url: undefined, model: c.llm.model } : null, vlm: c.vlm ? { model: c.vlm.model } : null }), journals: ['answers.jsonl'], run: runPlan },
+  plan: { version: 2, inputs: () => ['real.coco'], files: (cfg) => [...(cfg.paths.captions ?? []), ...(cfg.config.plan.strategy === 'ambiguity' ? [cfg.paths.clip] : [])], options: (c) => ({ plan: c.plan, llm: c.llm ? { url: undefined, model: c.llm.model } : null, vlm: c.vlm ? { model: c.vlm.model } : null }), journals: ['answers.jsonl'], run: runPlan },
   generate: {
     version: 1,
     resumable: true,

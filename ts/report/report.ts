@@ -197,7 +197,10 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
   const plan = await readJsonl<{ classes: string[]; candidates: number }>(join(R, 'plan', 'plan.jsonl'));
   const realEmb = await readInstanceEmbeddings(join(R, 'embed', 'real.npy'));
   const genEmb = await readInstanceEmbeddings(join(R, 'embed', 'generated.npy'));
-  const classes = input.classes;
+  // The run's classes, then any other class the plan generated (DiverGen's extra categories) in plan order.
+  const classes = [...input.classes];
+  for (const j of plan) if (j.classes[0] !== undefined && !classes.includes(j.classes[0])) classes.push(j.classes[0]);
+  for (const d of decisions) if (typeof d.category === 'string' && !classes.includes(d.category)) classes.push(d.category);
   const pool = await readJson<{ categories: Record<string, PoolEntry[]> }>(join(R, 'pool', 'index.json'));
   const { doc: paste, image: pastedImage } = await readPasted(R, c.export.formats, input.realCoco);
   const catName = new Map(paste.categories.map((k) => [k.id, k.name]));
@@ -301,8 +304,11 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
   // Grids take the classes in turn, so every class shows up among the first thumbnails.
   const roundRobin = (list: Decision[]) => {
     const per = classes.map((k) => list.filter((d) => d.category === k));
+    const longest = per.reduce((m, l) => Math.max(m, l.length), 0);
     const out: Decision[] = [];
-    for (let i = 0; out.length < list.length; i++) for (const l of per) if (l[i]) out.push(l[i] as Decision);
+    for (let i = 0; i < longest; i++) for (const l of per) if (l[i]) out.push(l[i] as Decision);
+    // A sample of no known class (it cannot happen with the classes gathered above) still shows, at the end.
+    if (out.length < list.length) out.push(...list.filter((d) => !classes.includes(d.category as string)));
     return out;
   };
   const rejected = decisions.filter((d) => d.status !== 'kept');
