@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { run } from '../ts/cli/main.js';
 import { paddingCrop, compositeOnWhite } from '../ts/curate/crops.js';
-import { applyFilters } from '../ts/curate/filters.js';
+import { applyFilters, balancedQuotas, balancedSubsample } from '../ts/curate/filters.js';
 import {
   aliaSemantic,
   clipScores,
@@ -282,6 +282,32 @@ describe('filters on hand-computed tables', () => {
       'alia:likely-mislabeled',
       'keep',
     ]);
+  });
+  it('ALIA\'s class-balanced subsampling: equal shares, a small class gives its rest to the others, drawn by seed among the kept', async () => {
+    // Hand cases of the quotas: 10 over (8, 1, 8) -> the small class takes 1, the others split 9 as 5 + 4.
+    expect(balancedQuotas([8, 1, 8], 10)).toEqual([5, 1, 4]);
+    expect(balancedQuotas([3, 3, 3], 4)).toEqual([2, 1, 1]);
+    expect(balancedQuotas([2, 0, 9], 20)).toEqual([2, 0, 9]);
+    expect(balancedQuotas([5, 5], 0)).toEqual([0, 0]);
+    const rows: Array<Record<string, unknown>> = [];
+    for (let i = 0; i < 30; i++) rows.push({ id: `s${i}`, category: i < 16 ? 'dog' : i < 18 ? 'cat' : 'cow', inter_sim_mean: i === 5 ? 0.1 : 0.9 });
+    const t = table(rows);
+    const ruled = applyFilters(t, ['divergen']);
+    const sub = balancedSubsample(ruled, t, 10, 7);
+    expect(sub.map((d) => d.id)).toEqual(ruled.map((d) => d.id));
+    const kept = sub.filter((d) => d.kept);
+    expect(kept).toHaveLength(10);
+    const per = (c: string) => kept.filter((d) => t.get(d.id)!.category === c).length;
+    // Kept before: dog 15 (s5 rejected), cat 2, cow 12 -> quotas dog 4, cat 2, cow 4.
+    expect([per('dog'), per('cat'), per('cow')]).toEqual([4, 2, 4]);
+    // Only kept samples can be drawn; the rest are dropped with the reason; a rejection keeps its own reason.
+    expect(sub.find((d) => d.id === 's5')!.reason).toBe('divergen:similarity-below-threshold');
+    for (const d of sub.filter((x) => !x.kept && x.id !== 's5')) expect(d.reason).toBe('subsample:not-drawn');
+    // Deterministic by seed; another seed draws others; n at least the kept count changes nothing.
+    expect(balancedSubsample(ruled, t, 10, 7)).toEqual(sub);
+    expect(balancedSubsample(ruled, t, 10, 8).filter((d) => d.kept).map((d) => d.id)).not.toEqual(kept.map((d) => d.id));
+    expect(balancedSubsample(ruled, t, 29, 7)).toEqual(ruled);
+    await expectCode(() => balancedSubsample(ruled, t, -1, 7), 'E_RANGE', /subsample/);
   });
   it('requires the columns each preset reads (E_FORMAT naming column and preset); a null with a recorded error is a per-row rejection', async () => {
     // DiverGen without a similarity column, ALIA without any alia_* column, X-Paste without area_fraction: errors, not silent passes.

@@ -1,10 +1,10 @@
 /** `genaug filter`: keep/drop samples of a scores table by the rules of a method, every decision recorded with its reason. */
 import { Command } from 'commander';
 
-import { applyFilters, FILTER_DEFAULTS, PRESETS, writeDecisions, type Rule } from '../curate/filters.js';
+import { applyFilters, balancedSubsample, FILTER_DEFAULTS, PRESETS, writeDecisions, type Rule } from '../curate/filters.js';
 import { readScores } from '../curate/table.js';
 import { GenaugError } from '../native/errors.js';
-import { numberArg, type GlobalOptions } from './args.js';
+import { intArg, numberArg, type GlobalOptions } from './args.js';
 
 export function filterCommand(global: GlobalOptions): Command {
   return new Command('filter')
@@ -26,6 +26,8 @@ export function filterCommand(global: GlobalOptions): Command {
     .option('--knn-min <n>', 'knn: nearest real crops of the same class needed (capped at half the class’s real crops)', numberArg('--knn-min'), FILTER_DEFAULTS.knnMin)
     .option('--score-column <name>', 'acp: the score to pick the best of N by', FILTER_DEFAULTS.scoreColumn)
     .option('--group-column <name>', 'acp: the column naming the plan job of each candidate', FILTER_DEFAULTS.groupColumn)
+    .option('--subsample <n>', 'after the rules, keep n in all, class-balanced (ALIA: the size of the real set it extends); the rest are dropped as subsample:not-drawn', intArg('--subsample', 0))
+    .option('--seed <n>', '--subsample: the draw within each class', intArg('--seed', 0, 2 ** 31 - 1), 0)
     .action(async (o) => {
       const rules: Rule[] = [];
       if (o.dedup) rules.push('dedup');
@@ -34,15 +36,16 @@ export function filterCommand(global: GlobalOptions): Command {
         if (!(o.preset in PRESETS)) throw new GenaugError('E_ARGUMENT', `--preset must be one of ${Object.keys(PRESETS).join(', ')}, got ${o.preset}`);
         for (const r of PRESETS[o.preset as keyof typeof PRESETS]) if (!rules.includes(r)) rules.push(r);
       }
-      if (rules.length === 0) throw new GenaugError('E_ARGUMENT', 'give --preset, --rules and/or --dedup');
+      if (rules.length === 0 && o.subsample === undefined) throw new GenaugError('E_ARGUMENT', 'give --preset, --rules, --dedup and/or --subsample');
       const table = await readScores(o.scores);
-      const decisions = applyFilters(table, rules, {
+      const ruled = applyFilters(table, rules, {
         minClip: o.minClip, tol: o.tol, minArea: o.minArea, maxArea: o.maxArea, threshold: o.threshold, similarityColumn: o.similarityColumn,
         exemptCategories: o.exempt ?? [], exemptMissing: Boolean(o.exemptMissing), scoreColumn: o.scoreColumn, groupColumn: o.groupColumn,
         knnMin: o.knnMin,
       });
+      const decisions = o.subsample !== undefined ? balancedSubsample(ruled, table, o.subsample, o.seed) : ruled;
       const rejPath = o.rejected ?? String(o.out).replace(/(\.jsonl)?$/i, '.rejected.jsonl');
       await writeDecisions(decisions, o.out, rejPath);
-      global.print(`filter (${rules.join('+')}): kept ${decisions.filter((d) => d.kept).length} of ${decisions.length}; wrote ${o.out} and ${rejPath}`);
+      global.print(`filter (${rules.join('+')}${o.subsample !== undefined ? `, subsample ${o.subsample}` : ''}): kept ${decisions.filter((d) => d.kept).length} of ${decisions.length}; wrote ${o.out} and ${rejPath}`);
     });
 }

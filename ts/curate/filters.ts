@@ -33,6 +33,7 @@ import { dirname, resolve } from 'node:path';
 
 import { writeFileAtomic } from '../io/atomic.js';
 import { GenaugError } from '../native/errors.js';
+import { mixSeed, seededRandom } from '../util/random.js';
 
 export interface Decision {
   id: string;
@@ -297,6 +298,72 @@ export function applyFilters(table: ScoreTable, rules: Rule[], options: FilterOp
     out.push({ id, kept: reason === null, reason: reason ?? `passed ${rules.join('+')}`, values });
   }
   return out;
+}
+
+/** How many of each class a class-balanced draw of `n` takes: equal shares, a class with fewer gives its rest to the others. */
+export function balancedQuotas(available: readonly number[], n: number): number[] {
+  const quota = available.map(() => 0);
+  let left = Math.min(n, available.reduce((a, b) => a + b, 0));
+  while (left > 0) {
+    const open = available.map((a, i) => i).filter((i) => (available[i] as number) > (quota[i] as number));
+    const share = Math.floor(left / open.length);
+    if (share === 0) {
+      // Fewer left than open classes: one more each to the first ones, in class order.
+      for (const i of open.slice(0, left)) quota[i]!++;
+      break;
+    }
+    for (const i of open) {
+      const take = Math.min(share, (available[i] as number) - (quota[i] as number));
+      quota[i]! += take;
+      left -= take;
+    }
+  }
+  return quota;
+}
+
+/** A seed per class name (FNV-1a of its UTF-16 units), mixed with the run seed. */
+const classSeed = (seed: number, name: string) => {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return mixSeed(seed, h, 0x5b5a);
+};
+
+/**
+ * ALIA's class-balanced subsampling of the kept samples to `n` in all: each class (the table's `category`)
+ * gets an equal share (balancedQuotas), drawn by seed within the class; the kept samples not drawn are
+ * dropped with the reason `subsample:not-drawn`. Nothing changes when at most `n` are kept.
+ */
+export function balancedSubsample(decisions: Decision[], table: ScoreTable, n: number, seed: number): Decision[] {
+  if (!Number.isInteger(n) || n < 0) throw new GenaugError('E_RANGE', `subsample must be an integer >= 0, got ${n}`);
+  const byClass = new Map<string, Decision[]>();
+  for (const d of decisions) {
+    if (!d.kept) continue;
+    const c = String(table.get(d.id)?.category ?? '');
+    let l = byClass.get(c);
+    if (!l) byClass.set(c, (l = []));
+    l.push(d);
+  }
+  const kept = [...byClass.values()].reduce((a, l) => a + l.length, 0);
+  if (kept <= n) return decisions;
+  const classes = [...byClass.keys()];
+  const quotas = balancedQuotas(classes.map((c) => byClass.get(c)!.length), n);
+  const drawn = new Set<string>();
+  classes.forEach((c, k) => {
+    const list = byClass.get(c)!.map((d) => d.id);
+    const random = seededRandom(classSeed(seed, c));
+    for (let i = list.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [list[i], list[j]] = [list[j] as string, list[i] as string];
+    }
+    for (const id of list.slice(0, quotas[k])) drawn.add(id);
+  });
+  const quotaOf = new Map(classes.map((c, k) => [c, quotas[k] as number]));
+  return decisions.map((d) => {
+    if (!d.kept) return d;
+    const c = String(table.get(d.id)?.category ?? '');
+    const values = { ...d.values, subsample: n, class_quota: quotaOf.get(c) ?? 0 };
+    return drawn.has(d.id) ? { ...d, values } : { ...d, kept: false, reason: 'subsample:not-drawn', values };
+  });
 }
 
 /** Keeps rows of a table with columns of interest, for messages. */

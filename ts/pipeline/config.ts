@@ -167,6 +167,8 @@ const FilterSchema = z
     dedup_threshold: z.number().min(-1).max(1).optional(),
     /** Reject instances whose mask touches the image border (cut off by the frame). */
     reject_border: z.boolean().default(false),
+    /** ALIA: after the rules, keep this many in all, class-balanced, drawn by the run seed (default: all kept). */
+    subsample: z.number().int().min(0).optional(),
     /** Area fraction bounds (X-Paste: 0.05..0.95), applied again after annotation. */
     min_area_fraction: fraction().optional(),
     max_area_fraction: fraction().optional(),

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { paste } from '../augment/paste.js';
 import { annotate } from '../curate/annotate.js';
 import { embedInstances, type EmbedderSpec } from '../curate/embed.js';
-import { applyFilters, describeDecision, ownSimilarity, writeDecisions, type FilterOptions, type LedgerEntry, type Rule } from '../curate/filters.js';
+import { applyFilters, balancedSubsample, describeDecision, ownSimilarity, writeDecisions, type FilterOptions, type LedgerEntry, type Rule } from '../curate/filters.js';
 import { clipScoreInstances, scoreInstancesAgainstReal } from '../curate/score.js';
 import { selectPool } from '../curate/pool.js';
 import { mergeScores, readScores, round6, type ScoreColumns } from '../curate/table.js';
@@ -430,7 +430,8 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
   const c = ctx.cfg.config;
   const table = await readScores(join(ctx.runDir, 'score', 'scores.jsonl'), { allowMissing: true });
   const rules = filterRules(c);
-  const decided = new Map(applyFilters(table, rules, filterOptions(c, await extraClasses(ctx.runDir))).map((d) => [d.id, d]));
+  const ruled = applyFilters(table, rules, filterOptions(c, await extraClasses(ctx.runDir)));
+  const decided = new Map((c.filter.subsample !== undefined ? balancedSubsample(ruled, table, c.filter.subsample, c.seed) : ruled).map((d) => [d.id, d]));
   await writeDecisions([...decided.values()], join(ctx.dir, 'kept.jsonl'), join(ctx.dir, 'rejected.jsonl'));
   const gen = await readJsonl<GenLine>(join(ctx.runDir, 'generate', 'generated.jsonl'));
   const rejectedAnn = new Map((await readJsonl<{ file: string; status: string; reason: string }>(join(ctx.runDir, 'annotate', 'rejected.jsonl'))).map((r) => [r.file, r]));
