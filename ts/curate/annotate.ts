@@ -62,6 +62,8 @@ export interface AnnotateOptions {
   concurrency?: number;
   /** Process again the images that failed in an earlier run. */
   retryFailed?: boolean;
+  /** Stops taking new images: those started finish and are journaled, then the run rejects with E_ABORTED (rerun to resume). */
+  signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -238,6 +240,10 @@ export async function annotate(o: AnnotateOptions) {
   let next = 0;
   const run = async () => {
     for (let i = next++; !failure && i < todo.length; i = next++) {
+      if (o.signal?.aborted) {
+        failure ??= { error: new GenaugError('E_ABORTED', `annotate was stopped after ${finished} of ${files.length} images (each finished one is in ${journalPath}); run it again to resume`) };
+        break;
+      }
       try {
         const f = todo[i] as string;
         const line = await process1(f);
@@ -270,7 +276,7 @@ export interface AnnotateTask {
 }
 
 function poolTask(file: string, category: string, o: AnnotateOptions): AnnotateTask {
-  const { sam: _sam, segmenter: _seg, onProgress: _p, ...options } = o;
+  const { sam: _sam, segmenter: _seg, onProgress: _p, signal: _s, ...options } = o;
   return { file, category, options };
 }
 
