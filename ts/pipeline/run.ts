@@ -226,7 +226,9 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
       record.status = 'failed';
       record.error = e instanceof GenaugError ? `[${e.code}] ${e.message}` : String((e as Error)?.message ?? e);
       record.finished = new Date().toISOString();
-      await writeManifest(runDir, manifest);
+      // On a full or read-only disk run.json may not be writable either: the stage's own error is the one to
+      // report (run.json then still says 'running', and the next run resumes the stage all the same).
+      await writeManifest(runDir, manifest).catch(() => undefined);
       throw e;
     }
     const files = (await listFiles(dir, runDir)).filter((f) => !(def.journals ?? []).some((j) => f.endsWith(j)));
