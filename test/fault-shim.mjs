@@ -6,7 +6,9 @@
  * denied"; or EROFS), as the kernel reports a full or read-only disk. The write
  * that crosses the limit writes the bytes that fit (a short write) and the
  * next one fails, so an append can leave a torn line, as a real full disk
- * does. Removing and renaming files still work (they free space or need none).
+ * does; an append that fits in the slack of the file's last 4 KiB block still
+ * succeeds, as on a real file system. Removing and renaming files still work
+ * (they free space or need none).
  * GENAUG_FAULT_UNDER (optional) limits the faults (and the count) to paths
  * under that folder.
  * Covers node:fs and node:fs/promises (FileHandle included) in the main thread;
@@ -96,11 +98,26 @@ FH.writeFile = async function (data, options) {
 };
 FH.appendFile = FH.writeFile;
 
+/**
+ * A full disk still takes an append that fits in the slack of the file's last
+ * 4 KiB block (as ext4 and tmpfs do): a journal line may be written when the
+ * image it records could not be. The bytes are counted, never refused.
+ */
+function fitsInLastBlock(path, n) {
+  try {
+    const size = fs.statSync(path).size;
+    return size % 4096 !== 0 && (size % 4096) + n <= 4096;
+  } catch {
+    return false;
+  }
+}
+
 for (const name of ['writeFile', 'appendFile']) {
   const orig = fsp[name];
   fsp[name] = async function (path, data, options) {
     if (typeof path !== 'string' && !(path instanceof URL) && !Buffer.isBuffer(path)) return orig.call(this, path, data, options);
     const b = asBuffer(data, options);
+    if (name === 'appendFile' && exhausted(path) && fitsInLastBlock(path, b.byteLength)) return orig.call(this, path, b);
     const n = allow(b.byteLength, path);
     if (n < 0) throw fault('write', path);
     await orig.call(this, path, b.subarray(0, n), typeof options === 'object' ? { ...options, encoding: undefined } : undefined);
