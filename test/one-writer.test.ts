@@ -232,4 +232,19 @@ describe('taking over a stale lock', () => {
     await release();
     expect(existsSync(join(dir, '.lock'))).toBe(false);
   });
+
+  it('a lock that created its folders removes them on release when they stayed empty, and keeps them otherwise', async () => {
+    const { lockFile, lockFolder } = await import('../ts/io/lock.js');
+    const base = tmp.fresh('tidy');
+    await mkdir(base, { recursive: true });
+    const r1 = await lockFile(join(base, 'a', 'b', 'out.json'), 'genaug test');
+    expect(existsSync(join(base, 'a', 'b', 'out.json.lock'))).toBe(true);
+    await r1();
+    expect(existsSync(join(base, 'a'))).toBe(false);
+    const r2 = await lockFolder(join(base, 'c', 'd'), 'genaug test');
+    await writeFile(join(base, 'c', 'd', 'kept.txt'), 'x');
+    await r2();
+    expect(await readFile(join(base, 'c', 'd', 'kept.txt'), 'utf8')).toBe('x');
+    expect(existsSync(join(base, 'c', 'd', '.lock'))).toBe(false);
+  });
 });

@@ -97,6 +97,37 @@ async function withTakeover<T>(lockPath: string, fn: () => Promise<T>): Promise<
   }
 }
 
+/**
+ * `takeLock`, and on release (or refusal) the folders that taking it created
+ * are removed again when they are still empty: a command refused, or stopped
+ * by a bad argument after its lock, leaves no empty output folder behind.
+ */
+async function takeLockIn(dir: string, lockPath: string, target: string, what: string): Promise<() => Promise<void>> {
+  let created: string | undefined;
+  try {
+    created = await mkdir(dir, { recursive: true });
+  } catch (e) {
+    throw ioError(dir, dir, 'create the folder', e);
+  }
+  const tidy = async () => {
+    if (!created) return;
+    for (let d = dir; d.length >= created.length; d = dirname(d)) {
+      if (!(await rmdir(d).then(() => true, () => false))) break;
+    }
+  };
+  let release: () => Promise<void>;
+  try {
+    release = await takeLock(lockPath, target, what);
+  } catch (e) {
+    await tidy();
+    throw e;
+  }
+  return async () => {
+    await release();
+    await tidy();
+  };
+}
+
 async function takeLock(lockPath: string, target: string, what: string): Promise<() => Promise<void>> {
   // pid, start time, and who: the refusal names the writer that holds it.
   const ME = `${process.pid}\n${MY_START}\n${what.replace(/\n/g, ' ')}\n`;
@@ -137,17 +168,14 @@ async function takeLock(lockPath: string, target: string, what: string): Promise
 }
 
 /**
- * Takes `dir`'s lock (DIR/.lock, creating `dir`); returns the function that
+ * Takes `dir`'s lock (DIR/.lock, creating `dir`, removed again on release if
+ * it is then empty); returns the function that
  * releases it. `what` names this writer ("genaug run") in the lock, so that a
  * later writer's refusal names it.
  */
 export async function lockFolder(dir: string, what: string): Promise<() => Promise<void>> {
-  try {
-    await mkdir(dir, { recursive: true });
-  } catch (e) {
-    throw ioError(dir, dir, 'create the folder', e);
-  }
-  return takeLock(join(dir, '.lock'), dir, what);
+  const abs = resolve(dir);
+  return takeLockIn(abs, join(abs, '.lock'), dir, what);
 }
 
 /**
@@ -155,13 +183,8 @@ export async function lockFolder(dir: string, what: string): Promise<() => Promi
  * it covers the file and the sidecars named after it (FILE.partial/, ...).
  */
 export async function lockFile(file: string, what: string): Promise<() => Promise<void>> {
-  const dir = dirname(file);
-  try {
-    await mkdir(dir, { recursive: true });
-  } catch (e) {
-    throw ioError(dir, dir, 'create the folder', e);
-  }
-  return takeLock(`${file}.lock`, file, what);
+  const abs = resolve(file);
+  return takeLockIn(dirname(abs), `${abs}.lock`, file, what);
 }
 
 export type LockTarget = { folder: string } | { file: string };
