@@ -166,7 +166,7 @@ describe('genaug generate (CLI)', () => {
         child.on('exit', () => clearInterval(poll));
       },
     });
-    expect(r.code, r.stderr).toBe(1);
+    expect(r.code, r.stderr).toBe(130); // 128 + SIGINT, as a shell reports it
     expect(r.stderr).toMatch(/error \[E_ABORTED\]: interrupted with \d+ items left; run the same command again to resume/);
     const text = await readFile(join(out, 'journal.jsonl'), 'utf8');
     expect(text.endsWith('\n')).toBe(true);

@@ -33,7 +33,7 @@ import { readCoco, type CocoAnnotation, type CocoCategory, type CocoIndex, type 
 import { indexShards, readShardMember, ShardWriter } from '../io/webdataset.js';
 import { compositeSync, type BlendMode, type CompositeOptions, type PasteInstance } from '../kernels/composite.js';
 import { decodeRleSync, encodeRleSync, segmentationToRle } from '../kernels/mask.js';
-import { GenaugError } from '../native/errors.js';
+import { GenaugError, ioError } from '../native/errors.js';
 import { readJournalMap } from '../util/jsonl.js';
 import { mixSeed, seededRandom } from '../util/random.js';
 import { packageRoot } from '../native/load.js';
@@ -209,6 +209,12 @@ export interface RenderResult {
   fallbacks: Array<{ index: number; reason: string }>;
   /** Raw RGB (output.raw). */
   image?: Uint8Array;
+  /**
+   * The rendered image could not be written (a full or read-only disk): the
+   * run's failure, not the item's. Never journaled: paste stops with E_IO and
+   * a rerun renders the item again. Plain data, so it crosses from a worker.
+   */
+  outputError?: { message: string; path: string };
 }
 
 export interface ItemPlan {
@@ -339,7 +345,14 @@ export async function renderItem(task: RenderTask, cache: CropCache): Promise<Re
     else {
       const enc = sharp(out.image, { raw: { width: W, height: H, channels: 3 } });
       const bytes = task.output.format === 'png' ? await enc.png().toBuffer() : await enc.jpeg({ quality: task.output.quality }).toBuffer();
-      for (const path of task.output.paths) await writeFileAtomic(path, bytes);
+      for (const path of task.output.paths) {
+        try {
+          await writeFileAtomic(path, bytes);
+        } catch (e) {
+          const err = ioError(path, path, 'write it', e);
+          return { ...empty, reason: describe(err), outputError: { message: err.message, path } };
+        }
+      }
     }
     return result;
   } catch (e) {
@@ -616,6 +629,7 @@ export async function paste(o: PasteOptions): Promise<PasteSummary> {
         const paths = targets.map((x) => join(x.out, 'images', `${key}.${ext}`));
         const plan = planItem(ctx, i, c, { paths, format: imageFormat, quality }, masks);
         const r: RenderResult = pool ? await pool.run(plan.task) : await renderItem(plan.task, cache as CropCache);
+        if (r.outputError) throw new GenaugError('E_IO', r.outputError.message, { path: r.outputError.path });
         rendered++;
         const line = journalLine(ctx, plan, key, r);
         // Each folder's journal gets the line it lacks (or holds otherwise); one it already holds is not written twice.

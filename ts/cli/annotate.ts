@@ -7,6 +7,7 @@ import { Segmenter } from '../models/segmenter.js';
 import { GenaugError } from '../native/errors.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
+import { withStopSignals } from './signals.js';
 
 export function annotateCommand(global: GlobalOptions): Command {
   return new Command('annotate')
@@ -41,7 +42,8 @@ export function annotateCommand(global: GlobalOptions): Command {
         segmenter = await Segmenter.load({ model: o.segmenter, provider: o.provider });
       }
       let bar: Progress | undefined;
-      const r = await annotate({
+      const r = await withStopSignals('genaug annotate', (signal) => annotate({
+        signal,
         images: o.images,
         out: o.out,
         method,
@@ -60,7 +62,7 @@ export function annotateCommand(global: GlobalOptions): Command {
           bar ??= new Progress('annotate', total, 'images', o.quiet);
           bar.update(done);
         },
-      });
+      }), { quiet: o.quiet });
       global.print(`${r.images} images: ${r.kept} instances kept in ${r.categories} categories, ${r.rejected} rejected, ${r.failed} failed (reasons in rejected.jsonl)`);
       global.print(`pool in ${o.out}`);
     });

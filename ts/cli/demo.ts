@@ -14,13 +14,15 @@ import { Command } from 'commander';
 import { stringify } from 'yaml';
 
 import { writeRealDataset } from '../generate/procedural-world.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { removeStaleTemporaries, writeFileAtomic } from '../io/atomic.js';
 import { lockFolder } from '../io/lock.js';
 import { capabilities } from '../native/load.js';
 import { loadConfig } from '../pipeline/config.js';
 import { runPipeline } from '../pipeline/run.js';
 import { readJson } from '../util/jsonl.js';
 import { intArg, type GlobalOptions } from './args.js';
+import { withStopSignals } from './signals.js';
+import { GenaugError } from '../native/errors.js';
 
 export interface DemoOptions {
   out: string;
@@ -28,6 +30,8 @@ export interface DemoOptions {
   /** Real scenes to draw. */
   images?: number;
   quiet?: boolean;
+  /** Stops the demo (SIGTERM/SIGINT): the stage in hand journals what it finished, and the demo rejects with E_ABORTED. */
+  signal?: AbortSignal;
 }
 
 /** The demo's run config (paths relative to DIR/run.yaml). */
@@ -69,12 +73,15 @@ async function demoLocked(o: DemoOptions, global: GlobalOptions, out: string, t0
   const say = (s: string) => {
     if (!o.quiet) process.stderr.write(`${s}\n`);
   };
+  // A demo killed while writing leaves temporary files of atomic writes behind: gone before it writes again.
+  for (const d of [out, join(out, 'data'), join(out, 'data', 'images')]) await removeStaleTemporaries(d);
   const real = await writeRealDataset({ out: join(out, 'data'), seed: o.seed, images: o.images ?? 48 });
   say(`demo: ${o.images ?? 48} real scenes in ${join(out, 'data')}: ${Object.entries(real.counts).map(([k, v]) => `${k} ${v.instances}`).join(', ')}`);
   const configPath = join(out, 'run.yaml');
   await writeFileAtomic(configPath, new TextEncoder().encode(`# genaug demo run config (genaug run ${configPath})\n${stringify(demoConfig(o.seed))}`));
+  if (o.signal?.aborted) throw new GenaugError('E_ABORTED', 'the demo was stopped before its run began; run it again to resume');
   const cfg = await loadConfig(configPath, { checkServers: false });
-  const r = await runPipeline(cfg, { log: say });
+  const r = await runPipeline(cfg, { log: say, ...(o.signal ? { signal: o.signal } : {}) });
   const report = await readJson<{ totals: Record<string, number>; truth: Record<string, Record<string, number>>; funnel: unknown; gap: unknown }>(join(r.runDir, 'report', 'report.json'));
   const summary = {
     seed: o.seed,
@@ -114,6 +121,6 @@ export function demoCommand(global: GlobalOptions): Command {
     .option('--images <n>', 'real scenes to draw', intArg('--images', 4, 10000), 48)
     .option('-q, --quiet', 'less output')
     .action(async (o) => {
-      await runDemo({ out: o.out, seed: o.seed, images: o.images, quiet: o.quiet }, global);
+      await withStopSignals('genaug demo', (signal) => runDemo({ out: o.out, seed: o.seed, images: o.images, quiet: o.quiet, signal }, global), { quiet: o.quiet });
     });
 }

@@ -7,6 +7,7 @@ import { embedImages, embedInstances, embedTexts } from '../curate/embed.js';
 import { GenaugError } from '../native/errors.js';
 import { intArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
+import { withStopSignals } from './signals.js';
 
 export function embedCommand(global: GlobalOptions): Command {
   return new Command('embed')
@@ -82,8 +83,9 @@ export function embedCommand(global: GlobalOptions): Command {
           bar.update(done);
         },
       };
-      const r = o.coco
-        ? await embedInstances({
+      const r = await withStopSignals('genaug embed', (signal) => o.coco
+        ? embedInstances({
+            signal,
             ...common,
             coco: o.coco,
             images: o.images,
@@ -95,7 +97,7 @@ export function embedCommand(global: GlobalOptions): Command {
             ...(o.categories ? { categories: String(o.categories).split(',').map((c: string) => c.trim()) } : {}),
             ...(o.order ? { order: o.order } : {}),
           })
-        : await embedImages({ ...common, ...(o.images ? { images: o.images } : {}), ...(o.manifest ? { manifest: o.manifest } : {}), background: o.background });
+        : embedImages({ ...common, signal, ...(o.images ? { images: o.images } : {}), ...(o.manifest ? { manifest: o.manifest } : {}), background: o.background }), { quiet: o.quiet });
       const what = o.coco ? 'instances' : 'images';
       const total = o.coco ? r.rows + r.failures : r.images;
       global.print(

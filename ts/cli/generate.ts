@@ -10,6 +10,7 @@ import { GenaugError } from '../native/errors.js';
 import { maskCredentials } from '../util/url.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
+import { withStopSignals } from './signals.js';
 
 const TYPES: BackendType[] = ['a1111', 'comfyui', 'openai'];
 
@@ -159,18 +160,9 @@ export function generateCommand(global: GlobalOptions): Command {
         pollMs: o.poll,
       };
       const backends = (o.backend as string[]).map((s) => parseBackendSpec(s, defaults));
-      const stop = new AbortController();
-      let interrupts = 0;
-      const onSigint = () => {
-        interrupts++;
-        if (interrupts > 1) process.exit(130);
-        process.stderr.write('\ngenaug generate: stopping (requests in flight are dropped; Ctrl-C again to quit at once)\n');
-        stop.abort(new GenaugError('E_ABORTED', 'interrupted'));
-      };
-      process.on('SIGINT', onSigint);
-      process.on('SIGTERM', onSigint);
       let bar: Progress | undefined;
-      try {
+      // SIGTERM/SIGINT: requests in flight are dropped (their items are not journaled and run again on resume); exit 143/130.
+      await withStopSignals('genaug generate', async (signal) => {
         const r = await generate(o.plan, {
           out: o.out,
           backends,
@@ -179,7 +171,7 @@ export function generateCommand(global: GlobalOptions): Command {
           retries: o.retries,
           backoffMs: o.backoff * 1000,
           retryFailed: Boolean(o.retryFailed),
-          signal: stop.signal,
+          signal,
           onNote: (n) => {
             if (!o.quiet) process.stderr.write(`${n}\n`);
           },
@@ -199,9 +191,6 @@ export function generateCommand(global: GlobalOptions): Command {
           throw new GenaugError(r.failed ? 'E_BACKEND' : 'E_FORMAT', `no image was generated: ${problems}; the reasons are listed in ${r.out}/failed.jsonl`);
         }
         if (problems) process.stderr.write(`genaug generate: ${problems}: see ${r.out}/failed.jsonl\n`);
-      } finally {
-        process.off('SIGINT', onSigint);
-        process.off('SIGTERM', onSigint);
-      }
+      }, { quiet: o.quiet });
     });
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
+import { lockOutputs, type LockTarget } from '../io/lock.js';
 import { GenaugError } from '../native/errors.js';
 import { capabilities, packageRoot } from '../native/load.js';
 import { type GlobalOptions } from './args.js';
@@ -22,6 +23,37 @@ import { filterCommand } from './filter.js';
 import { embedCommand } from './embed.js';
 import { poolCommand } from './pool.js';
 
+/** Options naming what a command writes (read-modify-write included: a scores --table, a plan's --captions store). */
+const OUTPUT_OPTIONS = new Set(['out', 'table', 'rejected', 'sizeTable', 'captions', 'cache']);
+/** These take their folder's lock themselves (the demo folder, the run folder). */
+const LOCKS_ITSELF = new Set(['run', 'demo']);
+
+/**
+ * The one-writer rule (docs/reliability.md, "One writer"): every output
+ * option of the command about to run, as lock targets. An option of a
+ * folder (`<dir>`) locks DIR/.lock; one of a file or file prefix locks
+ * FILE.lock beside it, which covers the sidecars named after it
+ * (FILE.partial/, FILE.index.jsonl, PREFIX.*.npy, OUT.rejected.jsonl, ...).
+ */
+export function outputLocks(cmd: Command): LockTarget[] {
+  if (LOCKS_ITSELF.has(cmd.name())) return [];
+  const opts = cmd.opts() as Record<string, unknown>;
+  const out: LockTarget[] = [];
+  for (const o of cmd.options) {
+    const v = opts[o.attributeName()];
+    if (!OUTPUT_OPTIONS.has(o.attributeName()) || typeof v !== 'string' || !v) continue;
+    out.push(/<dir>/.test(o.flags) ? { folder: v } : { file: v });
+  }
+  return out;
+}
+
+/** `genaug score against-real`: the command's name with its parents'. */
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
 function version(): string {
   try {
     return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
@@ -30,7 +62,7 @@ function version(): string {
   }
 }
 
-export function buildProgram(global: GlobalOptions): Command {
+export function buildProgram(global: GlobalOptions, held: Array<() => Promise<void>> = []): Command {
   const program = new Command('genaug')
     .description('Make generative training data worth training on: embed, score, filter and deduplicate synthetic data for perception datasets.')
     .version(version())
@@ -60,6 +92,11 @@ export function buildProgram(global: GlobalOptions): Command {
   program.addCommand(demoCommand(global));
   program.addCommand(runCommand(global));
 
+  // One writer: the outputs' locks are taken before the action writes anything, and released by run() however it ends.
+  program.hook('preAction', async (_program, action) => {
+    held.push(await lockOutputs(outputLocks(action), commandPath(action)));
+  });
+
   // Usage errors from commander read like every other genaug error (and still exit 2).
   const output = { outputError: (text: string, write: (s: string) => void) => write(`genaug: error [E_ARGUMENT]: ${text.replace(/^error: /, '')}`) };
   program.configureOutput(output);
@@ -71,10 +108,35 @@ export function buildProgram(global: GlobalOptions): Command {
   return program;
 }
 
+/** What a full, read-only or refused disk means, in plain words. */
+const PLAIN: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'the file system is read-only',
+  EIO: 'the device reported an input/output error',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files',
+};
+
+/**
+ * A file-system error that reached the CLI without being wrapped (a Node
+ * errno error: ENOSPC, EACCES, ...) as one line naming the path and the cause
+ * in plain words, never a stack trace; undefined for anything else.
+ */
+export function fileSystemError(e: unknown): string | undefined {
+  const err = e as NodeJS.ErrnoException | undefined;
+  if (!err || typeof err !== 'object' || typeof err.code !== 'string' || typeof err.syscall !== 'string') return undefined;
+  const what = PLAIN[err.code] ?? err.code;
+  return `${err.path ?? 'a file'}: could not ${err.syscall} it: ${what} (${err.message})`;
+}
+
 /** Runs the CLI; returns the exit code (0 ok, 1 error, 2 usage). */
 export async function run(argv: string[]): Promise<number> {
   const global: GlobalOptions = { print: (line) => process.stdout.write(`${line}\n`) };
-  const program = buildProgram(global);
+  const held: Array<() => Promise<void>> = [];
+  const program = buildProgram(global, held);
   try {
     await program.parseAsync(argv);
     return 0;
@@ -86,9 +148,18 @@ export async function run(argv: string[]): Promise<number> {
     if (e instanceof InvalidArgumentError) return 2;
     if (e instanceof GenaugError) {
       process.stderr.write(`genaug: error [${e.code}]: ${e.message}\n`);
+      // Stopped by SIGTERM/SIGINT (cli/signals.ts): 143 or 130, as a shell reports a signal.
+      if (e.code === 'E_ABORTED' && typeof e.detail?.exitCode === 'number') return e.detail.exitCode;
       return e.code === 'E_ARGUMENT' ? 2 : 1;
+    }
+    const io = fileSystemError(e);
+    if (io) {
+      process.stderr.write(`genaug: error [E_IO]: ${io}\n`);
+      return 1;
     }
     process.stderr.write(`genaug: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);
     return 1;
+  } finally {
+    for (const release of held.splice(0)) await release().catch(() => undefined);
   }
 }

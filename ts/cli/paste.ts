@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { paste, PASTE_FORMATS, type PasteFormat } from '../augment/paste.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
+import { withStopSignals } from './signals.js';
 
 /** "lo,hi" with min ≤ lo ≤ hi (a range option). */
 export function rangeArg(name: string, min: number) {
@@ -100,7 +101,8 @@ export function pasteCommand(global: GlobalOptions): Command {
     )
     .action(async (o) => {
       let bar: Progress | undefined;
-      const r = await paste({
+      const r = await withStopSignals('genaug paste', (signal) => paste({
+        signal,
         coco: o.coco,
         images: o.images,
         pool: o.pool,
@@ -136,7 +138,7 @@ export function pasteCommand(global: GlobalOptions): Command {
           bar ??= new Progress('paste', total, 'images', o.quiet);
           bar.update(done);
         },
-      });
+      }), { quiet: o.quiet });
       global.print(
         `${r.items} items: ${r.ok} written, ${r.failed} failed; ${r.realInstances} real and ${r.pastedInstances} pasted instances, ${r.dropped} dropped by occlusion (details in log.jsonl)`,
       );

@@ -6,6 +6,7 @@ import { loadConfig } from '../pipeline/config.js';
 import { runPipeline } from '../pipeline/run.js';
 import type { GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
+import { withStopSignals } from './signals.js';
 
 export function runCommand(global: GlobalOptions): Command {
   return new Command('run')
@@ -21,7 +22,8 @@ export function runCommand(global: GlobalOptions): Command {
       const cfg = await loadConfig(file, { checkServers: o.checkServers !== false, ...(o.until ? { until: o.until } : {}) });
       let bar: Progress | undefined;
       let barStage = '';
-      const r = await runPipeline(cfg, {
+      const r = await withStopSignals('genaug run', (signal) => runPipeline(cfg, {
+        signal,
         from: o.from,
         until: o.until,
         force: Boolean(o.force),
@@ -32,7 +34,7 @@ export function runCommand(global: GlobalOptions): Command {
           if (stage !== barStage) ((bar = new Progress(stage, total, 'items', o.quiet)), (barStage = stage));
           bar?.update(done);
         },
-      });
+      }), { quiet: o.quiet });
       global.print(`ran ${r.ran.length ? r.ran.join(', ') : 'nothing'}${r.skipped.length ? `; up to date: ${r.skipped.join(', ')}` : ''}`);
       const report = r.manifest.stages.report?.status === 'done' ? '; report in report/report.html' : '';
       global.print(`run folder ${r.runDir} (run.json${report})`);

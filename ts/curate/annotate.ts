@@ -27,7 +27,7 @@ import { readJournalMap, readJsonObjects } from '../util/jsonl.js';
 import { cropToMask, foregroundFromCorners, postProcessMask, type Image, type PostProcessResult } from '../kernels/mask.js';
 import type { SamModel } from '../models/sam.js';
 import type { Segmenter } from '../models/segmenter.js';
-import { GenaugError } from '../native/errors.js';
+import { GenaugError, ioError } from '../native/errors.js';
 import { packageRoot } from '../native/load.js';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff', '.gif', '.avif'];
@@ -62,6 +62,8 @@ export interface AnnotateOptions {
   concurrency?: number;
   /** Process again the images that failed in an earlier run. */
   retryFailed?: boolean;
+  /** Stops taking new images: those started finish and are journaled, then the run rejects with E_ABORTED (rerun to resume). */
+  signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -77,6 +79,13 @@ export interface JournalLine {
   area?: number;
   areaFraction?: number;
   counts?: string;
+  /**
+   * The cut-out could not be written (a full or read-only disk): not the
+   * image's failure but the run's. Never journaled: annotate stops with E_IO
+   * and a rerun processes the image again. Plain data, so it crosses from a
+   * pool worker.
+   */
+  outputError?: { message: string; path: string };
 }
 
 /** Image files below `root` (any depth), as sorted '/'-separated paths relative to it. */
@@ -184,8 +193,13 @@ export async function annotateOne(file: string, category: string, o: AnnotateOpt
     // The category as one folder name: never '.', '..' or a path (a category "../x" must not write outside instances/).
     const folder = category.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+$/, (d) => `_${d}`) || '_';
     const instance = `instances/${folder}/${instanceName(file)}`;
-    await mkdir(dirname(join(o.out, instance)), { recursive: true });
-    await writeFileAtomic(join(o.out, instance), png);
+    try {
+      await mkdir(dirname(join(o.out, instance)), { recursive: true });
+      await writeFileAtomic(join(o.out, instance), png);
+    } catch (e) {
+      const err = ioError(join(o.out, instance), join(o.out, instance), 'write it', e);
+      return { file, category, status: 'failed', reason: `[${err.code}] ${err.message}`, outputError: { message: err.message, path: join(o.out, instance) } };
+    }
     return {
       ...base,
       status: 'kept',
@@ -238,9 +252,14 @@ export async function annotate(o: AnnotateOptions) {
   let next = 0;
   const run = async () => {
     for (let i = next++; !failure && i < todo.length; i = next++) {
+      if (o.signal?.aborted) {
+        failure ??= { error: new GenaugError('E_ABORTED', `annotate was stopped after ${finished} of ${files.length} images (each finished one is in ${journalPath}); run it again to resume`) };
+        break;
+      }
       try {
         const f = todo[i] as string;
         const line = await process1(f);
+        if (line.outputError) throw new GenaugError('E_IO', line.outputError.message, { path: line.outputError.path });
         await appendFile(journalPath, JSON.stringify(line) + '\n');
         done.set(f, line);
         finished++;
@@ -270,7 +289,7 @@ export interface AnnotateTask {
 }
 
 function poolTask(file: string, category: string, o: AnnotateOptions): AnnotateTask {
-  const { sam: _sam, segmenter: _seg, onProgress: _p, ...options } = o;
+  const { sam: _sam, segmenter: _seg, onProgress: _p, signal: _s, ...options } = o;
   return { file, category, options };
 }
 

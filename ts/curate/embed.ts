@@ -77,6 +77,8 @@ export interface EmbedRunOptions {
   maxPixels?: number;
   onProgress?: (done: number, total: number) => void;
   onNote?: (note: string) => void;
+  /** Stops taking new batches: the batches running finish and are journaled, then the run rejects with E_ABORTED (rerun to resume). */
+  signal?: AbortSignal;
 }
 
 export interface EmbedImagesOptions extends EmbedRunOptions {
@@ -493,6 +495,7 @@ interface EmbedPlan<U extends Unit> {
   task: (batch: U[]) => BatchTask;
   onProgress?: ((done: number, total: number) => void) | undefined;
   onNote?: ((note: string) => void) | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 interface Embedded {
@@ -572,6 +575,10 @@ async function embedUnits<U extends Unit>(units: U[], p: EmbedPlan<U>): Promise<
   let next = 0;
   const lane = async (): Promise<void> => {
     for (let i = next++; !failure && i < pending.length; i = next++) {
+      if (p.signal?.aborted) {
+        failure ??= { error: new GenaugError('E_ABORTED', `embed was stopped after ${done} of ${total} items (finished batches are journaled in ${p.partial}); run it again to resume`) };
+        break;
+      }
       const b = pending[i] as U[];
       try {
         const r = await run(p.task(b));
@@ -674,6 +681,7 @@ export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult
     task: (b) => ({ kind: 'images', spec, files: b.map((it) => it.abs), batchSize, background, ...(o.maxPixels ? { maxPixels: o.maxPixels } : {}) }),
     onProgress: o.onProgress,
     onNote: o.onNote,
+    signal: o.signal,
   });
 
   // 4. Outputs in item order.
@@ -852,6 +860,7 @@ export async function embedInstances(o: EmbedInstancesOptions): Promise<EmbedRun
     },
     onProgress: o.onProgress,
     onNote: o.onNote,
+    signal: o.signal,
   });
 
   // 5. Outputs in instance order.

@@ -19,7 +19,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 
-import { writeFileAtomic } from '../io/atomic.js';
+import { removeStaleTemporaries, writeFileAtomic } from '../io/atomic.js';
 import { lockFolder } from '../io/lock.js';
 import { GenaugError } from '../native/errors.js';
 import { STAGES, type LoadedConfig, type StageName } from './config.js';
@@ -35,6 +35,13 @@ export interface RunOptions {
   force?: boolean;
   log?: (line: string) => void;
   onProgress?: (stage: StageName, done: number, total: number) => void;
+  /**
+   * Stops the run: no new stage starts, and a stage with items (generate,
+   * annotate, embed, paste) takes no new item, journals those in hand, and
+   * rejects with E_ABORTED; the stage is recorded as not done and the next
+   * run resumes it.
+   */
+  signal?: AbortSignal;
 }
 
 
@@ -142,6 +149,8 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
   const last = stageIndex(o.until, STAGES.length - 1);
   if (first > last) throw new GenaugError('E_ARGUMENT', `--from ${o.from} comes after --until ${o.until}`);
   const c = cfg.config;
+  // A run killed while writing run.json leaves its temporary file (the stage folders are cleaned as each stage resumes).
+  await removeStaleTemporaries(runDir);
   const old = await readManifest(runDir);
   const manifest: Manifest = {
     version: MANIFEST_VERSION,
@@ -179,6 +188,7 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
       if (selected) log(`${name}: up to date, skipped`);
       continue;
     }
+    if (o.signal?.aborted) throw new GenaugError('E_ABORTED', `the run was stopped before its ${name} stage; run it again to resume`);
     const dir = join(runDir, name);
     // Same fingerprint: a stage with a journal resumes from it (interrupted, failed, or done and run again by
     // --force or for retryable failures), so finished items are kept; otherwise the stage starts clean.
@@ -207,6 +217,7 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
       manifest,
       log: (s) => log(`${name}: ${s}`),
       progress: (d, t) => o.onProgress?.(name, d, t),
+      ...(o.signal ? { signal: o.signal } : {}),
     };
     let result: StageResult;
     try {
@@ -215,7 +226,9 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
       record.status = 'failed';
       record.error = e instanceof GenaugError ? `[${e.code}] ${e.message}` : String((e as Error)?.message ?? e);
       record.finished = new Date().toISOString();
-      await writeManifest(runDir, manifest);
+      // On a full or read-only disk run.json may not be writable either: the stage's own error is the one to
+      // report (run.json then still says 'running', and the next run resumes the stage all the same).
+      await writeManifest(runDir, manifest).catch(() => undefined);
       throw e;
     }
     const files = (await listFiles(dir, runDir)).filter((f) => !(def.journals ?? []).some((j) => f.endsWith(j)));

@@ -39,6 +39,8 @@ export interface StageContext {
   manifest: Manifest;
   log: (line: string) => void;
   progress: (done: number, total: number) => void;
+  /** The run's stop signal: a stage with items takes no new one once it fires, and rejects with E_ABORTED. */
+  signal?: AbortSignal;
 }
 
 export interface StageResult {
@@ -256,7 +258,9 @@ async function runGenerate(ctx: StageContext): Promise<StageResult> {
     retries: g.retries,
     onNote: ctx.log,
     onProgress: (pr) => ctx.progress(pr.done, pr.total),
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
+  if (summary.interrupted) throw new GenaugError('E_ABORTED', `generate was stopped with ${summary.items - summary.ok - summary.failed} items left (the journal keeps the finished ones); run again to resume`);
   // One line per (job, candidate) in plan order, with the truth of the procedural generator.
   const jobs = await readJsonl<PlanJob>(planPath);
   const journal = new Map((await readJsonl<GenerateJournalLine>(join(ctx.dir, 'journal.jsonl'))).map((l) => [`${l.job}\u0000${l.candidate}`, l]));
@@ -298,6 +302,7 @@ async function runAnnotate(ctx: StageContext): Promise<StageResult> {
     concurrency: Math.max(1, Math.min(4, availableParallelism())),
     ...(a.method === 'sam' ? { models: { samEncoder: p.samEncoder as string, samDecoder: p.samDecoder as string, provider: a.provider } } : {}),
     ...(a.method === 'segmenter' ? { models: { segmenter: p.segmenter as string, provider: a.provider } } : {}),
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
     onProgress: ctx.progress,
   });
   return { summary: r };
@@ -326,6 +331,7 @@ async function runEmbed(ctx: StageContext): Promise<StageResult> {
     batchSize: c.embed.batch,
     workers: c.embed.workers,
     ...(ctx.cfg.paths.embedCache ? { cache: ctx.cfg.paths.embedCache } : {}),
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
     onNote: ctx.log,
   };
   const real = await embedInstances({
@@ -501,6 +507,7 @@ async function runPaste(ctx: StageContext): Promise<StageResult> {
     maskThreshold: p.mask_threshold,
     keepMaxShift: p.keep_moved_px,
     keepMinArea: p.keep_min_area,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
     onProgress: ctx.progress,
   });
   return { summary: { images: r.ok, failed: r.failed, annotations: r.realInstances + r.pastedInstances, pasted: r.pastedInstances, dropped: r.dropped, rendered: r.rendered, formats: c.export.formats } };
