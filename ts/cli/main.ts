@@ -22,6 +22,7 @@ import { scoreCommand } from './score.js';
 import { filterCommand } from './filter.js';
 import { embedCommand } from './embed.js';
 import { poolCommand } from './pool.js';
+import { exportCommand } from './export.js';
 
 /** Options naming what a command writes (read-modify-write included: a scores --table, a plan's --captions store). */
 const OUTPUT_OPTIONS = new Set(['out', 'table', 'rejected', 'sizeTable', 'captions', 'cache']);
@@ -88,6 +89,7 @@ export function buildProgram(global: GlobalOptions, held: Array<() => Promise<vo
   program.addCommand(generateCommand(global));
   program.addCommand(poolCommand(global));
   program.addCommand(pasteCommand(global));
+  program.addCommand(exportCommand(global));
 
   program.addCommand(demoCommand(global));
   program.addCommand(runCommand(global));

@@ -22,7 +22,7 @@ import sharp from 'sharp';
 
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkWithin } from '../io/roots.js';
-import { readImage } from '../io/images.js';
+import { IMAGE_EXTENSIONS, readImage } from '../io/images.js';
 import { readJournalMap, readJsonObjects } from '../util/jsonl.js';
 import { cropToMask, foregroundFromCorners, postProcessMask, type Image, type PostProcessResult } from '../kernels/mask.js';
 import type { SamModel } from '../models/sam.js';
@@ -30,7 +30,6 @@ import type { Segmenter } from '../models/segmenter.js';
 import { GenaugError, ioError } from '../native/errors.js';
 import { packageRoot } from '../native/load.js';
 
-export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff', '.gif', '.avif'];
 
 export interface AnnotateOptions {
   /**

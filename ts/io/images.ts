@@ -277,3 +277,6 @@ export async function readImage(input: ImageInput, o: ReadImageOptions = {}): Pr
     throw decodeError(e, label, path, maxPixels);
   }
 }
+
+/** File name extensions read as images when a folder is listed (lower case, with the dot). */
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff', '.gif', '.avif'];
