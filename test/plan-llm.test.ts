@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { PlanJobSchema, type PlanJob } from '../ts/plan/job.js';
 import { plan, type EndpointOptions } from '../ts/plan/plan.js';
-import { boxProblem } from '../ts/plan/scenes.js';
+import { boxProblem, layoutProblem, SCENE_EXAMPLES, SceneGraphSchema, sceneGraphProblem } from '../ts/plan/scenes.js';
 import { fixtureDataset } from './plan-fixture.js';
 import { tempFolder, readBody } from './helpers.js';
 
@@ -191,6 +191,18 @@ describe('ACP scenes through the LLM', () => {
     const retried = requests.filter((q) => q.name === 'layout' && q.messages.length === 4);
     expect(retried.length).toBeGreaterThan(0);
     expect(text(retried[0]!.messages[3]!)).toMatch(/bbox \[0\.7,0\.1,0\.5,0\.2\]: x\+w = 1\.2 is not inside \(0, 1\)/);
+    // Both prompts carry ACP-style worked examples (##Example-i / Prompt / Desired Output), valid answers to their prompts.
+    const sceneAsk = text(requests.find((q) => q.name === 'scene_graph')!.messages[0]!);
+    const layoutAsk = text(requests.find((q) => q.name === 'layout')!.messages[0]!);
+    for (const [i, e] of SCENE_EXAMPLES.entries()) {
+      expect(sceneAsk).toContain(`##Example-${i + 1}\nPrompt: ${JSON.stringify({ objects: e.objects })}\nDesired Output: ${JSON.stringify(e.graph)}`);
+      expect(layoutAsk).toContain(`##Example-${i + 1}\nPrompt: `);
+      expect(layoutAsk).toContain(`Desired Output: ${JSON.stringify(e.layout)}`);
+      expect(SceneGraphSchema.parse(e.graph)).toEqual(e.graph);
+      expect(sceneGraphProblem(e.graph, e.objects)).toBeNull();
+      expect(layoutProblem(e.layout, e.objects)).toBeNull();
+    }
+    expect(SCENE_EXAMPLES).toHaveLength(2);
   });
 
   it('records a scene whose layouts stay invalid, and one whose scene graph does not tag every object', async () => {

@@ -147,18 +147,100 @@ export function templateSceneCaption(names: readonly string[]): string {
   return `a photo of ${list}`;
 }
 
+/**
+ * Worked examples shown with each request, as ACP's prompts carry two shots
+ * (`##Example-i / Prompt / Desired Output`): our own scenes, each answer valid
+ * for its prompt by sceneGraphProblem / layoutProblem (the tests check them).
+ */
+export const SCENE_EXAMPLES: ReadonlyArray<{ objects: string[]; graph: SceneGraph; layout: LayoutAnswer }> = [
+  {
+    objects: ['dog-1', 'frisbee-1', 'person-1'],
+    graph: {
+      attributes: [
+        { object: 'dog-1', attribute: 'a brown and white border collie' },
+        { object: 'frisbee-1', attribute: 'a red plastic frisbee' },
+        { object: 'person-1', attribute: 'a woman in a blue jacket' },
+      ],
+      groups: [['dog-1', 'frisbee-1'], ['person-1']],
+      layers_of_depth: [
+        { layer: 'Foreground', groups: [['dog-1', 'frisbee-1']] },
+        { layer: 'Midground', groups: [['person-1']] },
+      ],
+      relations: [
+        { caption: 'the dog leaps to catch the frisbee', relations: [{ subject: ['dog-1'], object: ['frisbee-1'], relation: 'catching' }] },
+        { caption: 'the woman stands behind the dog', relations: [{ subject: ['person-1'], object: ['dog-1'], relation: 'behind' }] },
+      ],
+      caption: 'A brown and white border collie(dog-1) leaps in a park to catch a red frisbee(frisbee-1) thrown by a woman(person-1) in a blue jacket.',
+    },
+    layout: {
+      Layout: [
+        { object: 'dog-1', bbox: [0.18, 0.42, 0.38, 0.4] },
+        { object: 'frisbee-1', bbox: [0.44, 0.3, 0.12, 0.07] },
+        { object: 'person-1', bbox: [0.66, 0.2, 0.2, 0.62] },
+      ],
+    },
+  },
+  {
+    objects: ['cup-1', 'cup-2', 'laptop-1', 'dining table-1'],
+    graph: {
+      attributes: [
+        { object: 'cup-1', attribute: 'a white ceramic mug' },
+        { object: 'cup-2', attribute: 'a glass cup of tea' },
+        { object: 'laptop-1', attribute: 'an open silver laptop' },
+        { object: 'dining table-1', attribute: 'a wooden dining table' },
+      ],
+      groups: [['cup-1', 'cup-2', 'laptop-1', 'dining table-1']],
+      layers_of_depth: [
+        { layer: 'Immediate Foreground', groups: [['cup-1']] },
+        { layer: 'Foreground', groups: [['cup-2', 'laptop-1']] },
+        { layer: 'Midground', groups: [['dining table-1']] },
+      ],
+      relations: [
+        {
+          caption: 'two cups and a laptop stand on the table',
+          relations: [
+            { subject: ['cup-1', 'cup-2'], object: ['dining table-1'], relation: 'on' },
+            { subject: ['laptop-1'], object: ['dining table-1'], relation: 'on' },
+          ],
+        },
+        { caption: 'the mug is left of the laptop', relations: [{ subject: ['cup-1'], object: ['laptop-1'], relation: 'left of' }] },
+      ],
+      caption: 'A white ceramic mug(cup-1) and a glass cup(cup-2) of tea stand beside an open silver laptop(laptop-1) on a wooden dining table(dining table-1).',
+    },
+    layout: {
+      Layout: [
+        { object: 'cup-1', bbox: [0.08, 0.52, 0.16, 0.22] },
+        { object: 'cup-2', bbox: [0.28, 0.48, 0.1, 0.18] },
+        { object: 'laptop-1', bbox: [0.42, 0.26, 0.42, 0.4] },
+        { object: 'dining table-1', bbox: [0.02, 0.5, 0.96, 0.46] },
+      ],
+    },
+  },
+];
+
+const shots = (answer: (e: (typeof SCENE_EXAMPLES)[number]) => { prompt: unknown; output: unknown }) =>
+  SCENE_EXAMPLES.map((e, i) => {
+    const { prompt, output } = answer(e);
+    return `##Example-${i + 1}\nPrompt: ${JSON.stringify(prompt)}\nDesired Output: ${JSON.stringify(output)}`;
+  }).join('\n\n');
+
 const SCENE_TASK =
   'You design scenes for a layout-conditioned image generator. Each object has an id "{name}-{k}". Answer with JSON with these keys:\n' +
   '- "attributes": one {"object": id, "attribute": a short noun phrase with colour/texture/appearance that names the object} per object;\n' +
   '- "groups": lists of ids of objects that strongly interact;\n' +
   `- "layers_of_depth": {"layer": one of ${DEPTH_LAYERS.map((l) => `"${l}"`).join(', ')}, "groups": [[ids]]} entries placing every group;\n` +
   '- "relations": {"caption": a sentence, "relations": [{"subject": [ids], "object": [ids], "relation": a short spatial or action phrase}]} entries;\n' +
-  '- "caption": one or two plain sentences describing the scene that mention every object once as word(id), e.g. "a brown dog(dog-1) leaps for a red frisbee(frisbee-1)"; no hedging words.';
+  '- "caption": one or two plain sentences describing the scene that mention every object once as word(id), e.g. "a brown dog(dog-1) leaps for a red frisbee(frisbee-1)"; no hedging words.\n\n' +
+  shots((e) => ({ prompt: { objects: e.objects }, output: e.graph }));
 
 const LAYOUT_TASK =
   'You place objects in an image. Boxes are [x, y, w, h] normalised to the image: (x, y) the top-left corner, w and h the width and height; ' +
   'x, y, w, h, x+w and y+h must all be strictly between 0 and 1. Give every object exactly one box, sized and placed plausibly for the caption ' +
-  'and the depth layers (nearer objects larger and lower). Answer {"Layout": [{"object": id, "bbox": [x, y, w, h]}]}.';
+  'and the depth layers (nearer objects larger and lower). Answer {"Layout": [{"object": id, "bbox": [x, y, w, h]}]}.\n\n' +
+  shots((e) => ({
+    prompt: { objects: e.graph.attributes.map((a) => `${a.object}: ${a.attribute}`), dense_caption: e.graph.caption, layers_of_depth: e.graph.layers_of_depth },
+    output: e.layout,
+  }));
 
 export interface ScenePlanOptions {
   /** Scenes to plan. */
