@@ -71,12 +71,26 @@ export function nodeErrorsText(nodeErrors: unknown): string {
 export async function ensureOk(res: Response, what: string): Promise<void> {
   if (res.ok) return;
   const text = await res.text().catch(() => '');
-  const retryAfter = Number(res.headers.get('retry-after'));
+  const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
   throw backendError(`${what}: HTTP ${res.status}: ${serverMessage(text)}`, {
     status: res.status,
     retryable: isRetryableStatus(res.status),
-    ...(Number.isFinite(retryAfter) && retryAfter >= 0 ? { retryAfterMs: retryAfter * 1000 } : {}),
+    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
   });
+}
+
+/**
+ * A Retry-After header (RFC 9110 10.2.3) as milliseconds from `now`: either
+ * delay-seconds ("120") or an HTTP-date ("Wed, 21 Oct 2015 07:28:00 GMT"; a
+ * date in the past is 0). Undefined when absent or unreadable.
+ */
+export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  const v = value.trim();
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
+  if (!/[A-Za-z]/.test(v)) return undefined;
+  const t = Date.parse(v);
+  return Number.isFinite(t) ? Math.max(0, t - now) : undefined;
 }
 
 /** Reads a JSON body; a body that does not parse is a retryable E_BACKEND (a cut connection looks like this). */
