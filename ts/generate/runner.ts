@@ -40,6 +40,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { GenaugError, ioError } from '../native/errors.js';
 import type { PlanJob } from '../plan/job.js';
 import { readAppendLog } from '../util/jsonl.js';
+import { redactor } from '../util/secrets.js';
 import { A1111Backend } from './a1111.js';
 import { ComfyBackend } from './comfyui.js';
 import { clip } from './http.js';
@@ -389,8 +390,7 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
     /** `notBefore`: no request to this backend before this time (ms since epoch), set by a Retry-After. */
     return { label, weight, concurrency, timeoutMs: spec.timeoutMs ?? defaultTimeout, backend: createBackend(spec), notBefore: 0 };
   });
-  const secrets = [...new Set(backends.flatMap((b) => b.backend.secrets).filter((s) => s.length >= 4))];
-  const scrub = (s: string): string => secrets.reduce((acc, k) => acc.split(k).join('***'), s);
+  const scrub = redactor(backends.flatMap((b) => b.backend.secrets));
 
   // The output folder and the journal.
   const out = resolve(o.out);

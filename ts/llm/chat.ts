@@ -20,6 +20,7 @@
 import { z } from 'zod';
 
 import { GenaugError } from '../native/errors.js';
+import { redactor } from '../util/secrets.js';
 import { maskCredentials, splitCredentials } from '../util/url.js';
 
 export type ChatContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string; detail?: 'low' | 'high' | 'auto' } };
@@ -121,7 +122,7 @@ export class ChatClient {
   readonly model: string;
   readonly #apiKey: string | undefined;
   readonly #basic: Record<string, string>;
-  readonly #secrets: string[];
+  readonly #redactSecrets: (text: string) => string;
   readonly #o: Required<Pick<ChatClientOptions, 'timeoutMs' | 'retries' | 'backoffMs' | 'jsonSchemaFormat'>> & ChatClientOptions;
 
   constructor(options: ChatClientOptions) {
@@ -135,14 +136,14 @@ export class ChatClient {
     this.model = options.model;
     this.#apiKey = options.apiKey ?? process.env.GENAUG_LLM_API_KEY ?? process.env.OPENAI_API_KEY ?? undefined;
     this.#basic = c.headers;
-    this.#secrets = [...(this.#apiKey ? [this.#apiKey] : []), ...c.secrets];
+    this.#redactSecrets = redactor([...(this.#apiKey ? [this.#apiKey] : []), ...c.secrets]);
     const { baseUrl: _credentials, ...rest } = options;
     this.#o = { timeoutMs: 120_000, retries: 3, backoffMs: 500, jsonSchemaFormat: true, ...rest, baseUrl: this.url };
   }
 
-  /** Strips the key and URL password from any text that might carry them (a server echoing headers, say). */
+  /** Strips the key and URL password (in every form, util/secrets.ts) from any text that might carry them (a server echoing headers, say). */
   #redact(text: string): string {
-    return this.#secrets.reduce((t, k) => t.split(k).join('[redacted]'), text);
+    return this.#redactSecrets(text);
   }
 
   async #attempt(body: Record<string, unknown>, signal?: AbortSignal): Promise<{ text: string; finishReason: string | null; model: string | null }> {
