@@ -10,11 +10,14 @@
  */
 import { spawn } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { backoffDelay, generate } from '../ts/generate/runner.js';
+import { ChatClient } from '../ts/llm/chat.js';
 import { parseRetryAfter } from '../ts/generate/http.js';
 import type { PlanJob } from '../ts/plan/job.js';
 import { tempFolder } from './helpers.js';
@@ -98,6 +101,55 @@ describe('Retry-After and backoff', () => {
     const [f] = await jsonl(join(out, 'failed.jsonl'));
     expect(f).toMatchObject({ job: 'j1', retryable: true, attempts: 1, error: { status: 429 } });
     expect(f.error.message).toMatch(/asks to wait 3600 s, more than the 600 s allowed/);
+  });
+});
+
+describe('the chat client (plan, judge) under 429/503', () => {
+  it('waits out Retry-After in both forms before asking again; a wait beyond maxRetryAfterMs fails at once', async () => {
+    // Answers: 429 "Retry-After: 1", then 503 with an HTTP-date, then the answer. Arrival times are the oracle.
+    const arrivals: number[] = [];
+    const answered: Array<{ t: number; until: number }> = [];
+    let mode: 'schedule' | 'long' = 'schedule';
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const t = performance.timeOrigin + performance.now();
+        arrivals.push(t);
+        const n = arrivals.length;
+        if (mode === 'long') {
+          res.writeHead(429, { 'retry-after': '3600' });
+          return void res.end('{"error": {"message": "slow down"}}');
+        }
+        if (n === 1) {
+          answered.push({ t, until: t + 1000 });
+          res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' });
+          return void res.end('{"error": {"message": "rate limited"}}');
+        }
+        if (n === 2) {
+          const until = Math.ceil((t + 1000) / 1000) * 1000;
+          answered.push({ t, until });
+          res.writeHead(503, { 'retry-after': new Date(until).toUTCString() });
+          return void res.end('overloaded');
+        }
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ model: 'm', choices: [{ message: { role: 'assistant', content: 'fine' }, finish_reason: 'stop' }] }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+      const c = new ChatClient({ baseUrl: url, model: 'm', apiKey: 'k', retries: 3, backoffMs: 1 });
+      const r = await c.complete([{ role: 'user', content: 'hi' }]);
+      expect(r).toMatchObject({ text: 'fine', attempts: 3 });
+      expect(arrivals[1]!).toBeGreaterThanOrEqual(answered[0]!.until - 20);
+      expect(arrivals[2]!).toBeGreaterThanOrEqual(answered[1]!.until - 20);
+      mode = 'long';
+      arrivals.length = 0;
+      await expect(c.complete([{ role: 'user', content: 'hi' }])).rejects.toThrow(/HTTP 429.*asks to wait 3600 s, more than the 300 s allowed/);
+      expect(arrivals).toHaveLength(1);
+    } finally {
+      server.close();
+    }
   });
 });
 

@@ -4,6 +4,7 @@
  * timeouts and connection errors are; other 4xx are not), strict base64.
  */
 import { GenaugError } from '../native/errors.js';
+import { parseRetryAfter } from '../util/retry.js';
 
 /** Longest server message kept in an error (the rest is cut with an ellipsis). */
 const MAX_MESSAGE = 2000;
@@ -83,20 +84,6 @@ export async function ensureOk(res: Response, what: string, redact: Redact = asI
   });
 }
 
-/**
- * A Retry-After header (RFC 9110 10.2.3) as milliseconds from `now`: either
- * delay-seconds ("120") or an HTTP-date ("Wed, 21 Oct 2015 07:28:00 GMT"; a
- * date in the past is 0). Undefined when absent or unreadable.
- */
-export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
-  if (value === null || value === undefined) return undefined;
-  const v = value.trim();
-  if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
-  if (!/[A-Za-z]/.test(v)) return undefined;
-  const t = Date.parse(v);
-  return Number.isFinite(t) ? Math.max(0, t - now) : undefined;
-}
-
 /** Reads a JSON body; a body that does not parse is a retryable E_BACKEND (a cut connection looks like this). */
 export async function readJson(res: Response, what: string, redact: Redact = asIs): Promise<unknown> {
   const text = await res.text();
@@ -123,3 +110,4 @@ export function decodeBase64(s: unknown, what: string): Buffer {
 }
 
 export { splitCredentials } from '../util/url.js';
+export { parseRetryAfter } from '../util/retry.js';

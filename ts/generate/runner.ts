@@ -40,6 +40,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { GenaugError, ioError } from '../native/errors.js';
 import type { PlanJob } from '../plan/job.js';
 import { readAppendLog } from '../util/jsonl.js';
+import { backoffDelay } from '../util/retry.js';
 import { redactor } from '../util/secrets.js';
 import { A1111Backend } from './a1111.js';
 import { ComfyBackend } from './comfyui.js';
@@ -48,6 +49,8 @@ import { checkImage } from './image.js';
 import { OpenAIBackend } from './openai.js';
 import { checkJob, readPlan, type InvalidPlanLine, type PlanEntry } from './plan.js';
 import type { Backend, BackendOptions, BackendType, GenerateRequest, GenerateResult } from './types.js';
+
+export { backoffDelay } from '../util/retry.js';
 
 export interface BackendSpec extends BackendOptions {
   type: BackendType;
@@ -178,18 +181,6 @@ export function createBackend(spec: BackendSpec): Backend {
     default:
       throw new GenaugError('E_ARGUMENT', `unknown backend type '${String(spec.type)}' (expected a1111, comfyui or openai)`);
   }
-}
-
-/**
- * The wait before retry `attempt` (1 for the first retry): exponential from
- * `baseMs`, capped at `maxMs`, with "equal jitter": uniform in [cap/2, cap]
- * so that lanes failing together do not retry together, yet each wait still
- * grows and never exceeds the cap.
- */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const cap = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
-  const u = Math.min(1, Math.max(0, random()));
-  return cap / 2 + (cap / 2) * u;
 }
 
 const keyOf = (job: string, candidate: number) => `${job}\u0000${candidate}`;
