@@ -38,6 +38,8 @@ export interface ServerEvent {
   job?: number;
   attempt?: number;
   action?: Action;
+  /** An end: the client closed the connection before any answer (t is when the server noticed). */
+  byClient?: boolean;
 }
 
 export interface RetryAfterEvent {

@@ -146,7 +146,8 @@ export async function hostileServer(o = {}) {
       if (ended) return;
       ended = true;
       stats.inFlight--;
-      if (record) events.push({ t: answered ?? now(), type: 'end', job, attempt, action });
+      // byClient: the client closed the connection before any answer (its timeout): the server cannot know when.
+      if (record) events.push({ t: answered ?? now(), type: 'end', job, attempt, action, byClient: answered === undefined });
     };
     res.on('close', end);
     req.on('close', () => {
