@@ -159,7 +159,9 @@ describe('genaug generate against a hostile server', () => {
   const RETRIES = 6;
   const BACKOFF_MS = 50;
   const DOOMED = [1017, 1101, 1150, 1199];
-  const faults = { slow: 0.06, hang: 0.02, drop: 0.06, cut: 0.06, '500': 0.05, '502': 0.04, '503': 0.04, '429s': 0.008, '429d': 0.008 };
+  // Long enough that a loaded machine does not time out a request before it is even sent (hung requests cost this).
+  const TIMEOUT_S = 2;
+  const faults = { slow: 0.06, hang: 0.012, drop: 0.06, cut: 0.06, '500': 0.05, '502': 0.04, '503': 0.04, '429s': 0.008, '429d': 0.008 };
 
   it(`${N} jobs, concurrency ${CONCURRENCY}: bounded, Retry-After and backoff honoured, every image once, failures recorded`, async () => {
     const server = await hostileServer({ seed: 7, delayMs: 10, slowMs: 200, faults, maxFaults: 3, retryAfterS: 1, retryAfterDateMs: 1000, doomed: DOOMED });
@@ -171,7 +173,7 @@ describe('genaug generate against a hostile server', () => {
     const jobs = Array.from({ length: N }, (_, i) => job(i));
     await writeFile(plan, jobs.map((j) => JSON.stringify(j)).join('\n') + '\n');
     const out = join(dir, 'out');
-    const args = ['generate', '--plan', plan, '--out', out, '--backend', `a1111=${server.url}`, '--concurrency', String(CONCURRENCY), '--retries', String(RETRIES), '--backoff', String(BACKOFF_MS / 1000), '--timeout', '0.5', '-q'];
+    const args = ['generate', '--plan', plan, '--out', out, '--backend', `a1111=${server.url}`, '--concurrency', String(CONCURRENCY), '--retries', String(RETRIES), '--backoff', String(BACKOFF_MS / 1000), '--timeout', String(TIMEOUT_S), '-q'];
     const r = await cli(args);
     expect(r.stderr).toContain(`${DOOMED.length} failed items`);
     expect(r.code).toBe(0);
@@ -195,7 +197,7 @@ describe('genaug generate against a hostile server', () => {
     // Retry-After: the item that got it is not sent again before the time named, and no other request reaches the
     // server in that time either (requests already on their way when the 429 went out are allowed a short grace).
     const TOL = 20;
-    const GRACE = 250;
+    const GRACE = 400;
     expect(server.retryAfters.length).toBeGreaterThanOrEqual(2);
     expect(new Set(server.retryAfters.map((x) => x.form))).toEqual(new Set(['s', 'date']));
     for (const ra of server.retryAfters) {
@@ -251,7 +253,7 @@ describe('genaug generate against a hostile server', () => {
     // A rerun sends only the failed items again (still failing) and doubles nothing.
     const before = server.stats.requests;
     const manifestBytes = await readFile(join(out, 'manifest.jsonl'));
-    const again = await cli([...args.slice(0, args.indexOf('--retries')), '--retries', '0', '--timeout', '0.5', '-q']);
+    const again = await cli([...args.slice(0, args.indexOf('--retries')), '--retries', '0', '--timeout', String(TIMEOUT_S), '-q']);
     expect(again.code).toBe(0);
     expect(server.stats.requests - before).toBe(DOOMED.length);
     expect((await readFile(join(out, 'manifest.jsonl'))).equals(manifestBytes)).toBe(true);
