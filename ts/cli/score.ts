@@ -27,6 +27,7 @@ import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
 import { ClipModel } from '../models/clip.js';
 import { packagedWordNet } from '../plan/wordnet.js';
 import { readJsonObjects } from '../util/jsonl.js';
+import { maskCredentials } from '../util/url.js';
 import { GenaugError, ioError } from '../native/errors.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 
@@ -495,7 +496,8 @@ export function scoreCommand(global: GlobalOptions): Command {
         inputs: await contentHash(o.plan, o.manifest),
         images: resolve(base),
         mode: o.mode,
-        ...(o.mode === 'clip' ? { model: resolve(o.model) } : { vlm: [o.vlmUrl, o.vlmModel], llm: [o.llmUrl ?? o.vlmUrl, o.llmModel ?? o.vlmModel], schema: Boolean(o.jsonSchema) }),
+        // The journal's settings are written into it: endpoints without their credentials.
+        ...(o.mode === 'clip' ? { model: resolve(o.model) } : { vlm: [maskCredentials(o.vlmUrl), o.vlmModel], llm: [maskCredentials(o.llmUrl ?? o.vlmUrl), o.llmModel ?? o.vlmModel], schema: Boolean(o.jsonSchema) }),
       };
       const journal = await openSampleJournal<ScoreColumns>(`${o.table}.clis-i.progress.jsonl`, settings);
       // Results by manifest index: the table does not depend on --concurrency or on the order samples finish in.

@@ -4,8 +4,9 @@
  * each candidate succeeds or fails alone; `info` is a JSON string holding the
  * seed(s) actually used.
  */
+import { redactor } from '../util/secrets.js';
 import { checkImage } from './image.js';
-import { backendError, decodeBase64, ensureOk, readJson, splitCredentials } from './http.js';
+import { backendError, decodeBase64, ensureOk, readJson, splitCredentials, type Redact } from './http.js';
 import { substitute } from './template.js';
 import { jobVars, type Backend, type BackendOptions, type GenerateRequest, type GenerateResult } from './types.js';
 
@@ -15,6 +16,7 @@ export class A1111Backend implements Backend {
   readonly secrets: string[];
   private readonly base: string;
   private readonly headers: Record<string, string>;
+  private readonly redact: Redact;
 
   constructor(private readonly o: BackendOptions) {
     const c = splitCredentials(o.url);
@@ -22,6 +24,7 @@ export class A1111Backend implements Backend {
     this.display = c.display;
     this.headers = c.headers;
     this.secrets = c.secrets;
+    this.redact = redactor(this.secrets);
   }
 
   /** The request body for a job (without the image fields), as recorded in the sidecar. */
@@ -78,8 +81,8 @@ export class A1111Backend implements Backend {
       body: JSON.stringify(body),
       signal,
     });
-    await ensureOk(res, what);
-    const r = (await readJson(res, what)) as { images?: unknown; info?: unknown };
+    await ensureOk(res, what, this.redact);
+    const r = (await readJson(res, what, this.redact)) as { images?: unknown; info?: unknown };
     if (!Array.isArray(r.images) || r.images.length === 0) throw backendError(`${what}: the response has no images`, { retryable: true });
     // With batch_size 1 the first image is the result; extensions may append previews after it.
     const image = decodeBase64(r.images[0], `${what}: images[0]`);

@@ -16,8 +16,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 
 import { GenaugError } from '../native/errors.js';
+import { redactor } from '../util/secrets.js';
 import { checkImage, sniffImage } from './image.js';
-import { backendError, ensureOk, nodeErrorsText, readJson, splitCredentials } from './http.js';
+import { backendError, ensureOk, nodeErrorsText, readJson, splitCredentials, type Redact } from './http.js';
 import { placeholders, substitute } from './template.js';
 import { jobVars, type Backend, type BackendOptions, type GenerateRequest, type GenerateResult } from './types.js';
 
@@ -143,6 +144,7 @@ export class ComfyBackend implements Backend {
   private readonly graph: Graph;
   private readonly clientId = randomUUID();
   private readonly uses: Set<string>;
+  private readonly redact: Redact;
 
   constructor(private readonly o: BackendOptions) {
     const c = splitCredentials(o.url);
@@ -150,6 +152,7 @@ export class ComfyBackend implements Backend {
     this.display = c.display;
     this.headers = c.headers;
     this.secrets.push(...c.secrets);
+    this.redact = redactor(this.secrets);
     if (o.workflow === undefined) throw new GenaugError('E_ARGUMENT', `the comfyui backend ${c.display} needs a workflow template (--workflow FILE)`);
     this.graph = checkWorkflow(o.workflow, o.workflowName ?? 'workflow', o.params);
     this.uses = placeholders(Object.values(this.graph).map((n) => n.inputs));
@@ -181,8 +184,8 @@ export class ComfyBackend implements Backend {
     form.append('type', 'input');
     const what = `comfyui ${this.display}/upload/image`;
     const res = await fetch(`${this.base}/upload/image`, { method: 'POST', body: form, headers: this.headers, signal });
-    await ensureOk(res, what);
-    const r = (await readJson(res, what)) as { name?: unknown; subfolder?: unknown };
+    await ensureOk(res, what, this.redact);
+    const r = (await readJson(res, what, this.redact)) as { name?: unknown; subfolder?: unknown };
     if (typeof r.name !== 'string') throw backendError(`${what}: the response has no "name"`, { retryable: true });
     return typeof r.subfolder === 'string' && r.subfolder ? `${r.subfolder}/${r.name}` : r.name;
   }
@@ -206,8 +209,8 @@ export class ComfyBackend implements Backend {
       body: JSON.stringify({ prompt, client_id: this.clientId }),
       signal,
     });
-    await ensureOk(res, `${what}/prompt`);
-    const queued = (await readJson(res, `${what}/prompt`)) as { prompt_id?: unknown; node_errors?: unknown; error?: unknown };
+    await ensureOk(res, `${what}/prompt`, this.redact);
+    const queued = (await readJson(res, `${what}/prompt`, this.redact)) as { prompt_id?: unknown; node_errors?: unknown; error?: unknown };
     if (queued.node_errors && typeof queued.node_errors === 'object' && Object.keys(queued.node_errors).length) {
       throw backendError(`${what}/prompt: node errors: ${nodeErrorsText(queued.node_errors)}`, { retryable: false });
     }
@@ -217,8 +220,8 @@ export class ComfyBackend implements Backend {
     try {
       for (;;) {
         const h = await fetch(`${this.base}/history/${encodeURIComponent(id)}`, { headers: this.headers, signal });
-        await ensureOk(h, `${what}/history/${id}`);
-        const all = (await readJson(h, `${what}/history/${id}`)) as Record<string, typeof entry>;
+        await ensureOk(h, `${what}/history/${id}`, this.redact);
+        const all = (await readJson(h, `${what}/history/${id}`, this.redact)) as Record<string, typeof entry>;
         const e = all[id];
         if (e && (e.status?.status_str === 'error' || e.status?.completed || (e.outputs && Object.keys(e.outputs).length))) {
           entry = e;
@@ -246,7 +249,7 @@ export class ComfyBackend implements Backend {
     for (const im of chosen) {
       const q = new URLSearchParams({ filename: im.filename, subfolder: im.subfolder ?? '', type: im.type ?? 'output' });
       const v = await fetch(`${this.base}/view?${q}`, { headers: this.headers, signal });
-      await ensureOk(v, `${what}/view ${im.filename}`);
+      await ensureOk(v, `${what}/view ${im.filename}`, this.redact);
       const bytes = Buffer.from(await v.arrayBuffer());
       checkImage(bytes, `${what}/view ${im.filename}`);
       out.push(bytes);

@@ -4,6 +4,7 @@
  * timeouts and connection errors are; other 4xx are not), strict base64.
  */
 import { GenaugError } from '../native/errors.js';
+import { parseRetryAfter } from '../util/retry.js';
 
 /** Longest server message kept in an error (the rest is cut with an ellipsis). */
 const MAX_MESSAGE = 2000;
@@ -67,25 +68,29 @@ export function nodeErrorsText(nodeErrors: unknown): string {
   return out.join('; ');
 }
 
-/** Throws E_BACKEND with the server's message when the response is not 2xx. */
-export async function ensureOk(res: Response, what: string): Promise<void> {
+/** Text out of a server's answer, with secrets removed (before any cut, which could leave a piece of one). */
+export type Redact = (text: string) => string;
+const asIs: Redact = (t) => t;
+
+/** Throws E_BACKEND with the server's message (secrets removed by `redact`) when the response is not 2xx. */
+export async function ensureOk(res: Response, what: string, redact: Redact = asIs): Promise<void> {
   if (res.ok) return;
-  const text = await res.text().catch(() => '');
-  const retryAfter = Number(res.headers.get('retry-after'));
+  const text = redact(await res.text().catch(() => ''));
+  const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
   throw backendError(`${what}: HTTP ${res.status}: ${serverMessage(text)}`, {
     status: res.status,
     retryable: isRetryableStatus(res.status),
-    ...(Number.isFinite(retryAfter) && retryAfter >= 0 ? { retryAfterMs: retryAfter * 1000 } : {}),
+    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
   });
 }
 
 /** Reads a JSON body; a body that does not parse is a retryable E_BACKEND (a cut connection looks like this). */
-export async function readJson(res: Response, what: string): Promise<unknown> {
+export async function readJson(res: Response, what: string, redact: Redact = asIs): Promise<unknown> {
   const text = await res.text();
   try {
     return JSON.parse(text);
   } catch {
-    throw backendError(`${what}: the response is not JSON (${text.length} bytes: ${clip(text, 200)})`, { status: res.status, retryable: true });
+    throw backendError(`${what}: the response is not JSON (${text.length} bytes: ${clip(redact(text), 200)})`, { status: res.status, retryable: true });
   }
 }
 
@@ -105,3 +110,4 @@ export function decodeBase64(s: unknown, what: string): Buffer {
 }
 
 export { splitCredentials } from '../util/url.js';
+export { parseRetryAfter } from '../util/retry.js';

@@ -9,8 +9,9 @@
  * (invert_mask) the object stays opaque, otherwise the object is cleared.
  */
 import { imageInfo, readImage } from '../io/images.js';
+import { redactor } from '../util/secrets.js';
 import { checkImage } from './image.js';
-import { backendError, decodeBase64, ensureOk, readJson, splitCredentials } from './http.js';
+import { backendError, decodeBase64, ensureOk, readJson, splitCredentials, type Redact } from './http.js';
 import { substitute } from './template.js';
 import { jobVars, type Backend, type BackendOptions, type GenerateRequest, type GenerateResult } from './types.js';
 
@@ -20,6 +21,7 @@ export class OpenAIBackend implements Backend {
   readonly secrets: string[];
   private readonly base: string;
   private readonly headers: Record<string, string>;
+  private readonly redact: Redact;
 
   constructor(private readonly o: BackendOptions) {
     const c = splitCredentials(o.url);
@@ -28,6 +30,7 @@ export class OpenAIBackend implements Backend {
     this.headers = { ...c.headers };
     if (o.apiKey) this.headers.authorization = `Bearer ${o.apiKey}`;
     this.secrets = [...(o.apiKey ? [o.apiKey] : []), ...c.secrets];
+    this.redact = redactor(this.secrets);
   }
 
   fields(req: GenerateRequest): Record<string, unknown> {
@@ -62,15 +65,15 @@ export class OpenAIBackend implements Backend {
       if (req.mask) form.append('mask', new Blob([await alphaMask(src, req.mask, Boolean(req.job.invert_mask))], { type: 'image/png' }), 'mask.png');
       res = await fetch(`${this.base}/${route}`, { method: 'POST', headers: this.headers, body: form, signal });
     }
-    await ensureOk(res, what);
-    const r = (await readJson(res, what)) as { data?: Array<{ b64_json?: unknown; url?: unknown; revised_prompt?: unknown }>; created?: unknown };
+    await ensureOk(res, what, this.redact);
+    const r = (await readJson(res, what, this.redact)) as { data?: Array<{ b64_json?: unknown; url?: unknown; revised_prompt?: unknown }>; created?: unknown };
     const d = Array.isArray(r.data) ? r.data[0] : undefined;
     if (!d) throw backendError(`${what}: the response has no data[0]`, { retryable: true });
     let image: Buffer;
     if (d.b64_json !== undefined) image = decodeBase64(d.b64_json, `${what}: data[0].b64_json`);
     else if (typeof d.url === 'string') {
       const u = await fetch(d.url, { signal });
-      await ensureOk(u, `${what}: data[0].url`);
+      await ensureOk(u, `${what}: data[0].url`, this.redact);
       image = Buffer.from(await u.arrayBuffer());
     } else throw backendError(`${what}: data[0] has neither b64_json nor url`, { retryable: true });
     checkImage(image, `${what}: data[0]`);

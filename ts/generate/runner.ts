@@ -5,9 +5,14 @@
  * - Each job asks for `candidates` images; candidate c uses seed job.seed + c
  *   and goes to one backend, picked by weight from a hash of (job id,
  *   candidate, seed): the same plan gives the same assignment on every run.
- * - Each backend has its own concurrency limit; each request its own timeout
- *   (AbortController), retried with exponential backoff on 5xx, 429, timeouts,
- *   connection errors and cut responses, never on other 4xx.
+ * - Each backend has its own concurrency limit (that many lanes, each with
+ *   one item at a time: never more requests in flight, and nothing is queued
+ *   beyond them, so 10,000 jobs cost no more memory than 1,000 do beyond
+ *   their plan lines); each request its own timeout (AbortController),
+ *   retried on 5xx, 429, timeouts, connection errors and cut responses, never
+ *   on other 4xx, after an exponential backoff with jitter (`backoffDelay`).
+ *   A Retry-After header (seconds or HTTP-date) holds back every request to
+ *   that backend until its time, not only the retried one.
  * - A finished image is written atomically as OUT/images/<sha256[:16]>.<ext>
  *   with a sidecar OUT/images/<sha256[:16]>.json, and only then journaled
  *   (one line in OUT/journal.jsonl). A failure is journaled with the server's
@@ -35,6 +40,8 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { GenaugError, ioError } from '../native/errors.js';
 import type { PlanJob } from '../plan/job.js';
 import { readAppendLog } from '../util/jsonl.js';
+import { backoffDelay } from '../util/retry.js';
+import { redactor } from '../util/secrets.js';
 import { A1111Backend } from './a1111.js';
 import { ComfyBackend } from './comfyui.js';
 import { clip } from './http.js';
@@ -42,6 +49,8 @@ import { checkImage } from './image.js';
 import { OpenAIBackend } from './openai.js';
 import { checkJob, readPlan, type InvalidPlanLine, type PlanEntry } from './plan.js';
 import type { Backend, BackendOptions, BackendType, GenerateRequest, GenerateResult } from './types.js';
+
+export { backoffDelay } from '../util/retry.js';
 
 export interface BackendSpec extends BackendOptions {
   type: BackendType;
@@ -79,9 +88,17 @@ export interface GenerateOptions {
   timeoutMs?: number;
   /** Retries after the first attempt for retryable failures (default 3). */
   retries?: number;
-  /** First backoff, ms, doubled each retry (default 1000), capped at maxBackoffMs (default 60000). */
+  /** First backoff, ms, doubled each retry (default 1000), capped at maxBackoffMs (default 60000), with jitter (see backoffDelay). */
   backoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * Longest Retry-After honoured, ms (default 600000): a server asking for a
+   * longer wait fails the item as retryable (a later run tries it again)
+   * instead of holding the batch.
+   */
+  maxRetryAfterMs?: number;
+  /** Source of the backoff jitter, uniform in [0, 1) (default Math.random; it changes timing only, never bytes). */
+  random?: () => number;
   /**
    * Try again every item that failed in an earlier run. Without it (the
    * default) a rerun tries again only the failures journaled as retryable
@@ -315,7 +332,9 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
   const defaultTimeout = o.timeoutMs ?? 600_000;
   const backoffMs = o.backoffMs ?? 1000;
   const maxBackoffMs = o.maxBackoffMs ?? 60_000;
-  for (const [name, v, min] of [['retries', retries, 0], ['timeoutMs', defaultTimeout, 1], ['backoffMs', backoffMs, 0], ['maxBackoffMs', maxBackoffMs, 0]] as const) {
+  const maxRetryAfterMs = o.maxRetryAfterMs ?? 600_000;
+  const random = o.random ?? Math.random;
+  for (const [name, v, min] of [['retries', retries, 0], ['timeoutMs', defaultTimeout, 1], ['backoffMs', backoffMs, 0], ['maxBackoffMs', maxBackoffMs, 0], ['maxRetryAfterMs', maxRetryAfterMs, 0]] as const) {
     if (!Number.isFinite(v) || v < min) throw new GenaugError('E_RANGE', `generate: ${name} must be a number ≥ ${min}, got ${v}`);
   }
 
@@ -359,10 +378,10 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
     if (!Number.isFinite(weight) || weight <= 0) throw new GenaugError('E_RANGE', `backend ${label}: weight must be > 0, got ${weight}`);
     const concurrency = spec.concurrency ?? o.concurrency ?? 1;
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new GenaugError('E_RANGE', `backend ${label}: concurrency must be an integer ≥ 1, got ${concurrency}`);
-    return { label, weight, concurrency, timeoutMs: spec.timeoutMs ?? defaultTimeout, backend: createBackend(spec) };
+    /** `notBefore`: no request to this backend before this time (ms since epoch), set by a Retry-After. */
+    return { label, weight, concurrency, timeoutMs: spec.timeoutMs ?? defaultTimeout, backend: createBackend(spec), notBefore: 0 };
   });
-  const secrets = [...new Set(backends.flatMap((b) => b.backend.secrets).filter((s) => s.length >= 4))];
-  const scrub = (s: string): string => secrets.reduce((acc, k) => acc.split(k).join('***'), s);
+  const scrub = redactor(backends.flatMap((b) => b.backend.secrets));
 
   // The output folder and the journal.
   const out = resolve(o.out);
@@ -536,6 +555,8 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
         return fail(c, 0);
       }
       for (let attempt = 1; ; attempt++) {
+        // A Retry-After from any request to this backend holds every lane (it may be moved later while waiting).
+        for (let w = b.notBefore - Date.now(); w > 0 && !stopped(); w = b.notBefore - Date.now()) await sleep(w, signal);
         if (stopped()) return undefined;
         // One controller per attempt, aborted by its timer or by the run's signal (a listener removed afterwards,
         // rather than AbortSignal.any, whose dependants a long-lived parent keeps alive).
@@ -556,8 +577,14 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
         } catch (e) {
           if (stopped()) return undefined;
           const c = classify(e, timedOut, b.timeoutMs, where);
-          if (!c.retryable || attempt > retries) return fail(c, attempt);
-          const wait = Math.min(maxBackoffMs, Math.max(c.retryAfterMs ?? 0, backoffMs * 2 ** (attempt - 1)));
+          if (!c.retryable) return fail(c, attempt);
+          if (c.retryAfterMs !== undefined && c.retryAfterMs > maxRetryAfterMs) {
+            c.message += ` (the server asks to wait ${Math.ceil(c.retryAfterMs / 1000)} s, more than the ${maxRetryAfterMs / 1000} s allowed; a later run tries it again)`;
+            return fail(c, attempt);
+          }
+          if (c.retryAfterMs !== undefined) b.notBefore = Math.max(b.notBefore, Date.now() + c.retryAfterMs);
+          if (attempt > retries) return fail(c, attempt);
+          const wait = Math.max(c.retryAfterMs ?? 0, backoffDelay(attempt, backoffMs, maxBackoffMs, random));
           o.onNote?.(`retry ${attempt}/${retries} in ${(wait / 1000).toFixed(1)}s: ${scrub(c.message)}`);
           await sleep(wait, signal);
           continue;

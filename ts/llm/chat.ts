@@ -8,7 +8,9 @@
  * answer is validated here again, because many servers ignore the schema. An
  * answer that is not JSON, does not match, or was cut off
  * (`finish_reason: "length"`) is retried; so are HTTP 429/5xx, timeouts and
- * connection errors, with exponential backoff. 4xx other than 429 fail at once.
+ * connection errors, with exponential backoff and jitter (util/retry.ts); a
+ * Retry-After header (seconds or HTTP-date) is waited out first. 4xx other
+ * than 429 fail at once.
  *
  * The API key comes from the options or the environment (GENAUG_LLM_API_KEY,
  * then OPENAI_API_KEY); it is sent only in the Authorization header and never
@@ -20,6 +22,8 @@
 import { z } from 'zod';
 
 import { GenaugError } from '../native/errors.js';
+import { backoffDelay, parseRetryAfter } from '../util/retry.js';
+import { redactor } from '../util/secrets.js';
 import { maskCredentials, splitCredentials } from '../util/url.js';
 
 export type ChatContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string; detail?: 'low' | 'high' | 'auto' } };
@@ -39,8 +43,11 @@ export interface ChatClientOptions {
   timeoutMs?: number;
   /** Attempts after the first one, for transient errors and invalid answers (default 3). */
   retries?: number;
-  /** First backoff delay, doubled per attempt (default 500 ms). */
+  /** First backoff delay, doubled per attempt (default 500 ms), with jitter, capped at maxBackoffMs (default 30 s). */
   backoffMs?: number;
+  maxBackoffMs?: number;
+  /** Longest Retry-After waited out (default 300 s); a server asking for more fails the request at once. */
+  maxRetryAfterMs?: number;
   temperature?: number;
   maxTokens?: number;
   /** Send `response_format` with the JSON schema (default true; some servers reject it). */
@@ -79,6 +86,8 @@ class AttemptError extends Error {
   constructor(
     message: string,
     readonly retry: boolean,
+    /** The server's Retry-After, ms. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }
@@ -121,8 +130,8 @@ export class ChatClient {
   readonly model: string;
   readonly #apiKey: string | undefined;
   readonly #basic: Record<string, string>;
-  readonly #secrets: string[];
-  readonly #o: Required<Pick<ChatClientOptions, 'timeoutMs' | 'retries' | 'backoffMs' | 'jsonSchemaFormat'>> & ChatClientOptions;
+  readonly #redactSecrets: (text: string) => string;
+  readonly #o: Required<Pick<ChatClientOptions, 'timeoutMs' | 'retries' | 'backoffMs' | 'maxBackoffMs' | 'maxRetryAfterMs' | 'jsonSchemaFormat'>> & ChatClientOptions;
 
   constructor(options: ChatClientOptions) {
     if (typeof options.baseUrl !== 'string' || !/^https?:\/\//.test(options.baseUrl)) {
@@ -135,14 +144,14 @@ export class ChatClient {
     this.model = options.model;
     this.#apiKey = options.apiKey ?? process.env.GENAUG_LLM_API_KEY ?? process.env.OPENAI_API_KEY ?? undefined;
     this.#basic = c.headers;
-    this.#secrets = [...(this.#apiKey ? [this.#apiKey] : []), ...c.secrets];
+    this.#redactSecrets = redactor([...(this.#apiKey ? [this.#apiKey] : []), ...c.secrets]);
     const { baseUrl: _credentials, ...rest } = options;
-    this.#o = { timeoutMs: 120_000, retries: 3, backoffMs: 500, jsonSchemaFormat: true, ...rest, baseUrl: this.url };
+    this.#o = { timeoutMs: 120_000, retries: 3, backoffMs: 500, maxBackoffMs: 30_000, maxRetryAfterMs: 300_000, jsonSchemaFormat: true, ...rest, baseUrl: this.url };
   }
 
-  /** Strips the key and URL password from any text that might carry them (a server echoing headers, say). */
+  /** Strips the key and URL password (in every form, util/secrets.ts) from any text that might carry them (a server echoing headers, say). */
   #redact(text: string): string {
-    return this.#secrets.reduce((t, k) => t.split(k).join('[redacted]'), text);
+    return this.#redactSecrets(text);
   }
 
   async #attempt(body: Record<string, unknown>, signal?: AbortSignal): Promise<{ text: string; finishReason: string | null; model: string | null }> {
@@ -170,7 +179,7 @@ export class ChatClient {
     }
     if (!response.ok) {
       const retry = response.status === 429 || response.status >= 500;
-      throw new AttemptError(`HTTP ${response.status}: ${this.#redact(text).slice(0, 500)}`, retry);
+      throw new AttemptError(`HTTP ${response.status}: ${this.#redact(text).slice(0, 500)}`, retry, parseRetryAfter(response.headers.get('retry-after')));
     }
     let parsed: unknown;
     try {
@@ -187,15 +196,21 @@ export class ChatClient {
   async #withRetries<T>(build: () => Record<string, unknown>, check: (r: { text: string; finishReason: string | null }) => T, signal?: AbortSignal) {
     const attempts = this.#o.retries + 1;
     let last = '';
+    let retryAfterMs: number | undefined;
     for (let i = 0; i < attempts; i++) {
-      if (i > 0) await sleep(this.#o.backoffMs * 2 ** (i - 1), signal);
+      if (i > 0) await sleep(Math.max(retryAfterMs ?? 0, backoffDelay(i, this.#o.backoffMs, this.#o.maxBackoffMs)), signal);
       try {
         const r = await this.#attempt(build(), signal);
         return { ...r, value: check(r), attempts: i + 1 };
       } catch (e) {
         if (!(e instanceof AttemptError)) throw e;
         last = e.message;
+        retryAfterMs = e.retryAfterMs;
         if (!e.retry) break;
+        if (retryAfterMs !== undefined && retryAfterMs > this.#o.maxRetryAfterMs) {
+          last += ` (the server asks to wait ${Math.ceil(retryAfterMs / 1000)} s, more than the ${this.#o.maxRetryAfterMs / 1000} s allowed)`;
+          break;
+        }
       }
     }
     throw new GenaugError('E_BACKEND', `${this.url} (model ${this.model}): ${last}`, { url: this.url, model: this.model });

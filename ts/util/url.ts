@@ -25,8 +25,10 @@ export function splitCredentials(url: string): { url: string; headers: Record<st
   if (u.username || u.password) {
     const token = Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64');
     headers.authorization = `Basic ${token}`;
-    // What must never be written: the header's token and the password as typed and decoded.
+    // What must never be written: the header's token and the password as typed and decoded; a user name without
+    // a password is a token itself (http://TOKEN@host).
     secrets.push(token, u.password, decodeURIComponent(u.password));
+    if (!u.password) secrets.push(u.username, decodeURIComponent(u.username));
     u.username = '';
     u.password = '';
   }
