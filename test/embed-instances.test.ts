@@ -61,6 +61,24 @@ describe('embedInstances', () => {
     }
   });
 
+  it('a category the COCO file lacks is an error, or with missingCategories skip keeps its label position and has no rows', async () => {
+    const coco = join(root, 'data', 'annotations.json');
+    const names = (JSON.parse(await readFile(coco, 'utf8')) as { categories: Array<{ id: number; name: string }> }).categories.sort((a, b) => a.id - b.id).map((k) => k.name);
+    const base = { coco, images: join(root, 'data', 'images'), embedder: { kind: 'features' } as const, mode: 'masked' as const, workers: 0 };
+    await expect(embedInstances({ ...base, out: join(root, 'ghost.npy'), categories: ['ghost', ...names] })).rejects.toThrow(/categories\[0\]: 'ghost' is not a category/);
+    const notes: string[] = [];
+    await embedInstances({ ...base, out: join(root, 'skip.npy'), categories: ['ghost', ...names], missingCategories: 'skip', onNote: (n) => notes.push(n) });
+    await embedInstances({ ...base, out: join(root, 'plain.npy'), categories: names });
+    const rows = async (f: string) => (await readFile(join(root, f), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { category: string; label: number });
+    const skip = await rows('skip.index.jsonl');
+    const plain = await rows('plain.index.jsonl');
+    // Same instances; each label shifted by the reserved position 0.
+    expect(skip.map((r) => r.category)).toEqual(plain.map((r) => r.category));
+    expect(skip.map((r) => r.label)).toEqual(plain.map((r) => r.label + 1));
+    expect(skip.every((r) => r.label === names.indexOf(r.category) + 1)).toBe(true);
+    expect(notes.join('\n')).toMatch(/has no ghost: nothing of that class to embed/);
+  });
+
   it('gives the same bytes from the cache, in a worker pool, and with any batch size', async () => {
     const base = { coco: join(root, 'data', 'annotations.json'), images: join(root, 'data', 'images'), embedder: { kind: 'features' } as const, mode: 'crop' as const, padding: 4 };
     const a = await embedInstances({ ...base, out: join(root, 'a.npy'), workers: 0, batchSize: 3, cache: join(root, 'cache') });

@@ -722,6 +722,11 @@ export interface EmbedInstancesOptions extends InstanceView, EmbedRunOptions {
   images: string;
   /** The categories embedded, by name, in label order (label = position); default every category in id order. */
   categories?: string[];
+  /**
+   * A category of `categories` the COCO file does not have: an error (default), or 'skip': it keeps its label
+   * position and has no rows (a run's class whose every generated image failed).
+   */
+  missingCategories?: 'error' | 'skip';
   /** At most this many instances per category: a seeded choice among its annotations (0 or absent: all). */
   maxPerCategory?: number;
   /** Seed of that choice. */
@@ -768,10 +773,10 @@ export async function embedInstances(o: EmbedInstancesOptions): Promise<EmbedRun
   // 1. Categories and labels.
   const byName = new Map(coco.dataset.categories.map((c) => [c.name, c]));
   const names = o.categories ?? [...coco.dataset.categories].sort((a, b) => a.id - b.id).map((c) => c.name);
-  names.forEach((n, i) => {
-    if (!byName.has(n)) throw new GenaugError('E_ARGUMENT', `categories[${i}]: '${n}' is not a category of ${o.coco}`);
-  });
-  const labelOfCat = new Map(names.map((n, i) => [(byName.get(n) as CocoCategory).id, i]));
+  const absent = names.filter((n) => !byName.has(n));
+  if (absent.length && o.missingCategories !== 'skip') throw new GenaugError('E_ARGUMENT', `categories[${names.indexOf(absent[0]!)}]: '${absent[0]}' is not a category of ${o.coco}`);
+  if (absent.length) o.onNote?.(`${o.coco} has no ${absent.join(', ')}: nothing of ${absent.length === 1 ? 'that class' : 'those classes'} to embed`);
+  const labelOfCat = new Map(names.flatMap((n, i) => (byName.has(n) ? [[(byName.get(n) as CocoCategory).id, i] as const] : [])));
   const usable = (a: CocoAnnotation) => labelOfCat.has(a.category_id) && Boolean(a.segmentation) && a.iscrowd !== 1;
 
   // 2. At most maxPer per category: a seeded choice, the same on every run.

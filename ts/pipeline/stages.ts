@@ -351,8 +351,10 @@ async function runEmbed(ctx: StageContext): Promise<StageResult> {
     ...common,
     coco: join(ctx.runDir, 'annotate', 'annotations.json'),
     images: join(ctx.runDir, 'generate', 'images'),
-    // The extra categories after the run's classes, so the labels of the run's classes match the real rows'.
+    // The extra categories after the run's classes, so the labels of the run's classes match the real rows'; a class
+    // whose every image failed has no category in annotate's file and nothing to embed (it is not an error of the run).
     categories: [...classes.map((k) => k.name), ...extras],
+    missingCategories: 'skip',
     out: join(ctx.dir, 'generated.npy'),
     mode: 'masked',
     order: join(ctx.runDir, 'generate', 'generated.jsonl'),
