@@ -164,6 +164,21 @@ describe('one writer per output', () => {
     }
   }, 120_000);
 
+  it('an output inside a folder another live process holds (a run folder) is refused before anything is written', async () => {
+    const run = tmp.fresh('held-run');
+    await mkdir(run, { recursive: true });
+    await writeFile(join(run, '.lock'), `${sleeper.pid}\n\ngenaug run\n`);
+    const out = join(run, 'paste', 'mine');
+    const r = await genaug(['gap', '--real', join(run, 'none.npy'), '--synthetic', join(run, 'none.npy'), '--out', join(out, 'gap.json')]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`E_LOCKED\\]: .*gap\\.json is inside .*held-run, which another genaug run \\(pid ${sleeper.pid}\\) is writing`));
+    expect(existsSync(join(run, 'paste'))).toBe(false);
+    // Once that writer is gone, the same command is judged on its own (here: its missing input).
+    await writeFile(join(run, '.lock'), `${deadPid}\n`);
+    const again = await genaug(['gap', '--real', join(run, 'none.npy'), '--synthetic', join(run, 'none.npy'), '--out', join(out, 'gap.json')]);
+    expect(again.stderr).not.toMatch(/E_LOCKED/);
+  });
+
   it('covers every command that writes: each has an output option taken as a lock, or is known to write nothing', () => {
     const program = buildProgram({ print: () => undefined });
     const leaves: Command[] = [];

@@ -190,6 +190,25 @@ export async function lockFile(file: string, what: string): Promise<() => Promis
 export type LockTarget = { folder: string } | { file: string };
 
 /**
+ * Refuses an output inside a folder another live process holds the lock of
+ * (`genaug paste --out RUN/paste` while `genaug run` writes RUN): E_LOCKED
+ * naming that writer. Locks this process holds do not count.
+ */
+async function checkAncestors(path: string, target: string): Promise<void> {
+  for (let d = dirname(resolve(path)); ; d = dirname(d)) {
+    const lockPath = join(d, '.lock');
+    const content = heldHere.has(lockPath) ? undefined : await readFile(lockPath, 'utf8').catch(() => undefined);
+    if (content) {
+      const holder = holderRuns(content);
+      if (holder.alive && holder.pid !== process.pid) {
+        throw new GenaugError('E_LOCKED', `${target} is inside ${d}, which another ${holder.name} (pid ${holder.pid}) is writing; wait for it to finish, or write elsewhere`, { path: lockPath, pid: holder.pid });
+      }
+    }
+    if (dirname(d) === d) return;
+  }
+}
+
+/**
  * Takes the locks of every output of a command (a refusal releases those
  * already taken); returns the function that releases them all.
  */
@@ -205,6 +224,7 @@ export async function lockOutputs(targets: ReadonlyArray<LockTarget | undefined>
       const key = 'folder' in t ? `d:${resolve(t.folder)}` : `f:${resolve(t.file)}`;
       if (seen.has(key)) continue;
       seen.add(key);
+      await checkAncestors('folder' in t ? t.folder : t.file, 'folder' in t ? t.folder : t.file);
       held.push('folder' in t ? await lockFolder(t.folder, what) : await lockFile(t.file, what));
     }
   } catch (e) {
