@@ -56,6 +56,8 @@ export interface PasteSourceOptions extends SampleOptions {
   priors?: string | Record<string, [number, number]>;
   /** Append pool categories the real dataset lacks (new ids), instead of skipping them. */
   addCategories?: boolean;
+  /** Real images with more pixels than this (from the header, before decoding) are failed items (default DEFAULT_MAX_PIXELS). */
+  maxPixels?: number;
   /** Blending (default 'basic', the reference). */
   blend?: BlendMode;
   /** Gaussian feather sigma in pixels (default 2). */
@@ -78,6 +80,7 @@ export interface PasteContext {
   coco: CocoIndex;
   pool: InstancePool;
   imagesRoot: string;
+  maxPixels?: number;
   seed: number;
   /** The output categories: the real ones, then the added ones. */
   categories: CocoCategory[];
@@ -146,6 +149,7 @@ export async function preparePaste(o: PasteSourceOptions): Promise<PasteContext>
     coco,
     pool,
     imagesRoot: resolve(o.images),
+    ...(o.maxPixels !== undefined ? { maxPixels: o.maxPixels } : {}),
     seed,
     categories: [...categoriesIn, ...pool.addedCategories],
     sampling: pool.categories.map((c) => ({ categoryId: c.categoryId, instances: c.instances })),
@@ -166,6 +170,8 @@ export interface RenderTask {
   imagePath: string;
   /** The images folder: imagePath must lie inside it (io/roots.ts). */
   imageRoot: string;
+  /** The pixel limit of the real image (readImage's default when absent). */
+  maxPixels?: number;
   width: number;
   height: number;
   /** The real annotations' geometry, in file order. */
@@ -232,8 +238,9 @@ export function planItem(ctx: PasteContext, imageIndex: number, copy: number, ou
     attempts: s.attempts,
     rejected: s.rejected,
     task: {
-      imagePath: join(ctx.imagesRoot, im.file_name),
+      imagePath: resolve(ctx.imagesRoot, im.file_name), // an absolute file_name stays absolute (and is refused unless inside the folder)
       imageRoot: ctx.imagesRoot,
+      ...(ctx.maxPixels !== undefined ? { maxPixels: ctx.maxPixels } : {}),
       width: im.width,
       height: im.height,
       annotations: anns.map((a) => ({ bbox: a.bbox, ...(hasSegmentation(a.segmentation) ? { segmentation: a.segmentation } : {}) })),
@@ -281,7 +288,7 @@ export function boxMask(b: readonly number[], width: number, height: number): Ui
 export async function renderItem(task: RenderTask, cache: CropCache): Promise<RenderResult> {
   const empty: RenderResult = { ok: false, width: task.width, height: task.height, boxOnly: false, instances: [], dropped: [], skipped: [], fallbacks: [] };
   try {
-    const img = await readImage(await checkWithin(task.imageRoot, task.imagePath, 'image'));
+    const img = await readImage(await checkWithin(task.imageRoot, task.imagePath, 'image'), task.maxPixels !== undefined ? { maxPixels: task.maxPixels } : {});
     if (img.width !== task.width || img.height !== task.height) {
       return { ...empty, reason: `[E_SHAPE] ${task.imagePath} is ${img.width} x ${img.height} but the COCO file says ${task.width} x ${task.height}` };
     }

@@ -88,6 +88,7 @@ export function pasteCommand(global: GlobalOptions): Command {
     .option('--jpeg-quality <q>', 'JPEG quality', intArg('--jpeg-quality', 1, 100), 95)
     .option('--shard-size <n>', 'WebDataset samples per shard', intArg('--shard-size', 1), 1000)
     .option('--workers <n>', 'worker threads (default: the number of cores; 0 = the main thread)', intArg('--workers', 0, 256))
+    .option('--max-pixels <n>', 'record real images with more pixels than this (read from the header, before decoding) as failed (default 67108864 = 8192 x 8192)', intArg('--max-pixels', 1))
     .option('--retry-failed', 'render again the items that failed in an earlier run')
     .option('-q, --quiet', 'no progress output')
     .addHelpText(
@@ -127,6 +128,7 @@ export function pasteCommand(global: GlobalOptions): Command {
         jpegQuality: o.jpegQuality,
         shardSize: o.shardSize,
         ...(o.workers !== undefined ? { workers: o.workers } : {}),
+        ...(o.maxPixels ? { maxPixels: o.maxPixels } : {}),
         retryFailed: Boolean(o.retryFailed),
         onProgress: (done, total) => {
           bar ??= new Progress('paste', total, 'images', o.quiet);
