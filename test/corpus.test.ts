@@ -11,8 +11,7 @@
  * short; a case that kills or hangs it is recorded and the rest go on in a
  * fresh one. Regenerate the corpus with `node test/corpus/make.mjs`.
  */
-import { spawn } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -33,6 +32,8 @@ interface Case {
   make?: string;
   args?: string[];
   stdout?: string;
+  /** Text the recorded rejection must hold (in an output .json/.jsonl or on stdout). */
+  reason?: string;
   expect: { outcome: 'error' | 'rejected' | 'ok'; code?: string };
 }
 interface Result {
@@ -55,7 +56,7 @@ const good = join(here, 'good');
 let work = '';
 const results = new Map<string, Result>();
 /** Per case: its folder and the checker of its outcome. */
-const setups = new Map<string, { ws: string; input: string; check: (r: Result) => void }>();
+const setups = new Map<string, { ws: string; input: string; job: Job; check: (r: Result) => void }>();
 
 const readJsonl = (p: string): Array<Record<string, unknown>> =>
   existsSync(p)
@@ -95,9 +96,25 @@ function place(c: Case, dir: string, name?: string): string {
   return target;
 }
 
+/** Everything a case recorded: its output .json and .jsonl files (the input left out) and its stdout. */
+function recorded(ws: string, input: string, r: Result): string {
+  const parts = [r.stdout];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile() && p !== input && /\.jsonl?$/.test(e.name)) parts.push(readFileSync(p, 'utf8'));
+    }
+  };
+  walk(ws);
+  return parts.join('\n');
+}
+
 /** The good images in `dir`, plus what the manifest cases name: a folder, a text file, links out, a FIFO. */
-function imagesFolder(dir: string): string {
+function imagesFolder(dir: string, outside = join(dir, '..', 'outside.jpg')): string {
   cpSync(join(good, 'images'), dir, { recursive: true });
+  // A readable image just outside the folder: what a '..' or absolute name, or a link, would reach.
+  copyFileSync(join(good, 'images', 'b.jpg'), outside);
   return dir;
 }
 
@@ -290,7 +307,7 @@ function setup(c: Case, ws: string): { job: Job; input: string; check: (r: Resul
         if (readFileSync(f, 'utf8').includes('link-out.png')) symlinkSync(join(good, 'images', 'a.png'), join(images, 'link-out.png'));
         argv = ['annotate', '--images', images, '--manifest', f];
       } else {
-        imagesFolder(join(images, 'cat'));
+        imagesFolder(join(images, 'cat'), join(ws, 'outside.jpg'));
         f = place(c, join(images, 'cat'));
         argv = ['annotate', '--images', images];
       }
@@ -415,7 +432,7 @@ beforeAll(async () => {
     const ws = join(work, String(i));
     mkdirSync(ws, { recursive: true });
     const s = setup(c, ws);
-    setups.set(c.id, { ws, input: s.input, check: s.check });
+    setups.set(c.id, { ws, input: s.input, job: s.job, check: s.check });
     jobs.push(s.job);
   });
   await runAll(jobs);
@@ -432,6 +449,16 @@ it('the corpus has at least 200 cases, each with its own input', () => {
   for (const c of cases) expect(Boolean(c.file) !== Boolean(c.make), c.id).toBe(true);
 });
 
+it('the built command (bin/genaug.js, a process per run) answers as the in-process runs did', async () => {
+  for (const id of ['npy/text.npy', 'npy/fifo.npy', 'coco/dev-zero.json', 'yaml/billion-laughs.yaml', 'jsonl/bad-json-line.jsonl']) {
+    const { job } = setups.get(id) as { job: Job };
+    const r = spawnSync(process.execPath, [join(repo, 'bin', 'genaug.js'), ...(job.argv as string[])], { encoding: 'utf8', timeout: HANG_MS, cwd: work });
+    const inProcess = results.get(id) as Result;
+    expect(r.status, id).toBe(inProcess.exit);
+    expect(r.stderr, id).toBe(inProcess.stderr);
+  }
+});
+
 describe.each([...new Set(cases.map((c) => c.kind))])('%s', (kind) => {
   it.each(cases.filter((c) => c.kind === kind).map((c) => [c.id, c] as const))('%s', (_id, c) => {
     const r = results.get(c.id);
@@ -445,7 +472,9 @@ describe.each([...new Set(cases.map((c) => c.kind))])('%s', (kind) => {
       expect(res.stderr, res.stdout).toMatch(new RegExp(`^genaug: error \\[${c.expect.code}\\]: `));
       expect(res.exit).toBe(c.expect.code === 'E_ARGUMENT' ? 2 : 1);
     } else {
-      (setups.get(c.id) as { check: (r: Result) => void }).check(res);
+      const s = setups.get(c.id) as { ws: string; input: string; check: (r: Result) => void };
+      s.check(res);
+      if (c.reason) expect(recorded(s.ws, s.input, res), 'the recorded reason').toContain(c.reason);
     }
   });
 });

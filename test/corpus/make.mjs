@@ -258,16 +258,18 @@ coco('plan-not-json.json', b('{"images": [,]}'), 'plan', err('E_FORMAT'));
 coco('plan-no-categories.json', { images: goodImages, annotations: goodAnns }, 'plan', err('E_FORMAT'));
 coco('plan-ann-bad-bbox.json', withAnn({ bbox: [1, 1, 'x', 5] }), 'plan', REJECTED);
 coco('paste-image-id-string.json', { ...goodCoco, images: [{ ...goodImages[0], id: 'one' }, goodImages[1]] }, 'paste', err('E_FORMAT'));
-coco('paste-file-name-dotdot.json', { ...goodCoco, images: [goodImages[0], { ...goodImages[1], file_name: '../../../../etc/passwd' }] }, 'paste', REJECTED);
-coco('paste-file-name-absolute.json', { ...goodCoco, images: [goodImages[0], { ...goodImages[1], file_name: '/etc/passwd' }] }, 'paste', REJECTED);
+const ROOTS = { reason: 'must lie inside their folder' };
+add('coco', 'paste-file-name-dotdot.json', J({ ...goodCoco, images: [goodImages[0], { ...goodImages[1], file_name: '../outside.jpg' }] }), 'paste', REJECTED, ROOTS);
+add('coco', 'paste-file-name-absolute.json', J({ ...goodCoco, images: [goodImages[0], { ...goodImages[1], file_name: '/etc/passwd' }] }), 'paste', REJECTED, ROOTS);
 coco('paste-file-name-missing.json', { ...goodCoco, images: [goodImages[0], { ...goodImages[1], file_name: 'nope.png' }] }, 'paste', REJECTED);
 coco('paste-file-name-nul.json', { ...goodCoco, images: [goodImages[0], { ...goodImages[1], file_name: 'b.jpg\u0000.png' }] }, 'paste', REJECTED);
 coco('paste-ann-rle-garbage.json', withAnn({ bbox: [1, 1, 5, 5], segmentation: { size: [48, 64], counts: '!!!!' } }), 'paste', REJECTED);
 coco('paste-size-mismatch.json', { ...goodCoco, images: [goodImages[0], { ...goodImages[1], width: 640, height: 480 }] }, 'paste', REJECTED);
-coco('embed-coco-dotdot.json', { ...goodCoco, images: [goodImages[0], { ...goodImages[1], file_name: '../b.jpg' }] }, 'embed-coco', REJECTED);
-coco('embed-coco-absolute.json', { ...goodCoco, images: [goodImages[0], { ...goodImages[1], file_name: '/dev/zero' }] }, 'embed-coco', REJECTED);
+add('coco', 'embed-coco-dotdot.json', J({ ...goodCoco, images: [goodImages[0], { ...goodImages[1], file_name: '../outside.jpg' }] }), 'embed-coco', REJECTED, ROOTS);
+add('coco', 'embed-coco-absolute.json', J({ ...goodCoco, images: [goodImages[0], { ...goodImages[1], file_name: '/dev/zero' }] }), 'embed-coco', REJECTED, ROOTS);
 coco('embed-coco-bad-poly.json', withAnn({ bbox: [1, 1, 5, 5], segmentation: [[1, 1, 'x', 2, 3, 3]] }), 'embed-coco', REJECTED);
-coco('real-crops-dotdot.json', { ...goodCoco, images: [goodImages[0], { ...goodImages[1], file_name: '../../b.jpg' }] }, 'real-crops', REJECTED);
+add('coco', 'real-crops-dotdot.json', J({ ...goodCoco, images: [goodImages[0], { ...goodImages[1], file_name: '../outside.jpg' }] }), 'real-crops', REJECTED, ROOTS);
+add('coco', 'real-crops-absolute.json', J({ ...goodCoco, images: [goodImages[0], { ...goodImages[1], file_name: '/dev/zero' }] }), 'real-crops', REJECTED, ROOTS);
 coco('real-crops-not-json.json', b('<xml/>'), 'real-crops', err('E_FORMAT'));
 coco('score-pool-no-images.json', { annotations: goodAnns, categories: goodCats }, 'score-pool', err('E_FORMAT'));
 coco('score-pool-bbox-1e308.json', withAnn({ bbox: [1, 1, 1e308, 1e308] }), 'score-pool', REJECTED);
@@ -296,15 +298,16 @@ manifest('no-final-newline.jsonl', b(goodLines.map((l) => JSON.stringify(l)).joi
 manifest('extra-fields.jsonl', L({ file: 'a.png', category: 'cat', score: 1e308, nested: { deep: [1, 2, { x: null }] } }, goodLines[1]), OK);
 manifest('duplicate-lines.jsonl', L(goodLines[0], goodLines[0], goodLines[1]), OK);
 manifest('huge-line.jsonl', L(goodLines[0], goodLines[1], { file: 'c.png', pad: 'x'.repeat(200000) }), REJECTED);
-manifest('dotdot.jsonl', L(...goodLines, { file: '../../../../etc/passwd' }), REJECTED);
+add('jsonl', 'dotdot.jsonl', L(...goodLines, { file: '../../../../etc/passwd' }), 'embed-manifest', REJECTED, ROOTS);
 manifest('dotdot-inside.jsonl', L(...goodLines, { file: 'sub/../../images/a.png' }), OK); // resolves inside the folder
-manifest('absolute.jsonl', L(...goodLines, { file: '/etc/passwd' }), REJECTED);
-manifest('dev-zero.jsonl', L(...goodLines, { file: '/dev/zero' }), REJECTED);
+add('jsonl', 'absolute.jsonl', L(...goodLines, { file: '/etc/passwd' }), 'embed-manifest', REJECTED, ROOTS);
+add('jsonl', 'dev-zero.jsonl', L(...goodLines, { file: '/dev/zero' }), 'embed-manifest', REJECTED, ROOTS);
 manifest('missing-file.jsonl', L(...goodLines, { file: 'nope.png' }), REJECTED);
 manifest('nul-byte.jsonl', L(...goodLines, { file: 'a.png\u0000.txt' }), REJECTED);
 manifest('folder.jsonl', L(...goodLines, { file: 'sub' }), REJECTED);
-manifest('link-out.jsonl', L(...goodLines, { file: 'link-out.png' }), REJECTED, 'embed-manifest');
-manifest('link-dev-zero.jsonl', L(...goodLines, { file: 'link-zero.png' }), REJECTED, 'embed-manifest');
+add('jsonl', 'link-out.jsonl', L(...goodLines, { file: 'link-out.png' }), 'embed-manifest', REJECTED, ROOTS);
+add('jsonl', 'link-dev-zero.jsonl', L(...goodLines, { file: 'link-zero.png' }), 'embed-manifest', REJECTED, ROOTS);
+add('jsonl', 'dotdot-outside-image.jsonl', L(...goodLines, { file: '../outside.jpg' }), 'embed-manifest', REJECTED, ROOTS);
 manifest('fifo-line.jsonl', L(...goodLines, { file: 'fifo.png' }), REJECTED, 'embed-manifest');
 manifest('not-an-image.jsonl', L(...goodLines, { file: 'notes.txt' }), REJECTED, 'embed-manifest');
 add('jsonl', 'manifest-fifo.jsonl', null, 'embed-manifest', err('E_IO'), { make: 'fifo' });
@@ -316,7 +319,7 @@ annot('annotate-no-category.jsonl', L(annGood[0], { file: 'b.jpg' }), err('E_FOR
 annot('annotate-dotdot.jsonl', L(...annGood, { file: '../../../../etc/hostname', category: 'cat' }), OK); // not an image of the folder: never read
 annot('annotate-absolute.jsonl', L(...annGood, { file: '/dev/zero', category: 'cat' }), OK); // not an image of the folder: never read
 annot('annotate-category-dotdot.jsonl', L(annGood[0], { file: 'b.jpg', category: '..' }), OK);
-annot('annotate-link-out.jsonl', L(...annGood, { file: 'link-out.png', category: 'cat' }), REJECTED); // a link in the folder to a file outside it
+add('jsonl', 'annotate-link-out.jsonl', L(...annGood, { file: 'link-out.png', category: 'cat' }), 'annotate-manifest', REJECTED, ROOTS); // a link in the folder to a file outside it
 const scores = (name, bytes, expect) => add('jsonl', name, bytes, 'filter-scores', expect);
 scores('scores-bad-json.jsonl', L({ id: 'a', category: 'cat', clip: 30, area_fraction: 0.5 }, '{"id":'), err('E_FORMAT'));
 scores('scores-no-id.jsonl', L({ category: 'cat', clip: 30 }), err('E_FORMAT'));
@@ -486,8 +489,8 @@ img('one-pixel.png', zeroPng(1, 1), OK);
   img('exif-huge-count.jpg', Buffer.concat([goodJpg.subarray(0, 2), app1h, goodJpg.subarray(2)]), OK);
 }
 add('image', 'fifo.png', null, 'embed-image', REJECTED, { make: 'fifo' });
-add('image', 'dev-zero.png', null, 'embed-image', REJECTED, { make: 'link:/dev/zero' });
-add('image', 'link-out.png', null, 'embed-image', REJECTED, { make: 'link:outside' });
+add('image', 'dev-zero.png', null, 'embed-image', REJECTED, { make: 'link:/dev/zero', ...ROOTS });
+add('image', 'link-out.png', null, 'embed-image', REJECTED, { make: 'link:outside', ...ROOTS });
 imgA('annotate-truncated.png', goodPng.subarray(0, 100), REJECTED);
 imgA('annotate-text.jpg', b('nope'), REJECTED);
 imgA('annotate-claims-16000.png', claimPng(16000, 16000), REJECTED);
@@ -495,8 +498,8 @@ imgA('annotate-svg.png', b('<svg xmlns="http://www.w3.org/2000/svg" width="64" h
 imgA('annotate-cmyk.jpg', await sharp(goodJpg).toColourspace('cmyk').jpeg().toBuffer(), OK);
 imgA('annotate-16bit.png', await sharp(goodPng).toColourspace('rgb16').png().toBuffer(), OK);
 add('image', 'annotate-fifo.png', null, 'annotate-image', REJECTED, { make: 'fifo' });
-add('image', 'annotate-link-out.png', null, 'annotate-image', REJECTED, { make: 'link:outside' });
-add('image', 'annotate-dev-zero.png', null, 'annotate-image', REJECTED, { make: 'link:/dev/zero' });
+add('image', 'annotate-link-out.png', null, 'annotate-image', REJECTED, { make: 'link:outside', ...ROOTS });
+add('image', 'annotate-dev-zero.png', null, 'annotate-image', REJECTED, { make: 'link:/dev/zero', ...ROOTS });
 // The pixel limit names the option that raises it, and the option does raise it.
 const big = await scene(128, 96, [240, 240, 240], [30, 30, 200], 'png');
 add('image', 'limit-128x96.png', big, 'embed-image', REJECTED, { args: ['--max-pixels', '4000'], stdout: '--max-pixels' });
@@ -506,6 +509,8 @@ add('image', 'annotate-limit-128x96.png', big, 'annotate-image', REJECTED, { arg
 add('image', 'paste-truncated.jpg', goodJpg.subarray(0, 300), 'paste-image', REJECTED);
 add('image', 'paste-claims-16000.png', claimPng(16000, 16000), 'paste-image', REJECTED);
 add('image', 'real-crops-text.jpg', b('nope'), 'real-crops-image', REJECTED);
+add('image', 'paste-limit-128x96.png', big, 'paste-image', REJECTED, { args: ['--max-pixels', '4000'], reason: '--max-pixels' });
+add('image', 'real-crops-limit-128x96.png', big, 'real-crops-image', REJECTED, { args: ['--max-pixels', '4000'], reason: '--max-pixels' });
 
 // ---------------------------------------------------------------------------
 // The good inputs every case runs beside.
