@@ -137,6 +137,11 @@ export async function preparePaste(o: PasteSourceOptions): Promise<PasteContext>
   const coco = typeof o.coco === 'string' ? await readCoco(o.coco) : o.coco;
   const categoriesIn = [...coco.categoryById.values()].sort((a, b) => a.id - b.id);
   const pool = typeof o.pool === 'string' ? await readInstancePool(o.pool, categoriesIn, { addCategories: o.addCategories ?? false, ...(o.cropCache ? { cache: o.cropCache } : {}) }) : o.pool;
+  if (typeof o.pool === 'string' && pool.categories.length === 0) {
+    // Not one instance to paste: the output would be the real images again, which no one asks for.
+    const first = pool.skipped.find((k) => k.kind !== 'empty-category') ?? pool.skipped[0];
+    throw new GenaugError('E_FORMAT', `instance pool ${o.pool} has no usable instance${first ? ` (first problem: ${first.message})` : ''}`, { path: o.pool });
+  }
   const seed = o.seed ?? 0;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new GenaugError('E_ARGUMENT', `seed must be a non-negative integer, got ${seed}`);
   const blend = o.blend ?? 'basic';
