@@ -19,6 +19,8 @@ import { gunzipSync } from 'node:zlib';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { a1111Server, type TestServer } from './generate-servers.js';
+
 const here = join(__dirname, 'corpus');
 const repo = join(__dirname, '..');
 const HANG_MS = 20_000;
@@ -34,6 +36,8 @@ interface Case {
   stdout?: string;
   /** Text the recorded rejection must hold (in an output .json/.jsonl or on stdout). */
   reason?: string;
+  /** Scenario 'argv': the command line ({file}, {good}, {ws} replaced). */
+  argv?: string[];
   expect: { outcome: 'error' | 'rejected' | 'ok'; code?: string };
 }
 interface Result {
@@ -225,6 +229,65 @@ function setup(c: Case, ws: string): { job: Job; input: string; check: (r: Resul
           expect(failed.length, JSON.stringify(log)).toBeGreaterThanOrEqual(1);
           const written = readdirSync(join(out, 'images'));
           expect(written.length, 'the good image is rendered').toBeGreaterThanOrEqual(1);
+        },
+      };
+    }
+    case 'paste-pool': {
+      const images = imagesFolder(join(ws, 'images'));
+      const poolDir = join(ws, 'pool');
+      cpSync(join(good, 'pool'), poolDir, { recursive: true });
+      writeFileSync(join(poolDir, 'text.png'), 'not an image\n');
+      writeFileSync(join(poolDir, 'vector.png'), '<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16"><rect width="16" height="16"/></svg>');
+      execFileSync('mkfifo', [join(poolDir, 'fifo.png')]);
+      symlinkSync('/dev/zero', join(poolDir, 'zero.png'));
+      const f = place(c, poolDir, 'case-pool.json');
+      const out = join(ws, 'out');
+      return {
+        input: f,
+        job: cli(['paste', '--coco', join(good, 'coco.json'), '--images', images, '--pool', f, '--out', out, '--workers', '0', '--seed', '1', '-q']),
+        check: (r) => {
+          expect(r.exit, r.stderr).toBe(0);
+          const skipped = readJsonl(join(out, 'log.jsonl')).filter((l) => l.stage === 'pool' && l.kind !== 'empty-category');
+          expect(skipped.length, 'the bad entry is recorded').toBe(1);
+          expect(r.stdout, 'the good crops are pasted').toMatch(/ [1-9]\d* pasted instances/);
+        },
+      };
+    }
+    case 'embed-model':
+    case 'annotate-segmenter':
+    case 'annotate-sam': {
+      const images = imagesFolder(join(ws, 'images'));
+      if (c.scenario === 'embed-model') {
+        const dir = join(ws, 'model');
+        mkdirSync(dir);
+        writeFileSync(join(dir, 'preprocessor_config.json'), '{}');
+        writeFileSync(join(dir, 'tokenizer.json'), '{}');
+        const f = place(c, dir, 'model.onnx');
+        return { input: f, job: cli(['embed', '--model', dir, '--images', images, '--out', join(ws, 'e.npy'), '--workers', '0', '-q']), check: none };
+      }
+      const f = place(c, ws);
+      const models = c.scenario === 'annotate-sam' ? ['--sam-encoder', f, '--sam-decoder', f] : ['--segmenter', f];
+      return { input: f, job: cli(['annotate', ...models, '--images', images, '--out', join(ws, 'pool'), '--workers', '0', '-q']), check: none };
+    }
+    case 'argv': {
+      // Any command: {file} is the case's input, {good} the good inputs, {ws} the case's folder.
+      const f = place(c, ws);
+      const argv = (c.argv as string[]).map((a) => a.replace('{file}', f).replace('{good}', good).replace('{ws}', ws));
+      return { input: f, job: cli(argv), check: none };
+    }
+    case 'generate-plan': {
+      copyFileSync(join(good, 'images', 'a.png'), join(ws, 'src.png'));
+      execFileSync('mkfifo', [join(ws, 'fifo.png')]);
+      symlinkSync('/dev/zero', join(ws, 'zero.png'));
+      const f = place(c, ws);
+      const out = join(ws, 'out');
+      return {
+        input: f,
+        job: cli(['generate', '--plan', f, '--backend', `a1111=${server.url}`, '--out', out, '--retries', '0', '--timeout', '10', '-q']),
+        check: (r) => {
+          expect(r.exit, r.stderr).toBe(0);
+          expect(readJsonl(join(out, 'manifest.jsonl')).length, 'the good job is generated').toBe(1);
+          expect(readJsonl(join(out, 'failed.jsonl')).length, 'the bad line or job is recorded').toBe(c.expect.outcome === 'rejected' ? 1 : 0);
         },
       };
     }
@@ -425,8 +488,11 @@ async function runAll(jobs: Job[]): Promise<void> {
   }
 }
 
+let server: TestServer;
+
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'genaug-corpus-'));
+  server = await a1111Server();
   const jobs: Job[] = [];
   cases.forEach((c, i) => {
     const ws = join(work, String(i));
@@ -439,7 +505,8 @@ beforeAll(async () => {
   if (process.env.GENAUG_CORPUS_DUMP) writeFileSync(process.env.GENAUG_CORPUS_DUMP, JSON.stringify([...results.values()], null, 1));
 }, 600_000);
 
-afterAll(() => {
+afterAll(async () => {
+  await server?.close();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 

@@ -513,6 +513,111 @@ add('image', 'paste-limit-128x96.png', big, 'paste-image', REJECTED, { args: ['-
 add('image', 'real-crops-limit-128x96.png', big, 'real-crops-image', REJECTED, { args: ['--max-pixels', '4000'], reason: '--max-pixels' });
 
 // ---------------------------------------------------------------------------
+// Instance pools (paste --pool): X-Paste's {"<category>": ["*crop.png"]} JSON. The pool folder also holds
+// text.png (text), fifo.png (a FIFO) and zero.png (a link to /dev/zero), made at test time.
+
+const pool = (name, v, expect) => add('pool', name, Buffer.isBuffer(v) ? v : J(v), 'paste-pool', expect);
+pool('not-json.json', b('{"0": ["*crop-cat.png"'), err('E_FORMAT'));
+pool('array.json', [['*crop-cat.png']], err('E_FORMAT'));
+pool('null.json', b('null'), err('E_FORMAT'));
+pool('entries-not-list.json', { 0: '*crop-cat.png' }, err('E_FORMAT'));
+pool('entries-numbers.json', { 0: [1, 2] }, err('E_FORMAT'));
+pool('empty.json', {}, err('E_FORMAT'));
+pool('all-unusable.json', { 0: ['*text.png', '*fifo.png'], 1: ['*zero.png', 'crop-dog.png'] }, err('E_FORMAT'));
+pool('text-crop.json', { 0: ['*crop-cat.png', '*text.png'], 1: ['*crop-dog.png'] }, REJECTED);
+pool('fifo-crop.json', { 0: ['*crop-cat.png', '*fifo.png'], 1: ['*crop-dog.png'] }, REJECTED);
+pool('dev-zero-crop.json', { 0: ['*crop-cat.png', '*zero.png'], 1: ['*crop-dog.png'] }, REJECTED);
+pool('absolute-dev-zero.json', { 0: ['*crop-cat.png', '*/dev/zero'], 1: ['*crop-dog.png'] }, REJECTED);
+pool('missing-crop.json', { 0: ['*crop-cat.png', '*nope.png'], 1: ['*crop-dog.png'] }, REJECTED);
+pool('svg-crop.json', { 0: ['*crop-cat.png', '*vector.png'], 1: ['*crop-dog.png'] }, REJECTED);
+pool('unknown-category.json', { 0: ['*crop-cat.png'], 1: ['*crop-dog.png'], 77: ['*crop-dog.png'] }, REJECTED);
+add('pool', 'fifo.json', null, 'paste-pool', err('E_IO'), { make: 'fifo' });
+
+// ---------------------------------------------------------------------------
+// Model files (embed --model DIR/model.onnx, annotate --segmenter, --sam-encoder): never a crash or a hang.
+
+const model = (name, bytes, scenario = 'embed-model', code = 'E_MODEL') => add('model', name, bytes, scenario, err(code));
+model('empty.onnx', Buffer.alloc(0));
+model('text.onnx', b('this is not a model\n'));
+model('protobuf-no-graph.onnx', u8(0x08, 0x07, 0x12, 0x04, 0x74, 0x65, 0x73, 0x74));
+model('protobuf-truncated.onnx', u8(0x08, 0x07, 0x3a, 0xff, 0xff, 0x03, 0x0a));
+model('random.onnx', Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 2654435761) >>> 24)));
+add('model', 'fifo.onnx', null, 'embed-model', err('E_IO'), { make: 'fifo' });
+add('model', 'dev-zero.onnx', null, 'embed-model', err('E_IO'), { make: 'link:/dev/zero' });
+model('segmenter-text.onnx', b('not a model'), 'annotate-segmenter');
+model('segmenter-no-graph.onnx', u8(0x08, 0x07, 0x12, 0x04, 0x74, 0x65, 0x73, 0x74), 'annotate-segmenter');
+add('model', 'segmenter-fifo.onnx', null, 'annotate-segmenter', err('E_IO'), { make: 'fifo' });
+model('sam-encoder-text.onnx', b('not a model'), 'annotate-sam');
+add('model', 'sam-encoder-dev-zero.onnx', null, 'annotate-sam', err('E_IO'), { make: 'link:/dev/zero' });
+
+// ---------------------------------------------------------------------------
+// The other files commands read: priors, meanings and candidate lists of plan, relation sources of score pool,
+// plans and relation pools of score clis-l, indexes of score near-dup and inter-sim, labels of gap.
+
+const other = (name, bytes, argv, expect) => add('other', name, bytes, 'argv', expect, { argv });
+const planWith = (opt, strategy = 'template') => ['plan', '--coco', '{good}/coco.json', '--out', '{ws}/plan.jsonl', '--strategy', strategy, ...opt, '-q'];
+const scenePriors = planWith(['--priors', '{file}'], 'scene');
+other('priors-not-json.json', b('{"categories": ['), scenePriors, err('E_FORMAT'));
+other('priors-array.json', J([1, 2]), scenePriors, err('E_FORMAT'));
+other('priors-wrong-types.json', J({ categories: 'all', sets: 7 }), scenePriors, err('E_FORMAT'));
+add('other', 'priors-fifo.json', null, 'argv', err('E_IO'), { make: 'fifo', argv: scenePriors });
+add('other', 'priors-dev-zero.json', null, 'argv', err('E_IO'), { make: 'link:/dev/zero', argv: scenePriors });
+const meanings = planWith(['--meanings', '{file}']);
+other('meanings-not-json.json', b('meanings:'), meanings, err('E_FORMAT'));
+other('meanings-wrong-shape.json', J({ meanings: [1, 2, 3] }), meanings, err('E_FORMAT'));
+add('other', 'meanings-fifo.json', null, 'argv', err('E_IO'), { make: 'fifo', argv: meanings });
+const extra = planWith(['--extra-categories', '1', '--extra-candidates', '{file}']);
+add('other', 'extra-candidates-fifo.txt', null, 'argv', err('E_IO'), { make: 'fifo', argv: extra });
+add('other', 'extra-candidates-dev-zero.txt', null, 'argv', err('E_IO'), { make: 'link:/dev/zero', argv: extra });
+const vg = ['score', 'pool', '--vg', '{file}', '--out', '{ws}/pool.json'];
+other('vg-not-json.json', b('[{"relationships": ['), vg, err('E_FORMAT'));
+other('vg-object.json', J({ relationships: [] }), vg, err('E_FORMAT'));
+add('other', 'vg-fifo.json', null, 'argv', err('E_IO'), { make: 'fifo', argv: vg });
+const clisPlan = ['score', 'clis-l', '--plan', '{file}', '--pool', '{good}/relations.json', '--exact-names', '--table', '{ws}/t.jsonl'];
+other('clis-plan-not-json.jsonl', b('{"id": "a", \n'), clisPlan, err('E_FORMAT'));
+add('other', 'clis-plan-fifo.jsonl', null, 'argv', err('E_IO'), { make: 'fifo', argv: clisPlan });
+const clisPool = ['score', 'clis-l', '--plan', '{good}/plan.jsonl', '--pool', '{file}', '--exact-names', '--table', '{ws}/t.jsonl'];
+other('clis-pool-not-json.json', b('{"left of": '), clisPool, err('E_FORMAT'));
+other('clis-pool-array.json', J([1, 2, 3]), clisPool, err('E_FORMAT'));
+add('other', 'clis-pool-fifo.json', null, 'argv', err('E_IO'), { make: 'fifo', argv: clisPool });
+const nearDup = ['score', 'near-dup', '--emb', '{good}/d.npy', '--index', '{file}', '--table', '{ws}/t.jsonl'];
+other('index-short.jsonl', L({ file: 'a.png', category: 'cat' }), nearDup, err('E_SHAPE'));
+other('index-bad-line.jsonl', b('{"file": "a.png"\n'), nearDup, err('E_FORMAT'));
+add('other', 'index-fifo.jsonl', null, 'argv', err('E_IO'), { make: 'fifo', argv: nearDup });
+const gapLabels = ['gap', '--real', '{good}/d.npy', '--synthetic', '{good}/d.npy', '--real-labels', '{file}', '--synthetic-labels', '{good}/labels.npy', '--out', '{ws}/gap.json', '-q'];
+other('gap-labels-text.npy', b('0 1 0 1'), gapLabels, err('E_FORMAT'));
+other('gap-labels-short.npy', npy(dict('<i8', '(3,)'), i64(0, 1, 0)), gapLabels, err('E_SHAPE'));
+add('other', 'gap-labels-fifo.npy', null, 'argv', err('E_IO'), { make: 'fifo', argv: gapLabels });
+
+// ---------------------------------------------------------------------------
+// Plans (generate --plan, against a local A1111 stand-in): a bad line is a recorded invalid line, a job whose
+// input image cannot be read a recorded failure; the good job beside it is generated. The plan's folder holds
+// src.png (a good image), fifo.png (a FIFO) and zero.png (a link to /dev/zero), made at test time.
+
+const goodJob = { id: 'good', kind: 'txt2img', classes: ['cat'], prompt: 'a photo of a cat', seed: 1, width: 64, height: 48 };
+const edit = (id, extra) => ({ id, kind: 'img2img', classes: ['dog'], prompt: 'a photo of a dog', seed: 2, width: 64, height: 48, source_image: 'src.png', ...extra });
+const genPlan = (name, bytes, expect) => add('plan', name, bytes, 'generate-plan', expect);
+genPlan('empty.jsonl', Buffer.alloc(0), err('E_FORMAT'));
+genPlan('all-invalid.jsonl', L({ id: 'x' }, 'not json'), err('E_FORMAT'));
+genPlan('bad-json-line.jsonl', L(goodJob, '{"id": "broken"'), REJECTED);
+genPlan('array-line.jsonl', L(goodJob, [1, 2]), REJECTED);
+genPlan('missing-prompt.jsonl', L(goodJob, { ...goodJob, id: 'np', prompt: '' }), REJECTED);
+genPlan('bad-id.jsonl', L(goodJob, { ...goodJob, id: '../../etc/passwd' }), REJECTED);
+genPlan('huge-size.jsonl', L(goodJob, { ...goodJob, id: 'big', width: 100000, height: 100000 }), REJECTED);
+genPlan('negative-seed.jsonl', L(goodJob, { ...goodJob, id: 'neg', seed: -1 }), REJECTED);
+genPlan('img2img-no-source.jsonl', L(goodJob, { ...edit('ns'), source_image: undefined }), REJECTED);
+genPlan('source-missing.jsonl', L(goodJob, edit('sm', { source_image: 'nope.png' })), REJECTED);
+genPlan('source-dev-zero.jsonl', L(goodJob, edit('sz', { source_image: '/dev/zero' })), REJECTED);
+genPlan('source-link-dev-zero.jsonl', L(goodJob, edit('sl', { source_image: 'zero.png' })), REJECTED);
+genPlan('source-fifo.jsonl', L(goodJob, edit('sf', { source_image: 'fifo.png' })), REJECTED);
+genPlan('source-folder.jsonl', L(goodJob, edit('sd', { source_image: '.' })), REJECTED);
+genPlan('mask-fifo.jsonl', L(goodJob, edit('mf', { kind: 'inpaint', mask: 'fifo.png' })), REJECTED);
+genPlan('bom.jsonl', Buffer.concat([u8(0xef, 0xbb, 0xbf), L(goodJob)]), OK);
+genPlan('crlf.jsonl', b(JSON.stringify(goodJob) + '\r\n'), OK);
+add('plan', 'fifo.jsonl', null, 'generate-plan', err('E_IO'), { make: 'fifo' });
+add('plan', 'dev-zero.jsonl', null, 'generate-plan', err('E_IO'), { make: 'link:/dev/zero' });
+
+// ---------------------------------------------------------------------------
 // The good inputs every case runs beside.
 
 put(goodDir, 'q.npy', npy(dict('<f4', '(4, 8)'), rows(4, 8)));
@@ -524,7 +629,9 @@ put(goodDir, 'images/b.jpg', goodJpg);
 put(goodDir, 'coco.json', J(goodCoco));
 put(goodDir, 'pool/crop-cat.png', crop);
 put(goodDir, 'pool/crop-dog.png', crop);
-put(goodDir, 'pool/pool.json', J({ 0: ['crop-cat.png'], 1: ['crop-dog.png'] }));
+put(goodDir, 'pool/pool.json', J({ 0: ['*crop-cat.png'], 1: ['*crop-dog.png'] }));
+put(goodDir, 'relations.json', J({ 'left of': [{ subject: 'cat', object: 'dog', subject_box: [0.1, 0.1, 0.3, 0.3], object_box: [0.5, 0.1, 0.3, 0.3] }] }));
+put(goodDir, 'plan.jsonl', L({ id: 'j1', kind: 'txt2img', prompt: 'a cat left of a dog', seed: 1, width: 64, height: 64, classes: ['cat', 'dog'] }));
 put(goodDir, 'scores.jsonl', L({ id: 'a.png', category: 'cat', clip_score: 30, area_fraction: 0.5 }, { id: 'b.png', category: 'cat', clip_score: 31, area_fraction: 0.4 }));
 
 writeFileSync(join(here, 'cases.json'), JSON.stringify(cases, null, 1) + '\n');
