@@ -235,6 +235,8 @@ priorsE('only-crowd.json', { ...goodCoco, annotations: goodAnns.map((a) => ({ ..
 coco('bom-utf8.json', Buffer.concat([u8(0xef, 0xbb, 0xbf), J(goodCoco)]), 'priors', OK);
 coco('lvis-extra-fields.json', { ...goodCoco, images: goodImages.map((i) => ({ ...i, neg_category_ids: [2], not_exhaustive_category_ids: [] })), categories: goodCats.map((c) => ({ ...c, frequency: 'r', synonyms: [c.name] })) }, 'priors', OK);
 priorsR('ann-missing-image.json', { image_id: 777, bbox: [1, 1, 5, 5] });
+// 20,000 annotations of an image that is not there: all skipped and counted, in well under the hang limit.
+coco('ann-20000-dangling.json', { ...goodCoco, annotations: [...goodAnns, ...Array.from({ length: 20000 }, (_, i) => ({ id: 1000 + i, image_id: 777, category_id: 1, bbox: [1, 1, 5, 5] }))] }, 'priors', REJECTED);
 priorsR('ann-missing-category.json', { category_id: 777, bbox: [1, 1, 5, 5] });
 priorsR('ann-bbox-1e308.json', { bbox: [1, 1, 1e308, 5] });
 priorsR('ann-bbox-nan-string.json', { bbox: [1, 1, 'NaN', 5] });
@@ -505,6 +507,11 @@ const big = await scene(128, 96, [240, 240, 240], [30, 30, 200], 'png');
 add('image', 'limit-128x96.png', big, 'embed-image', REJECTED, { args: ['--max-pixels', '4000'], stdout: '--max-pixels' });
 add('image', 'limit-raised-128x96.png', big, 'embed-image', OK, { args: ['--max-pixels', '12288'] });
 add('image', 'annotate-limit-128x96.png', big, 'annotate-image', REJECTED, { args: ['--max-pixels', '4000'], stdout: '--max-pixels' });
+// The same through worker threads (the default outside these tests): a failure in a worker is recorded as well.
+add('image', 'workers-truncated.png', goodPng.subarray(0, goodPng.length >> 1), 'embed-image', REJECTED, { args: ['--workers', '2'] });
+add('image', 'workers-claims-16000.png', claimPng(16000, 16000), 'embed-image', REJECTED, { args: ['--workers', '2'] });
+add('image', 'workers-annotate-text.png', b('nope'), 'annotate-image', REJECTED, { args: ['--workers', '2'] });
+add('image', 'workers-annotate-bomb.png.gz', gzipSync(zeroPng(16000, 16000, 8, 2), { level: 9 }), 'annotate-image', REJECTED, { gunzip: 'workers-annotate-bomb.png', args: ['--workers', '2'] });
 // Real images under a COCO file: paste records the broken one and renders the other.
 add('image', 'paste-truncated.jpg', goodJpg.subarray(0, 300), 'paste-image', REJECTED);
 add('image', 'paste-claims-16000.png', claimPng(16000, 16000), 'paste-image', REJECTED);

@@ -53,8 +53,9 @@ for (const job of JSON.parse(readFileSync(process.argv[2], 'utf8'))) {
   err = '';
   process.exitCode = undefined;
   report({ start: job.id });
+  const t0 = performance.now();
   const exit = job.api ? await api(job) : await run(['node', 'genaug', ...job.argv]);
-  report({ id: job.id, exit, exitCode: process.exitCode ?? null, stdout: out, stderr: err });
+  report({ id: job.id, exit, exitCode: process.exitCode ?? null, stdout: out, stderr: err, ms: Math.round(performance.now() - t0) });
 }
 realOut('');
 process.exit(0);
