@@ -30,6 +30,8 @@ interface Case {
   id: string;
   kind: string;
   scenario: string;
+  /** The command line, as cases.json documents it. */
+  command: string;
   file?: string;
   gunzip?: string;
   make?: string;
@@ -514,7 +516,12 @@ afterAll(async () => {
 it('the corpus has at least 200 cases, each with its own input', () => {
   expect(cases.length).toBeGreaterThanOrEqual(200);
   expect(new Set(cases.map((c) => c.id)).size).toBe(cases.length);
-  for (const c of cases) expect(Boolean(c.file) !== Boolean(c.make), c.id).toBe(true);
+  for (const c of cases) {
+    expect(Boolean(c.file) !== Boolean(c.make), c.id).toBe(true);
+    // cases.json says which command reads each input: the one the test runs.
+    const { job } = setups.get(c.id) as { job: Job };
+    if (job.argv) expect(c.command.split(' ').slice(1, 2), c.id).toEqual(job.argv.slice(0, 1));
+  }
 });
 
 it('the built command (bin/genaug.js, a process per run) answers as the in-process runs did', async () => {

@@ -33,12 +33,45 @@ const put = (dir, rel, bytes) => {
  * item is recorded as failed and the good items beside it are kept), or 'ok'
  * (odd but valid: accepted).
  */
+/** What each scenario runs (FILE: the case's input; GOOD: test/corpus/good; the test builds the exact command line). */
+const COMMANDS = {
+  'topk-query': 'genaug similarity topk --query FILE --db GOOD/d.npy --out OUT -q',
+  'topk-db': 'genaug similarity topk --query GOOD/q.npy --db FILE --out OUT -q',
+  'class-labels': 'genaug similarity class-mean --query GOOD/q.npy --db GOOD/d.npy --labels FILE --out OUT -q',
+  'gap-real': 'genaug gap --real FILE --synthetic GOOD/d.npy --out OUT/gap.json -q',
+  'unique-emb': 'genaug similarity unique --emb FILE --out OUT -q',
+  'bnstats-act': 'genaug bnstats --activations FILE --out OUT.safetensors -q',
+  'bnstats-domains': 'genaug bnstats --activations GOOD/act.npy --domains FILE --out OUT.safetensors -q',
+  'safetensors-api': 'readSafetensors(FILE) (library)',
+  priors: 'genaug priors --coco FILE --out OUT/priors.json',
+  plan: 'genaug plan --coco FILE --out OUT/plan.jsonl --strategy template --per-class 1 -q',
+  paste: 'genaug paste --coco FILE --images IMAGES --pool GOOD/pool/pool.json --out OUT --workers 0 --seed 1 -q',
+  'paste-image': 'genaug paste --coco COCO(images[1] = FILE) --images IMAGES --pool GOOD/pool/pool.json --out OUT --workers 0 --seed 1 -q',
+  'paste-pool': 'genaug paste --coco GOOD/coco.json --images IMAGES --pool FILE --out OUT --workers 0 --seed 1 -q',
+  'embed-coco': 'genaug embed --features --coco FILE --images IMAGES --out OUT/e.npy --workers 0 -q',
+  'real-crops': 'genaug score real-crops --coco FILE --images IMAGES --out OUT',
+  'real-crops-image': 'genaug score real-crops --coco COCO(images[1] = FILE) --images IMAGES --out OUT',
+  'score-pool': 'genaug score pool --coco FILE --out OUT/pool.json',
+  'embed-manifest': 'genaug embed --features --manifest FILE --images IMAGES --out OUT/e.npy --workers 0 -q',
+  'annotate-manifest': 'genaug annotate --images IMAGES --manifest FILE --out OUT --workers 0 -q',
+  'filter-scores': 'genaug filter --scores FILE --preset xpaste --out OUT/kept.jsonl',
+  'run-config': 'genaug run FILE --until plan --no-check-servers -q',
+  'embed-image': 'genaug embed --features --images IMAGES(+ FILE) --out OUT/e.npy --workers 0 -q',
+  'annotate-image': 'genaug annotate --images IMAGES(cat/ + FILE) --out OUT --workers 0 -q',
+  'embed-model': 'genaug embed --model DIR(model.onnx = FILE) --images IMAGES --out OUT/e.npy --workers 0 -q',
+  'annotate-segmenter': 'genaug annotate --segmenter FILE --images IMAGES --out OUT --workers 0 -q',
+  'annotate-sam': 'genaug annotate --sam-encoder FILE --sam-decoder FILE --images IMAGES --out OUT --workers 0 -q',
+  'generate-plan': 'genaug generate --plan FILE --backend a1111=LOCAL_STAND_IN --out OUT --retries 0 --timeout 10 -q',
+};
+
 function add(kind, name, bytes, scenario, expect, extra = {}) {
   // Large inputs are kept gzipped (the test unpacks them): the corpus stays small.
   if (bytes !== null && bytes.length > 16384 && !extra.gunzip) return add(kind, `${name}.gz`, gzipSync(bytes, { level: 9 }), scenario, expect, { ...extra, gunzip: name });
   const file = bytes === null ? undefined : `${kind}/${name}`;
   if (bytes !== null) put(filesDir, file, bytes);
-  cases.push({ id: `${kind}/${name}`, kind, scenario, ...(file ? { file } : {}), expect, ...extra });
+  const command = scenario === 'argv' ? `genaug ${extra.argv.join(' ')}` : COMMANDS[scenario];
+  if (!command) throw new Error(`no command for scenario ${scenario}`);
+  cases.push({ id: `${kind}/${name}`, kind, scenario, command: command + (extra.args ? ` ${extra.args.join(' ')}` : ''), ...(file ? { file } : {}), expect, ...extra });
 }
 const err = (code) => ({ outcome: 'error', code });
 const REJECTED = { outcome: 'rejected' };
