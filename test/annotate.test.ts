@@ -128,7 +128,10 @@ describe('annotate (SAM-background method)', () => {
     await symlink(join(dir, 'outside', 'secret.png'), join(dir, 'in', 'link.png'));
     await writeFile(join(dir, 'm.jsonl'), [['a.png', '..'], ['b.png', '../../x'], ['c.png', 'a/b'], ['link.png', 'cat']].map(([file, category]) => JSON.stringify({ file, category })).join('\n') + '\n');
     const r = await annotate({ images: join(dir, 'in'), out: join(dir, 'out'), manifest: join(dir, 'm.jsonl'), workers: 0 });
-    expect(r.images).toBe(3); // the link is not an image of the folder
+    expect(r.images).toBe(4); // the link is listed, and refused when read
+    expect(r.failed).toBe(1);
+    const rejected = (await readFile(join(dir, 'out', 'rejected.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { file: string; reason: string });
+    expect(rejected.find((l) => l.file === 'link.png')?.reason).toMatch(/^\[E_IO\] image .*link\.png is a link to .*secret\.png, outside/);
     const all = (await readdir(dir, { recursive: true })).map((f) => String(f)).filter((f) => f.endsWith('.png')).sort();
     expect(all.filter((f) => !f.startsWith('in/') && !f.startsWith('outside/') && !f.startsWith(join('out', 'instances') + '/'))).toEqual([]);
     const index = JSON.parse(await readFile(join(dir, 'out', 'index.json'), 'utf8')) as { categories: Record<string, Array<{ file: string }>> };

@@ -57,6 +57,8 @@ export interface PasteSourceOptions extends SampleOptions {
   priors?: string | Record<string, [number, number]>;
   /** Append pool categories the real dataset lacks (new ids), instead of skipping them. */
   addCategories?: boolean;
+  /** Real images with more pixels than this (from the header, before decoding) are failed items (default DEFAULT_MAX_PIXELS). */
+  maxPixels?: number;
   /** Blending (default 'basic', the reference). */
   blend?: BlendMode;
   /** Gaussian feather sigma in pixels (default 2). */
@@ -79,6 +81,7 @@ export interface PasteContext {
   coco: CocoIndex;
   pool: InstancePool;
   imagesRoot: string;
+  maxPixels?: number;
   seed: number;
   /** The output categories: the real ones, then the added ones. */
   categories: CocoCategory[];
@@ -135,6 +138,11 @@ export async function preparePaste(o: PasteSourceOptions): Promise<PasteContext>
   const coco = typeof o.coco === 'string' ? await readCoco(o.coco) : o.coco;
   const categoriesIn = [...coco.categoryById.values()].sort((a, b) => a.id - b.id);
   const pool = typeof o.pool === 'string' ? await readInstancePool(o.pool, categoriesIn, { addCategories: o.addCategories ?? false, ...(o.cropCache ? { cache: o.cropCache } : {}) }) : o.pool;
+  if (typeof o.pool === 'string' && pool.categories.length === 0) {
+    // Not one instance to paste: the output would be the real images again, which no one asks for.
+    const first = pool.skipped.find((k) => k.kind !== 'empty-category') ?? pool.skipped[0];
+    throw new GenaugError('E_FORMAT', `instance pool ${o.pool} has no usable instance${first ? ` (first problem: ${first.message})` : ''}`, { path: o.pool });
+  }
   const seed = o.seed ?? 0;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new GenaugError('E_ARGUMENT', `seed must be a non-negative integer, got ${seed}`);
   const blend = o.blend ?? 'basic';
@@ -147,6 +155,7 @@ export async function preparePaste(o: PasteSourceOptions): Promise<PasteContext>
     coco,
     pool,
     imagesRoot: resolve(o.images),
+    ...(o.maxPixels !== undefined ? { maxPixels: o.maxPixels } : {}),
     seed,
     categories: [...categoriesIn, ...pool.addedCategories],
     sampling: pool.categories.map((c) => ({ categoryId: c.categoryId, instances: c.instances })),
@@ -167,6 +176,8 @@ export interface RenderTask {
   imagePath: string;
   /** The images folder: imagePath must lie inside it (io/roots.ts). */
   imageRoot: string;
+  /** The pixel limit of the real image (readImage's default when absent). */
+  maxPixels?: number;
   width: number;
   height: number;
   /** The real annotations' geometry, in file order. */
@@ -239,8 +250,9 @@ export function planItem(ctx: PasteContext, imageIndex: number, copy: number, ou
     attempts: s.attempts,
     rejected: s.rejected,
     task: {
-      imagePath: join(ctx.imagesRoot, im.file_name),
+      imagePath: resolve(ctx.imagesRoot, im.file_name), // an absolute file_name stays absolute (and is refused unless inside the folder)
       imageRoot: ctx.imagesRoot,
+      ...(ctx.maxPixels !== undefined ? { maxPixels: ctx.maxPixels } : {}),
       width: im.width,
       height: im.height,
       annotations: anns.map((a) => ({ bbox: a.bbox, ...(hasSegmentation(a.segmentation) ? { segmentation: a.segmentation } : {}) })),
@@ -288,7 +300,7 @@ export function boxMask(b: readonly number[], width: number, height: number): Ui
 export async function renderItem(task: RenderTask, cache: CropCache): Promise<RenderResult> {
   const empty: RenderResult = { ok: false, width: task.width, height: task.height, boxOnly: false, instances: [], dropped: [], skipped: [], fallbacks: [] };
   try {
-    const img = await readImage(await checkWithin(task.imageRoot, task.imagePath, 'image'));
+    const img = await readImage(await checkWithin(task.imageRoot, task.imagePath, 'image'), task.maxPixels !== undefined ? { maxPixels: task.maxPixels } : {});
     if (img.width !== task.width || img.height !== task.height) {
       return { ...empty, reason: `[E_SHAPE] ${task.imagePath} is ${img.width} x ${img.height} but the COCO file says ${task.width} x ${task.height}` };
     }

@@ -24,10 +24,10 @@
  * read is skipped with a record, so sampling only draws usable instances.
  * Every skip is returned in `skipped` (once per crop, not per draw).
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
-
+import { readTextFile } from '../io/atomic.js';
 import type { CocoCategory } from '../io/coco.js';
 import { imageInfo, readImage } from '../io/images.js';
 import { GenaugError } from '../native/errors.js';
@@ -155,8 +155,10 @@ export async function readInstancePool(path: string, destination: readonly CocoC
   const root = dirname(indexPath);
   let raw: unknown;
   try {
-    raw = JSON.parse(await readFile(indexPath, 'utf8'));
+    // Only a regular file (a FIFO named as the pool is E_IO, not a wait).
+    raw = JSON.parse(await readTextFile(indexPath, `instance pool index ${indexPath}`));
   } catch (e) {
+    if (e instanceof GenaugError) throw e;
     const what = e instanceof SyntaxError ? 'is not valid JSON' : 'could not be read';
     throw new GenaugError(e instanceof SyntaxError ? 'E_FORMAT' : 'E_IO', `instance pool index ${indexPath} ${what}: ${(e as Error).message}`, { path: indexPath });
   }

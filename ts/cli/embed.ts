@@ -104,6 +104,7 @@ export function embedCommand(global: GlobalOptions): Command {
         `${r.rows} of ${total} ${what} embedded with ${r.name} (${r.dim} wide) into ${r.out}; ${r.cached} from the cache, ${r.failures} failed` +
           (r.failures ? ` (reasons in ${r.failed})` : ''),
       );
+      if (r.skipped) global.print(`skipped ${r.skipped.count} unusable annotations of ${o.coco} (first: ${r.skipped.first})`);
       if (r.rows === 0) throw new GenaugError('E_IO', `no ${what} could be embedded; the reasons are in ${r.failed}`, { path: r.failed });
       global.print(`index: ${r.index}`);
     });

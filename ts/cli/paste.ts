@@ -91,6 +91,7 @@ export function pasteCommand(global: GlobalOptions): Command {
     .option('--yolo-val <path>', "YOLO: your real validation set for data.yaml's val: (a folder or list file Ultralytics reads); every output image is then for training")
     .option('--val-fraction <f>', 'YOLO without --yolo-val: fraction of source images (all their copies) held out as val.txt, drawn by seed; 0 = no split (val is the training list)', numberArg('--val-fraction'), 0.1)
     .option('--workers <n>', 'worker threads (default: the number of cores; 0 = the main thread)', intArg('--workers', 0, 256))
+    .option('--max-pixels <n>', 'record real images with more pixels than this (read from the header, before decoding) as failed (default 67108864 = 8192 x 8192)', intArg('--max-pixels', 1))
     .option('--retry-failed', 'render again the items that failed in an earlier run')
     .option('-q, --quiet', 'no progress output')
     .addHelpText(
@@ -133,6 +134,7 @@ export function pasteCommand(global: GlobalOptions): Command {
         ...(o.yoloVal !== undefined ? { yoloVal: String(o.yoloVal) } : {}),
         valFraction: o.valFraction,
         ...(o.workers !== undefined ? { workers: o.workers } : {}),
+        ...(o.maxPixels ? { maxPixels: o.maxPixels } : {}),
         retryFailed: Boolean(o.retryFailed),
         onProgress: (done, total) => {
           bar ??= new Progress('paste', total, 'images', o.quiet);

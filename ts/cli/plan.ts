@@ -1,8 +1,7 @@
 /** `genaug plan`: generation jobs (plan.jsonl) from a real dataset, by one of the seed methods' strategies. */
-import { readFile } from 'node:fs/promises';
-
 import { Command, InvalidArgumentError, Option } from 'commander';
 
+import { readTextFile } from '../io/atomic.js';
 import { GenaugError } from '../native/errors.js';
 import { openClipEmbedder } from '../plan/ambiguity.js';
 import { STRATEGIES } from '../plan/core.js';
@@ -29,7 +28,7 @@ function choiceList<T extends string>(name: string, allowed: readonly T[]) {
 
 async function readLines(path: string, what: string): Promise<string[]> {
   try {
-    return (await readFile(path, 'utf8'))
+    return (await readTextFile(path, `${what} ${path}`))
       .split('\n')
       .map((s) => s.trim())
       .filter((s) => s && !s.startsWith('#'));

@@ -289,10 +289,15 @@ export function scoreCommand(global: GlobalOptions): Command {
     .requiredOption('--out <dir>', 'output folder (crops + manifest.jsonl)')
     .option('--padding <px>', 'pixels on each side of the mask box', intArg('--padding', 0), 40)
     .option('--blur <px>', 'box-blur kernel side', intArg('--blur', 1), 10)
+    .option('--max-pixels <n>', 'record images with more pixels than this (read from the header, before decoding) as failed (default 67108864 = 8192 x 8192)', intArg('--max-pixels', 1))
     .addHelpText('after', '\nEach finished image is a line of OUT/progress.jsonl; a killed run started again skips those images and writes the same manifest.')
     .action(async (o) => {
-      const r = await writeRealCrops(await readCoco(o.coco), o.images, o.out, { padding: o.padding, blur: o.blur });
+      const coco = await readCoco(o.coco);
+      const r = await writeRealCrops(coco, o.images, o.out, { padding: o.padding, blur: o.blur, ...(o.maxPixels ? { maxPixels: o.maxPixels } : {}) });
+      if (coco.problems.length) global.print(`skipped ${coco.problems.length} unusable annotations (first: ${coco.problems[0]!.where}: ${coco.problems[0]!.message})`);
       global.print(`real-crops: ${r.written} crops written, ${r.failed} failed${r.resumed ? ` (${r.resumed} images from an earlier run)` : ''} (see ${join(o.out, 'manifest.jsonl')} and failed.jsonl)`);
+      // Nothing lost without a word: a run where every crop failed is an error (the reasons are written).
+      if (r.written === 0 && r.failed > 0) throw new GenaugError('E_IO', `every one of the ${r.failed} crops failed; the reasons are in ${join(o.out, 'failed.jsonl')}`, { path: join(o.out, 'failed.jsonl') });
     });
 
   cmd

@@ -101,8 +101,8 @@ export async function listImages(root: string): Promise<string[]> {
       const p = join(dir, e.name);
       if (e.isDirectory()) await walk(p);
       else if (IMAGE_EXTENSIONS.some((x) => e.name.toLowerCase().endsWith(x))) {
-        // A link is listed only when it points inside the folder (io/roots.ts); one elsewhere is left out.
-        if (e.isSymbolicLink() && !(await checkWithin(root, p, 'image').then(() => true, () => false))) continue;
+        // Links are listed too, wherever they point: reading one that leads out of the folder is refused
+        // (io/roots.ts) and recorded as a failed item, not silently left out.
         out.push(relative(root, p).split(sep).join('/'));
       }
     }
@@ -178,6 +178,7 @@ async function foreground(rgb: Image, o: AnnotateOptions): Promise<PostProcessRe
 export async function annotateOne(file: string, category: string, o: AnnotateOptions): Promise<JournalLine> {
   const path = join(o.images, file);
   try {
+    await checkWithin(o.images, path, 'image');
     const loaded = await readImage(path, { maxPixels: o.maxPixels });
     const rgb: Image = { data: loaded.data, height: loaded.height, width: loaded.width, channels: 3 };
     const r = await foreground(rgb, o);

@@ -13,6 +13,7 @@
  */
 import type { CocoAnnotation, CocoIndex } from '../io/coco.js';
 import { compositeAlpha, readImage } from '../io/images.js';
+import { checkWithin } from '../io/roots.js';
 import { decodeRle, segmentationToRle } from '../kernels/mask.js';
 import type { RgbInput } from '../models/types.js';
 import { GenaugError } from '../native/errors.js';
@@ -146,7 +147,12 @@ export function alphaAreaFraction(rgba: Uint8Array, width: number, height: numbe
  * manifest and failed list (rebuilt in image order from the journal). Other
  * annotations (file contents) or options start the journal over.
  */
-export async function writeRealCrops(index: CocoIndex, imagesDir: string, out: string, options: PaddingCropOptions = {}): Promise<{ written: number; failed: number; resumed: number }> {
+export async function writeRealCrops(
+  index: CocoIndex,
+  imagesDir: string,
+  out: string,
+  options: PaddingCropOptions & { /** Images with more pixels are failed (default DEFAULT_MAX_PIXELS). */ maxPixels?: number } = {},
+): Promise<{ written: number; failed: number; resumed: number }> {
   const { mkdir } = await import('node:fs/promises');
   const { join, resolve } = await import('node:path');
   const { createHash } = await import('node:crypto');
@@ -176,7 +182,8 @@ export async function writeRealCrops(index: CocoIndex, imagesDir: string, out: s
     const mine = { manifest: [] as string[], failed: [] as string[] };
     let rgb: RgbInput | undefined;
     try {
-      rgb = await readImage(join(imagesDir, im.file_name));
+      // The roots rule: a file_name with '..', an absolute path or a link out of the folder is a failed image.
+      rgb = await readImage(await checkWithin(imagesDir, im.file_name, 'image'), options.maxPixels !== undefined ? { maxPixels: options.maxPixels } : {});
       if (rgb.width !== im.width || rgb.height !== im.height) throw new GenaugError('E_SHAPE', `image is ${rgb.width}x${rgb.height} but the annotations say ${im.width}x${im.height}`);
     } catch (e) {
       rgb = undefined;

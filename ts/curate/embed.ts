@@ -111,6 +111,8 @@ export interface EmbedRunResult {
   /** Milliseconds spent in the workers: decoding, preprocessing, inference (summed over batches). */
   timings: { decode: number; preprocess: number; infer: number };
   name: string;
+  /** embedInstances: annotations of the COCO file that could not be used (bad box, mask, ids), the first named. */
+  skipped?: { count: number; first: string };
 }
 
 // ---------------------------------------------------------------------------
@@ -881,7 +883,21 @@ export async function embedInstances(o: EmbedInstancesOptions): Promise<EmbedRun
     height: u.image.height,
   });
   const w = await writeEmbedded(out, units, e, (u, row) => ({ ...fields(u), row }), (u, reason) => ({ ...fields(u), reason }));
-  return { out, index: w.index, failed: w.failed, rows: w.rows, dim: e.dim, images: shaOf.size, failures: w.failures, cached: e.cached, resumedBatches: e.resumedBatches, timings: e.timings, name: ident.name };
+  const first = coco.problems[0];
+  return {
+    out,
+    index: w.index,
+    failed: w.failed,
+    rows: w.rows,
+    dim: e.dim,
+    images: shaOf.size,
+    failures: w.failures,
+    cached: e.cached,
+    resumedBatches: e.resumedBatches,
+    timings: e.timings,
+    name: ident.name,
+    ...(first ? { skipped: { count: coco.problems.length, first: `${first.where}: ${first.message}` } } : {}),
+  };
 }
 
 // ---------------------------------------------------------------------------

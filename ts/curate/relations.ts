@@ -8,8 +8,7 @@
  * WordNet Wu-Palmer measure of ts/plan/wordnet.ts plugs in here), or from a
  * user table in ACP's `sim_map` JSON form ({a: {b: sim}}).
  */
-import { readFile } from 'node:fs/promises';
-
+import { readTextFile } from '../io/atomic.js';
 import type { CocoIndex } from '../io/coco.js';
 import { classMax } from '../kernels/similarity.js';
 import { buildRelationPool, normalizeName, normalizePredicate, poolFromAcpJson, type Box, type NameSimilarity, type RelationExample, type RelationPool } from '../kernels/layout.js';
@@ -232,7 +231,7 @@ export async function readRelationPool(path: string): Promise<RelationPool> {
 export async function readJson(path: string): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readTextFile(path);
   } catch (e) {
     throw ioError(path, path, 'read it', e);
   }

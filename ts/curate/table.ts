@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 
-import { writeFileAtomic } from '../io/atomic.js';
+import { readTextFile, writeFileAtomic } from '../io/atomic.js';
 import { GenaugError, ioError } from '../native/errors.js';
 
 export type ScoreValue = number | string | boolean | null;
@@ -95,12 +95,7 @@ export async function readScores(path: string, options: { allowMissing?: boolean
     if (options.allowMissing) return new Map();
     throw new GenaugError('E_IO', `the scores table ${path} does not exist`, { path });
   }
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw ioError(path, path, 'read it', e);
-  }
+  const text = await readTextFile(path);
   const table: ScoreTable = new Map();
   if (isCsv(path)) {
     const records = parseCsv(text, path);

@@ -1,6 +1,6 @@
 /** Reads plan.jsonl: every line checked against PlanJobSchema; a bad line is reported with its number and field, the rest go on. */
-import { readFile } from 'node:fs/promises';
 
+import { readTextFile } from '../io/atomic.js';
 import { ioError } from '../native/errors.js';
 import { PlanJobSchema, type PlanJob } from '../plan/job.js';
 
@@ -61,7 +61,8 @@ export function parsePlan(text: string, where: string): { jobs: PlanEntry[]; inv
 export async function readPlan(path: string): Promise<{ jobs: PlanEntry[]; invalid: InvalidPlanLine[] }> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    // A regular file only (a FIFO or /dev/zero is E_IO, not a wait or an endless read); a byte-order mark is dropped.
+    text = await readTextFile(path);
   } catch (e) {
     throw ioError(path, path, 'read the plan', e);
   }

@@ -36,7 +36,7 @@ import { appendFile, mkdir, open, readdir, readFile, stat, unlink } from 'node:f
 import { hostname } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
-import { writeFileAtomic } from '../io/atomic.js';
+import { readWholeFile, writeFileAtomic } from '../io/atomic.js';
 import { GenaugError, ioError } from '../native/errors.js';
 import type { PlanJob } from '../plan/job.js';
 import { readAppendLog } from '../util/jsonl.js';
@@ -450,7 +450,8 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
     const readInput = async (p: string, what: string): Promise<Buffer> => {
       const path = isAbsolute(p) ? p : join(baseDir, p);
       try {
-        return await readFile(path);
+        // A regular file only: a source_image or mask naming /dev/zero or a FIFO was an endless read or wait.
+        return await readWholeFile(path, `${what} ${path}`);
       } catch (e) {
         throw ioError(`${what} ${path}`, path, 'read it', e);
       }

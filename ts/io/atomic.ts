@@ -9,6 +9,7 @@
  * little-endian host check).
  */
 import { randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
 import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -29,18 +30,41 @@ export async function openForReading(path: string, what: string = path): Promise
   }
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    // O_NONBLOCK: opening a FIFO does not wait for a writer (it is refused below); regular files ignore the flag.
+    fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (e) {
     throw ioError(what, path, 'open it', e);
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw new GenaugError('E_IO', `${what}: not a regular file`, { path });
+    if (!st.isFile()) throw new GenaugError('E_IO', `${what}: not a regular file (a device, a pipe or a folder)`, { path });
     return { fh, size: st.size };
   } catch (e) {
     await fh.close().catch(() => undefined);
     throw ioError(what, path, 'stat it', e);
   }
+}
+
+/**
+ * The whole of a regular file (a device such as /dev/zero or a FIFO is E_IO,
+ * never an endless read or a wait), at most `maxBytes` (E_LIMIT beyond).
+ */
+export async function readWholeFile(path: string, what: string = path, maxBytes = 2 ** 31 - 1): Promise<Buffer> {
+  const { fh, size } = await openForReading(path, what);
+  try {
+    if (size > maxBytes) throw new GenaugError('E_LIMIT', `${what}: ${size} bytes is over the ${maxBytes}-byte limit for this file`, { path });
+    const buf = Buffer.alloc(size);
+    await readExactly(fh, buf, 0, what, path);
+    return buf;
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/** A regular file as UTF-8 text, a leading byte-order mark dropped (see readWholeFile). */
+export async function readTextFile(path: string, what: string = path): Promise<string> {
+  const text = (await readWholeFile(path, what, 2 ** 29 - 24)).toString('utf8');
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;

@@ -11,10 +11,9 @@
  * Fields genaug does not know (LVIS `frequency`, `synset`, `def`,
  * `neg_category_ids`, ...) are kept as they are.
  */
-import { readFile, stat } from 'node:fs/promises';
 
-import { GenaugError, ioError } from '../native/errors.js';
-import { AtomicWriter } from './atomic.js';
+import { GenaugError } from '../native/errors.js';
+import { AtomicWriter, readWholeFile } from './atomic.js';
 
 export interface CocoImage {
   id: number;
@@ -197,6 +196,11 @@ export function parseCoco(input: string | unknown, source = '<coco>', options: R
           problem(where, 'bad-segmentation', `(id ${a.id}) has RLE size [${h}, ${w}] but its image is ${im.height}×${im.width}`);
           return;
         }
+        const bad = rleCountsProblem((seg as { counts: string | number[] }).counts, h * w);
+        if (bad) {
+          problem(where, 'bad-segmentation', `(id ${a.id}) has RLE counts that ${bad}`);
+          return;
+        }
       }
     }
     // iscrowd is 0 or 1 (COCO); a value like "yes" or 2 is not silently read as 0 (a crowd region pasted over).
@@ -319,25 +323,63 @@ export function parseCocoBuffer(buf: Uint8Array, source = '<coco>', options: Rea
   return parseCoco(raw, source, options);
 }
 
+/**
+ * Why RLE counts (uncompressed numbers, or the compressed string of
+ * pycocotools) do not describe `pixels` pixels, or undefined when they do: a
+ * mask that would decode to garbage or fail later (in paste, embed, export)
+ * is a recorded problem here.
+ */
+function rleCountsProblem(counts: string | number[], pixels: number): string | undefined {
+  let sum = 0;
+  if (typeof counts === 'string') {
+    // pycocotools rleFrString: 5 bits per character from '0' (48), bit 0x20 continues, bit 0x10 of the last is the sign;
+    // from the third run on, each value is a difference to the run two before.
+    const runs: number[] = [];
+    let p = 0;
+    while (p < counts.length) {
+      let x = 0;
+      let k = 0;
+      let more = true;
+      while (more) {
+        if (p >= counts.length) return 'end in the middle of a number';
+        const c = counts.charCodeAt(p) - 48;
+        if (c < 0 || c > 63) return `have the character ${JSON.stringify(counts[p])} at ${p}, outside '0'..'o'`;
+        x += (c & 0x1f) * 2 ** (5 * k);
+        more = (c & 0x20) !== 0;
+        p++;
+        k++;
+        if (!more && c & 0x10) x -= 2 ** (5 * k);
+        if (k > 10) return 'hold a number too large for a mask';
+      }
+      if (runs.length > 2) x += runs[runs.length - 2] as number;
+      if (x < 0) return `give the negative run length ${x} at run ${runs.length}`;
+      runs.push(x);
+      sum += x;
+    }
+  } else {
+    for (const [i, x] of counts.entries()) {
+      if (x < 0) return `give the negative run length ${x} at run ${i}`;
+      sum += x;
+    }
+  }
+  return sum === pixels ? undefined : `add up to ${sum} pixels, not height x width = ${pixels}`;
+}
+
 /** Reads and checks a COCO/LVIS annotation file (files over 512 MiB, such as LVIS train, included). */
 export async function readCoco(path: string, options: ReadCocoOptions = {}): Promise<CocoIndex> {
   const maxBytes = options.maxBytes ?? 4 * 2 ** 30 - 1;
-  let size: number;
-  try {
-    size = (await stat(path)).size;
-  } catch (e) {
-    throw ioError(path, path, 'read it', e);
-  }
-  if (size > maxBytes) {
-    throw new GenaugError('E_LIMIT', `${path} is ${size} bytes, over the ${maxBytes}-byte limit for one COCO file; split it by images`, { path });
-  }
   let buf: Buffer;
   try {
-    buf = await readFile(path);
+    // Only a regular file: /dev/zero or a FIFO named as the COCO file is E_IO, not an endless read.
+    buf = await readWholeFile(path, path, maxBytes);
   } catch (e) {
-    throw ioError(path, path, 'read it', e);
+    if (e instanceof GenaugError && e.code === 'E_LIMIT') {
+      throw new GenaugError('E_LIMIT', `${path} is over the ${maxBytes}-byte limit for one COCO file; split it by images`, { path });
+    }
+    throw e;
   }
-  return parseCocoBuffer(buf, path, options);
+  // A UTF-8 byte-order mark (some editors write one) is not part of the JSON.
+  return parseCocoBuffer(buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? buf.subarray(3) : buf, path, options);
 }
 
 /**

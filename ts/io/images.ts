@@ -143,9 +143,25 @@ function decodeError(e: unknown, label: string, path: string | undefined, maxPix
   if (e instanceof GenaugError) return e;
   const msg = messageOf(e);
   const detail = detailOf(label, path);
-  if (/pixel limit/i.test(msg)) return new GenaugError('E_LIMIT', `image ${label} has more pixels than the limit of ${maxPixels} (${msg})`, detail, { cause: e });
+  if (/pixel limit/i.test(msg)) return new GenaugError('E_LIMIT', `image ${label} has more pixels than the limit of ${maxPixels}${RAISE} (${msg})`, detail, { cause: e });
   if (/input file is missing/i.test(msg)) return new GenaugError('E_IO', `image ${label} does not exist`, detail, { cause: e });
   return new GenaugError('E_FORMAT', `image ${label} could not be decoded: ${msg}`, detail, { cause: e });
+}
+
+/** How the pixel limit is raised, for E_LIMIT messages. */
+const RAISE = ' (raise it with --max-pixels, or the maxPixels option)';
+
+/**
+ * The raster formats genaug reads. sharp also renders SVG (and, depending on
+ * its build, PDF and other documents): a vector file can name other files,
+ * expand entities or draw at any size, and is no photograph; it is refused.
+ */
+const RASTER_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif', 'jp2', 'jxl']);
+
+function checkRaster(m: Metadata, label: string, path: string | undefined): void {
+  if (m.format && !RASTER_FORMATS.has(m.format)) {
+    throw new GenaugError('E_FORMAT', `image ${label} is ${m.format.toUpperCase()}, not a raster image genaug reads (${[...RASTER_FORMATS].join(', ')})`, detailOf(label, path));
+  }
 }
 
 /** Oriented width and height from sharp's metadata. */
@@ -174,6 +190,7 @@ export async function imageInfo(input: string | Buffer): Promise<ImageInfo> {
   } catch (e) {
     throw decodeError(e, label, path, DEFAULT_MAX_PIXELS);
   }
+  checkRaster(m, label, path);
   const { width, height } = orientedSize(m);
   if (!(width > 0 && height > 0) || !m.format) throw new GenaugError('E_FORMAT', `image ${label} has no size in its header`, detailOf(label, path));
   return {
@@ -235,7 +252,7 @@ export async function readImage(input: ImageInput, o: ReadImageOptions = {}): Pr
     checkRaw(input);
     label = 'a raw image';
     if (input.width * input.height > maxPixels) {
-      throw new GenaugError('E_LIMIT', `${label} has ${input.width} x ${input.height} pixels, more than the limit of ${maxPixels}`);
+      throw new GenaugError('E_LIMIT', `${label} has ${input.width} x ${input.height} pixels, more than the limit of ${maxPixels}${RAISE}`);
     }
     src = sharp(input.data, { raw: { width: input.width, height: input.height, channels: input.channels }, limitInputPixels: false });
   } else {
@@ -254,10 +271,11 @@ export async function readImage(input: ImageInput, o: ReadImageOptions = {}): Pr
     } catch (e) {
       throw decodeError(e, label, path, maxPixels);
     }
+    checkRaster(m, label, path);
     const w = m.width ?? 0;
     const h = m.height ?? 0;
     if (w * h > maxPixels) {
-      throw new GenaugError('E_LIMIT', `image ${label} is ${w} x ${h} = ${w * h} pixels, more than the limit of ${maxPixels}`, detailOf(label, path));
+      throw new GenaugError('E_LIMIT', `image ${label} is ${w} x ${h} = ${w * h} pixels, more than the limit of ${maxPixels}${RAISE}`, detailOf(label, path));
     }
     traceDecode(input);
   }

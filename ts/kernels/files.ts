@@ -75,6 +75,8 @@ export async function topkFiles(queryPath: string, dbPath: string, k: number, ou
     const dbRows = dbHeader.rows;
     await dbHeader.close();
     sameDim(q.dim, dbHeader.dim, queryPath, dbPath);
+    // No neighbour to find: said here, naming the file (the k = 0 output writer would otherwise refuse a width of 0).
+    if (dbRows === 0) throw new GenaugError('E_SHAPE', `${dbPath} has 0 rows: top-k needs at least one database row`, { path: dbPath });
     const kk = Math.min(k, dbRows);
     const journal = await ChunkJournal.open(
       `${outPrefix}.partial`,

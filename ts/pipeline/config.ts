@@ -5,13 +5,13 @@
  * path, every path is resolved relative to the config file and must exist,
  * and every server URL must answer an HTTP request.
  */
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import { z } from 'zod';
 
+import { readTextFile } from '../io/atomic.js';
 import { GenaugError } from '../native/errors.js';
 import { splitCredentials } from '../util/url.js';
 import { packageRoot } from '../native/load.js';
@@ -281,7 +281,12 @@ export function describeIssues(error: z.ZodError, source: string): string {
 /** Parses YAML (or JSON, which is YAML) text into a plain object; E_FORMAT with the line on a syntax error. */
 export function parseConfigText(text: string, source: string): unknown {
   try {
-    return parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+    const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+    const bad = doc.errors[0] ?? doc.warnings[0];
+    // A warning is an error here: an unknown tag (!!js/function, !!python/..., !custom) would otherwise be dropped
+    // with only a Node warning, and the tagged value used as if it were plain.
+    if (bad) throw bad;
+    return doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
     throw new GenaugError('E_FORMAT', `${source} is not valid YAML/JSON: ${(e as Error).message.split('\n')[0]}`, { path: source });
   }
@@ -398,8 +403,9 @@ export function mergeConfig(base: unknown, over: unknown): unknown {
 export async function readPreset(path: string, key = 'preset'): Promise<Record<string, unknown>> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
-  } catch {
+    text = await readTextFile(path);
+  } catch (e) {
+    if (e instanceof GenaugError && e.detail?.errno !== 'ENOENT') throw new GenaugError(e.code, `${key}: ${e.message}`, { ...e.detail, key });
     throw new GenaugError('E_IO', `${key}: preset file ${path} does not exist (bundled presets: ${BUNDLED_PRESETS.join(', ')})`, { path, key });
   }
   const raw = parseConfigText(text, path) ?? {};
@@ -437,9 +443,11 @@ export async function loadConfig(
   const abs = resolve(file);
   let text: string;
   try {
-    text = await readFile(abs, 'utf8');
+    // Only a regular file: a FIFO or a device named as the config is refused, not waited on or read forever.
+    text = await readTextFile(abs);
   } catch (e) {
-    throw new GenaugError('E_IO', `could not read the run config ${abs}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { path: abs });
+    const why = e instanceof GenaugError && e.detail?.errno === 'ENOENT' ? 'no such file' : (e as Error).message;
+    throw new GenaugError('E_IO', `could not read the run config ${abs}: ${why}`, { path: abs });
   }
   const raw = parseConfigText(text, abs);
   const config = validateConfig(await withPreset(raw, abs), abs);
@@ -452,6 +460,10 @@ export async function loadConfig(
     if (value === undefined || !reaches(stage)) continue;
     const p = at(value);
     if (!existsSync(p)) throw new GenaugError('E_IO', `${abs}: ${key}: ${p} does not exist`, { path: p, key });
+    // A folder where a folder is meant, else a regular file: a device (/dev/zero) or a FIFO would be read forever or waited on.
+    const folder = key === 'real.images' || key === 'embed.clip';
+    const st = statSync(p);
+    if (folder ? !st.isDirectory() : !st.isFile()) throw new GenaugError('E_IO', `${abs}: ${key}: ${p} is not a ${folder ? 'folder' : 'regular file'}`, { path: p, key });
   }
   // Models open now (files present, inputs and outputs as expected), not halfway through the run.
   if (o.checkModels !== false && reaches('embed') && config.embed.model === 'clip' && config.embed.clip) {

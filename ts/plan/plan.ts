@@ -4,10 +4,9 @@
  * with its failures beside it. Same options and same cached answers give the
  * same plan bytes.
  */
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
-import { writeFileAtomic } from '../io/atomic.js';
+import { readTextFile, writeFileAtomic } from '../io/atomic.js';
 import { readCoco, type CocoIndex } from '../io/coco.js';
 import { ChatClient, type ChatClientOptions } from '../llm/chat.js';
 import type { ImageTextEmbedder } from '../models/types.js';
@@ -88,7 +87,7 @@ const lines = (rows: unknown[]) => new TextEncoder().encode(rows.map((r) => JSON
 async function readJsonFile(path: string, what: string): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readTextFile(path, `${what} ${path}`);
   } catch (e) {
     throw new GenaugError('E_IO', `could not read ${what} ${path}: ${(e as Error).message}`, { path });
   }
@@ -103,9 +102,12 @@ async function readJsonFile(path: string, what: string): Promise<unknown> {
 export async function readMeanings(path: string): Promise<Meanings> {
   const doc = (await readJsonFile(path, 'the meanings file')) as { meanings?: unknown };
   if (!Array.isArray(doc.meanings)) throw new GenaugError('E_FORMAT', `${path}: expected {"meanings": [{"class", "meaning", "method"}, ...]}`, { path });
-  const rows = (doc.meanings as Array<Partial<Resolution>>).filter(
-    (r): r is Resolution => typeof r.class === 'string' && (typeof r.meaning === 'string' || r.meaning === null) && typeof r.method === 'string',
-  );
+  // A malformed row is named, not dropped: a meanings file whose rows were all skipped would plan without a word.
+  const rows = (doc.meanings as unknown[]).map((r, i): Resolution => {
+    const x = (r ?? {}) as Partial<Resolution>;
+    if (typeof x.class === 'string' && (typeof x.meaning === 'string' || x.meaning === null) && typeof x.method === 'string') return x as Resolution;
+    throw new GenaugError('E_FORMAT', `${path}: meanings[${i}] needs "class" and "method" strings and a "meaning" string or null`, { path, index: i });
+  });
   return meaningsOf(rows);
 }
 

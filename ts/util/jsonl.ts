@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { appendFile, open, readFile } from 'node:fs/promises';
 
 import { GenaugError, ioError } from '../native/errors.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { readTextFile, writeFileAtomic } from '../io/atomic.js';
 
 function isJsonObject(line: string): boolean {
   try {
@@ -90,12 +90,8 @@ export async function readJournalMap<T>(path: string, what: string, keyOf: (line
  * cannot be read, E_FORMAT naming `path:line` for a line that is not an object.
  */
 export async function readJsonObjects(path: string, what = 'the file'): Promise<Array<{ line: number; value: Record<string, unknown> }>> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw ioError(`${what} ${path}`, path, 'read it', e);
-  }
+  // Only a regular file (a FIFO or /dev/zero is E_IO, not a wait or an endless read); a byte-order mark is dropped.
+  const text = await readTextFile(path, `${what} ${path}`);
   const out: Array<{ line: number; value: Record<string, unknown> }> = [];
   text.split(/\r?\n/).forEach((s, i) => {
     if (!s.trim()) return;
