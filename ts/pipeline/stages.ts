@@ -488,6 +488,8 @@ async function runPaste(ctx: StageContext): Promise<StageResult> {
     images: ctx.cfg.paths.realImages,
     pool: join(ctx.runDir, 'pool'),
     priors: join(ctx.runDir, 'pool', 'size_prior.json'),
+    // pool.allow_empty: the user asked for the real images alone when nothing was kept.
+    ...(c.pool.allow_empty ? { allowEmptyPool: true } : {}),
     // DiverGen's extra categories are new to the real data: appended as categories (random scale: no size prior).
     ...((await extraClasses(ctx.runDir)).length ? { addCategories: true } : {}),
     seed: c.seed,
