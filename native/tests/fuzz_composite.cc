@@ -182,7 +182,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (size_t i = 0; i < n; ++i) {
     const genaug::CompositeScene& s = run.scenes[i];
     const genaug::CompositeResult& r = res[i];
-    FUZZ_REQUIRE(s.h >= 0 && s.w >= 0 && s.h <= 24 && s.w <= 24);
+    // Accepted sizes: up to 24 a side, or an empty scene (0 pixels) of any side within the limits.
+    FUZZ_REQUIRE(s.h >= 0 && s.w >= 0 && ((s.h <= 24 && s.w <= 24) || s.h * s.w == 0));
     const int64_t H = s.h, W = s.w, HW = H * W, R = s.real_count(), P = static_cast<int64_t>(s.pastes.size());
     // Every instance once.
     std::set<std::pair<int, int64_t>> seen;
