@@ -19,7 +19,7 @@ export {
   type NpyArray,
   type NpyHeader,
 } from './io/npy.js';
-export { readSafetensors, writeSafetensors, encodeSafetensors, SAFETENSORS_DTYPES } from './io/safetensors.js';
+export { readSafetensors, decodeSafetensors, writeSafetensors, encodeSafetensors, SAFETENSORS_DTYPES } from './io/safetensors.js';
 export { writeFileAtomic, AtomicWriter } from './io/atomic.js';
 export {
   readImage, imageInfo, compositeAlpha, DEFAULT_MAX_PIXELS,

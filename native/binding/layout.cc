@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "common.h"
 
@@ -74,46 +75,31 @@ Napi::Value ClisLayout(const Napi::CallbackInfo& info, bool sync) {
   const int64_t lnames = arg_int(info, 14, "layout name count", 0, int64_t(1) << 31);
   Napi::Float32Array sim = arg_f32(info, 15, "name similarity");
 
+  auto view = [](auto arr) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(arr.Data())>>;
+    return LayoutArray<T>{arr.Data(), arr.ElementLength()};
+  };
+  LayoutArrays arrays;
+  arrays.pool_start = view(pstart);
+  arrays.pool_subject = view(psub);
+  arrays.pool_object = view(pobj);
+  arrays.pool_subject_box = view(psbox);
+  arrays.pool_object_box = view(pobox);
+  arrays.pool_symmetric = view(psym);
+  arrays.pool_names = pnames;
+  arrays.object_start = view(ostart);
+  arrays.object_name = view(oname);
+  arrays.object_box = view(obox);
+  arrays.relation_start = view(rstart);
+  arrays.relation_predicate = view(rpred);
+  arrays.relation_subject = view(rsub);
+  arrays.relation_object = view(robj);
+  arrays.layout_names = lnames;
+  arrays.sim = view(sim);
+  // The lengths are checked by the core (layout_views), the values by clis_layout.
   LayoutPool pool;
-  if (pstart.ElementLength() < 1) throw_js(env, "E_SHAPE", "pool start needs at least one entry (0)");
-  pool.predicates = static_cast<int64_t>(pstart.ElementLength()) - 1;
-  pool.examples = static_cast<int64_t>(psub.ElementLength());
-  pool.names = pnames;
-  if (static_cast<int64_t>(pobj.ElementLength()) != pool.examples || static_cast<int64_t>(psbox.ElementLength()) != 4 * pool.examples ||
-      static_cast<int64_t>(pobox.ElementLength()) != 4 * pool.examples)
-    throw_js(env, "E_SHAPE", "pool arrays disagree: ", pool.examples, " subjects, ", pobj.ElementLength(), " objects, ",
-             psbox.ElementLength(), " and ", pobox.ElementLength(), " box values (4 per example)");
-  if (static_cast<int64_t>(psym.ElementLength()) != pool.predicates)
-    throw_js(env, "E_SHAPE", "pool symmetric flags have ", psym.ElementLength(), " entries for ", pool.predicates, " predicates");
   LayoutBatch batch;
-  if (ostart.ElementLength() < 1 || rstart.ElementLength() != ostart.ElementLength())
-    throw_js(env, "E_SHAPE", "object and relation offsets need L + 1 entries each, got ", ostart.ElementLength(), " and ", rstart.ElementLength());
-  batch.layouts = static_cast<int64_t>(ostart.ElementLength()) - 1;
-  batch.names = lnames;
-  batch.objects = static_cast<int64_t>(oname.ElementLength());
-  batch.relations = static_cast<int64_t>(rpred.ElementLength());
-  if (static_cast<int64_t>(obox.ElementLength()) != 4 * batch.objects)
-    throw_js(env, "E_SHAPE", "object boxes have ", obox.ElementLength(), " values for ", batch.objects, " objects (4 each)");
-  if (static_cast<int64_t>(rsub.ElementLength()) != batch.relations || static_cast<int64_t>(robj.ElementLength()) != batch.relations)
-    throw_js(env, "E_SHAPE", "relation arrays disagree: ", batch.relations, " predicates, ", rsub.ElementLength(), " subjects, ",
-             robj.ElementLength(), " objects");
-  if (pnames > 0 && lnames > (int64_t(1) << 40) / pnames) throw_js(env, "E_LIMIT", "name similarity table too large");
-  if (static_cast<int64_t>(sim.ElementLength()) != lnames * pnames)
-    throw_js(env, "E_SHAPE", "name similarity has ", sim.ElementLength(), " values; expected ", lnames, " x ", pnames);
-
-  pool.start = pstart.Data();
-  pool.subject = psub.Data();
-  pool.object = pobj.Data();
-  pool.subject_box = psbox.Data();
-  pool.object_box = pobox.Data();
-  pool.symmetric = psym.Data();
-  batch.object_start = ostart.Data();
-  batch.object_name = oname.Data();
-  batch.object_box = obox.Data();
-  batch.relation_start = rstart.Data();
-  batch.relation_predicate = rpred.Data();
-  batch.relation_subject = rsub.Data();
-  batch.relation_object = robj.Data();
+  checked(env, [&] { layout_views(arrays, batch, pool); });
   const float* simp = sim.Data();
   for (size_t i = 0; i < 16; ++i)
     if (info[i].IsObject()) keep.push_back(info[i]);

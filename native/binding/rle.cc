@@ -231,26 +231,11 @@ Napi::Value FromPolygons(const Napi::CallbackInfo& info) {
       throw_js(env, "E_TYPE", "polygons[", i, "] must be a Float64Array");
     polys.push_back(v.As<Napi::Float64Array>());
   }
-  if (polys.empty()) throw_js(env, "E_SHAPE", "polygons is empty");
-  const bool boxes = polys[0].ElementLength() == 4;
-  if (!boxes && polys[0].ElementLength() < 4)
-    throw_js(env, "E_SHAPE", "polygons[0] has ", polys[0].ElementLength(),
-             " numbers; a polygon needs at least 3 points (pycocotools reads 4 numbers as a box)");
-  std::vector<std::vector<uint32_t>> rles;
-  checked(env, [&] {
-    check_mask_size(h, w, "mask");
-    for (size_t i = 0; i < polys.size(); ++i) {
-      const size_t len = polys[i].ElementLength();
-      if (boxes && len != 4)
-        fail("E_SHAPE", "polygons[", i, "] has ", len, " numbers, but polygons[0] has 4, which makes every entry a box [x, y, w, h] (as in pycocotools)");
-      if (len % 2) fail("E_SHAPE", "polygons[", i, "] has an odd number of coordinates (", len, ")");
-      rles.push_back(boxes ? rle_from_bbox(polys[i].Data(), h, w) : rle_from_polygon(polys[i].Data(), len / 2, h, w));
-    }
-  });
-  std::vector<RleRef> refs;
-  for (const auto& r : rles) refs.push_back(RleRef{r.data(), r.size()});
+  std::vector<PolygonRef> refs;
+  refs.reserve(polys.size());
+  for (auto& p : polys) refs.push_back(PolygonRef{p.Data(), p.ElementLength()});
   std::vector<uint32_t> merged;
-  checked(env, [&] { merged = rle_merge(refs, h, w, false); });
+  checked(env, [&] { merged = rle_from_polygons(refs, h, w); });  // every check of the values is the core's
   return rle_value(env, merged, form);
 }
 

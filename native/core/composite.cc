@@ -607,7 +607,17 @@ void check_outputs(const CompositeScene& s, const char* what) {
 
 void composite_check(const CompositeScene& s, const char* what) {
   check_mask_size(s.h, s.w, what);
+  const int64_t hw = s.h * s.w;
+  if (s.image_bytes >= 0 && s.image_bytes != hw * 3)
+    fail("E_SHAPE", what, ".image has ", s.image_bytes, " bytes but ", s.h, " x ", s.w, " x 3 = ", hw * 3);
   if (s.h > 0 && s.w > 0 && !s.image) fail("E_ARGUMENT", what, ": image data is missing");
+  if (!s.mask_bytes.empty() && s.mask_bytes.size() != s.masks.size())
+    fail("E_ARGUMENT", what, ": ", s.mask_bytes.size(), " mask lengths for ", s.masks.size(), " masks");
+  for (size_t r = 0; r < s.mask_bytes.size(); ++r)
+    if (s.mask_bytes[r] != hw)
+      fail("E_SHAPE", what, ".masks[", r, "] has ", s.mask_bytes[r], " bytes but the image is ", s.h, " x ", s.w, " = ", hw);
+  for (size_t r = 0; r < s.masks.size(); ++r)
+    if (hw > 0 && !s.masks[r]) fail("E_ARGUMENT", what, ".masks[", r, "] data is missing");
   if (s.box_only) {
     if (!s.masks.empty()) fail("E_ARGUMENT", what, ": a box-only scene takes boxes, not masks");
     if (s.boxes.size() % 4) fail("E_SHAPE", what, ": boxes has ", s.boxes.size(), " numbers, not a multiple of 4");
@@ -624,6 +634,9 @@ void composite_check(const CompositeScene& s, const char* what) {
     const PasteSpec& p = s.pastes[i];
     if (p.width < 0 || p.height < 0 || p.width > kMaxCropSide || p.height > kMaxCropSide)
       fail("E_RANGE", what, ": instances[", i, "] crop is ", p.width, " x ", p.height, "; each side must be in [0, ", kMaxCropSide, "]");
+    if (p.rgba_bytes >= 0 && p.rgba_bytes != p.width * p.height * 4)
+      fail("E_SHAPE", what, ".instances[", i, "].rgba has ", p.rgba_bytes, " bytes but ", p.height, " x ", p.width, " x 4 = ",
+           p.width * p.height * 4);
     if (p.width * p.height > 0 && !p.rgba) fail("E_ARGUMENT", what, ": instances[", i, "] rgba data is missing");
     if (p.target_w < 0 || p.target_h < 0 || p.target_w > kMaxTargetSide || p.target_h > kMaxTargetSide)
       fail("E_RANGE", what, ": instances[", i, "] target size is ", p.target_w, " x ", p.target_h,

@@ -74,6 +74,7 @@ constexpr double kMaxCentre = 1e12;
 
 struct PasteSpec {
   const uint8_t* rgba = nullptr;  // height * width * 4 bytes
+  int64_t rgba_bytes = -1;        // bytes at rgba when the caller knows them (checked); -1: not given
   int64_t width = 0, height = 0;
   int64_t target_w = 0, target_h = 0;
   bool flip = false;
@@ -97,6 +98,11 @@ struct CompositeScene {
   int64_t h = 0, w = 0;
   bool box_only = false;
   std::vector<const uint8_t*> masks;  // R masks of h * w (when !box_only)
+  // The byte lengths of image and of each mask when the caller knows them
+  // (the binding: its typed arrays), checked against h * w (* 3) by
+  // composite_check; -1 / empty: not given, the caller vouches for them.
+  int64_t image_bytes = -1;
+  std::vector<int64_t> mask_bytes;
   std::vector<double> boxes;          // 4R: [x, y, w, h] per box (when box_only)
   std::vector<PasteSpec> pastes;      // P
   // Caller-allocated outputs: h * w * 3 bytes, and R + P slots of h * w

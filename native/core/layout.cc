@@ -121,6 +121,56 @@ void check_inputs(const LayoutBatch& b, const LayoutPool& p, const float* sim, c
 
 }  // namespace
 
+void layout_views(const LayoutArrays& a, LayoutBatch& batch, LayoutPool& pool) {
+  constexpr int64_t kMaxNames = int64_t(1) << 31;
+  if (a.pool_names < 0 || a.pool_names > kMaxNames) fail("E_RANGE", "pool name count must be in [0, 2^31], got ", a.pool_names);
+  if (a.layout_names < 0 || a.layout_names > kMaxNames) fail("E_RANGE", "layout name count must be in [0, 2^31], got ", a.layout_names);
+  // Offsets are int32: more entries than that cannot be addressed.
+  constexpr size_t kMaxEntries = size_t(1) << 31;
+  for (size_t n : {a.pool_start.size, a.pool_subject.size, a.object_start.size, a.object_name.size, a.relation_start.size,
+                   a.relation_predicate.size})
+    if (n >= kMaxEntries) fail("E_LIMIT", "layout arrays are limited to 2^31 - 1 entries, got ", n);
+  pool = LayoutPool{};
+  if (a.pool_start.size < 1) fail("E_SHAPE", "pool start needs at least one entry (0)");
+  pool.predicates = static_cast<int64_t>(a.pool_start.size) - 1;
+  pool.examples = static_cast<int64_t>(a.pool_subject.size);
+  pool.names = a.pool_names;
+  if (static_cast<int64_t>(a.pool_object.size) != pool.examples || static_cast<int64_t>(a.pool_subject_box.size) != 4 * pool.examples ||
+      static_cast<int64_t>(a.pool_object_box.size) != 4 * pool.examples)
+    fail("E_SHAPE", "pool arrays disagree: ", pool.examples, " subjects, ", a.pool_object.size, " objects, ", a.pool_subject_box.size,
+         " and ", a.pool_object_box.size, " box values (4 per example)");
+  if (static_cast<int64_t>(a.pool_symmetric.size) != pool.predicates)
+    fail("E_SHAPE", "pool symmetric flags have ", a.pool_symmetric.size, " entries for ", pool.predicates, " predicates");
+  batch = LayoutBatch{};
+  if (a.object_start.size < 1 || a.relation_start.size != a.object_start.size)
+    fail("E_SHAPE", "object and relation offsets need L + 1 entries each, got ", a.object_start.size, " and ", a.relation_start.size);
+  batch.layouts = static_cast<int64_t>(a.object_start.size) - 1;
+  batch.names = a.layout_names;
+  batch.objects = static_cast<int64_t>(a.object_name.size);
+  batch.relations = static_cast<int64_t>(a.relation_predicate.size);
+  if (static_cast<int64_t>(a.object_box.size) != 4 * batch.objects)
+    fail("E_SHAPE", "object boxes have ", a.object_box.size, " values for ", batch.objects, " objects (4 each)");
+  if (static_cast<int64_t>(a.relation_subject.size) != batch.relations || static_cast<int64_t>(a.relation_object.size) != batch.relations)
+    fail("E_SHAPE", "relation arrays disagree: ", batch.relations, " predicates, ", a.relation_subject.size, " subjects, ",
+         a.relation_object.size, " objects");
+  if (a.pool_names > 0 && a.layout_names > (int64_t(1) << 40) / a.pool_names) fail("E_LIMIT", "name similarity table too large");
+  if (static_cast<int64_t>(a.sim.size) != a.layout_names * a.pool_names)
+    fail("E_SHAPE", "name similarity has ", a.sim.size, " values; expected ", a.layout_names, " x ", a.pool_names);
+  pool.start = a.pool_start.data;
+  pool.subject = a.pool_subject.data;
+  pool.object = a.pool_object.data;
+  pool.subject_box = a.pool_subject_box.data;
+  pool.object_box = a.pool_object_box.data;
+  pool.symmetric = a.pool_symmetric.data;
+  batch.object_start = a.object_start.data;
+  batch.object_name = a.object_name.data;
+  batch.object_box = a.object_box.data;
+  batch.relation_start = a.relation_start.data;
+  batch.relation_predicate = a.relation_predicate.data;
+  batch.relation_subject = a.relation_subject.data;
+  batch.relation_object = a.relation_object.data;
+}
+
 LayoutScores clis_layout(const LayoutBatch& b, const LayoutPool& p, const float* sim, const LayoutOptions& o, const int32_t* cancel) {
   check_inputs(b, p, sim, o);
   LayoutScores out;
@@ -217,7 +267,9 @@ LayoutScores clis_layout(const LayoutBatch& b, const LayoutPool& p, const float*
             out.failed_pair[l] = static_cast<int32_t>(k - r0);
             break;
           }
-          const size_t rank = static_cast<size_t>(n_hi / o.rank_divisor);
+          // n_hi <= scores.size(), so the rank is past the end only when
+          // rank_divisor is 1 and every candidate is both-high: the lowest score.
+          const size_t rank = std::min(static_cast<size_t>(n_hi / o.rank_divisor), scores.size() - 1);
           std::nth_element(scores.begin(), scores.begin() + static_cast<std::ptrdiff_t>(rank), scores.end(), std::greater<double>());
           const double ps_score = scores[rank];
           out.pair_score[k] = ps_score;

@@ -5,6 +5,7 @@
 // direction; the scene score is the confidence-weighted mean over its
 // relations. Plain C++17, parallel over layouts, deterministic.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -41,7 +42,7 @@ struct LayoutOptions {
   double tau = 0.6;           // name-similarity floor for candidate examples
   double penalty_t = 0.03;    // P(s) threshold
   double high_sim = 0.8;      // "both similarities high" for the rank and the confidence
-  int64_t rank_divisor = 50;  // pair score = sorted[floor(n_hi / rank_divisor)]
+  int64_t rank_divisor = 50;  // pair score = sorted[min(floor(n_hi / rank_divisor), n - 1)] (descending, n candidates)
   double low_weight = 1e-4;   // confidence weight of examples that are not both-high
   bool faithful = false;      // released code: dist = IoU term only
   bool balance = false;       // use_balance weights of the dist terms
@@ -65,6 +66,31 @@ struct LayoutScores {
   std::vector<double> pair_score;  // per relation pair (NaN for pairs not evaluated)
   std::vector<double> pair_confidence;
 };
+
+// The arrays of a call as the caller holds them: pointer and element count
+// each (the binding's typed arrays, the fuzz target's bytes).
+template <typename T>
+struct LayoutArray {
+  const T* data = nullptr;
+  std::size_t size = 0;
+};
+
+struct LayoutArrays {
+  LayoutArray<int32_t> pool_start, pool_subject, pool_object;
+  LayoutArray<float> pool_subject_box, pool_object_box;
+  LayoutArray<uint8_t> pool_symmetric;
+  int64_t pool_names = 0;
+  LayoutArray<int32_t> object_start, object_name;
+  LayoutArray<float> object_box;
+  LayoutArray<int32_t> relation_start, relation_predicate, relation_subject, relation_object;
+  int64_t layout_names = 0;
+  LayoutArray<float> sim;  // layout_names x pool_names
+};
+
+// Checks the lengths of the arrays against each other (E_SHAPE / E_RANGE /
+// E_LIMIT naming the arrays) and points `batch` and `pool` at them, ready
+// for clis_layout (which checks every value).
+void layout_views(const LayoutArrays& a, LayoutBatch& batch, LayoutPool& pool);
 
 // Checks every index and box of the pool and the batch (E_RANGE / E_SHAPE /
 // E_NONFINITE naming the array and the index), then scores all layouts.

@@ -497,4 +497,25 @@ std::vector<uint32_t> rle_from_bbox(const double* bb, int64_t h, int64_t w) {
   return rle_from_polygon(xy, 4, h, w);
 }
 
+std::vector<uint32_t> rle_from_polygons(const std::vector<PolygonRef>& polys, int64_t h, int64_t w) {
+  if (polys.empty()) fail("E_SHAPE", "polygons is empty");
+  const bool boxes = polys[0].len == 4;
+  if (!boxes && polys[0].len < 4)
+    fail("E_SHAPE", "polygons[0] has ", polys[0].len, " numbers; a polygon needs at least 3 points (pycocotools reads 4 numbers as a box)");
+  check_mask_size(h, w, "mask");
+  std::vector<std::vector<uint32_t>> rles;
+  rles.reserve(polys.size());
+  for (size_t i = 0; i < polys.size(); ++i) {
+    const size_t len = polys[i].len;
+    if (boxes && len != 4)
+      fail("E_SHAPE", "polygons[", i, "] has ", len, " numbers, but polygons[0] has 4, which makes every entry a box [x, y, w, h] (as in pycocotools)");
+    if (len % 2) fail("E_SHAPE", "polygons[", i, "] has an odd number of coordinates (", len, ")");
+    rles.push_back(boxes ? rle_from_bbox(polys[i].xy, h, w) : rle_from_polygon(polys[i].xy, len / 2, h, w));
+  }
+  std::vector<RleRef> refs;
+  refs.reserve(rles.size());
+  for (const auto& r : rles) refs.push_back(RleRef{r.data(), r.size()});
+  return rle_merge(refs, h, w, false);
+}
+
 }  // namespace genaug

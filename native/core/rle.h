@@ -111,4 +111,18 @@ std::vector<uint32_t> rle_from_polygon(const double* xy, size_t k, int64_t h, in
 // A box [x, y, w, h] as pycocotools' rleFrBbox (the polygon of its corners).
 std::vector<uint32_t> rle_from_bbox(const double* bb, int64_t h, int64_t w);
 
+// One entry of an annotation's segmentation list: len numbers.
+struct PolygonRef {
+  const double* xy = nullptr;
+  size_t len = 0;
+};
+
+// pycocotools' frPyObjects(polys, h, w) followed by merge (annToRLE), with
+// every check the caller's input needs: when the first entry has exactly 4
+// numbers every entry is a box [x, y, w, h] (frBbox), as in pycocotools;
+// otherwise each entry is a polygon x0, y0, x1, y1, ... An empty list, a
+// first entry of fewer than 4 numbers, a box list with an entry that is not
+// 4 numbers, or an odd count is E_SHAPE; coordinates as rle_from_polygon.
+std::vector<uint32_t> rle_from_polygons(const std::vector<PolygonRef>& polys, int64_t h, int64_t w);
+
 }  // namespace genaug

@@ -4,12 +4,14 @@
 // LLVMFuzzerTestOneInput on
 //   1. every file named on the command line (a folder: every file in it), then
 //   2. -runs=N (default 200000) runs: the seeds as they are, then mutated.
-// Options: -runs=N, -seed=S (xorshift seed, default 1), -artifact_prefix=P;
+// Options: -runs=N, -seed=S (xorshift seed, default 1), -artifact_prefix=P,
+// -dump_seeds=DIR (write the seed corpus there and exit);
 // other -flag=value options of libFuzzer are accepted and ignored. A C++
 // exception escaping the target counts as a crash (the input is saved as
 // <prefix>crash-<run>); a signal saves <prefix>crash-signal and ends the
 // process. The last line is "<name>: <runs> runs, <crashes> crashes".
 #pragma once
+#include <algorithm>
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
@@ -154,6 +156,22 @@ inline int run_fuzz_driver(int argc, char** argv, const char* name, const char* 
       }
     } else if (parse_flag(argv[i], "-artifact_prefix", v)) {
       runner.artifact_prefix = v;
+    } else if (parse_flag(argv[i], "-dump_seeds", v)) {
+      // Writes the seed corpus as files seed-<k> into folder v and exits: the
+      // starting corpus of a libFuzzer run (native/tests/corpus/README.md).
+      std::error_code ec;
+      std::filesystem::create_directories(v, ec);
+      for (size_t k = 0; k < seeds.size(); ++k) {
+        const std::string path = v + "/seed-" + std::to_string(k);
+        std::ofstream f(path, std::ios::binary);
+        f.write(reinterpret_cast<const char*>(seeds[k].data()), static_cast<std::streamsize>(seeds[k].size()));
+        if (!f) {
+          std::fprintf(stderr, "%s: cannot write %s\n", name, path.c_str());
+          return 2;
+        }
+      }
+      std::printf("%s: %zu seed %s written to %s\n", name, seeds.size(), seed_noun, v.c_str());
+      return 0;
     } else if (argv[i][0] == '-') {
       std::fprintf(stderr, "%s: ignoring libFuzzer option %s\n", name, argv[i]);
     } else {

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Builds and runs the C++ unit tests of the core (and a short fuzz run of the
-# .npy parser and the COCO RLE string decoder). Usage: bash native/tests/run.sh [build-dir] [extra cmake args...]
+# Builds and runs the C++ unit tests of the core, then a short replay/mutation
+# run of every fuzz target (the .npy parser, the COCO RLE string decoder,
+# polygons, CLIS-L layouts, compositor scenes) from its corpus in
+# native/tests/corpus/<target>/. Usage: bash native/tests/run.sh [build-dir] [extra cmake args...]
+# GENAUG_FUZZ_RUNS sets the runs per target (default 200000; `npm run fuzz`
+# runs 1 M each, coverage-guided when clang is installed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dir=${1:-build-tests}
 shift || true
+targets="npy rle polygon layout composite"
 cmake -S . -B "$dir" -DGENAUG_TESTS=ON -DGENAUG_ADDON=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" > "$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; exit 1; }
-cmake --build "$dir" -j 2 --target genaug_core_tests fuzz_npy fuzz_rle
+cmake --build "$dir" -j 2 --target genaug_core_tests $(printf 'fuzz_%s ' $targets)
 "$dir/genaug_core_tests"
-"$dir/fuzz_npy" -runs=${GENAUG_FUZZ_RUNS:-200000}
-"$dir/fuzz_rle" -runs=${GENAUG_FUZZ_RUNS:-200000}
+for t in $targets; do
+  "$dir/fuzz_$t" -runs=${GENAUG_FUZZ_RUNS:-200000} -artifact_prefix="$dir/crash-$t-" "native/tests/corpus/$t" | tail -n 1
+done

@@ -1,6 +1,8 @@
 // CLIS-L (native/core/layout): the pieces against hand-computed values from
 // the spec's formulas, and whole scenes computed by hand.
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "layout.h"
@@ -183,4 +185,86 @@ TEST(layout_bad_input) {
     threw = e.code() == "E_RANGE";
   }
   CHECK(threw);
+}
+
+// rankDivisor 1 with every candidate both-high made the rank n_hi = the
+// number of candidates, one past the end of the sorted scores (found by
+// fuzz_layout). The rank is now clamped to the last (lowest) score. Oracle:
+// each example scored alone (a single candidate is its own pair score).
+TEST(layout_rank_divisor_one_takes_the_lowest) {
+  const std::vector<std::vector<float>> es = {{0, 0, 1, 1}, {0, 0, 2, 1}, {0, 0, 1, 3}};
+  const std::vector<std::vector<float>> eo = {{1, 0, 1, 1}, {0, 2, 1, 1}, {3, 3, 2, 2}};
+  const std::vector<float> ps = {0, 0, 1, 1}, po = {1, 0.5f, 1, 1};
+  std::vector<double> alone;
+  for (size_t e = 0; e < es.size(); ++e) {
+    Scene one = one_example(es[e], eo[e], ps, po, false);
+    alone.push_back(one.run(LayoutOptions{}).pair_score[0]);
+  }
+  CHECK(alone[0] != alone[1] && alone[1] != alone[2] && alone[0] != alone[2]);
+  Scene three = one_example(es[0], eo[0], ps, po, false);
+  for (size_t e = 1; e < es.size(); ++e) {
+    three.psub.push_back(0);
+    three.pobj.push_back(1);
+    three.psbox.insert(three.psbox.end(), es[e].begin(), es[e].end());
+    three.pobox.insert(three.pobox.end(), eo[e].begin(), eo[e].end());
+  }
+  three.pstart = {0, 3};
+  std::vector<double> sorted = alone;
+  std::sort(sorted.begin(), sorted.end(), std::greater<double>());
+  LayoutOptions o;
+  o.rank_divisor = 1;  // rank 3 of 3 candidates: clamped to the lowest
+  CHECK_NEAR(three.run(o).pair_score[0], sorted[2], 1e-12);
+  o.rank_divisor = 2;  // rank 1: the middle one
+  CHECK_NEAR(three.run(o).pair_score[0], sorted[1], 1e-12);
+  o.rank_divisor = 4;  // rank 0: the highest
+  CHECK_NEAR(three.run(o).pair_score[0], sorted[0], 1e-12);
+}
+
+// layout_views: the array lengths the binding used to check are checked by
+// the core, with the binding's codes.
+TEST(layout_views_checks_lengths) {
+  Scene s = one_example({0, 0, 1, 1}, {1, 0, 1, 1}, {0, 0, 1, 1}, {1, 0, 1, 1}, true);
+  auto arrays = [](Scene& x) {
+    LayoutArrays a;
+    a.pool_start = {x.pstart.data(), x.pstart.size()};
+    a.pool_subject = {x.psub.data(), x.psub.size()};
+    a.pool_object = {x.pobj.data(), x.pobj.size()};
+    a.pool_subject_box = {x.psbox.data(), x.psbox.size()};
+    a.pool_object_box = {x.pobox.data(), x.pobox.size()};
+    a.pool_symmetric = {x.psym.data(), x.psym.size()};
+    a.pool_names = x.pnames;
+    a.object_start = {x.ostart.data(), x.ostart.size()};
+    a.object_name = {x.oname.data(), x.oname.size()};
+    a.object_box = {x.obox.data(), x.obox.size()};
+    a.relation_start = {x.rstart.data(), x.rstart.size()};
+    a.relation_predicate = {x.rpred.data(), x.rpred.size()};
+    a.relation_subject = {x.rsub.data(), x.rsub.size()};
+    a.relation_object = {x.robj.data(), x.robj.size()};
+    a.layout_names = x.lnames;
+    a.sim = {x.sim.data(), x.sim.size()};
+    return a;
+  };
+  LayoutBatch b;
+  LayoutPool p;
+  LayoutArrays a = arrays(s);
+  layout_views(a, b, p);
+  const LayoutScores direct = s.run(LayoutOptions{});
+  CHECK_EQ(clis_layout(b, p, a.sim.data, LayoutOptions{}).pair_score[0], direct.pair_score[0]);
+  a.sim.size = 3;
+  CHECK_THROWS_CODE(layout_views(a, b, p), "E_SHAPE");
+  a = arrays(s);
+  a.pool_start.size = 0;
+  CHECK_THROWS_CODE(layout_views(a, b, p), "E_SHAPE");
+  a = arrays(s);
+  a.object_box.size = 7;
+  CHECK_THROWS_CODE(layout_views(a, b, p), "E_SHAPE");
+  a = arrays(s);
+  a.relation_start.size = 1;
+  CHECK_THROWS_CODE(layout_views(a, b, p), "E_SHAPE");
+  a = arrays(s);
+  a.pool_symmetric.size = 2;
+  CHECK_THROWS_CODE(layout_views(a, b, p), "E_SHAPE");
+  a = arrays(s);
+  a.layout_names = -1;
+  CHECK_THROWS_CODE(layout_views(a, b, p), "E_RANGE");
 }

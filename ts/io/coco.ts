@@ -95,6 +95,19 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
+/**
+ * A value from the file as a message quotes it: numbers, booleans and null as
+ * they are, strings quoted and cut at 60 characters, arrays and objects by
+ * kind (String() or JSON.stringify of an array nested 5,000 deep overflows
+ * the stack).
+ */
+function shown(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}...` : v);
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (typeof v === 'object' && v !== null) return 'an object';
+  return String(v);
+}
+
 function formatError(source: string, where: string, what: string): GenaugError {
   return new GenaugError('E_FORMAT', `${source}: ${where} ${what}`, { path: source, where });
 }
@@ -154,11 +167,11 @@ export function parseCoco(input: string | unknown, source = '<coco>', options: R
     if (annotationIds.has(a.id)) throw formatError(source, where, `repeats annotation id ${a.id}`);
     annotationIds.add(a.id);
     if (!isInt(a.image_id) || !imageById.has(a.image_id)) {
-      problem(where, 'dangling-image', `(id ${a.id}) refers to image ${String(a.image_id)}, which is not in "images"`);
+      problem(where, 'dangling-image', `(id ${a.id}) refers to image ${shown(a.image_id)}, which is not in "images"`);
       return;
     }
     if (!isInt(a.category_id) || !categoryById.has(a.category_id)) {
-      problem(where, 'dangling-category', `(id ${a.id}) refers to category ${String(a.category_id)}, which is not in "categories"`);
+      problem(where, 'dangling-category', `(id ${a.id}) refers to category ${shown(a.category_id)}, which is not in "categories"`);
       return;
     }
     const b = a.bbox;
@@ -205,7 +218,7 @@ export function parseCoco(input: string | unknown, source = '<coco>', options: R
     }
     // iscrowd is 0 or 1 (COCO); a value like "yes" or 2 is not silently read as 0 (a crowd region pasted over).
     if (a.iscrowd !== undefined && a.iscrowd !== 0 && a.iscrowd !== 1) {
-      problem(where, 'bad-iscrowd', `(id ${a.id}) has "iscrowd": ${JSON.stringify(a.iscrowd)}; COCO allows 0 or 1`);
+      problem(where, 'bad-iscrowd', `(id ${a.id}) has "iscrowd": ${shown(a.iscrowd)}; COCO allows 0 or 1`);
       return;
     }
     const ann = a as CocoAnnotation;
@@ -268,7 +281,8 @@ export function parseCocoBuffer(buf: Uint8Array, source = '<coco>', options: Rea
     }
   };
   const BIG = new Set(['images', 'annotations', 'categories']);
-  const raw: Record<string, unknown> = {};
+  // No prototype: a top-level "__proto__" key is stored like any other key, not made the object's prototype.
+  const raw = Object.create(null) as Record<string, unknown>;
   skipWs();
   if (buf[i] !== 0x7b) throw formatError(source, 'the top level', 'must be an object with images, annotations and categories');
   i++;

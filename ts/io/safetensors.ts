@@ -427,6 +427,66 @@ function parseHeader(headerBytes: Uint8Array, bufferBytes: number, path: string)
   return { metadata, entries };
 }
 
+/** Checks the file size and the header length read from its first 8 bytes; returns the header length. */
+function headerLength(n: bigint, size: number, path: string): number {
+  if (n > BigInt(SAFETENSORS_MAX_HEADER_BYTES)) {
+    throw new GenaugError(
+      'E_FORMAT',
+      `${path}: header length ${n} exceeds the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit (not a safetensors file?)`,
+      { path, field: 'header length' },
+    );
+  }
+  const headerLen = Number(n);
+  if (8 + headerLen > size) {
+    throw new GenaugError('E_FORMAT', `${path}: header length ${headerLen} is larger than the ${size - 8} bytes after it (truncated file?)`, {
+      path,
+      field: 'header length',
+    });
+  }
+  if (headerLen === 0) {
+    throw new GenaugError('E_FORMAT', `${path}: the header is empty; it must be a JSON object starting with '{'`, { path, field: 'header' });
+  }
+  return headerLen;
+}
+
+function checkSize(size: number, path: string): void {
+  if (size < 8) {
+    throw new GenaugError('E_FORMAT', `${path}: not a safetensors file: ${size} bytes is too short for the 8-byte header length`, {
+      path,
+      field: 'header length',
+    });
+  }
+}
+
+/** A fresh typed array for a tensor's elements. */
+function allocate(e: Entry, path: string): SafetensorsTypedArray {
+  try {
+    return new DTYPES[e.dtype].ctor(e.count);
+  } catch (err) {
+    if (err instanceof RangeError) {
+      throw new GenaugError('E_LIMIT', `${path}: tensor ${JSON.stringify(e.name)} (${e.count} elements) does not fit in one typed array`, {
+        path,
+        tensor: e.name,
+      });
+    }
+    throw err;
+  }
+}
+
+/** The tensor, once its bytes are in `data`: BOOL values must be 0 or 1. */
+function tensorOf(e: Entry, data: SafetensorsTypedArray, path: string): SafeTensor {
+  if (e.dtype === 'BOOL') {
+    const bad = (data as Uint8Array).findIndex((b) => b > 1);
+    if (bad >= 0) {
+      throw new GenaugError('E_FORMAT', `${path}: tensor ${JSON.stringify(e.name)} is BOOL but element ${bad} is ${(data as Uint8Array)[bad]} (not 0 or 1)`, {
+        path,
+        tensor: e.name,
+      });
+    }
+  }
+  return { dtype: e.dtype, shape: e.shape, data } as SafeTensor;
+}
+
 /**
  * Reads a safetensors file, validating its header strictly. Every tensor's data
  * is copied into a fresh typed array of its dtype (see SafetensorsDataTypes).
@@ -435,66 +495,43 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   requireLittleEndianHost('safetensors');
   const { fh, size } = await openForReading(path);
   try {
-    if (size < 8) {
-      throw new GenaugError('E_FORMAT', `${path}: not a safetensors file: ${size} bytes is too short for the 8-byte header length`, {
-        path,
-        field: 'header length',
-      });
-    }
+    checkSize(size, path);
     const lenBytes = new Uint8Array(8);
     await readExactly(fh, lenBytes, 0, path, path);
-    const n = new DataView(lenBytes.buffer).getBigUint64(0, true);
-    if (n > BigInt(SAFETENSORS_MAX_HEADER_BYTES)) {
-      throw new GenaugError(
-        'E_FORMAT',
-        `${path}: header length ${n} exceeds the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit (not a safetensors file?)`,
-        { path, field: 'header length' },
-      );
-    }
-    const headerLen = Number(n);
-    if (8 + headerLen > size) {
-      throw new GenaugError('E_FORMAT', `${path}: header length ${headerLen} is larger than the ${size - 8} bytes after it (truncated file?)`, {
-        path,
-        field: 'header length',
-      });
-    }
-    if (headerLen === 0) {
-      throw new GenaugError('E_FORMAT', `${path}: the header is empty; it must be a JSON object starting with '{'`, { path, field: 'header' });
-    }
+    const headerLen = headerLength(new DataView(lenBytes.buffer).getBigUint64(0, true), size, path);
     const headerBytes = new Uint8Array(headerLen);
     await readExactly(fh, headerBytes, 8, path, path);
     const bufferStart = 8 + headerLen;
     const { metadata, entries } = parseHeader(headerBytes, size - bufferStart, path);
     const tensors = new Map<string, SafeTensor>();
     for (const e of entries) {
-      let data: SafetensorsTypedArray;
-      try {
-        data = new DTYPES[e.dtype].ctor(e.count);
-      } catch (err) {
-        if (err instanceof RangeError) {
-          throw new GenaugError('E_LIMIT', `${path}: tensor ${JSON.stringify(e.name)} (${e.count} elements) does not fit in one typed array`, {
-            path,
-            tensor: e.name,
-          });
-        }
-        throw err;
-      }
+      const data = allocate(e, path);
       await readExactly(fh, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), bufferStart + e.begin, path, path);
-      if (e.dtype === 'BOOL') {
-        const bad = (data as Uint8Array).findIndex((b) => b > 1);
-        if (bad >= 0) {
-          throw new GenaugError('E_FORMAT', `${path}: tensor ${JSON.stringify(e.name)} is BOOL but element ${bad} is ${(data as Uint8Array)[bad]} (not 0 or 1)`, {
-            path,
-            tensor: e.name,
-          });
-        }
-      }
-      tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data } as SafeTensor);
+      tensors.set(e.name, tensorOf(e, data, path));
     }
     return { metadata, tensors };
   } finally {
     await fh.close().catch(() => undefined);
   }
+}
+
+/**
+ * The same reading and checks as readSafetensors, on the bytes of a whole
+ * file held in memory (`path` names it in messages). Tensors are copies.
+ */
+export function decodeSafetensors(bytes: Uint8Array, path = '<safetensors>'): SafetensorsFile {
+  requireLittleEndianHost('safetensors');
+  checkSize(bytes.length, path);
+  const headerLen = headerLength(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true), bytes.length, path);
+  const bufferStart = 8 + headerLen;
+  const { metadata, entries } = parseHeader(bytes.subarray(8, bufferStart), bytes.length - bufferStart, path);
+  const tensors = new Map<string, SafeTensor>();
+  for (const e of entries) {
+    const data = allocate(e, path);
+    new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(bytes.subarray(bufferStart + e.begin, bufferStart + e.end));
+    tensors.set(e.name, tensorOf(e, data, path));
+  }
+  return { metadata, tensors };
 }
 
 // ---------------------------------------------------------------------------
