@@ -125,6 +125,21 @@ function imagesFolder(dir: string, outside = join(dir, '..', 'outside.jpg')): st
   return dir;
 }
 
+/**
+ * The COCO input of a paste / real-crops case and the images folder it reads: the case's file as the COCO file,
+ * or (an image case) the good COCO file with image 1 renamed to the case's image placed among the good ones.
+ */
+function cocoCase(c: Case, ws: string, imageCase: boolean): { f: string; images: string } {
+  const images = imagesFolder(join(ws, 'images'));
+  if (!imageCase) return { f: place(c, ws), images };
+  const img = place(c, images);
+  const f = join(ws, 'coco.json');
+  const coco = JSON.parse(readFileSync(join(good, 'coco.json'), 'utf8'));
+  coco.images[1].file_name = basename(img);
+  writeFileSync(f, JSON.stringify(coco));
+  return { f, images };
+}
+
 // --- what a recorded rejection looks like, per command ------------------------------------
 
 /** embed: the good images are rows of the index, the bad one is in OUT.failed.jsonl. */
@@ -212,15 +227,7 @@ function setup(c: Case, ws: string): { job: Job; input: string; check: (r: Resul
     }
     case 'paste':
     case 'paste-image': {
-      const images = imagesFolder(join(ws, 'images'));
-      let f: string;
-      if (c.scenario === 'paste-image') {
-        const img = place(c, images);
-        f = join(ws, 'coco.json');
-        const coco = JSON.parse(readFileSync(join(good, 'coco.json'), 'utf8'));
-        coco.images[1].file_name = basename(img);
-        writeFileSync(f, JSON.stringify(coco));
-      } else f = place(c, ws);
+      const { f, images } = cocoCase(c, ws, c.scenario === 'paste-image');
       const out = join(ws, 'out');
       return {
         input: f,
@@ -312,15 +319,7 @@ function setup(c: Case, ws: string): { job: Job; input: string; check: (r: Resul
     }
     case 'real-crops':
     case 'real-crops-image': {
-      const images = imagesFolder(join(ws, 'images'));
-      let f: string;
-      if (c.scenario === 'real-crops-image') {
-        const img = place(c, images);
-        f = join(ws, 'coco.json');
-        const coco = JSON.parse(readFileSync(join(good, 'coco.json'), 'utf8'));
-        coco.images[1].file_name = basename(img);
-        writeFileSync(f, JSON.stringify(coco));
-      } else f = place(c, ws);
+      const { f, images } = cocoCase(c, ws, c.scenario === 'real-crops-image');
       const out = join(ws, 'crops');
       return {
         input: f,
