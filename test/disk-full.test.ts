@@ -13,8 +13,8 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile, readdir, writeFile } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import sharp from 'sharp';
@@ -22,7 +22,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 
 import { writeRealDataset } from '../ts/generate/procedural-world.js';
-import { tempFolder } from './helpers.js';
+import { filesUnder, tempFolder } from './helpers.js';
 import { smallConfig } from './pipeline-fixture.js';
 
 const exec = promisify(execFile);
@@ -57,18 +57,6 @@ async function genaug(args: string[], fault?: Fault): Promise<{ code: number; st
   }
 }
 
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else out.push(relative(dir, p).split(sep).join('/'));
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
 
 const sha = async (p: string) => createHash('sha256').update(await readFile(p)).digest('hex');
 /** Journals record completion order and attempts; run.json and the report record times. */

@@ -8,7 +8,7 @@ import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import sharp from 'sharp';
@@ -17,7 +17,7 @@ import { stringify } from 'yaml';
 
 import { writeRealDataset } from '../ts/generate/procedural-world.js';
 import { seededRandom } from '../ts/util/random.js';
-import { tempFolder } from './helpers.js';
+import { filesUnder, tempFolder } from './helpers.js';
 import { smallConfig } from './pipeline-fixture.js';
 
 const run = promisify(execFile);
@@ -129,18 +129,6 @@ async function checkCoco(path: string, imageRoot: string): Promise<Coco> {
   return coco;
 }
 
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else out.push(relative(dir, p).split(sep).join('/'));
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
 
 
 const sha = async (p: string) => createHash('sha256').update(await readFile(p)).digest('hex');

@@ -1,7 +1,7 @@
 /** Test helpers: deterministic data and a plain double-precision oracle. */
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 
 import { afterAll, beforeAll, expect } from 'vitest';
 
@@ -113,4 +113,18 @@ export function readBody(req: import('node:http').IncomingMessage): Promise<stri
     req.on('data', (c) => (s += c));
     req.on('end', () => resolve(s));
   });
+}
+
+/** Every file under `dir`, as sorted '/'-separated paths relative to it. */
+export async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else out.push(relative(dir, p).split(sep).join('/'));
+    }
+  };
+  await walk(dir);
+  return out.sort();
 }
