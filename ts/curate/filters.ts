@@ -33,7 +33,8 @@ import { dirname, resolve } from 'node:path';
 
 import { writeFileAtomic } from '../io/atomic.js';
 import { GenaugError } from '../native/errors.js';
-import { mixSeed, seededRandom } from '../util/random.js';
+import { itemSeed } from '../plan/core.js';
+import { seededRandom } from '../util/random.js';
 
 export interface Decision {
   id: string;
@@ -321,13 +322,6 @@ export function balancedQuotas(available: readonly number[], n: number): number[
   return quota;
 }
 
-/** A seed per class name (FNV-1a of its UTF-16 units), mixed with the run seed. */
-const classSeed = (seed: number, name: string) => {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
-  return mixSeed(seed, h, 0x5b5a);
-};
-
 /**
  * ALIA's class-balanced subsampling of the kept samples to `n` in all: each class (the table's `category`)
  * gets an equal share (balancedQuotas), drawn by seed within the class; the kept samples not drawn are
@@ -350,7 +344,7 @@ export function balancedSubsample(decisions: Decision[], table: ScoreTable, n: n
   const drawn = new Set<string>();
   classes.forEach((c, k) => {
     const list = byClass.get(c)!.map((d) => d.id);
-    const random = seededRandom(classSeed(seed, c));
+    const random = seededRandom(itemSeed(seed, `subsample:${c}`));
     for (let i = list.length - 1; i > 0; i--) {
       const j = Math.floor(random() * (i + 1));
       [list[i], list[j]] = [list[j] as string, list[i] as string];
