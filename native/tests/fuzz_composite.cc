@@ -28,19 +28,10 @@
 
 #include "composite.h"
 #include "error.h"
+#include "fuzz_require.h"
 #include "fuzz_input.h"
 
 namespace {
-
-[[noreturn]] void violated(const char* what, size_t size) {
-  std::fprintf(stderr, "fuzz_composite: invariant violated: %s (input of %zu bytes)\n", what, size);
-  std::abort();
-}
-
-#define FUZZ_REQUIRE(cond) \
-  do {                     \
-    if (!(cond)) violated(#cond, size); \
-  } while (0)
 
 using Bytes = std::vector<uint8_t>;
 

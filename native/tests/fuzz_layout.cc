@@ -23,20 +23,11 @@
 #include <vector>
 
 #include "error.h"
+#include "fuzz_require.h"
 #include "fuzz_input.h"
 #include "layout.h"
 
 namespace {
-
-[[noreturn]] void violated(const char* what, size_t size) {
-  std::fprintf(stderr, "fuzz_layout: invariant violated: %s (input of %zu bytes)\n", what, size);
-  std::abort();
-}
-
-#define FUZZ_REQUIRE(cond) \
-  do {                     \
-    if (!(cond)) violated(#cond, size); \
-  } while (0)
 
 // A length that is usually right and sometimes off by one.
 size_t length(fuzz_input::Reader& in, size_t right) {

@@ -12,21 +12,8 @@
 #include <string>
 
 #include "error.h"
+#include "fuzz_require.h"
 #include "npy.h"
-
-namespace {
-
-[[noreturn]] void violated(const char* what, size_t size) {
-  std::fprintf(stderr, "fuzz_npy: invariant violated: %s (input of %zu bytes)\n", what, size);
-  std::abort();
-}
-
-#define FUZZ_REQUIRE(cond) \
-  do {                     \
-    if (!(cond)) violated(#cond, size); \
-  } while (0)
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string name = "fuzz.npy";

@@ -20,22 +20,9 @@
 #include <vector>
 
 #include "error.h"
+#include "fuzz_require.h"
 #include "fuzz_input.h"
 #include "rle.h"
-
-namespace {
-
-[[noreturn]] void violated(const char* what, size_t size) {
-  std::fprintf(stderr, "fuzz_polygon: invariant violated: %s (input of %zu bytes)\n", what, size);
-  std::abort();
-}
-
-#define FUZZ_REQUIRE(cond) \
-  do {                     \
-    if (!(cond)) violated(#cond, size); \
-  } while (0)
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz_input::Reader in(data, size);
