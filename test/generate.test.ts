@@ -614,7 +614,14 @@ describe('plans and generate together', () => {
     await makePlan({ coco, out: planPath, strategy: 'alia', classes: ['dog'], domains: ['on a beach'], imageRoot: relative(process.cwd(), images) });
     const jobs = await readLines(planPath);
     expect(jobs.map((j) => j.source_image)).toEqual(['../../images/img1.png', '../../images/img2.png']);
-    const r = await generate(planPath, { out: join(dir, 'out'), backends: [{ type: 'a1111', url: server.url }], retries: 0 });
+    // The images lie outside the plan's folder and the working folder: the roots rule refuses them until the
+    // folder genaug plan read is declared (genaug generate --images), and the refusal is retryable.
+    const refused = await generate(planPath, { out: join(dir, 'out'), backends: [{ type: 'a1111', url: server.url }], retries: 0 });
+    expect(refused).toMatchObject({ ok: 0, failed: 2 });
+    const failedLines = (await readFile(join(dir, 'out', 'failed.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(failedLines.map((l) => l.error.message)).toEqual(failedLines.map(() => expect.stringMatching(/source_image \.\.\/\.\.\/images\/img\d\.png lies outside .*--images/)));
+    expect(server.hits).toHaveLength(0);
+    const r = await generate(planPath, { out: join(dir, 'out'), backends: [{ type: 'a1111', url: server.url }], retries: 0, inputRoots: [images] });
     expect(r).toMatchObject({ ok: 2, failed: 0 });
     // The server got the real images' bytes.
     expect(server.hits.map((h) => sha(Buffer.from(h.json.init_images[0], 'base64'))).sort()).toEqual([sha(real.get(1)!), sha(real.get(2)!)].sort());

@@ -57,6 +57,8 @@ export interface PasteSourceOptions extends SampleOptions {
   priors?: string | Record<string, [number, number]>;
   /** Append pool categories the real dataset lacks (new ids), instead of skipping them. */
   addCategories?: boolean;
+  /** The folder the pool's crops must lie in (default: the pool index's folder; see ReadPoolOptions.root). */
+  poolRoot?: string;
   /**
    * Go on with a pool that has no usable instance (the output is then the real images alone, as a run with
    * pool.allow_empty asks) instead of failing with E_FORMAT.
@@ -142,7 +144,7 @@ async function loadPriors(p: PasteSourceOptions['priors'], coco: CocoIndex): Pro
 export async function preparePaste(o: PasteSourceOptions): Promise<PasteContext> {
   const coco = typeof o.coco === 'string' ? await readCoco(o.coco) : o.coco;
   const categoriesIn = [...coco.categoryById.values()].sort((a, b) => a.id - b.id);
-  const pool = typeof o.pool === 'string' ? await readInstancePool(o.pool, categoriesIn, { addCategories: o.addCategories ?? false, ...(o.cropCache ? { cache: o.cropCache } : {}) }) : o.pool;
+  const pool = typeof o.pool === 'string' ? await readInstancePool(o.pool, categoriesIn, { addCategories: o.addCategories ?? false, ...(o.poolRoot !== undefined ? { root: o.poolRoot } : {}), ...(o.cropCache ? { cache: o.cropCache } : {}) }) : o.pool;
   if (typeof o.pool === 'string' && pool.categories.length === 0 && !o.allowEmptyPool) {
     // Not one instance to paste: the output would be the real images again, which no one asks for.
     const first = pool.skipped.find((k) => k.kind !== 'empty-category') ?? pool.skipped[0];

@@ -30,6 +30,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { readTextFile } from '../io/atomic.js';
 import type { CocoCategory } from '../io/coco.js';
 import { imageInfo, readImage } from '../io/images.js';
+import { checkWithin } from '../io/roots.js';
 import { GenaugError } from '../native/errors.js';
 
 export interface PoolInstance {
@@ -48,7 +49,7 @@ export interface PoolCategory {
 }
 
 export interface PoolSkip {
-  kind: 'unknown-category' | 'empty-category' | 'zero-size' | 'empty-alpha' | 'unreadable' | 'unsupported-entry' | 'bad-entry';
+  kind: 'unknown-category' | 'empty-category' | 'zero-size' | 'empty-alpha' | 'unreadable' | 'unsupported-entry' | 'bad-entry' | 'outside-root';
   category?: string;
   file?: string;
   message: string;
@@ -57,6 +58,8 @@ export interface PoolSkip {
 export interface InstancePool {
   /** The folder paths are resolved from. */
   root: string;
+  /** The folder every crop must lie in (the roots rule): ReadPoolOptions.root, else the index's folder. */
+  cropRoot: string;
   /** Non-empty categories, by destination category id. */
   categories: PoolCategory[];
   /** Categories appended to the destination's (addCategories). */
@@ -65,6 +68,12 @@ export interface InstancePool {
 }
 
 export interface ReadPoolOptions {
+  /**
+   * The folder every crop file must lie in (the roots rule, io/roots.ts): an entry naming a file elsewhere
+   * (an absolute path, `..`, a link out of it) is skipped as 'outside-root' with the reason. Default: the
+   * index's own folder. An X-Paste index that names its crops by absolute path needs the folder holding them.
+   */
+  root?: string;
   /** Append pool categories the destination lacks, instead of skipping them (default false). */
   addCategories?: boolean;
   /** Files whose size is read from the PNG header at once (default 16). */
@@ -237,7 +246,13 @@ export async function readInstancePool(path: string, destination: readonly CocoC
 
   // Crop sizes: from the index's box when it has one, else from the PNG header.
   const usable = entries.filter((e) => resolved.has(e.category));
+  const cropRoot = resolve(o.root ?? root);
   const sized = await mapLimit(usable, o.concurrency ?? 16, async (e): Promise<PoolInstance | PoolSkip> => {
+    try {
+      await checkWithin(cropRoot, e.file, 'crop');
+    } catch (err) {
+      return { kind: 'outside-root', category: e.category, file: e.file, message: `${(err as Error).message}; name the folder holding the crops with --pool-root` };
+    }
     let { width, height } = e;
     if (width === undefined || height === undefined) {
       try {
@@ -282,7 +297,7 @@ export async function readInstancePool(path: string, destination: readonly CocoC
     else categories.push({ name: n, categoryId: dest.id, instances });
   }
   categories.sort((a, b) => a.categoryId - b.categoryId);
-  return { root, categories, addedCategories: added, skipped };
+  return { root, cropRoot, categories, addedCategories: added, skipped };
 }
 
 export interface RgbaCrop {

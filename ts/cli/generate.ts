@@ -139,6 +139,7 @@ export function generateCommand(global: GlobalOptions): Command {
     .option('--backoff <seconds>', 'first retry delay, doubled each retry (capped at 60 s; a Retry-After header is honoured)', numberArg('--backoff'), 1)
     .option('--api-key-file <file>', 'file holding the OpenAI-compatible API key (default: $GENAUG_OPENAI_API_KEY, then $OPENAI_API_KEY); the key is sent only as a header and never written')
     .option('--poll <ms>', 'ComfyUI /history polling interval', intArg('--poll', 1, 60_000), 500)
+    .option('--images <dir...>', "folders the plan's source_image and mask files may lie in besides the plan's own folder (the folder genaug plan --images read, when it was absolute or outside)")
     .option('--retry-failed', 'try again every item that failed in an earlier run (default: only failures marked retryable in the journal are tried again: 5xx, 429, timeouts, lost connections, unreadable input files; 4xx answers stand)')
     .option('-q, --quiet', 'no progress output')
     .addHelpText(
@@ -171,6 +172,7 @@ export function generateCommand(global: GlobalOptions): Command {
           retries: o.retries,
           backoffMs: o.backoff * 1000,
           retryFailed: Boolean(o.retryFailed),
+          ...(o.images ? { inputRoots: o.images as string[] } : {}),
           signal,
           onNote: (n) => {
             if (!o.quiet) process.stderr.write(`${n}\n`);

@@ -85,6 +85,7 @@ export function pasteCommand(global: GlobalOptions): Command {
     .option('--keep-max-shift <px>', 'occlusion keep rule: keep an occluded instance whose box coordinates all moved at most this', intArg('--keep-max-shift', 0), 10)
     .option('--keep-min-area <px>', '... or whose visible area is more than this', intArg('--keep-min-area', 0), 300)
     .option('--add-categories', 'append pool categories the real dataset lacks (new ids) instead of skipping them')
+    .option('--pool-root <dir>', "folder the pool's crop files must lie in (default: the pool index's folder); an X-Paste index naming crops by absolute path needs it")
     .addOption(new Option('--image-format <f>', 'encoding of the output images').choices(['jpeg', 'png']).default('jpeg'))
     .option('--jpeg-quality <q>', 'JPEG quality', intArg('--jpeg-quality', 1, 100), 95)
     .option('--shard-size <n>', 'WebDataset samples per shard', intArg('--shard-size', 1), 1000)
@@ -128,6 +129,7 @@ export function pasteCommand(global: GlobalOptions): Command {
         keepMaxShift: o.keepMaxShift,
         keepMinArea: o.keepMinArea,
         addCategories: Boolean(o.addCategories),
+        ...(o.poolRoot !== undefined ? { poolRoot: o.poolRoot } : {}),
         imageFormat: o.imageFormat,
         jpegQuality: o.jpegQuality,
         shardSize: o.shardSize,

@@ -37,6 +37,7 @@ import { hostname } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
 import { readWholeFile, writeFileAtomic } from '../io/atomic.js';
+import { checkWithin } from '../io/roots.js';
 import { GenaugError, ioError } from '../native/errors.js';
 import type { PlanJob } from '../plan/job.js';
 import { readAppendLog } from '../util/jsonl.js';
@@ -108,6 +109,14 @@ export interface GenerateOptions {
   retryFailed?: boolean;
   /** Folder that relative source_image/mask paths are relative to (default: the plan's folder, or the working folder for a job list). */
   baseDir?: string;
+  /**
+   * Folders a source_image or mask may lie in besides baseDir and the working folder (the roots rule,
+   * io/roots.ts): a job naming a file elsewhere (absolute, `..`, a link out) fails with E_IO, retryable, and the
+   * batch goes on. `genaug plan` writes absolute paths when its --images was absolute, and `..` paths when the
+   * images are outside the plan's folder; pass that folder here (genaug generate --images) when it is not under
+   * the working folder.
+   */
+  inputRoots?: string[];
   /** Stops the run cleanly: requests in flight are dropped, the journal stays consistent. */
   signal?: AbortSignal;
   onProgress?: (p: GenerateProgress) => void;
@@ -447,8 +456,24 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
       return appendChain;
     };
 
+    const roots = [...new Set([baseDir, process.cwd(), ...(o.inputRoots ?? [])].map((r) => resolve(r)))];
     const readInput = async (p: string, what: string): Promise<Buffer> => {
       const path = isAbsolute(p) ? p : join(baseDir, p);
+      // The roots rule: inside one of the declared folders, by name and after resolving links.
+      let inside: GenaugError | undefined;
+      for (const r of roots) {
+        try {
+          await checkWithin(r, path, `${what}`);
+          inside = undefined;
+          break;
+        } catch (e) {
+          inside = e instanceof GenaugError ? e : new GenaugError('E_IO', String(e));
+        }
+      }
+      if (inside) {
+        const list = roots.join(', ');
+        throw new GenaugError('E_IO', `${what} ${p} lies outside ${list}; files named by a plan must lie inside the plan's folder, the working folder or a folder given with --images`, { path });
+      }
       try {
         // A regular file only: a source_image or mask naming /dev/zero or a FIFO was an endless read or wait.
         return await readWholeFile(path, `${what} ${path}`);

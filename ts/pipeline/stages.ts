@@ -256,6 +256,7 @@ async function runGenerate(ctx: StageContext): Promise<StageResult> {
     concurrency: g.concurrency,
     timeoutMs: g.timeout_s * 1000,
     retries: g.retries,
+    inputRoots: [ctx.cfg.paths.realImages],
     onNote: ctx.log,
     onProgress: (pr) => ctx.progress(pr.done, pr.total),
     ...(ctx.signal ? { signal: ctx.signal } : {}),

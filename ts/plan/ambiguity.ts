@@ -24,7 +24,7 @@ import { readImage } from '../io/images.js';
 import { ClipModel } from '../models/clip.js';
 import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
 import { GenaugError } from '../native/errors.js';
-import { imagePath, sampleClassImages } from './captions.js';
+import { readableImagePath, sampleClassImages } from './captions.js';
 import { askJson, makeJob, mapLimit, normalizeText, reasonOf, type JobDefaults, type LlmSource, type PlanClass, type PlanFailure, type StrategyResult } from './core.js';
 import type { PlanJob } from './job.js';
 import type { Meanings } from './prompts.js';
@@ -154,7 +154,7 @@ export async function resolveAmbiguity(coco: CocoIndex | null, classes: PlanClas
     o.loadImages ??
     (async (_c: PlanClass, ids: number[]) => {
       if (!coco) return [];
-      return Promise.all(ids.map((id) => readImage(imagePath(coco.imageById.get(id)!, o.imageRoot), { maxSide: SCORE_MAX_SIDE })));
+      return Promise.all(ids.map((id) => readableImagePath(coco.imageById.get(id)!, o.imageRoot).then((path) => readImage(path, { maxSide: SCORE_MAX_SIDE }))));
     });
   const perClass = await mapLimit(classes, o.concurrency ?? 2, async (c): Promise<[Resolution, PlanFailure[]]> => {
     const failures: PlanFailure[] = [];

@@ -9,7 +9,9 @@ import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 import { z } from 'zod';
 
+import { readWholeFile } from '../io/atomic.js';
 import type { CocoIndex, CocoImage } from '../io/coco.js';
+import { checkWithin } from '../io/roots.js';
 import { readAppendLog } from '../util/jsonl.js';
 import { imageDataUrl } from '../llm/chat.js';
 import { GenaugError } from '../native/errors.js';
@@ -111,6 +113,14 @@ export function imagePath(image: CocoImage, imageRoot?: string): string {
 }
 
 /**
+ * The image a COCO entry names, checked against the roots rule (io/roots.ts): it must lie inside `imageRoot`
+ * (--images), or inside the working folder when none is given; an absolute file_name or `..` elsewhere is E_IO.
+ */
+export function readableImagePath(image: CocoImage, imageRoot?: string): Promise<string> {
+  return checkWithin(imageRoot ?? process.cwd(), image.file_name, 'image');
+}
+
+/**
  * A COCO image's path as a plan line records it (`source_image`): `generate`
  * resolves relative paths against the plan file's folder, so an image found
  * under the working folder (a relative `imageRoot` or file name) is written
@@ -149,10 +159,10 @@ export async function captionImages(coco: CocoIndex, imageIds: number[], o: Capt
     try {
       if (!o.vlm) throw new GenaugError('E_ARGUMENT', 'no stored caption and no vision endpoint (--vlm-url) to write one');
       const image = coco.imageById.get(id)!;
-      const path = imagePath(image, o.imageRoot);
+      const path = await readableImagePath(image, o.imageRoot);
       let bytes: Buffer;
       try {
-        bytes = await readFile(path);
+        bytes = await readWholeFile(path, `image ${path}`);
       } catch (e) {
         throw new GenaugError('E_IO', `could not read image ${path}: ${(e as Error).message}`, { path });
       }
