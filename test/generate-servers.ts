@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 
 import sharp from 'sharp';
+import { WebSocketServer, type WebSocket } from 'ws';
 
 import { seededRandom } from '../ts/util/random.js';
 
@@ -44,6 +45,8 @@ export interface TestServer {
   close(): Promise<void>;
   /** Closes the listener and cuts every open connection (a server that dies). */
   kill(): void;
+  /** The listening server (to attach a websocket server to). */
+  http: Server;
 }
 
 type Handler = (hit: Hit, res: ServerResponse) => Promise<void> | void;
@@ -78,6 +81,7 @@ async function serve(handler: Handler, port = 0): Promise<TestServer> {
   const addr = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${addr.port}`,
+    http: server,
     hits,
     close: () =>
       new Promise<void>((r) => {
@@ -166,8 +170,20 @@ export async function a1111Server(o: A1111Options = {}): Promise<TestServer & { 
 }
 
 export interface ComfyOptions {
-  /** How many /history polls answer {} before the outputs appear. */
+  /** How many /history polls answer {} before the outputs appear (without a websocket). */
   pendingPolls?: number;
+  /**
+   * Serve /ws?clientId= as ComfyUI does: a prompt then runs after POST /prompt answers, sends execution_start,
+   * `steps` progress messages, executed, execution_success and executing {node: null} to the client that queued
+   * it (or execution_error for a prompt whose key holds "explode"), and reaches /history only when it ends.
+   */
+  websocket?: boolean;
+  /** Sampler steps reported per prompt (default 3). */
+  steps?: number;
+  /** Images per prompt (a batch), default 1. */
+  images?: number;
+  /** Close every websocket after this many messages in all (a socket lost mid-run). */
+  dropSocketAfter?: number;
 }
 
 /** Nodes the fake ComfyUI knows, with the inputs it type-checks (as /object_info would describe them). */
@@ -195,12 +211,52 @@ export function comfyKey(prompt: Record<string, any>): { key: string; width: num
   return { key: `comfy|${ks?.inputs.seed}|${texts.join('|')}|${boxes.join(';')}|${load.join(',')}`, width: lat?.inputs.width ?? 16, height: lat?.inputs.height ?? 16 };
 }
 
-export async function comfyServer(o: ComfyOptions = {}): Promise<TestServer & { uploads: Map<string, Buffer>; prompts: Map<string, any> }> {
+export async function comfyServer(
+  o: ComfyOptions = {},
+): Promise<TestServer & { uploads: Map<string, Buffer>; prompts: Map<string, any>; socketMessages: Array<{ client: string; type: string; data: any }>; clients: Map<string, WebSocket> }> {
   const uploads = new Map<string, Buffer>();
   const prompts = new Map<string, any>();
-  const history = new Map<string, { polls: number; entry: any }>();
+  const history = new Map<string, { polls: number; entry: any; ready: boolean }>();
   const files = new Map<string, Buffer>();
+  const clients = new Map<string, WebSocket>();
+  const socketMessages: Array<{ client: string; type: string; data: any }> = [];
   let counter = 0;
+  let sent = 0;
+  const emit = (client: string, type: string, data: any) => {
+    const ws = clients.get(client);
+    if (!ws || ws.readyState !== ws.OPEN) return;
+    socketMessages.push({ client, type, data });
+    ws.send(JSON.stringify({ type, data }));
+    if (o.dropSocketAfter !== undefined && ++sent >= o.dropSocketAfter) for (const c of clients.values()) c.terminate();
+  };
+  /** The prompt's run as ComfyUI's websocket tells it, one message per tick. */
+  const run = async (client: string, id: string, saveId: string, failing: boolean) => {
+    const tick = () => new Promise((r) => setTimeout(r, 2));
+    const h = history.get(id)!;
+    await tick();
+    emit(client, 'execution_start', { prompt_id: id, timestamp: 1 });
+    emit(client, 'execution_cached', { nodes: [], prompt_id: id, timestamp: 1 });
+    if (failing) {
+      emit(client, 'executing', { node: '3', display_node: '3', prompt_id: id });
+      await tick();
+      h.ready = true;
+      emit(client, 'execution_error', h.entry.status.messages[1][1]);
+      return;
+    }
+    emit(client, 'executing', { node: '3', display_node: '3', prompt_id: id });
+    for (let v = 1; v <= (o.steps ?? 3); v++) {
+      await tick();
+      emit(client, 'progress', { value: v, max: o.steps ?? 3, prompt_id: id, node: '3' });
+    }
+    // A preview frame, as binary (type 1, PNG): the client must ignore it.
+    clients.get(client)?.send(Buffer.concat([Buffer.from([0, 0, 0, 1, 0, 0, 0, 2]), Buffer.from('not-a-real-png')]));
+    emit(client, 'executed', { node: saveId, display_node: saveId, output: h.entry.outputs[saveId], prompt_id: id });
+    emit(client, 'execution_success', { prompt_id: id, timestamp: 2 });
+    // ComfyUI moves the prompt to the history between execution_success and executing {node: null}.
+    await tick();
+    h.ready = true;
+    emit(client, 'executing', { node: null, prompt_id: id });
+  };
   const s = await serve(async (hit, res) => {
     const url = new URL(hit.path, 'http://x');
     const route = url.pathname.replace(/^\/api(?=\/)/, '');
@@ -266,22 +322,29 @@ export async function comfyServer(o: ComfyOptions = {}): Promise<TestServer & { 
           },
         };
       } else {
-        const png = await drawImage(key, width, height);
-        const filename = `ComfyUI_${String(number).padStart(5, '0')}_.png`;
-        files.set(`output/${filename}`, png);
+        const images: Array<{ filename: string; subfolder: string; type: string }> = [];
+        for (let k = 0; k < (o.images ?? 1); k++) {
+          const png = await drawImage(k === 0 ? key : `${key} #${k}`, width, height);
+          const filename = `ComfyUI_${String(number).padStart(5, '0')}_${k ? `${k}_` : ''}.png`;
+          files.set(`output/${filename}`, png);
+          images.push({ filename, subfolder: '', type: 'output' });
+        }
         entry = {
           prompt: [number, id, prompt, {}, [saveId]],
-          outputs: { [saveId]: { images: [{ filename, subfolder: '', type: 'output' }] } },
+          outputs: { [saveId]: { images } },
           status: { status_str: 'success', completed: true, messages: [['execution_start', { prompt_id: id }], ['execution_success', { prompt_id: id }]] },
         };
       }
-      history.set(id, { polls: 0, entry });
-      return send(res, 200, { prompt_id: id, number, node_errors: {} });
+      const live = o.websocket && clients.has(hit.json.client_id);
+      history.set(id, { polls: 0, entry, ready: !live });
+      send(res, 200, { prompt_id: id, number, node_errors: {} });
+      if (live) void run(hit.json.client_id, id, saveId, key.includes('explode'));
+      return;
     }
     const hm = /^\/history\/(.+)$/.exec(route);
     if (hit.method === 'GET' && hm) {
       const h = history.get(decodeURIComponent(hm[1] as string));
-      if (!h || h.polls++ < (o.pendingPolls ?? 2)) return send(res, 200, {});
+      if (!h || !h.ready || h.polls++ < (o.pendingPolls ?? 2)) return send(res, 200, {});
       return send(res, 200, { [hm[1] as string]: h.entry });
     }
     if (hit.method === 'GET' && route === '/view') {
@@ -293,7 +356,22 @@ export async function comfyServer(o: ComfyOptions = {}): Promise<TestServer & { 
     if (hit.method === 'POST' && route === '/queue') return send(res, 200, {});
     return send(res, 404, '404: Not Found');
   });
-  return Object.assign(s, { uploads, prompts });
+  if (o.websocket) {
+    const wss = new WebSocketServer({ server: s.http, path: '/ws' });
+    wss.on('connection', (ws, req) => {
+      const client = new URL(req.url ?? '', 'http://x').searchParams.get('clientId') ?? 'anonymous';
+      clients.set(client, ws);
+      ws.on('close', () => clients.get(client) === ws && clients.delete(client));
+      ws.send(JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: 0 } }, sid: client } }));
+    });
+    const close = s.close;
+    s.close = async () => {
+      for (const c of wss.clients) c.terminate();
+      wss.close();
+      await close();
+    };
+  }
+  return Object.assign(s, { uploads, prompts, socketMessages, clients });
 }
 
 export interface OpenAIOptions {

@@ -450,6 +450,68 @@ describe('generate on ComfyUI', () => {
     expect(uploadHits()).toBe(uploadsBefore); // refused before anything was uploaded
   });
 
+  it('follows prompts over the websocket: progress, the failing node of an execution_error, every output image kept, /history read once', async () => {
+    const server = track(await comfyServer({ websocket: true, pendingPolls: 0, steps: 4, images: 2 }));
+    const dir = tmp.fresh('comfy-ws');
+    const template = await readJson(join(examples, 'comfyui-txt2img.json'));
+    const plan = await writePlan(dir, [job('w1', { seed: 5, candidates: 2, width: 24, height: 16 }), job('w2', { seed: 9, prompt: 'it will explode', classes: ['mug'] })]);
+    const out = join(dir, 'out');
+    const steps: Array<{ value: number; max: number }> = [];
+    const r = await generate(plan, { out, backends: [{ type: 'comfyui', url: server.url, workflow: template, pollMs: 1 }], retries: 0, onProgress: (p) => p.steps && steps.push(p.steps) });
+    expect(r).toMatchObject({ ok: 2, failed: 1, images: 4, duplicates: 0 });
+    // Followed, not polled: /history read once per finished prompt, never for the failed one.
+    const historyHits = server.hits.filter((h) => h.path.startsWith('/history/')).map((h) => h.path);
+    expect(historyHits.sort()).toEqual(['/history/p-1', '/history/p-2']);
+    // Every progress message of the socket reached the runner's progress, in order, with its own maximum.
+    expect(steps).toEqual([1, 2, 3, 4, 1, 2, 3, 4].map((value) => ({ value, max: 4 })));
+    // The client the prompts were queued under is the socket's client, and it is closed when the batch ends.
+    const client = server.hits.find((h) => h.path === '/prompt')!.json.client_id;
+    expect(new Set(server.socketMessages.map((m) => m.client))).toEqual(new Set([client]));
+    await expect.poll(() => server.clients.size).toBe(0);
+    // Both images of each prompt, in the server's order, each its own manifest line and sidecar.
+    const manifest = await readLines(join(out, 'manifest.jsonl'));
+    expect(manifest.map((m) => [m.job, m.candidate, m.output])).toEqual([['w1', 0, 0], ['w1', 0, 1], ['w1', 1, 0], ['w1', 1, 1]]);
+    const posted = server.hits.filter((h) => h.path === '/prompt').map((h) => h.json.prompt);
+    for (const [c, prompt] of posted.filter((p) => !comfyKey(p).key.includes('explode')).sort((a, b) => a['3'].inputs.seed - b['3'].inputs.seed).entries()) {
+      const { key, width, height } = comfyKey(prompt);
+      for (const k of [0, 1]) {
+        const png = await drawImage(k === 0 ? key : `${key} #${k}`, width, height);
+        const line = manifest[2 * c + k];
+        expect(line.file).toBe(fileFor(png));
+        expect((await readFile(join(out, 'images', line.file))).equals(png)).toBe(true);
+        const sidecar = await readJson(join(out, 'images', line.file.replace(/\.png$/, '.json')));
+        expect(sidecar).toMatchObject({ job: 'w1', candidate: c, output: k, outputs: 2 });
+      }
+    }
+    const journal = await readLines(join(out, 'journal.jsonl'));
+    expect(journal.filter((l) => l.status === 'ok').map((l) => l.more.length)).toEqual([1, 1]);
+    const failed = await readLines(join(out, 'failed.jsonl'));
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ job: 'w2', attempts: 1 });
+    expect(failed[0].error.message).toMatch(/prompt p-\d failed: node 3 \(KSampler\): torch.OutOfMemoryError: CUDA out of memory/);
+
+    // A rerun asks nothing again (the execution error is not retryable) and lists the same four images.
+    const promptsBefore = server.hits.filter((h) => h.path === '/prompt').length;
+    const again = await generate(plan, { out, backends: [{ type: 'comfyui', url: server.url, workflow: template, pollMs: 1 }], retries: 0 });
+    expect(again).toMatchObject({ ok: 2, failed: 1, images: 4, resumed: 3 });
+    expect(server.hits.filter((h) => h.path === '/prompt').length).toBe(promptsBefore);
+    expect(await readLines(join(out, 'manifest.jsonl'))).toEqual(manifest);
+  });
+
+  it('falls back to polling /history when the websocket drops mid-prompt, and when the server has none', async () => {
+    const server = track(await comfyServer({ websocket: true, pendingPolls: 0, steps: 3, dropSocketAfter: 4 }));
+    const dir = tmp.fresh('comfy-ws-drop');
+    const template = await readJson(join(examples, 'comfyui-txt2img.json'));
+    const plan = await writePlan(dir, [job('d1', { seed: 1, candidates: 3 })]);
+    const r = await generate(plan, { out: join(dir, 'out'), backends: [{ type: 'comfyui', url: server.url, workflow: template, pollMs: 1 }], retries: 0 });
+    expect(r).toMatchObject({ ok: 3, failed: 0, images: 3 });
+    // The first prompt's socket was cut after its 4th message (before its end): it finished by polling /history.
+    expect(server.socketMessages.slice(0, 4).map((m) => m.type)).toEqual(['execution_start', 'execution_cached', 'executing', 'progress']);
+    expect(server.hits.filter((h) => h.path === '/history/p-1').length).toBeGreaterThanOrEqual(1);
+    const manifest = await readLines(join(dir, 'out', 'manifest.jsonl'));
+    expect(manifest.map((m) => m.output)).toEqual([undefined, undefined, undefined]);
+  });
+
   it('rejects a UI-format workflow and an unknown placeholder before sending anything', () => {
     expect(() => checkWorkflow({ nodes: [], links: [] }, 'ui.json')).toThrow(/UI-format workflow/);
     expect(() => checkWorkflow({ 1: { class_type: 'KSampler', inputs: { seed: '{{sede}}' } } }, 'w.json')).toThrow(/node 1 \(KSampler\) uses \{\{sede\}\}/);

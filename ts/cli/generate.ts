@@ -179,11 +179,11 @@ export function generateCommand(global: GlobalOptions): Command {
           },
           onProgress: (p) => {
             bar ??= new Progress('generate', p.total, 'images', o.quiet, p.done, true);
-            bar.update(p.done);
+            bar.update(p.done, p.steps ? `(steps ${p.steps.value}/${p.steps.max} in flight)` : '');
           },
         });
         const per = Object.entries(r.backends).map(([k, v]) => `${k}: ${v.ok} ok, ${v.failed} failed`).join('; ');
-        global.print(`${r.items} items of ${r.jobs} jobs: ${r.ok} images, ${r.failed} failed, ${r.invalidLines} invalid plan lines (${r.generatedThisRun} this run, ${r.resumed} from the journal)${per ? ` [${per}]` : ''}`);
+        global.print(`${r.items} items of ${r.jobs} jobs: ${r.images + r.duplicates === r.ok ? `${r.ok} images` : `${r.images + r.duplicates} images from ${r.ok} items`}, ${r.failed} failed, ${r.invalidLines} invalid plan lines (${r.generatedThisRun} this run, ${r.resumed} from the journal)${per ? ` [${per}]` : ''}`);
         global.print(`manifest: ${r.out}/manifest.jsonl${r.failed + r.invalidLines ? `; failures: ${r.out}/failed.jsonl` : ''}`);
         if (r.interrupted) throw new GenaugError('E_ABORTED', `interrupted with ${r.items - r.ok - r.failed} items left; run the same command again to resume`);
         const problems = [r.failed ? `${r.failed} failed item${r.failed === 1 ? '' : 's'}` : '', r.invalidLines ? `${r.invalidLines} invalid plan line${r.invalidLines === 1 ? '' : 's'}` : ''].filter(Boolean).join(' and ');

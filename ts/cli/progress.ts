@@ -21,7 +21,11 @@ export class Progress {
     this.tty = Boolean(process.stderr.isTTY);
   }
 
-  update(done: number): void {
+  /** `detail`: shown after the counts on a terminal (e.g. the sampler steps of the requests in flight). */
+  private detail = '';
+
+  update(done: number, detail?: string): void {
+    if (detail !== undefined) this.detail = detail;
     if (this.quiet || this.total <= 0) return;
     const pct = Math.floor((100 * done) / this.total);
     const now = Date.now();
@@ -45,7 +49,7 @@ export class Progress {
     const rate = secs > 0 ? (done - this.already) / secs : 0;
     const eta = rate > 0 && done < this.total ? ` eta ${formatSeconds((this.total - done) / rate)}` : '';
     const perSec = this.showRate ? ` ${rate.toFixed(2)}/s` : '';
-    return `${this.label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${done}/${this.total} ${this.unit} ${formatSeconds(secs)}${perSec}${eta}`;
+    return `${this.label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${done}/${this.total} ${this.unit} ${formatSeconds(secs)}${perSec}${eta}${this.tty && this.detail ? ` ${this.detail}` : ''}`;
   }
 }
 

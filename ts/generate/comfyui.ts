@@ -1,9 +1,14 @@
 /**
  * ComfyUI (server.py): an API-format workflow template with "{{...}}"
- * placeholders is filled per candidate, queued with POST /prompt, polled with
- * GET /history/{id} until its outputs appear, and each output image is read
- * with GET /view. Source images and masks for edits go up first through
- * POST /upload/image under a content-derived name (uploading twice is harmless).
+ * placeholders is filled per candidate and queued with POST /prompt under the
+ * backend's client id. Its run is followed over the server's websocket
+ * (/ws?clientId=...): sampler progress, execution_error with the failing node,
+ * and the end of the prompt; then GET /history/{id} gives the outputs and every
+ * output image is read with GET /view. A server whose websocket cannot be
+ * reached (an old server, a proxy without upgrade) is polled on /history
+ * instead, and while the socket is up /history is still read every few seconds
+ * in case a message was lost. Source images and masks for edits go up first
+ * through POST /upload/image under a content-derived name (uploading twice is harmless).
  *
  * Layout boxes: a node whose `_meta.genaug_repeat` is "boxes" is cloned once
  * per box of the job, with {{box.name}}, {{box.x}}, {{box.y}}, {{box.width}},
@@ -14,6 +19,8 @@
  * input directly. {{boxes}} is the whole layout as a JSON string.
  */
 import { createHash, randomUUID } from 'node:crypto';
+
+import WebSocket from 'ws';
 
 import { GenaugError } from '../native/errors.js';
 import { redactor } from '../util/secrets.js';
@@ -129,6 +136,160 @@ const sleep = (ms: number, signal: AbortSignal) =>
     signal.addEventListener('abort', onAbort, { once: true });
   });
 
+/** How a prompt ended, as the websocket told it. */
+type SocketEnd = { kind: 'done' } | { kind: 'error'; message: string } | { kind: 'lost' };
+
+interface SocketWaiter {
+  end: (e: SocketEnd) => void;
+  progress?: (p: { value: number; max: number; node?: string }) => void;
+}
+
+/**
+ * One websocket per backend, opened on first use with the backend's client id, its messages routed to the prompt
+ * they name. Messages for a prompt nobody waits for yet (it can finish before POST /prompt has answered) are kept
+ * (the last 256 prompts) until its waiter comes.
+ */
+class ComfySocket {
+  #ws: WebSocket | undefined;
+  #opening: Promise<boolean> | undefined;
+  #downUntil = 0;
+  readonly #waiters = new Map<string, SocketWaiter>();
+  readonly #ended = new Map<string, SocketEnd>();
+  #closed = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly headers: Record<string, string>,
+    private readonly openTimeoutMs = 10_000,
+  ) {}
+
+  /** Whether the socket is up (opening it if needed); false when it cannot be reached (then: poll). */
+  async ready(): Promise<boolean> {
+    if (this.#closed) return false;
+    if (this.#ws?.readyState === WebSocket.OPEN) return true;
+    if (Date.now() < this.#downUntil) return false;
+    this.#opening ??= this.#open().finally(() => (this.#opening = undefined));
+    return this.#opening;
+  }
+
+  #open(): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      let settled = false;
+      const settle = (ok: boolean) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (!ok) {
+          this.#downUntil = Date.now() + 30_000; // poll for a while before trying again
+          ws.removeAllListeners();
+          ws.on('error', () => undefined);
+          ws.terminate();
+        }
+        resolve(ok);
+      };
+      const ws = new WebSocket(this.url, { headers: this.headers, handshakeTimeout: this.openTimeoutMs, maxPayload: 64 * 2 ** 20 });
+      const timer = setTimeout(() => settle(false), this.openTimeoutMs + 1000);
+      ws.once('open', () => {
+        this.#ws = ws;
+        settle(true);
+      });
+      ws.on('error', () => settle(false));
+      ws.on('unexpected-response', () => settle(false));
+      ws.on('message', (data, isBinary) => {
+        if (!isBinary) this.#message(String(data));
+      });
+      ws.on('close', () => {
+        settle(false);
+        if (this.#ws === ws) this.#ws = undefined;
+        // The waiters fall back to polling /history.
+        for (const [id, w] of this.#waiters) {
+          this.#waiters.delete(id);
+          w.end({ kind: 'lost' });
+        }
+      });
+    });
+  }
+
+  #message(text: string): void {
+    let m: { type?: unknown; data?: Record<string, unknown> };
+    try {
+      m = JSON.parse(text) as typeof m;
+    } catch {
+      return; // not ours to judge: ComfyUI extensions send their own messages
+    }
+    const d = m.data;
+    if (!d || typeof d !== 'object' || typeof d.prompt_id !== 'string') return;
+    const id = d.prompt_id;
+    let end: SocketEnd | undefined;
+    switch (m.type) {
+      case 'progress':
+        if (typeof d.value === 'number' && typeof d.max === 'number') {
+          this.#waiters.get(id)?.progress?.({ value: d.value, max: d.max, ...(typeof d.node === 'string' ? { node: d.node } : {}) });
+        }
+        return;
+      case 'executing':
+        // The end: ComfyUI sends it once the prompt is in /history (execution_success comes just before that).
+        if (d.node === null) end = { kind: 'done' };
+        break;
+      case 'execution_error':
+        end = { kind: 'error', message: executionErrorText(d) };
+        break;
+      case 'execution_interrupted':
+        end = { kind: 'error', message: `interrupted at node ${String(d.node_id ?? '?')} (${String(d.node_type ?? '?')})` };
+        break;
+      default:
+        return;
+    }
+    if (!end) return;
+    const w = this.#waiters.get(id);
+    if (w) {
+      this.#waiters.delete(id);
+      w.end(end);
+    } else if (!this.#ended.has(id) || end.kind === 'error') {
+      this.#ended.set(id, end);
+      if (this.#ended.size > 256) this.#ended.delete(this.#ended.keys().next().value as string);
+    }
+  }
+
+  /** Resolves when the socket says the prompt ended (or the socket is lost: then `lost`). */
+  wait(id: string, progress?: SocketWaiter['progress']): { ended: Promise<SocketEnd>; cancel: () => void } {
+    const early = this.#ended.get(id);
+    if (early) {
+      this.#ended.delete(id);
+      return { ended: Promise.resolve(early), cancel: () => undefined };
+    }
+    if (!this.#ws || this.#ws.readyState !== WebSocket.OPEN) return { ended: Promise.resolve({ kind: 'lost' }), cancel: () => undefined };
+    let cancel = () => undefined as void;
+    const ended = new Promise<SocketEnd>((resolve) => {
+      this.#waiters.set(id, { end: resolve, ...(progress ? { progress } : {}) });
+      cancel = () => {
+        if (this.#waiters.get(id)?.end === resolve) this.#waiters.delete(id);
+      };
+    });
+    return { ended, cancel };
+  }
+
+  close(): void {
+    this.#closed = true;
+    const ws = this.#ws;
+    this.#ws = undefined;
+    if (ws) {
+      ws.removeAllListeners('close');
+      ws.on('error', () => undefined);
+      ws.close();
+      // A server that never answers the close handshake does not hold the process.
+      setTimeout(() => ws.terminate(), 1000).unref();
+    }
+    for (const [id, w] of this.#waiters) {
+      this.#waiters.delete(id);
+      w.end({ kind: 'lost' });
+    }
+  }
+}
+
+/** While the websocket follows a prompt, /history is still read this often (a lost message costs at most this). */
+const HISTORY_CHECK_MS = 5000;
+
 interface HistoryImage {
   filename: string;
   subfolder?: string;
@@ -145,6 +306,7 @@ export class ComfyBackend implements Backend {
   private readonly clientId = randomUUID();
   private readonly uses: Set<string>;
   private readonly redact: Redact;
+  private readonly socket: ComfySocket;
 
   constructor(private readonly o: BackendOptions) {
     const c = splitCredentials(o.url);
@@ -156,6 +318,15 @@ export class ComfyBackend implements Backend {
     if (o.workflow === undefined) throw new GenaugError('E_ARGUMENT', `the comfyui backend ${c.display} needs a workflow template (--workflow FILE)`);
     this.graph = checkWorkflow(o.workflow, o.workflowName ?? 'workflow', o.params);
     this.uses = placeholders(Object.values(this.graph).map((n) => n.inputs));
+    const ws = new URL(`${this.base}/ws`);
+    ws.protocol = ws.protocol === 'https:' ? 'wss:' : 'ws:';
+    ws.searchParams.set('clientId', this.clientId);
+    this.socket = new ComfySocket(ws.toString(), this.headers);
+  }
+
+  /** Closes the websocket (the runner calls it when the batch ends). */
+  close(): void {
+    this.socket.close();
   }
 
   /** The filled-in API-format graph for a request (`uploads` gives the server names of the source image and mask). */
@@ -203,6 +374,8 @@ export class ComfyBackend implements Backend {
     if (req.mask) uploads.mask = await this.upload(req.mask, signal);
     const prompt = this.fill(req, uploads);
     const what = `comfyui ${this.display}`;
+    // The socket is opened before the prompt is queued, so that no message of it is missed.
+    const live = await this.socket.ready();
     const res = await fetch(`${this.base}/prompt`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...this.headers },
@@ -217,19 +390,33 @@ export class ComfyBackend implements Backend {
     if (typeof queued.prompt_id !== 'string') throw backendError(`${what}/prompt: the response has no prompt_id`, { retryable: true });
     const id = queued.prompt_id;
     let entry: { outputs?: Record<string, { images?: HistoryImage[] }>; status?: { status_str?: string; completed?: boolean; messages?: unknown[] } };
+    // Followed over the websocket when it is up: /history is then read when the prompt ends, and every few
+    // seconds meanwhile in case a message was lost; without the socket, it is polled every pollMs.
+    let watch = live ? this.socket.wait(id, req.onProgress) : undefined;
     try {
+      let socketEnded = false;
       for (;;) {
+        if (watch && !socketEnded) {
+          const r = await Promise.race([watch.ended, sleep(HISTORY_CHECK_MS, signal).then(() => undefined)]);
+          if (r?.kind === 'error') {
+            throw backendError(`${what}: prompt ${id} failed: ${r.message}`, { retryable: false });
+          }
+          if (r?.kind === 'done') socketEnded = true;
+          if (r?.kind === 'lost') watch = undefined;
+        }
         const h = await fetch(`${this.base}/history/${encodeURIComponent(id)}`, { headers: this.headers, signal });
         await ensureOk(h, `${what}/history/${id}`, this.redact);
         const all = (await readJson(h, `${what}/history/${id}`, this.redact)) as Record<string, typeof entry>;
         const e = all[id];
         if (e && (e.status?.status_str === 'error' || e.status?.completed || (e.outputs && Object.keys(e.outputs).length))) {
           entry = e;
+          watch?.cancel();
           break;
         }
-        await sleep(this.o.pollMs ?? 500, signal);
+        if (!watch || socketEnded) await sleep(this.o.pollMs ?? 500, signal);
       }
     } catch (e) {
+      watch?.cancel();
       // Timed out or stopped: take the prompt off the queue if it has not started (best effort).
       if (signal.aborted) {
         void fetch(`${this.base}/queue`, { method: 'POST', headers: { 'content-type': 'application/json', ...this.headers }, body: JSON.stringify({ delete: [id] }) }).catch(() => undefined);
@@ -265,13 +452,15 @@ export class ComfyBackend implements Backend {
   }
 }
 
+/** An execution_error's data as one line: the failing node, its type, the exception. */
+function executionErrorText(d: { node_id?: unknown; node_type?: unknown; exception_type?: unknown; exception_message?: unknown }): string {
+  return `node ${String(d.node_id ?? '?')} (${String(d.node_type ?? '?')}): ${String(d.exception_type ?? 'error')}: ${String(d.exception_message ?? '').trim()}`;
+}
+
 /** The execution_error message of a failed prompt ([event, data] pairs in status.messages). */
 function executionError(messages: unknown[] | undefined): string {
   for (const m of messages ?? []) {
-    if (Array.isArray(m) && m[0] === 'execution_error' && m[1] && typeof m[1] === 'object') {
-      const d = m[1] as { node_id?: unknown; node_type?: unknown; exception_type?: unknown; exception_message?: unknown };
-      return `node ${String(d.node_id ?? '?')} (${String(d.node_type ?? '?')}): ${String(d.exception_type ?? 'error')}: ${String(d.exception_message ?? '').trim()}`;
-    }
+    if (Array.isArray(m) && m[0] === 'execution_error' && m[1] && typeof m[1] === 'object') return executionErrorText(m[1] as Record<string, unknown>);
   }
   return 'execution error (no message)';
 }

@@ -78,6 +78,8 @@ export interface GenerateProgress {
   /** Items per second in this run, and the time left at that rate (NaN before the first). */
   rate: number;
   etaMs: number;
+  /** Sampler steps of the requests in flight whose server reports them (ComfyUI), summed: value of max. */
+  steps?: { value: number; max: number };
 }
 
 export interface GenerateOptions {
@@ -131,6 +133,8 @@ export interface GenerateSummary {
   items: number;
   /** Items with an image. */
   ok: number;
+  /** Image files in the manifest (more than `ok` when a server answers several images per request). */
+  images: number;
   failed: number;
   /** Plan lines that did not validate (in failed.jsonl). */
   invalidLines: number;
@@ -158,6 +162,11 @@ export interface GenerateJournalLine {
   /** null when the server was sent no seed (OpenAI). */
   server_seed?: number | null;
   model?: string;
+  /**
+   * ok, when the server answered several images for one request (a ComfyUI workflow with a batch or several
+   * SaveImage nodes): the second and later ones, in the server's order (`file` etc. above are the first).
+   */
+  more?: Array<{ file: string; sha256: string; server_seed: number | null }>;
   /** failed: the error code, HTTP status, the server's message and the attempts made. */
   error?: { code: string; status?: number; message: string };
   attempts?: number;
@@ -437,10 +446,14 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
     }).length;
     let thisRun = 0;
     const start = Date.now();
+    /** The latest progress each request in flight reported, by item index. */
+    const inFlight = new Map<number, { value: number; max: number }>();
     const report = () => {
       const elapsedMs = Date.now() - start;
       const rate = thisRun > 0 ? thisRun / (elapsedMs / 1000) : NaN;
-      o.onProgress?.({ done, total: items.length, failed, thisRun, elapsedMs, rate, etaMs: rate > 0 ? ((items.length - done) / rate) * 1000 : NaN });
+      let steps: GenerateProgress['steps'];
+      for (const p of inFlight.values()) steps = { value: (steps?.value ?? 0) + p.value, max: (steps?.max ?? 0) + p.max };
+      o.onProgress?.({ done, total: items.length, failed, thisRun, elapsedMs, rate, etaMs: rate > 0 ? ((items.length - done) / rate) * 1000 : NaN, ...(steps ? { steps } : {}) });
     };
     report();
 
@@ -488,26 +501,33 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
      * one sidecar are chained so the last rename is the right one.
      */
     const itemIndex = new Map(items.map((it) => [keyOf(it.entry.job.id, it.candidate), it.index]));
-    const sidecarOwner = new Map<string, number>();
     const sidecarChain = new Map<string, Promise<unknown>>();
 
-    const writeResult = async (it: Item, label: string, type: string, display: string, r: GenerateResult): Promise<GenerateJournalLine> => {
+    /** Orders (item, output) pairs: the sidecar of shared bytes describes the first in plan order. */
+    const before = (a: [number, number], b: [number, number]) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+    const sidecarOwnerOf = new Map<string, [number, number]>();
+
+    /** One output image of an item: its content-addressed file and sidecar. */
+    const writeImage = async (it: Item, k: number, label: string, type: string, display: string, r: GenerateResult): Promise<{ file: string; sha256: string; server_seed: number | null }> => {
       const j = it.entry.job;
-      const image = r.images[0] as Buffer;
-      const ext = checkImage(image, `${label} result for job ${j.id} candidate ${it.candidate}`);
+      const image = r.images[k] as Buffer;
+      const ext = checkImage(image, `${label} result ${k + 1} of ${r.images.length} for job ${j.id} candidate ${it.candidate}`);
       const sha = createHash('sha256').update(image).digest('hex');
       const name = sha.slice(0, 16);
       const file = `${name}.${ext}`;
       const imagePath = join(imagesDir, file);
       const sidecarPath = join(imagesDir, `${name}.json`);
+      const serverSeed = r.seeds[k] ?? r.seeds[0] ?? null;
+      const several = r.images.length > 1;
       const writeSidecar = async () => {
         const sidecar = {
           file,
           sha256: sha,
           job: j.id,
           candidate: it.candidate,
+          ...(several ? { output: k, outputs: r.images.length } : {}),
           seed: it.seed,
-          server_seed: r.seeds[0] ?? null,
+          server_seed: serverSeed,
           kind: j.kind,
           classes: j.classes,
           prompt: j.prompt,
@@ -528,26 +548,37 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
         };
         await writeFileAtomic(sidecarPath, Buffer.from(scrub(JSON.stringify(sidecar, null, 2)) + '\n'));
       };
+      const me: [number, number] = [it.index, k];
       const task = (sidecarChain.get(name) ?? Promise.resolve()).catch(() => undefined).then(async () => {
         if (!(await exists(imagePath))) await writeFileAtomic(imagePath, image);
-        let owner = sidecarOwner.get(name);
+        let owner = sidecarOwnerOf.get(name);
         if (owner === undefined && (await exists(sidecarPath))) {
           // From an earlier run (perhaps this very item, killed before it was journaled).
           try {
-            const s = JSON.parse(await readFile(sidecarPath, 'utf8')) as { job?: string; candidate?: number };
-            owner = itemIndex.get(keyOf(String(s.job), Number(s.candidate)));
+            const s = JSON.parse(await readFile(sidecarPath, 'utf8')) as { job?: string; candidate?: number; output?: number };
+            const index = itemIndex.get(keyOf(String(s.job), Number(s.candidate)));
+            owner = index === undefined ? undefined : [index, typeof s.output === 'number' ? s.output : 0];
           } catch {
             owner = undefined;
           }
         }
-        if (owner !== undefined && owner < it.index) return;
-        sidecarOwner.set(name, it.index);
+        if (owner !== undefined && before(owner, me)) return;
+        sidecarOwnerOf.set(name, me);
         await writeSidecar();
       });
       sidecarChain.set(name, task);
       void task.finally(() => sidecarChain.get(name) === task && sidecarChain.delete(name)).catch(() => undefined);
       await task;
-      return { job: j.id, candidate: it.candidate, status: 'ok', seed: it.seed, backend: label, file, sha256: sha, server_seed: r.seeds[0] ?? null, model: r.model };
+      return { file, sha256: sha, server_seed: serverSeed };
+    };
+
+    const writeResult = async (it: Item, label: string, type: string, display: string, r: GenerateResult): Promise<GenerateJournalLine> => {
+      const j = it.entry.job;
+      // Every image the server answered is kept, in its order (one at a time: two outputs may share bytes).
+      const written: Array<{ file: string; sha256: string; server_seed: number | null }> = [];
+      for (let k = 0; k < r.images.length; k++) written.push(await writeImage(it, k, label, type, display, r));
+      const [first, ...more] = written as [(typeof written)[number], ...typeof written];
+      return { job: j.id, candidate: it.candidate, status: 'ok', seed: it.seed, backend: label, file: first.file, sha256: first.sha256, server_seed: first.server_seed, model: r.model, ...(more.length ? { more } : {}) };
     };
 
     const signal = o.signal;
@@ -568,7 +599,16 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
         attempts,
         retryable: c.retryable,
       });
-      const req: GenerateRequest = { job: j, candidate: it.candidate, seed: it.seed };
+      const req: GenerateRequest = {
+        job: j,
+        candidate: it.candidate,
+        seed: it.seed,
+        onProgress: (p) => {
+          if (!Number.isFinite(p.value) || !Number.isFinite(p.max) || p.max <= 0) return;
+          inFlight.set(it.index, { value: Math.min(p.value, p.max), max: p.max });
+          report();
+        },
+      };
       try {
         if (j.kind !== 'txt2img' && !j.source_image) throw new GenaugError('E_FORMAT', `job ${j.id} is ${j.kind} but has no source_image`);
         if (j.kind === 'inpaint' && !j.mask) throw new GenaugError('E_FORMAT', `job ${j.id} is inpaint but has no mask`);
@@ -599,7 +639,7 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
         try {
           result = await b.backend.generate(req, attemptSignal);
           if (!result.images.length) throw new GenaugError('E_BACKEND', `${where}: the server returned no image`, { retryable: true });
-          checkImage(result.images[0] as Buffer, where);
+          result.images.forEach((im, k) => checkImage(im, result.images.length > 1 ? `${where} image ${k + 1} of ${result.images.length}` : where));
         } catch (e) {
           if (stopped()) return undefined;
           const c = classify(e, timedOut, b.timeoutMs, where);
@@ -638,7 +678,7 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
         for (let i = next++; i < queue.length && !fatal && !stopped(); i = next++) {
           const it = queue[i] as Item;
           try {
-            const line = await runItem(it);
+            const line = await runItem(it).finally(() => inFlight.delete(it.index));
             if (!line) return;
             await journalAppend(line);
             journal.set(keyOf(line.job, line.candidate), line);
@@ -678,29 +718,34 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
       }
       ok++;
       pb.ok++;
-      if (seenFiles.has(l.file as string)) {
-        duplicates++;
-        continue;
-      }
-      seenFiles.add(l.file as string);
-      manifest.push(
-        scrub(
-          JSON.stringify({
-            file: l.file,
-            path: `images/${l.file}`,
-            category: j.classes[0],
-            class: j.classes[0],
-            classes: j.classes,
-            job: j.id,
-            candidate: it.candidate,
-            seed: l.seed,
-            backend: l.backend,
-            model: l.model,
-            kind: j.kind,
-            prompt: j.prompt,
-          }),
-        ),
-      );
+      // One manifest line per image; `output` only when the server answered several for the request.
+      const outputs = [l.file as string, ...(l.more ?? []).map((m) => m.file)];
+      outputs.forEach((file, k) => {
+        if (seenFiles.has(file)) {
+          duplicates++;
+          return;
+        }
+        seenFiles.add(file);
+        manifest.push(
+          scrub(
+            JSON.stringify({
+              file,
+              path: `images/${file}`,
+              category: j.classes[0],
+              class: j.classes[0],
+              classes: j.classes,
+              job: j.id,
+              candidate: it.candidate,
+              ...(outputs.length > 1 ? { output: k } : {}),
+              seed: l.seed,
+              backend: l.backend,
+              model: l.model,
+              kind: j.kind,
+              prompt: j.prompt,
+            }),
+          ),
+        );
+      });
     }
     const lines = (a: string[]) => Buffer.from(a.map((s) => `${s}\n`).join(''));
     await writeFileAtomic(join(out, 'manifest.jsonl'), lines(manifest));
@@ -710,6 +755,7 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
       jobs: entries.length,
       items: items.length,
       ok,
+      images: manifest.length,
       failed: nFailed,
       invalidLines: invalid.length,
       generatedThisRun: thisRun,
@@ -721,6 +767,7 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
     if (duplicates) o.onNote?.(`${duplicates} images repeat the bytes of another item (does the server ignore the seed?); the manifest lists each file once`);
     return summary;
   } finally {
+    for (const b of backends) await Promise.resolve(b.backend.close?.()).catch(() => undefined);
     await releaseLock();
   }
 }

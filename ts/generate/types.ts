@@ -13,6 +13,8 @@ export interface GenerateRequest {
   sourceImage?: Buffer;
   /** Bytes of job.mask (inpaint; white = the object). */
   mask?: Buffer;
+  /** Hears the server's progress on this request where it reports it (ComfyUI: sampler steps of a node). */
+  onProgress?: (p: { value: number; max: number; node?: string }) => void;
 }
 
 export interface GenerateResult {
@@ -55,6 +57,8 @@ export interface Backend {
   generate(req: GenerateRequest, signal: AbortSignal): Promise<GenerateResult>;
   /** Strings that must never be written anywhere (API keys, passwords). */
   readonly secrets: string[];
+  /** Releases what the backend holds open (ComfyUI: its websocket); called once when the batch ends. */
+  close?(): void | Promise<void>;
 }
 
 /** Variables a job offers to placeholders (ComfyUI workflows, extra parameters). */

@@ -270,7 +270,11 @@ async function runGenerate(ctx: StageContext): Promise<StageResult> {
     for (let k = 0; k < j.candidates; k++) {
       const l = journal.get(`${j.id}\u0000${k}`);
       const base = { category: j.classes[0] as string, job: j.id, candidate: k, seed: j.seed + k, prompt: j.prompt };
-      if (l?.status === 'ok' && l.file) lines.push({ file: l.file, ...base, status: 'ok', ...(procedural ? { truth: procedural.truth(k, j.seed + k) } : {}) });
+      if (l?.status === 'ok' && l.file) {
+        lines.push({ file: l.file, ...base, status: 'ok', ...(procedural ? { truth: procedural.truth(k, j.seed + k) } : {}) });
+        // Every further image the server answered for the request (a ComfyUI batch) is a generated image too.
+        for (const m of l.more ?? []) if (m.file !== l.file) lines.push({ file: m.file, ...base, status: 'ok' });
+      }
       else lines.push({ file: `${j.id}_c${k}`, ...base, status: 'failed', reason: l?.error ? `[${l.error.code}] ${l.error.message}` : 'not generated' });
     }
   }
