@@ -6,6 +6,7 @@ import { readNpyHeader, readNpyRows } from '../io/npy.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { readLabels } from '../kernels/files.js';
 import { BnStatsAccumulator, bnStats, channelsOf, mergeBnStats, type BnStatsState, type Layout } from '../kernels/bnstats.js';
+import { modelBnStats } from '../curate/auxbn.js';
 import { GenaugError } from '../native/errors.js';
 import { intArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
@@ -128,8 +129,11 @@ export async function bnstatsFile(o: BnStatsFileOptions) {
 
 export function bnstatsCommand(global: GlobalOptions): Command {
   return new Command('bnstats')
-    .description('per-channel BatchNorm statistics per domain (real/synthetic) of an activations .npy, exported as PyTorch running_mean/running_var for the main and auxiliary BN')
-    .requiredOption('--activations <file>', 'activations .npy (C or Fortran order), float32 or float16: N x C (nc), N x C x L (ncl), N x C x H x W (nchw), N x C x D x H x W (ncdhw), or channels last (nlc, nhwc, ndhwc)')
+    .description(
+      'per-channel BatchNorm statistics per domain (real/synthetic), exported as PyTorch running_mean/running_var for the main and auxiliary BN: ' +
+        'from an activations .npy (--activations), or from an ONNX classifier run on image folders (--model --real --synthetic: every BN layer at once)',
+    )
+    .option('--activations <file>', 'activations .npy (C or Fortran order), float32 or float16: N x C (nc), N x C x L (ncl), N x C x H x W (nchw), N x C x D x H x W (ncdhw), or channels last (nlc, nhwc, ndhwc)')
     .option('--domains <file>', 'domain of each sample, (N,) int .npy: 0 = real (main BN), 1 = synthetic (aux BN), ...')
     .option('--num-domains <n>', 'number of domains (default: 2 with --domains, else 1)', intArg('--num-domains', 1, 65536))
     .addOption(new Option('--layout <layout>', 'layout of the activations, every axis named; the file must have that many dimensions (default: channels first by rank: nc, ncl, nchw or ncdhw)').choices(Object.keys(FILE_LAYOUTS)))
@@ -139,15 +143,51 @@ export function bnstatsCommand(global: GlobalOptions): Command {
     .option('--momentum <m>', "PyTorch BN momentum, or 'none' for the cumulative average", '0.1')
     .addOption(new Option('--nonfinite <policy>', 'NaN/Inf in activations: reject (error naming sample, channel, position) or skip (counted)').choices(['reject', 'skip']).default('reject'))
     .addOption(new Option('--source <source>', 'what to export as running stats: running (momentum updates) or exact (mean and unbiased variance of all data)').choices(['running', 'exact']).default('running'))
+    .option('--model <onnx>', 'ONNX classifier with BatchNormalization nodes (exported with training=TrainingMode.PRESERVE so BN is not folded): statistics of the input of every BN layer, named by the state dict (<layer>.running_mean; <layer>.aux_bn.* for --synthetic)')
+    .option('--real <dir>', '--model: folder of real images (domain 0, the main BN)')
+    .option('--synthetic <dir>', '--model: folder of synthetic images (domain 1, the auxiliary BN)')
+    .option('--size <px>', '--model: centre-crop side fed to the model (default: the model\'s fixed input side, else 224)', intArg('--size', 1, 4096))
+    .option('--resize <px>', '--model: shorter side before the crop (default: size / 0.875, 256 for 224)', intArg('--resize', 1, 16384))
+    .option('--mean <r,g,b>', '--model: normalisation mean of [0, 1] pixels (default ImageNet: 0.485,0.456,0.406)')
+    .option('--std <r,g,b>', '--model: normalisation std (default ImageNet: 0.229,0.224,0.225)')
     .option('-q, --quiet', 'no progress output')
-    .action(async (o) => {
+    .addHelpText('after', '\nWith --model the default --source is exact (every value of every image, whatever the batch order) and --batch-size is 32.')
+    .action(async (o, cmd: Command) => {
       let momentum: number | null;
       if (o.momentum === 'none') momentum = null;
       else {
         momentum = Number(o.momentum);
         if (!(momentum > 0 && momentum <= 1)) throw new GenaugError('E_ARGUMENT', `--momentum must be in (0, 1] or 'none', got '${o.momentum}'`);
       }
+      if (Boolean(o.activations) === Boolean(o.model)) throw new GenaugError('E_ARGUMENT', 'give either --activations FILE.npy or --model FILE.onnx with --real DIR and --synthetic DIR');
       let bar: Progress | undefined;
+      if (o.model) {
+        if (!o.real || !o.synthetic) throw new GenaugError('E_ARGUMENT', '--model needs --real DIR and --synthetic DIR (the images of the main and the auxiliary BN)');
+        for (const k of ['domains', 'numDomains', 'layout'] as const) if (o[k] !== undefined) throw new GenaugError('E_ARGUMENT', `--${k === 'numDomains' ? 'num-domains' : k} applies to --activations, not --model`);
+        const triple = (v: string) => v.split(',').map((x) => Number(x.trim()));
+        const sourceGiven = cmd.getOptionValueSource('source') === 'cli';
+        const r = await modelBnStats({
+          model: o.model,
+          domains: [o.real, o.synthetic],
+          out: o.out,
+          batchSize: o.batchSize ?? 32,
+          ...(o.size ? { size: o.size } : {}),
+          ...(o.resize ? { resize: o.resize } : {}),
+          ...(o.mean ? { mean: triple(o.mean) } : {}),
+          ...(o.std ? { std: triple(o.std) } : {}),
+          source: sourceGiven ? o.source : 'exact',
+          momentum,
+          onProgress: (done, total) => {
+            bar ??= new Progress('bnstats', total, 'images', o.quiet);
+            bar.update(done);
+          },
+        });
+        for (const im of r.images) global.print(`${im.folder}: ${im.used} images${im.failed ? `, ${im.failed} failed (listed in the .json)` : ''}`);
+        global.print(`${r.layers.length} BatchNorm layers: ${r.layers.map((l) => `${l.layer} (${l.channels})`).join(', ')}`);
+        global.print(`wrote ${r.files.join(' and ')}`);
+        return;
+      }
+      for (const k of ['real', 'synthetic', 'size', 'resize', 'mean', 'std'] as const) if (o[k] !== undefined) throw new GenaugError('E_ARGUMENT', `--${k} applies to --model, not --activations`);
       const r = await bnstatsFile({
         activations: o.activations,
         ...(o.domains ? { domains: o.domains } : {}),

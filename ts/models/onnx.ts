@@ -38,6 +38,8 @@ export interface SessionOptions {
   threads?: number;
   /** CUDA device id with provider 'cuda' (default 0). */
   deviceId?: number;
+  /** The model's bytes, changed from the file's (e.g. with extra graph outputs); the path then names it in messages. */
+  bytes?: Uint8Array;
 }
 
 export interface OnnxModel {
@@ -151,7 +153,7 @@ export async function openSession(path: string, name: string, opts: SessionOptio
 
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(path, options);
+    session = opts.bytes ? await ort.InferenceSession.create(opts.bytes, options) : await ort.InferenceSession.create(path, options);
   } catch (e) {
     const msg = messageOf(e);
     if (provider === 'cuda' && /cuda|shared librar|provider/i.test(msg) && !/protobuf/i.test(msg)) {
