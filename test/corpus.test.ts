@@ -192,6 +192,11 @@ function setup(c: Case, ws: string): { job: Job; input: string; check: (r: Resul
       const f = place(c, ws);
       return { input: f, job: cli(['bnstats', '--activations', join(good, 'act.npy'), '--domains', f, '--out', join(ws, 'o.safetensors'), '-q']), check: none };
     }
+    case 'bnstats-model': {
+      const f = place(c, ws);
+      const images = imagesFolder(join(ws, 'images'));
+      return { input: f, job: cli(['bnstats', '--model', f, '--real', images, '--synthetic', images, '--out', join(ws, 'o.safetensors'), '-q']), check: none };
+    }
     case 'safetensors-api': {
       const f = place(c, ws);
       return { input: f, job: { id: c.id, api: 'readSafetensors', path: f }, check: none };

@@ -42,6 +42,7 @@ const COMMANDS = {
   'unique-emb': 'genaug similarity unique --emb FILE --out OUT -q',
   'bnstats-act': 'genaug bnstats --activations FILE --out OUT.safetensors -q',
   'bnstats-domains': 'genaug bnstats --activations GOOD/act.npy --domains FILE --out OUT.safetensors -q',
+  'bnstats-model': 'genaug bnstats --model FILE --real IMAGES --synthetic IMAGES --out OUT.safetensors -q',
   'safetensors-api': 'readSafetensors(FILE) (library)',
   priors: 'genaug priors --coco FILE --out OUT/priors.json',
   plan: 'genaug plan --coco FILE --out OUT/plan.jsonl --strategy template --per-class 1 -q',
@@ -656,6 +657,46 @@ genPlan('bom.jsonl', Buffer.concat([u8(0xef, 0xbb, 0xbf), L(goodJob)]), OK);
 genPlan('crlf.jsonl', b(JSON.stringify(goodJob) + '\r\n'), OK);
 add('plan', 'fifo.jsonl', null, 'generate-plan', err('E_IO'), { make: 'fifo' });
 add('plan', 'dev-zero.jsonl', null, 'generate-plan', err('E_IO'), { make: 'link:/dev/zero' });
+
+// ---------------------------------------------------------------------------
+// ONNX models for bnstats --model: the protobuf wire format written by hand (field numbers of onnx.proto3).
+
+const pbVarint = (n) => {
+  const out = [];
+  do {
+    let x = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) x |= 0x80;
+    out.push(x);
+  } while (n > 0);
+  return Buffer.from(out);
+};
+const pbLen = (field, payload) => Buffer.concat([pbVarint(field * 8 + 2), pbVarint(payload.length), payload]);
+const pbInt = (field, v) => Buffer.concat([pbVarint(field * 8), pbVarint(v)]);
+const pbStr = (field, s) => pbLen(field, Buffer.from(s, 'utf8'));
+const pbNode = (op, inputs, outputs) => pbLen(1, Buffer.concat([...inputs.map((i) => pbStr(1, i)), ...outputs.map((o) => pbStr(2, o)), pbStr(4, op)]));
+// ValueInfo with a float tensor type of rank 4 (TypeProto.tensor_type = 1: elem_type = 1, shape = 2 of dims with dim_param = 2).
+const pbValue = (field, name) =>
+  pbLen(field, Buffer.concat([pbStr(1, name), pbLen(2, pbLen(1, Buffer.concat([pbInt(1, 1), pbLen(2, Buffer.concat(['N', 'C', 'H', 'W'].map((d) => pbLen(1, pbStr(2, d)))))])))]));
+const pbModel = (graph) => Buffer.concat([pbInt(1, 8), pbLen(8, Buffer.concat([pbStr(1, ''), pbInt(2, 17)])), pbLen(7, graph)]);
+
+add('onnx', 'empty.onnx', Buffer.alloc(0), 'bnstats-model', err('E_MODEL'));
+add('onnx', 'text.onnx', b('this is not a model\n'), 'bnstats-model', err('E_MODEL'));
+add('onnx', 'truncated-varint.onnx', u8(0x3a, 0xff, 0xff), 'bnstats-model', err('E_MODEL'));
+add('onnx', 'graph-length-past-end.onnx', Buffer.concat([u8(0x3a), pbVarint(2 ** 40), b('xx')]), 'bnstats-model', err('E_MODEL'));
+add('onnx', 'wire-type-7.onnx', u8(0x3f, 0x00), 'bnstats-model', err('E_MODEL'));
+add('onnx', 'varint-11-bytes.onnx', u8(0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01), 'bnstats-model', err('E_MODEL'));
+add('onnx', 'no-graph.onnx', Buffer.concat([pbInt(1, 8), pbStr(2, 'producer')]), 'bnstats-model', err('E_MODEL'));
+add('onnx', 'no-batchnorm.onnx', pbModel(Buffer.concat([pbNode('Relu', ['x'], ['y']), pbStr(2, 'g'), pbValue(11, 'x'), pbValue(12, 'y')])), 'bnstats-model', err('E_MODEL'));
+add('onnx', 'batchnorm-without-inputs.onnx', pbModel(Buffer.concat([pbNode('BatchNormalization', [], ['y']), pbStr(2, 'g'), pbValue(11, 'x'), pbValue(12, 'y')])), 'bnstats-model', err('E_MODEL'));
+add(
+  'onnx',
+  'batchnorm-dangling-params.onnx',
+  pbModel(Buffer.concat([pbNode('BatchNormalization', ['x', 'bn.weight', 'bn.bias', 'bn.running_mean', 'bn.running_var'], ['y']), pbStr(2, 'g'), pbValue(11, 'x'), pbValue(12, 'y')])),
+  'bnstats-model',
+  err('E_MODEL'),
+);
+add('onnx', 'batchnorm-in-other-domain.onnx', pbModel(Buffer.concat([pbLen(1, Buffer.concat([pbStr(1, 'x'), pbStr(2, 'y'), pbStr(4, 'BatchNormalization'), pbStr(7, 'com.example')])), pbStr(2, 'g'), pbValue(11, 'x'), pbValue(12, 'y')])), 'bnstats-model', err('E_MODEL'));
 
 // ---------------------------------------------------------------------------
 // The good inputs every case runs beside.
