@@ -53,6 +53,30 @@ describe('OpenAI-compatible chat client', () => {
     expect(seen[0]!.body.model).toBe('judge');
   });
 
+  it('takes the key from $GENAUG_LLM_API_KEY, then $OPENAI_API_KEY; an empty variable does not hide the next', async () => {
+    const saved = { g: process.env.GENAUG_LLM_API_KEY, o: process.env.OPENAI_API_KEY };
+    try {
+      const authOf = async () => {
+        seen.length = 0;
+        queue = [{ content: '{"score": 1, "why": "x"}' }];
+        await client().completeJson([{ role: 'user', content: 'grade' }], Answer, { name: 'grade' });
+        return seen[0]!.auth;
+      };
+      process.env.GENAUG_LLM_API_KEY = 'first-key';
+      process.env.OPENAI_API_KEY = 'second-key';
+      expect(await authOf()).toBe('Bearer first-key');
+      process.env.GENAUG_LLM_API_KEY = '';
+      expect(await authOf()).toBe('Bearer second-key');
+      process.env.OPENAI_API_KEY = '';
+      expect(await authOf()).toBeUndefined();
+    } finally {
+      for (const [k, v] of [['GENAUG_LLM_API_KEY', saved.g], ['OPENAI_API_KEY', saved.o]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
   it('gives up with E_BACKEND naming the last problem; a schema mismatch is named by path', async () => {
     queue = [{ content: '{"score": 9, "why": "x"}' }, { content: '{"score": 9, "why": "x"}' }];
     await expectError(client({ retries: 1 }).completeJson([{ role: 'user', content: 'g' }], Answer), 'E_BACKEND', 'score');

@@ -142,7 +142,8 @@ export class ChatClient {
     const base = c.url.replace(/\/+$/, '');
     this.url = base.endsWith('/chat/completions') ? base : `${base}/chat/completions`;
     this.model = options.model;
-    this.#apiKey = options.apiKey ?? process.env.GENAUG_LLM_API_KEY ?? process.env.OPENAI_API_KEY ?? undefined;
+    // An empty variable (exported but unset, e.g. `GENAUG_LLM_API_KEY= genaug ...`) does not hide the next one.
+    this.#apiKey = options.apiKey ?? (process.env.GENAUG_LLM_API_KEY || process.env.OPENAI_API_KEY || undefined);
     this.#basic = c.headers;
     this.#redactSecrets = redactor([...(this.#apiKey ? [this.#apiKey] : []), ...c.secrets]);
     const { baseUrl: _credentials, ...rest } = options;
