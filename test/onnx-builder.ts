@@ -244,6 +244,55 @@ export function samDecoder(opts: DecoderOptions = {}): GraphBuilder {
   return g;
 }
 
+/**
+ * A toy SAM decoder for box prompts, with the official signature: the box is the point of label 2 (top left) and
+ * the point of label 3 (bottom right), mapped back to the original frame as samDecoder does; every output channel
+ * is the box shrunk by `inset` pixels on each side (logit > 0 inside: pixel centres c + 0.5 with
+ * x0 + inset < c + 0.5 < x1 − inset, likewise rows). A prompt without box corners gives an empty mask.
+ */
+export function samBoxDecoder(inset = 2, channels = 4): GraphBuilder {
+  const g = new GraphBuilder('toy_sam_box_decoder');
+  g.input('image_embeddings', 'float32', [1, 256, 64, 64]);
+  const pc = g.input('point_coords', 'float32', [1, 'num_points', 2]);
+  const pl = g.input('point_labels', 'float32', [1, 'num_points']);
+  const mi = g.input('mask_input', 'float32', [1, 1, 256, 256]);
+  g.input('has_mask_input', 'float32', [1]);
+  const size = g.input('orig_im_size', 'float32', [2]);
+  const H = g.node('Gather', [size, g.constI64([0], [])], { axis: 0 });
+  const W = g.node('Gather', [size, g.constI64([1], [])], { axis: 0 });
+  const scale = g.node('Div', [g.constF([1024], []), g.node('Max', [H, W])]);
+  const half = g.constF([0.5], []);
+  const newH = g.node('Floor', [g.node('Add', [g.node('Mul', [H, scale]), half])]);
+  const newW = g.node('Floor', [g.node('Add', [g.node('Mul', [W, scale]), half])]);
+  const back = g.node('Concat', [g.node('Unsqueeze', [g.node('Div', [W, newW]), g.constI64([0])]), g.node('Unsqueeze', [g.node('Div', [H, newH]), g.constI64([0])])], { axis: 0 });
+  const orig = g.node('Mul', [g.node('Reshape', [pc, g.constI64([-1, 2])]), back]); // [N, 2]
+  const lab = g.node('Reshape', [pl, g.constI64([-1, 1])]); // [N, 1]
+  // The coordinates of the label-2 and label-3 points (sums over the points, weighted by the label match).
+  const corner = (label: number) => g.node('ReduceSum', [g.node('Mul', [orig, g.node('Cast', [g.node('Equal', [lab, g.constF([label], [])])], { to: ELEM.float32 })]), g.constI64([0])], { keepdims: 0 }); // [2]
+  const tl = corner(2);
+  const br = corner(3);
+  const at = (v: string, i: number) => g.node('Gather', [v, g.constI64([i], [])], { axis: 0 });
+  const inset_ = g.constF([inset], []);
+  const x0 = g.node('Add', [at(tl, 0), inset_]);
+  const y0 = g.node('Add', [at(tl, 1), inset_]);
+  const x1 = g.node('Sub', [at(br, 0), inset_]);
+  const y1 = g.node('Sub', [at(br, 1), inset_]);
+  const zero = g.constF([0], []);
+  const one = g.constF([1], []);
+  const cols = g.node('Add', [g.node('Reshape', [g.node('Range', [zero, W, one]), g.constI64([1, -1])]), half]); // [1, W] pixel centres
+  const rows = g.node('Add', [g.node('Reshape', [g.node('Range', [zero, H, one]), g.constI64([-1, 1])]), half]); // [H, 1]
+  const inX = g.node('Min', [g.node('Sub', [cols, x0]), g.node('Sub', [x1, cols])]); // [1, W]
+  const inY = g.node('Min', [g.node('Sub', [rows, y0]), g.node('Sub', [y1, rows])]); // [H, 1]
+  const logit = g.node('Min', [inX, inY]); // [H, W]
+  g.node('Expand', [g.node('Unsqueeze', [logit, g.constI64([0, 1])]), g.node('Concat', [g.constI64([1, channels]), g.node('Shape', [logit])], { axis: 0 })], {}, 'masks');
+  g.node('Identity', [g.constF(Array.from({ length: channels }, () => 0.9), [1, channels])], {}, 'iou_predictions');
+  g.node('Expand', [mi, g.constI64([1, channels, 256, 256])], {}, 'low_res_masks');
+  g.output('masks', 'float32', [1, channels, 'H', 'W']);
+  g.output('iou_predictions', 'float32', [1, channels]);
+  g.output('low_res_masks', 'float32', [1, channels, 256, 256]);
+  return g;
+}
+
 export interface SegmenterModelOptions {
   height: number;
   width: number;

@@ -114,7 +114,7 @@ export function normalizeCategoryName(name: string): string {
 }
 
 /** name -> destination category, by the matching rules above. */
-function categoryMatcher(categories: readonly CocoCategory[]): (name: string) => CocoCategory | undefined {
+export function categoryMatcher(categories: readonly CocoCategory[]): (name: string) => CocoCategory | undefined {
   const sorted = [...categories].sort((a, b) => a.id - b.id);
   const exact = new Map<string, CocoCategory>();
   const normal = new Map<string, CocoCategory>();
