@@ -19,23 +19,6 @@ void for_rows(int64_t rows, int64_t min_rows_per_thread, int threads, Fn&& fn) {
   run_threads(T, [&](int tid) { fn(rows * tid / T, rows * (tid + 1) / T); });
 }
 
-// out (rows x cols) = a (rows x inner) * b (inner x cols), all row-major, in
-// double; rows are split over threads (each output row is one thread's).
-std::vector<double> multiply(const double* a, const double* b, int64_t rows, int64_t inner, int64_t cols, int threads) {
-  std::vector<double> out(static_cast<size_t>(rows * cols), 0.0);
-  for_rows(rows, 8, threads, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      double* oi = out.data() + i * cols;
-      for (int64_t k = 0; k < inner; ++k) {
-        const double f = a[i * inner + k];
-        const double* row = b + k * cols;
-        for (int64_t j = 0; j < cols; ++j) oi[j] += f * row[j];
-      }
-    }
-  });
-  return out;
-}
-
 void check_finite(const double* v, int64_t count, int64_t dim, const char* what) {
   for (int64_t i = 0; i < count; ++i) {
     if (!std::isfinite(v[i])) {
@@ -68,7 +51,7 @@ FrechetResult frechet_distance(const double* mean_diff, const double* cov1, cons
   }
   // S1 = W^T diag(l) W (rows of W are the eigenvectors).
   std::vector<double> l1, w1;
-  sym_eigen_inplace(s1, D, l1, &w1);
+  sym_eigen_inplace(s1, D, l1, &w1, opt.threads, opt.isa);
   const double lmax = std::max(l1.back(), 0.0);
   const double tol1 = static_cast<double>(D) * DBL_EPSILON * lmax;
   // B = diag(sqrt l) W over the kept eigenvalues: r x D.
@@ -85,12 +68,12 @@ FrechetResult frechet_distance(const double* mean_diff, const double* cov1, cons
       for (int64_t k = 0; k < D; ++k) b[i * D + k] = sq * src[k];
     }
     // C = B S2 (r x D).
-    std::vector<double> c = multiply(b.data(), s2.data(), r, D, D, opt.threads);
+    std::vector<double> c = multiply(b.data(), s2.data(), r, D, D, opt.threads, opt.isa);
     // M = C B^T (r x r), with B^T laid out D x r so the inner loop is contiguous.
     std::vector<double> bt(static_cast<size_t>(D * r));
     for (int64_t i = 0; i < r; ++i)
       for (int64_t k = 0; k < D; ++k) bt[k * r + i] = b[i * D + k];
-    std::vector<double> m = multiply(c.data(), bt.data(), r, D, r, opt.threads);
+    std::vector<double> m = multiply(c.data(), bt.data(), r, D, r, opt.threads, opt.isa);
     // Symmetrise (the product is symmetric up to rounding).
     for (int64_t i = 0; i < r; ++i)
       for (int64_t j = i + 1; j < r; ++j) {
@@ -99,7 +82,7 @@ FrechetResult frechet_distance(const double* mean_diff, const double* cov1, cons
         m[j * r + i] = v;
       }
     std::vector<double> mu;
-    sym_eigen_inplace(m, r, mu, nullptr);
+    sym_eigen_inplace(m, r, mu, nullptr, opt.threads, opt.isa);
     const double mmax = std::max(mu.back(), 0.0);
     const double tolm = static_cast<double>(r) * DBL_EPSILON * mmax;
     for (double v : mu)  // ascending: small terms first
@@ -177,7 +160,7 @@ VendiResult vendi_score(const MatrixView& m, const VendiOptions& opt) {
   for (double& v : k) v *= inv_n;
   VendiResult res;
   res.gram = gram_path;
-  sym_eigen_inplace(k, n, res.eigenvalues, nullptr);
+  sym_eigen_inplace(k, n, res.eigenvalues, nullptr, opt.threads, opt.isa);
   double h = 0.0;
   for (double& l : res.eigenvalues) {
     if (l <= 0.0) {

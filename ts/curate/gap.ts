@@ -127,6 +127,8 @@ export async function datasetGap(
 
 /** Width the run report's gap is computed in: wider embeddings go through a seeded random projection first. */
 export const GAP_DIM = 128;
+/** Seed of the run report's projection (and of `genaug gap --project`, so the two give the same figures). */
+export const GAP_PROJECTION_SEED = 12345;
 
 /**
  * A seeded Gaussian random projection to `k` columns (Johnson-Lindenstrauss:
@@ -155,9 +157,9 @@ export function randomProjection(m: Matrix, k: number, seed: number): Matrix {
  * rows (before) and the `kept` files only (after), in GAP_DIM dimensions.
  */
 export async function instanceGap(real: { m: Matrix; rows: Array<{ label: number }> }, gen: { m: Matrix; rows: Array<{ label: number; file: string }> }, kept: Set<string>) {
-  const realP = randomProjection(real.m, GAP_DIM, 12345);
+  const realP = randomProjection(real.m, GAP_DIM, GAP_PROJECTION_SEED);
   const realLabels = Int32Array.from(real.rows, (r) => r.label);
-  const genP = randomProjection(gen.m, GAP_DIM, 12345);
+  const genP = randomProjection(gen.m, GAP_DIM, GAP_PROJECTION_SEED);
   const pick = (want: (i: number) => boolean) => {
     const idx = gen.rows.map((_, i) => i).filter(want);
     const data = new Float32Array(idx.length * genP.dim);
