@@ -123,6 +123,22 @@ describe('genaug paste --stream', () => {
     else expect(got.torch).toEqual(got.offline);
   }, 300_000);
 
+  it('examples/python/train.py runs its loop on the stream (a training loop with torch, a plain reading loop without)', (ctx) => {
+    if (spawnSync(PY, ['-c', 'import tarfile'], { encoding: 'utf8' }).status !== 0) {
+      console.warn(`paste-stream.test.ts: ${PY} not found; the example is not run`);
+      ctx.skip();
+      return;
+    }
+    const r = spawnSync(PY, [join(__dirname, '..', 'examples', 'python', 'train.py'), '--steps', '5', '--batch', '2', '--coco', fx.coco, '--images', fx.images, '--pool', fx.pool, '--seed', '3', '--workers', '1'], {
+      encoding: 'utf8',
+      env: { ...process.env, GENAUG: `${process.execPath} ${bin}` },
+      timeout: 240_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/read 5 samples; instances per category|trained 5 steps/);
+    expect(r.stderr).not.toMatch(/Traceback|EPIPE|\n\s+at /);
+  }, 300_000);
+
   it('waits while the reader does not read (back-pressure); a reader that goes away (EPIPE) ends it quietly', async () => {
     // A reader that takes the first chunk and never finishes it.
     let handed = 0;
