@@ -112,17 +112,20 @@ print(json.dumps({"numpy": np.__version__, "scipy": scipy.__version__, "blas": [
     const r = spawnSync(py, ['-c', script, join(dir, 'x.npy'), join(dir, 'y.npy'), a.sqrtm ? '1' : '0'], { encoding: 'utf8', maxBuffer: 1 << 24 });
     peer = r.status === 0 ? JSON.parse(r.stdout.trim().split('\n').pop()) : { skipped: `peer failed: ${r.stderr.slice(-400)}` };
   }
+  // The distance is a small difference of large traces: a float64 eigensolver's rounding (eps x the largest eigenvalue,
+  // for every eigenvalue) moves it by more, relative to itself, than relative to the traces; both are given.
   const relDiff = (v) => (typeof v === 'number' ? +(Math.abs(f.distance - v) / Math.abs(v)).toExponential(2) : null);
+  const traceDiff = (v) => (typeof v === 'number' ? +(Math.abs(f.distance - v) / (f.trace1 + f.trace2)).toExponential(2) : null);
   emit({
     benchmark: 'gap',
     machine: machine(),
     dim: D,
     frechet: {
       rows: a.rows,
-      genaug: { stats_s: +statsS.toFixed(3), frechet_s: +frechetS.toFixed(3), value: f.distance, rank1: f.rank1 },
-      numpy_eigh: peer.eigh_s !== undefined ? { s: +peer.eigh_s.toFixed(3), value: peer.eigh_value, rel_diff: relDiff(peer.eigh_value) } : peer,
-      scipy_eigh: peer.scipy_s !== undefined ? { s: +peer.scipy_s.toFixed(3), value: peer.scipy_value, rel_diff: relDiff(peer.scipy_value) } : peer,
-      scipy_sqrtm: typeof peer.sqrtm_s === 'number' ? { s: +peer.sqrtm_s.toFixed(3), value: peer.sqrtm_value, rel_diff: relDiff(peer.sqrtm_value) } : { skipped: 'pass --sqrtm (scipy.linalg.sqrtm of S1 S2, pytorch-fid\'s formula: minutes at D = 1701)' },
+      genaug: { stats_s: +statsS.toFixed(3), frechet_s: +frechetS.toFixed(3), value: f.distance, traces: f.trace1 + f.trace2, rank1: f.rank1 },
+      numpy_eigh: peer.eigh_s !== undefined ? { s: +peer.eigh_s.toFixed(3), value: peer.eigh_value, rel_diff: relDiff(peer.eigh_value), diff_vs_traces: traceDiff(peer.eigh_value) } : peer,
+      scipy_eigh: peer.scipy_s !== undefined ? { s: +peer.scipy_s.toFixed(3), value: peer.scipy_value, rel_diff: relDiff(peer.scipy_value), diff_vs_traces: traceDiff(peer.scipy_value) } : peer,
+      scipy_sqrtm: typeof peer.sqrtm_s === 'number' ? { s: +peer.sqrtm_s.toFixed(3), value: peer.sqrtm_value, rel_diff: relDiff(peer.sqrtm_value), diff_vs_traces: traceDiff(peer.sqrtm_value) } : { skipped: 'pass --sqrtm (scipy.linalg.sqrtm of S1 S2, pytorch-fid\'s formula: minutes at D = 1701)' },
       peer_versions: peer.numpy ? { numpy: peer.numpy, scipy: peer.scipy, blas: peer.blas } : undefined,
     },
     gap_command: { real: a.real, synthetic: a.synthetic, classes: 3, s: +gapS.toFixed(3), project_128_s: +gapProjectedS.toFixed(3) },

@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 
 import { datasetGap, GAP_DIM, GAP_PROJECTION_SEED, randomProjection } from '../ts/curate/gap.js';
 import { writeNpy } from '../ts/io/npy.js';
-import { frechetDistanceSync, gaussianStatsSync, vendiScoreSync } from '../ts/kernels/metrics.js';
+import { frechetDistanceRowsSync, frechetDistanceSync, gaussianStatsSync, vendiScoreSync } from '../ts/kernels/metrics.js';
 import { randomMatrix } from './helpers.js';
 
 const D = 420;
@@ -34,6 +34,7 @@ const OLD = {
 };
 
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-300);
+const head = (m: typeof real, rows: number) => ({ data: m.data.slice(0, rows * m.dim), rows, dim: m.dim });
 
 describe('gap eigensolver', () => {
   it('gives the previous solver\'s figures (overall and per class, full-rank and rank-deficient covariances)', async () => {
@@ -52,6 +53,22 @@ describe('gap eigensolver', () => {
     const one = frechetDistanceSync(a, b, { threads: 1 });
     expect(frechetDistanceSync(a, b, { threads: 3 })).toEqual(one);
     expect(vendiScoreSync(real, { threads: 3 }).score).toBe(vendiScoreSync(real, { threads: 1 }).score);
+  });
+
+  it('the row path (no more rows than columns) gives the covariance path\'s distance', () => {
+    for (const [x, y] of [[syn, head(real, 300)], [head(real, 167), head(syn, 50)], [head(syn, 1), head(real, 40)], [head(real, 40), head(syn, 1)]] as const) {
+      const cov = frechetDistanceSync(gaussianStatsSync(x), gaussianStatsSync(y));
+      const rows = frechetDistanceRowsSync(x, y);
+      expect(rows.rank1).toBe(cov.rank1);
+      for (const k of ['distance', 'meanTerm', 'trace1', 'trace2', 'traceSqrt'] as const) {
+        expect(Math.abs(rows[k] - cov[k]), `${x.rows} x ${y.rows} ${k}`).toBeLessThanOrEqual(1e-9 * Math.max(Math.abs(cov[k]), cov.trace1 + cov.trace2));
+      }
+      expect(frechetDistanceRowsSync(x, y, { threads: 3 })).toEqual(frechetDistanceRowsSync(x, y, { threads: 1 }));
+    }
+    expect(() => frechetDistanceRowsSync(real, syn)).toThrow(/at most as many rows as columns/);
+    const bad = head(syn, 10);
+    bad.data[3 * D + 7] = NaN;
+    expect(() => frechetDistanceRowsSync(head(real, 10), bad)).toThrow(/second set row 3, column 7 is NaN/);
   });
 
   it('agrees with numpy.linalg.eigh in float64', async () => {
@@ -85,16 +102,20 @@ def vendi(x):
     lam = lam[lam > 0]
     return float(np.exp(-(lam * np.log(lam)).sum()))
 r = np.load(sys.argv[1]); s = np.load(sys.argv[2])
-print(json.dumps({"rs": frechet(r, s), "sr": frechet(s, r), "vr": vendi(r), "vs": vendi(s)}))`;
+print(json.dumps({"rs": frechet(r, s), "sr": frechet(s, r), "rows": frechet(s, r[:300]), "vr": vendi(r), "vs": vendi(s)}))`;
       const py = spawnSync('/usr/bin/python3', ['-c', script, join(dir, 'r.npy'), join(dir, 's.npy')], { encoding: 'utf8' });
       expect(py.status, py.stderr).toBe(0);
-      const want = JSON.parse(py.stdout) as { rs: [number, number]; sr: [number, number]; vr: number; vs: number };
+      const want = JSON.parse(py.stdout) as { rs: [number, number]; sr: [number, number]; rows: [number, number]; vr: number; vs: number };
       const sr = gaussianStatsSync(real), ss = gaussianStatsSync(syn);
       const rs = frechetDistanceSync(sr, ss);
       const srf = frechetDistanceSync(ss, sr);  // S1 of rank 149 < D: the rank-deficient path
       expect([rs.rank1, srf.rank1]).toEqual([want.rs[1], want.sr[1]]);
       expect(rel(rs.distance, want.rs[0])).toBeLessThan(1e-9);
       expect(rel(srf.distance, want.sr[0])).toBeLessThan(1e-9);
+      // The row path (150 and 300 rows < D): the same distance without a D x D eigenproblem.
+      const rows = frechetDistanceRowsSync(syn, head(real, 300));
+      expect(rows.rank1).toBe(want.rows[1]);
+      expect(rel(rows.distance, want.rows[0])).toBeLessThan(1e-9);
       expect(rel(vendiScoreSync(real).score, want.vr)).toBeLessThan(1e-9);
       expect(rel(vendiScoreSync(syn).score, want.vs)).toBeLessThan(1e-9);
     } finally {

@@ -6,7 +6,7 @@
  * and the Vendi score of each set (effective number of distinct samples).
  */
 import { GenaugError } from '../native/errors.js';
-import { frechetDistance, gaussianStats, vendiScore } from '../kernels/metrics.js';
+import { frechetDistance, frechetDistanceRows, gaussianStats, vendiScore } from '../kernels/metrics.js';
 import { topk } from '../kernels/similarity.js';
 import type { Matrix } from '../native/validate.js';
 import { gaussian, seededRandom } from '../util/random.js';
@@ -57,9 +57,11 @@ export async function setGap(real: Matrix, synthetic: Matrix, o: GapOptions = {}
   const norm = o.normalize ?? true;
   let frechet: number | null = null;
   if (both) {
-    const a = await gaussianStats(norm ? l2rows(real) : real, threads);
-    const b = await gaussianStats(norm ? l2rows(synthetic) : synthetic, threads);
-    frechet = (await frechetDistance(a, b, threads)).distance;
+    const x = norm ? l2rows(real) : real;
+    const y = norm ? l2rows(synthetic) : synthetic;
+    // No more rows than columns on either side (per-class sets of wide features): from the rows, no D x D eigenproblem.
+    if (x.rows <= x.dim && y.rows <= y.dim) frechet = (await frechetDistanceRows(x, y, threads)).distance;
+    else frechet = (await frechetDistance(await gaussianStats(x, threads), await gaussianStats(y, threads), threads)).distance;
   }
   return {
     real: real.rows,
