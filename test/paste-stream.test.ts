@@ -8,12 +8,13 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { parseShard, shardFromEnvironment, writePasteStream } from '../ts/augment/stream.js';
 import { tarEnd, tarSample } from '../ts/io/webdataset.js';
@@ -191,8 +192,8 @@ describe('genaug paste --stream', () => {
     expect(() => shardFromEnvironment({ WORKER: '3', NUM_WORKERS: '2' })).toThrow(/WORKER/);
   });
 
-  it('refuses offline-only options, and --out-less offline runs, with a usage error', () => {
-    const run = (args: string[]) => spawnSync(process.execPath, [bin, 'paste', '--coco', fx.coco, '--images', fx.images, '--pool', fx.pool, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  it('refuses offline-only options, and --out-less offline runs, with a usage error', async () => {
+    const { run } = await import('../ts/cli/main.js');
     for (const [args, msg] of [
       [['--stream', '--copies', '2'], /--copies .*--epochs/],
       [['--stream', '--out', join(dir, 'x')], /--out is for a dataset folder/],
@@ -201,10 +202,19 @@ describe('genaug paste --stream', () => {
       [[], /--out <dir>.*not specified/],
       [['--stream', '--shard', '3/3'], /--shard/],
     ] as Array<[string[], RegExp]>) {
-      const r = run(args);
-      expect(r.status, args.join(' ')).toBe(2);
-      expect(r.stderr).toMatch(msg);
-      expect(r.stderr).not.toMatch(/\n\s+at /);
+      const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+      let code: number;
+      let stderr = '';
+      try {
+        code = await run([process.execPath, 'genaug', 'paste', '--coco', fx.coco, '--images', fx.images, '--pool', fx.pool, ...args]);
+      } finally {
+        stderr = spy.mock.calls.map((c) => String(c[0])).join('');
+        spy.mockRestore();
+      }
+      expect(code, args.join(' ')).toBe(2);
+      expect(stderr).toMatch(msg);
+      expect(stderr).not.toMatch(/\n\s+at /);
     }
+    expect(existsSync(join(dir, 'x')) || existsSync(join(dir, 'y'))).toBe(false);
   });
 });
