@@ -106,6 +106,30 @@ Napi::Value Frechet(const Napi::CallbackInfo& info, bool sync) {
       });
 }
 
+// frechetRows(a, rowsA, dim, b, rowsB, dimB, options?): the row path (N <= D on both sides).
+Napi::Value FrechetRows(const Napi::CallbackInfo& info, bool sync) {
+  Napi::Env env = info.Env();
+  const Common c = read_options(info, 6);
+  Napi::Float32Array da, db;
+  const MatrixView a = read_matrix(info, 0, "a", da);
+  const MatrixView b = read_matrix(info, 3, "b", db);
+  MetricsOptions opt;
+  opt.threads = c.threads;
+  opt.isa = c.isa;
+  return run_job<FrechetResult>(
+      env, sync, {da, db}, [=] { return frechet_distance_rows(a, b, opt); },
+      [](Napi::Env env, FrechetResult& r) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("distance", Napi::Number::New(env, r.distance));
+        o.Set("meanTerm", Napi::Number::New(env, r.mean_term));
+        o.Set("trace1", Napi::Number::New(env, r.trace1));
+        o.Set("trace2", Napi::Number::New(env, r.trace2));
+        o.Set("traceSqrt", Napi::Number::New(env, r.trace_sqrt));
+        o.Set("rank1", Napi::Number::New(env, static_cast<double>(r.rank1)));
+        return o;
+      });
+}
+
 Napi::Value Vendi(const Napi::CallbackInfo& info, bool sync) {
   Napi::Env env = info.Env();
   const Common c = read_options(info, 3);
@@ -132,7 +156,7 @@ Napi::Value Vendi(const Napi::CallbackInfo& info, bool sync) {
 }  // namespace
 
 void register_metrics(Napi::Env env, Napi::Object exports) {
-  export_functions(env, exports, {job<GaussianStats>("gaussianStats"), job<Frechet>("frechet"), job<Vendi>("vendi")});
+  export_functions(env, exports, {job<GaussianStats>("gaussianStats"), job<Frechet>("frechet"), job<FrechetRows>("frechetRows"), job<Vendi>("vendi")});
 }
 
 }  // namespace genaug::binding

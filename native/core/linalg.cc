@@ -37,88 +37,197 @@ inline double dot(const double* x, const double* y, int64_t n) {
 // the sub-diagonal. Applied to the trailing block B as H B H = B - v q^T - q v^T
 // with p = beta B v, q = p - (beta/2)(v^T p) v. The update touches both
 // triangles with the same products, so B stays exactly symmetric.
+//
+// The matrix is read and written once per step, not twice: as soon as row
+// k+1 has its step-k update, the next reflection is built from it, and every
+// other row computes its term of the next p = beta B v right after its own
+// update, while it is in cache. Rows are split over threads (a team that
+// meets at a barrier twice per step); each row's arithmetic is the same
+// whichever thread does it, so the result does not depend on the thread count.
+
+// Builds reflection k from row k (final by now): d[k], e[k], beta[k], v in
+// row k right of the diagonal. False when the column is already reduced.
+bool prepare_reflection(double* A, int64_t n, int64_t k, std::vector<double>& d, std::vector<double>& e,
+                        std::vector<double>& beta) {
+  const int64_t m = n - k - 1;  // length of the reflected part
+  d[k] = A[k * n + k];
+  // Row k right of the diagonal equals column k below it; v is built in its place.
+  double* x = A + k * n + k + 1;
+  double scale = 0.0;
+  for (int64_t i = 0; i < m; ++i) scale = std::max(scale, std::fabs(x[i]));
+  if (scale == 0.0) {
+    e[k] = 0.0;  // already reduced: H_k = I
+    beta[k] = 0.0;
+    return false;
+  }
+  // Work with x / scale (no overflow or underflow in the squares).
+  double ss = 0.0;
+  for (int64_t i = 0; i < m; ++i) {
+    x[i] /= scale;
+    ss += x[i] * x[i];
+  }
+  const double norm = std::sqrt(ss);  // in [1, sqrt(m)]
+  const double x0 = x[0];
+  // alpha = -sign(x0) * norm, so v0 = x0 - alpha adds magnitudes (no cancellation).
+  const double alpha = x0 >= 0.0 ? -norm : norm;
+  x[0] = x0 - alpha;
+  beta[k] = 1.0 / (norm * (std::fabs(x0) + norm));  // 2 / (v^T v)
+  e[k] = alpha * scale;
+  return true;
+}
+
 void tridiagonalise(std::vector<double>& a, int64_t n, std::vector<double>& d, std::vector<double>& e,
-                    std::vector<double>& beta) {
+                    std::vector<double>& beta, int threads) {
   d.assign(static_cast<size_t>(n), 0.0);
   e.assign(static_cast<size_t>(n), 0.0);
   beta.assign(static_cast<size_t>(n), 0.0);
-  std::vector<double> p(static_cast<size_t>(n)), q(static_cast<size_t>(n));
   double* A = a.data();
-  for (int64_t k = 0; k + 2 < n; ++k) {
-    const int64_t m = n - k - 1;  // length of the reflected part
-    d[k] = A[k * n + k];
-    // Row k right of the diagonal equals column k below it; v is built in its place.
-    double* x = A + k * n + k + 1;
-    double scale = 0.0;
-    for (int64_t i = 0; i < m; ++i) scale = std::max(scale, std::fabs(x[i]));
-    if (scale == 0.0) {
-      e[k] = 0.0;  // already reduced: H_k = I
-      continue;
-    }
-    // Work with x / scale (no overflow or underflow in the squares).
-    double ss = 0.0;
-    for (int64_t i = 0; i < m; ++i) {
-      x[i] /= scale;
-      ss += x[i] * x[i];
-    }
-    const double norm = std::sqrt(ss);  // in [1, sqrt(m)]
-    const double x0 = x[0];
-    // alpha = -sign(x0) * norm, so v0 = x0 - alpha adds magnitudes (no cancellation).
-    const double alpha = x0 >= 0.0 ? -norm : norm;
-    x[0] = x0 - alpha;
-    const double b = 1.0 / (norm * (std::fabs(x0) + norm));  // 2 / (v^T v)
-    beta[k] = b;
-    e[k] = alpha * scale;
-    // p = beta B v, B = A[k+1.., k+1..].
-    const int64_t o = k + 1;
-    for (int64_t i = 0; i < m; ++i) p[i] = b * dot(A + (o + i) * n + o, x, m);
-    const double kk = 0.5 * b * dot(x, p.data(), m);
-    for (int64_t i = 0; i < m; ++i) q[i] = p[i] - kk * x[i];
-    for (int64_t i = 0; i < m; ++i) {
-      double* row = A + (o + i) * n + o;
-      const double vi = x[i], qi = q[i];
-      for (int64_t j = 0; j < m; ++j) row[j] -= vi * q[j] + qi * x[j];
-    }
+  if (n > 2) {
+    std::vector<double> p(static_cast<size_t>(n)), q(static_cast<size_t>(n));
+    // Per step, written once by thread 0 before a barrier: whether it reflects, whether p is ready.
+    std::vector<char> reflects(static_cast<size_t>(n), 0), p_ready(static_cast<size_t>(n), 0);
+    int T = resolve_threads(threads);
+    // Below this a step is too short to share: the barriers would cost more than they save.
+    if (n < 400) T = 1;
+    Barrier barrier(T);
+    auto sync = [&] {
+      if (T > 1) barrier.wait();
+    };
+    run_threads(T, [&](int tid) {
+      if (tid == 0) reflects[0] = prepare_reflection(A, n, 0, d, e, beta);
+      sync();
+      for (int64_t k = 0; k + 2 < n; ++k) {
+        const int64_t o = k + 1, m = n - o;
+        const bool next_exists = k + 3 < n;  // step k+1 is a reflection step
+        if (!reflects[k]) {
+          if (tid == 0 && next_exists) reflects[k + 1] = prepare_reflection(A, n, k + 1, d, e, beta);
+          sync();
+          continue;
+        }
+        const double b = beta[k];
+        const double* x = A + k * n + o;
+        if (!p_ready[k]) {
+          // p = beta B v, B = A[k+1.., k+1..]: rows split over the team.
+          const int64_t r0 = m * tid / T, r1 = m * (tid + 1) / T;
+          for (int64_t i = r0; i < r1; ++i) p[i] = b * dot(A + (o + i) * n + o, x, m);
+          sync();
+        }
+        if (tid == 0) {
+          const double kk = 0.5 * b * dot(x, p.data(), m);
+          for (int64_t i = 0; i < m; ++i) q[i] = p[i] - kk * x[i];
+          // Row k+1 first: the next reflection is built from it.
+          double* row = A + o * n + o;
+          const double v0 = x[0], q0 = q[0];
+          for (int64_t j = 0; j < m; ++j) row[j] -= v0 * q[j] + q0 * x[j];
+          if (next_exists) {
+            reflects[k + 1] = prepare_reflection(A, n, k + 1, d, e, beta);
+            p_ready[k + 1] = reflects[k + 1];
+          }
+        }
+        sync();
+        const bool fuse = next_exists && reflects[k + 1];
+        const double b1 = fuse ? beta[k + 1] : 0.0;
+        const double* x1 = A + (k + 1) * n + o + 1;
+        // Rows k+2..n-1: the step-k update, then (fused) the row's term of the next p.
+        const int64_t rest = m - 1;
+        const int64_t r0 = 1 + rest * tid / T, r1 = 1 + rest * (tid + 1) / T;
+        for (int64_t i = r0; i < r1; ++i) {
+          double* row = A + (o + i) * n + o;
+          const double vi = x[i], qi = q[i];
+          for (int64_t j = 0; j < m; ++j) row[j] -= vi * q[j] + qi * x[j];
+          if (fuse) p[i - 1] = b1 * dot(row + 1, x1, m - 1);
+        }
+        sync();
+      }
+    });
   }
   if (n >= 2) {
     d[n - 2] = A[(n - 2) * n + n - 2];
     e[n - 2] = A[(n - 1) * n + n - 2];
   }
   if (n >= 1) d[n - 1] = A[(n - 1) * n + n - 1];
-  e[n - 1] = 0.0;
+  if (n >= 1) e[n - 1] = 0.0;
 }
 
-// W = Q^T (rows of W are the columns of Q), from the reflections stored in
-// the rows of `a` by tridiagonalise(). Q is built backwards: Q = H_k Q for
-// k = n-3 .. 0, where only the block [k+1.., k+1..] of Q differs from I.
-void accumulate_q(const std::vector<double>& a, int64_t n, const std::vector<double>& beta, std::vector<double>& w) {
-  std::vector<double> q(static_cast<size_t>(n * n), 0.0);
-  for (int64_t i = 0; i < n; ++i) q[i * n + i] = 1.0;
-  std::vector<double> t(static_cast<size_t>(n));
-  for (int64_t k = n - 3; k >= 0; --k) {
-    const double b = beta[k];
-    if (b == 0.0) continue;
-    const int64_t o = k + 1, m = n - o;
-    const double* v = a.data() + k * n + o;
-    // t = v^T Q[o.., o..], then Q[o.., o..] -= beta v t^T.
-    std::fill(t.begin(), t.begin() + m, 0.0);
-    for (int64_t i = 0; i < m; ++i) {
-      const double vi = v[i];
-      if (vi == 0.0) continue;
-      const double* row = q.data() + (o + i) * n + o;
-      for (int64_t j = 0; j < m; ++j) t[j] += vi * row[j];
+// Eigenvector panels: the n x n matrix W whose rows become the eigenvectors,
+// kept as ceil(n / L) panels of L = kPanelLanes columns, panel j holding
+// element (i, l) = W[i][j L + l] at i L + l (lanes past n are zero). A plane
+// rotation of rows i, i+1 of W is a rotation of rows i, i+1 of every panel.
+struct Panels {
+  int64_t n = 0, count = 0;
+  std::vector<double> data;
+  double* panel(int64_t j) { return data.data() + j * n * kPanelLanes; }
+};
+
+// W = Q^T in panels, from the reflections stored in the rows of `a` by
+// tridiagonalise(). Q is built backwards, Q = H_k Q for k = n-3 .. 0, where
+// only the block [k+1.., k+1..] of Q differs from I; that runs on panels of L
+// columns of Q (each one thread's, all reflections applied while it is in
+// cache), which are then transposed into the panels of W.
+void build_q_panels(const std::vector<double>& a, int64_t n, const std::vector<double>& beta, Panels& w, int threads,
+                    const LinalgKernels& K) {
+  constexpr int64_t L = kPanelLanes;
+  const int64_t count = (n + L - 1) / L;
+  std::vector<double> cols(static_cast<size_t>(count * n * L), 0.0);  // panels of columns of Q
+  int T = std::min<int64_t>(resolve_threads(threads), count);
+  parallel_for_index(count, T, [&](int64_t j, int) {
+    double* c = cols.data() + j * n * L;
+    for (int64_t l = 0; l < L && j * L + l < n; ++l) c[(j * L + l) * L + l] = 1.0;
+    // Reflection k touches columns >= k+1 only: the last one this panel meets has k+1 = its last column.
+    const int64_t last = std::min<int64_t>(n - 3, j * L + L - 2);
+    for (int64_t k = last; k >= 0; --k) {
+      const double b = beta[k];
+      if (b == 0.0) continue;
+      const int64_t o = k + 1;
+      K.reflect_panel(a.data() + k * n + o, b, n - o, c + o * L);
     }
-    for (int64_t i = 0; i < m; ++i) {
-      const double f = b * v[i];
-      if (f == 0.0) continue;
-      double* row = q.data() + (o + i) * n + o;
-      for (int64_t j = 0; j < m; ++j) row[j] -= f * t[j];
+  });
+  w.n = n;
+  w.count = count;
+  w.data.assign(static_cast<size_t>(count * n * L), 0.0);
+  // W[i][r] = Q[r][i]: panel j of W holds rows jL.. of Q.
+  parallel_for_index(count, T, [&](int64_t j, int) {
+    double* out = w.panel(j);
+    for (int64_t l = 0; l < L && j * L + l < n; ++l) {
+      const int64_t r = j * L + l;
+      for (int64_t i = 0; i < n; ++i) out[i * L + l] = cols[(i / L) * n * L + r * L + (i % L)];
+    }
+  });
+}
+
+// Rotations waiting to be applied to the eigenvector panels: applied in
+// batches, each panel taking the whole batch in order while it is in cache,
+// panels split over threads. Every element sees the rotations in the order
+// they were made, whatever the batch size or thread count.
+class RotationQueue {
+ public:
+  RotationQueue(Panels* w, int threads, const LinalgKernels& K) : w_(w), K_(K) {
+    if (w_) {
+      threads_ = static_cast<int>(std::min<int64_t>(resolve_threads(threads), w_->count));
+      // A batch a panel reads from cache (24 bytes each).
+      pending_.reserve(kBatch);
     }
   }
-  w.assign(static_cast<size_t>(n * n), 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) w[j * n + i] = q[i * n + j];
-}
+  void push(int64_t i, double c, double s) {
+    if (!w_) return;
+    pending_.push_back(PlaneRotation{i, c, s});
+    if (static_cast<int64_t>(pending_.size()) >= kBatch) flush();
+  }
+  void flush() {
+    if (!w_ || pending_.empty()) return;
+    const PlaneRotation* r = pending_.data();
+    const int64_t count = static_cast<int64_t>(pending_.size());
+    parallel_for_index(w_->count, threads_, [&](int64_t j, int) { K_.rotate_panel(r, count, w_->panel(j)); });
+    pending_.clear();
+  }
+
+ private:
+  static constexpr int64_t kBatch = 1 << 15;
+  Panels* w_;
+  const LinalgKernels& K_;
+  int threads_ = 1;
+  std::vector<PlaneRotation> pending_;
+};
 
 // ------------------------------------------------------------ implicit QL --
 //
@@ -129,9 +238,9 @@ void accumulate_q(const std::vector<double>& a, int64_t n, const std::vector<dou
 // block up to l (chasing the bulge), which keeps T' tridiagonal. An
 // off-diagonal element is negligible when it is below DBL_EPSILON times its
 // two diagonal neighbours or times the norm of T (so blocks of eigenvalues
-// near zero converge as fast as the others). Rotations are applied to rows i,
-// i+1 of W (the eigenvectors as rows) when W is given.
-void tridiagonal_ql(std::vector<double>& d, std::vector<double>& e, int64_t n, double* w) {
+// near zero converge as fast as the others). Each rotation of rows i, i+1 is
+// queued for the eigenvector panels when they are wanted.
+void tridiagonal_ql(std::vector<double>& d, std::vector<double>& e, int64_t n, RotationQueue& rot) {
   if (n <= 1) return;
   double tnorm = 0.0;
   for (int64_t i = 0; i < n; ++i) tnorm = std::max(tnorm, std::fabs(d[i]) + std::fabs(e[i]) + (i > 0 ? std::fabs(e[i - 1]) : 0.0));
@@ -173,15 +282,7 @@ void tridiagonal_ql(std::vector<double>& d, std::vector<double>& e, int64_t n, d
         p = s * r;
         d[i + 1] = g + p;
         g = c * r - b;
-        if (w != nullptr) {
-          double* wi = w + i * n;
-          double* wj = w + (i + 1) * n;
-          for (int64_t k = 0; k < n; ++k) {
-            const double x = wi[k], y = wj[k];
-            wj[k] = s * x + c * y;
-            wi[k] = c * x - s * y;
-          }
-        }
+        rot.push(i, c, s);
       }
       if (split) continue;
       d[l] -= p;
@@ -189,6 +290,7 @@ void tridiagonal_ql(std::vector<double>& d, std::vector<double>& e, int64_t n, d
       e[m] = 0.0;
     }
   }
+  rot.flush();
 }
 
 // ------------------------------------------------------------------ gram --
@@ -240,14 +342,28 @@ void pack_panel(const GramSource& s, int64_t r0, int64_t rb, int64_t j0, int wid
 
 // ---------------------------------------------------------------- public --
 
-void sym_eigen_inplace(std::vector<double>& a, int64_t n, std::vector<double>& values, std::vector<double>* rows) {
+void sym_eigen_inplace(std::vector<double>& a, int64_t n, std::vector<double>& values, std::vector<double>* rows, int threads,
+                       Isa isa) {
   values.clear();
   if (rows) rows->clear();
   if (n <= 0) return;
+  const LinalgKernels& K = linalg_kernels_for(isa);
   std::vector<double> e, beta;
-  tridiagonalise(a, n, values, e, beta);
-  if (rows) accumulate_q(a, n, beta, *rows);
-  tridiagonal_ql(values, e, n, rows ? rows->data() : nullptr);
+  tridiagonalise(a, n, values, e, beta, threads);
+  Panels w;
+  if (rows) build_q_panels(a, n, beta, w, threads, K);
+  RotationQueue queue(rows ? &w : nullptr, threads, K);
+  tridiagonal_ql(values, e, n, queue);
+  if (rows) {
+    constexpr int64_t L = kPanelLanes;
+    rows->assign(static_cast<size_t>(n * n), 0.0);
+    double* out = rows->data();
+    for (int64_t j = 0; j < w.count; ++j) {
+      const double* pj = w.panel(j);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t l = 0; l < L && j * L + l < n; ++l) out[i * n + j * L + l] = pj[i * L + l];
+    }
+  }
   // Ascending order (selection sort: n swaps of rows at most).
   for (int64_t i = 0; i + 1 < n; ++i) {
     int64_t k = i;
@@ -260,7 +376,7 @@ void sym_eigen_inplace(std::vector<double>& a, int64_t n, std::vector<double>& v
   }
 }
 
-SymEigen sym_eigen(const double* a, int64_t n, bool vectors) {
+SymEigen sym_eigen(const double* a, int64_t n, bool vectors, int threads, Isa isa) {
   if (n < 0) fail("E_SHAPE", "matrix size must be >= 0, got ", n);
   if (n > kMaxDenseDim) fail("E_LIMIT", "matrix of size ", n, " is larger than the supported ", kMaxDenseDim);
   SymEigen out;
@@ -275,12 +391,27 @@ SymEigen sym_eigen(const double* a, int64_t n, bool vectors) {
     }
   }
   std::vector<double> rows;
-  sym_eigen_inplace(s, n, out.values, vectors ? &rows : nullptr);
+  sym_eigen_inplace(s, n, out.values, vectors ? &rows : nullptr, threads, isa);
   if (vectors) {
     out.vectors.resize(static_cast<size_t>(n * n));
     for (int64_t i = 0; i < n; ++i)
       for (int64_t j = 0; j < n; ++j) out.vectors[j * n + i] = rows[i * n + j];
   }
+  return out;
+}
+
+std::vector<double> multiply(const double* a, const double* b, int64_t rows, int64_t inner, int64_t cols, int threads, Isa isa) {
+  std::vector<double> out(static_cast<size_t>(rows * cols), 0.0);
+  if (rows <= 0 || cols <= 0 || inner <= 0) return out;
+  const LinalgKernels& K = linalg_kernels_for(isa);
+  constexpr int64_t RB = 64;
+  const int64_t blocks = (rows + RB - 1) / RB;
+  int T = static_cast<int>(std::min<int64_t>(resolve_threads(threads), blocks));
+  if (static_cast<double>(rows) * static_cast<double>(inner) * static_cast<double>(cols) < 4e6) T = 1;
+  parallel_for_index(blocks, T, [&](int64_t blk, int) {
+    const int64_t i0 = blk * RB, rb = std::min(RB, rows - i0);
+    K.gemm_acc(a + i0 * inner, inner, b, cols, out.data() + i0 * cols, cols, rb, inner, cols);
+  });
   return out;
 }
 

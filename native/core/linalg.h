@@ -1,6 +1,8 @@
 // Dense linear algebra in double for the distribution metrics: a symmetric
-// eigendecomposition (Householder tridiagonalisation + implicit QL with
-// shifts), a blocked, multi-threaded accumulation of cross-products of a
+// eigendecomposition (Householder tridiagonalisation, one pass over the
+// matrix per step and threaded, + implicit QL with shifts whose rotations are
+// applied in cache-sized batches to panels of the eigenvectors, threaded and
+// SIMD), a blocked matrix product, a blocked, multi-threaded accumulation of cross-products of a
 // float32 matrix (the Gram/covariance kernel), and the mergeable Gaussian
 // state (count, mean, co-moment matrix) of a set of embeddings.
 //
@@ -38,14 +40,23 @@ struct SymEigen {
 // so a matrix that is symmetric up to rounding is fine. Throws E_NONFINITE for
 // NaN/Inf entries, E_LIMIT for n > kMaxDenseDim, E_INTERNAL if the QL
 // iteration does not converge (not seen in practice).
-SymEigen sym_eigen(const double* a, int64_t n, bool vectors);
+SymEigen sym_eigen(const double* a, int64_t n, bool vectors, int threads = 0, Isa isa = Isa::Avx512);
 
 // The same, for callers that own a scratch copy: `a` (n x n, symmetric, any
 // content is destroyed) is overwritten. Eigenvalues go to `values`
 // (ascending); when `rows` is not null it receives the eigenvectors as ROWS
 // (row j is the eigenvector of values[j]), which is the layout the metrics
 // use. No finiteness or size check.
-void sym_eigen_inplace(std::vector<double>& a, int64_t n, std::vector<double>& values, std::vector<double>* rows);
+// threads: 0 = every hardware thread; isa is clamped to the CPU. The result
+// does not depend on the thread count; for the scalar level it is the same,
+// bit for bit, as the plain one-rotation-at-a-time algorithm.
+void sym_eigen_inplace(std::vector<double>& a, int64_t n, std::vector<double>& values, std::vector<double>* rows, int threads = 0,
+                       Isa isa = Isa::Avx512);
+
+// out (rows x cols) = a (rows x inner) * b (inner x cols), all row-major, in
+// double; row blocks are split over threads (each output element is summed in
+// increasing inner order, whatever the thread count).
+std::vector<double> multiply(const double* a, const double* b, int64_t rows, int64_t inner, int64_t cols, int threads, Isa isa);
 
 // ---------------------------------------------------------------------------
 // Cross-product accumulation: C = sum_r z_r z_r^T (n x n) and s = sum_r z_r,

@@ -2,11 +2,15 @@
 // CPUID says so): a 4 x 8 tile, one fused multiply-add chain per element.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "linalg_kernels.h"
 
 namespace genaug {
 
 namespace {
+#include "linalg_eigen_impl.h"
 constexpr int MR = 4;
 constexpr int NR = 8;  // two ymm registers
 
@@ -44,7 +48,7 @@ void gram_tile(const double* a, const double* b, int64_t rb, double* out) {
 }  // namespace
 
 const LinalgKernels& linalg_kernels_avx2() {
-  static const LinalgKernels k{Isa::Avx2, MR, NR, gram_tile};
+  static const LinalgKernels k{Isa::Avx2, MR, NR, gram_tile, eigen_impl::reflect_panel, eigen_impl::rotate_panel, eigen_impl::gemm_acc};
   return k;
 }
 

@@ -3,11 +3,15 @@
 // multiply-add chain per element.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "linalg_kernels.h"
 
 namespace genaug {
 
 namespace {
+#include "linalg_eigen_impl.h"
 constexpr int MR = 8;
 constexpr int NR = 16;  // two zmm registers
 
@@ -56,7 +60,7 @@ void gram_tile(const double* a, const double* b, int64_t rb, double* out) {
 }  // namespace
 
 const LinalgKernels& linalg_kernels_avx512() {
-  static const LinalgKernels k{Isa::Avx512, MR, NR, gram_tile};
+  static const LinalgKernels k{Isa::Avx512, MR, NR, gram_tile, eigen_impl::reflect_panel, eigen_impl::rotate_panel, eigen_impl::gemm_acc};
   return k;
 }
 

@@ -1,10 +1,14 @@
 // The plain Gram tile kernel: the baseline every CPU runs, and the reference
 // the SIMD kernels are tested against.
+#include <algorithm>
+#include <cstdint>
+
 #include "linalg_kernels.h"
 
 namespace genaug {
 
 namespace {
+#include "linalg_eigen_impl.h"
 constexpr int MR = 4;
 constexpr int NR = 4;
 
@@ -22,7 +26,7 @@ void gram_tile(const double* a, const double* b, int64_t rb, double* out) {
 }  // namespace
 
 const LinalgKernels& linalg_kernels_scalar() {
-  static const LinalgKernels k{Isa::Scalar, MR, NR, gram_tile};
+  static const LinalgKernels k{Isa::Scalar, MR, NR, gram_tile, eigen_impl::reflect_panel, eigen_impl::rotate_panel, eigen_impl::gemm_acc};
   return k;
 }
 

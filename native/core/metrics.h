@@ -47,6 +47,20 @@ FrechetResult frechet_distance(const double* mean_diff, const double* cov1, cons
 // empty state.
 FrechetResult frechet_distance(const GaussianState& a, const GaussianState& b, const MetricsOptions& opt);
 
+// The same distance from the rows themselves when neither set has more rows
+// than columns (N1, N2 <= D), as for per-class sets of image features: with
+// Z1, Z2 the centred rows, S1 = Z1^T Z1 / (N1 - 1) has the nonzero
+// eigenvalues of the N1 x N1 matrix G = Z1 Z1^T / (N1 - 1) = U L U^T, and
+// B = L^1/2 W (W the kept eigenvectors of S1 as rows) is U_k^T Z1 /
+// sqrt(N1 - 1), so B S2 B^T = U_k^T K K^T U_k / ((N1 - 1)(N2 - 1)) with the
+// N1 x N2 cross products K = Z1 Z2^T: no D x D matrix is formed or
+// decomposed. The kept eigenvalues and both thresholds are those of
+// frechet_distance above (D * DBL_EPSILON * max, r * DBL_EPSILON * max), so
+// the value is the covariance path's up to rounding. Means and centring are
+// in double. A set of one row has covariance 0. Throws E_NONFINITE naming the
+// set, row and column, E_SHAPE (no rows, different widths, N > D).
+FrechetResult frechet_distance_rows(const MatrixView& a, const MatrixView& b, const MetricsOptions& opt);
+
 enum class VendiPath { Auto = 0, Gram = 1, Covariance = 2 };
 
 struct VendiOptions {

@@ -192,8 +192,11 @@ export interface RenderTask {
   placements: RenderPlacement[];
   compose: CompositeOptions;
   cacheBytes: number;
-  /** Encode the image once and write those bytes to each path (offline run: one per format folder), or return the raw RGB (loader). */
-  output: { paths: string[]; format: 'jpeg' | 'png'; quality: number } | { raw: true };
+  /**
+   * Encode the image once and write those bytes to each path (offline run: one per format folder; with `keep`,
+   * also return them: the stream), or return the raw RGB (loader).
+   */
+  output: { paths: string[]; format: 'jpeg' | 'png'; quality: number; keep?: boolean } | { raw: true };
   /** Per instance: 'rle' (compressed counts string), 'bitmap' (the mask), or both. */
   masks: { rle: boolean; bitmap: boolean; polygon: boolean };
 }
@@ -227,6 +230,8 @@ export interface RenderResult {
   fallbacks: Array<{ index: number; reason: string }>;
   /** Raw RGB (output.raw). */
   image?: Uint8Array;
+  /** The encoded image (output.keep). */
+  encoded?: Uint8Array;
   /**
    * The rendered image could not be written (a full or read-only disk): the
    * run's failure, not the item's. Never journaled: paste stops with E_IO and
@@ -364,6 +369,7 @@ export async function renderItem(task: RenderTask, cache: CropCache): Promise<Re
     else {
       const enc = sharp(out.image, { raw: { width: W, height: H, channels: 3 } });
       const bytes = task.output.format === 'png' ? await enc.png().toBuffer() : await enc.jpeg({ quality: task.output.quality }).toBuffer();
+      if (task.output.keep) result.encoded = new Uint8Array(bytes);  // its own buffer: transferable from a worker
       for (const path of task.output.paths) {
         try {
           await writeFileAtomic(path, bytes);
@@ -695,7 +701,8 @@ export async function paste(o: PasteOptions): Promise<PasteSummary> {
   };
 }
 
-function journalLine(ctx: PasteContext, plan: ItemPlan, key: string, r: RenderResult): PasteJournalLine {
+/** The journal line of a rendered item (also what the stream builds its samples from). */
+export function journalLine(ctx: PasteContext, plan: ItemPlan, key: string, r: RenderResult): PasteJournalLine {
   const base = { image_index: plan.imageIndex, image_id: plan.imageId, copy: plan.copy, key, attempts: plan.attempts, rejected: plan.rejected };
   if (!r.ok) return { ...base, status: 'failed', reason: r.reason ?? 'failed' };
   const anns = ctx.coco.annotationsByImage.get(plan.imageId) ?? [];
@@ -745,6 +752,22 @@ function cocoAnnotation(id: number, imageId: number, l: PasteJournalLine, inst: 
   };
 }
 
+/** The json member of a WebDataset sample (the offline export and the stream write the same bytes). */
+export function webdatasetJson(l: PasteJournalLine, imageId: number, ext: string, names: ReadonlyMap<number, string>) {
+  let annId = 1;
+  return {
+    key: l.key,
+    image_id: imageId,
+    source_image_id: l.image_id,
+    copy: l.copy,
+    file_name: `${l.key}.${ext}`,
+    width: l.width,
+    height: l.height,
+    box_only: l.box_only,
+    annotations: (l.instances ?? []).map((inst) => ({ ...cocoAnnotation(annId++, imageId, l, inst), category_name: names.get(inst.category_id) })),
+  };
+}
+
 async function writeOutputs(ctx: PasteContext, out: string, format: PasteFormat, ext: string, copies: number, lines: PasteJournalLine[], o: PasteOptions): Promise<string[]> {
   const outputs: string[] = [];
   const images = ctx.coco.dataset.images;
@@ -785,19 +808,7 @@ async function writeOutputs(ctx: PasteContext, out: string, format: PasteFormat,
     let written: string[];
     try {
       for (const l of [...ok].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
-        const imageId = outImageId(l);
-        let annId = 1;
-        const json = {
-          key: l.key,
-          image_id: imageId,
-          source_image_id: l.image_id,
-          copy: l.copy,
-          file_name: `${l.key}.${ext}`,
-          width: l.width,
-          height: l.height,
-          box_only: l.box_only,
-          annotations: (l.instances ?? []).map((inst) => ({ ...cocoAnnotation(annId++, imageId, l, inst), category_name: names.get(inst.category_id) })),
-        };
+        const json = webdatasetJson(l, outImageId(l), ext, names);
         const image = await stagedImage(join(out, 'images', `${l.key}.${ext}`), previous.get(`${l.key}.${ext}`));
         await writer.add(l.key, { [ext]: image, json: enc(JSON.stringify(json)) });
       }

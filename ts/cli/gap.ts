@@ -1,7 +1,7 @@
 /** `genaug gap`: domain gap and diversity between real and synthetic embeddings. */
 import { Command } from 'commander';
 
-import { datasetGap } from '../curate/gap.js';
+import { datasetGap, GAP_PROJECTION_SEED, randomProjection } from '../curate/gap.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readMatrix } from '../io/npy.js';
 import { readLabels } from '../kernels/files.js';
@@ -17,6 +17,7 @@ export function gapCommand(global: GlobalOptions): Command {
     .option('--real-labels <file>', 'class of each real row, (N,) int .npy (with --synthetic-labels: per-class figures)')
     .option('--synthetic-labels <file>', 'class of each synthetic row, (M,) int .npy')
     .requiredOption('--out <file>', 'gap.json')
+    .option('--project <dim>', `first project both sets to DIM columns by the run report's seeded Gaussian random projection (seed ${GAP_PROJECTION_SEED}; the report uses 128), so the figures match the report's; embeddings not wider than DIM are used as they are`, intArg('--project', 1, 8192))
     .option('--no-normalize', 'compute the Fréchet distance on raw rows (default: L2-normalised rows)')
     .option('--threads <n>', 'threads (default: every core)', intArg('--threads', 0))
     .option('-q, --quiet', 'no progress output')
@@ -24,8 +25,14 @@ export function gapCommand(global: GlobalOptions): Command {
       if (Boolean(o.realLabels) !== Boolean(o.syntheticLabels)) {
         throw new GenaugError('E_ARGUMENT', 'give both --real-labels and --synthetic-labels, or neither');
       }
-      const real = await readMatrix(o.real, { name: o.real });
-      const synthetic = await readMatrix(o.synthetic, { name: o.synthetic });
+      let real = await readMatrix(o.real, { name: o.real });
+      let synthetic = await readMatrix(o.synthetic, { name: o.synthetic });
+      if (real.dim !== synthetic.dim) throw new GenaugError('E_SHAPE', `${o.real} has ${real.dim} columns but ${o.synthetic} has ${synthetic.dim}`);
+      const projected = o.project !== undefined && real.dim > o.project;
+      if (projected) {
+        real = randomProjection(real, o.project, GAP_PROJECTION_SEED);
+        synthetic = randomProjection(synthetic, o.project, GAP_PROJECTION_SEED);
+      }
       const labels = o.realLabels
         ? { real: await readLabels(o.realLabels, real.rows), synthetic: await readLabels(o.syntheticLabels, synthetic.rows) }
         : undefined;
@@ -38,7 +45,7 @@ export function gapCommand(global: GlobalOptions): Command {
           bar.update(done);
         },
       });
-      const out = { real: o.real, synthetic: o.synthetic, normalize: o.normalize, ...report };
+      const out = { real: o.real, synthetic: o.synthetic, normalize: o.normalize, project: projected ? { dim: o.project, seed: GAP_PROJECTION_SEED } : null, ...report };
       await writeFileAtomic(o.out, new TextEncoder().encode(JSON.stringify(out, null, 2) + '\n'));
       const g = report.overall;
       const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));

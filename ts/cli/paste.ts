@@ -2,6 +2,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { paste, PASTE_FORMATS, type PasteFormat } from '../augment/paste.js';
+import { parseShard, shardFromEnvironment, writePasteStream, type StreamShard } from '../augment/stream.js';
+import { GenaugError } from '../native/errors.js';
 import { intArg, numberArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
 import { withStopSignals } from './signals.js';
@@ -45,6 +47,28 @@ export function formatsArg(value: string): PasteFormat | PasteFormat[] {
   return names.length === 1 ? (names[0] as PasteFormat) : (names as PasteFormat[]);
 }
 
+/** A positive integer, or inf / infinite / endless. */
+function epochsArg(value: string): number {
+  if (/^(inf|infinite|infinity|endless)$/i.test(value.trim())) return Infinity;
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`--epochs must be a positive integer or 'inf', got '${value}'.`);
+  return n;
+}
+
+function shardArg(value: string): StreamShard {
+  try {
+    return parseShard(value);
+  } catch (e) {
+    throw new InvalidArgumentError(`${(e as Error).message}.`);
+  }
+}
+
+/** Options of the offline run that mean nothing for a stream (it has --epochs, and no folder). */
+const OFFLINE_ONLY = ['out', 'copies', 'shardSize', 'yoloVal', 'valFraction', 'retryFailed'] as const;
+/** Options of the stream that mean nothing offline. */
+const STREAM_ONLY = ['epochs', 'shard', 'shuffle'] as const;
+const flag = (name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
 export function pasteCommand(global: GlobalOptions): Command {
   return new Command('paste')
     .description(
@@ -54,7 +78,11 @@ export function pasteCommand(global: GlobalOptions): Command {
     .requiredOption('--coco <file>', 'real dataset, COCO/LVIS instances json (polygons or RLE; annotations without segmentation make a box-only image)')
     .requiredOption('--images <dir>', 'folder of the real images (COCO file_name is relative to it)')
     .requiredOption('--pool <path>', 'instance pool: a folder with index.json (genaug annotate) or an X-Paste/DiverGen {"<cat_id_0based>": ["*crop.png"]} json')
-    .requiredOption('--out <dir>', 'output folder: images/, annotations.json | shards/ | labels/ + data.yaml, log.jsonl, progress.jsonl, run.json (several formats: one such folder per format, OUT/<format>/)')
+    .option('--out <dir>', 'output folder (required unless --stream): images/, annotations.json | shards/ | labels/ + data.yaml, log.jsonl, progress.jsonl, run.json (several formats: one such folder per format, OUT/<format>/)')
+    .option('--stream', 'write a WebDataset tar stream of online samples to stdout instead of a dataset folder (for `tarfile.open(fileobj=proc.stdout, mode="r|")` or `webdataset.WebDataset("pipe:genaug paste --stream ...")`): each sample is the <key>.jpg + <key>.json pair of --format webdataset; with --epochs N the samples are those of --copies N; nothing is written to disk')
+    .option('--epochs <n>', "--stream: passes over the real images, epoch e being copy e (default: endless; 'inf' says so)", epochsArg)
+    .option('--shard <i/n>', "--stream: this stream's shard I of N of the sample sequence (sample g goes to shard g mod N): one per DataLoader worker, disjoint, the same samples whatever the worker count. Default: from RANK/WORLD_SIZE and WORKER/NUM_WORKERS when set (webdataset's variables; shard = rank x num_workers + worker), else 0/1", shardArg)
+    .option('--no-shuffle', '--stream: visit the images in COCO file order every epoch (default: an order shuffled by seed and epoch)')
     .option('--seed <n>', 'random seed: every draw is seeded from (seed, image id, copy)', intArg('--seed', 0), 0)
     .option('--copies <n>', 'augmented copies of every real image', intArg('--copies', 1, 100000), 1)
     .addOption(
@@ -101,7 +129,16 @@ export function pasteCommand(global: GlobalOptions): Command {
         'Skipped inputs (missing or undecodable images, dangling ids, unknown or empty pool categories, crops with an empty alpha, ' +
         'instances too small or larger than the image) are recorded in OUT/log.jsonl and the run goes on.',
     )
-    .action(async (o) => {
+    .action(async (o, cmd: Command) => {
+      const given = (name: string) => cmd.getOptionValueSource(name) === 'cli' || cmd.getOptionValueSource(name) === 'env';
+      if (o.stream) {
+        for (const name of OFFLINE_ONLY) if (given(name)) throw new GenaugError('E_ARGUMENT', `${flag(name)} is for a dataset folder; --stream writes to stdout${name === 'copies' ? ' (use --epochs)' : ''}`);
+        if (given('format') && o.format !== 'webdataset') throw new GenaugError('E_ARGUMENT', '--stream writes WebDataset samples: --format must be webdataset (or left out)');
+        await pasteStreamAction(o, given('shard'));
+        return;
+      }
+      for (const name of STREAM_ONLY) if (given(name)) throw new GenaugError('E_ARGUMENT', `${flag(name === 'shuffle' ? 'noShuffle' : name)} is for --stream`);
+      if (!o.out) throw new GenaugError('E_ARGUMENT', "required option '--out <dir>' not specified (or write a stream to stdout with --stream)");
       let bar: Progress | undefined;
       const r = await withStopSignals('genaug paste', (signal) => paste({
         signal,
@@ -148,4 +185,53 @@ export function pasteCommand(global: GlobalOptions): Command {
       );
       global.print(`output in ${Array.isArray(o.format) ? Object.values(r.formats).map((f) => f.out).join(', ') : o.out}`);
     });
+}
+
+/** `genaug paste --stream`: the samples of this shard as a tar stream on stdout. */
+async function pasteStreamAction(o: Record<string, any>, shardGiven: boolean): Promise<void> {  // eslint-disable-line @typescript-eslint/no-explicit-any
+  if (process.stdout.isTTY) {
+    throw new GenaugError('E_ARGUMENT', '--stream writes a binary tar stream and stdout is a terminal: pipe it into a reader (genaug paste --stream ... | python train.py) or redirect it (> samples.tar)');
+  }
+  const env = shardGiven ? undefined : shardFromEnvironment();
+  const shard: StreamShard = shardGiven ? o.shard : (env ?? { index: 0, count: 1 });
+  const epochs: number = o.epochs ?? Infinity;
+  const say = (line: string) => {
+    if (!o.quiet) process.stderr.write(`genaug paste --stream: ${line}\n`);
+  };
+  say(`shard ${shard.index}/${shard.count}${shardGiven ? '' : env ? ` (from ${env.from})` : ''}, ${epochs === Infinity ? 'endless' : `${epochs} epoch${epochs === 1 ? '' : 's'}`}, seed ${o.seed}`);
+  const r = await writePasteStream(
+    {
+      coco: o.coco,
+      images: o.images,
+      pool: o.pool,
+      seed: o.seed,
+      epochs,
+      shard,
+      shuffle: o.shuffle !== false,
+      blend: o.blend,
+      sigma: o.sigma,
+      maskThreshold: o.maskThreshold,
+      maxSamples: o.maxSamples,
+      sampling: o.sampling,
+      ...(o.priors ? { priors: o.priors } : {}),
+      randomScale: Boolean(o.randomScale),
+      minSizePixels: o.minSizePx,
+      maxScale: o.maxScale,
+      aspectJitter: o.aspectJitter,
+      minSide: o.minSide,
+      randomScaleRange: o.randomScaleRange,
+      randomScaleMinSide: o.randomScaleMinSide,
+      flipProbability: o.flipProb,
+      keepMaxShift: o.keepMaxShift,
+      keepMinArea: o.keepMinArea,
+      addCategories: Boolean(o.addCategories),
+      imageFormat: o.imageFormat,
+      jpegQuality: o.jpegQuality,
+      ...(o.workers !== undefined ? { workers: o.workers } : {}),
+      ...(o.maxPixels ? { maxPixels: o.maxPixels } : {}),
+      onSkip: (s) => say(`skipped image ${s.imageId} (epoch ${s.copy})${s.file ? ` crop ${s.file}` : ''}: ${s.reason}`),
+    },
+    process.stdout,
+  );
+  say(r.closedByReader ? `the reader closed the stream after ${r.samples} samples` : `${r.samples} samples, ${r.bytes} bytes`);
 }

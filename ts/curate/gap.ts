@@ -6,7 +6,7 @@
  * and the Vendi score of each set (effective number of distinct samples).
  */
 import { GenaugError } from '../native/errors.js';
-import { frechetDistance, gaussianStats, vendiScore } from '../kernels/metrics.js';
+import { frechetDistance, frechetDistanceRows, gaussianStats, vendiScore } from '../kernels/metrics.js';
 import { topk } from '../kernels/similarity.js';
 import type { Matrix } from '../native/validate.js';
 import { gaussian, seededRandom } from '../util/random.js';
@@ -57,9 +57,11 @@ export async function setGap(real: Matrix, synthetic: Matrix, o: GapOptions = {}
   const norm = o.normalize ?? true;
   let frechet: number | null = null;
   if (both) {
-    const a = await gaussianStats(norm ? l2rows(real) : real, threads);
-    const b = await gaussianStats(norm ? l2rows(synthetic) : synthetic, threads);
-    frechet = (await frechetDistance(a, b, threads)).distance;
+    const x = norm ? l2rows(real) : real;
+    const y = norm ? l2rows(synthetic) : synthetic;
+    // No more rows than columns on either side (per-class sets of wide features): from the rows, no D x D eigenproblem.
+    if (x.rows <= x.dim && y.rows <= y.dim) frechet = (await frechetDistanceRows(x, y, threads)).distance;
+    else frechet = (await frechetDistance(await gaussianStats(x, threads), await gaussianStats(y, threads), threads)).distance;
   }
   return {
     real: real.rows,
@@ -127,6 +129,8 @@ export async function datasetGap(
 
 /** Width the run report's gap is computed in: wider embeddings go through a seeded random projection first. */
 export const GAP_DIM = 128;
+/** Seed of the run report's projection (and of `genaug gap --project`, so the two give the same figures). */
+export const GAP_PROJECTION_SEED = 12345;
 
 /**
  * A seeded Gaussian random projection to `k` columns (Johnson-Lindenstrauss:
@@ -155,9 +159,9 @@ export function randomProjection(m: Matrix, k: number, seed: number): Matrix {
  * rows (before) and the `kept` files only (after), in GAP_DIM dimensions.
  */
 export async function instanceGap(real: { m: Matrix; rows: Array<{ label: number }> }, gen: { m: Matrix; rows: Array<{ label: number; file: string }> }, kept: Set<string>) {
-  const realP = randomProjection(real.m, GAP_DIM, 12345);
+  const realP = randomProjection(real.m, GAP_DIM, GAP_PROJECTION_SEED);
   const realLabels = Int32Array.from(real.rows, (r) => r.label);
-  const genP = randomProjection(gen.m, GAP_DIM, 12345);
+  const genP = randomProjection(gen.m, GAP_DIM, GAP_PROJECTION_SEED);
   const pick = (want: (i: number) => boolean) => {
     const idx = gen.rows.map((_, i) => i).filter(want);
     const data = new Float32Array(idx.length * genP.dim);

@@ -61,6 +61,36 @@ export function checkKey(key: string): void {
   }
 }
 
+/**
+ * One sample as tar members, for a stream (`genaug paste --stream`): the
+ * header and padded data of each `<key>.<field>`, fields in sorted order,
+ * exactly as a shard holds them.
+ */
+export function tarSample(key: string, fields: Record<string, Uint8Array>): Uint8Array {
+  checkKey(key);
+  const names = Object.keys(fields).sort();
+  let size = 0;
+  for (const field of names) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(field) || field.startsWith('.')) throw new GenaugError('E_ARGUMENT', `bad WebDataset field name '${field}'`);
+    size += BLOCK + Math.ceil((fields[field] as Uint8Array).byteLength / BLOCK) * BLOCK;
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const field of names) {
+    const data = fields[field] as Uint8Array;
+    out.set(tarHeader(`${key}.${field}`, data.byteLength), at);
+    out.set(data, at + BLOCK);
+    at += BLOCK + Math.ceil(data.byteLength / BLOCK) * BLOCK;
+  }
+  return out;
+}
+
+/** The end of a tar stream of `written` bytes: two zero blocks, then zeros up to a whole 10240-byte record. */
+export function tarEnd(written: number): Uint8Array {
+  const end = written + 2 * BLOCK;
+  return new Uint8Array(Math.ceil(end / RECORD) * RECORD - written);
+}
+
 export interface ShardWriterOptions {
   /** Samples per shard (default 1000). */
   samplesPerShard?: number;

@@ -354,6 +354,8 @@ export interface NativeAddon {
   gaussianStatsSync(...args: [...Mat, opts?: NativeMetricsOptions]): NativeGaussianStats;
   frechet(...args: FrechetArgs): Promise<NativeFrechet>;
   frechetSync(...args: FrechetArgs): NativeFrechet;
+  frechetRows(...args: [...Mat, ...Mat, opts?: NativeMetricsOptions]): Promise<NativeFrechet>;
+  frechetRowsSync(...args: [...Mat, ...Mat, opts?: NativeMetricsOptions]): NativeFrechet;
   vendi(...args: [...Mat, opts?: NativeMetricsOptions]): Promise<NativeVendi>;
   vendiSync(...args: [...Mat, opts?: NativeMetricsOptions]): NativeVendi;
   // mask.cc

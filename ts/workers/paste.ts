@@ -15,6 +15,7 @@ export default async function run(task: RenderTask): Promise<RenderResult | unkn
   const r = await renderItem(task, cache);
   const buffers = new Set<ArrayBuffer>();
   if (r.image) buffers.add(r.image.buffer as ArrayBuffer);
+  if (r.encoded) buffers.add(r.encoded.buffer as ArrayBuffer);
   for (const inst of r.instances) if (inst.mask) buffers.add(inst.mask.buffer as ArrayBuffer);
   if (buffers.size === 0) return r;
   return move({
