@@ -39,9 +39,25 @@ export interface TopKResult {
   rows: number;
   /** Columns per row: min(k, database rows). */
   k: number;
-  /** rows x k database indices, best first; equal scores go to the lower index. */
-  indices: BigInt64Array;
+  /**
+   * rows x k database indices, best first; equal scores go to the lower index.
+   * Int32Array: an in-memory database has fewer than 2^31 rows (topkFiles,
+   * whose databases can be larger, writes int64).
+   */
+  indices: Int32Array;
   /** rows x k scores matching `indices`. */
+  scores: Float32Array;
+}
+
+/**
+ * A top-k result with 64-bit indices: what the addon returns, and what
+ * topkFiles accumulates over database chunks whose row numbers can pass
+ * 2^31 - 1. Not part of the public API.
+ */
+export interface TopK64 {
+  rows: number;
+  k: number;
+  indices: BigInt64Array;
   scores: Float32Array;
 }
 
@@ -146,8 +162,25 @@ function checkLabels(labels: unknown, db: Matrix, numClasses: number | undefined
   return classes;
 }
 
-function toTopK(rows: number, r: { k: number; indices: BigInt64Array; scores: Float32Array }): TopKResult {
+function toTopK(rows: number, r: { k: number; indices: BigInt64Array; scores: Float32Array }): TopK64 {
   return { rows, k: r.k, indices: r.indices, scores: r.scores };
+}
+
+const INT32_MAX = 2 ** 31 - 1;
+
+/** The public result: indices as Int32Array (E_RANGE for one past 2^31 - 1, which only topkFiles can hold). */
+function narrow(r: TopK64): TopKResult {
+  const indices = new Int32Array(r.indices.length);
+  for (let x = 0; x < indices.length; x++) {
+    const v = r.indices[x] as bigint;
+    if (v > INT32_MAX) throw new GenaugError('E_RANGE', `top-k index ${v} does not fit an Int32Array: use topkFiles (int64 indices) for databases of 2^31 rows or more`);
+    indices[x] = Number(v);
+  }
+  return { rows: r.rows, k: r.k, indices, scores: r.scores };
+}
+
+function widen(r: TopKResult): TopK64 {
+  return { rows: r.rows, k: r.k, indices: BigInt64Array.from(r.indices, (v) => BigInt(v)), scores: r.scores };
 }
 
 /** Query rows below which one native call cannot keep every core busy (one block of query rows). */
@@ -159,6 +192,11 @@ const SMALL_QUERY_ROWS = 192;
  * database rows over the cores and merged exactly (same bytes as one call).
  */
 export async function topk(query: Matrix, db: Matrix, k: number, options?: SimilarityOptions): Promise<TopKResult> {
+  return narrow(await topk64(query, db, k, options));
+}
+
+/** topk with 64-bit indices (internal: topkFiles). */
+export async function topk64(query: Matrix, db: Matrix, k: number, options?: SimilarityOptions): Promise<TopK64> {
   const args = pairArgs(query, db);
   checkInt(k, 'k', 1, 2 ** 31);
   const nopt = nativeOptions(options);
@@ -176,14 +214,14 @@ export async function topk(query: Matrix, db: Matrix, k: number, options?: Simil
     }),
   );
   let acc = toTopK(query.rows, results[0] as NativeTopK);
-  for (let p = 1; p < parts; p++) acc = mergeTopk(acc, toTopK(query.rows, results[p] as NativeTopK), bounds[p] as number, k);
+  for (let p = 1; p < parts; p++) acc = mergeTopk64(acc, toTopK(query.rows, results[p] as NativeTopK), bounds[p] as number, k);
   return acc;
 }
 
 export function topkSync(query: Matrix, db: Matrix, k: number, options?: SimilarityOptions): TopKResult {
   const args = pairArgs(query, db);
   checkInt(k, 'k', 1, 2 ** 31);
-  return toTopK(query.rows, native().topkSync(...args, k, nativeOptions(options)));
+  return narrow(toTopK(query.rows, native().topkSync(...args, k, nativeOptions(options))));
 }
 
 export interface ClassOptions extends SimilarityOptions {
@@ -411,11 +449,16 @@ export async function nearDuplicates(emb: Matrix, options: NearDuplicateOptions)
  * chunk-by-chunk results equal the one-shot result.
  */
 export function mergeTopk(a: TopKResult, b: TopKResult, bOffset: number, k: number): TopKResult {
+  return narrow(mergeTopk64(widen(a), widen(b), bOffset, k));
+}
+
+/** mergeTopk with 64-bit indices (internal: topkFiles, whose chunk offsets can pass 2^31 - 1). */
+export function mergeTopk64(a: TopK64, b: TopK64, bOffset: number, k: number): TopK64 {
   if (a.rows !== b.rows) throw new GenaugError('E_SHAPE', `mergeTopk: ${a.rows} rows vs ${b.rows} rows`);
   checkInt(k, 'k', 1, 2 ** 31);
   checkInt(bOffset, 'bOffset', 0);
   const kk = Math.min(k, a.k + b.k);
-  const out: TopKResult = { rows: a.rows, k: kk, indices: new BigInt64Array(a.rows * kk), scores: new Float32Array(a.rows * kk) };
+  const out: TopK64 = { rows: a.rows, k: kk, indices: new BigInt64Array(a.rows * kk), scores: new Float32Array(a.rows * kk) };
   const off = BigInt(bOffset);
   for (let r = 0; r < a.rows; r++) {
     let x = 0;
