@@ -388,7 +388,7 @@ export class ImageClassifier {
   /** Softmax probabilities, rows x classes. Images are resized (bilinear) to size x size. */
   async predict(images: RgbInput[]): Promise<{ probs: Float32Array; classes: number }> {
     const S = this.size;
-    const { ort } = await import('../models/onnx.js');
+    const ort = await import('onnxruntime-node');
     const batch = new Float32Array(images.length * 3 * S * S);
     for (let i = 0; i < images.length; i++) {
       const im = images[i]!;
