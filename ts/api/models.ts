@@ -6,7 +6,8 @@ export {
   Segmenter,
 } from '../models/segmenter.js';
 export {
-  openSession, checkSignature, providerStatus,
+  openSession, checkSignature, providerStatus, type OnnxModel, type OnnxSession, type OnnxTensor, type OnnxValueMetadata,
+  type OnnxElementType, type SessionOptions, type Provider, type Signature, type SignatureMatch, type TensorSpec, type DimSpec,
 } from '../models/onnx.js';
 export {
   type ImageEmbedder, type TextEmbedder, type ImageTextEmbedder, type RgbInput,
