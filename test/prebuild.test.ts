@@ -136,6 +136,15 @@ describe('the prebuilt binary', () => {
     expect(reinstall.stdout).toMatch(/does not load here .*: compiling the native addon/);
     expect(reinstall.stderr).toMatch(/needs CMake >= 3\.18 and a C\+\+17 compiler/);
 
+    // A prebuilt binary older than the C++ sources (a checkout whose C++ changed) is not used either.
+    await copyFile(join(repo, 'build', 'Release', 'genaug.node'), installed);
+    const later = new Date(statSync(installed).mtimeMs + 60_000);
+    await utimes(join(pkg, 'native', 'core', 'npy.cc'), later, later);
+    const stale = spawnSync(process.execPath, [join(pkg, 'scripts', 'install.mjs')], { cwd: pkg, env, encoding: 'utf8', timeout: 60_000 });
+    expect(stale.status).toBe(1);
+    expect(stale.stdout).toMatch(/is older than the C\+\+ sources .*: compiling the native addon/);
+    await writeFile(installed, 'not a shared object');
+
     // ... and the loader falls back to a local build (older than the prebuilt binary, so tried after it).
     const local = join(pkg, 'build', 'Release', 'genaug.node');
     await mkdir(dirname(local), { recursive: true });
