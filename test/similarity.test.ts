@@ -170,7 +170,8 @@ describe('per-class scores', () => {
     const mean = await classMean(q, d, labels, { isa, numClasses: 5 });
     const max = await classMax(q, d, labels, { isa, numClasses: 5 });
     expect(mean.classes).toBe(5);
-    expect(Array.from(mean.counts).map(Number)).toEqual([45, 45, 0, 67, 0]);
+    expect(mean.counts).toBeInstanceOf(Int32Array);
+    expect(Array.from(mean.counts)).toEqual([45, 45, 0, 67, 0]);
     for (let i = 0; i < q.rows; i++) {
       for (let c = 0; c < 5; c++) {
         const o = oracle(i, c);
@@ -206,6 +207,8 @@ describe('pairs and near-duplicates', () => {
     const seen: number[] = [];
     const all = await pairs(e, undefined, { threshold: t, chunkRows: 37, onProgress: (done) => seen.push(done) });
     expect(seen[seen.length - 1]).toBe(260);
+    expect(all.i).toBeInstanceOf(Int32Array);
+    expect(all.j).toBeInstanceOf(Int32Array);
     const got = new Set<string>();
     for (let x = 0; x < all.scores.length; x++) {
       const i = Number(all.i[x]);
@@ -241,7 +244,7 @@ describe('pairs and near-duplicates', () => {
 
   it('groups by connected component, or greedily without chaining', () => {
     // 0-1, 1-2 chain; 4-5; 3 alone
-    const list = { i: BigInt64Array.from([0n, 1n, 4n]), j: BigInt64Array.from([1n, 2n, 5n]), scores: new Float32Array([1, 1, 1]) };
+    const list = { i: Int32Array.from([0, 1, 4]), j: Int32Array.from([1, 2, 5]), scores: new Float32Array([1, 1, 1]) };
     const comp = groupPairs(6, list, 'component');
     expect(Array.from(comp.group)).toEqual([0, 0, 0, 3, 4, 4]);
     expect(Array.from(comp.keep)).toEqual([1, 0, 0, 1, 1, 0]);
