@@ -6,7 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js');
 if (!existsSync(main)) {
-  console.error(`genaug is not built (${main} is missing). Run: npm install   (or npm run build)`);
+  console.error(`genaug is not built (${main} is missing). Run: npm install   (or npm run build:all)`);
   process.exit(2);
 }
 // `genaug ... | head` closes stdout early: that is not an error.

@@ -137,6 +137,80 @@ describe('genaug --help', () => {
   });
 });
 
+describe('genaug --help reads in pipeline order', () => {
+  type Opt = { flags: string; long?: string; mandatory: boolean; helpGroupHeading?: string };
+  type Cmd = { name(): string; commands: readonly Cmd[]; options: readonly Opt[]; helpInformation(): string };
+  const program = async () => (await import('../ts/cli/main.js')).buildProgram({ print: () => undefined }) as unknown as Cmd;
+
+  it('lists the way in (demo, run) first, then the stages in pipeline order, then the tools, under a current description', async () => {
+    const help = (await program()).helpInformation();
+    expect(help.replace(/\s+/g, ' ')).toMatch(/Start with `genaug demo`/);
+    const at = (heading: string) => help.indexOf(heading);
+    expect(at('Start here:')).toBeGreaterThan(0);
+    expect(at('Start here:')).toBeLessThan(at('Stages, in pipeline order'));
+    expect(at('Stages, in pipeline order')).toBeLessThan(at('Analysis and tools:'));
+    const order = [...help.matchAll(/^ {2}([a-z]+)(?= )/gm)].map((m) => m[1]);
+    expect(order).toEqual(['demo', 'run', 'priors', 'plan', 'generate', 'annotate', 'embed', 'score', 'filter', 'pool', 'paste', 'export', 'gap', 'similarity', 'bnstats', 'info', 'help']);
+    expect(help).not.toMatch(/^Commands:/m); // no stray group
+  });
+
+  it('marks every required option, in every command', async () => {
+    let required = 0;
+    const walk = (c: Cmd) => {
+      const help = c.helpInformation().replace(/\n {20,}/g, ' ');
+      for (const o of c.options.filter((x) => x.mandatory)) {
+        required++;
+        expect(help, `${c.name()} ${o.flags}`).toMatch(new RegExp(`\\s${o.flags.replace(/[<>[\]]/g, '\\$&')}\\s+required: `));
+      }
+      c.commands.forEach(walk);
+    };
+    walk(await program());
+    expect(required).toBeGreaterThan(40);
+    const topk = (await program()).commands.find((c) => c.name() === 'similarity')!.commands.find((c) => c.name() === 'topk')!;
+    expect(topk.helpInformation()).toMatch(/--query <file> +required: query embeddings/);
+    expect(topk.helpInformation()).toMatch(/--k <n> +neighbours per query row \(clamped to N\) \(default: 10\)/);
+  });
+
+  it('groups plan --help by strategy', async () => {
+    const plan = (await program()).commands.find((c) => c.name() === 'plan')!;
+    const help = plan.helpInformation();
+    const headings = [...help.matchAll(/^(\S[^\n]*):$/gm)].map((m) => m[1]);
+    expect(headings).toEqual([
+      'Input, output and every strategy', 'llm strategy', 'scene strategy (ACP)', 'caption and alia strategies', 'ambiguity strategy',
+      'Extra categories (template, divergen, llm, ambiguity; DiverGen)',
+      'LLM and VLM endpoints (optional: without them the strategies fall back as said below)', 'Options',
+    ]);
+    const group = (flag: string) => plan.options.find((o) => o.long === flag)?.helpGroupHeading;
+    expect(group('--modes')).toBe('llm strategy:');
+    expect(group('--scenes')).toBe('scene strategy (ACP):');
+    expect(group('--clip')).toBe('ambiguity strategy:');
+    expect(group('--llm-url')).toMatch(/^LLM and VLM endpoints/);
+  });
+
+  it('prints every default as a user would type it', async () => {
+    const { typedDefault } = await import('../ts/cli/main.js');
+    expect(typedDefault(['divergen'])).toBe('divergen');
+    expect(typedDefault(['coco', 'yolo'])).toBe('coco,yolo');
+    expect(typedDefault([0.8, 1.2])).toBe('0.8,1.2');
+    expect(typedDefault('')).toBe('""');
+    expect(typedDefault('a photo of')).toBe('"a photo of"');
+    expect(typedDefault(0.5)).toBe('0.5');
+    const odd: string[] = [];
+    const walk = (c: Cmd) => {
+      for (const m of c.helpInformation().replace(/\n {20,}/g, ' ').matchAll(/default: ([^;)]*)/g)) {
+        const v = m[1] as string;
+        if (/^[[{]|0x|\^|^"[^ ]+"$|\bundefined\b|\bnull\b|NaN/.test(v)) odd.push(`${c.name()}: default: ${v}`);
+      }
+      c.commands.forEach(walk);
+    };
+    walk(await program());
+    expect(odd).toEqual([]);
+    const plan = (await program()).commands.find((c) => c.name() === 'plan')!.helpInformation().replace(/\s+/g, ' ');
+    expect(plan).toContain('(stylised diversification) (default: divergen)');
+    expect(plan).toContain('(choices: template, divergen, llm, scene, caption, alia, ambiguity; default: template)');
+  });
+});
+
 describe('resumable file runs', () => {
   it('a killed topk run resumes from its journal and writes the same bytes as an uninterrupted run', async () => {
     const { topkFiles, classFiles } = await import('../ts/kernels/files.js');

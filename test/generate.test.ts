@@ -4,7 +4,10 @@ import { join, relative } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { assignBackend, checkWorkflow, generate, plan as makePlan, type GenerateJournalLine } from '../ts/index.js';
+import { assignBackend, checkWorkflow, generate as generateApi, plan as planApi, type GenerateJournalLine } from '../ts/index.js';
+
+const generate = generateApi.run;
+const makePlan = planApi.run;
 import { parseBackendSpec } from '../ts/cli/generate.js';
 import { A1111Backend } from '../ts/generate/a1111.js';
 import type { PlanJob } from '../ts/plan/job.js';

@@ -27,6 +27,7 @@ const RANK: Record<string, number> = {
   pipeline: 9,
   workers: 10,
   cli: 10,
+  api: 11,
 };
 
 function sources(): string[] {

@@ -34,7 +34,7 @@ describe('the loader', () => {
     expect(typeof c.cuda.built).toBe('boolean');
     expect(c.cuda.usable).toBe(c.cuda.devices > 0);
     if (!c.cuda.usable) expect(c.cuda.reason).toMatch(/CUDA/);
-    expect(c.addonPath).toMatch(/genaug\.node$/);
+    expect(c.addonPath).toMatch(/(build\/Release\/genaug|prebuilds\/[a-z0-9]+-[a-z0-9]+\/genaug\.napi(\.musl)?)\.node$/);
   });
 
   it('GENAUG_ISA lowers the SIMD level for the process', () => {

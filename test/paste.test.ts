@@ -573,7 +573,7 @@ describe('genaug paste: command line and blends', () => {
     const defaults: Array<[string, string]> = [
       ['--flip-prob <p>', '0.5'], ['--aspect-jitter <lo,hi>', '0.8,1.2'], ['--min-size-px <px>', '10'], ['--max-scale <s>', '0.5'],
       ['--min-side <px>', '5'], ['--random-scale-range <lo,hi>', '0.05,0.3'], ['--random-scale-min-side <px>', '3'],
-      ['--sampling <mode>', '"cas_random"'], ['--max-samples <n>', '20'], ['--mask-threshold <a>', '1'],
+      ['--sampling <mode>', 'cas_random'], ['--max-samples <n>', '20'], ['--mask-threshold <a>', '1'],
     ];
     for (const [flag, value] of defaults) {
       const block = blocks.find((b) => b.startsWith(flag + ' '));

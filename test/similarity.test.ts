@@ -9,9 +9,11 @@ import {
   classMean,
   GenaugError,
   groupPairs,
+  mergeTopk,
   nearDuplicates,
   pairs,
   rowDot,
+  sliceRows,
   topk,
   topkSync,
   type Matrix,
@@ -24,7 +26,8 @@ const ISAS = (['scalar', 'avx2', 'avx512'] as const).filter((isa) => {
 });
 
 
-function checkTopk(q: Matrix, d: Matrix, k: number, r: { k: number; indices: BigInt64Array; scores: Float32Array }, normalize = true) {
+function checkTopk(q: Matrix, d: Matrix, k: number, r: { k: number; indices: Int32Array; scores: Float32Array }, normalize = true) {
+  expect(r.indices).toBeInstanceOf(Int32Array);
   const keff = Math.min(k, d.rows);
   expect(r.k).toBe(keff);
   expect(r.indices.length).toBe(q.rows * keff);
@@ -32,7 +35,7 @@ function checkTopk(q: Matrix, d: Matrix, k: number, r: { k: number; indices: Big
     const want = oracleTopk(q, i, d, keff, normalize);
     const seen = new Set<number>();
     for (let c = 0; c < keff; c++) {
-      const idx = Number(r.indices[i * keff + c]);
+      const idx = r.indices[i * keff + c] as number;
       const s = r.scores[i * keff + c] as number;
       expect(seen.has(idx)).toBe(false);
       seen.add(idx);
@@ -56,7 +59,7 @@ describe('topk', () => {
     const d1 = randomMatrix(1, 9, 2);
     const r = await topk(q, d1, 5);
     expect(r.k).toBe(1);
-    expect(Array.from(r.indices)).toEqual([0n]);
+    expect(Array.from(r.indices)).toEqual([0]);
     checkTopk(q, d1, 5, r);
     const d = randomMatrix(40, 9, 3);
     checkTopk(q, d, 1024, await topk(q, d, 1024));
@@ -93,7 +96,7 @@ describe('topk', () => {
     d.data.fill(0, 4, 8);
     const r = await topk(q, d, 3);
     for (let i = 0; i < 2; i++) {
-      for (let c = 0; c < 3; c++) if (r.indices[i * 3 + c] === 1n) expect(r.scores[i * 3 + c]).toBe(0);
+      for (let c = 0; c < 3; c++) if (r.indices[i * 3 + c] === 1) expect(r.scores[i * 3 + c]).toBe(0);
     }
     d.data[2 * 4 + 3] = Number.NaN;
     await expectCode(topk(q, d, 1), 'E_NONFINITE', /database row 2, column 3 is NaN/);
@@ -167,7 +170,8 @@ describe('per-class scores', () => {
     const mean = await classMean(q, d, labels, { isa, numClasses: 5 });
     const max = await classMax(q, d, labels, { isa, numClasses: 5 });
     expect(mean.classes).toBe(5);
-    expect(Array.from(mean.counts).map(Number)).toEqual([45, 45, 0, 67, 0]);
+    expect(mean.counts).toBeInstanceOf(Int32Array);
+    expect(Array.from(mean.counts)).toEqual([45, 45, 0, 67, 0]);
     for (let i = 0; i < q.rows; i++) {
       for (let c = 0; c < 5; c++) {
         const o = oracle(i, c);
@@ -203,6 +207,8 @@ describe('pairs and near-duplicates', () => {
     const seen: number[] = [];
     const all = await pairs(e, undefined, { threshold: t, chunkRows: 37, onProgress: (done) => seen.push(done) });
     expect(seen[seen.length - 1]).toBe(260);
+    expect(all.i).toBeInstanceOf(Int32Array);
+    expect(all.j).toBeInstanceOf(Int32Array);
     const got = new Set<string>();
     for (let x = 0; x < all.scores.length; x++) {
       const i = Number(all.i[x]);
@@ -238,7 +244,7 @@ describe('pairs and near-duplicates', () => {
 
   it('groups by connected component, or greedily without chaining', () => {
     // 0-1, 1-2 chain; 4-5; 3 alone
-    const list = { i: BigInt64Array.from([0n, 1n, 4n]), j: BigInt64Array.from([1n, 2n, 5n]), scores: new Float32Array([1, 1, 1]) };
+    const list = { i: Int32Array.from([0, 1, 4]), j: Int32Array.from([1, 2, 5]), scores: new Float32Array([1, 1, 1]) };
     const comp = groupPairs(6, list, 'component');
     expect(Array.from(comp.group)).toEqual([0, 0, 0, 3, 4, 4]);
     expect(Array.from(comp.keep)).toEqual([1, 0, 0, 1, 1, 0]);
@@ -352,5 +358,22 @@ describe('few queries against a large database', () => {
     expect(Buffer.from(split.indices.buffer).equals(Buffer.from(one.indices.buffer))).toBe(true);
     expect(Buffer.from(split.scores.buffer).equals(Buffer.from(one.scores.buffer))).toBe(true);
     checkTopk(q, d, 9, split);
+  });
+});
+
+describe('mergeTopk', () => {
+  it('merges chunk results into the one-shot Int32Array result, and refuses indices past 2^31 - 1', async () => {
+    const q = randomMatrix(7, 16, 41);
+    const d = randomMatrix(90, 16, 42);
+    d.data.set(d.data.subarray(5 * 16, 6 * 16), 70 * 16); // a tie across the chunks
+    const one = await topk(q, d, 6);
+    const a = await topk(q, sliceRows(d, 0, 50), 6);
+    const b = await topk(q, sliceRows(d, 50, 90), 6);
+    const merged = mergeTopk(a, b, 50, 6);
+    expect(merged.indices).toBeInstanceOf(Int32Array);
+    expect(Array.from(merged.indices)).toEqual(Array.from(one.indices));
+    expect(Buffer.from(merged.scores.buffer).equals(Buffer.from(one.scores.buffer))).toBe(true);
+    // k = 12 keeps all six of b, one of which has an index of 5 or more: past 2^31 - 1 once shifted.
+    expect(() => mergeTopk(a, b, 2 ** 31 - 5, 12)).toThrow(/does not fit an Int32Array: use topkFiles/);
   });
 });

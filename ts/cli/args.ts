@@ -1,5 +1,5 @@
 /** Argument parsers for commander options: each rejects bad input with a clear E_ARGUMENT error. */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 
 export interface GlobalOptions {
   /** Prints a result line on stdout (suppressed by --json consumers later). */
@@ -21,4 +21,20 @@ export function numberArg(name: string) {
     if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got '${value}'.`);
     return n;
   };
+}
+
+/**
+ * Puts a command's options under headings in its --help, in the order given
+ * (options named nowhere, such as --help, stay under "Options:"). Throws on a
+ * name the command does not have, so a renamed option cannot drop out silently.
+ */
+export function groupOptions(cmd: Command, groups: ReadonlyArray<readonly [heading: string, longNames: readonly string[]]>): Command {
+  for (const [heading, names] of groups) {
+    for (const name of names) {
+      const o = cmd.options.find((x) => x.long === name);
+      if (!o) throw new Error(`${cmd.name()}: no option ${name} to put under '${heading}'`);
+      o.helpGroup(heading);
+    }
+  }
+  return cmd;
 }

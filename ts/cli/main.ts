@@ -63,36 +63,81 @@ function version(): string {
   }
 }
 
+/**
+ * A default as a user would type it on the command line: `a,b` for a list
+ * (not `["a","b"]`), a plain word or number for the rest; commander's own
+ * rendering is JSON. Options that describe their default themselves keep it.
+ */
+export function typedDefault(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (Array.isArray(value)) return value.map((v) => typedDefault(v) ?? '').join(',');
+  if (typeof value === 'string') return value === '' ? '""' : /\s/.test(value) ? `"${value}"` : value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return undefined;
+}
+
+/** Help the same way for every command: required options marked, defaults as typed. */
+function polishHelp(cmd: Command): void {
+  for (const o of cmd.options) {
+    if (o.defaultValue !== undefined && o.defaultValueDescription === undefined) {
+      const typed = typedDefault(o.defaultValue);
+      if (typed !== undefined) o.defaultValueDescription = typed;
+    }
+  }
+  cmd.configureHelp({
+    optionTerm: (o) => o.flags,
+    optionDescription: (o) => {
+      const extra: string[] = [];
+      if (o.argChoices && o.argChoices.length > 0) extra.push(`choices: ${o.argChoices.join(', ')}`);
+      if (o.defaultValueDescription !== undefined && !o.negate) extra.push(`default: ${o.defaultValueDescription}`);
+      const text = extra.length > 0 ? `${o.description} (${extra.join('; ')})` : o.description;
+      return o.mandatory ? `required: ${text}` : text;
+    },
+  });
+  cmd.commands.forEach(polishHelp);
+}
+
 export function buildProgram(global: GlobalOptions, held: Array<() => Promise<void>> = []): Command {
   const program = new Command('genaug')
-    .description('Make generative training data worth training on: embed, score, filter and deduplicate synthetic data for perception datasets.')
+    .description(
+      'Make generative training data worth training on: plan prompts from a real COCO/LVIS dataset, generate images on ' +
+        'your diffusion servers, cut out and embed the objects, score and filter them, then paste the kept ones into the ' +
+        'real images (COCO, YOLO, WebDataset) with a report of what happened. Start with `genaug demo` (no model or ' +
+        'server needed) or `genaug run CONFIG`.',
+    )
     .version(version())
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 
-  program
-    .command('info')
-    .description('what this build and machine can do: SIMD level, CUDA, threads')
-    .action(() => {
-      global.print(JSON.stringify(capabilities(), null, 2));
-    });
+  // The way in first, then the stages in pipeline order, then the tools.
+  program.commandsGroup('Start here:');
+  program.addCommand(demoCommand(global));
+  program.addCommand(runCommand(global));
 
-  program.addCommand(similarityCommand(global));
-  program.addCommand(bnstatsCommand(global));
-  program.addCommand(gapCommand(global));
-  program.addCommand(annotateCommand(global));
-  program.addCommand(scoreCommand(global));
-  program.addCommand(filterCommand(global));
+  program.commandsGroup('Stages, in pipeline order (what genaug run does):');
   program.addCommand(priorsCommand(global));
   program.addCommand(planCommand(global));
-  program.addCommand(embedCommand(global));
   program.addCommand(generateCommand(global));
+  program.addCommand(annotateCommand(global));
+  program.addCommand(embedCommand(global));
+  program.addCommand(scoreCommand(global));
+  program.addCommand(filterCommand(global));
   program.addCommand(poolCommand(global));
   program.addCommand(pasteCommand(global));
   program.addCommand(exportCommand(global));
 
-  program.addCommand(demoCommand(global));
-  program.addCommand(runCommand(global));
+  program.commandsGroup('Analysis and tools:');
+  program.addCommand(gapCommand(global));
+  program.addCommand(similarityCommand(global));
+  program.addCommand(bnstatsCommand(global));
+  program
+    .command('info')
+    .description('what this build and machine can do: SIMD level, CUDA, threads, the addon file in use')
+    .action(() => {
+      global.print(JSON.stringify(capabilities(), null, 2));
+    });
+  program.helpCommand('help [command]', 'display help for a command');
+  polishHelp(program);
 
   // One writer: the outputs' locks are taken before the action writes anything, and released by run() however it ends.
   program.hook('preAction', async (_program, action) => {

@@ -8,7 +8,7 @@ import { STRATEGIES } from '../plan/core.js';
 import { plan, type EndpointOptions } from '../plan/plan.js';
 import { DIVERSITY_MODES, type DiversityMode } from '../plan/prompts.js';
 import type { FrequencyGroup } from '../plan/priors.js';
-import { intArg, numberArg, type GlobalOptions } from './args.js';
+import { groupOptions, intArg, numberArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
 
 const list = (value: string) =>
@@ -37,7 +37,22 @@ async function readLines(path: string, what: string): Promise<string[]> {
   }
 }
 
+/** plan --help: the options by strategy, the shared ones first. */
+const PLAN_GROUPS = [
+  ['Input, output and every strategy:', ['--coco', '--out', '--strategy', '--classes', '--frequency', '--seed', '--candidates', '--width', '--height', '--negative-prompt', '--per-class', '--meanings', '--quiet']],
+  ['llm strategy:', ['--modes']],
+  ['scene strategy (ACP):', ['--priors', '--scenes', '--no-rebalance']],
+  ['caption and alia strategies:', ['--images', '--captions', '--coco-captions', '--domains', '--strength', '--alia-template', '--domain-prefix']],
+  ['ambiguity strategy:', ['--clip', '--provider', '--llm-candidates']],
+  ['Extra categories (template, divergen, llm, ambiguity; DiverGen):', ['--extra-categories', '--extra-measure', '--extra-max-similarity', '--extra-candidates']],
+  ['LLM and VLM endpoints (optional: without them the strategies fall back as said below):', ['--llm-url', '--llm-model', '--vlm-url', '--vlm-model', '--llm-timeout', '--llm-retries', '--temperature', '--cache', '--no-cache', '--concurrency']],
+] as const;
+
 export function planCommand(global: GlobalOptions): Command {
+  return groupOptions(planCommandUngrouped(global), PLAN_GROUPS);
+}
+
+function planCommandUngrouped(global: GlobalOptions): Command {
   return new Command('plan')
     .description('plan generation jobs (plan.jsonl, one job per line with a stable id, prompt, optional layout or source image, and provenance) from a real COCO/LVIS dataset')
     .requiredOption('--coco <file>', 'COCO/LVIS instances JSON of the real data')

@@ -140,8 +140,8 @@ export function similarityCommand(global: GlobalOptions): Command {
     const p = list.scores.length;
     const ij = new BigInt64Array(2 * p);
     for (let x = 0; x < p; x++) {
-      ij[2 * x] = list.i[x] as bigint;
-      ij[2 * x + 1] = list.j[x] as bigint;
+      ij[2 * x] = BigInt(list.i[x] as number);
+      ij[2 * x + 1] = BigInt(list.j[x] as number);
     }
     await writeNpy(`${o.out}.pairs.npy`, ij, [p, 2]);
     await writeNpy(`${o.out}.scores.npy`, list.scores, [p]);

@@ -251,7 +251,7 @@ export async function scoreAgainstReal(
     let best = 0;
     for (let q = 1; q < C; q++) if (v(q) > v(best) || Number.isNaN(v(best))) best = q;
     let agree = 0;
-    for (let x = 0; x < k; x++) agree += realLabels[Number(knn.indices[i * k + x])] === r.label ? 1 : 0;
+    for (let x = 0; x < k; x++) agree += realLabels[knn.indices[i * k + x] as number] === r.label ? 1 : 0;
     const [bx, by, bw, bh] = r.bbox as [number, number, number, number];
     const d = dupOf[i] as number;
     table.set(r.file, {
@@ -388,7 +388,7 @@ export class ImageClassifier {
   /** Softmax probabilities, rows x classes. Images are resized (bilinear) to size x size. */
   async predict(images: RgbInput[]): Promise<{ probs: Float32Array; classes: number }> {
     const S = this.size;
-    const { ort } = await import('../models/onnx.js');
+    const ort = await import('onnxruntime-node');
     const batch = new Float32Array(images.length * 3 * S * S);
     for (let i = 0; i < images.length; i++) {
       const im = images[i]!;

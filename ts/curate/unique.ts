@@ -62,7 +62,7 @@ export async function uniqueness(emb: Matrix, options: UniquenessOptions = {}): 
     const row: Array<[number, number]> = [];
     let droppedSelf = false;
     for (let c = 0; c < r.k; c++) {
-      const j = Number(r.indices[i * r.k + c]);
+      const j = r.indices[i * r.k + c] as number;
       if (j === i && !droppedSelf) {
         droppedSelf = true;
         continue;

@@ -1,7 +1,7 @@
 /**
  * Similarity over .npy files of any size: the query streams through in
  * chunks of rows, and the database is read whole when it fits the memory
- * budget or in chunks (merged exactly with mergeTopk) when it does not.
+ * budget or in chunks (merged exactly with mergeTopk64: int64 indices) when it does not.
  * Outputs are written row by row through atomic stream writers.
  */
 import { ChunkJournal } from '../io/journal.js';
@@ -11,10 +11,10 @@ import { capabilities } from '../native/load.js';
 import {
   classMax,
   classMean,
-  mergeTopk,
-  topk,
+  mergeTopk64,
+  topk64,
   type SimilarityOptions,
-  type TopKResult,
+  type TopK64,
 } from './similarity.js';
 import { checkInt, type Matrix } from '../native/validate.js';
 
@@ -92,11 +92,11 @@ export async function topkFiles(queryPath: string, dbPath: string, k: number, ou
         if (!journal.has(key) && kk > 0) {
           db ??= await openDb(dbPath, budget);
           const m = await q.readRows(s, rows);
-          let acc: TopKResult | undefined;
+          let acc: TopK64 | undefined;
           for await (const part of db.chunks()) {
             const describe = { query: queryPath, database: dbPath, queryRowOffset: s, databaseRowOffset: part.start };
-            const r = await topk(m, part.m, k, { ...options, describe });
-            acc = acc === undefined ? shift(r, part.start) : mergeTopk(acc, r, part.start, k);
+            const r = await topk64(m, part.m, k, { ...options, describe });
+            acc = acc === undefined ? shift(r, part.start) : mergeTopk64(acc, r, part.start, k);
           }
           if (!acc) throw new GenaugError('E_INTERNAL', 'topkFiles: no database chunk was read');
           await journal.put(key, [bytes(acc.indices), bytes(acc.scores)]);
@@ -134,7 +134,7 @@ function bytes(a: BigInt64Array | Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-function shift(r: TopKResult, offset: number): TopKResult {
+function shift(r: TopK64, offset: number): TopK64 {
   if (offset === 0) return r;
   const o = BigInt(offset);
   for (let x = 0; x < r.indices.length; x++) {

@@ -9,7 +9,7 @@
  * row is 0 (documented choice; it is not an error). NaN or infinite inputs are
  * rejected with E_NONFINITE naming the row and column.
  */
-import type { NativeSimilarityOptions, NativeTopK } from '../native/addon.js';
+import type { NativeClassResult, NativePairs, NativeSimilarityOptions, NativeTopK } from '../native/addon.js';
 import { GenaugError } from '../native/errors.js';
 import { capabilities, native } from '../native/load.js';
 import { checkInt, checkMatrix, checkNumber, checkSameDim, type Matrix, pinInputs, sliceRows } from '../native/validate.js';
@@ -39,9 +39,25 @@ export interface TopKResult {
   rows: number;
   /** Columns per row: min(k, database rows). */
   k: number;
-  /** rows x k database indices, best first; equal scores go to the lower index. */
-  indices: BigInt64Array;
+  /**
+   * rows x k database indices, best first; equal scores go to the lower index.
+   * Int32Array: an in-memory database has fewer than 2^31 rows (topkFiles,
+   * whose databases can be larger, writes int64).
+   */
+  indices: Int32Array;
   /** rows x k scores matching `indices`. */
+  scores: Float32Array;
+}
+
+/**
+ * A top-k result with 64-bit indices: what the addon returns, and what
+ * topkFiles accumulates over database chunks whose row numbers can pass
+ * 2^31 - 1. Not part of the public API.
+ */
+export interface TopK64 {
+  rows: number;
+  k: number;
+  indices: BigInt64Array;
   scores: Float32Array;
 }
 
@@ -51,14 +67,14 @@ export interface ClassScores {
   /** rows x classes; NaN for a class with no database rows. */
   values: Float32Array;
   /** Database rows per class. */
-  counts: BigInt64Array;
+  counts: Int32Array;
 }
 
 export interface PairList {
   /** Row in the first set. */
-  i: BigInt64Array;
+  i: Int32Array;
   /** Row in the second set (or the same set, with j > i). */
-  j: BigInt64Array;
+  j: Int32Array;
   scores: Float32Array;
 }
 
@@ -146,8 +162,39 @@ function checkLabels(labels: unknown, db: Matrix, numClasses: number | undefined
   return classes;
 }
 
-function toTopK(rows: number, r: { k: number; indices: BigInt64Array; scores: Float32Array }): TopKResult {
+function toTopK(rows: number, r: { k: number; indices: BigInt64Array; scores: Float32Array }): TopK64 {
   return { rows, k: r.k, indices: r.indices, scores: r.scores };
+}
+
+const INT32_MAX = 2 ** 31 - 1;
+
+/**
+ * 64-bit row numbers or counts from the addon as an Int32Array, `offset`
+ * added; E_RANGE (saying what to use instead) for one past 2^31 - 1, which an
+ * in-memory matrix cannot have but a shifted chunk result can.
+ */
+function toInt32(a: BigInt64Array, what: string, offset = 0, hint = ''): Int32Array {
+  const out = new Int32Array(a.length);
+  for (let x = 0; x < out.length; x++) {
+    const v = Number(a[x] as bigint);
+    const shifted = v >= 0 ? v + offset : v;
+    if (shifted > INT32_MAX) throw new GenaugError('E_RANGE', `${what} ${shifted} does not fit an Int32Array${hint}`);
+    out[x] = shifted;
+  }
+  return out;
+}
+
+/** The public result: indices as Int32Array (E_RANGE for one past 2^31 - 1, which only topkFiles can hold). */
+function narrow(r: TopK64): TopKResult {
+  return { rows: r.rows, k: r.k, indices: toInt32(r.indices, 'top-k index', 0, ': use topkFiles (int64 indices) for databases of 2^31 rows or more'), scores: r.scores };
+}
+
+function classScores(rows: number, r: NativeClassResult): ClassScores {
+  return { rows, classes: r.classes, values: r.values, counts: toInt32(r.counts, 'class count') };
+}
+
+function widen(r: TopKResult): TopK64 {
+  return { rows: r.rows, k: r.k, indices: BigInt64Array.from(r.indices, (v) => BigInt(v)), scores: r.scores };
 }
 
 /** Query rows below which one native call cannot keep every core busy (one block of query rows). */
@@ -159,6 +206,11 @@ const SMALL_QUERY_ROWS = 192;
  * database rows over the cores and merged exactly (same bytes as one call).
  */
 export async function topk(query: Matrix, db: Matrix, k: number, options?: SimilarityOptions): Promise<TopKResult> {
+  return narrow(await topk64(query, db, k, options));
+}
+
+/** topk with 64-bit indices (internal: topkFiles). */
+export async function topk64(query: Matrix, db: Matrix, k: number, options?: SimilarityOptions): Promise<TopK64> {
   const args = pairArgs(query, db);
   checkInt(k, 'k', 1, 2 ** 31);
   const nopt = nativeOptions(options);
@@ -176,14 +228,14 @@ export async function topk(query: Matrix, db: Matrix, k: number, options?: Simil
     }),
   );
   let acc = toTopK(query.rows, results[0] as NativeTopK);
-  for (let p = 1; p < parts; p++) acc = mergeTopk(acc, toTopK(query.rows, results[p] as NativeTopK), bounds[p] as number, k);
+  for (let p = 1; p < parts; p++) acc = mergeTopk64(acc, toTopK(query.rows, results[p] as NativeTopK), bounds[p] as number, k);
   return acc;
 }
 
 export function topkSync(query: Matrix, db: Matrix, k: number, options?: SimilarityOptions): TopKResult {
   const args = pairArgs(query, db);
   checkInt(k, 'k', 1, 2 ** 31);
-  return toTopK(query.rows, native().topkSync(...args, k, nativeOptions(options)));
+  return narrow(toTopK(query.rows, native().topkSync(...args, k, nativeOptions(options))));
 }
 
 export interface ClassOptions extends SimilarityOptions {
@@ -200,13 +252,13 @@ export async function classMean(query: Matrix, db: Matrix, labels: Int32Array, o
   const args = pairArgs(query, db);
   const classes = checkLabels(labels, db, options?.numClasses);
   const r = await withSignal(options, nativeOptions(options), (n) => native().classMean(...args, labels, classes, n), [query.data, db.data, labels]);
-  return { rows: query.rows, ...r };
+  return classScores(query.rows, r);
 }
 
 export function classMeanSync(query: Matrix, db: Matrix, labels: Int32Array, options?: ClassOptions): ClassScores {
   const args = pairArgs(query, db);
   const classes = checkLabels(labels, db, options?.numClasses);
-  return { rows: query.rows, ...native().classMeanSync(...args, labels, classes, nativeOptions(options)) };
+  return classScores(query.rows, native().classMeanSync(...args, labels, classes, nativeOptions(options)));
 }
 
 /** For each query row, the max score over the database rows of each class (fused blocked product). */
@@ -214,13 +266,13 @@ export async function classMax(query: Matrix, db: Matrix, labels: Int32Array, op
   const args = pairArgs(query, db);
   const classes = checkLabels(labels, db, options?.numClasses);
   const r = await withSignal(options, nativeOptions(options), (n) => native().classMax(...args, labels, classes, n), [query.data, db.data, labels]);
-  return { rows: query.rows, ...r };
+  return classScores(query.rows, r);
 }
 
 export function classMaxSync(query: Matrix, db: Matrix, labels: Int32Array, options?: ClassOptions): ClassScores {
   const args = pairArgs(query, db);
   const classes = checkLabels(labels, db, options?.numClasses);
-  return { rows: query.rows, ...native().classMaxSync(...args, labels, classes, nativeOptions(options)) };
+  return classScores(query.rows, native().classMaxSync(...args, labels, classes, nativeOptions(options)));
 }
 
 /** cos(query_i, db_i) for aligned rows (image i with text i): CLIP scores. */
@@ -252,7 +304,7 @@ export interface PairsOptions extends SimilarityOptions {
 function concatPairs(parts: PairList[]): PairList {
   let n = 0;
   for (const p of parts) n += p.scores.length;
-  const out: PairList = { i: new BigInt64Array(n), j: new BigInt64Array(n), scores: new Float32Array(n) };
+  const out: PairList = { i: new Int32Array(n), j: new Int32Array(n), scores: new Float32Array(n) };
   let o = 0;
   for (const p of parts) {
     out.i.set(p.i, o);
@@ -289,20 +341,17 @@ export async function pairs(a: Matrix, b: Matrix | undefined, options: PairsOpti
     const end = Math.min(a.rows, start + chunk);
     const q = sliceRows(a, start, end);
     const chunkOpt = { ...nopt, queryRowOffset: (nopt.queryRowOffset ?? 0) + start };
-    let r: PairList;
+    let raw: NativePairs;
     try {
-      r = await withSignal(options, chunkOpt, (n) => native().pairs(q.data, q.rows, q.dim, db.data, db.rows, db.dim, threshold, b === undefined ? start : -1, budget, n), [q.data, db.data]);
+      raw = await withSignal(options, chunkOpt, (n) => native().pairs(q.data, q.rows, q.dim, db.data, db.rows, db.dim, threshold, b === undefined ? start : -1, budget, n), [q.data, db.data]);
     } catch (e) {
       if (e instanceof GenaugError && e.code === 'E_LIMIT') {
         throw new GenaugError('E_LIMIT', `more than ${maxPairs} pairs score >= ${threshold}; raise the threshold or maxPairs`);
       }
       throw e;
     }
-    budget -= r.scores.length;
-    if (start > 0) {
-      const off = BigInt(start);
-      for (let x = 0; x < r.i.length; x++) r.i[x] = (r.i[x] as bigint) + off;
-    }
+    budget -= raw.scores.length;
+    const r: PairList = { i: toInt32(raw.i, 'pair row', start), j: toInt32(raw.j, 'pair row'), scores: raw.scores };
     if (options.onPairs) await options.onPairs(r);
     else parts.push(r);
     options.onProgress?.(end, a.rows);
@@ -411,11 +460,16 @@ export async function nearDuplicates(emb: Matrix, options: NearDuplicateOptions)
  * chunk-by-chunk results equal the one-shot result.
  */
 export function mergeTopk(a: TopKResult, b: TopKResult, bOffset: number, k: number): TopKResult {
+  return narrow(mergeTopk64(widen(a), widen(b), bOffset, k));
+}
+
+/** mergeTopk with 64-bit indices (internal: topkFiles, whose chunk offsets can pass 2^31 - 1). */
+export function mergeTopk64(a: TopK64, b: TopK64, bOffset: number, k: number): TopK64 {
   if (a.rows !== b.rows) throw new GenaugError('E_SHAPE', `mergeTopk: ${a.rows} rows vs ${b.rows} rows`);
   checkInt(k, 'k', 1, 2 ** 31);
   checkInt(bOffset, 'bOffset', 0);
   const kk = Math.min(k, a.k + b.k);
-  const out: TopKResult = { rows: a.rows, k: kk, indices: new BigInt64Array(a.rows * kk), scores: new Float32Array(a.rows * kk) };
+  const out: TopK64 = { rows: a.rows, k: kk, indices: new BigInt64Array(a.rows * kk), scores: new Float32Array(a.rows * kk) };
   const off = BigInt(bOffset);
   for (let r = 0; r < a.rows; r++) {
     let x = 0;

@@ -34,10 +34,12 @@ import { constants as fsConstants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 
+import * as ort from 'onnxruntime-node';
+
 import { GenaugError } from '../native/errors.js';
 import { checkInt, checkNumber } from '../native/validate.js';
 import { clipPreprocess, outputSize, readPreprocessorConfig, type ClipPreprocessConfig } from './clip-preprocess.js';
-import { checkOutput, checkSignature, openSession, ort, runSession, type OnnxModel, type Provider, type TensorSpec } from './onnx.js';
+import { checkOutput, checkSignature, openSession, runSession, type OnnxModel, type OnnxValueMetadata, type Provider, type TensorSpec } from './onnx.js';
 import { CLIP_CONTEXT_LENGTH, ClipTokenizer, readModelJson } from './tokenizer.js';
 import type { ImageTextEmbedder, RgbInput } from './types.js';
 
@@ -92,13 +94,13 @@ async function findFile(dir: string, names: readonly string[]): Promise<string |
   return undefined;
 }
 
-function staticDim(meta: ort.InferenceSession.ValueMetadata | undefined, i: number): number | undefined {
+function staticDim(meta: OnnxValueMetadata | undefined, i: number): number | undefined {
   if (!meta || !meta.isTensor) return undefined;
   const d = meta.shape[i];
   return typeof d === 'number' && d > 0 ? d : undefined;
 }
 
-function metaOf(m: OnnxModel, kind: 'input' | 'output', name: string): ort.InferenceSession.ValueMetadata | undefined {
+function metaOf(m: OnnxModel, kind: 'input' | 'output', name: string): OnnxValueMetadata | undefined {
   return (kind === 'input' ? m.session.inputMetadata : m.session.outputMetadata).find((x) => x.name === name);
 }
 

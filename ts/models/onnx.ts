@@ -26,7 +26,38 @@ import type { RgbImage } from '../io/images.js';
 import { GenaugError } from '../native/errors.js';
 import { checkInt } from '../native/validate.js';
 
-export { ort };
+// --- What the public API shows of onnxruntime -----------------------------------
+// Re-declared here, structurally: onnxruntime's own .d.ts files need the DOM
+// lib (WebGL, ImageData, ...), so a declaration of genaug that imported them
+// would not compile for a Node project under skipLibCheck: false. onnxruntime's
+// InferenceSession and Tensor satisfy these; the implementation keeps using them.
+
+/** An onnxruntime element type name ('float32', 'int64', 'bool', ...). */
+export type OnnxElementType = string;
+
+/** A model input or output, as onnxruntime describes it. */
+export type OnnxValueMetadata =
+  | { readonly name: string; readonly isTensor: false }
+  | { readonly name: string; readonly isTensor: true; readonly type: OnnxElementType; readonly shape: ReadonlyArray<number | string> };
+
+/** The fields of an onnxruntime Tensor genaug reads and writes. */
+export interface OnnxTensor {
+  readonly type: OnnxElementType;
+  readonly dims: readonly number[];
+  readonly data: unknown;
+  readonly size: number;
+}
+
+/** The part of an onnxruntime InferenceSession genaug uses. */
+export interface OnnxSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  readonly inputMetadata: readonly OnnxValueMetadata[];
+  readonly outputMetadata: readonly OnnxValueMetadata[];
+  run(feeds: Record<string, OnnxTensor>): Promise<Record<string, OnnxTensor>>;
+  run(feeds: Record<string, OnnxTensor>, fetches: readonly string[]): Promise<Record<string, OnnxTensor>>;
+  release(): Promise<void>;
+}
 
 /** Where a model runs. 'cuda' fails with E_CUDA_UNAVAILABLE when onnxruntime-node cannot use CUDA. */
 export type Provider = 'cpu' | 'cuda';
@@ -48,7 +79,7 @@ export interface OnnxModel {
   /** A name for messages, e.g. 'SAM decoder'. */
   readonly name: string;
   readonly provider: Provider;
-  readonly session: ort.InferenceSession;
+  readonly session: OnnxSession;
 }
 
 function errno(e: unknown): string | undefined {
@@ -178,7 +209,7 @@ export interface TensorSpec {
   name: string;
   names?: readonly string[];
   /** Accepted element types. */
-  type: ort.Tensor.Type | readonly ort.Tensor.Type[];
+  type: OnnxElementType | readonly OnnxElementType[];
   /** Expected dims (rank = length); undefined accepts any shape. */
   dims?: readonly DimSpec[];
   /** An output genaug does not need (checked only when present). */
@@ -208,19 +239,19 @@ function fmtSpec(s: TensorSpec): string {
   return `${types} ${fmtDims(s.dims)}`;
 }
 
-function fmtMeta(m: ort.InferenceSession.ValueMetadata): string {
+function fmtMeta(m: OnnxValueMetadata): string {
   if (!m.isTensor) return `${m.name} (not a tensor)`;
   return `${m.name} ${m.type} ${fmtDims(m.shape)}`;
 }
 
 /** The model's inputs and outputs, for messages: "inputs: a float32 [1, 3]; outputs: …". */
-export function describeSignature(session: ort.InferenceSession): string {
+export function describeSignature(session: OnnxSession): string {
   const ins = session.inputMetadata.map(fmtMeta).join(', ') || 'none';
   const outs = session.outputMetadata.map(fmtMeta).join(', ') || 'none';
   return `inputs: ${ins}; outputs: ${outs}`;
 }
 
-function checkOne(kind: 'input' | 'output', spec: TensorSpec, meta: ort.InferenceSession.ValueMetadata, problems: string[]): void {
+function checkOne(kind: 'input' | 'output', spec: TensorSpec, meta: OnnxValueMetadata, problems: string[]): void {
   const label = `${kind} '${meta.name}'`;
   if (!meta.isTensor) {
     problems.push(`${label} is not a tensor (expected ${fmtSpec(spec)})`);
@@ -251,14 +282,14 @@ function checkOne(kind: 'input' | 'output', spec: TensorSpec, meta: ort.Inferenc
  * E_MODEL listing every mismatch (missing or unexpected names, element types,
  * ranks, static dims), each with what was expected, plus what the model has.
  */
-export function checkSignature(model: OnnxModel | ort.InferenceSession, expected: Signature, modelName?: string): SignatureMatch {
+export function checkSignature(model: OnnxModel | OnnxSession, expected: Signature, modelName?: string): SignatureMatch {
   const session = 'session' in model ? model.session : model;
   const name = modelName ?? ('session' in model ? model.name : 'model');
   const where = 'session' in model ? ` (${model.path})` : '';
   const problems: string[] = [];
   const match: SignatureMatch = { inputs: {}, outputs: {} };
 
-  const side = (kind: 'input' | 'output', specs: readonly TensorSpec[], metas: readonly ort.InferenceSession.ValueMetadata[]): void => {
+  const side = (kind: 'input' | 'output', specs: readonly TensorSpec[], metas: readonly OnnxValueMetadata[]): void => {
     const used = new Set<string>();
     for (const spec of specs) {
       const names = spec.names ?? [spec.name];
@@ -300,19 +331,18 @@ export function checkSignature(model: OnnxModel | ort.InferenceSession, expected
  */
 export async function runSession(
   model: OnnxModel,
-  feeds: Record<string, ort.Tensor>,
+  feeds: Record<string, OnnxTensor>,
   fetches?: readonly string[],
-): Promise<Record<string, ort.Tensor>> {
+): Promise<Record<string, OnnxTensor>> {
   try {
-    const out = fetches ? await model.session.run(feeds, fetches) : await model.session.run(feeds);
-    return out as Record<string, ort.Tensor>;
+    return fetches ? await model.session.run(feeds, fetches) : await model.session.run(feeds);
   } catch (e) {
     throw new GenaugError('E_BACKEND', `${model.name} (${model.path}) failed to run: ${messageOf(e)}`, { path: model.path }, { cause: e });
   }
 }
 
 /** Checks an output tensor's type and rank at run time (models with dynamic shapes). */
-export function checkOutput(model: OnnxModel, outName: string, t: ort.Tensor | undefined, rank: number, dims: readonly DimSpec[] = []): Float32Array {
+export function checkOutput(model: OnnxModel, outName: string, t: OnnxTensor | undefined, rank: number, dims: readonly DimSpec[] = []): Float32Array {
   if (!t) throw new GenaugError('E_MODEL', `${model.name} (${model.path}) returned no '${outName}' output`);
   if (t.type !== 'float32' || !(t.data instanceof Float32Array)) {
     throw new GenaugError('E_MODEL', `${model.name} (${model.path}) output '${outName}' is ${t.type}, expected float32`);

@@ -27,15 +27,17 @@
 import { readImage, type ImageInput, type RgbImage } from '../io/images.js';
 import { GenaugError } from '../native/errors.js';
 import { checkInt, checkNumber } from '../native/validate.js';
+import * as ort from 'onnxruntime-node';
+
 import {
   checkOutput,
   checkSignature,
   normaliseToChw,
   openSession,
-  ort,
   resizeRgb,
   runSession,
   type OnnxModel,
+  type OnnxValueMetadata,
   type Provider,
   type Signature,
 } from './onnx.js';
@@ -245,7 +247,7 @@ function encoderSignature(input: readonly string[], output: readonly string[]): 
   };
 }
 
-function staticDim(meta: ort.InferenceSession.ValueMetadata | undefined, i: number): number | undefined {
+function staticDim(meta: OnnxValueMetadata | undefined, i: number): number | undefined {
   if (!meta || !meta.isTensor) return undefined;
   const d = meta.shape[i];
   return typeof d === 'number' ? d : undefined;

@@ -12,12 +12,13 @@
 import { readImage, type ImageInput } from '../io/images.js';
 import { GenaugError } from '../native/errors.js';
 import { checkInt, checkNumber } from '../native/validate.js';
+import * as ort from 'onnxruntime-node';
+
 import {
   checkOutput,
   checkSignature,
   normaliseToChw,
   openSession,
-  ort,
   resizeBilinear,
   resizeRgb,
   runSession,

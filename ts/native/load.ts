@@ -31,16 +31,58 @@ export const packageRoot: string = resolve(dirname(fileURLToPath(import.meta.url
 
 let cached: NativeAddon | undefined;
 
-/** Where the loader looks, in order. GENAUG_ADDON (a path to a .node file) comes first. */
+/**
+ * The libc tag of a Linux prebuilt binary's file name: '' for glibc (the
+ * common case), '.musl' for musl (Alpine). Other platforms have one libc.
+ */
+export function libcTag(): string {
+  if (libc !== undefined) return libc;
+  if (process.platform !== 'linux') return (libc = '');
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  return (libc = report?.header?.glibcVersionRuntime ? '' : '.musl');
+}
+let libc: string | undefined;
+
+/**
+ * The prebuilt binary for this platform, in the layout prebuild loaders use
+ * (node-gyp-build, prebuildify): prebuilds/<platform>-<arch>/genaug.napi[.musl].node.
+ * One N-API build serves every Node version with N-API 8.
+ */
+export function prebuiltPath(root: string = packageRoot): string {
+  return join(root, 'prebuilds', `${process.platform}-${process.arch}`, `genaug.napi${libcTag()}.node`);
+}
+
+/** The local build (`npm run build:native`). */
+export function localBuildPath(root: string = packageRoot): string {
+  return join(root, 'build', 'Release', 'genaug.node');
+}
+
+function mtime(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * Where the loader looks, in order. GENAUG_ADDON (a path to a .node file) is
+ * the only candidate when set. Otherwise the prebuilt binary for this platform
+ * comes first, then the local build (build/Release, then build/Debug); a local
+ * build newer than the prebuilt binary goes first, since it was made on purpose
+ * after it (a developer rebuilding the C++, or `npm rebuild --build-from-source`).
+ * Each is loaded only after passing its check in a child process, so a
+ * prebuilt binary this machine cannot load falls through to the local build.
+ */
 export function addonCandidates(): string[] {
   const env = process.env.GENAUG_ADDON;
   // An explicit path is the only candidate: silently loading another build
   // would hide the mistake (and defeat the sanitizer run).
   if (env) return [resolve(env)];
-  const list: string[] = [];
-  list.push(join(packageRoot, 'build', 'Release', 'genaug.node'));
-  list.push(join(packageRoot, 'build', 'Debug', 'genaug.node'));
-  return list;
+  const prebuilt = prebuiltPath();
+  const release = localBuildPath();
+  const debug = join(packageRoot, 'build', 'Debug', 'genaug.node');
+  return mtime(release) > mtime(prebuilt) ? [release, prebuilt, debug] : [prebuilt, release, debug];
 }
 
 // --- The check in a child process ---------------------------------------------
@@ -239,7 +281,7 @@ export function native(): NativeAddon {
       failures.push(`${path}: ${(e as Error).message}`);
     }
   }
-  const rebuild = `cd ${packageRoot} && npm run build:native (needs CMake >= 3.18 and a C++17 compiler; no download is needed)`;
+  const rebuild = `cd ${packageRoot} && npm run build:native (needs CMake >= 3.18 and a C++17 compiler; no download is needed; there is no working prebuilt binary for ${process.platform}-${process.arch}${libcTag()})`;
   const env = process.env.GENAUG_ADDON
     ? `GENAUG_ADDON is set to ${process.env.GENAUG_ADDON}; point it at a working genaug.node or unset it. `
     : '';

@@ -82,20 +82,47 @@ async function readPasted(R: string, formats: readonly string[], realCoco: strin
   return { doc: { images: [], annotations: [], categories: [] }, image: async (file) => file };
 }
 
-/** A pasted image with the outline of every mask drawn (pasted: solid colour, real: white). */
+/**
+ * The outline of a mask, `thickness` pixels wide, inside it: the mask pixels
+ * within thickness - 1 pixels (Chebyshev) of a pixel outside it or of the
+ * image border. 1 marks an outline pixel.
+ */
+export function maskOutline(mask: Uint8Array, W: number, H: number, thickness: number): Uint8Array {
+  const out = new Uint8Array(W * H);
+  const r = Math.max(1, Math.round(thickness)) - 1;
+  for (let y = 0; y < H; y++)
+    for (let x = 0; x < W; x++) {
+      const q = y * W + x;
+      if (!mask[q]) continue;
+      const edge = x === 0 || y === 0 || x === W - 1 || y === H - 1 || !mask[q - 1] || !mask[q + 1] || !mask[q - W] || !mask[q + W];
+      if (!edge) continue;
+      // Grow each 1-pixel edge pixel into the mask by r pixels.
+      for (let yy = Math.max(0, y - r); yy <= Math.min(H - 1, y + r); yy++)
+        for (let xx = Math.max(0, x - r); xx <= Math.min(W - 1, x + r); xx++) if (mask[yy * W + xx]) out[yy * W + xx] = 1;
+    }
+  return out;
+}
+
+/**
+ * A pasted image with the outline of every mask drawn (pasted: solid colour,
+ * real: white), about 2.5 pixels wide once the image is shrunk to `width`
+ * (a 1-pixel outline at full size all but vanishes in a thumbnail), with a
+ * dark line just inside it so that it shows on light and dark backgrounds.
+ */
 async function outlined(path: string | Buffer, anns: PasteCoco['annotations'], width: number): Promise<string> {
   const { data, width: W, height: H } = await readImage(path, { channels: 3 });
+  const scale = Math.max(1, W / width);
+  const thick = Math.max(2, Math.round(2.5 * scale));
   anns.forEach((a, i) => {
     if (!a.segmentation) return;
     const m = decodeRleSync(a.segmentation).data;
     const rgb = a.instance_source === 'pasted' ? hex(colour(i)) : [255, 255, 255];
-    for (let y = 0; y < H; y++)
-      for (let x = 0; x < W; x++) {
-        const q = y * W + x;
-        if (!m[q]) continue;
-        const edge = x === 0 || y === 0 || x === W - 1 || y === H - 1 || !m[q - 1] || !m[q + 1] || !m[q - W] || !m[q + W];
-        if (edge) for (let k = 0; k < 3; k++) data[3 * q + k] = rgb[k] as number;
-      }
+    const outer = maskOutline(m, W, H, thick);
+    const inner = maskOutline(m, W, H, thick + Math.max(1, Math.round(scale)));
+    for (let q = 0; q < W * H; q++) {
+      if (outer[q]) for (let k = 0; k < 3; k++) data[3 * q + k] = rgb[k] as number;
+      else if (inner[q]) for (let k = 0; k < 3; k++) data[3 * q + k] = 32;
+    }
   });
   const buf = await sharp(data, { raw: { width: W, height: H, channels: 3 } }).resize({ width }).jpeg({ quality: 80 }).toBuffer();
   return `data:image/jpeg;base64,${buf.toString('base64')}`;
@@ -271,8 +298,8 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
         { name: 'rejected', values: rejS.map((d) => col(d, 'knn_agree')) },
       ],
       thresholds: f.knn_agreement_min !== undefined ? [{ value: f.knn_agreement_min, label: `min ${f.knn_agreement_min}` }] : [],
-      bins: ((Number(scored[0]?.score?.knn_k) || c.score.knn)) + 1,
-      range: [0, ((Number(scored[0]?.score?.knn_k) || c.score.knn)) + 1],
+      integer: true,
+      range: [0, Number(scored[0]?.score?.knn_k) || c.score.knn],
     }),
   ];
   if (scored.some((d) => d.score!.clip_score !== undefined)) {
