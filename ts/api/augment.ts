@@ -16,3 +16,11 @@ export {
 export {
   pasteLoader, type PasteLoader, type PasteLoaderOptions, type PasteSample, type PasteSampleAnnotation,
 } from '../augment/loader.js';
+export {
+  exportClassification, readLabelledManifest, CLASSIFICATION_FORMATS, type ClassificationFormat, type LabelledImage,
+  type ClassificationExportOptions, type ClassificationExportSummary,
+} from '../augment/classification.js';
+export { exportScenes, type SceneExportOptions, type SceneExportSummary } from '../augment/scenes.js';
+export {
+  pasteStream, parseShard, shardFromEnvironment, type PasteStreamOptions, type StreamShard, type StreamSample,
+} from '../augment/stream.js';

@@ -35,3 +35,6 @@ export {
 export {
   annotate, type AnnotateOptions,
 } from '../curate/annotate.js';
+export {
+  modelBnStats, classifierInput, IMAGENET_MEAN, IMAGENET_STD, type ModelBnStatsOptions, type ModelBnStatsResult,
+} from '../curate/auxbn.js';

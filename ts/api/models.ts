@@ -25,3 +25,6 @@ export {
 export {
   FeatureEmbedder,
 } from '../models/features.js';
+export {
+  readOnnxGraph, withGraphOutputs, batchNormTaps, type OnnxGraphInfo, type OnnxNodeInfo, type BnTap,
+} from '../models/onnx-graph.js';

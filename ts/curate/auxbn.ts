@@ -19,12 +19,14 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import * as ort from 'onnxruntime-node';
+
 import { readWholeFile, writeFileAtomic } from '../io/atomic.js';
 import { readImage, type RgbImage } from '../io/images.js';
 import { checkWithin } from '../io/roots.js';
 import { writeSafetensors, type SafeTensor } from '../io/safetensors.js';
 import { BnStatsAccumulator } from '../kernels/bnstats.js';
-import { openSession, ort, resizeRgb, runSession, type Provider } from '../models/onnx.js';
+import { openSession, resizeRgb, runSession, type Provider } from '../models/onnx.js';
 import { batchNormTaps, readOnnxGraph, withGraphOutputs, type BnTap } from '../models/onnx-graph.js';
 import { GenaugError } from '../native/errors.js';
 import { listImages } from './annotate.js';
