@@ -32,7 +32,9 @@ function runUntil(args: string[], started: () => Promise<boolean>): Promise<{ co
     let signalled = false;
     child.stderr.on('data', (d) => (stderr += d));
     const poll = setInterval(async () => {
-      if (!signalled && (await started())) {
+      // Checked again after the await: on a loaded machine started() can outlast the 10 ms interval, and two
+      // callbacks would each send a SIGTERM (the second one quits at once, by design, with no message).
+      if (!signalled && (await started()) && !signalled) {
         signalled = true;
         clearInterval(poll);
         child.kill('SIGTERM');
