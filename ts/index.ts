@@ -117,7 +117,7 @@ export { ComfyBackend, checkWorkflow, expandBoxes } from './generate/comfyui.js'
 export { OpenAIBackend } from './generate/openai.js';
 export { readPlan, parsePlan } from './generate/plan.js';
 export type { Backend, BackendOptions, BackendType, GenerateRequest, GenerateResult } from './generate/types.js';
-export { compositeBatch, compositeBatchSync, compositeSync, CompositeOutputPool } from './kernels/composite.js';
+export { compositeBatch, compositeBatchSync, compositeSync, CompositeOutputPool, compositeMemory } from './kernels/composite.js';
 export type {
   BlendMode, CompositeBbox, DropReason, InstanceSource, RgbFrame, PasteInstance, CompositeScene, CompositeOptions, CompositeInstance,
   CompositeDrop, CompositeResult,

@@ -340,7 +340,9 @@ export async function renderItem(task: RenderTask, cache: CropCache): Promise<Re
     }
     const boxes = task.annotations.map((a) => a.bbox as [number, number, number, number]);
     // One scene per call: the pool's workers (or the main thread) are the parallelism.
-    const out = compositeSync({ image: img, ...(boxOnly ? { boxes } : { masks: masks as Uint8Array[] }), instances: pastes }, { ...task.compose, threads: 1 });
+    // Results that leave this thread (raw images, bitmap masks: the loader transfers them) go into transferable memory.
+    const transferable = 'raw' in task.output || task.masks.bitmap === true;
+    const out = compositeSync({ image: img, ...(boxOnly ? { boxes } : { masks: masks as Uint8Array[] }), instances: pastes }, { ...task.compose, threads: 1, transferable });
     const instances: RenderedInstance[] = out.instances.map((inst) => {
       const r: RenderedInstance = {
         source: inst.source,
