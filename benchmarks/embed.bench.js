@@ -11,9 +11,9 @@
 // preprocessing and inference, where `preprocess_fraction` is read. Also the
 // event loop's longest stall during each run (inference and model loading run
 // in the pool's workers) and the resident-memory growth per 10k images
-// (child processes embedding 300 and 1500 small images; rows are streamed to
+// (child processes embedding 500 and 4000 small images; rows are streamed to
 // the .npy, so it stays flat).
-//   node benchmarks/embed.bench.js [--images 48 --width 640 --height 480 --batch 16 --b32-images 16 --quick --no-rss]
+//   node benchmarks/embed.bench.js [--images 48 --width 640 --height 480 --batch 16 --b32-images 16 --quick --no-rss --keep]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -118,6 +118,15 @@ function buildVisionModel(path, size = 'small') {
   writeFileSync(path, onnx.ModelProto.encode(model).finish());
 }
 
+/** Milliseconds the main thread has spent on a CPU (Linux), or null. */
+function mainThreadCpuMs() {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return null;
+  }
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'genaug-embed-bench-'));
 try {
   const modelDir = join(dir, 'model');
@@ -164,9 +173,22 @@ try {
       const out = join(dir, `${label}-${workers}.npy`);
       const loop = monitorEventLoopDelay({ resolution: 2 });
       loop.enable();
+      // The longest gaps between 1 ms ticks, with when they happened (ms from the start), the progress so far, and
+      // how much of the gap the main thread spent running (Linux: /proc/self/task/PID/schedstat): a gap with little
+      // running time is the machine's other work preempting this thread, not work on the event loop.
+      const start = performance.now();
+      let last = start, progress = 0, lastCpu = mainThreadCpuMs();
+      const gaps = [];
+      const tick = setInterval(() => {
+        const now = performance.now(), cpu = mainThreadCpuMs();
+        if (now - last > 10) gaps.push({ at_ms: Math.round(last - start), gap_ms: Math.round(now - last), running_ms: cpu === null ? null : +(cpu - lastCpu).toFixed(1), done: progress });
+        last = now;
+        lastCpu = cpu;
+      }, 1);
       const t0 = process.hrtime.bigint();
-      const r = await g.embedImages({ images: folder, out, embedder, workers, batchSize: Number(a.batch) });
+      const r = await g.embedImages({ images: folder, out, embedder, workers, batchSize: Number(a.batch), onProgress: (d) => (progress = d) });
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+      clearInterval(tick);
       loop.disable();
       const busy = r.timings.decode + r.timings.preprocess + r.timings.infer;
       const share = (v) => +(v / busy).toFixed(3);
@@ -182,7 +204,10 @@ try {
           infer: +(r.timings.infer / r.images).toFixed(2),
         },
         share: { decode: share(r.timings.decode), preprocess: share(r.timings.preprocess), infer: share(r.timings.infer) },
-        event_loop_max_block_ms: +(loop.max / 1e6).toFixed(1),
+        event_loop_max_delay_ms: +(loop.max / 1e6).toFixed(1),
+        // The longest time the main thread spent running between two ticks (its own work blocking the loop).
+        event_loop_max_block_ms: gaps.length && gaps[0].running_ms !== null ? Math.max(...gaps.map((x) => x.running_ms)) : +(loop.max / 1e6).toFixed(1),
+        longest_gaps: gaps.sort((x, y) => y.gap_ms - x.gap_ms).slice(0, 3),
       });
     }
   }
@@ -191,7 +216,7 @@ try {
   if (!a['no-rss']) {
     const small = join(dir, 'small');
     mkdirSync(small);
-    const sizes = a.quick ? [100, 400] : [300, 1500];
+    const sizes = a.quick ? [100, 400] : [500, 4000];
     for (let i = 0; i < sizes[1]; i++) {
       const raw = Buffer.alloc(48 * 48 * 3, i & 255);
       for (let p = 0; p < raw.length; p += 7) raw[p] = (p * 13 + i * 7) & 255;
@@ -231,5 +256,6 @@ try {
     })(),
   });
 } finally {
-  rmSync(dir, { recursive: true, force: true });
+  if (a.keep) console.error(`embed: kept ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
 }
