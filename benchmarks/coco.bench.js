@@ -69,7 +69,7 @@ function writeLvisLike(path, mb) {
   put('],"images":[');
   const target = mb * 2 ** 20;
   // Images first (ids only), then annotations: count images so that annotations fill the target.
-  const perImage = 12, approxAnn = 620;
+  const perImage = 12, approxAnn = 450;
   const nImages = Math.max(1, Math.floor(target / (perImage * approxAnn + 200)));
   for (let i = 1; i <= nImages; i++) {
     put((i > 1 ? ',' : '') + JSON.stringify({ id: i, file_name: `${String(i).padStart(12, '0')}.jpg`, coco_url: `http://images.cocodataset.org/train2017/${String(i).padStart(12, '0')}.jpg`, width: 640, height: 480, neg_category_ids: [1 + (i % 1203)], not_exhaustive_category_ids: [] }));
