@@ -98,8 +98,8 @@ CompositeOptions read_options(Napi::Env env, Napi::Value v, bool& crop) {
 // the image and every mask view dropped) puts it back on a free list, so the
 // next call writes into pages that are mapped already. Blocks are mapped in
 // multiples of 2 MiB with transparent huge pages asked for, so even a fresh
-// block costs a few faults, not thousands. At most kHeldMax bytes wait on the
-// free list; beyond that a returned block is unmapped.
+// block costs a few faults, not thousands. At most cap_ bytes (see below)
+// wait on the free list; beyond that a returned block is unmapped.
 //
 // External ArrayBuffers cannot be transferred to another thread (Node marks
 // them untransferable): callers that transfer the results (the paste workers)
@@ -109,9 +109,9 @@ class BlockPool {
   static constexpr size_t kGranule = size_t(2) << 20;
   // The free list holds at most three times the largest call's output
   // (blocks come back a garbage collection and an event-loop turn late, so a
-  // steady loop has two or three calls' worth in flight), between 256 MiB and
-  // 2 GiB.
-  static constexpr size_t kHeldMin = size_t(256) << 20, kHeldMax = size_t(2) << 30;
+  // steady loop has two or three calls' worth in flight), between 64 MiB and
+  // 2 GiB (at least 64 MiB: a loader compositing one scene per call keeps a few).
+  static constexpr size_t kHeldMin = size_t(64) << 20, kHeldMax = size_t(2) << 30;
   // Blocks handed out and not yet back: past this (a loop that never lets the
   // event loop run, where finalizers cannot run) outputs go to ordinary
   // JavaScript memory, which the collector frees by itself.

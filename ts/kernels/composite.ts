@@ -389,9 +389,9 @@ function transferableOf(options: CompositeOptions | undefined): boolean {
 
 /**
  * The compositor's recycled output memory: `heldBytes` waiting on the free
- * list for the next call (at most 512 MiB). `release: true` unmaps it first
- * (blocks still in use are not touched; they return to the list when
- * collected).
+ * list for the next call (at most 3x the largest call's output, within
+ * 64 MiB..2 GiB). `release: true` unmaps it first (blocks still in use are
+ * not touched; they return to the list when collected).
  */
 export function compositeMemory(options: { release?: boolean } = {}): { heldBytes: number; releasedBytes: number } {
   return addon().compositeMemory(object(options, 'options').release === true);
