@@ -18,6 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
 import { args, emit, findPython, loadGenaug, machine, runPeer, shared } from './lib.js';
+import { printMachineLine, pythonVersions } from './machine.js';
 
 const a = args({ batch: 32, reps: 5, peer: true, 'peer-batch': 60, 'peer-reps': 3 });
 if (a['no-peer']) a.peer = false;
@@ -26,6 +27,7 @@ if (a.quick) Object.assign(a, { batch: 8, reps: 3, 'peer-batch': 20, 'peer-reps'
 const H = 1024, W = 1024, SRC = 512, N_EXIST = 3, N_PASTE = 5, POOL = 8;
 
 const g = await loadGenaug();
+printMachineLine(g, 'paste', { name: 'OpenCV copy-paste (../shared/peers/copypaste_bench.py)', versions: a.peer && !a['no-peer'] ? pythonVersions(['cv2', 'numpy']) : { skipped: '--no-peer' } });
 const { seededRandom } = await import('../dist/util/random.js');
 const rnd = seededRandom(7);
 const randInt = (lo, hi) => lo + Math.floor(rnd() * (hi - lo)); // [lo, hi)
@@ -132,12 +134,16 @@ async function imagesPerSecond(opts, threads) {
   return out;
 }
 
+// `basic` and `alpha` are the defaults (recycled native output memory);
 // `*_pool`: the same full-frame outputs in memory reused across calls
-// (CompositeOutputPool, results released after each batch, as a loader would).
+// explicitly (CompositeOutputPool, results released after each batch, as a
+// loader would); `basic_transferable`: fresh JavaScript memory per scene (the
+// paste workers' choice when the results move to another thread).
 const variants = {
   basic: { blend: 'basic' }, alpha: { blend: 'alpha' },
   basic_pool: { blend: 'basic', pool: true }, alpha_pool: { blend: 'alpha', pool: true },
   basic_box_masks: { blend: 'basic', maskFormat: 'box' },
+  basic_transferable: { blend: 'basic', transferable: true },
 };
 const results = {};
 for (const [name, opts] of Object.entries(variants)) {
@@ -216,4 +222,13 @@ if (usePeer) {
     console.error(`paste: peer skipped: ${skipped.skipped}`);
   }
 }
+// The issue's figures: the default (basic blend, recycled outputs) against
+// the best OpenCV/numpy mode on one thread (wall clock, and CPU time per image
+// which a busy machine does not skew), and its own 1 -> 2 thread scaling.
+out.summary = {
+  vs_opencv_1_thread: out.ratios ? out.ratios.basic.vs_peer_best_1_thread : null,
+  vs_opencv_1_thread_cpu: out.cpu_ratios_1_thread ? out.cpu_ratios_1_thread.basic.vs_peer_best : null,
+  scaling_2_workers: results.basic.scaling_1_to_2,
+  peer_scaling_2_procs: out.peer_scaling_1_to_2 ?? null,
+};
 emit(out);

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -8,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 
 import { annotate } from '../ts/curate/annotate.js';
 import { decodeRle } from '../ts/kernels/mask.js';
-import { expectError, tempFolder } from './helpers.js';
+import { expectCode, expectError, tempFolder } from './helpers.js';
 
 const tmp = tempFolder('genaug-annotate-');
 
@@ -179,5 +180,14 @@ describe('annotate (SAM-background method)', () => {
     const r2 = await annotate({ images, out: pooled, method: 'sam', models: { samEncoder: encoder, samDecoder: decoder }, workers: 2 });
     expect(r2.kept).toBe(1);
     expect(await readFile(join(pooled, 'annotations.json'), 'utf8')).toBe(await readFile(join(out, 'annotations.json'), 'utf8'));
+    // A model that does not load is one typed error from the worker that loads it (and from this thread without a pool),
+    // before any image: not a failure of every image.
+    const junk = join(tmp.dir(), 'junk.onnx');
+    await writeFile(junk, 'not an onnx model');
+    for (const workers of [2, 0]) {
+      const dest = join(tmp.dir(), `pool-junk-${workers}`);
+      await expectCode(annotate({ images, out: dest, method: 'sam', models: { samEncoder: junk, samDecoder: decoder }, workers }), 'E_MODEL', /junk\.onnx/);
+      expect(existsSync(join(dest, 'progress.jsonl'))).toBe(false);
+    }
   });
 });

@@ -17,6 +17,7 @@ import {
   outputSize,
   parsePreprocessorConfig,
   pilResize,
+  pilResizeReference,
   resizeOutputSize,
   type ResampleFilter,
 } from '../ts/models/clip-preprocess.js';
@@ -217,5 +218,55 @@ describe('clipPreprocess', () => {
       }
     }
     expect(Array.from(out.subarray(0, 5))).toEqual([0, 0, 0, 0, 0]);
+  });
+});
+
+describe('native resize (the pixel loops of pilResize and clipPreprocess)', () => {
+  const filters: ResampleFilter[] = ['bicubic', 'bilinear', 'lanczos', 'box', 'hamming'];
+
+  it('gives the bytes of the TypeScript reference for every filter, up- and downscaling, whole and windowed', () => {
+    const cases: Array<[number, number, number, number]> = [
+      [37, 23, 11, 17], [160, 120, 75, 56], [13, 9, 50, 31], [64, 64, 64, 30], [40, 70, 17, 70], [1, 5, 3, 2], [90, 7, 56, 56],
+    ];
+    let seed = 11;
+    for (const filter of filters) {
+      for (const [w, h, ow, oh] of cases) {
+        const img = makeImage(w, h, seed++);
+        expect(pilResize(img, ow, oh, filter).data).toEqual(pilResizeReference(img, ow, oh, filter).data);
+        const win = { left: Math.floor(ow / 3), top: Math.floor(oh / 4), width: Math.max(1, Math.floor(ow / 2)), height: Math.max(1, Math.floor(oh / 2)) };
+        expect(pilResize(img, ow, oh, filter, win)).toEqual(pilResizeReference(img, ow, oh, filter, win));
+      }
+    }
+  });
+
+  it('clipPreprocess (resize of the crop window, normalise, CHW in one native call) equals the reference steps', () => {
+    // OpenAI's processor at 32 px (the same code path as 224, smaller images).
+    const cfg = parsePreprocessorConfig({ image_mean: OPENAI_CLIP_PREPROCESS.imageMean, image_std: OPENAI_CLIP_PREPROCESS.imageStd, size: { shortest_edge: 32 }, crop_size: 32, resample: 3 });
+    const S = 32;
+    for (const [w, h] of [[80, 60], [33, 140], [32, 32], [70, 32], [45, 37], [20, 50]] as const) {
+      const img = makeImage(w, h, w + h);
+      const [rh, rw] = resizeOutputSize(h, w, cfg);
+      const crop = centerCrop(pilResizeReference(img, rw, rh, cfg.resample), S, S);
+      const want = new Float32Array(3 * S * S);
+      const f = Math.fround;
+      for (let i = 0; i < S * S; i++) {
+        for (let c = 0; c < 3; c++) {
+          const x = f(crop.data[3 * i + c]! * cfg.rescaleFactor);
+          want[c * S * S + i] = f(f(x - f(cfg.imageMean[c]!)) / f(cfg.imageStd[c]!));
+        }
+      }
+      const out = new Float32Array(2 + 3 * S * S);
+      clipPreprocess(img, cfg, out, 2);
+      expect(Buffer.from(out.buffer, 8)).toEqual(Buffer.from(want.buffer));
+    }
+  });
+
+  it('rejects tables and windows that do not fit, with a code, instead of reading outside the image', async () => {
+    const img = makeImage(8, 8, 1);
+    await expectCode(() => pilResize(img, 4, 4, 'bicubic', { left: 2, top: 0, width: 3, height: 4 }), 'E_RANGE', /window/);
+    const { native } = await import('../ts/native/load.js');
+    const bad = { ksize: 2, outSize: 2, bounds: Int32Array.from([0, 2, 7, 2]), fixed: Int32Array.from([1 << 21, 1 << 21, 1 << 21, 1 << 21]) };
+    await expectCode(() => native().pilResizeRgbSync(img.data, 8, 8, bad, null, 0, 0, 2, 8), 'E_RANGE', /taps \[7, 9\)/);
+    await expectCode(() => native().pilResizeRgbSync(img.data.subarray(1), 8, 8, null, null, 0, 0, 8, 8), 'E_SHAPE', /bytes/);
   });
 });

@@ -101,6 +101,38 @@ describe('COCO reader', () => {
     await expectCode(() => parseCocoBuffer(enc('[1, 2]'), 'x.json'), 'E_FORMAT', /top level/);
   });
 
+  it('readCoco streams the file through windows of any size and reads what the whole-buffer parser reads, errors at the same byte', async () => {
+    const d = dataset() as Record<string, unknown>;
+    d.info = { note: 'quotes \\" and brackets ]}[{ and , commas', unicode: 'caf\u00e9 \u{1F600}', nested: [[1, [2]], { a: null }], t: true, n: -1.5e-3 };
+    const texts = [JSON.stringify(d), '\ufeff' + JSON.stringify(d, null, 2), JSON.stringify(d, null, '\t').replace(/\n/g, '\r\n')];
+    for (const [k, text] of texts.entries()) {
+      const path = `${tmp.dir()}/stream-${k}.json`;
+      await writeFile(path, text);
+      const want = parseCocoBuffer(new TextEncoder().encode(text.replace(/^\ufeff/, '')), path);
+      for (const chunkBytes of [1, 2, 7, 64, 1 << 23]) {
+        const got = await readCoco(path, { chunkBytes });
+        expect(got.dataset, `text ${k}, chunks of ${chunkBytes}`).toEqual(want.dataset);
+        expect(got.problems).toEqual(want.problems);
+      }
+    }
+    for (const bad of ['{"images": [{"id": 1,}], "categories": []}', '{"images": [], "categories": [] ', '{"images": [], "categories": []} x', '{"images": ["unterminated], "categories": []}', '[1, 2]', '', '{"images": [1', '{"images": [], "categories": [], "n": 12']) {
+      const path = `${tmp.dir()}/bad.json`;
+      await writeFile(path, bad);
+      let want = '';
+      try {
+        parseCocoBuffer(new TextEncoder().encode(bad), path);
+      } catch (e) {
+        want = (e as Error).message;
+      }
+      expect(want, bad).not.toBe('');
+      for (const chunkBytes of [1, 3, 1 << 23]) {
+        await expectCode(readCoco(path, { chunkBytes }), 'E_FORMAT');
+        const got = await readCoco(path, { chunkBytes }).then(() => '', (e: Error) => e.message);
+        expect(got, `${bad} in chunks of ${chunkBytes}`).toBe(want);
+      }
+    }
+  });
+
   it('turns LVIS names into prompt words', () => {
     expect(displayName({ name: 'traffic_light' })).toBe('traffic light');
     expect(displayName({ name: 'bow_(weapon)' })).toBe('bow');

@@ -6,8 +6,9 @@
  * error codes of bad inputs.
  */
 import { describe, expect, it } from 'vitest';
+import { MessageChannel } from 'node:worker_threads';
 
-import { compositeBatch, compositeBatchSync, compositeSync, CompositeOutputPool, GenaugError } from '../ts/index.js';
+import { compositeBatch, compositeBatchSync, compositeSync, CompositeOutputPool, compositeMemory, GenaugError } from '../ts/index.js';
 import type { CompositeOptions, CompositeResult, CompositeScene, PasteInstance } from '../ts/index.js';
 import { native } from '../ts/native/load.js';
 import { seededRandom } from '../ts/util/random.js';
@@ -677,5 +678,55 @@ describe('compositor: bad inputs', () => {
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8 }], { isa: 'sse9' as 'auto' }))).toBe('E_RANGE');
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8, masks: [new Uint8Array(64)], out: new Uint8Array(64 * 3) }]))).toBe('E_SHAPE');
     expect(codeOf(() => a.compositeBatchSync([{ image: img.data, width: 8, height: 8, masks: [new Uint8Array(64)], out: new Uint8Array(64 * 3) }], { maskFormat: 'box' }))).toBe('none');
+  });
+});
+
+describe('compositor: recycled output memory (the default)', () => {
+  // A full collection now (vitest gives no --expose-gc; the flag can be turned on at run time).
+  const collect = async (): Promise<void> => {
+    const v8 = await import('node:v8');
+    const vm = await import('node:vm');
+    v8.setFlagsFromString('--expose-gc');
+    (vm.runInNewContext('gc') as () => void)();
+    // Blocks go back on the free list from their finalizers, which run on the event loop.
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  it('reuses the memory of dropped results, never that of results still held, and gives the bytes of fresh memory', async () => {
+    const r = seededRandom(99);
+    const scenes = Array.from({ length: 6 }, (_, i) => randomScene(r, { boxOnly: i === 3 }));
+    const want = compositeBatchSync(scenes, { threads: 1, transferable: true });
+    const kept = compositeBatchSync(scenes, { threads: 2 });
+    const keptCopy = kept.map((k) => ({ image: k.image.slice(), masks: k.instances.map((i) => i.mask.slice()) }));
+    let reused = false;
+    for (let round = 0; round < 4; round++) {
+      await collect();
+      const held = compositeMemory().heldBytes;
+      const got = round % 2 ? await compositeBatch(scenes, { threads: 2 }) : compositeBatchSync(scenes, { threads: 1 });
+      if (held > 0 && compositeMemory().heldBytes < held) reused = true;
+      got.forEach((g, i) => expectSameResult(g, want[i]!, `round ${round} scene ${i}`));
+    }
+    expect(reused).toBe(true);
+    // The results held all along were not written over.
+    kept.forEach((k, i) => {
+      expect(Buffer.compare(k.image, keptCopy[i]!.image)).toBe(0);
+      k.instances.forEach((inst, j) => expect(Buffer.compare(inst.mask, keptCopy[i]!.masks[j]!)).toBe(0));
+      expectSameResult(k, want[i]!, `kept scene ${i}`);
+    });
+    expect(compositeMemory({ release: true }).heldBytes).toBe(0);
+  });
+
+  it('gives transferable results when asked (they move through postMessage) and checks the option', async () => {
+    const r = seededRandom(7);
+    const [res] = compositeBatchSync([randomScene(r)], { transferable: true });
+    const { port1, port2 } = new MessageChannel();
+    const got = new Promise<ArrayBuffer>((resolve) => port2.once('message', (m: ArrayBuffer) => resolve(m)));
+    const buf = res!.image.buffer as ArrayBuffer;
+    const bytes = buf.byteLength;
+    port1.postMessage(buf, [buf]);
+    expect((await got).byteLength).toBe(bytes);
+    expect(buf.byteLength).toBe(0); // moved, not copied
+    port1.close();
+    await expectCode(() => compositeBatchSync([], { transferable: 1 as unknown as boolean }), 'E_TYPE');
   });
 });

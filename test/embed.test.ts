@@ -94,6 +94,30 @@ describe('embedImages', () => {
     expect(Buffer.compare(await readFile(inline), await readFile(out))).toBe(0);
   });
 
+  it('streams rows in order when batches finish out of order (many one-image batches, copies far apart, failures between)', async () => {
+    const dir = join(tmp.dir(), 'stream');
+    const n = 24;
+    for (let i = 0; i < n; i++) await png(join(dir, `i${String(i).padStart(2, '0')}.png`), makeImage(9 + (i % 5) * 7, 11 + (i % 3) * 13, i));
+    // i24 is a copy of i00 (last and first), i12 a copy of i05; two undecodable files in between.
+    await writeFile(join(dir, 'i24.png'), await readFile(join(dir, 'i00.png')));
+    await writeFile(join(dir, 'i12.png'), await readFile(join(dir, 'i05.png')));
+    await writeFile(join(dir, 'i07.png'), 'not a png');
+    await writeFile(join(dir, 'i19.png'), 'not a png either');
+    const pooled = join(tmp.dir(), 'stream-pool.npy');
+    const r = await embedImages({ images: dir, out: pooled, embedder: { kind: 'features' }, batchSize: 1, workers: 2 });
+    expect([r.rows, r.failures]).toEqual([23, 2]);
+    const inline = join(tmp.dir(), 'stream-inline.npy');
+    await embedImages({ images: dir, out: inline, embedder: { kind: 'features' }, batchSize: 5, workers: 0 });
+    expect(Buffer.compare(await readFile(pooled), await readFile(inline))).toBe(0);
+    expect(await readFile(join(tmp.dir(), 'stream-pool.index.jsonl'), 'utf8')).toBe(await readFile(join(tmp.dir(), 'stream-inline.index.jsonl'), 'utf8'));
+    const npy = await readNpy(pooled);
+    const index = await indexOf(join(tmp.dir(), 'stream-pool.index.jsonl'));
+    const rowOf = (file: string) => Array.from((npy.data as Float32Array).subarray((index.find((l) => l.file === file)!.row as number) * 1701, ((index.find((l) => l.file === file)!.row as number) + 1) * 1701));
+    expect(rowOf('i24.png')).toEqual(rowOf('i00.png'));
+    expect(rowOf('i12.png')).toEqual(rowOf('i05.png'));
+    expect((await indexOf(join(tmp.dir(), 'stream-pool.failed.jsonl'))).map((l) => l.file)).toEqual(['i07.png', 'i19.png']);
+  });
+
   it('embeds with a CLIP model as Python preprocessing + the model would, following a manifest with its fields', async () => {
     const model = await writeClipFolder(join(tmp.dir(), 'clip-split'), 'split', W);
     const fx = JSON.parse(await readFile(join(import.meta.dirname, 'fixtures', 'pil-resize.json'), 'utf8')) as {

@@ -587,6 +587,22 @@ describe('NpyStreamWriter', () => {
     expect((await readMatrix(out)).data).toEqual(data);
   });
 
+  it('with atMost, writes the header of the rows appended (the bytes writeNpy gives for them), and still refuses more', async () => {
+    const data = sample('float32', 7 * 3, 9) as Float32Array;
+    for (const [max, rows] of [[10, 7], [1234567, 7], [7, 7], [5, 0]] as const) {
+      const out = fresh(`atmost-${max}-${rows}.npy`);
+      const w = await NpyStreamWriter.create(out, 'float32', max, 3, { atMost: true });
+      if (rows) await w.append(data);
+      await w.close();
+      const ref = fresh(`atmost-ref-${max}-${rows}.npy`);
+      await writeNpy(ref, rows ? data : new Float32Array(0), [rows, 3]);
+      expect(await readFile(out)).toEqual(await readFile(ref));
+    }
+    const w = await NpyStreamWriter.create(fresh('atmost-over.npy'), 'float32', 2, 3, { atMost: true });
+    await expectError(w.append(data), 'E_SHAPE', '7 more rows', 'created for 2');
+    await w.abort();
+  });
+
   it('writes nothing and leaves no temporary file when the row count is short', async () => {
     const sub = join(tmp.dir(), 'stream-short');
     await mkdir(sub);

@@ -58,7 +58,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   // One binding file per core file; each registers its own table.
   for (auto reg : {register_addon, register_similarity, register_npy, register_bnstats, register_metrics, register_mask,
-                   register_rle, register_layout, register_composite})
+                   register_rle, register_layout, register_composite, register_resample})
     reg(env, exports);
   return exports;
 }

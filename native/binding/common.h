@@ -214,5 +214,6 @@ void register_mask(Napi::Env env, Napi::Object exports);
 void register_rle(Napi::Env env, Napi::Object exports);
 void register_layout(Napi::Env env, Napi::Object exports);
 void register_composite(Napi::Env env, Napi::Object exports);
+void register_resample(Napi::Env env, Napi::Object exports);
 
 }  // namespace genaug::binding

@@ -93,22 +93,38 @@ inline void centered_moments(const float* x, int64_t n, double center, double* s
   *mx = m1;
 }
 
+// column_sums, the NHWC pass that brings a block in from memory, reads it row
+// by row (each row's slice of columns is contiguous, so memory is streamed in
+// order and the prefetchers follow), with up to kCols columns of lane
+// accumulators live at once. Per column, the
+// arithmetic is a fixed sequence: float sums over runs of kRun rows, each run
+// flushed into the double accumulator, so the result does not depend on how
+// the columns are grouped.
+constexpr int64_t kCols = 256;
+
 inline void column_sums(const float* x, int64_t rows, int64_t cols, int64_t stride, double* acc) {
-  int64_t c = 0;
-  for (; c + L <= cols; c += L) {
+  const int64_t vcols = cols / L * L;
+  alignas(64) float a[kCols];
+  for (int64_t c0 = 0; c0 < vcols; c0 += kCols) {
+    const int64_t w = std::min(kCols, vcols - c0);
     for (int64_t r0 = 0; r0 < rows; r0 += kRun) {
-      float a[L] = {0};
       const int64_t r1 = std::min(rows, r0 + kRun);
-      for (int64_t r = r0; r < r1; ++r)
-        for (int l = 0; l < L; ++l) a[l] += x[r * stride + c + l];
-      for (int l = 0; l < L; ++l) acc[c + l] += a[l];
+      for (int64_t j = 0; j < w; ++j) a[j] = 0.f;
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* row = x + r * stride + c0;
+        for (int64_t j = 0; j < w; j += L)
+          for (int l = 0; l < L; ++l) a[j + l] += row[j + l];
+      }
+      for (int64_t j = 0; j < w; ++j) acc[c0 + j] += a[j];
     }
   }
-  for (; c < cols; ++c)
+  for (int64_t c = vcols; c < cols; ++c)
     for (int64_t r = 0; r < rows; ++r) acc[c] += static_cast<double>(x[r * stride + c]);
 }
 
-// Per-column moments around per-column centres (rounded to float, as above).
+// Per-column moments around per-column centres (rounded to float, as above);
+// the block is in cache after column_sums, so 16 columns at a time with every
+// accumulator in registers.
 inline void column_moments(const float* x, int64_t rows, int64_t cols, int64_t stride, const double* center, double* s1,
                            double* s2, float* mn, float* mx) {
   int64_t c = 0;

@@ -31,7 +31,7 @@ import { readImage } from '../io/images.js';
 import { checkWithin } from '../io/roots.js';
 import { readCoco, type CocoAnnotation, type CocoCategory, type CocoIndex, type CocoSegmentation } from '../io/coco.js';
 import { indexShards, readShardMember, ShardWriter } from '../io/webdataset.js';
-import { compositeSync, type BlendMode, type CompositeOptions, type PasteInstance } from '../kernels/composite.js';
+import { compositeSync, CompositeOutputPool, type BlendMode, type CompositeOptions, type CompositeResult, type PasteInstance } from '../kernels/composite.js';
 import { decodeRleSync, encodeRleSync, segmentationToRle } from '../kernels/mask.js';
 import { GenaugError, ioError } from '../native/errors.js';
 import { readJournalMap } from '../util/jsonl.js';
@@ -347,7 +347,32 @@ export async function renderItem(task: RenderTask, cache: CropCache): Promise<Re
     }
     const boxes = task.annotations.map((a) => a.bbox as [number, number, number, number]);
     // One scene per call: the pool's workers (or the main thread) are the parallelism.
-    const out = compositeSync({ image: img, ...(boxOnly ? { boxes } : { masks: masks as Uint8Array[] }), instances: pastes }, { ...task.compose, threads: 1 });
+    // Results that leave this thread (raw images, bitmap masks: the loader transfers them) go into transferable memory;
+    // the others are done with when this item is written: their memory goes back to this thread's output pool.
+    const transferable = 'raw' in task.output || task.masks.bitmap === true;
+    const pool = transferable ? undefined : (renderPool ??= new CompositeOutputPool({ maxBytes: 256 * 2 ** 20 }));
+    const out = compositeSync({ image: img, ...(boxOnly ? { boxes } : { masks: masks as Uint8Array[] }), instances: pastes }, { ...task.compose, threads: 1, ...(pool ? { pool } : { transferable }) });
+    try {
+      return await finishItem(task, out, { W, H, boxOnly, pasteIndex, skipped, fallbacks, empty });
+    } finally {
+      pool?.release(out);
+    }
+  } catch (e) {
+    return { ...empty, reason: describe(e) };
+  }
+}
+
+/** The output pool of this thread's renders that stay on it (file outputs). */
+let renderPool: CompositeOutputPool | undefined;
+
+/** Annotations, encode and write of one composited item (its output memory is released by the caller). */
+async function finishItem(
+  task: RenderTask,
+  out: CompositeResult,
+  c: { W: number; H: number; boxOnly: boolean; pasteIndex: number[]; skipped: RenderResult['skipped']; fallbacks: RenderResult['fallbacks']; empty: RenderResult },
+): Promise<RenderResult> {
+  const { W, H, boxOnly, pasteIndex, skipped, fallbacks, empty } = c;
+  {
     const instances: RenderedInstance[] = out.instances.map((inst) => {
       const r: RenderedInstance = {
         source: inst.source,
@@ -380,8 +405,6 @@ export async function renderItem(task: RenderTask, cache: CropCache): Promise<Re
       }
     }
     return result;
-  } catch (e) {
-    return { ...empty, reason: describe(e) };
   }
 }
 

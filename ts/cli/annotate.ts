@@ -34,12 +34,15 @@ export function annotateCommand(global: GlobalOptions): Command {
       const method = o.method ?? (o.samEncoder || o.samDecoder ? 'sam' : o.segmenter ? 'segmenter' : 'corners');
       let sam: SamModel | undefined;
       let segmenter: Segmenter | undefined;
+      // With a worker pool (the default) the models load in the workers, where they run: nothing heavy on the
+      // event loop (annotate checks that they load before the first image). --workers 0 loads them here.
+      const inProcess = o.workers === 0;
       if (method === 'sam') {
         if (!o.samEncoder || !o.samDecoder) throw new GenaugError('E_ARGUMENT', 'SAM needs both --sam-encoder and --sam-decoder');
-        sam = await SamModel.load({ encoder: o.samEncoder, decoder: o.samDecoder, provider: o.provider });
+        if (inProcess) sam = await SamModel.load({ encoder: o.samEncoder, decoder: o.samDecoder, provider: o.provider });
       } else if (method === 'segmenter') {
         if (!o.segmenter) throw new GenaugError('E_ARGUMENT', '--method segmenter needs --segmenter MODEL.onnx');
-        segmenter = await Segmenter.load({ model: o.segmenter, provider: o.provider });
+        if (inProcess) segmenter = await Segmenter.load({ model: o.segmenter, provider: o.provider });
       }
       let bar: Progress | undefined;
       const r = await withStopSignals('genaug annotate', (signal) => annotate({
@@ -48,9 +51,8 @@ export function annotateCommand(global: GlobalOptions): Command {
         out: o.out,
         method,
         tolerance: o.tolerance,
-        // The models were loaded above to check them; the pool's workers load their own copies.
-        ...(sam ? { sam, models: { samEncoder: o.samEncoder, samDecoder: o.samDecoder, provider: o.provider } } : {}),
-        ...(segmenter ? { segmenter, models: { segmenter: o.segmenter, provider: o.provider } } : {}),
+        ...(method === 'sam' ? { ...(sam ? { sam } : {}), models: { samEncoder: o.samEncoder, samDecoder: o.samDecoder, provider: o.provider } } : {}),
+        ...(method === 'segmenter' ? { ...(segmenter ? { segmenter } : {}), models: { segmenter: o.segmenter, provider: o.provider } } : {}),
         ...(o.workers !== undefined ? { workers: o.workers } : {}),
         ...(o.manifest ? { manifest: o.manifest } : {}),
         minFraction: o.minAreaFraction,

@@ -27,7 +27,7 @@ import { readJournalMap, readJsonObjects } from '../util/jsonl.js';
 import { cropToMask, foregroundFromCorners, postProcessMask, type Image, type PostProcessResult } from '../kernels/mask.js';
 import type { SamModel } from '../models/sam.js';
 import type { Segmenter } from '../models/segmenter.js';
-import { GenaugError, ioError } from '../native/errors.js';
+import { GenaugError, ioError, type ErrorCode } from '../native/errors.js';
 import { packageRoot } from '../native/load.js';
 
 
@@ -243,6 +243,15 @@ export async function annotate(o: AnnotateOptions) {
   o.onProgress?.(finished, files.length);
   const opts = { ...o, images: root, out };
   const pool = await openPool(o);
+  if ((o.method === 'sam' || o.method === 'segmenter') && o.models && (pool || (!o.sam && !o.segmenter))) {
+    // The models load where they run (a worker, or this thread without a pool), before the first image: a model
+    // that does not load is one error, not a failure of every image.
+    const answer = pool ? ((await pool.run({ ...poolTask('', '', opts), probe: true })) as ProbeAnswer) : await probeModels(o);
+    if (answer.fatal) {
+      await pool?.destroy();
+      throw new GenaugError(answer.fatal.code, answer.fatal.message, answer.fatal.detail);
+    }
+  }
   const process1 = (f: string): Promise<JournalLine> =>
     pool ? (pool.run(poolTask(f, categories.get(f) as string, opts)) as Promise<JournalLine>) : annotateOne(f, categories.get(f) as string, opts);
   const lanes = Math.max(1, o.concurrency ?? availableParallelism());
@@ -286,6 +295,28 @@ export interface AnnotateTask {
   file: string;
   category: string;
   options: Omit<AnnotateOptions, 'sam' | 'segmenter' | 'onProgress'>;
+  /** Only load the models (in this worker, where they will run) and report whether they load. */
+  probe?: boolean;
+}
+
+/** A probe's answer: null when the models loaded, else the error to throw on the calling thread. */
+export type ProbeAnswer = { probe: true; fatal: { code: ErrorCode; message: string; detail?: Record<string, unknown> } | null };
+
+/**
+ * Loads the models of `o.models` on this thread (cached for the images that
+ * follow). A pool worker runs it first, so a model that does not load is one
+ * typed error before any image, and no model is loaded on the main thread.
+ */
+export async function probeModels(o: Pick<AnnotateOptions, 'method' | 'models'>): Promise<ProbeAnswer> {
+  try {
+    const m = o.models;
+    if (o.method === 'sam' && m?.samEncoder && m.samDecoder) await loadSam(m.samEncoder, m.samDecoder, m.provider);
+    if (o.method === 'segmenter' && m?.segmenter) await loadSegmenter(m.segmenter, m.provider);
+    return { probe: true, fatal: null };
+  } catch (e) {
+    const g = e instanceof GenaugError ? e : new GenaugError('E_INTERNAL', String((e as Error)?.message ?? e));
+    return { probe: true, fatal: { code: g.code, message: g.message, ...(g.detail ? { detail: g.detail } : {}) } };
+  }
 }
 
 function poolTask(file: string, category: string, o: AnnotateOptions): AnnotateTask {

@@ -20,8 +20,11 @@
  *
  * Resume: every finished batch is journaled in E.npy.partial/ (a ChunkJournal
  * keyed by the batch's content), so a killed run started again with the same
- * command embeds only what is missing and writes the same bytes. The rows of
- * the run are held in memory until the end (N × D × 4 bytes).
+ * command embeds only what is missing and writes the same bytes. Rows are
+ * written to E.npy in order as their batches finish (a temporary file, moved
+ * into place at the end), so memory does not grow with the number of images.
+ * With a pool, a CLIP model is loaded only in the workers (the first one tells
+ * this thread the row width): no model load or inference on the event loop.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -32,7 +35,7 @@ import { isMainThread } from 'node:worker_threads';
 
 import { Piscina } from 'piscina';
 
-import { writeFileAtomic } from '../io/atomic.js';
+import { AtomicWriter, writeFileAtomic } from '../io/atomic.js';
 import { readImage, type AlphaBackground, type ReadImageOptions } from '../io/images.js';
 import { ChunkJournal } from '../io/journal.js';
 import { checkWithin, manifestImage } from '../io/roots.js';
@@ -42,7 +45,7 @@ import { ClipModel } from '../models/clip.js';
 import { clipPreprocess } from '../models/clip-preprocess.js';
 import { FeatureEmbedder } from '../models/features.js';
 import type { Provider } from '../models/onnx.js';
-import { GenaugError } from '../native/errors.js';
+import { GenaugError, type ErrorCode } from '../native/errors.js';
 import { readJsonObjects } from '../util/jsonl.js';
 import { mixSeed, seededRandom } from '../util/random.js';
 import { readCoco, type CocoAnnotation, type CocoCategory, type CocoImage } from '../io/coco.js';
@@ -119,7 +122,8 @@ export interface EmbedRunResult {
 // One batch (runs in a pool worker or in-process)
 
 export interface BatchTask {
-  kind: 'images' | 'texts' | 'instances';
+  /** 'probe': load the embedder and answer its row width (no items). */
+  kind: 'images' | 'texts' | 'instances' | 'probe';
   spec: EmbedderSpec;
   /** Absolute image paths (kind 'images'). */
   files?: string[];
@@ -141,6 +145,8 @@ export interface BatchResult {
   /** Per item (image, or instance): null when it has a row, else the reason it failed. */
   errors: Array<string | null>;
   timings: { decode: number; preprocess: number; infer: number };
+  /** A probe whose embedder could not be loaded: the error, to be thrown again on the calling thread. */
+  fatal?: { code: ErrorCode; message: string; detail?: Record<string, unknown> };
 }
 
 const embedders = new Map<string, Promise<ClipModel | FeatureEmbedder>>();
@@ -182,6 +188,15 @@ function reasonOf(e: unknown): string {
 /** Decodes, preprocesses and embeds one batch; a bad image is recorded, not thrown. */
 export async function embedBatch(task: BatchTask): Promise<BatchResult> {
   const timings = { decode: 0, preprocess: 0, infer: 0 };
+  if (task.kind === 'probe') {
+    try {
+      const m = await loadEmbedder(task.spec, task.batchSize, 'image');
+      return { dim: m.dim, rows: new Float32Array(0), errors: [], timings };
+    } catch (e) {
+      const g = e instanceof GenaugError ? e : new GenaugError('E_INTERNAL', String((e as Error)?.message ?? e));
+      return { dim: 0, rows: new Float32Array(0), errors: [], timings, fatal: { code: g.code, message: g.message, ...(g.detail ? { detail: g.detail } : {}) } };
+    }
+  }
   if (task.kind === 'texts') {
     const m = (await loadEmbedder(task.spec, task.batchSize, 'text')) as ClipModel;
     const t0 = performance.now();
@@ -503,35 +518,76 @@ interface EmbedPlan<U extends Unit> {
 
 interface Embedded {
   dim: number;
-  rowOf: Map<string, Float32Array>;
-  failOf: Map<string, string>;
   cached: number;
   resumedBatches: number;
   timings: { decode: number; preprocess: number; infer: number };
+  rows: number;
+  failures: number;
+  index: string;
+  failed: string;
+}
+
+/** The width of the embedder's rows, learnt where the inference will run (a pool worker loads the model, not this thread). */
+async function embedderDim(spec: EmbedderSpec, batchSize: number, pool: Piscina | undefined): Promise<number> {
+  if (spec.kind === 'features') return new FeatureEmbedder().dim;
+  if (!pool) return (await loadEmbedder(spec, batchSize, 'image')).dim;
+  const r = (await pool.run({ kind: 'probe', spec, batchSize } satisfies BatchTask)) as BatchResult;
+  if (r.fatal) throw new GenaugError(r.fatal.code, r.fatal.message, r.fatal.detail);
+  return r.dim;
 }
 
 /**
  * The engine of every image embedding run: rows by content key, from the
  * cache, from the journal of an interrupted run, or computed in the pool (a
- * piscina worker per lane, or in-process), each finished batch journaled.
+ * piscina worker per lane, or in-process), each finished batch journaled; and
+ * E.npy (+ E.index.jsonl) written in unit order as the rows come, so memory
+ * stays flat in the number of units: a finished batch waits only until the
+ * batches before it are written (lanes run at most a few batches ahead), and a
+ * row is kept beyond that only while a later unit (an identical file) still
+ * needs it. E.failed.jsonl is written at the end.
  */
-async function embedUnits<U extends Unit>(units: U[], p: EmbedPlan<U>): Promise<Embedded> {
-  const dim = p.spec.kind === 'features' ? new FeatureEmbedder().dim : (await loadEmbedder(p.spec, p.batchSize, 'image')).dim;
+async function embedAndWrite<U extends Unit>(
+  units: U[],
+  p: EmbedPlan<U>,
+  out: string,
+  line: (u: U, row: number) => Record<string, unknown>,
+  failed: (u: U, reason: string) => Record<string, unknown>,
+): Promise<Embedded> {
   const usePool = p.workers > 0 && existsSync(workerFile());
-  // The workers load their own copies: the main thread's was only to check the model and learn its width.
-  if (p.spec.kind === 'clip' && usePool) await releaseEmbedder(p.spec, p.batchSize, 'image');
+  // CLIP models load in a pool worker (which keeps its copy for the batches): never on this thread when there is a pool.
+  let pool = usePool && p.spec.kind === 'clip' ? openPool(p.workers) : undefined;
+  try {
+    return await embedWithPool(units, p, out, line, failed, usePool, () => (pool ??= openPool(p.workers)), await embedderDim(p.spec, p.batchSize, pool));
+  } finally {
+    await pool?.destroy();
+  }
+}
+
+async function embedWithPool<U extends Unit>(
+  units: U[],
+  p: EmbedPlan<U>,
+  out: string,
+  line: (u: U, row: number) => Record<string, unknown>,
+  failed: (u: U, reason: string) => Record<string, unknown>,
+  usePool: boolean,
+  getPool: () => Piscina | undefined,
+  dim: number,
+): Promise<Embedded> {
   const cache = p.cache ? await RowCache.open(resolve(p.cache), p.identity, dim) : undefined;
-  const rowOf = new Map<string, Float32Array>();
-  const failOf = new Map<string, string>();
   let cached = 0;
   const todo: U[] = [];
   const queued = new Set<string>();
+  const counted = new Set<string>();
+  // How many units still need each key's row (identical files share one).
+  const uses = new Map<string, number>();
+  let maxRows = 0;
   for (const u of units) {
     if (!u.key || u.error) continue;
-    const hit = cache?.get(u.key);
-    if (hit) {
-      if (!rowOf.has(u.key)) cached++;
-      rowOf.set(u.key, hit);
+    maxRows++;
+    uses.set(u.key, (uses.get(u.key) ?? 0) + 1);
+    if (cache?.get(u.key)) {
+      if (!counted.has(u.key)) cached++;
+      counted.add(u.key);
     } else if (!queued.has(u.key)) {
       queued.add(u.key);
       todo.push(u);
@@ -540,10 +596,27 @@ async function embedUnits<U extends Unit>(units: U[], p: EmbedPlan<U>): Promise<
   const journal = await ChunkJournal.open(p.partial, { inputs: [], params: { embedder: p.identity, dim, batchSize: p.batchSize, ...p.params } }, p.onNote);
   const batches = p.batches(todo);
   const keyOf = (b: U[]): string => 'b' + createHash('sha256').update(b.map((u) => u.key).join(',')).digest('hex').slice(0, 32);
+  const batchOf = new Map<string, number>();
+  batches.forEach((b, i) => b.forEach((u) => batchOf.set(u.key as string, i)));
   const timings = { decode: 0, preprocess: 0, infer: 0 };
   const total = units.length;
   let done = units.length - todo.length;
   let resumedBatches = 0;
+  const journaled = new Set<number>();
+  const pending: number[] = [];
+  batches.forEach((b, i) => {
+    if (journal.has(keyOf(b))) {
+      journaled.add(i);
+      resumedBatches++;
+      done += b.length;
+    } else pending.push(i);
+  });
+  p.onProgress?.(done, total);
+
+  // Rows of finished batches not yet written (and of keys a later unit still needs), failures by key.
+  const rowByKey = new Map<string, Float32Array>();
+  const failOf = new Map<string, string>();
+  const complete = new Set<number>();
   const take = async (b: U[], r: BatchResult): Promise<void> => {
     let k = 0;
     const fresh: Array<[string, Float32Array]> = [];
@@ -552,7 +625,7 @@ async function embedUnits<U extends Unit>(units: U[], p: EmbedPlan<U>): Promise<
       if (err === null || err === undefined) {
         const row = r.rows.slice(k * dim, (k + 1) * dim);
         k++;
-        rowOf.set(u.key as string, row);
+        rowByKey.set(u.key as string, row);
         fresh.push([u.key as string, row]);
       } else failOf.set(u.key as string, err);
     });
@@ -561,89 +634,131 @@ async function embedUnits<U extends Unit>(units: U[], p: EmbedPlan<U>): Promise<
     timings.infer += r.timings.infer;
     if (cache) await cache.add(fresh);
   };
-  const pending: U[][] = [];
-  for (const b of batches) {
-    const key = keyOf(b);
-    if (journal.has(key)) {
-      await take(b, await readChunk(journal, key));
-      resumedBatches++;
-      done += b.length;
-    } else pending.push(b);
-  }
-  p.onProgress?.(done, total);
 
-  const pool = pending.length > 0 ? openPool(p.workers) : undefined;
+  const paths = siblings(out);
+  const writer = await NpyStreamWriter.create(out, 'float32', maxRows, dim, { atMost: true });
+  const indexOut = await AtomicWriter.open(paths.index).catch(async (e: unknown) => {
+    await writer.abort();
+    throw e;
+  });
+  const failedLines: string[] = [];
+  const enc = new TextEncoder();
+  const blockRows = 256;
+  const block = new Float32Array(blockRows * dim);
+  let inBlock = 0;
+  let indexText = '';
+  let rowsWritten = 0;
+  let cursor = 0;
+  const flush = async (): Promise<void> => {
+    if (inBlock > 0) await writer.append(block.slice(0, inBlock * dim));
+    inBlock = 0;
+    if (indexText) await indexOut.write(enc.encode(indexText));
+    indexText = '';
+  };
+  const use = (key: string): void => {
+    const left = (uses.get(key) ?? 1) - 1;
+    uses.set(key, left);
+    if (left <= 0) {
+      rowByKey.delete(key);
+      uses.delete(key);
+    }
+  };
+  // Writes every unit whose row (or failure) is known, in order; one caller at a time.
+  const advance = async (): Promise<void> => {
+    while (cursor < units.length) {
+      const u = units[cursor] as U;
+      if (u.error || !u.key) {
+        if (u.error !== undefined) failedLines.push(JSON.stringify(failed(u, u.error)));
+        cursor++;
+        continue;
+      }
+      let row = cache?.get(u.key);
+      if (!row) {
+        const b = batchOf.get(u.key) as number;
+        if (!complete.has(b)) {
+          if (!journaled.has(b)) break;
+          const bu = batches[b] as U[];
+          await take(bu, await readChunk(journal, keyOf(bu)));
+          complete.add(b);
+        }
+        row = rowByKey.get(u.key);
+      }
+      if (row) {
+        block.set(row, inBlock * dim);
+        indexText += JSON.stringify(line(u, rowsWritten)) + '\n';
+        rowsWritten++;
+        if (++inBlock === blockRows) await flush();
+      } else {
+        failedLines.push(JSON.stringify(failed(u, failOf.get(u.key) ?? '[E_INTERNAL] no row and no reason')));
+      }
+      use(u.key);
+      cursor++;
+    }
+  };
+  let writing: Promise<void> = Promise.resolve();
+  const write = (): Promise<void> => (writing = writing.then(advance));
+
+  const lanes = Math.max(1, Math.min(usePool ? p.workers : 1, pending.length));
+  const pool = pending.length > 0 && usePool ? getPool() : undefined;
   const run = runner(pool);
   let failure: { error: unknown } | undefined;
+  // Lanes take pending batches in order, at most `ahead` past the lowest unfinished one.
+  const ahead = 2 * lanes + 1;
+  const finished = new Array<boolean>(pending.length).fill(false);
+  let lowest = 0;
+  let wake: Array<() => void> = [];
+  const notify = (): void => {
+    while (lowest < pending.length && finished[lowest]) lowest++;
+    const w = wake;
+    wake = [];
+    for (const f of w) f();
+  };
   let next = 0;
   const lane = async (): Promise<void> => {
     for (let i = next++; !failure && i < pending.length; i = next++) {
+      while (!failure && i >= lowest + ahead) await new Promise<void>((r) => wake.push(r));
+      if (failure) break;
       if (p.signal?.aborted) {
         failure ??= { error: new GenaugError('E_ABORTED', `embed was stopped after ${done} of ${total} items (finished batches are journaled in ${p.partial}); run it again to resume`) };
         break;
       }
-      const b = pending[i] as U[];
+      const bi = pending[i] as number;
+      const b = batches[bi] as U[];
       try {
         const r = await run(p.task(b));
         if (r.dim !== dim) throw new GenaugError('E_INTERNAL', `a worker's embedder gave ${r.dim}-wide rows, expected ${dim}`);
         if (r.errors.length !== b.length) throw new GenaugError('E_INTERNAL', `a worker answered ${r.errors.length} items for a batch of ${b.length}`);
         await journal.put(keyOf(b), encodeChunk(r));
         await take(b, r);
+        complete.add(bi);
         done += b.length;
         p.onProgress?.(done, total);
+        await write();
       } catch (error) {
         failure ??= { error };
+      } finally {
+        finished[i] = true;
+        notify();
       }
     }
+    notify();
   };
   try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(pool ? p.workers : 1, pending.length)) }, lane));
-  } finally {
-    await pool?.destroy();
-  }
-  if (failure) throw failure.error;
-  await journal.remove();
-  return { dim, rowOf, failOf, cached, resumedBatches, timings };
-}
-
-/** Writes E.npy (rows streamed in unit order), E.index.jsonl and E.failed.jsonl; returns the counts. */
-async function writeEmbedded<U extends Unit>(
-  out: string,
-  units: U[],
-  e: Embedded,
-  line: (u: U, row: number) => Record<string, unknown>,
-  failed: (u: U, reason: string) => Record<string, unknown>,
-): Promise<{ rows: number; failures: number; index: string; failed: string }> {
-  const paths = siblings(out);
-  const ok = units.filter((u) => u.key && !u.error && e.rowOf.has(u.key));
-  const writer = await NpyStreamWriter.create(out, 'float32', ok.length, e.dim);
-  const indexLines: string[] = [];
-  try {
-    const block = new Float32Array(Math.min(ok.length, 1024) * e.dim);
-    let inBlock = 0;
-    for (const u of ok) {
-      block.set(e.rowOf.get(u.key as string) as Float32Array, inBlock * e.dim);
-      indexLines.push(JSON.stringify(line(u, indexLines.length)));
-      if (++inBlock * e.dim === block.length) {
-        await writer.append(block.slice());
-        inBlock = 0;
-      }
-    }
-    if (inBlock > 0) await writer.append(block.slice(0, inBlock * e.dim));
+    await Promise.all(Array.from({ length: lanes }, lane));
+    if (failure) throw failure.error;
+    await write();
+    if (cursor !== units.length) throw new GenaugError('E_INTERNAL', `embedding stopped at unit ${cursor} of ${units.length}`);
+    await flush();
     await writer.close();
-  } catch (err) {
-    await writer.abort();
-    throw err;
+    await indexOut.commit();
+  } catch (e) {
+    await writer.abort().catch(() => undefined);
+    await indexOut.abort().catch(() => undefined);
+    throw e;
   }
-  const failedLines: string[] = [];
-  for (const u of units) {
-    const reason = u.error ?? (u.key && !e.rowOf.has(u.key) ? e.failOf.get(u.key) : undefined);
-    if (reason !== undefined) failedLines.push(JSON.stringify(failed(u, reason)));
-  }
-  const enc = (lines: string[]) => new TextEncoder().encode(lines.join('\n') + (lines.length ? '\n' : ''));
-  await writeFileAtomic(paths.index, enc(indexLines));
-  await writeFileAtomic(paths.failed, enc(failedLines));
-  return { rows: ok.length, failures: failedLines.length, index: paths.index, failed: paths.failed };
+  await writeFileAtomic(paths.failed, enc.encode(failedLines.join('\n') + (failedLines.length ? '\n' : '')));
+  await journal.remove();
+  return { dim, cached, resumedBatches, timings, rows: rowsWritten, failures: failedLines.length, index: paths.index, failed: paths.failed };
 }
 
 /** Embeds a folder or manifest of images into E.npy + E.index.jsonl (+ E.failed.jsonl). */
@@ -672,7 +787,7 @@ export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult
 
   // 3. Rows by content, from the cache, the journal or the pool.
   const ident = await embedderIdentity(spec, background);
-  const e = await embedUnits(units, {
+  const e = await embedAndWrite(units, {
     spec,
     identity: ident.key,
     batchSize,
@@ -685,17 +800,12 @@ export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult
     onProgress: o.onProgress,
     onNote: o.onNote,
     signal: o.signal,
-  });
-
-  // 4. Outputs in item order.
-  const w = await writeEmbedded(
-    out,
-    units,
-    e,
-    (it, row) => ({ file: it.file, sha256: it.sha256, row, ...it.fields }),
-    (it, reason) => ({ file: it.file, ...(it.sha256 ? { sha256: it.sha256 } : {}), reason, ...it.fields }),
-  );
-  return { out, index: w.index, failed: w.failed, rows: w.rows, dim: e.dim, images: items.length, failures: w.failures, cached: e.cached, resumedBatches: e.resumedBatches, timings: e.timings, name: ident.name };
+  },
+  // 4. Outputs in item order, written as the rows come.
+  out,
+  (it, row) => ({ file: it.file, sha256: it.sha256, row, ...it.fields }),
+  (it, reason) => ({ file: it.file, ...(it.sha256 ? { sha256: it.sha256 } : {}), reason, ...it.fields }));
+  return { out, index: e.index, failed: e.failed, rows: e.rows, dim: e.dim, images: items.length, failures: e.failures, cached: e.cached, resumedBatches: e.resumedBatches, timings: e.timings, name: ident.name };
 }
 
 async function hashItems(items: Array<{ abs: string; sha256?: string; error?: string }>, root: string): Promise<void> {
@@ -834,7 +944,17 @@ export async function embedInstances(o: EmbedInstancesOptions): Promise<EmbedRun
   // 4. Rows: an image's instances stay in one batch, so each image is decoded once.
   const ident = await embedderIdentity(spec, 'none');
   const viewKey = view.mode === 'crop' ? `crop-p${view.padding}-b${view.blur}` : 'masked';
-  const e = await embedUnits(units, {
+  const fields = (u: InstanceUnit) => ({
+    file: u.image.file_name,
+    annotation: u.annotation.id,
+    category: u.category,
+    label: u.label,
+    bbox: u.annotation.bbox,
+    area: u.annotation.area,
+    width: u.image.width,
+    height: u.image.height,
+  });
+  const w = await embedAndWrite(units, {
     spec,
     identity: `${ident.key}-instances-${viewKey}`,
     batchSize,
@@ -869,20 +989,10 @@ export async function embedInstances(o: EmbedInstancesOptions): Promise<EmbedRun
     onProgress: o.onProgress,
     onNote: o.onNote,
     signal: o.signal,
-  });
-
-  // 5. Outputs in instance order.
-  const fields = (u: InstanceUnit) => ({
-    file: u.image.file_name,
-    annotation: u.annotation.id,
-    category: u.category,
-    label: u.label,
-    bbox: u.annotation.bbox,
-    area: u.annotation.area,
-    width: u.image.width,
-    height: u.image.height,
-  });
-  const w = await writeEmbedded(out, units, e, (u, row) => ({ ...fields(u), row }), (u, reason) => ({ ...fields(u), reason }));
+  },
+  // 5. Outputs in instance order, written as the rows come.
+  out, (u, row) => ({ ...fields(u), row }), (u, reason) => ({ ...fields(u), reason }));
+  const e = w;
   const first = coco.problems[0];
   return {
     out,

@@ -202,6 +202,30 @@ export class AtomicWriter {
     return p;
   }
 
+  /**
+   * Overwrites bytes already written (or reserved), e.g. a header whose final
+   * form is known only at the end; the range must lie inside what was written.
+   */
+  async writeAt(chunk: Uint8Array, position: number): Promise<void> {
+    const fh = this.fh;
+    if (!fh) throw new GenaugError('E_IO', `${this.path}: write after commit() or abort()`, { path: this.path });
+    if (this.failure) throw this.failure;
+    if (!Number.isSafeInteger(position) || position < 0 || position + chunk.byteLength > this.offset) {
+      throw new GenaugError('E_RANGE', `${this.path}: writeAt(${chunk.byteLength} bytes at ${position}) is outside the ${this.offset} bytes written`, { path: this.path });
+    }
+    const p = writeAllAt(fh, chunk, position).catch((e: unknown) => {
+      this.failure ??= ioError(this.path, this.path, `write ${chunk.byteLength} bytes at offset ${position} of ${this.tempPath}`, e);
+      throw this.failure;
+    });
+    const settled = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.pending.add(settled);
+    void settled.then(() => this.pending.delete(settled));
+    return p;
+  }
+
   /** Flushes everything, renames the temporary file to `path`. Removes it and throws E_IO on failure. */
   async commit(): Promise<void> {
     const fh = this.fh;

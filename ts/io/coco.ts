@@ -13,7 +13,10 @@
  */
 
 import { GenaugError } from '../native/errors.js';
-import { AtomicWriter, readWholeFile } from './atomic.js';
+import { readSync } from 'node:fs';
+
+import { ioError } from '../native/errors.js';
+import { AtomicWriter, openForReading } from './atomic.js';
 
 export interface CocoImage {
   id: number;
@@ -234,30 +237,102 @@ export function parseCoco(input: string | unknown, source = '<coco>', options: R
 }
 
 /**
- * Parses COCO JSON held in a buffer without making one string of it: V8 caps
- * a string at about 512 MiB, and LVIS v1 train is 1.1 GB. The top-level
- * object is scanned byte by byte; each element of the big arrays is parsed on
- * its own. Malformed JSON gives E_FORMAT with the byte offset.
+ * Bytes of JSON text seen through a window: buf[0, len) are the bytes from
+ * offset `base` of the input; more(keep) drops buf[0, keep), appends the next
+ * bytes (growing buf when a single value needs it) and sets eof at the end.
  */
-export function parseCocoBuffer(buf: Uint8Array, source = '<coco>', options: ReadCocoOptions = {}): CocoIndex {
+interface ByteWindow {
+  buf: Uint8Array;
+  len: number;
+  base: number;
+  eof: boolean;
+  more(keep: number): void;
+}
+
+/** A window over a file, read with positional reads of `chunk` bytes: memory is the window, not the file. */
+function fileWindow(fd: number, size: number, start: number, chunk: number, source: string): ByteWindow {
+  const w: ByteWindow = {
+    buf: Buffer.allocUnsafe(Math.min(Math.max(size - start, 1), chunk)),
+    len: 0,
+    base: start,
+    eof: false,
+    more(keep: number) {
+      this.buf.copyWithin(0, keep, this.len);
+      this.len -= keep;
+      this.base += keep;
+      const want = Math.min(chunk, size - (this.base + this.len));
+      if (want <= 0) {
+        this.eof = true;
+        return;
+      }
+      if (this.len + want > this.buf.length) {
+        const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + want));
+        grown.set(this.buf.subarray(0, this.len));
+        this.buf = grown;
+      }
+      let got = 0;
+      while (got < want) {
+        let n: number;
+        try {
+          n = readSync(fd, this.buf, this.len + got, want - got, this.base + this.len + got);
+        } catch (e) {
+          throw ioError(source, source, `read ${want - got} bytes at offset ${this.base + this.len + got}`, e);
+        }
+        if (n === 0) throw new GenaugError('E_FORMAT', `${source} got shorter while it was read (${this.base + this.len + got} of ${size} bytes)`, { path: source });
+        got += n;
+      }
+      this.len += got;
+      if (this.base + this.len >= size) this.eof = true;
+    },
+  };
+  w.more(0);
+  return w;
+}
+
+/**
+ * The top-level object of COCO JSON, with each element of the big arrays
+ * (images, annotations, categories) parsed on its own from the window: no
+ * string of the whole text (V8 caps a string at about 512 MiB, and LVIS v1
+ * train is 1.1 GB), and with a file window no buffer of the whole file either.
+ * Malformed JSON gives E_FORMAT with the byte offset.
+ */
+function scanCoco(w: ByteWindow, source: string): Record<string, unknown> {
   const bad = (at: number, what: string) =>
-    new GenaugError('E_FORMAT', `${source} is not valid JSON: ${what} at byte ${at}`, { path: source, offset: at });
+    new GenaugError('E_FORMAT', `${source} is not valid JSON: ${what} at byte ${w.base + at}`, { path: source, offset: w.base + at });
   const ws = (c: number | undefined) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
   let i = 0;
   const skipWs = () => {
-    while (i < buf.length && ws(buf[i])) i++;
+    for (;;) {
+      while (i < w.len && ws(w.buf[i])) i++;
+      if (i < w.len || w.eof) return;
+      w.more(i);
+      i = 0;
+    }
   };
-  // End (exclusive) of the JSON value starting at i.
+  // The byte at i (after whitespace), undefined at the end of the input.
+  const peek = (): number | undefined => {
+    skipWs();
+    return i < w.len ? w.buf[i] : undefined;
+  };
+  // End (exclusive) of the JSON value starting at `start`, or -1 when the window ends first (and more input follows).
   const valueEnd = (start: number): number => {
+    const buf = w.buf;
+    const len = w.len;
     let j = start;
     let depth = 0;
     do {
+      if (j >= len) {
+        if (!w.eof) return -1;
+        throw bad(j, 'unexpected end of input');
+      }
       const c = buf[j];
-      if (c === undefined) throw bad(j, 'unexpected end of input');
       if (c === 0x22) {
         j++;
-        while (j < buf.length && buf[j] !== 0x22) j += buf[j] === 0x5c ? 2 : 1;
-        if (j >= buf.length) throw bad(start, 'unterminated string');
+        while (j < len && buf[j] !== 0x22) j += buf[j] === 0x5c ? 2 : 1;
+        if (j >= len) {
+          if (!w.eof) return -1;
+          throw bad(start, 'unterminated string');
+        }
         j++;
       } else if (c === 0x7b || c === 0x5b) {
         depth++;
@@ -269,50 +344,52 @@ export function parseCocoBuffer(buf: Uint8Array, source = '<coco>', options: Rea
       } else if (depth === 0 && (c === 0x2c || ws(c))) {
         break;
       } else j++;
-    } while (depth > 0 || (j < buf.length && buf[j] !== 0x2c && buf[j] !== 0x3a && buf[j] !== 0x7d && buf[j] !== 0x5d && !ws(buf[j])));
+      // A scalar that reaches the window's end may go on in the next bytes.
+      if (depth === 0 && j >= len && !w.eof) return -1;
+    } while (depth > 0 || (j < len && buf[j] !== 0x2c && buf[j] !== 0x3a && buf[j] !== 0x7d && buf[j] !== 0x5d && !ws(buf[j])));
     return j;
   };
   const decoder = new TextDecoder('utf-8', { fatal: true });
-  const parse = (s: number, e: number): unknown => {
-    try {
-      return JSON.parse(decoder.decode(buf.subarray(s, e)));
-    } catch (err) {
-      throw bad(s, (err as Error).message);
+  // The value at i, parsed; i moves past it.
+  const value = (): unknown => {
+    skipWs();
+    for (;;) {
+      const e = valueEnd(i);
+      if (e >= 0) {
+        const s = i;
+        i = e;
+        try {
+          return JSON.parse(decoder.decode(w.buf.subarray(s, e)));
+        } catch (err) {
+          throw bad(s, (err as Error).message);
+        }
+      }
+      w.more(i);
+      i = 0;
     }
   };
   const BIG = new Set(['images', 'annotations', 'categories']);
   // No prototype: a top-level "__proto__" key is stored like any other key, not made the object's prototype.
   const raw = Object.create(null) as Record<string, unknown>;
-  skipWs();
-  if (buf[i] !== 0x7b) throw formatError(source, 'the top level', 'must be an object with images, annotations and categories');
+  if (peek() !== 0x7b) throw formatError(source, 'the top level', 'must be an object with images, annotations and categories');
   i++;
-  skipWs();
-  if (buf[i] === 0x7d) i++;
+  if (peek() === 0x7d) i++;
   else {
     for (;;) {
-      skipWs();
-      if (buf[i] !== 0x22) throw bad(i, 'expected a key');
-      const keyEnd = valueEnd(i);
-      const key = parse(i, keyEnd) as string;
-      i = keyEnd;
-      skipWs();
-      if (buf[i] !== 0x3a) throw bad(i, 'expected ":"');
+      if (peek() !== 0x22) throw bad(i, 'expected a key');
+      const key = value() as string;
+      if (peek() !== 0x3a) throw bad(i, 'expected ":"');
       i++;
-      skipWs();
-      if (BIG.has(key) && buf[i] === 0x5b) {
+      if (BIG.has(key) && peek() === 0x5b) {
         const items: unknown[] = [];
         i++;
-        skipWs();
-        if (buf[i] === 0x5d) i++;
+        if (peek() === 0x5d) i++;
         else {
           for (;;) {
-            skipWs();
-            const e = valueEnd(i);
-            items.push(parse(i, e));
-            i = e;
-            skipWs();
-            if (buf[i] === 0x2c) i++;
-            else if (buf[i] === 0x5d) {
+            items.push(value());
+            const c = peek();
+            if (c === 0x2c) i++;
+            else if (c === 0x5d) {
               i++;
               break;
             } else throw bad(i, `expected "," or "]" in "${key}"`);
@@ -320,21 +397,27 @@ export function parseCocoBuffer(buf: Uint8Array, source = '<coco>', options: Rea
         }
         raw[key] = items;
       } else {
-        const e = valueEnd(i);
-        raw[key] = parse(i, e);
-        i = e;
+        raw[key] = value();
       }
-      skipWs();
-      if (buf[i] === 0x2c) i++;
-      else if (buf[i] === 0x7d) {
+      const c = peek();
+      if (c === 0x2c) i++;
+      else if (c === 0x7d) {
         i++;
         break;
       } else throw bad(i, 'expected "," or "}" after a top-level value');
     }
   }
-  skipWs();
-  if (i !== buf.length) throw bad(i, 'trailing data after the top-level object');
-  return parseCoco(raw, source, options);
+  if (peek() !== undefined) throw bad(i, 'trailing data after the top-level object');
+  return raw;
+}
+
+/**
+ * Parses COCO JSON held in a buffer without making one string of it (see
+ * scanCoco); readCoco streams a file through the same scanner.
+ */
+export function parseCocoBuffer(buf: Uint8Array, source = '<coco>', options: ReadCocoOptions = {}): CocoIndex {
+  const w: ByteWindow = { buf, len: buf.length, base: 0, eof: true, more: () => undefined };
+  return parseCoco(scanCoco(w, source), source, options);
 }
 
 /**
@@ -379,21 +462,28 @@ function rleCountsProblem(counts: string | number[], pixels: number): string | u
   return sum === pixels ? undefined : `add up to ${sum} pixels, not height x width = ${pixels}`;
 }
 
-/** Reads and checks a COCO/LVIS annotation file (files over 512 MiB, such as LVIS train, included). */
-export async function readCoco(path: string, options: ReadCocoOptions = {}): Promise<CocoIndex> {
+/**
+ * Reads and checks a COCO/LVIS annotation file (files over 512 MiB, such as
+ * LVIS train, included), streaming: the text goes through a window of
+ * `chunkBytes` (default 8 MiB), so the memory it takes is the parsed dataset,
+ * not the file as well.
+ */
+export async function readCoco(path: string, options: ReadCocoOptions & { chunkBytes?: number } = {}): Promise<CocoIndex> {
   const maxBytes = options.maxBytes ?? 4 * 2 ** 30 - 1;
-  let buf: Buffer;
+  // Only a regular file: /dev/zero or a FIFO named as the COCO file is E_IO, not an endless read.
+  const { fh, size } = await openForReading(path, path);
   try {
-    // Only a regular file: /dev/zero or a FIFO named as the COCO file is E_IO, not an endless read.
-    buf = await readWholeFile(path, path, maxBytes);
-  } catch (e) {
-    if (e instanceof GenaugError && e.code === 'E_LIMIT') {
-      throw new GenaugError('E_LIMIT', `${path} is over the ${maxBytes}-byte limit for one COCO file; split it by images`, { path });
-    }
-    throw e;
+    if (size > maxBytes) throw new GenaugError('E_LIMIT', `${path} is over the ${maxBytes}-byte limit for one COCO file; split it by images`, { path });
+    const chunk = options.chunkBytes ?? 1 << 23;
+    if (!Number.isSafeInteger(chunk) || chunk < 1) throw new GenaugError('E_RANGE', `chunkBytes must be a positive integer, got ${String(chunk)}`);
+    // A UTF-8 byte-order mark (some editors write one) is not part of the JSON.
+    const head = Buffer.alloc(3);
+    if (size >= 3) readSync(fh.fd, head, 0, 3, 0);
+    const start = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
+    return parseCoco(scanCoco(fileWindow(fh.fd, size, start, chunk, path), path), path, options);
+  } finally {
+    await fh.close().catch(() => undefined);
   }
-  // A UTF-8 byte-order mark (some editors write one) is not part of the JSON.
-  return parseCocoBuffer(buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? buf.subarray(3) : buf, path, options);
 }
 
 /**

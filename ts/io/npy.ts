@@ -651,16 +651,23 @@ export class NpyStreamWriter {
   readonly dim: number;
   private writer: AtomicWriter;
   private written = 0;
+  private readonly atMost: boolean;
 
-  private constructor(path: string, dtype: NpyDtype, rows: number, dim: number, writer: AtomicWriter) {
+  private constructor(path: string, dtype: NpyDtype, rows: number, dim: number, writer: AtomicWriter, atMost: boolean) {
     this.path = path;
     this.dtype = dtype;
     this.rows = rows;
     this.dim = dim;
     this.writer = writer;
+    this.atMost = atMost;
   }
 
-  static async create(path: string, dtype: NpyDtype, rows: number, dim: number): Promise<NpyStreamWriter> {
+  /**
+   * Opens the file for `rows` rows of `dim`. With `atMost`, `rows` is an upper
+   * bound: close() writes the header with the number of rows appended (numpy's
+   * header leaves room for the first axis to grow, so its length does not change).
+   */
+  static async create(path: string, dtype: NpyDtype, rows: number, dim: number, options: { atMost?: boolean } = {}): Promise<NpyStreamWriter> {
     requireLittleEndianHost('.npy');
     if (!isNpyDtype(dtype)) throw new GenaugError('E_DTYPE', `${path}: dtype '${String(dtype)}' is not one of ${NPY_DTYPES.join(', ')}`);
     checkInt(rows, 'rows', 0);
@@ -673,7 +680,7 @@ export class NpyStreamWriter {
       await writer.abort();
       throw e;
     }
-    return new NpyStreamWriter(path, dtype, rows, dim, writer);
+    return new NpyStreamWriter(path, dtype, rows, dim, writer, options.atMost === true);
   }
 
   /** Rows appended so far. */
@@ -710,7 +717,16 @@ export class NpyStreamWriter {
   /** Checks that all rows were appended, then moves the file into place. On a short count the file is discarded. */
   async close(): Promise<void> {
     if (!this.writer.isOpen) throw new GenaugError('E_IO', `${this.path}: close() after close() or abort()`, { path: this.path });
-    if (this.written !== this.rows) {
+    if (this.atMost && this.written !== this.rows) {
+      const header = npyHeader(this.dtype, [this.written, this.dim]);
+      if (header.length !== npyHeader(this.dtype, [this.rows, this.dim]).length) throw new GenaugError('E_INTERNAL', `${this.path}: the header changed length`);
+      try {
+        await this.writer.writeAt(header, 0);
+      } catch (e) {
+        await this.writer.abort();
+        throw e;
+      }
+    } else if (this.written !== this.rows) {
       await this.writer.abort();
       throw new GenaugError(
         'E_SHAPE',

@@ -40,6 +40,15 @@
  * the masks of one scene are views into one ArrayBuffer (one allocation per
  * scene instead of one per array: allocating many 1 MiB arrays costs more
  * than the compositing); copy a mask (`mask.slice()`) to keep it alone.
+ *
+ * Output memory is recycled by default: each scene's block is native memory
+ * that goes back on a free list once the garbage collector finds it
+ * unreachable (the image and every mask of the scene dropped), so a steady
+ * stream of calls writes into pages that are mapped already instead of paying
+ * a page fault per 4 KiB of a fresh 11 MiB block. Such blocks cannot be moved
+ * to another thread: pass `transferable: true` for results that go into a
+ * postMessage transfer list. {@link compositeMemory} reports (and can release)
+ * the memory waiting for reuse.
  * Boxes are COCO
  * [x, y, w, h], tight, 0-based (columns x .. x + w - 1). Instances that
  * cannot be pasted are not errors: they are listed in `dropped` with the
@@ -110,8 +119,15 @@ export interface CompositeOptions {
    * and measurements.
    */
   isa?: 'auto' | 'scalar' | 'avx2' | 'avx512';
-  /** Reuse output memory across calls (see {@link CompositeOutputPool}). */
+  /** Reuse output memory across calls, explicitly (see {@link CompositeOutputPool}). */
   pool?: CompositeOutputPool;
+  /**
+   * Write the results into fresh JavaScript memory that can be transferred to
+   * another thread (postMessage transfer lists), instead of the recycled
+   * native memory of the default (which Node does not let move). Slower: a
+   * fresh block costs a page fault per 4 KiB.
+   */
+  transferable?: boolean;
 }
 
 export interface CompositeInstance {
@@ -272,12 +288,13 @@ function nativeScene(sc: unknown, where: string): NativeCompositeSceneIn {
   return out;
 }
 
-function nativeScenes(scenes: unknown, o: NativeCompositeOptions, pool?: CompositeOutputPool): NativeCompositeSceneIn[] {
+function nativeScenes(scenes: unknown, o: NativeCompositeOptions, pool: CompositeOutputPool | undefined, transferable: boolean): NativeCompositeSceneIn[] {
   if (!Array.isArray(scenes)) throw new GenaugError('E_TYPE', `scenes must be an array, got ${typeName(scenes)}`);
   const out = scenes.map((s: unknown, i: number) => nativeScene(s, `scenes[${i}]`));
-  // One uninitialised output block per scene (image, then one mask slot per
-  // input instance): Buffer.allocUnsafeSlow skips the zero fill that any
-  // allocation made by the addon pays on this thread.
+  // Default: the addon gives each scene a recycled native block. Otherwise one
+  // uninitialised output block per scene (image, then one mask slot per input
+  // instance) from the pool or Buffer.allocUnsafeSlow (no zero fill).
+  if (!pool && !transferable) return out;
   for (const s of out) {
     const slots = o.maskFormat === 'box' ? 0 : (s.boxes ? s.boxes.length / 4 : (s.masks?.length ?? 0)) + (s.instances?.length ?? 0);
     const bytes = s.width * s.height * (3 + slots);
@@ -364,6 +381,22 @@ function results(r: NativeCompositeSceneOut[], ns: NativeCompositeSceneIn[], poo
   return out;
 }
 
+function transferableOf(options: CompositeOptions | undefined): boolean {
+  const t = (options as { transferable?: unknown } | undefined)?.transferable;
+  if (t !== undefined && typeof t !== 'boolean') throw new GenaugError('E_TYPE', `transferable must be a boolean, got ${typeName(t)}`);
+  return t === true;
+}
+
+/**
+ * The compositor's recycled output memory: `heldBytes` waiting on the free
+ * list for the next call (at most 3x the largest call's output, within
+ * 64 MiB..2 GiB). `release: true` unmaps it first (blocks still in use are
+ * not touched; they return to the list when collected).
+ */
+export function compositeMemory(options: { release?: boolean } = {}): { heldBytes: number; releasedBytes: number } {
+  return addon().compositeMemory(object(options, 'options').release === true);
+}
+
 function poolOf(options: CompositeOptions | undefined): CompositeOutputPool | undefined {
   const p = (options as { pool?: unknown } | undefined)?.pool;
   if (p === undefined) return undefined;
@@ -379,7 +412,7 @@ function poolOf(options: CompositeOptions | undefined): CompositeOutputPool | un
 export async function compositeBatch(scenes: CompositeScene[], options?: CompositeOptions): Promise<CompositeResult[]> {
   const o = nativeOptions(options);
   const pool = poolOf(options);
-  const ns = nativeScenes(scenes, o, pool);
+  const ns = nativeScenes(scenes, o, pool, transferableOf(options));
   for (const s of ns) pinInputs(s.image, ...(s.masks ?? []), ...(s.instances ?? []).map((i) => i.rgba));
   return results(await addon().compositeBatch(ns, o), ns, pool);
 }
@@ -388,7 +421,7 @@ export async function compositeBatch(scenes: CompositeScene[], options?: Composi
 export function compositeBatchSync(scenes: CompositeScene[], options?: CompositeOptions): CompositeResult[] {
   const o = nativeOptions(options);
   const pool = poolOf(options);
-  const ns = nativeScenes(scenes, o, pool);
+  const ns = nativeScenes(scenes, o, pool, transferableOf(options));
   return results(addon().compositeBatchSync(ns, o), ns, pool);
 }
 

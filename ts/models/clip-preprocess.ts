@@ -15,8 +15,15 @@
  * read only), rounded and clamped to uint8, then the vertical pass. Outputs
  * are byte-identical to Pillow's `Image.resize` (test/fixtures/pil-resize.json
  * was made by Pillow), so the float tensor matches Python's bit for bit.
+ *
+ * The coefficient tables and the value table are computed here (cached); the
+ * pixel loops run natively (native/core/resample.cc: the same integer sums,
+ * so the same bytes), the resize, crop and normalise of one image in one call
+ * straight into the batch tensor. {@link pilResizeReference} is the
+ * TypeScript loop the native one replaced, kept as a reference.
  */
 import { GenaugError } from '../native/errors.js';
+import { native } from '../native/load.js';
 import { checkInt } from '../native/validate.js';
 import type { RgbInput } from './types.js';
 import { readModelJson } from './tokenizer.js';
@@ -285,6 +292,56 @@ function checkRgb(img: RgbInput, what: string): void {
  * as cropping the full result).
  */
 export function pilResize(img: RgbInput, width: number, height: number, filter: ResampleFilter = 'bicubic', window?: Window): RgbInput {
+  return resizeNative(img, width, height, filter, window);
+}
+
+function checkWindow(width: number, height: number, window: Window | undefined): Window {
+  checkInt(width, 'pilResize: width', 1, 1 << 20);
+  checkInt(height, 'pilResize: height', 1, 1 << 20);
+  const win = window ?? { left: 0, top: 0, width, height };
+  if (win.left < 0 || win.top < 0 || win.width < 1 || win.height < 1 || win.left + win.width > width || win.top + win.height > height) {
+    throw new GenaugError('E_RANGE', `pilResize: window ${JSON.stringify(win)} is not inside the ${width} x ${height} output`);
+  }
+  return win;
+}
+
+/** The coefficient table of an axis for the native call (null: the axis keeps its size). */
+function nativeAxis(inSize: number, outSize: number, filter: ResampleFilter) {
+  if (inSize === outSize) return null;
+  const c = resampleCoeffs(inSize, outSize, filter);
+  return { ksize: c.ksize, outSize, bounds: c.bounds, fixed: c.fixed };
+}
+
+/**
+ * pilResize natively; with `to` the window goes through the value table of
+ * `to.cfg` into CHW float planes at to.out[to.offset...] (and nothing is returned).
+ */
+function resizeNative(img: RgbInput, width: number, height: number, filter: ResampleFilter, window: Window | undefined): RgbInput;
+function resizeNative(img: RgbInput, width: number, height: number, filter: ResampleFilter, window: Window | undefined, to: { lut: Float32Array; out: Float32Array; offset: number }): undefined;
+function resizeNative(
+  img: RgbInput,
+  width: number,
+  height: number,
+  filter: ResampleFilter,
+  window: Window | undefined,
+  to?: { lut: Float32Array; out: Float32Array; offset: number },
+): RgbInput | undefined {
+  checkRgb(img, 'pilResize');
+  const win = checkWindow(width, height, window);
+  if (!FILTERS[filter]) throw new GenaugError('E_RANGE', `unknown resampling filter ${JSON.stringify(filter)}`);
+  const h = nativeAxis(img.width, width, filter);
+  const v = nativeAxis(img.height, height, filter);
+  if (to) {
+    native().pilResizeRgbSync(img.data, img.width, img.height, h, v, win.left, win.top, win.width, win.height, to.lut, to.out, to.offset);
+    return undefined;
+  }
+  if (!h && !v) return window ? cropRect(img, win) : { data: img.data.slice(), width, height };
+  const data = native().pilResizeRgbSync(img.data, img.width, img.height, h, v, win.left, win.top, win.width, win.height) as Uint8Array;
+  return { data, width: win.width, height: win.height };
+}
+
+/** {@link pilResize} as TypeScript loops: the reference the native resize must match byte for byte. */
+export function pilResizeReference(img: RgbInput, width: number, height: number, filter: ResampleFilter = 'bicubic', window?: Window): RgbInput {
   checkRgb(img, 'pilResize');
   checkInt(width, 'pilResize: width', 1, 1 << 20);
   checkInt(height, 'pilResize: height', 1, 1 << 20);
@@ -477,6 +534,21 @@ export function clipResizeCrop(img: RgbInput, cfg: ClipPreprocessConfig): RgbInp
  * returned; the image must then come out at `outputSize(cfg)`.
  */
 export function clipPreprocess(img: RgbInput, cfg: ClipPreprocessConfig = OPENAI_CLIP_PREPROCESS, out?: Float32Array, offset = 0): Float32Array {
+  checkRgb(img, 'clipPreprocess');
+  if (cfg.doResize && cfg.doCenterCrop) {
+    // The common case in one native call: resize only the crop's window, normalise, write CHW.
+    const [h, w] = resizeOutputSize(img.height, img.width, cfg);
+    const { height: ch, width: cw } = cfg.cropSize;
+    if ((h !== img.height || w !== img.width) && ch <= h && cw <= w) {
+      const dst = out ?? new Float32Array(3 * ch * cw);
+      if (out && offset + 3 * ch * cw > out.length) {
+        throw new GenaugError('E_SHAPE', `clipPreprocess: the image came out ${cw} x ${ch}, which does not fit the output tensor at offset ${offset}`);
+      }
+      const win = { left: Math.floor((w - cw) / 2), top: Math.floor((h - ch) / 2), width: cw, height: ch };
+      resizeNative(img, w, h, cfg.resample, win, { lut: valueLut(cfg), out: dst, offset });
+      return dst;
+    }
+  }
   const cur = clipResizeCrop(img, cfg);
   const plane = cur.width * cur.height;
   const dst = out ?? new Float32Array(3 * plane);

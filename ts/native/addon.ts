@@ -396,4 +396,12 @@ export interface NativeAddon {
   // composite.cc
   compositeBatch(scenes: NativeCompositeSceneIn[], opts?: NativeCompositeOptions): Promise<NativeCompositeSceneOut[]>;
   compositeBatchSync(scenes: NativeCompositeSceneIn[], opts?: NativeCompositeOptions): NativeCompositeSceneOut[];
+  compositeMemory(release: boolean): { heldBytes: number; releasedBytes: number };
+  pilResizeRgbSync(
+    src: Uint8Array, inWidth: number, inHeight: number,
+    h: { ksize: number; outSize: number; bounds: Int32Array; fixed: Int32Array } | null,
+    v: { ksize: number; outSize: number; bounds: Int32Array; fixed: Int32Array } | null,
+    left: number, top: number, width: number, height: number,
+    lut?: Float32Array, out?: Float32Array, offset?: number,
+  ): Uint8Array | undefined;
 }
