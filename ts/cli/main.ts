@@ -23,6 +23,8 @@ import { filterCommand } from './filter.js';
 import { embedCommand } from './embed.js';
 import { poolCommand } from './pool.js';
 import { exportCommand } from './export.js';
+import { queueCommand } from './queue.js';
+import { workerCommand } from './worker.js';
 
 /** Options naming what a command writes (read-modify-write included: a scores --table, a plan's --captions store). */
 const OUTPUT_OPTIONS = new Set(['out', 'table', 'rejected', 'sizeTable', 'captions', 'cache']);
@@ -93,6 +95,8 @@ export function buildProgram(global: GlobalOptions, held: Array<() => Promise<vo
 
   program.addCommand(demoCommand(global));
   program.addCommand(runCommand(global));
+  program.addCommand(workerCommand(global));
+  program.addCommand(queueCommand(global));
 
   // One writer: the outputs' locks are taken before the action writes anything, and released by run() however it ends.
   program.hook('preAction', async (_program, action) => {
