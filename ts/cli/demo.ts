@@ -64,6 +64,11 @@ export async function runDemo(o: DemoOptions, global: GlobalOptions) {
   const out = resolve(o.out);
   const t0 = Date.now();
   // The folder's lock before anything is written: a second demo into it is refused and changes nothing.
+  // --queue: Redis answers (and takes the password) before anything is written.
+  if (o.queue?.queue) {
+    const q = await import('../pipeline/queue.js');
+    await q.checkRedis(q.parseQueueUrl(o.queue.queue));
+  }
   const unlock = await lockFolder(out, 'genaug demo');
   try {
     await demoLocked(o, global, out, t0);

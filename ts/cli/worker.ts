@@ -47,5 +47,7 @@ export function workerCommand(global: GlobalOptions): Command {
         process.on('SIGTERM', () => stop('SIGTERM'));
       });
       global.print(`genaug worker ${w.id}: stopped after ${w.processed()} jobs`);
+      // A Redis that went away leaves reconnect timers behind: they do not hold the exit.
+      setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
     });
 }

@@ -220,7 +220,7 @@ export interface QueueRunOptions {
   localWorkers?: number;
   /** Lock / stalled-job interval of the local workers, ms (default 30000). */
   stallMs?: number;
-  /** Redis gone for this long mid-run fails the run with E_QUEUE_UNAVAILABLE (default 10000 ms). */
+  /** Redis gone for this long mid-run fails the run with E_QUEUE_UNAVAILABLE (default 8000 ms). */
   unavailableMs?: number;
   signal?: AbortSignal;
   log?: (line: string) => void;
@@ -345,6 +345,7 @@ export class QueueRun {
     stat.jobs += shards.length;
     let doneItems = 0;
     const take = async (s: Shard): Promise<boolean> => {
+      if (s.outcome) return true;
       let file: ResultFile;
       try {
         file = decodeResult<ResultFile>(await readFile(s.resultPath, 'utf8'));
@@ -396,13 +397,63 @@ export class QueueRun {
         });
       };
       try {
-        for (const s of pending.values()) await withTimeout(enqueue(s), this.o.unavailableMs ?? 10_000, 'enqueue').catch((e: unknown) => {
+        for (const s of pending.values()) await withTimeout(enqueue(s), this.o.unavailableMs ?? 8000, 'enqueue').catch((e: unknown) => {
           throw this.unavailable(e);
         });
         log(`${stage}: ${shards.length} jobs (${pending.size} to do, ${shards.length - pending.size} done before), ${total} items`);
         let lastOk = Date.now();
         let lastSweep = Date.now();
         let lastLine = 0;
+        let rotate = 0;
+        /** One look at the jobs: those woken by an event, and every 3 s every result file and a rotating few jobs' states. */
+        const look = async (): Promise<void> => {
+          await (await queue.client).get(`${PREFIX}:health`);
+          const sweep = Date.now() - lastSweep > 3000;
+          const ids = [...pending.keys()];
+          const check = new Set(woken);
+          woken.clear();
+          if (sweep) {
+            for (const id of ids) {
+              const sh = pending.get(id) as Shard;
+              if (existsSync(sh.resultPath) && (await take(sh))) pending.delete(id);
+            }
+            for (let n = 0; n < Math.min(50, ids.length); n++) check.add(ids[(rotate + n) % ids.length] as string);
+            rotate += 50;
+          }
+          for (const id of check) {
+            const sh = pending.get(id);
+            if (!sh) continue;
+            if (existsSync(sh.resultPath) && (await take(sh))) {
+              pending.delete(id);
+              continue;
+            }
+            const job = await queue.getJob(id);
+            if (!job) {
+              // Redis lost it (restarted without persistence): enqueued again from its tasks file.
+              await enqueue(sh);
+              continue;
+            }
+            const state = await job.getState();
+            if (state === 'failed') {
+              const reason = `[E_QUEUE_JOB] queue job ${id} failed ${job.attemptsMade} time${job.attemptsMade === 1 ? '' : 's'}: ${this.url.scrub(job.failedReason ?? 'no reason given')}`;
+              log(`${stage}: ${reason}`);
+              sh.outcome = sh.tasks.map(() => ({ ok: false, reason }));
+              stat.failed++;
+              doneItems += sh.tasks.length;
+              pending.delete(id);
+            } else if (state === 'completed' && !existsSync(sh.resultPath)) {
+              // Completed but its result file is not there (removed by hand): done again.
+              await job.remove().catch(() => undefined);
+              await enqueue(sh);
+            }
+          }
+          if (sweep) lastSweep = Date.now();
+          if (Date.now() - lastLine > 5000 && pending.size > 0) {
+            lastLine = Date.now();
+            const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
+            log(`${stage}: queue ${kind}: waiting ${c.waiting ?? 0}, active ${c.active ?? 0}, delayed ${c.delayed ?? 0}, completed ${c.completed ?? 0}, failed ${c.failed ?? 0}; this run: ${shards.length - pending.size}/${shards.length} jobs`);
+          }
+        };
         while (pending.size > 0) {
           if (this.o.signal?.aborted) throw new GenaugError('E_ABORTED', `${stage} was stopped with ${pending.size} of ${shards.length} jobs unfinished (they stay queued; the same command resumes)`);
           await new Promise<void>((r) => {
@@ -412,50 +463,15 @@ export class QueueRun {
           });
           if (wake) this.o.signal?.removeEventListener('abort', wake);
           wake = undefined;
-          // Redis away for unavailableMs: the run fails typed; what the workers finished is in the result files.
+          // Every Redis call has a deadline: Redis away for unavailableMs fails the run typed (what the workers
+          // finished is in the result files, and the same command resumes from them).
           try {
-            await withTimeout((await queue.client).get(`${PREFIX}:health`), 3000, 'ping');
+            await withTimeout(look(), 3000, 'Redis');
             lastOk = Date.now();
           } catch (e) {
-            if (Date.now() - lastOk > (this.o.unavailableMs ?? 10_000)) throw this.unavailable(e);
-            continue;
+            if (Date.now() - lastOk > (this.o.unavailableMs ?? 8000)) throw this.unavailable(e);
           }
-          const sweep = Date.now() - lastSweep > 3000;
-          const check = sweep ? [...pending.keys()] : [...woken];
-          woken.clear();
-          for (const id of check) {
-            const s = pending.get(id) as Shard;
-            if (existsSync(s.resultPath) && (await take(s))) {
-              pending.delete(id);
-              continue;
-            }
-            const job = await queue.getJob(id);
-            if (!job) {
-              // Redis lost it (restarted without persistence): enqueued again from its tasks file.
-              if (sweep) await enqueue(s);
-              continue;
-            }
-            const state = await job.getState();
-            if (state === 'failed') {
-              const reason = `[E_QUEUE_JOB] queue job ${id} failed ${job.attemptsMade} time${job.attemptsMade === 1 ? '' : 's'}: ${this.url.scrub(job.failedReason ?? 'no reason given')}`;
-              log(`${stage}: ${reason}`);
-              s.outcome = s.tasks.map(() => ({ ok: false, reason }));
-              stat.failed++;
-              doneItems += s.tasks.length;
-              pending.delete(id);
-            } else if (state === 'completed' && sweep) {
-              // Completed but its result file is not there (removed by hand): done again.
-              await job.remove().catch(() => undefined);
-              await enqueue(s);
-            }
-          }
-          if (sweep) lastSweep = Date.now();
           progress(doneItems, total);
-          if (Date.now() - lastLine > 5000 && pending.size > 0) {
-            lastLine = Date.now();
-            const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
-            log(`${stage}: queue ${kind}: waiting ${c.waiting ?? 0}, active ${c.active ?? 0}, delayed ${c.delayed ?? 0}, completed ${c.completed ?? 0}, failed ${c.failed ?? 0}; this run: ${shards.length - pending.size}/${shards.length} jobs`);
-          }
         }
       } finally {
         ev.off('completed', onCompleted);
@@ -477,9 +493,10 @@ export class QueueRun {
     for (const q of this.queues.values()) all.push(q.close());
     for (const e of this.events.values()) all.push(e.close());
     // A Redis that is gone does not hold the exit: its connections are dropped.
-    await withTimeout(Promise.allSettled(all), 5000, 'close').catch(async () => {
-      for (const q of this.queues.values()) await q.disconnect().catch(() => undefined);
-      for (const e of this.events.values()) await e.disconnect().catch(() => undefined);
+    await withTimeout(Promise.allSettled(all), 3000, 'close').catch(() => {
+      // Not awaited: a disconnect from a server that is gone may never settle.
+      for (const q of this.queues.values()) void q.disconnect().catch(() => undefined);
+      for (const e of this.events.values()) void e.disconnect().catch(() => undefined);
     });
   }
 }
@@ -592,9 +609,18 @@ export async function startWorkers(o: WorkerOptions): Promise<QueueWorkers> {
   if (!Number.isFinite(stallMs) || stallMs < 200) throw new GenaugError('E_ARGUMENT', `the stall interval must be >= 200 ms, got ${stallMs}`);
   const log = o.log ?? (() => undefined);
   let processed = 0;
+  let active = 0;
   let lastError = 0;
   const workers = stages.map((kind) => {
-    const w = new Worker(kind, async (job: Job) => processJob(job.data as JobData, id), {
+    const w = new Worker(kind, async (job: Job) => {
+      log(`worker ${id}: ${kind} job ${job.id} (${(job.data as JobData)?.items ?? '?'} items)${job.attemptsMade ? `, attempt ${job.attemptsMade + 1}` : ''}`);
+      active++;
+      try {
+        return await processJob(job.data as JobData, id);
+      } finally {
+        active--;
+      }
+    }, {
       connection: connectionOptions(url),
       prefix: PREFIX,
       concurrency,
@@ -618,7 +644,12 @@ export async function startWorkers(o: WorkerOptions): Promise<QueueWorkers> {
     id,
     processed: () => processed,
     close: async (force = false) => {
-      await Promise.allSettled(workers.map((w) => w.close(force)));
+      const closing = Promise.allSettled(workers.map((w) => w.close(force)));
+      // The active jobs finish (force: handed back); then a Redis that is gone does not hold the exit.
+      while (!force && active > 0) await new Promise((r) => setTimeout(r, 100));
+      await withTimeout(closing, 3000, 'close').catch(() => {
+        for (const w of workers) void w.disconnect().catch(() => undefined);
+      });
     },
   };
 }
