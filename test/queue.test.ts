@@ -9,17 +9,18 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { checkRedis, decodeResult, encodeResult, parseQueueUrl } from '../ts/pipeline/queue.js';
 import { tempFolder } from './helpers.js';
 
 const bin = resolve('bin/genaug.js');
-const REDIS = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p)) ?? 'redis-server';
+const REDIS = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p));
 const IMAGES = 4;
 const tmp = tempFolder('genaug-queue-');
 
@@ -45,13 +46,16 @@ interface Redis {
 /** A redis-server of this test alone: loopback, a free port, no persistence, a random password. */
 async function startRedis(port?: number, password = randomBytes(12).toString('hex')): Promise<Redis> {
   const p = port ?? (await freePort());
-  const proc = spawn(REDIS, ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', password], { stdio: 'ignore' });
+  const proc = spawn(REDIS as string, ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', password], { stdio: 'ignore' });
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const r = spawnSync(process.execPath, [bin, 'queue', 'status', '--queue', `redis://:${password}@127.0.0.1:${p}`, '--json'], { encoding: 'utf8' });
-    if (r.status === 0) break;
-    if (Date.now() > deadline) throw new Error(`redis-server did not start on ${p}: ${r.stderr}`);
-    await new Promise((s) => setTimeout(s, 200));
+    try {
+      await checkRedis(parseQueueUrl(`redis://:${password}@127.0.0.1:${p}`), 2000);
+      break;
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`redis-server did not start on ${p}: ${(e as Error).message}`);
+      await new Promise((s) => setTimeout(s, 100));
+    }
   }
   const stop = async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
@@ -79,19 +83,23 @@ function cli(args: string[]): Cli {
 
 /** Workers stopped with SIGTERM at the end of each test (they finish their job, then exit 0). */
 const running: Cli[] = [];
-function worker(r: Redis, id: string): Cli {
-  const w = cli(['worker', '--queue', r.url, '--id', id, '--stall-interval', '1000']);
+function worker(r: Redis, id: string, extra: string[] = []): Cli {
+  const w = cli(['worker', '--queue', r.url, '--id', id, '--stall-interval', '1000', ...extra]);
   running.push(w);
   return w;
 }
 async function stopWorkers(): Promise<void> {
+  const codes: Array<[string, number | null]> = [];
   for (const w of running.splice(0)) {
+    const killed = w.proc.signalCode === 'SIGKILL';
     if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGTERM');
-    // It exits 0 on its own, Redis there or not; a hang would fail the run, not hold the suite.
+    // It exits 0 on its own, Redis there or not; a hang fails the test, it does not hold the suite.
     const t = setTimeout(() => w.proc.kill('SIGKILL'), 20_000);
-    expect(await w.done, w.out()).toBe(0);
+    const code = await w.done;
     clearTimeout(t);
+    if (!killed) codes.push([w.out(), code]);
   }
+  for (const [out, code] of codes) expect(code, out).toBe(0);
 }
 
 async function waitFor(what: string, cond: () => boolean, ms = 90_000): Promise<void> {
@@ -143,6 +151,7 @@ const demoArgs = (out: string) => ['demo', '--out', out, '--images', String(IMAG
 let local: Map<string, Buffer>;
 
 beforeAll(async () => {
+  if (!REDIS) throw new Error('test/queue.test.ts needs redis-server (apt-get install redis-server; .ci/run installs it)');
   const out = join(tmp.dir(), 'local');
   const c = cli(demoArgs(out));
   expect(await c.done, c.out()).toBe(0);
@@ -151,6 +160,23 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(stopWorkers);
+
+describe('queue plumbing', () => {
+  it('--queue URLs: the password is in no display form and is scrubbed from any text', () => {
+    const q = parseQueueUrl('redis://:p%40ss-w0rd@10.1.2.3:6380/4');
+    expect(q).toMatchObject({ host: '10.1.2.3', port: 6380, db: 4, password: 'p@ss-w0rd', display: 'redis://***@10.1.2.3:6380/4' });
+    expect(q.scrub('AUTH p@ss-w0rd failed for redis://:p%40ss-w0rd@10.1.2.3:6380/4')).toBe('AUTH *** failed for redis://***@10.1.2.3:6380/4');
+    expect(parseQueueUrl('redis://h', { GENAUG_QUEUE_PASSWORD: 'from-env-123' })).toMatchObject({ port: 6379, db: 0, password: 'from-env-123', display: 'redis://***@h:6379/0' });
+    for (const bad of ['http://h:1', 'redis://h:1/x', 'not a url']) expect(() => parseQueueUrl(bad)).toThrow(/--queue/);
+  });
+
+  it('job results keep typed arrays bit for bit (embedding rows travel as results)', () => {
+    const rows = new Float32Array([0.1, -1e-38, Math.PI, NaN, -0]);
+    const back = decodeResult<{ rows: Float32Array; mask: Uint8Array }>(encodeResult({ rows, mask: new Uint8Array([0, 255, 7]) }));
+    expect(Buffer.from(back.rows.buffer).equals(Buffer.from(rows.buffer))).toBe(true);
+    expect([...back.mask]).toEqual([0, 255, 7]);
+  });
+});
 
 describe('genaug run --queue (BullMQ on redis-server)', () => {
   it('one worker process: the local demo\'s bytes; run.json counts the jobs, by worker, with the URL redacted', async () => {
@@ -179,8 +205,7 @@ describe('genaug run --queue (BullMQ on redis-server)', () => {
       // The queue's tasks and results are removed with each finished stage.
       expect(existsSync(join(out, 'run', 'queue'))).toBe(false);
     } finally {
-      await stopWorkers();
-      await r.stop();
+      await stopWorkers().finally(r.stop);
     }
   }, 120_000);
 
@@ -203,8 +228,33 @@ describe('genaug run --queue (BullMQ on redis-server)', () => {
       for (const s of Object.values(m.queue.stages)) expect(s.failed).toBe(0);
       expect(m.queue.stages.paste?.byWorker).toEqual({ b: m.queue.stages.paste?.jobs });
     } finally {
-      await stopWorkers();
-      await r.stop();
+      await stopWorkers().finally(r.stop);
+    }
+  }, 150_000);
+
+  it('a job that fails every attempt: each of its images is recorded as failed with the reason, and the run goes on', async () => {
+    const r = await startRedis();
+    try {
+      const out = tmp.fresh('failing');
+      worker(r, 'gen', ['--stages', 'generate']);
+      const c = cli([...demoArgs(out), '--queue', r.url, '--attempts', '1']);
+      // The annotate jobs are queued with no worker to take them yet: one job's tasks file is damaged.
+      const q = join(out, 'run', 'queue', 'annotate');
+      const tasksFiles = () => (existsSync(q) ? readdirSync(q).filter((f) => f.endsWith('.tasks.json')) : []);
+      await waitFor('the annotate jobs', () => /annotate: 4 jobs/.test(c.out()) && tasksFiles().length === 4);
+      const damaged = tasksFiles().sort()[0] as string;
+      writeFileSync(join(q, damaged), '{"not": "tasks"');
+      worker(r, 'rest');
+      expect(await c.done, c.out()).toBe(0);
+      const rejected = (await readFile(join(out, 'run', 'annotate', 'rejected.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { status: string; reason: string });
+      const lost = rejected.filter((l) => l.status === 'failed' && /^\[E_QUEUE_JOB\] queue job annotate-[0-9a-f]+ failed 1 time: /.test(l.reason));
+      // One shard: 64 images (48 for the last one), all recorded, none silently dropped.
+      expect([48, 64]).toContain(lost.length);
+      const m = JSON.parse(await readFile(join(out, 'run', 'run.json'), 'utf8')) as { stages: Record<string, { status: string }>; queue: { stages: Record<string, { failed: number }> } };
+      expect(m.queue.stages.annotate?.failed).toBe(1);
+      expect(m.stages.report?.status).toBe('done');
+    } finally {
+      await stopWorkers().finally(r.stop);
     }
   }, 150_000);
 
@@ -252,9 +302,10 @@ describe('genaug run --queue (BullMQ on redis-server)', () => {
       expect(w.out()).not.toContain(r.password);
       await expectNoPassword(out, r.password);
     } finally {
-      await stopWorkers();
-      await back?.stop();
-      await r.stop();
+      await stopWorkers().finally(async () => {
+        await back?.stop();
+        await r.stop();
+      });
     }
   }, 150_000);
 
@@ -262,10 +313,9 @@ describe('genaug run --queue (BullMQ on redis-server)', () => {
     const r = await startRedis();
     try {
       const wrong = `redis://:not-${r.password}@127.0.0.1:${r.port}`;
+      const demo = tmp.fresh('wrong');
       for (const args of [
-        [...demoArgs(tmp.fresh('wrong')), '--queue', wrong],
-        ['worker', '--queue', wrong],
-        ['queue', 'status', '--queue', wrong],
+        [...demoArgs(demo), '--queue', wrong],
         ['worker', '--queue', `redis://:${r.password}@127.0.0.1:${await freePort()}`],
       ]) {
         const t0 = Date.now();
@@ -275,6 +325,11 @@ describe('genaug run --queue (BullMQ on redis-server)', () => {
         expect(c.out()).toMatch(/^genaug: error \[E_QUEUE_UNAVAILABLE\]: Redis at redis:\/\/\*\*\*@127\.0\.0\.1:\d+\/0: (the password was refused|could not connect)/m);
         expect(c.out()).not.toContain(r.password);
       }
+      // Refused before anything was written.
+      expect(existsSync(demo)).toBe(false);
+      // The library's own check: a refused password, and a port where nothing listens.
+      await expect(checkRedis(parseQueueUrl(wrong))).rejects.toMatchObject({ code: 'E_QUEUE_UNAVAILABLE' });
+      await expect(checkRedis(parseQueueUrl(`redis://127.0.0.1:${r.port}`))).rejects.toThrow(/NOAUTH/);
     } finally {
       await r.stop();
     }

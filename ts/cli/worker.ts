@@ -10,11 +10,11 @@ import { GenaugError } from '../native/errors.js';
 import type { DistributedKind } from '../util/distribute.js';
 import { intArg, type GlobalOptions } from './args.js';
 
-const KINDS: readonly DistributedKind[] = ['generate', 'annotate', 'embed', 'paste'];
+const KINDS: readonly DistributedKind[] = ['generate', 'annotate', 'embed', 'score', 'paste'];
 
 export function workerCommand(global: GlobalOptions): Command {
   return new Command('worker')
-    .description('take jobs of `genaug run --queue` (generate, annotate, embed, paste shards) until stopped; the run folder must be at the same path here as on the coordinator')
+    .description('take jobs of `genaug run --queue` (generate, annotate, embed, score, paste shards) until stopped; the run folder must be at the same path here as on the coordinator')
     .requiredOption('--queue <url>', 'redis://[:password@]host:port[/db] (password also from GENAUG_QUEUE_PASSWORD)')
     .option('--concurrency <n>', 'jobs at once (default 1)', intArg('--concurrency', 1, 256), 1)
     .option('--id <name>', "this worker's name in run.json's byWorker (default host:pid)")

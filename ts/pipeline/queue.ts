@@ -46,16 +46,16 @@ import type { Distributed, DistributedKind, Distributor } from '../util/distribu
 import { readJournalMap } from '../util/jsonl.js';
 import { redactor } from '../util/secrets.js';
 import { loadConfig, type LoadedConfig, type StageName } from './config.js';
-import { generateSetup } from './stages.js';
+import { clipScoreTask, generateSetup, type ClipScoreTask } from './stages.js';
 
-/** The stages whose items go to queue workers (score, filter, pool and report need every row at once: the coordinator runs them). */
-export const QUEUE_STAGES: readonly DistributedKind[] = ['generate', 'annotate', 'embed', 'paste'];
+/** The stages whose items go to queue workers (score: its CLIP scores; its similarities, filter, pool and report need every row at once: the coordinator runs them). */
+export const QUEUE_STAGES: readonly DistributedKind[] = ['generate', 'annotate', 'embed', 'score', 'paste'];
 
 /** BullMQ's key prefix: genaug's queues are genaug:<stage>:*. */
 const PREFIX = 'genaug';
 
 /** Items per job, by stage (a job is a few seconds of work on one core: small enough to spread, big enough to cost little to hand out). */
-export const DEFAULT_SHARD: Record<DistributedKind, number> = { generate: 16, annotate: 64, embed: 8, paste: 16 };
+export const DEFAULT_SHARD: Record<DistributedKind, number> = { generate: 32, annotate: 64, embed: 8, score: 4, paste: 32 };
 
 // --- the URL ----------------------------------------------------------------------
 
@@ -559,6 +559,10 @@ export async function processJob(data: JobData, worker: string): Promise<{ worke
     case 'embed':
       results = [];
       for (const t of tasks as BatchTask[]) results.push(await embedBatch(t));
+      break;
+    case 'score':
+      results = [];
+      for (const t of tasks as ClipScoreTask[]) results.push(await clipScoreTask(t));
       break;
     case 'paste':
       results = [];

@@ -391,18 +391,59 @@ async function runScore(ctx: StageContext): Promise<StageResult> {
     const index = await readJson<{ categories: Record<string, Array<{ file: string; source: string }>> }>(join(ctx.runDir, 'annotate', 'index.json'));
     const instanceOf = new Map(Object.values(index.categories).flatMap((l) => l.map((x) => [x.source, x.file] as const)));
     const ids = [...table.keys()].filter((id) => instanceOf.has(id));
-    const model = await ClipModel.open(ctx.cfg.paths.clip as string, { provider: c.embed.provider, batchSize: c.embed.batch, require: 'both' });
-    try {
-      const scores = await clipScoreInstances(model, ids.map((id) => join(ctx.runDir, 'annotate', instanceOf.get(id) as string)), ids.map((id) => String(table.get(id)?.category)), c.embed.clip_template, c.embed.batch);
-      ids.forEach((id, i) => ((table.get(id) as Record<string, unknown>).clip_score = round6(scores[i] as number)));
-      clipScored = ids.length;
-    } finally {
-      await model.close();
+    const files = ids.map((id) => join(ctx.runDir, 'annotate', instanceOf.get(id) as string));
+    const names = ids.map((id) => String(table.get(id)?.category));
+    let scores: Float32Array;
+    if (ctx.distribute) {
+      // The same batches on queue workers (each one clipScoreInstances call of one batch), so the same numbers.
+      const b = c.embed.batch;
+      const tasks: ClipScoreTask[] = [];
+      for (let i = 0; i < files.length; i += b) tasks.push({ clip: ctx.cfg.paths.clip as string, provider: c.embed.provider, batch: b, template: c.embed.clip_template, files: files.slice(i, i + b), names: names.slice(i, i + b) });
+      const res = await ctx.distribute.run<ClipScoreTask, Float32Array>('score', tasks);
+      scores = new Float32Array(files.length);
+      // A CLIP score that cannot be computed fails the stage, as it does in a local run.
+      res.forEach((r, k) => {
+        if (!r.ok) throw new GenaugError('E_QUEUE_JOB', r.reason);
+        scores.set(r.value, k * b);
+      });
+    } else {
+      const model = await ClipModel.open(ctx.cfg.paths.clip as string, { provider: c.embed.provider, batchSize: c.embed.batch, require: 'both' });
+      try {
+        scores = await clipScoreInstances(model, files, names, c.embed.clip_template, c.embed.batch);
+      } finally {
+        await model.close();
+      }
     }
+    ids.forEach((id, i) => ((table.get(id) as Record<string, unknown>).clip_score = round6(scores[i] as number)));
+    clipScored = ids.length;
   }
   await mergeScores(join(ctx.dir, 'scores.jsonl'), table);
   const rows = [...table.values()];
   return { summary: { scored: rows.length, duplicates: rows.filter((r) => r.dup_of !== null).length, border: rows.filter((r) => r.touches_border === true).length, clipScored } };
+}
+
+/** One batch of X-Paste's CLIP score on a queue worker: the cut-outs and their class names. */
+export interface ClipScoreTask {
+  clip: string;
+  provider: RunConfig['embed']['provider'];
+  batch: number;
+  template: string;
+  files: string[];
+  names: string[];
+}
+
+const clipModels = new Map<string, Promise<ClipModel>>();
+
+/** A queue worker's part of the score stage: one batch's CLIP scores (the model loaded once per process). */
+export async function clipScoreTask(t: ClipScoreTask): Promise<Float32Array> {
+  const key = JSON.stringify([t.clip, t.provider, t.batch]);
+  let m = clipModels.get(key);
+  if (!m) {
+    m = ClipModel.open(t.clip, { provider: t.provider, batchSize: t.batch, require: 'both' });
+    clipModels.set(key, m);
+    m.catch(() => clipModels.delete(key));
+  }
+  return clipScoreInstances(await m, t.files, t.names, t.template, t.batch);
 }
 
 // --- filter -------------------------------------------------------------------

@@ -7,8 +7,8 @@
  * so a distributed run writes the same bytes as a local one.
  */
 
-/** The per-item stages that can hand out work. */
-export type DistributedKind = 'generate' | 'annotate' | 'embed' | 'paste';
+/** The per-item stages that can hand out work (score: X-Paste's CLIP score of each instance). */
+export type DistributedKind = 'generate' | 'annotate' | 'embed' | 'score' | 'paste';
 
 /** One task's outcome: its result, or why the job that held it failed (every attempt). */
 export type Distributed<R> = { ok: true; value: R } | { ok: false; reason: string };
