@@ -9,14 +9,18 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { checkRedis, decodeResult, encodeResult, parseQueueUrl } from '../ts/pipeline/queue.js';
+import sharp from 'sharp';
+
+import { clipScoreInstances } from '../ts/curate/score.js';
+import { checkRedis, decodeResult, encodeResult, parseQueueUrl, processJob } from '../ts/pipeline/queue.js';
+import { tinyClipWeights, writeClipFolder } from './clip-helpers.js';
 import { tempFolder } from './helpers.js';
 
 const bin = resolve('bin/genaug.js');
@@ -176,6 +180,44 @@ describe('queue plumbing', () => {
     expect(Buffer.from(back.rows.buffer).equals(Buffer.from(rows.buffer))).toBe(true);
     expect([...back.mask]).toEqual([0, 255, 7]);
   });
+});
+
+describe('queue jobs', () => {
+  it("score's CLIP-score jobs give the local run's numbers bit for bit, batch for batch (processed as a worker does)", async () => {
+    const dir = tmp.fresh('clip');
+    mkdirSync(join(dir, 'run', 'queue', 'score'), { recursive: true });
+    const model = await writeClipFolder(join(dir, 'clip'), 'split', tinyClipWeights());
+    const files: string[] = [];
+    const names: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      const w = 6 + (i % 3) * 5;
+      const h = 9 + (i % 2) * 4;
+      const px = new Uint8Array(w * h * 4);
+      for (let k = 0; k < px.length; k++) px[k] = k % 4 === 3 ? (k % 7 ? 255 : 0) : (k * 37 + i * 11) % 256;
+      files.push(join(dir, `i${i}.png`));
+      names.push(i % 2 ? 'dog' : 'cat');
+      writeFileSync(files[i] as string, await sharp(Buffer.from(px), { raw: { width: w, height: h, channels: 4 } }).png().toBuffer());
+    }
+    // The local run: one call over every instance, batches of 3.
+    const { ClipModel } = await import('../ts/models/clip.js');
+    const clip = await ClipModel.open(model, { batchSize: 3, require: 'both' });
+    const local = await clipScoreInstances(clip, files, names, 'a photo of {}', 3);
+    await clip.close();
+    // The queue: two jobs (batches [0, 3), [3, 6) and [6, 7)), each run by processJob from its tasks file.
+    const tasks = [0, 3, 6].map((i) => ({ clip: model, provider: 'cpu' as const, batch: 3, template: 'a photo of {}', files: files.slice(i, i + 3), names: names.slice(i, i + 3) }));
+    const parts: Float32Array[] = [];
+    for (const [n, part] of [tasks.slice(0, 2), tasks.slice(2)].entries()) {
+      writeFileSync(join(dir, 'run', 'queue', 'score', `j${n}.tasks.json`), encodeResult(part));
+      expect(await processJob({ v: 1, kind: 'score', runDir: join(dir, 'run'), config: join(dir, 'none.yaml'), tasks: `queue/score/j${n}.tasks.json`, result: `queue/score/j${n}.result.json`, items: part.length }, 'here')).toEqual({ worker: 'here', items: part.length });
+      const r = decodeResult<{ worker: string; results: Float32Array[] }>(await readFile(join(dir, 'run', 'queue', 'score', `j${n}.result.json`), 'utf8'));
+      parts.push(...r.results);
+    }
+    const queued = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    parts.reduce((at, p) => (queued.set(p, at), at + p.length), 0);
+    expect(Buffer.from(queued.buffer).equals(Buffer.from(local.buffer))).toBe(true);
+    // A job naming a file outside its run folder is refused.
+    await expect(processJob({ v: 1, kind: 'score', runDir: join(dir, 'run'), config: '', tasks: '../i0.png', result: 'x', items: 1 }, 'here')).rejects.toMatchObject({ code: 'E_FORMAT' });
+  }, 60_000);
 });
 
 describe('genaug run --queue (BullMQ on redis-server)', () => {

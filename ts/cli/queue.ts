@@ -23,7 +23,7 @@ export function addQueueOptions(cmd: Command): Command {
     .option('--queue <url>', 'hand the per-item stages (generate, annotate, embed, the CLIP scores of score, paste) to `genaug worker` processes through Redis: redis://[:password@]host:port[/db] (password also from GENAUG_QUEUE_PASSWORD); the run folder must be on storage every worker sees at the same path')
     .option('--local-workers <n>', 'with --queue: this process works on jobs too, n at a time (default 0: it only hands out and assembles)', intArg('--local-workers', 0, 256))
     .option('--attempts <n>', 'with --queue: tries per job before its items are recorded as failed (default 3, exponential backoff)', intArg('--attempts', 1, 100))
-    .option('--shard-size <n>', 'with --queue: items per job (default: generate 32, annotate 64, embed 8 batches, score 4 batches, paste 32)', intArg('--shard-size', 1, 1_000_000))
+    .option('--shard-size <n>', 'with --queue: items per job (default: generate 32, annotate 64, embed 4 batches, score 4 batches, paste 32)', intArg('--shard-size', 1, 1_000_000))
     .addOption(new Option('--stall-interval <ms>', 'with --queue and --local-workers: job lock / stalled-job check interval (default 30000)').argParser(intArg('--stall-interval', 200, 600_000)));
 }
 

@@ -55,7 +55,7 @@ export const QUEUE_STAGES: readonly DistributedKind[] = ['generate', 'annotate',
 const PREFIX = 'genaug';
 
 /** Items per job, by stage (a job is a few seconds of work on one core: small enough to spread, big enough to cost little to hand out). */
-export const DEFAULT_SHARD: Record<DistributedKind, number> = { generate: 32, annotate: 64, embed: 8, score: 4, paste: 32 };
+export const DEFAULT_SHARD: Record<DistributedKind, number> = { generate: 32, annotate: 64, embed: 4, score: 4, paste: 32 };
 
 // --- the URL ----------------------------------------------------------------------
 
@@ -100,7 +100,7 @@ export function parseQueueUrl(url: string, env: NodeJS.ProcessEnv = process.env)
     tls: u.protocol === 'rediss:',
     ...(username ? { username } : {}),
     ...(password ? { password } : {}),
-    display: `${u.protocol}//${password || username ? '***@' : ''}${u.host}/${db}`,
+    display: `${u.protocol}//${password || username ? '***@' : ''}${u.hostname}:${port}/${db}`,
     scrub,
   };
 }
@@ -283,7 +283,9 @@ export class QueueRun {
       r.queues.set(kind, q);
     }
     if (o.localWorkers) {
-      r.local = await startWorkers({ url: o.url, concurrency: o.localWorkers, id: `${hostname()}:${process.pid}:local`, ...(o.stallMs ? { stallMs: o.stallMs } : {}), log: o.log ?? (() => undefined) });
+      // Their failures are said in the coordinator's log; the line per job is not.
+      const log = o.log ?? (() => undefined);
+      r.local = await startWorkers({ url: o.url, concurrency: o.localWorkers, id: `${hostname()}:${process.pid}:local`, ...(o.stallMs ? { stallMs: o.stallMs } : {}), log: (l) => (/ job \S+ \(\S+ items\)/.test(l) ? undefined : log(l)) });
     }
     o.log?.(`queue: ${url.display}${o.localWorkers ? `, ${o.localWorkers} local worker${o.localWorkers === 1 ? '' : 's'}` : ', no local workers (start genaug worker processes)'}`);
     return r;
