@@ -118,7 +118,7 @@ export interface GenerateOptions {
   distribute?: Distributor;
   /**
    * A worker's part of a distributed run: only these items of the plan, journaled in `journal` (its own file, so
-   * a redelivered shard resumes), with no lock on OUT, no clean-up of OUT's temporary files (other workers are
+   * a redelivered shard resumes), with no lock (the queue's job lock is the one), no clean-up of OUT's temporary files (other workers are
    * writing there) and no manifest.jsonl / failed.jsonl (the coordinator writes them).
    */
   shard?: { items: GenerateTask[]; journal: string };
@@ -406,7 +406,9 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
   });
   // One run per output folder: a second would delete the first's temporary files and interleave the journal.
   const shard = o.shard;
-  const releaseLock = shard ? await acquireLock(`${shard.journal}.lock`, shard.journal) : await acquireLock(join(out, LOCK_NAME), out);
+  // A shard is the queue's to hand out, one worker at a time (BullMQ's job lock); a lock file here would outlive a
+  // worker killed on one machine and refuse the job to every other machine.
+  const releaseLock = shard ? async () => undefined : await acquireLock(join(out, LOCK_NAME), out);
   try {
     if (!shard) {
       await removeStaleTemps(imagesDir);

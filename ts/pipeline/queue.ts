@@ -550,14 +550,23 @@ export async function processJob(data: JobData, worker: string): Promise<{ worke
   const tasks = decodeResult<unknown[]>(text);
   let results: unknown[];
   switch (data.kind) {
-    case 'annotate':
-      results = [];
-      for (const t of tasks as AnnotateTask[]) {
-        const line: JournalLine = await annotateOne(t.file, t.category, t.options);
-        if (line.outputError) throw new GenaugError('E_IO', line.outputError.message, { path: line.outputError.path });
-        results.push(line);
-      }
+    case 'annotate': {
+      // As many images at once as the local run has (annotate's concurrency: decode and encode run off the event loop).
+      const list = tasks as AnnotateTask[];
+      const out: JournalLine[] = new Array(list.length);
+      let next = 0;
+      const lane = async () => {
+        for (let i = next++; i < list.length; i = next++) {
+          const t = list[i] as AnnotateTask;
+          const line = await annotateOne(t.file, t.category, t.options);
+          if (line.outputError) throw new GenaugError('E_IO', line.outputError.message, { path: line.outputError.path });
+          out[i] = line;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(list.length, list[0]?.options.concurrency ?? 1)) }, lane));
+      results = out;
       break;
+    }
     case 'embed':
       results = [];
       for (const t of tasks as BatchTask[]) results.push(await embedBatch(t));
