@@ -4,7 +4,9 @@
 // processes (the coordinator does no item work). Seconds are the sum of the
 // three stages' times in run.json; every run writes the same bytes (checked).
 // Last line: {"summary": {workers_1_s, workers_2_s, scaling, overhead_1_worker, ...}}.
-//   node benchmarks/queue.bench.js [--per-class 286 --images 48 --size 128 --quick]
+// --pin (taskset, 2+ cores): the local run, the coordinator and worker 1 on core 0, worker 2 on core 1 (on a
+// machine other jobs share, the core they use decides more than the queue does: off by default).
+//   node benchmarks/queue.bench.js [--per-class 286 --images 48 --size 128 --quick --pin]
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +24,10 @@ if (!redisServer) {
   process.exit(1);
 }
 const bin = join(root, 'bin', 'genaug.js');
+const taskset = ['/usr/bin/taskset', '/bin/taskset'].find((p) => existsSync(p));
+const pin = Boolean(a.pin) && taskset && machine().cores >= 2;
+/** The command line of a process pinned to `core` (or as it is). */
+const on = (core, argv) => (pin ? [taskset, ['-c', String(core), ...argv]] : [argv[0], argv.slice(1)]);
 const g = await loadGenaug();
 const dir = mkdtempSync(join(tmpdir(), 'genaug-bench-queue-'));
 
@@ -68,9 +74,9 @@ async function runOnce(label, workers) {
   };
   writeFileSync(join(base, 'run.yaml'), JSON.stringify(config));
   const procs = [];
-  for (let i = 0; i < workers; i++) procs.push(spawn(process.execPath, [bin, 'worker', '--queue', url, '--id', `w${i + 1}`, '-q'], { stdio: 'ignore' }));
+  for (let i = 0; i < workers; i++) procs.push(spawn(...on(i, [process.execPath, bin, 'worker', '--queue', url, '--id', `w${i + 1}`, '-q']), { stdio: 'ignore' }));
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, [bin, 'run', join(base, 'run.yaml'), '--until', 'embed', '-q', ...(workers ? ['--queue', url] : [])], { encoding: 'utf8' });
+  const r = spawnSync(...on(0, [process.execPath, bin, 'run', join(base, 'run.yaml'), '--until', 'embed', '-q', ...(workers ? ['--queue', url] : [])]), { encoding: 'utf8' });
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   for (const p of procs) p.kill('SIGTERM');
   await Promise.all(procs.map((p) => new Promise((s) => (p.exitCode !== null ? s() : p.on('exit', s)))));
@@ -78,7 +84,7 @@ async function runOnce(label, workers) {
   const m = JSON.parse(readFileSync(join(base, 'run', 'run.json'), 'utf8'));
   const stages = Object.fromEntries(STAGES.map((s) => [s, m.stages[s].seconds]));
   const seconds = STAGES.reduce((n, s) => n + m.stages[s].seconds, 0);
-  const row = { bench: 'queue', run: label, workers, seconds: Number(seconds.toFixed(3)), wall_s: Number(wall.toFixed(3)), stages, generated: m.stages.generate.summary.images, ...(m.queue ? { jobs: Object.fromEntries(Object.entries(m.queue.stages).map(([k, v]) => [k, v.jobs])) } : {}), ...machine() };
+  const row = { bench: 'queue', run: label, workers, pinned: Boolean(pin), seconds: Number(seconds.toFixed(3)), wall_s: Number(wall.toFixed(3)), stages, generated: m.stages.generate.summary.images, ...(m.queue ? { jobs: Object.fromEntries(Object.entries(m.queue.stages).map(([k, v]) => [k, v.jobs])) } : {}), ...machine() };
   emit(row);
   return { seconds, outputs: outputs(join(base, 'run')) };
 }
@@ -104,6 +110,7 @@ try {
       scaling: Number((one.seconds / two.seconds).toFixed(3)),
       overhead_1_worker: Number((one.seconds / local.seconds - 1).toFixed(3)),
       same_bytes: same,
+      pinned: Boolean(pin),
       cores: machine().cores ?? undefined,
     },
   });
