@@ -8,7 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import { MessageChannel } from 'node:worker_threads';
 
-import { compositeBatch, compositeBatchSync, compositeSync, CompositeOutputPool, compositeMemory, GenaugError } from '../ts/index.js';
+import { compositeBatch, compositeBatchSync, compositeSync, CompositeOutputPool, GenaugError } from '../ts/index.js';
+import { compositeMemory } from '../ts/kernels/composite.js';
 import type { CompositeOptions, CompositeResult, CompositeScene, PasteInstance } from '../ts/index.js';
 import { native } from '../ts/native/load.js';
 import { seededRandom } from '../ts/util/random.js';

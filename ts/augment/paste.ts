@@ -34,6 +34,7 @@ import { indexShards, readShardMember, ShardWriter } from '../io/webdataset.js';
 import { compositeSync, CompositeOutputPool, type BlendMode, type CompositeOptions, type CompositeResult, type PasteInstance } from '../kernels/composite.js';
 import { decodeRleSync, encodeRleSync, segmentationToRle } from '../kernels/mask.js';
 import { GenaugError, ioError } from '../native/errors.js';
+import type { Distributor } from '../util/distribute.js';
 import { readJournalMap } from '../util/jsonl.js';
 import { mixSeed, seededRandom } from '../util/random.js';
 import { packageRoot } from '../native/load.js';
@@ -481,6 +482,8 @@ export interface PasteOptions extends PasteSourceOptions {
   /** Stops taking new items; the run then rejects with E_ABORTED (rerun to resume). */
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
+  /** Hands the items to other processes (genaug worker): each is rendered and written there by renderItem, journaled here. */
+  distribute?: Distributor;
 }
 
 export interface PasteJournalLine {
@@ -660,7 +663,35 @@ export async function paste(o: PasteOptions): Promise<PasteSummary> {
   o.onProgress?.(finished, total);
 
   const masks = { rle: true, bitmap: false, polygon: formats.includes('yolo') };
-  const pool = openPastePool(o.workers);
+  const planOf = (i: number, c: number): ItemPlan => planItem(ctx, i, c, { paths: targets.map((x) => join(x.out, 'images', `${itemKey(i, c)}.${ext}`)), format: imageFormat, quality }, masks);
+  /** Each folder's journal gets the line it lacks (or holds otherwise); one it already holds is not written twice. */
+  const record = async (i: number, c: number, line: PasteJournalLine): Promise<void> => {
+    for (const x of targets) {
+      const mine = lineFor(x.format, line);
+      const text = JSON.stringify(mine);
+      const had = x.done.get(`${i}:${c}`);
+      if (had && JSON.stringify(had) === text) continue;
+      await appendFile(x.journalPath, text + '\n');
+      x.done.set(`${i}:${c}`, mine);
+    }
+  };
+  if (o.distribute && todo.length > 0) {
+    // Every item rendered and written elsewhere; the results come back in item order and are journaled here.
+    const plans = todo.map(([i, c]) => planOf(i, c));
+    const res = await o.distribute.run<RenderTask, RenderResult>('paste', plans.map((p) => p.task));
+    for (let t = 0; t < todo.length; t++) {
+      const [i, c] = todo[t]!;
+      const plan = plans[t] as ItemPlan;
+      const out = res[t]!;
+      const r: RenderResult = out.ok ? out.value : { ok: false, reason: out.reason, width: plan.task.width, height: plan.task.height, boxOnly: false, instances: [], dropped: [], skipped: [], fallbacks: [] };
+      rendered++;
+      await record(i, c, journalLine(ctx, plan, itemKey(i, c), r));
+      finished++;
+    }
+    o.onProgress?.(finished, total);
+    todo.length = 0;
+  }
+  const pool = todo.length > 0 ? openPastePool(o.workers) : undefined;
   const cache = pool ? undefined : (shared ?? new CropCache(ctx.cacheBytes));
   const lanes = pool ? Math.max(1, 2 * (o.workers ?? availableParallelism())) : 1;
   let failure: { error: unknown } | undefined;
@@ -673,22 +704,11 @@ export async function paste(o: PasteOptions): Promise<PasteSummary> {
       }
       try {
         const [i, c] = todo[t]!;
-        const key = itemKey(i, c);
-        const paths = targets.map((x) => join(x.out, 'images', `${key}.${ext}`));
-        const plan = planItem(ctx, i, c, { paths, format: imageFormat, quality }, masks);
+        const plan = planOf(i, c);
         const r: RenderResult = pool ? await pool.run(plan.task) : await renderItem(plan.task, cache as CropCache);
         if (r.outputError) throw new GenaugError('E_IO', r.outputError.message, { path: r.outputError.path });
         rendered++;
-        const line = journalLine(ctx, plan, key, r);
-        // Each folder's journal gets the line it lacks (or holds otherwise); one it already holds is not written twice.
-        for (const x of targets) {
-          const mine = lineFor(x.format, line);
-          const text = JSON.stringify(mine);
-          const had = x.done.get(`${i}:${c}`);
-          if (had && JSON.stringify(had) === text) continue;
-          await appendFile(x.journalPath, text + '\n');
-          x.done.set(`${i}:${c}`, mine);
-        }
+        await record(i, c, journalLine(ctx, plan, itemKey(i, c), r));
         finished++;
         o.onProgress?.(finished, total);
       } catch (error) {

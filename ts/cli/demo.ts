@@ -21,6 +21,7 @@ import { loadConfig } from '../pipeline/config.js';
 import { runPipeline } from '../pipeline/run.js';
 import { readJson } from '../util/jsonl.js';
 import { intArg, type GlobalOptions } from './args.js';
+import { addQueueOptions, openQueue, type QueueCliOptions } from './queue.js';
 import { withStopSignals } from './signals.js';
 import { GenaugError } from '../native/errors.js';
 
@@ -32,6 +33,8 @@ export interface DemoOptions {
   quiet?: boolean;
   /** Stops the demo (SIGTERM/SIGINT): the stage in hand journals what it finished, and the demo rejects with E_ABORTED. */
   signal?: AbortSignal;
+  /** --queue and its companions: the run's per-item stages go to queue workers (same bytes). */
+  queue?: QueueCliOptions;
 }
 
 /** The demo's run config (paths relative to DIR/run.yaml). */
@@ -61,6 +64,11 @@ export async function runDemo(o: DemoOptions, global: GlobalOptions) {
   const out = resolve(o.out);
   const t0 = Date.now();
   // The folder's lock before anything is written: a second demo into it is refused and changes nothing.
+  // --queue: Redis answers (and takes the password) before anything is written.
+  if (o.queue?.queue) {
+    const q = await import('../pipeline/queue.js');
+    await q.checkRedis(q.parseQueueUrl(o.queue.queue));
+  }
   const unlock = await lockFolder(out, 'genaug demo');
   try {
     await demoLocked(o, global, out, t0);
@@ -81,7 +89,13 @@ async function demoLocked(o: DemoOptions, global: GlobalOptions, out: string, t0
   await writeFileAtomic(configPath, new TextEncoder().encode(`# genaug demo run config (genaug run ${configPath})\n${stringify(demoConfig(o.seed))}`));
   if (o.signal?.aborted) throw new GenaugError('E_ABORTED', 'the demo was stopped before its run began; run it again to resume');
   const cfg = await loadConfig(configPath, { checkServers: false });
-  const r = await runPipeline(cfg, { log: say, ...(o.signal ? { signal: o.signal } : {}) });
+  const queue = o.queue?.queue ? await openQueue(cfg, o.queue, o.signal ?? new AbortController().signal, say) : undefined;
+  let r: Awaited<ReturnType<typeof runPipeline>>;
+  try {
+    r = await runPipeline(cfg, { log: say, ...(o.signal ? { signal: o.signal } : {}), ...(queue ? { queue } : {}) });
+  } finally {
+    await queue?.close();
+  }
   const report = await readJson<{ totals: Record<string, number>; truth: Record<string, Record<string, number>>; funnel: unknown; gap: unknown }>(join(r.runDir, 'report', 'report.json'));
   const summary = {
     seed: o.seed,
@@ -114,13 +128,13 @@ async function demoLocked(o: DemoOptions, global: GlobalOptions, out: string, t0
 }
 
 export function demoCommand(global: GlobalOptions): Command {
-  return new Command('demo')
+  return addQueueOptions(new Command('demo'))
     .description('run the whole pipeline on procedurally drawn data with a built-in image generator (no model or server needed) and write a report')
     .option('--out <dir>', 'output folder', 'genaug-demo')
     .option('--seed <n>', 'random seed (same seed, same bytes)', intArg('--seed', 0), 1)
     .option('--images <n>', 'real scenes to draw', intArg('--images', 4, 10000), 48)
     .option('-q, --quiet', 'less output')
     .action(async (o) => {
-      await withStopSignals('genaug demo', (signal) => runDemo({ out: o.out, seed: o.seed, images: o.images, quiet: o.quiet, signal }, global), { quiet: o.quiet });
+      await withStopSignals('genaug demo', (signal) => runDemo({ out: o.out, seed: o.seed, images: o.images, quiet: o.quiet, signal, ...(o.queue ? { queue: o } : {}) }, global), { quiet: o.quiet });
     });
 }

@@ -23,6 +23,8 @@ import { filterCommand } from './filter.js';
 import { embedCommand } from './embed.js';
 import { poolCommand } from './pool.js';
 import { exportCommand } from './export.js';
+import { queueCommand } from './queue.js';
+import { workerCommand } from './worker.js';
 
 /** Options naming what a command writes (read-modify-write included: a scores --table, a plan's --captions store). */
 const OUTPUT_OPTIONS = new Set(['out', 'table', 'rejected', 'sizeTable', 'captions', 'cache']);
@@ -125,6 +127,10 @@ export function buildProgram(global: GlobalOptions, held: Array<() => Promise<vo
   program.addCommand(poolCommand(global));
   program.addCommand(pasteCommand(global));
   program.addCommand(exportCommand(global));
+
+  program.commandsGroup('Many machines:');
+  program.addCommand(workerCommand(global));
+  program.addCommand(queueCommand(global));
 
   program.commandsGroup('Analysis and tools:');
   program.addCommand(gapCommand(global));

@@ -6,10 +6,11 @@ import { loadConfig } from '../pipeline/config.js';
 import { runPipeline } from '../pipeline/run.js';
 import type { GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
+import { addQueueOptions, openQueue } from './queue.js';
 import { withStopSignals } from './signals.js';
 
 export function runCommand(global: GlobalOptions): Command {
-  return new Command('run')
+  return addQueueOptions(new Command('run'))
     .description('run the pipeline of a config (YAML or JSON): plan -> generate -> annotate -> embed -> score -> filter -> pool -> paste/export -> report, in one run folder; re-running skips finished stages and resumes an interrupted one')
     .argument('<config>', 'run config file (see presets/*.yaml and the README); paths in it are relative to it')
     .addOption(new Option('--from <stage>', 'start at this stage (the stages before it must be done)').choices([...STAGES]))
@@ -22,19 +23,28 @@ export function runCommand(global: GlobalOptions): Command {
       const cfg = await loadConfig(file, { checkServers: o.checkServers !== false, ...(o.until ? { until: o.until } : {}) });
       let bar: Progress | undefined;
       let barStage = '';
-      const r = await withStopSignals('genaug run', (signal) => runPipeline(cfg, {
-        signal,
-        from: o.from,
-        until: o.until,
-        force: Boolean(o.force),
-        log: (line) => {
-          if (!o.quiet) process.stderr.write(`${line}\n`);
-        },
-        onProgress: (stage, done, total) => {
-          if (stage !== barStage) ((bar = new Progress(stage, total, 'items', o.quiet)), (barStage = stage));
-          bar?.update(done);
-        },
-      }), { quiet: o.quiet });
+      const log = (line: string) => {
+        if (!o.quiet) process.stderr.write(`${line}\n`);
+      };
+      const r = await withStopSignals('genaug run', async (signal) => {
+        const queue = await openQueue(cfg, o, signal, log);
+        try {
+          return await runPipeline(cfg, {
+            ...(queue ? { queue } : {}),
+            signal,
+            from: o.from,
+            until: o.until,
+            force: Boolean(o.force),
+            log,
+            onProgress: (stage, done, total) => {
+              if (stage !== barStage) ((bar = new Progress(stage, total, 'items', o.quiet)), (barStage = stage));
+              bar?.update(done);
+            },
+          });
+        } finally {
+          await queue?.close();
+        }
+      }, { quiet: o.quiet });
       global.print(`ran ${r.ran.length ? r.ran.join(', ') : 'nothing'}${r.skipped.length ? `; up to date: ${r.skipped.join(', ')}` : ''}`);
       const report = r.manifest.stages.report?.status === 'done' ? '; report in report/report.html' : '';
       global.print(`run folder ${r.runDir} (run.json${report})`);

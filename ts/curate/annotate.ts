@@ -29,6 +29,7 @@ import type { SamModel } from '../models/sam.js';
 import type { Segmenter } from '../models/segmenter.js';
 import { GenaugError, ioError, type ErrorCode } from '../native/errors.js';
 import { packageRoot } from '../native/load.js';
+import type { Distributor } from '../util/distribute.js';
 
 
 export interface AnnotateOptions {
@@ -64,6 +65,8 @@ export interface AnnotateOptions {
   /** Stops taking new images: those started finish and are journaled, then the run rejects with E_ABORTED (rerun to resume). */
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
+  /** Hands the images to other processes (genaug worker): each is annotated there by annotateOne, journaled here. */
+  distribute?: Distributor;
 }
 
 export interface JournalLine {
@@ -242,8 +245,9 @@ export async function annotate(o: AnnotateOptions) {
   let finished = files.length - todo.length;
   o.onProgress?.(finished, files.length);
   const opts = { ...o, images: root, out };
-  const pool = await openPool(o);
-  if ((o.method === 'sam' || o.method === 'segmenter') && o.models && (pool || (!o.sam && !o.segmenter))) {
+  const distributed = Boolean(o.distribute) && todo.length > 0;
+  const pool = distributed ? undefined : await openPool(o);
+  if (!distributed && (o.method === 'sam' || o.method === 'segmenter') && o.models && (pool || (!o.sam && !o.segmenter))) {
     // The models load where they run (a worker, or this thread without a pool), before the first image: a model
     // that does not load is one error, not a failure of every image.
     const answer = pool ? ((await pool.run({ ...poolTask('', '', opts), probe: true })) as ProbeAnswer) : await probeModels(o);
@@ -278,8 +282,18 @@ export async function annotate(o: AnnotateOptions) {
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(lanes, todo.length) }, run));
-  await pool?.destroy();
+  if (o.distribute && todo.length > 0) {
+    // Every image elsewhere; the lines come back in image order and are journaled as this process's own would be.
+    const res = await o.distribute.run<AnnotateTask, JournalLine>('annotate', todo.map((f) => poolTask(f, categories.get(f) as string, opts)));
+    const lines = res.map((r, i): JournalLine => (r.ok ? r.value : { file: todo[i] as string, category: categories.get(todo[i] as string) as string, status: 'failed', reason: r.reason }));
+    await appendFile(journalPath, lines.map((l) => JSON.stringify(l) + '\n').join(''));
+    for (const l of lines) done.set(l.file, l);
+    finished += lines.length;
+    o.onProgress?.(finished, files.length);
+  } else {
+    await Promise.all(Array.from({ length: Math.min(lanes, todo.length) }, run));
+    await pool?.destroy();
+  }
   if (failure) throw failure.error;
   const result = await writePool(out, files.map((f) => done.get(f) as JournalLine));
   // A batch where every image failed (none could even be read) is an error, not an empty pool; the reasons are written.
@@ -294,7 +308,7 @@ export async function annotate(o: AnnotateOptions) {
 export interface AnnotateTask {
   file: string;
   category: string;
-  options: Omit<AnnotateOptions, 'sam' | 'segmenter' | 'onProgress'>;
+  options: Omit<AnnotateOptions, 'sam' | 'segmenter' | 'onProgress' | 'signal' | 'distribute'>;
   /** Only load the models (in this worker, where they will run) and report whether they load. */
   probe?: boolean;
 }
@@ -320,7 +334,7 @@ export async function probeModels(o: Pick<AnnotateOptions, 'method' | 'models'>)
 }
 
 function poolTask(file: string, category: string, o: AnnotateOptions): AnnotateTask {
-  const { sam: _sam, segmenter: _seg, onProgress: _p, signal: _s, ...options } = o;
+  const { sam: _sam, segmenter: _seg, onProgress: _p, signal: _s, distribute: _d, ...options } = o;
   return { file, category, options };
 }
 

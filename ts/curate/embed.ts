@@ -46,6 +46,7 @@ import { clipPreprocess } from '../models/clip-preprocess.js';
 import { FeatureEmbedder } from '../models/features.js';
 import type { Provider } from '../models/onnx.js';
 import { GenaugError, type ErrorCode } from '../native/errors.js';
+import type { Distributor } from '../util/distribute.js';
 import { readJsonObjects } from '../util/jsonl.js';
 import { mixSeed, seededRandom } from '../util/random.js';
 import { readCoco, type CocoAnnotation, type CocoCategory, type CocoImage } from '../io/coco.js';
@@ -83,6 +84,8 @@ export interface EmbedRunOptions {
   onNote?: (note: string) => void;
   /** Stops taking new batches: the batches running finish and are journaled, then the run rejects with E_ABORTED (rerun to resume). */
   signal?: AbortSignal;
+  /** Hands the batches to other processes (genaug worker): each is embedded there by embedBatch, journaled and assembled here. */
+  distribute?: Distributor;
 }
 
 export interface EmbedImagesOptions extends EmbedRunOptions {
@@ -514,6 +517,7 @@ interface EmbedPlan<U extends Unit> {
   onProgress?: ((done: number, total: number) => void) | undefined;
   onNote?: ((note: string) => void) | undefined;
   signal?: AbortSignal | undefined;
+  distribute?: Distributor | undefined;
 }
 
 interface Embedded {
@@ -698,6 +702,28 @@ async function embedWithPool<U extends Unit>(
   let writing: Promise<void> = Promise.resolve();
   const write = (): Promise<void> => (writing = writing.then(advance));
 
+  if (p.distribute && pending.length > 0) {
+    // Every batch elsewhere; each result is journaled and taken as one computed here would be, then written in order.
+    const res = await p.distribute.run<BatchTask, BatchResult>('embed', pending.map((bi) => p.task(batches[bi] as U[])));
+    for (let i = 0; i < pending.length; i++) {
+      const bi = pending[i] as number;
+      const b = batches[bi] as U[];
+      const r = res[i] as (typeof res)[number];
+      if (!r.ok) {
+        for (const u of b) failOf.set(u.key as string, r.reason);
+      } else {
+        if (r.value.dim !== dim) throw new GenaugError('E_INTERNAL', `a worker's embedder gave ${r.value.dim}-wide rows, expected ${dim}`);
+        if (r.value.errors.length !== b.length) throw new GenaugError('E_INTERNAL', `a worker answered ${r.value.errors.length} items for a batch of ${b.length}`);
+        await journal.put(keyOf(b), encodeChunk(r.value));
+        await take(b, r.value);
+      }
+      complete.add(bi);
+      done += b.length;
+      await write();
+    }
+    p.onProgress?.(done, total);
+    pending.length = 0;
+  }
   const lanes = Math.max(1, Math.min(usePool ? p.workers : 1, pending.length));
   const pool = pending.length > 0 && usePool ? getPool() : undefined;
   const run = runner(pool);
@@ -800,6 +826,7 @@ export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult
     onProgress: o.onProgress,
     onNote: o.onNote,
     signal: o.signal,
+    distribute: o.distribute,
   },
   // 4. Outputs in item order, written as the rows come.
   out,
@@ -989,6 +1016,7 @@ export async function embedInstances(o: EmbedInstancesOptions): Promise<EmbedRun
     onProgress: o.onProgress,
     onNote: o.onNote,
     signal: o.signal,
+    distribute: o.distribute,
   },
   // 5. Outputs in instance order, written as the rows come.
   out, (u, row) => ({ ...fields(u), row }), (u, reason) => ({ ...fields(u), reason }));

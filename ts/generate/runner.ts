@@ -40,6 +40,7 @@ import { readWholeFile, writeFileAtomic } from '../io/atomic.js';
 import { checkWithin } from '../io/roots.js';
 import { GenaugError, ioError } from '../native/errors.js';
 import type { PlanJob } from '../plan/job.js';
+import type { Distributor } from '../util/distribute.js';
 import { readAppendLog } from '../util/jsonl.js';
 import { backoffDelay } from '../util/retry.js';
 import { redactor } from '../util/secrets.js';
@@ -124,6 +125,20 @@ export interface GenerateOptions {
   onProgress?: (p: GenerateProgress) => void;
   /** Hears notes (resumed items, retries). */
   onNote?: (note: string) => void;
+  /** Hands the items to other processes (genaug worker, which runs `shard`); their journal lines come back and are journaled here. */
+  distribute?: Distributor;
+  /**
+   * A worker's part of a distributed run: only these items of the plan, journaled in `journal` (its own file, so
+   * a redelivered shard resumes), with no lock (the queue's job lock is the one), no clean-up of OUT's temporary files (other workers are
+   * writing there) and no manifest.jsonl / failed.jsonl (the coordinator writes them).
+   */
+  shard?: { items: GenerateTask[]; journal: string };
+}
+
+/** One item of a distributed generate run (Distributor task). */
+export interface GenerateTask {
+  job: PlanJob;
+  candidate: number;
 }
 
 export interface GenerateSummary {
@@ -408,11 +423,16 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
     throw ioError(imagesDir, imagesDir, 'create the output folder', e);
   });
   // One run per output folder: a second would delete the first's temporary files and interleave the journal.
-  const releaseLock = await acquireLock(join(out, LOCK_NAME), out);
+  const shard = o.shard;
+  // A shard is the queue's to hand out, one worker at a time (BullMQ's job lock); a lock file here would outlive a
+  // worker killed on one machine and refuse the job to every other machine.
+  const releaseLock = shard ? async () => undefined : await acquireLock(join(out, LOCK_NAME), out);
   try {
-    await removeStaleTemps(imagesDir);
-    await removeStaleTemps(out);
-    const journalPath = join(out, 'journal.jsonl');
+    if (!shard) {
+      await removeStaleTemps(imagesDir);
+      await removeStaleTemps(out);
+    }
+    const journalPath = shard ? shard.journal : join(out, 'journal.jsonl');
     const journal = await openJournal(journalPath);
 
     interface Item {
@@ -423,13 +443,17 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
       seed: number;
       backend: number;
     }
-    const items: Item[] = [];
+    let items: Item[] = [];
     const weights = backends.map((b) => b.weight);
     for (const entry of entries) {
       for (let c = 0; c < entry.job.candidates; c++) {
         const seed = entry.job.seed + c;
         items.push({ index: items.length, entry, candidate: c, seed, backend: assignBackend(entry.job.id, c, seed, weights) });
       }
+    }
+    if (shard) {
+      const mine = new Set(shard.items.map((t) => keyOf(t.job.id, t.candidate)));
+      items = items.filter((it) => mine.has(keyOf(it.entry.job.id, it.candidate)));
     }
     const todo = items.filter((it) => {
       const j = journal.get(keyOf(it.entry.job.id, it.candidate));
@@ -668,6 +692,25 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
       }
     };
 
+    if (o.distribute && todo.length > 0) {
+      // Every item elsewhere; the journal lines come back in plan order and are journaled as this run's own.
+      const res = await o.distribute.run<GenerateTask, GenerateJournalLine>('generate', todo.map((it) => ({ job: it.entry.job, candidate: it.candidate })));
+      todo.forEach((it, i) => {
+        const r = res[i] as (typeof res)[number];
+        const line: GenerateJournalLine = r.ok
+          ? r.value
+          : { job: it.entry.job.id, candidate: it.candidate, status: 'failed', seed: it.seed, backend: (backends[it.backend] as (typeof backends)[number]).label, error: { code: 'E_QUEUE_JOB', message: clip(scrub(r.reason)) }, attempts: 0, retryable: true };
+        void journalAppend(line);
+        journal.set(keyOf(line.job, line.candidate), line);
+        if (line.status === 'failed') failed++;
+        done++;
+        thisRun++;
+      });
+      report();
+      await appendChain;
+      todo.length = 0;
+    }
+
     // Per-backend lanes over the items assigned to it, in plan order.
     let fatal: { error: unknown } | undefined;
     const lanes: Array<Promise<void>> = [];
@@ -696,6 +739,7 @@ export async function generate(plan: string | PlanJob[], o: GenerateOptions): Pr
     await Promise.all(lanes);
     await appendChain.catch(() => undefined);
     if (fatal) throw fatal.error;
+    if (shard) return { out, jobs: entries.length, items: items.length, ok: 0, images: 0, failed, invalidLines: invalid.length, generatedThisRun: thisRun, resumed, duplicates: 0, backends: {}, interrupted: stopped() && done < items.length };
 
     // The manifest and the failure list, rebuilt from the journal in plan order.
     const manifest: string[] = [];

@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   E_MODEL: 'a model file is missing or does not have the expected inputs/outputs',
   E_BACKEND: 'a server or backend failed',
   E_ABORTED: 'the operation was cancelled',
+  E_QUEUE_UNAVAILABLE: 'the Redis server of --queue cannot be reached, refuses the password, or went away',
+  E_QUEUE_JOB: 'a queued job failed on every attempt (its items are recorded as failed)',
   E_INTERNAL: 'a bug in genaug (please report it)',
 } as const;
 

@@ -38,6 +38,8 @@ export interface Manifest {
   config: string;
   seed: number;
   stages: Partial<Record<StageName, StageRecord>>;
+  /** `genaug run --queue`: the queue (URL without its password) and per stage its jobs, failed jobs and jobs per worker. */
+  queue?: { url: string; stages: Partial<Record<StageName, { jobs: number; failed: number; byWorker: Record<string, number> }>> };
 }
 
 export async function readManifest(runDir: string): Promise<Manifest | undefined> {

@@ -24,6 +24,7 @@ import { lockFolder } from '../io/lock.js';
 import { GenaugError } from '../native/errors.js';
 import { STAGES, type LoadedConfig, type StageName } from './config.js';
 import { MANIFEST_VERSION, readManifest, type Manifest, type OutputRecord, type StageRecord } from './manifest.js';
+import type { QueueRun } from './queue.js';
 import { STAGE_DEFS, type StageContext, type StageResult } from './stages.js';
 
 export { MANIFEST_VERSION, readManifest, type Manifest, type OutputRecord, type StageRecord };
@@ -42,6 +43,8 @@ export interface RunOptions {
    * run resumes it.
    */
   signal?: AbortSignal;
+  /** `--queue`: the per-item stages' work goes to queue workers (pipeline/queue.ts); the outputs are the same bytes. */
+  queue?: QueueRun;
 }
 
 
@@ -159,6 +162,7 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
     config: cfg.file,
     seed: c.seed,
     stages: old?.stages ?? {},
+    ...(o.queue ? { queue: o.queue.record() } : {}),
   };
   const log = o.log ?? (() => {});
   const realFp = await realDataFingerprint(cfg);
@@ -210,6 +214,7 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
     manifest.stages[name] = record;
     await writeManifest(runDir, manifest);
     log(`${name}: ${resume ? 'resuming' : 'running'}`);
+    const distribute = o.queue?.distributor(name, fingerprint, (d, t) => o.onProgress?.(name, d, t));
     const ctx: StageContext = {
       cfg,
       runDir,
@@ -218,6 +223,7 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
       log: (s) => log(`${name}: ${s}`),
       progress: (d, t) => o.onProgress?.(name, d, t),
       ...(o.signal ? { signal: o.signal } : {}),
+      ...(distribute ? { distribute } : {}),
     };
     let result: StageResult;
     try {
@@ -226,6 +232,7 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
       record.status = 'failed';
       record.error = e instanceof GenaugError ? `[${e.code}] ${e.message}` : String((e as Error)?.message ?? e);
       record.finished = new Date().toISOString();
+      if (o.queue) manifest.queue = o.queue.record();
       // On a full or read-only disk run.json may not be writable either: the stage's own error is the one to
       // report (run.json then still says 'running', and the next run resumes the stage all the same).
       await writeManifest(runDir, manifest).catch(() => undefined);
@@ -237,7 +244,9 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
     record.finished = new Date().toISOString();
     record.seconds = (Date.now() - started.getTime()) / 1000;
     record.status = 'done';
+    if (o.queue) manifest.queue = o.queue.record();
     await writeManifest(runDir, manifest);
+    await distribute?.finish();
     ran.push(name);
     log(`${name}: done in ${record.seconds.toFixed(1)} s`);
   }

@@ -16,7 +16,7 @@ import { applyFilters, balancedSubsample, describeDecision, ownSimilarity, write
 import { clipScoreInstances, scoreInstancesAgainstReal } from '../curate/score.js';
 import { selectPool } from '../curate/pool.js';
 import { mergeScores, readScores, round6, type ScoreColumns } from '../curate/table.js';
-import { generate, type BackendSpec, type GenerateJournalLine } from '../generate/runner.js';
+import { generate, type BackendSpec, type GenerateJournalLine, type GenerateOptions } from '../generate/runner.js';
 import { ProceduralBackend } from '../generate/procedural.js';
 import { readCoco, type CocoIndex } from '../io/coco.js';
 import { ClipModel } from '../models/clip.js';
@@ -26,6 +26,7 @@ import { openClipEmbedder } from '../plan/ambiguity.js';
 import { PlanJobSchema, type PlanJob } from '../plan/job.js';
 import { plan } from '../plan/plan.js';
 import { categoryPriors, type CategoryPrior } from '../plan/priors.js';
+import type { Distributor } from '../util/distribute.js';
 import { readJson, readJsonl, writeJson, writeJsonl } from '../util/jsonl.js';
 import { writeReport } from '../report/report.js';
 import { STAGES, type LoadedConfig, type RunConfig, type StageName } from './config.js';
@@ -41,6 +42,8 @@ export interface StageContext {
   progress: (done: number, total: number) => void;
   /** The run's stop signal: a stage with items takes no new one once it fires, and rejects with E_ABORTED. */
   signal?: AbortSignal;
+  /** `genaug run --queue`: the stage's items go to queue workers (pipeline/queue.ts). */
+  distribute?: Distributor;
 }
 
 export interface StageResult {
@@ -231,9 +234,9 @@ async function backendSpecs(cfg: LoadedConfig, procedural?: ProceduralBackend): 
   ];
 }
 
-async function runGenerate(ctx: StageContext): Promise<StageResult> {
-  const c = ctx.cfg.config;
-  const g = c.generate;
+/** The generate options of a run's config (backends, pacing): the coordinator's and every queue worker's. */
+export async function generateSetup(cfg: LoadedConfig): Promise<{ options: Omit<GenerateOptions, 'out'>; procedural: ProceduralBackend | undefined }> {
+  const g = cfg.config.generate;
   const fr = g.failure_rates ?? {};
   const procedural =
     g.backend === 'procedural' && !g.servers
@@ -244,20 +247,23 @@ async function runGenerate(ctx: StageContext): Promise<StageResult> {
           ...(fr.border !== undefined ? { border: fr.border } : {}),
         })
       : undefined;
-  const specs = await backendSpecs(ctx.cfg, procedural);
-  if (!g.servers && g.backend === 'comfyui' && ctx.cfg.paths.workflow) {
-    (specs[0] as BackendSpec).workflow = JSON.parse(await readFile(ctx.cfg.paths.workflow, 'utf8'));
-    (specs[0] as BackendSpec).workflowName = ctx.cfg.paths.workflow;
+  const specs = await backendSpecs(cfg, procedural);
+  if (!g.servers && g.backend === 'comfyui' && cfg.paths.workflow) {
+    (specs[0] as BackendSpec).workflow = JSON.parse(await readFile(cfg.paths.workflow, 'utf8'));
+    (specs[0] as BackendSpec).workflowName = cfg.paths.workflow;
   }
+  return { options: { backends: specs, concurrency: g.concurrency, timeoutMs: g.timeout_s * 1000, retries: g.retries, inputRoots: [cfg.paths.realImages] }, procedural };
+}
+
+async function runGenerate(ctx: StageContext): Promise<StageResult> {
+  const g = ctx.cfg.config.generate;
+  const { options, procedural } = await generateSetup(ctx.cfg);
   const planPath = join(ctx.runDir, 'plan', 'plan.jsonl');
   const summary = await generate(planPath, {
+    ...options,
     out: ctx.dir,
-    backends: specs,
-    concurrency: g.concurrency,
-    timeoutMs: g.timeout_s * 1000,
-    retries: g.retries,
-    inputRoots: [ctx.cfg.paths.realImages],
     onNote: ctx.log,
+    ...(ctx.distribute ? { distribute: ctx.distribute } : {}),
     onProgress: (pr) => ctx.progress(pr.done, pr.total),
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
@@ -308,6 +314,7 @@ async function runAnnotate(ctx: StageContext): Promise<StageResult> {
     ...(a.method === 'sam' ? { models: { samEncoder: p.samEncoder as string, samDecoder: p.samDecoder as string, provider: a.provider } } : {}),
     ...(a.method === 'segmenter' ? { models: { segmenter: p.segmenter as string, provider: a.provider } } : {}),
     ...(ctx.signal ? { signal: ctx.signal } : {}),
+    ...(ctx.distribute ? { distribute: ctx.distribute } : {}),
     onProgress: ctx.progress,
   });
   return { summary: r };
@@ -337,6 +344,7 @@ async function runEmbed(ctx: StageContext): Promise<StageResult> {
     workers: c.embed.workers,
     ...(ctx.cfg.paths.embedCache ? { cache: ctx.cfg.paths.embedCache } : {}),
     ...(ctx.signal ? { signal: ctx.signal } : {}),
+    ...(ctx.distribute ? { distribute: ctx.distribute } : {}),
     onNote: ctx.log,
   };
   const real = await embedInstances({
@@ -387,18 +395,59 @@ async function runScore(ctx: StageContext): Promise<StageResult> {
     const index = await readJson<{ categories: Record<string, Array<{ file: string; source: string }>> }>(join(ctx.runDir, 'annotate', 'index.json'));
     const instanceOf = new Map(Object.values(index.categories).flatMap((l) => l.map((x) => [x.source, x.file] as const)));
     const ids = [...table.keys()].filter((id) => instanceOf.has(id));
-    const model = await ClipModel.open(ctx.cfg.paths.clip as string, { provider: c.embed.provider, batchSize: c.embed.batch, require: 'both' });
-    try {
-      const scores = await clipScoreInstances(model, ids.map((id) => join(ctx.runDir, 'annotate', instanceOf.get(id) as string)), ids.map((id) => String(table.get(id)?.category)), c.embed.clip_template, c.embed.batch);
-      ids.forEach((id, i) => ((table.get(id) as Record<string, unknown>).clip_score = round6(scores[i] as number)));
-      clipScored = ids.length;
-    } finally {
-      await model.close();
+    const files = ids.map((id) => join(ctx.runDir, 'annotate', instanceOf.get(id) as string));
+    const names = ids.map((id) => String(table.get(id)?.category));
+    let scores: Float32Array;
+    if (ctx.distribute) {
+      // The same batches on queue workers (each one clipScoreInstances call of one batch), so the same numbers.
+      const b = c.embed.batch;
+      const tasks: ClipScoreTask[] = [];
+      for (let i = 0; i < files.length; i += b) tasks.push({ clip: ctx.cfg.paths.clip as string, provider: c.embed.provider, batch: b, template: c.embed.clip_template, files: files.slice(i, i + b), names: names.slice(i, i + b) });
+      const res = await ctx.distribute.run<ClipScoreTask, Float32Array>('score', tasks);
+      scores = new Float32Array(files.length);
+      // A CLIP score that cannot be computed fails the stage, as it does in a local run.
+      res.forEach((r, k) => {
+        if (!r.ok) throw new GenaugError('E_QUEUE_JOB', r.reason);
+        scores.set(r.value, k * b);
+      });
+    } else {
+      const model = await ClipModel.open(ctx.cfg.paths.clip as string, { provider: c.embed.provider, batchSize: c.embed.batch, require: 'both' });
+      try {
+        scores = await clipScoreInstances(model, files, names, c.embed.clip_template, c.embed.batch);
+      } finally {
+        await model.close();
+      }
     }
+    ids.forEach((id, i) => ((table.get(id) as Record<string, unknown>).clip_score = round6(scores[i] as number)));
+    clipScored = ids.length;
   }
   await mergeScores(join(ctx.dir, 'scores.jsonl'), table);
   const rows = [...table.values()];
   return { summary: { scored: rows.length, duplicates: rows.filter((r) => r.dup_of !== null).length, border: rows.filter((r) => r.touches_border === true).length, clipScored } };
+}
+
+/** One batch of X-Paste's CLIP score on a queue worker: the cut-outs and their class names. */
+export interface ClipScoreTask {
+  clip: string;
+  provider: RunConfig['embed']['provider'];
+  batch: number;
+  template: string;
+  files: string[];
+  names: string[];
+}
+
+const clipModels = new Map<string, Promise<ClipModel>>();
+
+/** A queue worker's part of the score stage: one batch's CLIP scores (the model loaded once per process). */
+export async function clipScoreTask(t: ClipScoreTask): Promise<Float32Array> {
+  const key = JSON.stringify([t.clip, t.provider, t.batch]);
+  let m = clipModels.get(key);
+  if (!m) {
+    m = ClipModel.open(t.clip, { provider: t.provider, batchSize: t.batch, require: 'both' });
+    clipModels.set(key, m);
+    m.catch(() => clipModels.delete(key));
+  }
+  return clipScoreInstances(await m, t.files, t.names, t.template, t.batch);
 }
 
 // --- filter -------------------------------------------------------------------
@@ -517,6 +566,7 @@ async function runPaste(ctx: StageContext): Promise<StageResult> {
     keepMaxShift: p.keep_moved_px,
     keepMinArea: p.keep_min_area,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
+    ...(ctx.distribute ? { distribute: ctx.distribute } : {}),
     onProgress: ctx.progress,
   });
   return { summary: { images: r.ok, failed: r.failed, annotations: r.realInstances + r.pastedInstances, pasted: r.pastedInstances, dropped: r.dropped, rendered: r.rendered, formats: c.export.formats } };
