@@ -16,6 +16,42 @@ namespace {
 constexpr int MR = 4;
 constexpr int NR = 16;  // two ymm registers of 8 int32 lanes
 
+// Database side within 8 bits ([-127, 127]): vpmaddubsw lanes reach
+// 2 * 127 * 127 = 32258, so every product is widened at once (one vpmaddwd
+// per 32 multiply-adds; slower, but half the database rounding error).
+void micro8(int64_t k4, const uint8_t* a, const int8_t* b, const float* ascale, const float* bscale,
+            const int32_t* corr, float* c, int64_t ldc) {
+  __m256i c0[MR], c1[MR];
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i) {
+    c0[i] = _mm256_setzero_si256();
+    c1[i] = _mm256_setzero_si256();
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t k = 0; k < k4; ++k) {
+    const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + k * NR * 4));
+    const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + k * NR * 4 + 32));
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      int32_t av;
+      __builtin_memcpy(&av, a + k * MR * 4 + i * 4, 4);
+      const __m256i ai = _mm256_set1_epi32(av);
+      c0[i] = _mm256_add_epi32(c0[i], _mm256_madd_epi16(_mm256_maddubs_epi16(ai, b0), ones));
+      c1[i] = _mm256_add_epi32(c1[i], _mm256_madd_epi16(_mm256_maddubs_epi16(ai, b1), ones));
+    }
+  }
+  const __m256i k0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr));
+  const __m256i k1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + 8));
+  const __m256 s0 = _mm256_loadu_ps(bscale);
+  const __m256 s1 = _mm256_loadu_ps(bscale + 8);
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i) {
+    const __m256 ai = _mm256_set1_ps(ascale[i]);
+    _mm256_storeu_ps(c + i * ldc, _mm256_mul_ps(ai, _mm256_mul_ps(s0, _mm256_cvtepi32_ps(_mm256_sub_epi32(c0[i], k0)))));
+    _mm256_storeu_ps(c + i * ldc + 8, _mm256_mul_ps(ai, _mm256_mul_ps(s1, _mm256_cvtepi32_ps(_mm256_sub_epi32(c1[i], k1)))));
+  }
+}
+
 void micro(int64_t k4, const uint8_t* a, const int8_t* b, const float* ascale, const float* bscale,
            const int32_t* corr, float* c, int64_t ldc) {
   __m256i c0[MR], c1[MR];
@@ -126,8 +162,9 @@ float load_row(const float* src, bool has_scale, double scale, int64_t D, float*
   return m;
 }
 
-void quantize(const float* v, int64_t D, float s, int qmax, int8_t* q, double* nq2, double* ne2, double* nv2,
-              int64_t* sumq) {
+void quantize(const float* v, int64_t D, float s, int qmax, int offset, uint8_t* q, double* nq2, double* ne2,
+              double* nv2, int64_t* sumq) {
+  const __m256i off = _mm256_set1_epi32(offset);
   const float inv = s > 0.0f ? static_cast<float>(1.0 / static_cast<double>(s)) : 0.0f;
   const __m256 iv = _mm256_set1_ps(inv);
   const __m256i lim = _mm256_set1_epi32(qmax), nlim = _mm256_set1_epi32(-qmax);
@@ -140,9 +177,11 @@ void quantize(const float* v, int64_t D, float s, int qmax, int8_t* q, double* n
     __m256i qi = _mm256_cvtps_epi32(_mm256_mul_ps(x, iv));  // round to nearest even
     qi = _mm256_max_epi32(nlim, _mm256_min_epi32(lim, qi));
     as = _mm256_add_epi32(as, qi);
-    alignas(32) int32_t lanes[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), qi);
-    for (int l = 0; l < 8; ++l) q[k + l] = static_cast<int8_t>(lanes[l]);
+    // 8 int32 lanes -> 8 bytes.
+    const __m256i b = _mm256_add_epi32(qi, off);
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+    const __m128i by = _mm_packs_epi16(w, w);  // q + offset is within [-63, 127]: signed bytes
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + k), by);
     for (int h = 0; h < 2; ++h) {
       const __m256d xd = _mm256_cvtps_pd(h ? _mm256_extractf128_ps(x, 1) : _mm256_castps256_ps128(x));
       const __m256d dq = _mm256_mul_pd(sd, _mm256_cvtepi32_pd(h ? _mm256_extracti128_si256(qi, 1) : _mm256_castsi256_si128(qi)));
@@ -166,7 +205,7 @@ void quantize(const float* v, int64_t D, float s, int qmax, int8_t* q, double* n
     const double x = v[k];
     int qi = static_cast<int>(std::nearbyint(v[k] * inv));
     qi = qi > qmax ? qmax : (qi < -qmax ? -qmax : qi);
-    q[k] = static_cast<int8_t>(qi);
+    q[k] = static_cast<uint8_t>(qi + offset);
     const double dq = static_cast<double>(s) * qi, e = x - dq;
     tq += dq * dq;
     te += e * e;
@@ -227,7 +266,7 @@ void exact_dots(const float* a, const float* const* rows, int64_t n, int64_t D, 
 }  // namespace
 
 const ScreenKernels& screen_kernels_avx2() {
-  static const ScreenKernels k{MR, NR, 63, micro, exact_dots, load_row, quantize, collect_ge};
+  static const ScreenKernels k{MR, NR, micro, micro8, exact_dots, load_row, quantize, collect_ge};
   return k;
 }
 
