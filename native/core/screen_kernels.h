@@ -32,6 +32,10 @@ struct ScreenKernels {
   // v^2, and the sum of q.
   void (*quantize)(const float* v, int64_t D, float s, int qmax, int offset, uint8_t* q, double* nq2, double* ne2,
                    double* nv2, int64_t* sumq);
+  // out[k*width + r] = scale ? float(rows[r][k] * scale[r]) : rows[r][k] for
+  // r < width (a multiple of 8), k < D: the float32 engine's packing, byte
+  // for byte, 8 rows at a time through an 8 x 8 transpose.
+  void (*pack_rows)(const float* const* rows, const double* scale, int width, int64_t D, float* out);
   // The indices j < n with row[j] >= t, ascending, into idx; returns how many.
   int64_t (*collect_ge)(const float* row, int64_t n, float t, int32_t* idx);
 };

@@ -218,6 +218,36 @@ void quantize(const float* v, int64_t D, float s, int qmax, int offset, uint8_t*
   *sumq = ts;
 }
 
+inline __m256 scale8(__m256 x, __m256d s) {
+  const __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), s));
+  const __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), s));
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+}
+
+void pack_rows(const float* const* rows, const double* scale, int width, int64_t D, float* out) {
+  for (int g = 0; g < width; g += 8) {
+    const float* r[8];
+    __m256d s[8];
+    for (int l = 0; l < 8; ++l) {
+      r[l] = rows[g + l];
+      s[l] = _mm256_set1_pd(scale ? scale[g + l] : 1.0);
+    }
+    int64_t k = 0;
+    for (; k + 8 <= D; k += 8) {
+      __m256 v[8];
+      for (int l = 0; l < 8; ++l) {
+        v[l] = _mm256_loadu_ps(r[l] + k);
+        if (scale) v[l] = scale8(v[l], s[l]);
+      }
+      transpose8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
+      for (int l = 0; l < 8; ++l) _mm256_storeu_ps(out + (k + l) * width + g, v[l]);
+    }
+    for (; k < D; ++k)
+      for (int l = 0; l < 8; ++l)
+        out[k * width + g + l] = scale ? static_cast<float>(r[l][k] * scale[g + l]) : r[l][k];
+  }
+}
+
 int64_t collect_ge(const float* row, int64_t n, float t, int32_t* idx) {
   const __m256 tv = _mm256_set1_ps(t);
   int64_t m = 0, j = 0;
@@ -266,7 +296,7 @@ void exact_dots(const float* a, const float* const* rows, int64_t n, int64_t D, 
 }  // namespace
 
 const ScreenKernels& screen_kernels_avx2() {
-  static const ScreenKernels k{MR, NR, micro, micro8, exact_dots, load_row, quantize, collect_ge};
+  static const ScreenKernels k{MR, NR, micro, micro8, exact_dots, load_row, quantize, pack_rows, collect_ge};
   return k;
 }
 
