@@ -31,6 +31,8 @@ async function child() {
   if (a.op === 'bf16top1') exactTop1 = await g.topk(q, d, 1);
   const run = {
     topk1: () => g.topk(q, d, 1),
+    topk1Fp32: () => g.topk(q, d, 1, { screen: 'off' }),
+    topk10Fp32: () => g.topk(q, d, 10, { screen: 'off' }),
     topk10: () => g.topk(q, d, 10),
     bf16top1: () => g.topk(q, d, 1, { precision: 'bf16' }),
     classMax: () => g.classMax(q, d, labels),
@@ -39,7 +41,8 @@ async function child() {
     pairsFew: () => g.pairs(q, d, { threshold: a.threshold }),
   }[a.op];
   let last;
-  const t = await time(async () => (last = await run()), a.reps, 1);
+  // The few-query calls take a fraction of a second: more repetitions.
+  const t = await time(async () => (last = await run()), few ? Math.max(5, a.reps) : a.reps, 1);
   const extra = Math.max(0, maxRssBytes() - base);
   const res = { ...t, peak_extra_mib: +(extra / 2 ** 20).toFixed(1), isa: g.capabilities().isa, threads: g.capabilities().cpu.threads };
   if (a.op !== 'classMean') res.gflops = +(flop / t.median_s / 1e9).toFixed(1);
@@ -84,10 +87,13 @@ function peerVersions() {
 // runs genaug's operation, then the peer's, and the ratio is taken per round;
 // the figures printed are medians over rounds.
 async function main() {
+  // (Also --ops topk1Fp32,topk10Fp32: the same without the screening pass.)
   const allOps = ['topk1', 'topk10', 'bf16top1', 'classMaxFew', 'pairsFew', 'classMax', 'classMean'];
   const ops = a.ops ? String(a.ops).split(',') : allOps;
   const pair = {
     topk1: 'np_chunked_max',
+    topk1Fp32: 'np_chunked_max',
+    topk10Fp32: 'torch_chunked_topk10',
     bf16top1: 'np_chunked_max',
     topk10: 'torch_chunked_topk10',
     classMean: 'np_class_mean',
@@ -121,7 +127,7 @@ async function main() {
         let res = peerCache[variant];
         if (!res) {
           let p;
-          if (variant.endsWith('_few')) p = runLocalPeer(['--M', String(a.fewM), '--N', String(a.N), '--D', String(a.D), '--reps', String(Math.max(3, a.reps)), '--threshold', String(a.threshold)]);
+          if (variant.endsWith('_few')) p = runLocalPeer(['--M', String(a.fewM), '--N', String(a.N), '--D', String(a.D), '--reps', String(Math.max(5, a.reps)), '--threshold', String(a.threshold)]);
           else p = runPeer('cosine_bench.py', ['--M', String(a.M), '--N', String(a.N), '--D', String(a.D), '--reps', String(a.reps), '--only', variant], ['numpy', 'threadpoolctl']);
           if (p.skipped) skipped[op] = p.skipped;
           for (const x of p.results ?? []) if (!x.error) peerCache[x.variant] = x;
