@@ -170,6 +170,24 @@ describe('screened top-k: the float32 bytes', () => {
     }
   });
 
+  it('all ties (a database of one row repeated, a zero query row): the lowest indices, memory bounded by early rescoring', () => {
+    const r = rng(17);
+    const row = new Float32Array(48).map(() => r());
+    const d = { data: new Float32Array(12000 * 48), rows: 12000, dim: 48 };
+    for (let j = 0; j < d.rows; j++) d.data.set(row, j * 48);
+    const q = { data: new Float32Array(2 * 48), rows: 2, dim: 48 };
+    q.data.set(row, 0); // row 1 stays zero: every score 0
+    for (const k of [1, 5]) {
+      const on = topkSync(q, d, k, { screen: 'on', isa: ISA, threads: 1 });
+      expect(engineStats().screened).toBe(CAN_SCREEN);
+      const off = topkSync(q, d, k, { screen: 'off', isa: ISA, threads: 1 });
+      expectSameBytes(on.indices, off.indices);
+      expectSameBytes(on.scores, off.scores);
+      expect(Array.from(on.indices.slice(0, k), Number)).toEqual(Array.from({ length: k }, (_, c) => c));
+      expect(Array.from(on.indices.slice(k, 2 * k), Number)).toEqual(Array.from({ length: k }, (_, c) => c));
+    }
+  });
+
   it('random data, several blocks and uneven widths: screened equals unscreened, byte for byte', () => {
     for (const [M, N, D, k] of [
       [300, 2100, 77, 1],

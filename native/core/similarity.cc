@@ -194,6 +194,8 @@ struct ScreenTile {
   const ScreenKernels* sk;
   const Kernels* k;
   int64_t* rescored;  // the thread's count of pairs rescored
+  int64_t bj0;          // the database block's first row
+  const float* brows;   // brows + (j - bj0)*dim: row j of the block, float32
 };
 
 // The largest float <= t (t in double; -inf stays -inf).
@@ -659,11 +661,11 @@ void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernel
                   micro(D4 / 4, P.apanel.get() + ir * D4 * MR, b, P.ascale.data() + ir * MR, bs, cr,
                            ct + ir * MR * NCT + jr * NR, NCT);
               }
-              ScreenTile st{ct, NCT, i0, mi, jc + jt, nj, P.margin.data(), P.arows.get(), brows.get() + jt * D, D, &SK, &K, &rescored};
+              ScreenTile st{ct, NCT, i0, mi, jc + jt, nj, P.margin.data(), P.arows.get(), brows.get() + jt * D, D, &SK, &K, &rescored, jc, brows.get()};
               red.consume_screened(tid, st);
             }
             if (!split) {
-              ScreenTile all{nullptr, 0, i0, mi, jc, nb, P.margin.data(), P.arows.get(), brows.get(), D, &SK, &K, &rescored};
+              ScreenTile all{nullptr, 0, i0, mi, jc, nb, P.margin.data(), P.arows.get(), brows.get(), D, &SK, &K, &rescored, jc, brows.get()};
               red.finish_screened(tid, all);
             }
           }
@@ -686,6 +688,8 @@ void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernel
 // heap's top is the worst kept entry; "worse" means a lower score, or the same
 // score at a higher index, so ties go to the lower index.
 class TopKReducer final : public Reducer {
+  struct Deferred;
+
  public:
   TopKReducer(int64_t rows, int64_t k, const Kernels& K)
       : k_(k), K_(K), score_(static_cast<size_t>(rows * k)), index_(static_cast<size_t>(rows * k)),
@@ -765,53 +769,63 @@ class TopKReducer final : public Reducer {
         cand.erase(std::remove_if(cand.begin(), cand.end(), [&](const std::pair<float, int64_t>& x) { return x.first < keep; }),
                    cand.end());
         cap = 2 * static_cast<int64_t>(cand.size());
+        // Still long (ties, duplicates): rescore now, which keeps memory
+        // bounded and raises the bound with exact scores.
+        if (static_cast<int64_t>(cand.size()) > 8 * k_ + 4096) rescore_deferred(D, r, t);
       }
     }
   }
 
   void finish_screened(int tid, const ScreenTile& t) override {
     Deferred& D = def_[tid];
+    for (int64_t r = 0; r < t.mi; ++r) {
+      rescore_deferred(D, r, t);
+      D.low[r].clear();
+    }
+  }
+
+  // Rescores row r's candidates best approx first, while approx >= max(L,
+  // k-th exact kept) - E (see consume_screened), and empties the list.
+  void rescore_deferred(Deferred& D, int64_t r, const ScreenTile& t) {
     constexpr int kBatch = 8;
     const float* ptrs[kBatch];
     float exact[kBatch];
-    for (int64_t r = 0; r < t.mi; ++r) {
-      const int64_t i = t.i0 + r;
-      auto& cand = D.cand[r];
-      auto& low = D.low[r];
-      float* hs = score_.data() + i * k_;
-      int64_t* hi = index_.data() + i * k_;
-      int64_t& n = size_[i];
-      const double E = t.margin[r];
-      const double lowk = static_cast<int64_t>(low.size()) == k_ ? low.front() : -std::numeric_limits<double>::infinity();
-      auto bound = [&] { return float_at_most(std::max(lowk, n == k_ ? static_cast<double>(hs[0]) : -std::numeric_limits<double>::infinity()) - E); };
-      {
-        const float keep = bound();  // only rises: what is below it now never gets rescored
-        cand.erase(std::remove_if(cand.begin(), cand.end(), [&](const std::pair<float, int64_t>& x) { return x.first < keep; }),
-                   cand.end());
-      }
-      std::sort(cand.begin(), cand.end(), [](const std::pair<float, int64_t>& x, const std::pair<float, int64_t>& y) { return x.first > y.first; });
-      const float* a = t.qrows + r * t.dim;
-      size_t x = 0;
-      while (x < cand.size()) {
-        const float tf = bound();
-        int m = 0;
-        size_t y = x;
-        for (; y < cand.size() && m < kBatch && cand[y].first >= tf; ++y, ++m) ptrs[m] = t.drows + (cand[y].second - t.j0) * t.dim;
-        if (m == 0) break;
-        // The next batch's rows are likely needed too: start fetching them.
-        for (size_t z = y; z < std::min(cand.size(), y + kBatch); ++z) {
-          const char* p = reinterpret_cast<const char*>(t.drows + (cand[z].second - t.j0) * t.dim);
-          for (int64_t off = 0; off < t.dim * 4; off += 64) __builtin_prefetch(p + off);
-        }
-        t.sk->exact_dots(a, ptrs, m, t.dim, exact);
-        *t.rescored += m;
-        for (int z = 0; z < m; ++z) push(hs, hi, n, exact[z], cand[x + z].second);
-        x = y;
-      }
-      cand.clear();
-      low.clear();
-      D.cap[r] = 0;
+    const int64_t i = t.i0 + r;
+    auto& cand = D.cand[r];
+    auto& low = D.low[r];
+    float* hs = score_.data() + i * k_;
+    int64_t* hi = index_.data() + i * k_;
+    int64_t& n = size_[i];
+    const double E = t.margin[r];
+    const double lowk = static_cast<int64_t>(low.size()) == k_ ? low.front() : -std::numeric_limits<double>::infinity();
+    auto bound = [&] { return float_at_most(std::max(lowk, n == k_ ? static_cast<double>(hs[0]) : -std::numeric_limits<double>::infinity()) - E); };
+    {
+      const float keep = bound();  // only rises: what is below it now never gets rescored
+      cand.erase(std::remove_if(cand.begin(), cand.end(), [&](const std::pair<float, int64_t>& x) { return x.first < keep; }),
+                 cand.end());
     }
+    std::sort(cand.begin(), cand.end(), [](const std::pair<float, int64_t>& x, const std::pair<float, int64_t>& y) { return x.first > y.first; });
+    const float* a = t.qrows + r * t.dim;
+    auto row_of = [&](int64_t j) { return t.brows + (j - t.bj0) * t.dim; };
+    size_t x = 0;
+    while (x < cand.size()) {
+      const float tf = bound();
+      int m = 0;
+      size_t y = x;
+      for (; y < cand.size() && m < kBatch && cand[y].first >= tf; ++y, ++m) ptrs[m] = row_of(cand[y].second);
+      if (m == 0) break;
+      // The next batch's rows are likely needed too: start fetching them.
+      for (size_t z = y; z < std::min(cand.size(), y + kBatch); ++z) {
+        const char* p = reinterpret_cast<const char*>(row_of(cand[z].second));
+        for (int64_t off = 0; off < t.dim * 4; off += 64) __builtin_prefetch(p + off);
+      }
+      t.sk->exact_dots(a, ptrs, m, t.dim, exact);
+      *t.rescored += m;
+      for (int z = 0; z < m; ++z) push(hs, hi, n, exact[z], cand[x + z].second);
+      x = y;
+    }
+    cand.clear();
+    D.cap[r] = 0;
   }
 
   void finish(TopKResult& out) {
