@@ -111,8 +111,10 @@ async function main() {
   const peers = Object.fromEntries(ops.map((op) => [op, []]));
   const skipped = {};
   for (let r = 0; r < rounds; r++) {
-    const peerCache = {};
     for (const op of ops) {
+      // The peer runs right after each operation (no reuse across operations):
+      // the host's load changes within minutes.
+      const peerCache = {};
       const c = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', '--op', op,
         '--M', String(a.M), '--N', String(a.N), '--D', String(a.D), '--reps', String(a.reps), '--fewM', String(a.fewM), '--threshold', String(a.threshold)], { encoding: 'utf8' });
       if (c.status !== 0) {
