@@ -1,53 +1,122 @@
 // The similarity engine on the issue's reference size: 20000x512 queries
-// against 50000x512 database rows, fused top-1 and top-10, with GFLOP/s and
-// peak extra memory; beside it, in the same run, numpy/OpenBLAS chunked max
-// and torch chunked top-10 from ../shared/peers/cosine_bench.py.
-//   node benchmarks/similarity.bench.js [--M 20000 --N 50000 --D 512 --rounds 3 --reps 1 --quick --no-peer]
+// against 50000x512 database rows, fused top-1 and top-10 (exact), top-1 with
+// precision 'bf16' (with its recall@1 against the exact top-1), and with few
+// queries (--fewM, default 64) class-max and thresholded pairs; GFLOP/s and
+// peak extra memory. Beside it, in the same run: numpy/OpenBLAS chunked max
+// and torch chunked top-10 from ../shared/peers/cosine_bench.py, and numpy
+// for the few-query reductions (benchmarks/peers/few_query_peer.py).
+// The first line is the machine (CPU, SIMD level, threads) and the peers'
+// versions; the last carries `summary`.
+//   node benchmarks/similarity.bench.js [--M 20000 --N 50000 --D 512 --rounds 3 --reps 1 --ops topk1,topk10 --quick --no-peer]
 // Each genaug measurement runs in a child process, so its peak memory is its own.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { args, emit, loadGenaug, machine, maxRssBytes, randomMatrix, rssBytes, runPeer, time } from './lib.js';
+import { args, emit, findPython, loadGenaug, machine, maxRssBytes, randomMatrix, root, rssBytes, runPeer, time } from './lib.js';
 
-const a = args({ M: 20000, N: 50000, D: 512, reps: 1, op: '', peer: true });
-if (a.quick) Object.assign(a, { M: 2000, N: 5000, D: 128, reps: 1 });
+const a = args({ M: 20000, N: 50000, D: 512, reps: 1, op: '', peer: true, fewM: 64, threshold: 0.15 });
+if (a.quick) Object.assign(a, { M: 2000, N: 5000, D: 128, reps: 1, fewM: 16 });
 
 async function child() {
   const g = await loadGenaug();
-  const q = await randomMatrix(a.M, a.D, 1);
+  const few = a.op.endsWith('Few');
+  const M = few ? a.fewM : a.M;
+  const q = await randomMatrix(M, a.D, 1);
   const d = await randomMatrix(a.N, a.D, 2);
   const labels = new Int32Array(a.N).map((_, i) => (i * 7919) % 100);
   globalThis.gc?.();
   const base = rssBytes();
-  const flop = 2 * a.M * a.N * a.D;
+  const flop = 2 * M * a.N * a.D;
+  let exactTop1;
+  if (a.op === 'bf16top1') exactTop1 = await g.topk(q, d, 1);
   const run = {
     topk1: () => g.topk(q, d, 1),
+    topk1Fp32: () => g.topk(q, d, 1, { screen: 'off' }),
+    topk10Fp32: () => g.topk(q, d, 10, { screen: 'off' }),
     topk10: () => g.topk(q, d, 10),
+    bf16top1: () => g.topk(q, d, 1, { precision: 'bf16' }),
     classMax: () => g.classMax(q, d, labels),
     classMean: () => g.classMean(q, d, labels),
+    classMaxFew: () => g.classMax(q, d, labels),
+    pairsFew: () => g.pairs(q, d, { threshold: a.threshold }),
   }[a.op];
-  const t = await time(run, a.reps, 1);
+  let last;
+  // The few-query calls take a fraction of a second: more repetitions.
+  const t = await time(async () => (last = await run()), few ? Math.max(5, a.reps) : a.reps, 1);
   const extra = Math.max(0, maxRssBytes() - base);
-  const res = { ...t, peak_extra_mib: +(extra / 2 ** 20).toFixed(1), isa: g.capabilities().isa };
+  const res = { ...t, peak_extra_mib: +(extra / 2 ** 20).toFixed(1), isa: g.capabilities().isa, threads: g.capabilities().cpu.threads };
   if (a.op !== 'classMean') res.gflops = +(flop / t.median_s / 1e9).toFixed(1);
+  if (exactTop1) {
+    let hit = 0;
+    for (let i = 0; i < M; i++) if (last.indices[i] === exactTop1.indices[i]) hit++;
+    res.recall_at_1 = hit / M;
+  }
+  if (a.op === 'pairsFew') res.pairs = last.scores.length;
   process.stdout.write(JSON.stringify(res) + '\n');
+}
+
+/** The few-query peer (benchmarks/peers/few_query_peer.py), or { skipped }. */
+function runLocalPeer(args) {
+  const py = findPython(['numpy', 'threadpoolctl']);
+  if (!py) return { skipped: 'no Python with numpy, threadpoolctl' };
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  try {
+    const out = execFileSync(py, [join(root, 'benchmarks', 'peers', 'few_query_peer.py'), ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return JSON.parse(out.trim().split('\n').pop());
+  } catch (e) {
+    return { skipped: `few_query_peer.py failed: ${String(e.stderr ?? e.message).slice(-500)}` };
+  }
+}
+
+/** numpy / torch / BLAS versions, for the first line (cheap: imports only). */
+function peerVersions() {
+  const py = findPython(['numpy']);
+  if (!py) return 'no peer Python';
+  const code = 'import json,numpy\ntry:\n import torch; tv=torch.__version__\nexcept Exception: tv=None\ntry:\n import threadpoolctl; b=[f"{x.get(\'internal_api\')} {x.get(\'version\')}" for x in threadpoolctl.threadpool_info()]\nexcept Exception: b=[]\nprint(json.dumps({"numpy":numpy.__version__,"torch":tv,"blas":sorted(set(b))}))';
+  const r = spawnSync(py, ['-c', code], { encoding: 'utf8' });
+  try {
+    return JSON.parse(r.stdout.trim());
+  } catch {
+    return 'unknown';
+  }
 }
 
 // The host is shared and noisy, so genaug and its peer alternate: each round
 // runs genaug's operation, then the peer's, and the ratio is taken per round;
 // the figures printed are medians over rounds.
 async function main() {
-  const ops = ['topk1', 'topk10', 'classMax', 'classMean'];
-  const pair = { topk1: 'np_chunked_max', topk10: 'torch_chunked_topk10', classMean: 'np_class_mean' };
+  // (Also --ops topk1Fp32,topk10Fp32: the same without the screening pass.)
+  const allOps = ['topk1', 'topk10', 'bf16top1', 'classMaxFew', 'pairsFew', 'classMax', 'classMean'];
+  const ops = a.ops ? String(a.ops).split(',') : allOps;
+  const pair = {
+    topk1: 'np_chunked_max',
+    topk1Fp32: 'np_chunked_max',
+    topk10Fp32: 'torch_chunked_topk10',
+    bf16top1: 'np_chunked_max',
+    topk10: 'torch_chunked_topk10',
+    classMean: 'np_class_mean',
+    classMaxFew: 'np_classmax_few',
+    pairsFew: 'np_pairs_few',
+  };
   const rounds = a.rounds ?? (a.quick ? 1 : 3);
   const wantPeer = a.peer !== false && !a['no-peer'];
+  const m = machine();
+  const g0 = await loadGenaug();
+  const versions = wantPeer ? peerVersions() : 'peer disabled';
+  // First line: the machine, the SIMD level, the threads, the peers' versions.
+  emit({ bench: 'similarity', machine: { cpu: m.cpu, isa: g0.capabilities().isa, threads: g0.capabilities().cpu.threads, cores: m.cores, node: m.node }, peer_versions: versions });
   const ours = Object.fromEntries(ops.map((op) => [op, []]));
   const peers = Object.fromEntries(ops.map((op) => [op, []]));
-  let peerSkipped = wantPeer ? undefined : 'disabled with --no-peer';
-  let peerVersions;
+  const skipped = {};
   for (let r = 0; r < rounds; r++) {
     for (const op of ops) {
+      // The peer runs right after each operation (no reuse across operations):
+      // the host's load changes within minutes.
+      const peerCache = {};
       const c = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', '--op', op,
-        '--M', String(a.M), '--N', String(a.N), '--D', String(a.D), '--reps', String(a.reps)], { encoding: 'utf8' });
+        '--M', String(a.M), '--N', String(a.N), '--D', String(a.D), '--reps', String(a.reps), '--fewM', String(a.fewM), '--threshold', String(a.threshold)], { encoding: 'utf8' });
       if (c.status !== 0) {
         console.error(c.stderr);
         process.exit(1);
@@ -55,15 +124,21 @@ async function main() {
       const mine = JSON.parse(c.stdout.trim().split('\n').pop());
       ours[op].push(mine);
       let line = `round ${r + 1}/${rounds} ${op}: genaug ${mine.median_s.toFixed(3)} s`;
-      if (pair[op] && peerSkipped === undefined) {
-        const p = runPeer('cosine_bench.py', ['--M', String(a.M), '--N', String(a.N), '--D', String(a.D), '--reps', String(a.reps), '--only', pair[op]], ['numpy', 'threadpoolctl']);
-        const res = (p.results ?? []).find((x) => x.variant === pair[op] && !x.error);
-        if (p.skipped) peerSkipped = p.skipped;
-        else if (!res) peerSkipped = `peer variant ${pair[op]} failed: ${JSON.stringify(p.results ?? p).slice(0, 300)}`;
-        else {
+      const variant = pair[op];
+      if (variant && wantPeer && !skipped[op]) {
+        let res = peerCache[variant];
+        if (!res) {
+          let p;
+          if (variant.endsWith('_few')) p = runLocalPeer(['--M', String(a.fewM), '--N', String(a.N), '--D', String(a.D), '--reps', String(Math.max(5, a.reps)), '--threshold', String(a.threshold)]);
+          else p = runPeer('cosine_bench.py', ['--M', String(a.M), '--N', String(a.N), '--D', String(a.D), '--reps', String(a.reps), '--only', variant], ['numpy', 'threadpoolctl']);
+          if (p.skipped) skipped[op] = p.skipped;
+          for (const x of p.results ?? []) if (!x.error) peerCache[x.variant] = x;
+          res = peerCache[variant];
+          if (!res && !skipped[op]) skipped[op] = `peer variant ${variant} failed: ${JSON.stringify(p.results ?? p).slice(0, 300)}`;
+        }
+        if (res) {
           peers[op].push(res);
-          peerVersions = p.versions;
-          line += `, ${pair[op]} ${res.median_s.toFixed(3)} s`;
+          line += `, ${variant} ${res.median_s.toFixed(3)} s`;
         }
       }
       console.error(line);
@@ -73,10 +148,11 @@ async function main() {
     const s = [...xs].sort((x, y) => x - y);
     return s.length ? s[Math.floor((s.length - 1) / 2)] : undefined;
   };
-  const m = machine();
+  const speedups = {};
   for (const op of ops) {
     const mine = ours[op];
     const t = median(mine.map((x) => x.median_s));
+    const few = op.endsWith('Few');
     const g = {
       median_s: t,
       min_s: Math.min(...mine.map((x) => x.min_s)),
@@ -84,19 +160,31 @@ async function main() {
       peak_extra_mib: Math.max(...mine.map((x) => x.peak_extra_mib)),
       isa: mine[0].isa,
     };
-    if (op !== 'classMean') g.gflops = +((2 * a.M * a.N * a.D) / t / 1e9).toFixed(1);
+    if (op !== 'classMean') g.gflops = +((2 * (few ? a.fewM : a.M) * a.N * a.D) / t / 1e9).toFixed(1);
+    if (mine[0].recall_at_1 !== undefined) g.recall_at_1 = Math.min(...mine.map((x) => x.recall_at_1));
+    if (mine[0].pairs !== undefined) g.pairs = mine[0].pairs;
     const ps = peers[op];
     const pt = median(ps.map((x) => x.median_s));
+    speedups[op] = ps.length ? +median(ps.map((p, i) => p.median_s / mine[i].median_s)).toFixed(3) : null;
     emit({
-      bench: 'similarity', op, M: a.M, N: a.N, D: a.D, genaug: g,
-      peer: ps.length
-        ? { variant: pair[op], median_s: pt, gflops: median(ps.map((x) => x.gflops_effective)), extra_peak_mib: Math.max(...ps.map((x) => x.extra_peak_MiB)) }
-        : { skipped: pair[op] ? peerSkipped ?? 'peer did not run' : 'no peer for this operation' },
-      speedup_vs_peer: ps.length ? +median(ps.map((p, i) => p.median_s / mine[i].median_s)).toFixed(3) : null,
-      machine: m,
-      peer_versions: peerVersions ? { numpy: peerVersions.numpy, torch: peerVersions.torch, blas: (peerVersions.threadpools ?? []).map((x) => `${x.internal_api} ${x.version} ${x.architecture} x${x.num_threads}`) } : undefined,
+      bench: 'similarity', op, M: few ? a.fewM : a.M, N: a.N, D: a.D, genaug: g,
+      peer: ps.length ? { variant: pair[op], median_s: pt } : { skipped: pair[op] ? skipped[op] ?? 'peer did not run' : 'no peer for this operation' },
+      speedup_vs_peer: speedups[op],
     });
   }
+  const recall = ours.bf16top1?.length ? Math.min(...ours.bf16top1.map((x) => x.recall_at_1)) : null;
+  emit({
+    bench: 'similarity', M: a.M, N: a.N, D: a.D, few_query_M: a.fewM, rounds,
+    summary: {
+      top1_vs_numpy: speedups.topk1 ?? null,
+      top10_vs_torch: speedups.topk10 ?? null,
+      bf16_top1_vs_numpy: speedups.bf16top1 ?? null,
+      bf16_recall_at_1: recall,
+      classmax_vs_numpy: speedups.classMaxFew ?? null,
+      pairs_vs_numpy: speedups.pairsFew ?? null,
+    },
+    machine: m,
+  });
 }
 
 if (a.child) await child();

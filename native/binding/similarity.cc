@@ -34,6 +34,18 @@ SimilarityOptions read_options(const Napi::CallbackInfo& info, size_t i, std::ve
   o.query_row_offset = opt_int(obj, "queryRowOffset", 0, 0, int64_t(1) << 50);
   o.db_row_offset = opt_int(obj, "dbRowOffset", 0, 0, int64_t(1) << 50);
   o.isa = opt_isa(obj);
+  const std::string precision = opt_string(obj, "precision", "exact");
+  if (precision == "bf16")
+    o.precision = SimilarityOptions::Precision::Bf16;
+  else if (precision != "exact")
+    throw_js(info.Env(), "E_RANGE", "option precision must be 'exact' or 'bf16', got '", precision, "'");
+  const std::string screen = opt_string(obj, "screen", "auto");
+  if (screen == "on")
+    o.screen = 1;
+  else if (screen == "off")
+    o.screen = 0;
+  else if (screen != "auto")
+    throw_js(info.Env(), "E_RANGE", "option screen must be 'auto', 'on' or 'off', got '", screen, "'");
   return o;
 }
 
@@ -134,6 +146,16 @@ Napi::Value SetTuning(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value EngineStatsJs(const Napi::CallbackInfo& info) {
+  const EngineStats st = last_engine_stats();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("screened", Napi::Boolean::New(info.Env(), st.screened));
+  o.Set("split", Napi::Boolean::New(info.Env(), st.split));
+  o.Set("rescored", Napi::Number::New(info.Env(), static_cast<double>(st.rescored)));
+  o.Set("pairs", Napi::Number::New(info.Env(), static_cast<double>(st.pairs)));
+  return o;
+}
+
 }  // namespace
 
 void register_similarity(Napi::Env env, Napi::Object exports) {
@@ -145,6 +167,7 @@ void register_similarity(Napi::Env env, Napi::Object exports) {
                        job<Pairs>("pairs"),
                        job<RowDot>("rowDot"),
                        plain("setEngineTuning", SetTuning),
+                       plain("engineStats", EngineStatsJs),
                    });
 }
 

@@ -5,6 +5,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #include <limits>
 #include <memory>
 #include <numeric>
@@ -12,6 +15,7 @@
 #include "error.h"
 #include "kernels.h"
 #include "parallel.h"
+#include "screen_kernels.h"
 
 namespace genaug {
 
@@ -26,17 +30,28 @@ struct FreeDeleter {
 };
 using AlignedFloats = std::unique_ptr<float[], FreeDeleter>;
 
-AlignedFloats aligned_floats(int64_t n) {
-  size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float);
-  bytes = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, bytes);
+// Large buffers (the packed database block) are 2 MiB aligned and asked to
+// be backed by huge pages: one page fault per 2 MiB instead of 512.
+void* aligned_bytes(size_t bytes) {
+  const size_t align = bytes >= (size_t(4) << 20) ? (size_t(2) << 20) : 64;
+  bytes = (bytes + align - 1) / align * align;
+  void* p = std::aligned_alloc(align, bytes);
   if (p == nullptr) throw std::bad_alloc();
-  return AlignedFloats(static_cast<float*>(p));
+#ifdef MADV_HUGEPAGE
+  if (align > 64) madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+AlignedFloats aligned_floats(int64_t n) {
+  return AlignedFloats(static_cast<float*>(aligned_bytes(static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float))));
 }
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 std::atomic<int64_t> g_mc{0}, g_nct{0}, g_kc{0}, g_order{0};
+std::atomic<bool> g_stat_screened{false}, g_stat_split{false};
+std::atomic<int64_t> g_stat_rescored{0}, g_stat_pairs{0};
 
 // ------------------------------------------------------------- validation --
 
@@ -72,7 +87,33 @@ Prepared prepare(const MatrixView& m, bool normalize, const std::string& name, i
   std::vector<int64_t> bad_row(static_cast<size_t>(threads), -1);
   run_threads(threads, [&](int tid) {
     const int64_t r0 = m.rows * tid / threads, r1 = m.rows * (tid + 1) / threads;
-    for (int64_t r = r0; r < r1; ++r) {
+    // Four rows at a time: each row's sum keeps its sequential order (same
+    // bytes), but four independent chains hide the add latency.
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+      const float *x0 = m.data + r * D, *x1 = x0 + D, *x2 = x1 + D, *x3 = x2 + D;
+      double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+      for (int64_t k = 0; k < D; ++k) {
+        s0 += static_cast<double>(x0[k]) * x0[k];
+        s1 += static_cast<double>(x1[k]) * x1[k];
+        s2 += static_cast<double>(x2[k]) * x2[k];
+        s3 += static_cast<double>(x3[k]) * x3[k];
+      }
+      const double ss[4] = {s0, s1, s2, s3};
+      bool bad = false;
+      for (int z = 0; z < 4; ++z) {
+        if (!std::isfinite(ss[z])) {
+          bad_row[tid] = r + z;
+          bad = true;
+          break;
+        }
+        const double n = std::sqrt(ss[z]);
+        max_norm[tid] = std::max(max_norm[tid], n);
+        if (normalize) p.scale[r + z] = n > 0.0 ? 1.0 / n : 0.0;
+      }
+      if (bad) return;
+    }
+    for (; r < r1; ++r) {
       const float* x = m.data + r * D;
       double s = 0.0;
       for (int64_t k = 0; k < D; ++k) s += static_cast<double>(x[k]) * x[k];
@@ -128,12 +169,102 @@ class Reducer {
   // [j0, j0+nj); score(i0+r, j0+c) = tile[r*ldc + c].
   virtual void consume(int tid, const float* tile, int64_t ldc, int64_t i0, int64_t mi, int64_t j0, int64_t nj) = 0;
   virtual bool skip(int64_t /*i0*/, int64_t /*mi*/, int64_t /*j0*/, int64_t /*nj*/) const { return false; }
+  // Few query rows: may tiles of the same query rows go to different threads
+  // at once? A reducer that says yes has set itself up for `threads` threads.
+  virtual bool can_split(int /*threads*/) { return false; }
+  // The screened engine's tile (see run_screened).
+  virtual void consume_screened(int /*tid*/, const struct ScreenTile& /*t*/) { fail("E_INTERNAL", "no screened reducer"); }
+  // Called before the screened engine starts (threads, query rows per block)
+  // and after the last tile of each (query block, database block), with the
+  // whole block: j0 = its first row, drows = its float32 rows, no approx.
+  virtual void prepare_screened(int /*threads*/, int64_t /*rows*/) {}
+  virtual void finish_screened(int /*tid*/, const struct ScreenTile& /*t*/) {}
 };
+
+// One tile of the screened engine: approximate scores, their error bound per
+// query row, and the float32 rows that rescore a pair exactly.
+struct ScreenTile {
+  const float* approx;  // approx[r*ldc + c] for query row i0+r, database row j0+c
+  int64_t ldc;
+  int64_t i0, mi, j0, nj;
+  const double* margin;  // per query row r: |exact float32 score - approx| <= margin[r] for every c
+  const float* qrows;    // qrows + r*dim: query row i0+r as the float32 engine packs it
+  const float* drows;    // drows + c*dim: database row j0+c likewise
+  int64_t dim;
+  const ScreenKernels* sk;
+  const Kernels* k;
+  int64_t* rescored;  // the thread's count of pairs rescored
+  int64_t bj0;          // the database block's first row
+  const float* brows;   // brows + (j - bj0)*dim: row j of the block, float32
+};
+
+// The largest float <= t (t in double; -inf stays -inf).
+// The float just below a finite f (no libm call: this runs per candidate).
+inline float float_below(float f) {
+  if (f == 0.0f) return -std::numeric_limits<float>::denorm_min();
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  b = f > 0.0f ? b - 1 : b + 1;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+
+inline float float_at_most(double t) {
+  if (!(t > -static_cast<double>(std::numeric_limits<float>::max()))) return kNegInf;
+  if (t >= static_cast<double>(std::numeric_limits<float>::max())) return std::numeric_limits<float>::max();
+  const float f = static_cast<float>(t);
+  return static_cast<double>(f) > t ? float_below(f) : f;
+}
+
+// Rescores the candidates of one query row in batches: calls `take(c, exact)`
+// for every column c in [from, to) with approx[c] >= bound(), where bound()
+// is read again after every batch (it may only rise).
+template <typename Bound, typename Take>
+void rescore_row(const ScreenTile& t, int64_t r, int64_t from, int64_t to, Bound bound, Take take) {
+  const float* row = t.approx + r * t.ldc;
+  const float* a = t.qrows + r * t.dim;
+  constexpr int kBatch = 8;
+  int64_t cols[kBatch];
+  const float* ptrs[kBatch];
+  float exact[kBatch];
+  int64_t c = from;
+  for (;;) {
+    const float tf = bound();
+    if (tf == std::numeric_limits<float>::infinity()) return;
+    const float below = tf == kNegInf ? kNegInf : float_below(tf);
+    int n = 0;
+    for (c = t.k->scan_gt(row, c, to, below); c < to && n < kBatch; c = t.k->scan_gt(row, c + 1, to, below)) {
+      cols[n] = c;
+      ptrs[n] = t.drows + c * t.dim;
+      ++n;
+    }
+    if (n == 0) return;
+    t.sk->exact_dots(a, ptrs, n, t.dim, exact);
+    *t.rescored += n;
+    for (int x = 0; x < n; ++x) take(cols[x], exact[x]);
+    if (c >= to) return;
+  }
+}
+
 
 // Packs rows [r0, r0+rows) of `op` into a panel laid out [k][width]; rows past
 // the end are zero so the micro-kernel always runs full tiles.
 void pack_panel(const Operand& op, int64_t r0, int64_t rows, int width, float* out) {
   const int64_t D = op.dim;
+  static const ScreenKernels* fast = screen_kernels_for(Isa::Avx2);
+  if (fast != nullptr && width % 8 == 0 && rows == width) {
+    const float* src[64];
+    double sc[64];
+    for (int r = 0; r < width; ++r) {
+      const int64_t phys = op.perm ? op.perm[r0 + r] : r0 + r;
+      src[r] = op.data + phys * D;
+      sc[r] = op.scale ? op.scale[phys] : 1.0;
+    }
+    if (width <= 64) {
+      fast->pack_rows(src, op.scale ? sc : nullptr, width, D, out);
+      return;
+    }
+  }
   for (int r = 0; r < width; ++r) {
     if (r < rows) {
       const int64_t phys = op.perm ? op.perm[r0 + r] : r0 + r;
@@ -150,7 +281,54 @@ void pack_panel(const Operand& op, int64_t r0, int64_t rows, int width, float* o
   }
 }
 
+// Multiply-adds below which a call with few query rows stays on one thread.
+constexpr int64_t kSplitMinWork = int64_t(1) << 23;
+
 bool cancelled(const int32_t* flag) { return flag != nullptr && __atomic_load_n(flag, __ATOMIC_RELAXED) != 0; }
+
+// One block of query rows (few): the database is never packed as a whole.
+// Each thread takes the next tile of NCT database rows, packs just that tile
+// (it stays in cache) and runs it against the query block packed once, so no
+// buffer the size of the database is written (nor page-faulted in).
+void run_engine_stream(const Operand& q, const Operand& d, Reducer& red, const Kernels& K, int T, int64_t MC,
+                       int64_t NCT, int64_t KC, const int32_t* cancel) {
+  const int64_t M = q.rows, N = d.rows, D = q.dim;
+  const int MR = K.mr, NR = K.nr;
+  const int64_t apanels = (M + MR - 1) / MR;
+  AlignedFloats ap = aligned_floats(MC * D);
+  for (int64_t p = 0; p < apanels; ++p) pack_panel(q, p * MR, std::min<int64_t>(MR, M - p * MR), MR, ap.get() + p * D * MR);
+  const int64_t tiles = (N + NCT - 1) / NCT;
+  std::atomic<int64_t> next{0};
+  FirstError err;
+  run_threads(T, [&](int tid) {
+    try {
+      AlignedFloats bt = aligned_floats(round_up(NCT, NR) * D);
+      AlignedFloats ct = aligned_floats(MC * NCT);
+      for (int64_t tile; (tile = next.fetch_add(1)) < tiles;) {
+        if (err.failed()) break;
+        if (cancelled(cancel)) fail("E_ABORTED", "the similarity call was aborted");
+        const int64_t j0 = tile * NCT;
+        const int64_t nj = std::min(NCT, N - j0);
+        if (red.skip(0, M, j0, nj)) continue;
+        const int64_t bpanels = (nj + NR - 1) / NR;
+        for (int64_t p = 0; p < bpanels; ++p)
+          pack_panel(d, j0 + p * NR, std::min<int64_t>(NR, nj - p * NR), NR, bt.get() + p * D * NR);
+        for (int64_t k0 = 0; k0 < D; k0 += KC) {
+          const int64_t kc = std::min(KC, D - k0);
+          for (int64_t jr = 0; jr < bpanels; ++jr) {
+            const float* b = bt.get() + jr * D * NR + k0 * NR;
+            for (int64_t ir = 0; ir < apanels; ++ir)
+              K.micro(kc, ap.get() + ir * D * MR + k0 * MR, b, ct.get() + ir * MR * NCT + jr * NR, NCT, k0 > 0);
+          }
+        }
+        red.consume(tid, ct.get(), NCT, 0, M, j0, nj);
+      }
+    } catch (...) {
+      err.capture();
+    }
+  });
+  err.rethrow();
+}
 
 void run_engine(const Operand& q, const Operand& d, Reducer& red, const Kernels& K, int threads,
                 int64_t block_bytes, const int32_t* cancel) {
@@ -174,7 +352,17 @@ void run_engine(const Operand& q, const Operand& d, Reducer& red, const Kernels&
   NB = std::min(NB, round_up(N, NR));
   const int64_t n_qblocks = (M + MC - 1) / MC;
   const int64_t n_dblocks = (N + NB - 1) / NB;
-  const int T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, n_qblocks)));
+  // Few query rows (fewer blocks than threads): the tiles of the database
+  // block go to the threads instead, when the reducer allows it.
+  // (Not for small calls: starting the threads would cost more than the work.)
+  const bool split = n_qblocks < threads && threads > 1 && M * N * D >= kSplitMinWork && red.can_split(threads);
+  const int T = split ? threads : static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, n_qblocks)));
+  g_stat_split.store(split);
+  g_stat_screened.store(false);
+  if (n_qblocks == 1 && (split || T == 1)) {
+    run_engine_stream(q, d, red, K, T, MC, NCT, KC, cancel);
+    return;
+  }
 
   AlignedFloats bpack = aligned_floats(round_up(NB, NR) * D);
   std::vector<AlignedFloats> apack, ctile;
@@ -205,15 +393,23 @@ void run_engine(const Operand& q, const Operand& d, Reducer& red, const Kernels&
       barrier.wait();
       if (!err.failed()) {
         try {
-          for (int64_t blk; (blk = next[db].fetch_add(1)) < n_qblocks;) {
+          const int64_t tiles = (nb + NCT - 1) / NCT;
+          const int64_t items = split ? n_qblocks * tiles : n_qblocks;
+          int64_t packed = -1, i0 = 0, mi = 0, apanels = 0;
+          for (int64_t item; (item = next[db].fetch_add(1)) < items;) {
             if (err.failed()) break;
             if (cancelled(cancel)) fail("E_ABORTED", "the similarity call was aborted");
-            const int64_t i0 = blk * MC;
-            const int64_t mi = std::min(MC, M - i0);
-            const int64_t apanels = (mi + MR - 1) / MR;
-            for (int64_t p = 0; p < apanels; ++p)
-              pack_panel(q, i0 + p * MR, std::min<int64_t>(MR, mi - p * MR), MR, ap + p * D * MR);
-            for (int64_t jt = 0; jt < nb; jt += NCT) {
+            const int64_t blk = split ? item / tiles : item;
+            const int64_t jt0 = split ? (item % tiles) * NCT : 0, jt1 = split ? std::min(nb, jt0 + NCT) : nb;
+            if (blk != packed) {
+              i0 = blk * MC;
+              mi = std::min(MC, M - i0);
+              apanels = (mi + MR - 1) / MR;
+              for (int64_t p = 0; p < apanels; ++p)
+                pack_panel(q, i0 + p * MR, std::min<int64_t>(MR, mi - p * MR), MR, ap + p * D * MR);
+              packed = blk;
+            }
+            for (int64_t jt = jt0; jt < jt1; jt += NCT) {
               const int64_t nj = std::min(NCT, nb - jt);
               if (red.skip(i0, mi, jc + jt, nj)) continue;
               const int64_t bpanels = (nj + NR - 1) / NR;
@@ -249,12 +445,251 @@ void run_engine(const Operand& q, const Operand& d, Reducer& red, const Kernels&
   err.rethrow();
 }
 
+// -------------------------------------------------------- screened engine --
+//
+// The float32 product is bound by fused multiply-add throughput. The screened
+// engine does the full product in 8-bit integers instead (twice or more the
+// multiply-adds per instruction), with a rigorous per-pair error bound, and
+// rescores in float32 only the pairs whose bound cannot rule them out. Each
+// row v (as the float32 engine packs it: x * (1/||x||) rounded to float) is
+// quantised with its own scale s = max|v| / 63: v = s q + e, |q| <= 63. For a query row v and database row w,
+// with S = s_v s_w (q_v . q_w) the integer product and s_fp32 the score the
+// float32 engine computes (a chain of D fused multiply-adds),
+//   |v.w - S|      <= ||s_v q_v|| ||e_w|| + ||e_v|| ||w||      (Cauchy-Schwarz)
+//   |s_fp32 - v.w| <= gamma_D ||v|| ||w||, gamma_D = D u / (1 - D u), u = 2^-24
+//   |approx - S|   <= 4u ||s_v q_v|| ||s_w q_w||               (float epilogue)
+// The margin E of a query row against a database block takes the block's
+// largest ||e_w||, ||w||, ||s_w q_w||, so |s_fp32 - approx| <= E for every
+// pair. A reducer then rescores exactly every pair whose approx + E can still
+// reach what it keeps (the k-th best, the class max, the threshold), which
+// provably includes every pair of the exact answer; the answer is built from
+// exact scores only, so it is the float32 engine's, byte for byte.
+
+struct QuantStats {
+  float scale = 0.0f;  // s
+  int32_t corr = 0;    // 64 * sum(q) (database rows; the query side's +64 offset)
+  double nq = 0.0, ne = 0.0, nv = 0.0;  // ||s q||, ||e||, ||v||
+};
+
+struct AlignedDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+template <typename T>
+std::unique_ptr<T[], AlignedDeleter> aligned_array(int64_t n) {
+  return std::unique_ptr<T[], AlignedDeleter>(static_cast<T*>(aligned_bytes(static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T))));
+}
+
+// Quantises rows [r0, r0+rows) of `op` into one packed micro-panel of
+// `width` rows ([k/4][width][4] bytes; q + offset), their float32 rows
+// (fout + r*D) and their stats; rows past the end are zeros.
+void pack_quant_panel(const ScreenKernels& SK, const Operand& op, int64_t r0, int64_t rows, int width, int qmax,
+                      int offset, int64_t D4, uint8_t* panel, float* fout, QuantStats* st, uint8_t* scratch) {
+  const int64_t D = op.dim;
+  for (int r = 0; r < width; ++r) {
+    QuantStats q;
+    uint8_t* dst = panel + r * 4;
+    if (r >= rows) {
+      for (int64_t k = 0; k < D4; ++k) dst[(k >> 2) * width * 4 + (k & 3)] = static_cast<uint8_t>(offset);
+      st[r] = q;
+      continue;
+    }
+    const int64_t phys = op.perm ? op.perm[r0 + r] : r0 + r;
+    float* v = fout + static_cast<int64_t>(r) * D;
+    const float m = SK.load_row(op.data + phys * D, op.scale != nullptr, op.scale ? op.scale[phys] : 1.0, D, v);
+    float scale = static_cast<float>(static_cast<double>(m) / qmax);
+    if (!(scale >= std::numeric_limits<float>::min())) scale = 0.0f;  // tiny rows: everything is error
+    double nq2, ne2, nv2;
+    int64_t sumq;
+    SK.quantize(v, D, scale, qmax, offset, scratch, &nq2, &ne2, &nv2, &sumq);
+    for (int64_t k = D; k < D4; ++k) scratch[k] = static_cast<uint8_t>(offset);
+    for (int64_t k4 = 0; k4 < D4 / 4; ++k4) std::memcpy(dst + k4 * width * 4, scratch + 4 * k4, 4);
+    q.scale = scale;
+    q.corr = static_cast<int32_t>(64 * sumq);
+    q.nq = std::sqrt(nq2);
+    q.ne = std::sqrt(ne2);
+    q.nv = std::sqrt(nv2);
+    st[r] = q;
+  }
+}
+
+struct BlockMax {
+  double ne = 0.0, nv = 0.0, nq = 0.0;
+  void add(const QuantStats& q) {
+    ne = std::max(ne, q.ne);
+    nv = std::max(nv, q.nv);
+    nq = std::max(nq, q.nq);
+  }
+  void add(const BlockMax& b) {
+    ne = std::max(ne, b.ne);
+    nv = std::max(nv, b.nv);
+    nq = std::max(nq, b.nq);
+  }
+};
+
+// The bound |s_fp32 - approx| <= margin for a query row against a block (see
+// the comment above); `statistical` (the opt-in bf16 precision) replaces the
+// Cauchy-Schwarz terms by 4 standard deviations of a sum of D independent
+// rounding errors (||e|| ||w|| / sqrt(D) each).
+double screen_margin(const QuantStats& a, const BlockMax& b, int64_t D, bool statistical) {
+  const double u = std::ldexp(1.0, -24);
+  const double gamma = static_cast<double>(D) * u / (1.0 - static_cast<double>(D) * u);
+  double quant = a.nq * b.ne + a.ne * b.nv;
+  if (statistical) quant *= 4.0 / std::sqrt(static_cast<double>(D));
+  const double e = quant + gamma * a.nv * b.nv + 4.0 * u * a.nq * b.nq;
+  // Room for the rounding of these double sums and of threshold arithmetic,
+  // and for subnormal products.
+  return e * (1.0 + 1e-6) + 1e-44;
+}
+
+void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernels& K, const ScreenKernels& SK,
+                  int threads, int64_t block_bytes, const int32_t* cancel, bool statistical, bool db8) {
+  const int db_qmax = db8 ? 127 : 63;
+  const auto micro = db8 ? SK.micro8 : SK.micro;
+  const int64_t M = q.rows, N = d.rows, D = q.dim;
+  if (M == 0 || N == 0) return;
+  const int MR = SK.mr, NR = SK.nr;
+  const int64_t D4 = round_up(D, 4);
+  const int64_t per_qrow = D4 + D * static_cast<int64_t>(sizeof(float));
+  const int64_t mc_tuned = g_mc.load();
+  const int64_t mc_default = mc_tuned > 0 ? mc_tuned : 192;
+  const int64_t mc_mem = std::max<int64_t>(MR, block_bytes / 4 / per_qrow / MR * MR);
+  const int64_t MC = std::max<int64_t>(MR, round_up(std::min<int64_t>({mc_default, mc_mem, round_up(M, MR)}), MR));
+  const int64_t nct_tuned = g_nct.load();
+  const int64_t NCT = std::max<int64_t>(NR, round_up(nct_tuned > 0 ? nct_tuned : 256, NR));
+  // Database rows per block: 8-bit panel + float32 rows within block_bytes.
+  int64_t NB = std::max<int64_t>(NR, block_bytes / (D4 + D * static_cast<int64_t>(sizeof(float))) / NR * NR);
+  NB = std::min(NB, round_up(N, NR));
+  const int64_t n_qblocks = (M + MC - 1) / MC;
+  const int64_t n_dblocks = (N + NB - 1) / NB;
+  const bool split = n_qblocks < threads && threads > 1 && M * N * D >= kSplitMinWork && red.can_split(threads);
+  const int T = split ? threads : static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, n_qblocks)));
+  g_stat_split.store(split);
+  g_stat_screened.store(true);
+
+  auto bpanel = aligned_array<uint8_t>(NB * D4);
+  AlignedFloats brows = aligned_floats(NB * D);
+  std::vector<QuantStats> bstat(static_cast<size_t>(NB));
+  std::vector<BlockMax> tmax(static_cast<size_t>(T));
+  struct PerThread {
+    std::unique_ptr<uint8_t[], AlignedDeleter> apanel;
+    AlignedFloats arows, ctile;
+    std::vector<QuantStats> astat;
+    std::vector<float> ascale;
+    std::vector<double> margin;
+    std::vector<uint8_t> scratch;
+  };
+  std::vector<PerThread> pt(static_cast<size_t>(T));
+  red.prepare_screened(T, MC);
+  for (auto& p : pt) {
+    p.apanel = aligned_array<uint8_t>(MC * D4);
+    p.arows = aligned_floats(MC * D);
+    p.ctile = aligned_floats(MC * NCT);
+    p.astat.resize(static_cast<size_t>(MC));
+    p.ascale.resize(static_cast<size_t>(MC));
+    p.scratch.resize(static_cast<size_t>(D4));
+    p.margin.resize(static_cast<size_t>(MC));
+  }
+  std::unique_ptr<std::atomic<int64_t>[]> next(new std::atomic<int64_t>[static_cast<size_t>(n_dblocks)]);
+  for (int64_t b = 0; b < n_dblocks; ++b) next[b].store(0);
+  std::atomic<int64_t> rescored_total{0};
+  Barrier barrier(T);
+  FirstError err;
+
+  run_threads(T, [&](int tid) {
+    PerThread& P = pt[static_cast<size_t>(tid)];
+    int64_t rescored = 0;
+    for (int64_t db = 0; db < n_dblocks; ++db) {
+      const int64_t jc = db * NB;
+      const int64_t nb = std::min(NB, N - jc);
+      const int64_t panels = (nb + NR - 1) / NR;
+      if (!err.failed()) {
+        try {
+          BlockMax bm;
+          for (int64_t p = tid; p < panels; p += T) {
+            pack_quant_panel(SK, d, jc + p * NR, std::min<int64_t>(NR, nb - p * NR), NR, db_qmax, 0, D4,
+                             bpanel.get() + p * D4 * NR, brows.get() + p * NR * D, bstat.data() + p * NR, P.scratch.data());
+            for (int r = 0; r < NR; ++r) bm.add(bstat[p * NR + r]);
+          }
+          tmax[tid] = bm;
+        } catch (...) {
+          err.capture();
+        }
+      }
+      barrier.wait();
+      if (!err.failed()) {
+        try {
+          BlockMax bm;
+          for (const auto& t : tmax) bm.add(t);
+          std::vector<float> bscale(static_cast<size_t>(panels * NR));
+          std::vector<int32_t> corr(static_cast<size_t>(panels * NR));
+          for (int64_t c = 0; c < panels * NR; ++c) {
+            bscale[c] = bstat[c].scale;
+            corr[c] = bstat[c].corr;
+          }
+          const int64_t tiles = (nb + NCT - 1) / NCT;
+          const int64_t items = split ? n_qblocks * tiles : n_qblocks;
+          int64_t packed = -1;
+          int64_t apanels = 0, mi = 0, i0 = 0;
+          for (int64_t item; (item = next[db].fetch_add(1)) < items;) {
+            if (err.failed()) break;
+            if (cancelled(cancel)) fail("E_ABORTED", "the similarity call was aborted");
+            const int64_t blk = split ? item / tiles : item;
+            const int64_t t0 = split ? item % tiles : 0, t1 = split ? t0 + 1 : tiles;
+            if (blk != packed) {
+              i0 = blk * MC;
+              mi = std::min(MC, M - i0);
+              apanels = (mi + MR - 1) / MR;
+              for (int64_t p = 0; p < apanels; ++p)
+                pack_quant_panel(SK, q, i0 + p * MR, std::min<int64_t>(MR, mi - p * MR), MR, 63, 64, D4,
+                                 P.apanel.get() + p * D4 * MR, P.arows.get() + p * MR * D, P.astat.data() + p * MR,
+                                 P.scratch.data());
+              for (int64_t r = 0; r < apanels * MR; ++r) P.ascale[r] = P.astat[r].scale;
+              for (int64_t r = 0; r < mi; ++r) P.margin[r] = screen_margin(P.astat[r], bm, D, statistical);
+              packed = blk;
+            }
+            float* ct = P.ctile.get();
+            for (int64_t tile = t0; tile < t1; ++tile) {
+              const int64_t jt = tile * NCT;
+              const int64_t nj = std::min(NCT, nb - jt);
+              if (red.skip(i0, mi, jc + jt, nj)) continue;
+              const int64_t bpanels = (nj + NR - 1) / NR;
+              for (int64_t jr = 0; jr < bpanels; ++jr) {
+                const int8_t* b = reinterpret_cast<const int8_t*>(bpanel.get() + (jt / NR + jr) * D4 * NR);
+                const float* bs = bscale.data() + jt + jr * NR;
+                const int32_t* cr = corr.data() + jt + jr * NR;
+                for (int64_t ir = 0; ir < apanels; ++ir)
+                  micro(D4 / 4, P.apanel.get() + ir * D4 * MR, b, P.ascale.data() + ir * MR, bs, cr,
+                           ct + ir * MR * NCT + jr * NR, NCT);
+              }
+              ScreenTile st{ct, NCT, i0, mi, jc + jt, nj, P.margin.data(), P.arows.get(), brows.get() + jt * D, D, &SK, &K, &rescored, jc, brows.get()};
+              red.consume_screened(tid, st);
+            }
+            if (!split) {
+              ScreenTile all{nullptr, 0, i0, mi, jc, nb, P.margin.data(), P.arows.get(), brows.get(), D, &SK, &K, &rescored, jc, brows.get()};
+              red.finish_screened(tid, all);
+            }
+          }
+        } catch (...) {
+          err.capture();
+        }
+      }
+      barrier.wait();
+    }
+    rescored_total.fetch_add(rescored);
+  });
+  g_stat_rescored.store(rescored_total.load());
+  g_stat_pairs.store(M * N);
+  err.rethrow();
+}
+
 // --------------------------------------------------------------- reducers --
 
 // Per query row, a bounded heap of the k best (score, index) seen so far. The
 // heap's top is the worst kept entry; "worse" means a lower score, or the same
 // score at a higher index, so ties go to the lower index.
 class TopKReducer final : public Reducer {
+  struct Deferred;
+
  public:
   TopKReducer(int64_t rows, int64_t k, const Kernels& K)
       : k_(k), K_(K), score_(static_cast<size_t>(rows * k)), index_(static_cast<size_t>(rows * k)),
@@ -274,6 +709,123 @@ class TopKReducer final : public Reducer {
       }
       thr_[i] = t;
     }
+  }
+
+  // Screened: per query row, the tiles of a database block only collect
+  // candidates (column, approx); rescoring waits for the block's end, when
+  // the k-th largest lower bound L (approx - E over the block, or the k-th
+  // exact score kept from earlier blocks) is as high as it gets. A pair of
+  // the exact top-k has approx >= s - E >= (final k-th) - E >= L - E at every
+  // moment, so it is collected, kept when the list is pruned, and rescored:
+  // candidates are rescored best approx first until approx < max(L, k-th
+  // exact kept) - E. The answer is built from exact scores only.
+  void prepare_screened(int threads, int64_t rows) override {
+    def_.resize(static_cast<size_t>(threads));
+    for (auto& d : def_) {
+      d.cand.assign(static_cast<size_t>(rows), {});
+      d.low.assign(static_cast<size_t>(rows), {});
+      d.cap.assign(static_cast<size_t>(rows), 0);
+    }
+  }
+
+  void consume_screened(int tid, const ScreenTile& t) override {
+    Deferred& D = def_[tid];
+    std::vector<int32_t>& idx = D.idx;
+    for (int64_t r = 0; r < t.mi; ++r) {
+      const int64_t i = t.i0 + r;
+      const float* row = t.approx + r * t.ldc;
+      const double E = t.margin[r];
+      auto& cand = D.cand[r];
+      auto& low = D.low[r];  // min-heap of the k largest lower bounds of this block
+      const float* hs = score_.data() + i * k_;
+      const double exact_kth = size_[i] == k_ ? static_cast<double>(hs[0]) : -std::numeric_limits<double>::infinity();
+      auto L = [&] { return std::max(exact_kth, static_cast<int64_t>(low.size()) == k_ ? low.front() : -std::numeric_limits<double>::infinity()); };
+      float admit = float_at_most(L() - E);
+      idx.resize(static_cast<size_t>(t.nj));
+      const int64_t hits = t.sk->collect_ge(row, t.nj, admit, idx.data());
+      for (int64_t h = 0; h < hits; ++h) {
+        const int64_t c = idx[h];
+        const float v = row[c];
+        if (v < admit) continue;
+        cand.push_back({v, t.j0 + c});
+        const double lo = static_cast<double>(v) - E;
+        if (static_cast<int64_t>(low.size()) < k_) {
+          low.push_back(lo);
+          std::push_heap(low.begin(), low.end(), std::greater<double>());
+        } else if (lo > low.front()) {
+          std::pop_heap(low.begin(), low.end(), std::greater<double>());
+          low.back() = lo;
+          std::push_heap(low.begin(), low.end(), std::greater<double>());
+        } else {
+          continue;
+        }
+        admit = std::max(admit, float_at_most(L() - E));
+      }
+      // Prune when the list has grown well past what the bound keeps.
+      // (amortised: the next prune waits until the list has doubled again).
+      int64_t& cap = D.cap[r];
+      if (static_cast<int64_t>(cand.size()) > std::max<int64_t>(cap, 4 * k_ + 256)) {
+        const float keep = float_at_most(L() - E);
+        cand.erase(std::remove_if(cand.begin(), cand.end(), [&](const std::pair<float, int64_t>& x) { return x.first < keep; }),
+                   cand.end());
+        cap = 2 * static_cast<int64_t>(cand.size());
+        // Still long (ties, duplicates): rescore now, which keeps memory
+        // bounded and raises the bound with exact scores.
+        if (static_cast<int64_t>(cand.size()) > 8 * k_ + 4096) rescore_deferred(D, r, t);
+      }
+    }
+  }
+
+  void finish_screened(int tid, const ScreenTile& t) override {
+    Deferred& D = def_[tid];
+    for (int64_t r = 0; r < t.mi; ++r) {
+      rescore_deferred(D, r, t);
+      D.low[r].clear();
+    }
+  }
+
+  // Rescores row r's candidates best approx first, while approx >= max(L,
+  // k-th exact kept) - E (see consume_screened), and empties the list.
+  void rescore_deferred(Deferred& D, int64_t r, const ScreenTile& t) {
+    constexpr int kBatch = 8;
+    const float* ptrs[kBatch];
+    float exact[kBatch];
+    const int64_t i = t.i0 + r;
+    auto& cand = D.cand[r];
+    auto& low = D.low[r];
+    float* hs = score_.data() + i * k_;
+    int64_t* hi = index_.data() + i * k_;
+    int64_t& n = size_[i];
+    const double E = t.margin[r];
+    const double lowk = static_cast<int64_t>(low.size()) == k_ ? low.front() : -std::numeric_limits<double>::infinity();
+    auto bound = [&] { return float_at_most(std::max(lowk, n == k_ ? static_cast<double>(hs[0]) : -std::numeric_limits<double>::infinity()) - E); };
+    {
+      const float keep = bound();  // only rises: what is below it now never gets rescored
+      cand.erase(std::remove_if(cand.begin(), cand.end(), [&](const std::pair<float, int64_t>& x) { return x.first < keep; }),
+                 cand.end());
+    }
+    std::sort(cand.begin(), cand.end(), [](const std::pair<float, int64_t>& x, const std::pair<float, int64_t>& y) { return x.first > y.first; });
+    const float* a = t.qrows + r * t.dim;
+    auto row_of = [&](int64_t j) { return t.brows + (j - t.bj0) * t.dim; };
+    size_t x = 0;
+    while (x < cand.size()) {
+      const float tf = bound();
+      int m = 0;
+      size_t y = x;
+      for (; y < cand.size() && m < kBatch && cand[y].first >= tf; ++y, ++m) ptrs[m] = row_of(cand[y].second);
+      if (m == 0) break;
+      // The next batch's rows are likely needed too: start fetching them.
+      for (size_t z = y; z < std::min(cand.size(), y + kBatch); ++z) {
+        const char* p = reinterpret_cast<const char*>(row_of(cand[z].second));
+        for (int64_t off = 0; off < t.dim * 4; off += 64) __builtin_prefetch(p + off);
+      }
+      t.sk->exact_dots(a, ptrs, m, t.dim, exact);
+      *t.rescored += m;
+      for (int z = 0; z < m; ++z) push(hs, hi, n, exact[z], cand[x + z].second);
+      x = y;
+    }
+    cand.clear();
+    D.cap[r] = 0;
   }
 
   void finish(TopKResult& out) {
@@ -338,21 +890,70 @@ class TopKReducer final : public Reducer {
   std::vector<int64_t> index_;
   std::vector<int64_t> size_;
   std::vector<float> thr_;
+  struct Deferred {
+    std::vector<std::vector<std::pair<float, int64_t>>> cand;
+    std::vector<std::vector<double>> low;
+    std::vector<int32_t> idx;
+    std::vector<int64_t> cap;
+  };
+  std::vector<Deferred> def_;  // per thread, per row of its query block
 };
 
 // Per query row and class, the max score; the database is visited in label
 // order (a stable permutation), so each class is one contiguous range.
 class ClassMaxReducer final : public Reducer {
  public:
-  ClassMaxReducer(float* out, int64_t classes, const std::vector<int64_t>& starts, const Kernels& K)
-      : out_(out), classes_(classes), starts_(starts), K_(K) {}
+  ClassMaxReducer(float* out, int64_t rows, int64_t classes, const std::vector<int64_t>& starts, const Kernels& K)
+      : out_(out), rows_(rows), classes_(classes), starts_(starts), K_(K) {}
 
-  void consume(int, const float* tile, int64_t ldc, int64_t i0, int64_t mi, int64_t j0, int64_t nj) override {
+  // Few query rows: one private copy of the output per thread (merged by
+  // finish()), when they are small.
+  bool can_split(int threads) override {
+    if (rows_ * classes_ * threads > (int64_t(64) << 20)) return false;
+    split_.assign(static_cast<size_t>(threads), std::vector<float>(static_cast<size_t>(rows_ * classes_), kNegInf));
+    return true;
+  }
+
+  void finish() {
+    for (auto& v : split_)
+      for (int64_t x = 0; x < rows_ * classes_; ++x)
+        if (v[x] > out_[x]) out_[x] = v[x];
+    split_.clear();
+  }
+
+  float* out_for(int tid) { return split_.empty() ? out_ : split_[tid].data(); }
+
+  // Per class range of the tile: a pair is rescored when approx + E can
+  // reach the class's exact max so far, and approx >= (the range's largest
+  // approx) - 2E (the range's best pair always is).
+  void consume_screened(int tid, const ScreenTile& t) override {
+    float* out = out_for(tid);
+    const int64_t c0 = std::upper_bound(starts_.begin(), starts_.end(), t.j0) - starts_.begin() - 1;
+    for (int64_t r = 0; r < t.mi; ++r) {
+      const float* row = t.approx + r * t.ldc;
+      float* o = out + (t.i0 + r) * classes_;
+      const double E = t.margin[r];
+      for (int64_t c = c0; c < classes_ && starts_[c] < t.j0 + t.nj; ++c) {
+        const int64_t a = std::max(starts_[c], t.j0) - t.j0;
+        const int64_t b = std::min(starts_[c + 1], t.j0 + t.nj) - t.j0;
+        if (b <= a) continue;
+        const double top = static_cast<double>(K_.max_range(row, a, b)) - 2.0 * E;
+        rescore_row(
+            t, r, a, b, [&] { return float_at_most(std::max(top, static_cast<double>(o[c]) - E)); },
+            [&](int64_t, float s) {
+              if (s > o[c]) o[c] = s;
+            });
+      }
+    }
+  }
+
+  void consume(int tid, const float* tile, int64_t ldc, int64_t i0, int64_t mi, int64_t j0, int64_t nj) override {
+    float* out = out_for(tid);
     // First class whose range reaches past j0.
     int64_t c0 = std::upper_bound(starts_.begin(), starts_.end(), j0) - starts_.begin() - 1;
     for (int64_t r = 0; r < mi; ++r) {
       const float* row = tile + r * ldc;
-      float* o = out_ + (i0 + r) * classes_;
+      float* o = out + (i0 + r) * classes_;
       for (int64_t c = c0; c < classes_ && starts_[c] < j0 + nj; ++c) {
         const int64_t a = std::max(starts_[c], j0) - j0;
         const int64_t b = std::min(starts_[c + 1], j0 + nj) - j0;
@@ -365,9 +966,11 @@ class ClassMaxReducer final : public Reducer {
 
  private:
   float* out_;
+  int64_t rows_;
   int64_t classes_;
   const std::vector<int64_t>& starts_;  // classes + 1 entries
   const Kernels& K_;
+  std::vector<std::vector<float>> split_;
 };
 
 // Copies every tile into a dense rows x cols output (used where the output is
@@ -375,6 +978,7 @@ class ClassMaxReducer final : public Reducer {
 class StoreReducer final : public Reducer {
  public:
   StoreReducer(float* out, int64_t cols) : out_(out), cols_(cols) {}
+  bool can_split(int) override { return true; }  // tiles write disjoint columns
   void consume(int, const float* tile, int64_t ldc, int64_t i0, int64_t mi, int64_t j0, int64_t nj) override {
     for (int64_t r = 0; r < mi; ++r)
       std::memcpy(out_ + (i0 + r) * cols_ + j0, tile + r * ldc, static_cast<size_t>(nj) * sizeof(float));
@@ -427,6 +1031,30 @@ class PairsReducer final : public Reducer {
           fail("E_LIMIT", "more than ", max_, " pairs pass the threshold; raise the threshold or maxPairs");
         out.push_back(Pair{i, j0 + c, row[c]});
       }
+    }
+  }
+
+  bool can_split(int) override { return true; }  // per-thread lists, one atomic count
+
+  // A pair passes when its exact score s > below_; it is rescored when
+  // approx > below_ - E, which every passing pair satisfies.
+  void consume_screened(int tid, const ScreenTile& t) override {
+    if (below_ == std::numeric_limits<float>::infinity()) return;
+    auto& out = per_thread_[tid];
+    for (int64_t r = 0; r < t.mi; ++r) {
+      const int64_t i = t.i0 + r;
+      int64_t from = 0;
+      if (self_ >= 0) from = std::max<int64_t>(0, self_ + i + 1 - t.j0);
+      if (from >= t.nj) continue;
+      const float tf = float_at_most(static_cast<double>(below_) - t.margin[r]);
+      rescore_row(
+          t, r, from, t.nj, [&] { return tf; },
+          [&](int64_t c, float s) {
+            if (!(s > below_)) return;
+            if (count_.fetch_add(1, std::memory_order_relaxed) >= max_)
+              fail("E_LIMIT", "more than ", max_, " pairs pass the threshold; raise the threshold or maxPairs");
+            out.push_back(Pair{i, t.j0 + c, s});
+          });
     }
   }
 
@@ -486,6 +1114,53 @@ Labelled group_labels(const int32_t* labels, int64_t n, int64_t classes) {
 
 }  // namespace
 
+namespace {
+// The screening kernels to use for a call, or nullptr for the float32 engine.
+// Screening reproduces the float32 engine's bytes only where its kernels are
+// chains of fused multiply-adds (AVX2, AVX-512), so never for scalar.
+const ScreenKernels* pick_screen(const SimilarityOptions& opt, const Kernels& K, bool auto_ok) {
+  if (K.isa == Isa::Scalar) return nullptr;
+  const ScreenKernels* sk = screen_kernels_for(K.isa);
+  if (sk == nullptr) return nullptr;
+  if (opt.precision == SimilarityOptions::Precision::Bf16) return sk;
+  if (opt.screen == 0) return nullptr;
+  if (opt.screen == 1) return sk;
+  // Auto: where the 8-bit product beats the float32 one (AVX2; an AVX-512
+  // float32 FMA matches the AVX2 8-bit rate).
+  return auto_ok && K.isa == Isa::Avx2 ? sk : nullptr;
+}
+
+void run_any(const Operand& q, const Operand& d, Reducer& red, const Kernels& K, const ScreenKernels* sk,
+             int threads, const SimilarityOptions& opt, bool db8 = false) {
+  g_stat_rescored.store(0);
+  g_stat_pairs.store(0);
+  if (sk)
+    run_screened(q, d, red, K, *sk, threads, opt.block_bytes, opt.cancel,
+                 opt.precision == SimilarityOptions::Precision::Bf16, db8);
+  else
+    run_engine(q, d, red, K, threads, opt.block_bytes, opt.cancel);
+}
+}  // namespace
+
+const ScreenKernels* screen_kernels_for(Isa isa) {
+#ifdef GENAUG_HAVE_X86_KERNELS
+  isa = clamp_isa(isa);
+  if (isa == Isa::Avx2 || isa == Isa::Avx512) return &screen_kernels_avx2();
+#else
+  (void)isa;
+#endif
+  return nullptr;
+}
+
+EngineStats last_engine_stats() {
+  EngineStats s;
+  s.screened = g_stat_screened.load();
+  s.split = g_stat_split.load();
+  s.rescored = g_stat_rescored.load();
+  s.pairs = g_stat_pairs.load();
+  return s;
+}
+
 void set_engine_tuning(const EngineTuning& t) {
   g_mc.store(t.mc);
   g_nct.store(t.nct);
@@ -516,7 +1191,13 @@ TopKResult topk(const MatrixView& query, const MatrixView& db, int64_t k, const 
   TopKReducer red(query.rows, keff, K);
   Operand q{query.data, query.rows, query.dim, opt.normalize ? pq.scale.data() : nullptr, nullptr};
   Operand d{db.data, db.rows, db.dim, opt.normalize ? pd.scale.data() : nullptr, nullptr};
-  run_engine(q, d, red, K, threads, opt.block_bytes, opt.cancel);
+  // Exact top-k with k >= 4 screens with an 8-bit database side: half the
+  // database rounding error, so fewer candidates within the margin of the
+  // k-th, for a slower product; top-1..3 and bf16 use the faster 7-bit one
+  // (measured on AVX2, 1 thread, 1000 x 20000 x 512: top-1 1.4x, top-10
+  // 1.06x the float32 engine). Auto screens up to k = 16, where measured.
+  const bool db8 = opt.precision == SimilarityOptions::Precision::Exact && keff >= 4;
+  run_any(q, d, red, K, pick_screen(opt, K, keff <= 16), threads, opt, db8);
   red.finish(out);
   return out;
 }
@@ -536,10 +1217,13 @@ ClassResult class_max(const MatrixView& query, const MatrixView& db, const int32
   out.classes = num_classes;
   out.counts = g.counts;
   out.values.assign(static_cast<size_t>(query.rows * num_classes), kNegInf);
-  ClassMaxReducer red(out.values.data(), num_classes, g.starts, K);
+  ClassMaxReducer red(out.values.data(), query.rows, num_classes, g.starts, K);
   Operand q{query.data, query.rows, query.dim, opt.normalize ? pq.scale.data() : nullptr, nullptr};
   Operand d{db.data, db.rows, db.dim, opt.normalize ? pd.scale.data() : nullptr, g.perm.data()};
-  run_engine(q, d, red, K, threads, opt.block_bytes, opt.cancel);
+  // Auto never screens class-max: every class's running max needs its own
+  // rescoring, which costs more than the 8-bit product saves (measured 0.8x).
+  run_any(q, d, red, K, pick_screen(opt, K, false), threads, opt);
+  red.finish();
   for (int64_t c = 0; c < num_classes; ++c)
     if (g.counts[c] == 0)
       for (int64_t i = 0; i < query.rows; ++i) out.values[i * num_classes + c] = std::numeric_limits<float>::quiet_NaN();
@@ -605,7 +1289,9 @@ PairsResult pairs(const MatrixView& query, const MatrixView& db, double threshol
   PairsReducer red(threads, threshold, self_offset, max_pairs, K);
   Operand q{query.data, query.rows, query.dim, opt.normalize ? pq.scale.data() : nullptr, nullptr};
   Operand d{db.data, db.rows, db.dim, opt.normalize ? pd.scale.data() : nullptr, nullptr};
-  run_engine(q, d, red, K, threads, opt.block_bytes, opt.cancel);
+  // Auto screens pairs only with many query rows: with few, packing the
+  // database twice (8-bit and float32) costs what the product saves.
+  run_any(q, d, red, K, pick_screen(opt, K, query.rows >= 1024), threads, opt);
   PairsResult out;
   red.finish(out);
   return out;

@@ -27,6 +27,17 @@ struct SimilarityOptions {
   int threads = 0;                  // 0: every hardware thread
   Isa isa = Isa::Avx512;            // clamped to what the CPU has
   int64_t block_bytes = 64ll << 20;  // packed database block
+  // The 8-bit screening pass (see similarity.cc, "screened engine"): -1 lets
+  // the engine choose (on where it is faster than the float32 product: AVX2),
+  // 0 never, 1 always where the float32 kernels are fused multiply-add chains
+  // (AVX2, AVX-512). Exact results are the same bytes either way.
+  int screen = -1;
+  // Precision::Exact: results identical to the float32 engine. Precision::Bf16
+  // (opt-in): the screening margin is a statistical one (4 standard deviations
+  // of the rounding error) instead of the worst-case bound, so a true
+  // neighbour within that error of the k-th may be missed; every score
+  // returned is still the exact float32 score of the row returned.
+  enum class Precision { Exact = 0, Bf16 = 1 } precision = Precision::Exact;
   // When not null, a flag another thread may set to non-zero: the call then
   // stops at the next block and throws E_ABORTED.
   const int32_t* cancel = nullptr;
@@ -85,5 +96,15 @@ struct EngineTuning {
   int64_t order = 0;  // 0: database panel outer (in L1), query panels inner; 1: the reverse
 };
 void set_engine_tuning(const EngineTuning& t);
+
+// What the last call on this thread ran (for benchmarks and tests): whether
+// it screened, the pairs rescored exactly, and the pairs screened.
+struct EngineStats {
+  bool screened = false;
+  bool split = false;     // few query rows: the database was split over the threads
+  int64_t rescored = 0;
+  int64_t pairs = 0;
+};
+EngineStats last_engine_stats();
 
 }  // namespace genaug

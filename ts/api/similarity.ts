@@ -2,7 +2,7 @@
 export {
   type Matrix, type SimilarityOptions, type TopKResult, type ClassScores, type PairList, topk, topkSync,
   type ClassOptions, classMean, classMeanSync, classMax, classMaxSync, rowDot, rowDotSync, type PairsOptions,
-  pairs, type GroupResult, groupPairs, type NearDuplicateOptions, nearDuplicates, mergeTopk,
+  pairs, type GroupResult, groupPairs, type NearDuplicateOptions, nearDuplicates, mergeTopk, engineStats,
 } from '../kernels/similarity.js';
 export {
   matrix, sliceRows,

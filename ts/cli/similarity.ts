@@ -70,11 +70,20 @@ export function similarityCommand(global: GlobalOptions): Command {
       .requiredOption('--db <file>', 'database embeddings, N x D .npy')
       .requiredOption('--out <prefix>', 'writes PREFIX.indices.npy (int64, M x k) and PREFIX.scores.npy (float32, M x k)')
       .option('--k <n>', 'neighbours per query row (clamped to N)', intArg('--k', 1), 10)
+      .addOption(
+        new Option(
+          '--precision <p>',
+          "exact: the float32 result, byte for byte (default); bf16: faster screening with a statistical margin, may miss a neighbour within ~the rounding error of the k-th (scores returned are exact)",
+        )
+          .choices(['exact', 'bf16'])
+          .default('exact'),
+      )
       .option('--db-budget-mib <n>', 'MiB of database held in memory; larger databases are streamed in chunks (default 2048)', numberArg('--db-budget-mib')),
   ).action(async (o) => {
     let bar: Progress | undefined;
     const r = await topkFiles(o.query, o.db, o.k, o.out, {
       ...engineOptions(o),
+      ...(o.precision === 'bf16' ? { precision: 'bf16' as const } : {}),
       ...(o.chunkRows ? { chunkRows: o.chunkRows } : {}),
       ...(o.dbBudgetMib ? { dbBudgetBytes: Math.round(o.dbBudgetMib * 2 ** 20) } : {}),
       onProgress: (done, total) => {

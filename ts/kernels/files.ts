@@ -80,7 +80,7 @@ export async function topkFiles(queryPath: string, dbPath: string, k: number, ou
     const kk = Math.min(k, dbRows);
     const journal = await ChunkJournal.open(
       `${outPrefix}.partial`,
-      { inputs: [queryPath, dbPath], params: { op: 'topk', k, chunkRows: chunk, normalize: options.normalize ?? true, isa: isaOf(options) } },
+      { inputs: [queryPath, dbPath], params: { op: 'topk', k, chunkRows: chunk, normalize: options.normalize ?? true, isa: isaOf(options), ...(options.precision === 'bf16' ? { precision: 'bf16' } : {}) } },
       options.onNote,
     );
     const rowBytes = kk * 12;

@@ -25,6 +25,20 @@ export interface SimilarityOptions {
   isa?: 'auto' | 'scalar' | 'avx2' | 'avx512';
   /** Bytes of database packed at a time (default 64 MiB): the engine's memory bound. */
   blockBytes?: number;
+  /**
+   * 'exact' (default): every result is the float32 engine's, byte for byte
+   * (an 8-bit screening pass may run first, with a rigorous error bound and
+   * exact float32 rescoring of every pair it cannot rule out).
+   * 'bf16' (opt-in, faster): the screening margin is statistical (4 standard
+   * deviations of the rounding error) instead of worst-case, so a true
+   * neighbour scoring within about that error of the k-th may be missed;
+   * every score returned is still the exact float32 score of the row
+   * returned. On AVX2 the screening product is 8-bit integer (no AVX-512
+   * BF16 kernel yet); measured recall@1 is in docs/performance.md.
+   */
+  precision?: 'exact' | 'bf16';
+  /** The screening pass in exact mode: 'auto' (default: where it is faster), 'on' or 'off' (for testing; same bytes). */
+  screen?: 'auto' | 'on' | 'off';
   /** Aborting stops a running call at its next block; it rejects with E_ABORTED. */
   signal?: AbortSignal;
   /**
@@ -94,6 +108,14 @@ function nativeOptions(o: SimilarityOptions | undefined): NativeSimilarityOption
     out.isa = o.isa;
   }
   if (o.blockBytes !== undefined) out.blockBytes = checkInt(o.blockBytes, 'options.blockBytes', 1 << 16);
+  if (o.precision !== undefined) {
+    if (o.precision !== 'exact' && o.precision !== 'bf16') throw new GenaugError('E_RANGE', `options.precision must be 'exact' or 'bf16', got ${String(o.precision)}`);
+    out.precision = o.precision;
+  }
+  if (o.screen !== undefined) {
+    if (o.screen !== 'auto' && o.screen !== 'on' && o.screen !== 'off') throw new GenaugError('E_RANGE', `options.screen must be 'auto', 'on' or 'off', got ${String(o.screen)}`);
+    out.screen = o.screen;
+  }
   if (o.describe !== undefined) {
     const d = o.describe;
     if (d.query !== undefined) out.queryName = String(d.query);
@@ -195,6 +217,11 @@ function classScores(rows: number, r: NativeClassResult): ClassScores {
 
 function widen(r: TopKResult): TopK64 {
   return { rows: r.rows, k: r.k, indices: BigInt64Array.from(r.indices, (v) => BigInt(v)), scores: r.scores };
+}
+
+/** What the last similarity call ran (for benchmarks and tests; sync calls make it unambiguous). */
+export function engineStats(): { screened: boolean; split: boolean; rescored: number; pairs: number } {
+  return native().engineStats();
 }
 
 /** Query rows below which one native call cannot keep every core busy (one block of query rows). */

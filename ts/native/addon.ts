@@ -33,6 +33,17 @@ export interface NativeSimilarityOptions {
   dbName?: string;
   queryRowOffset?: number;
   dbRowOffset?: number;
+  /** 'exact' (default) or 'bf16' (opt-in screening with a statistical margin). */
+  precision?: 'exact' | 'bf16';
+  /** The 8-bit screening pass: 'auto' (default), 'on' or 'off'. */
+  screen?: 'auto' | 'on' | 'off';
+}
+
+export interface NativeEngineStats {
+  screened: boolean;
+  split: boolean;
+  rescored: number;
+  pairs: number;
 }
 
 export interface NativeTopK {
@@ -344,6 +355,8 @@ export interface NativeAddon {
   rowDot(...args: [...Mat, ...Mat, opts: NativeSimilarityOptions]): Promise<Float32Array>;
   rowDotSync(...args: [...Mat, ...Mat, opts: NativeSimilarityOptions]): Float32Array;
   setEngineTuning(t: { mc?: number; nct?: number; kc?: number }): void;
+  /** What the last similarity call ran: screened or not, split or not, pairs rescored. */
+  engineStats(): NativeEngineStats;
   // npy.cc
   parseNpyHeader(bytes: Uint8Array, name: string): NativeNpyHeader | { needed: number };
   // bnstats.cc

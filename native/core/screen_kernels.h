@@ -1,0 +1,50 @@
+// Kernels of the screened similarity engine (similarity.cc): an 8-bit integer
+// matrix product that gives every (query, database) pair an approximate score
+// with a known worst-case error, and the exact float32 dot products that
+// rescore the pairs the approximation cannot rule out. The exact products run
+// the same chain of fused multiply-adds (k = 0, 1, ..., D-1, starting from 0)
+// as the float32 micro-kernels, so a rescored pair has the very bytes the
+// plain float32 engine gives it.
+#pragma once
+#include <cstdint>
+
+#include "cpu.h"
+
+namespace genaug {
+
+struct ScreenKernels {
+  int mr;  // query rows per micro-tile: packed [k/4][mr][4] bytes, value q + 64 (q in [-63, 63])
+  int nr;  // database rows per micro-tile: packed [k/4][nr][4] signed bytes
+  // c[i*ldc + j] = ascale[i] * (bscale[j] * float(sum_k a[i][k]*b[j][k] - corr[j]))
+  // for i < mr, j < nr, over k4 groups of 4 depths; corr[j] = 64 * sum_k b[j][k].
+  // micro: database q in [-63, 63]; micro8: in [-127, 127].
+  void (*micro)(int64_t k4, const uint8_t* a, const int8_t* b, const float* ascale, const float* bscale,
+                const int32_t* corr, float* c, int64_t ldc);
+  void (*micro8)(int64_t k4, const uint8_t* a, const int8_t* b, const float* ascale, const float* bscale,
+                 const int32_t* corr, float* c, int64_t ldc);
+  // out[x] = the fused multiply-add chain of a[0..D) with rows[x][0..D), for x < n (any n).
+  void (*exact_dots)(const float* a, const float* const* rows, int64_t n, int64_t D, float* out);
+  // v[k] = has_scale ? float(src[k] * scale) : src[k] (as the float32 engine
+  // packs); returns max |v[k]|.
+  float (*load_row)(const float* src, bool has_scale, double scale, int64_t D, float* v);
+  // q[k] = v[k] / s rounded (any rounding) and clamped to [-qmax, qmax],
+  // stored as the byte q + offset; sums in double of (s q)^2, (v - s q)^2,
+  // v^2, and the sum of q.
+  void (*quantize)(const float* v, int64_t D, float s, int qmax, int offset, uint8_t* q, double* nq2, double* ne2,
+                   double* nv2, int64_t* sumq);
+  // out[k*width + r] = scale ? float(rows[r][k] * scale[r]) : rows[r][k] for
+  // r < width (a multiple of 8), k < D: the float32 engine's packing, byte
+  // for byte, 8 rows at a time through an 8 x 8 transpose.
+  void (*pack_rows)(const float* const* rows, const double* scale, int width, int64_t D, float* out);
+  // The indices j < n with row[j] >= t, ascending, into idx; returns how many.
+  int64_t (*collect_ge)(const float* row, int64_t n, float t, int32_t* idx);
+};
+
+// The screening kernels for an ISA, or nullptr where there are none (the
+// screened engine is then not used and the float32 engine runs).
+const ScreenKernels* screen_kernels_for(Isa isa);
+#ifdef GENAUG_HAVE_X86_KERNELS
+const ScreenKernels& screen_kernels_avx2();
+#endif
+
+}  // namespace genaug

@@ -1,0 +1,303 @@
+// AVX2 kernels of the screened similarity engine (compiled with -mavx2 -mfma;
+// used only when CPUID says so). vpmaddubsw multiplies 32 unsigned by 32
+// signed bytes and adds pairs into 16 bits; with both sides within 7 bits
+// (queries q + 64 in [1, 127], database q in [-63, 63]) the 16-bit sums of
+// two such results never saturate, so one vpmaddwd per 64 multiply-adds
+// widens them to 32 bits.
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "screen_kernels.h"
+
+namespace genaug {
+
+namespace {
+constexpr int MR = 4;
+constexpr int NR = 16;  // two ymm registers of 8 int32 lanes
+
+// Database side within 8 bits ([-127, 127]): vpmaddubsw lanes reach
+// 2 * 127 * 127 = 32258, so every product is widened at once (one vpmaddwd
+// per 32 multiply-adds; slower, but half the database rounding error).
+void micro8(int64_t k4, const uint8_t* a, const int8_t* b, const float* ascale, const float* bscale,
+            const int32_t* corr, float* c, int64_t ldc) {
+  __m256i c0[MR], c1[MR];
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i) {
+    c0[i] = _mm256_setzero_si256();
+    c1[i] = _mm256_setzero_si256();
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t k = 0; k < k4; ++k) {
+    const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + k * NR * 4));
+    const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + k * NR * 4 + 32));
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      int32_t av;
+      __builtin_memcpy(&av, a + k * MR * 4 + i * 4, 4);
+      const __m256i ai = _mm256_set1_epi32(av);
+      c0[i] = _mm256_add_epi32(c0[i], _mm256_madd_epi16(_mm256_maddubs_epi16(ai, b0), ones));
+      c1[i] = _mm256_add_epi32(c1[i], _mm256_madd_epi16(_mm256_maddubs_epi16(ai, b1), ones));
+    }
+  }
+  const __m256i k0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr));
+  const __m256i k1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + 8));
+  const __m256 s0 = _mm256_loadu_ps(bscale);
+  const __m256 s1 = _mm256_loadu_ps(bscale + 8);
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i) {
+    const __m256 ai = _mm256_set1_ps(ascale[i]);
+    _mm256_storeu_ps(c + i * ldc, _mm256_mul_ps(ai, _mm256_mul_ps(s0, _mm256_cvtepi32_ps(_mm256_sub_epi32(c0[i], k0)))));
+    _mm256_storeu_ps(c + i * ldc + 8, _mm256_mul_ps(ai, _mm256_mul_ps(s1, _mm256_cvtepi32_ps(_mm256_sub_epi32(c1[i], k1)))));
+  }
+}
+
+void micro(int64_t k4, const uint8_t* a, const int8_t* b, const float* ascale, const float* bscale,
+           const int32_t* corr, float* c, int64_t ldc) {
+  __m256i c0[MR], c1[MR];
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i) {
+    c0[i] = _mm256_setzero_si256();
+    c1[i] = _mm256_setzero_si256();
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+  // Two depth groups per vpmaddwd: with both sides within 7 bits each
+  // vpmaddubsw lane is at most 2 * 127 * 63 = 16002, so the 16-bit sum of two
+  // (32004) is exact.
+  int64_t k = 0;
+  for (; k + 2 <= k4; k += 2) {
+    const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + k * NR * 4));
+    const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + k * NR * 4 + 32));
+    const __m256i b2 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + k * NR * 4 + 64));
+    const __m256i b3 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + k * NR * 4 + 96));
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      int32_t av, aw;
+      __builtin_memcpy(&av, a + k * MR * 4 + i * 4, 4);
+      __builtin_memcpy(&aw, a + (k + 1) * MR * 4 + i * 4, 4);
+      const __m256i ai = _mm256_set1_epi32(av), aj = _mm256_set1_epi32(aw);
+      c0[i] = _mm256_add_epi32(
+          c0[i], _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(ai, b0), _mm256_maddubs_epi16(aj, b2)), ones));
+      c1[i] = _mm256_add_epi32(
+          c1[i], _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(ai, b1), _mm256_maddubs_epi16(aj, b3)), ones));
+    }
+  }
+  for (; k < k4; ++k) {
+    const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + k * NR * 4));
+    const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + k * NR * 4 + 32));
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      int32_t av;
+      __builtin_memcpy(&av, a + k * MR * 4 + i * 4, 4);
+      const __m256i ai = _mm256_set1_epi32(av);
+      c0[i] = _mm256_add_epi32(c0[i], _mm256_madd_epi16(_mm256_maddubs_epi16(ai, b0), ones));
+      c1[i] = _mm256_add_epi32(c1[i], _mm256_madd_epi16(_mm256_maddubs_epi16(ai, b1), ones));
+    }
+  }
+  const __m256i k0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr));
+  const __m256i k1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + 8));
+  const __m256 s0 = _mm256_loadu_ps(bscale);
+  const __m256 s1 = _mm256_loadu_ps(bscale + 8);
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i) {
+    const __m256 ai = _mm256_set1_ps(ascale[i]);
+    const __m256 v0 = _mm256_mul_ps(ai, _mm256_mul_ps(s0, _mm256_cvtepi32_ps(_mm256_sub_epi32(c0[i], k0))));
+    const __m256 v1 = _mm256_mul_ps(ai, _mm256_mul_ps(s1, _mm256_cvtepi32_ps(_mm256_sub_epi32(c1[i], k1))));
+    _mm256_storeu_ps(c + i * ldc, v0);
+    _mm256_storeu_ps(c + i * ldc + 8, v1);
+  }
+}
+
+// Eight rows at a time, one per lane: each lane runs exactly the chain of the
+// float32 micro-kernels (k = 0, 1, ... from 0), so the bytes are theirs. The
+// rows are read 8 floats at a time and transposed in registers.
+inline void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5, __m256& r6,
+                       __m256& r7) {
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r0 = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r1 = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r2 = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r3 = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r4 = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r5 = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r6 = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r7 = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+float load_row(const float* src, bool has_scale, double scale, int64_t D, float* v) {
+  __m256 mx = _mm256_setzero_ps();
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  int64_t k = 0;
+  if (has_scale) {
+    const __m256d sc = _mm256_set1_pd(scale);
+    for (; k + 8 <= D; k += 8) {
+      const __m256 x = _mm256_loadu_ps(src + k);
+      const __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), sc));
+      const __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), sc));
+      const __m256 y = _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+      _mm256_storeu_ps(v + k, y);
+      mx = _mm256_max_ps(mx, _mm256_and_ps(y, absmask));
+    }
+    for (; k < D; ++k) v[k] = static_cast<float>(src[k] * scale);
+  } else {
+    for (; k + 8 <= D; k += 8) {
+      const __m256 y = _mm256_loadu_ps(src + k);
+      _mm256_storeu_ps(v + k, y);
+      mx = _mm256_max_ps(mx, _mm256_and_ps(y, absmask));
+    }
+    for (; k < D; ++k) v[k] = src[k];
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, mx);
+  float m = 0.0f;
+  for (int l = 0; l < 8; ++l) m = lanes[l] > m ? lanes[l] : m;
+  for (int64_t j = k - (k % 8 == 0 ? 0 : 0); j < D; ++j) m = std::fabs(v[j]) > m ? std::fabs(v[j]) : m;
+  return m;
+}
+
+void quantize(const float* v, int64_t D, float s, int qmax, int offset, uint8_t* q, double* nq2, double* ne2,
+              double* nv2, int64_t* sumq) {
+  const __m256i off = _mm256_set1_epi32(offset);
+  const float inv = s > 0.0f ? static_cast<float>(1.0 / static_cast<double>(s)) : 0.0f;
+  const __m256 iv = _mm256_set1_ps(inv);
+  const __m256i lim = _mm256_set1_epi32(qmax), nlim = _mm256_set1_epi32(-qmax);
+  const __m256d sd = _mm256_set1_pd(static_cast<double>(s));
+  __m256d aq = _mm256_setzero_pd(), ae = _mm256_setzero_pd(), av = _mm256_setzero_pd();
+  __m256i as = _mm256_setzero_si256();
+  int64_t k = 0;
+  for (; k + 8 <= D; k += 8) {
+    const __m256 x = _mm256_loadu_ps(v + k);
+    __m256i qi = _mm256_cvtps_epi32(_mm256_mul_ps(x, iv));  // round to nearest even
+    qi = _mm256_max_epi32(nlim, _mm256_min_epi32(lim, qi));
+    as = _mm256_add_epi32(as, qi);
+    // 8 int32 lanes -> 8 bytes.
+    const __m256i b = _mm256_add_epi32(qi, off);
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+    const __m128i by = _mm_packs_epi16(w, w);  // q + offset is within [-63, 127]: signed bytes
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + k), by);
+    for (int h = 0; h < 2; ++h) {
+      const __m256d xd = _mm256_cvtps_pd(h ? _mm256_extractf128_ps(x, 1) : _mm256_castps256_ps128(x));
+      const __m256d dq = _mm256_mul_pd(sd, _mm256_cvtepi32_pd(h ? _mm256_extracti128_si256(qi, 1) : _mm256_castsi256_si128(qi)));
+      const __m256d e = _mm256_sub_pd(xd, dq);
+      aq = _mm256_fmadd_pd(dq, dq, aq);
+      ae = _mm256_fmadd_pd(e, e, ae);
+      av = _mm256_fmadd_pd(xd, xd, av);
+    }
+  }
+  alignas(32) double dq4[4], de4[4], dv4[4];
+  alignas(32) int32_t s8[8];
+  _mm256_store_pd(dq4, aq);
+  _mm256_store_pd(de4, ae);
+  _mm256_store_pd(dv4, av);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(s8), as);
+  double tq = dq4[0] + dq4[1] + dq4[2] + dq4[3], te = de4[0] + de4[1] + de4[2] + de4[3];
+  double tv = dv4[0] + dv4[1] + dv4[2] + dv4[3];
+  int64_t ts = 0;
+  for (int l = 0; l < 8; ++l) ts += s8[l];
+  for (; k < D; ++k) {
+    const double x = v[k];
+    int qi = static_cast<int>(std::nearbyint(v[k] * inv));
+    qi = qi > qmax ? qmax : (qi < -qmax ? -qmax : qi);
+    q[k] = static_cast<uint8_t>(qi + offset);
+    const double dq = static_cast<double>(s) * qi, e = x - dq;
+    tq += dq * dq;
+    te += e * e;
+    tv += x * x;
+    ts += qi;
+  }
+  *nq2 = tq;
+  *ne2 = te;
+  *nv2 = tv;
+  *sumq = ts;
+}
+
+inline __m256 scale8(__m256 x, __m256d s) {
+  const __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), s));
+  const __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), s));
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+}
+
+void pack_rows(const float* const* rows, const double* scale, int width, int64_t D, float* out) {
+  for (int g = 0; g < width; g += 8) {
+    const float* r[8];
+    __m256d s[8];
+    for (int l = 0; l < 8; ++l) {
+      r[l] = rows[g + l];
+      s[l] = _mm256_set1_pd(scale ? scale[g + l] : 1.0);
+    }
+    int64_t k = 0;
+    for (; k + 8 <= D; k += 8) {
+      __m256 v[8];
+      for (int l = 0; l < 8; ++l) {
+        v[l] = _mm256_loadu_ps(r[l] + k);
+        if (scale) v[l] = scale8(v[l], s[l]);
+      }
+      transpose8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
+      for (int l = 0; l < 8; ++l) _mm256_storeu_ps(out + (k + l) * width + g, v[l]);
+    }
+    for (; k < D; ++k)
+      for (int l = 0; l < 8; ++l)
+        out[k * width + g + l] = scale ? static_cast<float>(r[l][k] * scale[g + l]) : r[l][k];
+  }
+}
+
+int64_t collect_ge(const float* row, int64_t n, float t, int32_t* idx) {
+  const __m256 tv = _mm256_set1_ps(t);
+  int64_t m = 0, j = 0;
+  for (; j + 8 <= n; j += 8) {
+    unsigned bits = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(row + j), tv, _CMP_GE_OQ)));
+    while (bits) {
+      idx[m++] = static_cast<int32_t>(j + __builtin_ctz(bits));
+      bits &= bits - 1;
+    }
+  }
+  for (; j < n; ++j)
+    if (row[j] >= t) idx[m++] = static_cast<int32_t>(j);
+  return m;
+}
+
+void exact_dots(const float* a, const float* const* rows, int64_t n, int64_t D, float* out) {
+  for (int64_t x = 0; x < n; x += 8) {
+    const int64_t m = n - x < 8 ? n - x : 8;
+    const float* r[8];
+    for (int l = 0; l < 8; ++l) r[l] = rows[x + (l < m ? l : 0)];
+    __m256 acc = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= D; k += 8) {
+      __m256 v0 = _mm256_loadu_ps(r[0] + k), v1 = _mm256_loadu_ps(r[1] + k), v2 = _mm256_loadu_ps(r[2] + k);
+      __m256 v3 = _mm256_loadu_ps(r[3] + k), v4 = _mm256_loadu_ps(r[4] + k), v5 = _mm256_loadu_ps(r[5] + k);
+      __m256 v6 = _mm256_loadu_ps(r[6] + k), v7 = _mm256_loadu_ps(r[7] + k);
+      transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
+      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k), v0, acc);
+      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k + 1), v1, acc);
+      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k + 2), v2, acc);
+      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k + 3), v3, acc);
+      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k + 4), v4, acc);
+      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k + 5), v5, acc);
+      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k + 6), v6, acc);
+      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k + 7), v7, acc);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, acc);
+    for (int l = 0; l < m; ++l) {
+      float s = lanes[l];
+      for (int64_t kk = k; kk < D; ++kk) s = std::fma(a[kk], r[l][kk], s);
+      out[x + l] = s;
+    }
+  }
+}
+}  // namespace
+
+const ScreenKernels& screen_kernels_avx2() {
+  static const ScreenKernels k{MR, NR, micro, micro8, exact_dots, load_row, quantize, pack_rows, collect_ge};
+  return k;
+}
+
+}  // namespace genaug
