@@ -115,3 +115,57 @@ export async function loadGenaug() {
   }
   return import(dist);
 }
+
+/**
+ * The copy-paste benchmarks' data (paste-loader, stream): `images` generated W x H JPEGs under DIR/images with 4
+ * polygon instances each of 3 categories in DIR/real.json, and a pool DIR/pool (index.json) of `crops` elliptic RGBA
+ * crops per category; `rnd` (a seeded random) makes it the same every run.
+ */
+export async function writePasteFixture(dir, { images: count, crops, W, H, rnd }) {
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  const { default: sharp } = await import('sharp');
+  const a = { images: count, crops };
+  const images = join(dir, 'images');
+  await mkdir(images, { recursive: true });
+  const coco = { images: [], annotations: [], categories: [{ id: 1, name: 'car' }, { id: 2, name: 'dog' }, { id: 3, name: 'cup' }] };
+  let annId = 1;
+  for (let i = 0; i < a.images; i++) {
+    const px = Buffer.alloc(W * H * 3);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+      const k = (y * W + x) * 3;
+      px[k] = (x + 7 * i) & 255;
+      px[k + 1] = (y * 2) & 255;
+      px[k + 2] = (rnd() * 64) | 0;
+    }
+    const file = `img${String(i).padStart(4, '0')}.jpg`;
+    await sharp(px, { raw: { width: W, height: H, channels: 3 } }).jpeg({ quality: 90 }).toFile(join(images, file));
+    coco.images.push({ id: i + 1, file_name: file, width: W, height: H });
+    for (let k = 0; k < 4; k++) {
+      const w = Math.round(W * (0.1 + 0.2 * rnd())), h = Math.round(H * (0.1 + 0.2 * rnd()));
+      const x = Math.round((W - w) * rnd()), y = Math.round((H - h) * rnd());
+      coco.annotations.push({ id: annId++, image_id: i + 1, category_id: 1 + (k % 3), bbox: [x, y, w, h], area: w * h, iscrowd: 0, segmentation: [[x, y, x + w, y, x + w / 2, y + h]] });
+    }
+  }
+  await writeFile(join(dir, 'real.json'), JSON.stringify(coco));
+  const pool = join(dir, 'pool');
+  const index = { categories: {} };
+  for (const name of ['car', 'dog', 'cup']) {
+    await mkdir(join(pool, 'instances', name), { recursive: true });
+    index.categories[name] = [];
+    for (let c = 0; c < a.crops; c++) {
+      const cw = 160 + ((rnd() * 96) | 0), ch = 160 + ((rnd() * 96) | 0);
+      const d = Buffer.alloc(cw * ch * 4);
+      for (let y = 0; y < ch; y++) for (let x = 0; x < cw; x++) {
+        const dx = (x + 0.5) / cw - 0.5, dy = (y + 0.5) / ch - 0.5;
+        const o = (y * cw + x) * 4;
+        d[o] = 40 * c; d[o + 1] = x & 255; d[o + 2] = y & 255;
+        d[o + 3] = dx * dx + dy * dy < 0.25 ? 255 : 0;
+      }
+      const file = `instances/${name}/${c}.png`;
+      await sharp(d, { raw: { width: cw, height: ch, channels: 4 } }).png().toFile(join(pool, file));
+      index.categories[name].push({ file, bbox: [0, 0, cw, ch] });
+    }
+  }
+  await writeFile(join(pool, 'index.json'), JSON.stringify(index));
+  return { images, coco: join(dir, 'real.json'), pool };
+}
