@@ -189,17 +189,7 @@ export class AtomicWriter {
     if (this.failure) throw this.failure;
     const position = this.offset;
     this.offset += chunk.byteLength;
-    const p = writeAllAt(fh, chunk, position).catch((e: unknown) => {
-      this.failure ??= ioError(this.path, this.path, `write ${chunk.byteLength} bytes at offset ${position} of ${this.tempPath}`, e);
-      throw this.failure;
-    });
-    const settled = p.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.pending.add(settled);
-    void settled.then(() => this.pending.delete(settled));
-    return p;
+    return this.writeTracked(fh, chunk, position);
   }
 
   /**
@@ -213,6 +203,11 @@ export class AtomicWriter {
     if (!Number.isSafeInteger(position) || position < 0 || position + chunk.byteLength > this.offset) {
       throw new GenaugError('E_RANGE', `${this.path}: writeAt(${chunk.byteLength} bytes at ${position}) is outside the ${this.offset} bytes written`, { path: this.path });
     }
+    return this.writeTracked(fh, chunk, position);
+  }
+
+  /** One positioned write, tracked until it settles (commit waits for it); its failure is the writer's. */
+  private writeTracked(fh: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
     const p = writeAllAt(fh, chunk, position).catch((e: unknown) => {
       this.failure ??= ioError(this.path, this.path, `write ${chunk.byteLength} bytes at offset ${position} of ${this.tempPath}`, e);
       throw this.failure;
