@@ -77,6 +77,17 @@ describe('X-Paste pool index', () => {
     const out = JSON.parse(await readFile(join(dir, 'out2', 'annotations.json'), 'utf8')) as { annotations: Array<{ category_id: number }> };
     expect(out.annotations.length).toBeGreaterThan(0);
     expect(new Set(out.annotations.map((a) => a.category_id))).toEqual(new Set([1]));
+
+    // The stream takes the same options: refused without --pool-root, samples with it.
+    const streamArgs = args.filter((a) => a !== '--workers' && a !== '0');
+    const noRoot = spawnSync(process.execPath, [BIN, ...streamArgs, '--stream', '--epochs', '1'], { encoding: 'buffer' });
+    expect(noRoot.status).toBe(1);
+    expect(noRoot.stderr.toString()).toMatch(/no usable instance \(first problem: crop .*c\.png is outside/);
+    const streamed = spawnSync(process.execPath, [BIN, ...streamArgs, '--stream', '--epochs', '1', '--pool-root', crops], { encoding: 'buffer' });
+    expect(streamed.status, streamed.stderr.toString()).toBe(0);
+    // A tar stream: 512-byte blocks, the first header naming a sample member.
+    expect(streamed.stdout.length % 512).toBe(0);
+    expect(streamed.stdout.subarray(0, 100).toString('latin1')).toMatch(/\.(jpg|json)\0/);
   });
 });
 
