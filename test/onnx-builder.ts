@@ -180,6 +180,23 @@ export interface DecoderOptions {
 }
 
 /**
+ * The decoder's point coordinates ([1, N, 2] in the 1024 frame) taken back to the original image, as the official
+ * export's mask post-processing does: the image was resized to round(H·s) × round(W·s), s = 1024 / max(H, W); the
+ * points are mapped back per axis. Returns H, W (scalars from orig_im_size), the constant 0.5 and the [N, 2] points.
+ */
+function originalFrame(g: GraphBuilder, pc: string, size: string): { H: string; W: string; half: string; orig: string } {
+  const H = g.node('Gather', [size, g.constI64([0], [])], { axis: 0 });
+  const W = g.node('Gather', [size, g.constI64([1], [])], { axis: 0 });
+  const scale = g.node('Div', [g.constF([1024], []), g.node('Max', [H, W])]);
+  const half = g.constF([0.5], []);
+  const newH = g.node('Floor', [g.node('Add', [g.node('Mul', [H, scale]), half])]);
+  const newW = g.node('Floor', [g.node('Add', [g.node('Mul', [W, scale]), half])]);
+  const back = g.node('Concat', [g.node('Unsqueeze', [g.node('Div', [W, newW]), g.constI64([0])]), g.node('Unsqueeze', [g.node('Div', [H, newH]), g.constI64([0])])], { axis: 0 }); // [2]: x, y factors
+  const orig = g.node('Mul', [g.node('Reshape', [pc, g.constI64([-1, 2])]), back]); // [N, 2]
+  return { H, W, half, orig };
+}
+
+/**
  * A toy SAM decoder with the official segment-anything ONNX signature.
  * Its masks are computed from `point_coords` and `point_labels`: the points
  * are taken back to the original frame as the official export's
@@ -203,17 +220,7 @@ export function samDecoder(opts: DecoderOptions = {}): GraphBuilder {
   g.input(nm('has_mask_input'), 'float32', [1]);
   const size = g.input(nm('orig_im_size'), 'float32', [2]);
 
-  const H = g.node('Gather', [size, g.constI64([0], [])], { axis: 0 });
-  const W = g.node('Gather', [size, g.constI64([1], [])], { axis: 0 });
-  // As the official export's mask post-processing: the image was resized to
-  // round(H·s) × round(W·s), s = 1024 / max(H, W); map the points back per axis.
-  const scale = g.node('Div', [g.constF([1024], []), g.node('Max', [H, W])]);
-  const half = g.constF([0.5], []);
-  const newH = g.node('Floor', [g.node('Add', [g.node('Mul', [H, scale]), half])]);
-  const newW = g.node('Floor', [g.node('Add', [g.node('Mul', [W, scale]), half])]);
-  const back = g.node('Concat', [g.node('Unsqueeze', [g.node('Div', [W, newW]), g.constI64([0])]), g.node('Unsqueeze', [g.node('Div', [H, newH]), g.constI64([0])])], { axis: 0 }); // [2]: x, y factors
-  const pts = g.node('Reshape', [pc, g.constI64([-1, 2])]); // [N, 2]
-  const orig = g.node('Mul', [pts, back]);
+  const { H, W, half, orig } = originalFrame(g, pc, size);
   const px = g.node('Reshape', [g.node('Slice', [orig, g.constI64([0]), g.constI64([1]), g.constI64([1])]), g.constI64([-1, 1, 1])]);
   const py = g.node('Reshape', [g.node('Slice', [orig, g.constI64([1]), g.constI64([2]), g.constI64([1])]), g.constI64([-1, 1, 1])]);
   const zero = g.constF([0], []);
@@ -258,14 +265,7 @@ export function samBoxDecoder(inset = 2, channels = 4): GraphBuilder {
   const mi = g.input('mask_input', 'float32', [1, 1, 256, 256]);
   g.input('has_mask_input', 'float32', [1]);
   const size = g.input('orig_im_size', 'float32', [2]);
-  const H = g.node('Gather', [size, g.constI64([0], [])], { axis: 0 });
-  const W = g.node('Gather', [size, g.constI64([1], [])], { axis: 0 });
-  const scale = g.node('Div', [g.constF([1024], []), g.node('Max', [H, W])]);
-  const half = g.constF([0.5], []);
-  const newH = g.node('Floor', [g.node('Add', [g.node('Mul', [H, scale]), half])]);
-  const newW = g.node('Floor', [g.node('Add', [g.node('Mul', [W, scale]), half])]);
-  const back = g.node('Concat', [g.node('Unsqueeze', [g.node('Div', [W, newW]), g.constI64([0])]), g.node('Unsqueeze', [g.node('Div', [H, newH]), g.constI64([0])])], { axis: 0 });
-  const orig = g.node('Mul', [g.node('Reshape', [pc, g.constI64([-1, 2])]), back]); // [N, 2]
+  const { H, W, half, orig } = originalFrame(g, pc, size);
   const lab = g.node('Reshape', [pl, g.constI64([-1, 1])]); // [N, 1]
   // The coordinates of the label-2 and label-3 points (sums over the points, weighted by the label match).
   const corner = (label: number) => g.node('ReduceSum', [g.node('Mul', [orig, g.node('Cast', [g.node('Equal', [lab, g.constF([label], [])])], { to: ELEM.float32 })]), g.constI64([0])], { keepdims: 0 }); // [2]
