@@ -148,9 +148,10 @@ describe('genaug --help reads in pipeline order', () => {
     const at = (heading: string) => help.indexOf(heading);
     expect(at('Start here:')).toBeGreaterThan(0);
     expect(at('Start here:')).toBeLessThan(at('Stages, in pipeline order'));
-    expect(at('Stages, in pipeline order')).toBeLessThan(at('Analysis and tools:'));
+    expect(at('Stages, in pipeline order')).toBeLessThan(at('Many machines:'));
+    expect(at('Many machines:')).toBeLessThan(at('Analysis and tools:'));
     const order = [...help.matchAll(/^ {2}([a-z]+)(?= )/gm)].map((m) => m[1]);
-    expect(order).toEqual(['demo', 'run', 'priors', 'plan', 'generate', 'annotate', 'embed', 'score', 'filter', 'pool', 'paste', 'export', 'gap', 'similarity', 'bnstats', 'info', 'help']);
+    expect(order).toEqual(['demo', 'run', 'priors', 'plan', 'generate', 'annotate', 'embed', 'score', 'filter', 'pool', 'paste', 'export', 'worker', 'queue', 'gap', 'similarity', 'bnstats', 'info', 'help']);
     expect(help).not.toMatch(/^Commands:/m); // no stray group
   });
 

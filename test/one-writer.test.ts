@@ -184,8 +184,10 @@ describe('one writer per output', () => {
     const leaves: Command[] = [];
     const walk = (c: Command) => (c.commands.length ? c.commands.forEach(walk) : leaves.push(c));
     walk(program);
-    const writesNothing = new Set(['info']);
-    const locksItself = new Set(['run', 'demo']);
+    // queue status only reads Redis; a worker writes its jobs' results into the run folder that the coordinator
+    // (genaug run --queue) holds the lock of, each file atomically under a name no other job uses.
+    const writesNothing = new Set(['info', 'status']);
+    const locksItself = new Set(['run', 'demo', 'worker']);
     const unlocked: string[] = [];
     for (const c of leaves) {
       const outputs = c.options.filter((o) => ['out', 'table', 'rejected', 'sizeTable', 'captions', 'cache'].includes(o.attributeName()));
