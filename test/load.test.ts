@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
@@ -34,7 +34,9 @@ describe('the loader', () => {
     expect(typeof c.cuda.built).toBe('boolean');
     expect(c.cuda.usable).toBe(c.cuda.devices > 0);
     if (!c.cuda.usable) expect(c.cuda.reason).toMatch(/CUDA/);
-    expect(c.addonPath).toMatch(/(build\/Release\/genaug|prebuilds\/[a-z0-9]+-[a-z0-9]+\/genaug\.napi(\.musl)?)\.node$/);
+    // GENAUG_ADDON (the sanitizer run's build-asan binary) overrides the search; otherwise a prebuilt or build/Release.
+    if (process.env.GENAUG_ADDON) expect(c.addonPath).toBe(resolve(process.env.GENAUG_ADDON));
+    else expect(c.addonPath).toMatch(/(build\/Release\/genaug|prebuilds\/[a-z0-9]+-[a-z0-9]+\/genaug\.napi(\.musl)?)\.node$/);
   });
 
   it('GENAUG_ISA lowers the SIMD level for the process', () => {
