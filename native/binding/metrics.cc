@@ -71,6 +71,18 @@ Napi::Value GaussianStats(const Napi::CallbackInfo& info, bool sync) {
       });
 }
 
+// A FrechetResult as the JS object both frechet entry points return.
+Napi::Value frechet_to_js(Napi::Env env, FrechetResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("distance", Napi::Number::New(env, r.distance));
+  o.Set("meanTerm", Napi::Number::New(env, r.mean_term));
+  o.Set("trace1", Napi::Number::New(env, r.trace1));
+  o.Set("trace2", Napi::Number::New(env, r.trace2));
+  o.Set("traceSqrt", Napi::Number::New(env, r.trace_sqrt));
+  o.Set("rank1", Napi::Number::New(env, static_cast<double>(r.rank1)));
+  return o;
+}
+
 Napi::Value Frechet(const Napi::CallbackInfo& info, bool sync) {
   Napi::Env env = info.Env();
   const Common c = read_options(info, 4);
@@ -94,16 +106,7 @@ Napi::Value Frechet(const Napi::CallbackInfo& info, bool sync) {
       [d = std::move(d), s1 = std::move(s1), s2 = std::move(s2), dim, opt] {
         return frechet_distance(d.data(), s1.data(), s2.data(), dim, opt);
       },
-      [](Napi::Env env, FrechetResult& r) -> Napi::Value {
-        Napi::Object o = Napi::Object::New(env);
-        o.Set("distance", Napi::Number::New(env, r.distance));
-        o.Set("meanTerm", Napi::Number::New(env, r.mean_term));
-        o.Set("trace1", Napi::Number::New(env, r.trace1));
-        o.Set("trace2", Napi::Number::New(env, r.trace2));
-        o.Set("traceSqrt", Napi::Number::New(env, r.trace_sqrt));
-        o.Set("rank1", Napi::Number::New(env, static_cast<double>(r.rank1)));
-        return o;
-      });
+      frechet_to_js);
 }
 
 // frechetRows(a, rowsA, dim, b, rowsB, dimB, options?): the row path (N <= D on both sides).
@@ -118,16 +121,7 @@ Napi::Value FrechetRows(const Napi::CallbackInfo& info, bool sync) {
   opt.isa = c.isa;
   return run_job<FrechetResult>(
       env, sync, {da, db}, [=] { return frechet_distance_rows(a, b, opt); },
-      [](Napi::Env env, FrechetResult& r) -> Napi::Value {
-        Napi::Object o = Napi::Object::New(env);
-        o.Set("distance", Napi::Number::New(env, r.distance));
-        o.Set("meanTerm", Napi::Number::New(env, r.mean_term));
-        o.Set("trace1", Napi::Number::New(env, r.trace1));
-        o.Set("trace2", Napi::Number::New(env, r.trace2));
-        o.Set("traceSqrt", Napi::Number::New(env, r.trace_sqrt));
-        o.Set("rank1", Napi::Number::New(env, static_cast<double>(r.rank1)));
-        return o;
-      });
+      frechet_to_js);
 }
 
 Napi::Value Vendi(const Napi::CallbackInfo& info, bool sync) {

@@ -19,6 +19,25 @@ void for_rows(int64_t rows, int64_t min_rows_per_thread, int threads, Fn&& fn) {
   run_threads(T, [&](int tid) { fn(rows * tid / T, rows * (tid + 1) / T); });
 }
 
+// sum sqrt(lambda) over the eigenvalues of the r x r product m above the rank tolerance r eps max(lambda), summed
+// smallest first; m is made exactly symmetric first (the product is symmetric up to rounding) and overwritten.
+double sqrt_trace_of_symmetric(std::vector<double>& m, int64_t r, const MetricsOptions& opt) {
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = i + 1; j < r; ++j) {
+      const double v = 0.5 * (m[i * r + j] + m[j * r + i]);
+      m[i * r + j] = v;
+      m[j * r + i] = v;
+    }
+  std::vector<double> mu;
+  sym_eigen_inplace(m, r, mu, nullptr, opt.threads, opt.isa);
+  const double mmax = std::max(mu.back(), 0.0);
+  const double tolm = static_cast<double>(r) * DBL_EPSILON * mmax;
+  double t = 0.0;
+  for (double v : mu)  // ascending: small terms first
+    if (v > tolm) t += std::sqrt(v);
+  return t;
+}
+
 void check_finite(const double* v, int64_t count, int64_t dim, const char* what) {
   for (int64_t i = 0; i < count; ++i) {
     if (!std::isfinite(v[i])) {
@@ -74,19 +93,7 @@ FrechetResult frechet_distance(const double* mean_diff, const double* cov1, cons
     for (int64_t i = 0; i < r; ++i)
       for (int64_t k = 0; k < D; ++k) bt[k * r + i] = b[i * D + k];
     std::vector<double> m = multiply(c.data(), bt.data(), r, D, r, opt.threads, opt.isa);
-    // Symmetrise (the product is symmetric up to rounding).
-    for (int64_t i = 0; i < r; ++i)
-      for (int64_t j = i + 1; j < r; ++j) {
-        const double v = 0.5 * (m[i * r + j] + m[j * r + i]);
-        m[i * r + j] = v;
-        m[j * r + i] = v;
-      }
-    std::vector<double> mu;
-    sym_eigen_inplace(m, r, mu, nullptr, opt.threads, opt.isa);
-    const double mmax = std::max(mu.back(), 0.0);
-    const double tolm = static_cast<double>(r) * DBL_EPSILON * mmax;
-    for (double v : mu)  // ascending: small terms first
-      if (v > tolm) res.trace_sqrt += std::sqrt(v);
+    res.trace_sqrt += sqrt_trace_of_symmetric(m, r, opt);
   }
   res.distance = std::max(0.0, res.mean_term + res.trace1 + res.trace2 - 2.0 * res.trace_sqrt);
   return res;
@@ -171,18 +178,7 @@ FrechetResult frechet_distance_rows(const MatrixView& a, const MatrixView& b, co
     for (int64_t i = 0; i < r; ++i)
       for (int64_t j = 0; j < n2; ++j) pt[j * r + i] = p[i * n2 + j];
     std::vector<double> m = multiply(p.data(), pt.data(), r, n2, r, opt.threads, opt.isa);
-    for (int64_t i = 0; i < r; ++i)
-      for (int64_t j = i + 1; j < r; ++j) {
-        const double v = 0.5 * (m[i * r + j] + m[j * r + i]);
-        m[i * r + j] = v;
-        m[j * r + i] = v;
-      }
-    std::vector<double> mu;
-    sym_eigen_inplace(m, r, mu, nullptr, opt.threads, opt.isa);
-    const double mmax = std::max(mu.back(), 0.0);
-    const double tolm = static_cast<double>(r) * DBL_EPSILON * mmax;
-    for (double v : mu)
-      if (v > tolm) res.trace_sqrt += std::sqrt(v);
+    res.trace_sqrt += sqrt_trace_of_symmetric(m, r, opt);
   }
   res.distance = std::max(0.0, res.mean_term + res.trace1 + res.trace2 - 2.0 * res.trace_sqrt);
   return res;
