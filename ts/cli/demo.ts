@@ -23,6 +23,8 @@ import { readJson } from '../util/jsonl.js';
 import { intArg, type GlobalOptions } from './args.js';
 import { addQueueOptions, openQueue, type QueueCliOptions } from './queue.js';
 import { withStopSignals } from './signals.js';
+import { DEMO_PRESETS, demoPresetNames, divergenDemoConfig, type DemoContext, type DemoPreset } from '../demo/presets.js';
+import { startStandin } from '../demo/standin.js';
 import { GenaugError } from '../native/errors.js';
 
 export interface DemoOptions {
@@ -35,33 +37,18 @@ export interface DemoOptions {
   signal?: AbortSignal;
   /** --queue and its companions: the run's per-item stages go to queue workers (same bytes). */
   queue?: QueueCliOptions;
+  /** The method to run (default divergen): a name of DEMO_PRESETS. */
+  preset?: string;
 }
 
-/** The demo's run config (paths relative to DIR/run.yaml). */
+/** The default demo's run config (DiverGen; paths relative to DIR/run.yaml). */
 export function demoConfig(seed: number) {
-  return {
-    name: 'demo',
-    // DiverGen's settings, with what the demo changes: no server, no model, a small run.
-    preset: 'divergen',
-    seed,
-    run_dir: 'run',
-    real: { coco: 'data/annotations.json', images: 'data/images' },
-    // X-Paste's plain template: WordNet's first sense of 'square' or 'cross' would only confuse the prompts here.
-    plan: { strategy: 'template', per_class: 20, rare_per_class: 40, width: 128, height: 128 },
-    generate: { backend: 'procedural', concurrency: 2 },
-    annotate: { method: 'corners', tolerance: 10, min_area_fraction: 0.05, max_area_fraction: 0.95, workers: 0 },
-    embed: { model: 'features', real_crop_padding: 4, workers: 0 },
-    score: { inter: 'mean', knn: 5 },
-    filter: { dedup_threshold: 0.995, reject_border: true, require_own_class_best: true, inter_similarity_min: 0.28, knn_agreement_min: 3 },
-    pool: { max_per_class: 0 },
-    paste: { copies_per_image: 1, max_samples: 8, workers: 0 },
-    export: { formats: ['coco', 'webdataset'], shard_size: 16 },
-    report: { thumbnails: 48, thumb_size: 80 },
-  };
+  return divergenDemoConfig(seed);
 }
 
 export async function runDemo(o: DemoOptions, global: GlobalOptions) {
   const out = resolve(o.out);
+  demoPreset(o.preset);
   const t0 = Date.now();
   // The folder's lock before anything is written: a second demo into it is refused and changes nothing.
   // --queue: Redis answers (and takes the password) before anything is written.
@@ -85,46 +72,59 @@ async function demoLocked(o: DemoOptions, global: GlobalOptions, out: string, t0
   for (const d of [out, join(out, 'data'), join(out, 'data', 'images')]) await removeStaleTemporaries(d);
   const real = await writeRealDataset({ out: join(out, 'data'), seed: o.seed, images: o.images ?? 48 });
   say(`demo: ${o.images ?? 48} real scenes in ${join(out, 'data')}: ${Object.entries(real.counts).map(([k, v]) => `${k} ${v.instances}`).join(', ')}`);
-  const configPath = join(out, 'run.yaml');
-  await writeFileAtomic(configPath, new TextEncoder().encode(`# genaug demo run config (genaug run ${configPath})\n${stringify(demoConfig(o.seed))}`));
-  if (o.signal?.aborted) throw new GenaugError('E_ABORTED', 'the demo was stopped before its run began; run it again to resume');
-  const cfg = await loadConfig(configPath, { checkServers: false });
-  const queue = o.queue?.queue ? await openQueue(cfg, o.queue, o.signal ?? new AbortController().signal, say) : undefined;
-  let r: Awaited<ReturnType<typeof runPipeline>>;
+  const preset = demoPreset(o.preset);
+  const standin = preset.answerers ? await startStandin({ seed: o.seed, answerers: preset.answerers }) : undefined;
   try {
-    r = await runPipeline(cfg, { log: say, ...(o.signal ? { signal: o.signal } : {}), ...(queue ? { queue } : {}) });
+    const ctx: DemoContext = { seed: o.seed, out, ...(standin ? { llmUrl: standin.url } : {}) };
+    await preset.prepare?.(ctx);
+    const configPath = join(out, 'run.yaml');
+    await writeFileAtomic(configPath, new TextEncoder().encode(`# genaug demo run config (genaug run ${configPath})\n${stringify(preset.config(ctx))}`));
+    if (o.signal?.aborted) throw new GenaugError('E_ABORTED', 'the demo was stopped before its run began; run it again to resume');
+    const cfg = await loadConfig(configPath, { checkServers: false });
+    const queue = o.queue?.queue ? await openQueue(cfg, o.queue, o.signal ?? new AbortController().signal, say) : undefined;
+    let r: Awaited<ReturnType<typeof runPipeline>>;
+    try {
+      r = await runPipeline(cfg, { log: say, ...(o.signal ? { signal: o.signal } : {}), ...(queue ? { queue } : {}) });
+    } finally {
+      await queue?.close();
+    }
+    const report = await readJson<{ totals: Record<string, number>; truth: Record<string, Record<string, number>>; funnel: unknown; gap: unknown }>(join(r.runDir, 'report', 'report.json'));
+    const summary = {
+      seed: o.seed,
+      preset: o.preset ?? 'divergen',
+      real: real.counts,
+      config: configPath,
+      runDir: r.runDir,
+      stages: Object.fromEntries(Object.entries(r.manifest.stages).map(([k, v]) => [k, { status: v?.status, seconds: v?.seconds, summary: v?.summary, ...(v?.skipped ? { skipped: v.skipped } : {}) }])),
+      totals: report.totals,
+      truth: report.truth,
+      funnel: report.funnel,
+      gap: report.gap,
+      ...(standin ? { standin: standin.counts } : {}),
+      outputs: preset.outputs(r.runDir),
+      seconds: (Date.now() - t0) / 1000,
+      isa: capabilities().isa,
+    };
+    await writeFileAtomic(join(out, 'summary.json'), new TextEncoder().encode(JSON.stringify(summary, null, 2) + '\n'));
+    const t = report.totals;
+    const pasted = r.manifest.stages.paste?.skipped === undefined;
+    global.print(`generated ${t.generated} images: kept ${t.kept}, rejected ${t.rejected}, failed ${t.failed}` + (pasted ? `; pool ${t.pool} instances; ${t.pastedImages} training images with ${t.pastedInstances} pasted instances` : ''));
+    const label = (k: string) => ({ coco: 'COCO', webdataset: 'WebDataset', imagefolder: 'ImageFolder', auxbn: 'aux-BN' })[k] ?? k;
+    const shown = Object.entries(summary.outputs).filter(([k]) => k !== 'manifest' && k !== 'pool');
+    const width = Math.max(...shown.map(([k]) => label(k).length)) + 2;
+    for (const [k, v] of shown) global.print(`${`${label(k)}:`.padEnd(width)}${v}`);
+    global.print(`outputs in ${out} (summary.json lists them; run again with: genaug run ${configPath})`);
+    return summary;
   } finally {
-    await queue?.close();
+    await standin?.close();
   }
-  const report = await readJson<{ totals: Record<string, number>; truth: Record<string, Record<string, number>>; funnel: unknown; gap: unknown }>(join(r.runDir, 'report', 'report.json'));
-  const summary = {
-    seed: o.seed,
-    real: real.counts,
-    config: configPath,
-    runDir: r.runDir,
-    stages: Object.fromEntries(Object.entries(r.manifest.stages).map(([k, v]) => [k, { status: v?.status, seconds: v?.seconds, summary: v?.summary }])),
-    totals: report.totals,
-    truth: report.truth,
-    funnel: report.funnel,
-    gap: report.gap,
-    outputs: {
-      report: join(r.runDir, 'report', 'report.html'),
-      coco: join(r.runDir, 'paste', 'coco', 'annotations.json'),
-      webdataset: join(r.runDir, 'paste', 'webdataset', 'shards'),
-      pool: join(r.runDir, 'pool', 'index.json'),
-      manifest: join(r.runDir, 'run.json'),
-    },
-    seconds: (Date.now() - t0) / 1000,
-    isa: capabilities().isa,
-  };
-  await writeFileAtomic(join(out, 'summary.json'), new TextEncoder().encode(JSON.stringify(summary, null, 2) + '\n'));
-  const t = report.totals;
-  global.print(`generated ${t.generated} images: kept ${t.kept}, rejected ${t.rejected}, failed ${t.failed}; pool ${t.pool} instances; ${t.pastedImages} training images with ${t.pastedInstances} pasted instances`);
-  global.print(`report:     ${summary.outputs.report}`);
-  global.print(`COCO:       ${summary.outputs.coco}`);
-  global.print(`WebDataset: ${summary.outputs.webdataset}`);
-  global.print(`outputs in ${out} (summary.json lists them; run again with: genaug run ${configPath})`);
-  return summary;
+}
+
+/** The preset of a --preset name (default divergen); E_ARGUMENT naming the ones there are. */
+function demoPreset(name: string | undefined): DemoPreset {
+  const p = DEMO_PRESETS[name ?? 'divergen'];
+  if (!p) throw new GenaugError('E_ARGUMENT', `--preset: no demo for '${name}'; demos: ${demoPresetNames().join(', ')}`);
+  return p;
 }
 
 export function demoCommand(global: GlobalOptions): Command {
@@ -133,8 +133,9 @@ export function demoCommand(global: GlobalOptions): Command {
     .option('--out <dir>', 'output folder', 'genaug-demo')
     .option('--seed <n>', 'random seed (same seed, same bytes)', intArg('--seed', 0), 1)
     .option('--images <n>', 'real scenes to draw', intArg('--images', 4, 10000), 48)
+    .option('--preset <name>', `the method to run: ${demoPresetNames().join(', ')}`, 'divergen')
     .option('-q, --quiet', 'less output')
     .action(async (o) => {
-      await withStopSignals('genaug demo', (signal) => runDemo({ out: o.out, seed: o.seed, images: o.images, quiet: o.quiet, signal, ...(o.queue ? { queue: o } : {}) }, global), { quiet: o.quiet });
+      await withStopSignals('genaug demo', (signal) => runDemo({ out: o.out, seed: o.seed, images: o.images, quiet: o.quiet, preset: o.preset, signal, ...(o.queue ? { queue: o } : {}) }, global), { quiet: o.quiet });
     });
 }

@@ -37,8 +37,11 @@ export const IMAGENET_STD: readonly [number, number, number] = [0.229, 0.224, 0.
 export interface ModelBnStatsOptions {
   /** The ONNX classifier (with BatchNormalization nodes). */
   model: string;
-  /** Image folders, one per domain: [real, synthetic] (domain 0 is the main BN, 1 the auxiliary BN, 2+ aux_bn{d}). */
-  domains: string[];
+  /**
+   * Images, one entry per domain: [real, synthetic] (domain 0 is the main BN, 1 the auxiliary BN, 2+ aux_bn{d}).
+   * An entry is a folder (every image in it) or a folder with the files in it to use (e.g. the kept images of a run).
+   */
+  domains: Array<string | { folder: string; files: string[] }>;
   /** Output .safetensors; a .json twin records the layers, images and failures. */
   out: string;
   /** Images per inference batch (default 32). Each batch is one domain's, as in the paper's training. */
@@ -134,12 +137,18 @@ export async function modelBnStats(o: ModelBnStatsOptions): Promise<ModelBnStats
 
   // The images of each domain.
   const lists: string[][] = [];
-  for (const folder of o.domains) {
+  const folders: string[] = [];
+  for (const entry of o.domains) {
+    const folder = typeof entry === 'string' ? entry : entry?.folder;
+    if (typeof folder !== 'string' || (typeof entry !== 'string' && !Array.isArray(entry.files))) {
+      throw new GenaugError('E_ARGUMENT', 'each domain is an image folder or { folder, files }');
+    }
     const s = await stat(folder).catch(() => undefined);
     if (!s?.isDirectory()) throw new GenaugError('E_IO', `image folder ${folder} does not exist or is not a folder`, { path: folder });
-    const files = await listImages(folder);
-    if (files.length === 0) throw new GenaugError('E_EMPTY', `image folder ${folder} has no images (.png, .jpg, .jpeg, .webp, ...)`, { path: folder });
+    const files = typeof entry === 'string' ? await listImages(folder) : [...entry.files];
+    if (files.length === 0) throw new GenaugError('E_EMPTY', `image folder ${folder} has no images${typeof entry === 'string' ? ' (.png, .jpg, .jpeg, .webp, ...)' : ' in the list given'}`, { path: folder });
     lists.push(files);
+    folders.push(folder);
   }
   const total = lists.reduce((a, l) => a + l.length, 0);
 
@@ -149,7 +158,7 @@ export async function modelBnStats(o: ModelBnStatsOptions): Promise<ModelBnStats
   let done = 0;
   const plane = 3 * size * size;
   for (let d = 0; d < lists.length; d++) {
-    const folder = o.domains[d] as string;
+    const folder = folders[d] as string;
     const files = lists[d] as string[];
     for (let b0 = 0; b0 < files.length; b0 += batchSize) {
       const chunk = files.slice(b0, b0 + batchSize);
@@ -200,7 +209,7 @@ export async function modelBnStats(o: ModelBnStatsOptions): Promise<ModelBnStats
     layers.push({ layer: t.layer, tensor: t.tensor, channels: acc.channels });
   }
   await writeSafetensors(o.out, tensors, { producer: 'genaug bnstats --model', model: o.model, source, size: String(size), resize: String(resize) });
-  const images = o.domains.map((folder, d) => ({ folder, used: used[d] as number, failed: failures.filter((f) => f.domain === d).length }));
+  const images = folders.map((folder, d) => ({ folder, used: used[d] as number, failed: failures.filter((f) => f.domain === d).length }));
   const jsonPath = o.out.replace(/\.safetensors$/, '') + '.json';
   await writeFileAtomic(jsonPath, new TextEncoder().encode(JSON.stringify({ model: o.model, source, size, resize, mean, std, layers, images, failures }, null, 1) + '\n'));
   return { layers, images, failures, files: [o.out, jsonPath] };

@@ -19,7 +19,13 @@ import { packageRoot } from '../native/load.js';
 const path = () => z.string().min(1);
 const fraction = () => z.number().min(0).max(1);
 
-export const STAGES = ['plan', 'generate', 'annotate', 'embed', 'score', 'filter', 'pool', 'paste', 'report'] as const;
+/**
+ * The stages of `genaug run`, in order. Not every stage applies to every method (a stage's `applies` in
+ * stages.ts): instance methods (X-Paste, DiverGen) end in pool + paste; ACP's `scenes` output and the
+ * classification methods (ALIA, caption prompts, DDFT) end in the `dataset` stage; `bnstats` runs when a
+ * classifier is given for auxiliary BatchNorm statistics.
+ */
+export const STAGES = ['plan', 'generate', 'annotate', 'embed', 'score', 'filter', 'pool', 'paste', 'dataset', 'bnstats', 'report'] as const;
 export type StageName = (typeof STAGES)[number];
 
 const PlanSchema = z
@@ -219,6 +225,33 @@ const ExportSchema = z
   })
   .strict();
 
+/**
+ * The method's own dataset when it is not pasted instances (`output: scenes | classification`), written by the
+ * `dataset` stage into RUN/dataset/.
+ */
+const DatasetSchema = z
+  .object({
+    /**
+     * scenes: coco (annotations.json + images/, one box and mask per layout object); classification: imagefolder
+     * (train/<class>/<file>) and/or webdataset (cls/txt keys). Default: [coco] for scenes, [imagefolder, webdataset]
+     * for classification.
+     */
+    formats: z.array(z.enum(['coco', 'imagefolder', 'webdataset'])).min(1).optional(),
+    /** classification: the real training images (their COCO category) join the set, origin 'real'. */
+    include_real: z.boolean().default(false),
+  })
+  .strict();
+
+/** Auxiliary BatchNorm statistics ("Diversify, Don't Fine-Tune"): per-domain BN statistics of a classifier. */
+const BnStatsSchema = z
+  .object({
+    /** ONNX classifier whose BatchNormalization inputs are measured on the real and the kept synthetic images. */
+    model: path().optional(),
+    /** Images per batch through the model. */
+    batch: z.number().int().min(1).max(4096).default(16),
+  })
+  .strict();
+
 const ReportSchema = z
   .object({
     /** Thumbnails per grid. */
@@ -239,6 +272,12 @@ export const RunConfigSchema = z
     seed: z.number().int().min(0).max(2 ** 32 - 1).default(0),
     /** The run folder (relative to the config file). */
     run_dir: path(),
+    /**
+     * What the run ends in: instances (the pool pasted into the real images: X-Paste, DiverGen), scenes (the
+     * generated scenes with one box and mask per layout object: ACP) or classification (whole labelled images:
+     * ALIA, caption prompts, DDFT).
+     */
+    output: z.enum(['instances', 'scenes', 'classification']).default('instances'),
     real: RealSchema,
     /** OpenAI-compatible chat endpoint for planning (llm, scene, alia strategies). */
     llm: LlmSchema.optional(),
@@ -253,6 +292,8 @@ export const RunConfigSchema = z
     pool: PoolSchema.default(PoolSchema.parse({})),
     paste: PasteSchema.default(PasteSchema.parse({})),
     export: ExportSchema.default(ExportSchema.parse({})),
+    dataset: DatasetSchema.default(DatasetSchema.parse({})),
+    bnstats: BnStatsSchema.default(BnStatsSchema.parse({})),
     report: ReportSchema.default(ReportSchema.parse({})),
   })
   .strict();
@@ -314,7 +355,7 @@ export interface LoadedConfig {
   /** The config file (absolute). */
   file: string;
   /** Every path in the config, resolved to absolute. */
-  paths: { runDir: string; realCoco: string; realImages: string; captions?: string[]; workflow?: string; serverWorkflows?: Array<string | undefined>; samEncoder?: string; samDecoder?: string; segmenter?: string; clip?: string; embedCache?: string };
+  paths: { runDir: string; realCoco: string; realImages: string; captions?: string[]; workflow?: string; serverWorkflows?: Array<string | undefined>; samEncoder?: string; samDecoder?: string; segmenter?: string; clip?: string; embedCache?: string; bnModel?: string };
 }
 
 /** The (key path, value) of every file or folder the config names that must exist. */
@@ -329,6 +370,7 @@ function pathKeys(c: RunConfig): Array<[string, string | undefined, StageName]> 
     ['annotate.sam_decoder', c.annotate.sam_decoder, 'annotate'],
     ['annotate.segmenter', c.annotate.segmenter, 'annotate'],
     ['embed.clip', c.embed.clip, 'embed'],
+    ['bnstats.model', c.bnstats.model, 'bnstats'],
   ];
 }
 
@@ -362,6 +404,12 @@ function checkCombinations(c: RunConfig, source: string, reaches: (s: StageName)
       if (rule === 'acp' || rule === 'alia') fail('filter.rules', `rule '${rule}' needs scores (${rule === 'acp' ? 'CLIS-I best-of-N' : 'ALIA semantic/confidence'}) that genaug run does not compute yet; run with --until embed, then genaug score + genaug filter on the run's files`);
     }
   }
+  if (c.dataset.formats) {
+    const allowed = c.output === 'scenes' ? ['coco'] : c.output === 'classification' ? ['imagefolder', 'webdataset'] : [];
+    if (c.output === 'instances') fail('dataset.formats', "output 'instances' writes its dataset in the paste stage (export.formats); dataset.formats is for output 'scenes' or 'classification'");
+    for (const f of c.dataset.formats) if (!allowed.includes(f)) fail('dataset.formats', `output '${c.output}' writes ${allowed.join(' or ')}, not '${f}'`);
+  }
+  if (c.dataset.include_real && c.output !== 'classification') fail('dataset.include_real', "only a classification set takes the real images (output: classification)");
   if (reaches('embed') && c.embed.model === 'clip' && !c.embed.clip) fail('embed.clip', "model 'clip' needs the folder of a CLIP ONNX export");
   if (c.annotate.min_area_fraction > c.annotate.max_area_fraction) fail('annotate.min_area_fraction', 'is larger than annotate.max_area_fraction');
   if (c.paste.aspect_jitter[0] > c.paste.aspect_jitter[1]) fail('paste.aspect_jitter', 'must be [low, high] with low <= high');
@@ -486,7 +534,7 @@ export async function loadConfig(
   }
   const opt = (p: string | undefined) => (p === undefined ? undefined : at(p));
   const paths: LoadedConfig['paths'] = { runDir: at(config.run_dir), realCoco: at(config.real.coco), realImages: at(config.real.images), ...(config.plan.captions ? { captions: config.plan.captions.map(at) } : {}) };
-  const extra = { workflow: opt(config.generate.workflow), samEncoder: opt(config.annotate.sam_encoder), samDecoder: opt(config.annotate.sam_decoder), segmenter: opt(config.annotate.segmenter), clip: opt(config.embed.clip), embedCache: opt(config.embed.cache) };
+  const extra = { workflow: opt(config.generate.workflow), samEncoder: opt(config.annotate.sam_encoder), samDecoder: opt(config.annotate.sam_decoder), segmenter: opt(config.annotate.segmenter), clip: opt(config.embed.clip), embedCache: opt(config.embed.cache), bnModel: opt(config.bnstats.model) };
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) (paths as unknown as Record<string, string>)[k] = v;
   if (config.generate.servers) paths.serverWorkflows = config.generate.servers.map((sv) => opt(sv.workflow));
   return { config, file: abs, paths };

@@ -29,6 +29,8 @@ export interface StageRecord {
   error?: string;
   /** Times this stage was resumed after an interruption. */
   resumed?: number;
+  /** The stage is not part of this run's method (why): recorded as done with no outputs. */
+  skipped?: string;
 }
 
 export interface Manifest {

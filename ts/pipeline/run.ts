@@ -178,6 +178,23 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
     upstream = fingerprint;
     const prev = manifest.stages[name];
     const selected = i >= first && i <= last;
+    // A stage that is not part of this run's method (pool and paste of a classification run, dataset of an
+    // instance run): recorded as done with no outputs and its reason, its folder removed.
+    const notHere = def.applies?.(c);
+    if (notHere !== undefined) {
+      if (i > last) break;
+      if (prev?.status === 'done' && prev.fingerprint === fingerprint && prev.skipped === notHere) {
+        if (selected) skipped.push(name);
+        continue;
+      }
+      await rm(join(runDir, name), { recursive: true, force: true });
+      const now = new Date().toISOString();
+      manifest.stages[name] = { status: 'done', fingerprint, inputs: [], options, outputs: [], summary: {}, started: now, finished: now, seconds: 0, skipped: notHere };
+      await writeManifest(runDir, manifest);
+      log(`${name}: not part of this run (${notHere})`);
+      skipped.push(name);
+      continue;
+    }
     const intact = prev?.status === 'done' && prev.fingerprint === fingerprint && (await outputsIntact(runDir, prev.outputs));
     // A done stage with work its journal says can still succeed (generate's retryable failures) is not fresh.
     const pending = intact && selected && def.pending ? await def.pending(join(runDir, name)) : undefined;

@@ -9,7 +9,11 @@ import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 
+import { exportClassification, readLabelledManifest, type ClassificationFormat, type LabelledImage } from '../augment/classification.js';
 import { paste } from '../augment/paste.js';
+import { exportScenes } from '../augment/scenes.js';
+import { modelBnStats } from '../curate/auxbn.js';
+import { checkWithin } from '../io/roots.js';
 import { annotate } from '../curate/annotate.js';
 import { embedInstances, type EmbedderSpec } from '../curate/embed.js';
 import { applyFilters, balancedSubsample, describeDecision, ownSimilarity, writeDecisions, type FilterOptions, type LedgerEntry, type Rule } from '../curate/filters.js';
@@ -61,6 +65,8 @@ export interface StageDef {
   options: (c: RunConfig) => unknown;
   /** A done stage's work left that a re-run can do (why, or undefined): it is then run again, resuming. */
   pending?: (dir: string) => Promise<string | undefined>;
+  /** Why this stage is not part of a run with this config (undefined: it is): it is then recorded as skipped. */
+  applies?: (c: RunConfig) => string | undefined;
   /** Files (or folders) outside the run folder whose content decides the output: models, workflows. */
   files?: (cfg: LoadedConfig) => Array<string | undefined>;
   run: (ctx: StageContext) => Promise<StageResult>;
@@ -572,6 +578,95 @@ async function runPaste(ctx: StageContext): Promise<StageResult> {
   return { summary: { images: r.ok, failed: r.failed, annotations: r.realInstances + r.pastedInstances, pasted: r.pastedInstances, dropped: r.dropped, rendered: r.rendered, formats: c.export.formats } };
 }
 
+// --- dataset (scenes, classification) ----------------------------------------------
+
+/** The generated images the filter kept, in manifest order (a kept id is a manifest line's file). */
+export async function keptGenerated(runDir: string): Promise<{ kept: Set<string>; files: string[] }> {
+  const kept = new Set((await readJsonl<{ id: string }>(join(runDir, 'filter', 'kept.jsonl'))).map((l) => l.id));
+  const files = (await readJsonl<{ file: string }>(join(runDir, 'generate', 'manifest.jsonl'))).map((l) => l.file).filter((f) => kept.has(f));
+  return { kept, files };
+}
+
+/** The real training images as labelled images: an image's class is the one category of its annotations. */
+async function realLabelled(cfg: LoadedConfig): Promise<{ items: LabelledImage[]; mixed: number; unlabelled: number }> {
+  const coco = await readCoco(cfg.paths.realCoco);
+  const items: LabelledImage[] = [];
+  let mixed = 0;
+  let unlabelled = 0;
+  for (const im of coco.dataset.images) {
+    const set = new Set((coco.annotationsByImage.get(im.id) ?? []).map((a) => a.category_id));
+    if (set.size === 0) unlabelled++;
+    else if (set.size > 1) mixed++;
+    else {
+      const cat = [...set][0] as number;
+      const path = await checkWithin(cfg.paths.realImages, im.file_name, `${cfg.paths.realCoco}: image ${im.id}`);
+      items.push({ path, label: coco.categoryById.get(cat)?.name ?? String(cat), origin: 'real', id: `real:${im.id}` });
+    }
+  }
+  return { items, mixed, unlabelled };
+}
+
+/**
+ * The method's own dataset when it is not pasted instances:
+ * - output scenes (ACP): `genaug export scenes` of the kept generated scenes into dataset/coco/ (COCO, one box
+ *   and mask per layout object; SAM box prompts when annotate.method is sam, else the box);
+ * - output classification (ALIA, caption prompts, DDFT): `genaug export classification` of the kept generated
+ *   images (and the real ones with dataset.include_real) into dataset/ (classes.txt, imagefolder/, webdataset/).
+ */
+async function runDataset(ctx: StageContext): Promise<StageResult> {
+  const c = ctx.cfg.config;
+  const manifest = join(ctx.runDir, 'generate', 'manifest.jsonl');
+  const { kept } = await keptGenerated(ctx.runDir);
+  if (c.output === 'scenes') {
+    const sam = c.annotate.method === 'sam' && ctx.cfg.paths.samEncoder && ctx.cfg.paths.samDecoder ? { encoder: ctx.cfg.paths.samEncoder, decoder: ctx.cfg.paths.samDecoder } : undefined;
+    const r = await exportScenes({ manifest, out: join(ctx.dir, 'coco'), kept, categories: ctx.cfg.paths.realCoco, ...(sam ? { sam } : {}), onProgress: ctx.progress });
+    return { summary: { output: 'scenes', images: r.images, annotations: r.annotations, mask_sources: r.maskSources, left_out: r.skipped, formats: ['coco'] } };
+  }
+  const formats = (c.dataset.formats ?? ['imagefolder', 'webdataset']) as ClassificationFormat[];
+  const generated = await readLabelledManifest(manifest, { origin: 'generated', kept });
+  const real = c.dataset.include_real ? await realLabelled(ctx.cfg) : undefined;
+  if (real && (real.mixed || real.unlabelled)) ctx.log(`real images left out of the classification set: ${real.mixed} with several classes, ${real.unlabelled} without an annotation`);
+  const items = [...generated, ...(real?.items ?? [])];
+  const r = await exportClassification({ items, out: ctx.dir, formats, shardSize: c.export.shard_size });
+  return {
+    summary: {
+      output: 'classification',
+      images: r.images,
+      generated: generated.length,
+      real: real?.items.length ?? 0,
+      ...(real ? { real_left_out: real.mixed + real.unlabelled } : {}),
+      classes: r.classes.length,
+      per_class: r.perClass,
+      formats,
+    },
+  };
+}
+
+// --- bnstats ----------------------------------------------------------------------
+
+/**
+ * "Diversify, Don't Fine-Tune"'s auxiliary BatchNorm statistics: `genaug bnstats --model` over the real images
+ * (domain 0, the main BN) and the kept generated images (domain 1, the auxiliary BN) into bnstats/auxbn.safetensors,
+ * names as the PyTorch state dict's (`<layer>.running_mean`, `<layer>.aux_bn.running_mean`, ...).
+ */
+async function runBnStats(ctx: StageContext): Promise<StageResult> {
+  const c = ctx.cfg.config;
+  const { files } = await keptGenerated(ctx.runDir);
+  if (files.length === 0) throw new GenaugError('E_EMPTY', 'bnstats: no generated image was kept, so the synthetic domain has no image');
+  const real = await readCoco(ctx.cfg.paths.realCoco);
+  const r = await modelBnStats({
+    model: ctx.cfg.paths.bnModel as string,
+    domains: [
+      { folder: ctx.cfg.paths.realImages, files: real.dataset.images.map((im) => im.file_name) },
+      { folder: join(ctx.runDir, 'generate', 'images'), files },
+    ],
+    out: join(ctx.dir, 'auxbn.safetensors'),
+    batchSize: c.bnstats.batch,
+    onProgress: ctx.progress,
+  });
+  return { summary: { layers: r.layers.length, images: r.images.map((i) => ({ used: i.used, failed: i.failed })), failures: r.failures.length } };
+}
+
 // --- report -------------------------------------------------------------------
 
 async function runReport(ctx: StageContext): Promise<StageResult> {
@@ -585,8 +680,13 @@ async function runReport(ctx: StageContext): Promise<StageResult> {
     classes: classes.map((k) => k.name),
     embedder: embed?.embedder ?? ctx.cfg.config.embed.model,
     // The report's own time is not known while it is written: the stages before it.
-    timings: STAGES.filter((s) => s !== 'report').map((s) => ({ stage: s, seconds: ctx.manifest.stages[s]?.seconds ?? null, status: ctx.manifest.stages[s]?.status ?? 'not run', resumed: ctx.manifest.stages[s]?.resumed ?? 0 })),
+    timings: STAGES.filter((s) => s !== 'report').map((s) => ({ stage: s, seconds: ctx.manifest.stages[s]?.seconds ?? null, status: ctx.manifest.stages[s]?.skipped ? 'not part of this method' : (ctx.manifest.stages[s]?.status ?? 'not run'), resumed: ctx.manifest.stages[s]?.resumed ?? 0 })),
   });
+}
+
+/** Pool and paste are the dataset of instance runs only (why not, else undefined). */
+function pastes(c: RunConfig): string | undefined {
+  return c.output === 'instances' ? undefined : `output '${c.output}': the run's dataset is written by the dataset stage`;
 }
 
 export const STAGE_DEFS: Record<StageName, StageDef> = {
@@ -631,14 +731,31 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
   },
   score: { version: 2, inputs: () => ['embed/*.npy', 'embed/*.index.jsonl'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99, clip: c.embed.model === 'features' ? null : { template: c.embed.clip_template } }), files: (cfg) => [cfg.paths.clip], run: runScore },
   filter: { version: 3, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
-  pool: { version: 3, inputs: () => ['filter/kept.jsonl', 'score/scores.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), run: runPool },
+  pool: { version: 3, inputs: () => ['filter/kept.jsonl', 'score/scores.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), applies: (c) => pastes(c), run: runPool },
   paste: {
     version: 3,
     resumable: true,
     journals: ['progress.jsonl'],
     inputs: () => ['pool/index.json', 'pool/size_prior.json', 'real.coco', 'real.images'],
     options: (c) => ({ paste: { ...c.paste, workers: undefined }, export: c.export }),
+    applies: (c) => pastes(c),
     run: runPaste,
+  },
+  dataset: {
+    version: 1,
+    applies: (c) => (c.output === 'instances' ? "output 'instances': the pasted data of the paste stage is the dataset" : undefined),
+    inputs: (c) => ['generate/manifest.jsonl', 'filter/kept.jsonl', ...(c.dataset.include_real || c.output === 'scenes' ? ['real.coco'] : []), ...(c.dataset.include_real ? ['real.images'] : [])],
+    options: (c) => ({ output: c.output, dataset: c.dataset, shard_size: c.export.shard_size, sam: c.output === 'scenes' && c.annotate.method === 'sam' }),
+    files: (cfg) => (cfg.config.output === 'scenes' && cfg.config.annotate.method === 'sam' ? [cfg.paths.samEncoder, cfg.paths.samDecoder] : []),
+    run: runDataset,
+  },
+  bnstats: {
+    version: 1,
+    applies: (c) => (c.bnstats.model ? undefined : 'no bnstats.model (a classifier for auxiliary BatchNorm statistics)'),
+    inputs: () => ['real.coco', 'real.images', 'generate/images', 'filter/kept.jsonl'],
+    options: (c) => ({ bnstats: c.bnstats }),
+    files: (cfg) => [cfg.paths.bnModel],
+    run: runBnStats,
   },
   report: { version: 1, inputs: () => ['run.json', 'every stage folder'], options: (c) => ({ report: c.report }), run: runReport },
 };

@@ -180,6 +180,27 @@ function xpasteBars(scored: Decision[], minClip: number, tol: number): Array<{ v
   return out;
 }
 
+/**
+ * Per class, what the dataset stage wrote: images of the classification set (its run.json summary's per_class), or
+ * objects (annotations) of the scene dataset's COCO file.
+ */
+async function datasetCounts(R: string, output: string): Promise<Record<string, number>> {
+  if (output === 'classification') {
+    const m = await readJson<{ stages?: { dataset?: { summary?: { per_class?: Record<string, number> } } } }>(join(R, 'run.json'));
+    return { ...(m.stages?.dataset?.summary?.per_class ?? {}) };
+  }
+  const path = join(R, 'dataset', 'coco', 'annotations.json');
+  if (!existsSync(path)) return {};
+  const doc = await readJson<PasteCoco>(path);
+  const name = new Map(doc.categories.map((k) => [k.id, k.name]));
+  const out: Record<string, number> = {};
+  for (const a of doc.annotations) {
+    const k = name.get(a.category_id) ?? String(a.category_id);
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
+}
+
 /** One entry of the run's pool index (pool/index.json). */
 interface PoolEntry {
   file: string;
@@ -190,6 +211,8 @@ interface PoolEntry {
 export interface ReportConfig {
   name: string;
   preset?: string | undefined;
+  /** What the run ends in (default instances: the pasted pool). */
+  output?: 'instances' | 'scenes' | 'classification';
   annotate: { min_area_fraction: number; max_area_fraction: number };
   score: { knn: number; inter: 'mean' | 'max' };
   filter: { rules: string[]; min_area_fraction?: number | undefined; max_area_fraction?: number | undefined; inter_similarity_min?: number | undefined; knn_agreement_min?: number | undefined; dedup_threshold?: number | undefined; min_clip: number; clip_tolerance: number };
@@ -228,13 +251,17 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
   const classes = [...input.classes];
   for (const j of plan) if (j.classes[0] !== undefined && !classes.includes(j.classes[0])) classes.push(j.classes[0]);
   for (const d of decisions) if (typeof d.category === 'string' && !classes.includes(d.category)) classes.push(d.category);
-  const pool = await readJson<{ categories: Record<string, PoolEntry[]> }>(join(R, 'pool', 'index.json'));
-  const { doc: paste, image: pastedImage } = await readPasted(R, c.export.formats, input.realCoco);
+  // Instance runs end in the pool pasted into the real images; scene and classification runs in RUN/dataset.
+  const pasting = (c.output ?? 'instances') === 'instances';
+  const output = c.output ?? 'instances';
+  const pool = pasting ? await readJson<{ categories: Record<string, PoolEntry[]> }>(join(R, 'pool', 'index.json')) : { categories: {} as Record<string, PoolEntry[]> };
+  const { doc: paste, image: pastedImage } = pasting ? await readPasted(R, c.export.formats, input.realCoco) : { doc: { images: [], annotations: [], categories: [] } as PasteCoco, image: async (): Promise<string | Buffer> => Buffer.alloc(0) };
   const catName = new Map(paste.categories.map((k) => [k.id, k.name]));
+  const inDataset = pasting ? {} : await datasetCounts(R, output);
 
   // Funnel per class.
-  const stagesOfFunnel = ['planned', 'generated', 'annotated', 'kept by filters', 'in pool', 'pasted'] as const;
-  const funnel: Record<string, Record<(typeof stagesOfFunnel)[number], number>> = {};
+  const stagesOfFunnel = (pasting ? ['planned', 'generated', 'annotated', 'kept by filters', 'in pool', 'pasted'] : ['planned', 'generated', 'annotated', 'kept by filters', output === 'scenes' ? 'objects in the scenes' : 'in the dataset']) as readonly string[];
+  const funnel: Record<string, Record<string, number>> = {};
   for (const k of classes) {
     const d = decisions.filter((x) => x.category === k);
     funnel[k] = {
@@ -242,8 +269,12 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
       generated: d.filter((x) => !(x.stage === 'generate')).length,
       annotated: d.filter((x) => x.stage === 'filter').length,
       'kept by filters': d.filter((x) => x.status === 'kept').length,
-      'in pool': pool.categories[k]?.length ?? 0,
-      pasted: paste.annotations.filter((a) => a.instance_source === 'pasted' && catName.get(a.category_id) === k).length,
+      ...(pasting
+        ? {
+            'in pool': pool.categories[k]?.length ?? 0,
+            pasted: paste.annotations.filter((a) => a.instance_source === 'pasted' && catName.get(a.category_id) === k).length,
+          }
+        : { [stagesOfFunnel[4] as string]: inDataset[k] ?? 0 }),
     };
   }
   const totals = {
@@ -380,7 +411,7 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
   const timings = input.timings;
 
   const data = { name: c.name, preset: c.preset ?? null, classes, funnel, totals, reasons, truth, gap: gapRows, timings, thresholds: { inter_similarity_min: interMin ?? null, knn_agreement_min: f.knn_agreement_min ?? null, dedup_threshold: f.dedup_threshold ?? (f.rules.includes('dedup') ? 0.99 : null) }, nearDuplicateGroups: groups.size };
-  const funnelChart = groupedBars({ id: 'funnel-chart', title: 'samples per class through the stages', categories: classes, series: stagesOfFunnel.map((s) => ({ name: s, values: classes.map((k) => funnel[k]![s]) })), width: Math.max(720, classes.length * 120) });
+  const funnelChart = groupedBars({ id: 'funnel-chart', title: 'samples per class through the stages', categories: classes, series: stagesOfFunnel.map((s) => ({ name: s, values: classes.map((k) => funnel[k]![s] ?? 0) })), width: Math.max(720, classes.length * 120) });
   const gapChart = groupedBars({
     id: 'gap-chart',
     title: 'Fréchet distance to the real crops per class (lower is closer)',
@@ -396,7 +427,7 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>genaug report: ${esc(c.name)}</title><style>${CSS}</style></head>
 <body style="--t:${T}px">
-<header><h1>genaug run “${esc(c.name)}”${c.preset ? ` · preset ${esc(c.preset)}` : ''}</h1><p>${totals.generated} images generated, <span id="total-kept">${totals.kept}</span> kept, ${totals.rejected} rejected, ${totals.failed} failed · pool ${totals.pool} instances · ${totals.pastedImages} training images with ${totals.pastedInstances} pasted instances</p></header>
+<header><h1>genaug run “${esc(c.name)}”${c.preset ? ` · preset ${esc(c.preset)}` : ''}</h1><p>${totals.generated} images generated, <span id="total-kept">${totals.kept}</span> kept, ${totals.rejected} rejected, ${totals.failed} failed · ${pasting ? `pool ${totals.pool} instances · ${totals.pastedImages} training images with ${totals.pastedInstances} pasted instances` : output === 'scenes' ? `${Object.values(inDataset).reduce((a, b) => a + b, 0)} objects in the generated scenes of dataset/coco` : `${Object.values(inDataset).reduce((a, b) => a + b, 0)} images in the classification set (dataset/)`}</p></header>
 <nav><a href="#funnel">Funnel</a><a href="#scores">Scores</a><a href="#kept">Kept</a><a href="#rejected">Rejected</a><a href="#duplicates">Near-duplicates</a><a href="#gap">Gap &amp; diversity</a><a href="#pasted">Pasted</a><a href="#timings">Timings</a></nav>
 <section id="funnel"><h2>Funnel per class</h2><div class="charts">${funnelChart}</div>
 <table id="funnel-table"><tr><th>class</th>${stagesOfFunnel.map((s) => `<th>${esc(s)}</th>`).join('')}</tr>${classes.map((k) => `<tr><td>${esc(k)}</td>${stagesOfFunnel.map((s) => `<td>${funnel[k]![s]}</td>`).join('')}</tr>`).join('')}</table>
@@ -410,7 +441,7 @@ ${Object.keys(truth).length ? `<h2>Planted failures (procedural generator) and w
 <div class="charts">${gapChart}</div>
 <table id="gap-table"><tr><th>class</th><th>Fréchet before</th><th>Fréchet after</th><th>Vendi real</th><th>Vendi generated</th><th>Vendi kept</th><th>NN kept→real</th><th>coverage real→kept</th></tr>${gapRows.map((g) => `<tr><td>${esc(g.class)}</td><td>${num(g.frechetBefore)}</td><td>${num(g.frechetAfter)}</td><td>${num(g.vendiReal, 2)}</td><td>${num(g.vendiBefore, 2)}</td><td>${num(g.vendiAfter, 2)}</td><td>${num(g.nnAfter)}</td><td>${num(g.coverageAfter)}</td></tr>`).join('')}
 <tr><td><b>overall</b></td><td>${num(gap.before?.overall.frechet)}</td><td>${num(gap.after?.overall.frechet)}</td><td>${num(gap.after?.overall.vendiReal, 2)}</td><td>${num(gap.before?.overall.vendiSynthetic, 2)}</td><td>${num(gap.after?.overall.vendiSynthetic, 2)}</td><td>${num(gap.after?.overall.syntheticToReal)}</td><td>${num(gap.after?.overall.realToSynthetic)}</td></tr></table></section>
-<section id="pasted"><h2>Pasted training images (masks outlined)</h2><div class="pasted">${pasteHtml.join('') || '<p class="muted">no pasted images</p>'}</div></section>
+${pasting ? `<section id="pasted"><h2>Pasted training images (masks outlined)</h2><div class="pasted">${pasteHtml.join('') || '<p class="muted">no pasted images</p>'}</div></section>` : ''}
 <section id="config"><h2>Run settings</h2><details><summary>the config as the run used it (preset merged, defaults filled)</summary><pre id="config-json">${esc(JSON.stringify(c, null, 1).replace(/\/\/[^/@\s"]+@/g, '//***@'))}</pre></details></section>
 <section id="timings"><h2>Timings per stage</h2><div class="charts">${timingChart}</div><table id="timings-table"><tr><th>stage</th><th>seconds</th><th>status</th><th>resumed</th></tr>${timings.map((t) => `<tr><td>${t.stage}</td><td>${t.seconds === null ? '–' : t.seconds.toFixed(2)}</td><td>${t.status}</td><td>${t.resumed}</td></tr>`).join('')}</table></section>
 <script type="application/json" id="report-data">${JSON.stringify(data).replace(/</g, '\\u003c')}</script>
