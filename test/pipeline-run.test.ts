@@ -8,7 +8,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 
 import { generateProcedural, truthOf, DEFAULT_FAILURE_RATES, writeRealDataset } from '../ts/generate/procedural-world.js';
-import { STAGES } from '../ts/pipeline/config.js';
+import { STAGES as ALL_STAGES } from '../ts/pipeline/config.js';
+
+// An instance run (DiverGen here): the dataset and bnstats stages are not part of it (recorded as such in run.json).
+const NOT_PART = ['dataset', 'bnstats'] as const;
+const STAGES = ALL_STAGES.filter((s) => !(NOT_PART as readonly string[]).includes(s));
 import { loadConfig } from '../ts/pipeline/config.js';
 import { readManifest, runPipeline } from '../ts/pipeline/run.js';
 import { expectError, tempFolder } from './helpers.js';
@@ -81,9 +85,15 @@ describe('genaug run (in process)', () => {
       expect(r?.outputs.length, s).toBeGreaterThan(0);
       for (const o of r?.outputs ?? []) expect(await sha(join(cfg.paths.runDir, o.path)), o.path).toBe(o.sha256);
     }
+    expect(first.notPart).toEqual([...NOT_PART]);
+    for (const s of NOT_PART) {
+      expect(m?.stages[s], s).toMatchObject({ status: 'done', outputs: [], skipped: expect.stringMatching(s === 'dataset' ? /output 'instances'/ : /no bnstats\.model/) });
+      expect(existsSync(join(cfg.paths.runDir, s)), s).toBe(false);
+    }
     const again = await runPipeline(cfg);
     expect(again.ran).toEqual([]);
     expect(again.skipped).toEqual([...STAGES]);
+    expect(again.notPart).toEqual([...NOT_PART]);
   });
 
   it('re-runs only the stages after a changed option', async () => {

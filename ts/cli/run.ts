@@ -45,7 +45,7 @@ export function runCommand(global: GlobalOptions): Command {
           await queue?.close();
         }
       }, { quiet: o.quiet });
-      global.print(`ran ${r.ran.length ? r.ran.join(', ') : 'nothing'}${r.skipped.length ? `; up to date: ${r.skipped.join(', ')}` : ''}`);
+      global.print(`ran ${r.ran.length ? r.ran.join(', ') : 'nothing'}${r.skipped.length ? `; up to date: ${r.skipped.join(', ')}` : ''}${r.notPart.length ? `; not part of this method: ${r.notPart.join(', ')}` : ''}`);
       const report = r.manifest.stages.report?.status === 'done' ? '; report in report/report.html' : '';
       global.print(`run folder ${r.runDir} (run.json${report})`);
     });

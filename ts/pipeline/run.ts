@@ -134,6 +134,8 @@ export interface RunResult {
   manifest: Manifest;
   ran: StageName[];
   skipped: StageName[];
+  /** Stages that are not part of this run's method (recorded in run.json with the reason). */
+  notPart: StageName[];
 }
 
 /** Runs (or resumes) the pipeline of a loaded config. */
@@ -169,6 +171,7 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
   let upstream = sha256(`real:${realFp}:seed:${c.seed}`);
   const ran: StageName[] = [];
   const skipped: StageName[] = [];
+  const notPart: StageName[] = [];
   for (let i = 0; i < STAGES.length; i++) {
     const name = STAGES[i] as StageName;
     const def = STAGE_DEFS[name];
@@ -183,16 +186,13 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
     const notHere = def.applies?.(c);
     if (notHere !== undefined) {
       if (i > last) break;
-      if (prev?.status === 'done' && prev.fingerprint === fingerprint && prev.skipped === notHere) {
-        if (selected) skipped.push(name);
-        continue;
-      }
+      notPart.push(name);
+      if (prev?.status === 'done' && prev.fingerprint === fingerprint && prev.skipped === notHere) continue;
       await rm(join(runDir, name), { recursive: true, force: true });
       const now = new Date().toISOString();
       manifest.stages[name] = { status: 'done', fingerprint, inputs: [], options, outputs: [], summary: {}, started: now, finished: now, seconds: 0, skipped: notHere };
       await writeManifest(runDir, manifest);
       log(`${name}: not part of this run (${notHere})`);
-      skipped.push(name);
       continue;
     }
     const intact = prev?.status === 'done' && prev.fingerprint === fingerprint && (await outputsIntact(runDir, prev.outputs));
@@ -267,5 +267,5 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
     ran.push(name);
     log(`${name}: done in ${record.seconds.toFixed(1)} s`);
   }
-  return { runDir, manifest, ran, skipped };
+  return { runDir, manifest, ran, skipped, notPart };
 }

@@ -680,7 +680,7 @@ async function runReport(ctx: StageContext): Promise<StageResult> {
     classes: classes.map((k) => k.name),
     embedder: embed?.embedder ?? ctx.cfg.config.embed.model,
     // The report's own time is not known while it is written: the stages before it.
-    timings: STAGES.filter((s) => s !== 'report').map((s) => ({ stage: s, seconds: ctx.manifest.stages[s]?.seconds ?? null, status: ctx.manifest.stages[s]?.skipped ? 'not part of this method' : (ctx.manifest.stages[s]?.status ?? 'not run'), resumed: ctx.manifest.stages[s]?.resumed ?? 0 })),
+    timings: STAGES.filter((s) => s !== 'report' && !ctx.manifest.stages[s]?.skipped).map((s) => ({ stage: s, seconds: ctx.manifest.stages[s]?.seconds ?? null, status: ctx.manifest.stages[s]?.status ?? 'not run', resumed: ctx.manifest.stages[s]?.resumed ?? 0 })),
   });
 }
 
