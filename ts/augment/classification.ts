@@ -20,6 +20,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { IMAGE_EXTENSIONS } from '../io/images.js';
 import { checkWithin, manifestImage } from '../io/roots.js';
 import { ShardWriter } from '../io/webdataset.js';
+import { streamOrder, type StreamShard } from './stream.js';
 import { GenaugError } from '../native/errors.js';
 import { readJsonObjects } from '../util/jsonl.js';
 
@@ -95,17 +96,25 @@ export async function readLabelledManifest(manifest: string, o: { images?: strin
   return out;
 }
 
-/** Writes the classification set (see the module comment); returns what it wrote. */
-export async function exportClassification(o: ClassificationExportOptions): Promise<ClassificationExportSummary> {
-  const formats = o.formats ?? CLASSIFICATION_FORMATS;
-  if (!formats.length || formats.some((f) => !CLASSIFICATION_FORMATS.includes(f))) {
-    throw new GenaugError('E_ARGUMENT', `formats must be a non-empty list of ${CLASSIFICATION_FORMATS.join(', ')}, got ${JSON.stringify(formats)}`);
-  }
-  if (o.items.length === 0) throw new GenaugError('E_EMPTY', 'the classification set would be empty: no labelled image was given (or none was kept)');
+interface NamedSample extends LabelledImage {
+  /** Its file name in the ImageFolder class folder. */
+  file: string;
+  /** The image field's extension (jpg, png, webp, ...). */
+  ext: string;
+  /** Its WebDataset key. */
+  key: string;
+}
+
+/**
+ * The classification set's classes (ImageFolder's order) and samples (file names, WebDataset keys) as the export
+ * writes them, in WebDataset order (by key). Refuses an empty list and two classes on one folder.
+ */
+export function classificationSamples(items: readonly LabelledImage[]): { classes: string[]; folders: string[]; folderOf: Map<string, string>; index: Map<string, number>; samples: NamedSample[] } {
+  if (items.length === 0) throw new GenaugError('E_EMPTY', 'the classification set would be empty: no labelled image was given (or none was kept)');
   // Classes by folder name, in ImageFolder's order; two names on one folder would merge two classes.
   const folderOf = new Map<string, string>();
   const nameOf = new Map<string, string>();
-  for (const it of o.items) {
+  for (const it of items) {
     const f = classFolder(it.label);
     const other = nameOf.get(f);
     if (other !== undefined && other !== it.label) throw new GenaugError('E_ARGUMENT', `classes '${other}' and '${it.label}' would share the folder '${f}'; rename one`);
@@ -117,8 +126,8 @@ export async function exportClassification(o: ClassificationExportOptions): Prom
   const index = new Map(classes.map((c, i) => [c, i]));
   // Unique file names per class folder: the source name, or name_<hash> when two sources share it.
   const seen = new Map<string, number>();
-  for (const it of o.items) seen.set(`${it.label}\0${basename(it.path)}`, (seen.get(`${it.label}\0${basename(it.path)}`) ?? 0) + 1);
-  const named = o.items.map((it) => {
+  for (const it of items) seen.set(`${it.label}\0${basename(it.path)}`, (seen.get(`${it.label}\0${basename(it.path)}`) ?? 0) + 1);
+  const named = items.map((it) => {
     const ext = extname(it.path).toLowerCase();
     if (!IMAGE_EXTENSIONS.includes(ext)) throw new GenaugError('E_FORMAT', `${it.path}: not an image file name (${IMAGE_EXTENSIONS.join(' ')})`, { path: it.path });
     const stem = basename(it.path, extname(it.path));
@@ -128,6 +137,69 @@ export async function exportClassification(o: ClassificationExportOptions): Prom
     const key = `${String(index.get(it.label)).padStart(4, '0')}_${createHash('sha256').update(`${it.label}\0${file}`).digest('hex').slice(0, 16)}`;
     return { ...it, file, ext: ext.slice(1) === 'jpeg' ? 'jpg' : ext.slice(1), key };
   });
+  const samples = [...named].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { classes, folders, folderOf, index, samples };
+}
+
+/** The WebDataset fields of one sample: the image bytes unchanged, cls (index), txt (class name), json. */
+async function sampleFields(it: NamedSample, index: Map<string, number>): Promise<Record<string, Uint8Array>> {
+  const bytes = await readFile(it.path);
+  const enc = (s: string) => new TextEncoder().encode(s);
+  return {
+    [it.ext]: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    cls: enc(String(index.get(it.label))),
+    txt: enc(it.label),
+    json: enc(JSON.stringify({ file: it.file, class: it.label, cls: index.get(it.label), origin: it.origin, id: it.id, ...(it.prompt ? { prompt: it.prompt } : {}) })),
+  };
+}
+
+export interface ClassificationStreamOptions {
+  items: LabelledImage[];
+  seed: number;
+  /** Passes over the set (default Infinity: endless). */
+  epochs?: number;
+  /** This stream's shard of the sample sequence (default 0 of 1). */
+  shard?: StreamShard;
+  /** Shuffle per epoch by (seed, epoch) (default true); false: the offline WebDataset order (by key). */
+  shuffle?: boolean;
+  /** Told about each image that cannot be read (left out; the stream goes on). */
+  onSkip?: (record: { file: string; epoch: number; reason: string }) => void;
+}
+
+/**
+ * The classification set as a stream of WebDataset samples (`genaug export classification --stream`): each sample
+ * is the offline shards' sample for that image, the same fields byte for byte, under the key `<key>_<epoch>`.
+ * The order and sharding are the paste stream's (streamOrder): epoch e visits every image once, shuffled by
+ * (seed, e); shard I of N takes the positions g with g mod N = I. An image that cannot be read is left out and
+ * reported; a stream where every image fails is E_EMPTY.
+ */
+export async function* classificationStream(o: ClassificationStreamOptions): AsyncGenerator<{ key: string; fields: Record<string, Uint8Array>; epoch: number; index: number }> {
+  const { samples, index } = classificationSamples(o.items);
+  let delivered = 0;
+  let failedInARow = 0;
+  for (const [g, epoch, i] of streamOrder(samples.length, o)) {
+    const it = samples[i] as NamedSample;
+    let fields: Record<string, Uint8Array>;
+    try {
+      fields = await sampleFields(it, index);
+    } catch (e) {
+      o.onSkip?.({ file: it.path, epoch, reason: (e as Error).message });
+      if (++failedInARow >= samples.length && delivered === 0) throw new GenaugError('E_EMPTY', `every image of the classification stream failed (last: ${it.path}: ${(e as Error).message})`);
+      continue;
+    }
+    failedInARow = 0;
+    delivered++;
+    yield { key: `${it.key}_${epoch}`, fields, epoch, index: g };
+  }
+}
+
+/** Writes the classification set (see the module comment); returns what it wrote. */
+export async function exportClassification(o: ClassificationExportOptions): Promise<ClassificationExportSummary> {
+  const formats = o.formats ?? CLASSIFICATION_FORMATS;
+  if (!formats.length || formats.some((f) => !CLASSIFICATION_FORMATS.includes(f))) {
+    throw new GenaugError('E_ARGUMENT', `formats must be a non-empty list of ${CLASSIFICATION_FORMATS.join(', ')}, got ${JSON.stringify(formats)}`);
+  }
+  const { classes, folders, folderOf, index, samples: named } = classificationSamples(o.items);
   const outputs: string[] = [];
   const root = resolve(o.out);
   await mkdir(root, { recursive: true });
@@ -147,16 +219,7 @@ export async function exportClassification(o: ClassificationExportOptions): Prom
     await rm(dir, { recursive: true, force: true });
     const writer = new ShardWriter(dir, { samplesPerShard: o.shardSize ?? 1000 });
     try {
-      for (const it of [...named].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
-        const bytes = await readFile(it.path);
-        const enc = (s: string) => new TextEncoder().encode(s);
-        await writer.add(it.key, {
-          [it.ext]: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-          cls: enc(String(index.get(it.label))),
-          txt: enc(it.label),
-          json: enc(JSON.stringify({ file: it.file, class: it.label, cls: index.get(it.label), origin: it.origin, id: it.id, ...(it.prompt ? { prompt: it.prompt } : {}) })),
-        });
-      }
+      for (const it of named) await writer.add(it.key, await sampleFields(it, index));
       outputs.push(...(await writer.close()));
     } catch (e) {
       await writer.abort();

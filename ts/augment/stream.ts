@@ -109,6 +109,31 @@ export function shardFromEnvironment(env: NodeJS.ProcessEnv = process.env): (Str
   return { index: rank * workers + w, count: world * workers, from };
 }
 
+/**
+ * The stream order of a dataset of `n` samples, as the paste stream visits its images: epoch e is every sample once,
+ * in an order shuffled by (seed, e) (or file order), and shard I of N takes the positions g with g mod N = I of the
+ * whole sequence. Yields [position g, epoch, sample index].
+ */
+export function* streamOrder(n: number, o: { seed: number; epochs?: number; shard?: StreamShard; shuffle?: boolean }): Generator<[number, number, number]> {
+  const epochs = o.epochs ?? Infinity;
+  if (!(epochs === Infinity || (Number.isSafeInteger(epochs) && epochs >= 1))) throw new GenaugError('E_ARGUMENT', `epochs must be a positive integer or Infinity, got ${epochs}`);
+  const shard = o.shard ?? { index: 0, count: 1 };
+  if (!Number.isSafeInteger(shard.index) || !Number.isSafeInteger(shard.count) || shard.count < 1 || shard.index < 0 || shard.index >= shard.count) {
+    throw new GenaugError('E_ARGUMENT', `shard must be {index, count} with 0 <= index < count, got ${shard.index}/${shard.count}`);
+  }
+  if (n === 0) return;
+  let epochSeen = -1;
+  let order: number[] = [];
+  for (let g = shard.index; g < epochs * n; g += shard.count) {
+    const e = Math.floor(g / n);
+    if (e !== epochSeen) {
+      order = o.shuffle === false ? Array.from({ length: n }, (_, i) => i) : shuffledIndices(n, seededRandom(itemSeed(o.seed, 0x65706f63, e)));
+      epochSeen = e;
+    }
+    yield [g, e, order[g % n] as number];
+  }
+}
+
 interface Pending {
   index: number;
   imageIndex: number;
@@ -230,6 +255,15 @@ const READER_GONE = new Set(['EPIPE', 'ECONNRESET', 'ERR_STREAM_DESTROYED', 'ERR
  * with closedByReader; any other write error is E_IO.
  */
 export async function writePasteStream(o: PasteStreamOptions, sink: StreamSink): Promise<StreamSummary> {
+  return writeTarStream(pasteStream(o), sink);
+}
+
+/**
+ * Writes samples ({key, fields}) to `sink` as one tar stream, the way writePasteStream does (back-pressure,
+ * end-of-archive blocks after the last sample, a reader that goes away ends it quietly). Every stream of genaug
+ * (paste, export classification, export scenes) goes through here.
+ */
+export async function writeTarStream(source: AsyncIterable<{ key: string; fields: Record<string, Uint8Array> }>, sink: StreamSink): Promise<StreamSummary> {
   let failure: NodeJS.ErrnoException | undefined;
   let gone = false;
   const wake = new Set<() => void>();
@@ -267,7 +301,7 @@ export async function writePasteStream(o: PasteStreamOptions, sink: StreamSink):
     check();
   };
   try {
-    for await (const s of pasteStream(o)) {
+    for await (const s of source) {
       await put(tarSample(s.key, s.fields));
       if (gone) break;
       samples++;

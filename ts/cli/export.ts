@@ -4,8 +4,10 @@
  */
 import { Command } from 'commander';
 
-import { CLASSIFICATION_FORMATS, exportClassification, readLabelledManifest, type ClassificationFormat } from '../augment/classification.js';
+import { CLASSIFICATION_FORMATS, classificationStream, exportClassification, readLabelledManifest, type ClassificationFormat } from '../augment/classification.js';
 import { exportScenes } from '../augment/scenes.js';
+import { shardFromEnvironment, writeTarStream, type StreamShard } from '../augment/stream.js';
+import { epochsArg, shardArg } from './paste.js';
 import { GenaugError } from '../native/errors.js';
 import { readJsonObjects } from '../util/jsonl.js';
 import { intArg, type GlobalOptions } from './args.js';
@@ -32,12 +34,41 @@ export function exportCommand(global: GlobalOptions): Command {
       .option('--real-images <dir>', 'folder the --real files are relative to (default: as for --manifest)')
       .option('--format <list>', `comma-separated: ${CLASSIFICATION_FORMATS.join(', ')}`, CLASSIFICATION_FORMATS.join(','))
       .option('--shard-size <n>', 'WebDataset samples per shard', intArg('--shard-size', 1), 1000)
-      .requiredOption('--out <dir>', 'output folder')
-      .addHelpText('after', '\nExample:\n  genaug export classification --manifest run/generate/manifest.jsonl --kept run/filter/kept.jsonl --real real.jsonl --out cls/')
-      .action(async (o) => {
+      .option('--out <dir>', 'output folder (required unless --stream)')
+      .option('--stream', 'write the WebDataset samples as a tar stream to stdout instead of a folder (webdataset.WebDataset("pipe:genaug export classification --stream ...") or tarfile.open(fileobj=proc.stdout, mode="r|")): each sample has the fields of the offline shards byte for byte, key <key>_<epoch>; nothing is written to disk')
+      .option('--epochs <n>', "--stream: passes over the set (default: endless; 'inf' says so)", epochsArg)
+      .option('--shard <i/n>', "--stream: this stream's shard I of N (sample g goes to shard g mod N), one per DataLoader worker. Default: from RANK/WORLD_SIZE and WORKER/NUM_WORKERS when set, else 0/1", shardArg)
+      .option('--no-shuffle', '--stream: the offline WebDataset order every epoch (default: shuffled by seed and epoch)')
+      .option('--seed <n>', '--stream: seed of the per-epoch shuffle', intArg('--seed', 0), 0)
+      .option('-q, --quiet', '--stream: no progress lines on stderr')
+      .addHelpText('after', '\nExamples:\n  genaug export classification --manifest run/generate/manifest.jsonl --kept run/filter/kept.jsonl --real real.jsonl --out cls/\n  genaug export classification --manifest run/generate/manifest.jsonl --kept run/filter/kept.jsonl --stream --epochs 10 | python train.py')
+      .action(async (o, cmd: Command) => {
+        const given = (name: string) => cmd.getOptionValueSource(name) === 'cli' || cmd.getOptionValueSource(name) === 'env';
+        if (o.stream) {
+          for (const name of ['out', 'format', 'shardSize']) if (given(name)) throw new GenaugError('E_ARGUMENT', `--${name === 'shardSize' ? 'shard-size' : name} is for a dataset folder; --stream writes WebDataset samples to stdout`);
+          if (process.stdout.isTTY) throw new GenaugError('E_ARGUMENT', '--stream writes a binary tar stream and stdout is a terminal: pipe it into a reader or redirect it (> samples.tar)');
+        } else {
+          for (const name of ['epochs', 'shard', 'shuffle', 'seed']) if (given(name)) throw new GenaugError('E_ARGUMENT', `--${name === 'shuffle' ? 'no-shuffle' : name} is for --stream`);
+          if (!o.out) throw new GenaugError('E_ARGUMENT', "required option '--out <dir>' not specified (or write a stream to stdout with --stream)");
+        }
         const kept = o.kept ? await readKept(o.kept) : undefined;
         const generated = await readLabelledManifest(o.manifest, { ...(o.images ? { images: o.images } : {}), origin: 'generated', ...(kept ? { kept } : {}) });
         const real = o.real ? await readLabelledManifest(o.real, { ...(o.realImages ? { images: o.realImages } : {}), origin: 'real' }) : [];
+        if (o.stream) {
+          const env = given('shard') ? undefined : shardFromEnvironment();
+          const shard: StreamShard = given('shard') ? o.shard : (env ?? { index: 0, count: 1 });
+          const epochs: number = o.epochs ?? Infinity;
+          const say = (line: string) => {
+            if (!o.quiet) process.stderr.write(`genaug export classification --stream: ${line}\n`);
+          };
+          say(`${real.length + generated.length} images, shard ${shard.index}/${shard.count}${env ? ` (from ${env.from})` : ''}, ${epochs === Infinity ? 'endless' : `${epochs} epoch${epochs === 1 ? '' : 's'}`}, seed ${o.seed}`);
+          const r = await writeTarStream(
+            classificationStream({ items: [...real, ...generated], seed: o.seed, epochs, shard, shuffle: o.shuffle !== false, onSkip: (s) => say(`skipped ${s.file} (epoch ${s.epoch}): ${s.reason}`) }),
+            process.stdout,
+          );
+          say(r.closedByReader ? `the reader closed the stream after ${r.samples} samples` : `${r.samples} samples, ${r.bytes} bytes`);
+          return;
+        }
         const r = await exportClassification({ items: [...real, ...generated], out: o.out, formats: formatsOf(String(o.format)), shardSize: o.shardSize });
         global.print(`classification set: ${r.images} images (${generated.length} generated, ${real.length} real) of ${r.classes.length} classes in ${o.out} (classes.txt; ${formatsOf(String(o.format)).join(', ')})`);
       }),

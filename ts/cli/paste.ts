@@ -48,14 +48,14 @@ export function formatsArg(value: string): PasteFormat | PasteFormat[] {
 }
 
 /** A positive integer, or inf / infinite / endless. */
-function epochsArg(value: string): number {
+export function epochsArg(value: string): number {
   if (/^(inf|infinite|infinity|endless)$/i.test(value.trim())) return Infinity;
   const n = Number(value);
   if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`--epochs must be a positive integer or 'inf', got '${value}'.`);
   return n;
 }
 
-function shardArg(value: string): StreamShard {
+export function shardArg(value: string): StreamShard {
   try {
     return parseShard(value);
   } catch (e) {
