@@ -312,7 +312,9 @@ async function runAnnotate(ctx: StageContext): Promise<StageResult> {
     workers: a.workers,
     concurrency: Math.max(1, Math.min(4, availableParallelism())),
     ...(a.method === 'sam' ? { models: { samEncoder: p.samEncoder as string, samDecoder: p.samDecoder as string, provider: a.provider } } : {}),
-    ...(a.method === 'segmenter' ? { models: { segmenter: p.segmenter as string, provider: a.provider } } : {}),
+    ...(a.method === 'segmenter' && !p.segmenters ? { models: { segmenter: p.segmenter as string, provider: a.provider } } : {}),
+    // X-Paste's several segmenters: one list (a single one is the plain path), picked per image with embed.clip.
+    ...(a.method === 'segmenter' && p.segmenters ? { models: { segmenters: p.segmenters, ...(p.segmenters.length >= 2 ? { clip: p.clip as string } : {}), provider: a.provider }, clipTemplate: ctx.cfg.config.embed.clip_template } : {}),
     ...(ctx.signal ? { signal: ctx.signal } : {}),
     ...(ctx.distribute ? { distribute: ctx.distribute } : {}),
     onProgress: ctx.progress,
@@ -616,8 +618,9 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     resumable: true,
     journals: ['progress.jsonl'],
     inputs: () => ['generate/images', 'generate/manifest.jsonl'],
-    options: (c) => ({ ...c.annotate, workers: undefined }),
-    files: (cfg) => [cfg.paths.samEncoder, cfg.paths.samDecoder, cfg.paths.segmenter],
+    // Several segmenters: the CLIP model and text of their pick are part of the stage's identity.
+    options: (c) => ({ ...c.annotate, workers: undefined, ...((c.annotate.segmenters?.length ?? 0) >= 2 ? { clip_template: c.embed.clip_template } : {}) }),
+    files: (cfg) => [cfg.paths.samEncoder, cfg.paths.samDecoder, cfg.paths.segmenter, ...(cfg.paths.segmenters ?? []), ...((cfg.paths.segmenters?.length ?? 0) >= 2 ? [cfg.paths.clip] : [])],
     run: runAnnotate,
   },
   embed: {
