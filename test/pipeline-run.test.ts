@@ -81,9 +81,12 @@ describe('genaug run (in process)', () => {
       expect(r?.outputs.length, s).toBeGreaterThan(0);
       for (const o of r?.outputs ?? []) expect(await sha(join(cfg.paths.runDir, o.path)), o.path).toBe(o.sha256);
     }
-    const again = await runPipeline(cfg);
+    const said: string[] = [];
+    const again = await runPipeline(cfg, { log: (l) => said.push(l) });
     expect(again.ran).toEqual([]);
     expect(again.skipped).toEqual([...STAGES]);
+    // And it says so, stage by stage.
+    for (const s of STAGES) expect(said).toContain(`${s}: up to date, skipped`);
   });
 
   it('re-runs only the stages after a changed option', async () => {
