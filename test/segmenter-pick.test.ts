@@ -197,7 +197,7 @@ describe('run config: annotate.segmenters', () => {
     expect(one.paths.segmenters).toEqual([red]);
   });
 
-  it('genaug run: the annotate stage picks per image and records the candidates', async () => {
+  it('genaug run: the annotate stage picks per image and records the candidates, which the filter ledger shows', async () => {
     const cfg = await loadConfig(
       await write('run.yaml', {
         ...base(),
@@ -206,7 +206,7 @@ describe('run config: annotate.segmenters', () => {
         embed: { clip: clipGreen },
       }),
     );
-    await runPipeline(cfg, { until: 'annotate' });
+    await runPipeline(cfg, { until: 'filter' });
     const journal = await lines(join(cfg.paths.runDir, 'annotate', 'progress.jsonl'));
     expect(journal.filter((x) => x.segmenters).length).toBeGreaterThan(0);
     for (const l of journal.filter((x) => x.status !== 'failed')) {
@@ -216,5 +216,10 @@ describe('run config: annotate.segmenters', () => {
       const best = Math.max(...c.map((x) => x.clipScore));
       expect(l.segmenters?.picked).toBe(c.findIndex((x) => x.clipScore === best));
     }
+    // The run's ledger carries each image's pick beside the filter's decision.
+    const ledger = (await readFile(join(cfg.paths.runDir, 'filter', 'decisions.jsonl'), 'utf8')).trim().split('\n').map((x) => JSON.parse(x) as { file: string; segmenters?: unknown });
+    const byFile = new Map(journal.map((l) => [l.file, l.segmenters]));
+    expect(ledger.filter((d) => d.segmenters).length).toBe(journal.filter((l) => l.segmenters).length);
+    for (const d of ledger) expect(d.segmenters).toEqual(byFile.get(d.file));
   });
 });
