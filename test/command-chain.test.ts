@@ -4,7 +4,8 @@
  * templates) → genaug generate (a local A1111 server drawing one coloured
  * rectangle on white per request) → genaug annotate (generate's manifest) →
  * genaug embed (generate's manifest as it is, and the annotated instances) →
- * genaug score against-real → genaug filter → genaug pool → genaug paste.
+ * genaug score against-real + score clis-i (generate's manifest) → genaug
+ * filter → genaug pool → genaug paste.
  *
  * The oracle is the server's own drawing: every generated image is a known
  * rectangle on white, so annotate must keep every one with exactly that box,
@@ -18,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { run } from '../ts/cli/main.js';
 import { writeRealDataset } from '../ts/generate/procedural-world.js';
+import { tinyClipWeights, writeClipFolder } from './clip-helpers.js';
 import { a1111Server, type TestServer } from './generate-servers.js';
 import { tempFolder } from './helpers.js';
 
@@ -93,8 +95,15 @@ describe('plan → generate → annotate → embed → score → filter → pool
     expect(await genaug('embed', '--features', '--coco', coco, '--images', d('data', 'images'), '--instances', 'crop', '--categories', list, '--out', d('emb', 'real.npy'), '--workers', '0', '-q')).toBe(0);
     expect(await genaug('embed', '--features', '--coco', d('ann', 'annotations.json'), '--images', d('gen', 'images'), '--instances', 'masked', '--order', d('gen', 'manifest.jsonl'), '--categories', list, '--out', d('emb', 'gen.npy'), '--workers', '0', '-q')).toBe(0);
     expect(await genaug('score', 'against-real', '--gen', d('emb', 'gen.npy'), '--real', d('emb', 'real.npy'), '--categories', list, '--table', d('score', 'scores.jsonl'))).toBe(0);
+    // score clis-i reads generate's manifest unchanged too, and its columns join the same rows (the same ids).
+    const clip = await writeClipFolder(d('clip'), 'split', tinyClipWeights());
+    expect(await genaug('score', 'clis-i', '--mode', 'clip', '--model', clip, '--plan', d('plan.jsonl'), '--manifest', d('gen', 'manifest.jsonl'), '--table', d('score', 'scores.jsonl'))).toBe(0);
     const scores = await jsonl(d('score', 'scores.jsonl'));
     expect(scores.map((s) => s.id).sort()).toEqual(manifest.map((m) => m.file).sort());
+    for (const s of scores) {
+      expect(s, s.id).toHaveProperty('inter_sim_mean'); // null for a class without real crops
+      expect(typeof s.clis_i, s.id).toBe('number');
+    }
 
     // The area rule alone (every drawn rectangle is 9 % to 36 % of its image): everything is kept.
     expect(await genaug('filter', '--scores', d('score', 'scores.jsonl'), '--rules', 'area', '--out', d('filter', 'kept.jsonl'), '--rejected', d('filter', 'rejected.jsonl'))).toBe(0);
