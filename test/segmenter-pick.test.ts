@@ -197,16 +197,16 @@ describe('run config: annotate.segmenters', () => {
     expect(one.paths.segmenters).toEqual([red]);
   });
 
-  it('genaug run: the annotate stage picks per image and records the candidates, which the filter ledger shows', async () => {
+  it('genaug run: the annotate stage picks per image and records the candidates, which the filter ledger and the report show', async () => {
     const cfg = await loadConfig(
       await write('run.yaml', {
         ...base(),
-        plan: { per_class: 2, width: 64, height: 64 },
+        plan: { per_class: 1, width: 64, height: 64 },
         annotate: { method: 'segmenter', segmenters: [red, green], min_area_fraction: 0, max_area_fraction: 1 },
         embed: { clip: clipGreen },
       }),
     );
-    await runPipeline(cfg, { until: 'filter' });
+    await runPipeline(cfg);
     const journal = await lines(join(cfg.paths.runDir, 'annotate', 'progress.jsonl'));
     expect(journal.filter((x) => x.segmenters).length).toBeGreaterThan(0);
     for (const l of journal.filter((x) => x.status !== 'failed')) {
@@ -221,5 +221,13 @@ describe('run config: annotate.segmenters', () => {
     const byFile = new Map(journal.map((l) => [l.file, l.segmenters]));
     expect(ledger.filter((d) => d.segmenters).length).toBe(journal.filter((l) => l.segmenters).length);
     for (const d of ledger) expect(d.segmenters).toEqual(byFile.get(d.file));
+    // The report counts each segmenter's picks (the oracle: the journal's picked indices) and their fate in the filter.
+    const html = await readFile(join(cfg.paths.runDir, 'report', 'report.html'), 'utf8');
+    const table = /<table id="segmenter-table">(.*?)<\/table>/.exec(html)?.[1] ?? '';
+    const picked = (i: number) => journal.filter((l) => l.segmenters?.picked === i).length;
+    const keptFiles = new Set(ledger.filter((d) => (d as { status?: string }).status === 'kept').map((d) => d.file));
+    const kept = (i: number) => journal.filter((l) => l.segmenters?.picked === i && keptFiles.has(l.file)).length;
+    expect(table).toContain(`<tr><td>red.onnx</td><td>${picked(0)}</td><td>${kept(0)}</td>`);
+    expect(table).toContain(`<tr><td>green.onnx</td><td>${picked(1)}</td><td>${kept(1)}</td>`);
   });
 });
