@@ -89,12 +89,12 @@ describe('X-Paste: several segmenters, the CLIP pick', () => {
     expect(cases.map((c) => c.scores.map((s) => s.toFixed(2)))).toEqual([['3.33', '99.65'], ['99.65', '3.33'], ['8.33', '99.94']]);
     for (const [k, c] of cases.entries()) {
       const out = join(dir, `pool-${k}`);
+      const names = c.models.map((m) => (m === red ? 'red.onnx' : 'green.onnx'));
       const r = await annotate({ images, out, method: 'segmenter', models: { segmenters: c.models, clip: c.clip }, workers: 0 });
-      expect(r).toMatchObject({ images: 1, kept: 1 });
+      expect(r).toMatchObject({ images: 1, kept: 1, picks: { [names[c.picked] as string]: 1, [names[1 - c.picked] as string]: 0 } });
       const [line] = await lines(join(out, 'progress.jsonl'));
       expect(line?.bbox).toEqual(c.bbox);
       expect(line?.segmenters?.picked).toBe(c.picked);
-      const names = c.models.map((m) => (m === red ? 'red.onnx' : 'green.onnx'));
       expect(line?.segmenters?.candidates.map((x) => x.model)).toEqual(names);
       expect(line?.segmenters?.candidates.map((x) => x.areaFraction)).toEqual([0.5, 0.5]);
       line?.segmenters?.candidates.forEach((x, i) => expect(x.clipScore).toBeCloseTo(c.scores[i] as number, 2));
@@ -163,6 +163,7 @@ describe('X-Paste: several segmenters, the CLIP pick', () => {
     const out = join(dir, 'cli');
     const r = await run(process.execPath, [bin, 'annotate', '--images', images, '--out', out, '--segmenter', red, '--segmenter', green, '--clip', clipGreen, '--workers', '0', '-q']);
     expect(r.stdout).toMatch(/1 images: 1 instances kept/);
+    expect(r.stdout).toContain('masks picked per segmenter (best CLIP score): red.onnx 0, green.onnx 1');
     const [line] = await lines(join(out, 'progress.jsonl'));
     expect([line?.segmenters?.picked, line?.bbox]).toEqual([1, [16, 0, 16, 32]]);
     const bad = await run(process.execPath, [bin, 'annotate', '--images', images, '--out', join(dir, 'cli2'), '--segmenter', red, '--segmenter', green]).catch((e) => e);

@@ -88,6 +88,7 @@ export function annotateCommand(global: GlobalOptions): Command {
         },
       }), { quiet: o.quiet });
       global.print(`${r.images} images: ${r.kept} instances kept in ${r.categories} categories, ${r.rejected} rejected, ${r.failed} failed (reasons in rejected.jsonl)`);
+      if (r.picks) global.print(`masks picked per segmenter (best CLIP score): ${Object.entries(r.picks).map(([m, n]) => `${m} ${n}`).join(', ')}`);
       global.print(`pool in ${o.out}`);
     });
 }

@@ -520,11 +520,20 @@ async function writePool(out: string, lines: JournalLine[]) {
     .filter((l) => l.status !== 'kept')
     .map((l) => JSON.stringify({ file: l.file, category: l.category, status: l.status, reason: l.reason, ...(l.segmenters ? { segmenters: l.segmenters } : {}) }));
   await writeFileAtomic(join(out, 'rejected.jsonl'), enc(rejected.join('\n') + (rejected.length ? '\n' : '')));
+  // Several segmenters: how many images each one's mask was picked for (kept or then rejected by the area checks).
+  const picks: Record<string, number> = {};
+  for (const l of lines) {
+    if (!l.segmenters) continue;
+    for (const c of l.segmenters.candidates) picks[c.model] ??= 0;
+    const won = l.segmenters.candidates[l.segmenters.picked];
+    if (won) picks[won.model] = (picks[won.model] ?? 0) + 1;
+  }
   return {
     images: lines.length,
     kept: kept.length,
     rejected: lines.filter((l) => l.status === 'rejected').length,
     failed: lines.filter((l) => l.status === 'failed').length,
     categories: names.length,
+    ...(Object.keys(picks).length ? { picks } : {}),
   };
 }
