@@ -299,4 +299,19 @@ describe('genaug embed', () => {
     const help = await genaug('embed', '--help');
     for (const opt of ['--model', '--features', '--images', '--manifest', '--texts', '--out', '--batch-size', '--workers', '--provider', '--cache']) expect(help.stdout).toContain(opt);
   });
+
+  it('exits 1 after "0 of N images embedded", naming the failures file (a folder or a manifest of images none of which decode)', async () => {
+    const dir = join(tmp.dir(), 'none-decode');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'a.png'), 'not a png');
+    await writeFile(join(dir, 'b.jpg'), 'not a jpeg');
+    await writeFile(join(dir, 'm.jsonl'), ['a.png', 'b.jpg'].map((file) => JSON.stringify({ file, category: 'x' })).join('\n') + '\n');
+    for (const from of [['--images', dir], ['--manifest', join(dir, 'm.jsonl')]]) {
+      const out = join(tmp.dir(), `none-${from[0]!.slice(2)}.npy`);
+      const r = await genaug('embed', '--features', ...from, '--out', out, '--workers', '0', '-q');
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/0 of 2 images embedded/);
+      expect(r.stderr).toMatch(/E_IO.*no images could be embedded; the reasons are in .*none-.*\.failed\.jsonl/);
+    }
+  });
 });

@@ -304,18 +304,22 @@ export interface SegmenterModelOptions {
   outputName?: string;
   inputDims?: Dim[];
   outputChannels?: number;
+  /** The input channel the foreground is read from (default 0, red). */
+  channel?: number;
 }
 
 /**
  * A toy foreground segmenter: 1×3×H×W → 1×1×H'×W'. The foreground is where
- * channel 0 (red) of the normalised input is > 0, i.e. where red > the mean.
+ * channel 0 (red) of the normalised input is > 0, i.e. where red > the mean
+ * (`channel` picks another one: 1 = green).
  */
 export function segmenterModel(o: SegmenterModelOptions): GraphBuilder {
   const g = new GraphBuilder('toy_segmenter');
   const s = o.outputStride ?? 1;
   const x = g.input(o.inputName ?? 'input', 'float32', o.inputDims ?? [1, 3, o.height, o.width]);
   const ch = o.outputChannels ?? 1;
-  let r = g.node('Slice', [x, g.constI64([0]), g.constI64([ch]), g.constI64([1])]);
+  const c0 = o.channel ?? 0;
+  let r = g.node('Slice', [x, g.constI64([c0]), g.constI64([c0 + ch]), g.constI64([1])]);
   if (s > 1) r = g.node('AveragePool', [r], { kernel_shape: [s, s], strides: [s, s] });
   const outName = o.outputName ?? 'output';
   if ((o.kind ?? 'probability') === 'probability') {

@@ -32,6 +32,15 @@ function tightBox(m: Uint8Array, w: number, h: number): [number, number, number,
 }
 
 describe('genaug paste: COCO', () => {
+  it('an export where every item failed is E_EMPTY, not an empty dataset with exit 0; the reasons stay in log.jsonl', async () => {
+    const out = tmp.fresh('all-failed');
+    const none = tmp.fresh('no-images');
+    await mkdir(none, { recursive: true });
+    await expectCode(paste(base(out, { images: none, copies: 1 })), 'E_EMPTY', /every one of the 4 items failed \(first: .*\); the reasons are in .*log\.jsonl/);
+    const log = (await readFile(join(out, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { kind?: string });
+    expect(log.filter((l) => l.kind === 'image-failed')).toHaveLength(4);
+  });
+
   it('round-trips: readCoco reads it, RLEs decode to the compositor masks, boxes and areas match the masks', async () => {
     const out = tmp.fresh('coco');
     const r = await paste(base(out));

@@ -90,10 +90,13 @@ describe('genaug run (in process)', () => {
       expect(m?.stages[s], s).toMatchObject({ status: 'done', outputs: [], skipped: expect.stringMatching(s === 'dataset' ? /output 'instances'/ : /no bnstats\.model/) });
       expect(existsSync(join(cfg.paths.runDir, s)), s).toBe(false);
     }
-    const again = await runPipeline(cfg);
+    const said: string[] = [];
+    const again = await runPipeline(cfg, { log: (l) => said.push(l) });
     expect(again.ran).toEqual([]);
     expect(again.skipped).toEqual([...STAGES]);
     expect(again.notPart).toEqual([...NOT_PART]);
+    // And it says so, stage by stage.
+    for (const s of STAGES) expect(said).toContain(`${s}: up to date, skipped`);
   });
 
   it('re-runs only the stages after a changed option', async () => {

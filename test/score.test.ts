@@ -837,5 +837,19 @@ describe('CLIS-I judge mode against a local chat-completions server', () => {
     grades = [];
     expect(await run([...argv.slice(0, -6), '--vlm-url', url, '--vlm-model', 'x', '--retries', '0', '--table', table])).toBe(0);
     expect((await readScores(table)).get('a.png')).toMatchObject({ clis_i: 100, job: 'j' });
+    // A manifest naming a file that is not there: the server is never asked, and is not blamed (E_IO naming the file).
+    writeFileSync(join(dir, 'gone.jsonl'), JSON.stringify({ file: 'gone.png', job: 'j' }) + '\n');
+    const said: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (said.push(String(chunk)), true));
+    const before = prompts.length;
+    try {
+      const gone = ['node', 'genaug', 'score', 'clis-i', '--plan', join(dir, 'plan.jsonl'), '--manifest', join(dir, 'gone.jsonl'), '--vlm-url', url, '--vlm-model', 'x', '--retries', '0', '--table', join(dir, 'gone-s.jsonl')];
+      expect(await run(gone)).toBe(1);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(prompts.length).toBe(before);
+    expect(said.join('')).toMatch(/E_IO.*none of the 1 images could be read \(first: .*gone\.png/);
+    expect(said.join('')).not.toMatch(/server/);
   });
 });

@@ -731,6 +731,18 @@ export async function paste(o: PasteOptions): Promise<PasteSummary> {
     perFormat[t.format] = { out: t.out, outputs: await writeOutputs(ctx, t.out, t.format, ext, copies, lines, o) };
   }
   const ok = lines.filter((l) => l.status === 'ok');
+  // A dataset with no image is no training data: an error (the reasons are in each folder's log.jsonl), not exit 0.
+  if (ok.length === 0) {
+    const first = lines.find((l) => l.status === 'failed')?.reason;
+    const logs = targets.map((t) => join(t.out, 'log.jsonl')).join(', ');
+    throw new GenaugError(
+      'E_EMPTY',
+      lines.length === 0
+        ? `the export would be empty: ${typeof o.coco === 'string' ? o.coco : 'the real dataset'} lists no image`
+        : `the export would be empty: every one of the ${lines.length} items failed (first: ${first ?? 'failed'}); the reasons are in ${logs}`,
+      { path: targets[0]?.out },
+    );
+  }
   return {
     items: lines.length,
     ok: ok.length,

@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 
 import { annotate } from '../curate/annotate.js';
+import { ClipModel } from '../models/clip.js';
 import { SamModel } from '../models/sam.js';
 import { Segmenter } from '../models/segmenter.js';
 import { GenaugError } from '../native/errors.js';
@@ -18,7 +19,13 @@ export function annotateCommand(global: GlobalOptions): Command {
     .option('--tolerance <n>', 'corner colour tolerance, max difference per channel 0..255', intArg('--tolerance', 0, 255), 10)
     .option('--sam-encoder <file>', 'SAM image encoder .onnx (1x3x1024x1024 -> 1x256x64x64)')
     .option('--sam-decoder <file>', 'SAM mask decoder .onnx (the official segment-anything export signature)')
-    .option('--segmenter <file>', 'foreground segmenter .onnx (1x3xHxW -> 1x1xHxW probability, U2-Net/ISNet style)')
+    .option(
+      '--segmenter <file>',
+      'foreground segmenter .onnx (1x3xHxW -> 1x1xHxW probability, U2-Net/ISNet style); repeat for X-Paste\'s pick: each one\'s mask is scored with --clip and the best kept per image',
+      (v: string, acc: string[] | undefined) => [...(acc ?? []), v],
+    )
+    .option('--clip <dir>', 'CLIP model folder scoring the masks of several --segmenter (the image on white outside the mask against --clip-template; needed with two or more)')
+    .option('--clip-template <text>', 'the pick\'s CLIP text, {} = the class name with _ as spaces', 'a photo of {}')
     .addOption(new Option('--provider <p>', 'onnxruntime execution provider').choices(['cpu', 'cuda']).default('cpu'))
     .option('--manifest <file>', 'JSON lines {"file": ..., "category": ...} instead of folder names')
     .option('--category-from-dirname', 'category = the image\'s folder name (the default without --manifest)')
@@ -34,6 +41,9 @@ export function annotateCommand(global: GlobalOptions): Command {
       const method = o.method ?? (o.samEncoder || o.samDecoder ? 'sam' : o.segmenter ? 'segmenter' : 'corners');
       let sam: SamModel | undefined;
       let segmenter: Segmenter | undefined;
+      const segPaths: string[] = o.segmenter ?? [];
+      let segmenters: Segmenter[] | undefined;
+      let clip: ClipModel | undefined;
       // With a worker pool (the default) the models load in the workers, where they run: nothing heavy on the
       // event loop (annotate checks that they load before the first image). --workers 0 loads them here.
       const inProcess = o.workers === 0;
@@ -41,8 +51,17 @@ export function annotateCommand(global: GlobalOptions): Command {
         if (!o.samEncoder || !o.samDecoder) throw new GenaugError('E_ARGUMENT', 'SAM needs both --sam-encoder and --sam-decoder');
         if (inProcess) sam = await SamModel.load({ encoder: o.samEncoder, decoder: o.samDecoder, provider: o.provider });
       } else if (method === 'segmenter') {
-        if (!o.segmenter) throw new GenaugError('E_ARGUMENT', '--method segmenter needs --segmenter MODEL.onnx');
-        if (inProcess) segmenter = await Segmenter.load({ model: o.segmenter, provider: o.provider });
+        if (segPaths.length === 0) throw new GenaugError('E_ARGUMENT', '--method segmenter needs --segmenter MODEL.onnx');
+        if (new Set(segPaths).size !== segPaths.length) throw new GenaugError('E_ARGUMENT', `--segmenter names the same file twice (${segPaths.join(', ')})`);
+        if (segPaths.length >= 2 && !o.clip) {
+          throw new GenaugError('E_ARGUMENT', `${segPaths.length} --segmenter models need --clip DIR: X-Paste keeps, per image, the mask whose cut-out CLIP scores best against the class text`);
+        }
+        if (inProcess && segPaths.length === 1) segmenter = await Segmenter.load({ model: segPaths[0] as string, provider: o.provider });
+        if (inProcess && segPaths.length >= 2) {
+          segmenters = [];
+          for (const m of segPaths) segmenters.push(await Segmenter.load({ model: m, provider: o.provider }));
+          clip = await ClipModel.open(o.clip, { provider: o.provider, require: 'both' });
+        }
       }
       let bar: Progress | undefined;
       const r = await withStopSignals('genaug annotate', (signal) => annotate({
@@ -52,7 +71,10 @@ export function annotateCommand(global: GlobalOptions): Command {
         method,
         tolerance: o.tolerance,
         ...(method === 'sam' ? { ...(sam ? { sam } : {}), models: { samEncoder: o.samEncoder, samDecoder: o.samDecoder, provider: o.provider } } : {}),
-        ...(method === 'segmenter' ? { ...(segmenter ? { segmenter } : {}), models: { segmenter: o.segmenter, provider: o.provider } } : {}),
+        ...(method === 'segmenter' && segPaths.length === 1 ? { ...(segmenter ? { segmenter } : {}), models: { segmenter: segPaths[0], provider: o.provider } } : {}),
+        ...(method === 'segmenter' && segPaths.length >= 2
+          ? { ...(segmenters ? { segmenters } : {}), ...(clip ? { clip } : {}), clipTemplate: o.clipTemplate, models: { segmenters: segPaths, clip: o.clip, provider: o.provider } }
+          : {}),
         ...(o.workers !== undefined ? { workers: o.workers } : {}),
         ...(o.manifest ? { manifest: o.manifest } : {}),
         minFraction: o.minAreaFraction,
@@ -66,6 +88,7 @@ export function annotateCommand(global: GlobalOptions): Command {
         },
       }), { quiet: o.quiet });
       global.print(`${r.images} images: ${r.kept} instances kept in ${r.categories} categories, ${r.rejected} rejected, ${r.failed} failed (reasons in rejected.jsonl)`);
+      if (r.picks) global.print(`masks picked per segmenter (best CLIP score): ${Object.entries(r.picks).map(([m, n]) => `${m} ${n}`).join(', ')}`);
       global.print(`pool in ${o.out}`);
     });
 }

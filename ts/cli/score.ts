@@ -506,7 +506,8 @@ export function scoreCommand(global: GlobalOptions): Command {
       };
       const journal = await openSampleJournal<ScoreColumns>(`${o.table}.clis-i.progress.jsonl`, settings);
       // Results by manifest index: the table does not depend on --concurrency or on the order samples finish in.
-      const results = new Array<{ id: string; cols: ScoreColumns; failed: boolean }>(lines.length);
+      // `unread`: the image itself could not be read (the server was never asked), so an all-failed run is not blamed on it.
+      const results = new Array<{ id: string; cols: ScoreColumns; failed: boolean; unread?: boolean }>(lines.length);
       lines.forEach((l, i) => {
         if (!jobs.has(String(l.job))) throw new GenaugError('E_ARGUMENT', `${o.manifest}:${i + 1}: job ${JSON.stringify(l.job)} is not in ${o.plan}`);
       });
@@ -516,14 +517,14 @@ export function scoreCommand(global: GlobalOptions): Command {
         const key = `${i}:${id}`;
         const before = journal.done.get(key);
         if (before) {
-          results[i] = { id, cols: before, failed: before.clis_i === null };
+          results[i] = { id, cols: before, failed: before.clis_i === null, unread: before.clis_i === null && before.clis_i_global === undefined };
           return;
         }
         const job = jobs.get(String(l.job))!;
         const x = await loadImage(l, i, o.images, o.manifest);
         if ('error' in x) {
           const cols = { clis_i: null, clis_i_error: x.error, job: String(l.job) };
-          results[i] = { id, cols, failed: true };
+          results[i] = { id, cols, failed: true, unread: true };
           await journal.append(key, cols);
           return;
         }
@@ -572,7 +573,16 @@ export function scoreCommand(global: GlobalOptions): Command {
       }
       await embedder?.close?.();
       await write(global, o.table, cols, `clis-i (${o.mode}; ${failed} failed)`);
-      if (lines.length > 0 && failed === lines.length) throw new GenaugError('E_BACKEND', `clis-i: all ${failed} items failed (see clis_i_error in ${o.table}); is the server up?`);
+      if (lines.length > 0 && failed === lines.length) {
+        const unread = results.filter((r) => r.unread);
+        const first = String(unread[0]?.cols.clis_i_error ?? '');
+        if (unread.length === failed) throw new GenaugError('E_IO', `clis-i: none of the ${failed} images could be read (first: ${first}); see clis_i_error in ${o.table}`, { path: o.manifest });
+        const served = failed - unread.length;
+        throw new GenaugError(
+          'E_BACKEND',
+          `clis-i: all ${failed} items failed: ${served} at the server (see clis_i_error in ${o.table}; is it up?)${unread.length ? `, ${unread.length} because the image could not be read (first: ${first})` : ''}`,
+        );
+      }
     });
 
   return cmd;

@@ -25,8 +25,12 @@ import { checkWithin } from '../io/roots.js';
 import { IMAGE_EXTENSIONS, readImage } from '../io/images.js';
 import { readJournalMap, readJsonObjects } from '../util/jsonl.js';
 import { cropToMask, foregroundFromCorners, postProcessMask, type Image, type PostProcessResult } from '../kernels/mask.js';
+import type { ClipModel } from '../models/clip.js';
 import type { SamModel } from '../models/sam.js';
 import type { Segmenter } from '../models/segmenter.js';
+import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
+import { clipScores, clipTextRows, type ClipTextRows } from './score.js';
+import { round6 } from './table.js';
 import { GenaugError, ioError, type ErrorCode } from '../native/errors.js';
 import { packageRoot } from '../native/load.js';
 import type { Distributor } from '../util/distribute.js';
@@ -37,8 +41,10 @@ export interface AnnotateOptions {
    * Model files for the worker pool (each worker loads its own copy); when
    * given, images are processed in a piscina pool of worker threads instead
    * of on the main thread. `sam`/`segmenter` instances are used in-process.
+   * `segmenters` (two or more) with `clip` (a CLIP model folder): X-Paste's
+   * pick, every segmenter's mask scored with CLIP, the best kept per image.
    */
-  models?: { samEncoder?: string; samDecoder?: string; segmenter?: string; provider?: 'cpu' | 'cuda' };
+  models?: { samEncoder?: string; samDecoder?: string; segmenter?: string; segmenters?: string[]; clip?: string; provider?: 'cpu' | 'cuda' };
   /** Worker threads (default: the number of cores; 0 = process on the main thread). */
   workers?: number;
   /** Folder of generated images (searched recursively). */
@@ -51,6 +57,18 @@ export interface AnnotateOptions {
   tolerance?: number;
   sam?: SamModel;
   segmenter?: Segmenter;
+  /**
+   * Several segmenters, in-process (method 'segmenter'): each gives a
+   * candidate mask; the image composited on white outside it is scored with
+   * `clip` against `clipTemplate` and the best-scoring mask is kept
+   * (X-Paste's reseg.py + clean_pool.py: mask > threshold, 100·cos, first
+   * best on a tie). One segmenter here is the same as `segmenter`.
+   */
+  segmenters?: Segmenter[];
+  /** The CLIP model of the pick among several segmenters (in-process; `models.clip` loads one per thread). */
+  clip?: ImageTextEmbedder;
+  /** X-Paste's text, the class name filled in for {} (default 'a photo of {}', `_` as spaces). */
+  clipTemplate?: string;
   /** Category of each image: its folder name (default), or a manifest of {"file", "category"} lines. */
   manifest?: string;
   /** Area fraction bounds (X-Paste: [0.05, 0.95]). */
@@ -81,6 +99,8 @@ export interface JournalLine {
   area?: number;
   areaFraction?: number;
   counts?: string;
+  /** Several segmenters: each one's candidate (CLIP score ×100 on white, raw mask area fraction) and the one kept. */
+  segmenters?: SegmenterPick;
   /**
    * The cut-out could not be written (a full or read-only disk): not the
    * image's failure but the run's. Never journaled: annotate stops with E_IO
@@ -88,6 +108,20 @@ export interface JournalLine {
    * pool worker.
    */
   outputError?: { message: string; path: string };
+}
+
+/** Which of several segmenters' masks was kept for an image, and why. */
+export interface SegmenterPick {
+  /** Index into `candidates` (and the segmenter list) of the kept mask: the highest score, the first on a tie. */
+  picked: number;
+  candidates: Array<{
+    /** The segmenter's model file name. */
+    model: string;
+    /** 100·cos(CLIP(image on white outside the mask), CLIP(template with the class)), rounded to 6 decimals. */
+    clipScore: number;
+    /** The raw mask's foreground fraction, before the largest component is kept. */
+    areaFraction: number;
+  }>;
 }
 
 /** Image files below `root` (any depth), as sorted '/'-separated paths relative to it. */
@@ -162,20 +196,107 @@ function loadSegmenter(model: string, provider: 'cpu' | 'cuda' = 'cpu'): Promise
   return p;
 }
 
-async function foreground(rgb: Image, o: AnnotateOptions): Promise<PostProcessResult> {
+const clipCache = new Map<string, Promise<ClipModel>>();
+
+function loadClip(dir: string, provider: 'cpu' | 'cuda' = 'cpu'): Promise<ClipModel> {
+  const key = `${dir}\0${provider}`;
+  let p = clipCache.get(key);
+  if (!p) {
+    const threads = isMainThread ? {} : { threads: 1 };
+    p = import('../models/clip.js').then(({ ClipModel: C }) => C.open(dir, { provider, require: 'both', ...threads }));
+    clipCache.set(key, p);
+  }
+  return p;
+}
+
+/** The segmenters of a multi-segmenter pick (two or more), else undefined: one segmenter is the plain path. */
+function severalSegmenters(o: Pick<AnnotateOptions, 'segmenters' | 'models'>): number {
+  return Math.max(o.segmenters?.length ?? 0, o.models?.segmenters?.length ?? 0);
+}
+
+// Text rows of the pick's CLIP texts, per model and template, filled class by class as images come.
+const pickTexts = new WeakMap<ImageTextEmbedder, Map<string, ClipTextRows>>();
+
+async function pickTextRow(clip: ImageTextEmbedder, template: string, category: string): Promise<ClipTextRows> {
+  let byKey = pickTexts.get(clip);
+  if (!byKey) pickTexts.set(clip, (byKey = new Map()));
+  const key = `${template}\0${category}`;
+  let rows = byKey.get(key);
+  if (!rows) {
+    rows = await clipTextRows(clip, [category], template);
+    byKey.set(key, rows);
+  }
+  return rows;
+}
+
+/** The image with every pixel outside `mask` white (X-Paste's wb_im = img·m + 1·(1 − m)). */
+function onWhite(rgb: Image, mask: Uint8Array): RgbInput {
+  const out = new Uint8Array(rgb.data.length);
+  for (let i = 0; i < mask.length; i++) {
+    if (mask[i]) {
+      out[i * 3] = rgb.data[i * 3] as number;
+      out[i * 3 + 1] = rgb.data[i * 3 + 1] as number;
+      out[i * 3 + 2] = rgb.data[i * 3 + 2] as number;
+    } else {
+      out[i * 3] = 255;
+      out[i * 3 + 1] = 255;
+      out[i * 3 + 2] = 255;
+    }
+  }
+  return { data: out, width: rgb.width, height: rgb.height };
+}
+
+/**
+ * X-Paste's pick among several segmenters: each one's raw mask, the image
+ * composited on white outside it, CLIP-scored (×100) against the template
+ * with the class name; the highest score wins (the first on a tie, as
+ * numpy's argmax). Scores are rounded to 6 decimals before the comparison,
+ * so the recorded numbers explain the decision.
+ */
+async function pickSegmenter(rgb: Image, category: string, o: AnnotateOptions): Promise<{ mask: Uint8Array; pick: SegmenterPick }> {
+  if (!o.segmenters?.length && o.models?.segmenters) o.segmenters = await Promise.all(o.models.segmenters.map((m) => loadSegmenter(m, o.models?.provider)));
+  if (!o.clip && o.models?.clip) o.clip = await loadClip(o.models.clip, o.models.provider);
+  const segs = o.segmenters as Segmenter[];
+  if (!o.clip) throw new GenaugError('E_ARGUMENT', `${segs.length} segmenters need a CLIP model to pick among their masks (--clip DIR; embed.clip in a run)`);
+  const input = { data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 as const };
+  const masks: Uint8Array[] = [];
+  const fractions: number[] = [];
+  for (const seg of segs) {
+    const fg = await seg.segment(input);
+    masks.push(fg.mask);
+    fractions.push(round6(fg.area / (rgb.width * rgb.height)));
+  }
+  const template = o.clipTemplate ?? 'a photo of {}';
+  const scores = await clipScores(o.clip, masks.map((m) => onWhite(rgb, m)), masks.map(() => category), template, await pickTextRow(o.clip, template, category));
+  const rounded = Array.from(scores, (v) => round6(v));
+  let picked = 0;
+  for (let i = 1; i < rounded.length; i++) if ((rounded[i] as number) > (rounded[picked] as number)) picked = i;
+  return {
+    mask: masks[picked] as Uint8Array,
+    pick: { picked, candidates: segs.map((s, i) => ({ model: basename(s.model.path), clipScore: rounded[i] as number, areaFraction: fractions[i] as number })) },
+  };
+}
+
+async function foreground(rgb: Image, category: string, o: AnnotateOptions): Promise<{ r: PostProcessResult; pick?: SegmenterPick }> {
   const checks = { minFraction: o.minFraction ?? 0.05, maxFraction: o.maxFraction ?? 0.95, rle: 'string' as const };
   const method = o.method ?? 'corners';
-  if (method === 'corners') return foregroundFromCorners(rgb, { tolerance: o.tolerance ?? 10, ...checks });
+  if (method === 'corners') return { r: await foregroundFromCorners(rgb, { tolerance: o.tolerance ?? 10, ...checks }) };
   if (method === 'sam') {
     if (!o.sam && o.models?.samEncoder && o.models.samDecoder) o.sam = await loadSam(o.models.samEncoder, o.models.samDecoder, o.models.provider);
     if (!o.sam) throw new GenaugError('E_ARGUMENT', "method 'sam' needs a SAM model (--sam-encoder and --sam-decoder)");
     const bg = await o.sam.segmentBackground({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 });
-    return postProcessMask({ data: bg.background, height: rgb.height, width: rgb.width }, { invert: true, ...checks });
+    return { r: await postProcessMask({ data: bg.background, height: rgb.height, width: rgb.width }, { invert: true, ...checks }) };
   }
-  if (!o.segmenter && o.models?.segmenter) o.segmenter = await loadSegmenter(o.models.segmenter, o.models.provider);
+  if (severalSegmenters(o) >= 2) {
+    const { mask, pick } = await pickSegmenter(rgb, category, o);
+    return { r: await postProcessMask({ data: mask, height: rgb.height, width: rgb.width }, checks), pick };
+  }
+  if (!o.segmenter && o.segmenters?.length === 1) o.segmenter = o.segmenters[0];
+  const one = o.models?.segmenter ?? o.models?.segmenters?.[0];
+  if (!o.segmenter && one) o.segmenter = await loadSegmenter(one, o.models?.provider);
   if (!o.segmenter) throw new GenaugError('E_ARGUMENT', "method 'segmenter' needs a segmenter model (--segmenter)");
   const fg = await o.segmenter.segment({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 });
-  return postProcessMask({ data: fg.mask, height: rgb.height, width: rgb.width }, checks);
+  return { r: await postProcessMask({ data: fg.mask, height: rgb.height, width: rgb.width }, checks) };
 }
 
 export async function annotateOne(file: string, category: string, o: AnnotateOptions): Promise<JournalLine> {
@@ -184,9 +305,10 @@ export async function annotateOne(file: string, category: string, o: AnnotateOpt
     await checkWithin(o.images, path, 'image');
     const loaded = await readImage(path, { maxPixels: o.maxPixels });
     const rgb: Image = { data: loaded.data, height: loaded.height, width: loaded.width, channels: 3 };
-    const r = await foreground(rgb, o);
+    const { r, pick } = await foreground(rgb, category, o);
     const base = { file, category, width: rgb.width, height: rgb.height };
-    if (!r.ok || !r.mask) return { ...base, status: 'rejected', reason: r.reason ?? 'rejected by the area checks' };
+    const why = pick ? { segmenters: pick } : {};
+    if (!r.ok || !r.mask) return { ...base, status: 'rejected', reason: r.reason ?? 'rejected by the area checks', ...why };
     const crop = await cropToMask(rgb, r.mask, r.bbox);
     const png = await sharp(Buffer.from(crop.data.buffer, crop.data.byteOffset, crop.data.byteLength), {
       raw: { width: crop.width, height: crop.height, channels: 4 },
@@ -211,6 +333,7 @@ export async function annotateOne(file: string, category: string, o: AnnotateOpt
       area: r.area,
       areaFraction: r.area / (rgb.width * rgb.height),
       counts: r.rle?.counts as string,
+      ...why,
     };
   } catch (e) {
     const reason = e instanceof GenaugError ? `[${e.code}] ${e.message}` : `[E_INTERNAL] ${String((e as Error)?.message ?? e)}`;
@@ -222,6 +345,15 @@ export async function annotateOne(file: string, category: string, o: AnnotateOpt
 export async function annotate(o: AnnotateOptions) {
   const root = resolve(o.images);
   const out = resolve(o.out);
+  if (o.method === 'segmenter') {
+    const several = severalSegmenters(o);
+    if ((o.segmenter || o.models?.segmenter) && (o.segmenters?.length || o.models?.segmenters?.length)) {
+      throw new GenaugError('E_ARGUMENT', 'give either one segmenter (segmenter) or a list (segmenters), not both');
+    }
+    if (several >= 2 && !o.clip && !o.models?.clip) {
+      throw new GenaugError('E_ARGUMENT', `${several} segmenters need a CLIP model to pick, per image, the mask that scores best against the class text (--clip DIR; embed.clip in a run)`);
+    }
+  }
   await mkdir(out, { recursive: true });
   const files = await listImages(root);
   if (files.length === 0) throw new GenaugError('E_IO', `no images (${IMAGE_EXTENSIONS.join(' ')}) under ${root}`, { path: root });
@@ -247,7 +379,7 @@ export async function annotate(o: AnnotateOptions) {
   const opts = { ...o, images: root, out };
   const distributed = Boolean(o.distribute) && todo.length > 0;
   const pool = distributed ? undefined : await openPool(o);
-  if (!distributed && (o.method === 'sam' || o.method === 'segmenter') && o.models && (pool || (!o.sam && !o.segmenter))) {
+  if (!distributed && (o.method === 'sam' || o.method === 'segmenter') && o.models && (pool || (!o.sam && !o.segmenter && !o.segmenters?.length))) {
     // The models load where they run (a worker, or this thread without a pool), before the first image: a model
     // that does not load is one error, not a failure of every image.
     const answer = pool ? ((await pool.run({ ...poolTask('', '', opts), probe: true })) as ProbeAnswer) : await probeModels(o);
@@ -308,7 +440,7 @@ export async function annotate(o: AnnotateOptions) {
 export interface AnnotateTask {
   file: string;
   category: string;
-  options: Omit<AnnotateOptions, 'sam' | 'segmenter' | 'onProgress' | 'signal' | 'distribute'>;
+  options: Omit<AnnotateOptions, 'sam' | 'segmenter' | 'segmenters' | 'clip' | 'onProgress' | 'signal' | 'distribute'>;
   /** Only load the models (in this worker, where they will run) and report whether they load. */
   probe?: boolean;
 }
@@ -326,6 +458,8 @@ export async function probeModels(o: Pick<AnnotateOptions, 'method' | 'models'>)
     const m = o.models;
     if (o.method === 'sam' && m?.samEncoder && m.samDecoder) await loadSam(m.samEncoder, m.samDecoder, m.provider);
     if (o.method === 'segmenter' && m?.segmenter) await loadSegmenter(m.segmenter, m.provider);
+    if (o.method === 'segmenter' && m?.segmenters) for (const s of m.segmenters) await loadSegmenter(s, m.provider);
+    if (o.method === 'segmenter' && (m?.segmenters?.length ?? 0) >= 2 && m?.clip) await loadClip(m.clip, m.provider);
     return { probe: true, fatal: null };
   } catch (e) {
     const g = e instanceof GenaugError ? e : new GenaugError('E_INTERNAL', String((e as Error)?.message ?? e));
@@ -334,7 +468,7 @@ export async function probeModels(o: Pick<AnnotateOptions, 'method' | 'models'>)
 }
 
 function poolTask(file: string, category: string, o: AnnotateOptions): AnnotateTask {
-  const { sam: _sam, segmenter: _seg, onProgress: _p, signal: _s, distribute: _d, ...options } = o;
+  const { sam: _sam, segmenter: _seg, segmenters: _segs, clip: _clip, onProgress: _p, signal: _s, distribute: _d, ...options } = o;
   return { file, category, options };
 }
 
@@ -349,6 +483,7 @@ async function openPool(o: AnnotateOptions): Promise<Piscina | undefined> {
   const threads = o.workers ?? availableParallelism();
   if (threads <= 0) return undefined;
   if ((o.method === 'sam' || o.method === 'segmenter') && !o.models) return undefined; // in-process model objects
+  if (o.method === 'segmenter' && (o.segmenters?.length || o.clip)) return undefined;
   const filename = join(packageRoot, 'dist', 'workers', 'annotate.js');
   if (!existsSync(filename)) return undefined;
   return new Piscina({ filename, minThreads: 1, maxThreads: threads, idleTimeout: 1000 });
@@ -359,8 +494,10 @@ async function writePool(out: string, lines: JournalLine[]) {
   const kept = lines.filter((l) => l.status === 'kept');
   const names = [...new Set(kept.map((l) => l.category))].sort();
   const catId = new Map(names.map((n, i) => [n, i + 1]));
-  const index: Record<string, Array<{ file: string; areaFraction: number; source: string; bbox: number[] }>> = {};
-  for (const l of kept) (index[l.category] ??= []).push({ file: l.instance as string, areaFraction: l.areaFraction as number, source: l.file, bbox: l.bbox as number[] });
+  const index: Record<string, Array<{ file: string; areaFraction: number; source: string; bbox: number[]; segmenters?: SegmenterPick }>> = {};
+  for (const l of kept) {
+    (index[l.category] ??= []).push({ file: l.instance as string, areaFraction: l.areaFraction as number, source: l.file, bbox: l.bbox as number[], ...(l.segmenters ? { segmenters: l.segmenters } : {}) });
+  }
   const coco = {
     info: { description: 'genaug instance pool', date_created: new Date(0).toISOString() },
     licenses: [],
@@ -379,13 +516,24 @@ async function writePool(out: string, lines: JournalLine[]) {
   const enc = (s: string) => new TextEncoder().encode(s);
   await writeFileAtomic(join(out, 'index.json'), enc(JSON.stringify({ categories: index }, null, 1) + '\n'));
   await writeFileAtomic(join(out, 'annotations.json'), enc(JSON.stringify(coco) + '\n'));
-  const rejected = lines.filter((l) => l.status !== 'kept').map((l) => JSON.stringify({ file: l.file, category: l.category, status: l.status, reason: l.reason }));
+  const rejected = lines
+    .filter((l) => l.status !== 'kept')
+    .map((l) => JSON.stringify({ file: l.file, category: l.category, status: l.status, reason: l.reason, ...(l.segmenters ? { segmenters: l.segmenters } : {}) }));
   await writeFileAtomic(join(out, 'rejected.jsonl'), enc(rejected.join('\n') + (rejected.length ? '\n' : '')));
+  // Several segmenters: how many images each one's mask was picked for (kept or then rejected by the area checks).
+  const picks: Record<string, number> = {};
+  for (const l of lines) {
+    if (!l.segmenters) continue;
+    for (const c of l.segmenters.candidates) picks[c.model] ??= 0;
+    const won = l.segmenters.candidates[l.segmenters.picked];
+    if (won) picks[won.model] = (picks[won.model] ?? 0) + 1;
+  }
   return {
     images: lines.length,
     kept: kept.length,
     rejected: lines.filter((l) => l.status === 'rejected').length,
     failed: lines.filter((l) => l.status === 'failed').length,
     categories: names.length,
+    ...(Object.keys(picks).length ? { picks } : {}),
   };
 }

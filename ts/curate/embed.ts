@@ -30,7 +30,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, open, readdir, readFile, stat, truncate } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, join, posix, relative, resolve, sep } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 
 import { Piscina } from 'piscina';
@@ -799,7 +799,9 @@ export async function embedImages(o: EmbedImagesOptions): Promise<EmbedRunResult
   if (o.manifest) {
     root = resolve(o.images ?? dirname(resolve(o.manifest)));
     items = await readManifest(o.manifest, o.images);
-    items.forEach((it) => (it.file = relative(root, it.abs).split(sep).join('/')));
+    // A line with `path` (genaug generate's manifest: `file` relative to images/, `path` to the manifest's folder) keeps
+    // its `file` as the row's name, the id score, filter and annotate use for that image; others are named from the root.
+    items.forEach((it) => (it.file = !o.images && typeof it.fields.path === 'string' && it.fields.path ? posix.normalize(it.file) : relative(root, it.abs).split(sep).join('/')));
   } else {
     root = resolve(o.images as string);
     if (!existsSync(root)) throw new GenaugError('E_IO', `images folder ${root} does not exist`, { path: root });

@@ -398,6 +398,8 @@ export interface LedgerEntry {
   /** The procedural generator's ground truth (demo runs). */
   truth?: string;
   score?: ScoreColumns;
+  /** X-Paste's several segmenters: each one's CLIP score and the mask annotate kept (annotate's record). */
+  segmenters?: { picked: number; candidates: Array<{ model: string; clipScore: number; areaFraction: number }> };
 }
 
 /** A scored row's similarity to the real crops of its own class (inter_sim_mean, else inter_sim_max), if any. */

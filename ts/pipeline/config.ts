@@ -123,6 +123,8 @@ const AnnotateSchema = z
     sam_encoder: path().optional(),
     sam_decoder: path().optional(),
     segmenter: path().optional(),
+    /** X-Paste's several segmenters (method 'segmenter'): each one's mask is CLIP-scored (embed.clip, embed.clip_template) and the best kept per image. */
+    segmenters: z.array(path()).min(1).optional(),
     provider: z.enum(['cpu', 'cuda']).default('cpu'),
     workers: z.number().int().min(0).max(256).default(0),
   })
@@ -355,7 +357,7 @@ export interface LoadedConfig {
   /** The config file (absolute). */
   file: string;
   /** Every path in the config, resolved to absolute. */
-  paths: { runDir: string; realCoco: string; realImages: string; captions?: string[]; workflow?: string; serverWorkflows?: Array<string | undefined>; samEncoder?: string; samDecoder?: string; segmenter?: string; clip?: string; embedCache?: string; bnModel?: string };
+  paths: { runDir: string; realCoco: string; realImages: string; captions?: string[]; workflow?: string; serverWorkflows?: Array<string | undefined>; samEncoder?: string; samDecoder?: string; segmenter?: string; segmenters?: string[]; clip?: string; embedCache?: string; bnModel?: string };
 }
 
 /** The (key path, value) of every file or folder the config names that must exist. */
@@ -369,7 +371,9 @@ function pathKeys(c: RunConfig): Array<[string, string | undefined, StageName]> 
     ['annotate.sam_encoder', c.annotate.sam_encoder, 'annotate'],
     ['annotate.sam_decoder', c.annotate.sam_decoder, 'annotate'],
     ['annotate.segmenter', c.annotate.segmenter, 'annotate'],
-    ['embed.clip', c.embed.clip, 'embed'],
+    ...(c.annotate.segmenters ?? []).map((p, i): [string, string, StageName] => [`annotate.segmenters[${i}]`, p, 'annotate']),
+    // The pick among several segmenters uses the CLIP model in annotate already.
+    ['embed.clip', c.embed.clip, (c.annotate.segmenters?.length ?? 0) >= 2 ? 'annotate' : 'embed'],
     ['bnstats.model', c.bnstats.model, 'bnstats'],
   ];
 }
@@ -397,7 +401,16 @@ function checkCombinations(c: RunConfig, source: string, reaches: (s: StageName)
   } else if (reaches('generate') && c.generate.backend !== 'procedural' && !c.generate.url) fail('generate.url', `backend '${c.generate.backend}' needs the server URL`);
   if (reaches('generate') && c.generate.backend === 'comfyui' && !c.generate.workflow) fail('generate.workflow', "backend 'comfyui' needs an API-format workflow file");
   if (reaches('annotate') && c.annotate.method === 'sam' && (!c.annotate.sam_encoder || !c.annotate.sam_decoder)) fail('annotate.sam_encoder', "method 'sam' needs sam_encoder and sam_decoder");
-  if (reaches('annotate') && c.annotate.method === 'segmenter' && !c.annotate.segmenter) fail('annotate.segmenter', "method 'segmenter' needs a segmenter model file");
+  const segs = c.annotate.segmenters;
+  if (reaches('annotate') && c.annotate.method === 'segmenter' && !c.annotate.segmenter && !segs) fail('annotate.segmenter', "method 'segmenter' needs a segmenter model file (segmenter, or a list in segmenters)");
+  if (segs && c.annotate.segmenter) fail('annotate.segmenters', 'give either one segmenter (annotate.segmenter) or a list (annotate.segmenters), not both');
+  if (segs && c.annotate.method !== 'segmenter') fail('annotate.segmenters', `are used by method 'segmenter', not '${c.annotate.method}': set annotate.method: segmenter`);
+  segs?.forEach((p, i) => {
+    if (segs.indexOf(p) !== i) fail(`annotate.segmenters[${i}]`, `${p} is listed twice`);
+  });
+  if (reaches('annotate') && segs && segs.length >= 2 && !c.embed.clip) {
+    fail('embed.clip', `${segs.length} annotate.segmenters need a CLIP model folder to pick, per image, the mask whose cut-out scores best against the class text (X-Paste)`);
+  }
   if (reaches('filter')) {
     for (const rule of c.filter.rules) {
       if ((rule === 'xpaste' || rule === 'alia') && c.embed.model !== 'clip') fail('filter.rules', `rule '${rule}' scores with CLIP text embeddings: set embed.model: clip`);
@@ -526,6 +539,16 @@ export async function loadConfig(
     const { Segmenter } = await import('../models/segmenter.js');
     await modelCheck('annotate.segmenter', abs, async () => (await Segmenter.load({ model: at(config.annotate.segmenter!), provider: config.annotate.provider })).release());
   }
+  if (o.checkModels !== false && reaches('annotate') && config.annotate.method === 'segmenter' && config.annotate.segmenters) {
+    const { Segmenter } = await import('../models/segmenter.js');
+    for (const [i, p] of config.annotate.segmenters.entries()) {
+      await modelCheck(`annotate.segmenters[${i}]`, abs, async () => (await Segmenter.load({ model: at(p), provider: config.annotate.provider })).release());
+    }
+    if (config.annotate.segmenters.length >= 2 && config.embed.clip && !(reaches('embed') && config.embed.model === 'clip')) {
+      const { ClipModel } = await import('../models/clip.js');
+      await modelCheck('embed.clip', abs, async () => (await ClipModel.open(at(config.embed.clip!), { provider: config.annotate.provider, require: 'both' })).close());
+    }
+  }
   if (o.checkServers !== false) {
     if (reaches('generate') && config.generate.backend !== 'procedural' && config.generate.url) await checkReachable(config.generate.url, 'generate.url', o.timeoutMs);
     if (reaches('generate')) for (const [i, sv] of (config.generate.servers ?? []).entries()) await checkReachable(sv.url, `generate.servers[${i}].url`, o.timeoutMs);
@@ -536,6 +559,7 @@ export async function loadConfig(
   const paths: LoadedConfig['paths'] = { runDir: at(config.run_dir), realCoco: at(config.real.coco), realImages: at(config.real.images), ...(config.plan.captions ? { captions: config.plan.captions.map(at) } : {}) };
   const extra = { workflow: opt(config.generate.workflow), samEncoder: opt(config.annotate.sam_encoder), samDecoder: opt(config.annotate.sam_decoder), segmenter: opt(config.annotate.segmenter), clip: opt(config.embed.clip), embedCache: opt(config.embed.cache), bnModel: opt(config.bnstats.model) };
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) (paths as unknown as Record<string, string>)[k] = v;
+  if (config.annotate.segmenters) paths.segmenters = config.annotate.segmenters.map(at);
   if (config.generate.servers) paths.serverWorkflows = config.generate.servers.map((sv) => opt(sv.workflow));
   return { config, file: abs, paths };
 }

@@ -318,7 +318,9 @@ async function runAnnotate(ctx: StageContext): Promise<StageResult> {
     workers: a.workers,
     concurrency: Math.max(1, Math.min(4, availableParallelism())),
     ...(a.method === 'sam' ? { models: { samEncoder: p.samEncoder as string, samDecoder: p.samDecoder as string, provider: a.provider } } : {}),
-    ...(a.method === 'segmenter' ? { models: { segmenter: p.segmenter as string, provider: a.provider } } : {}),
+    ...(a.method === 'segmenter' && !p.segmenters ? { models: { segmenter: p.segmenter as string, provider: a.provider } } : {}),
+    // X-Paste's several segmenters: one list (a single one is the plain path), picked per image with embed.clip.
+    ...(a.method === 'segmenter' && p.segmenters ? { models: { segmenters: p.segmenters, ...(p.segmenters.length >= 2 ? { clip: p.clip as string } : {}), provider: a.provider }, clipTemplate: ctx.cfg.config.embed.clip_template } : {}),
     ...(ctx.signal ? { signal: ctx.signal } : {}),
     ...(ctx.distribute ? { distribute: ctx.distribute } : {}),
     onProgress: ctx.progress,
@@ -502,10 +504,15 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
   const decided = new Map((c.filter.subsample !== undefined ? balancedSubsample(ruled, table, c.filter.subsample, c.seed) : ruled).map((d) => [d.id, d]));
   await writeDecisions([...decided.values()], join(ctx.dir, 'kept.jsonl'), join(ctx.dir, 'rejected.jsonl'));
   const gen = await readJsonl<GenLine>(join(ctx.runDir, 'generate', 'generated.jsonl'));
-  const rejectedAnn = new Map((await readJsonl<{ file: string; status: string; reason: string }>(join(ctx.runDir, 'annotate', 'rejected.jsonl'))).map((r) => [r.file, r]));
+  const rejectedAnn = new Map((await readJsonl<{ file: string; status: string; reason: string; segmenters?: LedgerEntry['segmenters'] }>(join(ctx.runDir, 'annotate', 'rejected.jsonl'))).map((r) => [r.file, r]));
+  // Several segmenters: why annotate kept the mask it kept, in the ledger beside the filter's decision.
+  const annIndex = await readJson<{ categories: Record<string, Array<{ source: string; segmenters?: LedgerEntry['segmenters'] }>> }>(join(ctx.runDir, 'annotate', 'index.json'));
+  const picks = new Map(Object.values(annIndex.categories).flatMap((l) => l.flatMap((x) => (x.segmenters ? [[x.source, x.segmenters] as const] : []))));
+  for (const r of rejectedAnn.values()) if (r.segmenters) picks.set(r.file, r.segmenters);
   const decisions: LedgerEntry[] = [];
   for (const g of gen) {
-    const base = { file: g.file, category: g.category, ...(g.truth ? { truth: g.truth } : {}) };
+    const pick = picks.get(g.file);
+    const base = { file: g.file, category: g.category, ...(g.truth ? { truth: g.truth } : {}), ...(pick ? { segmenters: pick } : {}) };
     const rj = rejectedAnn.get(g.file);
     const d = decided.get(g.file);
     if (g.status === 'failed') decisions.push({ ...base, status: 'failed', stage: 'generate', reason: g.reason ?? 'generation failed' });
@@ -716,8 +723,9 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     resumable: true,
     journals: ['progress.jsonl'],
     inputs: () => ['generate/images', 'generate/manifest.jsonl'],
-    options: (c) => ({ ...c.annotate, workers: undefined }),
-    files: (cfg) => [cfg.paths.samEncoder, cfg.paths.samDecoder, cfg.paths.segmenter],
+    // Several segmenters: the CLIP model and text of their pick are part of the stage's identity.
+    options: (c) => ({ ...c.annotate, workers: undefined, ...((c.annotate.segmenters?.length ?? 0) >= 2 ? { clip_template: c.embed.clip_template } : {}) }),
+    files: (cfg) => [cfg.paths.samEncoder, cfg.paths.samDecoder, cfg.paths.segmenter, ...(cfg.paths.segmenters ?? []), ...((cfg.paths.segmenters?.length ?? 0) >= 2 ? [cfg.paths.clip] : [])],
     run: runAnnotate,
   },
   embed: {
@@ -730,7 +738,7 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     run: runEmbed,
   },
   score: { version: 2, inputs: () => ['embed/*.npy', 'embed/*.index.jsonl'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99, clip: c.embed.model === 'features' ? null : { template: c.embed.clip_template } }), files: (cfg) => [cfg.paths.clip], run: runScore },
-  filter: { version: 3, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
+  filter: { version: 3, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'annotate/index.json', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
   pool: { version: 3, inputs: () => ['filter/kept.jsonl', 'score/scores.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), applies: (c) => pastes(c), run: runPool },
   paste: {
     version: 3,

@@ -291,6 +291,23 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
   // A reason's kind: the rule and reason without the numbers and files after them.
   const kind = (d: Decision) => `${d.stage}: ${(d.reason ?? 'no reason').replace(/ \(.*$/, '').replace(/-?\d+(\.\d+)?/g, 'N')}`;
   for (const d of decisions) if (d.status !== 'kept') reasons[kind(d)] = (reasons[kind(d)] ?? 0) + 1;
+  // X-Paste's several segmenters: how often each one's mask was kept, and how those fared in the filter.
+  const picks: Record<string, { picked: number; kept: number; score: number }> = {};
+  for (const d of decisions) {
+    if (!d.segmenters) continue;
+    for (const cand of d.segmenters.candidates) picks[cand.model] ??= { picked: 0, kept: 0, score: 0 };
+    const won = d.segmenters.candidates[d.segmenters.picked];
+    const e = won ? picks[won.model] : undefined;
+    if (!won || !e) continue;
+    e.picked++;
+    e.score += won.clipScore;
+    if (d.status === 'kept') e.kept++;
+  }
+  const picksHtml = Object.keys(picks).length
+    ? `<h2>Segmenter picks (X-Paste: per image, the mask whose cut-out on white CLIP scores best)</h2><table id="segmenter-table"><tr><th>segmenter</th><th>picked</th><th>kept by the filter</th><th>mean CLIP score (x100) when picked</th></tr>${Object.entries(picks)
+        .map(([m, e]) => `<tr><td>${esc(m)}</td><td>${e.picked}</td><td>${e.kept}</td><td>${e.picked ? (e.score / e.picked).toFixed(2) : '–'}</td></tr>`)
+        .join('')}</table>`
+    : '';
   const truth: Record<string, Record<string, number>> = {};
   for (const d of decisions) if (d.truth) ((truth[d.truth] ??= { kept: 0, rejected: 0, failed: 0 }), (truth[d.truth]![d.status] = (truth[d.truth]![d.status] ?? 0) + 1));
 
@@ -431,7 +448,7 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
 <nav><a href="#funnel">Funnel</a><a href="#scores">Scores</a><a href="#kept">Kept</a><a href="#rejected">Rejected</a><a href="#duplicates">Near-duplicates</a><a href="#gap">Gap &amp; diversity</a><a href="#pasted">Pasted</a><a href="#timings">Timings</a></nav>
 <section id="funnel"><h2>Funnel per class</h2><div class="charts">${funnelChart}</div>
 <table id="funnel-table"><tr><th>class</th>${stagesOfFunnel.map((s) => `<th>${esc(s)}</th>`).join('')}</tr>${classes.map((k) => `<tr><td>${esc(k)}</td>${stagesOfFunnel.map((s) => `<td>${funnel[k]![s]}</td>`).join('')}</tr>`).join('')}</table>
-<h2>Why samples were dropped</h2><table id="reasons-table"><tr><th>reason</th><th>samples</th></tr>${Object.entries(reasons).sort((a, b) => b[1] - a[1]).map(([r, n]) => `<tr><td>${esc(r)}</td><td>${n}</td></tr>`).join('')}</table>
+<h2>Why samples were dropped</h2><table id="reasons-table"><tr><th>reason</th><th>samples</th></tr>${Object.entries(reasons).sort((a, b) => b[1] - a[1]).map(([r, n]) => `<tr><td>${esc(r)}</td><td>${n}</td></tr>`).join('')}</table>${picksHtml}
 ${Object.keys(truth).length ? `<h2>Planted failures (procedural generator) and what happened to them</h2><table id="truth-table"><tr><th>drawn as</th><th>kept</th><th>rejected</th><th>failed</th></tr>${Object.entries(truth).sort().map(([t, v]) => `<tr><td>${esc(t)}</td><td>${v.kept ?? 0}</td><td>${v.rejected ?? 0}</td><td>${v.failed ?? 0}</td></tr>`).join('')}</table>` : ''}</section>
 <section id="scores"><h2>Score histograms (red dashed lines: thresholds)</h2><div class="charts">${hists.join('')}</div></section>
 <section id="kept"><h2>Kept samples (${kept.length}${kept.length > N ? `, first ${N}` : ''})</h2><div class="controls">show <select data-grid="kept-grid">${options}</select></div><div class="grid" id="kept-grid">${await cells(roundRobin(kept), 'kept')}</div></section>
