@@ -193,10 +193,13 @@ export function tinyClassifier(size = CLASSIFIER_SIZE, gain = CLASSIFIER_GAIN): 
   return g.toBytes();
 }
 
-/** The tiny CLIP's embedding width: six class colours, any colour, white. */
-export const CLIP_DIM = 8;
-const CLIP_GAIN = 10;
+/** The tiny CLIP's embedding width: six class colours, any colour, white, then where the colour is (a 4 x 4 grid). */
+export const CLIP_GRID = 4;
+export const CLIP_DIM = 8 + CLIP_GRID * CLIP_GRID;
+const CLIP_GAIN = 30;
 const CLIP_FLOOR = 1e-3;
+// Small beside the colour dimensions, so the class decides the similarity to real crops; enough to part two drawings.
+const CLIP_GRID_GAIN = 6;
 
 function clipVision(size: number): Uint8Array {
   const K = CLASS_COLOURS.length;
@@ -204,11 +207,18 @@ function clipVision(size: number): Uint8Array {
   const x = g.input('pixel_values', 'float32', ['batch', 3, size, size]);
   const m = memberships(g, x, CLIP_MEAN, CLIP_STD, [...CLASS_COLOURS, WHITE]);
   const shares = g.node('Flatten', [g.node('GlobalAveragePool', [m])], { axis: 1 }); // N, K + 1
-  // [K + 1, D]: colours to themselves and to the any-colour dimension (x gain), white to the last.
+  // [K + 1, 8]: colours to themselves and to the any-colour dimension (x gain), white to the last.
   const proj: number[] = [];
-  for (let i = 0; i <= K; i++) for (let j = 0; j < CLIP_DIM; j++) proj.push(i < K ? (j === i || j === K ? CLIP_GAIN : 0) : j === K + 1 ? 1 : 0);
-  const y = g.node('MatMul', [shares, g.constF(proj, [K + 1, CLIP_DIM])]);
-  g.node('Add', [y, g.constF(new Array<number>(CLIP_DIM).fill(CLIP_FLOOR), [CLIP_DIM])], {}, 'image_embeds');
+  for (let i = 0; i <= K; i++) for (let j = 0; j < 8; j++) proj.push(i < K ? (j === i || j === K ? CLIP_GAIN : 0) : j === K + 1 ? 1 : 0);
+  const y = g.node('MatMul', [shares, g.constF(proj, [K + 1, 8])]);
+  // Where the coloured pixels are: their share in each cell of a grid (no text points there; it tells two
+  // drawings of one class apart, as a real CLIP embedding does, so near-duplicates stand out).
+  const any = g.node('Conv', [m, g.constF([...new Array<number>(K).fill(1), 0], [1, K + 1, 1, 1])]);
+  const cell = size / CLIP_GRID;
+  const grid = g.node('Flatten', [g.node('AveragePool', [any], { kernel_shape: [cell, cell], strides: [cell, cell] })], { axis: 1 });
+  const where = g.node('Mul', [grid, g.constF([CLIP_GRID_GAIN], [])]);
+  const all = g.node('Concat', [y, where], { axis: 1 });
+  g.node('Add', [all, g.constF(new Array<number>(CLIP_DIM).fill(CLIP_FLOOR), [CLIP_DIM])], {}, 'image_embeds');
   g.output('image_embeds', ['batch', CLIP_DIM]);
   return g.toBytes();
 }

@@ -22,6 +22,8 @@ import { aliaSemantic, ALIA_NEGATIVES, confidenceScores, confidentThresholds, Im
 import { round6, type ScoreTable } from '../curate/table.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readImage } from '../io/images.js';
+import { readCoco } from '../io/coco.js';
+import { checkWithin } from '../io/roots.js';
 import { ClipModel } from '../models/clip.js';
 import type { ImageTextEmbedder, RgbInput } from '../models/types.js';
 import type { CocoIndex } from '../io/coco.js';
@@ -71,17 +73,32 @@ export async function wholeImageCoco(ctx: StageContext, classes: string[]): Prom
   return out;
 }
 
-async function loadRgb(path: string): Promise<RgbInput | string> {
+/** A picture for the classifier: a whole image, or the box [x, y, w, h] of one (a real instance). */
+interface Picture {
+  path: string;
+  box?: [number, number, number, number];
+}
+
+async function loadRgb(p: Picture): Promise<RgbInput | string> {
   try {
-    const im = await readImage(path, { channels: 3 });
-    return { data: im.data, width: im.width, height: im.height };
+    const im = await readImage(p.path, { channels: 3 });
+    if (!p.box) return { data: im.data, width: im.width, height: im.height };
+    const x0 = Math.max(0, Math.floor(p.box[0]));
+    const y0 = Math.max(0, Math.floor(p.box[1]));
+    const x1 = Math.min(im.width, Math.ceil(p.box[0] + p.box[2]));
+    const y1 = Math.min(im.height, Math.ceil(p.box[1] + p.box[3]));
+    if (x1 <= x0 || y1 <= y0) return `box ${JSON.stringify(p.box)} is outside the ${im.width}x${im.height} image`;
+    const w = x1 - x0;
+    const data = new Uint8Array(w * (y1 - y0) * 3);
+    for (let y = y0; y < y1; y++) data.set(im.data.subarray((y * im.width + x0) * 3, (y * im.width + x1) * 3), (y - y0) * w * 3);
+    return { data, width: w, height: y1 - y0 };
   } catch (e) {
     return (e as Error).message;
   }
 }
 
 /** Class probabilities of images (in batches); a file that cannot be read gets its error instead. */
-async function predictAll(clf: ImageClassifier, files: string[], batch: number, K: number): Promise<Array<Float32Array | string>> {
+async function predictAll(clf: ImageClassifier, files: Picture[], batch: number, K: number): Promise<Array<Float32Array | string>> {
   const out: Array<Float32Array | string> = [];
   for (let i = 0; i < files.length; i += batch) {
     const loaded = await Promise.all(files.slice(i, i + batch).map(loadRgb));
@@ -96,10 +113,12 @@ async function predictAll(clf: ImageClassifier, files: string[], batch: number, 
 
 /**
  * ALIA's scores on whole generated images, merged into `table` (rows by generated file): the semantic filter with
- * the run's CLIP (embed.clip) and, with score.classifier, the confidence filter. `realImages` are the real images
- * of one class ({path, label}) whose mean probabilities are the per-class thresholds.
+ * the run's CLIP (embed.clip) and, with score.classifier, the confidence filter. The per-class thresholds are the
+ * classifier's mean probability of the class over the real instances of that class, each cropped to its box: the
+ * "training images labelled k" of ALIA's cleanlab thresholds when the real data is a detection set (for a
+ * classification-style COCO, one box per image around its object, the crop is about the image).
  */
-export async function aliaColumns(ctx: StageContext, table: ScoreTable, classes: string[], realImages: Array<{ path: string; label: string }>): Promise<Record<string, unknown>> {
+export async function aliaColumns(ctx: StageContext, table: ScoreTable, classes: string[]): Promise<Record<string, unknown>> {
   const c = ctx.cfg.config;
   const summary: Record<string, unknown> = {};
   const gen = await readInstanceEmbeddings(join(ctx.runDir, 'embed', 'generated.npy'));
@@ -120,15 +139,22 @@ export async function aliaColumns(ctx: StageContext, table: ScoreTable, classes:
   if (ctx.cfg.paths.classifier) {
     const K = classes.length;
     const clf = await ImageClassifier.open(ctx.cfg.paths.classifier, { provider: c.embed.provider });
-    const real = realImages.filter((r) => classes.includes(r.label));
-    const realProbs = await predictAll(clf, real.map((r) => r.path), c.embed.batch, K);
+    const coco = await readCoco(ctx.cfg.paths.realCoco);
+    const real: Array<Picture & { label: string }> = [];
+    for (const a of coco.dataset.annotations) {
+      const label = coco.categoryById.get(a.category_id)?.name;
+      const im = coco.imageById.get(a.image_id);
+      if (a.iscrowd || !label || !classes.includes(label) || !im || !a.bbox) continue;
+      real.push({ path: await checkWithin(ctx.cfg.paths.realImages, im.file_name, `${ctx.cfg.paths.realCoco}: image ${im.id}`), box: a.bbox as [number, number, number, number], label });
+    }
+    const realProbs = await predictAll(clf, real, c.embed.batch, K);
     const good = real.map((_, i) => i).filter((i) => typeof realProbs[i] !== 'string');
-    if (good.length < real.length) ctx.log(`alia confidence: ${real.length - good.length} real images could not be read and are not in the thresholds`);
+    if (good.length < real.length) ctx.log(`alia confidence: ${real.length - good.length} real instances could not be read and are not in the thresholds`);
     const probs = new Float32Array(good.length * K);
     good.forEach((i, k) => probs.set(realProbs[i] as Float32Array, k * K));
     const thr = confidentThresholds(probs, Int32Array.from(good, (i) => classes.indexOf(real[i]!.label)), K);
     const ids = [...table.keys()].filter((id) => classes.includes(String(table.get(id)?.category)));
-    const genProbs = await predictAll(clf, ids.map((id) => join(ctx.runDir, 'generate', 'images', id)), c.embed.batch, K);
+    const genProbs = await predictAll(clf, ids.map((id) => ({ path: join(ctx.runDir, 'generate', 'images', id) })), c.embed.batch, K);
     ids.forEach((id, i) => {
       const row = table.get(id)!;
       const label = String(row.category);
@@ -140,7 +166,7 @@ export async function aliaColumns(ctx: StageContext, table: ScoreTable, classes:
       const s = confidenceScores(p, Int32Array.of(classes.indexOf(label)), K, thr);
       Object.assign(row, { alia_max_prob: round6(s.maxProb[0]!), alia_pred: classes[s.pred[0]!]!, alia_threshold: Number.isNaN(s.threshold[0]!) ? null : round6(s.threshold[0]!), alia_label: label });
     });
-    summary.confidence = { real_images: good.length, thresholds: Object.fromEntries(classes.map((k, i) => [k, Number.isNaN(thr[i]!) ? null : round6(thr[i]!)])) };
+    summary.confidence = { real_instances: good.length, thresholds: Object.fromEntries(classes.map((k, i) => [k, Number.isNaN(thr[i]!) ? null : round6(thr[i]!)])) };
   }
   return summary;
 }

@@ -435,7 +435,7 @@ async function runScore(ctx: StageContext): Promise<StageResult> {
     clipScored = ids.length;
   }
   // ALIA's semantic and confidence scores on the whole images (classify.ts).
-  const alia = c.filter.rules.includes('alia') && table.size > 0 ? await aliaColumns(ctx, table, classes.map((k) => k.name), (await realLabelled(ctx.cfg)).items.map((r) => ({ path: r.path, label: r.label }))) : undefined;
+  const alia = c.filter.rules.includes('alia') && table.size > 0 ? await aliaColumns(ctx, table, classes.map((k) => k.name)) : undefined;
   await mergeScores(join(ctx.dir, 'scores.jsonl'), table);
   const rows = [...table.values()];
   return { summary: { scored: rows.length, duplicates: rows.filter((r) => r.dup_of !== null).length, border: rows.filter((r) => r.touches_border === true).length, clipScored, ...(alia ? { alia } : {}) } };
@@ -597,7 +597,7 @@ export async function keptGenerated(runDir: string): Promise<{ kept: Set<string>
 }
 
 /** The real training images as labelled images: an image's class is the one category of its annotations. */
-export async function realLabelled(cfg: LoadedConfig): Promise<{ items: LabelledImage[]; mixed: number; unlabelled: number }> {
+async function realLabelled(cfg: LoadedConfig): Promise<{ items: LabelledImage[]; mixed: number; unlabelled: number }> {
   const coco = await readCoco(cfg.paths.realCoco);
   const items: LabelledImage[] = [];
   let mixed = 0;
