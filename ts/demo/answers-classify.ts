@@ -92,7 +92,7 @@ export const meaningsAnswer: Answerer = (req) => {
   const name = m[1]!;
   const colour = COLOUR_WORDS[name] ?? 'grey';
   const other = Object.values(COLOUR_WORDS).find((c) => c !== colour) ?? 'grey';
-  return JSON.stringify({ meanings: [`a ${other} ${name} made of metal in a machine`, `a flat ${colour} ${name} shape`, `the word ${name} in a dictionary`] });
+  return JSON.stringify({ meanings: [`a ${other} ${name} made of metal in a machine`, `a flat, coloured ${colour} ${name}`, `the word ${name} in a dictionary`] });
 };
 
 /** DDFT's contextual descriptions (plan/prompts.ts): one sentence per context, each naming the class. */

@@ -14,7 +14,7 @@
  * - CLIP-like pair (ALIA's semantic filter, DDFT's label-ambiguity scoring): image embedding = [the six colour
  *   shares, their sum (any coloured shape), the share of white pixels] (x gain, + a small floor so no row is
  *   zero); text embedding = the sum of its tokens' rows, where a class name or its colour word points at that
- *   class's dimension, "shape"/"shapes"/"coloured"/"object" at the any-colour one, "blank"/"empty"/"white" at the
+ *   class's dimension, "coloured" at the any-colour one, "blank"/"empty"/"white" at the
  *   white one, and every other word at nothing (a tiny floor). A BPE tokenizer.json of single-byte tokens plus one
  *   token per known word goes with it, in the format of a CLIP export.
  *
@@ -232,7 +232,7 @@ export function clipWords(): Map<string, number> {
     words.set(`${c.name}s`, k);
     words.set(colourWords[k]!, k);
   });
-  for (const w of ['shape', 'shapes', 'coloured', 'object', 'objects']) words.set(w, CLASS_COLOURS.length);
+  words.set('coloured', CLASS_COLOURS.length);
   for (const w of ['blank', 'empty', 'white']) words.set(w, CLASS_COLOURS.length + 1);
   return words;
 }
