@@ -23,7 +23,7 @@ function pick<T>(list: readonly T[], seed: number, key: string): T {
   return list[Math.floor(seededRandom(itemSeed(seed, key))() * list.length)] as T;
 }
 
-/** Which classes' colours cover at least 1% of the image, largest first, and the background's tone. */
+/** Which classes' colours cover at least 0.4% of the image, largest first, and the background's tone. */
 async function lookAt(dataUrl: string): Promise<{ classes: string[]; tone: string }> {
   const comma = dataUrl.indexOf(',');
   const bytes = Buffer.from(dataUrl.slice(comma + 1), 'base64');
@@ -50,7 +50,7 @@ async function lookAt(dataUrl: string): Promise<{ classes: string[]; tone: strin
   const [r, g, b] = edge.map((v) => v / edgeN) as [number, number, number];
   const lum = 0.299 * r + 0.587 * g + 0.114 * b;
   const tone = lum > 0.9 ? 'plain white' : `${lum > 0.55 ? 'light' : 'dark'} ${r > b ? 'warm' : 'cool'} textured`;
-  const classes = [...counts.entries()].filter(([, n]) => n >= 0.01 * W * H).sort((a, b) => b[1] - a[1]).map(([k]) => k);
+  const classes = [...counts.entries()].filter(([, n]) => n >= 0.004 * W * H).sort((a, b) => b[1] - a[1]).map(([k]) => k);
   return { classes, tone };
 }
 
@@ -61,7 +61,7 @@ export const captionAnswer: Answerer = async (req, seed) => {
   const images = messageImages(m);
   if (!/Write a caption for this image/.test(text) || images.length !== 1) return undefined;
   const { classes, tone } = await lookAt(images[0]!);
-  const what = classes.length ? classes.slice(0, 2).map((k) => `a ${COLOUR_WORDS[k]} ${k}`).join(' and ') : 'nothing in particular';
+  const what = classes.length ? classes.map((k) => `a ${COLOUR_WORDS[k]} ${k}`).join(' and ') : 'nothing in particular';
   return JSON.stringify({ caption: `${what} on a ${tone} background, ${pick(LIGHT, seed, `light:${images[0]!.length}:${images[0]!.slice(-64)}`)}` });
 };
 
@@ -75,7 +75,8 @@ export const domainAnswer: Answerer = (req) => {
     if (!line.startsWith('- ')) continue;
     const at = line.indexOf(' on a ');
     if (at < 0) continue;
-    const s = line.slice(at + 1).trim();
+    // The scene (the background), without the camera words of that one photo.
+    const s = line.slice(at + 1).split(',')[0]!.trim();
     if (!settings.includes(s)) settings.push(s);
   }
   return JSON.stringify({ settings: settings.slice(0, max) });

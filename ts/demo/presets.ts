@@ -121,7 +121,7 @@ export const DEMO_PRESETS: Record<string, DemoPreset> = {
         // ALIA's rule, then class-balanced subsampling (ALIA: to the size of the real extra set). Two genaug rules join
         // it for the procedural generator's planted failures ALIA has no rule for: near-duplicates (dedup) and
         // drawings of another class (own-class: another class's real crops are closer).
-        filter: { rules: ['dedup', 'alia'], dedup_threshold: 0.99999, require_own_class_best: true, subsample: 30 },
+        filter: { rules: ['dedup', 'alia'], dedup_threshold: 0.99999, require_own_class_best: true, subsample: 24 },
       }),
     outputs: (runDir) => classificationOutputs(runDir),
   },
