@@ -30,7 +30,16 @@ import type { CocoIndex } from '../io/coco.js';
 import { plan, type EndpointOptions } from '../plan/plan.js';
 import { GenaugError } from '../native/errors.js';
 import { readJsonl } from '../util/jsonl.js';
-import type { StageContext } from './stages.js';
+import type { LoadedConfig } from './config.js';
+
+/** What these functions need of a stage's context (stages.ts StageContext has it). */
+export interface StageContext {
+  cfg: LoadedConfig;
+  runDir: string;
+  /** The stage's folder. */
+  dir: string;
+  log: (line: string) => void;
+}
 
 /** A generated image the run produced (generate/generated.jsonl, status ok). */
 interface OkLine {
