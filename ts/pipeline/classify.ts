@@ -145,6 +145,7 @@ export async function aliaColumns(ctx: StageContext, table: ScoreTable, classes:
       await model.close();
     }
   }
+  if (!ctx.cfg.paths.classifier) ctx.log('alia: no score.classifier, so only the semantic filter runs (the confidence filter needs a classifier of the real data)');
   if (ctx.cfg.paths.classifier) {
     const K = classes.length;
     const clf = await ImageClassifier.open(ctx.cfg.paths.classifier, { provider: c.embed.provider });
