@@ -178,14 +178,17 @@ describe('genaug demo --preset for the classification methods', () => {
     for (const t of ['ALIA semantic: probability of the positive text', 'ALIA confidence: top probability minus the class']) expect(html).toContain(t);
 
     // Nothing kept: the empty set is an error unless allowed; allowed, the set is the real images alone.
+    // Run again: every stage is up to date (the stand-in is gone; nothing asks it).
     const cfgPath = join(out, 'run.yaml');
+    expect((await runPipeline(await loadConfig(cfgPath, { checkServers: false }))).ran).toEqual([]);
     const cfg = parse(await readFile(cfgPath, 'utf8')) as Record<string, Record<string, unknown>>;
     cfg.filter = { ...cfg.filter, subsample: 0 };
     await writeFile(cfgPath, stringify(cfg));
-    await expectCode(runPipeline(await loadConfig(cfgPath, { checkServers: false }), { from: 'filter' }), 'E_EMPTY', /allow_empty/);
+    await expectCode(runPipeline(await loadConfig(cfgPath, { checkServers: false })), 'E_EMPTY', /allow_empty/);
     cfg.dataset = { ...cfg.dataset, allow_empty: true };
     await writeFile(cfgPath, stringify(cfg));
-    await runPipeline(await loadConfig(cfgPath, { checkServers: false }), { from: 'filter' });
+    // Only the stages from the changed option on run (the filter with subsample 0 finished in the refused run).
+    expect((await runPipeline(await loadConfig(cfgPath, { checkServers: false }))).ran).toEqual(['dataset', 'report']);
     const again = await readDataset(summary.runDir);
     expect(again.folder.samples.every((s) => s.file.startsWith('real_'))).toBe(true);
     expect(again.folder.samples.length).toBeGreaterThan(0);

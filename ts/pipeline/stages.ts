@@ -738,11 +738,12 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     resumable: true,
     journals: ['.partial'],
     inputs: () => ['real.coco', 'real.images', 'annotate/annotations.json', 'generate/generated.jsonl'],
-    options: (c) => ({ embed: { ...c.embed, workers: undefined, cache: undefined } }),
+    // Classification embeds whole images (classify.ts), instance runs the masked cut-outs.
+    options: (c) => ({ embed: { ...c.embed, workers: undefined, cache: undefined }, ...(c.output === 'classification' ? { whole_images: true } : {}) }),
     files: (cfg) => [cfg.paths.clip],
     run: runEmbed,
   },
-  score: { version: 2, inputs: () => ['embed/*.npy', 'embed/*.index.jsonl'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99, clip: c.embed.model === 'features' ? null : { template: c.embed.clip_template } }), files: (cfg) => [cfg.paths.clip, cfg.paths.classifier], run: runScore },
+  score: { version: 2, inputs: () => ['embed/*.npy', 'embed/*.index.jsonl'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99, clip: c.embed.model === 'features' ? null : { template: c.embed.clip_template }, ...(c.output === 'classification' ? { whole_images: true, alia: c.filter.rules.includes('alia') } : {}) }), files: (cfg) => [cfg.paths.clip, cfg.paths.classifier], run: runScore },
   filter: { version: 3, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
   pool: { version: 3, inputs: () => ['filter/kept.jsonl', 'score/scores.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), applies: (c) => pastes(c), run: runPool },
   paste: {
