@@ -24,6 +24,7 @@ const RANK: Record<string, number> = {
   curate: 7,
   augment: 7,
   report: 8,
+  demo: 8,
   pipeline: 9,
   workers: 10,
   cli: 10,

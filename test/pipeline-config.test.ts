@@ -145,7 +145,7 @@ describe('presets', () => {
 
   it('checks only the stages the run reaches: ALIA up to generate needs no CLIP or filter scores', async () => {
     const f = await writeConfig('alia.yaml', { ...base(), preset: 'alia', plan: { domains: ['in the snow'] }, generate: { url: liveUrl } });
-    await expectError(loadConfig(f), 'E_FORMAT', 'filter.rules', "'alia'");
+    await expectError(loadConfig(f), 'E_FORMAT', 'embed.clip');
     const c = await loadConfig(f, { until: 'generate' });
     expect(c.config.plan.strategy).toBe('alia');
     expect(c.config.generate.cfg_scale).toBe(7.5);
@@ -153,6 +153,23 @@ describe('presets', () => {
     const g = await writeConfig('late.yaml', { ...base(), embed: { model: 'clip', clip: 'models/none' } });
     expect((await loadConfig(g, { until: 'annotate' })).config.embed.model).toBe('clip');
     await expectError(loadConfig(g, { until: 'embed' }), 'E_IO', 'embed.clip');
+  });
+
+  it("ALIA's rule is for whole images with a positive text; DDFT's meaning resolution goes before the llm strategy", async () => {
+    const clip = join(root, 'clip-folder');
+    await mkdir(clip, { recursive: true });
+    const alia = (over: Record<string, unknown>) => ({ ...base(), preset: 'alia', plan: { domains: ['in the snow'] }, generate: { url: liveUrl }, embed: { clip: 'clip-folder' }, ...over });
+    const opts = { checkModels: false } as const;
+    await expectError(loadConfig(await writeConfig('a1.yaml', alia({ output: 'instances' })), opts), 'E_FORMAT', 'filter.rules', 'output: classification');
+    const bare = { ...base(), output: 'classification', plan: { strategy: 'alia', domains: ['at night'] }, embed: { model: 'clip', clip: 'clip-folder' }, filter: { rules: ['alia'] } };
+    await expectError(loadConfig(await writeConfig('a2.yaml', bare), opts), 'E_FORMAT', 'score.alia_positive');
+    await expectError(loadConfig(await writeConfig('a3.yaml', alia({ filter: { rules: ['alia'], reject_border: true } })), opts), 'E_FORMAT', 'filter.reject_border');
+    await expectError(loadConfig(await writeConfig('a4.yaml', alia({ score: { alia_positive: 'a photo of a shape', classifier: 'none.onnx' } })), opts), 'E_IO', 'score.classifier');
+    const ok = await loadConfig(await writeConfig('a5.yaml', alia({})), opts);
+    expect([ok.config.output, ok.config.filter.rules, ok.config.dataset.include_real]).toEqual(['classification', ['alia'], true]);
+    const d = await loadConfig(await writeConfig('d1.yaml', { ...base(), preset: 'ddft', generate: { url: liveUrl }, llm: { url: liveUrl, model: 'l' }, embed: { clip: 'clip-folder' } }), opts);
+    expect([d.config.plan.strategy, d.config.plan.resolve_meanings, d.config.plan.modes]).toEqual(['llm', true, ['context', 'style']]);
+    await expectError(loadConfig(await writeConfig('d2.yaml', { ...base(), plan: { strategy: 'template', resolve_meanings: true } }), opts), 'E_FORMAT', 'plan.resolve_meanings');
   });
 
   it('a strategy that needs a caption or LLM server it has no source for is refused up front, naming the key', async () => {

@@ -7,7 +7,9 @@
  */
 import { join } from 'node:path';
 
+import { CLASSIFY_ANSWERERS } from './answers-classify.js';
 import type { Answerer } from './standin.js';
+import { writeTinyClassifier, writeTinyClip } from './tiny-models.js';
 
 export interface DemoContext {
   seed: number;
@@ -63,11 +65,88 @@ export function instanceOutputs(runDir: string): Record<string, string> {
   };
 }
 
+/** The settings every classification demo shares: the drawn data, the stand-in server, small images, few thumbnails. */
+function classificationDemo(ctx: DemoContext, preset: string, over: Record<string, unknown>): Record<string, unknown> {
+  const server = { url: ctx.llmUrl, model: 'genaug-standin' };
+  return {
+    name: 'demo',
+    preset,
+    seed: ctx.seed,
+    run_dir: 'run',
+    real: { coco: 'data/annotations.json', images: 'data/images' },
+    llm: server,
+    vlm: server,
+    generate: { backend: 'procedural', concurrency: 2 },
+    export: { shard_size: 16 },
+    report: { thumbnails: 24, thumb_size: 64 },
+    ...over,
+  };
+}
+
+/** The tiny models of tiny-models.ts into DIR/models/ (a CLIP-format folder and a classifier with BatchNorm). */
+async function writeDemoModels(ctx: DemoContext): Promise<void> {
+  await writeTinyClip(join(ctx.out, 'models', 'clip'));
+  await writeTinyClassifier(join(ctx.out, 'models', 'classifier.onnx'));
+}
+
+/** The outputs of a classification run (RUN/dataset), and the aux-BN statistics when the run has them. */
+export function classificationOutputs(runDir: string, auxbn = false): Record<string, string> {
+  return {
+    report: join(runDir, 'report', 'report.html'),
+    imagefolder: join(runDir, 'dataset', 'imagefolder', 'train'),
+    webdataset: join(runDir, 'dataset', 'webdataset'),
+    classes: join(runDir, 'dataset', 'classes.txt'),
+    ...(auxbn ? { auxbn: join(runDir, 'bnstats', 'auxbn.safetensors') } : {}),
+    manifest: join(runDir, 'run.json'),
+  };
+}
+
 export const DEMO_PRESETS: Record<string, DemoPreset> = {
   divergen: {
     description: 'DiverGen: template prompts, SAM-free corner masks, real-crop similarity filters, copy-paste detection data',
     config: (ctx) => divergenDemoConfig(ctx.seed),
     outputs: instanceOutputs,
+  },
+  alia: {
+    description: 'ALIA: stand-in VLM captions → LLM domain summary → edit prompts, CLIP semantic + classifier confidence filters on whole images, class-balanced subsample, classification set',
+    answerers: CLASSIFY_ANSWERERS,
+    prepare: writeDemoModels,
+    config: (ctx) =>
+      classificationDemo(ctx, 'alia', {
+        // One real image per class, edited twice per summarised setting (ALIA: 2 edits per image per prompt).
+        plan: { strategy: 'alia', per_class: 1, candidates: 2, strength: 0.5 },
+        embed: { model: 'clip', clip: 'models/clip', workers: 0, real_crop_padding: 4 },
+        // The procedural world's domain-level text and negatives the tiny CLIP knows (ALIA's own are about photos of birds).
+        score: { alia_positive: 'a photo of a coloured shape', alia_negatives: ['a blank image', 'an empty white picture'], classifier: 'models/classifier.onnx' },
+        // ALIA's rule, then class-balanced subsampling (ALIA: to the size of the real extra set). Two genaug rules join
+        // it for the procedural generator's planted failures ALIA has no rule for: near-duplicates (dedup) and
+        // drawings of another class (own-class: another class's real crops are closer).
+        filter: { rules: ['dedup', 'alia'], dedup_threshold: 0.99999, require_own_class_best: true, subsample: 24 },
+      }),
+    outputs: (runDir) => classificationOutputs(runDir),
+  },
+  'caption-prompts': {
+    description: 'Caption-in-Prompt: stand-in VLM captions of every real image → "a photo of {class}, {caption}" → one image each, classification set',
+    answerers: CLASSIFY_ANSWERERS,
+    config: (ctx) =>
+      classificationDemo(ctx, 'caption-prompts', {
+        plan: { strategy: 'caption', per_class: 4, candidates: 1, width: 96, height: 96 },
+        // The weight-free embedder: the method scores nothing; the embeddings feed the report's gap and diversity only.
+        embed: { model: 'features', workers: 0, real_crop_padding: 4 },
+      }),
+    outputs: (runDir) => classificationOutputs(runDir),
+  },
+  ddft: {
+    description: "Diversify, Don't Fine-Tune: LLM meanings scored with CLIP (label ambiguity), contextual + style prompts, classification set, aux-BN statistics of a classifier on real vs kept synthetic images",
+    answerers: CLASSIFY_ANSWERERS,
+    prepare: writeDemoModels,
+    config: (ctx) =>
+      classificationDemo(ctx, 'ddft', {
+        plan: { strategy: 'llm', modes: ['context', 'style'], resolve_meanings: true, per_class: 3, candidates: 1, width: 96, height: 96 },
+        embed: { model: 'clip', clip: 'models/clip', workers: 0, real_crop_padding: 4 },
+        bnstats: { model: 'models/classifier.onnx', batch: 16 },
+      }),
+    outputs: (runDir) => classificationOutputs(runDir, true),
   },
 };
 

@@ -63,6 +63,11 @@ const PlanSchema = z
      * dataset's classes (path similarity below 0.4 to every class), generated and pasted as new categories.
      */
     extra_categories: z.number().int().min(0).max(10000).default(0),
+    /**
+     * llm strategy: "Diversify, Don't Fine-Tune"'s label-ambiguity resolution first (the ambiguity strategy: LLM
+     * candidate meanings scored with CLIP against real images when embed.clip is given), its meaning in every prompt.
+     */
+    resolve_meanings: z.boolean().default(false),
     /** caption/alia strategies: caption files (COCO captions JSON, or JSON lines of {image_id, caption}) used before asking the VLM. */
     captions: z.array(path()).optional(),
   })
@@ -155,6 +160,16 @@ const ScoreSchema = z
     /** How a generated instance is scored against its class's real crops (DiverGen: mean). */
     inter: z.enum(['mean', 'max']).default('mean'),
     knn: z.number().int().min(1).max(100).default(5),
+    /** ALIA's semantic filter (rule alia, CLIP): the one domain-level positive text, e.g. "a photo of a bird". */
+    alia_positive: z.string().min(1).optional(),
+    /** Its negative texts (default ALIA's: "a photo of an object", "a photo of geometric shapes", "a photo", "an image", "a painting"). */
+    alia_negatives: z.array(z.string().min(1)).min(1).optional(),
+    /**
+     * ALIA's confidence filter (rule alia): an ONNX classifier of the real data (float32 NCHW image in, [N, classes]
+     * logits out, classes in the run's class order); thresholds = its mean probability of each class on the real
+     * images of that class (the images with one class).
+     */
+    classifier: path().optional(),
   })
   .strict();
 
@@ -241,6 +256,8 @@ const DatasetSchema = z
     formats: z.array(z.enum(['coco', 'imagefolder', 'webdataset'])).min(1).optional(),
     /** classification: the real training images (their COCO category) join the set, origin 'real'. */
     include_real: z.boolean().default(false),
+    /** Write the set when no generated image was kept (the real images alone, or nothing) instead of failing with E_EMPTY. */
+    allow_empty: z.boolean().default(false),
   })
   .strict();
 
@@ -357,7 +374,7 @@ export interface LoadedConfig {
   /** The config file (absolute). */
   file: string;
   /** Every path in the config, resolved to absolute. */
-  paths: { runDir: string; realCoco: string; realImages: string; captions?: string[]; workflow?: string; serverWorkflows?: Array<string | undefined>; samEncoder?: string; samDecoder?: string; segmenter?: string; segmenters?: string[]; clip?: string; embedCache?: string; bnModel?: string };
+  paths: { runDir: string; realCoco: string; realImages: string; captions?: string[]; classifier?: string; workflow?: string; serverWorkflows?: Array<string | undefined>; samEncoder?: string; samDecoder?: string; segmenter?: string; segmenters?: string[]; clip?: string; embedCache?: string; bnModel?: string };
 }
 
 /** The (key path, value) of every file or folder the config names that must exist. */
@@ -374,6 +391,7 @@ function pathKeys(c: RunConfig): Array<[string, string | undefined, StageName]> 
     ...(c.annotate.segmenters ?? []).map((p, i): [string, string, StageName] => [`annotate.segmenters[${i}]`, p, 'annotate']),
     // The pick among several segmenters uses the CLIP model in annotate already.
     ['embed.clip', c.embed.clip, (c.annotate.segmenters?.length ?? 0) >= 2 ? 'annotate' : 'embed'],
+    ['score.classifier', c.score.classifier, 'score'],
     ['bnstats.model', c.bnstats.model, 'bnstats'],
   ];
 }
@@ -414,7 +432,12 @@ function checkCombinations(c: RunConfig, source: string, reaches: (s: StageName)
   if (reaches('filter')) {
     for (const rule of c.filter.rules) {
       if ((rule === 'xpaste' || rule === 'alia') && c.embed.model !== 'clip') fail('filter.rules', `rule '${rule}' scores with CLIP text embeddings: set embed.model: clip`);
-      if (rule === 'acp' || rule === 'alia') fail('filter.rules', `rule '${rule}' needs scores (${rule === 'acp' ? 'CLIS-I best-of-N' : 'ALIA semantic/confidence'}) that genaug run does not compute yet; run with --until embed, then genaug score + genaug filter on the run's files`);
+      if (rule === 'acp') fail('filter.rules', `rule '${rule}' needs scores (CLIS-I best-of-N) that genaug run does not compute yet; run with --until embed, then genaug score + genaug filter on the run's files`);
+      if (rule === 'alia' && c.output !== 'classification') fail('filter.rules', "rule 'alia' filters whole edited images: set output: classification");
+      if (rule === 'alia' && !c.score.alia_positive) fail('score.alia_positive', "rule 'alia' needs the domain-level positive text of its semantic filter (e.g. \"a photo of a bird\")");
+    }
+    if (c.output === 'classification' && (c.filter.reject_border || c.filter.min_area_fraction !== undefined || c.filter.max_area_fraction !== undefined)) {
+      fail('filter.reject_border', "output 'classification' keeps whole images (no mask): the border and area rules do not apply");
     }
   }
   if (c.dataset.formats) {
@@ -422,6 +445,7 @@ function checkCombinations(c: RunConfig, source: string, reaches: (s: StageName)
     if (c.output === 'instances') fail('dataset.formats', "output 'instances' writes its dataset in the paste stage (export.formats); dataset.formats is for output 'scenes' or 'classification'");
     for (const f of c.dataset.formats) if (!allowed.includes(f)) fail('dataset.formats', `output '${c.output}' writes ${allowed.join(' or ')}, not '${f}'`);
   }
+  if (c.plan.resolve_meanings && c.plan.strategy !== 'llm') fail('plan.resolve_meanings', "resolves the class meanings before the llm strategy's prompts: set plan.strategy: llm (the ambiguity strategy resolves them on its own)");
   if (c.dataset.include_real && c.output !== 'classification') fail('dataset.include_real', "only a classification set takes the real images (output: classification)");
   if (reaches('embed') && c.embed.model === 'clip' && !c.embed.clip) fail('embed.clip', "model 'clip' needs the folder of a CLIP ONNX export");
   if (c.annotate.min_area_fraction > c.annotate.max_area_fraction) fail('annotate.min_area_fraction', 'is larger than annotate.max_area_fraction');
@@ -448,7 +472,7 @@ export function presetPath(name: string, configFile: string): string {
   return join(packageRoot, 'presets', `${name}.yaml`);
 }
 
-export const BUNDLED_PRESETS = ['xpaste', 'divergen', 'acp', 'alia', 'caption-prompts'] as const;
+export const BUNDLED_PRESETS = ['xpaste', 'divergen', 'acp', 'alia', 'caption-prompts', 'ddft'] as const;
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -557,7 +581,7 @@ export async function loadConfig(
   }
   const opt = (p: string | undefined) => (p === undefined ? undefined : at(p));
   const paths: LoadedConfig['paths'] = { runDir: at(config.run_dir), realCoco: at(config.real.coco), realImages: at(config.real.images), ...(config.plan.captions ? { captions: config.plan.captions.map(at) } : {}) };
-  const extra = { workflow: opt(config.generate.workflow), samEncoder: opt(config.annotate.sam_encoder), samDecoder: opt(config.annotate.sam_decoder), segmenter: opt(config.annotate.segmenter), clip: opt(config.embed.clip), embedCache: opt(config.embed.cache), bnModel: opt(config.bnstats.model) };
+  const extra = { workflow: opt(config.generate.workflow), samEncoder: opt(config.annotate.sam_encoder), samDecoder: opt(config.annotate.sam_decoder), segmenter: opt(config.annotate.segmenter), clip: opt(config.embed.clip), classifier: opt(config.score.classifier), embedCache: opt(config.embed.cache), bnModel: opt(config.bnstats.model) };
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) (paths as unknown as Record<string, string>)[k] = v;
   if (config.annotate.segmenters) paths.segmenters = config.annotate.segmenters.map(at);
   if (config.generate.servers) paths.serverWorkflows = config.generate.servers.map((sv) => opt(sv.workflow));

@@ -33,6 +33,7 @@ import { categoryPriors, type CategoryPrior } from '../plan/priors.js';
 import type { Distributor } from '../util/distribute.js';
 import { readJson, readJsonl, writeJson, writeJsonl } from '../util/jsonl.js';
 import { writeReport } from '../report/report.js';
+import { aliaColumns, resolveMeanings, wholeImageCoco } from './classify.js';
 import { STAGES, type LoadedConfig, type RunConfig, type StageName } from './config.js';
 import type { Manifest } from './manifest.js';
 
@@ -130,11 +131,14 @@ async function runPlan(ctx: StageContext): Promise<StageResult> {
   const vlm = endpoint(c.vlm);
   // Label-ambiguity resolution scores the candidate meanings with CLIP against real images (the method's own way)
   // when the run has a CLIP model; without one it falls back to the LVIS / WordNet meaning, and says so.
-  const clipDir = p.strategy === 'ambiguity' ? ctx.cfg.paths.clip : undefined;
-  if (p.strategy === 'ambiguity' && !clipDir) ctx.log('ambiguity without CLIP (no embed.clip): each class gets its LVIS or WordNet meaning, not one scored against the real images');
+  // DDFT (plan.resolve_meanings): the same resolution first, then the llm strategy's prompts with the meanings.
+  const lar = p.strategy === 'ambiguity' || p.resolve_meanings;
+  const clipDir = lar ? ctx.cfg.paths.clip : undefined;
+  if (lar && !clipDir) ctx.log('ambiguity without CLIP (no embed.clip): each class gets its LVIS or WordNet meaning, not one scored against the real images');
   const embedder = clipDir ? await openClipEmbedder(clipDir, c.embed.provider) : undefined;
   try {
-    return await planWith(ctx, { coco, classes, out, single, llm, vlm, embedder });
+    const meanings = p.resolve_meanings ? await resolveMeanings(ctx, { coco, classes: classes.map((k) => k.name), ...(llm ? { llm } : {}), ...(embedder ? { embedder } : {}) }) : undefined;
+    return await planWith(ctx, { coco, classes, out, single, llm, vlm, embedder, ...(meanings ? { meanings } : {}) });
   } finally {
     await embedder?.close?.();
   }
@@ -142,7 +146,7 @@ async function runPlan(ctx: StageContext): Promise<StageResult> {
 
 async function planWith(
   ctx: StageContext,
-  a: { coco: Awaited<ReturnType<typeof runClasses>>['coco']; classes: Awaited<ReturnType<typeof runClasses>>['classes']; out: string; single: boolean; llm: ReturnType<typeof endpoint>; vlm: ReturnType<typeof endpoint>; embedder: ImageTextEmbedder | undefined },
+  a: { coco: Awaited<ReturnType<typeof runClasses>>['coco']; classes: Awaited<ReturnType<typeof runClasses>>['classes']; out: string; single: boolean; llm: ReturnType<typeof endpoint>; vlm: ReturnType<typeof endpoint>; embedder: ImageTextEmbedder | undefined; meanings?: string },
 ): Promise<StageResult> {
   const c = ctx.cfg.config;
   const p = c.plan;
@@ -168,6 +172,7 @@ async function planWith(
     ...(llm ? { llm } : {}),
     ...(vlm ? { vlm } : {}),
     ...(embedder ? { embedder } : {}),
+    ...(a.meanings ? { meanings: a.meanings } : {}),
     ...(p.extra_categories ? { extraCategories: p.extra_categories } : {}),
     onNote: ctx.log,
     onProgress: ctx.progress,
@@ -368,16 +373,18 @@ async function runEmbed(ctx: StageContext): Promise<StageResult> {
     onProgress: (d, t) => ctx.progress(d, 2 * t),
   });
   // Rows in plan order (job, then candidate), so near-duplicate groups keep the earlier candidate.
+  // Classification: each generated image whole (no mask), in classify.ts.
+  const whole = c.output === 'classification' ? await wholeImageCoco(ctx, [...classes.map((k) => k.name), ...extras]) : undefined;
   const gen = await embedInstances({
     ...common,
-    coco: join(ctx.runDir, 'annotate', 'annotations.json'),
+    coco: whole ?? join(ctx.runDir, 'annotate', 'annotations.json'),
     images: join(ctx.runDir, 'generate', 'images'),
     // The extra categories after the run's classes, so the labels of the run's classes match the real rows'; a class
     // whose every image failed has no category in annotate's file and nothing to embed (it is not an error of the run).
     categories: [...classes.map((k) => k.name), ...extras],
     missingCategories: 'skip',
     out: join(ctx.dir, 'generated.npy'),
-    mode: 'masked',
+    ...(whole ? { mode: 'crop' as const, padding: 0, blur: 1 } : { mode: 'masked' as const }),
     order: join(ctx.runDir, 'generate', 'generated.jsonl'),
     onProgress: (d, t) => ctx.progress(t + d, 2 * t),
   });
@@ -399,7 +406,7 @@ async function runScore(ctx: StageContext): Promise<StageResult> {
   });
   // X-Paste's CLIP score: the cut-out composited on white against "a photo of {name}" (x 100).
   let clipScored = 0;
-  if (c.embed.model !== 'features' && table.size > 0) {
+  if (c.embed.model !== 'features' && table.size > 0 && c.output !== 'classification') {
     const index = await readJson<{ categories: Record<string, Array<{ file: string; source: string }>> }>(join(ctx.runDir, 'annotate', 'index.json'));
     const instanceOf = new Map(Object.values(index.categories).flatMap((l) => l.map((x) => [x.source, x.file] as const)));
     const ids = [...table.keys()].filter((id) => instanceOf.has(id));
@@ -429,9 +436,11 @@ async function runScore(ctx: StageContext): Promise<StageResult> {
     ids.forEach((id, i) => ((table.get(id) as Record<string, unknown>).clip_score = round6(scores[i] as number)));
     clipScored = ids.length;
   }
+  // ALIA's semantic and confidence scores on the whole images (classify.ts).
+  const alia = c.filter.rules.includes('alia') && table.size > 0 ? await aliaColumns(ctx, table, classes.map((k) => k.name)) : undefined;
   await mergeScores(join(ctx.dir, 'scores.jsonl'), table);
   const rows = [...table.values()];
-  return { summary: { scored: rows.length, duplicates: rows.filter((r) => r.dup_of !== null).length, border: rows.filter((r) => r.touches_border === true).length, clipScored } };
+  return { summary: { scored: rows.length, duplicates: rows.filter((r) => r.dup_of !== null).length, border: rows.filter((r) => r.touches_border === true).length, clipScored, ...(alia ? { alia } : {}) } };
 }
 
 /** One batch of X-Paste's CLIP score on a queue worker: the cut-outs and their class names. */
@@ -633,6 +642,9 @@ async function runDataset(ctx: StageContext): Promise<StageResult> {
   const generated = await readLabelledManifest(manifest, { origin: 'generated', kept });
   const real = c.dataset.include_real ? await realLabelled(ctx.cfg) : undefined;
   if (real && (real.mixed || real.unlabelled)) ctx.log(`real images left out of the classification set: ${real.mixed} with several classes, ${real.unlabelled} without an annotation`);
+  if (generated.length === 0 && !c.dataset.allow_empty) {
+    throw new GenaugError('E_EMPTY', `dataset: no generated image was kept (see filter/decisions.jsonl for why); set dataset.allow_empty: true to write the set anyway${c.dataset.include_real ? ' (the real images alone)' : ''}`);
+  }
   const items = [...generated, ...(real?.items ?? [])];
   const r = await exportClassification({ items, out: ctx.dir, formats, shardSize: c.export.shard_size });
   return {
@@ -725,6 +737,7 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     inputs: () => ['generate/images', 'generate/manifest.jsonl'],
     // Several segmenters: the CLIP model and text of their pick are part of the stage's identity.
     options: (c) => ({ ...c.annotate, workers: undefined, ...((c.annotate.segmenters?.length ?? 0) >= 2 ? { clip_template: c.embed.clip_template } : {}) }),
+    applies: (c) => (c.output === 'classification' ? "output 'classification': the whole image is the sample (no mask is cut)" : undefined),
     files: (cfg) => [cfg.paths.samEncoder, cfg.paths.samDecoder, cfg.paths.segmenter, ...(cfg.paths.segmenters ?? []), ...((cfg.paths.segmenters?.length ?? 0) >= 2 ? [cfg.paths.clip] : [])],
     run: runAnnotate,
   },
@@ -733,11 +746,12 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     resumable: true,
     journals: ['.partial'],
     inputs: () => ['real.coco', 'real.images', 'annotate/annotations.json', 'generate/generated.jsonl'],
-    options: (c) => ({ embed: { ...c.embed, workers: undefined, cache: undefined } }),
+    // Classification embeds whole images (classify.ts), instance runs the masked cut-outs.
+    options: (c) => ({ embed: { ...c.embed, workers: undefined, cache: undefined }, ...(c.output === 'classification' ? { whole_images: true } : {}) }),
     files: (cfg) => [cfg.paths.clip],
     run: runEmbed,
   },
-  score: { version: 2, inputs: () => ['embed/*.npy', 'embed/*.index.jsonl'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99, clip: c.embed.model === 'features' ? null : { template: c.embed.clip_template } }), files: (cfg) => [cfg.paths.clip], run: runScore },
+  score: { version: 2, inputs: () => ['embed/*.npy', 'embed/*.index.jsonl'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99, clip: c.embed.model === 'features' ? null : { template: c.embed.clip_template }, ...(c.output === 'classification' ? { whole_images: true, alia: c.filter.rules.includes('alia') } : {}) }), files: (cfg) => [cfg.paths.clip, cfg.paths.classifier], run: runScore },
   filter: { version: 3, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'annotate/index.json', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
   pool: { version: 3, inputs: () => ['filter/kept.jsonl', 'score/scores.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), applies: (c) => pastes(c), run: runPool },
   paste: {

@@ -260,14 +260,16 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
   const inDataset = pasting ? {} : await datasetCounts(R, output);
 
   // Funnel per class.
-  const stagesOfFunnel = (pasting ? ['planned', 'generated', 'annotated', 'kept by filters', 'in pool', 'pasted'] : ['planned', 'generated', 'annotated', 'kept by filters', output === 'scenes' ? 'objects in the scenes' : 'in the dataset']) as readonly string[];
+  // A classification run cuts no mask: its images go from generated to scored whole.
+  const third = output === 'classification' ? 'scored' : 'annotated';
+  const stagesOfFunnel = (pasting ? ['planned', 'generated', 'annotated', 'kept by filters', 'in pool', 'pasted'] : ['planned', 'generated', third, 'kept by filters', output === 'scenes' ? 'objects in the scenes' : 'in the dataset']) as readonly string[];
   const funnel: Record<string, Record<string, number>> = {};
   for (const k of classes) {
     const d = decisions.filter((x) => x.category === k);
     funnel[k] = {
       planned: plan.filter((j) => j.classes[0] === k).reduce((s, j) => s + j.candidates, 0),
       generated: d.filter((x) => !(x.stage === 'generate')).length,
-      annotated: d.filter((x) => x.stage === 'filter').length,
+      [third]: d.filter((x) => x.stage === 'filter').length,
       'kept by filters': d.filter((x) => x.status === 'kept').length,
       ...(pasting
         ? {
@@ -359,6 +361,34 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
           { name: 'rejected', values: rejS.map((d) => col(d, 'clip_score')) },
         ],
         thresholds: f.rules.includes('xpaste') ? xpasteBars(scored, f.min_clip, f.clip_tolerance) : [],
+      }),
+    );
+  }
+  // ALIA's two filters (classification runs): the confidence relative to the class's threshold (above 0 is dropped),
+  // and the semantic filter's probability of the positive text.
+  if (scored.some((d) => typeof d.score!.alia_max_prob === 'number' && typeof d.score!.alia_threshold === 'number')) {
+    const margin = (d: Decision) => (typeof d.score!.alia_max_prob === 'number' && typeof d.score!.alia_threshold === 'number' ? d.score!.alia_max_prob - d.score!.alia_threshold : Number.NaN);
+    hists.push(
+      histogram({
+        title: "ALIA confidence: top probability minus the class's threshold",
+        series: [
+          { name: 'kept', values: keptS.map(margin) },
+          { name: 'rejected', values: rejS.map(margin) },
+        ],
+        thresholds: [{ value: 0, label: 'threshold' }],
+      }),
+    );
+  }
+  if (scored.some((d) => d.score!.alia_pos_prob !== undefined)) {
+    hists.push(
+      histogram({
+        title: 'ALIA semantic: probability of the positive text',
+        series: [
+          { name: 'kept', values: keptS.map((d) => col(d, 'alia_pos_prob')) },
+          { name: 'rejected', values: rejS.map((d) => col(d, 'alia_pos_prob')) },
+        ],
+        thresholds: [],
+        range: [0, 1],
       }),
     );
   }
