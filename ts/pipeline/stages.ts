@@ -5,6 +5,7 @@
  * run folder and writes its own folder. Adding a stage is one entry here and
  * one name in config.ts's STAGES.
  */
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -515,7 +516,9 @@ async function runFilter(ctx: StageContext): Promise<StageResult> {
   const gen = await readJsonl<GenLine>(join(ctx.runDir, 'generate', 'generated.jsonl'));
   const rejectedAnn = new Map((await readJsonl<{ file: string; status: string; reason: string; segmenters?: LedgerEntry['segmenters'] }>(join(ctx.runDir, 'annotate', 'rejected.jsonl'))).map((r) => [r.file, r]));
   // Several segmenters: why annotate kept the mask it kept, in the ledger beside the filter's decision.
-  const annIndex = await readJson<{ categories: Record<string, Array<{ source: string; segmenters?: LedgerEntry['segmenters'] }>> }>(join(ctx.runDir, 'annotate', 'index.json'));
+  // (A classification run has no annotate stage: the whole image is the sample.)
+  const indexPath = join(ctx.runDir, 'annotate', 'index.json');
+  const annIndex = existsSync(indexPath) ? await readJson<{ categories: Record<string, Array<{ source: string; segmenters?: LedgerEntry['segmenters'] }>> }>(indexPath) : { categories: {} };
   const picks = new Map(Object.values(annIndex.categories).flatMap((l) => l.flatMap((x) => (x.segmenters ? [[x.source, x.segmenters] as const] : []))));
   for (const r of rejectedAnn.values()) if (r.segmenters) picks.set(r.file, r.segmenters);
   const decisions: LedgerEntry[] = [];
