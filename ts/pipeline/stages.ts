@@ -33,6 +33,7 @@ import { categoryPriors, type CategoryPrior } from '../plan/priors.js';
 import type { Distributor } from '../util/distribute.js';
 import { readJson, readJsonl, writeJson, writeJsonl } from '../util/jsonl.js';
 import { writeReport } from '../report/report.js';
+import { annotateScenes, scoreScenes } from './acp.js';
 import { STAGES, type LoadedConfig, type RunConfig, type StageName } from './config.js';
 import type { Manifest } from './manifest.js';
 
@@ -251,6 +252,11 @@ export async function generateSetup(cfg: LoadedConfig): Promise<{ options: Omit<
           ...(fr.empty !== undefined ? { empty: fr.empty } : {}),
           ...(fr.near_duplicate !== undefined ? { nearDuplicate: fr.near_duplicate } : {}),
           ...(fr.border !== undefined ? { border: fr.border } : {}),
+        }, {
+          ...(fr.missing_object !== undefined ? { missing: fr.missing_object } : {}),
+          ...(fr.misplaced_object !== undefined ? { misplaced: fr.misplaced_object } : {}),
+          ...(fr.off_class !== undefined ? { offClass: fr.off_class } : {}),
+          ...(fr.blank !== undefined ? { blank: fr.blank } : {}),
         })
       : undefined;
   const specs = await backendSpecs(cfg, procedural);
@@ -283,7 +289,7 @@ async function runGenerate(ctx: StageContext): Promise<StageResult> {
       const l = journal.get(`${j.id}\u0000${k}`);
       const base = { category: j.classes[0] as string, job: j.id, candidate: k, seed: j.seed + k, prompt: j.prompt };
       if (l?.status === 'ok' && l.file) {
-        lines.push({ file: l.file, ...base, status: 'ok', ...(procedural ? { truth: procedural.truth(k, j.seed + k) } : {}) });
+        lines.push({ file: l.file, ...base, status: 'ok', ...(procedural ? { truth: procedural.truth(k, j.seed + k, j) } : {}) });
         // Every further image the server answered for the request (a ComfyUI batch) is a generated image too.
         for (const m of l.more ?? []) if (m.file !== l.file) lines.push({ file: m.file, ...base, status: 'ok' });
       }
@@ -305,6 +311,7 @@ async function generatePending(dir: string): Promise<string | undefined> {
 // --- annotate -----------------------------------------------------------------
 
 async function runAnnotate(ctx: StageContext): Promise<StageResult> {
+  if (ctx.cfg.config.output === 'scenes') return annotateScenes(ctx); // ACP: one box per layout object (pipeline/acp.ts)
   const a = ctx.cfg.config.annotate;
   const p = ctx.cfg.paths;
   const r = await annotate({
@@ -386,6 +393,7 @@ async function runEmbed(ctx: StageContext): Promise<StageResult> {
 
 /** `genaug score against-real` (+ `genaug score clip-score` with a CLIP model) into score/scores.jsonl. */
 async function runScore(ctx: StageContext): Promise<StageResult> {
+  if (ctx.cfg.config.output === 'scenes') return scoreScenes(ctx); // ACP: CLIS-I and CLIS-L per scene (pipeline/acp.ts)
   const c = ctx.cfg.config;
   const e = join(ctx.runDir, 'embed');
   const { classes } = await runClasses(ctx.cfg);
@@ -716,7 +724,7 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     resumable: true,
     journals: ['progress.jsonl'],
     inputs: () => ['generate/images', 'generate/manifest.jsonl'],
-    options: (c) => ({ ...c.annotate, workers: undefined }),
+    options: (c) => ({ ...c.annotate, workers: undefined, ...(c.output === 'scenes' ? { output: c.output } : {}) }),
     files: (cfg) => [cfg.paths.samEncoder, cfg.paths.samDecoder, cfg.paths.segmenter],
     run: runAnnotate,
   },
@@ -729,7 +737,14 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     files: (cfg) => [cfg.paths.clip],
     run: runEmbed,
   },
-  score: { version: 2, inputs: () => ['embed/*.npy', 'embed/*.index.jsonl'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99, clip: c.embed.model === 'features' ? null : { template: c.embed.clip_template } }), files: (cfg) => [cfg.paths.clip], run: runScore },
+  score: {
+    version: 2,
+    inputs: (c) => ['embed/*.npy', 'embed/*.index.jsonl', ...(c.output === 'scenes' ? ['plan/plan.jsonl', 'generate/images', 'annotate/rejected.jsonl', 'real.coco'] : [])],
+    // A scene run's CLIS-I depends on the judge's models (not their URLs) and on generate.retries (re-asks of unparseable grades).
+    options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99, clip: c.embed.model === 'features' ? null : { template: c.embed.clip_template }, ...(c.output === 'scenes' ? { acp: { vlm: c.vlm?.model ?? null, llm: c.llm?.model ?? null, retries: c.generate.retries, seed: c.seed } } : {}) }),
+    files: (cfg) => [cfg.paths.clip],
+    run: runScore,
+  },
   filter: { version: 3, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
   pool: { version: 3, inputs: () => ['filter/kept.jsonl', 'score/scores.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), applies: (c) => pastes(c), run: runPool },
   paste: {
