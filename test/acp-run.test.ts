@@ -1,0 +1,192 @@
+/**
+ * Auto Cherry-Picker whole inside `genaug run`, through the built CLI: `genaug demo --preset acp` (scene graphs and
+ * layouts from the loopback stand-in LLM, the procedural scene generator with planted failures, CLIS-I by the
+ * stand-in VLM + judge, best-of-N per scene graph, COCO of the kept scenes). Its dataset is read back with a plain
+ * reader written here (the COCO format's own rules: boxes, rectangle polygons, one annotation per layout object,
+ * categories by name) against the plan's layouts scaled to each image and against the pixels; the best-of-N choice
+ * against an argmax recomputed from the scores table; and a demo SIGKILLed during the score stage, then run again,
+ * ends with the same bytes as an uninterrupted one.
+ */
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+
+import { SHAPE_CLASSES } from '../ts/generate/procedural-world.js';
+import { expectSameTree, tempFolder, tree } from './helpers.js';
+
+const tmp = tempFolder('genaug-acp-');
+const bin = join(__dirname, '..', 'bin', 'genaug.js');
+const IMAGES = '12';
+
+/** Runs the demo; with `killOn`, SIGKILLs it `delayMs` after that text appears on its stderr. */
+function demo(out: string, killOn?: string, delayMs = 0): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin, 'demo', '--preset', 'acp', '--out', out, '--images', IMAGES, '--seed', '3'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    let armed = false;
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (killOn && !armed && stderr.includes(killOn)) {
+        armed = true;
+        setTimeout(() => child.kill('SIGKILL'), delayMs);
+      }
+    });
+    child.on('close', (code, signal) => resolve({ code, signal, stderr, stdout }));
+  });
+}
+
+const jsonl = async <T>(p: string): Promise<T[]> => (await readFile(p, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+const json = async <T>(p: string): Promise<T> => JSON.parse(await readFile(p, 'utf8')) as T;
+
+interface Job {
+  id: string;
+  classes: string[];
+  candidates: number;
+  layout: Array<{ name: string; box: [number, number, number, number] }>;
+}
+interface Coco {
+  images: Array<{ id: number; file_name: string; width: number; height: number; source_id: string }>;
+  annotations: Array<{ id: number; image_id: number; category_id: number; bbox: number[]; area: number; segmentation: number[][]; layout_index: number; mask_source: string; iscrowd: number }>;
+  categories: Array<{ id: number; name: string }>;
+}
+
+/** The polygon's area by the shoelace formula (COCO polygons are [x1, y1, x2, y2, ...] in pixels). */
+function polygonArea(p: number[]): number {
+  let s = 0;
+  for (let i = 0; i < p.length; i += 2) {
+    const j = (i + 2) % p.length;
+    s += p[i]! * p[j + 1]! - p[j]! * p[i + 1]!;
+  }
+  return Math.abs(s) / 2;
+}
+
+describe('genaug demo --preset acp', () => {
+  let clean = '';
+
+  it('plans, generates, judges, keeps the best of each scene graph and exports its scenes with one box per layout object', async () => {
+    clean = tmp.fresh('clean');
+    const r = await demo(clean);
+    expect(r.code, r.stderr).toBe(0);
+    const run = join(clean, 'run');
+    const summary = await json<{ preset: string; totals: Record<string, number>; truth: Record<string, Record<string, number>>; funnel: Record<string, Record<string, number>>; standin: { answered: number; refused: number }; stages: Record<string, { status: string; skipped?: string; summary: Record<string, unknown> }> }>(join(clean, 'summary.json'));
+    expect(summary.preset).toBe('acp');
+    // Everything the clients asked the stand-in was answered; pool and paste are not part of ACP.
+    expect(summary.standin.refused).toBe(0);
+    expect(summary.standin.answered).toBeGreaterThan(0);
+    expect(summary.stages.pool!.skipped).toMatch(/output 'scenes'/);
+    expect(summary.stages.paste!.skipped).toMatch(/output 'scenes'/);
+    expect(summary.stages.score!.summary.clis_i).toBe('judge');
+
+    const jobs = new Map((await jsonl<Job>(join(run, 'plan', 'plan.jsonl'))).map((j) => [j.id, j]));
+    expect(jobs.size).toBe(8);
+    for (const j of jobs.values()) expect(j.layout.length).toBeGreaterThan(0);
+    const gen = await jsonl<{ file: string; job: string; status: string; truth: string }>(join(run, 'generate', 'generated.jsonl'));
+    expect(gen).toHaveLength(32);
+    const scores = await jsonl<{ id: string; job: string; clis_i: number | null; clis_l: number; clis_l_status: string }>(join(run, 'score', 'scores.jsonl'));
+    const decisions = await jsonl<{ file: string; status: string; reason?: string; truth: string }>(join(run, 'filter', 'decisions.jsonl'));
+    const kept = new Set((await jsonl<{ id: string }>(join(run, 'filter', 'kept.jsonl'))).map((k) => k.id));
+
+    // Best-of-N, recomputed: per job the first highest CLIS-I that is not the judge's −1 sentinel.
+    const best = new Map<string, { id: string; s: number }>();
+    for (const s of scores) {
+      if (s.clis_i === null || s.clis_i === -1) continue;
+      const b = best.get(s.job);
+      if (!b || s.clis_i > b.s) best.set(s.job, { id: s.id, s: s.clis_i });
+    }
+    expect([...kept].sort()).toEqual([...best.values()].map((b) => b.id).sort());
+    expect(kept.size).toBe(jobs.size);
+    // CLIS-L is kept as a score of every scene (the same for the candidates of one layout).
+    for (const s of scores) expect(typeof s.clis_l).toBe('number');
+    for (const j of jobs.keys()) expect(new Set(scores.filter((s) => s.job === j).map((s) => s.clis_l)).size).toBe(1);
+
+    // Every planted failure's fate: a black image is never graded (−1 sentinel) and so never kept; a scene with a
+    // missing, misplaced or off-class object loses to a clean candidate of its scene graph when there is one.
+    const truthOf = new Map(gen.map((g) => [g.file, g.truth]));
+    const kinds = new Set(gen.map((g) => g.truth));
+    for (const k of ['ok', 'blank', 'missing-object', 'misplaced-object', 'off-class-object']) expect(kinds, k).toContain(k);
+    for (const d of decisions) {
+      expect(d.reason === undefined, d.file).toBe(d.status === 'kept');
+      if (d.truth === 'blank') expect(d.reason, d.file).toMatch(/^acp: unparseable-judge-answer/);
+      else if (d.status !== 'kept') expect(d.reason, d.file).toMatch(/^acp: not-best-of-n \(clis_i [\d.]+, job scene-\w+, best [\d.]+\)/);
+    }
+    for (const [job] of jobs) {
+      const mine = gen.filter((g) => g.job === job);
+      const winner = mine.find((g) => kept.has(g.file))!;
+      if (mine.some((g) => g.truth === 'ok')) expect(winner.truth, job).toBe('ok');
+    }
+    expect(summary.truth.blank!.kept).toBe(0);
+    expect(summary.truth.ok!.kept).toBe(kept.size - [...kept].filter((f) => truthOf.get(f) !== 'ok').length);
+
+    // The dataset, read back by its own rules.
+    const coco = await json<Coco>(join(run, 'dataset', 'coco', 'annotations.json'));
+    const catName = new Map(coco.categories.map((c) => [c.id, c.name]));
+    expect(coco.categories.map((c) => c.name)).toEqual(SHAPE_CLASSES.map((k) => k.name));
+    expect(coco.images.map((im) => im.file_name).sort()).toEqual([...kept].sort());
+    const jobOf = new Map(gen.map((g) => [g.file, g.job]));
+    let objects = 0;
+    for (const im of coco.images) {
+      expect(im.source_id).toBe(im.file_name);
+      const meta = await sharp(join(run, 'dataset', 'coco', 'images', im.file_name)).metadata();
+      expect([meta.width, meta.height]).toEqual([im.width, im.height]);
+      const { data } = await sharp(join(run, 'dataset', 'coco', 'images', im.file_name)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      const layout = jobs.get(jobOf.get(im.file_name)!)!.layout;
+      const anns = coco.annotations.filter((a) => a.image_id === im.id);
+      // One annotation per layout object, in layout order, its category by name.
+      expect(anns.map((a) => a.layout_index)).toEqual(layout.map((_, k) => k));
+      expect(anns.map((a) => catName.get(a.category_id))).toEqual(layout.map((o) => o.name));
+      for (const [k, a] of anns.entries()) {
+        const [x, y, w, h] = layout[k]!.box;
+        const want = [x * im.width, y * im.height, w * im.width, h * im.height];
+        a.bbox.forEach((v, q) => expect(Math.abs(v - want[q]!), `${im.file_name} object ${k}`).toBeLessThanOrEqual(0.006));
+        // No SAM in the demo: the documented fallback mask is the box as a rectangle polygon.
+        expect(a.mask_source).toBe('box');
+        expect(a.iscrowd).toBe(0);
+        const [bx, by, bw, bh] = a.bbox as [number, number, number, number];
+        expect(a.segmentation).toHaveLength(1);
+        expect(a.segmentation[0]).toEqual([bx, by, +(bx + bw).toFixed(2), by, +(bx + bw).toFixed(2), +(by + bh).toFixed(2), bx, +(by + bh).toFixed(2)]);
+        expect(Math.abs(polygonArea(a.segmentation[0]!) - a.area)).toBeLessThan(0.05 * bw + 0.05 * bh + 0.01);
+        // In a clean kept scene the box holds its object: its class colour is the commonest saturated colour there.
+        if (truthOf.get(im.file_name) === 'ok') {
+          const counts = new Map<string, number>();
+          for (let py = Math.ceil(by); py < Math.floor(by + bh); py++) {
+            for (let px = Math.ceil(bx); px < Math.floor(bx + bw); px++) {
+              const p = 3 * (py * im.width + px);
+              const c = [data[p]!, data[p + 1]!, data[p + 2]!];
+              if (Math.max(...c) - Math.min(...c) < 50) continue;
+              const near = SHAPE_CLASSES.reduce((m, s) => ((s.colour[0] - c[0]!) ** 2 + (s.colour[1] - c[1]!) ** 2 + (s.colour[2] - c[2]!) ** 2 < (m.colour[0] - c[0]!) ** 2 + (m.colour[1] - c[1]!) ** 2 + (m.colour[2] - c[2]!) ** 2 ? s : m));
+              counts.set(near.name, (counts.get(near.name) ?? 0) + 1);
+            }
+          }
+          const top = [...counts].sort((p, q) => q[1] - p[1])[0];
+          expect(top?.[0], `${im.file_name} object ${k}`).toBe(layout[k]!.name);
+        }
+      }
+      objects += anns.length;
+    }
+    expect(coco.annotations).toHaveLength(objects);
+    expect(new Set(coco.annotations.map((a) => a.id)).size).toBe(objects);
+    // The report's funnel ends in the objects of the dataset's scenes, per class.
+    const perClass: Record<string, number> = {};
+    for (const a of coco.annotations) perClass[catName.get(a.category_id)!] = (perClass[catName.get(a.category_id)!] ?? 0) + 1;
+    for (const [k, row] of Object.entries(summary.funnel)) expect(row['objects in the scenes'], k).toBe(perClass[k] ?? 0);
+    expect(summary.totals.kept).toBe(kept.size);
+  }, 120_000);
+
+  it('SIGKILLed during the score stage and run again, it ends with the same bytes', async () => {
+    const out = tmp.fresh('killed');
+    const first = await demo(out, 'score: running', 400);
+    expect(first.signal, first.stderr).toBe('SIGKILL');
+    const again = await demo(out);
+    expect(again.code, again.stderr).toBe(0);
+    // Journals (LLM answer caches, progress) record timing; the report and run.json record seconds.
+    const skip = ['answers.jsonl', 'journal.jsonl', 'progress.jsonl'];
+    for (const stage of ['plan', 'generate', 'annotate', 'embed', 'score', 'filter', 'dataset']) {
+      expectSameTree(await tree(join(clean, 'run', stage), skip), await tree(join(out, 'run', stage), skip));
+    }
+  }, 120_000);
+});
