@@ -73,7 +73,7 @@ describe('genaug demo --preset acp', () => {
     const r = await demo(clean);
     expect(r.code, r.stderr).toBe(0);
     const run = join(clean, 'run');
-    const summary = await json<{ preset: string; totals: Record<string, number>; truth: Record<string, Record<string, number>>; funnel: Record<string, Record<string, number>>; standin: { answered: number; refused: number }; stages: Record<string, { status: string; skipped?: string; summary: Record<string, unknown> }> }>(join(clean, 'summary.json'));
+    const summary = await json<{ preset: string; totals: Record<string, number>; truth: Record<string, Record<string, number>>; fates: Record<string, Record<string, number>>; funnel: Record<string, Record<string, number>>; standin: { answered: number; refused: number }; stages: Record<string, { status: string; skipped?: string; summary: Record<string, unknown> }> }>(join(clean, 'summary.json'));
     expect(summary.preset).toBe('acp');
     // Everything the clients asked the stand-in was answered; pool and paste are not part of ACP.
     expect(summary.standin.refused).toBe(0);
@@ -173,7 +173,16 @@ describe('genaug demo --preset acp', () => {
     // The report's funnel ends in the objects of the dataset's scenes, per class.
     const perClass: Record<string, number> = {};
     for (const a of coco.annotations) perClass[catName.get(a.category_id)!] = (perClass[catName.get(a.category_id)!] ?? 0) + 1;
-    for (const [k, row] of Object.entries(summary.funnel)) expect(row['objects in the scenes'], k).toBe(perClass[k] ?? 0);
+    // The funnel counts layout objects: planned = candidates x the class's objects in each layout; every object of a
+    // kept scene is in the dataset (no SAM: each gets its box).
+    for (const [k, row] of Object.entries(summary.funnel)) {
+      expect(row['objects in the scenes'], k).toBe(perClass[k] ?? 0);
+      expect(row['kept by filters'], k).toBe(perClass[k] ?? 0);
+      expect(row.planned, k).toBe([...jobs.values()].reduce((n, j) => n + j.candidates * j.layout.filter((o) => o.name === k).length, 0));
+    }
+    // summary.json's fate of each planted failure: the black images all end as the judge's −1.
+    expect(summary.fates.blank).toEqual({ 'filter: acp: unparseable-judge-answer': gen.filter((g) => g.truth === 'blank').length });
+    expect(Object.values(summary.fates).reduce((n, f) => n + Object.values(f).reduce((a, b) => a + b, 0), 0)).toBe(32);
     expect(summary.totals.kept).toBe(kept.size);
   }, 120_000);
 
