@@ -8,13 +8,17 @@
  * ends with the same bytes as an uninterrupted one.
  */
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 
-import { SHAPE_CLASSES } from '../ts/generate/procedural-world.js';
+import { stringify } from 'yaml';
+
+import { SHAPE_CLASSES, writeRealDataset } from '../ts/generate/procedural-world.js';
+import { loadConfig } from '../ts/pipeline/config.js';
+import { runPipeline } from '../ts/pipeline/run.js';
 import { expectSameTree, tempFolder, tree } from './helpers.js';
 
 const tmp = tempFolder('genaug-acp-');
@@ -198,4 +202,84 @@ describe('genaug demo --preset acp', () => {
       expectSameTree(await tree(join(clean, 'run', stage), skip), await tree(join(out, 'run', stage), skip));
     }
   }, 120_000);
+});
+
+/** A float32 .npy read by the format's own rules (magic, version, header dict, little-endian rows). */
+async function readNpy(path: string): Promise<{ rows: number; dim: number; data: Float32Array }> {
+  const b = await readFile(path);
+  expect(b.subarray(0, 6).toString('latin1')).toBe('\x93NUMPY');
+  const v = b[6]!;
+  const hl = v === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
+  const start = v === 1 ? 10 : 12;
+  const header = b.subarray(start, start + hl).toString('latin1');
+  expect(header).toMatch(/'descr': '<f4'/);
+  expect(header).toMatch(/'fortran_order': False/);
+  const [rows, dim] = /'shape': \((\d+), (\d+)\)/.exec(header)!.slice(1).map(Number) as [number, number];
+  const data = new Float32Array(rows * dim);
+  for (let i = 0; i < rows * dim; i++) data[i] = b.readFloatLE(start + hl + 4 * i);
+  return { rows, dim, data };
+}
+
+describe('genaug run, output scenes, with no server at all', () => {
+  it('plans from the real layouts and picks the best of N by the features proxy of CLIS-I, recomputed here', async () => {
+    const dir = tmp.fresh('features');
+    await writeRealDataset({ out: join(dir, 'data'), seed: 5, images: 12 });
+    const config = {
+      name: 'acp-features', preset: 'acp', seed: 2, run_dir: 'run', output: 'scenes',
+      real: { coco: 'data/annotations.json', images: 'data/images' },
+      plan: { strategy: 'scene', scenes: 5, candidates: 3, width: 96, height: 96 },
+      generate: { backend: 'procedural', concurrency: 2, failure_rates: { blank: 0.2, missing_object: 0.2 } },
+      annotate: { method: 'corners', workers: 0 },
+      embed: { model: 'features', real_crop_padding: 4, workers: 0 },
+      report: { thumbnails: 4, thumb_size: 48 },
+    };
+    await writeFile(join(dir, 'run.yaml'), stringify(config));
+    const r = await runPipeline(await loadConfig(join(dir, 'run.yaml'), { checkServers: false }), { log: () => undefined });
+    const run = r.runDir;
+    expect(r.manifest.stages.score!.summary.clis_i).toBe('features');
+    const jobs = await jsonl<Job & { provenance: { source: string } }>(join(run, 'plan', 'plan.jsonl'));
+    expect(jobs).toHaveLength(5);
+    for (const j of jobs) expect(j.provenance.source).toBe('real-layout');
+    // The oracle: per layout object (annotate's rows, one per object, each with its box), the mean cosine to each
+    // class's real crops in double precision; the margin own - best other; per scene 100 x the mean margin.
+    const real = await readNpy(join(run, 'embed', 'real.npy'));
+    const gen = await readNpy(join(run, 'embed', 'generated.npy'));
+    const realRows = await jsonl<{ label: number }>(join(run, 'embed', 'real.index.jsonl'));
+    const genRows = await jsonl<{ file: string; label: number }>(join(run, 'embed', 'generated.index.jsonl'));
+    expect(genRows).toHaveLength(gen.rows);
+    const unit = (m: { dim: number; data: Float32Array }, i: number) => {
+      const v = Array.from(m.data.subarray(i * m.dim, (i + 1) * m.dim));
+      const n = Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+      return v.map((x) => (n > 0 ? x / n : 0));
+    };
+    const classes = Math.max(...realRows.map((x) => x.label), ...genRows.map((x) => x.label)) + 1;
+    const margin = genRows.map((g, i) => {
+      const q = unit(gen, i);
+      const sums = new Array(classes).fill(0);
+      const counts = new Array(classes).fill(0);
+      realRows.forEach((rr, j) => {
+        const d = unit(real, j);
+        sums[rr.label] += q.reduce((a, x, k) => a + x * d[k]!, 0);
+        counts[rr.label]++;
+      });
+      const mean = sums.map((s2, c) => (counts[c] ? s2 / counts[c] : Number.NaN));
+      const other = Math.max(...mean.filter((m, c) => c !== g.label && Number.isFinite(m)));
+      return mean[g.label]! - other;
+    });
+    const scores = await jsonl<{ id: string; job: string; clis_i: number; objects: number }>(join(run, 'score', 'scores.jsonl'));
+    const gl = await jsonl<{ file: string; job: string; status: string; truth: string }>(join(run, 'generate', 'generated.jsonl'));
+    expect(scores).toHaveLength(gl.filter((g) => g.status === 'ok').length);
+    for (const s of scores) {
+      const mine = margin.filter((_, i) => genRows[i]!.file === s.id);
+      expect(mine).toHaveLength(s.objects);
+      expect(Math.abs(s.clis_i - (100 * mine.reduce((a, b) => a + b, 0)) / mine.length), s.id).toBeLessThan(1e-3);
+    }
+    // Best of N per scene graph by that score, and the dataset is those scenes.
+    const kept = (await jsonl<{ id: string }>(join(run, 'filter', 'kept.jsonl'))).map((k) => k.id);
+    const want = jobs.map((j) => scores.filter((s) => s.job === j.id).reduce((a, b) => (b.clis_i > a.clis_i ? b : a)).id);
+    expect(kept.sort()).toEqual(want.sort());
+    const coco = await json<Coco>(join(run, 'dataset', 'coco', 'annotations.json'));
+    expect(coco.images.map((im) => im.file_name).sort()).toEqual(kept.sort());
+    expect(coco.annotations).toHaveLength(kept.reduce((n, f) => n + jobs.find((j) => j.id === gl.find((g) => g.file === f)!.job)!.layout.length, 0));
+  }, 60_000);
 });

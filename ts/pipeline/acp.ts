@@ -14,8 +14,10 @@
  *     (else the vlm) grades each description 0-5 against the plan's caption and object attributes; −1 when a grade
  *     stays unparseable;
  *   - clip: the CLIP proxy (clisImageClip) with embed.clip;
- *   - features: a weight-free proxy: 100 × the mean over the layout's objects of the object's box crop's mean cosine
- *     to the real crops of its class (features embedder rows of the embed stage; an object without a row counts 0).
+ *   - features: a weight-free proxy: 100 × the mean over the layout's objects of the object's margin, its box crop's
+ *     mean cosine to the real crops of its class minus the highest mean cosine to another class's (the embed stage's
+ *     rows; an object without a row or whose class has no real crop counts 0). A box holding its class scores above
+ *     0, a blank or empty box near 0, a box holding another class below 0.
  *   The `acp` filter rule then keeps the argmax CLIS-I per plan job (scene graph); the −1 sentinel rejects.
  */
 import { join } from 'node:path';
@@ -30,7 +32,8 @@ import { ClipModel } from '../models/clip.js';
 import { GenaugError } from '../native/errors.js';
 import { categoryMatcher } from '../augment/pool.js';
 import { examplesFromCoco, nameSimilarityFromFunction } from '../curate/relations.js';
-import { clisImageClip, clisImageJudge, GRADE_RESPONSE_FORMAT, interSimilarity, planToScene, readInstanceEmbeddings, type ClisImageInput, type ClisImageResult } from '../curate/score.js';
+import { classMean } from '../kernels/similarity.js';
+import { clisImageClip, clisImageJudge, GRADE_RESPONSE_FORMAT, planToScene, readInstanceEmbeddings, type ClisImageInput, type ClisImageResult } from '../curate/score.js';
 import { mergeScores, round6, type ScoreColumns } from '../curate/table.js';
 import type { PlanJob } from '../plan/job.js';
 import { readJsonObjects, readJsonl, writeJsonl } from '../util/jsonl.js';
@@ -161,12 +164,25 @@ async function judgeAll(ctx: StageContext, items: SceneItem[]): Promise<Array<Cl
   return out;
 }
 
-/** The features proxy: per scene, 100 × mean over its layout objects of the object's mean cosine to its class's real crops. */
+/** The features proxy: per scene, 100 × the mean over its layout objects of their own-class margin (see the file header). */
 async function featuresAll(ctx: StageContext, items: SceneItem[]): Promise<Array<ClisImageResult | { error: string }>> {
   const e = join(ctx.runDir, 'embed');
   const gen = await readInstanceEmbeddings(join(e, 'generated.npy'));
   const real = await readInstanceEmbeddings(join(e, 'real.npy'));
-  const sim = gen.m.rows && real.m.rows ? (await interSimilarity(gen.m, Int32Array.from(gen.rows, (r) => r.label), real.m, Int32Array.from(real.rows, (r) => r.label), { variants: ['mean'] })).mean : new Float32Array(0);
+  // Per object: its mean cosine to its own class's real crops minus the highest mean cosine to another class's, so a
+  // crop that looks like nothing in particular (a blank or empty box) scores near 0 and a wrong class below it.
+  const realLabels = Int32Array.from(real.rows, (r) => r.label);
+  const C = Math.max(0, ...gen.rows.map((r) => r.label), ...realLabels) + 1;
+  const sim = new Float32Array(gen.m.rows).fill(Number.NaN);
+  if (gen.m.rows && real.m.rows) {
+    const byClass = await classMean(gen.m, real.m, realLabels, { numClasses: C });
+    gen.rows.forEach((r, i) => {
+      const own = byClass.values[i * C + r.label] as number;
+      let other = -Infinity;
+      for (let q = 0; q < C; q++) if (q !== r.label && Number.isFinite(byClass.values[i * C + q] as number)) other = Math.max(other, byClass.values[i * C + q] as number);
+      if (Number.isFinite(own)) sim[i] = Number.isFinite(other) ? own - other : own;
+    });
+  }
   // The rows of one image, by their box (rows follow annotate's annotations, whose boxes are the layout's).
   const byImage = new Map<string, Array<{ bbox: number[]; sim: number }>>();
   gen.rows.forEach((r, i) => {
@@ -248,10 +264,12 @@ export async function scoreScenes(ctx: StageContext): Promise<StageResult> {
       table.set(it.gen.file, { ...base, clis_i: null, clis_i_global: null, clis_i_error: r.error });
       return;
     }
-    if (r.score === -1) sentinel++;
+    if (r.score === -1 && mode === 'judge') sentinel++;
+    // −1 is the judge's sentinel (an unparseable grade) only: a proxy score that rounds to −1 is moved off it.
+    const rounded = mode === 'judge' && r.score === -1 ? -1 : round6(r.score);
     table.set(it.gen.file, {
       ...base,
-      clis_i: r.score === -1 ? -1 : round6(r.score),
+      clis_i: mode !== 'judge' && rounded === -1 ? -1.000001 : rounded,
       clis_i_global: round6(r.global),
       clis_i_objects: r.objects.map((v) => round6(v)).join(' '),
       ...(r.notes.length ? { clis_i_notes: r.notes.join('; ') } : {}),
