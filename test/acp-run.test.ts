@@ -19,7 +19,7 @@ import { stringify } from 'yaml';
 import { SHAPE_CLASSES, writeRealDataset } from '../ts/generate/procedural-world.js';
 import { loadConfig } from '../ts/pipeline/config.js';
 import { runPipeline } from '../ts/pipeline/run.js';
-import { expectSameTree, tempFolder, tree } from './helpers.js';
+import { expectError, expectSameTree, tempFolder, tree } from './helpers.js';
 
 const tmp = tempFolder('genaug-acp-');
 const bin = join(__dirname, '..', 'bin', 'genaug.js');
@@ -281,5 +281,15 @@ describe('genaug run, output scenes, with no server at all', () => {
     const coco = await json<Coco>(join(run, 'dataset', 'coco', 'annotations.json'));
     expect(coco.images.map((im) => im.file_name).sort()).toEqual(kept.sort());
     expect(coco.annotations).toHaveLength(kept.reduce((n, f) => n + jobs.find((j) => j.id === gl.find((g) => g.file === f)!.job)!.layout.length, 0));
+
+    // The config refuses what cannot run, before any work, naming the key.
+    const refused = async (name: string, change: Record<string, unknown>, ...fragments: string[]) => {
+      await writeFile(join(dir, name), stringify({ ...config, ...change }));
+      await expectError(loadConfig(join(dir, name), { checkServers: false }), 'E_FORMAT', ...fragments);
+    };
+    await refused('a.yaml', { output: 'instances' }, 'filter.rules', "rule 'acp'", 'output: scenes');
+    await refused('b.yaml', { plan: { strategy: 'template' } }, ': output:', 'plan.strategy: scene');
+    await refused('c.yaml', { score: { clis_i: 'judge' } }, 'score.clis_i', 'vlm');
+    await refused('d.yaml', { score: { clis_i: 'clip' } }, 'score.clis_i', 'embed.model: clip');
   }, 60_000);
 });
