@@ -8,6 +8,7 @@
  * ends with the same bytes as an uninterrupted one.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -25,22 +26,27 @@ const tmp = tempFolder('genaug-acp-');
 const bin = join(__dirname, '..', 'bin', 'genaug.js');
 const IMAGES = '12';
 
-/** Runs the demo; with `killOn`, SIGKILLs it `delayMs` after that text appears on its stderr. */
-function demo(out: string, killOn?: string, delayMs = 0): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }> {
+/** Runs the demo; with `kill`, SIGKILLs it as soon as `kill()` (polled every 20 ms) says so. */
+function demo(out: string, kill?: () => Promise<boolean>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [bin, 'demo', '--preset', 'acp', '--out', out, '--images', IMAGES, '--seed', '3'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let stdout = '';
-    let armed = false;
+    let killed = false;
     child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      if (killOn && !armed && stderr.includes(killOn)) {
-        armed = true;
-        setTimeout(() => child.kill('SIGKILL'), delayMs);
-      }
+    child.stderr.on('data', (d) => (stderr += d));
+    const poll = kill
+      ? setInterval(async () => {
+          if (!killed && (await kill()) && !killed) {
+            killed = true;
+            child.kill('SIGKILL');
+          }
+        }, 20)
+      : undefined;
+    child.on('close', (code, signal) => {
+      clearInterval(poll);
+      resolve({ code, signal, stderr, stdout });
     });
-    child.on('close', (code, signal) => resolve({ code, signal, stderr, stdout }));
   });
 }
 
@@ -188,16 +194,29 @@ describe('genaug demo --preset acp', () => {
     expect(summary.fates.blank).toEqual({ 'filter: acp: unparseable-judge-answer': gen.filter((g) => g.truth === 'blank').length });
     expect(Object.values(summary.fates).reduce((n, f) => n + Object.values(f).reduce((a, b) => a + b, 0), 0)).toBe(32);
     expect(summary.totals.kept).toBe(kept.size);
+    // The report shows ACP's own scores and output.
+    const html = await readFile(join(run, 'report', 'report.html'), 'utf8');
+    for (const t of ['CLIS-I (judge; best of N per scene graph)', 'CLIS-L of the layouts', `${objects} objects in the generated scenes of dataset/coco`]) expect(html).toContain(t);
   }, 120_000);
 
-  it('SIGKILLed during the score stage and run again, it ends with the same bytes', async () => {
+  it('SIGKILLed during the score stage and run again, it resumes from its journal and ends with the same bytes', async () => {
     const out = tmp.fresh('killed');
-    const first = await demo(out, 'score: running', 400);
+    // Killed once the judge has finished a few scenes (the journal's settings line, then one line per scene).
+    const journal = join(out, 'run', 'score', 'clis-i.progress.jsonl');
+    const first = await demo(out, async () => existsSync(journal) && (await readFile(journal, 'utf8')).split('\n').filter(Boolean).length >= 4);
     expect(first.signal, first.stderr).toBe('SIGKILL');
+    expect(first.stderr).not.toMatch(/score: done/);
+    const journaled = (await readFile(journal, 'utf8')).split('\n').filter(Boolean).length - 1;
     const again = await demo(out);
     expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/score: resuming/);
+    // The journaled scenes were not judged again: fewer requests than the uninterrupted run (whose plan answers the
+    // resumed run also takes from its cache).
+    const asked = (f: string) => json<{ standin: { answered: number } }>(join(f, 'summary.json')).then((x) => x.standin.answered);
+    expect(journaled).toBeGreaterThanOrEqual(3);
+    expect(await asked(out)).toBeLessThan(await asked(clean));
     // Journals (LLM answer caches, progress) record timing; the report and run.json record seconds.
-    const skip = ['answers.jsonl', 'journal.jsonl', 'progress.jsonl'];
+    const skip = ['answers.jsonl', 'journal.jsonl', 'progress.jsonl', 'clis-i.progress.jsonl'];
     for (const stage of ['plan', 'generate', 'annotate', 'embed', 'score', 'filter', 'dataset']) {
       expectSameTree(await tree(join(clean, 'run', stage), skip), await tree(join(out, 'run', stage), skip));
     }

@@ -34,7 +34,7 @@ import { categoryMatcher } from '../augment/pool.js';
 import { examplesFromCoco, nameSimilarityFromFunction } from '../curate/relations.js';
 import { classMean } from '../kernels/similarity.js';
 import { clisImageClip, clisImageJudge, GRADE_RESPONSE_FORMAT, planToScene, readInstanceEmbeddings, type ClisImageInput, type ClisImageResult } from '../curate/score.js';
-import { mergeScores, round6, type ScoreColumns } from '../curate/table.js';
+import { contentHash, mergeScores, openSampleJournal, round6, type SampleJournal, type ScoreColumns } from '../curate/table.js';
 import type { PlanJob } from '../plan/job.js';
 import { readJsonObjects, readJsonl, writeJsonl } from '../util/jsonl.js';
 import type { RunConfig } from './config.js';
@@ -133,8 +133,21 @@ function clisInput(job: PlanJob, image: ClisImageInput['image']): ClisImageInput
   };
 }
 
+type Scored = ClisImageResult | { error: string };
+
+/** The journal of finished CLIS-I scores (judge and clip modes): a killed score stage resumes without asking again. */
+async function scoreJournal(ctx: StageContext, mode: string): Promise<SampleJournal<ClisImageResult>> {
+  const c = ctx.cfg.config;
+  const settings = {
+    mode,
+    inputs: await contentHash(join(ctx.runDir, 'plan', 'plan.jsonl'), join(ctx.runDir, 'generate', 'generated.jsonl')),
+    ...(mode === 'judge' ? { vlm: c.vlm?.model, llm: (c.llm ?? c.vlm)?.model, retries: c.generate.retries } : { clip: ctx.cfg.paths.clip }),
+  };
+  return openSampleJournal<ClisImageResult>(join(ctx.dir, 'clis-i.progress.jsonl'), settings);
+}
+
 /** CLIS-I of every scene by the judge (vlm + llm), `concurrency` scenes at once; results by item index. */
-async function judgeAll(ctx: StageContext, items: SceneItem[]): Promise<Array<ClisImageResult | { error: string }>> {
+async function judgeAll(ctx: StageContext, items: SceneItem[], journal: SampleJournal<ClisImageResult>): Promise<Scored[]> {
   const c = ctx.cfg.config;
   const key = (e: { api_key_env?: string | undefined } | undefined) => (e?.api_key_env ? process.env[e.api_key_env] : undefined);
   const vlmCfg = c.vlm!;
@@ -142,16 +155,22 @@ async function judgeAll(ctx: StageContext, items: SceneItem[]): Promise<Array<Cl
   const retries = c.generate.retries;
   const vlm = new ChatClient({ baseUrl: vlmCfg.url, model: vlmCfg.model, retries, ...(key(vlmCfg) ? { apiKey: key(vlmCfg)! } : {}) });
   const llm = new ChatClient({ baseUrl: llmCfg.url, model: llmCfg.model, retries, extraBody: { response_format: GRADE_RESPONSE_FORMAT }, ...(key(llmCfg) ? { apiKey: key(llmCfg)! } : {}) });
-  const out = new Array<ClisImageResult | { error: string }>(items.length);
+  const out = new Array<Scored>(items.length);
   let next = 0;
   let done = 0;
   const lane = async () => {
     for (let i = next++; i < items.length; i = next++) {
       if (ctx.signal?.aborted) throw new GenaugError('E_ABORTED', 'score was stopped; run again to score the scenes again');
       const it = items[i]!;
+      const before = journal.done.get(it.gen.file);
       try {
-        const img = await readImage(it.path);
-        out[i] = await clisImageJudge(vlm, llm, clisInput(it.job, img), { retries, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+        if (before) out[i] = before;
+        else {
+          const img = await readImage(it.path);
+          const r = await clisImageJudge(vlm, llm, clisInput(it.job, img), { retries, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+          await journal.append(it.gen.file, r);
+          out[i] = r;
+        }
       } catch (e) {
         // A server that is down or answers HTTP errors fails the item (recorded), it does not score it −1.
         if (!(e instanceof GenaugError) || (e.code !== 'E_BACKEND' && e.code !== 'E_FORMAT' && e.code !== 'E_IO')) throw e;
@@ -165,7 +184,7 @@ async function judgeAll(ctx: StageContext, items: SceneItem[]): Promise<Array<Cl
 }
 
 /** The features proxy: per scene, 100 × the mean over its layout objects of their own-class margin (see the file header). */
-async function featuresAll(ctx: StageContext, items: SceneItem[]): Promise<Array<ClisImageResult | { error: string }>> {
+async function featuresAll(ctx: StageContext, items: SceneItem[]): Promise<Scored[]> {
   const e = join(ctx.runDir, 'embed');
   const gen = await readInstanceEmbeddings(join(e, 'generated.npy'));
   const real = await readInstanceEmbeddings(join(e, 'real.npy'));
@@ -190,7 +209,7 @@ async function featuresAll(ctx: StageContext, items: SceneItem[]): Promise<Array
     if (!l) byImage.set(r.file, (l = []));
     l.push({ bbox: r.bbox, sim: sim[i] as number });
   });
-  const out: Array<ClisImageResult | { error: string }> = [];
+  const out: Scored[] = [];
   for (const it of items) {
     const rows = byImage.get(it.gen.file) ?? [];
     const info = await imageInfo(it.path);
@@ -212,14 +231,17 @@ async function featuresAll(ctx: StageContext, items: SceneItem[]): Promise<Array
 }
 
 /** The CLIP proxy (clisImageClip) of every scene. */
-async function clipAll(ctx: StageContext, items: SceneItem[]): Promise<Array<ClisImageResult | { error: string }>> {
+async function clipAll(ctx: StageContext, items: SceneItem[], journal: SampleJournal<ClisImageResult>): Promise<Scored[]> {
   const c = ctx.cfg.config;
   const model = await ClipModel.open(ctx.cfg.paths.clip as string, { provider: c.embed.provider, batchSize: c.embed.batch, require: 'both' });
-  const out: Array<ClisImageResult | { error: string }> = [];
+  const out: Scored[] = [];
   try {
     for (const [i, it] of items.entries()) {
       if (ctx.signal?.aborted) throw new GenaugError('E_ABORTED', 'score was stopped; run again to score the scenes again');
-      out.push(await clisImageClip(model, clisInput(it.job, await readImage(it.path))));
+      const before = journal.done.get(it.gen.file);
+      const r = before ?? (await clisImageClip(model, clisInput(it.job, await readImage(it.path))));
+      if (!before) await journal.append(it.gen.file, r);
+      out.push(r);
       ctx.progress(i + 1, items.length);
     }
   } finally {
@@ -252,12 +274,12 @@ export async function scoreScenes(ctx: StageContext): Promise<StageResult> {
   const items = all.filter((it) => !rejected.has(it.gen.file) && !seen.has(it.gen.file) && (seen.add(it.gen.file), true));
   const usedJobs = [...new Map(items.map((it) => [it.job.id, it.job])).values()];
   const layout = await layoutScores(ctx, usedJobs);
-  const results = mode === 'judge' ? await judgeAll(ctx, items) : mode === 'clip' ? await clipAll(ctx, items) : await featuresAll(ctx, items);
+  const results = mode === 'features' ? await featuresAll(ctx, items) : mode === 'judge' ? await judgeAll(ctx, items, await scoreJournal(ctx, mode)) : await clipAll(ctx, items, await scoreJournal(ctx, mode));
   const table = new Map<string, ScoreColumns>();
   let failed = 0;
   let sentinel = 0;
   items.forEach((it, i) => {
-    const r = results[i]!;
+    const r: Scored = results[i]!;
     const base = { category: it.gen.category, job: it.job.id, objects: it.job.layout?.length ?? 0, clis_i_mode: mode, ...layout.get(it.job.id) };
     if ('error' in r) {
       failed++;

@@ -58,8 +58,8 @@ export interface StageResult {
 export interface StageDef {
   /** Bump when the stage's output for the same options changes. */
   version: number;
-  /** Resumes from its own journal after an interruption (else starts clean). */
-  resumable?: boolean;
+  /** Resumes from its own journal after an interruption (else starts clean); a function: for the runs it says. */
+  resumable?: boolean | ((c: RunConfig) => boolean);
   /** Journal files (suffixes) left out of the recorded outputs. */
   journals?: string[];
   inputs: (c: RunConfig) => string[];
@@ -739,6 +739,9 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
   },
   score: {
     version: 2,
+    // A scene run journals each scene's CLIS-I (judge and clip modes): a killed run does not ask the judge again.
+    resumable: (c) => c.output === 'scenes',
+    journals: ['clis-i.progress.jsonl'],
     inputs: (c) => ['embed/*.npy', 'embed/*.index.jsonl', ...(c.output === 'scenes' ? ['plan/plan.jsonl', 'generate/images', 'annotate/rejected.jsonl', 'real.coco'] : [])],
     // A scene run's CLIS-I depends on the judge's models (not their URLs) and on generate.retries (re-asks of unparseable grades).
     options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99, clip: c.embed.model === 'features' ? null : { template: c.embed.clip_template }, ...(c.output === 'scenes' ? { acp: { vlm: c.vlm?.model ?? null, llm: c.llm?.model ?? null, retries: c.generate.retries, seed: c.seed } } : {}) }),

@@ -371,6 +371,17 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
       range: [0, Number(scored[0]?.score?.knn_k) || c.score.knn],
     }),
   ];
+  if (output === 'scenes') {
+    // ACP's own scores instead of the instance ones: CLIS-I (what best-of-N picks by; the judge's −1 left out) and
+    // CLIS-L of each scene's layout (kept as a score).
+    const clis = (d: Decision) => (col(d, 'clis_i') === -1 && d.score?.clis_i_mode === 'judge' ? Number.NaN : col(d, 'clis_i'));
+    hists.splice(
+      0,
+      hists.length,
+      histogram({ title: `CLIS-I (${String(scored[0]?.score?.clis_i_mode ?? 'judge')}; best of N per scene graph)`, series: [{ name: 'kept', values: keptS.map(clis) }, { name: 'rejected', values: rejS.map(clis) }], thresholds: [] }),
+      histogram({ title: 'CLIS-L of the layouts', series: [{ name: 'kept', values: keptS.map((d) => col(d, 'clis_l')) }, { name: 'rejected', values: rejS.map((d) => col(d, 'clis_l')) }], thresholds: [], range: [0, 1] }),
+    );
+  }
   if (scored.some((d) => d.score!.clip_score !== undefined)) {
     hists.push(
       histogram({
