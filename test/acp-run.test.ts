@@ -17,7 +17,7 @@ import { describe, expect, it } from 'vitest';
 
 import { stringify } from 'yaml';
 
-import { SHAPE_CLASSES, writeRealDataset } from '../ts/generate/procedural-world.js';
+import { generateProceduralScene, sceneTruthOf, SHAPE_CLASSES, writeRealDataset } from '../ts/generate/procedural-world.js';
 import { loadConfig } from '../ts/pipeline/config.js';
 import { runPipeline } from '../ts/pipeline/run.js';
 import { expectError, expectSameTree, tempFolder, tree } from './helpers.js';
@@ -311,4 +311,59 @@ describe('genaug run, output scenes, with no server at all', () => {
     await refused('c.yaml', { score: { clis_i: 'judge' } }, 'score.clis_i', 'vlm');
     await refused('d.yaml', { score: { clis_i: 'clip' } }, 'score.clis_i', 'embed.model: clip');
   }, 60_000);
+});
+
+describe('the scene generator (layout-conditioned stand-in)', () => {
+  /** Pixels of each class colour inside a normalised box of a decoded image (nearest class colour of saturated pixels). */
+  const inBox = (rgb: Buffer, W: number, H: number, box: readonly number[]) => {
+    const counts = new Map<string, number>();
+    for (let y = Math.ceil(box[1]! * H); y < Math.floor((box[1]! + box[3]!) * H); y++) {
+      for (let x = Math.ceil(box[0]! * W); x < Math.floor((box[0]! + box[2]!) * W); x++) {
+        const p = 3 * (y * W + x);
+        const c = [rgb[p]!, rgb[p + 1]!, rgb[p + 2]!];
+        if (Math.max(...c) - Math.min(...c) < 50) continue;
+        const d = (s: (typeof SHAPE_CLASSES)[number]) => (s.colour[0] - c[0]!) ** 2 + (s.colour[1] - c[1]!) ** 2 + (s.colour[2] - c[2]!) ** 2;
+        const near = SHAPE_CLASSES.reduce((m, s) => (d(s) < d(m) ? s : m));
+        counts.set(near.name, (counts.get(near.name) ?? 0) + 1);
+      }
+    }
+    return counts;
+  };
+
+  it('draws each layout object in its box, and each planted failure as it says; same seed, same bytes', async () => {
+    const layout = [
+      { name: 'disk', box: [0.04, 0.3, 0.28, 0.28] },
+      { name: 'square', box: [0.36, 0.3, 0.28, 0.28] },
+      { name: 'ring', box: [0.68, 0.05, 0.28, 0.28] },
+    ];
+    const seen = new Set<string>();
+    for (let seed = 0; seed < 60 && seen.size < 5; seed++) {
+      const r = await generateProceduralScene(layout, seed, { width: 100, height: 100, rates: { missing: 0.2, misplaced: 0.2, offClass: 0.2, blank: 0.1 } });
+      expect(Buffer.compare(Buffer.from(r.png), Buffer.from((await generateProceduralScene(layout, seed, { width: 100, height: 100, rates: { missing: 0.2, misplaced: 0.2, offClass: 0.2, blank: 0.1 } })).png))).toBe(0);
+      expect(r.truth).toBe(sceneTruthOf(seed, { missing: 0.2, misplaced: 0.2, offClass: 0.2, blank: 0.1 }));
+      seen.add(r.truth);
+      const { data } = await sharp(Buffer.from(r.png)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      if (r.truth === 'blank') {
+        expect(Math.max(...data)).toBeLessThan(8);
+        continue;
+      }
+      layout.forEach((o, k) => {
+        const counts = inBox(data, 100, 100, o.box);
+        const own = counts.get(o.name) ?? 0;
+        const area = o.box[2]! * o.box[3]! * 10000;
+        if (k !== r.failed) expect(own, `seed ${seed} ${r.truth} object ${k}`).toBeGreaterThan(0.3 * area);
+        else if (r.truth === 'off-class-object') {
+          expect(own, `seed ${seed}`).toBe(0);
+          expect(r.drawn[k]!.name).not.toBe(o.name);
+          expect(counts.get(r.drawn[k]!.name) ?? 0).toBeGreaterThan(0.3 * area);
+        } else {
+          // Missing or moved away: nothing of it in its box; a moved one is where `drawn` says.
+          expect(own, `seed ${seed} ${r.truth}`).toBeLessThan(0.02 * area);
+          if (r.truth === 'missing-object') expect(r.drawn[k]).toBeNull();
+          else expect(inBox(data, 100, 100, r.drawn[k]!.box).get(o.name) ?? 0).toBeGreaterThan(0.3 * area);
+        }
+      });
+    }
+    expect([...seen].sort()).toEqual(['blank', 'misplaced-object', 'missing-object', 'off-class-object', 'ok']);
+  });
 });

@@ -349,7 +349,7 @@ export type SceneTruth = 'ok' | 'missing-object' | 'misplaced-object' | 'off-cla
 export interface SceneFailureRates {
   /** One layout object is not drawn at all. */
   missing: number;
-  /** One layout object is drawn away from its box (in no overlap with it). */
+  /** One layout object is drawn elsewhere: its box mirrored through the frame's centre (pushed aside when that overlaps it). */
   misplaced: number;
   /** One layout object is drawn as another class. */
   offClass: number;
@@ -359,7 +359,7 @@ export interface SceneFailureRates {
 
 export const DEFAULT_SCENE_FAILURE_RATES: SceneFailureRates = { missing: 0.1, misplaced: 0.1, offClass: 0.08, blank: 0.05 };
 
-/** The failure kind the scene generator draws for a seed (a layout of one object cannot be misplaced within itself: then ok). */
+/** The failure kind the scene generator draws for a seed. */
 export function sceneTruthOf(seed: number, rates: SceneFailureRates): SceneTruth {
   const u = seededRandom(mixSeed(seed, 5))();
   let t = 0;
