@@ -122,7 +122,9 @@ async function demoLocked(o: DemoOptions, global: GlobalOptions, out: string, t0
     const shown = Object.entries(summary.outputs).filter(([k]) => k !== 'manifest' && k !== 'pool');
     const width = Math.max(...shown.map(([k]) => label(k).length)) + 2;
     for (const [k, v] of shown) global.print(`${`${label(k)}:`.padEnd(width)}${v}`);
-    global.print(`outputs in ${out} (summary.json lists them; run again with: genaug run ${configPath})`);
+    // A demo with a stand-in server is run again by the demo (run.yaml names the stand-in, which lives only while the demo runs).
+    const again = standin ? `genaug demo --preset ${o.preset} --out ${out}${o.seed !== 1 ? ` --seed ${o.seed}` : ''}${o.images !== undefined && o.images !== 48 ? ` --images ${o.images}` : ''}` : `genaug run ${configPath}`;
+    global.print(`outputs in ${out} (summary.json lists them; run again with: ${again})`);
     return summary;
   } finally {
     await standin?.close();
