@@ -119,7 +119,7 @@ export async function annotateScenes(ctx: StageContext): Promise<StageResult> {
   const coco = { info: { description: 'generated scenes: one box per layout object (genaug run, output scenes)', version: '1' }, images, annotations, categories };
   await writeFileAtomic(join(ctx.dir, 'annotations.json'), new TextEncoder().encode(JSON.stringify(coco) + '\n'));
   await writeJsonl(join(ctx.dir, 'rejected.jsonl'), rejected);
-  if (Object.keys(unknown).length) ctx.log(`annotate: layout objects of no real category left out: ${Object.entries(unknown).map(([n, k]) => `${n} ${k}`).join(', ')}`);
+  if (Object.keys(unknown).length) ctx.log(`layout objects of no real category left out: ${Object.entries(unknown).map(([n, k]) => `${n} ${k}`).join(', ')}`);
   return { summary: { scenes: images.length, objects: annotations.length, rejected: rejected.length, unknown_objects: unknown } };
 }
 
@@ -299,6 +299,6 @@ export async function scoreScenes(ctx: StageContext): Promise<StageResult> {
   });
   await mergeScores(join(ctx.dir, 'scores.jsonl'), table);
   if (items.length > 0 && failed === items.length) throw new GenaugError('E_BACKEND', `score: CLIS-I failed for all ${failed} scenes (first: ${(results[0] as { error: string }).error}); is the vlm/llm server up?`);
-  ctx.log(`score: CLIS-I (${mode}) of ${items.length} scenes of ${usedJobs.length} scene graphs; ${sentinel} unparseable (−1), ${failed} failed`);
+  ctx.log(`CLIS-I (${mode}) of ${items.length} scenes of ${usedJobs.length} scene graphs; ${sentinel} unparseable (−1), ${failed} failed`);
   return { summary: { scored: items.length, clis_i: mode, unparseable: sentinel, failed, scene_graphs: usedJobs.length } };
 }
