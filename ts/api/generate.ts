@@ -23,6 +23,8 @@ export {
 } from '../generate/procedural.js';
 export {
   writeRealDataset, generateProcedural, proceduralTruth, SHAPE_CLASSES, DEFAULT_FAILURE_RATES,
+  generateProceduralScene, sceneTruthOf, DEFAULT_SCENE_FAILURE_RATES,
   type RealDatasetOptions, type RealDataset, type FailureRates, type GeneratedTruth, type ShapeClass,
+  type SceneFailureRates, type SceneTruth, type SceneImage,
 } from '../generate/procedural-world.js';
 export { generate as run } from '../generate/runner.js';

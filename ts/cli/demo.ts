@@ -19,7 +19,7 @@ import { lockFolder } from '../io/lock.js';
 import { capabilities } from '../native/load.js';
 import { loadConfig } from '../pipeline/config.js';
 import { runPipeline } from '../pipeline/run.js';
-import { readJson } from '../util/jsonl.js';
+import { readJson, readJsonl } from '../util/jsonl.js';
 import { intArg, type GlobalOptions } from './args.js';
 import { addQueueOptions, openQueue, type QueueCliOptions } from './queue.js';
 import { withStopSignals } from './signals.js';
@@ -89,6 +89,14 @@ async function demoLocked(o: DemoOptions, global: GlobalOptions, out: string, t0
       await queue?.close();
     }
     const report = await readJson<{ totals: Record<string, number>; truth: Record<string, Record<string, number>>; funnel: unknown; gap: unknown }>(join(r.runDir, 'report', 'report.json'));
+    // What became of each planted failure (the procedural generator's truth): kept, or the stage and rule that dropped it.
+    const fates: Record<string, Record<string, number>> = {};
+    for (const d of await readJsonl<{ truth?: string; status: string; stage: string; reason?: string }>(join(r.runDir, 'filter', 'decisions.jsonl'))) {
+      if (!d.truth) continue;
+      const why = d.status === 'kept' ? 'kept' : `${d.stage}: ${(d.reason ?? d.status).replace(/ \(.*$/s, '')}`;
+      const row = (fates[d.truth] ??= {});
+      row[why] = (row[why] ?? 0) + 1;
+    }
     const summary = {
       seed: o.seed,
       preset: o.preset ?? 'divergen',
@@ -98,6 +106,7 @@ async function demoLocked(o: DemoOptions, global: GlobalOptions, out: string, t0
       stages: Object.fromEntries(Object.entries(r.manifest.stages).map(([k, v]) => [k, { status: v?.status, seconds: v?.seconds, summary: v?.summary, ...(v?.skipped ? { skipped: v.skipped } : {}) }])),
       totals: report.totals,
       truth: report.truth,
+      fates,
       funnel: report.funnel,
       gap: report.gap,
       ...(standin ? { standin: standin.counts } : {}),
@@ -113,7 +122,9 @@ async function demoLocked(o: DemoOptions, global: GlobalOptions, out: string, t0
     const shown = Object.entries(summary.outputs).filter(([k]) => k !== 'manifest' && k !== 'pool');
     const width = Math.max(...shown.map(([k]) => label(k).length)) + 2;
     for (const [k, v] of shown) global.print(`${`${label(k)}:`.padEnd(width)}${v}`);
-    global.print(`outputs in ${out} (summary.json lists them; run again with: genaug run ${configPath})`);
+    // A demo with a stand-in server is run again by the demo (run.yaml names the stand-in, which lives only while the demo runs).
+    const again = standin ? `genaug demo --preset ${o.preset} --out ${out}${o.seed !== 1 ? ` --seed ${o.seed}` : ''}${o.images !== undefined && o.images !== 48 ? ` --images ${o.images}` : ''}` : `genaug run ${configPath}`;
+    global.print(`outputs in ${out} (summary.json lists them; run again with: ${again})`);
     return summary;
   } finally {
     await standin?.close();

@@ -7,6 +7,7 @@
  */
 import { join } from 'node:path';
 
+import { ACP_ANSWERERS } from './answers-acp.js';
 import { CLASSIFY_ANSWERERS } from './answers-classify.js';
 import type { Answerer } from './standin.js';
 import { writeTinyClassifier, writeTinyClip } from './tiny-models.js';
@@ -147,6 +148,34 @@ export const DEMO_PRESETS: Record<string, DemoPreset> = {
         bnstats: { model: 'models/classifier.onnx', batch: 16 },
       }),
     outputs: (runDir) => classificationOutputs(runDir, true),
+  },
+  acp: {
+    description: 'Auto Cherry-Picker: LLM scene graphs and layouts from the real object sets, layout-conditioned scenes, best-of-N by a VLM+LLM judge (CLIS-I), CLIS-L kept, COCO of the scenes with one box and mask per layout object',
+    answerers: ACP_ANSWERERS,
+    config: (ctx) => ({
+      name: 'demo',
+      preset: 'acp',
+      seed: ctx.seed,
+      run_dir: 'run',
+      output: 'scenes',
+      real: { coco: 'data/annotations.json', images: 'data/images' },
+      // The stand-in answers both: scene graphs and layouts (llm), descriptions (vlm) and grades (llm).
+      llm: { url: ctx.llmUrl, model: 'standin-llm' },
+      vlm: { url: ctx.llmUrl, model: 'standin-vlm' },
+      plan: { strategy: 'scene', scenes: 8, candidates: 4, width: 128, height: 128 },
+      // The scene generator's planted failures, more often than a real server's so that a small demo shows each.
+      generate: { backend: 'procedural', concurrency: 2, retries: 1, failure_rates: { missing_object: 0.14, misplaced_object: 0.14, off_class: 0.12, blank: 0.08 } },
+      annotate: { method: 'corners', workers: 0 },
+      embed: { model: 'features', real_crop_padding: 4, workers: 0 },
+      score: { clis_i: 'judge', judge_concurrency: 4 },
+      report: { thumbnails: 24, thumb_size: 80 },
+    }),
+    outputs: (runDir) => ({
+      report: join(runDir, 'report', 'report.html'),
+      coco: join(runDir, 'dataset', 'coco', 'annotations.json'),
+      scores: join(runDir, 'score', 'scores.jsonl'),
+      manifest: join(runDir, 'run.json'),
+    }),
   },
 };
 

@@ -339,3 +339,101 @@ export async function generateProcedural(
     .toBuffer();
   return { png: new Uint8Array(png.buffer, png.byteOffset, png.byteLength), truth, drawn };
 }
+
+// --- layout-conditioned scenes (Auto Cherry-Picker's generator) ------------------------------------
+
+/** What the scene generator drew for a layout, for measuring how well best-of-N by CLIS-I picks against failures. */
+export type SceneTruth = 'ok' | 'missing-object' | 'misplaced-object' | 'off-class-object' | 'blank';
+
+/** How often each scene failure is drawn (per image). */
+export interface SceneFailureRates {
+  /** One layout object is not drawn at all. */
+  missing: number;
+  /** One layout object is drawn elsewhere: its box mirrored through the frame's centre (pushed aside when that overlaps it). */
+  misplaced: number;
+  /** One layout object is drawn as another class. */
+  offClass: number;
+  /** The whole image is black, as a diffusion server's safety checker answers. */
+  blank: number;
+}
+
+export const DEFAULT_SCENE_FAILURE_RATES: SceneFailureRates = { missing: 0.1, misplaced: 0.1, offClass: 0.08, blank: 0.05 };
+
+/** The failure kind the scene generator draws for a seed. */
+export function sceneTruthOf(seed: number, rates: SceneFailureRates): SceneTruth {
+  const u = seededRandom(mixSeed(seed, 5))();
+  let t = 0;
+  for (const [k, kind] of [['blank', 'blank'], ['missing', 'missing-object'], ['misplaced', 'misplaced-object'], ['offClass', 'off-class-object']] as const) {
+    t += rates[k];
+    if (u < t) return kind;
+  }
+  return 'ok';
+}
+
+export interface SceneImage {
+  png: Uint8Array;
+  truth: SceneTruth;
+  /** Per layout object, what was drawn: the class name and its box (normalised xywh), or null when not drawn. */
+  drawn: Array<{ name: string; box: [number, number, number, number] } | null>;
+  /** The layout object the failure concerns (undefined for ok and blank). */
+  failed?: number;
+}
+
+/**
+ * The generator standing in for a layout-conditioned diffusion server (GLIGEN, InstanceDiffusion): each layout
+ * object's class shape drawn in its box (centred, as large as the box's shorter side allows, slightly turned), in
+ * layout order (later objects cover earlier ones), on a near-white background. The failure kind is a function of
+ * the seed at `rates`: one object missing, drawn outside its box, or drawn as another class; or a black image.
+ */
+export async function generateProceduralScene(
+  layout: ReadonlyArray<{ name: string; box: readonly number[] }>,
+  seed: number,
+  o: { width?: number; height?: number; rates?: Partial<SceneFailureRates>; classes?: ShapeClass[] } = {},
+): Promise<SceneImage> {
+  const W = o.width ?? 128;
+  const H = o.height ?? 128;
+  const classes = o.classes ?? SHAPE_CLASSES;
+  const rates = { ...DEFAULT_SCENE_FAILURE_RATES, ...o.rates };
+  const truth = sceneTruthOf(seed, rates);
+  const r = seededRandom(mixSeed(seed, 11));
+  const rgb = new Uint8Array(W * H * 3);
+  const drawn: SceneImage['drawn'] = layout.map(() => null);
+  const failed = layout.length ? Math.floor(r() * layout.length) : 0;
+  if (truth === 'blank') {
+    for (let q = 0; q < rgb.length; q++) rgb[q] = Math.floor(r() * 4);
+  } else {
+    for (let q = 0; q < rgb.length; q++) rgb[q] = 255 - Math.floor(r() * 3);
+    layout.forEach((obj, k) => {
+      const asked = classByName(obj.name, classes);
+      let cls = asked;
+      let [x, y, w, h] = obj.box as [number, number, number, number];
+      const angle = (r() - 0.5) * 0.5;
+      const colour = jitterColour(cls.colour, r, 18);
+      const shade = r() * Math.PI * 2;
+      if (k === failed && truth === 'missing-object') return;
+      if (k === failed && truth === 'off-class-object') {
+        const others = classes.filter((c) => c !== asked);
+        cls = others[Math.floor(r() * others.length)] as ShapeClass;
+      }
+      if (k === failed && truth === 'misplaced-object') {
+        // Moved to the far side of the frame: the box mirrored through the centre, pushed clear of the original.
+        let nx = 1 - x - w;
+        let ny = 1 - y - h;
+        if (Math.abs(nx - x) < w && Math.abs(ny - y) < h) {
+          if (1 - w - x > x) nx = Math.min(1 - w, x + w);
+          else nx = Math.max(0, x - w);
+          if (Math.abs(nx - x) < w) ny = y + h <= 0.5 ? Math.min(1 - h, y + h) : Math.max(0, y - h);
+        }
+        x = nx;
+        y = ny;
+      }
+      const radius = 0.48 * Math.min(w * W, h * H);
+      paint(rgb, W, H, { cls, cx: (x + w / 2) * W, cy: (y + h / 2) * H, radius, angle, colour: cls === asked ? colour : jitterColour(cls.colour, r, 18), shade });
+      drawn[k] = { name: cls.name, box: [x, y, w, h] };
+    });
+  }
+  const png = await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width: W, height: H, channels: 3 } })
+    .png({ compressionLevel: 6 })
+    .toBuffer();
+  return { png: new Uint8Array(png.buffer, png.byteOffset, png.byteLength), truth, drawn, ...(truth !== 'ok' && truth !== 'blank' ? { failed } : {}) };
+}

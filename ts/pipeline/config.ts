@@ -110,9 +110,13 @@ const GenerateSchema = z
     concurrency: z.number().int().min(1).max(64).default(2),
     timeout_s: z.number().min(1).max(3600).default(300),
     retries: z.number().int().min(0).max(20).default(3),
-    /** procedural backend only: how often each failure is drawn. */
+    /**
+     * procedural backend only: how often each failure is drawn. Single objects: off_class, empty, near_duplicate,
+     * border; scenes from a layout (plan.strategy scene): missing_object, misplaced_object, off_class (one object
+     * drawn as another class), blank (a black image, as a safety checker answers).
+     */
     failure_rates: z
-      .object({ off_class: fraction(), empty: fraction(), near_duplicate: fraction(), border: fraction() })
+      .object({ off_class: fraction(), empty: fraction(), near_duplicate: fraction(), border: fraction(), missing_object: fraction(), misplaced_object: fraction(), blank: fraction() })
       .strict()
       .partial()
       .optional(),
@@ -170,6 +174,18 @@ const ScoreSchema = z
      * images of that class (the images with one class).
      */
     classifier: path().optional(),
+    /**
+     * ACP's CLIS-I of each generated scene (output scenes): judge (the paper's: a VLM describes the image, each box
+     * region and crop, an LLM grades the descriptions 0-5; needs vlm, grades with llm when set, else the vlm), clip
+     * (the CLIP proxy: needs embed.model clip), features (a weight-free proxy: each layout box's crop against the real
+     * crops of its class with the features embedder). Default: judge when vlm is set, else clip with a CLIP model,
+     * else features.
+     */
+    clis_i: z.enum(['judge', 'clip', 'features']).optional(),
+    /** Judge mode: scenes scored at once (requests in flight); the scores do not depend on it. */
+    judge_concurrency: z.number().int().min(1).max(64).default(4),
+    /** CLIS-L name similarity floor for the relation pool's examples (ACP's tau). */
+    clis_l_tau: z.number().min(0).max(1).default(0.6),
   })
   .strict();
 
@@ -432,7 +448,7 @@ function checkCombinations(c: RunConfig, source: string, reaches: (s: StageName)
   if (reaches('filter')) {
     for (const rule of c.filter.rules) {
       if ((rule === 'xpaste' || rule === 'alia') && c.embed.model !== 'clip') fail('filter.rules', `rule '${rule}' scores with CLIP text embeddings: set embed.model: clip`);
-      if (rule === 'acp') fail('filter.rules', `rule '${rule}' needs scores (CLIS-I best-of-N) that genaug run does not compute yet; run with --until embed, then genaug score + genaug filter on the run's files`);
+      if (rule === 'acp' && c.output !== 'scenes') fail('filter.rules', "rule 'acp' picks the best of each scene graph's candidates by CLIS-I, which the run computes for scenes: set output: scenes (and plan.strategy: scene)");
       if (rule === 'alia' && c.output !== 'classification') fail('filter.rules', "rule 'alia' filters whole edited images: set output: classification");
       if (rule === 'alia' && !c.score.alia_positive) fail('score.alia_positive', "rule 'alia' needs the domain-level positive text of its semantic filter (e.g. \"a photo of a bird\")");
     }
@@ -440,6 +456,9 @@ function checkCombinations(c: RunConfig, source: string, reaches: (s: StageName)
       fail('filter.reject_border', "output 'classification' keeps whole images (no mask): the border and area rules do not apply");
     }
   }
+  if (c.output === 'scenes' && c.plan.strategy !== 'scene') fail('output', "output 'scenes' exports each generated scene with its layout's objects: it needs plan.strategy: scene");
+  if (c.score.clis_i === 'judge' && !c.vlm) fail('score.clis_i', "CLIS-I 'judge' describes the images with a VLM: set vlm (url, model) of an OpenAI-compatible vision server");
+  if (c.score.clis_i === 'clip' && c.embed.model !== 'clip') fail('score.clis_i', "CLIS-I 'clip' scores with CLIP: set embed.model: clip and embed.clip");
   if (c.dataset.formats) {
     const allowed = c.output === 'scenes' ? ['coco'] : c.output === 'classification' ? ['imagefolder', 'webdataset'] : [];
     if (c.output === 'instances') fail('dataset.formats', "output 'instances' writes its dataset in the paste stage (export.formats); dataset.formats is for output 'scenes' or 'classification'");

@@ -213,7 +213,7 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
     const dir = join(runDir, name);
     // Same fingerprint: a stage with a journal resumes from it (interrupted, failed, or done and run again by
     // --force or for retryable failures), so finished items are kept; otherwise the stage starts clean.
-    const resume = Boolean(def.resumable) && prev?.fingerprint === fingerprint && (prev.status === 'running' || prev.status === 'failed' || intact);
+    const resume = (typeof def.resumable === 'function' ? def.resumable(c) : Boolean(def.resumable)) && prev?.fingerprint === fingerprint && (prev.status === 'running' || prev.status === 'failed' || intact);
     if (!resume) await rm(dir, { recursive: true, force: true });
     else await removeTemporaries(dir);
     await mkdir(dir, { recursive: true });

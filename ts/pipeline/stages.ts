@@ -35,6 +35,7 @@ import type { Distributor } from '../util/distribute.js';
 import { readJson, readJsonl, writeJson, writeJsonl } from '../util/jsonl.js';
 import { writeReport } from '../report/report.js';
 import { aliaColumns, resolveMeanings, wholeImageCoco } from './classify.js';
+import { annotateScenes, scoreScenes } from './acp.js';
 import { STAGES, type LoadedConfig, type RunConfig, type StageName } from './config.js';
 import type { Manifest } from './manifest.js';
 
@@ -59,8 +60,8 @@ export interface StageResult {
 export interface StageDef {
   /** Bump when the stage's output for the same options changes. */
   version: number;
-  /** Resumes from its own journal after an interruption (else starts clean). */
-  resumable?: boolean;
+  /** Resumes from its own journal after an interruption (else starts clean); a function: for the runs it says. */
+  resumable?: boolean | ((c: RunConfig) => boolean);
   /** Journal files (suffixes) left out of the recorded outputs. */
   journals?: string[];
   inputs: (c: RunConfig) => string[];
@@ -257,6 +258,11 @@ export async function generateSetup(cfg: LoadedConfig): Promise<{ options: Omit<
           ...(fr.empty !== undefined ? { empty: fr.empty } : {}),
           ...(fr.near_duplicate !== undefined ? { nearDuplicate: fr.near_duplicate } : {}),
           ...(fr.border !== undefined ? { border: fr.border } : {}),
+        }, {
+          ...(fr.missing_object !== undefined ? { missing: fr.missing_object } : {}),
+          ...(fr.misplaced_object !== undefined ? { misplaced: fr.misplaced_object } : {}),
+          ...(fr.off_class !== undefined ? { offClass: fr.off_class } : {}),
+          ...(fr.blank !== undefined ? { blank: fr.blank } : {}),
         })
       : undefined;
   const specs = await backendSpecs(cfg, procedural);
@@ -289,7 +295,7 @@ async function runGenerate(ctx: StageContext): Promise<StageResult> {
       const l = journal.get(`${j.id}\u0000${k}`);
       const base = { category: j.classes[0] as string, job: j.id, candidate: k, seed: j.seed + k, prompt: j.prompt };
       if (l?.status === 'ok' && l.file) {
-        lines.push({ file: l.file, ...base, status: 'ok', ...(procedural ? { truth: procedural.truth(k, j.seed + k) } : {}) });
+        lines.push({ file: l.file, ...base, status: 'ok', ...(procedural ? { truth: procedural.truth(k, j.seed + k, j) } : {}) });
         // Every further image the server answered for the request (a ComfyUI batch) is a generated image too.
         for (const m of l.more ?? []) if (m.file !== l.file) lines.push({ file: m.file, ...base, status: 'ok' });
       }
@@ -311,6 +317,7 @@ async function generatePending(dir: string): Promise<string | undefined> {
 // --- annotate -----------------------------------------------------------------
 
 async function runAnnotate(ctx: StageContext): Promise<StageResult> {
+  if (ctx.cfg.config.output === 'scenes') return annotateScenes(ctx); // ACP: one box per layout object (pipeline/acp.ts)
   const a = ctx.cfg.config.annotate;
   const p = ctx.cfg.paths;
   const r = await annotate({
@@ -396,6 +403,7 @@ async function runEmbed(ctx: StageContext): Promise<StageResult> {
 
 /** `genaug score against-real` (+ `genaug score clip-score` with a CLIP model) into score/scores.jsonl. */
 async function runScore(ctx: StageContext): Promise<StageResult> {
+  if (ctx.cfg.config.output === 'scenes') return scoreScenes(ctx); // ACP: CLIS-I and CLIS-L per scene (pipeline/acp.ts)
   const c = ctx.cfg.config;
   const e = join(ctx.runDir, 'embed');
   const { classes } = await runClasses(ctx.cfg);
@@ -739,7 +747,7 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     journals: ['progress.jsonl'],
     inputs: () => ['generate/images', 'generate/manifest.jsonl'],
     // Several segmenters: the CLIP model and text of their pick are part of the stage's identity.
-    options: (c) => ({ ...c.annotate, workers: undefined, ...((c.annotate.segmenters?.length ?? 0) >= 2 ? { clip_template: c.embed.clip_template } : {}) }),
+    options: (c) => ({ ...c.annotate, workers: undefined, ...((c.annotate.segmenters?.length ?? 0) >= 2 ? { clip_template: c.embed.clip_template } : {}), ...(c.output === 'scenes' ? { output: c.output } : {}) }),
     applies: (c) => (c.output === 'classification' ? "output 'classification': the whole image is the sample (no mask is cut)" : undefined),
     files: (cfg) => [cfg.paths.samEncoder, cfg.paths.samDecoder, cfg.paths.segmenter, ...(cfg.paths.segmenters ?? []), ...((cfg.paths.segmenters?.length ?? 0) >= 2 ? [cfg.paths.clip] : [])],
     run: runAnnotate,
@@ -754,7 +762,23 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
     files: (cfg) => [cfg.paths.clip],
     run: runEmbed,
   },
-  score: { version: 2, inputs: () => ['embed/*.npy', 'embed/*.index.jsonl'], options: (c) => ({ score: c.score, dedup: c.filter.dedup_threshold ?? 0.99, clip: c.embed.model === 'features' ? null : { template: c.embed.clip_template }, ...(c.output === 'classification' ? { whole_images: true, alia: c.filter.rules.includes('alia') } : {}) }), files: (cfg) => [cfg.paths.clip, cfg.paths.classifier], run: runScore },
+  score: {
+    version: 2,
+    // A scene run journals each scene's CLIS-I (judge and clip modes): a killed run does not ask the judge again.
+    resumable: (c) => c.output === 'scenes',
+    journals: ['clis-i.progress.jsonl'],
+    inputs: (c) => ['embed/*.npy', 'embed/*.index.jsonl', ...(c.output === 'scenes' ? ['plan/plan.jsonl', 'generate/images', 'annotate/rejected.jsonl', 'real.coco'] : [])],
+    // A scene run's CLIS-I depends on the judge's models (not their URLs) and on generate.retries (re-asks of unparseable grades).
+    options: (c) => ({
+      score: c.score,
+      dedup: c.filter.dedup_threshold ?? 0.99,
+      clip: c.embed.model === 'features' ? null : { template: c.embed.clip_template },
+      ...(c.output === 'classification' ? { whole_images: true, alia: c.filter.rules.includes('alia') } : {}),
+      ...(c.output === 'scenes' ? { acp: { vlm: c.vlm?.model ?? null, llm: c.llm?.model ?? null, retries: c.generate.retries, seed: c.seed } } : {}),
+    }),
+    files: (cfg) => [cfg.paths.clip, cfg.paths.classifier],
+    run: runScore,
+  },
   filter: { version: 3, inputs: () => ['generate/generated.jsonl', 'annotate/rejected.jsonl', 'annotate/index.json', 'score/scores.jsonl'], options: (c) => ({ filter: c.filter, inter: c.score.inter }), run: runFilter },
   pool: { version: 3, inputs: () => ['filter/kept.jsonl', 'score/scores.jsonl', 'annotate/index.json', 'real.coco'], options: (c) => ({ pool: c.pool }), applies: (c) => pastes(c), run: runPool },
   paste: {

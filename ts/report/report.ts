@@ -17,6 +17,7 @@ import { readImage } from '../io/images.js';
 import { indexShards, readShardMember, type ShardMember } from '../io/webdataset.js';
 import { decodeRleSync, type Rle } from '../kernels/mask.js';
 import type { PasteJournalLine } from '../augment/paste.js';
+import { categoryMatcher } from '../augment/pool.js';
 import { ownSimilarity, type LedgerEntry as Decision } from '../curate/filters.js';
 import { GAP_DIM, instanceGap } from '../curate/gap.js';
 import { readInstanceEmbeddings } from '../curate/score.js';
@@ -201,6 +202,28 @@ async function datasetCounts(R: string, output: string): Promise<Record<string, 
   return out;
 }
 
+/**
+ * The layout objects of a scene run: per generated file the class names of its plan job's layout, the objects
+ * planned per class (candidates x objects of the class in the layout), and every class named, in plan order.
+ */
+async function objectsOfScenes(R: string, known: readonly string[]): Promise<{ perFile: Map<string, string[]>; planned: Record<string, number>; classes: string[] }> {
+  // Layout names are display names ('dining table'): the class of the run they match, as the dataset stage matches them.
+  const match = categoryMatcher(known.map((name, i) => ({ id: i + 1, name })));
+  const jobs = new Map((await readJsonl<{ id: string; candidates: number; layout?: Array<{ name: string }> }>(join(R, 'plan', 'plan.jsonl'))).map((j) => [j.id, j]));
+  const planned: Record<string, number> = {};
+  const classes: string[] = [];
+  for (const j of jobs.values()) {
+    for (const o of j.layout ?? []) o.name = match(o.name)?.name ?? o.name;
+    for (const o of j.layout ?? []) {
+      planned[o.name] = (planned[o.name] ?? 0) + j.candidates;
+      if (!classes.includes(o.name)) classes.push(o.name);
+    }
+  }
+  const perFile = new Map<string, string[]>();
+  for (const g of await readJsonl<{ file: string; job: string }>(join(R, 'generate', 'generated.jsonl'))) perFile.set(g.file, (jobs.get(g.job)?.layout ?? []).map((o) => o.name));
+  return { perFile, planned, classes };
+}
+
 /** One entry of the run's pool index (pool/index.json). */
 interface PoolEntry {
   file: string;
@@ -264,8 +287,23 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
   const third = output === 'classification' ? 'scored' : 'annotated';
   const stagesOfFunnel = (pasting ? ['planned', 'generated', 'annotated', 'kept by filters', 'in pool', 'pasted'] : ['planned', 'generated', third, 'kept by filters', output === 'scenes' ? 'objects in the scenes' : 'in the dataset']) as readonly string[];
   const funnel: Record<string, Record<string, number>> = {};
+  // A scene run counts layout objects (a scene of a disk and two squares is one disk and two squares at every stage),
+  // not scenes by their first class, so that the funnel ends in the dataset's objects of each class.
+  const sceneObjects = output === 'scenes' ? await objectsOfScenes(R, classes) : undefined;
+  if (sceneObjects) for (const k of sceneObjects.classes) if (!classes.includes(k)) classes.push(k);
   for (const k of classes) {
     const d = decisions.filter((x) => x.category === k);
+    if (sceneObjects) {
+      const n = (list: Decision[]) => list.reduce((sum, x) => sum + (sceneObjects.perFile.get(x.file)?.filter((name) => name === k).length ?? 0), 0);
+      funnel[k] = {
+        planned: sceneObjects.planned[k] ?? 0,
+        generated: n(decisions.filter((x) => x.stage !== 'generate')),
+        annotated: n(decisions.filter((x) => x.stage === 'filter')),
+        'kept by filters': n(decisions.filter((x) => x.status === 'kept')),
+        [stagesOfFunnel[4] as string]: inDataset[k] ?? 0,
+      };
+      continue;
+    }
     funnel[k] = {
       planned: plan.filter((j) => j.classes[0] === k).reduce((s, j) => s + j.candidates, 0),
       generated: d.filter((x) => !(x.stage === 'generate')).length,
@@ -352,6 +390,17 @@ export async function writeReport(input: ReportInput): Promise<{ summary: Record
       range: [0, Number(scored[0]?.score?.knn_k) || c.score.knn],
     }),
   ];
+  if (output === 'scenes') {
+    // ACP's own scores instead of the instance ones: CLIS-I (what best-of-N picks by; the judge's −1 left out) and
+    // CLIS-L of each scene's layout (kept as a score).
+    const clis = (d: Decision) => (col(d, 'clis_i') === -1 && d.score?.clis_i_mode === 'judge' ? Number.NaN : col(d, 'clis_i'));
+    hists.splice(
+      0,
+      hists.length,
+      histogram({ title: `CLIS-I (${String(scored[0]?.score?.clis_i_mode ?? 'judge')}; best of N per scene graph)`, series: [{ name: 'kept', values: keptS.map(clis) }, { name: 'rejected', values: rejS.map(clis) }], thresholds: [] }),
+      histogram({ title: 'CLIS-L of the layouts', series: [{ name: 'kept', values: keptS.map((d) => col(d, 'clis_l')) }, { name: 'rejected', values: rejS.map((d) => col(d, 'clis_l')) }], thresholds: [], range: [0, 1] }),
+    );
+  }
   if (scored.some((d) => d.score!.clip_score !== undefined)) {
     hists.push(
       histogram({
