@@ -287,3 +287,49 @@ TEST(device_emulation_rejects_what_the_cpu_path_rejects) {
   TopKResult z = device_topk(*be, q.view(), MatrixView{nullptr, 0, 4}, 3, dev_opts(1 << 20));
   CHECK_EQ(z.k, 0);
 }
+
+#include "cuda_api.h"
+
+// Where a GPU exists (npm run test:gpu runs these tests there), the CUDA
+// backend's results are the emulation's bytes: same sums in the same order,
+// same index math; elsewhere it says why it cannot run.
+TEST(cuda_backend_is_the_emulation_bytes_or_reports_unavailable) {
+  std::string why;
+  if (cuda_device_count(&why) <= 0) {
+    CHECK(!why.empty());
+    CHECK_THROWS_CODE(cuda_similarity_backend(), "E_CUDA_UNAVAILABLE");
+    CudaDeviceInfo info;
+    CHECK(!cuda_device_info(info, &why));
+    if (!cuda_built()) CHECK(cuda_kernels().empty());
+    return;
+  }
+  auto cu = cuda_similarity_backend();
+  auto em = emulated_backend(int64_t(1) << 30);
+  Mat q = make_mat(70, 45, 31), d = make_mat(1030, 45, 32);
+  std::vector<int32_t> labels(1030);
+  for (int64_t r = 0; r < 1030; ++r) labels[r] = static_cast<int32_t>((r * 13) % 7 == 5 ? 0 : (r * 13) % 7);
+  for (int64_t bytes : {int64_t(1) << 24, int64_t(60000)}) {
+    for (int64_t k : {int64_t(1), int64_t(10), int64_t(40), int64_t(2000)}) {
+      TopKResult a = device_topk(*cu, q.view(), d.view(), k, dev_opts(bytes));
+      TopKResult b = device_topk(*em, q.view(), d.view(), k, dev_opts(bytes));
+      CHECK(a.indices == b.indices);
+      CHECK(a.scores.size() == b.scores.size() &&
+            std::memcmp(a.scores.data(), b.scores.data(), a.scores.size() * sizeof(float)) == 0);
+    }
+    ClassResult cm = device_class_max(*cu, q.view(), d.view(), labels.data(), 7, dev_opts(bytes));
+    ClassResult em_cm = device_class_max(*em, q.view(), d.view(), labels.data(), 7, dev_opts(bytes));
+    CHECK(std::memcmp(cm.values.data(), em_cm.values.data(), cm.values.size() * sizeof(float)) == 0);
+    ClassResult mn = device_class_mean(*cu, q.view(), d.view(), labels.data(), 7, dev_opts(bytes));
+    ClassResult em_mn = device_class_mean(*em, q.view(), d.view(), labels.data(), 7, dev_opts(bytes));
+    CHECK(std::memcmp(mn.values.data(), em_mn.values.data(), mn.values.size() * sizeof(float)) == 0);
+    PairsResult pa = device_pairs(*cu, q.view(), d.view(), 0.3, -1, 1 << 24, dev_opts(bytes));
+    PairsResult pb = device_pairs(*em, q.view(), d.view(), 0.3, -1, 1 << 24, dev_opts(bytes));
+    CHECK(pa.i == pb.i && pa.j == pb.j && pa.score == pb.score);
+    Mat r = make_mat(1030, 45, 33);
+    std::vector<float> ra = device_row_dot(*cu, r.view(), d.view(), dev_opts(bytes));
+    CHECK(ra == row_dot(r.view(), d.view(), cpu_opts()));
+  }
+  // Sized from the device's free memory.
+  device_topk(*cu, q.view(), d.view(), 5, dev_opts(0));
+  CHECK(last_device_plan().budget > 0);
+}
