@@ -5,7 +5,8 @@ import { annotate } from '../curate/annotate.js';
 import { SamModel } from '../models/sam.js';
 import { Segmenter } from '../models/segmenter.js';
 import { GenaugError } from '../native/errors.js';
-import { intArg, numberArg, type GlobalOptions } from './args.js';
+import { providerForDevice } from '../models/onnx.js';
+import { deviceOption, intArg, numberArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
 import { withStopSignals } from './signals.js';
 
@@ -19,7 +20,8 @@ export function annotateCommand(global: GlobalOptions): Command {
     .option('--sam-encoder <file>', 'SAM image encoder .onnx (1x3x1024x1024 -> 1x256x64x64)')
     .option('--sam-decoder <file>', 'SAM mask decoder .onnx (the official segment-anything export signature)')
     .option('--segmenter <file>', 'foreground segmenter .onnx (1x3xHxW -> 1x1xHxW probability, U2-Net/ISNet style)')
-    .addOption(new Option('--provider <p>', 'onnxruntime execution provider').choices(['cpu', 'cuda']).default('cpu'))
+    .addOption(deviceOption('SAM / the segmenter (onnxruntime\'s CUDA execution provider)', false))
+    .addOption(new Option('--provider <p>', 'onnxruntime execution provider (the older name of --device; default cpu)').choices(['cpu', 'cuda']))
     .option('--manifest <file>', 'JSON lines {"file": ..., "category": ...} instead of folder names')
     .option('--category-from-dirname', 'category = the image\'s folder name (the default without --manifest)')
     .option('--min-area-fraction <f>', 'reject instances smaller than this fraction of the image (X-Paste: 0.05)', numberArg('--min-area-fraction'), 0.05)
@@ -31,6 +33,7 @@ export function annotateCommand(global: GlobalOptions): Command {
     .option('-q, --quiet', 'no progress output')
     .addHelpText('after', '\nEvery image gets one line in OUT/progress.jsonl; run the same command again to resume after an interruption.')
     .action(async (o) => {
+      o.provider = providerForDevice(o.device, o.provider);
       const method = o.method ?? (o.samEncoder || o.samDecoder ? 'sam' : o.segmenter ? 'segmenter' : 'corners');
       let sam: SamModel | undefined;
       let segmenter: Segmenter | undefined;
