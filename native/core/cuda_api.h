@@ -10,6 +10,7 @@
 namespace genaug {
 
 class SimilarityBackend;
+class BnBackend;
 
 bool cuda_built();
 // Number of usable CUDA devices; 0 with the reason in *why when none (no
@@ -34,5 +35,9 @@ std::vector<std::string> cuda_kernels();
 // The similarity engine's CUDA backend on device 0 (similarity_device.h runs
 // the calls). Throws E_CUDA_UNAVAILABLE naming why when there is none.
 std::unique_ptr<SimilarityBackend> cuda_similarity_backend();
+
+// The BatchNorm statistics' CUDA backend on device 0 (bnstats_device.h runs
+// the calls). Throws E_CUDA_UNAVAILABLE naming why when there is none.
+std::unique_ptr<BnBackend> cuda_bn_backend();
 
 }  // namespace genaug

@@ -1,6 +1,7 @@
 // CUDA entry points for a build without CUDA: they say so.
 #include "cuda_api.h"
 #include "error.h"
+#include "bnstats_device.h"
 #include "similarity_device.h"
 
 #ifndef GENAUG_HAVE_CUDA
@@ -21,5 +22,6 @@ bool cuda_device_info(CudaDeviceInfo&, std::string* why) {
 }
 std::vector<std::string> cuda_kernels() { return {}; }
 std::unique_ptr<SimilarityBackend> cuda_similarity_backend() { fail("E_CUDA_UNAVAILABLE", kNotBuilt); }
+std::unique_ptr<BnBackend> cuda_bn_backend() { fail("E_CUDA_UNAVAILABLE", kNotBuilt); }
 }  // namespace genaug
 #endif

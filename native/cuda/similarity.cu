@@ -275,7 +275,8 @@ bool cuda_device_info(CudaDeviceInfo& out, std::string* why) {
 }
 
 std::vector<std::string> cuda_kernels() {
-  return {"similarity.topk", "similarity.classMax", "similarity.classMean", "similarity.pairs", "similarity.rowDot"};
+  return {"similarity.topk", "similarity.classMax", "similarity.classMean", "similarity.pairs", "similarity.rowDot",
+          "bnstats.nchw", "bnstats.nhwc"};
 }
 
 std::unique_ptr<SimilarityBackend> cuda_similarity_backend() {
