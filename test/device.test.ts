@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { writeNpy } from '../ts/io/npy.js';
+import { bnStats } from '../ts/kernels/bnstats.js';
 import { classMax, classMean, pairs, rowDot, topk } from '../ts/kernels/similarity.js';
 import { providerForDevice, providerStatus } from '../ts/models/onnx.js';
 import { checkDevice, cudaUnavailableReason, resolveDevice } from '../ts/native/device.js';
@@ -90,6 +91,30 @@ describe('device names', () => {
     expect(providerForDevice('auto', undefined)).toBe(providerStatus('cuda').usable ? 'cuda' : 'cpu');
     expect(() => providerForDevice('cuda', 'cpu')).toThrow(/disagree/);
     expect(() => providerForDevice('tpu' as 'cpu', undefined)).toThrow(/must be 'auto', 'cpu' or 'cuda'/);
+  });
+});
+
+describe('bnstats on --device', () => {
+  // Odd shapes: channels not a multiple of 16, positions past one block, an empty domain.
+  const n = 3;
+  const c = 19;
+  const s = 70;
+  const data = new Float32Array(n * c * s).map((_, i) => 500 + Math.sin(i * 0.37) * 3);
+  const domains = Int32Array.from([0, 2, 0]);
+
+  it("gives the CPU path's bytes on CUDA, for both layouts, or fails with E_CUDA_UNAVAILABLE naming why; auto falls back silently", async () => {
+    for (const layout of ['nchw', 'nhwc'] as const) {
+      const acts = { data, shape: [n, c, s], layout };
+      const cpu = await bnStats(acts, { domains, numDomains: 3 });
+      const auto = await bnStats(acts, { domains, numDomains: 3, device: 'auto', deviceBytes: 40_000 });
+      for (const key of ['count', 'mean', 'm2', 'min', 'max', 'nonfinite'] as const) expect(bytes(auto[key]).equals(bytes(cpu[key]))).toBe(true);
+      if (!cuda.usable) {
+        await expectCode(bnStats(acts, { domains, numDomains: 3, device: 'cuda' }), 'E_CUDA_UNAVAILABLE');
+        continue;
+      }
+      const gpu = await bnStats(acts, { domains, numDomains: 3, device: 'cuda', deviceBytes: 12_000 });
+      for (const key of ['count', 'mean', 'm2', 'min', 'max', 'nonfinite'] as const) expect(bytes(gpu[key]).equals(bytes(cpu[key]))).toBe(true);
+    }
   });
 });
 

@@ -117,6 +117,9 @@ export interface NativeBnOptions {
   threads?: number;
   nonfinite?: 'reject' | 'skip';
   isa?: NativeIsa;
+  /** 'cpu' (default) or 'cuda' (the device path; E_CUDA_UNAVAILABLE without one). */
+  device?: 'cpu' | 'cuda';
+  deviceBytes?: number;
 }
 
 type BnArgs = [data: Float32Array | Uint16Array, n: number, c: number, s: number, layout: 'nchw' | 'nhwc', domains: Int32Array | null, numDomains: number, opts: NativeBnOptions];
