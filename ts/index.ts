@@ -8,7 +8,6 @@
  */
 export { GenaugError, isGenaugError, ERROR_CODES, type ErrorCode } from './native/errors.js';
 export { capabilities, type Capabilities } from './native/load.js';
-export { resolveDevice, checkDevice, type Device } from './native/device.js';
 export * as similarity from './api/similarity.js';
 export * as io from './api/io.js';
 export * as metrics from './api/metrics.js';
