@@ -11,6 +11,7 @@ namespace genaug {
 
 class SimilarityBackend;
 class BnBackend;
+class ClisBackend;
 
 bool cuda_built();
 // Number of usable CUDA devices; 0 with the reason in *why when none (no
@@ -39,5 +40,8 @@ std::unique_ptr<SimilarityBackend> cuda_similarity_backend();
 // The BatchNorm statistics' CUDA backend on device 0 (bnstats_device.h runs
 // the calls). Throws E_CUDA_UNAVAILABLE naming why when there is none.
 std::unique_ptr<BnBackend> cuda_bn_backend();
+
+// CLIS-L's CUDA backend on device 0 (layout_device.h runs the calls).
+std::unique_ptr<ClisBackend> cuda_clis_backend();
 
 }  // namespace genaug
