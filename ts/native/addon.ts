@@ -262,6 +262,10 @@ export interface NativeLayoutOptions {
   symmetry?: boolean;
   /** Threads (default every core); results do not depend on it. */
   threads?: number;
+  /** 'cpu' (default) or 'cuda' (the device path, the same bytes; E_CUDA_UNAVAILABLE without one). */
+  device?: 'cpu' | 'cuda';
+  /** GPU memory for example scores (default: 3/4 of the free memory); layouts are scored in groups that fit. */
+  deviceBytes?: number;
   cancel?: Int32Array;
 }
 
