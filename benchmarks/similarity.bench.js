@@ -8,13 +8,22 @@
 // The first line is the machine (CPU, SIMD level, threads) and the peers'
 // versions; the last carries `summary`.
 //   node benchmarks/similarity.bench.js [--M 20000 --N 50000 --D 512 --rounds 3 --reps 1 --ops topk1,topk10 --quick --no-peer]
+// With --device cuda (npm run bench -- similarity --device cuda): every
+// operation runs on the GPU and, in the same round, on the CPU path; each line
+// carries speedup_vs_cpu, the agreement of the two (index mismatches, largest
+// score difference) and, where torch with CUDA is installed, the ratio to
+// torch's chunked top-k on the same GPU (benchmarks/peers/torch_cuda_topk.py).
 // Each genaug measurement runs in a child process, so its peak memory is its own.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { args, emit, findPython, loadGenaug, machine, maxRssBytes, randomMatrix, root, rssBytes, runPeer, time } from './lib.js';
 
-const a = args({ M: 20000, N: 50000, D: 512, reps: 1, op: '', peer: true, fewM: 64, threshold: 0.15 });
+const a = args({ M: 20000, N: 50000, D: 512, reps: 1, op: '', peer: true, fewM: 64, threshold: 0.15, device: 'cpu' });
+if (!['cpu', 'cuda', 'auto'].includes(a.device)) {
+  console.error(`--device must be cpu, cuda or auto, got ${a.device}`);
+  process.exit(2);
+}
 if (a.quick) Object.assign(a, { M: 2000, N: 5000, D: 128, reps: 1, fewM: 16 });
 
 async function child() {
@@ -29,17 +38,19 @@ async function child() {
   const flop = 2 * M * a.N * a.D;
   let exactTop1;
   if (a.op === 'bf16top1') exactTop1 = await g.topk(q, d, 1);
-  const run = {
-    topk1: () => g.topk(q, d, 1),
-    topk1Fp32: () => g.topk(q, d, 1, { screen: 'off' }),
-    topk10Fp32: () => g.topk(q, d, 10, { screen: 'off' }),
-    topk10: () => g.topk(q, d, 10),
-    bf16top1: () => g.topk(q, d, 1, { precision: 'bf16' }),
-    classMax: () => g.classMax(q, d, labels),
-    classMean: () => g.classMean(q, d, labels),
-    classMaxFew: () => g.classMax(q, d, labels),
-    pairsFew: () => g.pairs(q, d, { threshold: a.threshold }),
-  }[a.op];
+  const dev = a.device === 'cpu' ? {} : { device: a.device };
+  const ops = {
+    topk1: (o) => g.topk(q, d, 1, o),
+    topk1Fp32: (o) => g.topk(q, d, 1, { screen: 'off', ...o }),
+    topk10Fp32: (o) => g.topk(q, d, 10, { screen: 'off', ...o }),
+    topk10: (o) => g.topk(q, d, 10, o),
+    bf16top1: (o) => g.topk(q, d, 1, { precision: 'bf16', ...o }),
+    classMax: (o) => g.classMax(q, d, labels, o),
+    classMean: (o) => g.classMean(q, d, labels, o),
+    classMaxFew: (o) => g.classMax(q, d, labels, o),
+    pairsFew: (o) => g.pairs(q, d, { threshold: a.threshold, ...o }),
+  };
+  const run = () => ops[a.op](dev);
   let last;
   // The few-query calls take a fraction of a second: more repetitions.
   const t = await time(async () => (last = await run()), few ? Math.max(5, a.reps) : a.reps, 1);
@@ -52,7 +63,42 @@ async function child() {
     res.recall_at_1 = hit / M;
   }
   if (a.op === 'pairsFew') res.pairs = last.scores.length;
+  if (a.device !== 'cpu') {
+    // The same call on the CPU path: the device path's results contract (indices exact, scores within 1e-5).
+    const cpu = await ops[a.op]({});
+    res.device = a.device;
+    res.agreement = agreement(last, cpu);
+  }
   process.stdout.write(JSON.stringify(res) + '\n');
+}
+
+/** torch's chunked top-k on the GPU (benchmarks/peers/torch_cuda_topk.py), or { skipped }. */
+function runTorchCuda(args) {
+  const py = findPython(['torch']);
+  if (!py) return { skipped: 'no Python with torch' };
+  try {
+    const out = execFileSync(py, [join(root, 'benchmarks', 'peers', 'torch_cuda_topk.py'), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return JSON.parse(out.trim().split('\n').pop());
+  } catch (e) {
+    return { skipped: `torch_cuda_topk.py failed: ${String(e.stderr ?? e.message).slice(-500)}` };
+  }
+}
+
+/** Index mismatches and the largest score difference between a device result and the CPU's. */
+function agreement(x, y) {
+  const pick = (r) => r.values ?? r.scores;
+  const sx = pick(x), sy = pick(y);
+  let maxDiff = 0;
+  let lengthMismatch = sx.length !== sy.length;
+  for (let i = 0; i < Math.min(sx.length, sy.length); i++) {
+    const dd = Math.abs(sx[i] - sy[i]);
+    if (Number.isNaN(sx[i]) !== Number.isNaN(sy[i])) lengthMismatch = true;
+    else if (!Number.isNaN(dd) && dd > maxDiff) maxDiff = dd;
+  }
+  let mismatches = 0;
+  const ix = x.indices ?? x.j, iy = y.indices ?? y.j;
+  if (ix && iy) for (let i = 0; i < Math.min(ix.length, iy.length); i++) if (ix[i] !== iy[i]) mismatches++;
+  return { index_mismatches: mismatches, max_score_diff: maxDiff, shape_or_nan_mismatch: lengthMismatch, ok: !lengthMismatch && mismatches === 0 && maxDiff <= 1e-5 };
 }
 
 /** The few-query peer (benchmarks/peers/few_query_peer.py), or { skipped }. */
@@ -88,7 +134,9 @@ function peerVersions() {
 // the figures printed are medians over rounds.
 async function main() {
   // (Also --ops topk1Fp32,topk10Fp32: the same without the screening pass.)
-  const allOps = ['topk1', 'topk10', 'bf16top1', 'classMaxFew', 'pairsFew', 'classMax', 'classMean'];
+  const onDevice = a.device !== 'cpu';
+  // On CUDA every call is the exact float32 product: no bf16 line.
+  const allOps = onDevice ? ['topk1', 'topk10', 'classMaxFew', 'pairsFew', 'classMax', 'classMean'] : ['topk1', 'topk10', 'bf16top1', 'classMaxFew', 'pairsFew', 'classMax', 'classMean'];
   const ops = a.ops ? String(a.ops).split(',') : allOps;
   const pair = {
     topk1: 'np_chunked_max',
@@ -106,7 +154,23 @@ async function main() {
   const g0 = await loadGenaug();
   const versions = wantPeer ? peerVersions() : 'peer disabled';
   // First line: the machine, the SIMD level, the threads, the peers' versions.
-  emit({ bench: 'similarity', machine: { cpu: m.cpu, isa: g0.capabilities().isa, threads: g0.capabilities().cpu.threads, cores: m.cores, node: m.node }, peer_versions: versions });
+  const cuda = g0.capabilities().cuda;
+  if (a.device === 'cuda' && !cuda.usable) {
+    console.error(`--device cuda: ${cuda.reason ?? 'no usable CUDA device'} (genaug info shows what this build and machine have)`);
+    process.exit(1);
+  }
+  emit({ bench: 'similarity', device: a.device, machine: { cpu: m.cpu, isa: g0.capabilities().isa, threads: g0.capabilities().cpu.threads, cores: m.cores, node: m.node, gpu: cuda.device ?? null }, peer_versions: versions });
+  const cpuRuns = Object.fromEntries(ops.map((op) => [op, []]));
+  const torchRuns = Object.fromEntries(ops.map((op) => [op, []]));
+  const childRun = (op, device) => {
+    const c = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', '--op', op, '--device', device,
+      '--M', String(a.M), '--N', String(a.N), '--D', String(a.D), '--reps', String(a.reps), '--fewM', String(a.fewM), '--threshold', String(a.threshold)], { encoding: 'utf8' });
+    if (c.status !== 0) {
+      console.error(c.stderr);
+      process.exit(1);
+    }
+    return JSON.parse(c.stdout.trim().split('\n').pop());
+  };
   const ours = Object.fromEntries(ops.map((op) => [op, []]));
   const peers = Object.fromEntries(ops.map((op) => [op, []]));
   const skipped = {};
@@ -115,15 +179,21 @@ async function main() {
       // The peer runs right after each operation (no reuse across operations):
       // the host's load changes within minutes.
       const peerCache = {};
-      const c = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', '--op', op,
-        '--M', String(a.M), '--N', String(a.N), '--D', String(a.D), '--reps', String(a.reps), '--fewM', String(a.fewM), '--threshold', String(a.threshold)], { encoding: 'utf8' });
-      if (c.status !== 0) {
-        console.error(c.stderr);
-        process.exit(1);
-      }
-      const mine = JSON.parse(c.stdout.trim().split('\n').pop());
+      const mine = childRun(op, a.device);
       ours[op].push(mine);
-      let line = `round ${r + 1}/${rounds} ${op}: genaug ${mine.median_s.toFixed(3)} s`;
+      let line = `round ${r + 1}/${rounds} ${op}: genaug${onDevice ? ` (${a.device})` : ''} ${mine.median_s.toFixed(3)} s`;
+      if (onDevice) {
+        const cpu = childRun(op, 'cpu');
+        cpuRuns[op].push(cpu);
+        line += `, genaug (cpu) ${cpu.median_s.toFixed(3)} s, agreement ${JSON.stringify(mine.agreement)}`;
+        if (wantPeer && (op === 'topk1' || op === 'topk10')) {
+          const p = runTorchCuda(['--M', String(a.M), '--N', String(a.N), '--D', String(a.D), '--reps', String(a.reps), '--k', op === 'topk1' ? '1' : '10']);
+          if (p.median_s !== undefined) {
+            torchRuns[op].push(p);
+            line += `, torch cuda ${p.median_s.toFixed(3)} s`;
+          } else skipped[`${op}_torch_cuda`] = p.skipped ?? p.error ?? 'torch cuda peer failed';
+        }
+      }
       const variant = pair[op];
       if (variant && wantPeer && !skipped[op]) {
         let res = peerCache[variant];
@@ -166,6 +236,15 @@ async function main() {
     const ps = peers[op];
     const pt = median(ps.map((x) => x.median_s));
     speedups[op] = ps.length ? +median(ps.map((p, i) => p.median_s / mine[i].median_s)).toFixed(3) : null;
+    if (onDevice) {
+      g.device = a.device;
+      g.agreement = mine.map((x) => x.agreement);
+      const cpu = cpuRuns[op];
+      g.cpu_median_s = median(cpu.map((x) => x.median_s));
+      g.speedup_vs_cpu = +median(cpu.map((c, i) => c.median_s / mine[i].median_s)).toFixed(3);
+      const tr = torchRuns[op];
+      g.speedup_vs_torch_cuda = tr.length ? +median(tr.map((p, i) => p.median_s / mine[i].median_s)).toFixed(3) : (skipped[`${op}_torch_cuda`] ?? null);
+    }
     emit({
       bench: 'similarity', op, M: few ? a.fewM : a.M, N: a.N, D: a.D, genaug: g,
       peer: ps.length ? { variant: pair[op], median_s: pt } : { skipped: pair[op] ? skipped[op] ?? 'peer did not run' : 'no peer for this operation' },

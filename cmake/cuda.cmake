@@ -29,10 +29,14 @@ function(genaug_add_cuda target)
   if(NOT GENAUG_WITH_CUDA)
     return()
   endif()
-  add_library(genaug_cuda STATIC native/cuda/similarity.cu)
+  file(GLOB GENAUG_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/native/cuda/*.cu)
+  add_library(genaug_cuda STATIC ${GENAUG_CUDA_SOURCES})
   set_target_properties(genaug_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_STANDARD 17
     CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
   target_include_directories(genaug_cuda PRIVATE native/core)
+  # Exact float32 arithmetic as written (device_tiling.h spells out every
+  # fused multiply-add); no fast-math.
+  target_compile_options(genaug_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--fmad=false -Xcompiler=-Wall>)
   target_link_libraries(genaug_cuda PUBLIC CUDA::cudart_static)
   target_link_libraries(${target} PUBLIC genaug_cuda)
   target_compile_definitions(${target} PUBLIC GENAUG_HAVE_CUDA=1)

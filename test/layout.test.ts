@@ -23,6 +23,7 @@ import {
 } from '../ts/kernels/layout.js';
 import { examplesFromCoco, examplesFromVisualGenome, imageSizesFromVisualGenome, nameSimilarityFromFunction, nameSimilarityFromTable, spatialRelation } from '../ts/curate/relations.js';
 import { parseCoco } from '../ts/io/coco.js';
+import { capabilities } from '../ts/native/load.js';
 import { seededRandom } from '../ts/util/random.js';
 import { expectCode } from './helpers.js';
 
@@ -190,6 +191,20 @@ describe('CLIS-L against the reference formulas', () => {
       expect(got.status.filter((s) => s === 'ok').length).toBeGreaterThan(500);
     });
   }
+  it("--device: auto is the CPU path's bytes; cuda is the same bytes on a GPU, else E_CUDA_UNAVAILABLE naming why", async () => {
+    const sub = layouts.slice(0, 400);
+    const cpu = await clisLayout(sub, pool, table, { faithful: false });
+    const same = (a: typeof cpu, b: typeof cpu) => {
+      for (const k of ['score', 'confidence', 'pairScore', 'pairConfidence', 'failedPair'] as const) {
+        expect(Buffer.from(a[k].buffer, a[k].byteOffset, a[k].byteLength).equals(Buffer.from(b[k].buffer, b[k].byteOffset, b[k].byteLength)), k).toBe(true);
+      }
+      expect(a.status).toEqual(b.status);
+    };
+    same(await clisLayout(sub, pool, table, { faithful: false, device: 'auto', deviceBytes: 5000 }), cpu);
+    const caps = capabilities().cuda;
+    if (caps.usable) same(await clisLayout(sub, pool, table, { faithful: false, device: 'cuda', deviceBytes: 5000 }), cpu);
+    else await expectCode(clisLayout(sub, pool, table, { device: 'cuda' }), 'E_CUDA_UNAVAILABLE', /CUDA/);
+  });
   it('a VG pool in pixels scores like a normalised one up to a uniform per-image scale; an anisotropic scale moves only ρ and direction', async () => {
     const r = seededRandom(21);
     const scale = (b: Box, kx: number, ky: number): Box => [b[0] * kx, b[1] * ky, b[2] * kx, b[3] * ky];

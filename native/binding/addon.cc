@@ -39,6 +39,25 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   cuda.Set("devices", devices);
   cuda.Set("usable", devices > 0);
   if (devices <= 0) cuda.Set("reason", why);
+  Napi::Array kernels = Napi::Array::New(env);
+  uint32_t at = 0;
+  for (const std::string& k : cuda_kernels()) kernels.Set(at++, k);
+  cuda.Set("kernels", kernels);
+  CudaDeviceInfo dev;
+  std::string dwhy;
+  if (devices > 0 && cuda_device_info(dev, &dwhy)) {
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("name", dev.name);
+    d.Set("totalBytes", static_cast<double>(dev.total_bytes));
+    d.Set("freeBytes", static_cast<double>(dev.free_bytes));
+    d.Set("computeCapability", std::to_string(dev.compute_major) + "." + std::to_string(dev.compute_minor));
+    d.Set("runtimeVersion", std::to_string(dev.runtime_version / 1000) + "." + std::to_string(dev.runtime_version % 1000 / 10));
+    d.Set("driverVersion", std::to_string(dev.driver_version / 1000) + "." + std::to_string(dev.driver_version % 1000 / 10));
+    cuda.Set("device", d);
+  } else if (devices > 0) {
+    cuda.Set("usable", false);
+    cuda.Set("reason", dwhy);
+  }
   o.Set("cuda", cuda);
 #ifdef GENAUG_SANITIZE_BUILD
   o.Set("sanitized", true);

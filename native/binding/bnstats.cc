@@ -1,8 +1,10 @@
 // N-API glue for native/core/bnstats.
 #include "bnstats.h"
 
+#include "bnstats_device.h"
 #include "common.h"
 #include "cpu.h"
+#include "cuda_api.h"
 
 namespace genaug::binding {
 
@@ -15,6 +17,8 @@ Napi::Value BnStatsCall(const Napi::CallbackInfo& info, bool sync) {
   Napi::Env env = info.Env();
   BnOptions opt;
   std::vector<Napi::Value> keep;
+  bool cuda = false;
+  int64_t device_bytes = 0;
   if (info.Length() > 7 && !info[7].IsUndefined()) {
     Napi::Object o = arg_object(info, 7, "options");
     opt.threads = static_cast<int>(opt_int(o, "threads", 0, 0, 256));
@@ -23,6 +27,11 @@ Napi::Value BnStatsCall(const Napi::CallbackInfo& info, bool sync) {
     else if (nf == "skip") opt.nonfinite = NonFinite::Skip;
     else throw_js(env, "E_RANGE", "option nonfinite must be 'reject' or 'skip', got '", nf, "'");
     opt.isa = opt_isa(o);
+    // device: 'cpu' (default) or 'cuda' (ts/kernels/bnstats.ts resolves 'auto').
+    const std::string device = opt_string(o, "device", "cpu");
+    if (device == "cuda") cuda = true;
+    else if (device != "cpu") throw_js(env, "E_RANGE", "option device must be 'cpu' or 'cuda', got '", device, "'");
+    device_bytes = opt_int(o, "deviceBytes", 0, 0, int64_t(1) << 50);
   } else {
     opt.isa = active_isa();
   }
@@ -61,7 +70,8 @@ Napi::Value BnStatsCall(const Napi::CallbackInfo& info, bool sync) {
   }
   keep.push_back(data);
   return run_job<BnStats>(
-      env, sync, keep, [=] { return bn_stats(in, opt); },
+      env, sync, keep,
+      [=] { return cuda ? device_bn_stats(*cuda_bn_backend(), in, opt, device_bytes) : bn_stats(in, opt); },
       [](Napi::Env env, BnStats& s) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
         o.Set("domains", Napi::Number::New(env, static_cast<double>(s.domains)));

@@ -5,6 +5,8 @@
 //            objectStart, objectName, objectBox, relationStart, relationPredicate, relationSubject,
 //            relationObject, layoutNames, sim, options)
 #include "layout.h"
+#include "layout_device.h"
+#include "cuda_api.h"
 
 #include <cmath>
 #include <cstring>
@@ -29,6 +31,8 @@ Napi::Value ClisLayout(const Napi::CallbackInfo& info, bool sync) {
   std::vector<Napi::Value> keep;
   // Options first: their getters run JS, which must not run after the data pointers are taken.
   LayoutOptions opt;
+  bool cuda = false;
+  int64_t device_bytes = 0;
   if (info.Length() > 16 && !info[16].IsUndefined()) {
     Napi::Object o = arg_object(info, 16, "options");
     Napi::Value cancel = o.Get("cancel");
@@ -55,6 +59,11 @@ Napi::Value ClisLayout(const Napi::CallbackInfo& info, bool sync) {
     opt.balance = opt_bool(o, "balance", opt.balance);
     opt.symmetry = opt_bool(o, "symmetry", opt.symmetry);
     opt.threads = static_cast<int>(opt_int(o, "threads", 0, 0, 256));
+    // device: 'cpu' (default) or 'cuda' (ts/kernels/layout.ts resolves 'auto').
+    const std::string device = opt_string(o, "device", "cpu");
+    if (device == "cuda") cuda = true;
+    else if (device != "cpu") throw_js(env, "E_RANGE", "option device must be 'cpu' or 'cuda', got '", device, "'");
+    device_bytes = opt_int(o, "deviceBytes", 0, 0, int64_t(1) << 50);
   }
   const int32_t* cancel = keep.empty() ? nullptr : keep[0].As<Napi::Int32Array>().Data();
 
@@ -105,7 +114,11 @@ Napi::Value ClisLayout(const Napi::CallbackInfo& info, bool sync) {
     if (info[i].IsObject()) keep.push_back(info[i]);
 
   return run_job<LayoutScores>(
-      env, sync, keep, [=] { return clis_layout(batch, pool, simp, opt, cancel); },
+      env, sync, keep,
+      [=] {
+        return cuda ? device_clis_layout(*cuda_clis_backend(), batch, pool, simp, opt, cancel, device_bytes)
+                    : clis_layout(batch, pool, simp, opt, cancel);
+      },
       [](Napi::Env env, LayoutScores& r) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
         o.Set("score", f64_of(env, r.score));

@@ -4,6 +4,8 @@
 
 #include "common.h"
 #include "cpu.h"
+#include "cuda_api.h"
+#include "similarity_device.h"
 
 namespace genaug::binding {
 
@@ -39,6 +41,7 @@ SimilarityOptions read_options(const Napi::CallbackInfo& info, size_t i, std::ve
     o.precision = SimilarityOptions::Precision::Bf16;
   else if (precision != "exact")
     throw_js(info.Env(), "E_RANGE", "option precision must be 'exact' or 'bf16', got '", precision, "'");
+  o.device_bytes = opt_int(obj, "deviceBytes", 0, 0, int64_t(1) << 50);
   const std::string screen = opt_string(obj, "screen", "auto");
   if (screen == "on")
     o.screen = 1;
@@ -49,18 +52,30 @@ SimilarityOptions read_options(const Napi::CallbackInfo& info, size_t i, std::ve
   return o;
 }
 
+// The `device` option: 'cpu' (default) or 'cuda' (ts/kernels/similarity.ts
+// resolves 'auto'). 'cuda' runs the device path on the CUDA backend, which
+// throws E_CUDA_UNAVAILABLE naming why when there is none.
+bool read_device(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsObject()) return false;
+  const std::string device = opt_string(info[i].As<Napi::Object>(), "device", "cpu");
+  if (device == "cuda") return true;
+  if (device != "cpu") throw_js(info.Env(), "E_RANGE", "option device must be 'cpu' or 'cuda', got '", device, "'");
+  return false;
+}
+
 Napi::Value TopK(const Napi::CallbackInfo& info, bool sync) {
   Napi::Env env = info.Env();
   // Options first: their getters run JS, which must not run after the data pointers are taken.
   std::vector<Napi::Value> keep;
   SimilarityOptions opt = read_options(info, 7, keep);
+  const bool cuda = read_device(info, 7);
   Napi::Float32Array qa, da;
   MatrixView q = read_matrix(info, 0, "query", qa);
   MatrixView d = read_matrix(info, 3, "database", da);
   const int64_t k = arg_int(info, 6, "k", 1, int64_t(1) << 31);
   keep.insert(keep.end(), {qa, da});
   return run_job<TopKResult>(
-      env, sync, keep, [=] { return topk(q, d, k, opt); },
+      env, sync, keep, [=] { return cuda ? device_topk(*cuda_similarity_backend(), q, d, k, opt) : topk(q, d, k, opt); },
       [](Napi::Env env, TopKResult& r) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
         o.Set("k", Napi::Number::New(env, static_cast<double>(r.k)));
@@ -75,6 +90,7 @@ Napi::Value PerClass(const Napi::CallbackInfo& info, bool sync, bool mean) {
   // Options first: their getters run JS, which must not run after the data pointers are taken.
   std::vector<Napi::Value> keep;
   SimilarityOptions opt = read_options(info, 8, keep);
+  const bool cuda = read_device(info, 8);
   Napi::Float32Array qa, da;
   MatrixView q = read_matrix(info, 0, "query", qa);
   MatrixView d = read_matrix(info, 3, "database", da);
@@ -86,7 +102,13 @@ Napi::Value PerClass(const Napi::CallbackInfo& info, bool sync, bool mean) {
   const int32_t* labels = la.Data();
   return run_job<ClassResult>(
       env, sync, keep,
-      [=] { return mean ? class_mean(q, d, labels, classes, opt) : class_max(q, d, labels, classes, opt); },
+      [=] {
+        if (cuda) {
+          auto be = cuda_similarity_backend();
+          return mean ? device_class_mean(*be, q, d, labels, classes, opt) : device_class_max(*be, q, d, labels, classes, opt);
+        }
+        return mean ? class_mean(q, d, labels, classes, opt) : class_max(q, d, labels, classes, opt);
+      },
       [](Napi::Env env, ClassResult& r) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
         o.Set("classes", Napi::Number::New(env, static_cast<double>(r.classes)));
@@ -101,6 +123,7 @@ Napi::Value Pairs(const Napi::CallbackInfo& info, bool sync) {
   // Options first: their getters run JS, which must not run after the data pointers are taken.
   std::vector<Napi::Value> keep;
   SimilarityOptions opt = read_options(info, 9, keep);
+  const bool cuda = read_device(info, 9);
   Napi::Float32Array qa, da;
   MatrixView q = read_matrix(info, 0, "query", qa);
   MatrixView d = read_matrix(info, 3, "database", da);
@@ -109,7 +132,10 @@ Napi::Value Pairs(const Napi::CallbackInfo& info, bool sync) {
   const int64_t max_pairs = arg_int(info, 8, "maxPairs", 0, int64_t(1) << 40);
   keep.insert(keep.end(), {qa, da});
   return run_job<PairsResult>(
-      env, sync, keep, [=] { return pairs(q, d, t, self_offset, max_pairs, opt); },
+      env, sync, keep, [=] {
+        return cuda ? device_pairs(*cuda_similarity_backend(), q, d, t, self_offset, max_pairs, opt)
+                    : pairs(q, d, t, self_offset, max_pairs, opt);
+      },
       [](Napi::Env env, PairsResult& r) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
         o.Set("i", to_i64(env, r.i));
@@ -124,12 +150,13 @@ Napi::Value RowDot(const Napi::CallbackInfo& info, bool sync) {
   // Options first: their getters run JS, which must not run after the data pointers are taken.
   std::vector<Napi::Value> keep;
   SimilarityOptions opt = read_options(info, 6, keep);
+  const bool cuda = read_device(info, 6);
   Napi::Float32Array qa, da;
   MatrixView q = read_matrix(info, 0, "query", qa);
   MatrixView d = read_matrix(info, 3, "database", da);
   keep.insert(keep.end(), {qa, da});
   return run_job<std::vector<float>>(
-      env, sync, keep, [=] { return row_dot(q, d, opt); },
+      env, sync, keep, [=] { return cuda ? device_row_dot(*cuda_similarity_backend(), q, d, opt) : row_dot(q, d, opt); },
       [](Napi::Env env, std::vector<float>& r) -> Napi::Value { return to_f32(env, r); });
 }
 
@@ -153,6 +180,11 @@ Napi::Value EngineStatsJs(const Napi::CallbackInfo& info) {
   o.Set("split", Napi::Boolean::New(info.Env(), st.split));
   o.Set("rescored", Napi::Number::New(info.Env(), static_cast<double>(st.rescored)));
   o.Set("pairs", Napi::Number::New(info.Env(), static_cast<double>(st.pairs)));
+  // The block sizes of the last device-path call (any thread).
+  const DevicePlanInfo p = last_device_plan();
+  o.Set("deviceQueryRows", Napi::Number::New(info.Env(), static_cast<double>(p.query_rows)));
+  o.Set("deviceDbRows", Napi::Number::New(info.Env(), static_cast<double>(p.db_rows)));
+  o.Set("deviceBudget", Napi::Number::New(info.Env(), static_cast<double>(p.budget)));
   return o;
 }
 

@@ -210,4 +210,14 @@ void bn_merge(BnStats& a, const BnStats& b) {
   }
 }
 
+// Shared with the device path (bnstats_device.cc).
+void bn_check_input(const BnInput& in) { check_input(in); }
+BnStats bn_empty_stats(int64_t domains, int64_t channels) { return empty_stats(domains, channels); }
+void bn_chan(int64_t& na, double& ma, double& m2a, int64_t nb, double mb, double m2b) { chan(na, ma, m2a, nb, mb, m2b); }
+void bn_block_nonfinite(const float* x, int64_t n, const BnInput& in, const BnOptions& opt, int64_t sample, int64_t channel,
+                        int64_t pos0, int64_t stride, BnStats& out, int64_t at) {
+  block_with_nonfinite(x, n, in, opt, sample, channel, pos0, stride, out.count[at], out.mean[at], out.m2[at], out.min[at],
+                       out.max[at], out.nonfinite[at]);
+}
+
 }  // namespace genaug

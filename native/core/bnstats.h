@@ -50,4 +50,13 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt);
 // Merges b into a (same shape): Chan et al.
 void bn_merge(BnStats& a, const BnStats& b);
 
+// Shared with the device path (bnstats_device.cc): the input checks, the
+// empty result, Chan's fold of one block, and the slow path of a block that
+// holds NaN/Inf (x: the block's n values as float32, `stride` apart).
+void bn_check_input(const BnInput& in);
+BnStats bn_empty_stats(int64_t domains, int64_t channels);
+void bn_chan(int64_t& na, double& ma, double& m2a, int64_t nb, double mb, double m2b);
+void bn_block_nonfinite(const float* x, int64_t n, const BnInput& in, const BnOptions& opt, int64_t sample, int64_t channel,
+                        int64_t pos0, int64_t stride, BnStats& out, int64_t at);
+
 }  // namespace genaug

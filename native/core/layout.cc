@@ -8,38 +8,15 @@
 #include <limits>
 
 #include "error.h"
+#include "layout_tiling.h"
 #include "parallel.h"
 
 namespace genaug {
 
-double layout_ratio_sim(double a, double b) {
-  if (a + b < 1e-10) return 1.0;
-  const double hi = std::max(a, b);
-  return 1.0 - std::fabs(a - b) / hi;
-}
-
-double layout_penalty(double s, double t) {
-  if (s >= t) return s;
-  return t - (1.0 + t) * (1.0 - s / t);
-}
-
-double layout_warp(double x) {
-  if (x >= 0.9) return x;
-  if (x >= 0.8) return x * x;
-  if (x >= 0.7) return x * x * x;
-  if (x >= 0.6) return x * x * x * x;
-  return x * x * x * x * x;
-}
-
-double layout_iou(const float* a, const float* b) {
-  const double ax0 = a[0], ay0 = a[1], ax1 = ax0 + a[2], ay1 = ay0 + a[3];
-  const double bx0 = b[0], by0 = b[1], bx1 = bx0 + b[2], by1 = by0 + b[3];
-  const double iw = std::max(0.0, std::min(ax1, bx1) - std::max(ax0, bx0));
-  const double ih = std::max(0.0, std::min(ay1, by1) - std::max(ay0, by0));
-  const double inter = iw * ih;
-  const double uni = double(a[2]) * a[3] + double(b[2]) * b[3] - inter;
-  return uni > 0 ? inter / uni : 0.0;
-}
+double layout_ratio_sim(double a, double b) { return clis::ratio_sim(a, b); }
+double layout_penalty(double s, double t) { return clis::penalty(s, t); }
+double layout_warp(double x) { return clis::warp(x); }
+double layout_iou(const float* a, const float* b) { return clis::iou(a, b); }
 
 namespace {
 
@@ -47,32 +24,14 @@ bool box_ok(const float* b) {
   return std::isfinite(b[0]) && std::isfinite(b[1]) && std::isfinite(b[2]) && std::isfinite(b[3]) && b[2] > 0 && b[3] > 0;
 }
 
-// The geometry of one (subject box, object box) pair that the example scores compare.
-struct PairGeom {
-  double area_ratio;  // A(s) / A(o)
-  double iou;
-  double rho;         // |c_s - c_o| / ((D_s + D_o) / 2)
-  double vx, vy;      // c_o - c_s
-  bool zero;          // v == 0
-};
+using clis::PairGeom;
+using clis::geom;
 
-PairGeom geom(const float* s, const float* o) {
-  PairGeom g;
-  g.area_ratio = (double(s[2]) * s[3]) / (double(o[2]) * o[3]);
-  g.iou = layout_iou(s, o);
-  const double csx = s[0] + 0.5 * double(s[2]), csy = s[1] + 0.5 * double(s[3]);
-  const double cox = o[0] + 0.5 * double(o[2]), coy = o[1] + 0.5 * double(o[3]);
-  g.vx = cox - csx;
-  g.vy = coy - csy;
-  const double dist = std::sqrt(g.vx * g.vx + g.vy * g.vy);
-  const double ds = std::sqrt(double(s[2]) * s[2] + double(s[3]) * s[3]);
-  const double dd = std::sqrt(double(o[2]) * o[2] + double(o[3]) * o[3]);
-  g.rho = dist / ((ds + dd) / 2.0);
-  g.zero = dist < 1e-12;
-  return g;
-}
+}  // namespace
 
-void check_inputs(const LayoutBatch& b, const LayoutPool& p, const float* sim, const LayoutOptions& o) {
+bool layout_box_ok(const float* b) { return box_ok(b); }
+
+void layout_check_inputs(const LayoutBatch& b, const LayoutPool& p, const float* sim, const LayoutOptions& o) {
   if (!(o.tau >= -1 && o.tau <= 1)) fail("E_RANGE", "tau must be in [-1, 1], got ", o.tau);
   if (!(o.penalty_t > 0 && o.penalty_t < 1)) fail("E_RANGE", "penalty threshold t must be in (0, 1), got ", o.penalty_t);
   if (!(o.high_sim >= -1 && o.high_sim <= 1)) fail("E_RANGE", "highSim must be in [-1, 1], got ", o.high_sim);
@@ -118,8 +77,6 @@ void check_inputs(const LayoutBatch& b, const LayoutPool& p, const float* sim, c
     }
   }
 }
-
-}  // namespace
 
 void layout_views(const LayoutArrays& a, LayoutBatch& batch, LayoutPool& pool) {
   constexpr int64_t kMaxNames = int64_t(1) << 31;
@@ -172,7 +129,7 @@ void layout_views(const LayoutArrays& a, LayoutBatch& batch, LayoutPool& pool) {
 }
 
 LayoutScores clis_layout(const LayoutBatch& b, const LayoutPool& p, const float* sim, const LayoutOptions& o, const int32_t* cancel) {
-  check_inputs(b, p, sim, o);
+  layout_check_inputs(b, p, sim, o);
   LayoutScores out;
   const size_t L = static_cast<size_t>(b.layouts);
   out.score.assign(L, 0.0);
@@ -227,40 +184,16 @@ LayoutScores clis_layout(const LayoutBatch& b, const LayoutPool& p, const float*
           scores.clear();
           int64_t n_hi = 0;
           double conf = 0;
+          const clis::Params cp{o.tau, t, o.high_sim, o.faithful, o.balance};
           for (int64_t e = p.start[r]; e < p.start[r + 1]; ++e) {
-            const double ss = srow[p.subject[e]], os = orow[p.object[e]];
-            if (!(ss >= o.tau && os >= o.tau)) continue;
-            const double w = layout_warp(ss) * layout_warp(os);
-            const bool hi = ss >= o.high_sim && os >= o.high_sim;
+            double sc, w;
+            bool hi;
+            if (!clis::example(gp, p.subject_box + 4 * e, p.object_box + 4 * e, srow[p.subject[e]], orow[p.object[e]], sym, cp,
+                               sc, w, hi))
+              continue;
             if (hi) ++n_hi;
             conf += hi ? w : o.low_weight * w;
-            const PairGeom ge = geom(p.subject_box + 4 * e, p.object_box + 4 * e);
-            const double size = layout_penalty(w * layout_ratio_sim(gp.area_ratio, ge.area_ratio), t);
-            const double iou_term = layout_penalty(w * layout_ratio_sim(gp.iou, ge.iou), t);
-            double dist;
-            if (o.faithful) {
-              dist = iou_term;
-            } else {
-              const double rho_term = layout_penalty(w * layout_ratio_sim(gp.rho, ge.rho), t);
-              double wi = 0.5, wr = 0.5;
-              if (o.balance) {
-                if (iou_term > 0.95) wi = 0.2, wr = 0.8;
-                else if (rho_term > 0.95) wi = 0.8, wr = 0.2;
-              }
-              dist = wi * iou_term + wr * rho_term;
-            }
-            double dir;
-            if (gp.zero && ge.zero) {
-              dir = 1.0;
-            } else if (gp.zero || ge.zero) {
-              dir = 0.0;
-            } else {
-              const double np = std::sqrt(gp.vx * gp.vx + gp.vy * gp.vy), ne = std::sqrt(ge.vx * ge.vx + ge.vy * ge.vy);
-              double c = (gp.vx * ge.vx + gp.vy * ge.vy) / (np * ne);
-              if (sym) c = std::max(c, (-gp.vx * ge.vx + gp.vy * ge.vy) / (np * ne));
-              dir = layout_penalty(w * (c + 1.0) / 2.0, t);
-            }
-            scores.push_back((0.5 * size + 1.0 * dist + 0.8 * dir) / 2.3);
+            scores.push_back(sc);
           }
           if (scores.empty()) {
             status = kLayoutNoCandidates;

@@ -98,6 +98,11 @@ void layout_views(const LayoutArrays& a, LayoutBatch& batch, LayoutPool& pool);
 LayoutScores clis_layout(const LayoutBatch& batch, const LayoutPool& pool, const float* sim, const LayoutOptions& opt,
                          const int32_t* cancel = nullptr);
 
+// Shared with the device path (layout_device.cc): the checks clis_layout
+// runs first, and whether a box is usable (finite, w > 0, h > 0).
+void layout_check_inputs(const LayoutBatch& batch, const LayoutPool& pool, const float* sim, const LayoutOptions& opt);
+bool layout_box_ok(const float* b);
+
 // The pieces, exposed for the unit tests.
 double layout_ratio_sim(double a, double b);
 double layout_penalty(double s, double t);

@@ -998,19 +998,7 @@ class PairsReducer final : public Reducer {
  public:
   PairsReducer(int threads, double threshold, int64_t self_offset, int64_t max_pairs, const Kernels& K)
       : per_thread_(static_cast<size_t>(threads)), self_(self_offset), max_(max_pairs), K_(K) {
-    // A float score s passes when (double)s >= threshold. The smallest float
-    // that passes is f = threshold rounded up to a float; s passes iff
-    // s > the float just below f.
-    const double fmax = std::numeric_limits<float>::max();
-    if (threshold > fmax) {
-      below_ = std::numeric_limits<float>::infinity();  // nothing passes
-    } else if (threshold <= -fmax) {
-      below_ = kNegInf;  // everything passes
-    } else {
-      float f = static_cast<float>(threshold);
-      if (static_cast<double>(f) < threshold) f = std::nextafter(f, std::numeric_limits<float>::infinity());
-      below_ = std::nextafter(f, kNegInf);
-    }
+    below_ = pairs_threshold_below(threshold);
   }
 
   bool skip(int64_t i0, int64_t /*mi*/, int64_t j0, int64_t nj) const override {
@@ -1112,6 +1100,30 @@ Labelled group_labels(const int32_t* labels, int64_t n, int64_t classes) {
   return g;
 }
 
+
+// Mean of the cosines = dot with the mean of the unit database vectors: the
+// per-class mean of the scaled database rows (double sums, in row order).
+std::vector<float> mean_vectors(const MatrixView& db, const Labelled& g, const double* scale, int64_t num_classes,
+                                int threads) {
+  const int64_t D = db.dim;
+  std::vector<float> means(static_cast<size_t>(num_classes * D), 0.0f);
+  run_threads(static_cast<int>(std::min<int64_t>(threads, num_classes)), [&](int tid) {
+    const int64_t T = std::min<int64_t>(threads, num_classes);
+    std::vector<double> acc(static_cast<size_t>(D));
+    for (int64_t c = tid; c < num_classes; c += T) {
+      if (g.counts[c] == 0) continue;
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t x = g.starts[c]; x < g.starts[c + 1]; ++x) {
+        const int64_t r = g.perm[x];
+        const double s = scale ? scale[r] : 1.0;
+        const float* v = db.data + r * D;
+        for (int64_t k = 0; k < D; ++k) acc[k] += s * v[k];
+      }
+      for (int64_t k = 0; k < D; ++k) means[c * D + k] = static_cast<float>(acc[k] / static_cast<double>(g.counts[c]));
+    }
+  });
+  return means;
+}
 }  // namespace
 
 namespace {
@@ -1240,24 +1252,8 @@ ClassResult class_mean(const MatrixView& query, const MatrixView& db, const int3
   Prepared pq = prepare(query, opt.normalize, opt.query_name, opt.query_row_offset, threads);
   Prepared pd = prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
   check_dot_range(pq, pd, opt.normalize);
-  // Mean of the cosines = dot with the mean of the unit database vectors.
+  std::vector<float> means = mean_vectors(db, g, opt.normalize ? pd.scale.data() : nullptr, num_classes, threads);
   const int64_t D = db.dim;
-  std::vector<float> means(static_cast<size_t>(num_classes * D), 0.0f);
-  run_threads(static_cast<int>(std::min<int64_t>(threads, num_classes)), [&](int tid) {
-    const int64_t T = std::min<int64_t>(threads, num_classes);
-    std::vector<double> acc(static_cast<size_t>(D));
-    for (int64_t c = tid; c < num_classes; c += T) {
-      if (g.counts[c] == 0) continue;
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (int64_t x = g.starts[c]; x < g.starts[c + 1]; ++x) {
-        const int64_t r = g.perm[x];
-        const double s = opt.normalize ? pd.scale[r] : 1.0;
-        const float* v = db.data + r * D;
-        for (int64_t k = 0; k < D; ++k) acc[k] += s * v[k];
-      }
-      for (int64_t k = 0; k < D; ++k) means[c * D + k] = static_cast<float>(acc[k] / static_cast<double>(g.counts[c]));
-    }
-  });
   ClassResult out;
   out.rows = query.rows;
   out.classes = num_classes;
@@ -1319,6 +1315,48 @@ std::vector<float> row_dot(const MatrixView& query, const MatrixView& db, const 
     }
   });
   return out;
+}
+
+float pairs_threshold_below(double threshold) {
+  // A float score s passes when (double)s >= threshold. The smallest float
+  // that passes is f = threshold rounded up to a float; s passes iff
+  // s > the float just below f.
+  const double fmax = std::numeric_limits<float>::max();
+  if (threshold > fmax) return std::numeric_limits<float>::infinity();  // nothing passes
+  if (threshold <= -fmax) return kNegInf;                               // everything passes
+  float f = static_cast<float>(threshold);
+  if (static_cast<double>(f) < threshold) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+  return std::nextafter(f, kNegInf);
+}
+
+void check_similarity_inputs(const MatrixView& query, const MatrixView& db, const SimilarityOptions& opt) {
+  check_pair(query, db, "query", "database");
+  check_options(opt);
+}
+
+RowScales row_scales(const MatrixView& m, bool normalize, const std::string& name, int64_t row_offset, int threads) {
+  Prepared p = prepare(m, normalize, name, row_offset, threads);
+  RowScales r;
+  r.scale = std::move(p.scale);
+  r.max_norm = p.max_norm;
+  return r;
+}
+
+void check_dot_range(const RowScales& a, const RowScales& b, bool normalize) {
+  Prepared pa, pb;
+  pa.max_norm = a.max_norm;
+  pb.max_norm = b.max_norm;
+  check_dot_range(pa, pb, normalize);
+}
+
+std::vector<int64_t> label_counts(const int32_t* labels, int64_t n, int64_t classes) {
+  return group_labels(labels, n, classes).counts;
+}
+
+std::vector<float> class_mean_vectors(const MatrixView& db, const int32_t* labels, int64_t classes, const double* scale,
+                                      int threads) {
+  Labelled g = group_labels(labels, db.rows, classes);
+  return mean_vectors(db, g, scale, classes, threads);
 }
 
 }  // namespace genaug

@@ -43,6 +43,9 @@ struct SimilarityOptions {
   const int32_t* cancel = nullptr;
   // Used in messages only: what to call each side, and the row number of its
   // first row when it is a chunk of something larger.
+  // The device path only (similarity_device.h): bytes of device memory a call
+  // may use; 0 sizes its blocks from the device's free memory.
+  int64_t device_bytes = 0;
   std::string query_name = "query";
   std::string db_name = "database";
   int64_t query_row_offset = 0;
@@ -106,5 +109,24 @@ struct EngineStats {
   int64_t pairs = 0;
 };
 EngineStats last_engine_stats();
+
+// Shared with the device path (similarity_device.cc), so both check inputs
+// with the same messages and scale rows the same way.
+struct RowScales {
+  std::vector<double> scale;  // 1/||row|| (0 for a zero row) when normalising; empty otherwise
+  double max_norm = 0.0;
+};
+void check_similarity_inputs(const MatrixView& query, const MatrixView& db, const SimilarityOptions& opt);
+// Scans for NaN/Inf (E_NONFINITE naming the row and column) and returns the scales.
+RowScales row_scales(const MatrixView& m, bool normalize, const std::string& name, int64_t row_offset, int threads);
+void check_dot_range(const RowScales& a, const RowScales& b, bool normalize);
+// Database rows per class (E_RANGE for a label outside [0, classes)).
+std::vector<int64_t> label_counts(const int32_t* labels, int64_t n, int64_t classes);
+// classes x dim: the mean of each class's scaled database rows (class_mean's operand).
+std::vector<float> class_mean_vectors(const MatrixView& db, const int32_t* labels, int64_t classes, const double* scale,
+                                      int threads);
+// The float just below the smallest float that passes `threshold`: a score s
+// passes when s > this.
+float pairs_threshold_below(double threshold);
 
 }  // namespace genaug

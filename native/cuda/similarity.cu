@@ -1,49 +1,242 @@
-// CUDA kernels mirroring native/core/similarity: a tiled dot-product block
-// (C = A * B^T) that the engine can use as a tile producer. The CPU path is
-// the reference; these are checked against it where a GPU exists.
+// The CUDA backend of the similarity engine's device path
+// (native/core/similarity_device.h). The host side (checks, scaling, block
+// sizing from free device memory, streaming) is shared with the CPU
+// emulation; each kernel thread here runs one call of a device_tiling.h
+// function, the same call the emulation runs for that thread, so the
+// emulation tests in native/tests check this file's index math.
 #include <cuda_runtime.h>
 
+#include <limits>
 #include <string>
+#include <vector>
 
 #include "cuda_api.h"
+#include "device_tiling.h"
 #include "error.h"
+#include "similarity_device.h"
 
 namespace genaug {
 
 namespace {
-constexpr int TILE = 32;
 
-__global__ void dot_block_kernel(const float* __restrict__ a, int64_t m, const float* __restrict__ b, int64_t n,
-                                 int64_t d, float* __restrict__ c) {
-  __shared__ float as[TILE][TILE + 1];
-  __shared__ float bs[TILE][TILE + 1];
-  const int64_t row = static_cast<int64_t>(blockIdx.y) * TILE + threadIdx.y;
-  const int64_t col = static_cast<int64_t>(blockIdx.x) * TILE + threadIdx.x;
+using tiling::kTile;
+
+[[noreturn]] void cuda_fail(cudaError_t st, const char* what) {
+  if (st == cudaErrorMemoryAllocation)
+    fail("E_NOMEM", "CUDA: ", what, ": out of device memory (", cudaGetErrorString(st), ")");
+  fail("E_CUDA_UNAVAILABLE", "CUDA driver error in ", what, ": ", cudaGetErrorString(st));
+}
+void check(cudaError_t st, const char* what) {
+  if (st != cudaSuccess) cuda_fail(st, what);
+}
+
+// A grow-only device buffer.
+template <typename T>
+class DeviceArray {
+ public:
+  DeviceArray() = default;
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  ~DeviceArray() {
+    if (p_) cudaFree(p_);
+  }
+  T* get(int64_t n) {
+    if (n < 1) n = 1;
+    if (n > cap_) {
+      if (p_) cudaFree(p_);
+      p_ = nullptr;
+      cap_ = 0;
+      check(cudaMalloc(reinterpret_cast<void**>(&p_), static_cast<size_t>(n) * sizeof(T)), "cudaMalloc");
+      cap_ = n;
+    }
+    return p_;
+  }
+  T* ptr() const { return p_; }
+  void upload(const T* src, int64_t n) {
+    check(cudaMemcpy(get(n), src, static_cast<size_t>(n) * sizeof(T), cudaMemcpyHostToDevice), "copy to device");
+  }
+  void download(T* dst, int64_t n) const {
+    if (n > 0) check(cudaMemcpy(dst, p_, static_cast<size_t>(n) * sizeof(T), cudaMemcpyDeviceToHost), "copy from device");
+  }
+
+ private:
+  T* p_ = nullptr;
+  int64_t cap_ = 0;
+};
+
+unsigned blocks_for(int64_t threads, int per_block) { return static_cast<unsigned>((threads + per_block - 1) / per_block); }
+
+// S (column-major, ld m) = Q B^T. Thread (x, y) of block (bx, by) owns query
+// row bx*T + x and database row by*T + y; depth in kTile slices through
+// shared memory, zero-padded past d (tiling::tile_dot is this sum).
+__global__ void score_kernel(const float* __restrict__ q, int64_t m, const float* __restrict__ b, int64_t n, int64_t d,
+                             float* __restrict__ s) {
+  __shared__ float qs[kTile][kTile + 1];
+  __shared__ float bs[kTile][kTile + 1];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * kTile + tx;
+  const int64_t c = static_cast<int64_t>(blockIdx.y) * kTile + ty;
+  const int64_t qrow = static_cast<int64_t>(blockIdx.x) * kTile + ty;
+  const int64_t brow = static_cast<int64_t>(blockIdx.y) * kTile + ty;
   float acc = 0.0f;
-  for (int64_t k0 = 0; k0 < d; k0 += TILE) {
-    const int64_t ka = k0 + threadIdx.x;
-    as[threadIdx.y][threadIdx.x] = (row < m && ka < d) ? a[row * d + ka] : 0.0f;
-    const int64_t brow = static_cast<int64_t>(blockIdx.x) * TILE + threadIdx.y;
-    bs[threadIdx.y][threadIdx.x] = (brow < n && ka < d) ? b[brow * d + ka] : 0.0f;
+  for (int64_t k0 = 0; k0 < d; k0 += kTile) {
+    const int64_t k = k0 + tx;
+    qs[ty][tx] = (qrow < m && k < d) ? q[qrow * d + k] : 0.0f;
+    bs[ty][tx] = (brow < n && k < d) ? b[brow * d + k] : 0.0f;
     __syncthreads();
 #pragma unroll
-    for (int k = 0; k < TILE; ++k) acc = fmaf(as[threadIdx.y][k], bs[threadIdx.x][k], acc);
+    for (int kk = 0; kk < kTile; ++kk) acc = tiling::fma32(qs[tx][kk], bs[ty][kk], acc);
     __syncthreads();
   }
-  if (row < m && col < n) c[row * n + col] = acc;
+  if (r < m && c < n) s[tiling::score_at(r, c, m)] = acc;
 }
 
-void check(cudaError_t st, const char* what) {
-  if (st != cudaSuccess) fail("E_CUDA_UNAVAILABLE", what, ": ", cudaGetErrorString(st));
+// One thread per (row, part): consecutive threads, consecutive rows.
+__global__ void topk_scan_kernel(const float* __restrict__ s, int64_t m, int64_t n, int64_t j0, int64_t k, int64_t parts,
+                                 float* ps, int64_t* pj, int64_t* pf) {
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t >= m * parts) return;
+  const int64_t r = t % m, p = t / m;
+  int64_t c0, c1;
+  tiling::part_range(n, parts, p, c0, c1);
+  const int64_t o = (r * parts + p) * k;
+  pf[r * parts + p] = tiling::topk_scan(s, m, r, c0, c1, j0, k, ps + o, pj + o);
 }
 
-struct DeviceBuffer {
-  float* p = nullptr;
-  explicit DeviceBuffer(size_t n) { check(cudaMalloc(&p, n * sizeof(float)), "cudaMalloc"); }
-  ~DeviceBuffer() {
-    if (p) cudaFree(p);
+__global__ void topk_merge_kernel(float* ts, int64_t* tj, int64_t* tf, const float* ps, const int64_t* pj,
+                                  const int64_t* pf, int64_t m, int64_t k, int64_t parts) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (r >= m) return;
+  int64_t filled = tf[r];
+  for (int64_t p = 0; p < parts; ++p) {
+    const int64_t o = (r * parts + p) * k;
+    tiling::topk_merge(ts + r * k, tj + r * k, k, filled, ps + o, pj + o, pf[r * parts + p]);
   }
+  tf[r] = filled;
+}
+
+__global__ void fill_kernel(float* x, int64_t n, float v) {
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t < n) x[t] = v;
+}
+
+__global__ void classmax_kernel(const float* __restrict__ s, int64_t m, int64_t n, const int32_t* __restrict__ labels,
+                                int64_t classes, float* out) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (r < m) tiling::classmax_scan(s, m, r, n, labels, out + r * classes);
+}
+
+__global__ void pairs_kernel(const float* __restrict__ s, int64_t m, int64_t n, int64_t i0, int64_t j0, int64_t self,
+                             float below, int64_t* counts, const int64_t* offsets, int64_t* oi, int64_t* oj, float* os) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (r >= m) return;
+  if (offsets == nullptr)
+    counts[r] = tiling::pairs_scan(s, m, r, n, i0, j0, self, below, nullptr, nullptr, nullptr);
+  else
+    tiling::pairs_scan(s, m, r, n, i0, j0, self, below, oi + offsets[r], oj + offsets[r], os + offsets[r]);
+}
+
+__global__ void row_dot_kernel(const float* __restrict__ a, const float* __restrict__ b, const double* sa,
+                               const double* sb, int64_t m, int64_t d, float* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < m) out[i] = tiling::row_dot_one(a + i * d, b + i * d, d, sa, sb, i);
+}
+
+constexpr int kThreads = 128;
+
+void launched(const char* what) { check(cudaGetLastError(), what); }
+
+class CudaBackend final : public SimilarityBackend {
+ public:
+  CudaBackend() { check(cudaSetDevice(0), "cudaSetDevice"); }
+  std::string name() const override { return "CUDA device 0"; }
+  int64_t free_bytes() override {
+    size_t fr = 0, total = 0;
+    check(cudaMemGetInfo(&fr, &total), "cudaMemGetInfo");
+    return static_cast<int64_t>(fr);
+  }
+
+  void load_query(const float* rows, int64_t m, int64_t d) override { q_.upload(rows, m * d); }
+  void load_db(const float* rows, int64_t n, int64_t d) override { b_.upload(rows, n * d); }
+
+  void scores(int64_t m, int64_t n, int64_t d) override {
+    dim3 block(kTile, kTile);
+    dim3 grid(static_cast<unsigned>((m + kTile - 1) / kTile), static_cast<unsigned>((n + kTile - 1) / kTile));
+    score_kernel<<<grid, block>>>(q_.ptr(), m, b_.ptr(), n, d, s_.get(m * n));
+    launched("score kernel");
+  }
+  void read_scores(float* s, int64_t m, int64_t n) override { s_.download(s, m * n); }
+
+  void topk_reset(int64_t m, int64_t k) override {
+    ts_.get(m * k);
+    tj_.get(m * k);
+    check(cudaMemset(tf_.get(m), 0, static_cast<size_t>(m) * sizeof(int64_t)), "cudaMemset");
+  }
+  void topk_block(int64_t m, int64_t n, int64_t j0, int64_t k) override {
+    const int64_t parts = tiling::topk_parts(n, k);
+    float* ps = ps_.get(m * parts * k);
+    int64_t* pj = pj_.get(m * parts * k);
+    int64_t* pf = pf_.get(m * parts);
+    topk_scan_kernel<<<blocks_for(m * parts, kThreads), kThreads>>>(s_.ptr(), m, n, j0, k, parts, ps, pj, pf);
+    launched("top-k scan kernel");
+    topk_merge_kernel<<<blocks_for(m, kThreads), kThreads>>>(ts_.ptr(), tj_.ptr(), tf_.ptr(), ps, pj, pf, m, k, parts);
+    launched("top-k merge kernel");
+  }
+  void topk_read(int64_t m, int64_t k, float* s, int64_t* j) override {
+    ts_.download(s, m * k);
+    tj_.download(j, m * k);
+  }
+
+  void classmax_reset(int64_t m, int64_t classes) override {
+    fill_kernel<<<blocks_for(m * classes, kThreads), kThreads>>>(cm_.get(m * classes), m * classes,
+                                                                   -std::numeric_limits<float>::infinity());
+    launched("fill kernel");
+  }
+  void classmax_block(int64_t m, int64_t n, const int32_t* labels, int64_t classes) override {
+    lab_.upload(labels, n);
+    classmax_kernel<<<blocks_for(m, kThreads), kThreads>>>(s_.ptr(), m, n, lab_.ptr(), classes, cm_.ptr());
+    launched("class max kernel");
+  }
+  void classmax_read(int64_t m, int64_t classes, float* out) override { cm_.download(out, m * classes); }
+
+  void pairs_count(int64_t m, int64_t n, int64_t i0, int64_t j0, int64_t self, float below, int64_t* counts) override {
+    pairs_kernel<<<blocks_for(m, kThreads), kThreads>>>(s_.ptr(), m, n, i0, j0, self, below, cnt_.get(m), nullptr,
+                                                         nullptr, nullptr, nullptr);
+    launched("pairs count kernel");
+    cnt_.download(counts, m);
+  }
+  void pairs_write(int64_t m, int64_t n, int64_t i0, int64_t j0, int64_t self, float below, const int64_t* offsets,
+                   int64_t total, int64_t* oi, int64_t* oj, float* os) override {
+    off_.upload(offsets, m);
+    pairs_kernel<<<blocks_for(m, kThreads), kThreads>>>(s_.ptr(), m, n, i0, j0, self, below, nullptr, off_.ptr(),
+                                                         oi_.get(total), oj_.get(total), os_.get(total));
+    launched("pairs write kernel");
+    oi_.download(oi, total);
+    oj_.download(oj, total);
+    os_.download(os, total);
+  }
+
+  void row_dot(const float* a, const float* b, const double* sa, const double* sb, int64_t m, int64_t d,
+               float* out) override {
+    q_.upload(a, m * d);
+    b_.upload(b, m * d);
+    if (sa) {
+      sa_.upload(sa, m);
+      sb_.upload(sb, m);
+    }
+    row_dot_kernel<<<blocks_for(m, kThreads), kThreads>>>(q_.ptr(), b_.ptr(), sa ? sa_.ptr() : nullptr,
+                                                           sa ? sb_.ptr() : nullptr, m, d, out_.get(m));
+    launched("row dot kernel");
+    out_.download(out, m);
+  }
+
+ private:
+  DeviceArray<float> q_, b_, s_, ts_, ps_, cm_, os_, out_;
+  DeviceArray<int64_t> tj_, tf_, pj_, pf_, cnt_, off_, oi_, oj_;
+  DeviceArray<int32_t> lab_;
+  DeviceArray<double> sa_, sb_;
 };
+
 }  // namespace
 
 bool cuda_built() { return true; }
@@ -52,6 +245,7 @@ int cuda_device_count(std::string* why) {
   int n = 0;
   cudaError_t st = cudaGetDeviceCount(&n);
   if (st != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky error of a failed probe
     if (why) *why = std::string("no usable CUDA device: ") + cudaGetErrorString(st);
     return 0;
   }
@@ -59,18 +253,36 @@ int cuda_device_count(std::string* why) {
   return n;
 }
 
-void cuda_dot_block(const float* a, int64_t m, const float* b, int64_t n, int64_t d, float* c) {
+bool cuda_device_info(CudaDeviceInfo& out, std::string* why) {
+  if (cuda_device_count(why) <= 0) return false;
+  cudaDeviceProp prop{};
+  cudaError_t st = cudaGetDeviceProperties(&prop, 0);
+  if (st == cudaSuccess) st = cudaSetDevice(0);
+  size_t fr = 0, total = 0;
+  if (st == cudaSuccess) st = cudaMemGetInfo(&fr, &total);
+  if (st != cudaSuccess) {
+    if (why) *why = std::string("CUDA device 0 cannot be used: ") + cudaGetErrorString(st);
+    return false;
+  }
+  out.name = prop.name;
+  out.total_bytes = static_cast<int64_t>(total);
+  out.free_bytes = static_cast<int64_t>(fr);
+  out.compute_major = prop.major;
+  out.compute_minor = prop.minor;
+  cudaRuntimeGetVersion(&out.runtime_version);
+  cudaDriverGetVersion(&out.driver_version);
+  return true;
+}
+
+std::vector<std::string> cuda_kernels() {
+  return {"similarity.topk", "similarity.classMax", "similarity.classMean", "similarity.pairs", "similarity.rowDot",
+          "bnstats.nchw", "bnstats.nhwc", "layout.clisL"};
+}
+
+std::unique_ptr<SimilarityBackend> cuda_similarity_backend() {
   std::string why;
   if (cuda_device_count(&why) <= 0) fail("E_CUDA_UNAVAILABLE", why);
-  if (m == 0 || n == 0) return;
-  DeviceBuffer da(static_cast<size_t>(m * d)), db(static_cast<size_t>(n * d)), dc(static_cast<size_t>(m * n));
-  check(cudaMemcpy(da.p, a, sizeof(float) * m * d, cudaMemcpyHostToDevice), "copy A");
-  check(cudaMemcpy(db.p, b, sizeof(float) * n * d, cudaMemcpyHostToDevice), "copy B");
-  dim3 block(TILE, TILE);
-  dim3 grid(static_cast<unsigned>((n + TILE - 1) / TILE), static_cast<unsigned>((m + TILE - 1) / TILE));
-  dot_block_kernel<<<grid, block>>>(da.p, m, db.p, n, d, dc.p);
-  check(cudaGetLastError(), "launch");
-  check(cudaMemcpy(c, dc.p, sizeof(float) * m * n, cudaMemcpyDeviceToHost), "copy C");
+  return std::make_unique<CudaBackend>();
 }
 
 }  // namespace genaug

@@ -262,25 +262,6 @@ TEST(row_dot_matches_oracle) {
   CHECK_THROWS_CODE(row_dot(a.view(), c.view(), SimilarityOptions{}), "E_SHAPE");
 }
 
-#include "cuda_api.h"
-
-// The CUDA dot-product block agrees with the CPU engine where a device
-// exists; elsewhere it says why it cannot run, with E_CUDA_UNAVAILABLE.
-TEST(cuda_block_matches_cpu_or_reports_unavailable) {
-  Data a = make_data(37, 70, 81);
-  Data b = make_data(45, 70, 82);
-  std::vector<float> c(37 * 45);
-  std::string why;
-  if (cuda_device_count(&why) > 0) {
-    cuda_dot_block(a.v.data(), 37, b.v.data(), 45, 70, c.data());
-    for (int64_t i = 0; i < 37; ++i)
-      for (int64_t j = 0; j < 45; ++j) CHECK_NEAR(c[i * 45 + j], oracle(a, i, b, j, false), 1e-3);
-  } else {
-    CHECK(!why.empty());
-    CHECK_THROWS_CODE(cuda_dot_block(a.v.data(), 37, b.v.data(), 45, 70, c.data()), "E_CUDA_UNAVAILABLE");
-  }
-}
-
 // Odd engine tunings (depth split into passes, both loop orders, tiles that
 // are not multiples of the micro-tile) give the same results as the defaults.
 TEST(engine_tunings_agree) {

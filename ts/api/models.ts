@@ -6,7 +6,7 @@ export {
   Segmenter,
 } from '../models/segmenter.js';
 export {
-  openSession, checkSignature, providerStatus, type OnnxModel, type OnnxSession, type OnnxTensor, type OnnxValueMetadata,
+  openSession, checkSignature, providerStatus, providerForDevice, type OnnxModel, type OnnxSession, type OnnxTensor, type OnnxValueMetadata,
   type OnnxElementType, type SessionOptions, type Provider, type Signature, type SignatureMatch, type TensorSpec, type DimSpec,
 } from '../models/onnx.js';
 export {

@@ -6,7 +6,8 @@ import { ClipModel } from '../models/clip.js';
 import { SamModel } from '../models/sam.js';
 import { Segmenter } from '../models/segmenter.js';
 import { GenaugError } from '../native/errors.js';
-import { intArg, numberArg, type GlobalOptions } from './args.js';
+import { providerForDevice } from '../models/onnx.js';
+import { deviceOption, intArg, numberArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
 import { withStopSignals } from './signals.js';
 
@@ -26,7 +27,8 @@ export function annotateCommand(global: GlobalOptions): Command {
     )
     .option('--clip <dir>', 'CLIP model folder scoring the masks of several --segmenter (the image on white outside the mask against --clip-template; needed with two or more)')
     .option('--clip-template <text>', 'the pick\'s CLIP text, {} = the class name with _ as spaces', 'a photo of {}')
-    .addOption(new Option('--provider <p>', 'onnxruntime execution provider').choices(['cpu', 'cuda']).default('cpu'))
+    .addOption(deviceOption('SAM / the segmenter (onnxruntime\'s CUDA execution provider)', false))
+    .addOption(new Option('--provider <p>', 'onnxruntime execution provider (the older name of --device; default cpu)').choices(['cpu', 'cuda']))
     .option('--manifest <file>', 'JSON lines {"file": ..., "category": ...} instead of folder names')
     .option('--category-from-dirname', 'category = the image\'s folder name (the default without --manifest)')
     .option('--min-area-fraction <f>', 'reject instances smaller than this fraction of the image (X-Paste: 0.05)', numberArg('--min-area-fraction'), 0.05)
@@ -38,6 +40,7 @@ export function annotateCommand(global: GlobalOptions): Command {
     .option('-q, --quiet', 'no progress output')
     .addHelpText('after', '\nEvery image gets one line in OUT/progress.jsonl; run the same command again to resume after an interruption.')
     .action(async (o) => {
+      o.provider = providerForDevice(o.device, o.provider);
       const method = o.method ?? (o.samEncoder || o.samDecoder ? 'sam' : o.segmenter ? 'segmenter' : 'corners');
       let sam: SamModel | undefined;
       let segmenter: Segmenter | undefined;

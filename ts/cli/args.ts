@@ -1,5 +1,5 @@
 /** Argument parsers for commander options: each rejects bad input with a clear E_ARGUMENT error. */
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 
 export interface GlobalOptions {
   /** Prints a result line on stdout (suppressed by --json consumers later). */
@@ -37,4 +37,16 @@ export function groupOptions(cmd: Command, groups: ReadonlyArray<readonly [headi
     }
   }
   return cmd;
+}
+
+/**
+ * --device auto|cpu|cuda for the commands with a CUDA path (see
+ * ts/native/device.ts): cpu by default, so outputs never depend on whether a
+ * GPU exists; auto takes CUDA when it is usable; cuda fails with
+ * E_CUDA_UNAVAILABLE naming why when it is not.
+ */
+export function deviceOption(what = 'the hot path', withDefault = true): Option {
+  const o = new Option('--device <d>', `where ${what} runs: cpu, cuda (E_CUDA_UNAVAILABLE when this build or machine has none; see genaug info) or auto (cuda when usable, else cpu)`)
+    .choices(['auto', 'cpu', 'cuda']);
+  return withDefault ? o.default('cpu') : o;
 }

@@ -8,7 +8,8 @@ import { readLabels } from '../kernels/files.js';
 import { BnStatsAccumulator, bnStats, channelsOf, mergeBnStats, type BnStatsState, type Layout } from '../kernels/bnstats.js';
 import { modelBnStats } from '../curate/auxbn.js';
 import { GenaugError } from '../native/errors.js';
-import { intArg, type GlobalOptions } from './args.js';
+import type { Device } from '../native/device.js';
+import { deviceOption, intArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
 
 /**
@@ -54,6 +55,8 @@ export interface BnStatsFileOptions {
   momentum: number | null;
   nonfinite: 'reject' | 'skip';
   source?: 'running' | 'exact';
+  /** Where the statistics are computed (see BnStatsOptions.device): the same bytes on either. */
+  device?: Device;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -105,6 +108,7 @@ export async function bnstatsFile(o: BnStatsFileOptions) {
             ...(domains ? { domains: domains.subarray(p0, p1) } : {}),
             numDomains,
             nonfinite: o.nonfinite,
+            ...(o.device && o.device !== 'cpu' ? { device: o.device } : {}),
           });
         } catch (e) {
           if (e instanceof GenaugError && e.code === 'E_NONFINITE') {
@@ -141,6 +145,7 @@ export function bnstatsCommand(global: GlobalOptions): Command {
     .option('--layer <name>', 'BatchNorm module name in the state dict, e.g. layer1.0.bn1', 'bn')
     .option('--batch-size <n>', 'samples per training batch for the running update (default: the whole file is one batch)', intArg('--batch-size', 1))
     .option('--momentum <m>', "PyTorch BN momentum, or 'none' for the cumulative average", '0.1')
+    .addOption(deviceOption('the statistics of --activations (the same bytes on either)'))
     .addOption(new Option('--nonfinite <policy>', 'NaN/Inf in activations: reject (error naming sample, channel, position) or skip (counted)').choices(['reject', 'skip']).default('reject'))
     .addOption(new Option('--source <source>', 'what to export as running stats: running (momentum updates) or exact (mean and unbiased variance of all data)').choices(['running', 'exact']).default('running'))
     .option('--model <onnx>', 'ONNX classifier with BatchNormalization nodes (exported with training=TrainingMode.PRESERVE so BN is not folded): statistics of the input of every BN layer, named by the state dict (<layer>.running_mean; <layer>.aux_bn.* for --synthetic)')
@@ -165,6 +170,7 @@ export function bnstatsCommand(global: GlobalOptions): Command {
         if (!o.real || !o.synthetic) throw new GenaugError('E_ARGUMENT', '--model needs --real DIR and --synthetic DIR (the images of the main and the auxiliary BN)');
         for (const k of ['domains', 'numDomains', 'layout'] as const) if (o[k] !== undefined) throw new GenaugError('E_ARGUMENT', `--${k === 'numDomains' ? 'num-domains' : k} applies to --activations, not --model`);
         const triple = (v: string) => v.split(',').map((x) => Number(x.trim()));
+        if (o.device !== 'cpu') throw new GenaugError('E_ARGUMENT', '--device applies to --activations; with --model the statistics come from onnxruntime on the CPU');
         const sourceGiven = cmd.getOptionValueSource('source') === 'cli';
         const r = await modelBnStats({
           model: o.model,
@@ -198,6 +204,7 @@ export function bnstatsCommand(global: GlobalOptions): Command {
         ...(o.batchSize ? { batchSize: o.batchSize } : {}),
         momentum,
         nonfinite: o.nonfinite,
+        ...(o.device !== 'cpu' ? { device: o.device as Device } : {}),
         source: o.source,
         onProgress: (done, total) => {
           bar ??= new Progress('bnstats', total, 'samples', o.quiet);

@@ -5,7 +5,8 @@ import { Command, Option } from 'commander';
 
 import { embedImages, embedInstances, embedTexts } from '../curate/embed.js';
 import { GenaugError } from '../native/errors.js';
-import { intArg, type GlobalOptions } from './args.js';
+import { providerForDevice } from '../models/onnx.js';
+import { deviceOption, intArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
 import { withStopSignals } from './signals.js';
 
@@ -29,7 +30,8 @@ export function embedCommand(global: GlobalOptions): Command {
     .option('--batch-size <n>', 'images (or texts) per inference call (default 16 for images, 64 for texts)', intArg('--batch-size', 1, 4096))
     .option('--workers <n>', `worker threads, each with its own model session (default min(cores, 4) = ${Math.min(4, availableParallelism())} for images, 1 for texts; 0 = the main thread)`, intArg('--workers', 0, 256))
     .option('--threads <n>', 'onnxruntime intra-op threads per session (default: 1 in workers, every core on the main thread)', intArg('--threads', 1, 1024))
-    .addOption(new Option('--provider <p>', 'onnxruntime execution provider; cuda fails with E_CUDA_UNAVAILABLE when onnxruntime-node cannot use it').choices(['cpu', 'cuda']).default('cpu'))
+    .addOption(deviceOption('CLIP (onnxruntime\'s CUDA execution provider)', false))
+    .addOption(new Option('--provider <p>', 'onnxruntime execution provider (the older name of --device; default cpu); cuda fails with E_CUDA_UNAVAILABLE when onnxruntime-node cannot use it').choices(['cpu', 'cuda']))
     .option('--cache <dir>', 'content-hash cache of rows per model: unchanged images are not embedded again (default: no cache)')
     .addOption(
       new Option('--background <colour>', 'images with an alpha channel are composited onto this colour before embedding; none drops alpha and keeps the RGB under it (RGB images are unchanged). DiverGen embeds generated instances on black')
@@ -44,6 +46,7 @@ export function embedCommand(global: GlobalOptions): Command {
         '\nExamples:\n  genaug embed --model clip-vit-b32 --images gen/ --out gen.npy --cache ~/.cache/genaug-emb\n  genaug embed --features --manifest real.jsonl --out real.npy\n  genaug embed --model clip-vit-b32 --texts prompts.txt --out prompts.npy',
     )
     .action(async (o) => {
+      o.provider = providerForDevice(o.device, o.provider);
       if (o.texts) {
         if (!o.model) throw new GenaugError('E_ARGUMENT', '--texts needs --model (features-v1 has no text side)');
         if (o.images || o.manifest || o.features) throw new GenaugError('E_ARGUMENT', '--texts cannot be combined with --images, --manifest or --features');

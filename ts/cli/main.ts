@@ -6,6 +6,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
 import { lockOutputs, type LockTarget } from '../io/lock.js';
 import { GenaugError } from '../native/errors.js';
+import { providerStatus } from '../models/onnx.js';
 import { capabilities, packageRoot } from '../native/load.js';
 import { type GlobalOptions } from './args.js';
 import { annotateCommand } from './annotate.js';
@@ -138,9 +139,9 @@ export function buildProgram(global: GlobalOptions, held: Array<() => Promise<vo
   program.addCommand(bnstatsCommand(global));
   program
     .command('info')
-    .description('what this build and machine can do: SIMD level, CUDA, threads, the addon file in use')
+    .description('what this build and machine can do: SIMD level, threads, CUDA (the GPU, its memory, the runtime, the kernels built; the onnxruntime CUDA provider), the addon file in use')
     .action(() => {
-      global.print(JSON.stringify(capabilities(), null, 2));
+      global.print(JSON.stringify({ ...capabilities(), onnxruntimeCuda: providerStatus('cuda') }, null, 2));
     });
   program.helpCommand('help [command]', 'display help for a command');
   polishHelp(program);

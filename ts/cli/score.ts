@@ -29,7 +29,8 @@ import { packagedWordNet } from '../plan/wordnet.js';
 import { readJsonObjects } from '../util/jsonl.js';
 import { maskCredentials } from '../util/url.js';
 import { GenaugError, ioError } from '../native/errors.js';
-import { intArg, numberArg, type GlobalOptions } from './args.js';
+import type { Device } from '../native/device.js';
+import { deviceOption, intArg, numberArg, type GlobalOptions } from './args.js';
 
 export interface ManifestLine {
   file?: string;
@@ -430,6 +431,7 @@ export function scoreCommand(global: GlobalOptions): Command {
     .option('--faithful', "the released code's formula (dist = IoU term only) instead of the intended ½ IoU + ½ ρ")
     .option('--balance', 'use_balance weights of the two dist terms')
     .option('--no-symmetry', 'do not mirror example directions for predicates without left/right')
+    .addOption(deviceOption('the example scores (the same bytes on either)'))
     .requiredOption('--table <file>', 'scores table to merge into (keyed by job id)')
     .action(async (o) => {
       const given = [o.nameSim, o.model, o.exactNames, o.wordnet].filter(Boolean).length;
@@ -454,7 +456,13 @@ export function scoreCommand(global: GlobalOptions): Command {
         sim = await nameSimilarityFromEmbeddings(e, qn, pool.names);
         await e.close?.();
       }
-      const r = await clisLayout(scenes, pool, sim, { tau: o.tau, faithful: Boolean(o.faithful), balance: Boolean(o.balance), symmetry: o.symmetry });
+      const r = await clisLayout(scenes, pool, sim, {
+        tau: o.tau,
+        faithful: Boolean(o.faithful),
+        balance: Boolean(o.balance),
+        symmetry: o.symmetry,
+        ...(o.device !== 'cpu' ? { device: o.device as Device } : {}),
+      });
       const cols = new Map<string, ScoreColumns>();
       jobs.forEach((j, i) => cols.set(String(j.id), { clis_l: r.score[i]!, clis_l_conf: r.confidence[i]!, clis_l_status: r.status[i]! }));
       await write(global, o.table, cols, 'clis-l');

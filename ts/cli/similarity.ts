@@ -8,11 +8,13 @@ import { classFiles, topkFiles } from '../kernels/files.js';
 import { groupPairs, pairs, rowDot, type SimilarityOptions } from '../kernels/similarity.js';
 import { diverseSubset, uniqueness } from '../curate/unique.js';
 import { GenaugError } from '../native/errors.js';
-import { intArg, numberArg, type GlobalOptions } from './args.js';
+import type { Device } from '../native/device.js';
+import { deviceOption, intArg, numberArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
 
 interface EngineFlags {
   normalize: boolean;
+  device?: Device;
   threads?: number;
   blockMib?: number;
   quiet?: boolean;
@@ -22,12 +24,14 @@ function engineOptions(o: EngineFlags): SimilarityOptions {
   const out: SimilarityOptions = { normalize: o.normalize };
   if (o.threads !== undefined) out.threads = o.threads;
   if (o.blockMib !== undefined) out.blockBytes = Math.round(o.blockMib * 2 ** 20);
+  if (o.device !== undefined && o.device !== 'cpu') out.device = o.device;
   return out;
 }
 
 function engineFlags(cmd: Command): Command {
   return cmd
     .option('--no-normalize', 'use raw dot products instead of cosine similarity (rows are L2-normalised by default)')
+    .addOption(deviceOption())
     .option('--threads <n>', 'threads to use (default: every core); results do not depend on it', intArg('--threads', 0))
     .option('--block-mib <n>', 'MiB of database packed at a time: the engine memory bound (default 64)', numberArg('--block-mib'))
     .option('--chunk-rows <n>', 'query rows per step (default 8192)', intArg('--chunk-rows', 1))

@@ -8,6 +8,7 @@
  */
 import type { NativeBnOptions, NativeBnStats } from '../native/addon.js';
 import type { SafeTensor } from '../io/safetensors.js';
+import { type Device, resolveDevice } from '../native/device.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
 import { checkInt, pinInputs } from '../native/validate.js';
@@ -31,6 +32,16 @@ export interface BnStatsOptions {
   nonfinite?: 'reject' | 'skip';
   threads?: number;
   isa?: 'auto' | 'scalar' | 'avx2' | 'avx512';
+  /**
+   * Where the per-block moments are computed: 'cpu' (default), 'cuda' (the
+   * GPU; E_CUDA_UNAVAILABLE naming why without one) or 'auto' (CUDA when
+   * usable, silently the CPU otherwise). The CUDA path runs the CPU kernels'
+   * arithmetic per block and merges in the CPU's order: the same bytes as the
+   * CPU path with the same `isa`.
+   */
+  device?: Device;
+  /** GPU memory one call may use, in bytes (default: 3/4 of the free memory); samples are streamed in chunks that fit. */
+  deviceBytes?: number;
 }
 
 /** Exact statistics, arrays of numDomains x channels (domain-major). */
@@ -104,6 +115,8 @@ function prepare(acts: Activations, o: BnStatsOptions = {}) {
   if (o.nonfinite) nopt.nonfinite = o.nonfinite;
   if (o.threads !== undefined) nopt.threads = checkInt(o.threads, 'threads', 0, 256);
   if (o.isa !== undefined) nopt.isa = o.isa;
+  if (o.device !== undefined && resolveDevice(o.device, 'device') === 'cuda') nopt.device = 'cuda';
+  if (o.deviceBytes !== undefined) nopt.deviceBytes = checkInt(o.deviceBytes, 'deviceBytes', 1);
   return [data, n, c, s, layout, domains, numDomains, nopt] as const;
 }
 

@@ -17,6 +17,7 @@
  * names and the pool's names (see ts/curate/relations.ts for builders).
  */
 import type { NativeLayoutOptions, NativeLayoutScores } from '../native/addon.js';
+import { type Device, resolveDevice } from '../native/device.js';
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
 import { checkInt, pinInputs } from '../native/validate.js';
@@ -71,8 +72,14 @@ export interface SceneLayout {
   relations: LayoutRelation[];
 }
 
-export interface ClisLayoutOptions extends Omit<NativeLayoutOptions, 'cancel'> {
+export interface ClisLayoutOptions extends Omit<NativeLayoutOptions, 'cancel' | 'device'> {
   signal?: AbortSignal;
+  /**
+   * Where the example scores are computed: 'cpu' (default), 'cuda' (the GPU;
+   * E_CUDA_UNAVAILABLE naming why without one) or 'auto' (CUDA when usable,
+   * silently the CPU otherwise). The same bytes either way.
+   */
+  device?: Device;
 }
 
 export const LAYOUT_STATUS = ['ok', 'no-relations', 'unknown-predicate', 'missing-box', 'no-candidates'] as const;
@@ -349,6 +356,8 @@ function nativeOptions(o: ClisLayoutOptions | undefined): NativeLayoutOptions {
     out[key] = v;
   }
   if (o.threads !== undefined) out.threads = checkInt(o.threads, 'options.threads', 0, 256);
+  if (o.device !== undefined && resolveDevice(o.device, 'options.device') === 'cuda') out.device = 'cuda';
+  if (o.deviceBytes !== undefined) out.deviceBytes = checkInt(o.deviceBytes, 'options.deviceBytes', 1);
   return out;
 }
 

@@ -144,6 +144,25 @@ export function providerStatus(provider: Provider): { usable: boolean; reason: s
 }
 
 /**
+ * The onnxruntime provider for `--device` (auto|cpu|cuda) on the commands
+ * that run CLIP or SAM: cuda → 'cuda' (E_CUDA_UNAVAILABLE at session start
+ * when onnxruntime-node cannot use it), auto → 'cuda' where the CUDA provider
+ * is installed, else 'cpu', silently. `provider`, the older `--provider`
+ * flag, is used when no device is given; the two must agree when both are.
+ */
+export function providerForDevice(device: 'auto' | 'cpu' | 'cuda' | undefined, provider?: Provider): Provider {
+  if (device === undefined) return provider ?? 'cpu';
+  if (device !== 'auto' && device !== 'cpu' && device !== 'cuda') {
+    throw new GenaugError('E_RANGE', `device must be 'auto', 'cpu' or 'cuda', got ${JSON.stringify(device)}`);
+  }
+  const chosen: Provider = device === 'auto' ? (providerStatus('cuda').usable ? 'cuda' : 'cpu') : device;
+  if (provider !== undefined && provider !== chosen && device !== 'auto') {
+    throw new GenaugError('E_ARGUMENT', `--device ${device} and --provider ${provider} disagree; --provider is the older name of --device (give one)`);
+  }
+  return chosen;
+}
+
+/**
  * Opens an ONNX model. Missing or unreadable file → E_IO naming it; a file
  * that is not an ONNX model (or uses operators onnxruntime lacks) → E_MODEL;
  * provider 'cuda' without a usable CUDA provider → E_CUDA_UNAVAILABLE.

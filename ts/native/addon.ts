@@ -16,7 +16,16 @@ export interface NativeCapabilities {
   isa: 'scalar' | 'avx2' | 'avx512';
   isaBest: 'scalar' | 'avx2' | 'avx512';
   cpu: { avx2: boolean; avx512: boolean; avx512bf16: boolean; threads: number };
-  cuda: { built: boolean; devices: number; usable: boolean; reason?: string };
+  cuda: {
+    built: boolean;
+    devices: number;
+    usable: boolean;
+    reason?: string;
+    /** Kernels this build has, e.g. 'similarity.topk' (empty without CUDA). */
+    kernels: string[];
+    /** Device 0, when usable. */
+    device?: { name: string; totalBytes: number; freeBytes: number; computeCapability: string; runtimeVersion: string; driverVersion: string };
+  };
   sanitized: boolean;
 }
 
@@ -37,6 +46,10 @@ export interface NativeSimilarityOptions {
   precision?: 'exact' | 'bf16';
   /** The 8-bit screening pass: 'auto' (default), 'on' or 'off'. */
   screen?: 'auto' | 'on' | 'off';
+  /** 'cpu' (default) or 'cuda' (the device path; E_CUDA_UNAVAILABLE without one). */
+  device?: 'cpu' | 'cuda';
+  /** Device memory one call may use (0: 3/4 of the free memory). */
+  deviceBytes?: number;
 }
 
 export interface NativeEngineStats {
@@ -44,6 +57,10 @@ export interface NativeEngineStats {
   split: boolean;
   rescored: number;
   pairs: number;
+  /** Block sizes of the last device-path call: query rows, database rows, bytes budget. */
+  deviceQueryRows: number;
+  deviceDbRows: number;
+  deviceBudget: number;
 }
 
 export interface NativeTopK {
@@ -100,6 +117,9 @@ export interface NativeBnOptions {
   threads?: number;
   nonfinite?: 'reject' | 'skip';
   isa?: NativeIsa;
+  /** 'cpu' (default) or 'cuda' (the device path; E_CUDA_UNAVAILABLE without one). */
+  device?: 'cpu' | 'cuda';
+  deviceBytes?: number;
 }
 
 type BnArgs = [data: Float32Array | Uint16Array, n: number, c: number, s: number, layout: 'nchw' | 'nhwc', domains: Int32Array | null, numDomains: number, opts: NativeBnOptions];
@@ -242,6 +262,10 @@ export interface NativeLayoutOptions {
   symmetry?: boolean;
   /** Threads (default every core); results do not depend on it. */
   threads?: number;
+  /** 'cpu' (default) or 'cuda' (the device path, the same bytes; E_CUDA_UNAVAILABLE without one). */
+  device?: 'cpu' | 'cuda';
+  /** GPU memory for example scores (default: 3/4 of the free memory); layouts are scored in groups that fit. */
+  deviceBytes?: number;
   cancel?: Int32Array;
 }
 

@@ -1,0 +1,208 @@
+// --device auto|cpu|cuda. Without a usable CUDA device (CI): 'auto' is the CPU
+// path byte for byte, 'cuda' fails with E_CUDA_UNAVAILABLE naming why (library
+// and CLI). With one (npm run test:gpu runs this file on a GPU machine): the
+// CUDA path returns the CPU path's indices exactly and its scores within 1e-5
+// (rowDot: the same bytes), on odd shapes and with the database and the query
+// set streamed through a small device budget.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { writeNpy } from '../ts/io/npy.js';
+import { bnStats } from '../ts/kernels/bnstats.js';
+import { classMax, classMean, pairs, rowDot, topk } from '../ts/kernels/similarity.js';
+import { providerForDevice, providerStatus } from '../ts/models/onnx.js';
+import { checkDevice, cudaUnavailableReason, resolveDevice } from '../ts/native/device.js';
+import { capabilities } from '../ts/native/load.js';
+import { expectCode, randomMatrix } from './helpers.js';
+
+const run = promisify(execFile);
+const bin = join(__dirname, '..', 'bin', 'genaug.js');
+const cuda = capabilities().cuda;
+
+async function genaug(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [bin, ...args], { maxBuffer: 1 << 24 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
+function bytes(a: ArrayBufferView): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function expectClose(a: Float32Array, b: Float32Array, tol: number) {
+  expect(a.length).toBe(b.length);
+  for (let x = 0; x < a.length; x++) {
+    const u = a[x] as number;
+    const v = b[x] as number;
+    if (Number.isNaN(v)) expect(Number.isNaN(u)).toBe(true);
+    else expect(Math.abs(u - v)).toBeLessThanOrEqual(tol);
+  }
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'genaug-device-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('device names', () => {
+  it('checks names and resolves cpu without asking the addon', () => {
+    expect(checkDevice('auto')).toBe('auto');
+    expect(() => checkDevice('gpu')).toThrow(/must be 'auto', 'cpu' or 'cuda'/);
+    expect(resolveDevice(undefined)).toBe('cpu');
+    expect(resolveDevice('cpu')).toBe('cpu');
+    expect(resolveDevice('auto')).toBe(cuda.usable ? 'cuda' : 'cpu');
+    if (cuda.usable) expect(resolveDevice('cuda')).toBe('cuda');
+    else expect(() => resolveDevice('cuda')).toThrow(cuda.reason as string);
+  });
+
+  it('capabilities say whether CUDA is built and usable, and which kernels exist', () => {
+    expect(typeof cuda.built).toBe('boolean');
+    expect(Array.isArray(cuda.kernels)).toBe(true);
+    if (cuda.built) expect(cuda.kernels).toEqual(expect.arrayContaining(['similarity.topk', 'similarity.classMax', 'similarity.classMean', 'similarity.pairs', 'similarity.rowDot']));
+    else expect(cuda.kernels).toEqual([]);
+    if (cuda.usable) {
+      expect(cuda.device?.totalBytes).toBeGreaterThan(0);
+      expect(cuda.device?.name.length).toBeGreaterThan(0);
+      expect(cudaUnavailableReason()).toBeUndefined();
+    } else {
+      expect(cuda.device).toBeUndefined();
+      // The reason names the cause: not built, or no device / the driver's error.
+      expect(cuda.reason).toMatch(cuda.built ? /CUDA device|driver|CUDA/ : /built without CUDA/);
+    }
+  });
+
+  it('maps --device onto the onnxruntime provider, keeping --provider as the older name', () => {
+    expect(providerForDevice(undefined, undefined)).toBe('cpu');
+    expect(providerForDevice(undefined, 'cuda')).toBe('cuda');
+    expect(providerForDevice('cpu', 'cpu')).toBe('cpu');
+    expect(providerForDevice('cuda', undefined)).toBe('cuda');
+    expect(providerForDevice('auto', undefined)).toBe(providerStatus('cuda').usable ? 'cuda' : 'cpu');
+    expect(() => providerForDevice('cuda', 'cpu')).toThrow(/disagree/);
+    expect(() => providerForDevice('tpu' as 'cpu', undefined)).toThrow(/must be 'auto', 'cpu' or 'cuda'/);
+  });
+});
+
+describe('bnstats on --device', () => {
+  // Odd shapes: channels not a multiple of 16, positions past one block, an empty domain.
+  const n = 3;
+  const c = 19;
+  const s = 70;
+  const data = new Float32Array(n * c * s).map((_, i) => 500 + Math.sin(i * 0.37) * 3);
+  const domains = Int32Array.from([0, 2, 0]);
+
+  it("gives the CPU path's bytes on CUDA, for both layouts, or fails with E_CUDA_UNAVAILABLE naming why; auto falls back silently", async () => {
+    for (const layout of ['nchw', 'nhwc'] as const) {
+      const acts = { data, shape: [n, c, s], layout };
+      const cpu = await bnStats(acts, { domains, numDomains: 3 });
+      const auto = await bnStats(acts, { domains, numDomains: 3, device: 'auto', deviceBytes: 40_000 });
+      for (const key of ['count', 'mean', 'm2', 'min', 'max', 'nonfinite'] as const) expect(bytes(auto[key]).equals(bytes(cpu[key]))).toBe(true);
+      if (!cuda.usable) {
+        await expectCode(bnStats(acts, { domains, numDomains: 3, device: 'cuda' }), 'E_CUDA_UNAVAILABLE');
+        continue;
+      }
+      const gpu = await bnStats(acts, { domains, numDomains: 3, device: 'cuda', deviceBytes: 12_000 });
+      for (const key of ['count', 'mean', 'm2', 'min', 'max', 'nonfinite'] as const) expect(bytes(gpu[key]).equals(bytes(cpu[key]))).toBe(true);
+    }
+  });
+});
+
+describe('similarity on --device', () => {
+  // Odd shapes: n not a multiple of the tile or a block, k > n, one query row, an empty class.
+  const q = randomMatrix(37, 19, 1);
+  const d = randomMatrix(205, 19, 2);
+  const one = randomMatrix(1, 19, 3);
+  const labels = new Int32Array(205).map((_, i) => ((i * 7) % 5 === 3 ? 0 : (i * 7) % 5));
+
+  it("'auto' is the CPU path's bytes without a usable device, and its results contract with one", async () => {
+    for (const [query, k] of [[q, 5], [q, 300], [one, 7]] as const) {
+      const cpu = await topk(query, d, k);
+      const auto = await topk(query, d, k, { device: 'auto', deviceBytes: 40_000 });
+      expect(auto.indices).toEqual(cpu.indices);
+      if (cuda.usable) expectClose(auto.scores, cpu.scores, 1e-5);
+      else expect(bytes(auto.scores).equals(bytes(cpu.scores))).toBe(true);
+    }
+  });
+
+  it("'cuda' fails with E_CUDA_UNAVAILABLE naming why, or matches the CPU path on every operation", async () => {
+    const opt = { device: 'cuda' as const, deviceBytes: 30_000 };
+    if (!cuda.usable) {
+      await expectCode(topk(q, d, 3, opt), 'E_CUDA_UNAVAILABLE', new RegExp((cuda.reason as string).slice(0, 30).replace(/[()]/g, '.')));
+      await expectCode(classMax(q, d, labels, opt), 'E_CUDA_UNAVAILABLE');
+      await expectCode(rowDot(q, q, opt), 'E_CUDA_UNAVAILABLE');
+      return;
+    }
+    for (const k of [1, 10, 40, 300]) {
+      const a = await topk(q, d, k, opt);
+      const b = await topk(q, d, k);
+      expect(a.indices).toEqual(b.indices);
+      expectClose(a.scores, b.scores, 1e-5);
+    }
+    for (const f of [classMax, classMean]) {
+      const a = await f(q, d, labels, { ...opt, numClasses: 6 });
+      const b = await f(q, d, labels, { numClasses: 6 });
+      expect(a.counts).toEqual(b.counts);
+      expectClose(a.values, b.values, 1e-5);
+    }
+    const pa = await pairs(d, undefined, { ...opt, threshold: 0.5 });
+    const pb = await pairs(d, undefined, { threshold: 0.5 });
+    expect(pa.i).toEqual(pb.i);
+    expect(pa.j).toEqual(pb.j);
+    expectClose(pa.scores, pb.scores, 1e-5);
+    const ra = await rowDot(q, randomMatrix(37, 19, 9), opt);
+    const rb = await rowDot(q, randomMatrix(37, 19, 9));
+    expect(bytes(ra).equals(bytes(rb))).toBe(true);
+  });
+
+  it('rejects a bad device or budget before any work', async () => {
+    await expectCode(topk(q, d, 3, { device: 'gpu' as 'cpu' }), 'E_RANGE');
+    await expectCode(topk(q, d, 3, { deviceBytes: 0 }), 'E_RANGE');
+  });
+
+  it('genaug similarity topk --device: auto writes the CPU bytes without a device; cuda fails with E_CUDA_UNAVAILABLE or agrees', async () => {
+    await writeNpy(join(dir, 'q.npy'), q.data, [q.rows, q.dim]);
+    await writeNpy(join(dir, 'd.npy'), d.data, [d.rows, d.dim]);
+    const args = ['similarity', 'topk', '--query', join(dir, 'q.npy'), '--db', join(dir, 'd.npy'), '--k', '4', '-q'];
+    const c = await genaug(...args, '--out', join(dir, 'cpu'));
+    expect(c.code, c.stderr).toBe(0);
+    const a = await genaug(...args, '--out', join(dir, 'auto'), '--device', 'auto');
+    expect(a.code, a.stderr).toBe(0);
+    const ci = await readFile(join(dir, 'cpu.indices.npy'));
+    expect((await readFile(join(dir, 'auto.indices.npy'))).equals(ci)).toBe(true);
+    if (!cuda.usable) expect((await readFile(join(dir, 'auto.scores.npy'))).equals(await readFile(join(dir, 'cpu.scores.npy')))).toBe(true);
+    const g = await genaug(...args, '--out', join(dir, 'gpu'), '--device', 'cuda');
+    if (cuda.usable) {
+      expect(g.code, g.stderr).toBe(0);
+      expect((await readFile(join(dir, 'gpu.indices.npy'))).equals(ci)).toBe(true);
+    } else {
+      expect(g.code).toBe(1);
+      expect(g.stderr).toMatch(/E_CUDA_UNAVAILABLE/);
+      expect(g.stderr).toContain((cuda.reason as string).slice(0, 40));
+    }
+    const bad = await genaug(...args, '--out', join(dir, 'bad'), '--device', 'tpu');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/E_ARGUMENT.*--device/);
+  });
+
+  it('genaug info lists the CUDA build, its kernels and the device or why there is none', async () => {
+    const r = await genaug('info');
+    expect(r.code, r.stderr).toBe(0);
+    const info = JSON.parse(r.stdout) as { cuda: typeof cuda; onnxruntimeCuda: { usable: boolean; reason: string } };
+    expect(info.cuda.built).toBe(cuda.built);
+    expect(info.cuda.kernels).toEqual(cuda.kernels);
+    expect(info.cuda.usable).toBe(cuda.usable);
+    if (!cuda.usable) expect(info.cuda.reason).toBe(cuda.reason);
+    expect(info.onnxruntimeCuda.usable).toBe(providerStatus('cuda').usable);
+  });
+});
