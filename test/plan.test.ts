@@ -209,6 +209,14 @@ describe('genaug plan without an LLM', () => {
       ['img2img', 'a photo of a dog, on a beach', '/data/coco/img2.png', 0.6, 336, 248],
       ['img2img', 'a photo of a dog, in the snow', '/data/coco/img2.png', 0.6, 336, 248],
     ]);
+    // The same edits planned from a dataset in another folder: the same ids and seeds (the images' names in the
+    // dataset identify them, not where it lies), only the paths differ.
+    const moved = tmp.fresh('alia-moved.jsonl');
+    await plan({ coco: coco4, out: moved, strategy: 'alia', classes: ['dog'], domains: ['on a beach', 'in the snow'], imageRoot: '/elsewhere/coco', strength: 0.6, width: 512, height: 512 });
+    const again = await readPlan(moved);
+    expect(again.map((j) => [j.id, j.seed])).toEqual(edits.map((j) => [j.id, j.seed]));
+    expect(again[0]!.source_image).toBe('/elsewhere/coco/img1.png');
+    expect(new Set(edits.map((j) => j.id)).size).toBe(4);
     // ALIA's own prompt lists are class-templated with {}: the class goes in its place, the template is not added.
     const out5 = tmp.fresh('alia3.jsonl');
     await plan({ coco: coco4, out: out5, strategy: 'alia', classes: ['dog'], domains: ['a photo of a {} on rocks', 'put the {} next to a {}', 'in the snow'], imageRoot: '/data/coco' });

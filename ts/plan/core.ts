@@ -102,6 +102,11 @@ export interface JobContent {
   negative_prompt?: string;
   layout?: LayoutBox[];
   source_image?: string;
+  /**
+   * What names the source image in the job's id and seed instead of its path (e.g. its COCO file_name): the same
+   * edit planned from another folder keeps its id and seed, so the run's bytes do not depend on where it lives.
+   */
+  source_key?: string;
   denoising_strength?: number;
   /** The image size when the job has its own (an edit of a real image); default JobDefaults' width and height. */
   width?: number;
@@ -136,7 +141,8 @@ export function makeJob(strategy: Strategy, content: JobContent, provenance: Rec
     width: content.width ?? d.width,
     height: content.height ?? d.height,
   };
-  const { candidates: _notHashed, ...identity } = body;
+  const { candidates: _notHashed, ...rest } = body;
+  const identity = content.source_key === undefined ? rest : { ...rest, source_image: `key:${content.source_key}` };
   const hashed = content.idKey === undefined ? [strategy, identity] : [strategy, identity, content.idKey];
   const id = `${strategy}-${sha256(JSON.stringify(hashed)).toString('hex').slice(0, 20)}`;
   const seed = sha256(`${d.seed}:${id}`).readUInt32BE(0) >>> 1;

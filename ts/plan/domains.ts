@@ -163,6 +163,8 @@ export async function planDomains(coco: CocoIndex, classes: PlanClass[], o: Doma
                 classes: [c.name],
                 prompt: domainPrompt(template, c.display, setting),
                 source_image: planImagePath(image, o.imageRoot, o.planDir ?? process.cwd()),
+                // The id and seed follow the image's name in the dataset, not where the dataset lies.
+                source_key: `coco:${image.file_name}`,
                 denoising_strength: o.strength ?? 0.5,
                 width: editSide(image.width, d.width),
                 height: editSide(image.height, d.height),
