@@ -42,13 +42,16 @@ function oracle(x: Float32Array, n: number, c: number, s: number, layout: Layout
   const count = new Float64Array(D * c);
   const mean = new Float64Array(D * c);
   const v = new Float64Array(D * c);
+  // (NaN values are skipped, as nonfinite: 'skip' does.)
   for (let i = 0; i < n; i++) for (let ch = 0; ch < c; ch++) for (let p = 0; p < s; p++) {
+    if (Number.isNaN(val(i, ch, p))) continue;
     const k = (dom[i] as number) * c + ch;
     count[k] = (count[k] as number) + 1;
     mean[k] = (mean[k] as number) + val(i, ch, p);
   }
   for (let k = 0; k < D * c; k++) if (count[k]) mean[k] = (mean[k] as number) / (count[k] as number);
   for (let i = 0; i < n; i++) for (let ch = 0; ch < c; ch++) for (let p = 0; p < s; p++) {
+    if (Number.isNaN(val(i, ch, p))) continue;
     const k = (dom[i] as number) * c + ch;
     v[k] = (v[k] as number) + (val(i, ch, p) - (mean[k] as number)) ** 2;
   }
@@ -78,6 +81,48 @@ describe('bnStats', () => {
       expect(got.count[2 * c]).toBe(0); // domain 2 is empty
     });
   }
+
+  it.each(ISAS)('nhwc: the same bytes for 1, 2, 3 and 5 threads (blocks split between threads, then merged in order), odd channel counts, partial row blocks, skipped NaN, float16 (%s)', async (isa) => {
+    const bytes = (s: Awaited<ReturnType<typeof bnStats>>) =>
+      [s.count, s.mean, s.m2, s.min, s.max, s.nonfinite].map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex')).join('|');
+    // Channels: fewer than one 16-lane group, a 64-channel chunk plus a tail, several chunks plus a tail.
+    for (const [n, s, c] of [[3, 70, 5], [4, 130, 70], [2, 200, 129]] as const) {
+      const x = make(n, c, s, 'nhwc', 21 + c);
+      x[(1 * s + 65) * c + (c - 1)] = Number.NaN; // sample 1, second row block, last channel
+      const domains = Int32Array.from({ length: n }, (_, i) => (i * 2) % 3);
+      const runs = [];
+      for (const threads of [1, 2, 3, 5]) {
+        runs.push(await bnStats({ data: x, shape: [n, s, 1, c], layout: 'nhwc' }, { domains, numDomains: 3, isa, threads, nonfinite: 'skip' }));
+      }
+      for (const r of runs.slice(1)) expect(bytes(r)).toBe(bytes(runs[0]!));
+      const got = runs[0]!;
+      // Sample 1 is in domain 2.
+      expect(Array.from(got.nonfinite).reduce((a, b) => a + Number(b), 0)).toBe(1);
+      expect(got.nonfinite[2 * c + c - 1]).toBe(1);
+      const want = oracle(x, n, c, s, 'nhwc', domains, 3);
+      const gotVar = bnVariance(got);
+      for (let k = 0; k < 3 * c; k++) {
+        expect(got.count[k]).toBe(want.count[k]);
+        if (!want.count[k]) continue;
+        expect(Math.abs((got.mean[k] as number) - (want.mean[k] as number))).toBeLessThanOrEqual(
+          1e-7 * Math.sqrt(want.var[k] as number) + 1e-12 * Math.abs(want.mean[k] as number),
+        );
+        expect(Math.abs((gotVar[k] as number) - (want.var[k] as number))).toBeLessThanOrEqual(1e-6 * (want.var[k] as number));
+      }
+      // float16 input: the same statistics as its float32 values, whatever the threads.
+      const h = float32ToFloat16Bits(x.map((v) => v / 1e4));
+      const f = float16BitsToFloat32(h);
+      const ref = bytes(await bnStats({ data: f, shape: [n, s, 1, c], layout: 'nhwc' }, { isa, threads: 1, nonfinite: 'skip' }));
+      for (const threads of [1, 2, 3]) {
+        expect(bytes(await bnStats({ data: h, shape: [n, s, 1, c], layout: 'nhwc' }, { isa, threads, nonfinite: 'skip' }))).toBe(ref);
+      }
+    }
+    const y = make(3, 4, 150, 'nhwc', 5);
+    y[(2 * 150 + 140) * 4 + 3] = Number.POSITIVE_INFINITY;
+    for (const threads of [1, 2]) {
+      await expectCode(bnStats({ data: y, shape: [3, 150, 4], layout: 'nhwc' }, { isa, threads }), 'E_NONFINITE', /sample 2, channel 3, position 140 is infinite/);
+    }
+  });
 
   it('merging many small batches equals one big batch; JSON round-trips exactly', () => {
     const [n, c, s] = [24, 4, 9];

@@ -171,6 +171,27 @@ describe('screened top-k: the float32 bytes', () => {
     }
   });
 
+  it('rescoring in rounds (best candidates selected, the rest filtered by the raised bound): k = 2, 7, 16 and k > rows, near-ties, odd width, several blocks', () => {
+    const { q, d } = adversarial(5, 301, 37, 23);
+    const scores = chainScores(q, d);
+    for (const k of [2, 7, 16, 305]) {
+      // blockBytes small enough for several database blocks: the k-th exact score carries over.
+      const opt = { isa: ISA, threads: 2, blockBytes: 1 << 16 };
+      const on = topkSync(q, d, k, { ...opt, screen: 'on' });
+      expect(engineStats().screened).toBe(CAN_SCREEN);
+      const off = topkSync(q, d, k, { ...opt, screen: 'off' });
+      expectSameBytes(on.indices, off.indices);
+      expectSameBytes(on.scores, off.scores);
+      const kk = Math.min(k, d.rows);
+      expect(on.k).toBe(kk);
+      for (let i = 0; i < q.rows; i++) {
+        const want = oracleTop(scores, i, d.rows, kk);
+        expect(Array.from(on.indices.slice(i * kk, (i + 1) * kk), Number)).toEqual(want);
+        for (let c = 0; c < kk; c++) expect(on.scores[i * kk + c]).toBe(scores[i * d.rows + (want[c] as number)]);
+      }
+    }
+  });
+
   it('all ties (a database of one row repeated, a zero query row): the lowest indices, memory bounded by early rescoring', () => {
     const r = rng(17);
     const row = new Float32Array(48).map(() => r());

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "error.h"
 #include "kernels.h"
@@ -14,6 +17,7 @@ namespace {
 
 constexpr int64_t kBlock = 8192;      // NCHW: values per cache-resident block
 constexpr int64_t kRowBlock = 64;     // NHWC: rows per block
+constexpr int64_t kChunk = 64;        // NHWC: channels per pass over a block
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
 // Folds a block (nb values with mean mb and co-moment m2b) into a running
@@ -66,6 +70,62 @@ void block_with_nonfinite(const float* x, int64_t n, const BnInput& in, const Bn
     chan(cnt, mean, m2, 1, v, 0.0);
     mn = std::min(mn, v);
     mx = std::max(mx, v);
+  }
+}
+
+// chan() of one block of `rows` finite values into each of W channels, its
+// statistics given as centre + moments (mean = centre + s1/rows, co-moment
+// s2 - s1^2/rows), written so the compiler can run it several channels per
+// instruction: the same operations in the same order as chan(), so the same
+// bytes.
+void merge_rows(int64_t W, int64_t rows, const double* __restrict center, const double* __restrict s1,
+                const double* __restrict s2, const float* __restrict bmn, const float* __restrict bmx,
+                int64_t* __restrict count, double* __restrict mean, double* __restrict m2, float* __restrict mn,
+                float* __restrict mx) {
+  const double nb = static_cast<double>(rows);
+  int64_t j = 0;
+#if defined(__SSE2__)
+  // Two channels per instruction (SSE2 is the x86-64 baseline). Counts are
+  // below 2^52, so a count converts to double exactly as 2^52 + count - 2^52.
+  const __m128d vnb = _mm_set1_pd(nb), two52 = _mm_set1_pd(4503599627370496.0);
+  const __m128i vrows = _mm_set1_epi64x(rows), exp52 = _mm_castpd_si128(two52), zero = _mm_setzero_si128();
+  for (; j + 2 <= W; j += 2) {
+    const __m128d c = _mm_loadu_pd(center + j), a1 = _mm_loadu_pd(s1 + j), a2 = _mm_loadu_pd(s2 + j);
+    const __m128d mb = _mm_add_pd(c, _mm_div_pd(a1, vnb));
+    const __m128d m2b = _mm_sub_pd(a2, _mm_div_pd(_mm_mul_pd(a1, a1), vnb));
+    const __m128i na = _mm_loadu_si128(reinterpret_cast<const __m128i*>(count + j));
+    const __m128i nt = _mm_add_epi64(na, vrows);
+    const __m128d nad = _mm_sub_pd(_mm_castsi128_pd(_mm_or_si128(na, exp52)), two52);
+    const __m128d n = _mm_sub_pd(_mm_castsi128_pd(_mm_or_si128(nt, exp52)), two52);
+    const __m128d ma = _mm_loadu_pd(mean + j), m2a = _mm_loadu_pd(m2 + j);
+    const __m128d delta = _mm_sub_pd(mb, ma);
+    const __m128d mean_next = _mm_add_pd(ma, _mm_div_pd(_mm_mul_pd(delta, vnb), n));
+    const __m128d m2_next =
+        _mm_add_pd(m2a, _mm_add_pd(m2b, _mm_div_pd(_mm_mul_pd(_mm_mul_pd(_mm_mul_pd(delta, delta), nad), vnb), n)));
+    // na == 0 (64-bit lanes): both 32-bit halves zero.
+    const __m128i z32 = _mm_cmpeq_epi32(na, zero);
+    const __m128d first = _mm_castsi128_pd(_mm_and_si128(z32, _mm_shuffle_epi32(z32, 0xB1)));
+    _mm_storeu_pd(mean + j, _mm_or_pd(_mm_and_pd(first, mb), _mm_andnot_pd(first, mean_next)));
+    _mm_storeu_pd(m2 + j, _mm_or_pd(_mm_and_pd(first, m2b), _mm_andnot_pd(first, m2_next)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(count + j), nt);
+  }
+#endif
+  for (; j < W; ++j) {
+    const double mb = center[j] + s1[j] / nb;
+    const double m2b = s2[j] - s1[j] * s1[j] / nb;
+    const int64_t na = count[j];
+    const double n = static_cast<double>(na + rows);
+    const double ma = mean[j];
+    const double delta = mb - ma;
+    const double mean_next = ma + delta * nb / n;
+    const double m2_next = m2[j] + (m2b + delta * delta * static_cast<double>(na) * nb / n);
+    mean[j] = na == 0 ? mb : mean_next;
+    m2[j] = na == 0 ? m2b : m2_next;
+    count[j] = na + rows;
+  }
+  for (j = 0; j < W; ++j) {
+    mn[j] = std::min(mn[j], bmn[j]);
+    mx[j] = std::max(mx[j], bmx[j]);
   }
 }
 
@@ -145,56 +205,136 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt) {
     return out;
   }
 
-  // NHWC: each sample is S rows of C channels. Threads own channel ranges
-  // (multiples of 16 so each row slice is whole cache lines where it can be).
+  // NHWC: each sample is S rows of C channels, taken kRowBlock rows at a
+  // time. Per channel the statistics are the same sequence of operations
+  // whatever the threads: block statistics (column sums, a float centre,
+  // moments around it) merged into the running ones in sample and block
+  // order. The threads split the work in waves of blocks: first each thread
+  // reads whole blocks (every channel of kRowBlock rows: one contiguous run
+  // of memory, streamed in order) into block statistics, then each thread
+  // merges its range of channels over the wave's blocks in order.
+  const int64_t per_sample = (S + kRowBlock - 1) / kRowBlock;
+  const int64_t blocks = N * per_sample;
   const int64_t groups = (C + 15) / 16;
-  T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, groups)));
+  T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, std::max(groups, blocks))));
+  const int64_t wave = std::max<int64_t>(16, 32 * T);  // blocks per wave (few barriers)
+  // Per block of the wave and channel: centre, s1, s2 (double), min, max.
+  std::vector<double> wc(static_cast<size_t>(wave * C)), w1(static_cast<size_t>(wave * C)), w2(static_cast<size_t>(wave * C));
+  std::vector<float> wmn(static_cast<size_t>(wave * C)), wmx(static_cast<size_t>(wave * C));
+  Barrier barrier(T);
+  FirstError err;
   run_threads(T, [&](int tid) {
-    const int64_t c0 = std::min(C, groups * tid / T * 16), c1 = std::min(C, groups * (tid + 1) / T * 16);
-    const int64_t W = c1 - c0;
-    if (W <= 0) return;
-    std::vector<double> sums(static_cast<size_t>(W)), center(static_cast<size_t>(W)), s1(static_cast<size_t>(W)),
-        s2(static_cast<size_t>(W));
-    std::vector<float> bmn(static_cast<size_t>(W)), bmx(static_cast<size_t>(W));
-    std::vector<float> scratch(in.f16 ? static_cast<size_t>(kRowBlock * W) : 0);
-    for (int64_t n = 0; n < N; ++n) {
-      const int64_t d = dom(n);
-      for (int64_t r = 0; r < S; r += kRowBlock) {
-        const int64_t rows = std::min(kRowBlock, S - r);
+    std::vector<double> sums(static_cast<size_t>(C));
+    std::vector<float> scratch(in.f16 ? static_cast<size_t>(kRowBlock * C) : 0);
+    const int64_t m0 = std::min(C, groups * tid / T * 16), m1 = std::min(C, groups * (tid + 1) / T * 16);
+    auto block_rows = [&](int64_t b, int64_t& n, int64_t& r) {
+      n = b / per_sample;
+      r = (b % per_sample) * kRowBlock;
+      return std::min(kRowBlock, S - r);
+    };
+    for (int64_t b0 = 0; b0 < blocks; b0 += wave) {
+      const int64_t nw = std::min(wave, blocks - b0);
+      // Phase 1: block statistics, blocks split between the threads.
+      for (int64_t wb = nw * tid / T; wb < nw * (tid + 1) / T; ++wb) {
+        int64_t n, r;
+        const int64_t rows = block_rows(b0 + wb, n, r);
         const float* x;
-        int64_t stride;
         if (in.f16) {
-          for (int64_t i = 0; i < rows; ++i)
-            K.half_to_float(in.f16 + (n * S + r + i) * C + c0, scratch.data() + i * W, W);
+          K.half_to_float(in.f16 + (n * S + r) * C, scratch.data(), rows * C);
           x = scratch.data();
-          stride = W;
         } else {
-          x = in.f32 + (n * S + r) * C + c0;
-          stride = C;
+          x = in.f32 + (n * S + r) * C;
         }
-        std::fill(sums.begin(), sums.end(), 0.0);
-        K.column_sums(x, rows, W, stride, sums.data());
-        for (int64_t j = 0; j < W; ++j) center[j] = static_cast<float>(sums[j] / static_cast<double>(rows));
-        std::fill(s1.begin(), s1.end(), 0.0);
-        std::fill(s2.begin(), s2.end(), 0.0);
-        std::fill(bmn.begin(), bmn.end(), kInf);
-        std::fill(bmx.begin(), bmx.end(), -kInf);
-        K.column_moments(x, rows, W, stride, center.data(), s1.data(), s2.data(), bmn.data(), bmx.data());
-        for (int64_t j = 0; j < W; ++j) {
-          const int64_t at = d * C + c0 + j;
-          if (!std::isfinite(center[j]) || !std::isfinite(s2[j])) {
-            block_with_nonfinite(x + j, rows, in, opt, n, c0 + j, r, stride, out.count[at], out.mean[at], out.m2[at],
-                                 out.min[at], out.max[at], out.nonfinite[at]);
-            continue;
+        double* center = wc.data() + wb * C;
+        double* s1 = w1.data() + wb * C;
+        double* s2 = w2.data() + wb * C;
+        float* bmn = wmn.data() + wb * C;
+        float* bmx = wmx.data() + wb * C;
+        // Column chunks of kChunk channels: the moment pass finds its chunk
+        // still in L1 from the sum pass. Per channel the arithmetic does not
+        // depend on the chunking.
+        // The thread's next block follows this one in memory: fetch it into
+        // L2 while this one is computed (a chunk's reads skip through the
+        // rows, which the hardware prefetchers follow poorly).
+        const char* next_block = nullptr;
+        int64_t next_bytes = 0;
+        if (!in.f16 && wb + 1 < nw * (tid + 1) / T) {
+          int64_t nn, nr;
+          const int64_t nrows = block_rows(b0 + wb + 1, nn, nr);
+          next_block = reinterpret_cast<const char*>(in.f32 + (nn * S + nr) * C);
+          next_bytes = nrows * C * static_cast<int64_t>(sizeof(float));
+        }
+        const int64_t chunks = (C + kChunk - 1) / kChunk;
+        for (int64_t j0 = 0; j0 < C; j0 += kChunk) {
+          if (next_block != nullptr) {
+            const int64_t part = j0 / kChunk;
+            for (int64_t off = next_bytes * part / chunks / 64 * 64; off < next_bytes * (part + 1) / chunks; off += 64)
+              __builtin_prefetch(next_block + off, 0, 2);
           }
-          const double m2b = s2[j] - s1[j] * s1[j] / static_cast<double>(rows);
-          chan(out.count[at], out.mean[at], out.m2[at], rows, center[j] + s1[j] / static_cast<double>(rows), m2b);
-          out.min[at] = std::min(out.min[at], bmn[j]);
-          out.max[at] = std::max(out.max[at], bmx[j]);
+          const int64_t cw = std::min(kChunk, C - j0);
+          double* sm = sums.data() + j0;
+          std::fill(sm, sm + cw, 0.0);
+          K.column_sums(x + j0, rows, cw, C, sm);
+          for (int64_t j = j0; j < j0 + cw; ++j) center[j] = static_cast<float>(sums[j] / static_cast<double>(rows));
+          std::fill(s1 + j0, s1 + j0 + cw, 0.0);
+          std::fill(s2 + j0, s2 + j0 + cw, 0.0);
+          std::fill(bmn + j0, bmn + j0 + cw, kInf);
+          std::fill(bmx + j0, bmx + j0 + cw, -kInf);
+          K.column_moments(x + j0, rows, cw, C, center + j0, s1 + j0, s2 + j0, bmn + j0, bmx + j0);
         }
       }
+      barrier.wait();
+      // Phase 2: this thread's channels, the wave's blocks in order.
+      if (!err.failed() && m1 > m0) {
+        try {
+          const int64_t W = m1 - m0;
+          for (int64_t wb = 0; wb < nw; ++wb) {
+            int64_t n, r;
+            const int64_t rows = block_rows(b0 + wb, n, r);
+            const int64_t d = dom(n);
+            const double* center = wc.data() + wb * C + m0;
+            const double* s1 = w1.data() + wb * C + m0;
+            const double* s2 = w2.data() + wb * C + m0;
+            const float* bmn = wmn.data() + wb * C + m0;
+            const float* bmx = wmx.data() + wb * C + m0;
+            bool finite = true;
+            for (int64_t j = 0; j < W; ++j) finite &= std::isfinite(center[j]) && std::isfinite(s2[j]);
+            const int64_t at0 = d * C + m0;
+            if (finite) {
+              merge_rows(W, rows, center, s1, s2, bmn, bmx, out.count.data() + at0, out.mean.data() + at0,
+                         out.m2.data() + at0, out.min.data() + at0, out.max.data() + at0);
+              continue;
+            }
+            for (int64_t j = 0; j < W; ++j) {
+              const int64_t at = at0 + j;
+              if (!std::isfinite(center[j]) || !std::isfinite(s2[j])) {
+                // The slow path reads the block again (float16: converted again).
+                const int64_t ch = m0 + j;
+                if (in.f16) {
+                  std::vector<float> col(static_cast<size_t>(rows));
+                  for (int64_t i = 0; i < rows; ++i) K.half_to_float(in.f16 + (n * S + r + i) * C + ch, col.data() + i, 1);
+                  block_with_nonfinite(col.data(), rows, in, opt, n, ch, r, 1, out.count[at], out.mean[at], out.m2[at],
+                                       out.min[at], out.max[at], out.nonfinite[at]);
+                } else {
+                  block_with_nonfinite(in.f32 + (n * S + r) * C + ch, rows, in, opt, n, ch, r, C, out.count[at],
+                                       out.mean[at], out.m2[at], out.min[at], out.max[at], out.nonfinite[at]);
+                }
+                continue;
+              }
+              const double m2b = s2[j] - s1[j] * s1[j] / static_cast<double>(rows);
+              chan(out.count[at], out.mean[at], out.m2[at], rows, center[j] + s1[j] / static_cast<double>(rows), m2b);
+              out.min[at] = std::min(out.min[at], bmn[j]);
+              out.max[at] = std::max(out.max[at], bmx[j]);
+            }
+          }
+        } catch (...) {
+          err.capture();
+        }
+      }
+      barrier.wait();
     }
   });
+  err.rethrow();
   return out;
 }
 
