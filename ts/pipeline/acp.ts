@@ -38,7 +38,7 @@ import { contentHash, mergeScores, openSampleJournal, round6, type SampleJournal
 import type { PlanJob } from '../plan/job.js';
 import { readJsonObjects, readJsonl, writeJsonl } from '../util/jsonl.js';
 import type { RunConfig } from './config.js';
-import type { GenLine, StageContext, StageResult } from './stages.js';
+import type { GenLine, StageContext, StageResult } from './stage-types.js';
 
 /** The CLIS-I mode of a run: score.clis_i, else judge with a vlm, clip with a CLIP model, features otherwise. */
 export function clisImageMode(c: RunConfig): 'judge' | 'clip' | 'features' {

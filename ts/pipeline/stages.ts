@@ -31,31 +31,16 @@ import { openClipEmbedder } from '../plan/ambiguity.js';
 import { PlanJobSchema, type PlanJob } from '../plan/job.js';
 import { plan } from '../plan/plan.js';
 import { categoryPriors, type CategoryPrior } from '../plan/priors.js';
-import type { Distributor } from '../util/distribute.js';
 import { readJson, readJsonl, writeJson, writeJsonl } from '../util/jsonl.js';
 import { writeReport } from '../report/report.js';
 import { aliaColumns, resolveMeanings, wholeImageCoco } from './classify.js';
 import { annotateScenes, scoreScenes } from './acp.js';
 import { STAGES, type LoadedConfig, type RunConfig, type StageName } from './config.js';
-import type { Manifest } from './manifest.js';
+import type { GenLine, StageContext, StageResult } from './stage-types.js';
 
-export interface StageContext {
-  cfg: LoadedConfig;
-  runDir: string;
-  /** This stage's folder (RUN/<stage>). */
-  dir: string;
-  manifest: Manifest;
-  log: (line: string) => void;
-  progress: (done: number, total: number) => void;
-  /** The run's stop signal: a stage with items takes no new one once it fires, and rejects with E_ABORTED. */
-  signal?: AbortSignal;
-  /** `genaug run --queue`: the stage's items go to queue workers (pipeline/queue.ts). */
-  distribute?: Distributor;
-}
+export type { GenLine, StageContext, StageResult };
 
-export interface StageResult {
-  summary: Record<string, unknown>;
-}
+
 
 export interface StageDef {
   /** Bump when the stage's output for the same options changes. */
@@ -198,18 +183,6 @@ async function planWith(
 // --- generate -----------------------------------------------------------------
 
 /** One line of generate/generated.jsonl: every (job, candidate) of the plan, in plan order. */
-export interface GenLine {
-  file: string;
-  category: string;
-  job: string;
-  candidate: number;
-  seed: number;
-  prompt: string;
-  status: 'ok' | 'failed';
-  reason?: string;
-  /** Procedural backend: what was really drawn. */
-  truth?: string;
-}
 
 async function backendSpecs(cfg: LoadedConfig, procedural?: ProceduralBackend): Promise<BackendSpec[]> {
   const g = cfg.config.generate;
