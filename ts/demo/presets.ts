@@ -108,6 +108,22 @@ export const DEMO_PRESETS: Record<string, DemoPreset> = {
     config: (ctx) => divergenDemoConfig(ctx.seed),
     outputs: instanceOutputs,
   },
+  xpaste: {
+    description: "X-Paste: template prompts, corner masks, CLIP score of each cut-out on white against its class name with a per-category bar (a tiny hand-set CLIP), area limits, copy-paste detection data",
+    prepare: async (ctx) => {
+      await writeTinyClip(join(ctx.out, 'models', 'clip'));
+    },
+    config: (ctx) => ({
+      ...divergenDemoConfig(ctx.seed),
+      preset: 'xpaste',
+      // X-Paste's CLIP: 100 cos(cut-out on white, "a photo of {class}"); the tiny CLIP reads colours and class names.
+      embed: { model: 'clip', clip: 'models/clip', workers: 0, real_crop_padding: 4 },
+      // X-Paste's own rule chain: the per-category CLIP bar min(min_clip, best - tolerance) and the area limits; it
+      // keeps near-duplicates and has no real-crop rule (DiverGen adds those).
+      filter: { rules: ['xpaste'], min_clip: 21, clip_tolerance: 1, min_area_fraction: 0.05, max_area_fraction: 0.95 },
+    }),
+    outputs: instanceOutputs,
+  },
   alia: {
     description: 'ALIA: stand-in VLM captions → LLM domain summary → edit prompts, CLIP semantic + classifier confidence filters on whole images, class-balanced subsample, classification set',
     answerers: CLASSIFY_ANSWERERS,
