@@ -128,3 +128,30 @@ export async function filesUnder(dir: string): Promise<string[]> {
   await walk(dir);
   return out.sort();
 }
+
+/** Members of a tar archive (name → bytes, in order) by the ustar layout: 512-byte headers, octal sizes, zero blocks at the end. */
+export function untar(buf: Buffer): Array<[string, Buffer]> {
+  const out: Array<[string, Buffer]> = [];
+  let p = 0;
+  while (p + 512 <= buf.length) {
+    const h = buf.subarray(p, p + 512);
+    if (h.every((b) => b === 0)) break;
+    const name = h.subarray(0, 100).toString('latin1').replace(/\0.*$/s, '');
+    const prefix = h.subarray(345, 500).toString('latin1').replace(/\0.*$/s, '');
+    const size = parseInt(h.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim(), 8);
+    out.push([prefix ? `${prefix}/${name}` : name, buf.subarray(p + 512, p + 512 + size)]);
+    p += 512 + Math.ceil(size / 512) * 512;
+  }
+  return out;
+}
+
+/** Samples of a tar member list: key → {ext → bytes}, in order of first appearance. */
+export function tarSamples(members: Array<[string, Buffer]>): Map<string, Record<string, Buffer>> {
+  const m = new Map<string, Record<string, Buffer>>();
+  for (const [name, data] of members) {
+    const dot = name.indexOf('.');
+    const key = name.slice(0, dot);
+    (m.get(key) ?? m.set(key, {}).get(key)!)[name.slice(dot + 1)] = data;
+  }
+  return m;
+}

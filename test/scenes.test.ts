@@ -12,7 +12,7 @@ import { exportScenes } from '../ts/augment/scenes.js';
 import { generate } from '../ts/generate/runner.js';
 import { decodeRleSync } from '../ts/kernels/mask.js';
 import { a1111Server, type TestServer } from './generate-servers.js';
-import { expectCode, tempFolder } from './helpers.js';
+import { expectCode, tarSamples, tempFolder, untar } from './helpers.js';
 import { samBoxDecoder, samEncoder } from './onnx-builder.js';
 
 const tmp = tempFolder('genaug-scenes-');
@@ -149,5 +149,40 @@ describe('genaug export scenes', () => {
     await writeFile(sidecar, JSON.stringify(s));
     await writeFile(flat, JSON.stringify(first) + '\n');
     await expectCode(exportScenes({ manifest: flat, out: join(dir, 'o3') }), 'E_EMPTY', /none of the 1 images has a layout/);
+  });
+
+  it('--stream: the export as WebDataset samples (image bytes unchanged, the COCO records of each image), sharded and by epoch', async () => {
+    const dir = tmp.fresh('stream');
+    const manifest = await generated(dir);
+    const real = join(dir, 'real.json');
+    await writeFile(real, JSON.stringify({ images: [], annotations: [], categories: [{ id: 7, name: 'dog' }, { id: 3, name: 'cat' }] }));
+    const out = join(dir, 'scenes');
+    await exportScenes({ manifest, out, categories: real });
+    const coco = await readJson(join(out, 'annotations.json'));
+    const stream = (...extra: string[]) => spawnSync(process.execPath, [BIN, 'export', 'scenes', '--manifest', manifest, '--categories', real, '--stream', '-q', ...extra], { maxBuffer: 1 << 26 });
+    const r = stream('--epochs', '1', '--no-shuffle');
+    expect(r.status, r.stderr.toString()).toBe(0);
+    const got = tarSamples(untar(r.stdout));
+    // One sample per exported image, in manifest order: the image bytes as exported, the json its COCO records.
+    expect([...got.keys()]).toEqual(coco.images.map((im: { file_name: string }) => `${im.file_name.replace(/\.png$/, '')}_0`));
+    const names = new Map(coco.categories.map((c: { id: number; name: string }) => [c.id, c.name]));
+    for (const im of coco.images) {
+      const f = got.get(`${im.file_name.replace(/\.png$/, '')}_0`)!;
+      expect(Object.keys(f).sort()).toEqual(['json', 'png']);
+      expect(f.png!.equals(await readFile(join(out, 'images', im.file_name)))).toBe(true);
+      const j = JSON.parse(f.json!.toString());
+      expect({ ...j, key: undefined, annotations: undefined }).toEqual({ ...im, key: undefined, annotations: undefined });
+      const want = coco.annotations.filter((a: { image_id: number }) => a.image_id === im.id).map((a: { category_id: number }) => ({ ...a, category_name: names.get(a.category_id) }));
+      expect(j.annotations).toEqual(want);
+    }
+    // Two epochs in two shards: disjoint, together every image once per epoch.
+    const parts = ['0/2', '1/2'].map((sh) => tarSamples(untar(stream('--epochs', '2', '--seed', '4', '--shard', sh).stdout)));
+    const keys = parts.flatMap((p) => [...p.keys()]);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(keys.length).toBe(2 * coco.images.length);
+    for (const e of [0, 1]) expect(keys.filter((k) => k.endsWith(`_${e}`)).map((k) => k.slice(0, -2)).sort()).toEqual(coco.images.map((im: { file_name: string }) => im.file_name.replace(/\.png$/, '')).sort());
+    // --out with --stream is refused.
+    const bad = spawnSync(process.execPath, [BIN, 'export', 'scenes', '--manifest', manifest, '--stream', '--out', join(dir, 'x')]);
+    expect(bad.stderr.toString()).toMatch(/E_ARGUMENT.*--out is for a dataset folder/);
   });
 });

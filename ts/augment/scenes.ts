@@ -14,7 +14,7 @@
  * An object whose name matches no category is left out and logged (OUT/log.jsonl), unless addCategories appends
  * it with a new id; an image without a layout is logged and left out. Same inputs, same bytes.
  */
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 
 import { readTextFile, writeFileAtomic } from '../io/atomic.js';
@@ -27,6 +27,7 @@ import { GenaugError } from '../native/errors.js';
 import { boxProblem } from '../plan/job.js';
 import { readJsonObjects } from '../util/jsonl.js';
 import { categoryMatcher } from './pool.js';
+import { streamOrder, type StreamShard } from './stream.js';
 
 export interface SceneExportOptions {
   /** The generate output's manifest (OUT/manifest.jsonl); each image's sidecar (images/<name>.json) holds its layout. */
@@ -95,11 +96,20 @@ function pixelBox(box: readonly number[], W: number, H: number) {
 
 const round = (v: number) => Math.round(v * 100) / 100;
 
-export async function exportScenes(o: SceneExportOptions): Promise<SceneExportSummary> {
-  const out = resolve(o.out);
-  const imagesOut = join(out, 'images');
-  await mkdir(imagesOut, { recursive: true });
+/** One kept scene with its COCO image record and annotations (one per layout object that matched a category). */
+export interface SceneRecord {
+  /** The image file (absolute) and its name in the export. */
+  path: string;
+  file: string;
+  image: Record<string, unknown> & { id: number; file_name: string; width: number; height: number };
+  annotations: Array<Record<string, unknown>>;
+}
 
+/**
+ * The scenes of a manifest with their annotations, as `exportScenes` writes them (no file written): the COCO image
+ * records and annotations, the categories, what was left out (log lines) and where the masks came from.
+ */
+export async function sceneRecords(o: Omit<SceneExportOptions, 'out'>): Promise<{ scenes: SceneRecord[]; categories: CocoCategory[]; log: string[]; maskSources: { sam: number; box: number }; skipped: number }> {
   // The images, in manifest order.
   const items: Array<{ id: string; path: string; file: string }> = [];
   const seenFiles = new Set<string>();
@@ -147,8 +157,8 @@ export async function exportScenes(o: SceneExportOptions): Promise<SceneExportSu
   }
 
   const sam = o.sam ? await SamModel.load({ encoder: o.sam.encoder, decoder: o.sam.decoder, ...(o.sam.threads ? { threads: o.sam.threads } : {}) }) : undefined;
-  const images: Array<Record<string, unknown>> = [];
-  const annotations: Array<Record<string, unknown>> = [];
+  const records: SceneRecord[] = [];
+  let annId = 0;
   const sources = { sam: 0, box: 0 };
   let skipped = 0;
   try {
@@ -156,7 +166,8 @@ export async function exportScenes(o: SceneExportOptions): Promise<SceneExportSu
       const imageId = i + 1;
       const W = s.width;
       const H = s.height;
-      images.push({ id: imageId, file_name: s.item.file, width: W, height: H, source_id: s.item.id });
+      const annotations: Array<Record<string, unknown>> = [];
+      records.push({ path: s.item.path, file: s.item.file, image: { id: imageId, file_name: s.item.file, width: W, height: H, source_id: s.item.id }, annotations });
       const emb = sam ? await sam.embed(s.item.path) : undefined;
       for (const [k, obj] of s.layout.entries()) {
         const cat = match(obj.name);
@@ -202,7 +213,7 @@ export async function exportScenes(o: SceneExportOptions): Promise<SceneExportSu
         }
         sources[source]++;
         annotations.push({
-          id: annotations.length + 1,
+          id: ++annId,
           image_id: imageId,
           category_id: cat.id,
           bbox: bbox.map(round),
@@ -213,18 +224,79 @@ export async function exportScenes(o: SceneExportOptions): Promise<SceneExportSu
           layout_index: k,
         });
       }
-      await copyFile(s.item.path, join(imagesOut, s.item.file));
       o.onProgress?.(i + 1, scenes.length);
     }
   } finally {
     await sam?.release();
   }
-  if (annotations.length === 0) throw new GenaugError('E_EMPTY', `no object of any layout matches a category (first: ${log[0] ?? 'none'}); give --add-categories or the categories they belong to`, { path: o.manifest });
+  if (annId === 0) throw new GenaugError('E_EMPTY', `no object of any layout matches a category (first: ${log[0] ?? 'none'}); give --add-categories or the categories they belong to`, { path: o.manifest });
+  return { scenes: records, categories, log, maskSources: sources, skipped };
+}
 
+export async function exportScenes(o: SceneExportOptions): Promise<SceneExportSummary> {
+  const out = resolve(o.out);
+  const imagesOut = join(out, 'images');
+  const { scenes, categories, log, maskSources: sources, skipped } = await sceneRecords(o);
+  await mkdir(imagesOut, { recursive: true });
+  for (const sc of scenes) await copyFile(sc.path, join(imagesOut, sc.file));
+  const images = scenes.map((sc) => sc.image);
+  const annotations = scenes.flatMap((sc) => sc.annotations);
   const annPath = join(out, 'annotations.json');
   const coco = { info: { description: 'generated scenes (genaug export scenes)', version: '1' }, images, annotations, categories };
   await writeFileAtomic(annPath, new TextEncoder().encode(JSON.stringify(coco) + '\n'));
   const logPath = join(out, 'log.jsonl');
   await writeFileAtomic(logPath, new TextEncoder().encode(log.map((l) => `${l}\n`).join('')));
   return { images: images.length, annotations: annotations.length, maskSources: sources, categories, skipped, outputs: [annPath, imagesOut, logPath] };
+}
+
+export interface SceneStreamOptions extends Omit<SceneExportOptions, 'out' | 'onProgress'> {
+  seed: number;
+  /** Passes over the scenes (default Infinity: endless). */
+  epochs?: number;
+  shard?: StreamShard;
+  /** Shuffle per epoch by (seed, epoch) (default true); false: manifest order. */
+  shuffle?: boolean;
+  onSkip?: (record: { file: string; epoch: number; reason: string }) => void;
+  /** Told once the scenes are annotated (before the first sample). */
+  onReady?: (scenes: number, annotations: number) => void;
+}
+
+/**
+ * The scene dataset as a stream of WebDataset samples (`genaug export scenes --stream`): the scenes are annotated
+ * once (SAM box prompts or boxes, as the export), then each sample is `<stem>_<epoch>.<ext>` (the image bytes
+ * unchanged) + `.json` ({key, image_id, file_name, width, height, source_id, annotations: the export's COCO
+ * annotations of that image with category_name}), in the paste stream's order and sharding (streamOrder).
+ */
+export async function* sceneStream(o: SceneStreamOptions): AsyncGenerator<{ key: string; fields: Record<string, Uint8Array>; epoch: number; index: number }> {
+  const { scenes, categories, log } = await sceneRecords(o);
+  for (const l of log) {
+    const r = JSON.parse(l) as { file: string; message: string };
+    o.onSkip?.({ file: r.file, epoch: -1, reason: r.message });
+  }
+  o.onReady?.(scenes.length, scenes.reduce((a, s) => a + s.annotations.length, 0));
+  const names = new Map(categories.map((c) => [c.id, c.name]));
+  const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+  for (const [g, epoch, i] of streamOrder(scenes.length, o)) {
+    const sc = scenes[i] as SceneRecord;
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(sc.path);
+    } catch (e) {
+      o.onSkip?.({ file: sc.path, epoch, reason: (e as Error).message });
+      continue;
+    }
+    const dot = sc.file.lastIndexOf('.');
+    const stem = (dot > 0 ? sc.file.slice(0, dot) : sc.file).replace(/[^A-Za-z0-9_-]/g, '_');
+    const ext = (dot > 0 ? sc.file.slice(dot + 1).toLowerCase() : 'png').replace('jpeg', 'jpg');
+    const key = `${stem}_${epoch}`;
+    yield {
+      key,
+      fields: {
+        [ext]: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+        json: enc({ key, ...sc.image, annotations: sc.annotations.map((a) => ({ ...a, category_name: names.get(a.category_id as number) })) }),
+      },
+      epoch,
+      index: g,
+    };
+  }
 }

@@ -5,7 +5,7 @@
 import { Command } from 'commander';
 
 import { CLASSIFICATION_FORMATS, classificationStream, exportClassification, readLabelledManifest, type ClassificationFormat } from '../augment/classification.js';
-import { exportScenes } from '../augment/scenes.js';
+import { exportScenes, sceneStream } from '../augment/scenes.js';
 import { shardFromEnvironment, writeTarStream, type StreamShard } from '../augment/stream.js';
 import { epochsArg, shardArg } from './paste.js';
 import { GenaugError } from '../native/errors.js';
@@ -44,13 +44,7 @@ export function exportCommand(global: GlobalOptions): Command {
       .addHelpText('after', '\nExamples:\n  genaug export classification --manifest run/generate/manifest.jsonl --kept run/filter/kept.jsonl --real real.jsonl --out cls/\n  genaug export classification --manifest run/generate/manifest.jsonl --kept run/filter/kept.jsonl --stream --epochs 10 | python train.py')
       .action(async (o, cmd: Command) => {
         const given = (name: string) => cmd.getOptionValueSource(name) === 'cli' || cmd.getOptionValueSource(name) === 'env';
-        if (o.stream) {
-          for (const name of ['out', 'format', 'shardSize']) if (given(name)) throw new GenaugError('E_ARGUMENT', `--${name === 'shardSize' ? 'shard-size' : name} is for a dataset folder; --stream writes WebDataset samples to stdout`);
-          if (process.stdout.isTTY) throw new GenaugError('E_ARGUMENT', '--stream writes a binary tar stream and stdout is a terminal: pipe it into a reader or redirect it (> samples.tar)');
-        } else {
-          for (const name of ['epochs', 'shard', 'shuffle', 'seed']) if (given(name)) throw new GenaugError('E_ARGUMENT', `--${name === 'shuffle' ? 'no-shuffle' : name} is for --stream`);
-          if (!o.out) throw new GenaugError('E_ARGUMENT', "required option '--out <dir>' not specified (or write a stream to stdout with --stream)");
-        }
+        streamOrFolder(o, cmd, ['format', 'shardSize']);
         const kept = o.kept ? await readKept(o.kept) : undefined;
         const generated = await readLabelledManifest(o.manifest, { ...(o.images ? { images: o.images } : {}), origin: 'generated', ...(kept ? { kept } : {}) });
         const real = o.real ? await readLabelledManifest(o.real, { ...(o.realImages ? { images: o.realImages } : {}), origin: 'real' }) : [];
@@ -85,11 +79,45 @@ export function exportCommand(global: GlobalOptions): Command {
       .option('--add-categories', 'append layout names that match no category (new ids) instead of leaving those objects out')
       .option('--sam-encoder <onnx>', 'SAM image encoder (with --sam-decoder): masks from box prompts')
       .option('--sam-decoder <onnx>', 'SAM prompt decoder (the official segment-anything ONNX export)')
-      .requiredOption('--out <dir>', 'output folder')
-      .addHelpText('after', '\nExample:\n  genaug export scenes --manifest gen/manifest.jsonl --kept kept.jsonl --categories train.json --sam-encoder enc.onnx --sam-decoder dec.onnx --out scenes/')
-      .action(async (o) => {
+      .option('--out <dir>', 'output folder (required unless --stream)')
+      .option('--stream', 'write the scenes as a WebDataset tar stream to stdout instead of a folder: each sample is <stem>_<epoch>.<ext> (the image) + .json (its COCO image record and annotations, with category_name); the scenes are annotated once, then streamed; nothing is written to disk')
+      .option('--epochs <n>', "--stream: passes over the scenes (default: endless; 'inf' says so)", epochsArg)
+      .option('--shard <i/n>', "--stream: this stream's shard I of N (sample g goes to shard g mod N). Default: from RANK/WORLD_SIZE and WORKER/NUM_WORKERS when set, else 0/1", shardArg)
+      .option('--no-shuffle', '--stream: manifest order every epoch (default: shuffled by seed and epoch)')
+      .option('--seed <n>', '--stream: seed of the per-epoch shuffle', intArg('--seed', 0), 0)
+      .option('-q, --quiet', '--stream: no progress lines on stderr')
+      .addHelpText('after', '\nExamples:\n  genaug export scenes --manifest gen/manifest.jsonl --kept kept.jsonl --categories train.json --sam-encoder enc.onnx --sam-decoder dec.onnx --out scenes/\n  genaug export scenes --manifest gen/manifest.jsonl --kept kept.jsonl --categories train.json --stream --epochs 12 | python train.py')
+      .action(async (o, cmd: Command) => {
         if (Boolean(o.samEncoder) !== Boolean(o.samDecoder)) throw new GenaugError('E_ARGUMENT', 'give both --sam-encoder and --sam-decoder (or neither: masks are then the boxes)');
+        streamOrFolder(o, cmd);
         const kept = o.kept ? await readKept(o.kept) : undefined;
+        if (o.stream) {
+          const given = cmd.getOptionValueSource('shard') === 'cli';
+          const env = given ? undefined : shardFromEnvironment();
+          const shard: StreamShard = given ? o.shard : (env ?? { index: 0, count: 1 });
+          const epochs: number = o.epochs ?? Infinity;
+          const say = (line: string) => {
+            if (!o.quiet) process.stderr.write(`genaug export scenes --stream: ${line}\n`);
+          };
+          const r = await writeTarStream(
+            sceneStream({
+              manifest: o.manifest,
+              ...(kept ? { kept } : {}),
+              ...(o.categories ? { categories: o.categories } : {}),
+              addCategories: Boolean(o.addCategories),
+              ...(o.samEncoder ? { sam: { encoder: o.samEncoder, decoder: o.samDecoder } } : {}),
+              seed: o.seed,
+              epochs,
+              shard,
+              shuffle: o.shuffle !== false,
+              onReady: (n, a) => say(`${n} scenes, ${a} objects; shard ${shard.index}/${shard.count}${env ? ` (from ${env.from})` : ''}, ${epochs === Infinity ? 'endless' : `${epochs} epoch${epochs === 1 ? '' : 's'}`}, seed ${o.seed}`),
+              onSkip: (x) => say(`skipped ${x.file}${x.epoch >= 0 ? ` (epoch ${x.epoch})` : ''}: ${x.reason}`),
+            }),
+            process.stdout,
+          );
+          say(r.closedByReader ? `the reader closed the stream after ${r.samples} samples` : `${r.samples} samples, ${r.bytes} bytes`);
+          return;
+        }
         const r = await exportScenes({
           manifest: o.manifest,
           out: o.out,
@@ -105,6 +133,22 @@ export function exportCommand(global: GlobalOptions): Command {
       }),
   );
   return cmd;
+}
+
+/**
+ * The options of one mode refused in the other: folder options (--out and `folderOnly`) with --stream, stream options
+ * without it; --out required without --stream; a terminal on stdout refused for a stream.
+ */
+function streamOrFolder(o: Record<string, unknown>, cmd: Command, folderOnly: string[] = []): void {
+  const given = (name: string) => cmd.getOptionValueSource(name) === 'cli' || cmd.getOptionValueSource(name) === 'env';
+  const flag = (name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  if (o.stream) {
+    for (const name of ['out', ...folderOnly]) if (given(name)) throw new GenaugError('E_ARGUMENT', `${flag(name)} is for a dataset folder; --stream writes WebDataset samples to stdout`);
+    if (process.stdout.isTTY) throw new GenaugError('E_ARGUMENT', '--stream writes a binary tar stream and stdout is a terminal: pipe it into a reader or redirect it (> samples.tar)');
+  } else {
+    for (const name of ['epochs', 'shard', 'shuffle', 'seed']) if (given(name)) throw new GenaugError('E_ARGUMENT', `${name === 'shuffle' ? '--no-shuffle' : flag(name)} is for --stream`);
+    if (!o.out) throw new GenaugError('E_ARGUMENT', "required option '--out <dir>' not specified (or write a stream to stdout with --stream)");
+  }
 }
 
 /** The ids of a kept list (genaug filter --out): JSON lines {"id": ...}. */
