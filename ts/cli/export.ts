@@ -22,7 +22,7 @@ function formatsOf(value: string): ClassificationFormat[] {
 export function exportCommand(global: GlobalOptions): Command {
   const cmd = new Command('export').description('write a dataset in a form trainers read');
   cmd.addCommand(
-    new Command('classification')
+    streamOptions(new Command('classification'), 'the WebDataset samples (webdataset.WebDataset("pipe:genaug export classification --stream ...") or tarfile.open(fileobj=proc.stdout, mode="r|")): each sample has the fields of the offline shards byte for byte, key <key>_<epoch>', 'the offline WebDataset order')
       .description(
         'the classification set ALIA, caption-as-prompt and "Diversify, Don\'t Fine-Tune" train on: whole generated (and optionally real) images with their class, ' +
           'as OUT/imagefolder/train/<class>/<file> (torchvision ImageFolder) and OUT/webdataset/*.tar (<key>.<ext>, .cls index, .txt class name, .json), sharing OUT/classes.txt (line i = class index i, ImageFolder\'s sorted order)',
@@ -34,24 +34,14 @@ export function exportCommand(global: GlobalOptions): Command {
       .option('--real-images <dir>', 'folder the --real files are relative to (default: as for --manifest)')
       .option('--format <list>', `comma-separated: ${CLASSIFICATION_FORMATS.join(', ')}`, CLASSIFICATION_FORMATS.join(','))
       .option('--shard-size <n>', 'WebDataset samples per shard', intArg('--shard-size', 1), 1000)
-      .option('--out <dir>', 'output folder (required unless --stream)')
-      .option('--stream', 'write the WebDataset samples as a tar stream to stdout instead of a folder (webdataset.WebDataset("pipe:genaug export classification --stream ...") or tarfile.open(fileobj=proc.stdout, mode="r|")): each sample has the fields of the offline shards byte for byte, key <key>_<epoch>; nothing is written to disk')
-      .option('--epochs <n>', "--stream: passes over the set (default: endless; 'inf' says so)", epochsArg)
-      .option('--shard <i/n>', "--stream: this stream's shard I of N (sample g goes to shard g mod N), one per DataLoader worker. Default: from RANK/WORLD_SIZE and WORKER/NUM_WORKERS when set, else 0/1", shardArg)
-      .option('--no-shuffle', '--stream: the offline WebDataset order every epoch (default: shuffled by seed and epoch)')
-      .option('--seed <n>', '--stream: seed of the per-epoch shuffle', intArg('--seed', 0), 0)
-      .option('-q, --quiet', '--stream: no progress lines on stderr')
       .addHelpText('after', '\nExamples:\n  genaug export classification --manifest run/generate/manifest.jsonl --kept run/filter/kept.jsonl --real real.jsonl --out cls/\n  genaug export classification --manifest run/generate/manifest.jsonl --kept run/filter/kept.jsonl --stream --epochs 10 | python train.py')
       .action(async (o, cmd: Command) => {
-        const given = (name: string) => cmd.getOptionValueSource(name) === 'cli' || cmd.getOptionValueSource(name) === 'env';
         streamOrFolder(o, cmd, ['format', 'shardSize']);
         const kept = o.kept ? await readKept(o.kept) : undefined;
         const generated = await readLabelledManifest(o.manifest, { ...(o.images ? { images: o.images } : {}), origin: 'generated', ...(kept ? { kept } : {}) });
         const real = o.real ? await readLabelledManifest(o.real, { ...(o.realImages ? { images: o.realImages } : {}), origin: 'real' }) : [];
         if (o.stream) {
-          const env = given('shard') ? undefined : shardFromEnvironment();
-          const shard: StreamShard = given('shard') ? o.shard : (env ?? { index: 0, count: 1 });
-          const epochs: number = o.epochs ?? Infinity;
+          const { shard, env, epochs } = streamShard(o, cmd);
           const say = (line: string) => {
             if (!o.quiet) process.stderr.write(`genaug export classification --stream: ${line}\n`);
           };
@@ -68,7 +58,7 @@ export function exportCommand(global: GlobalOptions): Command {
       }),
   );
   cmd.addCommand(
-    new Command('scenes')
+    streamOptions(new Command('scenes'), 'the scenes: each sample is <stem>_<epoch>.<ext> (the image) + .json (its COCO image record and annotations, with category_name); the scenes are annotated once, then streamed', 'manifest order')
       .description(
         'the detection / instance-segmentation set Auto Cherry-Picker trains on: the generated scenes themselves, one box and one mask per object of the layout each was generated from, ' +
           'as OUT/annotations.json (COCO) and OUT/images/ (masks from SAM prompted with the box when --sam-encoder/--sam-decoder are given, else the box itself; mask_source says which)',
@@ -79,23 +69,13 @@ export function exportCommand(global: GlobalOptions): Command {
       .option('--add-categories', 'append layout names that match no category (new ids) instead of leaving those objects out')
       .option('--sam-encoder <onnx>', 'SAM image encoder (with --sam-decoder): masks from box prompts')
       .option('--sam-decoder <onnx>', 'SAM prompt decoder (the official segment-anything ONNX export)')
-      .option('--out <dir>', 'output folder (required unless --stream)')
-      .option('--stream', 'write the scenes as a WebDataset tar stream to stdout instead of a folder: each sample is <stem>_<epoch>.<ext> (the image) + .json (its COCO image record and annotations, with category_name); the scenes are annotated once, then streamed; nothing is written to disk')
-      .option('--epochs <n>', "--stream: passes over the scenes (default: endless; 'inf' says so)", epochsArg)
-      .option('--shard <i/n>', "--stream: this stream's shard I of N (sample g goes to shard g mod N). Default: from RANK/WORLD_SIZE and WORKER/NUM_WORKERS when set, else 0/1", shardArg)
-      .option('--no-shuffle', '--stream: manifest order every epoch (default: shuffled by seed and epoch)')
-      .option('--seed <n>', '--stream: seed of the per-epoch shuffle', intArg('--seed', 0), 0)
-      .option('-q, --quiet', '--stream: no progress lines on stderr')
       .addHelpText('after', '\nExamples:\n  genaug export scenes --manifest gen/manifest.jsonl --kept kept.jsonl --categories train.json --sam-encoder enc.onnx --sam-decoder dec.onnx --out scenes/\n  genaug export scenes --manifest gen/manifest.jsonl --kept kept.jsonl --categories train.json --stream --epochs 12 | python train.py')
       .action(async (o, cmd: Command) => {
         if (Boolean(o.samEncoder) !== Boolean(o.samDecoder)) throw new GenaugError('E_ARGUMENT', 'give both --sam-encoder and --sam-decoder (or neither: masks are then the boxes)');
         streamOrFolder(o, cmd);
         const kept = o.kept ? await readKept(o.kept) : undefined;
         if (o.stream) {
-          const given = cmd.getOptionValueSource('shard') === 'cli';
-          const env = given ? undefined : shardFromEnvironment();
-          const shard: StreamShard = given ? o.shard : (env ?? { index: 0, count: 1 });
-          const epochs: number = o.epochs ?? Infinity;
+          const { shard, env, epochs } = streamShard(o, cmd);
           const say = (line: string) => {
             if (!o.quiet) process.stderr.write(`genaug export scenes --stream: ${line}\n`);
           };
@@ -133,6 +113,25 @@ export function exportCommand(global: GlobalOptions): Command {
       }),
   );
   return cmd;
+}
+
+/** --out and the stream options every export command has (`what`: the samples; `order`: the order without shuffle). */
+function streamOptions(c: Command, what: string, order: string): Command {
+  return c
+    .option('--out <dir>', 'output folder (required unless --stream)')
+    .option('--stream', `write ${what} as a WebDataset tar stream to stdout instead of a folder; nothing is written to disk`)
+    .option('--epochs <n>', "--stream: passes over the set (default: endless; 'inf' says so)", epochsArg)
+    .option('--shard <i/n>', "--stream: this stream's shard I of N (sample g goes to shard g mod N), one per DataLoader worker. Default: from RANK/WORLD_SIZE and WORKER/NUM_WORKERS when set, else 0/1", shardArg)
+    .option('--no-shuffle', `--stream: ${order} every epoch (default: shuffled by seed and epoch)`)
+    .option('--seed <n>', '--stream: seed of the per-epoch shuffle', intArg('--seed', 0), 0)
+    .option('-q, --quiet', '--stream: no progress lines on stderr');
+}
+
+/** The stream's shard (--shard, else the environment's, else 0/1) and epochs (--epochs, else endless). */
+function streamShard(o: Record<string, unknown>, cmd: Command): { shard: StreamShard; env: ReturnType<typeof shardFromEnvironment>; epochs: number } {
+  const given = cmd.getOptionValueSource('shard') === 'cli';
+  const env = given ? undefined : shardFromEnvironment();
+  return { shard: given ? (o.shard as StreamShard) : (env ?? { index: 0, count: 1 }), env, epochs: (o.epochs as number | undefined) ?? Infinity };
 }
 
 /**

@@ -26,6 +26,7 @@ import { join } from 'node:path';
 
 import { writeFileAtomic } from '../io/atomic.js';
 import { SHAPE_CLASSES } from '../generate/procedural-world.js';
+import { bytesToUnicode } from '../models/tokenizer.js';
 
 // --- a minimal ONNX (protobuf) writer -------------------------------------------------------------
 
@@ -237,19 +238,6 @@ export function clipWords(): Map<string, number> {
   return words;
 }
 
-/** GPT-2's byte → printable character table (as the CLIP tokenizer reads it). */
-function byteChars(): string[] {
-  const bs: number[] = [];
-  for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
-  for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
-  for (let b = 0xae; b <= 0xff; b++) bs.push(b);
-  const cs = bs.slice();
-  let n = 0;
-  for (let b = 0; b < 256; b++) if (!bs.includes(b)) (bs.push(b), cs.push(256 + n++));
-  const t = new Array<string>(256);
-  bs.forEach((b, i) => (t[b] = String.fromCodePoint(cs[i]!)));
-  return t;
-}
 
 /** A CLIP-format BPE tokenizer.json: every byte (alone and word-final), and each known word as one token. */
 function clipTokenizer(words: readonly string[]): { json: unknown; ids: Map<string, number> } {
@@ -257,8 +245,8 @@ function clipTokenizer(words: readonly string[]): { json: unknown; ids: Map<stri
   const add = (t: string) => {
     if (!(t in vocab)) vocab[t] = Object.keys(vocab).length;
   };
-  for (const c of byteChars()) add(c);
-  for (const c of byteChars()) add(`${c}</w>`);
+  for (const c of bytesToUnicode()) add(c);
+  for (const c of bytesToUnicode()) add(`${c}</w>`);
   const merges: string[] = [];
   // Each word merged left to right: "s h", "sh a", ..., "shap e</w>"; then shared prefixes do not conflict.
   for (const w of words) {

@@ -27,8 +27,8 @@ import { checkInt } from '../native/validate.js';
 /** CLIP's context length. */
 export const CLIP_CONTEXT_LENGTH = 77;
 
-/** GPT-2's reversible byte → printable character table. */
-function bytesToUnicode(): string[] {
+/** GPT-2's reversible byte → printable character table (entry b: the character byte b is written as). */
+export function bytesToUnicode(): string[] {
   const bs: number[] = [];
   for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
   for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
