@@ -775,6 +775,8 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
   },
   dataset: {
     version: 1,
+    // dataset.paste: the paste's journal in dataset/paste/ (timings), as the paste stage's.
+    journals: ['progress.jsonl'],
     applies: (c) => (c.output === 'instances' ? "output 'instances': the pasted data of the paste stage is the dataset" : undefined),
     inputs: (c) => ['generate/manifest.jsonl', 'filter/kept.jsonl', ...(c.dataset.include_real || c.output === 'scenes' ? ['real.coco'] : []), ...(c.dataset.include_real || c.dataset.paste ? ['real.images'] : [])],
     // dataset.paste: the paste settings decide the pasted set (and pool.allow_empty whether an empty pool pastes).
