@@ -699,7 +699,8 @@ async function runReport(ctx: StageContext): Promise<StageResult> {
 
 /** Pool and paste are the dataset of instance runs only (why not, else undefined). */
 function pastes(c: RunConfig): string | undefined {
-  return c.output === 'instances' ? undefined : `output '${c.output}': the run's dataset is written by the dataset stage`;
+  if (c.output === 'instances') return undefined;
+  return `output '${c.output}': the run's dataset is written by the dataset stage${c.dataset.paste ? ' (dataset.paste: its pool and pasted set too, in dataset/pool/ and dataset/paste/)' : ''}`;
 }
 
 export const STAGE_DEFS: Record<StageName, StageDef> = {
