@@ -15,17 +15,20 @@
  * it with a new id; an image without a layout is logged and left out. Same inputs, same bytes.
  */
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+
+import sharp from 'sharp';
 
 import { readTextFile, writeFileAtomic } from '../io/atomic.js';
 import { readCoco, type CocoCategory } from '../io/coco.js';
-import { imageInfo } from '../io/images.js';
+import { imageInfo, readImage } from '../io/images.js';
 import { checkWithin, manifestImage } from '../io/roots.js';
-import { encodeRleSync } from '../kernels/mask.js';
+import { cropToMask, decodeRleSync, encodeRleSync, maskArea, maskBbox, segmentationToRle } from '../kernels/mask.js';
 import { SamModel } from '../models/sam.js';
 import { GenaugError } from '../native/errors.js';
 import { boxProblem } from '../plan/job.js';
-import { readJsonObjects } from '../util/jsonl.js';
+import { categoryPriors } from '../plan/priors.js';
+import { readJsonObjects, writeJson } from '../util/jsonl.js';
 import { categoryMatcher } from './pool.js';
 import { streamOrder, type StreamShard } from './stream.js';
 
@@ -299,4 +302,68 @@ export async function* sceneStream(o: SceneStreamOptions): AsyncGenerator<{ key:
       index: g,
     };
   }
+}
+
+/** A class name as a folder name (as `genaug pool` names them). */
+const slug = (name: string) => name.replace(/[^A-Za-z0-9_-]+/g, '_');
+const round6 = (v: number) => Math.round(v * 1e6) / 1e6;
+
+export interface ScenePoolOptions {
+  /** A scene export (`exportScenes`' OUT): annotations.json and images/. */
+  scenes: string;
+  /** The real dataset's COCO file: the pool's size priors (size_prior.json, as `genaug pool` writes them). */
+  realCoco: string;
+  out: string;
+}
+
+/**
+ * The objects of exported scenes as an instance pool (ACP's scenes "optionally pasted"): each annotation's mask
+ * (its SAM RLE or its box polygon) cut from its scene as a tight RGBA PNG (alpha = 255 x mask) into
+ * OUT/instances/<category>/<scene stem>_<layout index>.png, with OUT/index.json in genaug's pool layout
+ * ({categories: {name: [{file, source, score, areaFraction, bbox}]}}, `source` the generated file the scene was,
+ * `bbox` the crop's box in it) and OUT/size_prior.json from the real dataset, what `genaug paste` reads.
+ * Same export, same bytes.
+ */
+export async function scenePool(o: ScenePoolOptions): Promise<{ instances: number; perClass: Record<string, number> }> {
+  const root = resolve(o.scenes);
+  const coco = await readCoco(join(root, 'annotations.json'));
+  const real = await readCoco(o.realCoco);
+  const categories: Record<string, Array<{ file: string; source: string; score: number; areaFraction: number; bbox: number[] }>> = {};
+  for (const c of [...coco.categoryById.values()].sort((a, b) => a.id - b.id)) categories[c.name] = [];
+  let instances = 0;
+  for (const im of [...coco.dataset.images].sort((a, b) => a.id - b.id)) {
+    const anns = coco.annotationsByImage.get(im.id) ?? [];
+    if (anns.length === 0) continue;
+    const path = await checkWithin(join(root, 'images'), im.file_name, `${join(root, 'annotations.json')}: image ${im.id}`);
+    const rgb = await readImage(path);
+    if (rgb.width !== im.width || rgb.height !== im.height) {
+      throw new GenaugError('E_SHAPE', `${path} is ${rgb.width} x ${rgb.height} but its COCO record says ${im.width} x ${im.height}`, { path });
+    }
+    const image = { data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 as const };
+    const source = typeof (im as { source_id?: unknown }).source_id === 'string' ? ((im as { source_id?: unknown }).source_id as string) : im.file_name;
+    const stem = im.file_name.replace(/\.[^./]+$/, '').replace(/[^A-Za-z0-9_-]+/g, '_');
+    for (const a of anns) {
+      const cat = coco.categoryById.get(a.category_id);
+      if (!cat) continue;
+      const mask = decodeRleSync(segmentationToRle(a.segmentation, im.height, im.width));
+      const bbox = maskBbox(mask);
+      if (!(bbox[2] > 0 && bbox[3] > 0)) continue;
+      const crop = await cropToMask(image, mask, bbox);
+      const png = await sharp(Buffer.from(crop.data.buffer, crop.data.byteOffset, crop.data.byteLength), { raw: { width: crop.width, height: crop.height, channels: 4 } })
+        .png()
+        .toBuffer();
+      const k = (a as { layout_index?: unknown }).layout_index;
+      const file = `instances/${slug(cat.name)}/${stem}_${typeof k === 'number' ? k : a.id}.png`;
+      await mkdir(dirname(join(o.out, file)), { recursive: true });
+      await writeFileAtomic(join(o.out, file), png);
+      (categories[cat.name] as unknown[]).push({ file, source, score: 0, areaFraction: round6(maskArea(mask) / (im.width * im.height)), bbox: [...crop.bbox] });
+      instances++;
+    }
+  }
+  for (const l of Object.values(categories)) l.sort((a, b) => a.file.localeCompare(b.file));
+  await writeJson(join(o.out, 'index.json'), { categories });
+  const sizes: Record<string, [number, number]> = {};
+  for (const p of categoryPriors(real)) if (p.size) sizes[String(p.id)] = [round6(p.size.mean), round6(p.size.std)];
+  await writeJson(join(o.out, 'size_prior.json'), sizes);
+  return { instances, perClass: Object.fromEntries(Object.entries(categories).map(([k, v]) => [k, v.length])) };
 }

@@ -274,6 +274,12 @@ const DatasetSchema = z
     include_real: z.boolean().default(false),
     /** Write the set when no generated image was kept (the real images alone, or nothing) instead of failing with E_EMPTY. */
     allow_empty: z.boolean().default(false),
+    /**
+     * scenes: also paste the kept scenes' objects into the real training images (ACP's "optionally pasted"): each
+     * exported object's mask cut as an RGBA crop into dataset/pool/, pasted with the paste and export settings (seed,
+     * copies, formats ...) into dataset/paste/<format>/, as an instance run's paste stage.
+     */
+    paste: z.boolean().default(false),
   })
   .strict();
 
@@ -465,6 +471,7 @@ function checkCombinations(c: RunConfig, source: string, reaches: (s: StageName)
     for (const f of c.dataset.formats) if (!allowed.includes(f)) fail('dataset.formats', `output '${c.output}' writes ${allowed.join(' or ')}, not '${f}'`);
   }
   if (c.plan.resolve_meanings && c.plan.strategy !== 'llm') fail('plan.resolve_meanings', "resolves the class meanings before the llm strategy's prompts: set plan.strategy: llm (the ambiguity strategy resolves them on its own)");
+  if (c.dataset.paste && c.output !== 'scenes') fail('dataset.paste', "pastes the objects of generated scenes into the real images: it needs output: scenes (an instance run pastes in its paste stage)");
   if (c.dataset.include_real && c.output !== 'classification') fail('dataset.include_real', "only a classification set takes the real images (output: classification)");
   if (reaches('embed') && c.embed.model === 'clip' && !c.embed.clip) fail('embed.clip', "model 'clip' needs the folder of a CLIP ONNX export");
   if (c.annotate.min_area_fraction > c.annotate.max_area_fraction) fail('annotate.min_area_fraction', 'is larger than annotate.max_area_fraction');

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 
 import { exportClassification, readLabelledManifest, type ClassificationFormat, type LabelledImage } from '../augment/classification.js';
 import { paste } from '../augment/paste.js';
-import { exportScenes } from '../augment/scenes.js';
+import { exportScenes, scenePool } from '../augment/scenes.js';
 import { modelBnStats } from '../curate/auxbn.js';
 import { checkWithin } from '../io/roots.js';
 import { annotate } from '../curate/annotate.js';
@@ -541,20 +541,25 @@ async function runPool(ctx: StageContext): Promise<StageResult> {
 
 /** `genaug paste --format coco,webdataset,...`: each image composited and encoded once, every export format written from it. */
 async function runPaste(ctx: StageContext): Promise<StageResult> {
+  // DiverGen's extra categories are new to the real data: appended as categories (random scale: no size prior).
+  return { summary: await pasteInto(ctx, join(ctx.runDir, 'pool'), ctx.dir, (await extraClasses(ctx.runDir)).length > 0) };
+}
+
+/** The pool folder pasted into the real images with the run's paste and export settings, into `out`/<format>/. */
+async function pasteInto(ctx: StageContext, pool: string, out: string, addCategories: boolean): Promise<Record<string, unknown>> {
   const c = ctx.cfg.config;
   const p = c.paste;
   const r = await paste({
     coco: ctx.cfg.paths.realCoco,
     images: ctx.cfg.paths.realImages,
-    pool: join(ctx.runDir, 'pool'),
-    priors: join(ctx.runDir, 'pool', 'size_prior.json'),
+    pool,
+    priors: join(pool, 'size_prior.json'),
     // pool.allow_empty: the user asked for the real images alone when nothing was kept.
     ...(c.pool.allow_empty ? { allowEmptyPool: true } : {}),
-    // DiverGen's extra categories are new to the real data: appended as categories (random scale: no size prior).
-    ...((await extraClasses(ctx.runDir)).length ? { addCategories: true } : {}),
+    ...(addCategories ? { addCategories: true } : {}),
     seed: c.seed,
-    // A list: each format in paste/<format>/, a complete dataset (images + annotations).
-    out: ctx.dir,
+    // A list: each format in <out>/<format>/, a complete dataset (images + annotations).
+    out,
     format: c.export.formats,
     copies: p.copies_per_image,
     jpegQuality: c.export.jpeg_quality,
@@ -575,7 +580,7 @@ async function runPaste(ctx: StageContext): Promise<StageResult> {
     ...(ctx.distribute ? { distribute: ctx.distribute } : {}),
     onProgress: ctx.progress,
   });
-  return { summary: { images: r.ok, failed: r.failed, annotations: r.realInstances + r.pastedInstances, pasted: r.pastedInstances, dropped: r.dropped, rendered: r.rendered, formats: c.export.formats } };
+  return { images: r.ok, failed: r.failed, annotations: r.realInstances + r.pastedInstances, pasted: r.pastedInstances, dropped: r.dropped, rendered: r.rendered, formats: c.export.formats };
 }
 
 // --- dataset (scenes, classification) ----------------------------------------------
@@ -620,7 +625,12 @@ async function runDataset(ctx: StageContext): Promise<StageResult> {
   if (c.output === 'scenes') {
     const sam = c.annotate.method === 'sam' && ctx.cfg.paths.samEncoder && ctx.cfg.paths.samDecoder ? { encoder: ctx.cfg.paths.samEncoder, decoder: ctx.cfg.paths.samDecoder } : undefined;
     const r = await exportScenes({ manifest, out: join(ctx.dir, 'coco'), kept, categories: ctx.cfg.paths.realCoco, ...(sam ? { sam } : {}), onProgress: ctx.progress });
-    return { summary: { output: 'scenes', images: r.images, annotations: r.annotations, mask_sources: r.maskSources, left_out: r.skipped, formats: ['coco'] } };
+    const summary = { output: 'scenes', images: r.images, annotations: r.annotations, mask_sources: r.maskSources, left_out: r.skipped, formats: ['coco'] };
+    if (!c.dataset.paste) return { summary };
+    // dataset.paste: the exported objects (their masks made just now) as a pool, pasted as the paste stage would.
+    const pool = await scenePool({ scenes: join(ctx.dir, 'coco'), realCoco: ctx.cfg.paths.realCoco, out: join(ctx.dir, 'pool') });
+    const p = await pasteInto(ctx, join(ctx.dir, 'pool'), join(ctx.dir, 'paste'), false);
+    return { summary: { ...summary, pool: pool.instances, pool_per_class: pool.perClass, paste: p } };
   }
   const formats = (c.dataset.formats ?? ['imagefolder', 'webdataset']) as ClassificationFormat[];
   const generated = await readLabelledManifest(manifest, { origin: 'generated', kept });
@@ -689,7 +699,8 @@ async function runReport(ctx: StageContext): Promise<StageResult> {
 
 /** Pool and paste are the dataset of instance runs only (why not, else undefined). */
 function pastes(c: RunConfig): string | undefined {
-  return c.output === 'instances' ? undefined : `output '${c.output}': the run's dataset is written by the dataset stage`;
+  if (c.output === 'instances') return undefined;
+  return `output '${c.output}': the run's dataset is written by the dataset stage${c.dataset.paste ? ' (dataset.paste: its pool and pasted set too, in dataset/pool/ and dataset/paste/)' : ''}`;
 }
 
 export const STAGE_DEFS: Record<StageName, StageDef> = {
@@ -765,9 +776,19 @@ export const STAGE_DEFS: Record<StageName, StageDef> = {
   },
   dataset: {
     version: 1,
+    // dataset.paste: the paste's journal in dataset/paste/ (timings), as the paste stage's.
+    journals: ['progress.jsonl'],
     applies: (c) => (c.output === 'instances' ? "output 'instances': the pasted data of the paste stage is the dataset" : undefined),
-    inputs: (c) => ['generate/manifest.jsonl', 'filter/kept.jsonl', ...(c.dataset.include_real || c.output === 'scenes' ? ['real.coco'] : []), ...(c.dataset.include_real ? ['real.images'] : [])],
-    options: (c) => ({ output: c.output, dataset: c.dataset, shard_size: c.export.shard_size, sam: c.output === 'scenes' && c.annotate.method === 'sam' }),
+    inputs: (c) => ['generate/manifest.jsonl', 'filter/kept.jsonl', ...(c.dataset.include_real || c.output === 'scenes' ? ['real.coco'] : []), ...(c.dataset.include_real || c.dataset.paste ? ['real.images'] : [])],
+    // dataset.paste: the paste settings decide the pasted set (and pool.allow_empty whether an empty pool pastes).
+    options: (c) => ({
+      output: c.output,
+      // Without dataset.paste the identity is the one before the key existed (a run folder keeps its dataset).
+      dataset: c.dataset.paste ? c.dataset : { ...c.dataset, paste: undefined },
+      shard_size: c.export.shard_size,
+      sam: c.output === 'scenes' && c.annotate.method === 'sam',
+      ...(c.dataset.paste ? { paste: { ...c.paste, workers: undefined }, export: c.export, allow_empty_pool: c.pool.allow_empty, seed: c.seed } : {}),
+    }),
     files: (cfg) => (cfg.config.output === 'scenes' && cfg.config.annotate.method === 'sam' ? [cfg.paths.samEncoder, cfg.paths.samDecoder] : []),
     run: runDataset,
   },
