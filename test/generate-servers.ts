@@ -104,7 +104,7 @@ export function send(res: ServerResponse, status: number, body: unknown, headers
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What a misbehaving server does for one request (decided from the request; `attempt` counts the hits for the same seed). */
-export type Misbehave = (o: { seed: number; prompt: string; attempt: number }) => 'ok' | '500' | 'nan' | 'hang' | 'truncate' | '400' | '429' | 'cut' | undefined;
+export type Misbehave = (o: { seed: number; prompt: string; attempt: number }) => 'ok' | '500' | 'nan' | 'hang' | 'truncate' | '400' | '429' | 'cut' | 'badjson' | undefined;
 
 export interface A1111Options {
   delayMs?: number;
@@ -156,6 +156,8 @@ export async function a1111Server(o: A1111Options = {}): Promise<TestServer & { 
     if (m === '500') return send(res, 500, 'Internal Server Error');
     if (m === '429') return send(res, 429, { detail: 'busy' }, { 'retry-after': '0' });
     if (m === '400') return send(res, 400, { detail: `Invalid prompt: ${b.prompt}` });
+    // A 200 whose JSON body breaks off (a proxy that cut it, a server that crashed mid-write).
+    if (m === 'badjson') return send(res, 200, '{"images": ["iVBORw0KGgo', { 'content-type': 'application/json' });
     const png = await drawImage(a1111Key(b), b.width, b.height);
     let b64 = png.toString('base64');
     if (m === 'truncate') b64 = b64.slice(0, Math.floor(b64.length / 2 / 4) * 4);
@@ -416,6 +418,7 @@ export async function openaiServer(o: OpenAIOptions = {}): Promise<TestServer & 
     if (mb === '400') return send(res, 400, { error: { message: `Your request was rejected as a result of our safety system. ${o.echoKey ? auth : ''}`, type: 'image_generation_user_error', code: 'moderation_blocked' } });
     if (mb === '500') return send(res, 500, { error: { message: `The server had an error while processing your request. ${o.echoKey ? auth : ''}`, type: 'server_error' } });
     if (mb === 'hang') return;
+    if (mb === 'badjson') return send(res, 200, '{"created": 1700000000, "data": [{"b64_json": "iVBOR', { 'content-type': 'application/json' });
     const png = await drawImage(`openai|${fields.model ?? ''}|${seed}|${fields.prompt}|${image ? sha(image) : ''}`, Number(m[1]), Number(m[2]));
     let b64 = png.toString('base64');
     if (mb === 'truncate') b64 = b64.slice(0, b64.length - 40);

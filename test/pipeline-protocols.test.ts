@@ -1,0 +1,96 @@
+/**
+ * `genaug run` against a local server for each remote protocol it speaks (A1111, ComfyUI over its websocket,
+ * OpenAI images, an OpenAI-compatible vision chat), with the failures a real server has: HTTP 500, no answer
+ * (timeout), a body that is not JSON. Each test checks what the server received, what reached the run's outputs,
+ * how each failure was recorded, and that a later run with the server well retries what can still succeed.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+
+import { SHAPE_CLASSES, writeRealDataset } from '../ts/generate/procedural-world.js';
+import { loadConfig } from '../ts/pipeline/config.js';
+import { readManifest, runPipeline } from '../ts/pipeline/run.js';
+import { a1111Key, a1111Server, comfyKey, comfyServer, drawImage, openaiServer, sha, type Misbehave, type TestServer } from './generate-servers.js';
+import { readBody, tempFolder } from './helpers.js';
+
+const tmp = tempFolder('genaug-pipeline-protocols-');
+let root: string;
+const servers: Array<{ close(): Promise<void> }> = [];
+const track = <T extends { close(): Promise<void> }>(s: T) => (servers.push(s), s);
+const names = SHAPE_CLASSES.map((c) => c.name);
+const classOf = (prompt: string) => names.find((n) => prompt === `a photo of a single ${n}` || prompt.startsWith(`a photo of a single ${n},`));
+
+beforeAll(async () => {
+  root = tmp.dir();
+  await writeRealDataset({ out: join(root, 'data'), seed: 12, images: 6 });
+});
+afterAll(async () => {
+  for (const s of servers) await s.close();
+});
+
+const lines = async (p: string) => (await readFile(p, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+
+async function config(name: string, extra: Record<string, unknown>) {
+  const p = join(root, `${name}.yaml`);
+  await writeFile(p, stringify({ seed: 3, run_dir: name, real: { coco: 'data/annotations.json', images: 'data/images' }, annotate: { workers: 0 }, ...extra }));
+  return loadConfig(p);
+}
+
+describe('genaug run against each remote protocol', () => {
+  it('A1111: prompts, seeds and size reach the server, its images the manifest; 500, timeout and broken JSON are retryable failures a later run retries', async () => {
+    let broken = true;
+    // Three classes fail while the server is "broken", each its own way; the others draw.
+    const misbehave: Misbehave = ({ prompt }) => {
+      if (!broken) return 'ok';
+      return ({ [names[0]!]: '500', [names[1]!]: 'hang', [names[2]!]: 'badjson' } as Record<string, 'hang'>)[classOf(prompt) ?? ''] ?? 'ok';
+    };
+    const server = track(await a1111Server({ misbehave }));
+    const cfg = await config('a1111', { plan: { strategy: 'template', per_class: 1, width: 32, height: 24 }, generate: { backend: 'a1111', url: server.url, timeout_s: 1, retries: 1, concurrency: 3, steps: 5 } });
+    const r = await runPipeline(cfg, { until: 'generate' });
+    expect(r.ran).toEqual(['plan', 'generate']);
+    const gen = join(cfg.paths.runDir, 'generate');
+    // Every job reached the server as A1111's txt2img body: the plan's prompt, seed, size and settings.
+    const plan = await lines(join(cfg.paths.runDir, 'plan', 'plan.jsonl'));
+    expect(plan).toHaveLength(names.length);
+    for (const j of plan) {
+      const hits = server.hits.filter((h) => h.json?.prompt === j.prompt);
+      // The failing ones were retried once (retries: 1): two attempts each.
+      expect(hits.length, j.prompt).toBe(names.indexOf(classOf(j.prompt)!) < 3 ? 2 : 1);
+      for (const h of hits) {
+        expect(h.path).toBe('/sdapi/v1/txt2img');
+        expect(h.json).toMatchObject({ seed: j.seed, width: 32, height: 24, steps: 5, negative_prompt: j.negative_prompt });
+      }
+    }
+    // The images that came back are the server's bytes (the oracle: the server draws them from the request).
+    const manifest = await lines(join(gen, 'manifest.jsonl'));
+    expect(manifest.map((m) => classOf(plan.find((j) => j.id === m.job).prompt)).sort()).toEqual(names.slice(3).sort());
+    for (const m of manifest) {
+      const j = plan.find((x) => x.id === m.job);
+      const png = await drawImage(a1111Key({ seed: j.seed, prompt: j.prompt }), 32, 24);
+      expect(sha(await readFile(join(gen, 'images', m.file)))).toBe(sha(png));
+    }
+    // Each failure recorded as retryable, with what went wrong; the run did not stop.
+    const failed = await lines(join(gen, 'failed.jsonl'));
+    const why = Object.fromEntries(failed.map((f) => [classOf(plan.find((j) => j.id === f.job).prompt), f]));
+    expect(Object.keys(why).sort()).toEqual(names.slice(0, 3).sort());
+    for (const f of failed) expect(f).toMatchObject({ retryable: true, attempts: 2, error: { code: 'E_BACKEND' } });
+    expect(why[names[0]!].error.status).toBe(500);
+    expect(why[names[0]!].error.message).toMatch(/500/);
+    expect(why[names[1]!].error.message).toMatch(/no answer within 1s \(timeout\)/);
+    expect(why[names[2]!].error.message).toMatch(/not JSON/);
+    expect((await readManifest(cfg.paths.runDir))?.stages.generate?.summary).toMatchObject({ images: names.length - 3, failed: 3 });
+    // The server recovers: a later run asks again for exactly the three failures, and the stage is complete.
+    broken = false;
+    const before = server.hits.length;
+    const again = await runPipeline(cfg, { until: 'generate' });
+    expect(again.ran).toEqual(['generate']);
+    expect(server.hits.slice(before).map((h) => classOf(h.json.prompt)).sort()).toEqual(names.slice(0, 3).sort());
+    expect((await readManifest(cfg.paths.runDir))?.stages.generate?.summary).toMatchObject({ images: names.length, failed: 0 });
+    expect(await lines(join(gen, 'manifest.jsonl'))).toHaveLength(names.length);
+  });
+});
