@@ -186,6 +186,11 @@ export interface ComfyOptions {
   images?: number;
   /** Close every websocket after this many messages in all (a socket lost mid-run). */
   dropSocketAfter?: number;
+  /**
+   * What POST /prompt does for a valid prompt (seed: the KSampler's, prompt: the sorted texts joined by "|"):
+   * '500' answers 500, 'badjson' a cut JSON body, 'hang' queues it but never runs it (no message, no history).
+   */
+  misbehave?: Misbehave;
 }
 
 /** Nodes the fake ComfyUI knows, with the inputs it type-checks (as /object_info would describe them). */
@@ -222,6 +227,7 @@ export async function comfyServer(
   const files = new Map<string, Buffer>();
   const clients = new Map<string, WebSocket>();
   const socketMessages: Array<{ client: string; type: string; data: any }> = [];
+  const promptAttempts = new Map<number, number>();
   let counter = 0;
   let sent = 0;
   const emit = (client: string, type: string, data: any) => {
@@ -304,10 +310,22 @@ export async function comfyServer(
       if (Object.keys(nodeErrors).length) {
         return send(res, 400, { error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation', details: '', extra_info: {} }, node_errors: nodeErrors });
       }
+      const { key, width, height } = comfyKey(prompt);
+      const ks = Object.values<any>(prompt).find((n) => n.class_type === 'KSampler');
+      const texts = Object.values<any>(prompt).filter((n) => n.class_type === 'CLIPTextEncode').map((n) => n.inputs.text).sort().join('|');
+      const seedKey = Number(ks?.inputs.seed ?? 0);
+      const attempt = (promptAttempts.get(seedKey) ?? 0) + 1;
+      promptAttempts.set(seedKey, attempt);
+      const mb = o.misbehave?.({ seed: seedKey, prompt: texts, attempt }) ?? 'ok';
+      if (mb === '500') return send(res, 500, '500 Internal Server Error');
+      if (mb === 'badjson') return send(res, 200, '{"prompt_id": "p-', { 'content-type': 'application/json' });
       const number = ++counter;
       const id = `p-${number}`;
       prompts.set(id, prompt);
-      const { key, width, height } = comfyKey(prompt);
+      if (mb === 'hang') {
+        history.set(id, { polls: 0, entry: {}, ready: false });
+        return send(res, 200, { prompt_id: id, number, node_errors: {} });
+      }
       const saveId = Object.entries<any>(prompt).find(([, n]) => n.class_type === 'SaveImage')?.[0] as string;
       let entry: any;
       if (key.includes('explode')) {

@@ -93,4 +93,73 @@ describe('genaug run against each remote protocol', () => {
     expect((await readManifest(cfg.paths.runDir))?.stages.generate?.summary).toMatchObject({ images: names.length, failed: 0 });
     expect(await lines(join(gen, 'manifest.jsonl'))).toHaveLength(names.length);
   });
+  it('ComfyUI over its websocket: the workflow\'s placeholders filled, both output images of each prompt kept; 500, timeout and broken JSON retried by a later run', async () => {
+    let broken = true;
+    const misbehave: Misbehave = ({ prompt }) => {
+      if (!broken) return 'ok';
+      const cls = names.find((n) => prompt.split('|').includes(`a photo of a single ${n}`));
+      return ({ [names[0]!]: '500', [names[1]!]: 'hang', [names[2]!]: 'badjson' } as Record<string, 'hang'>)[cls ?? ''] ?? 'ok';
+    };
+    const server = track(await comfyServer({ websocket: true, pendingPolls: 0, steps: 2, images: 2, misbehave }));
+    const workflow = join(root, 'txt2img.json');
+    await writeFile(workflow, await readFile(join(import.meta.dirname, '..', 'examples', 'comfyui-txt2img.json')));
+    const cfg = await config('comfy', {
+      plan: { strategy: 'template', per_class: 1, width: 32, height: 24, negative_prompt: 'blurry' },
+      generate: { backend: 'comfyui', url: server.url, workflow: 'txt2img.json', timeout_s: 1, retries: 1, concurrency: 3 },
+    });
+    await runPipeline(cfg, { until: 'generate' });
+    const gen = join(cfg.paths.runDir, 'generate');
+    const plan = await lines(join(cfg.paths.runDir, 'plan', 'plan.jsonl'));
+    const jobOf = (id: string) => plan.find((j) => j.id === id);
+    // Each prompt queued is the workflow with the job's values in place of {{prompt}}, {{seed}}, {{width}}, ...,
+    // typed as the nodes want them (the server validates INT/STRING inputs as ComfyUI does).
+    const posted = server.hits.filter((h) => h.path === '/prompt').map((h) => h.json);
+    expect(posted.length).toBe(names.length + 3); // the three failing prompts asked twice
+    const template = JSON.parse(await readFile(workflow, 'utf8'));
+    for (const q of posted) {
+      const j = plan.find((x) => x.prompt === q.prompt['6'].inputs.text);
+      expect(j).toBeDefined();
+      const want = structuredClone(template);
+      want['3'].inputs.seed = j.seed;
+      want['5'].inputs.width = 32;
+      want['5'].inputs.height = 24;
+      want['6'].inputs.text = j.prompt;
+      want['7'].inputs.text = 'blurry';
+      expect(q.prompt).toEqual(want);
+    }
+    // Followed over the websocket under the client id it was queued with; /history read once per finished prompt.
+    const clients = new Set(posted.map((q) => q.client_id));
+    expect(clients.size).toBe(1);
+    expect(server.socketMessages.length).toBeGreaterThan(0);
+    expect(new Set(server.socketMessages.map((m) => m.client))).toEqual(clients);
+    const finished = server.socketMessages.filter((m) => m.type === 'execution_success').map((m) => `/history/${m.data.prompt_id}`);
+    expect(finished).toHaveLength(names.length - 3);
+    expect(server.hits.filter((h) => h.path.startsWith('/history/')).map((h) => h.path).sort()).toEqual(finished.sort());
+    // Both images of every finished prompt are in the manifest, in the server's order, with the server's bytes.
+    const manifest = await lines(join(gen, 'manifest.jsonl'));
+    expect(manifest).toHaveLength(2 * (names.length - 3));
+    for (const m of manifest) {
+      const j = jobOf(m.job);
+      const q = posted.find((x) => x.prompt['3'].inputs.seed === j.seed)!;
+      const { key } = comfyKey(q.prompt);
+      expect(sha(await readFile(join(gen, 'images', m.file)))).toBe(sha(await drawImage(m.output === 0 ? key : `${key} #${m.output}`, 32, 24)));
+    }
+    expect(manifest.map((m) => m.output).sort()).toEqual(Array.from({ length: names.length - 3 }, () => [0, 1]).flat().sort());
+    // The failures: retryable, each with its cause.
+    const failed = await lines(join(gen, 'failed.jsonl'));
+    const why = Object.fromEntries(failed.map((f) => [classOf(jobOf(f.job).prompt), f]));
+    expect(Object.keys(why).sort()).toEqual(names.slice(0, 3).sort());
+    for (const f of failed) expect(f).toMatchObject({ retryable: true, attempts: 2, error: { code: 'E_BACKEND' } });
+    expect(why[names[0]!].error).toMatchObject({ status: 500 });
+    expect(why[names[1]!].error.message).toMatch(/no answer within 1s \(timeout\)/);
+    expect(why[names[2]!].error.message).toMatch(/not JSON/);
+    // Well again: only the three are queued again, each with its two images.
+    broken = false;
+    const before = posted.length;
+    await runPipeline(cfg, { until: 'generate' });
+    const again = server.hits.filter((h) => h.path === '/prompt').slice(before).map((h) => classOf(h.json.prompt['6'].inputs.text));
+    expect(again.sort()).toEqual(names.slice(0, 3).sort());
+    expect((await readManifest(cfg.paths.runDir))?.stages.generate?.summary).toMatchObject({ failed: 0 });
+    expect(await lines(join(gen, 'manifest.jsonl'))).toHaveLength(2 * names.length);
+  });
 });
