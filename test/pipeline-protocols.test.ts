@@ -162,4 +162,58 @@ describe('genaug run against each remote protocol', () => {
     expect((await readManifest(cfg.paths.runDir))?.stages.generate?.summary).toMatchObject({ failed: 0 });
     expect(await lines(join(gen, 'manifest.jsonl'))).toHaveLength(2 * names.length);
   });
+  it('OpenAI images: the body fields and the key reach the server, its images the manifest; 500, timeout and broken JSON retried by a later run', async () => {
+    let broken = true;
+    const misbehave: Misbehave = ({ prompt }) => {
+      if (!broken) return 'ok';
+      return ({ [names[0]!]: '500', [names[1]!]: 'hang', [names[2]!]: 'badjson' } as Record<string, 'hang'>)[classOf(prompt) ?? ''] ?? 'ok';
+    };
+    const key = 'sk-test-protocols-0123456789';
+    process.env.GENAUG_TEST_OPENAI_KEY = key;
+    const server = track(await openaiServer({ apiKey: key, echoKey: true, misbehave }));
+    try {
+      const cfg = await config('openai', {
+        plan: { strategy: 'template', per_class: 1, width: 32, height: 24 },
+        generate: { backend: 'openai', url: server.url, model: 'dall-e-2', api_key_env: 'GENAUG_TEST_OPENAI_KEY', params: { quality: 'standard' }, timeout_s: 1, retries: 1, concurrency: 3 },
+      });
+      await runPipeline(cfg, { until: 'generate' });
+      const gen = join(cfg.paths.runDir, 'generate');
+      const plan = await lines(join(cfg.paths.runDir, 'plan', 'plan.jsonl'));
+      const jobOf = (id: string) => plan.find((j) => j.id === id);
+      // The Images API body: prompt, one image, the size as WxH, the model, base64 answers, the extra params; no seed (the API has none).
+      // (loadConfig's reachability probe is a GET /.)
+      const posts = () => server.hits.filter((h) => h.method === 'POST');
+      expect(server.hits.filter((h) => h.method !== 'POST').map((h) => h.path)).toEqual(['/']);
+      expect(posts().length).toBe(names.length + 3);
+      for (const h of posts()) {
+        expect(h.path).toBe('/v1/images/generations');
+        expect(h.headers.authorization).toBe(`Bearer ${key}`);
+        expect(h.json).toEqual({ prompt: expect.stringMatching(/^a photo of a single \w+$/), n: 1, size: '32x24', model: 'dall-e-2', response_format: 'b64_json', quality: 'standard' });
+      }
+      expect(new Set(posts().map((h) => h.json.prompt))).toEqual(new Set(plan.map((j) => j.prompt)));
+      const manifest = await lines(join(gen, 'manifest.jsonl'));
+      expect(manifest.map((m) => classOf(jobOf(m.job).prompt)).sort()).toEqual(names.slice(3).sort());
+      for (const m of manifest) {
+        expect(m).toMatchObject({ model: 'dall-e-2' });
+        expect(sha(await readFile(join(gen, 'images', m.file)))).toBe(sha(await drawImage(`openai|dall-e-2|0|${jobOf(m.job).prompt}|`, 32, 24)));
+      }
+      const failed = await lines(join(gen, 'failed.jsonl'));
+      const why = Object.fromEntries(failed.map((f) => [classOf(jobOf(f.job).prompt), f]));
+      expect(Object.keys(why).sort()).toEqual(names.slice(0, 3).sort());
+      for (const f of failed) expect(f).toMatchObject({ retryable: true, attempts: 2, error: { code: 'E_BACKEND' } });
+      expect(why[names[0]!].error).toMatchObject({ status: 500, message: expect.stringMatching(/server had an error/) });
+      expect(why[names[1]!].error.message).toMatch(/no answer within 1s \(timeout\)/);
+      expect(why[names[2]!].error.message).toMatch(/not JSON/);
+      // The server echoed the key in its 500 answer: the record has it redacted.
+      expect(await readFile(join(gen, 'failed.jsonl'), 'utf8')).not.toContain(key);
+      broken = false;
+      const before = posts().length;
+      await runPipeline(cfg, { until: 'generate' });
+      expect(posts().slice(before).map((h) => classOf(h.json.prompt)).sort()).toEqual(names.slice(0, 3).sort());
+      expect((await readManifest(cfg.paths.runDir))?.stages.generate?.summary).toMatchObject({ images: names.length, failed: 0 });
+      for (const f of ['journal.jsonl', 'manifest.jsonl']) expect(await readFile(join(gen, f), 'utf8')).not.toContain(key);
+    } finally {
+      delete process.env.GENAUG_TEST_OPENAI_KEY;
+    }
+  });
 });
