@@ -216,4 +216,78 @@ describe('genaug run against each remote protocol', () => {
       delete process.env.GENAUG_TEST_OPENAI_KEY;
     }
   });
+  it('OpenAI-compatible VLM (plan.strategy caption): each real image sent as a data URL, its caption in the plan; 500, a cut body and a non-JSON answer are the plan\'s failures, asked again by a forced rerun', async () => {
+    const coco = JSON.parse(await readFile(join(root, 'data', 'annotations.json'), 'utf8')) as { images: Array<{ id: number; file_name: string }> };
+    const bySha = new Map<string, number>();
+    for (const im of coco.images) bySha.set(sha(await readFile(join(root, 'data', 'images', im.file_name))), im.id);
+    const caption = (id: number) => `a white picture with shapes, number ${id}.`;
+    let broken = true;
+    // While broken, the first three images asked about fail: HTTP 500, a cut JSON body, an answer that is no JSON.
+    const ways = ['500', 'cut', 'prose'] as const;
+    const failing = new Map<number, (typeof ways)[number]>();
+    const seen: Array<{ body: any; image: number | undefined }> = [];
+    const server: Server = createServer(async (req, res) => {
+      // loadConfig's reachability probe (GET /v1) gets what an OpenAI-compatible server answers there.
+      if (req.method !== 'POST' || req.url !== '/v1/chat/completions') return void res.writeHead(404).end('{"detail": "Not Found"}');
+      const body = JSON.parse(await readBody(req));
+      const url: string = body.messages?.[0]?.content?.find((p: any) => p.type === 'image_url')?.image_url.url ?? '';
+      const image = bySha.get(sha(Buffer.from(url.replace(/^data:[^;,]+;base64,/, ''), 'base64')));
+      seen.push({ body, image });
+      if (image !== undefined && broken && !failing.has(image) && failing.size < ways.length) failing.set(image, ways[failing.size]!);
+      const way = broken && image !== undefined ? failing.get(image) : undefined;
+      if (way === '500') return void res.writeHead(500, { 'content-type': 'application/json' }).end('{"error": {"message": "model overloaded"}}');
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (way === 'cut') return void res.end('{"id": "x", "choices": [{"message": {"role": "assis');
+      const content = way === 'prose' ? 'This image shows a few shapes on white.' : JSON.stringify({ caption: image === undefined ? '' : caption(image) });
+      res.end(JSON.stringify({ id: 'c', model: 'vlm-test', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }] }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    track({ close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) });
+    const cfg = await config('vlm', {
+      plan: { strategy: 'caption', per_class: 1, width: 32, height: 32 },
+      vlm: { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, model: 'vlm-test' },
+    });
+    const r = await runPipeline(cfg, { until: 'plan' });
+    expect(r.ran).toEqual(['plan']);
+    // Every request: the model, one user message with the instruction and the image as a data URL holding a real image's bytes.
+    for (const q of seen) {
+      expect(q.body.model).toBe('vlm-test');
+      expect(q.body.messages[0].role).toBe('user');
+      expect(q.body.messages[0].content[0]).toMatchObject({ type: 'text', text: expect.stringMatching(/caption/) });
+      expect(q.image).toBeDefined();
+    }
+    const planPath = join(cfg.paths.runDir, 'plan', 'plan.jsonl');
+    const jobs = await lines(planPath);
+    const failures = await lines(`${planPath}.failures.jsonl`);
+    expect(failing.size).toBe(3);
+    const asked = new Set(seen.map((q) => q.image!));
+    const good = [...asked].filter((id) => !failing.has(id));
+    expect(good.length).toBeGreaterThan(0);
+    // The answers flow into the plan: each job's prompt is "a photo of {class}, {caption}" of its image.
+    expect(jobs.length).toBeGreaterThan(0);
+    for (const j of jobs) {
+      expect(j.provenance).toMatchObject({ strategy: 'caption', caption_source: 'vlm-test' });
+      expect(good).toContain(j.provenance.image_id);
+      expect(j.prompt).toBe(`a photo of ${j.classes[0]}, ${caption(j.provenance.image_id).replace(/\.$/, '')}`);
+    }
+    // Each failing image is the plan's failure (one per class it stood for), with the cause; each was asked again before giving up.
+    const failedImages = new Set(failures.map((f) => Number(/image (\d+)$/.exec(f.item)![1])));
+    expect([...failedImages].sort()).toEqual([...failing.keys()].sort());
+    for (const f of failures) {
+      const way = failing.get(Number(/image (\d+)$/.exec(f.item)![1]))!;
+      expect(f).toMatchObject({ strategy: 'caption', stage: 'caption' });
+      expect(f.reason).toMatch({ '500': /HTTP 500/, cut: /JSON/, prose: /JSON/ }[way]);
+    }
+    for (const id of failing.keys()) expect(seen.filter((q) => q.image === id).length).toBeGreaterThan(1);
+    expect((await readManifest(cfg.paths.runDir))?.stages.plan?.summary).toMatchObject({ jobs: jobs.length, failures: failures.length });
+    // The server recovers; a forced rerun of the plan keeps the stage's answers (answers.jsonl) and captions, so it
+    // asks only for the captions it lacks (before the plan stage resumed, --force deleted them and asked for all),
+    // and plans every image.
+    broken = false;
+    const before = seen.length;
+    await runPipeline(cfg, { from: 'plan', until: 'plan', force: true });
+    expect(new Set(seen.slice(before).map((q) => q.image))).toEqual(new Set(failing.keys()));
+    expect(await lines(`${planPath}.failures.jsonl`)).toEqual([]);
+    expect((await lines(planPath)).length).toBe(jobs.length + failures.length);
+  });
 });
