@@ -15,7 +15,7 @@ import { stringify } from 'yaml';
 import { SHAPE_CLASSES, writeRealDataset } from '../ts/generate/procedural-world.js';
 import { loadConfig } from '../ts/pipeline/config.js';
 import { readManifest, runPipeline } from '../ts/pipeline/run.js';
-import { a1111Key, a1111Server, comfyKey, comfyServer, drawImage, openaiServer, sha, type Misbehave, type TestServer } from './generate-servers.js';
+import { a1111Key, a1111Server, comfyKey, comfyServer, drawImage, openaiServer, sha, type Misbehave } from './generate-servers.js';
 import { readBody, tempFolder } from './helpers.js';
 
 const tmp = tempFolder('genaug-pipeline-protocols-');
