@@ -104,7 +104,7 @@ export function send(res: ServerResponse, status: number, body: unknown, headers
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What a misbehaving server does for one request (decided from the request; `attempt` counts the hits for the same seed). */
-export type Misbehave = (o: { seed: number; prompt: string; attempt: number }) => 'ok' | '500' | 'nan' | 'hang' | 'truncate' | '400' | '429' | 'cut' | undefined;
+export type Misbehave = (o: { seed: number; prompt: string; attempt: number }) => 'ok' | '500' | 'nan' | 'hang' | 'truncate' | '400' | '429' | 'cut' | 'badjson' | undefined;
 
 export interface A1111Options {
   delayMs?: number;
@@ -156,6 +156,8 @@ export async function a1111Server(o: A1111Options = {}): Promise<TestServer & { 
     if (m === '500') return send(res, 500, 'Internal Server Error');
     if (m === '429') return send(res, 429, { detail: 'busy' }, { 'retry-after': '0' });
     if (m === '400') return send(res, 400, { detail: `Invalid prompt: ${b.prompt}` });
+    // A 200 whose JSON body breaks off (a proxy that cut it, a server that crashed mid-write).
+    if (m === 'badjson') return send(res, 200, '{"images": ["iVBORw0KGgo', { 'content-type': 'application/json' });
     const png = await drawImage(a1111Key(b), b.width, b.height);
     let b64 = png.toString('base64');
     if (m === 'truncate') b64 = b64.slice(0, Math.floor(b64.length / 2 / 4) * 4);
@@ -184,6 +186,11 @@ export interface ComfyOptions {
   images?: number;
   /** Close every websocket after this many messages in all (a socket lost mid-run). */
   dropSocketAfter?: number;
+  /**
+   * What POST /prompt does for a valid prompt (seed: the KSampler's, prompt: the sorted texts joined by "|"):
+   * '500' answers 500, 'badjson' a cut JSON body, 'hang' queues it but never runs it (no message, no history).
+   */
+  misbehave?: Misbehave;
 }
 
 /** Nodes the fake ComfyUI knows, with the inputs it type-checks (as /object_info would describe them). */
@@ -220,6 +227,7 @@ export async function comfyServer(
   const files = new Map<string, Buffer>();
   const clients = new Map<string, WebSocket>();
   const socketMessages: Array<{ client: string; type: string; data: any }> = [];
+  const promptAttempts = new Map<number, number>();
   let counter = 0;
   let sent = 0;
   const emit = (client: string, type: string, data: any) => {
@@ -302,10 +310,22 @@ export async function comfyServer(
       if (Object.keys(nodeErrors).length) {
         return send(res, 400, { error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation', details: '', extra_info: {} }, node_errors: nodeErrors });
       }
+      const { key, width, height } = comfyKey(prompt);
+      const ks = Object.values<any>(prompt).find((n) => n.class_type === 'KSampler');
+      const texts = Object.values<any>(prompt).filter((n) => n.class_type === 'CLIPTextEncode').map((n) => n.inputs.text).sort().join('|');
+      const seedKey = Number(ks?.inputs.seed ?? 0);
+      const attempt = (promptAttempts.get(seedKey) ?? 0) + 1;
+      promptAttempts.set(seedKey, attempt);
+      const mb = o.misbehave?.({ seed: seedKey, prompt: texts, attempt }) ?? 'ok';
+      if (mb === '500') return send(res, 500, '500 Internal Server Error');
+      if (mb === 'badjson') return send(res, 200, '{"prompt_id": "p-', { 'content-type': 'application/json' });
       const number = ++counter;
       const id = `p-${number}`;
       prompts.set(id, prompt);
-      const { key, width, height } = comfyKey(prompt);
+      if (mb === 'hang') {
+        history.set(id, { polls: 0, entry: {}, ready: false });
+        return send(res, 200, { prompt_id: id, number, node_errors: {} });
+      }
       const saveId = Object.entries<any>(prompt).find(([, n]) => n.class_type === 'SaveImage')?.[0] as string;
       let entry: any;
       if (key.includes('explode')) {
@@ -416,6 +436,7 @@ export async function openaiServer(o: OpenAIOptions = {}): Promise<TestServer & 
     if (mb === '400') return send(res, 400, { error: { message: `Your request was rejected as a result of our safety system. ${o.echoKey ? auth : ''}`, type: 'image_generation_user_error', code: 'moderation_blocked' } });
     if (mb === '500') return send(res, 500, { error: { message: `The server had an error while processing your request. ${o.echoKey ? auth : ''}`, type: 'server_error' } });
     if (mb === 'hang') return;
+    if (mb === 'badjson') return send(res, 200, '{"created": 1700000000, "data": [{"b64_json": "iVBOR', { 'content-type': 'application/json' });
     const png = await drawImage(`openai|${fields.model ?? ''}|${seed}|${fields.prompt}|${image ? sha(image) : ''}`, Number(m[1]), Number(m[2]));
     let b64 = png.toString('base64');
     if (mb === 'truncate') b64 = b64.slice(0, b64.length - 40);

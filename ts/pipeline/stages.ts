@@ -704,7 +704,7 @@ function pastes(c: RunConfig): string | undefined {
 }
 
 export const STAGE_DEFS: Record<StageName, StageDef> = {
-  plan: { version: 3, inputs: () => ['real.coco'], files: (cfg) => [...(cfg.paths.captions ?? []), ...(cfg.config.plan.strategy === 'ambiguity' ? [cfg.paths.clip] : [])], options: (c) => ({ plan: c.plan, llm: c.llm ? { url: undefined, model: c.llm.model } : null, vlm: c.vlm ? { model: c.vlm.model } : null }), journals: ['answers.jsonl'], run: runPlan },
+  plan: { version: 3, inputs: () => ['real.coco'], files: (cfg) => [...(cfg.paths.captions ?? []), ...(cfg.config.plan.strategy === 'ambiguity' ? [cfg.paths.clip] : [])], options: (c) => ({ plan: c.plan, llm: c.llm ? { url: undefined, model: c.llm.model } : null, vlm: c.vlm ? { model: c.vlm.model } : null }), journals: ['answers.jsonl'], resumable: true, run: runPlan },
   generate: {
     version: 1,
     resumable: true,
