@@ -51,13 +51,15 @@ export ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0:abort_on_error=1:sym
 # - packaging and types: prebuild (npm pack + an offline install of the release build), api (a TypeScript compile),
 #   package, layers (import rules);
 # - processes and services: chaos (kill -9 loops), disk-full, load, one-writer, secrets, queue (redis-server),
-#   generate, generate-cli, generate-load, pipeline-server (HTTP stand-ins), chat, plan-llm, plan-clip, cli (help text);
-# - whole demos and command chains: e2e-demo (Chromium), acp-run, methods-classify, demo-xpaste, command-chain, pipeline-chain,
+#   generate, generate-cli, generate-load, pipeline-server, pipeline-protocols (HTTP stand-ins), chat, plan-llm, plan-clip,
+#   cli (help text);
+# - whole demos and command chains: e2e-demo (Chromium), acp-run, acp-paste, methods-classify, demo-xpaste, command-chain,
+#   pipeline-chain,
 #   export-stream, report-charts;
 # - pure TypeScript: wordnet, tokenizer, plan, plan-priors, pipeline-config.
 # A new test file runs here unless it is added to this list.
 skip=(prebuild api package layers chaos disk-full load one-writer secrets queue generate generate-cli generate-load
-  pipeline-server chat plan-llm plan-clip cli e2e-demo acp-run methods-classify demo-xpaste command-chain pipeline-chain
+  pipeline-server pipeline-protocols chat plan-llm plan-clip cli e2e-demo acp-run acp-paste methods-classify demo-xpaste command-chain pipeline-chain
   export-stream report-charts wordnet tokenizer plan plan-priors pipeline-config)
 args=()
 for t in "${skip[@]}"; do
