@@ -8,36 +8,15 @@
 
 #include "bnstats_device.h"
 #include "cuda_api.h"
+#include "cuda_util.cuh"
 #include "error.h"
 
 namespace genaug {
 
 namespace {
 
-void check(cudaError_t st, const char* what) {
-  if (st == cudaSuccess) return;
-  if (st == cudaErrorMemoryAllocation) fail("E_NOMEM", "CUDA: ", what, ": out of device memory (", cudaGetErrorString(st), ")");
-  fail("E_CUDA_UNAVAILABLE", "CUDA driver error in ", what, ": ", cudaGetErrorString(st));
-}
-
-struct Buffer {
-  void* p = nullptr;
-  size_t cap = 0;
-  ~Buffer() {
-    if (p) cudaFree(p);
-  }
-  void* get(size_t n) {
-    if (n == 0) n = 1;
-    if (n > cap) {
-      if (p) cudaFree(p);
-      p = nullptr;
-      cap = 0;
-      check(cudaMalloc(&p, n), "cudaMalloc");
-      cap = n;
-    }
-    return p;
-  }
-};
+using cudautil::Buffer;
+using cudautil::check;
 
 // Threads in block_index order: consecutive threads, consecutive channels
 // (NHWC: coalesced reads) or consecutive blocks of one channel (NCHW).

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cuda_api.h"
+#include "cuda_util.cuh"
 #include "error.h"
 #include "layout_device.h"
 
@@ -13,36 +14,8 @@ namespace genaug {
 
 namespace {
 
-void check(cudaError_t st, const char* what) {
-  if (st == cudaSuccess) return;
-  if (st == cudaErrorMemoryAllocation) fail("E_NOMEM", "CUDA: ", what, ": out of device memory (", cudaGetErrorString(st), ")");
-  fail("E_CUDA_UNAVAILABLE", "CUDA driver error in ", what, ": ", cudaGetErrorString(st));
-}
-
-struct Buffer {
-  void* p = nullptr;
-  size_t cap = 0;
-  ~Buffer() {
-    if (p) cudaFree(p);
-  }
-  void* get(size_t n) {
-    if (n == 0) n = 1;
-    if (n > cap) {
-      if (p) cudaFree(p);
-      p = nullptr;
-      cap = 0;
-      check(cudaMalloc(&p, n), "cudaMalloc");
-      cap = n;
-    }
-    return p;
-  }
-  template <typename T>
-  T* upload(const T* src, size_t count) {
-    void* d = get(count * sizeof(T));
-    if (count) check(cudaMemcpy(d, src, count * sizeof(T), cudaMemcpyHostToDevice), "copy to device");
-    return static_cast<T*>(d);
-  }
-};
+using cudautil::Buffer;
+using cudautil::check;
 
 __global__ void clis_examples_kernel(clis::PoolView pv, const clis::Job* jobs, int64_t njobs, int64_t total,
                                      clis::Params o, double* score, double* w, uint8_t* flags) {
