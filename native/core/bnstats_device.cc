@@ -24,20 +24,8 @@ class EmulatedBn final : public BnBackend {
               bntiling::Raw* out) override {
     const bntiling::Src x{f32, f16};
     const int64_t nb = bntiling::blocks_per_channel(S, nchw);
-    // The kernel's grid: one thread per block, in block_index order.
-    for (int64_t t = 0; t < ns * C * nb; ++t) {
-      int64_t s, c, b;
-      if (nchw) {
-        b = t % nb;
-        c = (t / nb) % C;
-        s = t / (nb * C);
-      } else {
-        c = t % C;
-        b = (t / C) % nb;
-        s = t / (C * nb);
-      }
-      out[bntiling::block_index(s, c, b, C, nb, nchw)] = bntiling::block_at(x, s, c, b, C, S, nchw, fused);
-    }
+    // The kernel's grid: one thread per block.
+    for (int64_t t = 0; t < ns * C * nb; ++t) bntiling::thread_block(x, t, C, S, nb, nchw, fused, out);
   }
 
  private:

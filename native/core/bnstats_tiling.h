@@ -232,4 +232,21 @@ GENAUG_HD inline Raw block_at(const Src& x, int64_t s, int64_t c, int64_t b, int
   return block_column(x, (s * S + r) * C + c, min64(kRowBlock, S - r), C, c < C / L * L, fused);
 }
 
+// Device thread t of the grid (ns x C x nb threads, consecutive threads on consecutive channels for NHWC -- coalesced
+// reads -- or consecutive blocks of one channel for NCHW): computes its block and stores it at block_index. The CUDA
+// kernel runs it once per thread; the CPU emulation runs it for every t.
+GENAUG_HD inline void thread_block(const Src& x, int64_t t, int64_t C, int64_t S, int64_t nb, bool nchw, bool fused, Raw* out) {
+  int64_t s, c, b;
+  if (nchw) {
+    b = t % nb;
+    c = (t / nb) % C;
+    s = t / (nb * C);
+  } else {
+    c = t % C;
+    b = (t / C) % nb;
+    s = t / (C * nb);
+  }
+  out[block_index(s, c, b, C, nb, nchw)] = block_at(x, s, c, b, C, S, nchw, fused);
+}
+
 }  // namespace genaug::bntiling

@@ -18,24 +18,11 @@ namespace {
 using cudautil::Buffer;
 using cudautil::check;
 
-// Threads in block_index order: consecutive threads, consecutive channels
-// (NHWC: coalesced reads) or consecutive blocks of one channel (NCHW).
+// One thread per block (bntiling::thread_block: the order and the block the CPU emulation computes).
 __global__ void bn_blocks_kernel(const float* f32, const uint16_t* f16, int64_t ns, int64_t C, int64_t S, bool nchw,
                                  bool fused, int64_t nb, bntiling::Raw* out) {
   const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (t >= ns * C * nb) return;
-  int64_t s, c, b;
-  if (nchw) {
-    b = t % nb;
-    c = (t / nb) % C;
-    s = t / (nb * C);
-  } else {
-    c = t % C;
-    b = (t / C) % nb;
-    s = t / (C * nb);
-  }
-  const bntiling::Src x{f32, f16};
-  out[bntiling::block_index(s, c, b, C, nb, nchw)] = bntiling::block_at(x, s, c, b, C, S, nchw, fused);
+  if (t < ns * C * nb) bntiling::thread_block(bntiling::Src{f32, f16}, t, C, S, nb, nchw, fused, out);
 }
 
 class CudaBn final : public BnBackend {
