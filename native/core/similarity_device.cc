@@ -152,6 +152,33 @@ class EmulatedBackend final : public SimilarityBackend {
   std::vector<int64_t> tj_, tf_;
 };
 
+// The device paths' one streaming loop: each block of p.mb query rows packed and loaded once, then every block of
+// p.nb database rows packed, loaded and scored. `before(i0, mi)` and `after(i0, mi)` bracket a query block;
+// `skip(i0, j0, nj)` leaves a database block out before it is packed; `block(i0, mi, j0, nj)` is the op's part.
+template <typename Before, typename Skip, typename Block, typename After>
+void stream_blocks(SimilarityBackend& be, const MatrixView& query, const MatrixView& db, const Prepared2& pr,
+                   const SimilarityOptions& opt, const tiling::BlockPlan& p, Before before, Skip skip, Block block,
+                   After after) {
+  const int64_t M = query.rows, N = db.rows, D = query.dim;
+  std::vector<float> qbuf, dbuf;
+  for (int64_t i0 = 0; i0 < M; i0 += p.mb) {
+    const int64_t mi = std::min(p.mb, M - i0);
+    pack(query, pr.q, opt.normalize, i0, mi, qbuf);
+    be.load_query(qbuf.data(), mi, D);
+    before(i0, mi);
+    for (int64_t j0 = 0; j0 < N; j0 += p.nb) {
+      check_cancel(opt);
+      const int64_t nj = std::min(p.nb, N - j0);
+      if (skip(i0, j0, nj)) continue;
+      pack(db, pr.d, opt.normalize, j0, nj, dbuf);
+      be.load_db(dbuf.data(), nj, D);
+      be.scores(mi, nj, D);
+      block(i0, mi, j0, nj);
+    }
+    after(i0, mi);
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<SimilarityBackend> emulated_backend(int64_t free_bytes) {
@@ -184,22 +211,10 @@ TopKResult device_topk(SimilarityBackend& be, const MatrixView& query, const Mat
   out.scores.assign(static_cast<size_t>(M * keff), 0.0f);
   const int64_t parts = keff <= tiling::kPartsMaxK ? tiling::kMaxParts : 1;
   const tiling::BlockPlan p = plan_for(be, opt, M, N, D, keff * 12 * (1 + parts) + 16, 0);
-  std::vector<float> qbuf, dbuf;
-  for (int64_t i0 = 0; i0 < M; i0 += p.mb) {
-    const int64_t mi = std::min(p.mb, M - i0);
-    pack(query, pr.q, opt.normalize, i0, mi, qbuf);
-    be.load_query(qbuf.data(), mi, D);
-    be.topk_reset(mi, keff);
-    for (int64_t j0 = 0; j0 < N; j0 += p.nb) {
-      check_cancel(opt);
-      const int64_t nj = std::min(p.nb, N - j0);
-      pack(db, pr.d, opt.normalize, j0, nj, dbuf);
-      be.load_db(dbuf.data(), nj, D);
-      be.scores(mi, nj, D);
-      be.topk_block(mi, nj, j0, keff);
-    }
-    be.topk_read(mi, keff, out.scores.data() + i0 * keff, out.indices.data() + i0 * keff);
-  }
+  stream_blocks(
+      be, query, db, pr, opt, p, [&](int64_t, int64_t mi) { be.topk_reset(mi, keff); }, [](int64_t, int64_t, int64_t) { return false; },
+      [&](int64_t, int64_t mi, int64_t j0, int64_t nj) { be.topk_block(mi, nj, j0, keff); },
+      [&](int64_t i0, int64_t mi) { be.topk_read(mi, keff, out.scores.data() + i0 * keff, out.indices.data() + i0 * keff); });
   return out;
 }
 
@@ -216,22 +231,10 @@ ClassResult device_class_max(SimilarityBackend& be, const MatrixView& query, con
   out.values.assign(static_cast<size_t>(M * C), -std::numeric_limits<float>::infinity());
   if (M > 0 && N > 0) {
     const tiling::BlockPlan p = plan_for(be, opt, M, N, D, 4 * C, 4);
-    std::vector<float> qbuf, dbuf;
-    for (int64_t i0 = 0; i0 < M; i0 += p.mb) {
-      const int64_t mi = std::min(p.mb, M - i0);
-      pack(query, pr.q, opt.normalize, i0, mi, qbuf);
-      be.load_query(qbuf.data(), mi, D);
-      be.classmax_reset(mi, C);
-      for (int64_t j0 = 0; j0 < N; j0 += p.nb) {
-        check_cancel(opt);
-        const int64_t nj = std::min(p.nb, N - j0);
-        pack(db, pr.d, opt.normalize, j0, nj, dbuf);
-        be.load_db(dbuf.data(), nj, D);
-        be.scores(mi, nj, D);
-        be.classmax_block(mi, nj, labels + j0, C);
-      }
-      be.classmax_read(mi, C, out.values.data() + i0 * C);
-    }
+    stream_blocks(
+        be, query, db, pr, opt, p, [&](int64_t, int64_t mi) { be.classmax_reset(mi, C); }, [](int64_t, int64_t, int64_t) { return false; },
+        [&](int64_t, int64_t mi, int64_t j0, int64_t nj) { be.classmax_block(mi, nj, labels + j0, C); },
+        [&](int64_t i0, int64_t mi) { be.classmax_read(mi, C, out.values.data() + i0 * C); });
   }
   for (int64_t c = 0; c < C; ++c)
     if (counts[c] == 0)
@@ -290,21 +293,13 @@ PairsResult device_pairs(SimilarityBackend& be, const MatrixView& query, const M
   PairsResult out;
   if (M == 0 || N == 0 || below == std::numeric_limits<float>::infinity()) return out;
   const tiling::BlockPlan p = plan_for(be, opt, M, N, D, 16, 0);
-  std::vector<float> qbuf, dbuf;
   std::vector<int64_t> counts, offsets;
   int64_t total = 0;
-  for (int64_t i0 = 0; i0 < M; i0 += p.mb) {
-    const int64_t mi = std::min(p.mb, M - i0);
-    pack(query, pr.q, opt.normalize, i0, mi, qbuf);
-    be.load_query(qbuf.data(), mi, D);
-    for (int64_t j0 = 0; j0 < N; j0 += p.nb) {
-      check_cancel(opt);
-      const int64_t nj = std::min(p.nb, N - j0);
+  stream_blocks(
+      be, query, db, pr, opt, p, [](int64_t, int64_t) {},
       // Within one set only j > self + i matters: nothing in a block ending at or before the first row's own position.
-      if (self_offset >= 0 && j0 + nj - 1 <= self_offset + i0) continue;
-      pack(db, pr.d, opt.normalize, j0, nj, dbuf);
-      be.load_db(dbuf.data(), nj, D);
-      be.scores(mi, nj, D);
+      [&](int64_t i0, int64_t j0, int64_t nj) { return self_offset >= 0 && j0 + nj - 1 <= self_offset + i0; },
+      [&](int64_t i0, int64_t mi, int64_t j0, int64_t nj) {
       counts.assign(static_cast<size_t>(mi), 0);
       be.pairs_count(mi, nj, i0, j0, self_offset, below, counts.data());
       offsets.assign(static_cast<size_t>(mi), 0);
@@ -315,15 +310,15 @@ PairsResult device_pairs(SimilarityBackend& be, const MatrixView& query, const M
       }
       if (total + block > max_pairs)
         fail("E_LIMIT", "more than ", max_pairs, " pairs pass the threshold; raise the threshold or maxPairs");
-      if (block == 0) continue;
+      if (block == 0) return;
       out.i.resize(static_cast<size_t>(total + block));
       out.j.resize(static_cast<size_t>(total + block));
       out.score.resize(static_cast<size_t>(total + block));
       be.pairs_write(mi, nj, i0, j0, self_offset, below, offsets.data(), block, out.i.data() + total,
                      out.j.data() + total, out.score.data() + total);
       total += block;
-    }
-  }
+      },
+      [](int64_t, int64_t) {});
   // Blocks come query block by query block, database block by database block:
   // sort into (i, j) order (every pair is unique, so the order is total).
   std::vector<int64_t> order(static_cast<size_t>(total));
