@@ -217,7 +217,12 @@ BlockPool& block_pool() {
   return *pool;
 }
 
-// A Uint8Array of n bytes (uninitialised) in a recycled block.
+// A Uint8Array of n bytes (uninitialised) in a recycled block. V8 counts an
+// external ArrayBuffer's bytes as external memory itself (its array buffer
+// sweeper adds them when the buffer is made and takes them off when it is
+// swept), which is what starts the collection that returns the block; an
+// extra napi_adjust_external_memory would count every block twice and take
+// its share off only when the finalizer runs, an event-loop turn later.
 Napi::Uint8Array recycled_u8(Napi::Env env, size_t n) {
   BlockPool& pool = block_pool();
   const size_t size = BlockPool::round(n);
@@ -228,10 +233,8 @@ Napi::Uint8Array recycled_u8(Napi::Env env, size_t n) {
   try {
     ab = Napi::ArrayBuffer::New(
         env, b, size,
-        [](Napi::Env env, void* data, void* hint) {
+        [](Napi::Env, void* data, void* hint) {
           const size_t bytes = reinterpret_cast<size_t>(hint);
-          int64_t ignored = 0;
-          napi_adjust_external_memory(env, -static_cast<int64_t>(bytes), &ignored);
           block_pool().give_back(static_cast<uint8_t*>(data), bytes);
         },
         reinterpret_cast<void*>(size));
@@ -239,9 +242,6 @@ Napi::Uint8Array recycled_u8(Napi::Env env, size_t n) {
     pool.give_back(b, size);
     throw;
   }
-  // Tell the collector: these blocks are what makes a collection worth running.
-  int64_t ignored = 0;
-  napi_adjust_external_memory(env, static_cast<int64_t>(size), &ignored);
   return Napi::Uint8Array::New(env, n, ab, 0);
 }
 
