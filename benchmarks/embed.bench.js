@@ -13,7 +13,7 @@
 // in the pool's workers) and the resident-memory growth per 10k images
 // (child processes embedding 500 and 4000 small images; rows are streamed to
 // the .npy, so it stays flat).
-//   node benchmarks/embed.bench.js [--images 48 --width 640 --height 480 --batch 16 --b32-images 16 --quick --no-rss --keep]
+//   node benchmarks/embed.bench.js [--images 48 --width 640 --height 480 --batch 8 --b32-images 16 --b32-batch 4 --quick --no-rss --keep]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -28,8 +28,11 @@ import sharp from 'sharp';
 import { args, emit, loadGenaug, machine, maxRssBytes, shared } from './lib.js';
 import { printMachineLine } from './machine.js';
 
-const a = args({ images: 48, width: 640, height: 480, batch: 16, 'b32-images': 16 });
-if (a.quick) Object.assign(a, { images: 16, batch: 8, 'b32-images': 8 });
+// Batches are what the workers share out, so each run has at least two per
+// worker: 16 ViT-B/32-cost images in batches of 4, 48 small ones in batches
+// of 8 (one batch of 16 gave a 2-worker run nothing to split).
+const a = args({ images: 48, width: 640, height: 480, batch: 8, 'b32-images': 16, 'b32-batch': 4 });
+if (a.quick) Object.assign(a, { images: 16, batch: 4, 'b32-images': 8, 'b32-batch': 2 });
 const { onnx } = onnxProto;
 const g = await loadGenaug();
 
@@ -164,10 +167,10 @@ try {
   const b32Images = join(dir, 'images-b32');
   mkdirSync(b32Images);
   for (let i = 0; i < Math.min(Number(a['b32-images']), Number(a.images)); i++) copyFileSync(join(images, `img${String(i).padStart(4, '0')}.jpg`), join(b32Images, `img${String(i).padStart(4, '0')}.jpg`));
-  for (const [label, embedder, folder] of [
-    ['clip-b32-cost', { kind: 'clip', model: b32Dir }, b32Images],
-    ['clip-small', { kind: 'clip', model: modelDir }, images],
-    ['features-v1', { kind: 'features' }, images],
+  for (const [label, embedder, folder, batchSize] of [
+    ['clip-b32-cost', { kind: 'clip', model: b32Dir }, b32Images, Number(a['b32-batch'])],
+    ['clip-small', { kind: 'clip', model: modelDir }, images, Number(a.batch)],
+    ['features-v1', { kind: 'features' }, images, Number(a.batch)],
   ]) {
     for (const workers of [1, 2]) {
       const out = join(dir, `${label}-${workers}.npy`);
@@ -186,7 +189,7 @@ try {
         lastCpu = cpu;
       }, 1);
       const t0 = process.hrtime.bigint();
-      const r = await g.embedImages({ images: folder, out, embedder, workers, batchSize: Number(a.batch), onProgress: (d) => (progress = d) });
+      const r = await g.embedImages({ images: folder, out, embedder, workers, batchSize, onProgress: (d) => (progress = d) });
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
       clearInterval(tick);
       loop.disable();
@@ -237,7 +240,7 @@ try {
   emit({
     benchmark: 'embed',
     machine: machine(),
-    params: { images: Number(a.images), width: W, height: H, batch: Number(a.batch), model: 'ViT-B/32-style patch embed + 4 MLP blocks (192/768), 224 px, 512-d' },
+    params: { images: Number(a.images), width: W, height: H, batch: Number(a.batch), b32_images: Number(a['b32-images']), b32_batch: Number(a['b32-batch']), model: 'ViT-B/32-style patch embed + 4 MLP blocks (192/768), 224 px, 512-d' },
     clip_preprocess_ms_per_image: +prepMs.toFixed(2),
     runs: results,
     rss,
