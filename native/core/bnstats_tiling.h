@@ -18,7 +18,21 @@ namespace genaug::bntiling {
 constexpr int L = 16;             // lanes (kernels_stats_impl.h)
 constexpr int64_t kRun = 16;      // vectors per float run before the double flush
 constexpr int64_t kBlock = 8192;  // NCHW: values per block (bnstats.cc)
-constexpr int64_t kRowBlock = 64; // NHWC: rows per block (bnstats.cc)
+
+// NHWC: rows per block for C channels -- about 128 KiB of float32 (the block
+// is read from memory once for its column sums and again, from L2, for its
+// moments), a multiple of kRun, at least 64 and at most 1024 rows.
+GENAUG_HD inline int64_t nhwc_rows(int64_t C) {
+  const int64_t r = 32768 / C / kRun * kRun;
+  return r < 64 ? 64 : r > 1024 ? 1024 : r;
+}
+// NHWC: blocks per segment. A sample's blocks are chained (Chan) into
+// segments of up to about 2^20 values, and the segments are merged into the
+// domain's statistics in order; the segments are what the threads split.
+GENAUG_HD inline int64_t nhwc_segment_blocks(int64_t C) {
+  const int64_t g = (int64_t(1) << 20) / (nhwc_rows(C) * C);
+  return g < 1 ? 1 : g;
+}
 
 // One block's raw moments; the host turns them into (count, mean, M2).
 struct Raw {
@@ -212,8 +226,8 @@ GENAUG_HD inline Raw block_column(const Src& x, int64_t base, int64_t rows, int6
 }
 
 // Blocks per sample and where block (sample s, channel c, block b) goes.
-GENAUG_HD inline int64_t blocks_per_channel(int64_t S, bool nchw) {
-  const int64_t len = nchw ? kBlock : kRowBlock;
+GENAUG_HD inline int64_t blocks_per_channel(int64_t S, int64_t C, bool nchw) {
+  const int64_t len = nchw ? kBlock : nhwc_rows(C);
   return (S + len - 1) / len;
 }
 GENAUG_HD inline int64_t block_index(int64_t s, int64_t c, int64_t b, int64_t C, int64_t nb, bool nchw) {
@@ -228,8 +242,9 @@ GENAUG_HD inline Raw block_at(const Src& x, int64_t s, int64_t c, int64_t b, int
     const int64_t p = b * kBlock;
     return block_contiguous(x, (s * C + c) * S + p, min64(kBlock, S - p), fused);
   }
-  const int64_t r = b * kRowBlock;
-  return block_column(x, (s * S + r) * C + c, min64(kRowBlock, S - r), C, c < C / L * L, fused);
+  const int64_t R = nhwc_rows(C);
+  const int64_t r = b * R;
+  return block_column(x, (s * S + r) * C + c, min64(R, S - r), C, c < C / L * L, fused);
 }
 
 // Device thread t of the grid (ns x C x nb threads, consecutive threads on consecutive channels for NHWC -- coalesced

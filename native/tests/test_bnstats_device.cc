@@ -104,7 +104,7 @@ TEST(bn_device_emulation_is_the_cpu_bytes_on_odd_shapes) {
     const BnStats c = bn_stats(in, cpu_opts());
     expect_same(device_bn_stats(*be, in, cpu_opts()), c);
     // One sample per chunk.
-    const int64_t one = k.c * k.s * 4 + k.c * bntiling::blocks_per_channel(k.s, k.lay == Layout::NCHW) * int64_t(sizeof(bntiling::Raw));
+    const int64_t one = k.c * k.s * 4 + k.c * bntiling::blocks_per_channel(k.s, k.c, k.lay == Layout::NCHW) * int64_t(sizeof(bntiling::Raw));
     expect_same(device_bn_stats(*be, in, cpu_opts(), one + 8), c);
     CHECK_EQ(last_bn_chunk(), 1);
     // float16 input.
