@@ -206,9 +206,10 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt) {
 
   // NHWC: each sample is S rows of C channels, taken R rows at a time
   // (bntiling::nhwc_rows: a block of about 128 KiB, every channel of R rows,
-  // one contiguous run of memory). A block's column sums stream it in from
-  // memory row by row, its float centres and moments around them read it
-  // again from L2, and it is chained (Chan) into its segment's statistics: G
+  // one contiguous run of memory). The column sums of its first rows
+  // (bntiling::nhwc_center_rows, an eighth) give float centres, the moments
+  // around them read the whole block (prefetched into L2 while the block
+  // before was read), and it is chained (Chan) into its segment's statistics: G
   // consecutive blocks of one sample (bntiling::nhwc_segment_blocks, about
   // 2^20 values). The segments are then merged into their domain's
   // statistics in sample and segment order. Per channel that is the same
@@ -263,9 +264,11 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt) {
             } else {
               x = in.f32 + (n * S + r) * C;
             }
+            // The centre: the mean of the block's first rows (bntiling::nhwc_center_rows), rounded to float.
+            const int64_t crows = bntiling::nhwc_center_rows(rows);
             std::fill(sums.begin(), sums.end(), 0.0);
-            K.column_sums(x, rows, C, C, sums.data());
-            for (int64_t j = 0; j < C; ++j) center[j] = static_cast<float>(sums[j] / static_cast<double>(rows));
+            K.column_sums(x, crows, C, C, sums.data());
+            for (int64_t j = 0; j < C; ++j) center[j] = static_cast<float>(sums[j] / static_cast<double>(crows));
             std::fill(s1.begin(), s1.end(), 0.0);
             std::fill(s2.begin(), s2.end(), 0.0);
             std::fill(bmn.begin(), bmn.end(), kInf);

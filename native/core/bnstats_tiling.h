@@ -26,6 +26,19 @@ GENAUG_HD inline int64_t nhwc_rows(int64_t C) {
   const int64_t r = 32768 / C / kRun * kRun;
   return r < 64 ? 64 : r > 1024 ? 1024 : r;
 }
+// NHWC: the rows of a block of `rows` rows whose mean (rounded to float) is
+// the centre of the block's moments: the first eighth (at least kRun rows,
+// at most all of them). Only these rows are read twice (a sum pass, then the
+// moment pass over the whole block), not the whole block. Any subset of k of
+// the block's r values has its mean within sqrt(r / k) standard deviations
+// of the block's mean, so the centre is within sqrt(8) of them however the
+// values are ordered (for shuffled activations, about sqrt(8 / r)): the
+// moments around it lose at most a few bits more to float rounding than
+// around the block's own mean.
+GENAUG_HD inline int64_t nhwc_center_rows(int64_t rows) {
+  const int64_t k = rows / 8 < kRun ? kRun : rows / 8;
+  return k < rows ? k : rows;
+}
 // NHWC: blocks per segment. A sample's blocks are chained (Chan) into
 // segments of up to about 2^20 values, and the segments are merged into the
 // domain's statistics in order; the segments are what the threads split.
@@ -176,19 +189,21 @@ GENAUG_HD inline Raw block_contiguous(const Src& x, int64_t base, int64_t n, boo
 // below (C / 16) * 16 take the lane path of column_sums / column_moments
 // (float runs of kRun rows flushed into double), the others the double tail.
 GENAUG_HD inline Raw block_column(const Src& x, int64_t base, int64_t rows, int64_t stride, bool lane_column, bool fused) {
+  // The centre: the mean of the first nhwc_center_rows rows.
+  const int64_t crows = nhwc_center_rows(rows);
   double sum = 0.0;
   if (lane_column) {
-    for (int64_t r0 = 0; r0 < rows; r0 += kRun) {
-      const int64_t r1 = min64(rows, r0 + kRun);
+    for (int64_t r0 = 0; r0 < crows; r0 += kRun) {
+      const int64_t r1 = min64(crows, r0 + kRun);
       float a = 0.0f;
       for (int64_t r = r0; r < r1; ++r) a = a + x(base + r * stride);
       sum = sum + static_cast<double>(a);
     }
   } else {
-    for (int64_t r = 0; r < rows; ++r) sum = sum + static_cast<double>(x(base + r * stride));
+    for (int64_t r = 0; r < crows; ++r) sum = sum + static_cast<double>(x(base + r * stride));
   }
   Raw out;
-  out.center = static_cast<double>(static_cast<float>(sum / static_cast<double>(rows)));
+  out.center = static_cast<double>(static_cast<float>(sum / static_cast<double>(crows)));
   double s1 = 0.0, s2 = 0.0;
   float lo = inf32(), hi = -inf32();
   if (lane_column) {

@@ -115,7 +115,8 @@ void column_sums(const float* x, int64_t rows, int64_t cols, int64_t stride, dou
 void column_moments(const float* x, int64_t rows, int64_t cols, int64_t stride, const double* center, double* s1,
                     double* s2, float* mn, float* mx) {
   int64_t c = 0;
-  // While the block (in L2 after column_sums) is read for its moments, the
+  // While the block (in L2: bnstats prefetched it here, for the block before)
+  // is read for its moments, the
   // memory that follows it -- bnstats' next block of rows, as many bytes as
   // this block when stride == cols -- is prefetched, one line per row step,
   // so that memory keeps streaming during this pass. (A prefetch past the end
