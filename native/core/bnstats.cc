@@ -222,7 +222,11 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt) {
   const int64_t per_sample = (nb + G - 1) / G;  // segments per sample
   const int64_t segs = N * per_sample;
   T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, segs)));
-  const int64_t wave = std::min<int64_t>(segs, 16 * static_cast<int64_t>(T));  // segments per wave
+  // Segments per wave: as many as about 16 MiB of segment statistics hold (at
+  // least 16 per thread), so a batch is usually one wave: two barriers, and a
+  // thread that the machine's load holds up stalls the others only there.
+  const int64_t wave = std::min<int64_t>(
+      segs, std::max<int64_t>(16 * static_cast<int64_t>(T), (int64_t(16) << 20) / (C * 40)));
   // Per segment of the wave and channel: the segment's statistics.
   const size_t wn = static_cast<size_t>(wave * C);
   std::vector<int64_t> wcount(wn), wbad(wn);
