@@ -109,8 +109,8 @@ describe('bnStats', () => {
   it.each(ISAS)('nhwc: the same bytes for 1, 2, 3 and 5 threads (blocks split between threads, then merged in order), odd channel counts, partial row blocks, skipped NaN, float16 (%s)', async (isa) => {
     const bytes = (s: Awaited<ReturnType<typeof bnStats>>) =>
       [s.count, s.mean, s.m2, s.min, s.max, s.nonfinite].map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex')).join('|');
-    // Channels: fewer than one 16-lane group, 16-lane groups plus a tail. Rows: one block per sample; three blocks
-    // (240 rows each for 129 channels, the last partial) chained in one segment; 1,030 channels: 64-row blocks, 15 of
+    // Channels: fewer than one 16-lane group, 16-lane groups plus a tail. Rows: one block per sample; two blocks
+    // (496 and 4 rows for 129 channels) chained in one segment; 1,030 channels: 64-row blocks, 15 of
     // them per segment, so two segments per sample (the second partial) merged in order.
     for (const [n, s, c] of [[3, 70, 5], [4, 130, 70], [2, 500, 129], [2, 1100, 1030]] as const) {
       const x = make(n, c, s, 'nhwc', 21 + c);

@@ -205,7 +205,7 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt) {
   }
 
   // NHWC: each sample is S rows of C channels, taken R rows at a time
-  // (bntiling::nhwc_rows: a block of about 128 KiB, every channel of R rows,
+  // (bntiling::nhwc_rows: a block of about 256 KiB, every channel of R rows,
   // one contiguous run of memory). The column sums of its first rows
   // (bntiling::nhwc_center_rows, an eighth) give float centres, the moments
   // around them read the whole block (prefetched into L2 while the block

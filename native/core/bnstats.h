@@ -1,7 +1,7 @@
 // Per-channel statistics of activations for BatchNorm, per domain (real,
 // synthetic, ...): count, mean, variance (as the co-moment M2), min and max,
 // in one pass over memory. Each block of one sample (NCHW: one channel's
-// plane; NHWC: all channels of ~128 KiB of rows) gets a centre per channel
+// plane; NHWC: all channels of ~256 KiB of rows) gets a centre per channel
 // (NCHW: the block's mean; NHWC: the mean of its first eighth of rows, read
 // twice while it sits in cache) and its moments around that centre, and
 // blocks are merged with Chan et al.'s formula, in a fixed order, so results

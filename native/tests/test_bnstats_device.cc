@@ -80,7 +80,7 @@ TEST(bn_device_emulation_is_the_cpu_bytes_on_odd_shapes) {
     int64_t n, c, s;
     Layout lay;
   };
-  // Positions past one block (8192 NCHW; NHWC bntiling::nhwc_rows: 240 rows
+  // Positions past one block (8192 NCHW; NHWC bntiling::nhwc_rows: 496 rows
   // for 129 channels, 64 for 1030) and not a multiple of it; NHWC samples of
   // several segments (1030 channels: 15 blocks each); channels not a multiple
   // of 16; one sample; N x C (s = 1).
