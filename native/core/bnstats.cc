@@ -223,10 +223,9 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt) {
   const int64_t segs = N * per_sample;
   T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, segs)));
   // Segments per wave: as many as about 16 MiB of segment statistics hold (at
-  // least 16 per thread), so a batch is usually one wave: two barriers, and a
+  // least one per thread), so a batch is usually one wave: two barriers, and a
   // thread that the machine's load holds up stalls the others only there.
-  const int64_t wave = std::min<int64_t>(
-      segs, std::max<int64_t>(16 * static_cast<int64_t>(T), (int64_t(16) << 20) / (C * 40)));
+  const int64_t wave = std::min<int64_t>(segs, std::max<int64_t>(T, (int64_t(16) << 20) / (C * 40)));
   // Per segment of the wave and channel: the segment's statistics.
   const size_t wn = static_cast<size_t>(wave * C);
   std::vector<int64_t> wcount(wn), wbad(wn);
