@@ -106,7 +106,7 @@ describe('bnStats', () => {
     }
   });
 
-  it.each(ISAS)('nhwc: the same bytes for 1, 2, 3 and 5 threads (blocks split between threads, then merged in order), odd channel counts, partial row blocks, skipped NaN, float16 (%s)', async (isa) => {
+  it.each(ISAS)('nhwc: the same bytes for 1, 2, 3 and 5 threads (segments split between threads, then merged in order), odd channel counts, partial row blocks, skipped NaN, float16 (%s)', async (isa) => {
     const bytes = (s: Awaited<ReturnType<typeof bnStats>>) =>
       [s.count, s.mean, s.m2, s.min, s.max, s.nonfinite].map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex')).join('|');
     // Channels: fewer than one 16-lane group, 16-lane groups plus a tail. Rows: one block per sample; two blocks
