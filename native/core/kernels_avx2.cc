@@ -2,6 +2,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 
 #include "kernels.h"
@@ -84,6 +85,13 @@ constexpr int64_t kSlab = 1024;
 // being read (the hardware prefetchers alone leave the memory idle too often).
 constexpr int64_t kAhead = 16384;
 
+// The address `bytes` past p, for a prefetch: computed as an integer, since
+// it may lie past the end of the data (a prefetch there is a hint that does
+// not fault; pointer arithmetic there would be undefined).
+inline const char* ahead(const void* p, int64_t bytes) {
+  return reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(bytes));
+}
+
 void column_sums(const float* x, int64_t rows, int64_t cols, int64_t stride, double* acc) {
   const int64_t vcols = cols / kLanes * kLanes;
   alignas(32) float a[kSlab];
@@ -95,7 +103,7 @@ void column_sums(const float* x, int64_t rows, int64_t cols, int64_t stride, dou
       for (int64_t r = r0; r < r1; ++r) {
         const float* row = x + r * stride + c0;
         for (int64_t j = 0; j < w; j += 16) {
-          _mm_prefetch(reinterpret_cast<const char*>(row + j) + kAhead, _MM_HINT_T0);
+          _mm_prefetch(ahead(row + j, kAhead), _MM_HINT_T0);
           _mm256_store_ps(a + j, _mm256_add_ps(_mm256_load_ps(a + j), _mm256_loadu_ps(row + j)));
           _mm256_store_ps(a + j + 8, _mm256_add_ps(_mm256_load_ps(a + j + 8), _mm256_loadu_ps(row + j + 8)));
         }
@@ -121,9 +129,8 @@ void column_moments(const float* x, int64_t rows, int64_t cols, int64_t stride, 
   // this block when stride == cols -- is prefetched, one line per row step,
   // so that memory keeps streaming during this pass. (A prefetch past the end
   // of the data is a hint that does not fault.)
-  const char* next = reinterpret_cast<const char*>(x + rows * stride);
   for (; c + kLanes <= cols; c += kLanes) {
-    const char* pf = next + (c / kLanes) * rows * 64;
+    const int64_t pf = (rows * stride + (c / kLanes) * rows * 16) * 4;  // bytes from x
     const __m256 cf0 = _mm256_set_m128(_mm256_cvtpd_ps(_mm256_loadu_pd(center + c + 4)), _mm256_cvtpd_ps(_mm256_loadu_pd(center + c)));
     const __m256 cf1 = _mm256_set_m128(_mm256_cvtpd_ps(_mm256_loadu_pd(center + c + 12)), _mm256_cvtpd_ps(_mm256_loadu_pd(center + c + 8)));
     __m256 lo0 = _mm256_loadu_ps(mn + c), lo1 = _mm256_loadu_ps(mn + c + 8);
@@ -132,7 +139,7 @@ void column_moments(const float* x, int64_t rows, int64_t cols, int64_t stride, 
       __m256 a10 = _mm256_setzero_ps(), a11 = _mm256_setzero_ps(), a20 = _mm256_setzero_ps(), a21 = _mm256_setzero_ps();
       const int64_t r1 = std::min(rows, r0 + kRun);
       for (int64_t r = r0; r < r1; ++r) {
-        _mm_prefetch(pf + r * 64, _MM_HINT_T1);
+        _mm_prefetch(ahead(x, pf + r * 64), _MM_HINT_T1);
         const __m256 v0 = _mm256_loadu_ps(x + r * stride + c), v1 = _mm256_loadu_ps(x + r * stride + c + 8);
         const __m256 d0 = _mm256_sub_ps(v0, cf0), d1 = _mm256_sub_ps(v1, cf1);
         a10 = _mm256_add_ps(a10, d0);

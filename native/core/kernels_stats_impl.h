@@ -61,7 +61,7 @@ inline void centered_moments(const float* x, int64_t n, double center, double* s
       // The n values after x (bnstats' next NCHW plane) come in while this
       // pass reads x from cache: memory keeps streaming. A hint; it does not
       // fault past the end of the data.
-      __builtin_prefetch(x + n + i, 0, 2);
+      __builtin_prefetch(reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(x) + static_cast<uintptr_t>(n + i) * sizeof(float)), 0, 2);
 #endif
       for (int l = 0; l < L; ++l) {
         const float v = x[i + l];
