@@ -82,11 +82,37 @@ describe('bnStats', () => {
     });
   }
 
-  it.each(ISAS)('nhwc: the same bytes for 1, 2, 3 and 5 threads (blocks split between threads, then merged in order), odd channel counts, partial row blocks, skipped NaN, float16 (%s)', async (isa) => {
+  it.each(ISAS)('nhwc: each column sorted within its sample (a block centre from its first rows far from the block mean) still matches the oracle (%s)', async (isa) => {
+    // 20 channels: 1,024-row blocks whose centre is the mean of their first 128 rows; 1,100 rows: a full and a
+    // partial block. Sorted ascending, the first rows are the smallest: the worst order for that centre.
+    const [n, s, c] = [2, 1100, 20];
+    const x = make(n, c, s, 'nhwc', 31);
+    for (let i = 0; i < n; i++) {
+      for (let ch = 0; ch < c; ch++) {
+        const col = Float32Array.from({ length: s }, (_, p) => x[(i * s + p) * c + ch] as number).sort();
+        col.forEach((v, p) => (x[(i * s + p) * c + ch] = v));
+      }
+    }
+    const domains = Int32Array.from([0, 0]);
+    const got = await bnStats({ data: x, shape: [n, s, 1, c], layout: 'nhwc' }, { domains, numDomains: 1, isa });
+    const want = oracle(x, n, c, s, 'nhwc', domains, 1);
+    const gotVar = bnVariance(got);
+    for (let k = 0; k < c; k++) {
+      expect(got.count[k]).toBe(want.count[k]);
+      expect(Math.abs((got.mean[k] as number) - (want.mean[k] as number))).toBeLessThanOrEqual(
+        1e-7 * Math.sqrt(want.var[k] as number) + 1e-12 * Math.abs(want.mean[k] as number),
+      );
+      expect(Math.abs((gotVar[k] as number) - (want.var[k] as number))).toBeLessThanOrEqual(1e-6 * (want.var[k] as number));
+    }
+  });
+
+  it.each(ISAS)('nhwc: the same bytes for 1, 2, 3 and 5 threads (segments split between threads, then merged in order), odd channel counts, partial row blocks, skipped NaN, float16 (%s)', async (isa) => {
     const bytes = (s: Awaited<ReturnType<typeof bnStats>>) =>
       [s.count, s.mean, s.m2, s.min, s.max, s.nonfinite].map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex')).join('|');
-    // Channels: fewer than one 16-lane group, a 64-channel chunk plus a tail, several chunks plus a tail.
-    for (const [n, s, c] of [[3, 70, 5], [4, 130, 70], [2, 200, 129]] as const) {
+    // Channels: fewer than one 16-lane group, 16-lane groups plus a tail. Rows: one block per sample; two blocks
+    // (496 and 4 rows for 129 channels) chained in one segment; 1,030 channels: 64-row blocks, 15 of
+    // them per segment, so two segments per sample (the second partial) merged in order.
+    for (const [n, s, c] of [[3, 70, 5], [4, 130, 70], [2, 500, 129], [2, 1100, 1030]] as const) {
       const x = make(n, c, s, 'nhwc', 21 + c);
       x[(1 * s + 65) * c + (c - 1)] = Number.NaN; // sample 1, second row block, last channel
       const domains = Int32Array.from({ length: n }, (_, i) => (i * 2) % 3);

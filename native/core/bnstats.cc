@@ -8,6 +8,7 @@
 #endif
 
 #include "error.h"
+#include "bnstats_tiling.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -16,8 +17,6 @@ namespace genaug {
 namespace {
 
 constexpr int64_t kBlock = 8192;      // NCHW: values per cache-resident block
-constexpr int64_t kRowBlock = 64;     // NHWC: rows per block
-constexpr int64_t kChunk = 64;        // NHWC: channels per pass over a block
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
 // Folds a block (nb values with mean mb and co-moment m2b) into a running
@@ -205,130 +204,121 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt) {
     return out;
   }
 
-  // NHWC: each sample is S rows of C channels, taken kRowBlock rows at a
-  // time. Per channel the statistics are the same sequence of operations
-  // whatever the threads: block statistics (column sums, a float centre,
-  // moments around it) merged into the running ones in sample and block
-  // order. The threads split the work in waves of blocks: first each thread
-  // reads whole blocks (every channel of kRowBlock rows: one contiguous run
-  // of memory, streamed in order) into block statistics, then each thread
-  // merges its range of channels over the wave's blocks in order.
-  const int64_t per_sample = (S + kRowBlock - 1) / kRowBlock;
-  const int64_t blocks = N * per_sample;
-  const int64_t groups = (C + 15) / 16;
-  T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, std::max(groups, blocks))));
-  const int64_t wave = std::max<int64_t>(16, 32 * T);  // blocks per wave (few barriers)
-  // Per block of the wave and channel: centre, s1, s2 (double), min, max.
-  std::vector<double> wc(static_cast<size_t>(wave * C)), w1(static_cast<size_t>(wave * C)), w2(static_cast<size_t>(wave * C));
-  std::vector<float> wmn(static_cast<size_t>(wave * C)), wmx(static_cast<size_t>(wave * C));
+  // NHWC: each sample is S rows of C channels, taken R rows at a time
+  // (bntiling::nhwc_rows: a block of about 256 KiB, every channel of R rows,
+  // one contiguous run of memory). The column sums of its first rows
+  // (bntiling::nhwc_center_rows, an eighth) give float centres, the moments
+  // around them read the whole block (prefetched into L2 while the block
+  // before was read), and it is chained (Chan) into its segment's statistics: G
+  // consecutive blocks of one sample (bntiling::nhwc_segment_blocks, about
+  // 2^20 values). The segments are then merged into their domain's
+  // statistics in sample and segment order. Per channel that is the same
+  // sequence of operations whatever the threads: the threads split the
+  // segments in waves (each thread a run of consecutive segments, so each
+  // streams its own part of memory), then the wave's channels for the merge.
+  const int64_t R = bntiling::nhwc_rows(C);
+  const int64_t G = bntiling::nhwc_segment_blocks(C);
+  const int64_t nb = (S + R - 1) / R;          // blocks per sample
+  const int64_t per_sample = (nb + G - 1) / G;  // segments per sample
+  const int64_t segs = N * per_sample;
+  T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, segs)));
+  // Segments per wave: as many as about 16 MiB of segment statistics hold (at
+  // least one per thread), so a batch is usually one wave: two barriers, and a
+  // thread that the machine's load holds up stalls the others only there.
+  const int64_t wave = std::min<int64_t>(segs, std::max<int64_t>(T, (int64_t(16) << 20) / (C * 40)));
+  // Per segment of the wave and channel: the segment's statistics.
+  const size_t wn = static_cast<size_t>(wave * C);
+  std::vector<int64_t> wcount(wn), wbad(wn);
+  std::vector<double> wmean(wn), wm2(wn);
+  std::vector<float> wmn(wn), wmx(wn);
   Barrier barrier(T);
   FirstError err;
   run_threads(T, [&](int tid) {
-    std::vector<double> sums(static_cast<size_t>(C));
-    std::vector<float> scratch(in.f16 ? static_cast<size_t>(kRowBlock * C) : 0);
-    const int64_t m0 = std::min(C, groups * tid / T * 16), m1 = std::min(C, groups * (tid + 1) / T * 16);
-    auto block_rows = [&](int64_t b, int64_t& n, int64_t& r) {
-      n = b / per_sample;
-      r = (b % per_sample) * kRowBlock;
-      return std::min(kRowBlock, S - r);
-    };
-    for (int64_t b0 = 0; b0 < blocks; b0 += wave) {
-      const int64_t nw = std::min(wave, blocks - b0);
-      // Phase 1: block statistics, blocks split between the threads.
-      for (int64_t wb = nw * tid / T; wb < nw * (tid + 1) / T; ++wb) {
-        int64_t n, r;
-        const int64_t rows = block_rows(b0 + wb, n, r);
-        const float* x;
-        if (in.f16) {
-          K.half_to_float(in.f16 + (n * S + r) * C, scratch.data(), rows * C);
-          x = scratch.data();
-        } else {
-          x = in.f32 + (n * S + r) * C;
-        }
-        double* center = wc.data() + wb * C;
-        double* s1 = w1.data() + wb * C;
-        double* s2 = w2.data() + wb * C;
-        float* bmn = wmn.data() + wb * C;
-        float* bmx = wmx.data() + wb * C;
-        // Column chunks of kChunk channels: the moment pass finds its chunk
-        // still in L1 from the sum pass. Per channel the arithmetic does not
-        // depend on the chunking.
-        // The thread's next block follows this one in memory: fetch it into
-        // L2 while this one is computed (a chunk's reads skip through the
-        // rows, which the hardware prefetchers follow poorly).
-        const char* next_block = nullptr;
-        int64_t next_bytes = 0;
-        if (!in.f16 && wb + 1 < nw * (tid + 1) / T) {
-          int64_t nn, nr;
-          const int64_t nrows = block_rows(b0 + wb + 1, nn, nr);
-          next_block = reinterpret_cast<const char*>(in.f32 + (nn * S + nr) * C);
-          next_bytes = nrows * C * static_cast<int64_t>(sizeof(float));
-        }
-        const int64_t chunks = (C + kChunk - 1) / kChunk;
-        for (int64_t j0 = 0; j0 < C; j0 += kChunk) {
-          if (next_block != nullptr) {
-            const int64_t part = j0 / kChunk;
-            for (int64_t off = next_bytes * part / chunks / 64 * 64; off < next_bytes * (part + 1) / chunks; off += 64)
-              __builtin_prefetch(next_block + off, 0, 2);
-          }
-          const int64_t cw = std::min(kChunk, C - j0);
-          double* sm = sums.data() + j0;
-          std::fill(sm, sm + cw, 0.0);
-          K.column_sums(x + j0, rows, cw, C, sm);
-          for (int64_t j = j0; j < j0 + cw; ++j) center[j] = static_cast<float>(sums[j] / static_cast<double>(rows));
-          std::fill(s1 + j0, s1 + j0 + cw, 0.0);
-          std::fill(s2 + j0, s2 + j0 + cw, 0.0);
-          std::fill(bmn + j0, bmn + j0 + cw, kInf);
-          std::fill(bmx + j0, bmx + j0 + cw, -kInf);
-          K.column_moments(x + j0, rows, cw, C, center + j0, s1 + j0, s2 + j0, bmn + j0, bmx + j0);
-        }
-      }
-      barrier.wait();
-      // Phase 2: this thread's channels, the wave's blocks in order.
-      if (!err.failed() && m1 > m0) {
+    const size_t cn = static_cast<size_t>(C);
+    std::vector<double> sums(cn), center(cn), s1(cn), s2(cn);
+    std::vector<float> bmn(cn), bmx(cn);
+    std::vector<float> scratch(in.f16 ? static_cast<size_t>(R * C) : 0);
+    const int64_t m0 = C * tid / T, m1 = C * (tid + 1) / T;
+    for (int64_t b0 = 0; b0 < segs; b0 += wave) {
+      const int64_t nw = std::min(wave, segs - b0);
+      // Phase 1: segment statistics, consecutive segments per thread.
+      for (int64_t ws = nw * tid / T; ws < nw * (tid + 1) / T && !err.failed(); ++ws) {
         try {
-          const int64_t W = m1 - m0;
-          for (int64_t wb = 0; wb < nw; ++wb) {
-            int64_t n, r;
-            const int64_t rows = block_rows(b0 + wb, n, r);
-            const int64_t d = dom(n);
-            const double* center = wc.data() + wb * C + m0;
-            const double* s1 = w1.data() + wb * C + m0;
-            const double* s2 = w2.data() + wb * C + m0;
-            const float* bmn = wmn.data() + wb * C + m0;
-            const float* bmx = wmx.data() + wb * C + m0;
+          const int64_t n = (b0 + ws) / per_sample, k = (b0 + ws) % per_sample;
+          const size_t o = static_cast<size_t>(ws * C);
+          int64_t* count = wcount.data() + o;
+          double* mean = wmean.data() + o;
+          double* m2 = wm2.data() + o;
+          float* mn = wmn.data() + o;
+          float* mx = wmx.data() + o;
+          int64_t* bad = wbad.data() + o;
+          std::fill(count, count + C, 0);
+          std::fill(bad, bad + C, 0);
+          std::fill(mean, mean + C, 0.0);
+          std::fill(m2, m2 + C, 0.0);
+          std::fill(mn, mn + C, kInf);
+          std::fill(mx, mx + C, -kInf);
+          for (int64_t b = k * G; b < std::min(nb, (k + 1) * G); ++b) {
+            const int64_t r = b * R, rows = std::min(R, S - r);
+            const float* x;
+            if (in.f16) {
+              K.half_to_float(in.f16 + (n * S + r) * C, scratch.data(), rows * C);
+              x = scratch.data();
+            } else {
+              x = in.f32 + (n * S + r) * C;
+            }
+            // The centre: the mean of the block's first rows (bntiling::nhwc_center_rows), rounded to float.
+            const int64_t crows = bntiling::nhwc_center_rows(rows);
+            std::fill(sums.begin(), sums.end(), 0.0);
+            K.column_sums(x, crows, C, C, sums.data());
+            for (int64_t j = 0; j < C; ++j) center[j] = static_cast<float>(sums[j] / static_cast<double>(crows));
+            std::fill(s1.begin(), s1.end(), 0.0);
+            std::fill(s2.begin(), s2.end(), 0.0);
+            std::fill(bmn.begin(), bmn.end(), kInf);
+            std::fill(bmx.begin(), bmx.end(), -kInf);
+            K.column_moments(x, rows, C, C, center.data(), s1.data(), s2.data(), bmn.data(), bmx.data());
             bool finite = true;
-            for (int64_t j = 0; j < W; ++j) finite &= std::isfinite(center[j]) && std::isfinite(s2[j]);
-            const int64_t at0 = d * C + m0;
+            for (int64_t j = 0; j < C; ++j) finite &= std::isfinite(center[j]) && std::isfinite(s2[j]);
             if (finite) {
-              merge_rows(W, rows, center, s1, s2, bmn, bmx, out.count.data() + at0, out.mean.data() + at0,
-                         out.m2.data() + at0, out.min.data() + at0, out.max.data() + at0);
+              merge_rows(C, rows, center.data(), s1.data(), s2.data(), bmn.data(), bmx.data(), count, mean, m2, mn, mx);
               continue;
             }
-            for (int64_t j = 0; j < W; ++j) {
-              const int64_t at = at0 + j;
+            for (int64_t j = 0; j < C; ++j) {
               if (!std::isfinite(center[j]) || !std::isfinite(s2[j])) {
-                // The slow path reads the block again (float16: converted again).
-                const int64_t ch = m0 + j;
+                // The slow path reads the block's column again (float16: converted again).
                 if (in.f16) {
                   std::vector<float> col(static_cast<size_t>(rows));
-                  for (int64_t i = 0; i < rows; ++i) K.half_to_float(in.f16 + (n * S + r + i) * C + ch, col.data() + i, 1);
-                  block_with_nonfinite(col.data(), rows, in, opt, n, ch, r, 1, out.count[at], out.mean[at], out.m2[at],
-                                       out.min[at], out.max[at], out.nonfinite[at]);
+                  for (int64_t i = 0; i < rows; ++i) K.half_to_float(in.f16 + (n * S + r + i) * C + j, col.data() + i, 1);
+                  block_with_nonfinite(col.data(), rows, in, opt, n, j, r, 1, count[j], mean[j], m2[j], mn[j], mx[j], bad[j]);
                 } else {
-                  block_with_nonfinite(in.f32 + (n * S + r) * C + ch, rows, in, opt, n, ch, r, C, out.count[at],
-                                       out.mean[at], out.m2[at], out.min[at], out.max[at], out.nonfinite[at]);
+                  block_with_nonfinite(in.f32 + (n * S + r) * C + j, rows, in, opt, n, j, r, C, count[j], mean[j], m2[j],
+                                       mn[j], mx[j], bad[j]);
                 }
                 continue;
               }
               const double m2b = s2[j] - s1[j] * s1[j] / static_cast<double>(rows);
-              chan(out.count[at], out.mean[at], out.m2[at], rows, center[j] + s1[j] / static_cast<double>(rows), m2b);
-              out.min[at] = std::min(out.min[at], bmn[j]);
-              out.max[at] = std::max(out.max[at], bmx[j]);
+              chan(count[j], mean[j], m2[j], rows, center[j] + s1[j] / static_cast<double>(rows), m2b);
+              mn[j] = std::min(mn[j], bmn[j]);
+              mx[j] = std::max(mx[j], bmx[j]);
             }
           }
         } catch (...) {
           err.capture();
+        }
+      }
+      barrier.wait();
+      // Phase 2: this thread's channels, the wave's segments in order.
+      if (!err.failed()) {
+        for (int64_t ws = 0; ws < nw; ++ws) {
+          const int64_t d = dom((b0 + ws) / per_sample);
+          const size_t o = static_cast<size_t>(ws * C);
+          for (int64_t j = m0; j < m1; ++j) {
+            const int64_t at = d * C + j;
+            chan(out.count[at], out.mean[at], out.m2[at], wcount[o + j], wmean[o + j], wm2[o + j]);
+            out.min[at] = std::min(out.min[at], wmn[o + j]);
+            out.max[at] = std::max(out.max[at], wmx[o + j]);
+            out.nonfinite[at] += wbad[o + j];
+          }
         }
       }
       barrier.wait();

@@ -1,10 +1,14 @@
 // Per-channel statistics of activations for BatchNorm, per domain (real,
 // synthetic, ...): count, mean, variance (as the co-moment M2), min and max,
-// in one pass over memory. Each block of one sample and one channel is summed
-// twice while it sits in cache (mean, then moments around it), and blocks are
-// merged with Chan et al.'s formula, in a fixed order, so results are stable
-// (mean 1e4 with deviation 1e-2 keeps its variance) and do not depend on the
-// thread count.
+// in one pass over memory. Each block of one sample (NCHW: one channel's
+// plane; NHWC: all channels of ~256 KiB of rows) gets a centre per channel
+// (NCHW: the block's mean; NHWC: the mean of its first eighth of rows, read
+// twice while it sits in cache) and its moments around that centre, and
+// blocks are merged with Chan et al.'s formula, in a fixed order, so results
+// are stable (mean 1e4 with deviation 1e-2 keeps its variance) and do not
+// depend on the thread count. They are floating-point estimates: their bytes
+// may change when the blocking changes (they stay within the oracle's
+// tolerances in test/bnstats.test.ts).
 #pragma once
 #include <cstdint>
 #include <vector>

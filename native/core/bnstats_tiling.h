@@ -18,7 +18,35 @@ namespace genaug::bntiling {
 constexpr int L = 16;             // lanes (kernels_stats_impl.h)
 constexpr int64_t kRun = 16;      // vectors per float run before the double flush
 constexpr int64_t kBlock = 8192;  // NCHW: values per block (bnstats.cc)
-constexpr int64_t kRowBlock = 64; // NHWC: rows per block (bnstats.cc)
+
+// NHWC: rows per block for C channels -- about 256 KiB of float32 (the
+// block is read from L2, where the pass over the block before prefetched it;
+// larger blocks, fewer merges: 256 KiB measured ~5 % faster than 128 KiB on
+// a 512 KiB L2), a multiple of kRun, at least 64 and at most 1024 rows.
+GENAUG_HD inline int64_t nhwc_rows(int64_t C) {
+  const int64_t r = 65536 / C / kRun * kRun;
+  return r < 64 ? 64 : r > 1024 ? 1024 : r;
+}
+// NHWC: the rows of a block of `rows` rows whose mean (rounded to float) is
+// the centre of the block's moments: the first eighth (at least kRun rows,
+// at most all of them). Only these rows are read twice (a sum pass, then the
+// moment pass over the whole block), not the whole block. Any subset of k of
+// the block's r values has its mean within sqrt(r / k) standard deviations
+// of the block's mean, so the centre is within sqrt(8) of them however the
+// values are ordered (for shuffled activations, about sqrt(8 / r)): the
+// moments around it lose at most a few bits more to float rounding than
+// around the block's own mean.
+GENAUG_HD inline int64_t nhwc_center_rows(int64_t rows) {
+  const int64_t k = rows / 8 < kRun ? kRun : rows / 8;
+  return k < rows ? k : rows;
+}
+// NHWC: blocks per segment. A sample's blocks are chained (Chan) into
+// segments of up to about 2^20 values, and the segments are merged into the
+// domain's statistics in order; the segments are what the threads split.
+GENAUG_HD inline int64_t nhwc_segment_blocks(int64_t C) {
+  const int64_t g = (int64_t(1) << 20) / (nhwc_rows(C) * C);
+  return g < 1 ? 1 : g;
+}
 
 // One block's raw moments; the host turns them into (count, mean, M2).
 struct Raw {
@@ -162,19 +190,21 @@ GENAUG_HD inline Raw block_contiguous(const Src& x, int64_t base, int64_t n, boo
 // below (C / 16) * 16 take the lane path of column_sums / column_moments
 // (float runs of kRun rows flushed into double), the others the double tail.
 GENAUG_HD inline Raw block_column(const Src& x, int64_t base, int64_t rows, int64_t stride, bool lane_column, bool fused) {
+  // The centre: the mean of the first nhwc_center_rows rows.
+  const int64_t crows = nhwc_center_rows(rows);
   double sum = 0.0;
   if (lane_column) {
-    for (int64_t r0 = 0; r0 < rows; r0 += kRun) {
-      const int64_t r1 = min64(rows, r0 + kRun);
+    for (int64_t r0 = 0; r0 < crows; r0 += kRun) {
+      const int64_t r1 = min64(crows, r0 + kRun);
       float a = 0.0f;
       for (int64_t r = r0; r < r1; ++r) a = a + x(base + r * stride);
       sum = sum + static_cast<double>(a);
     }
   } else {
-    for (int64_t r = 0; r < rows; ++r) sum = sum + static_cast<double>(x(base + r * stride));
+    for (int64_t r = 0; r < crows; ++r) sum = sum + static_cast<double>(x(base + r * stride));
   }
   Raw out;
-  out.center = static_cast<double>(static_cast<float>(sum / static_cast<double>(rows)));
+  out.center = static_cast<double>(static_cast<float>(sum / static_cast<double>(crows)));
   double s1 = 0.0, s2 = 0.0;
   float lo = inf32(), hi = -inf32();
   if (lane_column) {
@@ -212,8 +242,8 @@ GENAUG_HD inline Raw block_column(const Src& x, int64_t base, int64_t rows, int6
 }
 
 // Blocks per sample and where block (sample s, channel c, block b) goes.
-GENAUG_HD inline int64_t blocks_per_channel(int64_t S, bool nchw) {
-  const int64_t len = nchw ? kBlock : kRowBlock;
+GENAUG_HD inline int64_t blocks_per_channel(int64_t S, int64_t C, bool nchw) {
+  const int64_t len = nchw ? kBlock : nhwc_rows(C);
   return (S + len - 1) / len;
 }
 GENAUG_HD inline int64_t block_index(int64_t s, int64_t c, int64_t b, int64_t C, int64_t nb, bool nchw) {
@@ -228,8 +258,9 @@ GENAUG_HD inline Raw block_at(const Src& x, int64_t s, int64_t c, int64_t b, int
     const int64_t p = b * kBlock;
     return block_contiguous(x, (s * C + c) * S + p, min64(kBlock, S - p), fused);
   }
-  const int64_t r = b * kRowBlock;
-  return block_column(x, (s * S + r) * C + c, min64(kRowBlock, S - r), C, c < C / L * L, fused);
+  const int64_t R = nhwc_rows(C);
+  const int64_t r = b * R;
+  return block_column(x, (s * S + r) * C + c, min64(R, S - r), C, c < C / L * L, fused);
 }
 
 // Device thread t of the grid (ns x C x nb threads, consecutive threads on consecutive channels for NHWC -- coalesced

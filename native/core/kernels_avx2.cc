@@ -2,6 +2,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 
 #include "kernels.h"
@@ -74,36 +75,46 @@ float max_range(const float* row, int64_t from, int64_t to) {
 constexpr int kLanes = 16;  // stats_impl::L: the vector/tail column split
 constexpr int64_t kRun = 16;  // stats_impl::kRun
 
-template <int NV>
-inline void colsum_chunk(const float* x, int64_t rows, int64_t stride, double* acc) {
-  for (int64_t r0 = 0; r0 < rows; r0 += kRun) {
-    const int64_t r1 = std::min(rows, r0 + kRun);
-    __m256 a[NV];
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) a[v] = _mm256_setzero_ps();
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* row = x + r * stride;
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) a[v] = _mm256_add_ps(a[v], _mm256_loadu_ps(row + 8 * v));
-    }
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
-      double* d = acc + 8 * v;
-      _mm256_storeu_pd(d, _mm256_add_pd(_mm256_loadu_pd(d), _mm256_cvtps_pd(_mm256_castps256_ps128(a[v]))));
-      _mm256_storeu_pd(d + 4, _mm256_add_pd(_mm256_loadu_pd(d + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(a[v], 1))));
-    }
-  }
+// Runs of kRun rows, each row read whole and in memory order (the block
+// streams in from memory as the prefetchers like it), added into float run
+// accumulators that stay in L1 (up to kSlab columns at a time), flushed into
+// double after each run: per column the same float runs of kRun rows as
+// stats_impl::column_sums.
+constexpr int64_t kSlab = 1024;
+// Software prefetch distance of the column sums: 16 KiB ahead of the row
+// being read (the hardware prefetchers alone leave the memory idle too often).
+constexpr int64_t kAhead = 16384;
+
+// The address `bytes` past p, for a prefetch: computed as an integer, since
+// it may lie past the end of the data (a prefetch there is a hint that does
+// not fault; pointer arithmetic there would be undefined).
+inline const char* ahead(const void* p, int64_t bytes) {
+  return reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(bytes));
 }
 
 void column_sums(const float* x, int64_t rows, int64_t cols, int64_t stride, double* acc) {
   const int64_t vcols = cols / kLanes * kLanes;
-  int64_t c0 = 0;
-  for (; c0 + 64 <= vcols; c0 += 64) colsum_chunk<8>(x + c0, rows, stride, acc + c0);
-  switch ((vcols - c0) / 16) {
-    case 3: colsum_chunk<6>(x + c0, rows, stride, acc + c0); break;
-    case 2: colsum_chunk<4>(x + c0, rows, stride, acc + c0); break;
-    case 1: colsum_chunk<2>(x + c0, rows, stride, acc + c0); break;
-    default: break;
+  alignas(32) float a[kSlab];
+  for (int64_t c0 = 0; c0 < vcols; c0 += kSlab) {
+    const int64_t w = std::min(kSlab, vcols - c0);
+    for (int64_t r0 = 0; r0 < rows; r0 += kRun) {
+      const int64_t r1 = std::min(rows, r0 + kRun);
+      for (int64_t j = 0; j < w; j += 8) _mm256_store_ps(a + j, _mm256_setzero_ps());
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* row = x + r * stride + c0;
+        for (int64_t j = 0; j < w; j += 16) {
+          _mm_prefetch(ahead(row + j, kAhead), _MM_HINT_T0);
+          _mm256_store_ps(a + j, _mm256_add_ps(_mm256_load_ps(a + j), _mm256_loadu_ps(row + j)));
+          _mm256_store_ps(a + j + 8, _mm256_add_ps(_mm256_load_ps(a + j + 8), _mm256_loadu_ps(row + j + 8)));
+        }
+      }
+      double* d = acc + c0;
+      for (int64_t j = 0; j < w; j += 8) {
+        const __m256 v = _mm256_load_ps(a + j);
+        _mm256_storeu_pd(d + j, _mm256_add_pd(_mm256_loadu_pd(d + j), _mm256_cvtps_pd(_mm256_castps256_ps128(v))));
+        _mm256_storeu_pd(d + j + 4, _mm256_add_pd(_mm256_loadu_pd(d + j + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
+      }
+    }
   }
   for (int64_t c = vcols; c < cols; ++c)
     for (int64_t r = 0; r < rows; ++r) acc[c] += static_cast<double>(x[r * stride + c]);
@@ -112,7 +123,14 @@ void column_sums(const float* x, int64_t rows, int64_t cols, int64_t stride, dou
 void column_moments(const float* x, int64_t rows, int64_t cols, int64_t stride, const double* center, double* s1,
                     double* s2, float* mn, float* mx) {
   int64_t c = 0;
+  // While the block (in L2: bnstats prefetched it here, for the block before)
+  // is read for its moments, the
+  // memory that follows it -- bnstats' next block of rows, as many bytes as
+  // this block when stride == cols -- is prefetched, one line per row step,
+  // so that memory keeps streaming during this pass. (A prefetch past the end
+  // of the data is a hint that does not fault.)
   for (; c + kLanes <= cols; c += kLanes) {
+    const int64_t pf = (rows * stride + (c / kLanes) * rows * 16) * 4;  // bytes from x
     const __m256 cf0 = _mm256_set_m128(_mm256_cvtpd_ps(_mm256_loadu_pd(center + c + 4)), _mm256_cvtpd_ps(_mm256_loadu_pd(center + c)));
     const __m256 cf1 = _mm256_set_m128(_mm256_cvtpd_ps(_mm256_loadu_pd(center + c + 12)), _mm256_cvtpd_ps(_mm256_loadu_pd(center + c + 8)));
     __m256 lo0 = _mm256_loadu_ps(mn + c), lo1 = _mm256_loadu_ps(mn + c + 8);
@@ -121,6 +139,7 @@ void column_moments(const float* x, int64_t rows, int64_t cols, int64_t stride, 
       __m256 a10 = _mm256_setzero_ps(), a11 = _mm256_setzero_ps(), a20 = _mm256_setzero_ps(), a21 = _mm256_setzero_ps();
       const int64_t r1 = std::min(rows, r0 + kRun);
       for (int64_t r = r0; r < r1; ++r) {
+        _mm_prefetch(ahead(x, pf + r * 64), _MM_HINT_T1);
         const __m256 v0 = _mm256_loadu_ps(x + r * stride + c), v1 = _mm256_loadu_ps(x + r * stride + c + 8);
         const __m256 d0 = _mm256_sub_ps(v0, cf0), d1 = _mm256_sub_ps(v1, cf1);
         a10 = _mm256_add_ps(a10, d0);

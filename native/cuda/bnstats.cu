@@ -41,7 +41,7 @@ class CudaBn final : public BnBackend {
     void* x = in_.get(bytes);
     check(cudaMemcpy(x, f16 ? static_cast<const void*>(f16) : static_cast<const void*>(f32), bytes, cudaMemcpyHostToDevice),
           "copy to device");
-    const int64_t nb = bntiling::blocks_per_channel(S, nchw);
+    const int64_t nb = bntiling::blocks_per_channel(S, C, nchw);
     const int64_t n = ns * C * nb;
     auto* o = static_cast<bntiling::Raw*>(out_.get(static_cast<size_t>(n) * sizeof(bntiling::Raw)));
     constexpr int kThreads = 128;

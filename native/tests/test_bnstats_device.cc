@@ -80,10 +80,13 @@ TEST(bn_device_emulation_is_the_cpu_bytes_on_odd_shapes) {
     int64_t n, c, s;
     Layout lay;
   };
-  // Positions past one block (8192 NCHW, 64 rows NHWC) and not a multiple of
-  // it; channels not a multiple of 16; one sample; N x C (s = 1).
+  // Positions past one block (8192 NCHW; NHWC bntiling::nhwc_rows: 496 rows
+  // for 129 channels, 64 for 1030) and not a multiple of it; NHWC samples of
+  // several segments (1030 channels: 15 blocks each); channels not a multiple
+  // of 16; one sample; N x C (s = 1).
   const Case cases[] = {{3, 5, 9001, Layout::NCHW}, {1, 1, 1, Layout::NCHW},  {4, 35, 131, Layout::NHWC},
-                        {2, 16, 64, Layout::NHWC},  {5, 3, 1, Layout::NHWC},  {7, 17, 70, Layout::NCHW}};
+                        {2, 16, 64, Layout::NHWC},  {5, 3, 1, Layout::NHWC},  {7, 17, 70, Layout::NCHW},
+                        {2, 129, 500, Layout::NHWC}, {2, 1030, 1100, Layout::NHWC}};
   auto be = emulated_bn_backend(int64_t(1) << 30);
   for (Isa isa : {Isa::Scalar, active_isa()}) {
   g_isa = isa;
@@ -104,7 +107,7 @@ TEST(bn_device_emulation_is_the_cpu_bytes_on_odd_shapes) {
     const BnStats c = bn_stats(in, cpu_opts());
     expect_same(device_bn_stats(*be, in, cpu_opts()), c);
     // One sample per chunk.
-    const int64_t one = k.c * k.s * 4 + k.c * bntiling::blocks_per_channel(k.s, k.lay == Layout::NCHW) * int64_t(sizeof(bntiling::Raw));
+    const int64_t one = k.c * k.s * 4 + k.c * bntiling::blocks_per_channel(k.s, k.c, k.lay == Layout::NCHW) * int64_t(sizeof(bntiling::Raw));
     expect_same(device_bn_stats(*be, in, cpu_opts(), one + 8), c);
     CHECK_EQ(last_bn_chunk(), 1);
     // float16 input.
