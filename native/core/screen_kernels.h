@@ -44,6 +44,8 @@ struct ScreenKernels {
   // scale, byte for byte. Returns false (out and scale unspecified) when a
   // row's sum is not finite (a NaN or an infinity in it).
   bool (*pack_rows_norm)(const float* const* rows, int width, int64_t D, float* out, double* scale);
+  // The same multipliers alone, for n rows (a multiple of 8).
+  bool (*row_norms)(const float* const* rows, int n, int64_t D, double* scale);
 };
 
 // The screening kernels for an ISA, or nullptr where there are none (the

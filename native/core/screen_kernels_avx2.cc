@@ -312,6 +312,43 @@ bool pack_rows_norm(const float* const* rows, int width, int64_t D, float* out, 
   return true;
 }
 
+// The multipliers of pack_rows_norm without the packing: n rows (a multiple
+// of 8), eight per group, one row per lane, summed k = 0, 1, ... in order.
+bool row_norms(const float* const* rows, int n, int64_t D, double* scale) {
+  bool ok = true;
+  for (int g = 0; g < n; g += 8) {
+    const float* const* r = rows + g;
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    int64_t k = 0;
+    for (; k + 8 <= D; k += 8) {
+      if (k % 16 == 0)
+        for (int l = 0; l < 8; ++l) _mm_prefetch(reinterpret_cast<const char*>(r[l] + k + 192), _MM_HINT_T0);
+      __m256 v0 = _mm256_loadu_ps(r[0] + k), v1 = _mm256_loadu_ps(r[1] + k), v2 = _mm256_loadu_ps(r[2] + k);
+      __m256 v3 = _mm256_loadu_ps(r[3] + k), v4 = _mm256_loadu_ps(r[4] + k), v5 = _mm256_loadu_ps(r[5] + k);
+      __m256 v6 = _mm256_loadu_ps(r[6] + k), v7 = _mm256_loadu_ps(r[7] + k);
+      transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
+      const __m256 v[8] = {v0, v1, v2, v3, v4, v5, v6, v7};
+      for (int l = 0; l < 8; ++l) {
+        const __m256d xl = _mm256_cvtps_pd(_mm256_castps256_ps128(v[l]));
+        const __m256d xh = _mm256_cvtps_pd(_mm256_extractf128_ps(v[l], 1));
+        lo = _mm256_add_pd(lo, _mm256_mul_pd(xl, xl));
+        hi = _mm256_add_pd(hi, _mm256_mul_pd(xh, xh));
+      }
+    }
+    alignas(32) double sum[8];
+    _mm256_store_pd(sum, lo);
+    _mm256_store_pd(sum + 4, hi);
+    for (; k < D; ++k)
+      for (int l = 0; l < 8; ++l) sum[l] += static_cast<double>(r[l][k]) * r[l][k];
+    for (int l = 0; l < 8; ++l) {
+      if (!std::isfinite(sum[l])) ok = false;
+      const double nn = std::sqrt(sum[l]);
+      scale[g + l] = nn > 0.0 ? 1.0 / nn : 0.0;
+    }
+  }
+  return ok;
+}
+
 int64_t collect_ge(const float* row, int64_t n, float t, int32_t* idx) {
   const __m256 tv = _mm256_set1_ps(t);
   int64_t m = 0, j = 0;
@@ -361,7 +398,7 @@ void exact_dots(const float* a, const float* const* rows, int64_t n, int64_t D, 
 
 const ScreenKernels& screen_kernels_avx2() {
   static const ScreenKernels k{MR, NR, micro, micro8, exact_dots, load_row, quantize, pack_rows, collect_ge,
-                                pack_rows_norm};
+                                pack_rows_norm, row_norms};
   return k;
 }
 

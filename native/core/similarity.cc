@@ -574,6 +574,28 @@ std::unique_ptr<T[], AlignedDeleter> aligned_array(int64_t n) {
 void pack_quant_panel(const ScreenKernels& SK, const Operand& op, int64_t r0, int64_t rows, int width, int qmax,
                       int offset, int64_t D4, uint8_t* panel, float* fout, QuantStats* st, uint8_t* scratch) {
   const int64_t D = op.dim;
+  // A LazyNorm operand: the rows' multipliers first (as prepare() computes
+  // them), eight rows at a time where the panel is full.
+  double lazy_scale[64];
+  if (op.lazy != nullptr) {
+    if (width > 64) fail("E_INTERNAL", "panel too wide for a lazily normalised operand");
+    bool ok = true;
+    if (rows == width && width % 8 == 0) {
+      const float* src[64];
+      for (int r = 0; r < width; ++r) src[r] = op.data + (op.perm ? op.perm[r0 + r] : r0 + r) * D;
+      ok = SK.row_norms(src, width, D, lazy_scale);
+    } else {
+      for (int r = 0; r < rows; ++r) {
+        const float* x = op.data + (op.perm ? op.perm[r0 + r] : r0 + r) * D;
+        double ss = 0.0;
+        for (int64_t k = 0; k < D; ++k) ss += static_cast<double>(x[k]) * x[k];
+        if (!std::isfinite(ss)) ok = false;
+        const double n = std::sqrt(ss);
+        lazy_scale[r] = n > 0.0 ? 1.0 / n : 0.0;
+      }
+    }
+    if (!ok) fail("E_NONFINITE", "a database row is not finite");  // replaced by check_lazy's message
+  }
   for (int r = 0; r < width; ++r) {
     QuantStats q;
     uint8_t* dst = panel + r * 4;
@@ -584,7 +606,8 @@ void pack_quant_panel(const ScreenKernels& SK, const Operand& op, int64_t r0, in
     }
     const int64_t phys = op.perm ? op.perm[r0 + r] : r0 + r;
     float* v = fout + static_cast<int64_t>(r) * D;
-    const float m = SK.load_row(op.data + phys * D, op.scale != nullptr, op.scale ? op.scale[phys] : 1.0, D, v);
+    const float m = op.lazy ? SK.load_row(op.data + phys * D, true, lazy_scale[r], D, v)
+                            : SK.load_row(op.data + phys * D, op.scale != nullptr, op.scale ? op.scale[phys] : 1.0, D, v);
     float scale = static_cast<float>(static_cast<double>(m) / qmax);
     if (!(scale >= std::numeric_limits<float>::min())) scale = 0.0f;  // tiny rows: everything is error
     double nq2, ne2, nv2;
@@ -635,7 +658,10 @@ void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernel
   const int db_qmax = db8 ? 127 : 63;
   const auto micro = db8 ? SK.micro8 : SK.micro;
   const int64_t M = q.rows, N = d.rows, D = q.dim;
-  if (M == 0 || N == 0) return;
+  if (M == 0 || N == 0) {
+    if (d.lazy) check_lazy(*d.lazy);
+    return;
+  }
   const int MR = SK.mr, NR = SK.nr;
   const int64_t D4 = round_up(D, 4);
   const int64_t per_qrow = D4 + D * static_cast<int64_t>(sizeof(float));
@@ -649,8 +675,12 @@ void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernel
   int64_t NB = std::max<int64_t>(NR, block_bytes / (D4 + D * static_cast<int64_t>(sizeof(float))) / NR * NR);
   NB = std::min(NB, round_up(N, NR));
   const int64_t n_qblocks = (M + MC - 1) / MC;
-  const int64_t n_dblocks = (N + NB - 1) / NB;
   const bool split = n_qblocks < threads && threads > 1 && M * N * D >= kSplitMinWork && red.can_split(threads);
+  // Few query rows: blocks of ~8 MiB, which stay in the last-level cache
+  // from packing to rescoring and are not page-faulted in afresh as one
+  // buffer the size of the database would be.
+  if (split || n_qblocks == 1) NB = std::min(NB, std::max<int64_t>(NR, (int64_t(8) << 20) / (D4 + D * static_cast<int64_t>(sizeof(float))) / NR * NR));
+  const int64_t n_dblocks = (N + NB - 1) / NB;
   const int T = split ? threads : static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, n_qblocks)));
   g_stat_split.store(split);
   g_stat_screened.store(true);
@@ -766,6 +796,9 @@ void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernel
     }
     rescored_total.fetch_add(rescored);
   });
+  // A bad row of a LazyNorm database, or an error that may have come before
+  // one was reached: the up-front pass would have failed first.
+  if (d.lazy != nullptr && err.failed()) check_lazy(*d.lazy);
   g_stat_rescored.store(rescored_total.load());
   g_stat_pairs.store(M * N);
   err.rethrow();
@@ -1297,7 +1330,10 @@ TopKResult topk(const MatrixView& query, const MatrixView& db, int64_t k, const 
   const int threads = resolve_threads(opt.threads);
   const Kernels& K = kernels_for(opt.isa);
   Prepared pq = prepare(query, opt.normalize, opt.query_name, opt.query_row_offset, threads);
-  Prepared pd = prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
+  // The engines normalise the database as they pack it (LazyNorm).
+  const LazyNorm lazy{db, opt.db_name, opt.db_row_offset, threads};
+  const bool lazy_db = opt.normalize;
+  Prepared pd = lazy_db ? Prepared{} : prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
   check_dot_range(pq, pd, opt.normalize);
   const int64_t keff = std::min(k, db.rows);
   TopKResult out;
@@ -1308,7 +1344,8 @@ TopKResult topk(const MatrixView& query, const MatrixView& db, int64_t k, const 
   }
   TopKReducer red(query.rows, keff, K);
   Operand q{query.data, query.rows, query.dim, opt.normalize ? pq.scale.data() : nullptr, nullptr};
-  Operand d{db.data, db.rows, db.dim, opt.normalize ? pd.scale.data() : nullptr, nullptr};
+  Operand d{db.data, db.rows, db.dim, opt.normalize && !lazy_db ? pd.scale.data() : nullptr, nullptr,
+            lazy_db ? &lazy : nullptr};
   // Every top-k screens with the faster 7-bit database side: the candidates
   // its wider margin adds are cheap now that rescoring selects instead of
   // sorting (measured on AVX2, 2 threads, 4000 x 50000 x 512, top-10: 2.15-2.5
@@ -1330,9 +1367,9 @@ ClassResult class_max(const MatrixView& query, const MatrixView& db, const int32
   // Auto never screens class-max: every class's running max needs its own
   // rescoring, which costs more than the 8-bit product saves (measured 0.8x).
   const ScreenKernels* sk = pick_screen(opt, K, false);
-  // The float32 engine normalises the database as it packs it (LazyNorm).
+  // The engines normalise the database as they pack it (LazyNorm).
   const LazyNorm lazy{db, opt.db_name, opt.db_row_offset, threads};
-  const bool lazy_db = opt.normalize && sk == nullptr;
+  const bool lazy_db = opt.normalize;
   Prepared pd = lazy_db ? Prepared{} : prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
   check_dot_range(pq, pd, opt.normalize);
   ClassResult out;
@@ -1393,11 +1430,11 @@ PairsResult pairs(const MatrixView& query, const MatrixView& db, double threshol
   // Auto screens pairs only with many query rows: with few, packing the
   // database twice (8-bit and float32) costs what the product saves.
   const ScreenKernels* sk = pick_screen(opt, K, query.rows >= 1024);
-  // The float32 engine normalises the database as it packs it (LazyNorm);
+  // The engines normalise the database as they pack it (LazyNorm);
   // not within one set, where tiles before the query rows are skipped (their
   // rows would go unchecked).
   const LazyNorm lazy{db, opt.db_name, opt.db_row_offset, threads};
-  const bool lazy_db = opt.normalize && sk == nullptr && self_offset < 0;
+  const bool lazy_db = opt.normalize && self_offset < 0;
   Prepared pd = lazy_db ? Prepared{} : prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
   check_dot_range(pq, pd, opt.normalize);
   PairsReducer red(threads, threshold, self_offset, max_pairs, K);
