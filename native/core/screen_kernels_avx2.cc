@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <type_traits>
 
 #include "screen_kernels.h"
 
@@ -259,30 +260,42 @@ bool pack_rows_norm(const float* const* rows, int width, int64_t D, float* out, 
   for (int g = 0; g < width; g += 16) {
     const int ng = width - g >= 16 ? 2 : 1;
     __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
-    int64_t k = 0;
-    for (; k + 8 <= D; k += 8) {
-      for (int h = 0; h < ng; ++h) {
-        const float* const* r = rows + g + 8 * h;
-        // The rows come from memory once: 8 (16) streams at once, which the
-        // hardware prefetcher alone keeps too short.
-        if (k % 16 == 0)
-          for (int l = 0; l < 8; ++l) _mm_prefetch(reinterpret_cast<const char*>(r[l] + k + 192), _MM_HINT_T0);
-        __m256 v0 = _mm256_loadu_ps(r[0] + k), v1 = _mm256_loadu_ps(r[1] + k), v2 = _mm256_loadu_ps(r[2] + k);
-        __m256 v3 = _mm256_loadu_ps(r[3] + k), v4 = _mm256_loadu_ps(r[4] + k), v5 = _mm256_loadu_ps(r[5] + k);
-        __m256 v6 = _mm256_loadu_ps(r[6] + k), v7 = _mm256_loadu_ps(r[7] + k);
-        transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
-        const __m256 v[8] = {v0, v1, v2, v3, v4, v5, v6, v7};
-        __m256d lo = acc[2 * h], hi = acc[2 * h + 1];
-        for (int l = 0; l < 8; ++l) {
-          _mm256_storeu_ps(out + (k + l) * width + g + 8 * h, v[l]);
-          const __m256d xl = _mm256_cvtps_pd(_mm256_castps256_ps128(v[l]));
-          const __m256d xh = _mm256_cvtps_pd(_mm256_extractf128_ps(v[l], 1));
-          lo = _mm256_add_pd(lo, _mm256_mul_pd(xl, xl));
-          hi = _mm256_add_pd(hi, _mm256_mul_pd(xh, xh));
-        }
-        acc[2 * h] = lo;
-        acc[2 * h + 1] = hi;
+    // One group of 8 rows per call, h fixed at compile time so each group's
+    // loads are their own instructions with a constant stride (what the
+    // hardware stride prefetcher follows), the row pointers in registers.
+    const float* rp[16];
+    for (int l = 0; l < 8 * ng; ++l) rp[l] = rows[g + l];
+    auto step = [&](auto hc, int64_t k) __attribute__((always_inline)) {
+      constexpr int h = decltype(hc)::value;
+      const float* const* r = rp + 8 * h;
+      // The rows come from memory once: 8 (16) streams at once, which the
+      // hardware prefetcher alone keeps too short.
+      if (k % 16 == 0)
+        for (int l = 0; l < 8; ++l) _mm_prefetch(reinterpret_cast<const char*>(r[l] + k + 192), _MM_HINT_T0);
+      __m256 v0 = _mm256_loadu_ps(r[0] + k), v1 = _mm256_loadu_ps(r[1] + k), v2 = _mm256_loadu_ps(r[2] + k);
+      __m256 v3 = _mm256_loadu_ps(r[3] + k), v4 = _mm256_loadu_ps(r[4] + k), v5 = _mm256_loadu_ps(r[5] + k);
+      __m256 v6 = _mm256_loadu_ps(r[6] + k), v7 = _mm256_loadu_ps(r[7] + k);
+      transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
+      const __m256 v[8] = {v0, v1, v2, v3, v4, v5, v6, v7};
+      __m256d lo = acc[2 * h], hi = acc[2 * h + 1];
+      for (int l = 0; l < 8; ++l) {
+        _mm256_storeu_ps(out + (k + l) * width + g + 8 * h, v[l]);
+        const __m256d xl = _mm256_cvtps_pd(_mm256_castps256_ps128(v[l]));
+        const __m256d xh = _mm256_cvtps_pd(_mm256_extractf128_ps(v[l], 1));
+        lo = _mm256_add_pd(lo, _mm256_mul_pd(xl, xl));
+        hi = _mm256_add_pd(hi, _mm256_mul_pd(xh, xh));
       }
+      acc[2 * h] = lo;
+      acc[2 * h + 1] = hi;
+    };
+    int64_t k = 0;
+    if (ng == 2) {
+      for (; k + 8 <= D; k += 8) {
+        step(std::integral_constant<int, 0>(), k);
+        step(std::integral_constant<int, 1>(), k);
+      }
+    } else {
+      for (; k + 8 <= D; k += 8) step(std::integral_constant<int, 0>(), k);
     }
     alignas(32) double sum[16];
     for (int h = 0; h < 2 * ng; ++h) _mm256_store_pd(sum + 4 * h, acc[h]);
