@@ -154,9 +154,9 @@ void check_dot_range(const Prepared& a, const Prepared& b, bool normalize) {
 
 // ----------------------------------------------------------------- engine --
 
-// A database normalised as it is packed (few query rows: the database is
-// then read once, not once for its norms and once more for the product).
-// What prepare() needs to name a bad row the way the up-front pass does.
+// A database normalised as it is packed: read once, not once for its norms
+// and once more for the product (what bounds a few-query call). What
+// prepare() needs to name a bad row the way the up-front pass does.
 struct LazyNorm {
   MatrixView view;
   std::string name;
@@ -170,9 +170,9 @@ struct Operand {
   int64_t dim;
   const double* scale;  // per physical row, or nullptr
   const int64_t* perm;  // logical row -> physical row, or nullptr
-  // Not null: normalise every row while packing it (scale is then nullptr);
-  // only run_engine_stream does, run_engine computes the scales first for
-  // its other paths.
+  // Not null: normalise every row while packing it (scale is then nullptr):
+  // run_engine_stream and run_screened do; run_engine's block path computes
+  // the scales first.
   const LazyNorm* lazy = nullptr;
 };
 
