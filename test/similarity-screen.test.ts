@@ -328,3 +328,67 @@ describe('few query rows: the database is split over the threads', () => {
     }
   });
 });
+
+describe('the database normalised as it is packed (one pass over it)', () => {
+  it('odd widths, a last tile of a few rows, label order, zero rows: class-max, pairs and top-k equal the JS float32 chain oracle', async () => {
+    for (const [D, N] of [
+      [13, 1001],
+      [37, 523],
+      [8, 17],
+      [1, 40],
+    ] as const) {
+      const q = randomMatrix(3, D, D);
+      const d = randomMatrix(N, D, 100 + D);
+      d.data.fill(0, 5 * D, 6 * D); // a zero row: multiplier 0, scores 0
+      const labels = new Int32Array(N).map((_, j) => (j * 7919) % 7);
+      const scores = chainScores(q, d);
+      for (const [threads, screen] of [[1, 'off'], [2, 'off'], [1, 'on'], [2, 'on']] as const) {
+        const cm = classMaxSync(q, d, labels, { threads, screen, isa: ISA });
+        for (let i = 0; i < q.rows; i++)
+          for (let c = 0; c < 7; c++) {
+            let best = -Infinity;
+            for (let j = 0; j < N; j++) if (labels[j] === c) best = Math.max(best, scores[i * N + j] as number);
+            expect(Object.is(cm.values[i * 7 + c], Math.fround(best))).toBe(true);
+          }
+        const pr = await pairs(q, d, { threshold: -0.05, threads, screen, isa: ISA });
+        const tk = topkSync(q, d, 2, { threads, screen, isa: ISA });
+        for (let i = 0; i < q.rows; i++) {
+          const want = oracleTop(scores, i, N, 2);
+          expect(Array.from(tk.indices.subarray(2 * i, 2 * i + 2))).toEqual(want);
+          expect(Array.from(tk.scores.subarray(2 * i, 2 * i + 2))).toEqual(want.map((j) => scores[i * N + j]));
+        }
+        let x = 0;
+        for (let i = 0; i < q.rows; i++)
+          for (let j = 0; j < N; j++) {
+            const s = scores[i * N + j] as number;
+            if (s < -0.05) continue;
+            expect([pr.i[x], pr.j[x], pr.scores[x]]).toEqual([i, j, s]);
+            x++;
+          }
+        expect(x).toBe(pr.scores.length);
+      }
+    }
+  });
+
+  it('a NaN or infinity anywhere in the database: E_NONFINITE naming the first one, before any other error (float32 and screened engines)', async () => {
+    const q = randomMatrix(2, 20, 1);
+    const d = randomMatrix(3000, 20, 2);
+    const labels = new Int32Array(d.rows).map((_, j) => j % 5);
+    d.data[2900 * 20 + 7] = Number.NaN;
+    d.data[2950 * 20 + 3] = Number.POSITIVE_INFINITY;
+    for (const threads of [1, 2])
+      for (const screen of ['off', 'on'] as const) {
+        expect(() => classMaxSync(q, d, labels, { threads, screen, isa: ISA })).toThrow(/database row 2900, column 7 is NaN/);
+        await expectCode(pairs(q, d, { threshold: 0.1, threads, screen, isa: ISA }), 'E_NONFINITE', /database row 2900, column 7 is NaN/);
+        await expectCode(topk(q, d, 3, { threads, screen, isa: ISA }), 'E_NONFINITE', /database row 2900, column 7 is NaN/);
+        // Every pair passes: E_LIMIT comes up in the first tile, long before the bad row; the bad row still wins.
+        await expectCode(pairs(q, d, { threshold: -2, maxPairs: 10, threads, screen, isa: ISA }), 'E_NONFINITE', /row 2900/);
+        // No query rows: nothing to compare, but the database is still checked.
+        const none = { data: new Float32Array(0), rows: 0, dim: 20 };
+        expect(() => classMaxSync(none, d, labels, { threads, screen, isa: ISA })).toThrow(/database row 2900, column 7 is NaN/);
+        expect(() => topkSync(none, d, 1, { threads, screen, isa: ISA })).toThrow(/database row 2900, column 7 is NaN/);
+      }
+    d.data[2900 * 20 + 7] = 0;
+    expect(() => classMaxSync(q, d, labels, { threads: 1, screen: 'off', isa: ISA })).toThrow(/database row 2950, column 3 is infinite/);
+  });
+});

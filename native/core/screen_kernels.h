@@ -38,6 +38,14 @@ struct ScreenKernels {
   void (*pack_rows)(const float* const* rows, const double* scale, int width, int64_t D, float* out);
   // The indices j < n with row[j] >= t, ascending, into idx; returns how many.
   int64_t (*collect_ge)(const float* row, int64_t n, float t, int32_t* idx);
+  // pack_rows with every row normalised, its multiplier computed here as
+  // prepare() computes it: scale[r] = 1 / sqrt(sum_k double(x_k)^2, summed
+  // k = 0, 1, ... in order), 0 for a zero row; out as pack_rows with that
+  // scale, byte for byte. Returns false (out and scale unspecified) when a
+  // row's sum is not finite (a NaN or an infinity in it).
+  bool (*pack_rows_norm)(const float* const* rows, int width, int64_t D, float* out, double* scale);
+  // The same multipliers alone, for n rows (a multiple of 8).
+  bool (*row_norms)(const float* const* rows, int n, int64_t D, double* scale);
 };
 
 // The screening kernels for an ISA, or nullptr where there are none (the

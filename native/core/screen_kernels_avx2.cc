@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <type_traits>
 
 #include "screen_kernels.h"
 
@@ -248,6 +249,119 @@ void pack_rows(const float* const* rows, const double* scale, int width, int64_t
   }
 }
 
+// pack_rows with the scales computed here, in the same pass (see
+// screen_kernels.h): pass 1 transposes the raw rows into `out` and sums each
+// row's squares in double, one row per lane, k = 0, 1, ... in order (as
+// prepare() does; the products of floats are exact in double, so there is
+// no rounding a fused multiply-add could change); pass 2 scales the panel in
+// place while it is still in L1.
+bool pack_rows_norm(const float* const* rows, int width, int64_t D, float* out, double* scale) {
+  bool ok = true;
+  for (int g = 0; g < width; g += 16) {
+    const int ng = width - g >= 16 ? 2 : 1;
+    __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+    // One group of 8 rows per call, h fixed at compile time so each group's
+    // loads are their own instructions with a constant stride (what the
+    // hardware stride prefetcher follows), the row pointers in registers.
+    const float* rp[16];
+    for (int l = 0; l < 8 * ng; ++l) rp[l] = rows[g + l];
+    auto step = [&](auto hc, int64_t k) __attribute__((always_inline)) {
+      constexpr int h = decltype(hc)::value;
+      const float* const* r = rp + 8 * h;
+      // The rows come from memory once: 8 (16) streams at once, which the
+      // hardware prefetcher alone keeps too short.
+      if (k % 16 == 0)
+        for (int l = 0; l < 8; ++l) _mm_prefetch(reinterpret_cast<const char*>(r[l] + k + 192), _MM_HINT_T0);
+      __m256 v0 = _mm256_loadu_ps(r[0] + k), v1 = _mm256_loadu_ps(r[1] + k), v2 = _mm256_loadu_ps(r[2] + k);
+      __m256 v3 = _mm256_loadu_ps(r[3] + k), v4 = _mm256_loadu_ps(r[4] + k), v5 = _mm256_loadu_ps(r[5] + k);
+      __m256 v6 = _mm256_loadu_ps(r[6] + k), v7 = _mm256_loadu_ps(r[7] + k);
+      transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
+      const __m256 v[8] = {v0, v1, v2, v3, v4, v5, v6, v7};
+      __m256d lo = acc[2 * h], hi = acc[2 * h + 1];
+      for (int l = 0; l < 8; ++l) {
+        _mm256_storeu_ps(out + (k + l) * width + g + 8 * h, v[l]);
+        const __m256d xl = _mm256_cvtps_pd(_mm256_castps256_ps128(v[l]));
+        const __m256d xh = _mm256_cvtps_pd(_mm256_extractf128_ps(v[l], 1));
+        lo = _mm256_add_pd(lo, _mm256_mul_pd(xl, xl));
+        hi = _mm256_add_pd(hi, _mm256_mul_pd(xh, xh));
+      }
+      acc[2 * h] = lo;
+      acc[2 * h + 1] = hi;
+    };
+    int64_t k = 0;
+    if (ng == 2) {
+      for (; k + 8 <= D; k += 8) {
+        step(std::integral_constant<int, 0>(), k);
+        step(std::integral_constant<int, 1>(), k);
+      }
+    } else {
+      for (; k + 8 <= D; k += 8) step(std::integral_constant<int, 0>(), k);
+    }
+    alignas(32) double sum[16];
+    for (int h = 0; h < 2 * ng; ++h) _mm256_store_pd(sum + 4 * h, acc[h]);
+    for (; k < D; ++k)
+      for (int l = 0; l < 8 * ng; ++l) {
+        const float x = rows[g + l][k];
+        out[k * width + g + l] = x;
+        sum[l] += static_cast<double>(x) * x;
+      }
+    for (int l = 0; l < 8 * ng; ++l) {
+      if (!std::isfinite(sum[l])) ok = false;
+      const double n = std::sqrt(sum[l]);
+      scale[g + l] = n > 0.0 ? 1.0 / n : 0.0;
+    }
+  }
+  if (!ok) return false;
+  for (int g = 0; g < width; g += 8) {
+    const __m256d slo = _mm256_loadu_pd(scale + g), shi = _mm256_loadu_pd(scale + g + 4);
+    for (int64_t k = 0; k < D; ++k) {
+      float* p = out + k * width + g;
+      const __m256 x = _mm256_loadu_ps(p);
+      const __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), slo));
+      const __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), shi));
+      _mm256_storeu_ps(p, _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1));
+    }
+  }
+  return true;
+}
+
+// The multipliers of pack_rows_norm without the packing: n rows (a multiple
+// of 8), eight per group, one row per lane, summed k = 0, 1, ... in order.
+bool row_norms(const float* const* rows, int n, int64_t D, double* scale) {
+  bool ok = true;
+  for (int g = 0; g < n; g += 8) {
+    const float* const* r = rows + g;
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    int64_t k = 0;
+    for (; k + 8 <= D; k += 8) {
+      if (k % 16 == 0)
+        for (int l = 0; l < 8; ++l) _mm_prefetch(reinterpret_cast<const char*>(r[l] + k + 192), _MM_HINT_T0);
+      __m256 v0 = _mm256_loadu_ps(r[0] + k), v1 = _mm256_loadu_ps(r[1] + k), v2 = _mm256_loadu_ps(r[2] + k);
+      __m256 v3 = _mm256_loadu_ps(r[3] + k), v4 = _mm256_loadu_ps(r[4] + k), v5 = _mm256_loadu_ps(r[5] + k);
+      __m256 v6 = _mm256_loadu_ps(r[6] + k), v7 = _mm256_loadu_ps(r[7] + k);
+      transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
+      const __m256 v[8] = {v0, v1, v2, v3, v4, v5, v6, v7};
+      for (int l = 0; l < 8; ++l) {
+        const __m256d xl = _mm256_cvtps_pd(_mm256_castps256_ps128(v[l]));
+        const __m256d xh = _mm256_cvtps_pd(_mm256_extractf128_ps(v[l], 1));
+        lo = _mm256_add_pd(lo, _mm256_mul_pd(xl, xl));
+        hi = _mm256_add_pd(hi, _mm256_mul_pd(xh, xh));
+      }
+    }
+    alignas(32) double sum[8];
+    _mm256_store_pd(sum, lo);
+    _mm256_store_pd(sum + 4, hi);
+    for (; k < D; ++k)
+      for (int l = 0; l < 8; ++l) sum[l] += static_cast<double>(r[l][k]) * r[l][k];
+    for (int l = 0; l < 8; ++l) {
+      if (!std::isfinite(sum[l])) ok = false;
+      const double nn = std::sqrt(sum[l]);
+      scale[g + l] = nn > 0.0 ? 1.0 / nn : 0.0;
+    }
+  }
+  return ok;
+}
+
 int64_t collect_ge(const float* row, int64_t n, float t, int32_t* idx) {
   const __m256 tv = _mm256_set1_ps(t);
   int64_t m = 0, j = 0;
@@ -296,7 +410,8 @@ void exact_dots(const float* a, const float* const* rows, int64_t n, int64_t D, 
 }  // namespace
 
 const ScreenKernels& screen_kernels_avx2() {
-  static const ScreenKernels k{MR, NR, micro, micro8, exact_dots, load_row, quantize, pack_rows, collect_ge};
+  static const ScreenKernels k{MR, NR, micro, micro8, exact_dots, load_row, quantize, pack_rows, collect_ge,
+                                pack_rows_norm, row_norms};
   return k;
 }
 

@@ -154,12 +154,26 @@ void check_dot_range(const Prepared& a, const Prepared& b, bool normalize) {
 
 // ----------------------------------------------------------------- engine --
 
+// A database normalised as it is packed: read once, not once for its norms
+// and once more for the product (what bounds a few-query call). What
+// prepare() needs to name a bad row the way the up-front pass does.
+struct LazyNorm {
+  MatrixView view;
+  std::string name;
+  int64_t row_offset;
+  int threads;
+};
+
 struct Operand {
   const float* data;
   int64_t rows;
   int64_t dim;
   const double* scale;  // per physical row, or nullptr
   const int64_t* perm;  // logical row -> physical row, or nullptr
+  // Not null: normalise every row while packing it (scale is then nullptr):
+  // run_engine_stream and run_screened do; run_engine's block path computes
+  // the scales first.
+  const LazyNorm* lazy = nullptr;
 };
 
 class Reducer {
@@ -281,6 +295,38 @@ void pack_panel(const Operand& op, int64_t r0, int64_t rows, int width, float* o
   }
 }
 
+// pack_panel for a LazyNorm operand: each row's multiplier computed here, as
+// prepare() computes it, then the rows packed with it. False when a row is
+// not finite (the caller then runs prepare() for its error).
+bool pack_panel_norm(const Operand& op, int64_t r0, int64_t rows, int width, float* out) {
+  const int64_t D = op.dim;
+  static const ScreenKernels* fast = screen_kernels_for(Isa::Avx2);
+  if (fast != nullptr && width % 8 == 0 && rows == width && width <= 64) {
+    const float* src[64];
+    double sc[64];
+    for (int r = 0; r < width; ++r) src[r] = op.data + (op.perm ? op.perm[r0 + r] : r0 + r) * D;
+    return fast->pack_rows_norm(src, width, D, out, sc);
+  }
+  for (int r = 0; r < width; ++r) {
+    if (r < rows) {
+      const float* src = op.data + (op.perm ? op.perm[r0 + r] : r0 + r) * D;
+      double ss = 0.0;
+      for (int64_t k = 0; k < D; ++k) ss += static_cast<double>(src[k]) * src[k];
+      if (!std::isfinite(ss)) return false;
+      const double n = std::sqrt(ss);
+      const double s = n > 0.0 ? 1.0 / n : 0.0;
+      for (int64_t k = 0; k < D; ++k) out[k * width + r] = static_cast<float>(src[k] * s);
+    } else {
+      for (int64_t k = 0; k < D; ++k) out[k * width + r] = 0.0f;
+    }
+  }
+  return true;
+}
+
+// The up-front pass a LazyNorm operand skipped: throws what prepare() throws
+// (E_NONFINITE naming the first bad row).
+void check_lazy(const LazyNorm& z) { prepare(z.view, true, z.name, z.row_offset, z.threads); }
+
 // Multiply-adds below which a call with few query rows stays on one thread.
 constexpr int64_t kSplitMinWork = int64_t(1) << 23;
 
@@ -299,23 +345,49 @@ void run_engine_stream(const Operand& q, const Operand& d, Reducer& red, const K
   for (int64_t p = 0; p < apanels; ++p) pack_panel(q, p * MR, std::min<int64_t>(MR, M - p * MR), MR, ap.get() + p * D * MR);
   const int64_t tiles = (N + NCT - 1) / NCT;
   std::atomic<int64_t> next{0};
+  std::atomic<bool> bad{false};  // a LazyNorm row is not finite
   FirstError err;
   run_threads(T, [&](int tid) {
     try {
       AlignedFloats bt = aligned_floats(round_up(NCT, NR) * D);
       AlignedFloats ct = aligned_floats(MC * NCT);
-      for (int64_t tile; (tile = next.fetch_add(1)) < tiles;) {
-        if (err.failed()) break;
+      // Each thread claims its next tile one ahead and prefetches that tile's
+      // rows while it multiplies the current one, so reading the database
+      // (the bound of a few-query call) overlaps the product.
+      const int64_t row_lines = (D * static_cast<int64_t>(sizeof(float)) + 63) / 64;
+      auto prefetch_slice = [&](int64_t t, int64_t part, int64_t parts) {
+        if (t >= tiles) return;
+        const int64_t r0 = t * NCT, nr = std::min(NCT, N - r0), lines = nr * row_lines;
+        for (int64_t x = lines * part / parts; x < lines * (part + 1) / parts; ++x) {
+          const int64_t r = r0 + x / row_lines;
+          const int64_t phys = d.perm ? d.perm[r] : r;
+          __builtin_prefetch(reinterpret_cast<const char*>(d.data + phys * D) + (x % row_lines) * 64, 0, 2);
+        }
+      };
+      int64_t ahead = next.fetch_add(1);
+      for (int64_t tile; (tile = ahead) < tiles;) {
+        ahead = next.fetch_add(1);
+        if (err.failed() || bad.load(std::memory_order_relaxed)) break;
         if (cancelled(cancel)) fail("E_ABORTED", "the similarity call was aborted");
         const int64_t j0 = tile * NCT;
         const int64_t nj = std::min(NCT, N - j0);
         if (red.skip(0, M, j0, nj)) continue;
         const int64_t bpanels = (nj + NR - 1) / NR;
-        for (int64_t p = 0; p < bpanels; ++p)
-          pack_panel(d, j0 + p * NR, std::min<int64_t>(NR, nj - p * NR), NR, bt.get() + p * D * NR);
+        bool ok = true;
+        for (int64_t p = 0; p < bpanels && ok; ++p) {
+          if (d.lazy)
+            ok = pack_panel_norm(d, j0 + p * NR, std::min<int64_t>(NR, nj - p * NR), NR, bt.get() + p * D * NR);
+          else
+            pack_panel(d, j0 + p * NR, std::min<int64_t>(NR, nj - p * NR), NR, bt.get() + p * D * NR);
+        }
+        if (!ok) {
+          bad.store(true);
+          break;
+        }
         for (int64_t k0 = 0; k0 < D; k0 += KC) {
           const int64_t kc = std::min(KC, D - k0);
           for (int64_t jr = 0; jr < bpanels; ++jr) {
+            if (k0 == 0) prefetch_slice(ahead, jr, bpanels);
             const float* b = bt.get() + jr * D * NR + k0 * NR;
             for (int64_t ir = 0; ir < apanels; ++ir)
               K.micro(kc, ap.get() + ir * D * MR + k0 * MR, b, ct.get() + ir * MR * NCT + jr * NR, NCT, k0 > 0);
@@ -327,13 +399,23 @@ void run_engine_stream(const Operand& q, const Operand& d, Reducer& red, const K
       err.capture();
     }
   });
+  // A bad row, or an error (E_LIMIT, E_ABORTED) that may have come before a
+  // bad row was reached: the up-front pass would have failed first.
+  if (d.lazy != nullptr && (bad.load() || err.failed())) {
+    check_lazy(*d.lazy);
+    if (bad.load()) fail("E_INTERNAL", "a database row is not finite but the check found none");
+  }
   err.rethrow();
 }
 
-void run_engine(const Operand& q, const Operand& d, Reducer& red, const Kernels& K, int threads,
+void run_engine(const Operand& q, const Operand& d_in, Reducer& red, const Kernels& K, int threads,
                 int64_t block_bytes, const int32_t* cancel) {
+  Operand d = d_in;
   const int64_t M = q.rows, N = d.rows, D = q.dim;
-  if (M == 0 || N == 0) return;
+  if (M == 0 || N == 0) {
+    if (d.lazy) check_lazy(*d.lazy);
+    return;
+  }
   const int MR = K.mr, NR = K.nr;
   const int64_t mc_tuned = g_mc.load();
   const int64_t mc_default = mc_tuned > 0 ? mc_tuned : 192;
@@ -362,6 +444,13 @@ void run_engine(const Operand& q, const Operand& d, Reducer& red, const Kernels&
   if (n_qblocks == 1 && (split || T == 1)) {
     run_engine_stream(q, d, red, K, T, MC, NCT, KC, cancel);
     return;
+  }
+  std::vector<double> lazy_scale;
+  if (d.lazy) {
+    Prepared p = prepare(d.lazy->view, true, d.lazy->name, d.lazy->row_offset, d.lazy->threads);
+    lazy_scale = std::move(p.scale);
+    d.scale = lazy_scale.data();
+    d.lazy = nullptr;
   }
 
   AlignedFloats bpack = aligned_floats(round_up(NB, NR) * D);
@@ -485,6 +574,28 @@ std::unique_ptr<T[], AlignedDeleter> aligned_array(int64_t n) {
 void pack_quant_panel(const ScreenKernels& SK, const Operand& op, int64_t r0, int64_t rows, int width, int qmax,
                       int offset, int64_t D4, uint8_t* panel, float* fout, QuantStats* st, uint8_t* scratch) {
   const int64_t D = op.dim;
+  // A LazyNorm operand: the rows' multipliers first (as prepare() computes
+  // them), eight rows at a time where the panel is full.
+  double lazy_scale[64];
+  if (op.lazy != nullptr) {
+    if (width > 64) fail("E_INTERNAL", "panel too wide for a lazily normalised operand");
+    bool ok = true;
+    if (rows == width && width % 8 == 0) {
+      const float* src[64];
+      for (int r = 0; r < width; ++r) src[r] = op.data + (op.perm ? op.perm[r0 + r] : r0 + r) * D;
+      ok = SK.row_norms(src, width, D, lazy_scale);
+    } else {
+      for (int r = 0; r < rows; ++r) {
+        const float* x = op.data + (op.perm ? op.perm[r0 + r] : r0 + r) * D;
+        double ss = 0.0;
+        for (int64_t k = 0; k < D; ++k) ss += static_cast<double>(x[k]) * x[k];
+        if (!std::isfinite(ss)) ok = false;
+        const double n = std::sqrt(ss);
+        lazy_scale[r] = n > 0.0 ? 1.0 / n : 0.0;
+      }
+    }
+    if (!ok) fail("E_NONFINITE", "a database row is not finite");  // replaced by check_lazy's message
+  }
   for (int r = 0; r < width; ++r) {
     QuantStats q;
     uint8_t* dst = panel + r * 4;
@@ -495,7 +606,8 @@ void pack_quant_panel(const ScreenKernels& SK, const Operand& op, int64_t r0, in
     }
     const int64_t phys = op.perm ? op.perm[r0 + r] : r0 + r;
     float* v = fout + static_cast<int64_t>(r) * D;
-    const float m = SK.load_row(op.data + phys * D, op.scale != nullptr, op.scale ? op.scale[phys] : 1.0, D, v);
+    const float m = op.lazy ? SK.load_row(op.data + phys * D, true, lazy_scale[r], D, v)
+                            : SK.load_row(op.data + phys * D, op.scale != nullptr, op.scale ? op.scale[phys] : 1.0, D, v);
     float scale = static_cast<float>(static_cast<double>(m) / qmax);
     if (!(scale >= std::numeric_limits<float>::min())) scale = 0.0f;  // tiny rows: everything is error
     double nq2, ne2, nv2;
@@ -546,7 +658,10 @@ void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernel
   const int db_qmax = db8 ? 127 : 63;
   const auto micro = db8 ? SK.micro8 : SK.micro;
   const int64_t M = q.rows, N = d.rows, D = q.dim;
-  if (M == 0 || N == 0) return;
+  if (M == 0 || N == 0) {
+    if (d.lazy) check_lazy(*d.lazy);
+    return;
+  }
   const int MR = SK.mr, NR = SK.nr;
   const int64_t D4 = round_up(D, 4);
   const int64_t per_qrow = D4 + D * static_cast<int64_t>(sizeof(float));
@@ -560,8 +675,12 @@ void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernel
   int64_t NB = std::max<int64_t>(NR, block_bytes / (D4 + D * static_cast<int64_t>(sizeof(float))) / NR * NR);
   NB = std::min(NB, round_up(N, NR));
   const int64_t n_qblocks = (M + MC - 1) / MC;
-  const int64_t n_dblocks = (N + NB - 1) / NB;
   const bool split = n_qblocks < threads && threads > 1 && M * N * D >= kSplitMinWork && red.can_split(threads);
+  // Few query rows: blocks of ~8 MiB, which stay in the last-level cache
+  // from packing to rescoring and are not page-faulted in afresh as one
+  // buffer the size of the database would be.
+  if (split || n_qblocks == 1) NB = std::min(NB, std::max<int64_t>(NR, (int64_t(8) << 20) / (D4 + D * static_cast<int64_t>(sizeof(float))) / NR * NR));
+  const int64_t n_dblocks = (N + NB - 1) / NB;
   const int T = split ? threads : static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, n_qblocks)));
   g_stat_split.store(split);
   g_stat_screened.store(true);
@@ -677,6 +796,9 @@ void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernel
     }
     rescored_total.fetch_add(rescored);
   });
+  // A bad row of a LazyNorm database, or an error that may have come before
+  // one was reached: the up-front pass would have failed first.
+  if (d.lazy != nullptr && err.failed()) check_lazy(*d.lazy);
   g_stat_rescored.store(rescored_total.load());
   g_stat_pairs.store(M * N);
   err.rethrow();
@@ -1208,7 +1330,10 @@ TopKResult topk(const MatrixView& query, const MatrixView& db, int64_t k, const 
   const int threads = resolve_threads(opt.threads);
   const Kernels& K = kernels_for(opt.isa);
   Prepared pq = prepare(query, opt.normalize, opt.query_name, opt.query_row_offset, threads);
-  Prepared pd = prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
+  // The engines normalise the database as they pack it (LazyNorm).
+  const LazyNorm lazy{db, opt.db_name, opt.db_row_offset, threads};
+  const bool lazy_db = opt.normalize;
+  Prepared pd = lazy_db ? Prepared{} : prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
   check_dot_range(pq, pd, opt.normalize);
   const int64_t keff = std::min(k, db.rows);
   TopKResult out;
@@ -1219,7 +1344,8 @@ TopKResult topk(const MatrixView& query, const MatrixView& db, int64_t k, const 
   }
   TopKReducer red(query.rows, keff, K);
   Operand q{query.data, query.rows, query.dim, opt.normalize ? pq.scale.data() : nullptr, nullptr};
-  Operand d{db.data, db.rows, db.dim, opt.normalize ? pd.scale.data() : nullptr, nullptr};
+  Operand d{db.data, db.rows, db.dim, opt.normalize && !lazy_db ? pd.scale.data() : nullptr, nullptr,
+            lazy_db ? &lazy : nullptr};
   // Every top-k screens with the faster 7-bit database side: the candidates
   // its wider margin adds are cheap now that rescoring selects instead of
   // sorting (measured on AVX2, 2 threads, 4000 x 50000 x 512, top-10: 2.15-2.5
@@ -1238,7 +1364,13 @@ ClassResult class_max(const MatrixView& query, const MatrixView& db, const int32
   const int threads = resolve_threads(opt.threads);
   const Kernels& K = kernels_for(opt.isa);
   Prepared pq = prepare(query, opt.normalize, opt.query_name, opt.query_row_offset, threads);
-  Prepared pd = prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
+  // Auto never screens class-max: every class's running max needs its own
+  // rescoring, which costs more than the 8-bit product saves (measured 0.8x).
+  const ScreenKernels* sk = pick_screen(opt, K, false);
+  // The engines normalise the database as they pack it (LazyNorm).
+  const LazyNorm lazy{db, opt.db_name, opt.db_row_offset, threads};
+  const bool lazy_db = opt.normalize;
+  Prepared pd = lazy_db ? Prepared{} : prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
   check_dot_range(pq, pd, opt.normalize);
   ClassResult out;
   out.rows = query.rows;
@@ -1247,10 +1379,9 @@ ClassResult class_max(const MatrixView& query, const MatrixView& db, const int32
   out.values.assign(static_cast<size_t>(query.rows * num_classes), kNegInf);
   ClassMaxReducer red(out.values.data(), query.rows, num_classes, g.starts, K);
   Operand q{query.data, query.rows, query.dim, opt.normalize ? pq.scale.data() : nullptr, nullptr};
-  Operand d{db.data, db.rows, db.dim, opt.normalize ? pd.scale.data() : nullptr, g.perm.data()};
-  // Auto never screens class-max: every class's running max needs its own
-  // rescoring, which costs more than the 8-bit product saves (measured 0.8x).
-  run_any(q, d, red, K, pick_screen(opt, K, false), threads, opt);
+  Operand d{db.data, db.rows, db.dim, opt.normalize && !lazy_db ? pd.scale.data() : nullptr, g.perm.data(),
+            lazy_db ? &lazy : nullptr};
+  run_any(q, d, red, K, sk, threads, opt);
   red.finish();
   for (int64_t c = 0; c < num_classes; ++c)
     if (g.counts[c] == 0)
@@ -1296,14 +1427,21 @@ PairsResult pairs(const MatrixView& query, const MatrixView& db, double threshol
   const int threads = resolve_threads(opt.threads);
   const Kernels& K = kernels_for(opt.isa);
   Prepared pq = prepare(query, opt.normalize, opt.query_name, opt.query_row_offset, threads);
-  Prepared pd = prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
+  // Auto screens pairs only with many query rows: with few, packing the
+  // database twice (8-bit and float32) costs what the product saves.
+  const ScreenKernels* sk = pick_screen(opt, K, query.rows >= 1024);
+  // The engines normalise the database as they pack it (LazyNorm);
+  // not within one set, where tiles before the query rows are skipped (their
+  // rows would go unchecked).
+  const LazyNorm lazy{db, opt.db_name, opt.db_row_offset, threads};
+  const bool lazy_db = opt.normalize && self_offset < 0;
+  Prepared pd = lazy_db ? Prepared{} : prepare(db, opt.normalize, opt.db_name, opt.db_row_offset, threads);
   check_dot_range(pq, pd, opt.normalize);
   PairsReducer red(threads, threshold, self_offset, max_pairs, K);
   Operand q{query.data, query.rows, query.dim, opt.normalize ? pq.scale.data() : nullptr, nullptr};
-  Operand d{db.data, db.rows, db.dim, opt.normalize ? pd.scale.data() : nullptr, nullptr};
-  // Auto screens pairs only with many query rows: with few, packing the
-  // database twice (8-bit and float32) costs what the product saves.
-  run_any(q, d, red, K, pick_screen(opt, K, query.rows >= 1024), threads, opt);
+  Operand d{db.data, db.rows, db.dim, opt.normalize && !lazy_db ? pd.scale.data() : nullptr, nullptr,
+            lazy_db ? &lazy : nullptr};
+  run_any(q, d, red, K, sk, threads, opt);
   PairsResult out;
   red.finish(out);
   return out;
