@@ -13,7 +13,7 @@
 // in the pool's workers) and the resident-memory growth per 10k images
 // (child processes embedding 500 and 4000 small images; rows are streamed to
 // the .npy, so it stays flat).
-//   node benchmarks/embed.bench.js [--images 48 --width 640 --height 480 --batch 8 --b32-images 16 --b32-batch 4 --quick --no-rss --keep]
+//   node benchmarks/embed.bench.js [--images 128 --width 640 --height 480 --batch 8 --b32-images 128 --b32-batch 4 --quick --no-rss --keep]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -28,10 +28,13 @@ import sharp from 'sharp';
 import { args, emit, loadGenaug, machine, maxRssBytes, shared } from './lib.js';
 import { printMachineLine } from './machine.js';
 
-// Batches are what the workers share out, so each run has at least two per
-// worker: 16 ViT-B/32-cost images in batches of 4, 48 small ones in batches
-// of 8 (one batch of 16 gave a 2-worker run nothing to split).
-const a = args({ images: 48, width: 640, height: 480, batch: 8, 'b32-images': 16, 'b32-batch': 4 });
+// Batches are what the workers share out, and each run pays the pool's start
+// and a model load per worker once (~0.5-1 s): 128 distinct ViT-B/32-cost
+// images in batches of 4 (32 batches, ~16 s on one worker), 128 small ones in
+// batches of 8.
+// (16 images in one batch of 16 gave a 2-worker run nothing to split, and
+// start-up was a third of a 16-image run.)
+const a = args({ images: 128, width: 640, height: 480, batch: 8, 'b32-images': 128, 'b32-batch': 4 });
 if (a.quick) Object.assign(a, { images: 16, batch: 4, 'b32-images': 8, 'b32-batch': 2 });
 const { onnx } = onnxProto;
 const g = await loadGenaug();
