@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstdint>
 #include <type_traits>
 
 #include "screen_kernels.h"
@@ -249,6 +250,29 @@ void pack_rows(const float* const* rows, const double* scale, int width, int64_t
   }
 }
 
+// Columns k..k+8 of 8 rows, transposed: v[l] is column k + l, one row per
+// lane. The rows come from memory once, 8 (or 16) streams at once, which the
+// hardware prefetcher alone keeps too short: prefetch ahead every 16 columns.
+__attribute__((always_inline)) inline void load8_transposed(const float* const* r, int64_t k, __m256 v[8]) {
+  // The address may lie past the row (a prefetch there is a harmless hint), so it is computed as an integer.
+  if (k % 16 == 0)
+    for (int l = 0; l < 8; ++l)
+      _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(r[l]) + (k + 192) * sizeof(float)), _MM_HINT_T0);
+  __m256 v0 = _mm256_loadu_ps(r[0] + k), v1 = _mm256_loadu_ps(r[1] + k), v2 = _mm256_loadu_ps(r[2] + k);
+  __m256 v3 = _mm256_loadu_ps(r[3] + k), v4 = _mm256_loadu_ps(r[4] + k), v5 = _mm256_loadu_ps(r[5] + k);
+  __m256 v6 = _mm256_loadu_ps(r[6] + k), v7 = _mm256_loadu_ps(r[7] + k);
+  transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
+  v[0] = v0, v[1] = v1, v[2] = v2, v[3] = v3, v[4] = v4, v[5] = v5, v[6] = v6, v[7] = v7;
+}
+
+// Adds the squares of 8 floats, in double (exact products), to lo (lanes 0-3) and hi (lanes 4-7).
+__attribute__((always_inline)) inline void add_squares(__m256 x, __m256d& lo, __m256d& hi) {
+  const __m256d xl = _mm256_cvtps_pd(_mm256_castps256_ps128(x));
+  const __m256d xh = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+  lo = _mm256_add_pd(lo, _mm256_mul_pd(xl, xl));
+  hi = _mm256_add_pd(hi, _mm256_mul_pd(xh, xh));
+}
+
 // pack_rows with the scales computed here, in the same pass (see
 // screen_kernels.h): pass 1 transposes the raw rows into `out` and sums each
 // row's squares in double, one row per lane, k = 0, 1, ... in order (as
@@ -268,25 +292,12 @@ bool pack_rows_norm(const float* const* rows, int width, int64_t D, float* out, 
     auto step = [&](auto hc, int64_t k) __attribute__((always_inline)) {
       constexpr int h = decltype(hc)::value;
       const float* const* r = rp + 8 * h;
-      // The rows come from memory once: 8 (16) streams at once, which the
-      // hardware prefetcher alone keeps too short.
-      if (k % 16 == 0)
-        for (int l = 0; l < 8; ++l) _mm_prefetch(reinterpret_cast<const char*>(r[l] + k + 192), _MM_HINT_T0);
-      __m256 v0 = _mm256_loadu_ps(r[0] + k), v1 = _mm256_loadu_ps(r[1] + k), v2 = _mm256_loadu_ps(r[2] + k);
-      __m256 v3 = _mm256_loadu_ps(r[3] + k), v4 = _mm256_loadu_ps(r[4] + k), v5 = _mm256_loadu_ps(r[5] + k);
-      __m256 v6 = _mm256_loadu_ps(r[6] + k), v7 = _mm256_loadu_ps(r[7] + k);
-      transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
-      const __m256 v[8] = {v0, v1, v2, v3, v4, v5, v6, v7};
-      __m256d lo = acc[2 * h], hi = acc[2 * h + 1];
+      __m256 v[8];
+      load8_transposed(r, k, v);
       for (int l = 0; l < 8; ++l) {
         _mm256_storeu_ps(out + (k + l) * width + g + 8 * h, v[l]);
-        const __m256d xl = _mm256_cvtps_pd(_mm256_castps256_ps128(v[l]));
-        const __m256d xh = _mm256_cvtps_pd(_mm256_extractf128_ps(v[l], 1));
-        lo = _mm256_add_pd(lo, _mm256_mul_pd(xl, xl));
-        hi = _mm256_add_pd(hi, _mm256_mul_pd(xh, xh));
+        add_squares(v[l], acc[2 * h], acc[2 * h + 1]);
       }
-      acc[2 * h] = lo;
-      acc[2 * h + 1] = hi;
     };
     int64_t k = 0;
     if (ng == 2) {
@@ -334,19 +345,9 @@ bool row_norms(const float* const* rows, int n, int64_t D, double* scale) {
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
     int64_t k = 0;
     for (; k + 8 <= D; k += 8) {
-      if (k % 16 == 0)
-        for (int l = 0; l < 8; ++l) _mm_prefetch(reinterpret_cast<const char*>(r[l] + k + 192), _MM_HINT_T0);
-      __m256 v0 = _mm256_loadu_ps(r[0] + k), v1 = _mm256_loadu_ps(r[1] + k), v2 = _mm256_loadu_ps(r[2] + k);
-      __m256 v3 = _mm256_loadu_ps(r[3] + k), v4 = _mm256_loadu_ps(r[4] + k), v5 = _mm256_loadu_ps(r[5] + k);
-      __m256 v6 = _mm256_loadu_ps(r[6] + k), v7 = _mm256_loadu_ps(r[7] + k);
-      transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
-      const __m256 v[8] = {v0, v1, v2, v3, v4, v5, v6, v7};
-      for (int l = 0; l < 8; ++l) {
-        const __m256d xl = _mm256_cvtps_pd(_mm256_castps256_ps128(v[l]));
-        const __m256d xh = _mm256_cvtps_pd(_mm256_extractf128_ps(v[l], 1));
-        lo = _mm256_add_pd(lo, _mm256_mul_pd(xl, xl));
-        hi = _mm256_add_pd(hi, _mm256_mul_pd(xh, xh));
-      }
+      __m256 v[8];
+      load8_transposed(r, k, v);
+      for (int l = 0; l < 8; ++l) add_squares(v[l], lo, hi);
     }
     alignas(32) double sum[8];
     _mm256_store_pd(sum, lo);
