@@ -59,6 +59,23 @@ function oracle(x: Float32Array, n: number, c: number, s: number, layout: Layout
   return { count, mean, var: v };
 }
 
+/**
+ * Every (domain, channel) cell of `got` against the oracle: the same counts; where a cell has values, the mean exact
+ * to a tiny fraction of the spread (and to double rounding of its size) and the variance to 1e-6 relative.
+ */
+function expectOracle(got: Parameters<typeof bnVariance>[0], want: ReturnType<typeof oracle>): void {
+  const gotVar = bnVariance(got);
+  expect(got.count.length).toBe(want.count.length);
+  for (let k = 0; k < want.count.length; k++) {
+    expect(got.count[k]).toBe(want.count[k]);
+    if (!want.count[k]) continue;
+    expect(Math.abs((got.mean[k] as number) - (want.mean[k] as number))).toBeLessThanOrEqual(
+      1e-7 * Math.sqrt(want.var[k] as number) + 1e-12 * Math.abs(want.mean[k] as number),
+    );
+    expect(Math.abs((gotVar[k] as number) - (want.var[k] as number))).toBeLessThanOrEqual(1e-6 * (want.var[k] as number));
+  }
+}
+
 describe('bnStats', () => {
   for (const layout of ['nchw', 'nhwc'] as const) {
     it.each(ISAS)(`${layout}: matches the oracle to 1e-6 relative variance on adversarial data (%s)`, async (isa) => {
@@ -68,16 +85,7 @@ describe('bnStats', () => {
       const shape = layout === 'nchw' ? [n, c, 15, 20] : [n, 15, 20, c];
       const got = await bnStats({ data: x, shape, layout }, { domains, numDomains: 3, isa });
       const want = oracle(x, n, c, s, layout, domains, 3);
-      const gotVar = bnVariance(got);
-      for (let k = 0; k < 3 * c; k++) {
-        expect(got.count[k]).toBe(want.count[k]);
-        if (!want.count[k]) continue;
-        // Exact to a tiny fraction of the spread, and to double rounding of its size.
-        expect(Math.abs((got.mean[k] as number) - (want.mean[k] as number))).toBeLessThanOrEqual(
-          1e-7 * Math.sqrt(want.var[k] as number) + 1e-12 * Math.abs(want.mean[k] as number),
-        );
-        expect(Math.abs((gotVar[k] as number) - (want.var[k] as number))).toBeLessThanOrEqual(1e-6 * (want.var[k] as number));
-      }
+      expectOracle(got, want);
       expect(got.count[2 * c]).toBe(0); // domain 2 is empty
     });
   }
@@ -96,14 +104,7 @@ describe('bnStats', () => {
     const domains = Int32Array.from([0, 0]);
     const got = await bnStats({ data: x, shape: [n, s, 1, c], layout: 'nhwc' }, { domains, numDomains: 1, isa });
     const want = oracle(x, n, c, s, 'nhwc', domains, 1);
-    const gotVar = bnVariance(got);
-    for (let k = 0; k < c; k++) {
-      expect(got.count[k]).toBe(want.count[k]);
-      expect(Math.abs((got.mean[k] as number) - (want.mean[k] as number))).toBeLessThanOrEqual(
-        1e-7 * Math.sqrt(want.var[k] as number) + 1e-12 * Math.abs(want.mean[k] as number),
-      );
-      expect(Math.abs((gotVar[k] as number) - (want.var[k] as number))).toBeLessThanOrEqual(1e-6 * (want.var[k] as number));
-    }
+    expectOracle(got, want);
   });
 
   it.each(ISAS)('nhwc: the same bytes for 1, 2, 3 and 5 threads (segments split between threads, then merged in order), odd channel counts, partial row blocks, skipped NaN, float16 (%s)', async (isa) => {
@@ -126,15 +127,7 @@ describe('bnStats', () => {
       expect(Array.from(got.nonfinite).reduce((a, b) => a + Number(b), 0)).toBe(1);
       expect(got.nonfinite[2 * c + c - 1]).toBe(1);
       const want = oracle(x, n, c, s, 'nhwc', domains, 3);
-      const gotVar = bnVariance(got);
-      for (let k = 0; k < 3 * c; k++) {
-        expect(got.count[k]).toBe(want.count[k]);
-        if (!want.count[k]) continue;
-        expect(Math.abs((got.mean[k] as number) - (want.mean[k] as number))).toBeLessThanOrEqual(
-          1e-7 * Math.sqrt(want.var[k] as number) + 1e-12 * Math.abs(want.mean[k] as number),
-        );
-        expect(Math.abs((gotVar[k] as number) - (want.var[k] as number))).toBeLessThanOrEqual(1e-6 * (want.var[k] as number));
-      }
+      expectOracle(got, want);
       // float16 input: the same statistics as its float32 values, whatever the threads.
       const h = float32ToFloat16Bits(x.map((v) => v / 1e4));
       const f = float16BitsToFloat32(h);
