@@ -176,6 +176,19 @@ struct Operand {
   const LazyNorm* lazy = nullptr;
 };
 
+// Logical row i of an operand.
+inline const float* row_ptr(const Operand& op, int64_t i) { return op.data + (op.perm ? op.perm[i] : i) * op.dim; }
+
+// The multiplier prepare() gives a row (its squares summed in double, k = 0,
+// 1, ... in order; 1/||x||, 0 for a zero row); false when the sum is not finite.
+inline bool row_inv_norm(const float* x, int64_t D, double* scale) {
+  double ss = 0.0;
+  for (int64_t k = 0; k < D; ++k) ss += static_cast<double>(x[k]) * x[k];
+  const double n = std::sqrt(ss);
+  *scale = n > 0.0 ? 1.0 / n : 0.0;
+  return std::isfinite(ss);
+}
+
 class Reducer {
  public:
   virtual ~Reducer() = default;
@@ -304,17 +317,14 @@ bool pack_panel_norm(const Operand& op, int64_t r0, int64_t rows, int width, flo
   if (fast != nullptr && width % 8 == 0 && rows == width && width <= 64) {
     const float* src[64];
     double sc[64];
-    for (int r = 0; r < width; ++r) src[r] = op.data + (op.perm ? op.perm[r0 + r] : r0 + r) * D;
+    for (int r = 0; r < width; ++r) src[r] = row_ptr(op, r0 + r);
     return fast->pack_rows_norm(src, width, D, out, sc);
   }
   for (int r = 0; r < width; ++r) {
     if (r < rows) {
-      const float* src = op.data + (op.perm ? op.perm[r0 + r] : r0 + r) * D;
-      double ss = 0.0;
-      for (int64_t k = 0; k < D; ++k) ss += static_cast<double>(src[k]) * src[k];
-      if (!std::isfinite(ss)) return false;
-      const double n = std::sqrt(ss);
-      const double s = n > 0.0 ? 1.0 / n : 0.0;
+      const float* src = row_ptr(op, r0 + r);
+      double s;
+      if (!row_inv_norm(src, D, &s)) return false;
       for (int64_t k = 0; k < D; ++k) out[k * width + r] = static_cast<float>(src[k] * s);
     } else {
       for (int64_t k = 0; k < D; ++k) out[k * width + r] = 0.0f;
@@ -582,17 +592,10 @@ void pack_quant_panel(const ScreenKernels& SK, const Operand& op, int64_t r0, in
     bool ok = true;
     if (rows == width && width % 8 == 0) {
       const float* src[64];
-      for (int r = 0; r < width; ++r) src[r] = op.data + (op.perm ? op.perm[r0 + r] : r0 + r) * D;
+      for (int r = 0; r < width; ++r) src[r] = row_ptr(op, r0 + r);
       ok = SK.row_norms(src, width, D, lazy_scale);
     } else {
-      for (int r = 0; r < rows; ++r) {
-        const float* x = op.data + (op.perm ? op.perm[r0 + r] : r0 + r) * D;
-        double ss = 0.0;
-        for (int64_t k = 0; k < D; ++k) ss += static_cast<double>(x[k]) * x[k];
-        if (!std::isfinite(ss)) ok = false;
-        const double n = std::sqrt(ss);
-        lazy_scale[r] = n > 0.0 ? 1.0 / n : 0.0;
-      }
+      for (int r = 0; r < rows; ++r) ok &= row_inv_norm(row_ptr(op, r0 + r), D, &lazy_scale[r]);
     }
     if (!ok) fail("E_NONFINITE", "a database row is not finite");  // replaced by check_lazy's message
   }
