@@ -78,6 +78,14 @@ async function removeTemporaries(dir: string): Promise<void> {
   }
 }
 
+/** removeStaleTemporaries (temporary files of processes that no longer run) in `dir` and every folder below it. */
+async function removeDeadTemporaries(dir: string): Promise<void> {
+  await removeStaleTemporaries(dir);
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isDirectory()) await removeStaleTemporaries(join(e.parentPath, e.name));
+  }
+}
+
 async function recordOutputs(runDir: string, files: string[]): Promise<OutputRecord[]> {
   const out: OutputRecord[] = [];
   for (const f of files) {
@@ -255,6 +263,9 @@ async function runLocked(cfg: LoadedConfig, runDir: string, o: RunOptions): Prom
       await writeManifest(runDir, manifest).catch(() => undefined);
       throw e;
     }
+    // A worker killed in the middle of an atomic write (a queue worker's process, SIGKILLed while another took its
+    // job over) leaves its temporary file behind: the finished stage's folder holds what an uninterrupted run's does.
+    await removeDeadTemporaries(dir);
     const files = (await listFiles(dir, runDir)).filter((f) => !(def.journals ?? []).some((j) => f.endsWith(j)));
     record.outputs = await recordOutputs(runDir, files);
     record.summary = result.summary;
