@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -121,6 +121,39 @@ describe('genaug run (in process)', () => {
     const c = await runPipeline(cfg, { from: 'score', until: 'score', force: true });
     expect(c.ran).toEqual(['score']);
     await expectError(runPipeline(cfg, { from: 'pool', until: 'plan' }), 'E_ARGUMENT', 'after');
+  });
+
+  it("a finished stage's folder loses the temporary files of processes that no longer run, and keeps a live writer's", async () => {
+    // What a queue worker SIGKILLed in the middle of an atomic write leaves behind (.NAME.PID.HEX.tmp), planted
+    // while the stage runs, at the stage folder's top and one folder down.
+    const cfg = await config('t.yaml', smallConfig('run-t'));
+    const dead = spawnSync(process.execPath, ['-e', '']).pid as number;
+    const dir = join(cfg.paths.runDir, 'annotate');
+    const planted: string[] = [];
+    const live = join(dir, `.keep.json.${process.pid}.0123456789ab.tmp`);
+    await runPipeline(cfg, {
+      until: 'annotate',
+      onProgress: (stage) => {
+        if (stage !== 'annotate' || !existsSync(dir)) return;
+        const plant = (d: string) => {
+          const p = join(d, `.x.png.${dead}.a1b2c3d4e5f6.tmp`);
+          if (planted.includes(p)) return;
+          writeFileSync(p, 'half');
+          planted.push(p);
+        };
+        plant(dir);
+        if (!existsSync(live)) writeFileSync(live, 'still writing');
+        const sub = readdirSync(dir, { withFileTypes: true }).find((e) => e.isDirectory());
+        if (sub) plant(join(dir, sub.name));
+      },
+    });
+    expect(planted.length).toBe(2);
+    for (const p of planted) expect(existsSync(p), p).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    const outputs = (await readManifest(cfg.paths.runDir))?.stages.annotate?.outputs.map((o) => o.path) ?? [];
+    expect(outputs.length).toBeGreaterThan(0);
+    expect(outputs.filter((o) => o.includes('.tmp'))).toEqual([]);
+    rmSync(live);
   });
 
   it('plan.extra_categories: DiverGen\'s extra WordNet categories are generated, exempt from the real-crop rules, and pasted as new categories', async () => {
