@@ -182,6 +182,27 @@ describe('bnStats', () => {
     expect(Array.from(s.count)).toEqual([8, 7, 8]);
   });
 
+  it('with several bad values, the one rejected is the first in (sample, channel, position) order, whatever the threads', async () => {
+    // The first in order is the one a thread reaches last: the thread that owns a later value meets it at once.
+    // NCHW: threads split the channels; A = (1, 1, S - 1) is met after three full channels of its thread, B = (1, 2, 0)
+    // after two of the other's.
+    const [n, c, s] = [2, 4, 60000];
+    const x = make(n, c, s, 'nchw', 21);
+    x[(1 * c + 1) * s + s - 1] = Number.NaN;
+    x[(1 * c + 2) * s] = Number.POSITIVE_INFINITY;
+    // NHWC: the threads split each sample's segments; A in sample 0's last row, B in sample 1's first.
+    const rows = 300000;
+    const y = make(n, 4, rows, 'nhwc', 22);
+    y[(rows - 1) * 4] = Number.NaN;
+    y[(rows + 0) * 4 + 3] = Number.NEGATIVE_INFINITY;
+    for (const isa of ISAS) {
+      for (const threads of [1, 2, 3, 2, 2]) {
+        await expectCode(bnStats({ data: x, shape: [n, c, s], layout: 'nchw' }, { isa, threads }), 'E_NONFINITE', new RegExp(`sample 1, channel 1, position ${s - 1} is NaN`));
+        await expectCode(bnStats({ data: y, shape: [n, rows, 4], layout: 'nhwc' }, { isa, threads }), 'E_NONFINITE', new RegExp(`sample 0, channel 0, position ${rows - 1} is NaN`));
+      }
+    }
+  });
+
   it('rejects bad shapes, layouts and domain tags with codes', async () => {
     const x = new Float32Array(24);
     await expectCode(bnStats({ data: x, shape: [2, 3, 5], layout: 'nchw' }), 'E_SHAPE', /24 elements/);

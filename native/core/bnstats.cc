@@ -158,6 +158,9 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt) {
 
   if (in.layout == Layout::NCHW) {
     T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, C)));
+    // A rejected value: the one first in (sample, channel, position) order,
+    // as one thread would meet it, whichever thread gets to its own first.
+    LowestError err;
     run_threads(T, [&](int tid) {
       std::vector<float> scratch(in.f16 ? static_cast<size_t>(std::min(S, kBlock)) : 0);
       // Samples outer, this thread's channels inner: each sample's slice of
@@ -165,42 +168,49 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt) {
       // its samples in order, so the result does not depend on the threads.
       for (int64_t n = 0; n < N; ++n) {
         for (int64_t c = C * tid / T; c < C * (tid + 1) / T; ++c) {
-          const int64_t at = dom(n) * C + c;
-          int64_t& cnt = out.count[at];
-          double& mean = out.mean[at];
-          double& m2 = out.m2[at];
-          float& mn = out.min[at];
-          float& mx = out.max[at];
-          const int64_t base = (n * C + c) * S;
-          for (int64_t p = 0; p < S; p += kBlock) {
-            const int64_t len = std::min(kBlock, S - p);
-            const float* x;
-            if (in.f16) {
-              K.half_to_float(in.f16 + base + p, scratch.data(), len);
-              x = scratch.data();
-            } else {
-              x = in.f32 + base + p;
+          if (err.below(n * C + c)) return;
+          try {
+            const int64_t at = dom(n) * C + c;
+            int64_t& cnt = out.count[at];
+            double& mean = out.mean[at];
+            double& m2 = out.m2[at];
+            float& mn = out.min[at];
+            float& mx = out.max[at];
+            const int64_t base = (n * C + c) * S;
+            for (int64_t p = 0; p < S; p += kBlock) {
+              const int64_t len = std::min(kBlock, S - p);
+              const float* x;
+              if (in.f16) {
+                K.half_to_float(in.f16 + base + p, scratch.data(), len);
+                x = scratch.data();
+              } else {
+                x = in.f32 + base + p;
+              }
+              // Pass 1 (in cache) finds a centre near the mean, rounded to float;
+              // pass 2 takes the moments around it. The block mean is centre +
+              // s1 / len and its co-moment M2 = s2 - s1^2 / len.
+              const double center = static_cast<float>(K.sum(x, len) / static_cast<double>(len));
+              const double mb = center;
+              double s1 = 0, s2 = 0;
+              float bmn = kInf, bmx = -kInf;
+              K.centered_moments(x, len, center, &s1, &s2, &bmn, &bmx);
+              if (!std::isfinite(mb) || !std::isfinite(s2)) {
+                block_with_nonfinite(x, len, in, opt, n, c, p, 1, cnt, mean, m2, mn, mx, out.nonfinite[at]);
+                continue;
+              }
+              const double m2b = s2 - s1 * s1 / static_cast<double>(len);
+              chan(cnt, mean, m2, len, mb + s1 / static_cast<double>(len), m2b);
+              mn = std::min(mn, bmn);
+              mx = std::max(mx, bmx);
             }
-            // Pass 1 (in cache) finds a centre near the mean, rounded to float;
-            // pass 2 takes the moments around it. The block mean is centre +
-            // s1 / len and its co-moment M2 = s2 - s1^2 / len.
-            const double center = static_cast<float>(K.sum(x, len) / static_cast<double>(len));
-            const double mb = center;
-            double s1 = 0, s2 = 0;
-            float bmn = kInf, bmx = -kInf;
-            K.centered_moments(x, len, center, &s1, &s2, &bmn, &bmx);
-            if (!std::isfinite(mb) || !std::isfinite(s2)) {
-              block_with_nonfinite(x, len, in, opt, n, c, p, 1, cnt, mean, m2, mn, mx, out.nonfinite[at]);
-              continue;
-            }
-            const double m2b = s2 - s1 * s1 / static_cast<double>(len);
-            chan(cnt, mean, m2, len, mb + s1 / static_cast<double>(len), m2b);
-            mn = std::min(mn, bmn);
-            mx = std::max(mx, bmx);
+          } catch (...) {
+            err.capture(n * C + c);
+            return;
           }
         }
       }
     });
+    err.rethrow();
     return out;
   }
 
@@ -232,7 +242,9 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt) {
   std::vector<double> wmean(wn), wm2(wn);
   std::vector<float> wmn(wn), wmx(wn);
   Barrier barrier(T);
-  FirstError err;
+  // A rejected value: the first in segment order, as one thread would meet it
+  // (a thread stops at a segment above one known to have failed).
+  LowestError err;
   run_threads(T, [&](int tid) {
     const size_t cn = static_cast<size_t>(C);
     std::vector<double> sums(cn), center(cn), s1(cn), s2(cn);
@@ -242,7 +254,7 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt) {
     for (int64_t b0 = 0; b0 < segs; b0 += wave) {
       const int64_t nw = std::min(wave, segs - b0);
       // Phase 1: segment statistics, consecutive segments per thread.
-      for (int64_t ws = nw * tid / T; ws < nw * (tid + 1) / T && !err.failed(); ++ws) {
+      for (int64_t ws = nw * tid / T; ws < nw * (tid + 1) / T && !err.below(b0 + ws); ++ws) {
         try {
           const int64_t n = (b0 + ws) / per_sample, k = (b0 + ws) % per_sample;
           const size_t o = static_cast<size_t>(ws * C);
@@ -303,7 +315,7 @@ BnStats bn_stats(const BnInput& in, const BnOptions& opt) {
             }
           }
         } catch (...) {
-          err.capture();
+          err.capture(b0 + ws);
         }
       }
       barrier.wait();

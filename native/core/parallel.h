@@ -59,6 +59,34 @@ class FirstError {
   bool failed_ = false;
 };
 
+// The error met first in an order every thread walks upwards (a key: a
+// segment, a (sample, channel) pair): a thread stops once an error at a lower
+// key than its next one is known and goes on otherwise, so the error reported
+// is the one a single thread would have met first, whatever the thread count
+// and the timing (a FirstError would report whichever thread failed first).
+class LowestError {
+ public:
+  void capture(int64_t key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_ || key < key_.load(std::memory_order_relaxed)) {
+      error_ = std::current_exception();
+      key_.store(key, std::memory_order_release);
+    }
+  }
+  // An error at a key below `key` is known: work at `key` and above is moot.
+  bool below(int64_t key) const { return key_.load(std::memory_order_acquire) < key; }
+  bool failed() const { return key_.load(std::memory_order_acquire) != kNone; }
+  void rethrow() {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  static constexpr int64_t kNone = INT64_MAX;
+  std::mutex mu_;
+  std::exception_ptr error_;
+  std::atomic<int64_t> key_{kNone};
+};
+
 // The thread count for a call: 0 means every hardware thread; capped at 256.
 inline int resolve_threads(int requested) {
   if (requested < 0) fail("E_RANGE", "threads must be >= 0 (0 = all cores), got ", requested);
