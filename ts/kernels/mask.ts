@@ -17,6 +17,7 @@ import type { NativeAddon, NativeCounts, NativePostOptions, NativePostResult } f
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
 import { checkInt, checkNumber, pinInputs } from '../native/validate.js';
+import { PackedPolygons } from '../io/polygons.js';
 
 /** One mask: `height` x `width` bytes, row-major, nonzero = foreground. */
 export interface Mask {
@@ -665,6 +666,12 @@ export function polygonsToRle(polygons: readonly (readonly number[])[], height: 
  */
 export function segmentationToRle(segmentation: unknown, height: number, width: number): Rle {
   if (Array.isArray(segmentation)) return polygonsToRle(segmentation as number[][], height, width);
+  if (segmentation instanceof PackedPolygons) {
+    // The packed rings straight into the rasteriser's Float64Arrays (no number[] in between); same doubles, same mask.
+    const [h, w] = checkSize(height, width, 'image');
+    if (segmentation.ringCount === 0) throw new GenaugError('E_SHAPE', 'polygons must be a non-empty array of coordinate lists');
+    return toRle(addon().rleFromPolygons(segmentation.toFloat64Rings(), h, w, { form: 'string' }), h, w);
+  }
   const { h, w } = checkRle(segmentation, 'segmentation');
   if (h !== height || w !== width) throw new GenaugError('E_SHAPE', `segmentation is ${h} x ${w} but the image is ${height} x ${width}`);
   const c = compressRle(segmentation as Rle);
