@@ -394,7 +394,11 @@ function scanCoco(w: ByteWindow, source: string, onAnnotation?: (a: unknown) => 
   };
   const decoder = new TextDecoder('utf-8', { fatal: true });
   // The value at i, parsed; i moves past it.
-  const value = (): unknown => {
+  // withIscrowd (annotations): an object that has no "iscrowd" is parsed with "iscrowd":0 appended, what the checks
+  // would add anyway (as its last key, the same order), so V8 makes it with that field in place instead of growing
+  // the object afterwards (about 40 bytes less per LVIS annotation). Only where the text shows for sure that the key
+  // is absent: no "iscrowd" anywhere and no backslash (an escaped key could spell it).
+  const value = (withIscrowd = false): unknown => {
     skipWs();
     for (;;) {
       const e = valueEnd(i);
@@ -402,7 +406,15 @@ function scanCoco(w: ByteWindow, source: string, onAnnotation?: (a: unknown) => 
         const s = i;
         i = e;
         try {
-          return JSON.parse(decoder.decode(w.buf.subarray(s, e)));
+          const text = decoder.decode(w.buf.subarray(s, e));
+          if (withIscrowd && text.charCodeAt(0) === 0x7b && !text.includes('"iscrowd"') && !text.includes('\\') && /[^\s{]\s*\}$/.test(text)) {
+            try {
+              return JSON.parse(`${text.slice(0, -1)},"iscrowd":0}`);
+            } catch {
+              // Malformed: the error below is the one of the text as it is.
+            }
+          }
+          return JSON.parse(text);
         } catch (err) {
           throw bad(s, (err as Error).message);
         }
@@ -430,7 +442,8 @@ function scanCoco(w: ByteWindow, source: string, onAnnotation?: (a: unknown) => 
         if (peek() === 0x5d) i++;
         else {
           for (;;) {
-            items.push(each ? each(value()) : value());
+            const item = value(key === 'annotations');
+            items.push(each ? each(item) : item);
             const c = peek();
             if (c === 0x2c) i++;
             else if (c === 0x5d) {
@@ -519,7 +532,7 @@ function rleCountsProblem(counts: string | number[], pixels: number): string | u
 /**
  * Reads and checks a COCO/LVIS annotation file (files over 512 MiB, such as
  * LVIS train, included), streaming: the text goes through a window of
- * `chunkBytes` (default 8 MiB), so the memory it takes is the parsed dataset,
+ * `chunkBytes` (default 1 MiB), so the memory it takes is the parsed dataset,
  * not the file as well.
  */
 export async function readCoco(path: string, options: ReadCocoOptions & { chunkBytes?: number } = {}): Promise<CocoIndex> {
@@ -528,7 +541,7 @@ export async function readCoco(path: string, options: ReadCocoOptions & { chunkB
   const { fh, size } = await openForReading(path, path);
   try {
     if (size > maxBytes) throw new GenaugError('E_LIMIT', `${path} is over the ${maxBytes}-byte limit for one COCO file; split it by images`, { path });
-    const chunk = options.chunkBytes ?? 1 << 23;
+    const chunk = options.chunkBytes ?? 1 << 20;
     if (!Number.isSafeInteger(chunk) || chunk < 1) throw new GenaugError('E_RANGE', `chunkBytes must be a positive integer, got ${String(chunk)}`);
     // A UTF-8 byte-order mark (some editors write one) is not part of the JSON.
     const head = Buffer.alloc(3);
