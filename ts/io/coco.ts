@@ -536,6 +536,7 @@ function rleCountsProblem(counts: string | number[], pixels: number): string | u
  * not the file as well.
  */
 export async function readCoco(path: string, options: ReadCocoOptions & { chunkBytes?: number } = {}): Promise<CocoIndex> {
+  polygonsOption(options);
   const maxBytes = options.maxBytes ?? 4 * 2 ** 30 - 1;
   // Only a regular file: /dev/zero or a FIFO named as the COCO file is E_IO, not an endless read.
   const { fh, size } = await openForReading(path, path);

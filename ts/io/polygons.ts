@@ -85,7 +85,7 @@ export class PackedPolygons {
   }
 
   #check(i: number): void {
-    if (!Number.isInteger(i) || i < 0 || i >= this.ringCount) throw new RangeError(`ring ${i} is out of range (${this.ringCount} rings)`);
+    if (!Number.isInteger(i) || i < 0 || i >= this.ringCount) throw new GenaugError('E_RANGE', `ring ${String(i)} is out of range (${this.ringCount} rings)`);
   }
 
   /** Start of ring i's coordinates in the chunk. */
@@ -163,13 +163,17 @@ class Chunks<T extends Int32Array | Float64Array> {
   chunk: T | undefined;
   pos = 0;
   next: number;
-  constructor(private readonly make: (n: number) => T, first: number) {
-    this.next = first;
+  constructor(
+    private readonly make: (n: number) => T,
+    first: number,
+    private readonly last: number,
+  ) {
+    this.next = Math.min(first, last);
   }
   /** Room for n elements: at pos in the current chunk, or in a new one (one of exactly n when n is over a chunk). */
   room(n: number): T {
     if (this.chunk && this.pos + n <= this.chunk.length) return this.chunk;
-    if (n > LAST_CHUNK) {
+    if (n > this.last) {
       // A segmentation larger than a chunk gets one of its own; the current chunk goes on being filled.
       const own = this.make(n);
       return own;
@@ -177,7 +181,7 @@ class Chunks<T extends Int32Array | Float64Array> {
     while (this.next < n) this.next *= 2;
     this.chunk = this.make(this.next);
     this.pos = 0;
-    if (this.next < LAST_CHUNK) this.next *= 2;
+    if (this.next < this.last) this.next = Math.min(this.next * 2, this.last);
     return this.chunk;
   }
 }
@@ -191,10 +195,14 @@ export class PolygonPool {
   readonly #fixed: Chunks<Int32Array>;
   readonly #float: Chunks<Float64Array>;
 
-  /** firstChunk: elements of the first chunk of each kind (default 4096; chunks double up to 2^20). */
-  constructor(firstChunk = FIRST_CHUNK) {
-    this.#fixed = new Chunks((n) => new Int32Array(n), firstChunk);
-    this.#float = new Chunks((n) => new Float64Array(n), firstChunk);
+  /**
+   * firstChunk: elements of the first chunk of each kind (default 4096);
+   * chunks double up to lastChunk (default 2^20: 4 MiB of int32, 8 MiB of
+   * float64); a segmentation larger than that gets a chunk of its own.
+   */
+  constructor(firstChunk = FIRST_CHUNK, lastChunk = LAST_CHUNK) {
+    this.#fixed = new Chunks((n) => new Int32Array(n), firstChunk, lastChunk);
+    this.#float = new Chunks((n) => new Float64Array(n), firstChunk, lastChunk);
   }
 
   /**
@@ -249,7 +257,7 @@ export function packPolygons(rings: readonly (readonly number[])[]): PackedPolyg
       throw new GenaugError('E_TYPE', `polygons[${i}] must be an array of finite numbers`);
     }
   });
-  return new PolygonPool(1).pack(rings);
+  return new PolygonPool(1, 2 ** 31).pack(rings);
 }
 
 /**
