@@ -103,7 +103,7 @@ export interface ReadCocoOptions {
   /**
    * The form of polygon segmentations: 'arrays' (default), COCO's number[][];
    * 'packed', a PackedPolygons per annotation, the same doubles in shared
-   * fixed-point storage (about a third of the memory; JSON.stringify and
+   * fixed-point storage (about half the memory of the arrays; JSON.stringify and
    * writeCoco write the same bytes). An empty list (`[]`) and RLE stay as
    * they are. What every genaug command uses.
    */
