@@ -41,7 +41,11 @@ function ringScale(ring: ArrayLike<number>): number {
   return k;
 }
 
-/** A segmentation's polygons in shared fixed-point or float64 storage; see the module comment. */
+/**
+ * One annotation's polygons as `readCoco(path, { polygons: 'packed' })` gives them: int32 fixed point with a power
+ * of ten per ring where that reproduces every double exactly, else float64, in chunks shared by the whole read.
+ * `ring(i)`, `toArrays()`, `flat()` and JSON.stringify give back the very doubles that were read.
+ */
 export class PackedPolygons {
   /** The chunk holding this segmentation (shared with others of the same read). */
   readonly #data: Int32Array | Float64Array;
@@ -249,7 +253,7 @@ export class PolygonPool {
   }
 }
 
-/** One polygon list packed on its own (storage of at most twice its size); readers share a PolygonPool instead. */
+/** One polygon list (number[][] of finite numbers) as a PackedPolygons with storage of its own (at most twice its size). */
 export function packPolygons(rings: readonly (readonly number[])[]): PackedPolygons {
   if (!Array.isArray(rings)) throw new GenaugError('E_TYPE', 'polygons must be an array of coordinate arrays');
   rings.forEach((r, i) => {
