@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 
 import { PackedPolygons, packPolygons, parseCoco, parseCocoBuffer, polygonFloat64Rings, polygonRings, readCoco, writeCoco, type CocoIndex } from '../ts/io/coco.js';
 import { PolygonPool } from '../ts/io/polygons.js';
-import { segmentationToRle } from '../ts/kernels/mask.js';
+import { polygonsToRle, segmentationToRle } from '../ts/kernels/mask.js';
 import { paste } from '../ts/augment/paste.js';
 import { expectCode, tempFolder } from './helpers.js';
 import { buildPasteFixture, fixtureOptions } from './paste-fixture.js';
@@ -151,6 +151,14 @@ describe('packed polygons', () => {
     // The rasteriser takes coordinates within +-2^24: the int32-range rings are refused the same way in both forms.
     expect(outOfRange).toEqual([102, 103, 108, 109, 110]);
     expect(masks).toEqual([100, 101, 104, 105, 106, 107, 111, 112, 201, 206, 207]);
+    // polygonsToRle takes the packed form too, in either RLE form.
+    for (const id of masks.filter((m) => m !== 201)) {
+      const k = arrays.dataset.annotations.findIndex((a) => a.id === id);
+      const seg = packed.dataset.annotations[k]!.segmentation as PackedPolygons;
+      const want = arrays.dataset.annotations[k]!.segmentation as number[][];
+      expect(polygonsToRle(seg, 48, 64, { form: 'counts' })).toEqual(polygonsToRle(want, 48, 64, { form: 'counts' }));
+      expect(polygonsToRle(seg, 48, 64)).toEqual(polygonsToRle(want, 48, 64));
+    }
   });
 
   it('bad input fails with the same codes and messages as the arrays reader', async () => {

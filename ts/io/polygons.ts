@@ -153,6 +153,12 @@ export class PackedPolygons {
     return this.toArrays();
   }
 
+  /** What console.log and util.inspect show (the private fields would show nothing). */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    const rings = this.toArrays().map((r) => `[${r.length > 8 ? `${r.slice(0, 8).join(', ')}, ... ${r.length - 8} more` : r.join(', ')}]`);
+    return `PackedPolygons(${this.storage}) [${rings.join(', ')}]`;
+  }
+
   /** Bytes of storage this segmentation takes in its chunk (header included). */
   get byteLength(): number {
     return (1 + 2 * this.ringCount + this.coordinateCount) * this.#data.BYTES_PER_ELEMENT;
