@@ -1,12 +1,16 @@
 // The COCO/LVIS reader's memory: a synthetic LVIS-like annotation file
 // (1203 categories with LVIS fields, images with ~12 polygon instances each;
 // --mb sets its size, default 256; LVIS v1 train is ~1100) is read in a child
-// process by genaug's readCoco (streaming) and by the peer,
-// JSON.parse(readFileSync(file, 'utf8')) (only up to V8's ~512 MiB string
-// limit), each child reporting its peak resident memory over what it had
-// before reading. peak_rss_over_file = that extra / file size: the parsed
-// dataset itself is most of it.
-// --compare DIST also runs the readCoco of another build (e.g. ../main/dist) the same way.
+// process by genaug's readCoco (streaming), once with { polygons: 'packed' }
+// and once with the library default ('arrays', COCO's number[][]), and by the
+// peer, JSON.parse(readFileSync(file, 'utf8')) (only up to V8's ~512 MiB
+// string limit), each child reporting its peak resident memory over what it
+// had before reading. summary.peak_rss_over_file = that extra / file size for
+// the packed mode: it is what every genaug command reads with (the lead's
+// decision on issue #14: packed polygons opt-in in the library, used by the
+// CLI); peak_rss_over_file_arrays is the library default's. The parsed
+// dataset itself is most of either.
+// --compare DIST also runs the readCoco of another build (e.g. ../main/dist) the same way (its default mode).
 //   npm run bench -- coco [--mb 256 --quick --compare ../main/dist]
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync, readFileSync } from 'node:fs';
@@ -27,11 +31,11 @@ if (a.child) {
   const before = process.memoryUsage.rss();
   const t0 = process.hrtime.bigint();
   let keep;
-  if (a.child === 'genaug' || a.child === 'compare') {
+  if (a.child === 'packed' || a.child === 'arrays' || a.child === 'compare') {
     const g = a.child === 'compare' ? await import(join(String(a.dist), 'index.js')) : await loadGenaug();
     globalThis.gc?.();
     const base = process.memoryUsage.rss();
-    keep = await g.readCoco(path);
+    keep = await g.readCoco(path, a.child === 'packed' ? { polygons: 'packed' } : {});
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
     const peak = process.resourceUsage().maxRSS * 1024;
     globalThis.gc?.();
@@ -111,16 +115,24 @@ try {
       return { skipped: String(e.stderr ?? e.message).trim().split('\n').slice(-2).join(' ').slice(0, 300) };
     }
   };
-  const genaug = run('genaug');
+  const genaug = run('packed');
+  const arrays = run('arrays');
   const peer = size < 2 ** 29 - 24 ? run('json') : { skipped: `the file (${size} bytes) is over V8's string limit: JSON.parse cannot read it` };
   emit({
     bench: 'coco',
     file_mib: +(size / 2 ** 20).toFixed(1),
     genaug,
+    genaug_arrays: arrays,
     ...(a.compare ? { compare: { dist: String(a.compare), ...run('compare') } } : {}),
     peer,
     machine: machine(),
-    summary: { peak_rss_over_file: genaug.peak_rss_over_file ?? null, live_over_file: genaug.live_over_file ?? null, peer_peak_rss_over_file: peer.peak_rss_over_file ?? null },
+    summary: {
+      peak_rss_over_file: genaug.peak_rss_over_file ?? null,
+      live_over_file: genaug.live_over_file ?? null,
+      peak_rss_over_file_arrays: arrays.peak_rss_over_file ?? null,
+      live_over_file_arrays: arrays.live_over_file ?? null,
+      peer_peak_rss_over_file: peer.peak_rss_over_file ?? null,
+    },
   });
 } finally {
   rmSync(dir, { recursive: true, force: true });

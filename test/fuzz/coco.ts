@@ -7,7 +7,8 @@
  * text's bytes (so the byte scanner meets broken JSON). Whatever is accepted
  * must be consistent (every kept annotation has its image and category, a
  * finite bbox, iscrowd 0 or 1), and when the text is valid JSON, parseCoco
- * on JSON.parse of it must come to the same outcome.
+ * on JSON.parse of it must come to the same outcome. With packed polygons
+ * the outcome is the same and the dataset stringifies to the same text.
  */
 import { GenaugError } from '../../ts/native/errors.js';
 import { parseCoco, parseCocoBuffer, type CocoIndex } from '../../ts/io/coco.js';
@@ -164,7 +165,13 @@ function outcome(f: () => CocoIndex): Outcome {
 }
 
 function run(input: Uint8Array): void {
-  const a = outcome(() => parseCocoBuffer(input, 'fuzz.json'));
+  let arrays: CocoIndex | undefined;
+  const a = outcome(() => (arrays = parseCocoBuffer(input, 'fuzz.json')));
+  // Packed polygons: the same outcome, and the same dataset once written as JSON (toJSON gives the arrays back).
+  let packed: CocoIndex | undefined;
+  const p = outcome(() => (packed = parseCocoBuffer(input, 'fuzz.json', { polygons: 'packed' })));
+  invariant(JSON.stringify(a) === JSON.stringify(p), `packed and arrays agree: ${JSON.stringify(a)} vs ${JSON.stringify(p)}`);
+  if (a.ok && nesting(input) < 1000) invariant(JSON.stringify(packed!.dataset) === JSON.stringify(arrays!.dataset), 'a packed dataset writes as the arrays one');
   let parsed: unknown;
   try {
     parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(input));

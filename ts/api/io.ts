@@ -15,7 +15,8 @@ export {
 } from '../io/images.js';
 export {
   readCoco, parseCoco, writeCoco, displayName, type CocoDataset, type CocoIndex, type CocoImage,
-  type CocoAnnotation, type CocoCategory, type CocoProblem, type CocoRle, type ReadCocoOptions,
+  type CocoAnnotation, type CocoCategory, type CocoProblem, type CocoRle, type ReadCocoOptions, type CocoSegmentation,
+  PackedPolygons, packPolygons, polygonRings, polygonFloat64Rings, isPolygons,
 } from '../io/coco.js';
 export {
   indexShards, readShardMember, ShardWriter, tarHeader, type ShardMember, type ShardWriterOptions,

@@ -29,7 +29,7 @@ import sharp from 'sharp';
 import { removeStaleTemporaries, writeFileAtomic } from '../io/atomic.js';
 import { readImage } from '../io/images.js';
 import { checkWithin } from '../io/roots.js';
-import { readCoco, type CocoAnnotation, type CocoCategory, type CocoIndex, type CocoSegmentation } from '../io/coco.js';
+import { PackedPolygons, readCoco, type CocoAnnotation, type CocoCategory, type CocoIndex, type CocoSegmentation } from '../io/coco.js';
 import { indexShards, readShardMember, ShardWriter } from '../io/webdataset.js';
 import { compositeSync, CompositeOutputPool, type BlendMode, type CompositeOptions, type CompositeResult, type PasteInstance } from '../kernels/composite.js';
 import { decodeRleSync, encodeRleSync, segmentationToRle } from '../kernels/mask.js';
@@ -143,7 +143,7 @@ async function loadPriors(p: PasteSourceOptions['priors'], coco: CocoIndex): Pro
 
 /** Reads the real dataset, the pool and the priors, and checks the options. */
 export async function preparePaste(o: PasteSourceOptions): Promise<PasteContext> {
-  const coco = typeof o.coco === 'string' ? await readCoco(o.coco) : o.coco;
+  const coco = typeof o.coco === 'string' ? await readCoco(o.coco, { polygons: 'packed' }) : o.coco;
   const categoriesIn = [...coco.categoryById.values()].sort((a, b) => a.id - b.id);
   const pool = typeof o.pool === 'string' ? await readInstancePool(o.pool, categoriesIn, { addCategories: o.addCategories ?? false, ...(o.poolRoot !== undefined ? { root: o.poolRoot } : {}), ...(o.cropCache ? { cache: o.cropCache } : {}) }) : o.pool;
   if (typeof o.pool === 'string' && pool.categories.length === 0 && !o.allowEmptyPool) {
@@ -268,7 +268,8 @@ export function planItem(ctx: PasteContext, imageIndex: number, copy: number, ou
       ...(ctx.maxPixels !== undefined ? { maxPixels: ctx.maxPixels } : {}),
       width: im.width,
       height: im.height,
-      annotations: anns.map((a) => ({ bbox: a.bbox, ...(hasSegmentation(a.segmentation) ? { segmentation: a.segmentation } : {}) })),
+      // Packed polygons go to a worker as arrays (a structured clone keeps no class, and would copy the shared chunk).
+      annotations: anns.map((a) => ({ bbox: a.bbox, ...(hasSegmentation(a.segmentation) ? { segmentation: a.segmentation instanceof PackedPolygons ? a.segmentation.toArrays() : a.segmentation } : {}) })),
       placements: s.placements.map((p) => ({
         file: ctx.pool.categories[p.category]!.instances[p.instance]!.file,
         categoryId: p.categoryId,

@@ -149,7 +149,7 @@ export async function sceneRecords(o: Omit<SceneExportOptions, 'out'>): Promise<
     const names = [...new Set(scenes.flatMap((s) => s.layout.map((l) => l.name)))].sort();
     categories = names.map((name, i) => ({ id: i + 1, name, supercategory: 'object' }));
   } else {
-    categories = typeof o.categories === 'string' ? [...(await readCoco(o.categories)).categoryById.values()].sort((a, b) => a.id - b.id) : [...o.categories];
+    categories = typeof o.categories === 'string' ? [...(await readCoco(o.categories, { polygons: 'packed' })).categoryById.values()].sort((a, b) => a.id - b.id) : [...o.categories];
   }
   let match = categoryMatcher(categories);
   if (o.addCategories) {
@@ -326,8 +326,8 @@ export interface ScenePoolOptions {
  */
 export async function scenePool(o: ScenePoolOptions): Promise<{ instances: number; perClass: Record<string, number> }> {
   const root = resolve(o.scenes);
-  const coco = await readCoco(join(root, 'annotations.json'));
-  const real = await readCoco(o.realCoco);
+  const coco = await readCoco(join(root, 'annotations.json'), { polygons: 'packed' });
+  const real = await readCoco(o.realCoco, { polygons: 'packed' });
   const categories: Record<string, Array<{ file: string; source: string; score: number; areaFraction: number; bbox: number[] }>> = {};
   for (const c of [...coco.categoryById.values()].sort((a, b) => a.id - b.id)) categories[c.name] = [];
   let instances = 0;

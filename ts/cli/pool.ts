@@ -29,7 +29,7 @@ export function poolCommand(global: GlobalOptions): Command {
         annotated: o.annotated,
         kept,
         scores: await readScores(o.scores),
-        coco: await readCoco(o.coco),
+        coco: await readCoco(o.coco, { polygons: 'packed' }),
         ...(o.categories ? { classes: String(o.categories).split(',').map((c: string) => c.trim()) } : {}),
         maxPerClass: o.maxPerClass,
         out: o.out,

@@ -24,7 +24,7 @@ export function priorsCommand(global: GlobalOptions): Command {
     .option('--pretty', 'indent the JSON')
     .action(async (o) => {
       if (!(o.rfsThreshold > 0 && o.rfsThreshold <= 1)) throw new GenaugError('E_ARGUMENT', `--rfs-threshold must be in (0, 1], got ${o.rfsThreshold}`);
-      const coco = await readCoco(o.coco);
+      const coco = await readCoco(o.coco, { polygons: 'packed' });
       const priors = buildPriors(coco, {
         rareMax: o.rareMax,
         commonMax: Math.max(o.commonMax, o.rareMax),

@@ -293,7 +293,7 @@ export function scoreCommand(global: GlobalOptions): Command {
     .option('--max-pixels <n>', 'record images with more pixels than this (read from the header, before decoding) as failed (default 67108864 = 8192 x 8192)', intArg('--max-pixels', 1))
     .addHelpText('after', '\nEach finished image is a line of OUT/progress.jsonl; a killed run started again skips those images and writes the same manifest.')
     .action(async (o) => {
-      const coco = await readCoco(o.coco);
+      const coco = await readCoco(o.coco, { polygons: 'packed' });
       const r = await writeRealCrops(coco, o.images, o.out, { padding: o.padding, blur: o.blur, ...(o.maxPixels ? { maxPixels: o.maxPixels } : {}) });
       if (coco.problems.length) global.print(`skipped ${coco.problems.length} unusable annotations (first: ${coco.problems[0]!.where}: ${coco.problems[0]!.message})`);
       global.print(`real-crops: ${r.written} crops written, ${r.failed} failed${r.resumed ? ` (${r.resumed} images from an earlier run)` : ''} (see ${join(o.out, 'manifest.jsonl')} and failed.jsonl)`);
@@ -410,7 +410,7 @@ export function scoreCommand(global: GlobalOptions): Command {
       const sizes = o.imageData ? imageSizesFromVisualGenome(await readJson(o.imageData), o.imageData) : undefined;
       const r = o.vg
         ? examplesFromVisualGenome(await readJson(o.vg), { ...cap, ...(sizes ? { imageSizes: sizes } : {}) }, o.vg)
-        : examplesFromCoco(await readCoco(o.coco), { ...cap, ...(o.relations ? { relations: String(o.relations).split(',').map((s: string) => s.trim()) } : {}) });
+        : examplesFromCoco(await readCoco(o.coco, { polygons: 'packed' }), { ...cap, ...(o.relations ? { relations: String(o.relations).split(',').map((s: string) => s.trim()) } : {}) });
       const pool = buildRelationPool(r.examples);
       await writeFileAtomic(o.out, new TextEncoder().encode(JSON.stringify(poolToAcpJson(pool)) + '\n'));
       global.print(`pool: ${r.examples.length} examples over ${pool.predicates.length} predicates; skipped ${JSON.stringify(r.skipped)}; wrote ${o.out}`);

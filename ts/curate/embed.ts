@@ -907,7 +907,7 @@ export async function embedInstances(o: EmbedInstancesOptions): Promise<EmbedRun
   }
   const maxPer = o.maxPerCategory ?? 0;
   checkInt(maxPer, 'maxPerCategory', 0);
-  const coco = await readCoco(o.coco);
+  const coco = await readCoco(o.coco, { polygons: 'packed' });
   const root = resolve(o.images);
   await mkdir(dirname(out), { recursive: true });
 

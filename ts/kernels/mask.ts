@@ -17,6 +17,7 @@ import type { NativeAddon, NativeCounts, NativePostOptions, NativePostResult } f
 import { GenaugError } from '../native/errors.js';
 import { native } from '../native/load.js';
 import { checkInt, checkNumber, pinInputs } from '../native/validate.js';
+import { PackedPolygons } from '../io/polygons.js';
 
 /** One mask: `height` x `width` bytes, row-major, nonzero = foreground. */
 export interface Mask {
@@ -645,12 +646,17 @@ export function rleIouSync(dt: readonly Rle[], gt: readonly Rle[], iscrowd?: rea
 }
 
 /**
- * COCO polygons ([[x0, y0, x1, y1, ...], ...]) rasterised and merged as
+ * COCO polygons ([[x0, y0, x1, y1, ...], ...], or a PackedPolygons) rasterised and merged as
  * pycocotools' frPyObjects + merge (annToRLE). As in pycocotools, when the
  * first entry has exactly 4 numbers every entry is read as a box [x, y, w, h].
  */
-export function polygonsToRle(polygons: readonly (readonly number[])[], height: number, width: number, o?: { form?: RleForm }): Rle {
+export function polygonsToRle(polygons: readonly (readonly number[])[] | PackedPolygons, height: number, width: number, o?: { form?: RleForm }): Rle {
   const [h, w] = checkSize(height, width, 'image');
+  if (polygons instanceof PackedPolygons) {
+    // The packed rings straight into the rasteriser's Float64Arrays (no number[] in between); same doubles, same mask.
+    if (polygons.ringCount === 0) throw new GenaugError('E_SHAPE', 'polygons must be a non-empty array of coordinate lists');
+    return toRle(addon().rleFromPolygons(polygons.toFloat64Rings(), h, w, { form: formOf(o?.form, 'string') }), h, w);
+  }
   if (!Array.isArray(polygons) || polygons.length === 0) throw new GenaugError('E_SHAPE', 'polygons must be a non-empty array of coordinate lists');
   const polys = polygons.map((p, i) => {
     if (!Array.isArray(p)) throw new GenaugError('E_TYPE', `polygons[${i}] must be an array of numbers, got ${typeName(p)}`);
@@ -665,6 +671,7 @@ export function polygonsToRle(polygons: readonly (readonly number[])[], height: 
  */
 export function segmentationToRle(segmentation: unknown, height: number, width: number): Rle {
   if (Array.isArray(segmentation)) return polygonsToRle(segmentation as number[][], height, width);
+  if (segmentation instanceof PackedPolygons) return polygonsToRle(segmentation, height, width);
   const { h, w } = checkRle(segmentation, 'segmentation');
   if (h !== height || w !== width) throw new GenaugError('E_SHAPE', `segmentation is ${h} x ${w} but the image is ${height} x ${width}`);
   const c = compressRle(segmentation as Rle);

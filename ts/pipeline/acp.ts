@@ -85,7 +85,7 @@ async function scenes(runDir: string): Promise<{ items: SceneItem[]; jobs: Map<s
 /** annotate/annotations.json: one box annotation per layout object of every generated scene; rejected.jsonl: scenes without a layout. */
 export async function annotateScenes(ctx: StageContext): Promise<StageResult> {
   const { items } = await scenes(ctx.runDir);
-  const real = await readCoco(ctx.cfg.paths.realCoco);
+  const real = await readCoco(ctx.cfg.paths.realCoco, { polygons: 'packed' });
   const categories: CocoCategory[] = [...real.categoryById.values()].sort((a, b) => a.id - b.id);
   const match = categoryMatcher(categories);
   const images: Array<Record<string, unknown>> = [];
@@ -252,7 +252,7 @@ async function clipAll(ctx: StageContext, items: SceneItem[], journal: SampleJou
 
 /** CLIS-L of each plan job's layout against the real data's relation pool (exact names), by job id. */
 async function layoutScores(ctx: StageContext, jobs: PlanJob[]): Promise<Map<string, { clis_l: number; clis_l_conf: number; clis_l_status: string }>> {
-  const real = await readCoco(ctx.cfg.paths.realCoco);
+  const real = await readCoco(ctx.cfg.paths.realCoco, { polygons: 'packed' });
   const pool = buildRelationPool(examplesFromCoco(real, { seed: ctx.cfg.config.seed }).examples);
   const layouts = jobs.map((j) => planToScene(j as never));
   const out = new Map<string, { clis_l: number; clis_l_conf: number; clis_l_status: string }>();

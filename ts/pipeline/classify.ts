@@ -149,7 +149,7 @@ export async function aliaColumns(ctx: StageContext, table: ScoreTable, classes:
   if (ctx.cfg.paths.classifier) {
     const K = classes.length;
     const clf = await ImageClassifier.open(ctx.cfg.paths.classifier, { provider: c.embed.provider });
-    const coco = await readCoco(ctx.cfg.paths.realCoco);
+    const coco = await readCoco(ctx.cfg.paths.realCoco, { polygons: 'packed' });
     const real: Array<Picture & { label: string }> = [];
     for (const a of coco.dataset.annotations) {
       const label = coco.categoryById.get(a.category_id)?.name;

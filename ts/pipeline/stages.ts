@@ -85,7 +85,7 @@ export async function extraClasses(runDir: string): Promise<string[]> {
 
 /** The classes of the run: plan.classes or every real category, in category id order. */
 export async function runClasses(cfg: LoadedConfig, coco?: CocoIndex): Promise<{ coco: CocoIndex; classes: ClassInfo[] }> {
-  const real = coco ?? (await readCoco(cfg.paths.realCoco));
+  const real = coco ?? (await readCoco(cfg.paths.realCoco, { polygons: 'packed' }));
   const priors = categoryPriors(real);
   const wanted = cfg.config.plan.classes;
   if (wanted) {
@@ -594,7 +594,7 @@ export async function keptGenerated(runDir: string): Promise<{ kept: Set<string>
 
 /** The real training images as labelled images: an image's class is the one category of its annotations. */
 async function realLabelled(cfg: LoadedConfig): Promise<{ items: LabelledImage[]; mixed: number; unlabelled: number }> {
-  const coco = await readCoco(cfg.paths.realCoco);
+  const coco = await readCoco(cfg.paths.realCoco, { polygons: 'packed' });
   const items: LabelledImage[] = [];
   let mixed = 0;
   let unlabelled = 0;
@@ -666,7 +666,7 @@ async function runBnStats(ctx: StageContext): Promise<StageResult> {
   const c = ctx.cfg.config;
   const { files } = await keptGenerated(ctx.runDir);
   if (files.length === 0) throw new GenaugError('E_EMPTY', 'bnstats: no generated image was kept, so the synthetic domain has no image');
-  const real = await readCoco(ctx.cfg.paths.realCoco);
+  const real = await readCoco(ctx.cfg.paths.realCoco, { polygons: 'packed' });
   const r = await modelBnStats({
     model: ctx.cfg.paths.bnModel as string,
     domains: [

@@ -125,7 +125,7 @@ function client(e: EndpointOptions, envKey: string): ChatClient {
 
 /** Runs one plan strategy and writes the plan, its failures and side files. */
 export async function plan(o: PlanOptions): Promise<PlanSummary> {
-  const coco = typeof o.coco === 'string' ? await readCoco(o.coco) : o.coco;
+  const coco = typeof o.coco === 'string' ? await readCoco(o.coco, { polygons: 'packed' }) : o.coco;
   if (typeof o.coco === 'string' && coco.problems.length) o.onNote?.(`skipped ${coco.problems.length} unusable annotations in ${coco.source}`);
   const d: JobDefaults = {
     negativePrompt: o.negativePrompt ?? '',

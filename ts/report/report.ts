@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 
 import { writeFileAtomic } from '../io/atomic.js';
+import { readCoco } from '../io/coco.js';
 import { readImage } from '../io/images.js';
 import { indexShards, readShardMember, type ShardMember } from '../io/webdataset.js';
 import { decodeRleSync, type Rle } from '../kernels/mask.js';
@@ -66,7 +67,8 @@ async function readPasted(R: string, formats: readonly string[], realCoco: strin
     const last = new Map<string, PasteJournalLine>();
     for (const l of await readJsonl<PasteJournalLine>(journal)) last.set(`${l.image_index}:${l.copy}`, l);
     const ok = [...last.values()].filter((l) => l.status === 'ok').sort((a, b) => a.image_index - b.image_index || a.copy - b.copy);
-    const { categories } = await readJson<{ categories: Array<{ id: number; name: string }> }>(realCoco);
+    // The streaming reader, packed: the real file may be LVIS-sized (over what JSON.parse of one string can read).
+    const { categories } = (await readCoco(realCoco, { polygons: 'packed' })).dataset;
     const doc: PasteCoco = { images: [], annotations: [], categories: categories.map((k) => ({ id: k.id, name: k.name })) };
     const members = await shardMembers(dir);
     const image = pastedImages(dir, members);
