@@ -10,7 +10,10 @@
 #   4. npm run bench -- similarity --device cuda (ratio to the CPU path, the
 #      agreement of both, and to torch on the GPU where installed). Pass
 #      GENAUG_GPU_BENCH_ARGS to change its sizes (default: the reference
-#      20000 x 50000 x 512, one round).
+#      20000 x 50000 x 512, one round);
+#   5. npm run bench -- paste-device --device cuda (compositing 1024² scenes on
+#      the GPU and on the CPU path in the same run, each blend: images/s, the
+#      ratio, and whether every output byte is the CPU path's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v nvcc > /dev/null 2>&1 && [ ! -x /usr/local/cuda/bin/nvcc ]; then
@@ -30,3 +33,4 @@ GENAUG_FUZZ_RUNS=${GENAUG_FUZZ_RUNS:-20000} bash native/tests/run.sh build-tests
 npx vitest run test/device.test.ts
 # shellcheck disable=SC2086
 node benchmarks/run.js similarity --device cuda --rounds 1 ${GENAUG_GPU_BENCH_ARGS:-}
+node benchmarks/run.js paste-device --device cuda

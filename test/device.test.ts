@@ -5,7 +5,7 @@
 // (rowDot: the same bytes), on odd shapes and with the database and the query
 // set streamed through a small device budget.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,12 +13,15 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { writeNpy } from '../ts/io/npy.js';
+import { paste } from '../ts/augment/paste.js';
 import { bnStats } from '../ts/kernels/bnstats.js';
+import { compositeBatch, compositeBatchSync, type CompositeOptions, type CompositeResult, type CompositeScene } from '../ts/kernels/composite.js';
 import { classMax, classMean, pairs, rowDot, topk } from '../ts/kernels/similarity.js';
 import { providerForDevice, providerStatus } from '../ts/models/onnx.js';
 import { checkDevice, cudaUnavailableReason, resolveDevice } from '../ts/native/device.js';
 import { capabilities } from '../ts/native/load.js';
 import { expectCode, randomMatrix } from './helpers.js';
+import { buildPasteFixture, fixtureOptions } from './paste-fixture.js';
 
 const run = promisify(execFile);
 const bin = join(__dirname, '..', 'bin', 'genaug.js');
@@ -70,7 +73,7 @@ describe('device names', () => {
   it('capabilities say whether CUDA is built and usable, and which kernels exist', () => {
     expect(typeof cuda.built).toBe('boolean');
     expect(Array.isArray(cuda.kernels)).toBe(true);
-    if (cuda.built) expect(cuda.kernels).toEqual(expect.arrayContaining(['similarity.topk', 'similarity.classMax', 'similarity.classMean', 'similarity.pairs', 'similarity.rowDot']));
+    if (cuda.built) expect(cuda.kernels).toEqual(expect.arrayContaining(['similarity.topk', 'similarity.classMax', 'similarity.classMean', 'similarity.pairs', 'similarity.rowDot', 'composite.batch']));
     else expect(cuda.kernels).toEqual([]);
     if (cuda.usable) {
       expect(cuda.device?.totalBytes).toBeGreaterThan(0);
@@ -204,5 +207,100 @@ describe('similarity on --device', () => {
     expect(info.cuda.usable).toBe(cuda.usable);
     if (!cuda.usable) expect(info.cuda.reason).toBe(cuda.reason);
     expect(info.onnxruntimeCuda.usable).toBe(providerStatus('cuda').usable);
+  });
+});
+
+describe('compositing on --device', () => {
+  // Odd shapes: instances clipped at every border, 1 x 1 crops and targets, flips, scale up and down,
+  // soft alpha, real masks and a box-only scene.
+  function crop(w: number, h: number, seed: number): Uint8Array {
+    const c = new Uint8Array(w * h * 4);
+    for (let i = 0; i < c.length; i++) c[i] = (i * 37 + seed * 101 + ((i * i) >> 3)) & 255;
+    for (let i = 3; i < c.length; i += 4) c[i] = (i >> 2) % 5 === 0 ? 0 : (i >> 2) % 5 === 1 ? 90 : 255;
+    return c;
+  }
+  function scenes(): CompositeScene[] {
+    const out: CompositeScene[] = [];
+    for (const [w, h] of [[13, 9], [1, 1], [7, 16]] as const) {
+      const image = new Uint8Array(w * h * 3).map((_, i) => (i * 7) & 255);
+      const m0 = new Uint8Array(w * h).map((_, i) => (i % w < w / 2 ? 1 : 0));
+      const m1 = new Uint8Array(w * h).map((_, i) => (Math.floor(i / w) > h / 3 ? 3 : 0));
+      const instances = [
+        [5, 4, 9, 7, 0, 0, false], [3, 3, 6, 5, w, h, true], [1, 1, 1, 1, w / 2, h / 2, false], [6, 5, 2, 3, -1, h - 1, true],
+        [4, 6, 20, 12, w - 2, 1.5, false], [2, 2, 3, 3, w / 2 + 0.3, h / 2 - 0.7, true], [3, 2, 0, 4, 2, 2, false],
+      ].map(([cw, ch, tw, th, cx, cy, flip], k) => ({
+        rgba: crop(cw as number, ch as number, k), width: cw as number, height: ch as number,
+        targetWidth: tw as number, targetHeight: th as number, cx: cx as number, cy: cy as number, flip: flip as boolean,
+      }));
+      out.push({ image: { data: image, width: w, height: h }, masks: [m0, m1], instances });
+      out.push({ image: { data: image, width: w, height: h }, boxes: [[-1, 0.4, w / 2, h], [2, 2, 3.6, 2.2]], instances: instances.slice(2) });
+    }
+    return out;
+  }
+  function expectSame(a: CompositeResult[], b: CompositeResult[]) {
+    expect(a.length).toBe(b.length);
+    a.forEach((x, i) => {
+      const y = b[i] as CompositeResult;
+      expect(bytes(x.image).equals(bytes(y.image))).toBe(true);
+      expect(x.dropped).toEqual(y.dropped);
+      expect(x.instances.map((k) => [k.source, k.index, k.bbox, k.area])).toEqual(y.instances.map((k) => [k.source, k.index, k.bbox, k.area]));
+      x.instances.forEach((k, j) => expect(bytes(k.mask).equals(bytes((y.instances[j] as CompositeResult['instances'][number]).mask))).toBe(true));
+    });
+  }
+  const optionSets: CompositeOptions[] = [
+    { blend: 'basic', keepMinArea: 3, keepMaxShift: 1 },
+    { blend: 'alpha', maskThreshold: 128, keepMinArea: 5 },
+    { blend: 'gaussian', sigma: 0.8, maskFormat: 'box', threads: 2 },
+  ];
+
+  it("'auto' is the CPU path's bytes; 'cuda' fails with E_CUDA_UNAVAILABLE naming why, or gives the CPU path's bytes", async () => {
+    for (const o of optionSets) {
+      const cpu = await compositeBatch(scenes(), o);
+      expect(cpu.some((r) => r.dropped.length > 0) && cpu.some((r) => r.instances.length > 0)).toBe(true);
+      expectSame(await compositeBatch(scenes(), { ...o, device: 'auto', deviceBytes: 3000 }), cpu);
+      expectSame(compositeBatchSync(scenes(), { ...o, device: 'auto' }), cpu);
+      if (!cuda.usable) {
+        await expectCode(compositeBatch(scenes(), { ...o, device: 'cuda' }), 'E_CUDA_UNAVAILABLE');
+        expect(() => compositeBatchSync(scenes(), { ...o, device: 'cuda' })).toThrow(cuda.reason as string);
+        continue;
+      }
+      expectSame(await compositeBatch(scenes(), { ...o, device: 'cuda' }), cpu);
+      expectSame(compositeBatchSync(scenes(), { ...o, device: 'cuda', deviceBytes: 3000 }), cpu);  // several batches
+    }
+  });
+
+  it('rejects a bad device or budget before any work', async () => {
+    expect(() => compositeBatchSync(scenes(), { device: 'gpu' as never })).toThrow(/options.device must be 'auto', 'cpu' or 'cuda'/);
+    await expectCode(compositeBatch(scenes(), { device: 'auto', deviceBytes: 0 }), 'E_RANGE');
+    await expectCode(compositeBatch(scenes(), { deviceBytes: 1.5 }), 'E_RANGE');
+  });
+
+  it("genaug paste --device: auto writes the CPU path's files; cuda fails with E_CUDA_UNAVAILABLE or writes the same files", async () => {
+    const fx = await buildPasteFixture(join(dir, 'paste-fx'));
+    const files = async (out: string) => {
+      const names = (await readdir(join(out, 'images'))).sort();
+      return { names, data: await Promise.all(names.map((n) => readFile(join(out, 'images', n)))), coco: JSON.parse(await readFile(join(out, 'annotations.json'), 'utf8')) as unknown };
+    };
+    const cpuOut = join(dir, 'paste-cpu');
+    await paste(fixtureOptions(fx, cpuOut, { copies: 1, imageFormat: 'png', blend: 'gaussian' }));
+    const cpu = await files(cpuOut);
+    expect(cpu.names.length).toBeGreaterThan(0);
+    const args = (out: string, device: string) => ['paste', '--coco', fx.coco, '--images', fx.images, '--pool', fx.pool, '--out', out, '--seed', '3', '--copies', '1', '--workers', '0', '--image-format', 'png', '--blend', 'gaussian', '--device', device, '-q'];
+    const auto = await genaug(...args(join(dir, 'paste-auto'), 'auto'));
+    expect(auto.code, auto.stderr).toBe(0);
+    expect(await files(join(dir, 'paste-auto'))).toEqual(cpu);
+    const g = await genaug(...args(join(dir, 'paste-cuda'), 'cuda'));
+    if (cuda.usable) {
+      expect(g.code, g.stderr).toBe(0);
+      expect(await files(join(dir, 'paste-cuda'))).toEqual(cpu);
+    } else {
+      expect(g.code).not.toBe(0);
+      expect(g.stderr).toMatch(/E_CUDA_UNAVAILABLE/);
+      expect(g.stderr).toContain((cuda.reason as string).slice(0, 40));
+      await expectCode(paste(fixtureOptions(fx, join(dir, 'paste-lib'), { copies: 1, device: 'cuda' })), 'E_CUDA_UNAVAILABLE');
+    }
+    const bad = await genaug(...args(join(dir, 'paste-bad'), 'tpu'));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/E_ARGUMENT.*--device/);
   });
 });

@@ -20,6 +20,8 @@
 
 #include "common.h"
 #include "composite.h"
+#include "composite_device.h"
+#include "cuda_api.h"
 
 namespace genaug::binding {
 
@@ -87,6 +89,24 @@ CompositeOptions read_options(Napi::Env env, Napi::Value v, bool& crop) {
   o.mask_threshold = static_cast<int>(opt_int(obj, "maskThreshold", 1, 1, 255));
   o.isa = opt_isa(obj);
   return o;
+}
+
+// device: 'cpu' (default) or 'cuda' (ts/kernels/composite.ts resolves
+// 'auto'); deviceBytes caps the device memory of a batch of scenes (0: from
+// the free memory).
+struct DeviceChoice {
+  bool cuda = false;
+  int64_t bytes = 0;
+};
+DeviceChoice read_device(Napi::Env env, Napi::Value v) {
+  DeviceChoice d;
+  if (!v.IsObject() || v.IsArray() || v.IsTypedArray()) return d;  // read_options has checked the type
+  Napi::Object obj = v.As<Napi::Object>();
+  const std::string device = opt_string(obj, "device", "cpu");
+  if (device == "cuda") d.cuda = true;
+  else if (device != "cpu") throw_js(env, "E_RANGE", "option device must be 'cpu' or 'cuda', got '", device, "'");
+  d.bytes = opt_int(obj, "deviceBytes", 0, 0, int64_t(1) << 50);
+  return d;
 }
 
 // Recycled output memory (the default). A 1024² scene with 8 instances needs
@@ -268,6 +288,7 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
   Napi::Array list = as_array(env, info.Length() > 0 ? info[0] : env.Undefined(), "scenes");
   bool crop = false;
   const CompositeOptions opts = read_options(env, info.Length() > 1 ? info[1] : env.Undefined(), crop);
+  const DeviceChoice dev = read_device(env, info.Length() > 1 ? info[1] : env.Undefined());
   auto scenes = std::make_shared<std::vector<CompositeScene>>();
   auto outs = std::make_shared<Outputs>();
   std::vector<Napi::Value> keep;
@@ -388,7 +409,10 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
     outs->blocks.push_back(Napi::Persistent(block));
   }
   return run_job<std::vector<CompositeResult>>(
-      env, sync, keep, [scenes, opts] { return composite_batch(*scenes, opts); },
+      env, sync, keep, [scenes, opts, dev] {
+        if (dev.cuda) return device_composite_batch(*cuda_composite_backend(), *scenes, opts, dev.bytes);
+        return composite_batch(*scenes, opts);
+      },
       [scenes, outs, crop](Napi::Env env, std::vector<CompositeResult>& res) -> Napi::Value {
         Napi::Array out = Napi::Array::New(env, res.size());
         for (size_t i = 0; i < res.size(); ++i) {

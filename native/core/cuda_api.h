@@ -12,6 +12,7 @@ namespace genaug {
 class SimilarityBackend;
 class BnBackend;
 class ClisBackend;
+class CompositeBackend;
 
 bool cuda_built();
 // Number of usable CUDA devices; 0 with the reason in *why when none (no
@@ -43,5 +44,8 @@ std::unique_ptr<BnBackend> cuda_bn_backend();
 
 // CLIS-L's CUDA backend on device 0 (layout_device.h runs the calls).
 std::unique_ptr<ClisBackend> cuda_clis_backend();
+
+// The copy-paste compositor's CUDA backend on device 0 (composite_device.h runs the calls).
+std::unique_ptr<CompositeBackend> cuda_composite_backend();
 
 }  // namespace genaug

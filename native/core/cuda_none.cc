@@ -2,6 +2,7 @@
 #include "cuda_api.h"
 #include "error.h"
 #include "bnstats_device.h"
+#include "composite_device.h"
 #include "layout_device.h"
 #include "similarity_device.h"
 
@@ -25,5 +26,6 @@ std::vector<std::string> cuda_kernels() { return {}; }
 std::unique_ptr<SimilarityBackend> cuda_similarity_backend() { fail("E_CUDA_UNAVAILABLE", kNotBuilt); }
 std::unique_ptr<BnBackend> cuda_bn_backend() { fail("E_CUDA_UNAVAILABLE", kNotBuilt); }
 std::unique_ptr<ClisBackend> cuda_clis_backend() { fail("E_CUDA_UNAVAILABLE", kNotBuilt); }
+std::unique_ptr<CompositeBackend> cuda_composite_backend() { fail("E_CUDA_UNAVAILABLE", kNotBuilt); }
 }  // namespace genaug
 #endif

@@ -276,7 +276,7 @@ bool cuda_device_info(CudaDeviceInfo& out, std::string* why) {
 
 std::vector<std::string> cuda_kernels() {
   return {"similarity.topk", "similarity.classMax", "similarity.classMean", "similarity.pairs", "similarity.rowDot",
-          "bnstats.nchw", "bnstats.nhwc", "layout.clisL"};
+          "bnstats.nchw", "bnstats.nhwc", "layout.clisL", "composite.batch"};
 }
 
 std::unique_ptr<SimilarityBackend> cuda_similarity_backend() {

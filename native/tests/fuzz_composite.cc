@@ -15,7 +15,8 @@
 // whose area and tight box are the ones reported, keep a pasted mask apart from every other, a
 // real instance inside its input mask or box, leave every pixel outside the
 // pasted rectangles unchanged, and give the same bytes with the scalar resize
-// kernel as with the CPU's best.
+// kernel as with the CPU's best, and with the device path run by the CPU
+// emulation (composite_device.h; in batches of one scene when asked).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "composite.h"
+#include "composite_device.h"
 #include "error.h"
 #include "fuzz_require.h"
 #include "fuzz_input.h"
@@ -95,7 +97,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   opt.keep_min_area = kArea[in.below(5)];
   opt.threads = kThreads[in.below(7)];
   const uint8_t bits = in.u8();
-  const bool crop = bits & 1, compare_isa = (bits & 6) == 6;
+  const bool crop = bits & 1, compare_isa = (bits & 6) == 6, compare_device = (bits & 24) == 24;
   opt.isa = genaug::Isa::Avx512;  // clamped to the CPU
 
   Run run;
@@ -226,6 +228,39 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     for (int64_t k = 0; k < HW * 3; ++k)
       if (!touched[static_cast<size_t>(k / 3)]) FUZZ_REQUIRE(s.out_image[k] == s.image[k]);
+  }
+  if (compare_device) {
+    // The device path (the CPU emulation of its kernels) gives the CPU path's bytes.
+    Run again;
+    again.data = run.data;
+    again.scenes = run.scenes;
+    for (size_t i = 0; i < n; ++i) {
+      genaug::CompositeScene& s = again.scenes[i];
+      s.image = again.data[i].image.data();
+      for (size_t r = 0; r < s.masks.size(); ++r) s.masks[r] = again.data[i].masks[r].data();
+      for (size_t p = 0; p < s.pastes.size(); ++p) s.pastes[p].rgba = again.data[i].rgba[p].data();
+    }
+    outputs(again, crop);
+    static const std::unique_ptr<genaug::CompositeBackend> be = genaug::emulated_composite_backend(int64_t(1) << 30);
+    const std::vector<genaug::CompositeResult> res2 = genaug::device_composite_batch(*be, again.scenes, opt, (bits & 32) ? 1 : 0);
+    FUZZ_REQUIRE(res2.size() == n);
+    for (size_t i = 0; i < n; ++i) {
+      FUZZ_REQUIRE(res2[i].instances.size() == res[i].instances.size() && res2[i].dropped.size() == res[i].dropped.size());
+      for (size_t k = 0; k < res[i].instances.size(); ++k) {
+        const auto &a = res[i].instances[k], &b = res2[i].instances[k];
+        FUZZ_REQUIRE(a.source == b.source && a.index == b.index && a.slot == b.slot && a.area == b.area && a.box.x == b.box.x &&
+                     a.box.y == b.box.y && a.box.w == b.box.w && a.box.h == b.box.h && a.crop == b.crop);
+      }
+      for (size_t k = 0; k < res[i].dropped.size(); ++k)
+        FUZZ_REQUIRE(res[i].dropped[k].source == res2[i].dropped[k].source && res[i].dropped[k].index == res2[i].dropped[k].index &&
+                     res[i].dropped[k].reason == res2[i].dropped[k].reason);
+      const int64_t hw = run.scenes[i].h * run.scenes[i].w;
+      FUZZ_REQUIRE(std::equal(run.data[i].out.begin(), run.data[i].out.begin() + hw * 3, again.data[i].out.begin()));
+      for (const auto& c : res[i].instances)
+        if (!crop) FUZZ_REQUIRE(std::equal(run.scenes[i].out_masks[static_cast<size_t>(c.slot)], run.scenes[i].out_masks[static_cast<size_t>(c.slot)] + hw,
+                                           again.scenes[i].out_masks[static_cast<size_t>(c.slot)]));
+    }
+    if (n > 1 && (bits & 32)) FUZZ_REQUIRE(genaug::last_composite_batches() == static_cast<int64_t>(n));
   }
   if (compare_isa) {
     // The scalar row kernel gives the same bytes as the CPU's best.

@@ -33,6 +33,7 @@ import { PackedPolygons, readCoco, type CocoAnnotation, type CocoCategory, type 
 import { indexShards, readShardMember, ShardWriter } from '../io/webdataset.js';
 import { compositeSync, CompositeOutputPool, type BlendMode, type CompositeOptions, type CompositeResult, type PasteInstance } from '../kernels/composite.js';
 import { decodeRleSync, encodeRleSync, segmentationToRle } from '../kernels/mask.js';
+import { resolveDevice, type Device } from '../native/device.js';
 import { GenaugError, ioError } from '../native/errors.js';
 import type { Distributor } from '../util/distribute.js';
 import { readJournalMap } from '../util/jsonl.js';
@@ -76,6 +77,11 @@ export interface PasteSourceOptions extends SampleOptions {
   /** Occlusion keep rule: kept when every box coordinate moved ≤ keepMaxShift (10) or the visible area > keepMinArea (300). */
   keepMaxShift?: number;
   keepMinArea?: number;
+  /**
+   * Where the compositing runs: 'cpu' (default), 'cuda' (E_CUDA_UNAVAILABLE naming why without a usable GPU)
+   * or 'auto' (CUDA when usable, silently the CPU otherwise). The same bytes either way (not part of run.json).
+   */
+  device?: Device;
   /** Decoded crops cached per worker, in bytes (default 256 MiB). */
   cacheBytes?: number;
   /**
@@ -97,6 +103,8 @@ export interface PasteContext {
   priors: Map<number, SizePriorEntry>;
   sample: Required<SampleOptions>;
   compose: CompositeOptions;
+  /** 'cuda' when the compositing runs on the GPU (resolved once, here; absent: the CPU). */
+  device?: 'cuda';
   cacheBytes: number;
 }
 
@@ -143,6 +151,7 @@ async function loadPriors(p: PasteSourceOptions['priors'], coco: CocoIndex): Pro
 
 /** Reads the real dataset, the pool and the priors, and checks the options. */
 export async function preparePaste(o: PasteSourceOptions): Promise<PasteContext> {
+  const device = resolveDevice(o.device, 'device');  // before any work: 'cuda' without a GPU fails here
   const coco = typeof o.coco === 'string' ? await readCoco(o.coco, { polygons: 'packed' }) : o.coco;
   const categoriesIn = [...coco.categoryById.values()].sort((a, b) => a.id - b.id);
   const pool = typeof o.pool === 'string' ? await readInstancePool(o.pool, categoriesIn, { addCategories: o.addCategories ?? false, ...(o.poolRoot !== undefined ? { root: o.poolRoot } : {}), ...(o.cropCache ? { cache: o.cropCache } : {}) }) : o.pool;
@@ -170,6 +179,7 @@ export async function preparePaste(o: PasteSourceOptions): Promise<PasteContext>
     priors: await loadPriors(o.priors, coco),
     sample: resolveSampleOptions(o),
     compose: { blend, sigma: o.sigma ?? 2, maskThreshold, keepMaxShift: o.keepMaxShift ?? 10, keepMinArea: o.keepMinArea ?? 300 },
+    ...(device === 'cuda' ? { device: 'cuda' as const } : {}),
     cacheBytes: o.cacheBytes ?? 256 * 2 ** 20,
   };
 }
@@ -192,6 +202,7 @@ export interface RenderTask {
   annotations: Array<{ bbox: number[]; segmentation?: CocoSegmentation }>;
   placements: RenderPlacement[];
   compose: CompositeOptions;
+  device?: 'cuda';
   cacheBytes: number;
   /**
    * Encode the image once and write those bytes to each path (offline run: one per format folder; with `keep`,
@@ -280,6 +291,7 @@ export function planItem(ctx: PasteContext, imageIndex: number, copy: number, ou
         cy: p.cy,
       })),
       compose: ctx.compose,
+      ...(ctx.device ? { device: ctx.device } : {}),
       cacheBytes: ctx.cacheBytes,
       output,
       masks,
@@ -353,7 +365,7 @@ export async function renderItem(task: RenderTask, cache: CropCache): Promise<Re
     // the others are done with when this item is written: their memory goes back to this thread's output pool.
     const transferable = 'raw' in task.output || task.masks.bitmap === true;
     const pool = transferable ? undefined : (renderPool ??= new CompositeOutputPool({ maxBytes: 256 * 2 ** 20 }));
-    const out = compositeSync({ image: img, ...(boxOnly ? { boxes } : { masks: masks as Uint8Array[] }), instances: pastes }, { ...task.compose, threads: 1, ...(pool ? { pool } : { transferable }) });
+    const out = compositeSync({ image: img, ...(boxOnly ? { boxes } : { masks: masks as Uint8Array[] }), instances: pastes }, { ...task.compose, threads: 1, ...(task.device ? { device: task.device } : {}), ...(pool ? { pool } : { transferable }) });
     try {
       return await finishItem(task, out, { W, H, boxOnly, pasteIndex, skipped, fallbacks, empty });
     } finally {

@@ -4,7 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { paste, PASTE_FORMATS, type PasteFormat } from '../augment/paste.js';
 import { parseShard, shardFromEnvironment, writePasteStream, type StreamShard } from '../augment/stream.js';
 import { GenaugError } from '../native/errors.js';
-import { intArg, numberArg, type GlobalOptions } from './args.js';
+import { deviceOption, intArg, numberArg, type GlobalOptions } from './args.js';
 import { Progress } from './progress.js';
 import { withStopSignals } from './signals.js';
 
@@ -99,6 +99,7 @@ export function pasteCommand(global: GlobalOptions): Command {
     .addOption(new Option('--blend <mode>', 'basic: hard paste (the reference); alpha: by the crop alpha; gaussian: feathered edge').choices(['basic', 'alpha', 'gaussian']).default('basic'))
     .option('--sigma <px>', 'gaussian feather sigma in pixels', numberArg('--sigma'), 2)
     .option('--mask-threshold <a>', "a pasted instance's mask is its resized alpha >= this, 1..255 (1: alpha > 0, the reference rule; 128: half-opaque); every blend paints only inside the mask", intArg('--mask-threshold', 1, 255), 1)
+    .addOption(deviceOption('the compositing'))
     .option('--max-samples <n>', 'paste attempts per image are uniform in 0..max-1', intArg('--max-samples', 1, 10000), 20)
     .addOption(new Option('--sampling <mode>', 'cas_random: uniform category, then uniform instance; random: uniform over all instances').choices(['cas_random', 'random']).default('cas_random'))
     .option('--priors <file>', 'size priors {"<category id>": [mean, std]} of sqrt(box area / image area) (X-Paste area_mean_std2.json); default: computed from --coco')
@@ -187,6 +188,7 @@ function renderOptions(o: Record<string, any>) {  // eslint-disable-line @typesc
     flipProbability: o.flipProb,
     keepMaxShift: o.keepMaxShift,
     keepMinArea: o.keepMinArea,
+    ...(o.device !== undefined && o.device !== 'cpu' ? { device: o.device } : {}),
     addCategories: Boolean(o.addCategories),
     ...(o.poolRoot !== undefined ? { poolRoot: o.poolRoot as string } : {}),
     imageFormat: o.imageFormat,

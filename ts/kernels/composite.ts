@@ -61,6 +61,7 @@
 
 import type { NativeAddon, NativeCompositeInstanceIn, NativeCompositeOptions, NativeCompositeSceneIn, NativeCompositeSceneOut } from '../native/addon.js';
 import { GenaugError } from '../native/errors.js';
+import { type Device, resolveDevice } from '../native/device.js';
 import { native } from '../native/load.js';
 import { checkInt, checkNumber, pinInputs } from '../native/validate.js';
 
@@ -128,6 +129,14 @@ export interface CompositeOptions {
    * fresh block costs a page fault per 4 KiB.
    */
   transferable?: boolean;
+  /**
+   * Where the per-pixel work runs: 'cpu' (default), 'cuda' (the GPU;
+   * E_CUDA_UNAVAILABLE naming why without one) or 'auto' (CUDA when usable,
+   * silently the CPU otherwise). The same bytes either way.
+   */
+  device?: Device;
+  /** CUDA: device memory for one batch of scenes, bytes (default: 3/4 of the free device memory less 64 MiB). */
+  deviceBytes?: number;
 }
 
 export interface CompositeInstance {
@@ -222,6 +231,8 @@ function nativeOptions(o: CompositeOptions | undefined): NativeCompositeOptions 
     }
     out.isa = src.isa;
   }
+  if (src.device !== undefined && resolveDevice(src.device as Device, 'options.device') === 'cuda') out.device = 'cuda';
+  if (src.deviceBytes !== undefined) out.deviceBytes = checkInt(src.deviceBytes, 'options.deviceBytes', 1, 2 ** 50);
   return out;
 }
 

@@ -336,6 +336,10 @@ export interface NativeCompositeOptions {
   maskFormat?: 'full' | 'box';
   /** The resize's row kernel (every level gives the same bytes); 'auto': the process's level. */
   isa?: NativeIsa;
+  /** 'cuda': the device path (the same bytes); ts/kernels/composite.ts resolves 'auto'. */
+  device?: 'cpu' | 'cuda';
+  /** Device memory of one batch of scenes (0 or absent: 3/4 of the free memory less 64 MiB). */
+  deviceBytes?: number;
 }
 
 export interface NativeCompositeInstanceOut {
