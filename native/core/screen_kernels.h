@@ -61,6 +61,12 @@ struct ScreenKernels {
   // n..nr-1 zero); st[r] as RawQuant says. A row whose ssx is not within
   // [2^-100, 2^100] (zero, tiny, huge, NaN, infinite) has st[r].ssx set and
   // nothing else: the caller quantises it another way.
+  // out[x] = the fused multiply-add chain of a[x][0..D) with w[0..D) (as
+  // exact_dots, but every pair its own rows), for x < n (any n), where
+  // w[k] = bscale ? float(b[x][k] * bscale[x]) : b[x][k] (the float32
+  // engine's packing of the row).
+  void (*exact_dots_pairs)(const float* const* a, const float* const* b, const double* bscale, int64_t n, int64_t D,
+                           float* out);
   void (*quant_raw)(const float* const* rows, int n, int64_t D, int qmax, int8_t* panel, RawQuant* st);
 };
 

@@ -516,11 +516,74 @@ void exact_dots(const float* a, const float* const* rows, int64_t n, int64_t D, 
     }
   }
 }
+// Scales 8 floats, one per lane, each by its own double (lanes 0-3: lo, 4-7: hi), rounding once to float.
+inline __m256 scale_lanes(__m256 x, __m256d lo, __m256d hi) {
+  const __m128 l = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), lo));
+  const __m128 h = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), hi));
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(l), h, 1);
+}
+
+template <bool kScaled>
+void exact_dots_pairs_t(const float* const* a, const float* const* b, const double* bscale, int64_t n, int64_t D,
+                        float* out) {
+  for (int64_t x = 0; x < n; x += 8) {
+    const int64_t m = n - x < 8 ? n - x : 8;
+    const float *ra[8], *rb[8];
+    alignas(32) double sc[8];
+    for (int l = 0; l < 8; ++l) {
+      ra[l] = a[x + (l < m ? l : 0)];
+      rb[l] = b[x + (l < m ? l : 0)];
+      sc[l] = kScaled ? bscale[x + (l < m ? l : 0)] : 1.0;
+    }
+    const __m256d slo = _mm256_load_pd(sc), shi = _mm256_load_pd(sc + 4);
+    __m256 acc = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= D; k += 8) {
+      __m256 v0 = _mm256_loadu_ps(rb[0] + k), v1 = _mm256_loadu_ps(rb[1] + k), v2 = _mm256_loadu_ps(rb[2] + k);
+      __m256 v3 = _mm256_loadu_ps(rb[3] + k), v4 = _mm256_loadu_ps(rb[4] + k), v5 = _mm256_loadu_ps(rb[5] + k);
+      __m256 v6 = _mm256_loadu_ps(rb[6] + k), v7 = _mm256_loadu_ps(rb[7] + k);
+      transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
+      if (kScaled) {
+        v0 = scale_lanes(v0, slo, shi), v1 = scale_lanes(v1, slo, shi), v2 = scale_lanes(v2, slo, shi);
+        v3 = scale_lanes(v3, slo, shi), v4 = scale_lanes(v4, slo, shi), v5 = scale_lanes(v5, slo, shi);
+        v6 = scale_lanes(v6, slo, shi), v7 = scale_lanes(v7, slo, shi);
+      }
+      __m256 w0 = _mm256_loadu_ps(ra[0] + k), w1 = _mm256_loadu_ps(ra[1] + k), w2 = _mm256_loadu_ps(ra[2] + k);
+      __m256 w3 = _mm256_loadu_ps(ra[3] + k), w4 = _mm256_loadu_ps(ra[4] + k), w5 = _mm256_loadu_ps(ra[5] + k);
+      __m256 w6 = _mm256_loadu_ps(ra[6] + k), w7 = _mm256_loadu_ps(ra[7] + k);
+      transpose8(w0, w1, w2, w3, w4, w5, w6, w7);
+      acc = _mm256_fmadd_ps(w0, v0, acc);
+      acc = _mm256_fmadd_ps(w1, v1, acc);
+      acc = _mm256_fmadd_ps(w2, v2, acc);
+      acc = _mm256_fmadd_ps(w3, v3, acc);
+      acc = _mm256_fmadd_ps(w4, v4, acc);
+      acc = _mm256_fmadd_ps(w5, v5, acc);
+      acc = _mm256_fmadd_ps(w6, v6, acc);
+      acc = _mm256_fmadd_ps(w7, v7, acc);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, acc);
+    for (int l = 0; l < m; ++l) {
+      float s = lanes[l];
+      for (int64_t kk = k; kk < D; ++kk)
+        s = std::fma(ra[l][kk], kScaled ? static_cast<float>(rb[l][kk] * sc[l]) : rb[l][kk], s);
+      out[x + l] = s;
+    }
+  }
+}
+
+void exact_dots_pairs(const float* const* a, const float* const* b, const double* bscale, int64_t n, int64_t D,
+                      float* out) {
+  if (bscale)
+    exact_dots_pairs_t<true>(a, b, bscale, n, D, out);
+  else
+    exact_dots_pairs_t<false>(a, b, bscale, n, D, out);
+}
 }  // namespace
 
 const ScreenKernels& screen_kernels_avx2() {
   static const ScreenKernels k{MR, NR, micro, micro8, exact_dots, load_row, quantize, pack_rows, collect_ge,
-                                pack_rows_norm, row_norms, quant_raw};
+                                pack_rows_norm, row_norms, exact_dots_pairs, quant_raw};
   return k;
 }
 

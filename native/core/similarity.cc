@@ -1322,7 +1322,7 @@ bool run_pairs_stream(const Operand& q, const Operand& d, PairsReducer& red, con
   const bool lazy = d.lazy != nullptr;
   struct PerThread {
     std::unique_ptr<uint8_t[], AlignedDeleter> bpanel;
-    AlignedFloats ct, wrows, bt, ct32;
+    AlignedFloats ct, bt, ct32;
     std::vector<float> bscale;
     std::vector<int32_t> corr, idx, slot;
     std::vector<StreamRow> rb;
@@ -1331,14 +1331,11 @@ bool run_pairs_stream(const Operand& q, const Operand& d, PairsReducer& red, con
     std::vector<float> v;
     std::vector<uint8_t> scratch;
     std::vector<std::pair<int32_t, int32_t>> cand;
-    std::vector<const float*> ptrs;
-    std::vector<float> exact;
     int64_t rescored = 0;
   };
   auto setup = [&](PerThread& P) {
     P.bpanel = aligned_array<uint8_t>(NCT * D4);
     P.ct = aligned_floats(apanels * MR * NCT);
-    P.wrows = aligned_floats(NCT * D);
     P.bscale.resize(static_cast<size_t>(NCT));
     P.corr.resize(static_cast<size_t>(NCT));
     P.idx.resize(static_cast<size_t>(NCT));
@@ -1348,16 +1345,21 @@ bool run_pairs_stream(const Operand& q, const Operand& d, PairsReducer& red, con
     P.rq.resize(static_cast<size_t>(NR));
     P.v.resize(static_cast<size_t>(D));
     P.scratch.resize(static_cast<size_t>(D4));
-    P.ptrs.resize(static_cast<size_t>(NCT));
-    P.exact.resize(static_cast<size_t>(NCT));
   };
   const double nan = std::numeric_limits<double>::quiet_NaN();
 
   // Quantises tile rows [j0, j0+nj) and runs the 8-bit product; false when
   // a row is not finite (LazyNorm).
-  auto screen_tile = [&](PerThread& P, int64_t j0, int64_t nj) {
+  auto screen_tile = [&](PerThread& P, int64_t j0, int64_t nj, int64_t next_j0) {
     const int64_t bpanels = (nj + NR - 1) / NR;
     for (int64_t jr = 0; jr < bpanels; ++jr) {
+      // The rows of the next panel (this tile's, or the first of the next
+      // tile this thread will screen) come in from memory during this
+      // panel's product, a slice per query panel.
+      const int64_t pf0 = jr + 1 < bpanels ? j0 + (jr + 1) * NR : next_j0;
+      const int64_t pfn = pf0 < 0 ? 0 : std::min<int64_t>(NR, (jr + 1 < bpanels ? j0 + nj : N) - pf0);
+      const int64_t pf_lines = d.perm == nullptr ? (pfn * D * static_cast<int64_t>(sizeof(float)) + 63) / 64 : 0;
+      const char* pf_base = pf_lines > 0 ? reinterpret_cast<const char*>(row_ptr(d, pf0)) : nullptr;
       const int64_t c0 = jr * NR;
       const int n = static_cast<int>(std::min<int64_t>(NR, nj - c0));
       const float* src[64];
@@ -1430,9 +1432,13 @@ bool run_pairs_stream(const Operand& q, const Operand& d, PairsReducer& red, con
         P.sigma[c] = sig;
       }
       const int8_t* bp = panel;
-      for (int64_t ir = 0; ir < apanels; ++ir)
+      // (Lines per query panel, rounded up; no division per panel.)
+      const int64_t pf_per = (pf_lines + apanels - 1) / apanels;
+      for (int64_t ir = 0, l = 0; ir < apanels; ++ir) {
+        for (const int64_t l1 = std::min(pf_lines, l + pf_per); l < l1; ++l) __builtin_prefetch(pf_base + l * 64, 0, 3);
         SK.micro(D4 / 4, apanel.get() + ir * D4 * MR, bp, ascale.data() + ir * MR, P.bscale.data() + c0,
                  P.corr.data() + c0, P.ct.get() + ir * MR * NCT + c0, NCT);
+      }
     }
     return true;
   };
@@ -1465,21 +1471,18 @@ bool run_pairs_stream(const Operand& q, const Operand& d, PairsReducer& red, con
   // Rescores P.cand exactly; false when a row is not finite.
   auto rescore = [&](PerThread& P, int tid, int64_t j0) {
     std::fill(P.slot.begin(), P.slot.end(), -1);
-    int32_t rows = 0;
+    int32_t rows = 0;  // distinct database rows among the candidates
     const float* need[64];
     int64_t needc[64];
     int nneed = 0;
     auto flush_sigma = [&]() {
       if (nneed == 0) return true;
+      // Eight rows at a time (a row per lane), the last group padded with copies.
+      const float* rows8[64];
       double sc[64];
-      bool ok;
-      if (nneed % 8 == 0) {
-        ok = SK.row_norms(need, nneed, D, sc);
-      } else {
-        ok = true;
-        for (int z = 0; z < nneed; ++z) ok &= row_inv_norm(need[z], D, &sc[z]);
-      }
-      if (!ok) return false;
+      const int n8 = (nneed + 7) / 8 * 8;
+      for (int z = 0; z < n8; ++z) rows8[z] = need[z < nneed ? z : 0];
+      if (!SK.row_norms(rows8, n8, D, sc)) return false;
       for (int z = 0; z < nneed; ++z) P.sigma[needc[z]] = sc[z];
       nneed = 0;
       return true;
@@ -1495,19 +1498,24 @@ bool run_pairs_stream(const Operand& q, const Operand& d, PairsReducer& red, con
       }
     }
     if (!flush_sigma()) return false;
+    // Eight pairs at a time, whatever their rows, each database row scaled
+    // as the float32 engine packs it (an unnormalised one is used as it is).
     const bool has_scale = lazy || d.scale != nullptr;
-    for (int64_t c = 0; c < NCT; ++c)
-      if (P.slot[c] >= 0) SK.load_row(row_ptr(d, j0 + c), has_scale, P.sigma[c], D, P.wrows.get() + P.slot[c] * D);
-    size_t x = 0;
-    while (x < P.cand.size()) {
-      const int32_t r = P.cand[x].first;
-      size_t y = x;
-      int n = 0;
-      for (; y < P.cand.size() && P.cand[y].first == r; ++y) P.ptrs[n++] = P.wrows.get() + P.slot[P.cand[y].second] * D;
-      SK.exact_dots(arows.get() + r * D, P.ptrs.data(), n, D, P.exact.data());
+    constexpr int kBatch = 64;
+    const float *pa[kBatch], *pb[kBatch];
+    double sc[kBatch];
+    float exact[kBatch];
+    for (size_t x = 0; x < P.cand.size(); x += kBatch) {
+      const int n = static_cast<int>(std::min<size_t>(kBatch, P.cand.size() - x));
+      for (int z = 0; z < n; ++z) {
+        const int32_t c = P.cand[x + z].second;
+        pa[z] = arows.get() + P.cand[x + z].first * D;
+        pb[z] = row_ptr(d, j0 + c);
+        sc[z] = P.sigma[c];
+      }
+      SK.exact_dots_pairs(pa, pb, has_scale ? sc : nullptr, n, D, exact);
       for (int z = 0; z < n; ++z)
-        if (P.exact[z] > below) red.take(tid, r, j0 + P.cand[x + z].second, P.exact[z]);
-      x = y;
+        if (exact[z] > below) red.take(tid, P.cand[x + z].first, j0 + P.cand[x + z].second, exact[z]);
     }
     P.rescored += static_cast<int64_t>(P.cand.size());
     return true;
@@ -1549,7 +1557,7 @@ bool run_pairs_stream(const Operand& q, const Operand& d, PairsReducer& red, con
     for (int64_t tile = 0; tile < tiles; ++tile) {
       const int64_t j0 = tile * NCT, nj = std::min(NCT, N - j0);
       if (red.skip(0, M, j0, nj)) continue;
-      if (!screen_tile(P, j0, nj)) {
+      if (!screen_tile(P, j0, nj, -1)) {
         check_lazy(*d.lazy);
         fail("E_INTERNAL", "a database row is not finite but the check found none");
       }
@@ -1570,12 +1578,15 @@ bool run_pairs_stream(const Operand& q, const Operand& d, PairsReducer& red, con
     PerThread P;
     try {
       setup(P);
-      for (int64_t tile; (tile = next.fetch_add(1)) < tiles;) {
+      // Each thread claims its next tile one ahead, to prefetch its first rows.
+      int64_t ahead = next.fetch_add(1);
+      for (int64_t tile; (tile = ahead) < tiles;) {
+        ahead = next.fetch_add(1);
         if (err.failed() || bad.load(std::memory_order_relaxed)) break;
         if (cancelled(cancel)) fail("E_ABORTED", "the similarity call was aborted");
         const int64_t j0 = tile * NCT, nj = std::min(NCT, N - j0);
         if (red.skip(0, M, j0, nj)) continue;
-        bool ok = screen_tile(P, j0, nj);
+        bool ok = screen_tile(P, j0, nj, ahead < tiles ? ahead * NCT : -1);
         if (ok) {
           collect(P, j0, nj);
           if (!force && static_cast<int64_t>(P.cand.size()) > limit(nj))
