@@ -495,6 +495,35 @@ describe('few-query pairs screened from the rows as they are (run_pairs_stream)'
       const none = await pairs(q, d, { threshold: t, threads: 2, isa: ISA });
       expect(none.scores.length).toBe(0);
     }
+    // The sample tile screens well but later tiles are near-copies of the
+    // queries (every pair a candidate): those tiles take the float32 product.
+    // And a database of under four tiles: no sample, every tile decides alone.
+    const near = randomMatrix(3000, 24, 63);
+    for (let j = 1500; j < 3000; j++) for (let k = 0; k < 24; k++) near.data[j * 24 + k] = Math.fround((q.data[(j % 4) * 24 + k] as number) + 0.05 * (near.data[j * 24 + k] as number));
+    const small = { data: d.data.subarray(0, 700 * 24), rows: 700, dim: 24 };
+    for (const [db, t] of [[near, 0.5], [small, -0.05]] as const) {
+      const sc = chainScores(q, db);
+      const want = oraclePairs(sc, q.rows, db.rows, t);
+      expect(want.length).toBeGreaterThan(1000);
+      for (const threads of [1, 2]) {
+        const got = await pairs(q, db, { threshold: t, threads, screen: 'auto', isa: ISA });
+        expect(engineStats().screened).toBe(CAN_SCREEN);
+        if (CAN_SCREEN) expect(engineStats().rescored).toBeLessThan(want.length);
+        expectPairs(got, want);
+      }
+    }
+  });
+
+  it('more query rows than run_pairs_stream takes (run_screened): the float32 bytes', async () => {
+    const e = randomMatrix(4200, 6, 81);
+    const opt = { threshold: 0.97, isa: ISA, chunkRows: 4200 };
+    const off = await pairs(e, undefined, { ...opt, threads: 2, screen: 'off' });
+    const on = await pairs(e, undefined, { ...opt, threads: 2, screen: 'on' });
+    expect(engineStats().screened).toBe(CAN_SCREEN);
+    expect(off.scores.length).toBeGreaterThan(100);
+    expectSameBytes(on.i, off.i);
+    expectSameBytes(on.j, off.j);
+    expectSameBytes(on.scores, off.scores);
   });
 
   it('within one set in chunks of few rows, and a NaN row: the float32 bytes, E_NONFINITE naming the row', async () => {
