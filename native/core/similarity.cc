@@ -223,7 +223,14 @@ struct ScreenTile {
   int64_t* rescored;  // the thread's count of pairs rescored
   int64_t bj0;          // the database block's first row
   const float* brows;   // brows + (j - bj0)*dim: row j of the block, float32
+  // Per query row r and database column c of the tile (null in the tile
+  // finish_screened gets): their quantisation stats, for a bound per pair
+  // (pair_margin) tighter than margin[r] (the block's worst column).
+  const struct QuantStats* qstat = nullptr;
+  const struct QuantStats* dstat = nullptr;
+  bool statistical = false;
 };
+
 
 // The largest float <= t (t in double; -inf stays -inf).
 // The float just below a finite f (no libm call: this runs per candidate).
@@ -242,6 +249,9 @@ inline float float_at_most(double t) {
   const float f = static_cast<float>(t);
   return static_cast<double>(f) > t ? float_below(f) : f;
 }
+
+// The smallest float >= t (t in double).
+inline float float_at_least(double t) { return -float_at_most(-t); }
 
 // Rescores the candidates of one query row in batches: calls `take(c, exact)`
 // for every column c in [from, to) with approx[c] >= bound(), where bound()
@@ -641,6 +651,14 @@ struct BlockMax {
   }
 };
 
+// screen_margin for one pair: the database row's own norms instead of the
+// block's largest (never larger than screen_margin's against that block).
+inline double pair_margin(const QuantStats& a, const QuantStats& b, double gamma, double fstat) {
+  const double u = std::ldexp(1.0, -24);
+  const double e = fstat * (a.nq * b.ne + a.ne * b.nv) + gamma * a.nv * b.nv + 4.0 * u * a.nq * b.nq;
+  return e * (1.0 + 1e-6) + 1e-44;
+}
+
 // The bound |s_fp32 - approx| <= margin for a query row against a block (see
 // the comment above); `statistical` (the opt-in bf16 precision) replaces the
 // Cauchy-Schwarz terms by 4 standard deviations of a sum of D independent
@@ -783,7 +801,8 @@ void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernel
                   micro(D4 / 4, P.apanel.get() + ir * D4 * MR, b, P.ascale.data() + ir * MR, bs, cr,
                            ct + ir * MR * NCT + jr * NR, NCT);
               }
-              ScreenTile st{ct, NCT, i0, mi, jc + jt, nj, P.margin.data(), P.arows.get(), brows.get() + jt * D, D, &SK, &K, &rescored, jc, brows.get()};
+              ScreenTile st{ct, NCT, i0, mi, jc + jt, nj, P.margin.data(), P.arows.get(), brows.get() + jt * D, D, &SK, &K, &rescored, jc, brows.get(),
+                            P.astat.data(), bstat.data() + jt, statistical};
               red.consume_screened(tid, st);
             }
             if (!split) {
@@ -856,10 +875,13 @@ class TopKReducer final : public Reducer {
   void consume_screened(int tid, const ScreenTile& t) override {
     Deferred& D = def_[tid];
     std::vector<int32_t>& idx = D.idx;
+    const double u = std::ldexp(1.0, -24), Dd = static_cast<double>(t.dim);
+    const double gamma = Dd * u / (1.0 - Dd * u);
+    const double fstat = t.statistical ? 4.0 / std::sqrt(Dd) : 1.0;
     for (int64_t r = 0; r < t.mi; ++r) {
       const int64_t i = t.i0 + r;
       const float* row = t.approx + r * t.ldc;
-      const double E = t.margin[r];
+      const double E = t.margin[r];  // >= every pair's own bound Ec (pair_margin)
       auto& cand = D.cand[r];
       auto& low = D.low[r];  // min-heap of the k largest lower bounds of this block
       const float* hs = score_.data() + i * k_;
@@ -872,8 +894,13 @@ class TopKReducer final : public Reducer {
         const int64_t c = idx[h];
         const float v = row[c];
         if (v < admit) continue;
-        cand.push_back({v, t.j0 + c});
-        const double lo = static_cast<double>(v) - E;
+        // The pair's own bound: its exact score lies in [v - Ec, v + Ec]; it
+        // can be in the top-k only if v + Ec >= L. The list keeps v + Ec
+        // (rounded up), which rescore_deferred compares with L directly.
+        const double Ec = pair_margin(t.qstat[r], t.dstat[c], gamma, fstat);
+        if (static_cast<double>(v) + Ec < L()) continue;
+        cand.push_back({float_at_least(static_cast<double>(v) + Ec), t.j0 + c});
+        const double lo = static_cast<double>(v) - Ec;
         if (static_cast<int64_t>(low.size()) < k_) {
           low.push_back(lo);
           std::push_heap(low.begin(), low.end(), std::greater<double>());
@@ -890,7 +917,7 @@ class TopKReducer final : public Reducer {
       // (amortised: the next prune waits until the list has doubled again).
       int64_t& cap = D.cap[r];
       if (static_cast<int64_t>(cand.size()) > std::max<int64_t>(cap, 4 * k_ + 256)) {
-        const float keep = float_at_most(L() - E);
+        const float keep = float_at_most(L());
         cand.erase(std::remove_if(cand.begin(), cand.end(), [&](const std::pair<float, int64_t>& x) { return x.first < keep; }),
                    cand.end());
         cap = 2 * static_cast<int64_t>(cand.size());
@@ -909,8 +936,8 @@ class TopKReducer final : public Reducer {
     }
   }
 
-  // Rescores row r's candidates best approx first, while approx >= max(L,
-  // k-th exact kept) - E (see consume_screened), and empties the list.
+  // Rescores row r's candidates best upper bound first, while that bound
+  // >= max(L, k-th exact kept) (see consume_screened), and empties the list.
   void rescore_deferred(Deferred& D, int64_t r, const ScreenTile& t) {
     constexpr int kBatch = 8;
     const float* ptrs[kBatch];
@@ -921,15 +948,14 @@ class TopKReducer final : public Reducer {
     float* hs = score_.data() + i * k_;
     int64_t* hi = index_.data() + i * k_;
     int64_t& n = size_[i];
-    const double E = t.margin[r];
     const double lowk = static_cast<int64_t>(low.size()) == k_ ? low.front() : -std::numeric_limits<double>::infinity();
-    auto bound = [&] { return float_at_most(std::max(lowk, n == k_ ? static_cast<double>(hs[0]) : -std::numeric_limits<double>::infinity()) - E); };
+    auto bound = [&] { return float_at_most(std::max(lowk, n == k_ ? static_cast<double>(hs[0]) : -std::numeric_limits<double>::infinity())); };
     {
       const float keep = bound();  // only rises: what is below it now never gets rescored
       cand.erase(std::remove_if(cand.begin(), cand.end(), [&](const std::pair<float, int64_t>& x) { return x.first < keep; }),
                  cand.end());
     }
-    // Best approx first, a round at a time: the round's best candidates are
+    // Best bound first, a round at a time: the round's best candidates are
     // selected (linear time, no full sort), rescored, and the rest filtered
     // by the bound they raised. Which order the candidates are rescored in
     // does not change the answer (push keeps the k best under a total
