@@ -1316,7 +1316,7 @@ bool run_pairs_stream(const Operand& q, const Operand& d, PairsReducer& red, con
   const double fstat = statistical ? 4.0 / std::sqrt(Dd) : 1.0;
   const float below = red.below();
   const int64_t self = red.self_offset();
-  // Database rows per tile: 256, fewer for wide rows (a tile's float32 rows are kept per thread).
+  // Database rows per tile: 256, fewer for wide rows (a fallback tile's float32 panel is kept per thread).
   const int64_t step = std::lcm<int64_t>(NR, KNR);
   const int64_t nct_tuned = g_nct.load();
   int64_t NCT = round_up(nct_tuned > 0 ? nct_tuned : 256, step);
@@ -1428,7 +1428,9 @@ bool run_pairs_stream(const Operand& q, const Operand& d, PairsReducer& red, con
           const double t = x.t;
           const float b = static_cast<float>(sig_f * t);
           if (b >= std::numeric_limits<float>::min() && std::isfinite(sig_hi)) {
-            const double se_hi = std::sqrt((static_cast<double>(x.sse) + absf) * (1.0 + g)) * (1.0 + std::ldexp(1.0, -22));
+            // Each difference was rounded once (relative u, or 2^-150 where subnormal).
+            const double se_hi = std::sqrt((static_cast<double>(x.sse) + absf) * (1.0 + g)) * (1.0 + std::ldexp(1.0, -22)) +
+                                 std::sqrt(Dd) * std::ldexp(1.0, -149);
             const double qn_hi = (nx_hi + se_hi) / t * (1.0 + 1e-15);  // ||q_x|| <= (||x|| + ||e_x||) / t
             const double dsig = std::max(sig_hi - sig_f, sig_f - sig_lo);
             const double diff = dsig * t + std::ldexp(1.0, -22) * b;  // |sigma t - b|
@@ -1874,7 +1876,9 @@ PairsResult pairs(const MatrixView& query, const MatrixView& db, double threshol
   Operand q{query.data, query.rows, query.dim, opt.normalize ? pq.scale.data() : nullptr, nullptr};
   Operand d{db.data, db.rows, db.dim, opt.normalize && !lazy_db ? pd.scale.data() : nullptr, nullptr,
             lazy_db ? &lazy : nullptr};
-  if (sk != nullptr && query.rows <= kStreamMaxQueryRows) {
+  // (Only while a float32 copy of the query rows fits in a quarter of blockBytes: it keeps two and an 8-bit one.)
+  if (sk != nullptr && query.rows <= kStreamMaxQueryRows &&
+      query.rows * query.dim * static_cast<int64_t>(sizeof(float)) <= opt.block_bytes / 4) {
     g_stat_rescored.store(0);
     g_stat_pairs.store(0);
     if (!run_pairs_stream(q, d, red, K, *sk, threads, opt.cancel, opt.precision == SimilarityOptions::Precision::Bf16,
