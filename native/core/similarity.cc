@@ -715,7 +715,7 @@ void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernel
     AlignedFloats arows, ctile;
     std::vector<QuantStats> astat;
     std::vector<float> ascale;
-    std::vector<double> margin;
+    std::vector<double> margin, tmargin;
     std::vector<uint8_t> scratch;
   };
   std::vector<PerThread> pt(static_cast<size_t>(T));
@@ -728,6 +728,7 @@ void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernel
     p.ascale.resize(static_cast<size_t>(MC));
     p.scratch.resize(static_cast<size_t>(D4));
     p.margin.resize(static_cast<size_t>(MC));
+    p.tmargin.resize(static_cast<size_t>(MC));
   }
   std::unique_ptr<std::atomic<int64_t>[]> next(new std::atomic<int64_t>[static_cast<size_t>(n_dblocks)]);
   for (int64_t b = 0; b < n_dblocks; ++b) next[b].store(0);
@@ -801,7 +802,11 @@ void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernel
                   micro(D4 / 4, P.apanel.get() + ir * D4 * MR, b, P.ascale.data() + ir * MR, bs, cr,
                            ct + ir * MR * NCT + jr * NR, NCT);
               }
-              ScreenTile st{ct, NCT, i0, mi, jc + jt, nj, P.margin.data(), P.arows.get(), brows.get() + jt * D, D, &SK, &K, &rescored, jc, brows.get(),
+              // The tile's own worst column (256 rows, not the whole block's): a tighter first filter.
+              BlockMax tm;
+              for (int64_t c = 0; c < nj; ++c) tm.add(bstat[jt + c]);
+              for (int64_t r = 0; r < mi; ++r) P.tmargin[r] = std::min(P.margin[r], screen_margin(P.astat[r], tm, D, statistical));
+              ScreenTile st{ct, NCT, i0, mi, jc + jt, nj, P.tmargin.data(), P.arows.get(), brows.get() + jt * D, D, &SK, &K, &rescored, jc, brows.get(),
                             P.astat.data(), bstat.data() + jt, statistical};
               red.consume_screened(tid, st);
             }
