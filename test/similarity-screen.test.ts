@@ -392,3 +392,156 @@ describe('the database normalised as it is packed (one pass over it)', () => {
     expect(() => classMaxSync(q, d, labels, { threads: 1, screen: 'off', isa: ISA })).toThrow(/database row 2950, column 3 is infinite/);
   });
 });
+
+describe('few-query pairs screened from the rows as they are (run_pairs_stream)', () => {
+  /** Every (i, j) with oracle score >= t, in (i, j) order. */
+  function oraclePairs(scores: Float32Array, M: number, N: number, t: number, self = -1): [number, number, number][] {
+    const out: [number, number, number][] = [];
+    for (let i = 0; i < M; i++)
+      for (let j = self >= 0 ? self + i + 1 : 0; j < N; j++) {
+        const s = scores[i * N + j] as number;
+        if (s >= t) out.push([i, j, s]);
+      }
+    return out;
+  }
+  function expectPairs(got: { i: Int32Array; j: Int32Array; scores: Float32Array }, want: [number, number, number][]): void {
+    expect(got.scores.length).toBe(want.length);
+    for (let x = 0; x < want.length; x++) {
+      const [i, j, s] = want[x] as [number, number, number];
+      if (got.i[x] !== i || got.j[x] !== j || !Object.is(got.scores[x], s)) expect([got.i[x], got.j[x], got.scores[x]]).toEqual([i, j, s]);
+    }
+  }
+
+  it('odd widths, partial tiles and panels, zero, tiny and huge rows, thresholds at and next to a score: the JS float32 chain oracle, every screen setting', async () => {
+    for (const [M, N, D] of [
+      [5, 1100, 13],
+      [3, 1037, 37],
+      [7, 1030, 1],
+      [2, 1200, 130],
+    ] as const) {
+      const { q, d } = adversarial(M, N, D, 100 + D);
+      // Rows the float quantisation does not take: zero, tiny (squares underflow float) and huge (they overflow it).
+      d.data.fill(0, 3 * D, 4 * D);
+      for (let k = 0; k < D; k++) {
+        d.data[7 * D + k] = Math.fround((d.data[7 * D + k] as number) * 1e-30);
+        d.data[11 * D + k] = Math.fround((d.data[11 * D + k] as number) * 1e25);
+        d.data[(N - 2) * D + k] = Math.fround((q.data[k] as number) * 3e-25); // a tiny copy of query row 0: cosine ~1
+      }
+      const scores = chainScores(q, d);
+      // Thresholds: a low one, one at a score (that pair passes), one just above it (it does not), a high one.
+      const s0 = scores[1 * N + 40] as number;
+      for (const t of [0.2, s0, s0 + 2 ** -30, 0.9999]) {
+        const want = oraclePairs(scores, M, N, t);
+        for (const screen of ['auto', 'on', 'off'] as const) {
+          const got = await pairs(q, d, { threshold: t, threads: 1, screen, isa: ISA });
+          // (auto may fall back to the float32 engine where many pairs pass: low thresholds at these small widths)
+          if (screen === 'on') expect(engineStats().screened).toBe(CAN_SCREEN);
+          expectPairs(got, want);
+        }
+      }
+      expect(oraclePairs(scores, M, N, s0).some(([i, j]) => i === 1 && j === 40)).toBe(true);
+      expect(oraclePairs(scores, M, N, s0 + 2 ** -30).some(([i, j]) => i === 1 && j === 40)).toBe(false);
+    }
+  });
+
+  it('1, 2 and 3 threads and the float32 engine give the same bytes; the bound rules out most pairs', async () => {
+    const q = randomMatrix(6, 72, 51);
+    const d = randomMatrix(21000, 72, 52);
+    // Plant close copies of the queries, and rows at several scales.
+    for (let j = 0; j < d.rows; j += 997) for (let k = 0; k < 72; k++) d.data[j * 72 + k] = Math.fround((q.data[(j % 6) * 72 + k] as number) * (1 + (j % 5)) + 1e-3 * Math.sin(j + k));
+    for (let j = 5; j < d.rows; j += 13) for (let k = 0; k < 72; k++) d.data[j * 72 + k] = Math.fround((d.data[j * 72 + k] as number) * 1e3);
+    const opt = { threshold: 0.25, isa: ISA };
+    const off = await pairs(q, d, { ...opt, threads: 1, screen: 'off' });
+    expect(off.scores.length).toBeGreaterThan(20);
+    for (const threads of [1, 2, 3]) {
+      const got = await pairs(q, d, { ...opt, threads, screen: 'auto' });
+      const st = engineStats();
+      expect(st.screened).toBe(CAN_SCREEN);
+      if (CAN_SCREEN) {
+        expect(st.split).toBe(threads > 1);
+        expect(st.rescored).toBeGreaterThanOrEqual(off.scores.length);
+        expect(st.rescored).toBeLessThan((q.rows * d.rows) / 20);
+      }
+      expectSameBytes(got.i, off.i);
+      expectSameBytes(got.j, off.j);
+      expectSameBytes(got.scores, off.scores);
+    }
+    // Without normalisation (dot products): the same.
+    const dots = await pairs(q, d, { ...opt, threshold: 3, normalize: false, threads: 1, screen: 'off' });
+    expect(dots.scores.length).toBeGreaterThan(20);
+    for (const threads of [1, 3]) {
+      const got = await pairs(q, d, { ...opt, threshold: 3, normalize: false, threads, screen: 'auto' });
+      expectSameBytes(got.i, dots.i);
+      expectSameBytes(got.j, dots.j);
+      expectSameBytes(got.scores, dots.scores);
+    }
+  });
+
+  it('a threshold most pairs pass: auto falls back to the float32 engine, on screens every pair; same bytes', async () => {
+    const q = randomMatrix(4, 24, 61);
+    const d = randomMatrix(3000, 24, 62);
+    const scores = chainScores(q, d);
+    for (const t of [-1, -0.05, -1e300]) {
+      const want = oraclePairs(scores, q.rows, d.rows, t);
+      const auto = await pairs(q, d, { threshold: t, threads: 2, screen: 'auto', isa: ISA });
+      expect(engineStats().screened).toBe(false);
+      expectPairs(auto, want);
+      const on = await pairs(q, d, { threshold: t, threads: 2, screen: 'on', isa: ISA });
+      expect(engineStats().screened).toBe(CAN_SCREEN);
+      expectPairs(on, want);
+    }
+    // Nothing can pass.
+    for (const t of [1.01, 1e300]) {
+      const none = await pairs(q, d, { threshold: t, threads: 2, isa: ISA });
+      expect(none.scores.length).toBe(0);
+    }
+    // The sample tile screens well but later tiles are near-copies of the
+    // queries (every pair a candidate): those tiles take the float32 product.
+    // And a database of under four tiles: no sample, every tile decides alone.
+    const near = randomMatrix(3000, 24, 63);
+    for (let j = 1500; j < 3000; j++) for (let k = 0; k < 24; k++) near.data[j * 24 + k] = Math.fround((q.data[(j % 4) * 24 + k] as number) + 0.05 * (near.data[j * 24 + k] as number));
+    const small = { data: d.data.subarray(0, 700 * 24), rows: 700, dim: 24 };
+    for (const [db, t] of [[near, 0.5], [small, -0.05]] as const) {
+      const sc = chainScores(q, db);
+      const want = oraclePairs(sc, q.rows, db.rows, t);
+      expect(want.length).toBeGreaterThan(1000);
+      for (const threads of [1, 2]) {
+        const got = await pairs(q, db, { threshold: t, threads, screen: 'auto', isa: ISA });
+        expect(engineStats().screened).toBe(CAN_SCREEN);
+        if (CAN_SCREEN) expect(engineStats().rescored).toBeLessThan(want.length);
+        expectPairs(got, want);
+      }
+    }
+  });
+
+  it('more query rows than run_pairs_stream takes (run_screened): the float32 bytes', async () => {
+    const e = randomMatrix(4200, 6, 81);
+    const opt = { threshold: 0.97, isa: ISA, chunkRows: 4200 };
+    const off = await pairs(e, undefined, { ...opt, threads: 2, screen: 'off' });
+    const on = await pairs(e, undefined, { ...opt, threads: 2, screen: 'on' });
+    expect(engineStats().screened).toBe(CAN_SCREEN);
+    expect(off.scores.length).toBeGreaterThan(100);
+    expectSameBytes(on.i, off.i);
+    expectSameBytes(on.j, off.j);
+    expectSameBytes(on.scores, off.scores);
+  });
+
+  it('within one set in chunks of few rows, and a NaN row: the float32 bytes, E_NONFINITE naming the row', async () => {
+    const e = randomMatrix(3000, 40, 71);
+    for (let p = 0; p < 30; p++) {
+      const a = (p * 331) % e.rows;
+      const b = (p * 977 + 5) % e.rows;
+      for (let k = 0; k < 40; k++) e.data[b * 40 + k] = Math.fround((e.data[a * 40 + k] as number) * 2 + 1e-4 * Math.cos(k + p));
+    }
+    const opt = { threshold: 0.6, isa: ISA, chunkRows: 100 };
+    const off = await pairs(e, undefined, { ...opt, threads: 1, screen: 'off' });
+    expect(off.scores.length).toBeGreaterThanOrEqual(25);
+    const auto = await pairs(e, undefined, { ...opt, threads: 2, screen: 'auto' });
+    expectSameBytes(auto.i, off.i);
+    expectSameBytes(auto.j, off.j);
+    expectSameBytes(auto.scores, off.scores);
+    const q = randomMatrix(3, 40, 72);
+    e.data[2500 * 40 + 9] = Number.NaN;
+    for (const threads of [1, 2]) await expectCode(pairs(q, e, { threshold: 0.2, threads, isa: ISA }), 'E_NONFINITE', /database row 2500, column 9 is NaN/);
+  });
+});

@@ -12,6 +12,14 @@
 
 namespace genaug {
 
+// What quant_raw reports for one raw row x (see there).
+struct RawQuant {
+  float t = 0.0f;     // the step: x ~ t q
+  float ssx = 0.0f;   // sum of x_k^2 in float, any order (not finite iff the row is not, or overflows)
+  float sse = 0.0f;   // sum of (x_k - t q_k)^2 in float, each difference rounded once, any order
+  int32_t sumq = 0;   // sum of q_k
+};
+
 struct ScreenKernels {
   int mr;  // query rows per micro-tile: packed [k/4][mr][4] bytes, value q + 64 (q in [-63, 63])
   int nr;  // database rows per micro-tile: packed [k/4][nr][4] signed bytes
@@ -46,6 +54,20 @@ struct ScreenKernels {
   bool (*pack_rows_norm)(const float* const* rows, int width, int64_t D, float* out, double* scale);
   // The same multipliers alone, for n rows (a multiple of 8).
   bool (*row_norms)(const float* const* rows, int n, int64_t D, double* scale);
+  // Rows as they are (not normalised), quantised in float with no double
+  // sums: for r < n, t = max|x| / qmax (float division), q_k = x_k * (qmax /
+  // max|x|) rounded to nearest and clamped to [-qmax, qmax], stored as signed
+  // bytes into one packed [D4/4][nr][4] panel (depths D..D4-1 and rows
+  // n..nr-1 zero); st[r] as RawQuant says. A row whose ssx is not within
+  // [2^-100, 2^100] (zero, tiny, huge, NaN, infinite) has st[r].ssx set and
+  // nothing else: the caller quantises it another way.
+  // out[x] = the fused multiply-add chain of a[x][0..D) with w[0..D) (as
+  // exact_dots, but every pair its own rows), for x < n (any n), where
+  // w[k] = bscale ? float(b[x][k] * bscale[x]) : b[x][k] (the float32
+  // engine's packing of the row).
+  void (*exact_dots_pairs)(const float* const* a, const float* const* b, const double* bscale, int64_t n, int64_t D,
+                           float* out);
+  void (*quant_raw)(const float* const* rows, int n, int64_t D, int qmax, int8_t* panel, RawQuant* st);
 };
 
 // The screening kernels for an ISA, or nullptr where there are none (the

@@ -363,6 +363,114 @@ bool row_norms(const float* const* rows, int n, int64_t D, double* scale) {
   return ok;
 }
 
+// quant_raw (see screen_kernels.h): two passes over each row, the second
+// while it is in L1. Pass 1: max |x| and the sum of squares (four float
+// chains). Pass 2: q = round(x * inv), clamped; the error x - t q with one
+// rounding (vfnmadd); its squares; the bytes, two 4-byte groups per 8 depths
+// straight into the panel.
+void quant_raw(const float* const* rows, int n, int64_t D, int qmax, int8_t* panel, RawQuant* st) {
+  const int64_t D4 = (D + 3) / 4 * 4;
+  const int64_t ld = int64_t(NR) * 4;  // bytes per group of 4 depths
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i lim = _mm256_set1_epi32(qmax), nlim = _mm256_set1_epi32(-qmax);
+  for (int r = 0; r < NR; ++r) {
+    int8_t* dst = panel + r * 4;
+    if (r >= n) {
+      for (int64_t g = 0; g < D4 / 4; ++g) __builtin_memset(dst + g * ld, 0, 4);
+      st[r] = RawQuant{};
+      continue;
+    }
+    const float* x = rows[r];
+    __m256 m0 = _mm256_setzero_ps(), m1 = _mm256_setzero_ps();
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 32 <= D; k += 32) {
+      const __m256 a = _mm256_loadu_ps(x + k), b = _mm256_loadu_ps(x + k + 8);
+      const __m256 c = _mm256_loadu_ps(x + k + 16), d = _mm256_loadu_ps(x + k + 24);
+      m0 = _mm256_max_ps(m0, _mm256_max_ps(_mm256_and_ps(a, absmask), _mm256_and_ps(b, absmask)));
+      m1 = _mm256_max_ps(m1, _mm256_max_ps(_mm256_and_ps(c, absmask), _mm256_and_ps(d, absmask)));
+      s0 = _mm256_fmadd_ps(a, a, s0);
+      s1 = _mm256_fmadd_ps(b, b, s1);
+      s2 = _mm256_fmadd_ps(c, c, s2);
+      s3 = _mm256_fmadd_ps(d, d, s3);
+    }
+    for (; k + 8 <= D; k += 8) {
+      const __m256 a = _mm256_loadu_ps(x + k);
+      m0 = _mm256_max_ps(m0, _mm256_and_ps(a, absmask));
+      s0 = _mm256_fmadd_ps(a, a, s0);
+    }
+    alignas(32) float lm[8], ls[8];
+    _mm256_store_ps(lm, _mm256_max_ps(m0, m1));
+    _mm256_store_ps(ls, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    float mx = 0.0f, ss = 0.0f;
+    for (int l = 0; l < 8; ++l) {
+      mx = lm[l] > mx ? lm[l] : mx;
+      ss += ls[l];
+    }
+    for (int64_t j = k; j < D; ++j) {
+      const float a = std::fabs(x[j]);
+      mx = a > mx ? a : mx;
+      ss = std::fma(x[j], x[j], ss);
+    }
+    RawQuant q;
+    q.ssx = ss;
+    if (!(ss >= 0x1p-100f && ss <= 0x1p100f)) {
+      st[r] = q;
+      continue;
+    }
+    const float t = mx / static_cast<float>(qmax);
+    const float inv = static_cast<float>(qmax) / mx;
+    const __m256 iv = _mm256_set1_ps(inv), tv = _mm256_set1_ps(t);
+    __m256 e0 = _mm256_setzero_ps(), e1 = _mm256_setzero_ps();
+    __m256i sq = _mm256_setzero_si256();
+    k = 0;
+    for (; k + 8 <= D; k += 8) {
+      const __m256 a = _mm256_loadu_ps(x + k);
+      __m256i qi = _mm256_cvtps_epi32(_mm256_mul_ps(a, iv));
+      qi = _mm256_max_epi32(nlim, _mm256_min_epi32(lim, qi));
+      sq = _mm256_add_epi32(sq, qi);
+      const __m256 e = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(qi), tv, a);
+      if ((k & 8) == 0)
+        e0 = _mm256_fmadd_ps(e, e, e0);
+      else
+        e1 = _mm256_fmadd_ps(e, e, e1);
+      const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(qi), _mm256_extracti128_si256(qi, 1));
+      const __m128i by = _mm_packs_epi16(w, w);
+      _mm_storeu_si32(dst + (k >> 2) * ld, by);
+      _mm_storeu_si32(dst + ((k >> 2) + 1) * ld, _mm_srli_si128(by, 4));
+    }
+    alignas(32) float le[8];
+    alignas(32) int32_t lq[8];
+    _mm256_store_ps(le, _mm256_add_ps(e0, e1));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lq), sq);
+    float se = 0.0f;
+    int32_t sumq = 0;
+    for (int l = 0; l < 8; ++l) {
+      se += le[l];
+      sumq += lq[l];
+    }
+    if (k < D) {
+      int8_t tail[4] = {0, 0, 0, 0};
+      for (int64_t j = k; j < D; ++j) {
+        int qi = static_cast<int>(std::nearbyint(x[j] * inv));
+        qi = qi > qmax ? qmax : (qi < -qmax ? -qmax : qi);
+        const float e = std::fma(-static_cast<float>(qi), t, x[j]);
+        se = std::fma(e, e, se);
+        sumq += qi;
+        tail[j & 3] = static_cast<int8_t>(qi);  // k is a multiple of 8: depth j is in group j / 4
+        if ((j & 3) == 3 || j == D - 1) {
+          __builtin_memcpy(dst + (j >> 2) * ld, tail, 4);
+          tail[0] = tail[1] = tail[2] = tail[3] = 0;
+        }
+      }
+    }
+    q.t = t;
+    q.sse = se;
+    q.sumq = sumq;
+    st[r] = q;
+  }
+}
+
 int64_t collect_ge(const float* row, int64_t n, float t, int32_t* idx) {
   const __m256 tv = _mm256_set1_ps(t);
   int64_t m = 0, j = 0;
@@ -408,11 +516,74 @@ void exact_dots(const float* a, const float* const* rows, int64_t n, int64_t D, 
     }
   }
 }
+// Scales 8 floats, one per lane, each by its own double (lanes 0-3: lo, 4-7: hi), rounding once to float.
+inline __m256 scale_lanes(__m256 x, __m256d lo, __m256d hi) {
+  const __m128 l = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), lo));
+  const __m128 h = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), hi));
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(l), h, 1);
+}
+
+template <bool kScaled>
+void exact_dots_pairs_t(const float* const* a, const float* const* b, const double* bscale, int64_t n, int64_t D,
+                        float* out) {
+  for (int64_t x = 0; x < n; x += 8) {
+    const int64_t m = n - x < 8 ? n - x : 8;
+    const float *ra[8], *rb[8];
+    alignas(32) double sc[8];
+    for (int l = 0; l < 8; ++l) {
+      ra[l] = a[x + (l < m ? l : 0)];
+      rb[l] = b[x + (l < m ? l : 0)];
+      sc[l] = kScaled ? bscale[x + (l < m ? l : 0)] : 1.0;
+    }
+    const __m256d slo = _mm256_load_pd(sc), shi = _mm256_load_pd(sc + 4);
+    __m256 acc = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= D; k += 8) {
+      __m256 v0 = _mm256_loadu_ps(rb[0] + k), v1 = _mm256_loadu_ps(rb[1] + k), v2 = _mm256_loadu_ps(rb[2] + k);
+      __m256 v3 = _mm256_loadu_ps(rb[3] + k), v4 = _mm256_loadu_ps(rb[4] + k), v5 = _mm256_loadu_ps(rb[5] + k);
+      __m256 v6 = _mm256_loadu_ps(rb[6] + k), v7 = _mm256_loadu_ps(rb[7] + k);
+      transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
+      if (kScaled) {
+        v0 = scale_lanes(v0, slo, shi), v1 = scale_lanes(v1, slo, shi), v2 = scale_lanes(v2, slo, shi);
+        v3 = scale_lanes(v3, slo, shi), v4 = scale_lanes(v4, slo, shi), v5 = scale_lanes(v5, slo, shi);
+        v6 = scale_lanes(v6, slo, shi), v7 = scale_lanes(v7, slo, shi);
+      }
+      __m256 w0 = _mm256_loadu_ps(ra[0] + k), w1 = _mm256_loadu_ps(ra[1] + k), w2 = _mm256_loadu_ps(ra[2] + k);
+      __m256 w3 = _mm256_loadu_ps(ra[3] + k), w4 = _mm256_loadu_ps(ra[4] + k), w5 = _mm256_loadu_ps(ra[5] + k);
+      __m256 w6 = _mm256_loadu_ps(ra[6] + k), w7 = _mm256_loadu_ps(ra[7] + k);
+      transpose8(w0, w1, w2, w3, w4, w5, w6, w7);
+      acc = _mm256_fmadd_ps(w0, v0, acc);
+      acc = _mm256_fmadd_ps(w1, v1, acc);
+      acc = _mm256_fmadd_ps(w2, v2, acc);
+      acc = _mm256_fmadd_ps(w3, v3, acc);
+      acc = _mm256_fmadd_ps(w4, v4, acc);
+      acc = _mm256_fmadd_ps(w5, v5, acc);
+      acc = _mm256_fmadd_ps(w6, v6, acc);
+      acc = _mm256_fmadd_ps(w7, v7, acc);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, acc);
+    for (int l = 0; l < m; ++l) {
+      float s = lanes[l];
+      for (int64_t kk = k; kk < D; ++kk)
+        s = std::fma(ra[l][kk], kScaled ? static_cast<float>(rb[l][kk] * sc[l]) : rb[l][kk], s);
+      out[x + l] = s;
+    }
+  }
+}
+
+void exact_dots_pairs(const float* const* a, const float* const* b, const double* bscale, int64_t n, int64_t D,
+                      float* out) {
+  if (bscale)
+    exact_dots_pairs_t<true>(a, b, bscale, n, D, out);
+  else
+    exact_dots_pairs_t<false>(a, b, bscale, n, D, out);
+}
 }  // namespace
 
 const ScreenKernels& screen_kernels_avx2() {
   static const ScreenKernels k{MR, NR, micro, micro8, exact_dots, load_row, quantize, pack_rows, collect_ge,
-                                pack_rows_norm, row_norms};
+                                pack_rows_norm, row_norms, exact_dots_pairs, quant_raw};
   return k;
 }
 

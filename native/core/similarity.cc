@@ -223,7 +223,14 @@ struct ScreenTile {
   int64_t* rescored;  // the thread's count of pairs rescored
   int64_t bj0;          // the database block's first row
   const float* brows;   // brows + (j - bj0)*dim: row j of the block, float32
+  // Per query row r and database column c of the tile (null in the tile
+  // finish_screened gets): their quantisation stats, for a bound per pair
+  // (pair_margin) tighter than margin[r] (the block's worst column).
+  const struct QuantStats* qstat = nullptr;
+  const struct QuantStats* dstat = nullptr;
+  bool statistical = false;
 };
+
 
 // The largest float <= t (t in double; -inf stays -inf).
 // The float just below a finite f (no libm call: this runs per candidate).
@@ -242,6 +249,9 @@ inline float float_at_most(double t) {
   const float f = static_cast<float>(t);
   return static_cast<double>(f) > t ? float_below(f) : f;
 }
+
+// The smallest float >= t (t in double).
+inline float float_at_least(double t) { return -float_at_most(-t); }
 
 // Rescores the candidates of one query row in batches: calls `take(c, exact)`
 // for every column c in [from, to) with approx[c] >= bound(), where bound()
@@ -641,6 +651,14 @@ struct BlockMax {
   }
 };
 
+// screen_margin for one pair: the database row's own norms instead of the
+// block's largest (never larger than screen_margin's against that block).
+inline double pair_margin(const QuantStats& a, const QuantStats& b, double gamma, double fstat) {
+  const double u = std::ldexp(1.0, -24);
+  const double e = fstat * (a.nq * b.ne + a.ne * b.nv) + gamma * a.nv * b.nv + 4.0 * u * a.nq * b.nq;
+  return e * (1.0 + 1e-6) + 1e-44;
+}
+
 // The bound |s_fp32 - approx| <= margin for a query row against a block (see
 // the comment above); `statistical` (the opt-in bf16 precision) replaces the
 // Cauchy-Schwarz terms by 4 standard deviations of a sum of D independent
@@ -697,7 +715,7 @@ void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernel
     AlignedFloats arows, ctile;
     std::vector<QuantStats> astat;
     std::vector<float> ascale;
-    std::vector<double> margin;
+    std::vector<double> margin, tmargin;
     std::vector<uint8_t> scratch;
   };
   std::vector<PerThread> pt(static_cast<size_t>(T));
@@ -710,6 +728,7 @@ void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernel
     p.ascale.resize(static_cast<size_t>(MC));
     p.scratch.resize(static_cast<size_t>(D4));
     p.margin.resize(static_cast<size_t>(MC));
+    p.tmargin.resize(static_cast<size_t>(MC));
   }
   std::unique_ptr<std::atomic<int64_t>[]> next(new std::atomic<int64_t>[static_cast<size_t>(n_dblocks)]);
   for (int64_t b = 0; b < n_dblocks; ++b) next[b].store(0);
@@ -783,7 +802,12 @@ void run_screened(const Operand& q, const Operand& d, Reducer& red, const Kernel
                   micro(D4 / 4, P.apanel.get() + ir * D4 * MR, b, P.ascale.data() + ir * MR, bs, cr,
                            ct + ir * MR * NCT + jr * NR, NCT);
               }
-              ScreenTile st{ct, NCT, i0, mi, jc + jt, nj, P.margin.data(), P.arows.get(), brows.get() + jt * D, D, &SK, &K, &rescored, jc, brows.get()};
+              // The tile's own worst column (256 rows, not the whole block's): a tighter first filter.
+              BlockMax tm;
+              for (int64_t c = 0; c < nj; ++c) tm.add(bstat[jt + c]);
+              for (int64_t r = 0; r < mi; ++r) P.tmargin[r] = std::min(P.margin[r], screen_margin(P.astat[r], tm, D, statistical));
+              ScreenTile st{ct, NCT, i0, mi, jc + jt, nj, P.tmargin.data(), P.arows.get(), brows.get() + jt * D, D, &SK, &K, &rescored, jc, brows.get(),
+                            P.astat.data(), bstat.data() + jt, statistical};
               red.consume_screened(tid, st);
             }
             if (!split) {
@@ -856,10 +880,13 @@ class TopKReducer final : public Reducer {
   void consume_screened(int tid, const ScreenTile& t) override {
     Deferred& D = def_[tid];
     std::vector<int32_t>& idx = D.idx;
+    const double u = std::ldexp(1.0, -24), Dd = static_cast<double>(t.dim);
+    const double gamma = Dd * u / (1.0 - Dd * u);
+    const double fstat = t.statistical ? 4.0 / std::sqrt(Dd) : 1.0;
     for (int64_t r = 0; r < t.mi; ++r) {
       const int64_t i = t.i0 + r;
       const float* row = t.approx + r * t.ldc;
-      const double E = t.margin[r];
+      const double E = t.margin[r];  // >= every pair's own bound Ec (pair_margin)
       auto& cand = D.cand[r];
       auto& low = D.low[r];  // min-heap of the k largest lower bounds of this block
       const float* hs = score_.data() + i * k_;
@@ -872,8 +899,13 @@ class TopKReducer final : public Reducer {
         const int64_t c = idx[h];
         const float v = row[c];
         if (v < admit) continue;
-        cand.push_back({v, t.j0 + c});
-        const double lo = static_cast<double>(v) - E;
+        // The pair's own bound: its exact score lies in [v - Ec, v + Ec]; it
+        // can be in the top-k only if v + Ec >= L. The list keeps v + Ec
+        // (rounded up), which rescore_deferred compares with L directly.
+        const double Ec = pair_margin(t.qstat[r], t.dstat[c], gamma, fstat);
+        if (static_cast<double>(v) + Ec < L()) continue;
+        cand.push_back({float_at_least(static_cast<double>(v) + Ec), t.j0 + c});
+        const double lo = static_cast<double>(v) - Ec;
         if (static_cast<int64_t>(low.size()) < k_) {
           low.push_back(lo);
           std::push_heap(low.begin(), low.end(), std::greater<double>());
@@ -890,7 +922,7 @@ class TopKReducer final : public Reducer {
       // (amortised: the next prune waits until the list has doubled again).
       int64_t& cap = D.cap[r];
       if (static_cast<int64_t>(cand.size()) > std::max<int64_t>(cap, 4 * k_ + 256)) {
-        const float keep = float_at_most(L() - E);
+        const float keep = float_at_most(L());
         cand.erase(std::remove_if(cand.begin(), cand.end(), [&](const std::pair<float, int64_t>& x) { return x.first < keep; }),
                    cand.end());
         cap = 2 * static_cast<int64_t>(cand.size());
@@ -909,8 +941,8 @@ class TopKReducer final : public Reducer {
     }
   }
 
-  // Rescores row r's candidates best approx first, while approx >= max(L,
-  // k-th exact kept) - E (see consume_screened), and empties the list.
+  // Rescores row r's candidates best upper bound first, while that bound
+  // >= max(L, k-th exact kept) (see consume_screened), and empties the list.
   void rescore_deferred(Deferred& D, int64_t r, const ScreenTile& t) {
     constexpr int kBatch = 8;
     const float* ptrs[kBatch];
@@ -921,15 +953,14 @@ class TopKReducer final : public Reducer {
     float* hs = score_.data() + i * k_;
     int64_t* hi = index_.data() + i * k_;
     int64_t& n = size_[i];
-    const double E = t.margin[r];
     const double lowk = static_cast<int64_t>(low.size()) == k_ ? low.front() : -std::numeric_limits<double>::infinity();
-    auto bound = [&] { return float_at_most(std::max(lowk, n == k_ ? static_cast<double>(hs[0]) : -std::numeric_limits<double>::infinity()) - E); };
+    auto bound = [&] { return float_at_most(std::max(lowk, n == k_ ? static_cast<double>(hs[0]) : -std::numeric_limits<double>::infinity())); };
     {
       const float keep = bound();  // only rises: what is below it now never gets rescored
       cand.erase(std::remove_if(cand.begin(), cand.end(), [&](const std::pair<float, int64_t>& x) { return x.first < keep; }),
                  cand.end());
     }
-    // Best approx first, a round at a time: the round's best candidates are
+    // Best bound first, a round at a time: the round's best candidates are
     // selected (linear time, no full sort), rescored, and the rest filtered
     // by the bound they raised. Which order the candidates are rescored in
     // does not change the answer (push keeps the k best under a total
@@ -1188,6 +1219,16 @@ class PairsReducer final : public Reducer {
     }
   }
 
+  // For run_pairs_stream: a pair passes when its exact score s > below();
+  // take() keeps one that does.
+  float below() const { return below_; }
+  int64_t self_offset() const { return self_; }
+  void take(int tid, int64_t i, int64_t j, float s) {
+    if (count_.fetch_add(1, std::memory_order_relaxed) >= max_)
+      fail("E_LIMIT", "more than ", max_, " pairs pass the threshold; raise the threshold or maxPairs");
+    per_thread_[tid].push_back(Pair{i, j, s});
+  }
+
   void finish(PairsResult& res) {
     std::vector<Pair> all;
     size_t total = 0;
@@ -1216,6 +1257,404 @@ class PairsReducer final : public Reducer {
   float below_;
   std::atomic<int64_t> count_{0};
 };
+
+// ------------------------------------------ screened pairs, few queries --
+//
+// Few query rows against a large database: the call is bound by reading the
+// database and by the product, so the database side is quantised in float
+// straight from the rows as they are (quant_raw: no double sums, no float32
+// copy, no normalisation pass), tile by tile as each thread claims it, and
+// every pair gets its own rigorous bound. Let x be a database row, sigma the
+// multiplier the float32 engine applies (1/||x|| computed as prepare() does,
+// or the given scale, or 1), w_k = float(x_k sigma) its packed row, t q_x its
+// quantisation (x = t q_x + e_x) and b = float(sigma_f t) the scale given to
+// the 8-bit product (sigma_f: sigma, or 1/sqrt of the float sum of squares
+// when sigma is not computed). With v = s q_v + e_v the packed query row,
+//   |v.w - s b (q_v.q_x)| <= ||v|| ||w - b q_x|| + ||e_v|| ||b q_x||
+//   ||w - b q_x|| <= ||w - sigma x|| + sigma ||e_x|| + |sigma t - b| ||q_x||
+// and, as in run_screened, gamma_D ||v|| ||w|| for the float32 chain and
+// 4u ||s q_v|| ||b q_x|| for the product's float epilogue. sigma is only
+// known to lie in an interval from the float sum of squares (relative width
+// about D 2^-23); every norm is an upper bound with the float sums' worst-case
+// rounding (all their terms are non-negative) and an absolute allowance for
+// subnormals. A pair is rescored when approx + E(pair) >= below (the float
+// just under the threshold): every pair with exact score > below is. Only
+// then is the row's exact sigma computed (row_norms, prepare()'s arithmetic),
+// its float32 row formed (load_row) and the score computed with the float32
+// engine's chain (exact_dots); the pair is kept when that score > below, so
+// the answer is the float32 engine's, byte for byte. A row whose sum of
+// squares is outside [2^-100, 2^100] (zero, tiny, huge, not finite) is
+// quantised as run_screened does, from its exact float32 row.
+
+// Query rows up to which pairs screen with run_pairs_stream rather than
+// run_screened (pairs() in TypeScript calls with at most 4096 by default).
+// Measured on AVX2, one thread, N = 20000, D = 512, CPU time: 1024 query
+// rows 187 ms against 208 ms, 2048 293 ms against 389 ms; past this the
+// query panels (M x D bytes, read for every database panel) outgrow the
+// caches.
+constexpr int64_t kStreamMaxQueryRows = 4096;
+
+struct StreamRow {
+  double eq = 0.0;    // sigma ||e_x|| (the quantisation error; scaled in the statistical mode)
+  double er = 0.0;    // the rest of ||w - b q_x||, plus gamma_D ||w||
+  double beta = 0.0;  // ||b q_x||
+};
+
+// Returns false, having done nothing, when a sample tile says most pairs
+// would be rescored (the caller then runs the float32 engine); `force`
+// (screen: 'on') skips that estimate and the per-tile fallback.
+bool run_pairs_stream(const Operand& q, const Operand& d, PairsReducer& red, const Kernels& K, const ScreenKernels& SK,
+                      int threads, const int32_t* cancel, bool statistical, bool force) {
+  const int64_t M = q.rows, N = d.rows, D = q.dim;
+  g_stat_screened.store(true);
+  g_stat_split.store(false);
+  if (M == 0 || N == 0) {
+    if (d.lazy) check_lazy(*d.lazy);
+    return true;
+  }
+  const int MR = SK.mr, NR = SK.nr, KMR = K.mr, KNR = K.nr;
+  const int64_t D4 = round_up(D, 4);
+  const double Dd = static_cast<double>(D);
+  const double u = std::ldexp(1.0, -24);
+  const double gammaD = Dd * u / (1.0 - Dd * u);
+  const double tiny = Dd * std::ldexp(1.0, -149) + 1e-44;
+  const double fstat = statistical ? 4.0 / std::sqrt(Dd) : 1.0;
+  const float below = red.below();
+  const int64_t self = red.self_offset();
+  // Database rows per tile: 256, fewer for wide rows (a fallback tile's float32 panel is kept per thread).
+  const int64_t step = std::lcm<int64_t>(NR, KNR);
+  const int64_t nct_tuned = g_nct.load();
+  int64_t NCT = round_up(nct_tuned > 0 ? nct_tuned : 256, step);
+  NCT = std::max(step, std::min(NCT, (int64_t(4) << 20) / (D * static_cast<int64_t>(sizeof(float))) / step * step));
+  const int64_t tiles = (N + NCT - 1) / NCT;
+  const int64_t KC = g_kc.load() > 0 ? g_kc.load() : 512;
+
+  // The query rows: 8-bit panels (q + 64), their float32 rows, their stats;
+  // and the float32 engine's panels for tiles that fall back to it.
+  const int64_t apanels = (M + MR - 1) / MR;
+  auto apanel = aligned_array<uint8_t>(apanels * MR * D4);
+  AlignedFloats arows = aligned_floats(apanels * MR * D);
+  std::vector<QuantStats> astat(static_cast<size_t>(apanels * MR));
+  std::vector<float> ascale(static_cast<size_t>(apanels * MR));
+  {
+    std::vector<uint8_t> scratch(static_cast<size_t>(D4));
+    for (int64_t p = 0; p < apanels; ++p)
+      pack_quant_panel(SK, q, p * MR, std::min<int64_t>(MR, M - p * MR), MR, 63, 64, D4, apanel.get() + p * D4 * MR,
+                       arows.get() + p * MR * D, astat.data() + p * MR, scratch.data());
+    for (int64_t r = 0; r < apanels * MR; ++r) ascale[r] = astat[r].scale;
+  }
+  const int64_t kpanels = (M + KMR - 1) / KMR;
+  AlignedFloats ap;
+  if (!force) {
+    ap = aligned_floats(kpanels * KMR * D);
+    for (int64_t p = 0; p < kpanels; ++p) pack_panel(q, p * KMR, std::min<int64_t>(KMR, M - p * KMR), KMR, ap.get() + p * D * KMR);
+  }
+  // E(r, c) = (fstat (A_r eq_c + B_r beta_c) + A_r er_c + 4u S_r beta_c)(1 + 1e-6) + tiny.
+  auto bound = [&](int64_t r, double eq, double er, double beta) {
+    const QuantStats& a = astat[static_cast<size_t>(r)];
+    return (fstat * (a.nv * eq + a.ne * beta) + a.nv * er + 4.0 * u * a.nq * beta) * (1.0 + 1e-6) + tiny;
+  };
+
+  const bool lazy = d.lazy != nullptr;
+  struct PerThread {
+    std::unique_ptr<uint8_t[], AlignedDeleter> bpanel;
+    AlignedFloats ct, bt, ct32;
+    std::vector<float> bscale;
+    std::vector<int32_t> corr, idx, slot;
+    std::vector<StreamRow> rb;
+    std::vector<double> sigma;  // per tile row: the exact multiplier, NaN until computed
+    std::vector<RawQuant> rq;
+    std::vector<float> v;
+    std::vector<uint8_t> scratch;
+    std::vector<std::pair<int32_t, int32_t>> cand;
+    int64_t rescored = 0;
+  };
+  auto setup = [&](PerThread& P) {
+    P.bpanel = aligned_array<uint8_t>(NCT * D4);
+    P.ct = aligned_floats(apanels * MR * NCT);
+    P.bscale.resize(static_cast<size_t>(NCT));
+    P.corr.resize(static_cast<size_t>(NCT));
+    P.idx.resize(static_cast<size_t>(NCT));
+    P.slot.resize(static_cast<size_t>(NCT));
+    P.rb.resize(static_cast<size_t>(NCT));
+    P.sigma.resize(static_cast<size_t>(NCT));
+    P.rq.resize(static_cast<size_t>(NR));
+    P.v.resize(static_cast<size_t>(D));
+    P.scratch.resize(static_cast<size_t>(D4));
+  };
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+
+  // Quantises tile rows [j0, j0+nj) and runs the 8-bit product; false when
+  // a row is not finite (LazyNorm).
+  auto screen_tile = [&](PerThread& P, int64_t j0, int64_t nj, int64_t next_j0) {
+    const int64_t bpanels = (nj + NR - 1) / NR;
+    for (int64_t jr = 0; jr < bpanels; ++jr) {
+      // The rows of the next panel (this tile's, or the first of the next
+      // tile this thread will screen) come in from memory during this
+      // panel's product, a slice per query panel.
+      const int64_t pf0 = jr + 1 < bpanels ? j0 + (jr + 1) * NR : next_j0;
+      const int64_t pfn = pf0 < 0 ? 0 : std::min<int64_t>(NR, (jr + 1 < bpanels ? j0 + nj : N) - pf0);
+      const int64_t pf_lines = d.perm == nullptr ? (pfn * D * static_cast<int64_t>(sizeof(float)) + 63) / 64 : 0;
+      const char* pf_base = pf_lines > 0 ? reinterpret_cast<const char*>(row_ptr(d, pf0)) : nullptr;
+      const int64_t c0 = jr * NR;
+      const int n = static_cast<int>(std::min<int64_t>(NR, nj - c0));
+      const float* src[64];
+      for (int r = 0; r < n; ++r) src[r] = row_ptr(d, j0 + c0 + r);
+      int8_t* panel = reinterpret_cast<int8_t*>(P.bpanel.get() + jr * D4 * NR);
+      SK.quant_raw(src, n, D, 63, panel, P.rq.data());
+      for (int r = 0; r < NR; ++r) {
+        const int64_t c = c0 + r;
+        StreamRow& rb = P.rb[c];
+        if (r >= n) {
+          P.bscale[c] = 0.0f;
+          P.corr[c] = 0;
+          rb = StreamRow{};
+          P.sigma[c] = 0.0;
+          continue;
+        }
+        const RawQuant& x = P.rq[r];
+        const int64_t phys = d.perm ? d.perm[j0 + c] : j0 + c;
+        const bool has_scale = lazy || d.scale != nullptr;
+        double sig = lazy ? nan : (d.scale ? d.scale[phys] : 1.0);
+        const double ssf = x.ssx;
+        if (ssf >= 0x1p-100 && ssf <= 0x1p100) {
+          // Bounds on the true sum of squares from the float one (D + 16 non-negative terms at most per chain).
+          const double g = 2.0 * (Dd + 16.0) * u;
+          const double absf = Dd * std::ldexp(1.0, -149);
+          const double nx_hi = std::sqrt((ssf + absf) * (1.0 + g)) * (1.0 + 1e-15);
+          const double nx_lo = std::sqrt(std::max(0.0, (ssf - absf) * (1.0 - g))) * (1.0 - 1e-15);
+          double sig_lo = sig, sig_hi = sig, sig_f = sig;
+          if (lazy) {
+            // prepare()'s double sum and 1/sqrt differ from the true 1/||x|| by far less than 1e-9 relative.
+            sig_f = 1.0 / std::sqrt(ssf);
+            sig_lo = (1.0 / nx_hi) * (1.0 - 1e-9);
+            sig_hi = nx_lo > 0.0 ? (1.0 / nx_lo) * (1.0 + 1e-9) : std::numeric_limits<double>::infinity();
+          }
+          const double t = x.t;
+          const float b = static_cast<float>(sig_f * t);
+          if (b >= std::numeric_limits<float>::min() && std::isfinite(sig_hi)) {
+            // Each difference was rounded once (relative u, or 2^-150 where subnormal).
+            const double se_hi = std::sqrt((static_cast<double>(x.sse) + absf) * (1.0 + g)) * (1.0 + std::ldexp(1.0, -22)) +
+                                 std::sqrt(Dd) * std::ldexp(1.0, -149);
+            const double qn_hi = (nx_hi + se_hi) / t * (1.0 + 1e-15);  // ||q_x|| <= (||x|| + ||e_x||) / t
+            const double dsig = std::max(sig_hi - sig_f, sig_f - sig_lo);
+            const double diff = dsig * t + std::ldexp(1.0, -22) * b;  // |sigma t - b|
+            const double sx = sig_hi * nx_hi;
+            const double dw = sx * std::ldexp(1.0, -23) + std::sqrt(Dd) * std::ldexp(1.0, -149);  // ||w - sigma x||
+            const double wn = sx * (1.0 + std::ldexp(1.0, -22)) + std::sqrt(Dd) * std::ldexp(1.0, -149);  // ||w||
+            rb.eq = sig_hi * se_hi;
+            rb.er = gammaD * wn + dw + diff * qn_hi;
+            rb.beta = b * qn_hi;
+            P.bscale[c] = b;
+            P.corr[c] = 64 * x.sumq;
+            P.sigma[c] = sig;
+            continue;
+          }
+        }
+        // The exact float32 row, quantised with double sums (as run_screened does).
+        const float* xr = src[r];
+        if (lazy && !row_inv_norm(xr, D, &sig)) return false;
+        const float m = SK.load_row(xr, has_scale, sig, D, P.v.data());
+        float scale = static_cast<float>(static_cast<double>(m) / 63);
+        if (!(scale >= std::numeric_limits<float>::min())) scale = 0.0f;
+        double nq2, ne2, nv2;
+        int64_t sumq;
+        SK.quantize(P.v.data(), D, scale, 63, 0, P.scratch.data(), &nq2, &ne2, &nv2, &sumq);
+        for (int64_t k = D; k < D4; ++k) P.scratch[k] = 0;
+        for (int64_t k4 = 0; k4 < D4 / 4; ++k4) std::memcpy(panel + k4 * NR * 4 + r * 4, P.scratch.data() + 4 * k4, 4);
+        rb.eq = std::sqrt(ne2);
+        rb.er = gammaD * std::sqrt(nv2);
+        rb.beta = std::sqrt(nq2);
+        P.bscale[c] = scale;
+        P.corr[c] = static_cast<int32_t>(64 * sumq);
+        P.sigma[c] = sig;
+      }
+      const int8_t* bp = panel;
+      // (Lines per query panel, rounded up; no division per panel.)
+      const int64_t pf_per = (pf_lines + apanels - 1) / apanels;
+      for (int64_t ir = 0, l = 0; ir < apanels; ++ir) {
+        for (const int64_t l1 = std::min(pf_lines, l + pf_per); l < l1; ++l) __builtin_prefetch(pf_base + l * 64, 0, 3);
+        SK.micro(D4 / 4, apanel.get() + ir * D4 * MR, bp, ascale.data() + ir * MR, P.bscale.data() + c0,
+                 P.corr.data() + c0, P.ct.get() + ir * MR * NCT + c0, NCT);
+      }
+    }
+    return true;
+  };
+
+  // The pairs of tile rows [j0, j0+nj) that the bound cannot rule out, into P.cand (by query row).
+  auto collect = [&](PerThread& P, int64_t j0, int64_t nj) {
+    P.cand.clear();
+    StreamRow mx;
+    for (int64_t c = 0; c < nj; ++c) {
+      mx.eq = std::max(mx.eq, P.rb[c].eq);
+      mx.er = std::max(mx.er, P.rb[c].er);
+      mx.beta = std::max(mx.beta, P.rb[c].beta);
+    }
+    for (int64_t r = 0; r < M; ++r) {
+      int64_t from = 0;
+      if (self >= 0) from = std::max<int64_t>(0, self + r + 1 - j0);
+      if (from >= nj) continue;
+      const float* row = P.ct.get() + r * NCT;
+      const float admit = float_at_most(static_cast<double>(below) - bound(r, mx.eq, mx.er, mx.beta));
+      const int64_t hits = SK.collect_ge(row + from, nj - from, admit, P.idx.data());
+      for (int64_t h = 0; h < hits; ++h) {
+        const int64_t c = from + P.idx[h];
+        const StreamRow& rb = P.rb[c];
+        if (static_cast<double>(row[c]) + bound(r, rb.eq, rb.er, rb.beta) >= static_cast<double>(below))
+          P.cand.push_back({static_cast<int32_t>(r), static_cast<int32_t>(c)});
+      }
+    }
+  };
+
+  // Rescores P.cand exactly; false when a row is not finite.
+  auto rescore = [&](PerThread& P, int tid, int64_t j0) {
+    std::fill(P.slot.begin(), P.slot.end(), -1);
+    int32_t rows = 0;  // distinct database rows among the candidates
+    const float* need[64];
+    int64_t needc[64];
+    int nneed = 0;
+    auto flush_sigma = [&]() {
+      if (nneed == 0) return true;
+      // Eight rows at a time (a row per lane), the last group padded with copies.
+      const float* rows8[64];
+      double sc[64];
+      const int n8 = (nneed + 7) / 8 * 8;
+      for (int z = 0; z < n8; ++z) rows8[z] = need[z < nneed ? z : 0];
+      if (!SK.row_norms(rows8, n8, D, sc)) return false;
+      for (int z = 0; z < nneed; ++z) P.sigma[needc[z]] = sc[z];
+      nneed = 0;
+      return true;
+    };
+    for (const auto& pc : P.cand) {
+      const int32_t c = pc.second;
+      if (P.slot[c] >= 0) continue;
+      P.slot[c] = rows++;
+      if (std::isnan(P.sigma[c])) {
+        need[nneed] = row_ptr(d, j0 + c);
+        needc[nneed++] = c;
+        if (nneed == 64 && !flush_sigma()) return false;
+      }
+    }
+    if (!flush_sigma()) return false;
+    // Eight pairs at a time, whatever their rows, each database row scaled
+    // as the float32 engine packs it (an unnormalised one is used as it is).
+    const bool has_scale = lazy || d.scale != nullptr;
+    constexpr int kBatch = 64;
+    const float *pa[kBatch], *pb[kBatch];
+    double sc[kBatch];
+    float exact[kBatch];
+    for (size_t x = 0; x < P.cand.size(); x += kBatch) {
+      const int n = static_cast<int>(std::min<size_t>(kBatch, P.cand.size() - x));
+      for (int z = 0; z < n; ++z) {
+        const int32_t c = P.cand[x + z].second;
+        pa[z] = arows.get() + P.cand[x + z].first * D;
+        pb[z] = row_ptr(d, j0 + c);
+        sc[z] = P.sigma[c];
+      }
+      SK.exact_dots_pairs(pa, pb, has_scale ? sc : nullptr, n, D, exact);
+      for (int z = 0; z < n; ++z)
+        if (exact[z] > below) red.take(tid, P.cand[x + z].first, j0 + P.cand[x + z].second, exact[z]);
+    }
+    P.rescored += static_cast<int64_t>(P.cand.size());
+    return true;
+  };
+
+  // The float32 engine on one tile (run_engine_stream's arithmetic); false when a row is not finite.
+  auto exact_tile = [&](PerThread& P, int tid, int64_t j0, int64_t nj) {
+    if (!P.bt) {
+      P.bt = aligned_floats(round_up(NCT, KNR) * D);
+      P.ct32 = aligned_floats(kpanels * KMR * NCT);
+    }
+    const int64_t bpanels = (nj + KNR - 1) / KNR;
+    for (int64_t p = 0; p < bpanels; ++p) {
+      if (lazy) {
+        if (!pack_panel_norm(d, j0 + p * KNR, std::min<int64_t>(KNR, nj - p * KNR), KNR, P.bt.get() + p * D * KNR)) return false;
+      } else {
+        pack_panel(d, j0 + p * KNR, std::min<int64_t>(KNR, nj - p * KNR), KNR, P.bt.get() + p * D * KNR);
+      }
+    }
+    for (int64_t k0 = 0; k0 < D; k0 += KC) {
+      const int64_t kc = std::min(KC, D - k0);
+      for (int64_t jr = 0; jr < bpanels; ++jr)
+        for (int64_t ir = 0; ir < kpanels; ++ir)
+          K.micro(kc, ap.get() + ir * D * KMR + k0 * KMR, P.bt.get() + jr * D * KNR + k0 * KNR,
+                  P.ct32.get() + ir * KMR * NCT + jr * KNR, NCT, k0 > 0);
+    }
+    red.consume(tid, P.ct32.get(), NCT, 0, M, j0, nj);
+    return true;
+  };
+
+  // More candidates than this in a tile: the float32 product is cheaper than
+  // rescoring them one by one: a rescored pair costs about ten pairs of the
+  // float32 product (measured, 64 x 50000 x 512, one thread: screening
+  // everything breaks even with the float32 engine at 5.7 % of pairs
+  // rescored, 86 against 83 ms; 13 %: 160 against 79 ms; 2 %: 56 against
+  // 66 ms). The sample decides for the whole call a little earlier.
+  const auto limit = [&](int64_t nj) { return M * nj / 16; };
+
+  // The estimate: the first tile with pairs to report, screened by this thread.
+  if (!force && tiles >= 4) {
+    PerThread P;
+    setup(P);
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+      const int64_t j0 = tile * NCT, nj = std::min(NCT, N - j0);
+      if (red.skip(0, M, j0, nj)) continue;
+      if (!screen_tile(P, j0, nj, -1)) {
+        check_lazy(*d.lazy);
+        fail("E_INTERNAL", "a database row is not finite but the check found none");
+      }
+      collect(P, j0, nj);
+      if (static_cast<int64_t>(P.cand.size()) > M * nj / 20) return false;
+      break;
+    }
+  }
+
+  const bool split = threads > 1 && M * N * D >= kSplitMinWork;
+  const int T = split ? threads : 1;
+  g_stat_split.store(split);
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> bad{false};
+  std::atomic<int64_t> rescored_total{0};
+  FirstError err;
+  run_threads(T, [&](int tid) {
+    PerThread P;
+    try {
+      setup(P);
+      // Each thread claims its next tile one ahead, to prefetch its first rows.
+      int64_t ahead = next.fetch_add(1);
+      for (int64_t tile; (tile = ahead) < tiles;) {
+        ahead = next.fetch_add(1);
+        if (err.failed() || bad.load(std::memory_order_relaxed)) break;
+        if (cancelled(cancel)) fail("E_ABORTED", "the similarity call was aborted");
+        const int64_t j0 = tile * NCT, nj = std::min(NCT, N - j0);
+        if (red.skip(0, M, j0, nj)) continue;
+        bool ok = screen_tile(P, j0, nj, ahead < tiles ? ahead * NCT : -1);
+        if (ok) {
+          collect(P, j0, nj);
+          if (!force && static_cast<int64_t>(P.cand.size()) > limit(nj))
+            ok = exact_tile(P, tid, j0, nj);
+          else
+            ok = rescore(P, tid, j0);
+        }
+        if (!ok) {
+          bad.store(true);
+          break;
+        }
+      }
+    } catch (...) {
+      err.capture();
+    }
+    rescored_total.fetch_add(P.rescored);
+  });
+  if (lazy && (bad.load() || err.failed())) {
+    check_lazy(*d.lazy);
+    if (bad.load()) fail("E_INTERNAL", "a database row is not finite but the check found none");
+  }
+  g_stat_rescored.store(rescored_total.load());
+  g_stat_pairs.store(M * N);
+  err.rethrow();
+  return true;
+}
 
 struct Labelled {
   std::vector<int64_t> perm;    // database rows sorted by label (stable)
@@ -1430,9 +1869,11 @@ PairsResult pairs(const MatrixView& query, const MatrixView& db, double threshol
   const int threads = resolve_threads(opt.threads);
   const Kernels& K = kernels_for(opt.isa);
   Prepared pq = prepare(query, opt.normalize, opt.query_name, opt.query_row_offset, threads);
-  // Auto screens pairs only with many query rows: with few, packing the
-  // database twice (8-bit and float32) costs what the product saves.
-  const ScreenKernels* sk = pick_screen(opt, K, query.rows >= 1024);
+  // Auto screens pairs: with up to kStreamMaxQueryRows query rows in
+  // run_pairs_stream (the database quantised tile by tile straight from its
+  // rows), which itself falls back to the float32 engine when a sample tile
+  // says most pairs would be rescored; with more in run_screened's blocks.
+  const ScreenKernels* sk = pick_screen(opt, K, true);
   // The engines normalise the database as they pack it (LazyNorm);
   // not within one set, where tiles before the query rows are skipped (their
   // rows would go unchecked).
@@ -1444,7 +1885,17 @@ PairsResult pairs(const MatrixView& query, const MatrixView& db, double threshol
   Operand q{query.data, query.rows, query.dim, opt.normalize ? pq.scale.data() : nullptr, nullptr};
   Operand d{db.data, db.rows, db.dim, opt.normalize && !lazy_db ? pd.scale.data() : nullptr, nullptr,
             lazy_db ? &lazy : nullptr};
-  run_any(q, d, red, K, sk, threads, opt);
+  // (Only while a float32 copy of the query rows fits in a quarter of blockBytes: it keeps two and an 8-bit one.)
+  if (sk != nullptr && query.rows <= kStreamMaxQueryRows &&
+      query.rows * query.dim * static_cast<int64_t>(sizeof(float)) <= opt.block_bytes / 4) {
+    g_stat_rescored.store(0);
+    g_stat_pairs.store(0);
+    if (!run_pairs_stream(q, d, red, K, *sk, threads, opt.cancel, opt.precision == SimilarityOptions::Precision::Bf16,
+                          opt.screen == 1))
+      run_engine(q, d, red, K, threads, opt.block_bytes, opt.cancel);
+  } else {
+    run_any(q, d, red, K, sk, threads, opt);
+  }
   PairsResult out;
   red.finish(out);
   return out;
