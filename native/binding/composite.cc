@@ -91,15 +91,21 @@ CompositeOptions read_options(Napi::Env env, Napi::Value v, bool& crop) {
 
 // Recycled output memory (the default). A 1024² scene with 8 instances needs
 // 11 MiB of output; fresh memory costs one page fault per 4 KiB (2,800 per
-// scene, more system time than the compositing itself) and the allocator's
-// unmapping when the garbage collector frees it. Here each scene's block is
-// native memory handed to JavaScript as an external ArrayBuffer whose
-// finalizer (run after the garbage collector found the block unreachable:
-// the image and every mask view dropped) puts it back on a free list, so the
-// next call writes into pages that are mapped already. Blocks are mapped in
-// multiples of 2 MiB with transparent huge pages asked for, so even a fresh
-// block costs a few faults, not thousands. At most cap_ bytes (see below)
-// wait on the free list; beyond that a returned block is unmapped.
+// scene, more system time than the compositing itself: the kernel zeroes
+// every page) and the allocator's unmapping when the garbage collector frees
+// it. Here each call's outputs (every scene's image and mask slots) are one
+// block of native memory handed to JavaScript as one external ArrayBuffer
+// whose finalizer (run after the garbage collector found the block
+// unreachable: every image and mask view of the call dropped) puts it back on
+// a free list, so the next call writes into pages that are mapped already.
+// One block per call, not per scene: V8 starts a collection for every 64 MiB
+// or so of new external memory, and a call's many buffers made it run about
+// two full collections per call of 32 1024² scenes, one buffer about one.
+// Blocks are mapped in multiples of 2 MiB with transparent huge pages asked
+// for, so even a fresh block costs few faults (but the kernel still zeroes
+// it). A call takes the smallest free block that is large enough and at most
+// a quarter larger. At most cap_ bytes (see below) wait on the free list;
+// beyond that a returned block is unmapped.
 //
 // External ArrayBuffers cannot be transferred to another thread (Node marks
 // them untransferable): callers that transfer the results (the paste workers)
@@ -109,18 +115,22 @@ class BlockPool {
   static constexpr size_t kGranule = size_t(2) << 20;
   // The free list holds at most three times the largest call's output
   // (blocks come back a garbage collection and an event-loop turn late, so a
-  // steady loop has two or three calls' worth in flight), between 64 MiB and
-  // 2 GiB (at least 64 MiB: a loader compositing one scene per call keeps a few).
+  // steady loop has two or three calls' worth in flight), up to six times
+  // when blocks keep coming back late (see take), between 64 MiB and 2 GiB
+  // (at least 64 MiB: a loader compositing one scene per call keeps a few).
   static constexpr size_t kHeldMin = size_t(64) << 20, kHeldMax = size_t(2) << 30;
+  static constexpr size_t kMultMax = 6;
   // Blocks handed out and not yet back: past this (a loop that never lets the
   // event loop run, where finalizers cannot run) outputs go to ordinary
   // JavaScript memory, which the collector frees by itself.
   static constexpr size_t kOutstandingMax = size_t(4) << 30;
 
-  // Called with each call's total output bytes before its blocks are taken.
+  // Called with each call's output bytes before its block is taken.
   void note_call(size_t bytes) {
     std::lock_guard<std::mutex> lock(mu_);
-    cap_ = std::min(kHeldMax, std::max({kHeldMin, cap_, 3 * bytes}));
+    call_ = std::max(call_, bytes);
+    outstanding_at_call_ = outstanding_;
+    cap_ = std::min(kHeldMax, std::max({kHeldMin, cap_, mult_ * call_}));
   }
 
   bool can_lend(size_t size) {
@@ -130,17 +140,32 @@ class BlockPool {
 
   static size_t round(size_t n) { return ((n ? n : 1) + kGranule - 1) / kGranule * kGranule; }
 
-  // A block of round(n) bytes, or nullptr when the system has no memory.
-  uint8_t* take(size_t size) {
+  // A block of at least round(n) bytes (its size in `size`), or nullptr when
+  // the system has no memory.
+  uint8_t* take(size_t n, size_t& size) {
+    size = round(n);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(size);
-      if (it != free_.end() && !it->second.empty()) {
+      auto it = free_.lower_bound(size);
+      if (it != free_.end() && it->first - size <= size / 4) {
+        size = it->first;
         uint8_t* b = it->second.back();
         it->second.pop_back();
+        if (it->second.empty()) free_.erase(it);
         held_ -= size;
         outstanding_ += size;
         return b;
+      }
+      // A fresh block while a call's worth of earlier blocks is still out:
+      // they come back late (a collection and an event-loop turn after they
+      // were dropped, on a busy machine sometimes a call or two later), so
+      // keep more of them when they do rather than unmapping them, which
+      // would make the next late return map (and the kernel zero) fresh
+      // memory again.
+      if (outstanding_at_call_ >= call_ && call_ > 0 && mult_ < kMultMax) {
+        ++mult_;
+        cap_ = std::min(kHeldMax, std::max(cap_, mult_ * call_));
+        outstanding_at_call_ = 0;  // once per call
       }
       outstanding_ += size;
     }
@@ -207,8 +232,8 @@ class BlockPool {
 #endif
   }
   std::mutex mu_;
-  std::map<size_t, std::vector<uint8_t*>> free_;
-  size_t held_ = 0, outstanding_ = 0, cap_ = kHeldMin;
+  std::map<size_t, std::vector<uint8_t*>> free_;  // by size; no empty lists
+  size_t held_ = 0, outstanding_ = 0, cap_ = kHeldMin, call_ = 0, mult_ = 3, outstanding_at_call_ = 0;
 };
 
 // Never destroyed: finalizers of blocks still alive at exit may run late.
@@ -225,9 +250,9 @@ BlockPool& block_pool() {
 // its share off only when the finalizer runs, an event-loop turn later.
 Napi::Uint8Array recycled_u8(Napi::Env env, size_t n) {
   BlockPool& pool = block_pool();
-  const size_t size = BlockPool::round(n);
-  if (!pool.can_lend(size)) return alloc_u8(env, n);
-  uint8_t* b = pool.take(size);
+  if (!pool.can_lend(BlockPool::round(n))) return alloc_u8(env, n);
+  size_t size = 0;
+  uint8_t* b = pool.take(n, size);
   if (!b) throw_js(env, "E_NOMEM", "could not map ", size, " bytes of composite output");
   Napi::ArrayBuffer ab;
   try {
@@ -255,10 +280,11 @@ Napi::Value CompositeMemory(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// One uninitialised block per scene holds its image and every mask slot:
-// allocating (and later freeing) nine 1 MiB arrays per 1024² scene on the JS
-// thread costs more than compositing it. The core writes the image, the real
-// slots and the pasted slots completely; the result's arrays are views.
+// One uninitialised block per call holds every scene's image and mask slots
+// (each scene's at a 64-byte aligned offset): allocating (and later freeing)
+// nine 1 MiB arrays per 1024² scene on the JS thread costs more than
+// compositing it. The core writes the image, the real slots and the pasted
+// slots completely; the result's arrays are views.
 struct Outputs {
   std::vector<Napi::Reference<Napi::Uint8Array>> blocks;
 };
@@ -347,18 +373,11 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
       throw_error(env, e.code(), e.what());
     }
   }
-  // Outputs, after every check passed.
+  // Outputs, after every check passed: each scene's block is its `out`, or
+  // its range of the call's recycled block.
   outs->blocks.reserve(n);
-  {
-    size_t total = 0;
-    for (uint32_t i = 0; i < n; ++i) {
-      const CompositeScene& s = (*scenes)[i];
-      const size_t hw = static_cast<size_t>(s.h * s.w), k = 3 + (crop ? 0 : static_cast<size_t>(s.real_count()) + s.pastes.size());
-      if (hw > 0 && k > (size_t(1) << 46) / hw) continue;  // E_LIMIT below
-      total += hw * k;
-    }
-    block_pool().note_call(total);
-  }
+  std::vector<size_t> need(n), offset(n, SIZE_MAX);
+  size_t shared_bytes = 0;
   for (uint32_t i = 0; i < n; ++i) {
     CompositeScene& s = (*scenes)[i];
     const size_t hw = static_cast<size_t>(s.h * s.w);
@@ -366,20 +385,37 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
     s.crop_masks = crop;
     if (hw > 0 && slots + 3 > (size_t(1) << 46) / hw)
       throw_js(env, "E_LIMIT", "scenes[", i, "] would need ", slots + 3, " x ", hw, " bytes of output");
-    // The caller's uninitialised block (the TS wrapper passes
-    // Buffer.allocUnsafeSlow: N-API has no uninitialised allocation, and
-    // zero-filling here, on the JS thread, would cost more than compositing).
-    const size_t need = hw * (3 + slots);
-    Napi::Object so = list.Get(i).As<Napi::Object>();
-    Napi::Value ov = so.Get("out");
-    Napi::Uint8Array block;
+    need[i] = hw * (3 + slots);
+    Napi::Value ov = list.Get(i).As<Napi::Object>().Get("out");
     if (ov.IsUndefined() || ov.IsNull()) {
-      block = recycled_u8(env, need);
+      offset[i] = shared_bytes;
+      shared_bytes += (need[i] + 63) / 64 * 64;
+      if (shared_bytes > (size_t(1) << 46))
+        throw_js(env, "E_LIMIT", "the scenes would need more than 2^46 bytes of output");
+    }
+  }
+  Napi::Uint8Array shared;
+  if (shared_bytes > 0) {
+    block_pool().note_call(shared_bytes);
+    shared = recycled_u8(env, shared_bytes);
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    CompositeScene& s = (*scenes)[i];
+    const size_t hw = static_cast<size_t>(s.h * s.w);
+    const size_t slots = crop ? 0 : static_cast<size_t>(s.real_count()) + s.pastes.size();
+    Napi::Uint8Array block;
+    if (offset[i] != SIZE_MAX) {
+      block = shared_bytes > 0 ? Napi::Uint8Array::New(env, need[i], shared.ArrayBuffer(), shared.ByteOffset() + offset[i])
+                               : Napi::Uint8Array::New(env, 0);
     } else {
+      // The caller's uninitialised block (the TS wrapper passes
+      // Buffer.allocUnsafeSlow or a CompositeOutputPool block: N-API has no
+      // uninitialised allocation, and zero-filling here, on the JS thread,
+      // would cost more than compositing).
       const std::string where = "scenes[" + std::to_string(i) + "]";
-      block = field_u8(so, "out", where);
-      if (block.ElementLength() < need)
-        throw_js(env, "E_SHAPE", where, ".out has ", block.ElementLength(), " bytes but the outputs need ", need,
+      block = field_u8(list.Get(i).As<Napi::Object>(), "out", where);
+      if (block.ElementLength() < need[i])
+        throw_js(env, "E_SHAPE", where, ".out has ", block.ElementLength(), " bytes but the outputs need ", need[i],
                  " (height x width x (3 + masks + instances), or x 3 with maskFormat 'box')");
     }
     uint8_t* base = block.Data();
