@@ -280,8 +280,8 @@ Napi::Value CompositeMemory(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// One uninitialised block per call holds every scene's image and mask slots
-// (each scene's at a 64-byte aligned offset): allocating (and later freeing)
+// One uninitialised block per call (per 512 MiB of it) holds every scene's
+// image and mask slots (each scene's at a 64-byte aligned offset): allocating (and later freeing)
 // nine 1 MiB arrays per 1024² scene on the JS thread costs more than
 // compositing it. The core writes the image, the real slots and the pasted
 // slots completely; the result's arrays are views.
@@ -376,7 +376,11 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
   // Outputs, after every check passed: each scene's block is its `out`, or
   // its range of the call's recycled block.
   outs->blocks.reserve(n);
-  std::vector<size_t> need(n), offset(n, SIZE_MAX);
+  // Scenes go into the call's block in order; a new block starts where the
+  // next scene would take it past kCallBlockMax (a typed array holds at most
+  // 4 GiB, and the free list at most 2 GiB: huge calls get several blocks).
+  constexpr size_t kCallBlockMax = size_t(512) << 20;
+  std::vector<size_t> need(n), offset(n, SIZE_MAX), which(n, 0), block_bytes;
   size_t shared_bytes = 0;
   for (uint32_t i = 0; i < n; ++i) {
     CompositeScene& s = (*scenes)[i];
@@ -388,25 +392,29 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
     need[i] = hw * (3 + slots);
     Napi::Value ov = list.Get(i).As<Napi::Object>().Get("out");
     if (ov.IsUndefined() || ov.IsNull()) {
-      offset[i] = shared_bytes;
-      shared_bytes += (need[i] + 63) / 64 * 64;
+      const size_t bytes = (need[i] + 63) / 64 * 64;
+      if (block_bytes.empty() || (block_bytes.back() > 0 && block_bytes.back() + bytes > kCallBlockMax)) block_bytes.push_back(0);
+      which[i] = block_bytes.size() - 1;
+      offset[i] = block_bytes.back();
+      block_bytes.back() += bytes;
+      shared_bytes += bytes;
       if (shared_bytes > (size_t(1) << 46))
         throw_js(env, "E_LIMIT", "the scenes would need more than 2^46 bytes of output");
     }
   }
-  Napi::Uint8Array shared;
-  if (shared_bytes > 0) {
-    block_pool().note_call(shared_bytes);
-    shared = recycled_u8(env, shared_bytes);
-  }
+  std::vector<Napi::Uint8Array> shared(block_bytes.size());
+  if (shared_bytes > 0) block_pool().note_call(shared_bytes);
+  for (size_t b = 0; b < block_bytes.size(); ++b)
+    shared[b] = block_bytes[b] > 0 ? recycled_u8(env, block_bytes[b]) : Napi::Uint8Array::New(env, 0);
   for (uint32_t i = 0; i < n; ++i) {
     CompositeScene& s = (*scenes)[i];
     const size_t hw = static_cast<size_t>(s.h * s.w);
     const size_t slots = crop ? 0 : static_cast<size_t>(s.real_count()) + s.pastes.size();
     Napi::Uint8Array block;
     if (offset[i] != SIZE_MAX) {
-      block = shared_bytes > 0 ? Napi::Uint8Array::New(env, need[i], shared.ArrayBuffer(), shared.ByteOffset() + offset[i])
-                               : Napi::Uint8Array::New(env, 0);
+      const Napi::Uint8Array& sb = shared[which[i]];
+      block = need[i] > 0 ? Napi::Uint8Array::New(env, need[i], sb.ArrayBuffer(), sb.ByteOffset() + offset[i])
+                          : Napi::Uint8Array::New(env, 0);
     } else {
       // The caller's uninitialised block (the TS wrapper passes
       // Buffer.allocUnsafeSlow or a CompositeOutputPool block: N-API has no
