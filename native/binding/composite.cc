@@ -253,26 +253,46 @@ BlockPool& block_pool() {
 // swept), which is what starts the collection that returns the block; an
 // extra napi_adjust_external_memory would count every block twice and take
 // its share off only when the finalizer runs, an event-loop turn later.
-Napi::Uint8Array recycled_u8(Napi::Env env, size_t n) {
+//
+// A call's block is taken before the work and handed to JavaScript (wrapped)
+// after the work was queued: making the ArrayBuffer is what lets V8 run a
+// marking step (several ms: the external memory it adds), which then runs
+// while the pool threads composite instead of before they start.
+struct Lent {
+  uint8_t* raw = nullptr;  // a pool block not wrapped yet (owned here)
+  size_t size = 0;         // its size
+  size_t n = 0;            // bytes asked for
+  Napi::Reference<Napi::Uint8Array> js;  // the wrapped block, or ordinary JavaScript memory
+  uint8_t* data() { return raw ? raw : js.Value().Data(); }
+};
+
+// n bytes (uninitialised): a pool block, or ordinary JavaScript memory past
+// kOutstandingMax.
+void lend(Napi::Env env, size_t n, Lent& l) {
   BlockPool& pool = block_pool();
-  if (!pool.can_lend(BlockPool::round(n))) return alloc_u8(env, n);
-  size_t size = 0;
-  uint8_t* b = pool.take(n, size);
-  if (!b) throw_js(env, "E_NOMEM", "could not map ", size, " bytes of composite output");
-  Napi::ArrayBuffer ab;
-  try {
-    ab = Napi::ArrayBuffer::New(
-        env, b, size,
-        [](Napi::Env, void* data, void* hint) {
-          const size_t bytes = reinterpret_cast<size_t>(hint);
-          block_pool().give_back(static_cast<uint8_t*>(data), bytes);
-        },
-        reinterpret_cast<void*>(size));
-  } catch (...) {
-    pool.give_back(b, size);
-    throw;
+  l.n = n;
+  if (!pool.can_lend(BlockPool::round(n))) {
+    l.js = Napi::Persistent(alloc_u8(env, n));
+    return;
   }
-  return Napi::Uint8Array::New(env, n, ab, 0);
+  l.raw = pool.take(n, l.size);
+  if (!l.raw) throw_js(env, "E_NOMEM", "could not map ", l.size, " bytes of composite output");
+}
+
+// Hands a lent pool block to JavaScript: an external ArrayBuffer whose
+// finalizer returns it. On failure the block stays in `l` (its owner gives it
+// back once no thread writes it any more).
+void wrap(Napi::Env env, Lent& l) {
+  if (!l.raw) return;
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
+      env, l.raw, l.size,
+      [](Napi::Env, void* data, void* hint) {
+        const size_t bytes = reinterpret_cast<size_t>(hint);
+        block_pool().give_back(static_cast<uint8_t*>(data), bytes);
+      },
+      reinterpret_cast<void*>(l.size));
+  l.raw = nullptr;  // owned by the ArrayBuffer from here on
+  l.js = Napi::Persistent(Napi::Uint8Array::New(env, l.n, ab, 0));
 }
 
 Napi::Value CompositeMemory(const Napi::CallbackInfo& info) {
@@ -291,7 +311,16 @@ Napi::Value CompositeMemory(const Napi::CallbackInfo& info) {
 // compositing it. The core writes the image, the real slots and the pasted
 // slots completely; the result's arrays are views.
 struct Outputs {
-  std::vector<Napi::Reference<Napi::Uint8Array>> blocks;
+  std::vector<Lent> shared;                                   // the call's blocks
+  std::vector<Napi::Reference<Napi::Uint8Array>> caller;      // per scene: its `out`, if given
+  std::vector<size_t> need, offset, which;                    // per scene: bytes, and where in `shared`
+  bool wrap_failed = false;
+  // Blocks never wrapped (an error before the work, or after it was queued)
+  // go back here: the work is over when the last owner lets go.
+  ~Outputs() {
+    for (Lent& l : shared)
+      if (l.raw) block_pool().give_back(l.raw, l.size);
+  }
 };
 
 Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
@@ -380,12 +409,15 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
   }
   // Outputs, after every check passed: each scene's block is its `out`, or
   // its range of the call's recycled block.
-  outs->blocks.reserve(n);
   // Scenes go into the call's block in order; a new block starts where the
   // next scene would take it past kCallBlockMax (a typed array holds at most
   // 4 GiB, and the free list at most 2 GiB: huge calls get several blocks).
   constexpr size_t kCallBlockMax = size_t(512) << 20;
-  std::vector<size_t> need(n), offset(n, SIZE_MAX), which(n, 0), block_bytes;
+  outs->need.assign(n, 0);
+  outs->offset.assign(n, SIZE_MAX);
+  outs->which.assign(n, 0);
+  outs->caller.resize(n);
+  std::vector<size_t> block_bytes;
   size_t shared_bytes = 0;
   for (uint32_t i = 0; i < n; ++i) {
     CompositeScene& s = (*scenes)[i];
@@ -394,58 +426,61 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
     s.crop_masks = crop;
     if (hw > 0 && slots + 3 > (size_t(1) << 46) / hw)
       throw_js(env, "E_LIMIT", "scenes[", i, "] would need ", slots + 3, " x ", hw, " bytes of output");
-    need[i] = hw * (3 + slots);
+    outs->need[i] = hw * (3 + slots);
     Napi::Value ov = list.Get(i).As<Napi::Object>().Get("out");
     if (ov.IsUndefined() || ov.IsNull()) {
-      const size_t bytes = (need[i] + 63) / 64 * 64;
+      const size_t bytes = (outs->need[i] + 63) / 64 * 64;
       if (block_bytes.empty() || (block_bytes.back() > 0 && block_bytes.back() + bytes > kCallBlockMax)) block_bytes.push_back(0);
-      which[i] = block_bytes.size() - 1;
-      offset[i] = block_bytes.back();
+      outs->which[i] = block_bytes.size() - 1;
+      outs->offset[i] = block_bytes.back();
       block_bytes.back() += bytes;
       shared_bytes += bytes;
       if (shared_bytes > (size_t(1) << 46))
         throw_js(env, "E_LIMIT", "the scenes would need more than 2^46 bytes of output");
-    }
-  }
-  std::vector<Napi::Uint8Array> shared(block_bytes.size());
-  if (shared_bytes > 0) block_pool().note_call(shared_bytes);
-  for (size_t b = 0; b < block_bytes.size(); ++b)
-    shared[b] = block_bytes[b] > 0 ? recycled_u8(env, block_bytes[b]) : Napi::Uint8Array::New(env, 0);
-  for (uint32_t i = 0; i < n; ++i) {
-    CompositeScene& s = (*scenes)[i];
-    const size_t hw = static_cast<size_t>(s.h * s.w);
-    const size_t slots = crop ? 0 : static_cast<size_t>(s.real_count()) + s.pastes.size();
-    Napi::Uint8Array block;
-    if (offset[i] != SIZE_MAX) {
-      const Napi::Uint8Array& sb = shared[which[i]];
-      block = need[i] > 0 ? Napi::Uint8Array::New(env, need[i], sb.ArrayBuffer(), sb.ByteOffset() + offset[i])
-                          : Napi::Uint8Array::New(env, 0);
     } else {
       // The caller's uninitialised block (the TS wrapper passes
       // Buffer.allocUnsafeSlow or a CompositeOutputPool block: N-API has no
       // uninitialised allocation, and zero-filling here, on the JS thread,
       // would cost more than compositing).
       const std::string where = "scenes[" + std::to_string(i) + "]";
-      block = field_u8(list.Get(i).As<Napi::Object>(), "out", where);
-      if (block.ElementLength() < need[i])
-        throw_js(env, "E_SHAPE", where, ".out has ", block.ElementLength(), " bytes but the outputs need ", need[i],
+      Napi::Uint8Array block = field_u8(list.Get(i).As<Napi::Object>(), "out", where);
+      if (block.ElementLength() < outs->need[i])
+        throw_js(env, "E_SHAPE", where, ".out has ", block.ElementLength(), " bytes but the outputs need ", outs->need[i],
                  " (height x width x (3 + masks + instances), or x 3 with maskFormat 'box')");
+      outs->caller[i] = Napi::Persistent(block);
     }
-    uint8_t* base = block.Data();
+  }
+  if (shared_bytes > 0) block_pool().note_call(shared_bytes);
+  outs->shared.resize(block_bytes.size());
+  for (size_t b = 0; b < block_bytes.size(); ++b) {
+    if (block_bytes[b] > 0) lend(env, block_bytes[b], outs->shared[b]);
+    else outs->shared[b].js = Napi::Persistent(Napi::Uint8Array::New(env, 0));
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    CompositeScene& s = (*scenes)[i];
+    const size_t hw = static_cast<size_t>(s.h * s.w);
+    const size_t slots = crop ? 0 : static_cast<size_t>(s.real_count()) + s.pastes.size();
+    uint8_t* base = outs->offset[i] != SIZE_MAX ? (outs->need[i] > 0 ? outs->shared[outs->which[i]].data() + outs->offset[i] : nullptr)
+                                                 : outs->caller[i].Value().Data();
     s.out_image = base;
     for (size_t k = 0; k < slots; ++k) s.out_masks.push_back(base + hw * (3 + k));
-    outs->blocks.push_back(Napi::Persistent(block));
   }
-  return run_job<std::vector<CompositeResult>>(
+  // The synchronous twin runs the work here: its blocks are wrapped first.
+  if (sync)
+    for (Lent& l : outs->shared) wrap(env, l);
+  Napi::Value job = run_job<std::vector<CompositeResult>>(
       env, sync, keep, [scenes, opts] { return composite_batch(*scenes, opts); },
       [scenes, outs, crop](Napi::Env env, std::vector<CompositeResult>& res) -> Napi::Value {
+        if (outs->wrap_failed) throw_js(env, "E_NOMEM", "could not hand the composite output to JavaScript");
         Napi::Array out = Napi::Array::New(env, res.size());
         for (size_t i = 0; i < res.size(); ++i) {
           const CompositeScene& s = (*scenes)[i];
           Napi::Object so = Napi::Object::New(env);
-          Napi::Uint8Array block = outs->blocks[i].Value();
+          const bool in_shared = outs->offset[i] != SIZE_MAX;
+          Napi::Uint8Array block = in_shared ? outs->shared[outs->which[i]].js.Value() : outs->caller[i].Value();
           Napi::ArrayBuffer ab = block.ArrayBuffer();
-          const size_t base = block.ByteOffset(), hw = static_cast<size_t>(s.h * s.w);
+          const size_t base = block.ByteOffset() + (in_shared && outs->need[i] > 0 ? outs->offset[i] : 0),
+                       hw = static_cast<size_t>(s.h * s.w);
           so.Set("image", Napi::Uint8Array::New(env, hw * 3, ab, base));
           so.Set("width", Napi::Number::New(env, static_cast<double>(s.w)));
           so.Set("height", Napi::Number::New(env, static_cast<double>(s.h)));
@@ -486,6 +521,17 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
         }
         return out;
       });
+  // The work is queued: wrap the blocks now (V8's marking step, if any, runs
+  // beside it). A failure rejects the promise once the work is over, and the
+  // unwrapped blocks go back to the pool then (~Outputs).
+  if (!sync) {
+    try {
+      for (Lent& l : outs->shared) wrap(env, l);
+    } catch (const Napi::Error&) {
+      outs->wrap_failed = true;
+    }
+  }
+  return job;
 }
 
 }  // namespace
