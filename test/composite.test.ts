@@ -228,9 +228,9 @@ function refComposite(s: CompositeScene, o: CompositeOptions = {}): RefOut {
 // ---------------------------------------------------------------------------
 // Random scenes.
 
-function randomScene(r: () => number, opts: { boxOnly?: boolean } = {}): CompositeScene {
+function randomScene(r: () => number, opts: { boxOnly?: boolean; size?: [width: number, height: number] } = {}): CompositeScene {
   const int = (lo: number, hi: number): number => lo + Math.floor(r() * (hi - lo + 1));
-  const W = int(32, 96), H = int(32, 96);
+  const W = opts.size ? opts.size[0] : int(32, 96), H = opts.size ? opts.size[1] : int(32, 96);
   const image = { data: new Uint8Array(W * H * 3).map(() => int(0, 255)), width: W, height: H };
   const R = int(0, 4);
   const scene: CompositeScene = { image };
@@ -547,6 +547,25 @@ describe('compositor against the reference over random scenes', () => {
           expectSameResult(o, a[i]!, `${blend} scene ${i}`);
         });
       }
+    }
+  });
+});
+
+describe('compositor: large calls', () => {
+  // From 16 MiB of output per call the core writes the outputs with stream
+  // (non-temporal) stores; odd widths put the rows at every alignment.
+  it('a call with more than 16 MiB of output (stream stores) matches the reference, on 1 and 2 threads', async () => {
+    const r = seededRandom(31);
+    const scenes = [randomScene(r, { size: [1021, 683] }), randomScene(r, { size: [1024, 512] }), randomScene(r, { size: [777, 1001], boxOnly: true }), randomScene(r, { size: [640, 480] })];
+    const bytes = scenes.reduce((n, s) => n + s.image.width * s.image.height * (3 + (s.masks ?? s.boxes ?? []).length + (s.instances ?? []).length), 0);
+    expect(bytes).toBeGreaterThan(16 * 2 ** 20);
+    for (const opts of [{ threads: 1 }, { threads: 2, blend: 'alpha' as const }]) {
+      const got = opts.threads === 1 ? compositeBatchSync(scenes, opts) : await compositeBatch(scenes, opts);
+      scenes.forEach((s, i) => {
+        const ref = refComposite(s, opts);
+        expectSameResult(got[i]!, ref, `threads ${opts.threads} scene ${i}`);
+        expect(Buffer.compare(got[i]!.image, ref.image), `scene ${i} image`).toBe(0);
+      });
     }
   });
 });

@@ -111,15 +111,22 @@ DeviceChoice read_device(Napi::Env env, Napi::Value v) {
 
 // Recycled output memory (the default). A 1024² scene with 8 instances needs
 // 11 MiB of output; fresh memory costs one page fault per 4 KiB (2,800 per
-// scene, more system time than the compositing itself) and the allocator's
-// unmapping when the garbage collector frees it. Here each scene's block is
-// native memory handed to JavaScript as an external ArrayBuffer whose
-// finalizer (run after the garbage collector found the block unreachable:
-// the image and every mask view dropped) puts it back on a free list, so the
-// next call writes into pages that are mapped already. Blocks are mapped in
-// multiples of 2 MiB with transparent huge pages asked for, so even a fresh
-// block costs a few faults, not thousands. At most cap_ bytes (see below)
-// wait on the free list; beyond that a returned block is unmapped.
+// scene, more system time than the compositing itself: the kernel zeroes
+// every page) and the allocator's unmapping when the garbage collector frees
+// it. Here each call's outputs (every scene's image and mask slots) are one
+// block of native memory handed to JavaScript as one external ArrayBuffer
+// whose finalizer (run after the garbage collector found the block
+// unreachable: every image and mask view of the call dropped) puts it back on
+// a free list, so the next call writes into pages that are mapped already.
+// One block per call, not per scene: V8 starts a collection for every 64 MiB
+// or so of new external memory, and a call's many buffers made it run about
+// two full collections per call of 32 1024² scenes, one buffer about one.
+// Blocks are mapped in multiples of 2 MiB with transparent huge pages asked
+// for, so even a fresh block costs few faults (but the kernel still zeroes
+// it). A call takes the smallest free block that is large enough and at most
+// a quarter larger; a fresh block of 16 MiB or more is an eighth larger than
+// asked, so calls whose sizes vary a little share blocks. At most cap_ bytes (see below) wait on the free list;
+// beyond that a returned block is unmapped.
 //
 // External ArrayBuffers cannot be transferred to another thread (Node marks
 // them untransferable): callers that transfer the results (the paste workers)
@@ -129,18 +136,22 @@ class BlockPool {
   static constexpr size_t kGranule = size_t(2) << 20;
   // The free list holds at most three times the largest call's output
   // (blocks come back a garbage collection and an event-loop turn late, so a
-  // steady loop has two or three calls' worth in flight), between 64 MiB and
-  // 2 GiB (at least 64 MiB: a loader compositing one scene per call keeps a few).
+  // steady loop has two or three calls' worth in flight), up to six times
+  // when blocks keep coming back late (see take), between 64 MiB and 2 GiB
+  // (at least 64 MiB: a loader compositing one scene per call keeps a few).
   static constexpr size_t kHeldMin = size_t(64) << 20, kHeldMax = size_t(2) << 30;
+  static constexpr size_t kMultMax = 6;
   // Blocks handed out and not yet back: past this (a loop that never lets the
   // event loop run, where finalizers cannot run) outputs go to ordinary
   // JavaScript memory, which the collector frees by itself.
   static constexpr size_t kOutstandingMax = size_t(4) << 30;
 
-  // Called with each call's total output bytes before its blocks are taken.
+  // Called with each call's output bytes before its block is taken.
   void note_call(size_t bytes) {
     std::lock_guard<std::mutex> lock(mu_);
-    cap_ = std::min(kHeldMax, std::max({kHeldMin, cap_, 3 * bytes}));
+    call_ = std::max(call_, bytes);
+    outstanding_at_call_ = outstanding_;
+    cap_ = std::min(kHeldMax, std::max({kHeldMin, cap_, mult_ * call_}));
   }
 
   bool can_lend(size_t size) {
@@ -150,18 +161,37 @@ class BlockPool {
 
   static size_t round(size_t n) { return ((n ? n : 1) + kGranule - 1) / kGranule * kGranule; }
 
-  // A block of round(n) bytes, or nullptr when the system has no memory.
-  uint8_t* take(size_t size) {
+  // A block of at least round(n) bytes (its size in `size`), or nullptr when
+  // the system has no memory.
+  uint8_t* take(size_t n, size_t& size) {
+    size = round(n);
+    // A fresh block gets an eighth more room (calls of a loader vary in size
+    // with their instance counts: the next, slightly larger call can reuse it).
+    const size_t fresh = size >= (size_t(16) << 20) ? round(n + n / 8) : size;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(size);
-      if (it != free_.end() && !it->second.empty()) {
+      auto it = free_.lower_bound(size);
+      if (it != free_.end() && it->first - size <= size / 4) {
+        size = it->first;
         uint8_t* b = it->second.back();
         it->second.pop_back();
+        if (it->second.empty()) free_.erase(it);
         held_ -= size;
         outstanding_ += size;
         return b;
       }
+      // A fresh block while a call's worth of earlier blocks is still out:
+      // they come back late (a collection and an event-loop turn after they
+      // were dropped, on a busy machine sometimes a call or two later), so
+      // keep more of them when they do rather than unmapping them, which
+      // would make the next late return map (and the kernel zero) fresh
+      // memory again.
+      if (outstanding_at_call_ >= call_ && call_ > 0 && mult_ < kMultMax) {
+        ++mult_;
+        cap_ = std::min(kHeldMax, std::max(cap_, mult_ * call_));
+        outstanding_at_call_ = 0;  // once per call
+      }
+      size = fresh;
       outstanding_ += size;
     }
 #if defined(__linux__)
@@ -227,8 +257,8 @@ class BlockPool {
 #endif
   }
   std::mutex mu_;
-  std::map<size_t, std::vector<uint8_t*>> free_;
-  size_t held_ = 0, outstanding_ = 0, cap_ = kHeldMin;
+  std::map<size_t, std::vector<uint8_t*>> free_;  // by size; no empty lists
+  size_t held_ = 0, outstanding_ = 0, cap_ = kHeldMin, call_ = 0, mult_ = 3, outstanding_at_call_ = 0;
 };
 
 // Never destroyed: finalizers of blocks still alive at exit may run late.
@@ -243,26 +273,46 @@ BlockPool& block_pool() {
 // swept), which is what starts the collection that returns the block; an
 // extra napi_adjust_external_memory would count every block twice and take
 // its share off only when the finalizer runs, an event-loop turn later.
-Napi::Uint8Array recycled_u8(Napi::Env env, size_t n) {
+//
+// A call's block is taken before the work and handed to JavaScript (wrapped)
+// after the work was queued: making the ArrayBuffer is what lets V8 run a
+// marking step (several ms: the external memory it adds), which then runs
+// while the pool threads composite instead of before they start.
+struct Lent {
+  uint8_t* raw = nullptr;  // a pool block not wrapped yet (owned here)
+  size_t size = 0;         // its size
+  size_t n = 0;            // bytes asked for
+  Napi::Reference<Napi::Uint8Array> js;  // the wrapped block, or ordinary JavaScript memory
+  uint8_t* data() { return raw ? raw : js.Value().Data(); }
+};
+
+// n bytes (uninitialised): a pool block, or ordinary JavaScript memory past
+// kOutstandingMax.
+void lend(Napi::Env env, size_t n, Lent& l) {
   BlockPool& pool = block_pool();
-  const size_t size = BlockPool::round(n);
-  if (!pool.can_lend(size)) return alloc_u8(env, n);
-  uint8_t* b = pool.take(size);
-  if (!b) throw_js(env, "E_NOMEM", "could not map ", size, " bytes of composite output");
-  Napi::ArrayBuffer ab;
-  try {
-    ab = Napi::ArrayBuffer::New(
-        env, b, size,
-        [](Napi::Env, void* data, void* hint) {
-          const size_t bytes = reinterpret_cast<size_t>(hint);
-          block_pool().give_back(static_cast<uint8_t*>(data), bytes);
-        },
-        reinterpret_cast<void*>(size));
-  } catch (...) {
-    pool.give_back(b, size);
-    throw;
+  l.n = n;
+  if (!pool.can_lend(BlockPool::round(n))) {
+    l.js = Napi::Persistent(alloc_u8(env, n));
+    return;
   }
-  return Napi::Uint8Array::New(env, n, ab, 0);
+  l.raw = pool.take(n, l.size);
+  if (!l.raw) throw_js(env, "E_NOMEM", "could not map ", l.size, " bytes of composite output");
+}
+
+// Hands a lent pool block to JavaScript: an external ArrayBuffer whose
+// finalizer returns it. On failure the block stays in `l` (its owner gives it
+// back once no thread writes it any more).
+void wrap(Napi::Env env, Lent& l) {
+  if (!l.raw) return;
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
+      env, l.raw, l.size,
+      [](Napi::Env, void* data, void* hint) {
+        const size_t bytes = reinterpret_cast<size_t>(hint);
+        block_pool().give_back(static_cast<uint8_t*>(data), bytes);
+      },
+      reinterpret_cast<void*>(l.size));
+  l.raw = nullptr;  // owned by the ArrayBuffer from here on
+  l.js = Napi::Persistent(Napi::Uint8Array::New(env, l.n, ab, 0));
 }
 
 Napi::Value CompositeMemory(const Napi::CallbackInfo& info) {
@@ -275,12 +325,22 @@ Napi::Value CompositeMemory(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// One uninitialised block per scene holds its image and every mask slot:
-// allocating (and later freeing) nine 1 MiB arrays per 1024² scene on the JS
-// thread costs more than compositing it. The core writes the image, the real
-// slots and the pasted slots completely; the result's arrays are views.
+// One uninitialised block per call (per 512 MiB of it) holds every scene's
+// image and mask slots (each scene's at a 64-byte aligned offset): allocating (and later freeing)
+// nine 1 MiB arrays per 1024² scene on the JS thread costs more than
+// compositing it. The core writes the image, the real slots and the pasted
+// slots completely; the result's arrays are views.
 struct Outputs {
-  std::vector<Napi::Reference<Napi::Uint8Array>> blocks;
+  std::vector<Lent> shared;                                   // the call's blocks
+  std::vector<Napi::Reference<Napi::Uint8Array>> caller;      // per scene: its `out`, if given
+  std::vector<size_t> need, offset, which;                    // per scene: bytes, and where in `shared`
+  bool wrap_failed = false;
+  // Blocks never wrapped (an error before the work, or after it was queued)
+  // go back here: the work is over when the last owner lets go.
+  ~Outputs() {
+    for (Lent& l : shared)
+      if (l.raw) block_pool().give_back(l.raw, l.size);
+  }
 };
 
 Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
@@ -368,18 +428,18 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
       throw_error(env, e.code(), e.what());
     }
   }
-  // Outputs, after every check passed.
-  outs->blocks.reserve(n);
-  {
-    size_t total = 0;
-    for (uint32_t i = 0; i < n; ++i) {
-      const CompositeScene& s = (*scenes)[i];
-      const size_t hw = static_cast<size_t>(s.h * s.w), k = 3 + (crop ? 0 : static_cast<size_t>(s.real_count()) + s.pastes.size());
-      if (hw > 0 && k > (size_t(1) << 46) / hw) continue;  // E_LIMIT below
-      total += hw * k;
-    }
-    block_pool().note_call(total);
-  }
+  // Outputs, after every check passed: each scene's block is its `out`, or
+  // its range of the call's recycled block.
+  // Scenes go into the call's block in order; a new block starts where the
+  // next scene would take it past kCallBlockMax (a typed array holds at most
+  // 4 GiB, and the free list at most 2 GiB: huge calls get several blocks).
+  constexpr size_t kCallBlockMax = size_t(512) << 20;
+  outs->need.assign(n, 0);
+  outs->offset.assign(n, SIZE_MAX);
+  outs->which.assign(n, 0);
+  outs->caller.resize(n);
+  std::vector<size_t> block_bytes;
+  size_t shared_bytes = 0;
   for (uint32_t i = 0; i < n; ++i) {
     CompositeScene& s = (*scenes)[i];
     const size_t hw = static_cast<size_t>(s.h * s.w);
@@ -387,40 +447,64 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
     s.crop_masks = crop;
     if (hw > 0 && slots + 3 > (size_t(1) << 46) / hw)
       throw_js(env, "E_LIMIT", "scenes[", i, "] would need ", slots + 3, " x ", hw, " bytes of output");
-    // The caller's uninitialised block (the TS wrapper passes
-    // Buffer.allocUnsafeSlow: N-API has no uninitialised allocation, and
-    // zero-filling here, on the JS thread, would cost more than compositing).
-    const size_t need = hw * (3 + slots);
-    Napi::Object so = list.Get(i).As<Napi::Object>();
-    Napi::Value ov = so.Get("out");
-    Napi::Uint8Array block;
+    outs->need[i] = hw * (3 + slots);
+    Napi::Value ov = list.Get(i).As<Napi::Object>().Get("out");
     if (ov.IsUndefined() || ov.IsNull()) {
-      block = recycled_u8(env, need);
+      const size_t bytes = (outs->need[i] + 63) / 64 * 64;
+      if (block_bytes.empty() || (block_bytes.back() > 0 && block_bytes.back() + bytes > kCallBlockMax)) block_bytes.push_back(0);
+      outs->which[i] = block_bytes.size() - 1;
+      outs->offset[i] = block_bytes.back();
+      block_bytes.back() += bytes;
+      shared_bytes += bytes;
+      if (shared_bytes > (size_t(1) << 46))
+        throw_js(env, "E_LIMIT", "the scenes would need more than 2^46 bytes of output");
     } else {
+      // The caller's uninitialised block (the TS wrapper passes
+      // Buffer.allocUnsafeSlow or a CompositeOutputPool block: N-API has no
+      // uninitialised allocation, and zero-filling here, on the JS thread,
+      // would cost more than compositing).
       const std::string where = "scenes[" + std::to_string(i) + "]";
-      block = field_u8(so, "out", where);
-      if (block.ElementLength() < need)
-        throw_js(env, "E_SHAPE", where, ".out has ", block.ElementLength(), " bytes but the outputs need ", need,
+      Napi::Uint8Array block = field_u8(list.Get(i).As<Napi::Object>(), "out", where);
+      if (block.ElementLength() < outs->need[i])
+        throw_js(env, "E_SHAPE", where, ".out has ", block.ElementLength(), " bytes but the outputs need ", outs->need[i],
                  " (height x width x (3 + masks + instances), or x 3 with maskFormat 'box')");
+      outs->caller[i] = Napi::Persistent(block);
     }
-    uint8_t* base = block.Data();
+  }
+  if (shared_bytes > 0) block_pool().note_call(shared_bytes);
+  outs->shared.resize(block_bytes.size());
+  for (size_t b = 0; b < block_bytes.size(); ++b) {
+    if (block_bytes[b] > 0) lend(env, block_bytes[b], outs->shared[b]);
+    else outs->shared[b].js = Napi::Persistent(Napi::Uint8Array::New(env, 0));
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    CompositeScene& s = (*scenes)[i];
+    const size_t hw = static_cast<size_t>(s.h * s.w);
+    const size_t slots = crop ? 0 : static_cast<size_t>(s.real_count()) + s.pastes.size();
+    uint8_t* base = outs->offset[i] != SIZE_MAX ? (outs->need[i] > 0 ? outs->shared[outs->which[i]].data() + outs->offset[i] : nullptr)
+                                                 : outs->caller[i].Value().Data();
     s.out_image = base;
     for (size_t k = 0; k < slots; ++k) s.out_masks.push_back(base + hw * (3 + k));
-    outs->blocks.push_back(Napi::Persistent(block));
   }
-  return run_job<std::vector<CompositeResult>>(
+  // The synchronous twin runs the work here: its blocks are wrapped first.
+  if (sync)
+    for (Lent& l : outs->shared) wrap(env, l);
+  Napi::Value job = run_job<std::vector<CompositeResult>>(
       env, sync, keep, [scenes, opts, dev] {
         if (dev.cuda) return device_composite_batch(*cuda_composite_backend(), *scenes, opts, dev.bytes);
         return composite_batch(*scenes, opts);
       },
       [scenes, outs, crop](Napi::Env env, std::vector<CompositeResult>& res) -> Napi::Value {
+        if (outs->wrap_failed) throw_js(env, "E_NOMEM", "could not hand the composite output to JavaScript");
         Napi::Array out = Napi::Array::New(env, res.size());
         for (size_t i = 0; i < res.size(); ++i) {
           const CompositeScene& s = (*scenes)[i];
           Napi::Object so = Napi::Object::New(env);
-          Napi::Uint8Array block = outs->blocks[i].Value();
+          const bool in_shared = outs->offset[i] != SIZE_MAX;
+          Napi::Uint8Array block = in_shared ? outs->shared[outs->which[i]].js.Value() : outs->caller[i].Value();
           Napi::ArrayBuffer ab = block.ArrayBuffer();
-          const size_t base = block.ByteOffset(), hw = static_cast<size_t>(s.h * s.w);
+          const size_t base = block.ByteOffset() + (in_shared && outs->need[i] > 0 ? outs->offset[i] : 0),
+                       hw = static_cast<size_t>(s.h * s.w);
           so.Set("image", Napi::Uint8Array::New(env, hw * 3, ab, base));
           so.Set("width", Napi::Number::New(env, static_cast<double>(s.w)));
           so.Set("height", Napi::Number::New(env, static_cast<double>(s.h)));
@@ -461,6 +545,17 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
         }
         return out;
       });
+  // The work is queued: wrap the blocks now (V8's marking step, if any, runs
+  // beside it). A failure rejects the promise once the work is over, and the
+  // unwrapped blocks go back to the pool then (~Outputs).
+  if (!sync) {
+    try {
+      for (Lent& l : outs->shared) wrap(env, l);
+    } catch (const Napi::Error&) {
+      outs->wrap_failed = true;
+    }
+  }
+  return job;
 }
 
 }  // namespace

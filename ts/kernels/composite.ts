@@ -36,19 +36,24 @@
  * 1 of the real-valued interpolation. Flip: destination column j of the
  * instance takes target column targetWidth - 1 - j.
  *
- * Output masks are full-frame (height x width, 0/1). The composed image and
- * the masks of one scene are views into one ArrayBuffer (one allocation per
- * scene instead of one per array: allocating many 1 MiB arrays costs more
- * than the compositing); copy a mask (`mask.slice()`) to keep it alone.
+ * Output masks are full-frame (height x width, 0/1). The composed images and
+ * masks are views into one ArrayBuffer: by default one per call (every
+ * scene's image and masks), with `pool` or `transferable` one per scene
+ * (allocating many 1 MiB arrays costs more than the compositing); copy an
+ * array (`mask.slice()`) to keep it alone: any view kept keeps its whole
+ * ArrayBuffer.
  *
- * Output memory is recycled by default: each scene's block is native memory
+ * Output memory is recycled by default: each call's block is native memory
  * that goes back on a free list once the garbage collector finds it
- * unreachable (the image and every mask of the scene dropped), so a steady
- * stream of calls writes into pages that are mapped already instead of paying
- * a page fault per 4 KiB of a fresh 11 MiB block. Such blocks cannot be moved
- * to another thread: pass `transferable: true` for results that go into a
- * postMessage transfer list. {@link compositeMemory} reports (and can release)
- * the memory waiting for reuse.
+ * unreachable (every image and mask of the call dropped), so a steady stream
+ * of calls writes into pages that are mapped already instead of paying a page
+ * fault per 4 KiB (and the kernel's zeroing) of fresh memory. One block per
+ * call rather than per scene: V8 starts a full collection for about every
+ * 64 MiB of new external memory, and one buffer per call of 32 1024² scenes
+ * costs about one collection where one per scene cost two. Such blocks
+ * cannot be moved to another thread: pass `transferable: true` for results
+ * that go into a postMessage transfer list. {@link compositeMemory} reports
+ * (and can release) the memory waiting for reuse.
  * Boxes are COCO
  * [x, y, w, h], tight, 0-based (columns x .. x + w - 1). Instances that
  * cannot be pasted are not errors: they are listed in `dropped` with the
@@ -302,7 +307,7 @@ function nativeScene(sc: unknown, where: string): NativeCompositeSceneIn {
 function nativeScenes(scenes: unknown, o: NativeCompositeOptions, pool: CompositeOutputPool | undefined, transferable: boolean): NativeCompositeSceneIn[] {
   if (!Array.isArray(scenes)) throw new GenaugError('E_TYPE', `scenes must be an array, got ${typeName(scenes)}`);
   const out = scenes.map((s: unknown, i: number) => nativeScene(s, `scenes[${i}]`));
-  // Default: the addon gives each scene a recycled native block. Otherwise one
+  // Default: the addon gives the call one recycled native block. Otherwise one
   // uninitialised output block per scene (image, then one mask slot per input
   // instance) from the pool or Buffer.allocUnsafeSlow (no zero fill).
   if (!pool && !transferable) return out;
@@ -400,8 +405,8 @@ function transferableOf(options: CompositeOptions | undefined): boolean {
 
 /**
  * The compositor's recycled output memory: `heldBytes` waiting on the free
- * list for the next call (at most 3x the largest call's output, within
- * 64 MiB..2 GiB). `release: true` unmaps it first (blocks still in use are
+ * list for the next call (at most 3x the largest call's output, up to 6x
+ * when blocks keep coming back late, within 64 MiB..2 GiB). `release: true` unmaps it first (blocks still in use are
  * not touched; they return to the list when collected).
  */
 export function compositeMemory(options: { release?: boolean } = {}): { heldBytes: number; releasedBytes: number } {
