@@ -10,6 +10,7 @@
 // rectangle. A box is recomputed only when its mask lost pixels, by scanning
 // inside its previous box (boxes only shrink).
 #include "composite.h"
+#include "composite_tiling.h"
 
 #include <algorithm>
 #include <atomic>
@@ -257,24 +258,9 @@ struct Extent {
 };
 
 // ---------------------------------------------------------------------------
-// Bilinear coefficients (composite.h): for target index u of n_dst samples
-// over n_src, the left index and the 11-bit weight of the right neighbour.
-inline void coeff(int64_t u, int64_t n_src, int64_t n_dst, int64_t& i0, int32_t& a) {
-  const int64_t num = (2 * u + 1) * n_src - n_dst;
-  const int64_t den = 2 * n_dst;
-  int64_t q = num >= 0 ? num / den : -((-num + den - 1) / den);
-  const int64_t rem = num - q * den;
-  int64_t w = (rem * 2048 + n_dst) / den;  // round half up of 2048 * rem / den
-  if (q < 0) {
-    q = 0;
-    w = 0;
-  } else if (q >= n_src - 1) {
-    q = n_src - 1;
-    w = 0;
-  }
-  i0 = q;
-  a = static_cast<int32_t>(w);
-}
+// Bilinear coefficients (composite.h): ctile::coeff (composite_tiling.h),
+// the one definition the device kernels use too.
+using ctile::coeff;
 
 struct Scratch {
   std::vector<int64_t> xoff;   // byte offset of the left tap per column
@@ -412,23 +398,6 @@ struct Live {
   bool alive;
 };
 
-// Round half up for box-only coordinates, clamped into [lo, hi].
-int64_t round_clamp(double v, int64_t lo, int64_t hi) {
-  const double r = std::floor(v + 0.5);
-  if (!(r > static_cast<double>(lo))) return lo;
-  if (r > static_cast<double>(hi)) return hi;
-  return static_cast<int64_t>(r);
-}
-
-void gaussian_kernel(double sigma, std::vector<float>& k) {
-  const int rad = std::max(1, static_cast<int>(std::ceil(3 * sigma)));
-  k.assign(static_cast<size_t>(2 * rad + 1), 0.f);
-  double sum = 0;
-  std::vector<double> d(k.size());
-  for (int i = -rad; i <= rad; ++i) sum += d[static_cast<size_t>(i + rad)] = std::exp(-(i * i) / (2 * sigma * sigma));
-  for (size_t i = 0; i < k.size(); ++i) k[i] = static_cast<float>(d[i] / sum);
-}
-
 void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& res, Scratch& sc, bool stream) {
   const CompositeKernels& K = composite_kernels_for(o.isa);
   const int64_t H = s.h, W = s.w, HW = H * W;
@@ -469,8 +438,8 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
       L.box = e.box();
     } else {
       const double* b = &s.boxes[static_cast<size_t>(4 * r)];
-      const int64_t x0 = round_clamp(b[0], 0, W), x1 = round_clamp(b[0] + b[2], 0, W);
-      const int64_t y0 = round_clamp(b[1], 0, H), y1 = round_clamp(b[1] + b[3], 0, H);
+      const int64_t x0 = composite_round_clamp(b[0], 0, W), x1 = composite_round_clamp(b[0] + b[2], 0, W);
+      const int64_t y0 = composite_round_clamp(b[1], 0, H), y1 = composite_round_clamp(b[1] + b[3], 0, H);
       if (x1 > x0 && y1 > y0) {
         L.box = Box{x0, y0, x1 - x0, y1 - y0};
         L.area = L.box.w * L.box.h;
@@ -492,7 +461,7 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
   }
 
   std::vector<float>& kern = sc.kernel;
-  if (o.blend == BlendMode::Gaussian) gaussian_kernel(o.sigma, kern);
+  if (o.blend == BlendMode::Gaussian) composite_gaussian_kernel(o.sigma, kern);
   const int64_t rad = static_cast<int64_t>(kern.size() / 2);
   std::vector<int64_t> removed;
 
@@ -679,14 +648,34 @@ void scene(const CompositeScene& s, const CompositeOptions& o, CompositeResult& 
         std::memcpy(c.data() + y * L.box.w, m + (L.box.y + y) * W + L.box.x, static_cast<size_t>(L.box.w));
     }
   }
-  std::stable_sort(drops.begin(), drops.end(), [](const CompositeDrop& a, const CompositeDrop& b) {
-    if (a.source != b.source) return a.source < b.source;
-    return a.index < b.index;
-  });
+  composite_sort_drops(drops);
   res.dropped = std::move(drops);
 }
 
 }  // namespace
+
+int64_t composite_round_clamp(double v, int64_t lo, int64_t hi) {
+  const double r = std::floor(v + 0.5);
+  if (!(r > static_cast<double>(lo))) return lo;
+  if (r > static_cast<double>(hi)) return hi;
+  return static_cast<int64_t>(r);
+}
+
+void composite_gaussian_kernel(double sigma, std::vector<float>& k) {
+  const int rad = std::max(1, static_cast<int>(std::ceil(3 * sigma)));
+  k.assign(static_cast<size_t>(2 * rad + 1), 0.f);
+  double sum = 0;
+  std::vector<double> d(k.size());
+  for (int i = -rad; i <= rad; ++i) sum += d[static_cast<size_t>(i + rad)] = std::exp(-(i * i) / (2 * sigma * sigma));
+  for (size_t i = 0; i < k.size(); ++i) k[i] = static_cast<float>(d[i] / sum);
+}
+
+void composite_sort_drops(std::vector<CompositeDrop>& drops) {
+  std::stable_sort(drops.begin(), drops.end(), [](const CompositeDrop& a, const CompositeDrop& b) {
+    if (a.source != b.source) return a.source < b.source;
+    return a.index < b.index;
+  });
+}
 
 void composite_check_options(const CompositeOptions& o) {
   if (!(o.sigma > 0 && o.sigma <= 64)) fail("E_RANGE", "option sigma must be in (0, 64], got ", o.sigma);

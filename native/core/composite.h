@@ -139,6 +139,14 @@ struct CompositeResult {
 
 // Throws E_SHAPE / E_RANGE / E_ARGUMENT for arguments the compositor does not take.
 void composite_check(const CompositeScene& s, const char* what = "scene");
+// Shared by the CPU path and the device path (composite_device.cc), so both
+// compute them with the very same expressions: a box-only coordinate rounded
+// half up and clamped into [lo, hi]; the normalised Gaussian edge kernel of
+// the 'gaussian' blend (radius max(1, ceil(3 sigma))); the dropped list in
+// (source, index) order.
+int64_t composite_round_clamp(double v, int64_t lo, int64_t hi);
+void composite_gaussian_kernel(double sigma, std::vector<float>& k);
+void composite_sort_drops(std::vector<CompositeDrop>& drops);
 void composite_check_options(const CompositeOptions& o);
 
 // One scene (checked first).

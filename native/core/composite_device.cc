@@ -111,24 +111,6 @@ class EmulatedComposite final : public CompositeBackend {
   ctile::Arenas A_{};
 };
 
-// composite.cc's gaussian_kernel (the same expressions, so the same floats).
-void gaussian_kernel(double sigma, std::vector<float>& k) {
-  const int rad = std::max(1, static_cast<int>(std::ceil(3 * sigma)));
-  k.assign(static_cast<size_t>(2 * rad + 1), 0.f);
-  double sum = 0;
-  std::vector<double> d(k.size());
-  for (int i = -rad; i <= rad; ++i) sum += d[static_cast<size_t>(i + rad)] = std::exp(-(i * i) / (2 * sigma * sigma));
-  for (size_t i = 0; i < k.size(); ++i) k[i] = static_cast<float>(d[i] / sum);
-}
-
-// composite.cc's round_clamp for box-only coordinates.
-int64_t round_clamp(double v, int64_t lo, int64_t hi) {
-  const double r = std::floor(v + 0.5);
-  if (!(r > static_cast<double>(lo))) return lo;
-  if (r > static_cast<double>(hi)) return hi;
-  return static_cast<int64_t>(r);
-}
-
 void check_outputs(const CompositeScene& s, const char* what) {
   const size_t slots = s.crop_masks ? 0 : static_cast<size_t>(s.real_count()) + s.pastes.size();
   if (s.out_masks.size() != slots) fail("E_SHAPE", what, ": ", s.out_masks.size(), " output mask slots for ", slots, " instances");
@@ -158,8 +140,8 @@ Plan plan_scene(const CompositeScene& s, int64_t rad, bool gaussian) {
   if (s.box_only) {
     for (int64_t r = 0; r < R; ++r) {
       const double* b = &s.boxes[static_cast<size_t>(4 * r)];
-      int64_t x0 = round_clamp(b[0], 0, W), x1 = round_clamp(b[0] + b[2], 0, W);
-      int64_t y0 = round_clamp(b[1], 0, H), y1 = round_clamp(b[1] + b[3], 0, H);
+      int64_t x0 = composite_round_clamp(b[0], 0, W), x1 = composite_round_clamp(b[0] + b[2], 0, W);
+      int64_t y0 = composite_round_clamp(b[1], 0, H), y1 = composite_round_clamp(b[1] + b[3], 0, H);
       if (!(x1 > x0 && y1 > y0)) x0 = x1 = y0 = y1 = 0;  // empty (composite.cc writes no pixel)
       pl.boxes.insert(pl.boxes.end(), {x0, x1, y0, y1});
     }
@@ -314,10 +296,7 @@ void bookkeeping(CompositeBackend& be, const CompositeDeviceBatch& b, int64_t i,
       be.read_mask(b, i, L.slot, 0, 0, W, H, s.out_masks[static_cast<size_t>(L.slot)]);
     }
   }
-  std::stable_sort(drops.begin(), drops.end(), [](const CompositeDrop& a, const CompositeDrop& c) {
-    if (a.source != c.source) return a.source < c.source;
-    return a.index < c.index;
-  });
+  composite_sort_drops(drops);
   res.dropped = std::move(drops);
 }
 
@@ -352,7 +331,7 @@ std::vector<CompositeResult> device_composite_batch(CompositeBackend& be, const 
   if (n == 0) return out;
   const bool gaussian = o.blend == BlendMode::Gaussian;
   std::vector<float> kern;
-  if (gaussian) gaussian_kernel(o.sigma, kern);
+  if (gaussian) composite_gaussian_kernel(o.sigma, kern);
   else kern.assign(1, 0.f);
   const int64_t rad = gaussian ? static_cast<int64_t>(kern.size() / 2) : 0;
   std::vector<Plan> plans(scenes.size());

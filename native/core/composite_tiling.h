@@ -88,7 +88,8 @@ struct Arenas {
 GENAUG_HD inline int64_t max64(int64_t a, int64_t b) { return a < b ? b : a; }
 GENAUG_HD inline int64_t min64(int64_t a, int64_t b) { return b < a ? b : a; }
 
-// composite.cc's coeff: the left index and 11-bit right weight of target index u.
+// The bilinear coefficients of the CPU path and the device kernels: the left index and the 11-bit weight of the
+// right neighbour (round half up of 2048 * rem / den) for target index u of n_dst samples over n_src.
 GENAUG_HD inline void coeff(int64_t u, int64_t n_src, int64_t n_dst, int64_t& i0, int32_t& a) {
   const int64_t num = (2 * u + 1) * n_src - n_dst;
   const int64_t den = 2 * n_dst;

@@ -229,8 +229,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (int64_t k = 0; k < HW * 3; ++k)
       if (!touched[static_cast<size_t>(k / 3)]) FUZZ_REQUIRE(s.out_image[k] == s.image[k]);
   }
-  if (compare_device) {
-    // The device path (the CPU emulation of its kernels) gives the CPU path's bytes.
+  // A second run of the same scenes into fresh outputs, and the check that it gave the first run's results and bytes
+  // (every kept instance, its box, area, crop and mask; every drop and its reason; the image).
+  auto rerun = [&]() {
     Run again;
     again.data = run.data;
     again.scenes = run.scenes;
@@ -241,8 +242,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (size_t p = 0; p < s.pastes.size(); ++p) s.pastes[p].rgba = again.data[i].rgba[p].data();
     }
     outputs(again, crop);
-    static const std::unique_ptr<genaug::CompositeBackend> be = genaug::emulated_composite_backend(int64_t(1) << 30);
-    const std::vector<genaug::CompositeResult> res2 = genaug::device_composite_batch(*be, again.scenes, opt, (bits & 32) ? 1 : 0);
+    return again;
+  };
+  auto require_same = [&](const Run& again, const std::vector<genaug::CompositeResult>& res2) {
     FUZZ_REQUIRE(res2.size() == n);
     for (size_t i = 0; i < n; ++i) {
       FUZZ_REQUIRE(res2[i].instances.size() == res[i].instances.size() && res2[i].dropped.size() == res[i].dropped.size());
@@ -256,41 +258,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                      res[i].dropped[k].reason == res2[i].dropped[k].reason);
       const int64_t hw = run.scenes[i].h * run.scenes[i].w;
       FUZZ_REQUIRE(std::equal(run.data[i].out.begin(), run.data[i].out.begin() + hw * 3, again.data[i].out.begin()));
-      for (const auto& c : res[i].instances)
-        if (!crop) FUZZ_REQUIRE(std::equal(run.scenes[i].out_masks[static_cast<size_t>(c.slot)], run.scenes[i].out_masks[static_cast<size_t>(c.slot)] + hw,
-                                           again.scenes[i].out_masks[static_cast<size_t>(c.slot)]));
-    }
-    if (n > 1 && (bits & 32)) FUZZ_REQUIRE(genaug::last_composite_batches() == static_cast<int64_t>(n));
-  }
-  if (compare_isa) {
-    // The scalar row kernel gives the same bytes as the CPU's best.
-    Run again;
-    again.data = run.data;
-    again.scenes = run.scenes;
-    for (size_t i = 0; i < n; ++i) {
-      genaug::CompositeScene& s = again.scenes[i];
-      s.image = again.data[i].image.data();
-      for (size_t r = 0; r < s.masks.size(); ++r) s.masks[r] = again.data[i].masks[r].data();
-      for (size_t p = 0; p < s.pastes.size(); ++p) s.pastes[p].rgba = again.data[i].rgba[p].data();
-    }
-    outputs(again, crop);
-    genaug::CompositeOptions scalar = opt;
-    scalar.isa = genaug::Isa::Scalar;
-    const std::vector<genaug::CompositeResult> res2 = genaug::composite_batch(again.scenes, scalar);
-    for (size_t i = 0; i < n; ++i) {
-      FUZZ_REQUIRE(res2[i].instances.size() == res[i].instances.size() && res2[i].dropped.size() == res[i].dropped.size());
-      for (size_t k = 0; k < res[i].instances.size(); ++k) {
-        const auto &a = res[i].instances[k], &b = res2[i].instances[k];
-        FUZZ_REQUIRE(a.index == b.index && a.area == b.area && a.box.x == b.box.x && a.box.y == b.box.y && a.box.w == b.box.w &&
-                     a.box.h == b.box.h && a.crop == b.crop);
-      }
-      for (size_t k = 0; k < res[i].dropped.size(); ++k) FUZZ_REQUIRE(res[i].dropped[k].reason == res2[i].dropped[k].reason);
-      const int64_t hw = run.scenes[i].h * run.scenes[i].w;
-      FUZZ_REQUIRE(std::equal(run.data[i].out.begin(), run.data[i].out.begin() + hw * 3, again.data[i].out.begin()));
       for (const auto& c : res[i].instances)  // the kept instances' slots (the others need not be written)
         if (!crop) FUZZ_REQUIRE(std::equal(run.scenes[i].out_masks[static_cast<size_t>(c.slot)], run.scenes[i].out_masks[static_cast<size_t>(c.slot)] + hw,
                                            again.scenes[i].out_masks[static_cast<size_t>(c.slot)]));
     }
+  };
+  if (compare_device) {
+    // The device path (the CPU emulation of its kernels) gives the CPU path's bytes.
+    Run again = rerun();
+    static const std::unique_ptr<genaug::CompositeBackend> be = genaug::emulated_composite_backend(int64_t(1) << 30);
+    require_same(again, genaug::device_composite_batch(*be, again.scenes, opt, (bits & 32) ? 1 : 0));
+    if (n > 1 && (bits & 32)) FUZZ_REQUIRE(genaug::last_composite_batches() == static_cast<int64_t>(n));
+  }
+  if (compare_isa) {
+    // The scalar row kernel gives the same bytes as the CPU's best.
+    Run again = rerun();
+    genaug::CompositeOptions scalar = opt;
+    scalar.isa = genaug::Isa::Scalar;
+    require_same(again, genaug::composite_batch(again.scenes, scalar));
   }
   return 0;
 }
