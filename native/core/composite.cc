@@ -748,13 +748,17 @@ CompositeResult composite_scene(const CompositeScene& s, const CompositeOptions&
   return r;
 }
 
-std::vector<CompositeResult> composite_batch(const std::vector<CompositeScene>& scenes, const CompositeOptions& o) {
+void composite_check_batch(const std::vector<CompositeScene>& scenes, const CompositeOptions& o) {
   composite_check_options(o);
   for (size_t i = 0; i < scenes.size(); ++i) {
     const std::string what = "scenes[" + std::to_string(i) + "]";
     composite_check(scenes[i], what.c_str());
     check_outputs(scenes[i], what.c_str());
   }
+}
+
+std::vector<CompositeResult> composite_batch(const std::vector<CompositeScene>& scenes, const CompositeOptions& o) {
+  composite_check_batch(scenes, o);
   const int64_t n = static_cast<int64_t>(scenes.size());
   std::vector<CompositeResult> out(scenes.size());
   const int T = mask_threads(o.threads, n);

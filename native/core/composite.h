@@ -139,6 +139,10 @@ struct CompositeResult {
 
 // Throws E_SHAPE / E_RANGE / E_ARGUMENT for arguments the compositor does not take.
 void composite_check(const CompositeScene& s, const char* what = "scene");
+// composite_check_options, then composite_check and the output slots of every
+// scene (named scenes[i]): what composite_batch and the device path check
+// before any work.
+void composite_check_batch(const std::vector<CompositeScene>& scenes, const CompositeOptions& o);
 // Shared by the CPU path and the device path (composite_device.cc), so both
 // compute them with the very same expressions: a box-only coordinate rounded
 // half up and clamped into [lo, hi]; the normalised Gaussian edge kernel of

@@ -111,15 +111,6 @@ class EmulatedComposite final : public CompositeBackend {
   ctile::Arenas A_{};
 };
 
-void check_outputs(const CompositeScene& s, const char* what) {
-  const size_t slots = s.crop_masks ? 0 : static_cast<size_t>(s.real_count()) + s.pastes.size();
-  if (s.out_masks.size() != slots) fail("E_SHAPE", what, ": ", s.out_masks.size(), " output mask slots for ", slots, " instances");
-  const bool any = s.h > 0 && s.w > 0;
-  if (any && !s.out_image) fail("E_ARGUMENT", what, ": the output image is missing");
-  for (uint8_t* m : s.out_masks)
-    if (any && !m) fail("E_ARGUMENT", what, ": an output mask slot is missing");
-}
-
 // One scene's plan: its pastes placed (offsets relative to the scene), why
 // each inactive one is skipped, and its arena sizes.
 struct Plan {
@@ -318,13 +309,8 @@ int64_t composite_device_bytes(const CompositeDeviceBatch& b) {
 
 std::vector<CompositeResult> device_composite_batch(CompositeBackend& be, const std::vector<CompositeScene>& scenes,
                                                     const CompositeOptions& o, int64_t device_bytes) {
-  composite_check_options(o);
+  composite_check_batch(scenes, o);
   if (device_bytes < 0) fail("E_RANGE", "deviceBytes must be >= 0, got ", device_bytes);
-  for (size_t i = 0; i < scenes.size(); ++i) {
-    const std::string what = "scenes[" + std::to_string(i) + "]";
-    composite_check(scenes[i], what.c_str());
-    check_outputs(scenes[i], what.c_str());
-  }
   const int64_t n = static_cast<int64_t>(scenes.size());
   std::vector<CompositeResult> out(scenes.size());
   g_batches.store(0);

@@ -253,16 +253,21 @@ void pack_rows(const float* const* rows, const double* scale, int width, int64_t
 // Columns k..k+8 of 8 rows, transposed: v[l] is column k + l, one row per
 // lane. The rows come from memory once, 8 (or 16) streams at once, which the
 // hardware prefetcher alone keeps too short: prefetch ahead every 16 columns.
-__attribute__((always_inline)) inline void load8_transposed(const float* const* r, int64_t k, __m256 v[8]) {
-  // The address may lie past the row (a prefetch there is a harmless hint), so it is computed as an integer.
-  if (k % 16 == 0)
-    for (int l = 0; l < 8; ++l)
-      _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(r[l]) + (k + 192) * sizeof(float)), _MM_HINT_T0);
+// Columns k..k+8 of 8 rows, transposed (v[l] is column k + l, one row per lane), no prefetch.
+__attribute__((always_inline)) inline void load8_t(const float* const* r, int64_t k, __m256 v[8]) {
   __m256 v0 = _mm256_loadu_ps(r[0] + k), v1 = _mm256_loadu_ps(r[1] + k), v2 = _mm256_loadu_ps(r[2] + k);
   __m256 v3 = _mm256_loadu_ps(r[3] + k), v4 = _mm256_loadu_ps(r[4] + k), v5 = _mm256_loadu_ps(r[5] + k);
   __m256 v6 = _mm256_loadu_ps(r[6] + k), v7 = _mm256_loadu_ps(r[7] + k);
   transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
   v[0] = v0, v[1] = v1, v[2] = v2, v[3] = v3, v[4] = v4, v[5] = v5, v[6] = v6, v[7] = v7;
+}
+
+__attribute__((always_inline)) inline void load8_transposed(const float* const* r, int64_t k, __m256 v[8]) {
+  // The address may lie past the row (a prefetch there is a harmless hint), so it is computed as an integer.
+  if (k % 16 == 0)
+    for (int l = 0; l < 8; ++l)
+      _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(r[l]) + (k + 192) * sizeof(float)), _MM_HINT_T0);
+  load8_t(r, k, v);
 }
 
 // Adds the squares of 8 floats, in double (exact products), to lo (lanes 0-3) and hi (lanes 4-7).
@@ -494,18 +499,9 @@ void exact_dots(const float* a, const float* const* rows, int64_t n, int64_t D, 
     __m256 acc = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 8 <= D; k += 8) {
-      __m256 v0 = _mm256_loadu_ps(r[0] + k), v1 = _mm256_loadu_ps(r[1] + k), v2 = _mm256_loadu_ps(r[2] + k);
-      __m256 v3 = _mm256_loadu_ps(r[3] + k), v4 = _mm256_loadu_ps(r[4] + k), v5 = _mm256_loadu_ps(r[5] + k);
-      __m256 v6 = _mm256_loadu_ps(r[6] + k), v7 = _mm256_loadu_ps(r[7] + k);
-      transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
-      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k), v0, acc);
-      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k + 1), v1, acc);
-      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k + 2), v2, acc);
-      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k + 3), v3, acc);
-      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k + 4), v4, acc);
-      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k + 5), v5, acc);
-      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k + 6), v6, acc);
-      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k + 7), v7, acc);
+      __m256 v[8];
+      load8_t(r, k, v);
+      for (int l = 0; l < 8; ++l) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k + l), v[l], acc);
     }
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, acc);
@@ -539,27 +535,12 @@ void exact_dots_pairs_t(const float* const* a, const float* const* b, const doub
     __m256 acc = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 8 <= D; k += 8) {
-      __m256 v0 = _mm256_loadu_ps(rb[0] + k), v1 = _mm256_loadu_ps(rb[1] + k), v2 = _mm256_loadu_ps(rb[2] + k);
-      __m256 v3 = _mm256_loadu_ps(rb[3] + k), v4 = _mm256_loadu_ps(rb[4] + k), v5 = _mm256_loadu_ps(rb[5] + k);
-      __m256 v6 = _mm256_loadu_ps(rb[6] + k), v7 = _mm256_loadu_ps(rb[7] + k);
-      transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
-      if (kScaled) {
-        v0 = scale_lanes(v0, slo, shi), v1 = scale_lanes(v1, slo, shi), v2 = scale_lanes(v2, slo, shi);
-        v3 = scale_lanes(v3, slo, shi), v4 = scale_lanes(v4, slo, shi), v5 = scale_lanes(v5, slo, shi);
-        v6 = scale_lanes(v6, slo, shi), v7 = scale_lanes(v7, slo, shi);
-      }
-      __m256 w0 = _mm256_loadu_ps(ra[0] + k), w1 = _mm256_loadu_ps(ra[1] + k), w2 = _mm256_loadu_ps(ra[2] + k);
-      __m256 w3 = _mm256_loadu_ps(ra[3] + k), w4 = _mm256_loadu_ps(ra[4] + k), w5 = _mm256_loadu_ps(ra[5] + k);
-      __m256 w6 = _mm256_loadu_ps(ra[6] + k), w7 = _mm256_loadu_ps(ra[7] + k);
-      transpose8(w0, w1, w2, w3, w4, w5, w6, w7);
-      acc = _mm256_fmadd_ps(w0, v0, acc);
-      acc = _mm256_fmadd_ps(w1, v1, acc);
-      acc = _mm256_fmadd_ps(w2, v2, acc);
-      acc = _mm256_fmadd_ps(w3, v3, acc);
-      acc = _mm256_fmadd_ps(w4, v4, acc);
-      acc = _mm256_fmadd_ps(w5, v5, acc);
-      acc = _mm256_fmadd_ps(w6, v6, acc);
-      acc = _mm256_fmadd_ps(w7, v7, acc);
+      __m256 v[8], w[8];
+      load8_t(rb, k, v);
+      if (kScaled)
+        for (int l = 0; l < 8; ++l) v[l] = scale_lanes(v[l], slo, shi);
+      load8_t(ra, k, w);
+      for (int l = 0; l < 8; ++l) acc = _mm256_fmadd_ps(w[l], v[l], acc);
     }
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, acc);
