@@ -381,8 +381,13 @@ export async function annotate(o: AnnotateOptions) {
   const pool = distributed ? undefined : await openPool(o);
   if (!distributed && (o.method === 'sam' || o.method === 'segmenter') && o.models && (pool || (!o.sam && !o.segmenter && !o.segmenters?.length))) {
     // The models load where they run (a worker, or this thread without a pool), before the first image: a model
-    // that does not load is one error, not a failure of every image.
-    const answer = pool ? ((await pool.run({ ...poolTask('', '', opts), probe: true })) as ProbeAnswer) : await probeModels(o);
+    // that does not load is one error, not a failure of every image. With a pool, one probe per worker that will
+    // have images goes at once, so the workers load side by side rather than each on its first image, one after
+    // another (which worker answers which probe does not matter: one that has the models answers at once).
+    const lanes = Math.max(1, Math.min(o.workers ?? availableParallelism(), todo.length));
+    const answer = pool
+      ? ((await Promise.all(Array.from({ length: lanes }, () => pool.run({ ...poolTask('', '', opts), probe: true })))) as ProbeAnswer[]).reduce((a, b) => (a.fatal ? a : b))
+      : await probeModels(o);
     if (answer.fatal) {
       await pool?.destroy();
       throw new GenaugError(answer.fatal.code, answer.fatal.message, answer.fatal.detail);

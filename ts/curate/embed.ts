@@ -531,11 +531,22 @@ interface Embedded {
   failed: string;
 }
 
-/** The width of the embedder's rows, learnt where the inference will run (a pool worker loads the model, not this thread). */
-async function embedderDim(spec: EmbedderSpec, batchSize: number, pool: Piscina | undefined): Promise<number> {
+/**
+ * The width of the embedder's rows, learnt where the inference will run (a
+ * pool worker loads the model, not this thread). With a pool, `lanes` probes
+ * go at once, so that many workers load the model side by side: the pool
+ * starts with one worker, and the others would otherwise each load theirs on
+ * its first batch, after the first worker's load, on the run's critical path
+ * (a ViT-B/32 load is ~0.5-1 s, a few batches' time). Which worker answers
+ * which probe does not matter: a worker that already has the model answers at
+ * once, and one that missed a probe loads on its first batch as before.
+ */
+async function embedderDim(spec: EmbedderSpec, batchSize: number, pool: Piscina | undefined, lanes = 1): Promise<number> {
   if (spec.kind === 'features') return new FeatureEmbedder().dim;
   if (!pool) return (await loadEmbedder(spec, batchSize, 'image')).dim;
-  const r = (await pool.run({ kind: 'probe', spec, batchSize } satisfies BatchTask)) as BatchResult;
+  const probe = { kind: 'probe', spec, batchSize } satisfies BatchTask;
+  const rs = (await Promise.all(Array.from({ length: Math.max(1, lanes) }, () => pool.run(probe)))) as BatchResult[];
+  const r = rs.find((x) => x.fatal) ?? (rs[0] as BatchResult);
   if (r.fatal) throw new GenaugError(r.fatal.code, r.fatal.message, r.fatal.detail);
   return r.dim;
 }
@@ -561,7 +572,7 @@ async function embedAndWrite<U extends Unit>(
   // CLIP models load in a pool worker (which keeps its copy for the batches): never on this thread when there is a pool.
   let pool = usePool && p.spec.kind === 'clip' ? openPool(p.workers) : undefined;
   try {
-    return await embedWithPool(units, p, out, line, failed, usePool, () => (pool ??= openPool(p.workers)), await embedderDim(p.spec, p.batchSize, pool));
+    return await embedWithPool(units, p, out, line, failed, usePool, () => (pool ??= openPool(p.workers)), await embedderDim(p.spec, p.batchSize, pool, Math.min(p.workers, Math.ceil(units.length / p.batchSize))));
   } finally {
     await pool?.destroy();
   }
