@@ -5,6 +5,9 @@
 #   1. the addon built with GENAUG_CUDA=ON (build/, as npm run build:native);
 #   2. the C++ tests with CUDA (native/tests: the CUDA backend gives the CPU
 #      emulation's bytes; the emulation matches the CPU engine on odd shapes);
+#      then native/tests/bench_device.cc on the issues' sizes (the CPU path and
+#      the device path in one run, no Node: scripts/gpu-native.sh runs the
+#      same two steps on machines without Node);
 #   3. test/device.test.ts: the library and the CLI with --device cuda against
 #      the CPU path (indices exact, scores within 1e-5, rowDot the same bytes);
 #   4. npm run bench -- similarity --device cuda (ratio to the CPU path, the
@@ -30,6 +33,7 @@ console.error(JSON.stringify(c));
 if (!c.built || !c.usable) { console.error("test:gpu: no usable CUDA device: " + (c.reason ?? "unknown")); process.exit(1); }
 '
 GENAUG_FUZZ_RUNS=${GENAUG_FUZZ_RUNS:-20000} bash native/tests/run.sh build-tests-gpu -DGENAUG_CUDA=ON
+build-tests-gpu/bench_device --reps 3
 npx vitest run test/device.test.ts
 # shellcheck disable=SC2086
 node benchmarks/run.js similarity --device cuda --rounds 1 ${GENAUG_GPU_BENCH_ARGS:-}

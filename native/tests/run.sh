@@ -11,8 +11,11 @@ dir=${1:-build-tests}
 shift || true
 targets="npy rle polygon layout composite"
 cmake -S . -B "$dir" -DGENAUG_TESTS=ON -DGENAUG_ADDON=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" > "$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; exit 1; }
-cmake --build "$dir" -j 2 --target genaug_core_tests $(printf 'fuzz_%s ' $targets)
+cmake --build "$dir" -j 2 --target genaug_core_tests bench_device $(printf 'fuzz_%s ' $targets)
 "$dir/genaug_core_tests"
+# The GPU machines' benchmark (scripts/gpu-native.sh) on the CPU emulation, tiny
+# sizes: it runs, and every device path it times agrees with the CPU path.
+"$dir/bench_device" --emulate --quick | tail -n 1
 for t in $targets; do
   "$dir/fuzz_$t" -runs=${GENAUG_FUZZ_RUNS:-200000} -artifact_prefix="$dir/crash-$t-" "native/tests/corpus/$t" | tail -n 1
 done
