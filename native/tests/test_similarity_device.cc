@@ -530,3 +530,89 @@ TEST(cuda_backend_is_the_emulation_bytes_or_reports_unavailable) {
   device_topk(*cu, q.view(), d.view(), 5, dev_opts(0));
   CHECK(last_device_plan().budget > 0);
 }
+
+// Where a GPU exists: the tensor cores' screen scores stay within the bound
+// of every pair (the derivation's accumulation term on the real hardware),
+// and the CUDA bf16 top-k is the exact path's bytes on odd shapes, all-equal
+// rows and the adversarial rows (where a tenth of the bound goes wrong there too).
+TEST(cuda_bf16_screen_is_the_exact_answer_or_reports_unavailable) {
+  std::string why;
+  if (cuda_device_count(&why) <= 0) {
+    CHECK(!why.empty());
+    CHECK_THROWS_CODE(cuda_similarity_backend(), "E_CUDA_UNAVAILABLE");
+    return;
+  }
+  auto cu = cuda_similarity_backend();
+  if (!cu->has_bf16_screen()) {
+    // Before sm_80: precision 'bf16' runs the exact kernels.
+    Mat q = make_mat(9, 20, 1), d = make_mat(300, 20, 2);
+    TopKResult a = device_topk(*cu, q.view(), d.view(), 4, bf16_opts(1 << 24));
+    CHECK(!last_device_plan().screened);
+    CHECK(same_bytes(a, device_topk(*cu, q.view(), d.view(), 4, dev_opts(1 << 24))));
+    return;
+  }
+  auto em = emulated_backend(int64_t(1) << 30);
+  // The bound against the hardware's screen scores, pair by pair.
+  for (int64_t D : {1, 17, 64, 300, 512}) {
+    Mat q = make_mat(70, D, 40 + static_cast<uint32_t>(D)), d = make_mat(130, D, 41 + static_cast<uint32_t>(D));
+    for (int64_t x = 0; x < D; ++x) q.v[x] = 1.0f + 0x1p-8f - 0x1p-20f;  // one row at the bf16 midpoints
+    std::vector<uint16_t> hq(70 * D), hd(130 * D);
+    std::vector<double> tq(3 * 70), td(3 * 130);
+    for (int64_t r = 0; r < 70; ++r) {
+      double nv, nt, ne;
+      tiling::bf16_row(q.v.data() + r * D, D, hq.data() + r * D, nv, nt, ne);
+      tiling::screen_query_terms(nv, nt, ne, D, tq.data() + 3 * r);
+    }
+    for (int64_t r = 0; r < 130; ++r) {
+      double nv, nt, ne;
+      tiling::bf16_row(d.v.data() + r * D, D, hd.data() + r * D, nv, nt, ne);
+      tiling::screen_db_terms(nv, nt, ne, td.data() + 3 * r);
+    }
+    cu->load_query(q.v.data(), 70, D);
+    cu->load_db(d.v.data(), 130, D);
+    cu->load_query_bf16(hq.data(), tq.data(), 70, D);
+    cu->load_db_bf16(hd.data(), td.data(), 130, D);
+    cu->screen_scores(70, 130, D);
+    std::vector<float> P(70 * 130);
+    cu->read_scores(P.data(), 70, 130);
+    int64_t outside = 0;
+    for (int64_t r = 0; r < 70; ++r)
+      for (int64_t c = 0; c < 130; ++c) {
+        const double s = tiling::tile_dot(q.v.data() + r * D, d.v.data() + c * D, D);
+        const double E = tiling::screen_margin(tq.data() + 3 * r, td.data() + 3 * c, D, tiling::kScreenSlack);
+        if (!(std::fabs(s - P[tiling::score_at(r, c, 70)]) <= E)) ++outside;
+      }
+    CHECK_EQ(outside, 0);
+  }
+  const struct {
+    int64_t m, n, d, k, bytes;
+  } cases[] = {{1, 1, 1, 1, 1 << 20},     {1, 5, 3, 9, 1 << 20},      {37, 101, 17, 5, 9000},
+               {70, 1030, 45, 10, 1 << 24}, {70, 1030, 45, 40, 60000}, {130, 777, 64, 2000, 1 << 24}};
+  uint32_t seed = 500;
+  for (const auto& c : cases) {
+    Mat q = make_mat(c.m, c.d, seed++), d = make_mat(c.n, c.d, seed++);
+    for (bool normalize : {true, false}) {
+      TopKResult g = device_topk(*cu, q.view(), d.view(), c.k, bf16_opts(c.bytes, normalize));
+      CHECK(last_device_plan().screened);
+      CHECK(same_bytes(g, device_topk(*em, q.view(), d.view(), c.k, dev_opts(c.bytes, normalize))));
+      CHECK(same_bytes(g, device_topk(*cu, q.view(), d.view(), c.k, dev_opts(c.bytes, normalize))));
+      CHECK(g.indices == topk(q.view(), d.view(), c.k, cpu_opts(normalize)).indices);
+    }
+  }
+  Mat one = make_mat(1, 24, 9), qs = make_mat(3, 24, 10);
+  Mat same{std::vector<float>(), 700, 24};
+  for (int64_t r = 0; r < 700; ++r) same.v.insert(same.v.end(), one.v.begin(), one.v.end());
+  TopKResult g = device_topk(*cu, qs.view(), same.view(), 7, bf16_opts(20000));
+  CHECK_EQ(last_device_plan().rescored, 3 * 700);
+  CHECK(same_bytes(g, device_topk(*em, qs.view(), same.view(), 7, dev_opts(20000))));
+  Mat q, d;
+  adversarial(64, 30, q, d);
+  TopKResult c = topk(q.view(), d.view(), 30, cpu_opts(false));
+  CHECK(same_bytes(device_topk(*cu, q.view(), d.view(), 30, bf16_opts(1 << 20, false)),
+                   device_topk(*em, q.view(), d.view(), 30, dev_opts(1 << 20, false))));
+  CHECK(device_topk(*cu, q.view(), d.view(), 30, bf16_opts(1 << 20, false)).indices == c.indices);
+  set_device_screen_slack(0.1);
+  TopKResult cut = device_topk(*cu, q.view(), d.view(), 30, bf16_opts(1 << 20, false));
+  set_device_screen_slack(tiling::kScreenSlack);
+  CHECK(cut.indices != c.indices);
+}
