@@ -184,12 +184,16 @@ GENAUG_HD inline float row_dot_one(const float* a, const float* b, int64_t d, co
 //     exact in float32; the tensor cores add them to the float32 accumulator in
 //     an unspecified order and grouping, aligning to the largest addend and
 //     truncating (not rounding) the shifted bits [Fasi, Higham, Mikaitis, Pranesh,
-//     "Numerical behavior of NVIDIA tensor cores", PeerJ CS 2021]. Each step
-//     adding g terms (the accumulator and up to 16 products) errs by at most
-//     g * 2^-23 * (sum of the |terms|) <= g * 2^-23 * (1 + o(1)) sum_k |v~_k w~_k|; with at
-//     most D steps of at most 17 terms and sum of g over the steps <= D + D/16 + 16,
-//     |v~.w~ - P| <= (2 D + 32) 2^-23 ||v~|| ||w~|| <= (D + 16) 2^-21 ||v~|| ||w~||
-//     (twice the sum, for the o(1) and any finer grouping), plus 2^-126 per
+//     "Numerical behavior of NVIDIA tensor cores", PeerJ CS 2021]. A step adding
+//     g terms (the accumulator and up to 16 products) errs by less than one
+//     ulp of the largest term per term truncated plus one for the result,
+//     <= (g + 1) 2^-23 (sum of the |terms|), and the accumulator is at most
+//     (1 + delta) sum_k |v~_k w~_k|. Over any grouping of the D products into
+//     steps (one product a step is the worst), the sum of (g + 1) is at most
+//     3 D, so with delta <= 3 D 2^-23 <= 3/16 (D <= 2^19, which device_topk
+//     requires of the screen)
+//     |v~.w~ - P| <= 3 D (1 + 3/16) 2^-23 sum_k |v~_k w~_k| <= (D + 16) 2^-21 ||v~|| ||w~||,
+//     plus 2^-126 per
 //     product or partial sum flushed to zero (bf16 subnormals never occur:
 //     bf16_round flushes them and e_v keeps what it dropped).
 // Hence |s - P| <= E(v, w) with
@@ -212,6 +216,8 @@ constexpr int kScreenM = 64;
 constexpr int kScreenN = 64;
 constexpr int kScreenK = 32;
 constexpr int kMmaK = 16;
+// The largest depth the screen's bound holds for (see (3)).
+constexpr int64_t kScreenMaxDepth = int64_t(1) << 19;
 
 GENAUG_HD inline uint32_t float_bits(float x) {
 #if defined(__CUDA_ARCH__)

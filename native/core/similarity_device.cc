@@ -308,7 +308,7 @@ TopKResult device_topk(SimilarityBackend& be, const MatrixView& query, const Mat
   out.indices.assign(static_cast<size_t>(M * keff), 0);
   out.scores.assign(static_cast<size_t>(M * keff), 0.0f);
   const int64_t parts = keff <= tiling::kPartsMaxK ? tiling::kMaxParts : 1;
-  if (opt.precision == SimilarityOptions::Precision::Bf16 && be.has_bf16_screen()) {
+  if (opt.precision == SimilarityOptions::Precision::Bf16 && D <= tiling::kScreenMaxDepth && be.has_bf16_screen()) {
     // Per query row besides the exact path's: its bf16 row and terms, the
     // lower-bound scratch list, the threshold, rescoring counts; per database
     // row: its bf16 row and norms.
