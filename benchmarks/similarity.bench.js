@@ -266,7 +266,7 @@ async function main() {
       top10_vs_torch: speedups.topk10 ?? null,
       bf16_top1_vs_numpy: speedups.bf16top1 ?? null,
       bf16_recall_at_1: recall,
-      ...(onDevice ? { bf16_top1_vs_cpu: ours.bf16top1?.length ? median(cpuRuns.bf16top1.map((c, i) => c.median_s / ours.bf16top1[i].median_s)) : null, bf16_top10_vs_topk10: ours.bf16top10?.length && ours.topk10?.length ? +(median(ours.topk10.map((x) => x.median_s)) / median(ours.bf16top10.map((x) => x.median_s))).toFixed(3) : null } : {}),
+      ...(onDevice ? { bf16_top1_vs_cpu: ours.bf16top1?.length ? +median(cpuRuns.bf16top1.map((c, i) => c.median_s / ours.bf16top1[i].median_s)).toFixed(3) : null, bf16_top10_vs_topk10: ours.bf16top10?.length && ours.topk10?.length ? +(median(ours.topk10.map((x) => x.median_s)) / median(ours.bf16top10.map((x) => x.median_s))).toFixed(3) : null } : {}),
       classmax_vs_numpy: speedups.classMaxFew ?? null,
       pairs_vs_numpy: speedups.pairsFew ?? null,
     },
