@@ -162,6 +162,7 @@ __global__ void __launch_bounds__(kScreenThreads)
   using namespace nvcuda;
   constexpr int M = tiling::kScreenM, N = tiling::kScreenN, K = tiling::kScreenK, F = tiling::kMmaK;
   constexpr int LDA = K + 8, LDC = M + 4;
+  static_assert(M == N && M == 64 && K % F == 0, "the staging loop fills both operands' tiles with one index");
   __shared__ __align__(32) __nv_bfloat16 as[M * LDA];
   __shared__ __align__(32) __nv_bfloat16 bs[N * LDA];
   __shared__ __align__(32) float cs[N * LDC];  // column-major: cs[c * LDC + r]
