@@ -373,6 +373,35 @@ GENAUG_HD inline int64_t screen_rescore_scan(const float* P, int64_t ld, int64_t
   return filled;
 }
 
+// Pairs through the screen, one query row r (global row i0 + r): as
+// pairs_scan, but a column whose P + E is not above `below` is skipped
+// (its exact score s <= P + E cannot pass s > below) and every other one is
+// rescored exactly and kept when tile_dot > below. Counts (out == nullptr) or
+// writes, in column order; *rescored counts the columns rescored.
+GENAUG_HD inline int64_t screen_pairs_scan(const float* P, int64_t ld, int64_t r, int64_t n, int64_t i0, int64_t j0,
+                                           int64_t self, float below, const double* qt, const double* bt, int64_t d,
+                                           double slack, const float* q, const float* b, int64_t* oi, int64_t* oj,
+                                           float* os, int64_t* rescored) {
+  int64_t cnt = 0, n_rescored = 0;
+  for (int64_t c = pairs_first(i0 + r, j0, self); c < n; ++c) {
+    const float p = P[score_at(r, c, ld)];
+    if (finite32(p) && add64(static_cast<double>(p), screen_margin(qt, bt + 3 * c, d, slack)) <= static_cast<double>(below))
+      continue;
+    ++n_rescored;
+    const float s = tile_dot(q, b + c * d, d);
+    if (s > below) {
+      if (oi) {
+        oi[cnt] = i0 + r;
+        oj[cnt] = j0 + c;
+        os[cnt] = s;
+      }
+      ++cnt;
+    }
+  }
+  if (rescored) *rescored = n_rescored;
+  return cnt;
+}
+
 // ------------------------------------------------------ block sizing (host) --
 
 // Rows of a query block (mb) and a database block (nb) that fit in `budget`

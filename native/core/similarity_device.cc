@@ -208,6 +208,25 @@ class EmulatedBackend final : public SimilarityBackend {
       }
   }
   void screen_rescored_read(int64_t m, int64_t* counts) override { std::copy(rc_.begin(), rc_.begin() + m, counts); }
+  int64_t screen_pairs_count(int64_t m, int64_t n, int64_t i0, int64_t j0, int64_t self, float below, int64_t d,
+                             double slack, int64_t* counts) override {
+    // One thread per query row, as pairs_count.
+    int64_t total = 0;
+    for (int64_t r = 0; r < m; ++r) {
+      int64_t rescored = 0;
+      counts[r] = tiling::screen_pairs_scan(s_.data(), m, r, n, i0, j0, self, below, qt_.data() + 3 * r, bt_.data(), d,
+                                            slack, q_.data() + r * d, b_.data(), nullptr, nullptr, nullptr, &rescored);
+      total += rescored;
+    }
+    return total;
+  }
+  void screen_pairs_write(int64_t m, int64_t n, int64_t i0, int64_t j0, int64_t self, float below, int64_t d,
+                          double slack, const int64_t* offsets, int64_t /*total*/, int64_t* oi, int64_t* oj,
+                          float* os) override {
+    for (int64_t r = 0; r < m; ++r)
+      tiling::screen_pairs_scan(s_.data(), m, r, n, i0, j0, self, below, qt_.data() + 3 * r, bt_.data(), d, slack,
+                                q_.data() + r * d, b_.data(), oi + offsets[r], oj + offsets[r], os + offsets[r], nullptr);
+  }
 
  private:
   int64_t free_;
@@ -414,16 +433,22 @@ PairsResult device_pairs(SimilarityBackend& be, const MatrixView& query, const M
   const float below = pairs_threshold_below(threshold);
   PairsResult out;
   if (M == 0 || N == 0 || below == std::numeric_limits<float>::infinity()) return out;
-  const tiling::BlockPlan p = plan_for(be, opt, M, N, D, 16, 0);
+  // precision 'bf16': the screen (its bf16 rows and terms besides the float32 ones), exact rescoring.
+  const bool screen = opt.precision == SimilarityOptions::Precision::Bf16 && D <= tiling::kScreenMaxDepth && be.has_bf16_screen();
+  const double slack = g_slack.load();
+  const tiling::BlockPlan p = screen ? plan_for(be, opt, M, N, D, 16 + 2 * D + 24, 2 * D + 24) : plan_for(be, opt, M, N, D, 16, 0);
   std::vector<int64_t> counts, offsets;
-  int64_t total = 0;
+  int64_t total = 0, rescored = 0;
   stream_blocks(
       be, query, db, pr, opt, p, [](int64_t, int64_t) {},
       // Within one set only j > self + i matters: nothing in a block ending at or before the first row's own position.
       [&](int64_t i0, int64_t j0, int64_t nj) { return self_offset >= 0 && j0 + nj - 1 <= self_offset + i0; },
       [&](int64_t i0, int64_t mi, int64_t j0, int64_t nj) {
       counts.assign(static_cast<size_t>(mi), 0);
-      be.pairs_count(mi, nj, i0, j0, self_offset, below, counts.data());
+      if (screen)
+        rescored += be.screen_pairs_count(mi, nj, i0, j0, self_offset, below, D, slack, counts.data());
+      else
+        be.pairs_count(mi, nj, i0, j0, self_offset, below, counts.data());
       offsets.assign(static_cast<size_t>(mi), 0);
       int64_t block = 0;
       for (int64_t r = 0; r < mi; ++r) {
@@ -436,11 +461,17 @@ PairsResult device_pairs(SimilarityBackend& be, const MatrixView& query, const M
       out.i.resize(static_cast<size_t>(total + block));
       out.j.resize(static_cast<size_t>(total + block));
       out.score.resize(static_cast<size_t>(total + block));
-      be.pairs_write(mi, nj, i0, j0, self_offset, below, offsets.data(), block, out.i.data() + total,
-                     out.j.data() + total, out.score.data() + total);
+      if (screen)
+        be.screen_pairs_write(mi, nj, i0, j0, self_offset, below, D, slack, offsets.data(), block, out.i.data() + total,
+                              out.j.data() + total, out.score.data() + total);
+      else
+        be.pairs_write(mi, nj, i0, j0, self_offset, below, offsets.data(), block, out.i.data() + total,
+                       out.j.data() + total, out.score.data() + total);
       total += block;
       },
-      [](int64_t, int64_t) {});
+      [](int64_t, int64_t) {}, screen);
+  g_screened.store(screen);
+  g_rescored.store(rescored);
   // Blocks come query block by query block, database block by database block:
   // sort into (i, j) order (every pair is unique, so the order is total).
   std::vector<int64_t> order(static_cast<size_t>(total));

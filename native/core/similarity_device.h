@@ -8,7 +8,7 @@
 //   - the emulation backend (emulated_backend()), which runs each kernel's
 //     per-thread work (device_tiling.h) on the CPU in the same blocks, so the
 //     blocking and index math are tested on machines without a GPU.
-// precision 'bf16' (top-k): a bf16 tensor-core screen with a rigorous per-pair
+// precision 'bf16' (top-k, pairs): a bf16 tensor-core screen with a rigorous per-pair
 // error bound, then exact float32 rescoring (the same chain as the exact
 // kernels) of every pair the bound cannot rule out: the exact path's results.
 // Results follow the CPU path's contract: indices best first, ties to the
@@ -74,6 +74,13 @@ class SimilarityBackend {
   virtual void screen_topk_block(int64_t m, int64_t n, int64_t j0, int64_t k, int64_t d, double slack) = 0;
   // Columns rescored per query row since topk_reset.
   virtual void screen_rescored_read(int64_t m, int64_t* counts) = 0;
+  // pairs_count / pairs_write through the screen (tiling::screen_pairs_scan);
+  // pairs_count also returns the columns it rescored, summed over the block.
+  virtual int64_t screen_pairs_count(int64_t m, int64_t n, int64_t i0, int64_t j0, int64_t self, float below, int64_t d,
+                                     double slack, int64_t* counts) = 0;
+  virtual void screen_pairs_write(int64_t m, int64_t n, int64_t i0, int64_t j0, int64_t self, float below, int64_t d,
+                                  double slack, const int64_t* offsets, int64_t total, int64_t* oi, int64_t* oj,
+                                  float* os) = 0;
 };
 
 // The CPU emulation of the CUDA kernels; `free_bytes` is the device memory it
@@ -84,8 +91,8 @@ std::unique_ptr<SimilarityBackend> emulated_backend(int64_t free_bytes);
 // database rows per block, from opt.device_bytes or the backend's free memory.
 struct DevicePlanInfo {
   int64_t query_rows = 0, db_rows = 0, budget = 0;
-  // precision 'bf16' top-k: whether the bf16 screen ran, and the pairs it
-  // rescored exactly (out of query rows x database rows).
+  // precision 'bf16' top-k and pairs: whether the bf16 screen ran, and the
+  // pairs it rescored exactly (out of query rows x database rows).
   bool screened = false;
   int64_t rescored = 0;
 };

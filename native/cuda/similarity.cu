@@ -262,6 +262,21 @@ __global__ void screen_merge_kernel(float* ts, int64_t* tj, int64_t* tf, int64_t
   rc[r] = count;
 }
 
+__global__ void screen_pairs_kernel(const float* __restrict__ s, int64_t m, int64_t n, int64_t i0, int64_t j0,
+                                    int64_t self, float below, const double* __restrict__ qt,
+                                    const double* __restrict__ bt, int64_t d, double slack, const float* __restrict__ q,
+                                    const float* __restrict__ b, int64_t* counts, int64_t* rescored,
+                                    const int64_t* offsets, int64_t* oi, int64_t* oj, float* os) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (r >= m) return;
+  if (offsets == nullptr)
+    counts[r] = tiling::screen_pairs_scan(s, m, r, n, i0, j0, self, below, qt + 3 * r, bt, d, slack, q + r * d, b,
+                                          nullptr, nullptr, nullptr, rescored + r);
+  else
+    tiling::screen_pairs_scan(s, m, r, n, i0, j0, self, below, qt + 3 * r, bt, d, slack, q + r * d, b, oi + offsets[r],
+                              oj + offsets[r], os + offsets[r], nullptr);
+}
+
 constexpr int kThreads = 128;
 
 void launched(const char* what) { check(cudaGetLastError(), what); }
@@ -395,6 +410,31 @@ class CudaBackend final : public SimilarityBackend {
     launched("bf16 screen merge kernel");
   }
   void screen_rescored_read(int64_t m, int64_t* counts) override { rc_.download(counts, m); }
+  int64_t screen_pairs_count(int64_t m, int64_t n, int64_t i0, int64_t j0, int64_t self, float below, int64_t d,
+                             double slack, int64_t* counts) override {
+    screen_pairs_kernel<<<blocks_for(m, kThreads), kThreads>>>(s_.ptr(), m, n, i0, j0, self, below, qt_.ptr(), bt_.ptr(), d,
+                                                               slack, q_.ptr(), b_.ptr(), cnt_.get(m), rc_.get(m), nullptr,
+                                                               nullptr, nullptr, nullptr);
+    launched("bf16 screen pairs count kernel");
+    cnt_.download(counts, m);
+    std::vector<int64_t> rescored(static_cast<size_t>(m));
+    rc_.download(rescored.data(), m);
+    int64_t total = 0;
+    for (int64_t x : rescored) total += x;
+    return total;
+  }
+  void screen_pairs_write(int64_t m, int64_t n, int64_t i0, int64_t j0, int64_t self, float below, int64_t d,
+                          double slack, const int64_t* offsets, int64_t total, int64_t* oi, int64_t* oj,
+                          float* os) override {
+    off_.upload(offsets, m);
+    screen_pairs_kernel<<<blocks_for(m, kThreads), kThreads>>>(s_.ptr(), m, n, i0, j0, self, below, qt_.ptr(), bt_.ptr(), d,
+                                                               slack, q_.ptr(), b_.ptr(), nullptr, nullptr, off_.ptr(),
+                                                               oi_.get(total), oj_.get(total), os_.get(total));
+    launched("bf16 screen pairs write kernel");
+    oi_.download(oi, total);
+    oj_.download(oj, total);
+    os_.download(os, total);
+  }
 
  private:
   bool bf16_ = false;
@@ -443,7 +483,7 @@ bool cuda_device_info(CudaDeviceInfo& out, std::string* why) {
 }
 
 std::vector<std::string> cuda_kernels() {
-  return {"similarity.topk", "similarity.topk.bf16", "similarity.classMax", "similarity.classMean", "similarity.pairs", "similarity.rowDot",
+  return {"similarity.topk", "similarity.topk.bf16", "similarity.classMax", "similarity.classMean", "similarity.pairs", "similarity.pairs.bf16", "similarity.rowDot",
           "bnstats.nchw", "bnstats.nhwc", "layout.clisL", "composite.batch"};
 }
 

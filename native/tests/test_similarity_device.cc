@@ -485,6 +485,66 @@ TEST(device_emulation_bf16_bound_is_what_keeps_the_answer_exact) {
   }
 }
 
+namespace {
+bool same_pairs(const PairsResult& a, const PairsResult& b) {
+  return a.i == b.i && a.j == b.j && a.score.size() == b.score.size() &&
+         std::memcmp(a.score.data(), b.score.data(), a.score.size() * sizeof(float)) == 0;
+}
+// bf16 pairs against the exact device path (same bytes) and the CPU engine
+// (same pairs; same score bytes where its kernel is the fused multiply-add chain).
+int64_t compare_bf16_pairs(SimilarityBackend& be, const Mat& q, const Mat& d, double t, int64_t self, int64_t bytes,
+                           bool normalize = true) {
+  PairsResult c = pairs(q.view(), d.view(), t, self, 1 << 24, cpu_opts(normalize));
+  PairsResult x = device_pairs(be, q.view(), d.view(), t, self, 1 << 24, dev_opts(bytes, normalize));
+  PairsResult g = device_pairs(be, q.view(), d.view(), t, self, 1 << 24, bf16_opts(bytes, normalize));
+  const DevicePlanInfo plan = last_device_plan();
+  CHECK(plan.screened);
+  CHECK(same_pairs(g, x));
+  CHECK(g.i == c.i && g.j == c.j);
+  if (active_isa() != Isa::Scalar) CHECK(same_pairs(g, c));
+  return plan.rescored;
+}
+}  // namespace
+
+TEST(device_emulation_bf16_pairs_are_the_exact_pairs) {
+  auto be = emulated_backend(int64_t(1) << 30);
+  Mat a = make_mat(45, 6, 9), b = make_mat(130, 6, 10);
+  // Thresholds at an exact score (the pair with s == t must not pass: s > below
+  // where below is the float under t... as the CPU path), between scores, low and high.
+  TopKResult all = topk(a.view(), b.view(), 130, cpu_opts());
+  for (double t : {0.3, 0.9, -0.5, static_cast<double>(all.scores[7]), static_cast<double>(all.scores[130 * 3 + 40])}) {
+    for (int64_t bytes : {int64_t(1) << 20, int64_t(5000)}) {
+      compare_bf16_pairs(*be, a, b, t, -1, bytes);
+      compare_bf16_pairs(*be, a, b, t, -1, bytes, false);
+      Mat s{std::vector<float>(b.v.begin() + 20 * 6, b.v.begin() + 45 * 6), 25, 6};
+      compare_bf16_pairs(*be, s, b, t, 20, bytes);
+    }
+  }
+  // Random rows at d = 64: the screen rescores a small share of the pairs.
+  Mat q = make_mat(30, 64, 15), d = make_mat(2000, 64, 16);
+  const int64_t rescored = compare_bf16_pairs(*be, q, d, 0.35, -1, 1 << 22);
+  CHECK(rescored < 30 * 2000 / 10);
+  // All rows equal: every pair ties with the threshold's neighbourhood, all rescored.
+  Mat one = make_mat(1, 24, 9);
+  Mat same{std::vector<float>(), 300, 24};
+  for (int64_t r = 0; r < 300; ++r) same.v.insert(same.v.end(), one.v.begin(), one.v.end());
+  Mat qs{std::vector<float>(one.v.begin(), one.v.end()), 1, 24};
+  CHECK_EQ(compare_bf16_pairs(*be, qs, same, 0.999999, -1, 20000), 300);
+  // Adversarial rows: the threshold between the A rows (exact D (1 + 2^-8 - 2^-20))
+  // and the B rows (D (1 + 2^-9), which bf16 puts above A): only the full
+  // bound keeps the A pairs; a tenth of it loses them.
+  Mat qa, da;
+  adversarial(64, 30, qa, da);
+  const double t = 64.0 * (1.0 + 0x1p-9) + 0.01;
+  compare_bf16_pairs(*be, qa, da, t, -1, 1 << 20, false);
+  PairsResult c = pairs(qa.view(), da.view(), t, -1, 1 << 20, cpu_opts(false));
+  CHECK_EQ(c.i.size(), 30u);
+  set_device_screen_slack(0.1);
+  PairsResult cut = device_pairs(*be, qa.view(), da.view(), t, -1, 1 << 20, bf16_opts(1 << 20, false));
+  set_device_screen_slack(tiling::kScreenSlack);
+  CHECK(cut.j != c.j);
+}
+
 #include "cuda_api.h"
 
 // Where a GPU exists (npm run test:gpu runs these tests there), the CUDA
@@ -599,6 +659,18 @@ TEST(cuda_bf16_screen_is_the_exact_answer_or_reports_unavailable) {
       CHECK(g.indices == topk(q.view(), d.view(), c.k, cpu_opts(normalize)).indices);
     }
   }
+  // Pairs through the screen: the emulation's exact pairs, across and within one set.
+  for (double t : {0.2, 0.6}) {
+    Mat q = make_mat(70, 45, 31), d = make_mat(1030, 45, 32);
+    for (int64_t bytes : {int64_t(1) << 24, int64_t(60000)}) {
+      PairsResult g = device_pairs(*cu, q.view(), d.view(), t, -1, 1 << 24, bf16_opts(bytes));
+      CHECK(last_device_plan().screened);
+      CHECK(same_pairs(g, device_pairs(*em, q.view(), d.view(), t, -1, 1 << 24, dev_opts(bytes))));
+      Mat w{std::vector<float>(d.v.begin() + 100 * 45, d.v.begin() + 170 * 45), 70, 45};
+      CHECK(same_pairs(device_pairs(*cu, w.view(), d.view(), t, 100, 1 << 24, bf16_opts(bytes)),
+                       device_pairs(*em, w.view(), d.view(), t, 100, 1 << 24, dev_opts(bytes))));
+    }
+  }
   Mat one = make_mat(1, 24, 9), qs = make_mat(3, 24, 10);
   Mat same{std::vector<float>(), 700, 24};
   for (int64_t r = 0; r < 700; ++r) same.v.insert(same.v.end(), one.v.begin(), one.v.end());
@@ -615,4 +687,12 @@ TEST(cuda_bf16_screen_is_the_exact_answer_or_reports_unavailable) {
   TopKResult cut = device_topk(*cu, q.view(), d.view(), 30, bf16_opts(1 << 20, false));
   set_device_screen_slack(tiling::kScreenSlack);
   CHECK(cut.indices != c.indices);
+  const double t = 64.0 * (1.0 + 0x1p-9) + 0.01;
+  PairsResult cp = pairs(q.view(), d.view(), t, -1, 1 << 20, cpu_opts(false));
+  CHECK(same_pairs(device_pairs(*cu, q.view(), d.view(), t, -1, 1 << 20, bf16_opts(1 << 20, false)),
+                   device_pairs(*em, q.view(), d.view(), t, -1, 1 << 20, dev_opts(1 << 20, false))));
+  set_device_screen_slack(0.1);
+  PairsResult pcut = device_pairs(*cu, q.view(), d.view(), t, -1, 1 << 20, bf16_opts(1 << 20, false));
+  set_device_screen_slack(tiling::kScreenSlack);
+  CHECK(pcut.j != cp.j);
 }
