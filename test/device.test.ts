@@ -73,7 +73,7 @@ describe('device names', () => {
   it('capabilities say whether CUDA is built and usable, and which kernels exist', () => {
     expect(typeof cuda.built).toBe('boolean');
     expect(Array.isArray(cuda.kernels)).toBe(true);
-    if (cuda.built) expect(cuda.kernels).toEqual(expect.arrayContaining(['similarity.topk', 'similarity.topk.bf16', 'similarity.classMax', 'similarity.classMean', 'similarity.pairs', 'similarity.rowDot', 'composite.batch']));
+    if (cuda.built) expect(cuda.kernels).toEqual(expect.arrayContaining(['similarity.topk', 'similarity.topk.bf16', 'similarity.classMax', 'similarity.classMean', 'similarity.pairs', 'similarity.pairs.bf16', 'similarity.rowDot', 'composite.batch']));
     else expect(cuda.kernels).toEqual([]);
     if (cuda.usable) {
       expect(cuda.device?.totalBytes).toBeGreaterThan(0);
@@ -168,10 +168,11 @@ describe('similarity on --device', () => {
     expect(bytes(ra).equals(bytes(rb))).toBe(true);
   });
 
-  it("precision 'bf16' on 'cuda' fails with E_CUDA_UNAVAILABLE, or is the CUDA exact path's bytes and the CPU's indices", async () => {
+  it("precision 'bf16' on 'cuda' (top-k, pairs) fails with E_CUDA_UNAVAILABLE, or is the CUDA exact path's bytes and the CPU's indices", async () => {
     const opt = { device: 'cuda' as const, deviceBytes: 30_000, precision: 'bf16' as const };
     if (!cuda.usable) {
       await expectCode(topk(q, d, 3, opt), 'E_CUDA_UNAVAILABLE');
+      await expectCode(pairs(d, undefined, { ...opt, threshold: 0.5 }), 'E_CUDA_UNAVAILABLE');
       return;
     }
     // Near-duplicate database rows (cosines closer than bf16 can tell apart) besides random ones.
@@ -186,6 +187,14 @@ describe('similarity on --device', () => {
         expect(bytes(a.scores).equals(bytes(b.scores))).toBe(true);
         expect(a.indices).toEqual(c.indices);
       }
+      // Pairs through the screen: the CUDA exact pairs' bytes, the CPU's pairs.
+      const pa = await pairs(db, undefined, { ...opt, threshold: 0.5 });
+      const pb = await pairs(db, undefined, { device: 'cuda', deviceBytes: 30_000, threshold: 0.5 });
+      const pc = await pairs(db, undefined, { threshold: 0.5 });
+      expect(pa.i).toEqual(pb.i);
+      expect(pa.j).toEqual(pb.j);
+      expect(bytes(pa.scores).equals(bytes(pb.scores))).toBe(true);
+      expect(pa.j).toEqual(pc.j);
     }
   });
 
