@@ -436,7 +436,7 @@ PairsResult device_pairs(SimilarityBackend& be, const MatrixView& query, const M
   // precision 'bf16': the screen (its bf16 rows and terms besides the float32 ones), exact rescoring.
   const bool screen = opt.precision == SimilarityOptions::Precision::Bf16 && D <= tiling::kScreenMaxDepth && be.has_bf16_screen();
   const double slack = g_slack.load();
-  const tiling::BlockPlan p = screen ? plan_for(be, opt, M, N, D, 16 + 2 * D + 24, 2 * D + 24) : plan_for(be, opt, M, N, D, 16, 0);
+  const tiling::BlockPlan p = screen ? plan_for(be, opt, M, N, D, 24 + 2 * D + 24, 2 * D + 24) : plan_for(be, opt, M, N, D, 16, 0);
   std::vector<int64_t> counts, offsets;
   int64_t total = 0, rescored = 0;
   stream_blocks(
