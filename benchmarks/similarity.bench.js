@@ -13,6 +13,10 @@
 // carries speedup_vs_cpu, the agreement of the two (index mismatches, largest
 // score difference) and, where torch with CUDA is installed, the ratio to
 // torch's chunked top-k on the same GPU (benchmarks/peers/torch_cuda_topk.py).
+// On CUDA bf16top1 / bf16top10 are precision 'bf16' (the tensor-core screen with
+// exact rescoring): their agreement is against the CPU's exact top-k, and the
+// summary adds bf16_top1_vs_cpu and bf16_top10_vs_topk10 (the screen against the
+// CUDA exact kernels).
 // Each genaug measurement runs in a child process, so its peak memory is its own.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -45,6 +49,7 @@ async function child() {
     topk10Fp32: (o) => g.topk(q, d, 10, { screen: 'off', ...o }),
     topk10: (o) => g.topk(q, d, 10, o),
     bf16top1: (o) => g.topk(q, d, 1, { precision: 'bf16', ...o }),
+    bf16top10: (o) => g.topk(q, d, 10, { precision: 'bf16', ...o }),
     classMax: (o) => g.classMax(q, d, labels, o),
     classMean: (o) => g.classMean(q, d, labels, o),
     classMaxFew: (o) => g.classMax(q, d, labels, o),
@@ -65,7 +70,8 @@ async function child() {
   if (a.op === 'pairsFew') res.pairs = last.scores.length;
   if (a.device !== 'cpu') {
     // The same call on the CPU path: the device path's results contract (indices exact, scores within 1e-5).
-    const cpu = await ops[a.op]({});
+    // precision 'bf16' on CUDA promises the exact answer: compared with the CPU's exact top-k.
+    const cpu = a.op.startsWith('bf16') ? await g.topk(q, d, a.op === 'bf16top1' ? 1 : 10) : await ops[a.op]({});
     res.device = a.device;
     res.agreement = agreement(last, cpu);
   }
@@ -135,14 +141,15 @@ function peerVersions() {
 async function main() {
   // (Also --ops topk1Fp32,topk10Fp32: the same without the screening pass.)
   const onDevice = a.device !== 'cpu';
-  // On CUDA every call is the exact float32 product: no bf16 line.
-  const allOps = onDevice ? ['topk1', 'topk10', 'classMaxFew', 'pairsFew', 'classMax', 'classMean'] : ['topk1', 'topk10', 'bf16top1', 'classMaxFew', 'pairsFew', 'classMax', 'classMean'];
+  // On CUDA precision 'bf16' is the tensor-core screen with exact rescoring (top-1 and top-10).
+  const allOps = onDevice ? ['topk1', 'topk10', 'bf16top1', 'bf16top10', 'classMaxFew', 'pairsFew', 'classMax', 'classMean'] : ['topk1', 'topk10', 'bf16top1', 'classMaxFew', 'pairsFew', 'classMax', 'classMean'];
   const ops = a.ops ? String(a.ops).split(',') : allOps;
   const pair = {
     topk1: 'np_chunked_max',
     topk1Fp32: 'np_chunked_max',
     topk10Fp32: 'torch_chunked_topk10',
     bf16top1: 'np_chunked_max',
+    bf16top10: 'torch_chunked_topk10',
     topk10: 'torch_chunked_topk10',
     classMean: 'np_class_mean',
     classMaxFew: 'np_classmax_few',
@@ -186,8 +193,8 @@ async function main() {
         const cpu = childRun(op, 'cpu');
         cpuRuns[op].push(cpu);
         line += `, genaug (cpu) ${cpu.median_s.toFixed(3)} s, agreement ${JSON.stringify(mine.agreement)}`;
-        if (wantPeer && (op === 'topk1' || op === 'topk10')) {
-          const p = runTorchCuda(['--M', String(a.M), '--N', String(a.N), '--D', String(a.D), '--reps', String(a.reps), '--k', op === 'topk1' ? '1' : '10']);
+        if (wantPeer && ['topk1', 'topk10', 'bf16top1', 'bf16top10'].includes(op)) {
+          const p = runTorchCuda(['--M', String(a.M), '--N', String(a.N), '--D', String(a.D), '--reps', String(a.reps), '--k', op.endsWith('top1') ? '1' : '10']);
           if (p.median_s !== undefined) {
             torchRuns[op].push(p);
             line += `, torch cuda ${p.median_s.toFixed(3)} s`;
@@ -259,6 +266,7 @@ async function main() {
       top10_vs_torch: speedups.topk10 ?? null,
       bf16_top1_vs_numpy: speedups.bf16top1 ?? null,
       bf16_recall_at_1: recall,
+      ...(onDevice ? { bf16_top1_vs_cpu: ours.bf16top1?.length ? +median(cpuRuns.bf16top1.map((c, i) => c.median_s / ours.bf16top1[i].median_s)).toFixed(3) : null, bf16_top10_vs_topk10: ours.bf16top10?.length && ours.topk10?.length ? +(median(ours.topk10.map((x) => x.median_s)) / median(ours.bf16top10.map((x) => x.median_s))).toFixed(3) : null } : {}),
       classmax_vs_numpy: speedups.classMaxFew ?? null,
       pairs_vs_numpy: speedups.pairsFew ?? null,
     },

@@ -4,14 +4,17 @@
 # usable. Steps:
 #   1. the addon built with GENAUG_CUDA=ON (build/, as npm run build:native);
 #   2. the C++ tests with CUDA (native/tests: the CUDA backend gives the CPU
-#      emulation's bytes; the emulation matches the CPU engine on odd shapes);
-#      then native/tests/bench_device.cc on the issues' sizes (the CPU path and
-#      the device path in one run, no Node: scripts/gpu-native.sh runs the
-#      same two steps on machines without Node);
+#      emulation's bytes; the emulation matches the CPU engine on odd shapes;
+#      precision 'bf16': the tensor cores' screen scores within the bound pair
+#      by pair, the bf16 top-k the exact path's bytes, a tenth of the bound
+#      wrong on adversarial rows); then native/tests/bench_device.cc on the
+#      issues' sizes (the CPU path and the device path in one run, no Node:
+#      scripts/gpu-native.sh runs the same two steps on machines without Node);
 #   3. test/device.test.ts: the library and the CLI with --device cuda against
 #      the CPU path (indices exact, scores within 1e-5, rowDot the same bytes);
 #   4. npm run bench -- similarity --device cuda (ratio to the CPU path, the
-#      agreement of both, and to torch on the GPU where installed). Pass
+#      agreement of both, and to torch on the GPU where installed; bf16top1 and
+#      bf16top10 are the tensor-core screen, checked against the CPU's exact top-k). Pass
 #      GENAUG_GPU_BENCH_ARGS to change its sizes (default: the reference
 #      20000 x 50000 x 512, one round);
 #   5. npm run bench -- paste-device --device cuda (compositing 1024² scenes on

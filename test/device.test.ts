@@ -73,7 +73,7 @@ describe('device names', () => {
   it('capabilities say whether CUDA is built and usable, and which kernels exist', () => {
     expect(typeof cuda.built).toBe('boolean');
     expect(Array.isArray(cuda.kernels)).toBe(true);
-    if (cuda.built) expect(cuda.kernels).toEqual(expect.arrayContaining(['similarity.topk', 'similarity.classMax', 'similarity.classMean', 'similarity.pairs', 'similarity.rowDot', 'composite.batch']));
+    if (cuda.built) expect(cuda.kernels).toEqual(expect.arrayContaining(['similarity.topk', 'similarity.topk.bf16', 'similarity.classMax', 'similarity.classMean', 'similarity.pairs', 'similarity.pairs.bf16', 'similarity.rowDot', 'composite.batch']));
     else expect(cuda.kernels).toEqual([]);
     if (cuda.usable) {
       expect(cuda.device?.totalBytes).toBeGreaterThan(0);
@@ -166,6 +166,36 @@ describe('similarity on --device', () => {
     const ra = await rowDot(q, randomMatrix(37, 19, 9), opt);
     const rb = await rowDot(q, randomMatrix(37, 19, 9));
     expect(bytes(ra).equals(bytes(rb))).toBe(true);
+  });
+
+  it("precision 'bf16' on 'cuda' (top-k, pairs) fails with E_CUDA_UNAVAILABLE, or is the CUDA exact path's bytes and the CPU's indices", async () => {
+    const opt = { device: 'cuda' as const, deviceBytes: 30_000, precision: 'bf16' as const };
+    if (!cuda.usable) {
+      await expectCode(topk(q, d, 3, opt), 'E_CUDA_UNAVAILABLE');
+      await expectCode(pairs(d, undefined, { ...opt, threshold: 0.5 }), 'E_CUDA_UNAVAILABLE');
+      return;
+    }
+    // Near-duplicate database rows (cosines closer than bf16 can tell apart) besides random ones.
+    const near = randomMatrix(205, 19, 2);
+    for (let r = 0; r < 205; r++) for (let c = 0; c < 19; c++) near.data[r * 19 + c] = (q.data[(r % 37) * 19 + c] as number) * (1 + ((r * 19 + c) % 7) * 1e-7);
+    for (const db of [d, near]) {
+      for (const [query, k] of [[q, 1], [q, 10], [q, 300], [one, 7]] as const) {
+        const a = await topk(query, db, k, opt);
+        const b = await topk(query, db, k, { device: 'cuda', deviceBytes: 30_000 });
+        const c = await topk(query, db, k);
+        expect(a.indices).toEqual(b.indices);
+        expect(bytes(a.scores).equals(bytes(b.scores))).toBe(true);
+        expect(a.indices).toEqual(c.indices);
+      }
+      // Pairs through the screen: the CUDA exact pairs' bytes, the CPU's pairs.
+      const pa = await pairs(db, undefined, { ...opt, threshold: 0.5 });
+      const pb = await pairs(db, undefined, { device: 'cuda', deviceBytes: 30_000, threshold: 0.5 });
+      const pc = await pairs(db, undefined, { threshold: 0.5 });
+      expect(pa.i).toEqual(pb.i);
+      expect(pa.j).toEqual(pb.j);
+      expect(bytes(pa.scores).equals(bytes(pb.scores))).toBe(true);
+      expect(pa.j).toEqual(pc.j);
+    }
   });
 
   it('rejects a bad device or budget before any work', async () => {

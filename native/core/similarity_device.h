@@ -8,6 +8,9 @@
 //   - the emulation backend (emulated_backend()), which runs each kernel's
 //     per-thread work (device_tiling.h) on the CPU in the same blocks, so the
 //     blocking and index math are tested on machines without a GPU.
+// precision 'bf16' (top-k, pairs): a bf16 tensor-core screen with a rigorous per-pair
+// error bound, then exact float32 rescoring (the same chain as the exact
+// kernels) of every pair the bound cannot rule out: the exact path's results.
 // Results follow the CPU path's contract: indices best first, ties to the
 // lower index, NaN for an empty class, pairs sorted by (i, j). Scores are
 // float32 dot products of the same scaled rows summed in another order, so
@@ -52,6 +55,32 @@ class SimilarityBackend {
   // score[i] of rowDot for m rows (scales may be null: no normalisation).
   virtual void row_dot(const float* a, const float* b, const double* sa, const double* sb, int64_t m, int64_t d,
                        float* out) = 0;
+
+  // The bf16 screen of precision 'bf16' (device_tiling.h derives its bound).
+  // False where the device has no bf16 tensor cores (before sm_80): top-k
+  // then runs the exact kernels (same results).
+  virtual bool has_bf16_screen() = 0;
+  // The loaded blocks' rows in bf16 (device_tiling.h bf16_round) and each
+  // row's three terms of the bound (screen_query_terms / screen_db_terms), in
+  // addition to the float32 rows of load_query / load_db (which rescore).
+  virtual void load_query_bf16(const uint16_t* rows, const double* terms, int64_t m, int64_t d) = 0;
+  virtual void load_db_bf16(const uint16_t* rows, const double* terms, int64_t n, int64_t d) = 0;
+  // P = Q~ B~^T with float32 accumulation into the score buffer (column-major, as scores()).
+  virtual void screen_scores(int64_t m, int64_t n, int64_t d) = 0;
+  // Merges one database block (first row j0) into the running top-k through
+  // the screen: lower bounds, threshold, exact rescoring of every column the
+  // bound cannot rule out, merge (topk_reset / topk_read as the exact path).
+  // `slack` scales the bound (tiling::kScreenSlack; tests cut it).
+  virtual void screen_topk_block(int64_t m, int64_t n, int64_t j0, int64_t k, int64_t d, double slack) = 0;
+  // Columns rescored per query row since topk_reset.
+  virtual void screen_rescored_read(int64_t m, int64_t* counts) = 0;
+  // pairs_count / pairs_write through the screen (tiling::screen_pairs_scan);
+  // pairs_count also returns the columns it rescored, summed over the block.
+  virtual int64_t screen_pairs_count(int64_t m, int64_t n, int64_t i0, int64_t j0, int64_t self, float below, int64_t d,
+                                     double slack, int64_t* counts) = 0;
+  virtual void screen_pairs_write(int64_t m, int64_t n, int64_t i0, int64_t j0, int64_t self, float below, int64_t d,
+                                  double slack, const int64_t* offsets, int64_t total, int64_t* oi, int64_t* oj,
+                                  float* os) = 0;
 };
 
 // The CPU emulation of the CUDA kernels; `free_bytes` is the device memory it
@@ -62,8 +91,17 @@ std::unique_ptr<SimilarityBackend> emulated_backend(int64_t free_bytes);
 // database rows per block, from opt.device_bytes or the backend's free memory.
 struct DevicePlanInfo {
   int64_t query_rows = 0, db_rows = 0, budget = 0;
+  // precision 'bf16' top-k and pairs: whether the bf16 screen ran, and the
+  // pairs it rescored exactly (out of query rows x database rows).
+  bool screened = false;
+  int64_t rescored = 0;
 };
 DevicePlanInfo last_device_plan();
+
+// For tests only: scales the bf16 screen's error bound (default
+// tiling::kScreenSlack, 1 + 1e-6). A test cuts it to show that the answer is
+// exact because of the bound: with a tenth of it, adversarial rows go wrong.
+void set_device_screen_slack(double slack);
 
 TopKResult device_topk(SimilarityBackend& be, const MatrixView& query, const MatrixView& db, int64_t k,
                        const SimilarityOptions& opt);

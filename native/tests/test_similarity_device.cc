@@ -288,6 +288,263 @@ TEST(device_emulation_rejects_what_the_cpu_path_rejects) {
   CHECK_EQ(z.k, 0);
 }
 
+// ------------------------------------------------- precision 'bf16' (screen) --
+
+namespace {
+
+SimilarityOptions bf16_opts(int64_t device_bytes, bool normalize = true) {
+  SimilarityOptions o = dev_opts(device_bytes, normalize);
+  o.precision = SimilarityOptions::Precision::Bf16;
+  return o;
+}
+
+bool same_bytes(const TopKResult& a, const TopKResult& b) {
+  return a.rows == b.rows && a.k == b.k && a.indices == b.indices && a.scores.size() == b.scores.size() &&
+         std::memcmp(a.scores.data(), b.scores.data(), a.scores.size() * sizeof(float)) == 0;
+}
+
+// The bf16 screen's answer against the exact device path (the same bytes: the
+// contract) and the CPU engine (indices exact; scores the same bytes where the
+// CPU's float32 kernel is the same fused multiply-add chain, as on AVX2).
+// Returns the pairs rescored.
+int64_t compare_bf16(SimilarityBackend& be, const Mat& q, const Mat& d, int64_t k, int64_t device_bytes,
+                     bool normalize = true) {
+  TopKResult c = topk(q.view(), d.view(), k, cpu_opts(normalize));
+  TopKResult x = device_topk(be, q.view(), d.view(), k, dev_opts(device_bytes, normalize));
+  TopKResult g = device_topk(be, q.view(), d.view(), k, bf16_opts(device_bytes, normalize));
+  const DevicePlanInfo plan = last_device_plan();
+  CHECK(plan.screened);
+  CHECK(same_bytes(g, x));
+  CHECK(g.indices == c.indices);
+  if (active_isa() != Isa::Scalar) CHECK(same_bytes(g, c));
+  return plan.rescored;
+}
+
+}  // namespace
+
+TEST(device_tiling_bf16_round_is_nearest_even_without_subnormals) {
+  // Hand-worked bit patterns: 1 = 0x3f80; 1 + 2^-8 is the midpoint of 1 and
+  // 1 + 2^-7 (ties to the even 0x3f80); a hair above it rounds up; 1 + 3 2^-8
+  // is the midpoint of 0x3f81 and 0x3f82 (even: 0x3f82); -1.5 = 0xbfc0.
+  CHECK_EQ(tiling::bf16_round(1.0f), 0x3f80);
+  CHECK_EQ(tiling::bf16_round(1.0f + 0x1p-8f), 0x3f80);
+  CHECK_EQ(tiling::bf16_round(1.0f + 0x1p-8f + 0x1p-23f), 0x3f81);
+  CHECK_EQ(tiling::bf16_round(1.0f + 3 * 0x1p-8f), 0x3f82);
+  CHECK_EQ(tiling::bf16_round(-1.5f), 0xbfc0);
+  CHECK_EQ(tiling::bf16_float(0x3f81), 1.0f + 0x1p-7f);
+  // Below the normal range: 0; past the largest bf16: the largest, same sign.
+  CHECK_EQ(tiling::bf16_round(0x1p-130f), 0);
+  CHECK_EQ(tiling::bf16_round(std::numeric_limits<float>::max()), 0x7f7f);
+  CHECK_EQ(tiling::bf16_round(-std::numeric_limits<float>::max()), 0xff7f);
+  // Rounded down to a float: never above the double.
+  CHECK_EQ(tiling::round_down_float(1.0 + 0x1p-30), 1.0f);
+  CHECK_EQ(tiling::round_down_float(1.0 - 0x1p-30), std::nextafter(1.0f, 0.0f));
+  CHECK_EQ(tiling::round_down_float(-1.0 - 0x1p-30), std::nextafter(-1.0f, -2.0f));
+}
+
+TEST(device_tiling_bf16_margin_covers_the_screen_error) {
+  // |tile_dot(v, w) - screen(v~, w~)| <= E for random rows, rows at bf16
+  // midpoints (every rounding error at its largest, all of one sign) and
+  // tiny rows; E is at most a few times the worst case seen (not vacuous).
+  std::mt19937 rng(77);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  double worst_ratio = 0.0;
+  for (int64_t d : {1, 7, 16, 33, 200, 512}) {
+    for (int kind = 0; kind < 3; ++kind) {
+      std::vector<float> v(d), w(d);
+      for (int64_t k = 0; k < d; ++k) {
+        if (kind == 0) {
+          v[k] = nd(rng);
+          w[k] = nd(rng);
+        } else if (kind == 1) {
+          v[k] = 1.0f + 0x1p-8f - 0x1p-20f;  // rounds down by ~2^-8
+          w[k] = 1.0f + 0x1p-8f - 0x1p-20f;
+        } else {
+          v[k] = nd(rng) * 0x1p-60f;
+          w[k] = nd(rng) * 0x1p-60f;
+        }
+      }
+      std::vector<uint16_t> hv(d), hw(d);
+      double nv, nt, ne, mv, mt, me, qt[3], bt[3];
+      tiling::bf16_row(v.data(), d, hv.data(), nv, nt, ne);
+      tiling::bf16_row(w.data(), d, hw.data(), mv, mt, me);
+      tiling::screen_query_terms(nv, nt, ne, d, qt);
+      tiling::screen_db_terms(mv, mt, me, bt);
+      const double err = std::fabs(static_cast<double>(tiling::tile_dot(v.data(), w.data(), d)) -
+                                   tiling::mma_model_dot(hv.data(), hw.data(), d));
+      const double E = tiling::screen_margin(qt, bt, d, tiling::kScreenSlack);
+      CHECK(err <= E);
+      if (kind == 1) worst_ratio = std::max(worst_ratio, err / E);
+    }
+  }
+  // At the midpoints the quantisation term is attained: E within 2x of the error.
+  CHECK(worst_ratio > 0.5);
+}
+
+TEST(device_emulation_bf16_topk_is_the_exact_answer_on_odd_shapes) {
+  auto be = emulated_backend(int64_t(1) << 30);
+  struct Case {
+    int64_t m, n, d, k, bytes;
+  };
+  // One row; k > n; n not a multiple of the screen tile or of a block; k past
+  // the partial-list limit; many blocks on both sides.
+  const Case cases[] = {
+      {1, 1, 1, 1, 1 << 20},    {1, 5, 3, 9, 1 << 20},     {37, 101, 17, 5, 1 << 20}, {37, 101, 17, 5, 9000},
+      {70, 300, 33, 40, 1 << 20}, {70, 300, 33, 40, 60000}, {5, 1000, 8, 3, 1 << 22},  {3, 1000, 8, 3, 12000},
+      {130, 77, 31, 77, 50000}, {65, 129, 64, 1, 1 << 20},
+  };
+  uint32_t seed = 101;
+  for (const Case& c : cases) {
+    Mat q = make_mat(c.m, c.d, seed++), d = make_mat(c.n, c.d, seed++);
+    compare_bf16(*be, q, d, c.k, c.bytes);
+    compare_bf16(*be, q, d, c.k, c.bytes, false);
+  }
+  // Random rows: the screen rules out most pairs (it is not rescoring everything).
+  Mat q = make_mat(40, 64, 5), d = make_mat(3000, 64, 6);
+  const int64_t rescored = compare_bf16(*be, q, d, 5, 1 << 22);
+  CHECK(rescored < 40 * 3000 / 5);
+  CHECK(rescored >= 40 * 5);
+}
+
+TEST(device_emulation_bf16_topk_ties_and_all_equal_rows) {
+  auto be = emulated_backend(int64_t(1) << 30);
+  // Duplicate database rows (ties to the lower index across parts and blocks).
+  Mat base = make_mat(40, 9, 3);
+  Mat d{std::vector<float>(), 600, 9};
+  for (int64_t r = 0; r < 600; ++r) d.v.insert(d.v.end(), base.v.begin() + (r % 40) * 9, base.v.begin() + (r % 40 + 1) * 9);
+  Mat q = make_mat(6, 9, 4);
+  compare_bf16(*be, q, d, 20, 1 << 20);
+  compare_bf16(*be, q, d, 20, 12000);
+  // Every database row the same: every column ties with the k-th, so the
+  // bound rules nothing out and every pair is rescored; the answer is 0..k-1.
+  Mat one = make_mat(1, 24, 9);
+  Mat same{std::vector<float>(), 700, 24};
+  for (int64_t r = 0; r < 700; ++r) same.v.insert(same.v.end(), one.v.begin(), one.v.end());
+  Mat qs = make_mat(3, 24, 10);
+  for (int64_t bytes : {int64_t(1) << 20, int64_t(20000)}) {
+    const int64_t rescored = compare_bf16(*be, qs, same, 7, bytes);
+    CHECK_EQ(rescored, 3 * 700);
+    TopKResult g = device_topk(*be, qs.view(), same.view(), 7, bf16_opts(bytes));
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t c = 0; c < 7; ++c) CHECK_EQ(g.indices[i * 7 + c], c);
+  }
+  // Near duplicates of the query (cosines within ~1e-6 of each other, far
+  // below bf16's resolution): many candidates per row, still the exact order.
+  Mat nq = make_mat(4, 48, 12);
+  Mat near{std::vector<float>(), 500, 48};
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<float> ud(-1e-6f, 1e-6f);
+  for (int64_t r = 0; r < 500; ++r)
+    for (int64_t k = 0; k < 48; ++k) near.v.push_back(nq.v[(r % 4) * 48 + k] * (1.0f + ud(rng)));
+  const int64_t many = compare_bf16(*be, nq, near, 10, 30000);
+  CHECK(many > 4 * 100);
+}
+
+namespace {
+// Rows where bf16 rounding reverses the order: q = ones; row A's entries are
+// just under the bf16 midpoint 1 + 2^-8 (bf16: 1, each rounding down by ~2^-8),
+// row B has a quarter of its entries at 1 + 2^-7 and the rest 1 (exact in
+// bf16). Exact: A = D (1 + 2^-8 - 2^-20) beats B = D (1 + 2^-9); the screen
+// says B = D (1 + 2^-9) beats A = D. Only a margin of at least ~D 2^-9 (the
+// quantisation term at its worst, here attained) keeps A a candidate.
+void adversarial(int64_t D, int64_t copies, Mat& q, Mat& d) {
+  q = Mat{std::vector<float>(static_cast<size_t>(D), 1.0f), 1, D};
+  d = Mat{std::vector<float>(), 0, D};
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> pick(0, 3);
+  for (int64_t c = 0; c < copies; ++c) {
+    // B rows first (lower indices), then one A row, then filler far below.
+    for (int64_t k = 0; k < D; ++k) d.v.push_back(k % 4 == 0 ? 1.0f + 0x1p-7f : 1.0f);
+    for (int64_t k = 0; k < D; ++k) d.v.push_back(1.0f + 0x1p-8f - 0x1p-20f);
+    for (int64_t k = 0; k < D; ++k) d.v.push_back(pick(rng) == 0 ? 0.5f : 0.25f);
+    d.rows += 3;
+  }
+}
+}  // namespace
+
+TEST(device_emulation_bf16_bound_is_what_keeps_the_answer_exact) {
+  auto be = emulated_backend(int64_t(1) << 30);
+  for (int64_t D : {64, 100}) {
+    Mat q, d;
+    adversarial(D, 30, q, d);
+    for (int64_t k : {1, 30, 31}) {
+      for (int64_t bytes : {int64_t(1) << 20, int64_t(4 * D * 40)}) {
+        TopKResult c = topk(q.view(), d.view(), k, cpu_opts(false));
+        // The exact answer starts with the A rows (index 3 c + 1).
+        CHECK_EQ(c.indices[0], 1);
+        compare_bf16(*be, q, d, k, bytes, false);
+        // With a tenth of the bound the screen drops A rows for a B row: a
+        // wrong answer (for k up to the A rows' count; past it, the k-th lower
+        // bound of a whole block is an A row's, which keeps them all).
+        set_device_screen_slack(0.1);
+        TopKResult cut = device_topk(*be, q.view(), d.view(), k, bf16_opts(bytes, false));
+        set_device_screen_slack(tiling::kScreenSlack);
+        if (k <= 30) CHECK(cut.indices != c.indices);
+      }
+    }
+  }
+}
+
+namespace {
+bool same_pairs(const PairsResult& a, const PairsResult& b) {
+  return a.i == b.i && a.j == b.j && a.score.size() == b.score.size() &&
+         std::memcmp(a.score.data(), b.score.data(), a.score.size() * sizeof(float)) == 0;
+}
+// bf16 pairs against the exact device path (same bytes) and the CPU engine
+// (same pairs; same score bytes where its kernel is the fused multiply-add chain).
+int64_t compare_bf16_pairs(SimilarityBackend& be, const Mat& q, const Mat& d, double t, int64_t self, int64_t bytes,
+                           bool normalize = true) {
+  PairsResult c = pairs(q.view(), d.view(), t, self, 1 << 24, cpu_opts(normalize));
+  PairsResult x = device_pairs(be, q.view(), d.view(), t, self, 1 << 24, dev_opts(bytes, normalize));
+  PairsResult g = device_pairs(be, q.view(), d.view(), t, self, 1 << 24, bf16_opts(bytes, normalize));
+  const DevicePlanInfo plan = last_device_plan();
+  CHECK(plan.screened);
+  CHECK(same_pairs(g, x));
+  CHECK(g.i == c.i && g.j == c.j);
+  if (active_isa() != Isa::Scalar) CHECK(same_pairs(g, c));
+  return plan.rescored;
+}
+}  // namespace
+
+TEST(device_emulation_bf16_pairs_are_the_exact_pairs) {
+  auto be = emulated_backend(int64_t(1) << 30);
+  Mat a = make_mat(45, 6, 9), b = make_mat(130, 6, 10);
+  // Thresholds at an exact score (the pair with s == t must not pass: s > below
+  // where below is the float under t... as the CPU path), between scores, low and high.
+  TopKResult all = topk(a.view(), b.view(), 130, cpu_opts());
+  for (double t : {0.3, 0.9, -0.5, static_cast<double>(all.scores[7]), static_cast<double>(all.scores[130 * 3 + 40])}) {
+    for (int64_t bytes : {int64_t(1) << 20, int64_t(5000)}) {
+      compare_bf16_pairs(*be, a, b, t, -1, bytes);
+      compare_bf16_pairs(*be, a, b, t, -1, bytes, false);
+      Mat s{std::vector<float>(b.v.begin() + 20 * 6, b.v.begin() + 45 * 6), 25, 6};
+      compare_bf16_pairs(*be, s, b, t, 20, bytes);
+    }
+  }
+  // Random rows at d = 64: the screen rescores a small share of the pairs.
+  Mat q = make_mat(30, 64, 15), d = make_mat(2000, 64, 16);
+  const int64_t rescored = compare_bf16_pairs(*be, q, d, 0.35, -1, 1 << 22);
+  CHECK(rescored < 30 * 2000 / 10);
+  // All rows equal: every pair ties with the threshold's neighbourhood, all rescored.
+  Mat one = make_mat(1, 24, 9);
+  Mat same{std::vector<float>(), 300, 24};
+  for (int64_t r = 0; r < 300; ++r) same.v.insert(same.v.end(), one.v.begin(), one.v.end());
+  Mat qs{std::vector<float>(one.v.begin(), one.v.end()), 1, 24};
+  CHECK_EQ(compare_bf16_pairs(*be, qs, same, 0.999999, -1, 20000), 300);
+  // Adversarial rows: the threshold between the A rows (exact D (1 + 2^-8 - 2^-20))
+  // and the B rows (D (1 + 2^-9), which bf16 puts above A): only the full
+  // bound keeps the A pairs; a tenth of it loses them.
+  Mat qa, da;
+  adversarial(64, 30, qa, da);
+  const double t = 64.0 * (1.0 + 0x1p-9) + 0.01;
+  compare_bf16_pairs(*be, qa, da, t, -1, 1 << 20, false);
+  PairsResult c = pairs(qa.view(), da.view(), t, -1, 1 << 20, cpu_opts(false));
+  CHECK_EQ(c.i.size(), 30u);
+  set_device_screen_slack(0.1);
+  PairsResult cut = device_pairs(*be, qa.view(), da.view(), t, -1, 1 << 20, bf16_opts(1 << 20, false));
+  set_device_screen_slack(tiling::kScreenSlack);
+  CHECK(cut.j != c.j);
+}
+
 #include "cuda_api.h"
 
 // Where a GPU exists (npm run test:gpu runs these tests there), the CUDA
@@ -332,4 +589,110 @@ TEST(cuda_backend_is_the_emulation_bytes_or_reports_unavailable) {
   // Sized from the device's free memory.
   device_topk(*cu, q.view(), d.view(), 5, dev_opts(0));
   CHECK(last_device_plan().budget > 0);
+}
+
+// Where a GPU exists: the tensor cores' screen scores stay within the bound
+// of every pair (the derivation's accumulation term on the real hardware),
+// and the CUDA bf16 top-k is the exact path's bytes on odd shapes, all-equal
+// rows and the adversarial rows (where a tenth of the bound goes wrong there too).
+TEST(cuda_bf16_screen_is_the_exact_answer_or_reports_unavailable) {
+  std::string why;
+  if (cuda_device_count(&why) <= 0) {
+    CHECK(!why.empty());
+    CHECK_THROWS_CODE(cuda_similarity_backend(), "E_CUDA_UNAVAILABLE");
+    return;
+  }
+  auto cu = cuda_similarity_backend();
+  if (!cu->has_bf16_screen()) {
+    // Before sm_80: precision 'bf16' runs the exact kernels.
+    Mat q = make_mat(9, 20, 1), d = make_mat(300, 20, 2);
+    TopKResult a = device_topk(*cu, q.view(), d.view(), 4, bf16_opts(1 << 24));
+    CHECK(!last_device_plan().screened);
+    CHECK(same_bytes(a, device_topk(*cu, q.view(), d.view(), 4, dev_opts(1 << 24))));
+    return;
+  }
+  auto em = emulated_backend(int64_t(1) << 30);
+  // The bound against the hardware's screen scores, pair by pair.
+  for (int64_t D : {1, 17, 64, 300, 512}) {
+    Mat q = make_mat(70, D, 40 + static_cast<uint32_t>(D)), d = make_mat(130, D, 41 + static_cast<uint32_t>(D));
+    for (int64_t x = 0; x < D; ++x) q.v[x] = 1.0f + 0x1p-8f - 0x1p-20f;  // one row at the bf16 midpoints
+    std::vector<uint16_t> hq(70 * D), hd(130 * D);
+    std::vector<double> tq(3 * 70), td(3 * 130);
+    for (int64_t r = 0; r < 70; ++r) {
+      double nv, nt, ne;
+      tiling::bf16_row(q.v.data() + r * D, D, hq.data() + r * D, nv, nt, ne);
+      tiling::screen_query_terms(nv, nt, ne, D, tq.data() + 3 * r);
+    }
+    for (int64_t r = 0; r < 130; ++r) {
+      double nv, nt, ne;
+      tiling::bf16_row(d.v.data() + r * D, D, hd.data() + r * D, nv, nt, ne);
+      tiling::screen_db_terms(nv, nt, ne, td.data() + 3 * r);
+    }
+    cu->load_query(q.v.data(), 70, D);
+    cu->load_db(d.v.data(), 130, D);
+    cu->load_query_bf16(hq.data(), tq.data(), 70, D);
+    cu->load_db_bf16(hd.data(), td.data(), 130, D);
+    cu->screen_scores(70, 130, D);
+    std::vector<float> P(70 * 130);
+    cu->read_scores(P.data(), 70, 130);
+    int64_t outside = 0;
+    for (int64_t r = 0; r < 70; ++r)
+      for (int64_t c = 0; c < 130; ++c) {
+        const double s = tiling::tile_dot(q.v.data() + r * D, d.v.data() + c * D, D);
+        const double E = tiling::screen_margin(tq.data() + 3 * r, td.data() + 3 * c, D, tiling::kScreenSlack);
+        if (!(std::fabs(s - P[tiling::score_at(r, c, 70)]) <= E)) ++outside;
+      }
+    CHECK_EQ(outside, 0);
+  }
+  const struct {
+    int64_t m, n, d, k, bytes;
+  } cases[] = {{1, 1, 1, 1, 1 << 20},     {1, 5, 3, 9, 1 << 20},      {37, 101, 17, 5, 9000},
+               {70, 1030, 45, 10, 1 << 24}, {70, 1030, 45, 40, 60000}, {130, 777, 64, 2000, 1 << 24}};
+  uint32_t seed = 500;
+  for (const auto& c : cases) {
+    Mat q = make_mat(c.m, c.d, seed++), d = make_mat(c.n, c.d, seed++);
+    for (bool normalize : {true, false}) {
+      TopKResult g = device_topk(*cu, q.view(), d.view(), c.k, bf16_opts(c.bytes, normalize));
+      CHECK(last_device_plan().screened);
+      CHECK(same_bytes(g, device_topk(*em, q.view(), d.view(), c.k, dev_opts(c.bytes, normalize))));
+      CHECK(same_bytes(g, device_topk(*cu, q.view(), d.view(), c.k, dev_opts(c.bytes, normalize))));
+      CHECK(g.indices == topk(q.view(), d.view(), c.k, cpu_opts(normalize)).indices);
+    }
+  }
+  // Pairs through the screen: the emulation's exact pairs, across and within one set.
+  for (double t : {0.2, 0.6}) {
+    Mat q = make_mat(70, 45, 31), d = make_mat(1030, 45, 32);
+    for (int64_t bytes : {int64_t(1) << 24, int64_t(60000)}) {
+      PairsResult g = device_pairs(*cu, q.view(), d.view(), t, -1, 1 << 24, bf16_opts(bytes));
+      CHECK(last_device_plan().screened);
+      CHECK(same_pairs(g, device_pairs(*em, q.view(), d.view(), t, -1, 1 << 24, dev_opts(bytes))));
+      Mat w{std::vector<float>(d.v.begin() + 100 * 45, d.v.begin() + 170 * 45), 70, 45};
+      CHECK(same_pairs(device_pairs(*cu, w.view(), d.view(), t, 100, 1 << 24, bf16_opts(bytes)),
+                       device_pairs(*em, w.view(), d.view(), t, 100, 1 << 24, dev_opts(bytes))));
+    }
+  }
+  Mat one = make_mat(1, 24, 9), qs = make_mat(3, 24, 10);
+  Mat same{std::vector<float>(), 700, 24};
+  for (int64_t r = 0; r < 700; ++r) same.v.insert(same.v.end(), one.v.begin(), one.v.end());
+  TopKResult g = device_topk(*cu, qs.view(), same.view(), 7, bf16_opts(20000));
+  CHECK_EQ(last_device_plan().rescored, 3 * 700);
+  CHECK(same_bytes(g, device_topk(*em, qs.view(), same.view(), 7, dev_opts(20000))));
+  Mat q, d;
+  adversarial(64, 30, q, d);
+  TopKResult c = topk(q.view(), d.view(), 30, cpu_opts(false));
+  CHECK(same_bytes(device_topk(*cu, q.view(), d.view(), 30, bf16_opts(1 << 20, false)),
+                   device_topk(*em, q.view(), d.view(), 30, dev_opts(1 << 20, false))));
+  CHECK(device_topk(*cu, q.view(), d.view(), 30, bf16_opts(1 << 20, false)).indices == c.indices);
+  set_device_screen_slack(0.1);
+  TopKResult cut = device_topk(*cu, q.view(), d.view(), 30, bf16_opts(1 << 20, false));
+  set_device_screen_slack(tiling::kScreenSlack);
+  CHECK(cut.indices != c.indices);
+  const double t = 64.0 * (1.0 + 0x1p-9) + 0.01;
+  PairsResult cp = pairs(q.view(), d.view(), t, -1, 1 << 20, cpu_opts(false));
+  CHECK(same_pairs(device_pairs(*cu, q.view(), d.view(), t, -1, 1 << 20, bf16_opts(1 << 20, false)),
+                   device_pairs(*em, q.view(), d.view(), t, -1, 1 << 20, dev_opts(1 << 20, false))));
+  set_device_screen_slack(0.1);
+  PairsResult pcut = device_pairs(*cu, q.view(), d.view(), t, -1, 1 << 20, bf16_opts(1 << 20, false));
+  set_device_screen_slack(tiling::kScreenSlack);
+  CHECK(pcut.j != cp.j);
 }

@@ -77,7 +77,7 @@ export function similarityCommand(global: GlobalOptions): Command {
       .addOption(
         new Option(
           '--precision <p>',
-          "exact: the float32 result, byte for byte (default); bf16: faster screening with a statistical margin, may miss a neighbour within ~the rounding error of the k-th (scores returned are exact)",
+          "exact: the float32 result, byte for byte (default); bf16: faster screening with a statistical margin, may miss a neighbour within ~the rounding error of the k-th (scores returned are exact); with --device cuda, a bf16 tensor-core screen with a rigorous bound: the exact result",
         )
           .choices(['exact', 'bf16'])
           .default('exact'),

@@ -36,6 +36,10 @@ export interface SimilarityOptions {
    * every score returned is still the exact float32 score of the row
    * returned. On AVX2 the screening product is 8-bit integer (no AVX-512
    * BF16 kernel yet); measured recall@1 is in docs/performance.md.
+   * On CUDA (`device: 'cuda'`, top-k and pairs, sm_80 or newer) 'bf16' screens with a
+   * bf16 tensor-core product under a rigorous per-pair bound and rescores in
+   * float32, so its result is the CUDA exact path's, byte for byte (this
+   * mode has not yet run on a GPU: see docs/performance.md).
    */
   precision?: 'exact' | 'bf16';
   /** The screening pass in exact mode: 'auto' (default: where it is faster), 'on' or 'off' (for testing; same bytes). */
@@ -46,9 +50,10 @@ export interface SimilarityOptions {
    * E_CUDA_UNAVAILABLE saying why. The CUDA path keeps the results contract
    * (best first, ties to the lower index, NaN for an empty class, pairs by
    * (i, j)); its scores are float32 sums of the same scaled rows in another
-   * order, within about 1e-6 of the CPU's (rowDot: the same bytes). `isa`,
-   * `screen` and `precision` apply to the CPU path only: on CUDA every call is
-   * the exact float32 product.
+   * order, within about 1e-6 of the CPU's (rowDot: the same bytes). `isa`
+   * and `screen` apply to the CPU path only; on CUDA `precision: 'bf16'`
+   * screens top-k and pairs on the tensor cores (the exact path's results, see
+   * `precision`) and every other call is the exact float32 product.
    */
   device?: Device;
   /** GPU memory one call may use, in bytes (default: 3/4 of the device's free memory); larger inputs are streamed in blocks. */
