@@ -5,7 +5,8 @@
 // core), the device path's time (the first call, which pays the CUDA context
 // and the transfers' set-up, reported apart), their ratio, and how far the
 // two agree:
-//   - similarity (20000 x 50000 x 512 top-1 and top-10; 64 queries' class max
+//   - similarity (20000 x 50000 x 512 top-1 and top-10, exact and with
+//     precision 'bf16' against the CPU's exact answer; 64 queries' class max
 //     over 100 classes and pairs >= 0.15; rowDot): index mismatches and the
 //     largest score difference;
 //   - BN statistics (64 x 256 x 56 x 56, NCHW and NHWC): counts and min/max
@@ -30,6 +31,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bnstats.h"
@@ -111,11 +113,15 @@ void bench_similarity(const Args& a, SimilarityBackend& be, Report& rep) {
   if (a.emulate) dev.device_bytes = 1 << 22;  // many blocks
   const int reps = a.emulate ? 1 : a.reps;
 
-  for (int64_t k : {int64_t(1), int64_t(10)}) {
+  // Exact top-1 and top-10, then precision 'bf16' (the tensor-core screen with
+  // exact rescoring: the exact answer again, against the CPU's exact one).
+  for (const auto& [k, bf16] : {std::pair<int64_t, bool>{1, false}, {10, false}, {1, true}, {10, true}}) {
     TopKResult rc, rd;
     double first = 0;
+    SimilarityOptions devk = dev;
+    if (bf16) devk.precision = SimilarityOptions::Precision::Bf16;
     const double tc = best_of(reps, [&] { rc = topk(Q, B, k, cpu); });
-    const double td = best_of(reps, [&] { rd = device_topk(be, Q, B, k, dev); }, &first);
+    const double td = best_of(reps, [&] { rd = device_topk(be, Q, B, k, devk); }, &first);
     int64_t mism = 0;
     double diff = 0;
     for (size_t i = 0; i < rc.indices.size(); ++i) {
@@ -124,7 +130,7 @@ void bench_similarity(const Args& a, SimilarityBackend& be, Report& rep) {
     }
     const bool ok = mism == 0 && diff <= 1e-5;
     rep.ok &= ok;
-    const std::string op = "topk" + std::to_string(k);
+    const std::string op = (bf16 ? "bf16topk" : "topk") + std::to_string(k);
     rep.line("{\"op\": \"" + op + "\", \"M\": " + std::to_string(M) + ", \"N\": " + std::to_string(N) + ", \"D\": " +
              std::to_string(D) + ", \"cpu_s\": " + num(tc) + ", \"device_s\": " + num(td) + ", \"device_first_call_s\": " +
              num(first) + ", \"speedup_vs_cpu\": " + num(tc / td) + ", \"device_gflops\": " +
