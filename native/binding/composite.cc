@@ -11,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -135,15 +134,13 @@ DeviceChoice read_device(Napi::Env env, Napi::Value v) {
 class BlockPool {
  public:
   static constexpr size_t kGranule = size_t(2) << 20;
-  // The free list (the reserve) keeps up to the most output memory that was
-  // ever out and waiting at once (blocks lent plus blocks on the list), at
-  // least 64 MiB and at most 2 GiB: a steady loop reaches that peak in its
-  // first few calls and from then on every returned block is kept, however
-  // late it comes back, so the loop never maps (and the kernel never zeroes)
-  // fresh memory again. Before, the list held 3x-6x the largest call and
-  // dropped blocks beyond that; blocks are an eighth larger than a call, so
-  // bursts of late returns were unmapped and mapped again.
+  // The free list holds at most three times the largest call's output
+  // (blocks come back a garbage collection and an event-loop turn late, so a
+  // steady loop has two or three calls' worth in flight), up to six times
+  // when blocks keep coming back late (see take), between 64 MiB and 2 GiB
+  // (at least 64 MiB: a loader compositing one scene per call keeps a few).
   static constexpr size_t kHeldMin = size_t(64) << 20, kHeldMax = size_t(2) << 30;
+  static constexpr size_t kMultMax = 6;
   // Blocks handed out and not yet back: past this (a loop that never lets the
   // event loop run, where finalizers cannot run) outputs go to ordinary
   // JavaScript memory, which the collector frees by itself.
@@ -153,6 +150,8 @@ class BlockPool {
   void note_call(size_t bytes) {
     std::lock_guard<std::mutex> lock(mu_);
     call_ = std::max(call_, bytes);
+    outstanding_at_call_ = outstanding_;
+    cap_ = std::min(kHeldMax, std::max({kHeldMin, cap_, mult_ * call_}));
   }
 
   bool can_lend(size_t size) {
@@ -162,20 +161,16 @@ class BlockPool {
 
   static size_t round(size_t n) { return ((n ? n : 1) + kGranule - 1) / kGranule * kGranule; }
 
-  // A block of at least round(n) bytes (its size in `size`; `recycled`: it
-  // came from the free list), or nullptr when the system has no memory.
-  uint8_t* take(size_t n, size_t& size, bool& recycled) {
+  // A block of at least round(n) bytes (its size in `size`), or nullptr when
+  // the system has no memory.
+  uint8_t* take(size_t n, size_t& size) {
     size = round(n);
-    recycled = false;
     // A fresh block gets an eighth more room (calls of a loader vary in size
     // with their instance counts: the next, slightly larger call can reuse it).
     const size_t fresh = size >= (size_t(16) << 20) ? round(n + n / 8) : size;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      // Until kCallsInFlight calls' worth is in circulation every call maps
-      // fresh memory (a loop's first four calls), so the reserve is built
-      // at once instead of over a dozen calls of late returns.
-      auto it = outstanding_ + held_ >= target() ? free_.lower_bound(size) : free_.end();
+      auto it = free_.lower_bound(size);
       if (it != free_.end() && it->first - size <= size / 4) {
         size = it->first;
         uint8_t* b = it->second.back();
@@ -183,12 +178,21 @@ class BlockPool {
         if (it->second.empty()) free_.erase(it);
         held_ -= size;
         outstanding_ += size;
-        recycled = true;
         return b;
+      }
+      // A fresh block while a call's worth of earlier blocks is still out:
+      // they come back late (a collection and an event-loop turn after they
+      // were dropped, on a busy machine sometimes a call or two later), so
+      // keep more of them when they do rather than unmapping them, which
+      // would make the next late return map (and the kernel zero) fresh
+      // memory again.
+      if (outstanding_at_call_ >= call_ && call_ > 0 && mult_ < kMultMax) {
+        ++mult_;
+        cap_ = std::min(kHeldMax, std::max(cap_, mult_ * call_));
+        outstanding_at_call_ = 0;  // once per call
       }
       size = fresh;
       outstanding_ += size;
-      cap_ = std::min(kHeldMax, std::max(cap_, outstanding_ + held_));
     }
 #if defined(__linux__)
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -209,20 +213,6 @@ class BlockPool {
     }
     return static_cast<uint8_t*>(p);
 #endif
-  }
-
-  // True when the free list no longer holds a call's worth while the blocks
-  // in circulation (lent and free) are kCallsInFlight calls' worth: the
-  // blocks out should come back before the next call (see Hidden below).
-  // Before that, the next call maps a fresh block (counted by V8, so its
-  // collection runs then), so a steady loop reaches kCallsInFlight calls'
-  // worth (or 2 GiB) and then needs one collection per kCallsInFlight - 2
-  // calls: one call's block is in use while the collection marks, one was
-  // taken by the call that revealed.
-  static constexpr size_t kCallsInFlight = 4;
-  bool running_low() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return held_ < call_ + call_ / 2 && outstanding_ + held_ >= target();
   }
 
   void give_back(uint8_t* b, size_t size) {
@@ -268,8 +258,7 @@ class BlockPool {
   }
   std::mutex mu_;
   std::map<size_t, std::vector<uint8_t*>> free_;  // by size; no empty lists
-  size_t target() const { return std::min(kHeldMax, kCallsInFlight * call_); }  // under mu_
-  size_t held_ = 0, outstanding_ = 0, cap_ = kHeldMin, call_ = 0;
+  size_t held_ = 0, outstanding_ = 0, cap_ = kHeldMin, call_ = 0, mult_ = 3, outstanding_at_call_ = 0;
 };
 
 // Never destroyed: finalizers of blocks still alive at exit may run late.
@@ -279,109 +268,20 @@ BlockPool& block_pool() {
 }
 
 // A Uint8Array of n bytes (uninitialised) in a recycled block. V8 counts an
-// external ArrayBuffer's bytes as external memory itself (when the buffer is
-// made; it takes them off when a later collection has swept it), and starts a
-// full collection for every 64 MiB or so of new external memory: a full
-// mark-compact per call of 32 1024² scenes (~30 ms of CPU on V8's threads for
-// a 14 MB heap), which on 2 cores competes with the 2 compositing threads.
-//
-// A block reused from the free list is no new memory: the process holds it
-// whether JavaScript does or not. So a recycled block is hidden from V8's
-// count (napi_adjust_external_memory(-size) right after it is wrapped, and
-// +size back when it returns), and V8 is told about the hidden blocks only
-// when the free list runs low (less than a call's worth left after a call
-// took its block): then every hidden block of this thread's isolate is counted
-// again at once, which starts the collection that brings them back before
-// the free list is empty. A steady loop then runs one collection per few
-// calls instead of one per call; fresh blocks (real new memory) are always
-// counted. V8's count is exact again once every block is back; what it does
-// not see at a time is at most the free list's bound (2 GiB).
+// external ArrayBuffer's bytes as external memory itself (its array buffer
+// sweeper adds them when the buffer is made and takes them off when it is
+// swept), which is what starts the collection that returns the block; an
+// extra napi_adjust_external_memory would count every block twice and take
+// its share off only when the finalizer runs, an event-loop turn later.
 //
 // A call's block is taken before the work and handed to JavaScript (wrapped)
 // after the work was queued: making the ArrayBuffer is what lets V8 run a
 // marking step (several ms: the external memory it adds), which then runs
 // while the pool threads composite instead of before they start.
-struct Tag {  // a wrapped block, the finalizer's hint
-  size_t size = 0;
-  napi_env env = nullptr;
-  bool hidden = false;
-};
-
-class Hidden {
- public:
-  void hide(napi_env env, Tag* t) {
-    int64_t v = 0;
-    if (napi_adjust_external_memory(env, -static_cast<int64_t>(t->size), &v) != napi_ok) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (envs_.insert(env).second) (void)napi_add_env_cleanup_hook(env, forget, env);
-    t->hidden = true;
-    tags_.push_back(t);
-  }
-  // Called by the finalizer, before the tag is deleted. V8 takes the
-  // buffer's bytes off its count only at the collection after the one that
-  // swept it; adding them back now would look like new memory and start
-  // that collection at once, so they are owed until the next reveal.
-  void returned(napi_env env, Tag* t) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!t->hidden) return;
-    t->hidden = false;
-    tags_.erase(std::find(tags_.begin(), tags_.end(), t));
-    owed_[env] += static_cast<int64_t>(t->size);
-  }
-  // Counts every hidden block of env's isolate again (and pays what is owed).
-  void reveal(napi_env env) {
-    int64_t bytes = 0;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto keep = tags_.begin();
-      for (Tag* t : tags_) {
-        if (t->env == env) {
-          t->hidden = false;
-          bytes += static_cast<int64_t>(t->size);
-        } else {
-          *keep++ = t;
-        }
-      }
-      tags_.erase(keep, tags_.end());
-      auto o = owed_.find(env);
-      if (o != owed_.end()) bytes += o->second, owed_.erase(o);
-    }
-    int64_t v = 0;
-    if (bytes > 0) (void)napi_adjust_external_memory(env, bytes, &v);
-  }
-
- private:
-  // An environment (a worker thread) going away: its isolate's count goes
-  // with it.
-  static void forget(void* arg);
-  std::mutex mu_;
-  std::vector<Tag*> tags_;              // wrapped recycled blocks still hidden
-  std::map<napi_env, int64_t> owed_;    // per isolate: bytes of returned hidden blocks not yet counted again
-  std::set<napi_env> envs_;             // isolates with a cleanup hook
-  friend Hidden& hidden();
-};
-
-Hidden& hidden() {
-  static Hidden* h = new Hidden();
-  return *h;
-}
-
-void Hidden::forget(void* arg) {
-  const napi_env env = static_cast<napi_env>(arg);
-  Hidden& h = hidden();
-  std::lock_guard<std::mutex> lock(h.mu_);
-  h.owed_.erase(env);
-  h.envs_.erase(env);
-  for (Tag* t : h.tags_)
-    if (t->env == env) t->hidden = false;  // its finalizer (if it still runs) adjusts nothing
-  h.tags_.erase(std::remove_if(h.tags_.begin(), h.tags_.end(), [env](Tag* t) { return t->env == env; }), h.tags_.end());
-}
-
 struct Lent {
   uint8_t* raw = nullptr;  // a pool block not wrapped yet (owned here)
   size_t size = 0;         // its size
   size_t n = 0;            // bytes asked for
-  bool recycled = false;   // it came from the free list
   Napi::Reference<Napi::Uint8Array> js;  // the wrapped block, or ordinary JavaScript memory
   uint8_t* data() { return raw ? raw : js.Value().Data(); }
 };
@@ -395,7 +295,7 @@ void lend(Napi::Env env, size_t n, Lent& l) {
     l.js = Napi::Persistent(alloc_u8(env, n));
     return;
   }
-  l.raw = pool.take(n, l.size, l.recycled);
+  l.raw = pool.take(n, l.size);
   if (!l.raw) throw_js(env, "E_NOMEM", "could not map ", l.size, " bytes of composite output");
 }
 
@@ -404,29 +304,15 @@ void lend(Napi::Env env, size_t n, Lent& l) {
 // back once no thread writes it any more).
 void wrap(Napi::Env env, Lent& l) {
   if (!l.raw) return;
-  auto tag = std::make_unique<Tag>();
-  tag->size = l.size;
-  tag->env = env;
   Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
       env, l.raw, l.size,
-      [](Napi::Env env, void* data, Tag* t) {
-        hidden().returned(env, t);
-        block_pool().give_back(static_cast<uint8_t*>(data), t->size);
-        delete t;
+      [](Napi::Env, void* data, void* hint) {
+        const size_t bytes = reinterpret_cast<size_t>(hint);
+        block_pool().give_back(static_cast<uint8_t*>(data), bytes);
       },
-      tag.get());
-  Tag* t = tag.release();  // owned by the finalizer from here on
-  l.raw = nullptr;         // owned by the ArrayBuffer from here on
-  // Hidden right after V8 counted it (hiding first would lower the mark V8
-  // measures new memory from, and the buffer would then count as new).
-  if (l.recycled) hidden().hide(env, t);
+      reinterpret_cast<void*>(l.size));
+  l.raw = nullptr;  // owned by the ArrayBuffer from here on
   l.js = Napi::Persistent(Napi::Uint8Array::New(env, l.n, ab, 0));
-}
-
-// After a call wrapped its blocks: when the free list runs low, V8 is told
-// about the hidden blocks (see above).
-void reveal_if_low(Napi::Env env) {
-  if (block_pool().running_low()) hidden().reveal(env);
 }
 
 Napi::Value CompositeMemory(const Napi::CallbackInfo& info) {
@@ -434,8 +320,6 @@ Napi::Value CompositeMemory(const Napi::CallbackInfo& info) {
   const bool trim = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
   Napi::Object o = Napi::Object::New(env);
   const size_t released = trim ? block_pool().trim() : 0;
-  // Releasing also settles V8's count: every hidden block is counted again.
-  if (trim) hidden().reveal(env);
   o.Set("heldBytes", Napi::Number::New(env, static_cast<double>(block_pool().held())));
   o.Set("releasedBytes", Napi::Number::New(env, static_cast<double>(released)));
   return o;
@@ -549,7 +433,7 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
   // Scenes go into the call's block in order; a new block starts where the
   // next scene would take it past kCallBlockMax (a typed array holds at most
   // 4 GiB, and the free list at most 2 GiB: huge calls get several blocks).
-  constexpr size_t kCallBlockMax = size_t(32) << 20;
+  constexpr size_t kCallBlockMax = size_t(512) << 20;
   outs->need.assign(n, 0);
   outs->offset.assign(n, SIZE_MAX);
   outs->which.assign(n, 0);
@@ -603,10 +487,8 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
     for (size_t k = 0; k < slots; ++k) s.out_masks.push_back(base + hw * (3 + k));
   }
   // The synchronous twin runs the work here: its blocks are wrapped first.
-  if (sync) {
+  if (sync)
     for (Lent& l : outs->shared) wrap(env, l);
-    reveal_if_low(env);
-  }
   Napi::Value job = run_job<std::vector<CompositeResult>>(
       env, sync, keep, [scenes, opts, dev] {
         if (dev.cuda) return device_composite_batch(*cuda_composite_backend(), *scenes, opts, dev.bytes);
@@ -669,7 +551,6 @@ Napi::Value CompositeBatch(const Napi::CallbackInfo& info, bool sync) {
   if (!sync) {
     try {
       for (Lent& l : outs->shared) wrap(env, l);
-      reveal_if_low(env);
     } catch (const Napi::Error&) {
       outs->wrap_failed = true;
     }

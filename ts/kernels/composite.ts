@@ -37,8 +37,8 @@
  * instance takes target column targetWidth - 1 - j.
  *
  * Output masks are full-frame (height x width, 0/1). The composed images and
- * masks are views into one ArrayBuffer: by default one per few scenes of a
- * call (up to 32 MiB of outputs each), with `pool` or `transferable` one per scene
+ * masks are views into one ArrayBuffer: by default one per call (every
+ * scene's image and masks), with `pool` or `transferable` one per scene
  * (allocating many 1 MiB arrays costs more than the compositing); copy an
  * array (`mask.slice()`) to keep it alone: any view kept keeps its whole
  * ArrayBuffer.
@@ -47,16 +47,10 @@
  * that goes back on a free list once the garbage collector finds it
  * unreachable (every image and mask of the call dropped), so a steady stream
  * of calls writes into pages that are mapped already instead of paying a page
- * fault per 4 KiB (and the kernel's zeroing) of fresh memory. The free list
- * keeps up to the most memory that was ever out at once (at most 2 GiB); a
- * loop's first calls map four calls' worth, after which a loop that drops
- * its results maps nothing more. V8 starts a full collection for about
- * every 64 MiB of new external memory; a block reused from the free list is
- * no new memory, so it is left out of V8's count until the free list runs
- * low (then all of them are counted again, which starts the collection that
- * brings them back): a steady loop needs one full collection per few calls
- * instead of one per call, whose marking would otherwise compete with the
- * compositing threads. Such blocks
+ * fault per 4 KiB (and the kernel's zeroing) of fresh memory. One block per
+ * call rather than per scene: V8 starts a full collection for about every
+ * 64 MiB of new external memory, and one buffer per call of 32 1024² scenes
+ * costs about one collection where one per scene cost two. Such blocks
  * cannot be moved to another thread: pass `transferable: true` for results
  * that go into a postMessage transfer list. {@link compositeMemory} reports
  * (and can release) the memory waiting for reuse.
@@ -411,11 +405,9 @@ function transferableOf(options: CompositeOptions | undefined): boolean {
 
 /**
  * The compositor's recycled output memory: `heldBytes` waiting on the free
- * list for the next call (at most the most output memory that was out at
- * once, 64 MiB..2 GiB; a loop's first calls map four times its largest call).
- * `release: true` unmaps it first (blocks still in use are not touched; they
- * return to the list when collected) and counts every block still out in
- * V8's external memory again.
+ * list for the next call (at most 3x the largest call's output, up to 6x
+ * when blocks keep coming back late, within 64 MiB..2 GiB). `release: true` unmaps it first (blocks still in use are
+ * not touched; they return to the list when collected).
  */
 export function compositeMemory(options: { release?: boolean } = {}): { heldBytes: number; releasedBytes: number } {
   return addon().compositeMemory(object(options, 'options').release === true);
