@@ -40,6 +40,12 @@ void pack(const MatrixView& m, const RowScales& s, bool normalize, int64_t r0, i
   }
 }
 
+// A call's screen statistics start empty (also for a call that returns before planning).
+void reset_screen_stats() {
+  g_screened.store(false);
+  g_rescored.store(0);
+}
+
 tiling::BlockPlan plan_for(SimilarityBackend& be, const SimilarityOptions& opt, int64_t m, int64_t n, int64_t d,
                            int64_t row_state, int64_t col_extra) {
   const int64_t budget = opt.device_bytes > 0 ? opt.device_bytes : tiling::budget_from_free(be.free_bytes());
@@ -50,10 +56,10 @@ tiling::BlockPlan plan_for(SimilarityBackend& be, const SimilarityOptions& opt, 
   g_plan_m.store(p.mb);
   g_plan_n.store(p.nb);
   g_plan_budget.store(budget);
-  g_screened.store(false);
-  g_rescored.store(0);
+  reset_screen_stats();
   return p;
 }
+
 
 struct Prepared2 {
   RowScales q, d;
@@ -313,6 +319,7 @@ void set_device_screen_slack(double slack) { g_slack.store(slack); }
 TopKResult device_topk(SimilarityBackend& be, const MatrixView& query, const MatrixView& db, int64_t k,
                        const SimilarityOptions& opt) {
   check_similarity_inputs(query, db, opt);
+  reset_screen_stats();
   if (k < 1) fail("E_RANGE", "k must be >= 1, got ", k);
   Prepared2 pr = prepare_both(query, db, opt);
   const int64_t M = query.rows, N = db.rows, D = query.dim;
@@ -362,6 +369,7 @@ TopKResult device_topk(SimilarityBackend& be, const MatrixView& query, const Mat
 ClassResult device_class_max(SimilarityBackend& be, const MatrixView& query, const MatrixView& db,
                              const int32_t* labels, int64_t num_classes, const SimilarityOptions& opt) {
   check_similarity_inputs(query, db, opt);
+  reset_screen_stats();
   std::vector<int64_t> counts = label_counts(labels, db.rows, num_classes);
   Prepared2 pr = prepare_both(query, db, opt);
   const int64_t M = query.rows, N = db.rows, D = query.dim, C = num_classes;
@@ -386,6 +394,7 @@ ClassResult device_class_max(SimilarityBackend& be, const MatrixView& query, con
 ClassResult device_class_mean(SimilarityBackend& be, const MatrixView& query, const MatrixView& db,
                               const int32_t* labels, int64_t num_classes, const SimilarityOptions& opt) {
   check_similarity_inputs(query, db, opt);
+  reset_screen_stats();
   std::vector<int64_t> counts = label_counts(labels, db.rows, num_classes);
   Prepared2 pr = prepare_both(query, db, opt);
   const int64_t M = query.rows, D = query.dim, C = num_classes;
@@ -424,6 +433,7 @@ ClassResult device_class_mean(SimilarityBackend& be, const MatrixView& query, co
 PairsResult device_pairs(SimilarityBackend& be, const MatrixView& query, const MatrixView& db, double threshold,
                          int64_t self_offset, int64_t max_pairs, const SimilarityOptions& opt) {
   check_similarity_inputs(query, db, opt);
+  reset_screen_stats();
   if (!std::isfinite(threshold)) fail("E_RANGE", "threshold must be a finite number");
   if (max_pairs < 0) fail("E_RANGE", "maxPairs must be >= 0, got ", max_pairs);
   if (self_offset >= 0 && self_offset + query.rows > db.rows)
@@ -494,6 +504,7 @@ PairsResult device_pairs(SimilarityBackend& be, const MatrixView& query, const M
 std::vector<float> device_row_dot(SimilarityBackend& be, const MatrixView& query, const MatrixView& db,
                                   const SimilarityOptions& opt) {
   check_similarity_inputs(query, db, opt);
+  reset_screen_stats();
   if (query.rows != db.rows)
     fail("E_SHAPE", "rowDot needs the same number of rows on both sides, got ", query.rows, " and ", db.rows);
   Prepared2 pr = prepare_both(query, db, opt);

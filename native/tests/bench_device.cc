@@ -86,7 +86,6 @@ std::vector<float> gaussian_rows(int64_t rows, int64_t dim, uint32_t seed) {
 }
 
 struct Report {
-  std::vector<std::string> lines;
   bool ok = true;
   std::ostringstream summary;
   bool first_field = true;

@@ -530,6 +530,21 @@ TEST(device_emulation_bf16_pairs_are_the_exact_pairs) {
   for (int64_t r = 0; r < 300; ++r) same.v.insert(same.v.end(), one.v.begin(), one.v.end());
   Mat qs{std::vector<float>(one.v.begin(), one.v.end()), 1, 24};
   CHECK_EQ(compare_bf16_pairs(*be, qs, same, 0.999999, -1, 20000), 300);
+  // A call with nothing to do (no query rows; a threshold above the float
+  // range, which nothing passes) reports no screen and no rescoring, not the
+  // previous call's.
+  Mat none{std::vector<float>(), 0, 24};
+  CHECK(device_pairs(*be, none.view(), same.view(), 0.5, -1, 1 << 24, bf16_opts(20000)).i.empty());
+  CHECK(!last_device_plan().screened);
+  CHECK_EQ(last_device_plan().rescored, 0);
+  CHECK_EQ(compare_bf16_pairs(*be, qs, same, 0.999999, -1, 20000), 300);
+  CHECK(device_pairs(*be, qs.view(), same.view(), 1e39, -1, 1 << 24, bf16_opts(20000)).i.empty());
+  CHECK(!last_device_plan().screened);
+  CHECK_EQ(last_device_plan().rescored, 0);
+  CHECK_EQ(compare_bf16_pairs(*be, qs, same, 0.999999, -1, 20000), 300);
+  CHECK(device_topk(*be, none.view(), same.view(), 3, bf16_opts(20000)).indices.empty());
+  CHECK(!last_device_plan().screened);
+  CHECK_EQ(last_device_plan().rescored, 0);
   // Adversarial rows: the threshold between the A rows (exact D (1 + 2^-8 - 2^-20))
   // and the B rows (D (1 + 2^-9), which bf16 puts above A): only the full
   // bound keeps the A pairs; a tenth of it loses them.
